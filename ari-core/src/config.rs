@@ -1,0 +1,128 @@
+//! The global config file: a YAML mapping of settings, the layer between defaults and job files.
+//!
+//! `/etc/ari-backup/ari-backup.conf.yaml` by default; missing is fine there (defaults apply). A
+//! file named by `--config` or `ARI_CONFIG` must exist. Any registered setting may appear, of any
+//! plugin: the global config serves every job.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+use crate::error::{did_you_mean, ConfigError};
+use crate::settings::{self, Layer, Source, ValueSeed};
+
+/// Where the global config lives unless `--config` or `ARI_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ari-backup/ari-backup.conf.yaml";
+
+/// The global config as loaded.
+#[derive(Debug, Clone)]
+pub struct GlobalConfig {
+    /// The path it was read from (or would have been).
+    pub path: PathBuf,
+    /// Whether the file existed.
+    pub found: bool,
+    /// The values it sets.
+    pub layer: Layer,
+}
+
+impl GlobalConfig {
+    /// Loads the config at `path`; `explicit` says whether the user named it (then it must exist).
+    pub fn load(path: &Path, explicit: bool) -> Result<GlobalConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(GlobalConfig {
+                    path: path.to_path_buf(),
+                    found: false,
+                    layer: Layer::new(Source::Config(path.to_path_buf())),
+                })
+            }
+            Err(err) => {
+                return Err(ConfigError::in_file(path, format!("cannot read the config file: {err}")))
+            }
+        };
+        let layer = GlobalConfig::parse(path, &text)?;
+        Ok(GlobalConfig { path: path.to_path_buf(), found: true, layer })
+    }
+
+    /// Parses the text of a config file.
+    pub fn parse(path: &Path, text: &str) -> Result<Layer, ConfigError> {
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|err| ConfigError::from_yaml(path, &err))?;
+        match value {
+            serde_yaml::Value::Null => return Ok(Layer::new(Source::Config(path.to_path_buf()))),
+            serde_yaml::Value::Mapping(_) => {}
+            _ => return Err(ConfigError::in_file(path, "the config file must be a mapping of settings")),
+        }
+        ConfigSeed(path)
+            .deserialize(serde_yaml::Deserializer::from_str(text))
+            .map_err(|err| ConfigError::from_yaml(path, &err))
+    }
+}
+
+struct ConfigSeed<'a>(&'a Path);
+
+impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
+    type Value = Layer;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Layer, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ConfigSeed<'_> {
+    type Value = Layer;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a mapping of settings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Layer, A::Error> {
+        let mut layer = Layer::new(Source::Config(self.0.to_path_buf()));
+        while let Some(key) = map.next_key::<String>()? {
+            let Some(def) = settings::registry().get(key.as_str()).copied() else {
+                let hint = did_you_mean(&key, settings::registry().keys().copied());
+                let job_key = crate::job::JOB_KEYS.contains(&key.as_str());
+                let message = if job_key {
+                    format!("`{key}` belongs in a job file, not in the global config")
+                } else {
+                    format!("unknown setting `{key}`{hint}")
+                };
+                return crate::job::fail_at_value(&mut map, message);
+            };
+            if layer.values.contains_key(def.name) {
+                return crate::job::fail_at_value(&mut map, format!("`{key}` appears twice"));
+            }
+            let value = map.next_value_seed(ValueSeed(def))?;
+            layer.values.insert(def.name, value);
+        }
+        Ok(layer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files() {
+        let path = Path::new("/etc/ari-backup/ari-backup.conf.yaml");
+        let layer = GlobalConfig::parse(path, "remote_user: backup\nssh_port: 2222\n").unwrap();
+        assert_eq!(layer.values["ssh_port"], settings::Value::Integer(2222));
+        assert!(GlobalConfig::parse(path, "").unwrap().values.is_empty());
+        let err = GlobalConfig::parse(path, "ssh_prot: 22\n").unwrap_err().to_string();
+        assert_eq!(err, "/etc/ari-backup/ari-backup.conf.yaml:1:11: ssh_prot: unknown setting `ssh_prot` (did you mean `ssh_port`?)");
+        let err = GlobalConfig::parse(path, "include: [/etc]\n").unwrap_err().to_string();
+        assert!(err.contains("`include` belongs in a job file"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_default_config_is_fine_but_a_named_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.yaml");
+        assert!(!GlobalConfig::load(&missing, false).unwrap().found);
+        let err = GlobalConfig::load(&missing, true).unwrap_err().to_string();
+        assert!(err.contains("cannot read the config file"), "{err}");
+    }
+}

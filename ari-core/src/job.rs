@@ -1,0 +1,708 @@
+//! The job model and its parsing from a YAML job file, strictly: unknown keys, wrong types, a
+//! setting of another backend, a bad label or host are errors that name the file, line, key and
+//! the nearest known name.
+//!
+//! The job's own keys (`label`, `backend`, `include`, `pre`, ...) and any registered setting share
+//! the top level of the file. Parsing is two passes: the first reads only `backend` and `snapshot`
+//! so that the second knows which plugins' settings the job may set, and the second checks every
+//! key as it is read, so that every error carries the position serde_yaml attaches.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::error::{did_you_mean, ConfigError};
+use crate::plugin;
+use crate::settings::{self, Layer, Source, ValueSeed};
+use crate::step::{Program, When};
+
+/// The backend of a job that names none, as in the original, whose main use was rdiff-backup.
+pub const DEFAULT_BACKEND: &str = "rdiff";
+
+/// The job's own keys, beside which any registered setting may appear.
+pub const JOB_KEYS: &[&str] = &[
+    "label",
+    "backend",
+    "source_hostname",
+    "include",
+    "exclude",
+    "snapshot",
+    "volumes",
+    "pre",
+    "after_snapshot",
+    "post",
+];
+
+/// One backup job, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job file.
+    pub path: PathBuf,
+    /// The job's name, in logs and in the backup's path.
+    pub label: String,
+    /// The registered backend that runs the main step.
+    pub backend: String,
+    /// The host whose files are backed up; `localhost` is the backup server.
+    pub source_hostname: String,
+    /// Paths to back up, as seen on the source host.
+    pub include: Vec<String>,
+    /// Paths or patterns not to back up.
+    pub exclude: Vec<String>,
+    /// The registered snapshot source, if any.
+    pub snapshot: Option<String>,
+    /// Volumes for the snapshot source.
+    pub volumes: Vec<Volume>,
+    /// Commands before any snapshot; the first failure stops the job.
+    pub pre: Vec<HookCommand>,
+    /// Commands once the snapshots are mounted, before the main step.
+    pub after_snapshot: Vec<HookCommand>,
+    /// Commands after everything else; each runs even if one before it failed.
+    pub post: Vec<HookCommand>,
+    /// The settings the job file sets.
+    pub settings: Layer,
+}
+
+/// A logical volume to snapshot, and where it is normally mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// `vg/lv`.
+    pub name: String,
+    /// Where the volume is mounted on the source host (`/`, `/var/lib/mysql`).
+    pub mount_point: String,
+    /// Options for mounting the snapshot (`-o`).
+    #[serde(default)]
+    pub mount_options: Option<String>,
+}
+
+/// A command of a job's `pre`, `after_snapshot` or `post` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookCommand {
+    /// What to run.
+    pub program: Program,
+    /// Where (`localhost` by default).
+    pub host: String,
+    /// When (post commands only; `always` elsewhere).
+    pub when: When,
+}
+
+impl Job {
+    /// Reads and parses a job file.
+    pub fn load(path: &Path) -> Result<Job, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError::in_file(path, format!("cannot read the job file: {err}")))?;
+        Job::parse(path, &text)
+    }
+
+    /// Parses the text of a job file.
+    pub fn parse(path: &Path, text: &str) -> Result<Job, ConfigError> {
+        let hints = read_hints(path, text)?;
+        let seed = JobSeed { path, hints: &hints };
+        let raw = seed
+            .deserialize(serde_yaml::Deserializer::from_str(text))
+            .map_err(|err| ConfigError::from_yaml(path, &err))?;
+        let label = match raw.label {
+            Some(label) => label,
+            None => {
+                let label = default_label(path);
+                check_label(&label).map_err(|err| {
+                    ConfigError::in_file(
+                        path,
+                        format!("label: the file name gives the label `{label}`, which {err}; set `label:` in the file"),
+                    )
+                })?;
+                label
+            }
+        };
+        Ok(Job {
+            path: path.to_path_buf(),
+            label,
+            backend: raw.backend.unwrap_or_else(|| DEFAULT_BACKEND.to_string()),
+            source_hostname: raw.source_hostname.unwrap_or_else(|| "localhost".to_string()),
+            include: raw.include,
+            exclude: raw.exclude,
+            snapshot: raw.snapshot,
+            volumes: raw.volumes,
+            pre: raw.pre,
+            after_snapshot: raw.after_snapshot,
+            post: raw.post,
+            settings: raw.settings,
+        })
+    }
+}
+
+/// The label a job file without `label:` gets: its name without `.yaml` or `.yml`.
+pub fn default_label(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(&name).to_string()
+}
+
+/// Checks a label: `[A-Za-z0-9][A-Za-z0-9._-]*` without `..`, since it becomes part of paths.
+pub fn check_label(label: &str) -> Result<(), String> {
+    let mut chars = label.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if label.is_empty() {
+        Err("is empty".into())
+    } else if !first_ok || !rest_ok {
+        Err("must start with a letter or digit and hold only letters, digits, `.`, `_` and `-`".into())
+    } else if label.contains("..") {
+        Err("must not contain `..`".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a host name: something ssh takes as a host, never an option.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        Err("is empty".into())
+    } else if host.starts_with('-') {
+        Err("must not start with `-` (ssh would read it as an option)".into())
+    } else if let Some(c) = host
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')))
+    {
+        Err(format!("holds `{}`, which is not allowed in a host name", c.escape_default()))
+    } else {
+        Ok(())
+    }
+}
+
+/// `backend` and `snapshot`, read before the strict pass.
+struct Hints {
+    backend: String,
+    snapshot: Option<String>,
+}
+
+fn read_hints(path: &Path, text: &str) -> Result<Hints, ConfigError> {
+    let shape = HintsVisitor
+        .deserialize(serde_yaml::Deserializer::from_str(text))
+        .map_err(|err| ConfigError::from_yaml(path, &err))?;
+    match shape {
+        Shape::Mapping(hints) => Ok(hints),
+        Shape::Empty => Err(ConfigError::in_file(
+            path,
+            "the job file is empty; a job needs at least `include:` (see docs/jobs.md)",
+        )),
+        Shape::Other => Err(ConfigError::in_file(
+            path,
+            "a job file must be a mapping of keys (label, backend, include, ...)",
+        )),
+    }
+}
+
+enum Shape {
+    Mapping(Hints),
+    Empty,
+    Other,
+}
+
+/// Reads `backend` and `snapshot` leniently: every other check is the strict pass's, which
+/// reports it with its position.
+struct HintsVisitor;
+
+impl<'de> DeserializeSeed<'de> for HintsVisitor {
+    type Value = Shape;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shape, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for HintsVisitor {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a mapping")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Empty)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Empty)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Shape::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let mut hints = Hints { backend: DEFAULT_BACKEND.to_string(), snapshot: None };
+        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
+            let value = map.next_value::<serde_yaml::Value>()?;
+            match (key.as_str(), value.as_str()) {
+                (Some("backend"), Some(name)) => hints.backend = name.to_string(),
+                (Some("snapshot"), Some(name)) => hints.snapshot = Some(name.to_string()),
+                _ => {}
+            }
+        }
+        Ok(Shape::Mapping(hints))
+    }
+}
+
+/// What the strict pass reads, before defaults.
+#[derive(Default)]
+struct RawJob {
+    label: Option<String>,
+    backend: Option<String>,
+    source_hostname: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    snapshot: Option<String>,
+    volumes: Vec<Volume>,
+    pre: Vec<HookCommand>,
+    after_snapshot: Vec<HookCommand>,
+    post: Vec<HookCommand>,
+    settings: Layer,
+}
+
+impl Default for Layer {
+    fn default() -> Layer {
+        Layer::new(Source::Default)
+    }
+}
+
+struct JobSeed<'a> {
+    path: &'a Path,
+    hints: &'a Hints,
+}
+
+impl<'de> DeserializeSeed<'de> for JobSeed<'_> {
+    type Value = RawJob;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawJob, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for JobSeed<'_> {
+    type Value = RawJob;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a mapping of job keys and settings")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawJob, A::Error> {
+        let mut job =
+            RawJob { settings: Layer::new(Source::Job(self.path.to_path_buf())), ..RawJob::default() };
+        let mut seen = BTreeSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return fail_at_value(&mut map, format!("`{key}` appears twice"));
+            }
+            match key.as_str() {
+                "label" => job.label = Some(map.next_value_seed(Checked("a label", check_label))?),
+                "backend" => job.backend = Some(map.next_value_seed(PluginName::Backend)?),
+                "source_hostname" => {
+                    job.source_hostname = Some(map.next_value_seed(Checked("a host name", check_host))?)
+                }
+                "include" => job.include = map.next_value_seed(Paths)?,
+                "exclude" => job.exclude = map.next_value_seed(Paths)?,
+                "snapshot" => job.snapshot = Some(map.next_value_seed(PluginName::Source)?),
+                "volumes" if self.hints.snapshot.is_none() => {
+                    return fail_at_value(&mut map, "only a job with `snapshot:` has volumes".into());
+                }
+                "volumes" => job.volumes = map.next_value()?,
+                "pre" => job.pre = hooks(map.next_value::<Vec<RawHook>>()?),
+                "after_snapshot" if self.hints.snapshot.is_none() => {
+                    return fail_at_value(
+                        &mut map,
+                        "only a job with `snapshot:` has after_snapshot commands (use `pre` instead)".into(),
+                    );
+                }
+                "after_snapshot" => job.after_snapshot = hooks(map.next_value::<Vec<RawHook>>()?),
+                "post" => job.post = posts(map.next_value::<Vec<RawPost>>()?),
+                name => {
+                    let def = match settings::registry().get(name) {
+                        Some(def) => *def,
+                        None => {
+                            let known = JOB_KEYS.iter().copied().chain(settings::registry().keys().copied());
+                            return fail_at_value(
+                                &mut map,
+                                format!("unknown key `{name}`{}", did_you_mean(name, known)),
+                            );
+                        }
+                    };
+                    let allowed = def.owner == "core"
+                        || def.owner == self.hints.backend
+                        || Some(def.owner) == self.hints.snapshot.as_deref();
+                    if !allowed {
+                        return fail_at_value(
+                            &mut map,
+                            format!(
+                                "`{name}` is a setting of `{}`, which this job does not use (backend: {}{})",
+                                def.owner,
+                                self.hints.backend,
+                                self.hints
+                                    .snapshot
+                                    .as_deref()
+                                    .map(|s| format!(", snapshot: {s}"))
+                                    .unwrap_or_default(),
+                            ),
+                        );
+                    }
+                    let value = map.next_value_seed(ValueSeed(def))?;
+                    job.settings.values.insert(def.name, value);
+                }
+            }
+        }
+        Ok(job)
+    }
+}
+
+/// Fails on whatever value it meets, so that the error carries that value's position.
+struct Reject(String);
+
+/// Fails with `message` at the position of the map's next value, so the error names its line.
+pub(crate) fn fail_at_value<'de, A: MapAccess<'de>, T>(map: &mut A, message: String) -> Result<T, A::Error> {
+    match map.next_value_seed(Reject(message))? {}
+}
+
+impl<'de> DeserializeSeed<'de> for Reject {
+    type Value = std::convert::Infallible;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Reject {
+    type Value = std::convert::Infallible;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "nothing")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(E::custom(self.0))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(de::Error::custom(self.0))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(de::Error::custom(self.0))
+    }
+}
+
+/// A string checked by a function.
+struct Checked(&'static str, fn(&str) -> Result<(), String>);
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        (self.1)(v).map_err(|err| E::custom(format!("`{v}` {err}")))?;
+        Ok(v.to_string())
+    }
+}
+
+/// The name of a registered plugin.
+enum PluginName {
+    Backend,
+    Source,
+}
+
+impl<'de> DeserializeSeed<'de> for PluginName {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PluginName {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginName::Backend => write!(f, "the name of a backend"),
+            PluginName::Source => write!(f, "the name of a snapshot source"),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        let (what, known): (&str, Vec<&str>) = match self {
+            PluginName::Backend => ("backend", plugin::backends().map(|b| b.name()).collect()),
+            PluginName::Source => ("snapshot source", plugin::sources().map(|s| s.name()).collect()),
+        };
+        if known.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(E::custom(format!(
+                "unknown {what} `{v}`{} (known: {})",
+                did_you_mean(v, known.iter().copied()),
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )))
+        }
+    }
+}
+
+/// A list of paths or rdiff-backup patterns.
+struct Paths;
+
+impl<'de> DeserializeSeed<'de> for Paths {
+    type Value = Vec<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Vec<String>, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Paths {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a list of absolute paths")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+        let mut paths = Vec::new();
+        while let Some(path) = seq.next_element::<String>()? {
+            if !(path.starts_with('/') || path.starts_with('*')) {
+                return Err(de::Error::custom(format!(
+                    "`{path}` is not an absolute path (nor a pattern starting with `*`)"
+                )));
+            }
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+}
+
+/// `pre` and `after_snapshot` entries: `when` is for post commands only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    command: ProgramSpec,
+    #[serde(default)]
+    host: Option<HostName>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPost {
+    command: ProgramSpec,
+    #[serde(default)]
+    host: Option<HostName>,
+    #[serde(default)]
+    when: When,
+}
+
+fn hooks(raw: Vec<RawHook>) -> Vec<HookCommand> {
+    raw.into_iter().map(|h| hook(h.command, h.host, When::Always)).collect()
+}
+
+fn posts(raw: Vec<RawPost>) -> Vec<HookCommand> {
+    raw.into_iter().map(|h| hook(h.command, h.host, h.when)).collect()
+}
+
+fn hook(command: ProgramSpec, host: Option<HostName>, when: When) -> HookCommand {
+    HookCommand {
+        program: command.0,
+        host: host.map(|h| h.0).unwrap_or_else(|| "localhost".to_string()),
+        when,
+    }
+}
+
+/// A command: a string for a shell, or a list run without one.
+struct ProgramSpec(Program);
+
+impl<'de> Deserialize<'de> for ProgramSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ProgramSpec, D::Error> {
+        deserializer.deserialize_any(ProgramVisitor)
+    }
+}
+
+struct ProgramVisitor;
+
+impl<'de> Visitor<'de> for ProgramVisitor {
+    type Value = ProgramSpec;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a command: a string for a shell, or a list of words")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ProgramSpec, E> {
+        if v.trim().is_empty() {
+            return Err(E::custom("the command is empty"));
+        }
+        Ok(ProgramSpec(Program::Shell(v.to_string())))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProgramSpec, A::Error> {
+        let mut words = Vec::new();
+        while let Some(word) = seq.next_element::<String>()? {
+            words.push(word);
+        }
+        if words.first().is_none_or(|w| w.is_empty()) {
+            return Err(de::Error::custom("the command is empty"));
+        }
+        Ok(ProgramSpec(Program::Argv(words)))
+    }
+}
+
+struct HostName(String);
+
+impl<'de> Deserialize<'de> for HostName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HostName, D::Error> {
+        Checked("a host name", check_host).deserialize(deserializer).map(HostName)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Job, String> {
+        Job::parse(Path::new("/etc/ari-backup/jobs.d/web.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_job() {
+        let job = parse(
+            "#!/usr/bin/env -S ari run\n\
+             label: db-server\n\
+             source_hostname: db.example.com\n\
+             include: [/etc, /var/lib/mysql]\n\
+             exclude: [/var/lib/mysql/tmp, '**/*.tmp']\n\
+             remote_user: backup\n\
+             ssh_port: 2222\n\
+             pre:\n\
+             \x20 - command: mysqldump --all-databases > /var/backups/mysql.sql\n\
+             \x20   host: db.example.com\n\
+             post:\n\
+             \x20 - command: [rm, -f, /var/backups/mysql.sql]\n\
+             \x20   host: db.example.com\n\
+             \x20   when: success\n",
+        )
+        .unwrap();
+        assert_eq!(job.label, "db-server");
+        assert_eq!(job.backend, "rdiff");
+        assert_eq!(job.include, ["/etc", "/var/lib/mysql"]);
+        assert_eq!(job.exclude, ["/var/lib/mysql/tmp", "**/*.tmp"]);
+        assert_eq!(
+            job.pre[0].program,
+            Program::Shell("mysqldump --all-databases > /var/backups/mysql.sql".into())
+        );
+        assert_eq!(
+            job.post[0].program,
+            Program::Argv(vec!["rm".into(), "-f".into(), "/var/backups/mysql.sql".into()])
+        );
+        assert_eq!(job.post[0].when, When::Success);
+        assert_eq!(job.settings.values["remote_user"], settings::Value::String("backup".into()));
+        assert_eq!(job.settings.values["ssh_port"], settings::Value::Integer(2222));
+    }
+
+    #[test]
+    fn label_defaults_to_the_file_name() {
+        let job = Job::parse(Path::new("/jobs/web-1.yml"), "include: [/etc]").unwrap();
+        assert_eq!(job.label, "web-1");
+        let job = Job::parse(Path::new("/jobs/web_2"), "include: [/etc]").unwrap();
+        assert_eq!(job.label, "web_2");
+        let err = Job::parse(Path::new("/jobs/.hidden.yaml"), "include: [/etc]").unwrap_err();
+        assert!(err.to_string().contains("the file name gives the label `.hidden`"), "{err}");
+    }
+
+    #[test]
+    fn bad_input_names_file_line_and_key() {
+        let check = |text: &str, expected: &str| {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err, expected, "for {text:?}");
+        };
+        check(
+            "include: [/etc]\nbakend: rdiff\n",
+            "/etc/ari-backup/jobs.d/web.yaml:2:9: bakend: unknown key `bakend` (did you mean `backend`?)",
+        );
+        check(
+            "ssh_port: twenty-two\n",
+            "/etc/ari-backup/jobs.d/web.yaml:1:11: ssh_port: invalid type: string \"twenty-two\", expected an integer",
+        );
+        check(
+            "label: ../etc\n",
+            "/etc/ari-backup/jobs.d/web.yaml:1:8: label: `../etc` must start with a letter or digit and hold only letters, digits, `.`, `_` and `-`",
+        );
+        check(
+            "label: a/b\n",
+            "/etc/ari-backup/jobs.d/web.yaml:1:8: label: `a/b` must start with a letter or digit and hold only letters, digits, `.`, `_` and `-`",
+        );
+        check("label: a..b\n", "/etc/ari-backup/jobs.d/web.yaml:1:8: label: `a..b` must not contain `..`");
+        check(
+            "source_hostname: -oProxyCommand=x\n",
+            "/etc/ari-backup/jobs.d/web.yaml:1:18: source_hostname: `-oProxyCommand=x` must not start with `-` (ssh would read it as an option)",
+        );
+        check(
+            "include: [/etc]\npre:\n  - comand: [true]\n",
+            "/etc/ari-backup/jobs.d/web.yaml:3:5: pre[0]: unknown field `comand`, expected `command` or `host` (did you mean `command`?)",
+        );
+        check("", "/etc/ari-backup/jobs.d/web.yaml: the job file is empty; a job needs at least `include:` (see docs/jobs.md)");
+        check("# only a comment\n", "/etc/ari-backup/jobs.d/web.yaml: the job file is empty; a job needs at least `include:` (see docs/jobs.md)");
+        check(
+            "include: [/etc\n",
+            "/etc/ari-backup/jobs.d/web.yaml:2:1: did not find expected ',' or ']' at line 2 column 1, while parsing a flow sequence at line 1 column 10",
+        );
+        check("- a\n- b\n", "/etc/ari-backup/jobs.d/web.yaml: a job file must be a mapping of keys (label, backend, include, ...)");
+        check(
+            "include: [etc]\n",
+            "/etc/ari-backup/jobs.d/web.yaml:1:10: include: `etc` is not an absolute path (nor a pattern starting with `*`)",
+        );
+        check(
+            "include: [/etc]\nafter_snapshot:\n  - command: [true]\n",
+            "/etc/ari-backup/jobs.d/web.yaml:3:3: after_snapshot: only a job with `snapshot:` has after_snapshot commands (use `pre` instead)",
+        );
+        check(
+            "include: [/etc]\npre:\n  - command: []\n",
+            "/etc/ari-backup/jobs.d/web.yaml:3:14: pre[0].command: the command is empty",
+        );
+        check(
+            "include: [/etc]\nlabel: a\nlabel: b\n",
+            "/etc/ari-backup/jobs.d/web.yaml:3:8: label: `label` appears twice",
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! The job pipeline: a job's steps as one plan, and the one function that runs a plan.
+//!
+//! Order: `pre` → snapshot → `after_snapshot` → main → cleanup (the undo of every snapshot step
+//! that succeeded, in reverse order) → the backend's post steps → `post`. The first failure
+//! before cleanup stops the steps before cleanup; every cleanup and post step runs whatever
+//! happened before it, and all their errors are collected. `ari plan` prints the same plan that
+//! [`run`] executes.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::core_settings::STATE_DIR;
+use crate::error::ConfigError;
+use crate::exit;
+use crate::job::{HookCommand, Job};
+use crate::plugin::{self, JobContext, Tool};
+use crate::process::{self, ProcessError, Runner, Ssh};
+use crate::settings::{Layer, Settings};
+use crate::step::{Action, Command, Host, Outcome, Phase, Step};
+
+/// Everything a job will do, built before anything runs.
+#[derive(Debug)]
+pub struct JobPlan {
+    /// The job.
+    pub job: Job,
+    /// Its effective settings.
+    pub settings: Settings,
+    /// How its commands reach remote hosts.
+    pub ssh: Ssh,
+    /// The job's `pre` commands.
+    pub pre: Vec<Step>,
+    /// Snapshot creation and mounting, each step with its undo.
+    pub snapshot: Vec<Step>,
+    /// The job's `after_snapshot` commands.
+    pub after_snapshot: Vec<Step>,
+    /// The backup.
+    pub main: Vec<Step>,
+    /// The backend's post steps (after success only).
+    pub backend_post: Vec<Step>,
+    /// The job's `post` commands.
+    pub post: Vec<Step>,
+    /// Local programs the plan needs.
+    pub tools: Vec<Tool>,
+}
+
+impl JobPlan {
+    /// Resolves the job's settings over `global` and under `command_line`, checks the job with
+    /// its plugins, and builds every step.
+    pub fn build(job: Job, global: &Layer, command_line: &Layer) -> Result<JobPlan, ConfigError> {
+        let settings = Settings::resolve([global, &job.settings, command_line]);
+        let backend = plugin::backend(&job.backend).ok_or_else(|| {
+            ConfigError::in_file(&job.path, format!("backend: unknown backend `{}`", job.backend))
+        })?;
+        let source = match &job.snapshot {
+            Some(name) => Some(plugin::source(name).ok_or_else(|| {
+                ConfigError::in_file(&job.path, format!("snapshot: unknown snapshot source `{name}`"))
+            })?),
+            None => None,
+        };
+        let ctx = JobContext { job: &job, settings: &settings, snapshot: source };
+        let mut tools = Vec::new();
+        if let Some(source) = source {
+            source.check(&ctx)?;
+            tools.extend(source.tools(&ctx));
+        }
+        backend.check(&ctx)?;
+        tools.extend(backend.tools(&ctx));
+        let snapshot = match source {
+            Some(source) => source.steps(&ctx)?,
+            None => Vec::new(),
+        };
+        let main = backend.main_steps(&ctx)?;
+        let backend_post = backend.post_steps(&ctx)?;
+        let pre = hook_steps(Phase::Pre, &job.pre);
+        let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
+        let post = hook_steps(Phase::Post, &job.post);
+        let ssh = Ssh::from_settings(&settings);
+        let mut plan =
+            JobPlan { job, settings, ssh, pre, snapshot, after_snapshot, main, backend_post, post, tools };
+        if plan.steps().iter().any(|step| !step.action.command().host.is_local()) {
+            plan.tools.push(Tool { setting: "ssh_path", program: plan.ssh.path.clone() });
+        }
+        Ok(plan)
+    }
+
+    /// The job's label.
+    pub fn label(&self) -> &str {
+        &self.job.label
+    }
+
+    /// Every step in the order a fully successful run takes them, cleanup included.
+    pub fn steps(&self) -> Vec<&Step> {
+        let mut steps: Vec<&Step> = Vec::new();
+        steps.extend(&self.pre);
+        steps.extend(&self.snapshot);
+        steps.extend(&self.after_snapshot);
+        steps.extend(&self.main);
+        steps.extend(self.snapshot.iter().rev().filter_map(|s| s.undo.as_deref()));
+        steps.extend(&self.backend_post);
+        steps.extend(&self.post);
+        steps
+    }
+
+    /// The plan as the JSON object `ari plan --json` prints (its format is in DESIGN.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        let steps: Vec<serde_json::Value> = self.steps().iter().map(|s| step_json(s, &self.ssh)).collect();
+        serde_json::json!({ "job": self.job.label, "backend": self.job.backend, "steps": steps })
+    }
+
+    /// The directory of ari's own state for this job's settings.
+    pub fn state_dir(&self) -> String {
+        self.settings.get(&STATE_DIR)
+    }
+}
+
+fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
+    hooks
+        .iter()
+        .enumerate()
+        .map(|(i, hook)| {
+            let command = Command { host: Host::named(&hook.host), program: hook.program.clone() };
+            Step::run(phase, format!("{}[{i}]", phase.as_str()), command).when(hook.when)
+        })
+        .collect()
+}
+
+fn step_json(step: &Step, ssh: &Ssh) -> serde_json::Value {
+    let command = step.action.command();
+    let mut object = serde_json::Map::new();
+    object.insert("phase".into(), step.phase.as_str().into());
+    object.insert("name".into(), step.name.clone().into());
+    object.insert("when".into(), step.when.as_str().into());
+    object.insert("host".into(), command.host.to_string().into());
+    match &command.program {
+        crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+        crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
+    };
+    object.insert("local_argv".into(), command.local_argv(ssh).into());
+    match &step.action {
+        Action::RefuseIf { reason, .. } => {
+            object.insert("refuse_if_success".into(), reason.clone().into());
+        }
+        Action::Dynamic { .. } => {
+            object.insert("dynamic".into(), true.into());
+        }
+        Action::Run(_) => {}
+    }
+    if step.retry.max_retries > 0 {
+        object.insert("retries".into(), step.retry.max_retries.into());
+        object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());
+    }
+    serde_json::Value::Object(object)
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// A command did not succeed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A check that must fail succeeded.
+    #[error("{command} succeeded: {reason}")]
+    Refused {
+        /// The check and its host.
+        command: String,
+        /// Why that stops the job.
+        reason: String,
+    },
+    /// A dynamic step could not make sense of its query's output; nothing was run.
+    #[error("cannot use the output of {command}: {message}")]
+    Expand {
+        /// The query and its host.
+        command: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Several commands of a dynamic step failed.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ProcessError>),
+    /// The job was interrupted before this step started.
+    #[error("not started: ari was interrupted")]
+    Interrupted,
+}
+
+/// A failed step of a job.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// The step's name.
+    pub step: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// What went wrong.
+    pub error: StepError,
+}
+
+/// What one step did.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// The step's name.
+    pub step: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Where its command ran.
+    pub host: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// How long it took, retries included.
+    pub duration: Duration,
+}
+
+/// The result of a job.
+#[derive(Debug)]
+pub struct JobReport {
+    /// The job's label.
+    pub label: String,
+    /// The outcome of the steps up to the main step.
+    pub outcome: Outcome,
+    /// The failure that stopped the job before cleanup, if any.
+    pub failure: Option<StepFailure>,
+    /// Every cleanup step that failed even after its retries: something may be left behind.
+    pub cleanup_failures: Vec<StepFailure>,
+    /// Every post step that failed.
+    pub post_failures: Vec<StepFailure>,
+    /// What each step did, in order.
+    pub records: Vec<StepRecord>,
+    /// When the job started.
+    pub started: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+impl JobReport {
+    /// The exit code this job alone would give: 3 when cleanup failed, 1 when anything else
+    /// failed, 0 when everything succeeded.
+    pub fn exit_code(&self) -> i32 {
+        if !self.cleanup_failures.is_empty() {
+            exit::CLEANUP_FAILED
+        } else if self.failure.is_some() || !self.post_failures.is_empty() {
+            exit::JOB_FAILED
+        } else {
+            exit::SUCCESS
+        }
+    }
+
+    /// Every failure of the job, in the order they happened.
+    pub fn failures(&self) -> impl Iterator<Item = &StepFailure> {
+        self.failure.iter().chain(&self.cleanup_failures).chain(&self.post_failures)
+    }
+}
+
+/// Runs a plan: the only place that decides what runs after what.
+pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let mut records = Vec::new();
+    let mut failure = None;
+    let mut undo: Vec<&Step> = Vec::new();
+
+    log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
+    'steps: for (message, steps) in [
+        ("processing pre-job hooks", &plan.pre),
+        ("creating snapshots", &plan.snapshot),
+        ("processing after-snapshot hooks", &plan.after_snapshot),
+        ("data backup started", &plan.main),
+    ] {
+        if !steps.is_empty() {
+            log::info!("{message}");
+        }
+        for step in steps {
+            if runner.is_cancelled() {
+                failure = Some(StepFailure {
+                    step: step.name.clone(),
+                    phase: step.phase,
+                    error: StepError::Interrupted,
+                });
+                break 'steps;
+            }
+            match run_step(step, runner, &mut records) {
+                Ok(()) => undo.extend(step.undo.as_deref()),
+                Err(error) => {
+                    failure = Some(StepFailure { step: step.name.clone(), phase: step.phase, error });
+                    break 'steps;
+                }
+            }
+        }
+    }
+    let outcome = if failure.is_none() { Outcome::Success } else { Outcome::Failure };
+    if outcome == Outcome::Success {
+        log::info!("data backup complete");
+    }
+
+    // Cleanup and post steps run even after an interrupt: a fresh runner ignores the flag.
+    let finisher = runner.clone().with_cancel(Default::default());
+    let mut cleanup_failures = Vec::new();
+    if !undo.is_empty() {
+        log::info!("cleaning up snapshots");
+    }
+    for step in undo.into_iter().rev() {
+        if let Err(error) = run_step(step, &finisher, &mut records) {
+            cleanup_failures.push(StepFailure { step: step.name.clone(), phase: step.phase, error });
+        }
+    }
+    let mut post_failures = Vec::new();
+    log::info!("processing post-job hooks");
+    for step in plan.backend_post.iter().chain(&plan.post) {
+        if !step.when.applies(outcome) {
+            log::debug!("skipping {} (when: {}, outcome: {outcome:?})", step.name, step.when.as_str());
+            continue;
+        }
+        if let Err(error) = run_step(step, &finisher, &mut records) {
+            post_failures.push(StepFailure { step: step.name.clone(), phase: step.phase, error });
+        }
+    }
+    log::info!("stopped");
+    JobReport {
+        label: plan.job.label.clone(),
+        outcome,
+        failure,
+        cleanup_failures,
+        post_failures,
+        records,
+        started,
+        duration: clock.elapsed(),
+    }
+}
+
+fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+    let clock = Instant::now();
+    let mut attempt = 0;
+    let result = loop {
+        let result = attempt_step(step, runner);
+        match result {
+            Err(ref error) if attempt < step.retry.max_retries && !runner.is_cancelled() => {
+                attempt += 1;
+                log::warn!(
+                    "{} failed, retry {attempt} of {} in {}s: {error}",
+                    step.name,
+                    step.retry.max_retries,
+                    step.retry.interval.as_secs()
+                );
+                std::thread::sleep(step.retry.interval);
+            }
+            result => break result,
+        }
+    };
+    records.push(StepRecord {
+        step: step.name.clone(),
+        phase: step.phase,
+        host: step.action.command().host.to_string(),
+        ok: result.is_ok(),
+        duration: clock.elapsed(),
+    });
+    result
+}
+
+fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
+    match &step.action {
+        Action::Run(command) => runner.run(command).map(drop).map_err(StepError::from),
+        Action::RefuseIf { command, reason } => match runner.run(command) {
+            Ok(_) if runner.is_dry_run() => Ok(()),
+            Ok(_) => Err(StepError::Refused { command: command.to_string(), reason: reason.clone() }),
+            Err(ProcessError::Exited { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        },
+        Action::Dynamic { query, expand } => {
+            let output = runner.run(query)?;
+            if runner.is_dry_run() {
+                return Ok(());
+            }
+            let commands = expand(&output.stdout)
+                .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
+            let errors: Vec<ProcessError> =
+                commands.iter().filter_map(|command| runner.run(command).err()).collect();
+            match errors.len() {
+                0 => Ok(()),
+                1 => Err(errors.into_iter().next().map(StepError::from).unwrap_or(StepError::Interrupted)),
+                _ => Err(StepError::Several(errors)),
+            }
+        }
+    }
+}
+
+/// Every local program that the plans need and that cannot be found, each with its error.
+pub fn missing_tools<'a>(plans: impl IntoIterator<Item = &'a JobPlan>) -> Vec<(String, Tool, ProcessError)> {
+    let mut missing = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for plan in plans {
+        for tool in &plan.tools {
+            if !seen.insert(tool.program.clone()) {
+                continue;
+            }
+            if let Err(error) = process::resolve_program(&tool.program) {
+                missing.push((plan.job.label.clone(), tool.clone(), error));
+            }
+        }
+    }
+    missing
+}

@@ -1,0 +1,178 @@
+//! The plugin traits, [`BackupBackend`] and [`SnapshotSource`], and their link-time registry.
+//!
+//! A plugin is a unit struct implementing one trait, registered with [`register_backend!`] or
+//! [`register_source!`]; the `ari` binary (or a third party's) links it in with
+//! `use my_backend as _;`. Plugins build steps as data from a [`JobContext`]; they never run
+//! anything themselves.
+//!
+//! [`register_backend!`]: crate::register_backend
+//! [`register_source!`]: crate::register_source
+
+use std::path::PathBuf;
+
+use crate::error::ConfigError;
+use crate::job::Job;
+use crate::process::Ssh;
+use crate::settings::{Setting, SettingType, Settings};
+use crate::step::{Host, Step};
+
+/// Everything a plugin may look at to build a job's steps.
+#[derive(Clone, Copy)]
+pub struct JobContext<'a> {
+    /// The job.
+    pub job: &'a Job,
+    /// The job's effective settings.
+    pub settings: &'a Settings,
+    /// The job's snapshot source, if it has one.
+    pub snapshot: Option<&'a dyn SnapshotSource>,
+}
+
+impl JobContext<'_> {
+    /// The value of a setting for this job.
+    pub fn get<T: SettingType>(&self, setting: &Setting<T>) -> T {
+        self.settings.get(setting)
+    }
+
+    /// The host whose files are backed up.
+    pub fn source_host(&self) -> Host {
+        Host::named(&self.job.source_hostname)
+    }
+
+    /// How to reach remote hosts.
+    pub fn ssh(&self) -> Ssh {
+        Ssh::from_settings(self.settings)
+    }
+
+    /// Where the snapshot source makes the source's files visible on the source host, if the job
+    /// has one (the mount base of LVM snapshots); the backend reads the files there instead.
+    pub fn snapshot_root(&self) -> Option<String> {
+        self.snapshot.map(|source| source.root(self))
+    }
+
+    /// An error about a key of this job, naming its file.
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::in_file(&self.job.path, message)
+    }
+}
+
+/// A local program a plugin needs, with the setting that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tool {
+    /// The setting that names the program (`rdiff_backup_path`).
+    pub setting: &'static str,
+    /// The program: a path, or a name looked up on PATH.
+    pub program: String,
+}
+
+/// A backup backend: it runs the main step of a job, and its own post steps after success.
+pub trait BackupBackend: Send + Sync + 'static {
+    /// The name jobs use (`backend: rdiff`).
+    fn name(&self) -> &'static str;
+
+    /// One line for `ari backends`.
+    fn summary(&self) -> &'static str;
+
+    /// Checks the job and its settings (required settings, combinations) before anything runs.
+    fn check(&self, job: &JobContext) -> Result<(), ConfigError>;
+
+    /// The local programs the job needs; all are looked up before the first job starts.
+    fn tools(&self, job: &JobContext) -> Vec<Tool>;
+
+    /// The main step or steps: the backup itself.
+    fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
+
+    /// Steps after the snapshot is gone, only after success (retention, expiry).
+    fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
+}
+
+/// A snapshot source: it makes a frozen view of the source host's files before the backup and
+/// removes it after, whatever happened.
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// The name jobs use (`snapshot: lvm`).
+    fn name(&self) -> &'static str;
+
+    /// One line for `ari backends`.
+    fn summary(&self) -> &'static str;
+
+    /// Checks the job (volumes, settings) before anything runs.
+    fn check(&self, job: &JobContext) -> Result<(), ConfigError>;
+
+    /// The local programs the job needs.
+    fn tools(&self, job: &JobContext) -> Vec<Tool>;
+
+    /// Where the frozen view is visible on the source host, as an absolute path.
+    fn root(&self, job: &JobContext) -> String;
+
+    /// The steps that make the view, in order; each carries the step that undoes it, which the
+    /// pipeline runs in reverse order once the step succeeded.
+    fn steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
+}
+
+#[doc(hidden)]
+pub struct BackendRegistration(pub &'static dyn BackupBackend);
+#[doc(hidden)]
+pub struct SourceRegistration(pub &'static dyn SnapshotSource);
+
+inventory::collect!(BackendRegistration);
+inventory::collect!(SourceRegistration);
+
+/// Registers a [`BackupBackend`]: `ari_core::register_backend!(RdiffBackend);`
+#[macro_export]
+macro_rules! register_backend {
+    ($backend:expr) => {
+        $crate::inventory::submit! { $crate::plugin::BackendRegistration(&$backend) }
+    };
+}
+
+/// Registers a [`SnapshotSource`]: `ari_core::register_source!(LvmSource);`
+#[macro_export]
+macro_rules! register_source {
+    ($source:expr) => {
+        $crate::inventory::submit! { $crate::plugin::SourceRegistration(&$source) }
+    };
+}
+
+/// Every registered backend.
+pub fn backends() -> impl Iterator<Item = &'static dyn BackupBackend> {
+    inventory::iter::<BackendRegistration>.into_iter().map(|r| r.0)
+}
+
+/// Every registered snapshot source.
+pub fn sources() -> impl Iterator<Item = &'static dyn SnapshotSource> {
+    inventory::iter::<SourceRegistration>.into_iter().map(|r| r.0)
+}
+
+/// The backend of that name.
+pub fn backend(name: &str) -> Option<&'static dyn BackupBackend> {
+    backends().find(|b| b.name() == name)
+}
+
+/// The snapshot source of that name.
+pub fn source(name: &str) -> Option<&'static dyn SnapshotSource> {
+    sources().find(|s| s.name() == name)
+}
+
+/// Joins paths as paths: `join("/tmp/label", "/var/lib")` is `/tmp/label/var/lib`, never with
+/// `//`, and `join("/tmp/label", "/")` is `/tmp/label`.
+pub fn join_path(base: &str, path: &str) -> String {
+    let mut joined: PathBuf = std::path::Path::new(base).components().collect();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        joined.push(part);
+    }
+    joined.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_without_double_slashes() {
+        let check = |base: &str, path: &str, expected: &str| assert_eq!(join_path(base, path), expected);
+        check("/tmp/label", "/var/lib", "/tmp/label/var/lib");
+        check("/tmp/label/", "var/lib/", "/tmp/label/var/lib");
+        check("/tmp/label", "/", "/tmp/label");
+        check("/", "/etc", "/etc");
+        check("/tmp//x", "//etc", "/tmp/x/etc");
+    }
+}

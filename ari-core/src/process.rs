@@ -1,0 +1,466 @@
+//! The one place in ari that starts processes (clippy forbids it everywhere else).
+//!
+//! A [`Command`] becomes the argv ari executes on the backup server: itself for a local argv,
+//! `sh -c` for a local shell string, or an ssh command for a remote host, with each argument of a
+//! remote argv quoted for the remote shell so that it arrives intact. Every child gets stdin from
+//! `/dev/null` (cron never hangs on a prompt) and runs in its own process group, so that
+//! stopping it stops everything it started. Errors tell apart: not found (with the PATH
+//! searched), failed to start, exited non-zero (with the last lines of stderr), killed by a
+//! signal, interrupted.
+
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::core_settings::{REMOTE_USER, SSH_OPTIONS, SSH_PATH, SSH_PORT};
+use crate::settings::Settings;
+use crate::step::{Command, Host, Program};
+
+/// How many lines of a failed command's stderr an error shows.
+const STDERR_TAIL_LINES: usize = 10;
+/// How often a waiting runner looks at its cancel flag.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a stopped command gets to exit after SIGTERM before it gets SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// How ari reaches remote hosts: the same for its own commands and for the ssh that
+/// rdiff-backup and rsync start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ssh {
+    /// The ssh binary (`ssh_path`).
+    pub path: String,
+    /// `ssh_port`.
+    pub port: u16,
+    /// `remote_user`.
+    pub user: String,
+    /// `ssh_options`, passed before the destination.
+    pub options: Vec<String>,
+}
+
+impl Ssh {
+    /// The ssh settings of a job.
+    pub fn from_settings(settings: &Settings) -> Ssh {
+        Ssh {
+            path: settings.get(&SSH_PATH),
+            port: settings.get(&SSH_PORT),
+            user: settings.get(&REMOTE_USER),
+            options: settings.get(&SSH_OPTIONS),
+        }
+    }
+
+    /// The ssh command without its destination: binary, port and options.
+    pub fn base_argv(&self) -> Vec<String> {
+        let mut argv = vec![self.path.clone(), "-p".to_string(), self.port.to_string()];
+        argv.extend(self.options.iter().cloned());
+        argv
+    }
+
+    /// `remote_user@host`.
+    pub fn destination(&self, host: &str) -> String {
+        format!("{}@{}", self.user, host)
+    }
+}
+
+impl Command {
+    /// The argv that ari executes on the backup server to run this command where it belongs.
+    pub fn local_argv(&self, ssh: &Ssh) -> Vec<String> {
+        match (&self.host, &self.program) {
+            (Host::Local, Program::Argv(argv)) => argv.clone(),
+            (Host::Local, Program::Shell(script)) => {
+                vec!["/bin/sh".to_string(), "-c".to_string(), script.clone()]
+            }
+            (Host::Remote(host), program) => {
+                let mut argv = ssh.base_argv();
+                argv.push(ssh.destination(host));
+                // ssh hands its command to the remote user's shell as one string: an argv is
+                // quoted word by word so that every argument arrives as it was written.
+                argv.push(match program {
+                    Program::Argv(words) => shell_words::join(words),
+                    Program::Shell(script) => script.clone(),
+                });
+                argv
+            }
+        }
+    }
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Standard output, decoded lossily as UTF-8.
+    pub stdout: String,
+    /// Standard error, decoded lossily as UTF-8.
+    pub stderr: String,
+}
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// The program is not on PATH (or not executable at the path given).
+    #[error("`{program}` not found (searched PATH={path})")]
+    NotFound {
+        /// The program as named.
+        program: String,
+        /// The PATH that was searched.
+        path: String,
+    },
+    /// The program exists but could not be started.
+    #[error("cannot start `{program}`")]
+    Spawn {
+        /// The program as named.
+        program: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The command ran and exited non-zero.
+    #[error("{command} exited with status {code}{}", tail(stderr))]
+    Exited {
+        /// The command and its host.
+        command: String,
+        /// The exit status.
+        code: i32,
+        /// Its standard error (or output, when stderr was empty).
+        stderr: String,
+    },
+    /// A shell (local `sh -c`, or the remote shell) could not find the program (exit 127).
+    #[error("{command}: command not found on {host} (exit status 127){}", tail(stderr))]
+    CommandNotFound {
+        /// The command and its host.
+        command: String,
+        /// Where the shell looked.
+        host: String,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// ssh itself failed (exit 255): the host is unreachable, refused the key, ...
+    #[error("{command}: ssh to {host} failed (exit status 255){}", tail(stderr))]
+    Ssh {
+        /// The command and its host.
+        command: String,
+        /// The host ssh could not reach.
+        host: String,
+        /// ssh's standard error.
+        stderr: String,
+    },
+    /// The command was killed by a signal ari did not send.
+    #[error("{command} was killed by signal {signal}{}", tail(stderr))]
+    Signaled {
+        /// The command and its host.
+        command: String,
+        /// The signal number.
+        signal: i32,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// ari stopped the command because ari was asked to stop.
+    #[error("{command} was stopped: ari was interrupted")]
+    Interrupted {
+        /// The command and its host.
+        command: String,
+    },
+    /// Waiting for the command failed.
+    #[error("waiting for {command} failed")]
+    Wait {
+        /// The command and its host.
+        command: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(STDERR_TAIL_LINES);
+    let mut out = String::from("; last lines of its output:");
+    for line in &lines[start..] {
+        out.push_str("\n    ");
+        out.push_str(line);
+    }
+    out
+}
+
+/// Finds a program as a command line would: a name on PATH, or a path that must be executable.
+pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
+    which::which(program).map_err(|_| ProcessError::NotFound {
+        program: program.to_string(),
+        path: std::env::var("PATH").unwrap_or_default(),
+    })
+}
+
+/// Runs the commands of one job: for real, or only logging them in a dry run.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    ssh: Ssh,
+    dry_run: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Runner {
+    /// A runner that reaches remote hosts with `ssh`.
+    pub fn new(ssh: Ssh, dry_run: bool) -> Runner {
+        Runner { ssh, dry_run, cancel: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// The same runner, stopping its running command once `flag` is set (by a signal handler).
+    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Runner {
+        self.cancel = flag;
+        self
+    }
+
+    /// How this runner reaches remote hosts.
+    pub fn ssh(&self) -> &Ssh {
+        &self.ssh
+    }
+
+    /// Whether commands are only logged.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Whether ari was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Runs `command` to completion (or logs it in a dry run); success is exit status 0.
+    pub fn run(&self, command: &Command) -> Result<Output, ProcessError> {
+        let argv = command.local_argv(&self.ssh);
+        if self.dry_run {
+            log::info!("dry run, not running on {}: {}", command.host, shell_words::join(&argv));
+            return Ok(Output::default());
+        }
+        log::debug!("run_command on {}: {}", command.host, shell_words::join(&argv));
+        execute(command, &argv, &self.cancel)
+    }
+}
+
+/// Runs a read-only local query, even in a dry run (a tool's `--version`, say).
+pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
+    let command = Command::argv(Host::Local, argv.iter().cloned());
+    log::debug!("query: {}", shell_words::join(argv));
+    execute(&command, argv, &AtomicBool::new(false))
+}
+
+fn execute(command: &Command, argv: &[String], cancel: &AtomicBool) -> Result<Output, ProcessError> {
+    let describe = || command.to_string();
+    #[allow(clippy::disallowed_methods)] // this module is the one process spawner
+    let expression = duct::cmd(&argv[0], &argv[1..])
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .before_spawn(|child| {
+            // Its own process group: stopping the command stops everything it started.
+            child.process_group(0);
+            Ok(())
+        });
+    let handle = expression.start().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => ProcessError::NotFound {
+            program: argv[0].clone(),
+            path: std::env::var("PATH").unwrap_or_default(),
+        },
+        _ => ProcessError::Spawn { program: argv[0].clone(), source },
+    })?;
+    let output = loop {
+        match handle.wait_timeout(POLL) {
+            Ok(Some(output)) => break output,
+            Ok(None) if cancel.load(Ordering::SeqCst) => {
+                stop_group(&handle);
+                return Err(ProcessError::Interrupted { command: describe() });
+            }
+            Ok(None) => {}
+            Err(source) => return Err(ProcessError::Wait { command: describe(), source }),
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    log_output(&stdout, &stderr);
+    let status = output.status;
+    if status.success() {
+        return Ok(Output { stdout, stderr });
+    }
+    let shown = if stderr.trim().is_empty() { stdout } else { stderr };
+    Err(match (status.code(), &command.host) {
+        (Some(255), Host::Remote(host)) => {
+            ProcessError::Ssh { command: describe(), host: host.clone(), stderr: shown }
+        }
+        (Some(127), host) if !matches!(command.program, Program::Argv(_)) || !host.is_local() => {
+            ProcessError::CommandNotFound { command: describe(), host: host.to_string(), stderr: shown }
+        }
+        (Some(code), _) => ProcessError::Exited { command: describe(), code, stderr: shown },
+        (None, _) => ProcessError::Signaled {
+            command: describe(),
+            signal: status.signal().unwrap_or_default(),
+            stderr: shown,
+        },
+    })
+}
+
+fn log_output(stdout: &str, stderr: &str) {
+    if !log::log_enabled!(log::Level::Debug) {
+        return;
+    }
+    for line in stdout.lines() {
+        log::debug!("stdout: {line}");
+    }
+    for line in stderr.lines() {
+        log::debug!("stderr: {line}");
+    }
+}
+
+/// Stops a running command's whole process group: SIGTERM, then SIGKILL after a grace period.
+fn stop_group(handle: &duct::Handle) {
+    let Some(pid) = handle.pids().first().copied() else { return };
+    let group = pid as i32;
+    signal_group(group, libc::SIGTERM);
+    let deadline = Instant::now() + KILL_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = handle.wait_timeout(POLL) {
+            return;
+        }
+    }
+    signal_group(group, libc::SIGKILL);
+    let _ = handle.wait();
+}
+
+#[allow(unsafe_code)]
+fn signal_group(group: i32, signal: i32) {
+    // SAFETY: kill(2) takes plain integers and has no memory effects; a negative pid names the
+    // process group that this module created for the child (process_group(0) above).
+    let _ = unsafe { libc::kill(-group, signal) };
+}
+
+/// Whether `path` exists and is executable by someone.
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ssh() -> Ssh {
+        Ssh {
+            path: "/usr/bin/ssh".into(),
+            port: 2222,
+            user: "backup".into(),
+            options: vec!["-F".into(), "/etc/ari/ssh config".into()],
+        }
+    }
+
+    #[test]
+    fn local_argv_of_each_kind_of_command() {
+        let check = |command: Command, expected: &[&str]| {
+            assert_eq!(command.local_argv(&ssh()), expected, "{command}");
+        };
+        check(Command::argv(Host::Local, ["ls", "-l", "a b"]), &["ls", "-l", "a b"]);
+        check(Command::shell(Host::Local, "echo hi > /tmp/x"), &["/bin/sh", "-c", "echo hi > /tmp/x"]);
+        check(
+            Command::argv(Host::named("db"), ["touch", "a b", "it's", "$HOME;*"]),
+            &[
+                "/usr/bin/ssh",
+                "-p",
+                "2222",
+                "-F",
+                "/etc/ari/ssh config",
+                "backup@db",
+                "touch 'a b' 'it'\\''s' '$HOME;*'",
+            ],
+        );
+        check(
+            Command::shell(Host::named("db"), "mysqldump > /var/backups/x.sql"),
+            &[
+                "/usr/bin/ssh",
+                "-p",
+                "2222",
+                "-F",
+                "/etc/ari/ssh config",
+                "backup@db",
+                "mysqldump > /var/backups/x.sql",
+            ],
+        );
+    }
+
+    fn run(command: Command) -> Result<Output, ProcessError> {
+        Runner::new(ssh(), false).run(&command)
+    }
+
+    #[test]
+    fn errors_tell_apart_not_found_failed_and_signaled() {
+        let err = run(Command::argv(Host::Local, ["ari-no-such-program-xyz"])).unwrap_err();
+        assert!(matches!(err, ProcessError::NotFound { .. }), "{err}");
+        assert!(err.to_string().contains("searched PATH="), "{err}");
+
+        let err = run(Command::shell(Host::Local, "echo one >&2; echo two >&2; exit 3")).unwrap_err();
+        assert!(matches!(err, ProcessError::Exited { code: 3, .. }), "{err}");
+        assert!(err.to_string().ends_with("output:\n    one\n    two"), "{err}");
+
+        let err = run(Command::shell(Host::Local, "ari-no-such-program-xyz")).unwrap_err();
+        assert!(matches!(err, ProcessError::CommandNotFound { .. }), "{err}");
+
+        let err = run(Command::shell(Host::Local, "kill -9 $$")).unwrap_err();
+        assert!(matches!(err, ProcessError::Signaled { signal: 9, .. }), "{err}");
+
+        let out = run(Command::argv(Host::Local, ["printf", "%s", "a b"])).unwrap();
+        assert_eq!(out.stdout, "a b");
+    }
+
+    #[test]
+    fn stdin_is_closed() {
+        // `cat` would wait forever on an open terminal or pipe; with /dev/null it ends at once.
+        let out = run(Command::argv(Host::Local, ["cat"])).unwrap();
+        assert_eq!(out.stdout, "");
+    }
+
+    #[test]
+    fn dry_run_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("marker");
+        let command = Command::argv(Host::Local, ["touch", marker.to_str().unwrap()]);
+        Runner::new(ssh(), true).run(&command).unwrap();
+        assert!(!marker.exists());
+        Runner::new(ssh(), false).run(&command).unwrap();
+        assert!(marker.exists());
+    }
+
+    #[test]
+    fn a_cancelled_command_is_stopped_with_its_children() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let runner = Runner::new(ssh(), false).with_cancel(flag.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // The shell starts a grandchild; stopping the group must stop it too.
+        let script = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
+        let setter = std::thread::spawn(move || {
+            while !pid_file.exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let pid = std::fs::read_to_string(&pid_file).unwrap();
+            flag.store(true, Ordering::SeqCst);
+            pid
+        });
+        let err = runner.run(&Command::shell(Host::Local, script)).unwrap_err();
+        assert!(matches!(err, ProcessError::Interrupted { .. }), "{err}");
+        let grandchild = setter.join().unwrap().trim().to_string();
+        let gone = (0..50).any(|_| {
+            let alive = std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .map(|stat| !stat.contains(") Z "))
+                .unwrap_or(false);
+            if alive {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            !alive
+        });
+        assert!(gone, "grandchild {grandchild} survived");
+    }
+}

@@ -1,0 +1,612 @@
+//! The settings registry: every knob of ari, registered by the crate that owns it, and the
+//! layering of values (default < global config < job file < command line).
+//!
+//! A crate declares a setting as a typed static ([`Setting`]) and registers it with
+//! [`register_settings!`](crate::register_settings); the registry is collected at link time by
+//! `inventory`. Values are checked against the setting's [`SettingKind`] when they are parsed, so
+//! reading a resolved value ([`Settings::get`]) cannot fail.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+
+/// The type of a setting's value, which decides how YAML and command-line values are parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SettingKind {
+    /// `true` or `false`.
+    Bool,
+    /// A whole number within the bounds.
+    Integer {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// Text. YAML numbers are accepted and kept as written (`snapshot_size: 10`).
+    String,
+    /// A list of strings (`ssh_options: [-F, /etc/ari-backup/ssh_config]`).
+    List,
+    /// Command-line words: a string split as a shell would (`"--archive --acls"`), or a list.
+    Words,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+}
+
+impl SettingKind {
+    /// How the kind reads in help and error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            SettingKind::Bool => "boolean".into(),
+            SettingKind::Integer { .. } => "integer".into(),
+            SettingKind::String => "string".into(),
+            SettingKind::List => "list".into(),
+            SettingKind::Words => "words".into(),
+            SettingKind::Choice(choices) => choices.join("|"),
+        }
+    }
+}
+
+/// The description of one setting, as registered.
+#[derive(Debug)]
+pub struct SettingDef {
+    /// snake_case name, as in the config and job files.
+    pub name: &'static str,
+    /// The plugin that owns it (`core`, `rdiff`, `lvm`, `zfs`, ...).
+    pub owner: &'static str,
+    /// The type of its value.
+    pub kind: SettingKind,
+    /// The default, written as on the command line; `None` when the setting has no default.
+    pub default: Option<&'static str>,
+    /// One-line help.
+    pub help: &'static str,
+    /// Whether reading the setting gives an `Option` (it may be unset).
+    pub optional: bool,
+}
+
+impl SettingDef {
+    /// The default as a value, if the setting has one.
+    pub fn default_value(&self) -> Option<Value> {
+        let text = self.default?;
+        Some(
+            parse_text(self, text)
+                .unwrap_or_else(|err| panic!("default of setting {} does not parse: {err}", self.name)),
+        )
+    }
+}
+
+/// A Rust type that a setting's value converts to.
+pub trait SettingType: Sized {
+    /// The kind of value the setting holds.
+    const KIND: SettingKind;
+    /// Whether the setting may be unset (`Option<T>`).
+    const OPTIONAL: bool = false;
+    /// Converts a value already checked against [`Self::KIND`].
+    fn from_value(value: Option<&Value>) -> Option<Self>;
+}
+
+impl SettingType for bool {
+    const KIND: SettingKind = SettingKind::Bool;
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! integer_setting_type {
+    ($($t:ty),*) => {$(
+        impl SettingType for $t {
+            const KIND: SettingKind = SettingKind::Integer {
+                min: <$t>::MIN as i64,
+                max: if (<$t>::MAX as u64) > i64::MAX as u64 { i64::MAX } else { <$t>::MAX as i64 },
+            };
+            fn from_value(value: Option<&Value>) -> Option<Self> {
+                match value? {
+                    Value::Integer(i) => <$t>::try_from(*i).ok(),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+integer_setting_type!(u16, u32, u64, i64);
+
+impl SettingType for String {
+    const KIND: SettingKind = SettingKind::String;
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl SettingType for Vec<String> {
+    const KIND: SettingKind = SettingKind::List;
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::List(l) => Some(l.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl<T: SettingType> SettingType for Option<T> {
+    const KIND: SettingKind = T::KIND;
+    const OPTIONAL: bool = true;
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        Some(T::from_value(value))
+    }
+}
+
+/// A typed setting: declare one as a `pub static` and register it with
+/// [`register_settings!`](crate::register_settings).
+///
+/// ```
+/// use ari_core::settings::Setting;
+/// pub static RSYNC_PATH: Setting<String> =
+///     Setting::new("rsync_path", "zfs", Some("/usr/bin/rsync"), "rsync binary");
+/// ari_core::register_settings!(RSYNC_PATH);
+/// ```
+pub struct Setting<T> {
+    /// What the registry knows of this setting.
+    pub def: SettingDef,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T: SettingType> Setting<T> {
+    /// A setting of type `T`; `default` is written as on the command line.
+    pub const fn new(
+        name: &'static str,
+        owner: &'static str,
+        default: Option<&'static str>,
+        help: &'static str,
+    ) -> Setting<T> {
+        Setting::with_kind(name, owner, T::KIND, default, help)
+    }
+
+    /// A setting whose kind refines `T`'s (a [`SettingKind::Choice`] or [`SettingKind::Words`]).
+    pub const fn with_kind(
+        name: &'static str,
+        owner: &'static str,
+        kind: SettingKind,
+        default: Option<&'static str>,
+        help: &'static str,
+    ) -> Setting<T> {
+        Setting {
+            def: SettingDef { name, owner, kind, default, help, optional: T::OPTIONAL },
+            marker: PhantomData,
+        }
+    }
+
+    /// The setting's name.
+    pub fn name(&self) -> &'static str {
+        self.def.name
+    }
+}
+
+/// One registered setting, as collected by `inventory`.
+#[doc(hidden)]
+pub struct Registered(pub &'static SettingDef);
+
+inventory::collect!(Registered);
+
+/// Registers settings declared as [`Setting`] statics.
+#[macro_export]
+macro_rules! register_settings {
+    ($($setting:path),+ $(,)?) => {
+        $( $crate::inventory::submit! { $crate::settings::Registered(&$setting.def) } )+
+    };
+}
+
+/// Every registered setting, sorted by name.
+pub fn registry() -> &'static BTreeMap<&'static str, &'static SettingDef> {
+    static REGISTRY: OnceLock<BTreeMap<&'static str, &'static SettingDef>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut map = BTreeMap::new();
+        for Registered(def) in inventory::iter::<Registered> {
+            if let Some(previous) = map.insert(def.name, *def) {
+                panic!("setting {} is registered twice (by {} and {})", def.name, previous.owner, def.owner);
+            }
+        }
+        map
+    })
+}
+
+/// Looks a setting up by name, snake_case or kebab-case.
+pub fn find(name: &str) -> Option<&'static SettingDef> {
+    registry().get(name.replace('-', "_").as_str()).copied()
+}
+
+/// A setting's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Value {
+    /// A boolean.
+    Bool(bool),
+    /// A whole number.
+    Integer(i64),
+    /// Text, or one of a choice.
+    String(String),
+    /// A list of strings, or words.
+    List(Vec<String>),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Integer(i) => write!(f, "{i}"),
+            Value::String(s) => write!(f, "{s}"),
+            Value::List(l) => write!(f, "[{}]", l.join(", ")),
+        }
+    }
+}
+
+impl Value {
+    /// The value as JSON, for machine-readable output.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Bool(b) => (*b).into(),
+            Value::Integer(i) => (*i).into(),
+            Value::String(s) => s.clone().into(),
+            Value::List(l) => l.clone().into(),
+        }
+    }
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The registered default.
+    Default,
+    /// The global config file.
+    Config(PathBuf),
+    /// A job file.
+    Job(PathBuf),
+    /// `--set NAME=VALUE` or `--NAME VALUE`.
+    CommandLine,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::Config(path) => write!(f, "config {}", path.display()),
+            Source::Job(path) => write!(f, "job {}", path.display()),
+            Source::CommandLine => write!(f, "command line"),
+        }
+    }
+}
+
+/// The values one source sets, each already checked against its setting's kind.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// Where these values come from.
+    pub source: Source,
+    /// Values by setting name.
+    pub values: BTreeMap<&'static str, Value>,
+}
+
+impl Layer {
+    /// An empty layer.
+    pub fn new(source: Source) -> Layer {
+        Layer { source, values: BTreeMap::new() }
+    }
+
+    /// Parses `NAME=VALUE` or a `--NAME VALUE` pair from the command line into this layer.
+    pub fn set_from_text(&mut self, name: &str, text: &str) -> Result<(), String> {
+        let def = find(name).ok_or_else(|| {
+            format!(
+                "unknown setting `{name}`{}",
+                crate::error::did_you_mean(name, registry().keys().copied())
+            )
+        })?;
+        let value = parse_text(def, text).map_err(|err| format!("{}: {err}", def.name))?;
+        self.values.insert(def.name, value);
+        Ok(())
+    }
+}
+
+/// The effective settings of one job: every registered setting's value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<&'static str, (Value, Source)>,
+}
+
+impl Settings {
+    /// Layers values over the defaults; later layers win.
+    pub fn resolve<'a>(layers: impl IntoIterator<Item = &'a Layer>) -> Settings {
+        let mut values = BTreeMap::new();
+        for (name, def) in registry() {
+            if let Some(value) = def.default_value() {
+                values.insert(*name, (value, Source::Default));
+            }
+        }
+        for layer in layers {
+            for (name, value) in &layer.values {
+                values.insert(*name, (value.clone(), layer.source.clone()));
+            }
+        }
+        Settings { values }
+    }
+
+    /// The value of a typed setting.
+    ///
+    /// # Panics
+    ///
+    /// When the setting is not registered with this type, or a non-optional setting has no
+    /// default: both are programming errors that the registry's tests catch.
+    pub fn get<T: SettingType>(&self, setting: &Setting<T>) -> T {
+        T::from_value(self.value(setting.def.name)).unwrap_or_else(|| {
+            panic!("setting {} read as the wrong type or without a default", setting.def.name)
+        })
+    }
+
+    /// The raw value of a setting, if it has one.
+    pub fn value(&self, name: &str) -> Option<&Value> {
+        self.values.get(name).map(|(value, _)| value)
+    }
+
+    /// Where a setting's value came from; `None` when it has neither a default nor a value.
+    pub fn source(&self, name: &str) -> Option<&Source> {
+        self.values.get(name).map(|(_, source)| source)
+    }
+}
+
+/// Parses a value written as text (a default, or the command line).
+pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
+    match def.kind {
+        SettingKind::Bool => match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
+            "false" | "no" | "off" | "0" => Ok(Value::Bool(false)),
+            _ => Err(format!("expected true or false, found `{text}`")),
+        },
+        SettingKind::Integer { min, max } => {
+            let number: i64 =
+                text.trim().parse().map_err(|_| format!("expected an integer, found `{text}`"))?;
+            check_range(number, min, max)
+        }
+        SettingKind::String => Ok(Value::String(text.to_string())),
+        SettingKind::Choice(choices) => check_choice(text, choices),
+        SettingKind::List if text.trim_start().starts_with('[') => {
+            let list: Vec<String> =
+                serde_yaml::from_str(text).map_err(|err| format!("expected a list like [a, b]: {err}"))?;
+            Ok(Value::List(list))
+        }
+        SettingKind::List | SettingKind::Words => split_words(text),
+    }
+}
+
+fn check_range(number: i64, min: i64, max: i64) -> Result<Value, String> {
+    if (min..=max).contains(&number) {
+        Ok(Value::Integer(number))
+    } else {
+        Err(format!("{number} is out of range ({min} to {max})"))
+    }
+}
+
+fn check_choice(text: &str, choices: &[&str]) -> Result<Value, String> {
+    if choices.contains(&text) {
+        Ok(Value::String(text.to_string()))
+    } else {
+        Err(format!(
+            "expected one of {}, found `{text}`{}",
+            choices.join(", "),
+            crate::error::did_you_mean(text, choices.iter().copied())
+        ))
+    }
+}
+
+fn split_words(text: &str) -> Result<Value, String> {
+    shell_words::split(text)
+        .map(Value::List)
+        .map_err(|err| format!("cannot split `{text}` into words: {err}"))
+}
+
+/// Deserializes a YAML value checked against a setting's kind; errors carry the YAML position.
+pub(crate) struct ValueSeed(pub &'static SettingDef);
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor(self.0))
+    }
+}
+
+struct ValueVisitor(&'static SettingDef);
+
+impl ValueVisitor {
+    fn number<E: de::Error>(&self, number: i64, text: String) -> Result<Value, E> {
+        match self.0.kind {
+            SettingKind::Integer { min, max } => check_range(number, min, max).map_err(E::custom),
+            SettingKind::String => Ok(Value::String(text)),
+            SettingKind::Choice(choices) => check_choice(&text, choices).map_err(E::custom),
+            _ => Err(E::invalid_type(de::Unexpected::Signed(number), self)),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.kind {
+            SettingKind::Bool => write!(f, "true or false"),
+            SettingKind::Integer { .. } => write!(f, "an integer"),
+            SettingKind::String => write!(f, "a string"),
+            SettingKind::List => write!(f, "a list of strings"),
+            SettingKind::Words => write!(f, "a string of words or a list of strings"),
+            SettingKind::Choice(choices) => write!(f, "one of {}", choices.join(", ")),
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        match self.0.kind {
+            SettingKind::Bool => Ok(Value::Bool(v)),
+            _ => Err(E::invalid_type(de::Unexpected::Bool(v), &self)),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.number(v, v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        let number = i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))?;
+        self.number(number, v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        match self.0.kind {
+            SettingKind::String => Ok(Value::String(v.to_string())),
+            _ => Err(E::invalid_type(de::Unexpected::Float(v), &self)),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.0.kind {
+            SettingKind::String => Ok(Value::String(v.to_string())),
+            SettingKind::Choice(choices) => check_choice(v, choices).map_err(E::custom),
+            SettingKind::Words => split_words(v).map_err(E::custom),
+            _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        match self.0.kind {
+            SettingKind::List | SettingKind::Words => {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(Value::List(items))
+            }
+            _ => Err(de::Error::invalid_type(de::Unexpected::Seq, &self)),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Err(E::custom(format!("empty value: expected {}", ExpectingOf(&self))))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
+    }
+}
+
+struct ExpectingOf<'a>(&'a ValueVisitor);
+
+impl fmt::Display for ExpectingOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static BOOL: SettingDef = SettingDef {
+        name: "b",
+        owner: "test",
+        kind: SettingKind::Bool,
+        default: None,
+        help: "",
+        optional: true,
+    };
+    static PORT: SettingDef = SettingDef {
+        name: "p",
+        owner: "test",
+        kind: <u16 as SettingType>::KIND,
+        default: None,
+        help: "",
+        optional: true,
+    };
+    static WORDS: SettingDef = SettingDef {
+        name: "w",
+        owner: "test",
+        kind: SettingKind::Words,
+        default: None,
+        help: "",
+        optional: true,
+    };
+    static LIST: SettingDef = SettingDef {
+        name: "l",
+        owner: "test",
+        kind: SettingKind::List,
+        default: None,
+        help: "",
+        optional: true,
+    };
+    static CHOICE: SettingDef = SettingDef {
+        name: "c",
+        owner: "test",
+        kind: SettingKind::Choice(&["auto", "new", "legacy"]),
+        default: None,
+        help: "",
+        optional: true,
+    };
+
+    fn words(items: &[&str]) -> Value {
+        Value::List(items.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn text_values() {
+        let check = |def: &SettingDef, text: &str, expected: Result<Value, &str>| {
+            assert_eq!(parse_text(def, text), expected.map_err(str::to_string), "{text}")
+        };
+        check(&BOOL, "yes", Ok(Value::Bool(true)));
+        check(&BOOL, "False", Ok(Value::Bool(false)));
+        check(&BOOL, "maybe", Err("expected true or false, found `maybe`"));
+        check(&PORT, "2222", Ok(Value::Integer(2222)));
+        check(&PORT, "70000", Err("70000 is out of range (0 to 65535)"));
+        check(&PORT, "ssh", Err("expected an integer, found `ssh`"));
+        check(&WORDS, "--a 'b c'", Ok(words(&["--a", "b c"])));
+        check(&LIST, "[-F, /x y]", Ok(words(&["-F", "/x y"])));
+        check(&LIST, "-F /x", Ok(words(&["-F", "/x"])));
+        check(&CHOICE, "new", Ok(Value::String("new".into())));
+        check(
+            &CHOICE,
+            "legasy",
+            Err("expected one of auto, new, legacy, found `legasy` (did you mean `legacy`?)"),
+        );
+    }
+
+    fn yaml(def: &'static SettingDef, text: &str) -> Result<Value, String> {
+        ValueSeed(def).deserialize(serde_yaml::Deserializer::from_str(text)).map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn yaml_values() {
+        assert_eq!(yaml(&BOOL, "true"), Ok(Value::Bool(true)));
+        assert_eq!(yaml(&PORT, "22"), Ok(Value::Integer(22)));
+        assert_eq!(yaml(&WORDS, "--a --b"), Ok(words(&["--a", "--b"])));
+        assert_eq!(yaml(&WORDS, "[--a, --b c]"), Ok(words(&["--a", "--b c"])));
+        assert!(yaml(&PORT, "abc").unwrap_err().contains("expected an integer"));
+        assert!(yaml(&BOOL, "1").unwrap_err().contains("expected true or false"));
+        assert!(yaml(&LIST, "x").unwrap_err().contains("expected a list of strings"));
+        assert!(yaml(&PORT, "~").unwrap_err().contains("empty value: expected an integer"));
+    }
+
+    #[test]
+    fn every_registered_default_parses_and_required_settings_have_one() {
+        for def in registry().values() {
+            match def.default_value() {
+                Some(_) => {}
+                None => assert!(def.optional, "setting {} has no default but is not optional", def.name),
+            }
+            assert!(!def.help.is_empty(), "setting {} has no help", def.name);
+            assert!(!def.help.ends_with('.'), "help of {} ends with a period", def.name);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Steps are data: what to run, where, in which phase, when, and whether it is safe to retry.
+//!
+//! Backends and snapshot sources build steps with pure functions; the pipeline runs them and
+//! `ari plan` prints them. Nothing here runs a process.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a command runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Host {
+    /// The backup server ari runs on (`localhost` in a job).
+    Local,
+    /// A host reached over ssh.
+    Remote(String),
+}
+
+impl Host {
+    /// The host a job names: `localhost` is the backup server itself, anything else is remote.
+    pub fn named(name: &str) -> Host {
+        if name == "localhost" {
+            Host::Local
+        } else {
+            Host::Remote(name.to_string())
+        }
+    }
+
+    /// Whether this is the backup server itself.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Host::Local)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Local => write!(f, "localhost"),
+            Host::Remote(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+/// What to execute: an argv list (no shell) or a string for a shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A program and its arguments, run without a shell.
+    Argv(Vec<String>),
+    /// A string run by `sh -c` locally, or by the remote user's shell over ssh.
+    Shell(String),
+}
+
+impl fmt::Display for Program {
+    /// The command as a person would type it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Program::Argv(argv) => write!(f, "{}", shell_words::join(argv)),
+            Program::Shell(script) => write!(f, "{script}"),
+        }
+    }
+}
+
+/// A program on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Where it runs.
+    pub host: Host,
+    /// What runs.
+    pub program: Program,
+}
+
+impl Command {
+    /// An argv command on `host`.
+    pub fn argv<I, S>(host: Host, argv: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command { host, program: Program::Argv(argv.into_iter().map(Into::into).collect()) }
+    }
+
+    /// A shell command on `host`.
+    pub fn shell(host: Host, script: impl Into<String>) -> Command {
+        Command { host, program: Program::Shell(script.into()) }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` on {}", self.program, self.host)
+    }
+}
+
+/// The phase of a job a step belongs to, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Phase {
+    /// The job's `pre` commands.
+    Pre,
+    /// Snapshot creation and mounting.
+    Snapshot,
+    /// The job's `after_snapshot` commands.
+    AfterSnapshot,
+    /// The backup itself.
+    Main,
+    /// Undoing what the snapshot phase made: unmount, remove.
+    Cleanup,
+    /// The backend's post steps (retention, expiry) and the job's `post` commands.
+    Post,
+}
+
+impl Phase {
+    /// The name used in plans and logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Snapshot => "snapshot",
+            Phase::AfterSnapshot => "after_snapshot",
+            Phase::Main => "main",
+            Phase::Cleanup => "cleanup",
+            Phase::Post => "post",
+        }
+    }
+}
+
+/// The result of the steps up to the main step, as told to the post steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The pre steps, the snapshot and the main step succeeded.
+    Success,
+    /// Something before the post steps failed (or the job was interrupted).
+    Failure,
+}
+
+/// When a post step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum When {
+    /// Whatever the outcome.
+    #[default]
+    Always,
+    /// Only after success.
+    Success,
+    /// Only after a failure.
+    Failure,
+}
+
+impl When {
+    /// Whether a step with this condition runs after `outcome`.
+    pub fn applies(self, outcome: Outcome) -> bool {
+        match self {
+            When::Always => true,
+            When::Success => outcome == Outcome::Success,
+            When::Failure => outcome == Outcome::Failure,
+        }
+    }
+
+    /// The name used in plans and job files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            When::Always => "always",
+            When::Success => "success",
+            When::Failure => "failure",
+        }
+    }
+}
+
+/// How often a failed step is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Tries after the first one.
+    pub max_retries: u32,
+    /// Pause between tries.
+    pub interval: Duration,
+}
+
+impl Retry {
+    /// Run once; a failure is final.
+    pub const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
+}
+
+/// Derives the commands of a dynamic step from the output of its query.
+pub type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, String> + Send + Sync>;
+
+/// What a step does.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Action {
+    /// Run a command; the step succeeds when it exits 0.
+    Run(Command),
+    /// Run a check that must fail: exit 0 means the step refuses to go on, for `reason`
+    /// (for example `mountpoint -q PATH`: the path is already a mount point).
+    RefuseIf {
+        /// The check.
+        command: Command,
+        /// Why a successful check stops the job.
+        reason: String,
+    },
+    /// Run a query, then each command that `expand` derives from its standard output
+    /// (ZFS expiry lists snapshots, then destroys the expired ones).
+    Dynamic {
+        /// The query; it must not change anything.
+        query: Command,
+        /// Turns the query's output into commands; an error fails the step before any runs.
+        expand: Expand,
+    },
+}
+
+impl Action {
+    /// The command the step starts with (the query of a dynamic step).
+    pub fn command(&self) -> &Command {
+        match self {
+            Action::Run(command) => command,
+            Action::RefuseIf { command, .. } => command,
+            Action::Dynamic { query, .. } => query,
+        }
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Run(command) => f.debug_tuple("Run").field(command).finish(),
+            Action::RefuseIf { command, reason } => {
+                f.debug_struct("RefuseIf").field("command", command).field("reason", reason).finish()
+            }
+            Action::Dynamic { query, .. } => f.debug_struct("Dynamic").field("query", query).finish(),
+        }
+    }
+}
+
+/// One step of a job.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The phase it belongs to.
+    pub phase: Phase,
+    /// A short name for logs and plans (`pre[0]`, `rdiff-backup`, `remove increments`).
+    pub name: String,
+    /// When it runs (post steps only; other phases always use `Always`).
+    pub when: When,
+    /// What it does.
+    pub action: Action,
+    /// How often it is retried.
+    pub retry: Retry,
+    /// The step that undoes this one, run in the cleanup phase once this one succeeded
+    /// (the `umount` of a `mount`, the `lvremove` of an `lvcreate`).
+    pub undo: Option<Box<Step>>,
+}
+
+impl Step {
+    /// A step that runs `command` once, always.
+    pub fn run(phase: Phase, name: impl Into<String>, command: Command) -> Step {
+        Step {
+            phase,
+            name: name.into(),
+            when: When::Always,
+            action: Action::Run(command),
+            retry: Retry::NEVER,
+            undo: None,
+        }
+    }
+
+    /// The same step, run only when `when` applies.
+    pub fn when(mut self, when: When) -> Step {
+        self.when = when;
+        self
+    }
+
+    /// The same step, retried by `retry`.
+    pub fn retry(mut self, retry: Retry) -> Step {
+        self.retry = retry;
+        self
+    }
+
+    /// The same step, undone by `undo` in the cleanup phase.
+    pub fn undo(mut self, undo: Step) -> Step {
+        self.undo = Some(Box::new(undo));
+        self
+    }
+}
