@@ -355,7 +355,15 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
 
 fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
     match &step.action {
-        Action::Run(command) => runner.run(command).map(drop).map_err(StepError::from),
+        Action::Run(command) => match runner.run(command) {
+            Ok(_) => Ok(()),
+            Err(ProcessError::Exited { code, stderr, .. }) if step.tolerated_exit_codes.contains(&code) => {
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                log::warn!("{} exited with status {code}, which counts as success: {last}", step.name);
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
+        },
         Action::RefuseIf { command, reason } => match runner.run(command) {
             Ok(_) if runner.is_dry_run() => Ok(()),
             Ok(_) => Err(StepError::Refused { command: command.to_string(), reason: reason.clone() }),

@@ -246,6 +246,9 @@ pub struct Step {
     /// The step that undoes this one, run in the cleanup phase once this one succeeded
     /// (the `umount` of a `mount`, the `lvremove` of an `lvcreate`).
     pub undo: Option<Box<Step>>,
+    /// Non-zero exit statuses that still count as success, with a warning (rdiff-backup's
+    /// retention exits 2 when no increment is old enough to remove).
+    pub tolerated_exit_codes: Vec<i32>,
 }
 
 impl Step {
@@ -258,7 +261,14 @@ impl Step {
             action: Action::Run(command),
             retry: Retry::NEVER,
             undo: None,
+            tolerated_exit_codes: Vec::new(),
         }
+    }
+
+    /// The same step, counting these non-zero exit statuses as success.
+    pub fn tolerating(mut self, codes: &[i32]) -> Step {
+        self.tolerated_exit_codes = codes.to_vec();
+        self
     }
 
     /// The same step, run only when `when` applies.

@@ -1,0 +1,210 @@
+//! The command line: subcommands, common options, and `--NAME VALUE` for every registered
+//! setting (snake_case or kebab-case), all global so they may follow the job, as in
+//! `./job --remote_user backup_user` run through the job's `#!/usr/bin/env -S ari run` line.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use ari_core::config::DEFAULT_CONFIG_PATH;
+use ari_core::settings::{self, Layer, SettingKind, Source};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+/// What the user asked for.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The subcommand and its own arguments.
+    pub command: Subcommand,
+    /// The global config file.
+    pub config: PathBuf,
+    /// Whether the user named it (then it must exist).
+    pub config_explicit: bool,
+    /// Settings from the command line.
+    pub settings: Layer,
+}
+
+/// A subcommand.
+#[derive(Debug)]
+pub enum Subcommand {
+    /// `ari run JOB...`
+    Run { jobs: Vec<String> },
+    /// `ari plan JOB... [--json]`
+    Plan { jobs: Vec<String>, json: bool },
+    /// `ari check [JOB...] [--connect]`
+    Check { jobs: Vec<String>, connect: bool },
+    /// `ari settings [JOB]`
+    Settings { job: Option<String> },
+    /// `ari backends`
+    Backends,
+}
+
+/// The clap command, with an argument for every registered setting.
+pub fn command() -> Command {
+    let jobs = |required: bool| {
+        Arg::new("jobs").value_name("JOB").num_args(if required { 1.. } else { 0.. }).required(required).help(
+            "a job file, or the name of one in jobs_dir (file name with or without .yaml/.yml, or label)",
+        )
+    };
+    let mut command = Command::new("ari")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Pulls backups of many hosts to one backup server over ssh")
+        .after_help("Settings are layered: default < global config < job file < command line.\nExit codes: 0 success, 1 a job failed, 2 usage/config/missing tool (nothing ran), 3 cleanup failed (something may be left behind).")
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("PATH")
+                .env("ARI_CONFIG")
+                .global(true)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(format!("global config file [default: {DEFAULT_CONFIG_PATH}]")),
+        )
+        .arg(
+            Arg::new("set")
+                .long("set")
+                .value_name("NAME=VALUE")
+                .action(ArgAction::Append)
+                .global(true)
+                .help("set any setting, as in a job file"),
+        )
+        .subcommand(Command::new("run").about("run jobs, one after another").arg(jobs(true)))
+        .subcommand(
+            Command::new("plan")
+                .about("print every step and command that run would execute, cleanup included; runs nothing")
+                .arg(jobs(true))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("one JSON object per job")),
+        )
+        .subcommand(
+            Command::new("check")
+                .about("validate the config and jobs (all of jobs_dir when none is named) and find the tools they need")
+                .arg(jobs(false))
+                .arg(
+                    Arg::new("connect")
+                        .long("connect")
+                        .action(ArgAction::SetTrue)
+                        .help("also log in to every remote host over ssh"),
+                ),
+        )
+        .subcommand(
+            Command::new("settings")
+                .about("every setting: effective value, where it came from, owner, help")
+                .arg(Arg::new("job").value_name("JOB").help("show the values as this job sees them")),
+        )
+        .subcommand(Command::new("backends").about("registered backends and snapshot sources"));
+    for def in settings::registry().values() {
+        let default = def.default.map(|d| format!(" [default: {d}]")).unwrap_or_default();
+        let mut arg = Arg::new(def.name)
+            .long(def.name)
+            .global(true)
+            .help_heading("Settings (also in the config and job files)")
+            .help(format!("{}{default} ({})", def.help, def.owner));
+        let kebab = def.name.replace('_', "-");
+        if kebab != def.name {
+            arg = arg.alias(kebab);
+        }
+        arg = match def.kind {
+            SettingKind::Bool => {
+                arg.value_name("BOOL").num_args(0..=1).require_equals(true).default_missing_value("true")
+            }
+            SettingKind::Choice(choices) => arg.value_name(choices.join("|")).num_args(1),
+            _ => arg.value_name(def.kind.describe().to_uppercase()).num_args(1),
+        };
+        command = command.arg(arg);
+    }
+    command
+}
+
+/// Parses the command line; on a usage error, prints it and returns the exit code.
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, i32> {
+    let matches = command().try_get_matches_from(args).map_err(|err| {
+        let _ = err.print();
+        err.exit_code()
+    })?;
+    from_matches(&matches).map_err(|message| {
+        eprintln!("ari [ERROR] command line: {message}");
+        ari_core::exit::USAGE
+    })
+}
+
+fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
+    let mut layer = Layer::new(Source::CommandLine);
+    for assignment in matches.get_many::<String>("set").into_iter().flatten() {
+        let (name, value) =
+            assignment.split_once('=').ok_or_else(|| format!("--set {assignment}: expected NAME=VALUE"))?;
+        layer.set_from_text(name.trim(), value)?;
+    }
+    let (name, sub) = matches.subcommand().ok_or("a subcommand is required")?;
+    for def in settings::registry().values() {
+        if sub.value_source(def.name) == Some(ValueSource::CommandLine) {
+            if let Some(value) = sub.get_one::<String>(def.name) {
+                layer.set_from_text(def.name, value).map_err(|err| format!("--{err}"))?;
+            }
+        }
+    }
+    let config_source = sub.value_source("config");
+    let config =
+        sub.get_one::<PathBuf>("config").cloned().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let jobs = || sub.get_many::<String>("jobs").into_iter().flatten().cloned().collect::<Vec<_>>();
+    let command = match name {
+        "run" => Subcommand::Run { jobs: jobs() },
+        "plan" => Subcommand::Plan { jobs: jobs(), json: sub.get_flag("json") },
+        "check" => Subcommand::Check { jobs: jobs(), connect: sub.get_flag("connect") },
+        "settings" => Subcommand::Settings { job: sub.get_one::<String>("job").cloned() },
+        "backends" => Subcommand::Backends,
+        other => return Err(format!("unknown subcommand {other}")),
+    };
+    Ok(Invocation {
+        command,
+        config,
+        config_explicit: matches!(config_source, Some(ValueSource::CommandLine | ValueSource::EnvVariable)),
+        settings: layer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(args: &[&str]) -> Invocation {
+        let argv: Vec<OsString> =
+            std::iter::once("ari").chain(args.iter().copied()).map(OsString::from).collect();
+        parse(argv).unwrap_or_else(|code| panic!("{args:?} exited {code}"))
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn no_setting_takes_a_reserved_option_name() {
+        for name in ["config", "set", "json", "help", "version", "connect", "jobs", "job"] {
+            assert!(settings::find(name).is_none(), "a setting is named {name}");
+        }
+    }
+
+    #[test]
+    fn settings_on_the_command_line_in_every_spelling() {
+        let inv = parse_ok(&[
+            "run",
+            "./job",
+            "--remote_user",
+            "backup_user",
+            "--ssh-port=2222",
+            "--dry-run",
+            "--set",
+            "ssh_options=-F /x",
+        ]);
+        let values = &inv.settings.values;
+        assert_eq!(values["remote_user"].to_string(), "backup_user");
+        assert_eq!(values["ssh_port"].to_string(), "2222");
+        assert_eq!(values["dry_run"].to_string(), "true");
+        assert_eq!(values["ssh_options"].to_string(), "[-F, /x]");
+        assert!(matches!(inv.command, Subcommand::Run { ref jobs } if jobs == &["./job"]));
+        let inv = parse_ok(&["--debug", "--dry_run=false", "plan", "job", "--json"]);
+        assert_eq!(inv.settings.values["debug"].to_string(), "true");
+        assert_eq!(inv.settings.values["dry_run"].to_string(), "false");
+        assert!(matches!(inv.command, Subcommand::Plan { json: true, .. }));
+    }
+}

@@ -1,0 +1,83 @@
+//! `ari check [JOB...] [--connect]`: validate the global config and the jobs (every job of
+//! jobs_dir when none is named), find the tools they need, and with `--connect` log in to every
+//! remote host. Runs no backup.
+
+use std::collections::BTreeSet;
+
+use ari_core::exit;
+use ari_core::pipeline;
+use ari_core::process::Runner;
+use ari_core::step::{Command, Host};
+
+use super::Context;
+use crate::jobs;
+
+pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
+    let mut problems = Vec::new();
+    if context.config.found {
+        println!("ok: config {}", context.config.path.display());
+    } else {
+        println!("ok: config {} not found: defaults apply", context.config.path.display());
+    }
+    let names: Vec<String> = if names.is_empty() {
+        match jobs::discover(&context.jobs_dir()) {
+            Ok(paths) => paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            Err(err) => {
+                problems.push(err);
+                Vec::new()
+            }
+        }
+    } else {
+        names.to_vec()
+    };
+    let mut plans = Vec::new();
+    for name in &names {
+        match jobs::plan_all(
+            std::slice::from_ref(name),
+            &context.jobs_dir(),
+            &context.config.layer,
+            &context.command_line,
+        ) {
+            Ok(mut planned) => plans.append(&mut planned),
+            Err(errors) => problems.extend(errors),
+        }
+    }
+    for (label, tool, err) in pipeline::missing_tools(&plans) {
+        problems.push(format!("job {label}: {}: {err}", tool.setting));
+    }
+    for plan in &plans {
+        println!(
+            "ok: job {} ({}): backend {}, source {}",
+            plan.label(),
+            plan.job.path.display(),
+            plan.job.backend,
+            plan.job.source_hostname
+        );
+    }
+    if connect {
+        let mut seen = BTreeSet::new();
+        for plan in &plans {
+            for step in plan.steps() {
+                let Host::Remote(host) = &step.action.command().host else { continue };
+                if !seen.insert((host.clone(), plan.ssh.clone().destination(host), plan.ssh.port)) {
+                    continue;
+                }
+                let runner = Runner::new(plan.ssh.clone(), false);
+                match runner.run(&Command::argv(Host::Remote(host.clone()), ["true"])) {
+                    Ok(_) => println!("ok: ssh {}", plan.ssh.destination(host)),
+                    Err(err) => problems.push(format!("job {}: {err}", plan.label())),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("all good: {} job{}", plans.len(), if plans.len() == 1 { "" } else { "s" });
+        exit::SUCCESS
+    } else {
+        for problem in &problems {
+            println!("error: {problem}");
+        }
+        println!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        exit::USAGE
+    }
+}

@@ -1,0 +1,71 @@
+//! The subcommands, and what they share: the global config, logging, and reporting errors.
+
+mod backends;
+mod check;
+mod plan;
+mod run;
+mod settings;
+
+use std::path::PathBuf;
+
+use ari_core::config::GlobalConfig;
+use ari_core::core_settings::{DEBUG, DRY_RUN, JOBS_DIR, STDERR_LOGGING};
+use ari_core::exit;
+use ari_core::settings::{Layer, Settings};
+
+use crate::cli::{Invocation, Subcommand};
+use crate::logging::{self, LogSettings};
+
+/// What every subcommand starts from.
+pub struct Context {
+    /// The global config.
+    pub config: GlobalConfig,
+    /// Settings from the command line.
+    pub command_line: Layer,
+    /// Settings before any job: defaults, config, command line.
+    pub base: Settings,
+}
+
+impl Context {
+    /// `jobs_dir` as the config and command line set it.
+    pub fn jobs_dir(&self) -> PathBuf {
+        PathBuf::from(self.base.get(&JOBS_DIR))
+    }
+}
+
+/// Runs the subcommand and returns the exit code.
+pub fn dispatch(invocation: Invocation) -> i32 {
+    let Invocation { command, config, config_explicit, settings: command_line } = invocation;
+    let loaded = GlobalConfig::load(&config, config_explicit);
+    let config_layer = loaded.as_ref().map(|c| c.layer.clone()).unwrap_or_else(|_| Layer::default());
+    let base = Settings::resolve([&config_layer, &command_line]);
+    logging::init(&LogSettings {
+        debug: base.get(&DEBUG),
+        dry_run: base.get(&DRY_RUN),
+        stderr_logging: base.get(&STDERR_LOGGING),
+    });
+    let config = match loaded {
+        Ok(config) => config,
+        Err(err) => {
+            log::error!("{err}");
+            return exit::USAGE;
+        }
+    };
+    let context = Context { config, command_line, base };
+    match command {
+        Subcommand::Run { jobs } => run::run(&context, &jobs),
+        Subcommand::Plan { jobs, json } => plan::plan(&context, &jobs, json),
+        Subcommand::Check { jobs, connect } => check::check(&context, &jobs, connect),
+        Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
+        Subcommand::Backends => backends::backends(),
+    }
+}
+
+/// Logs each error once and returns the usage exit code.
+pub fn usage_errors(errors: &[String]) -> i32 {
+    for err in errors {
+        log::error!("{err}");
+    }
+    log::error!("nothing ran: fix the error{} above first", if errors.len() == 1 { "" } else { "s" });
+    exit::USAGE
+}

@@ -1,0 +1,75 @@
+//! `ari plan JOB... [--json]`: every step and command that `run` would execute, on which host,
+//! cleanup included. Runs nothing.
+
+use ari_core::exit;
+use ari_core::pipeline::JobPlan;
+use ari_core::step::{Action, Program};
+
+use super::{usage_errors, Context};
+use crate::jobs;
+
+pub fn plan(context: &Context, names: &[String], json: bool) -> i32 {
+    let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
+    {
+        Ok(plans) => plans,
+        Err(errors) => return usage_errors(&errors),
+    };
+    let mut out = String::new();
+    for plan in &plans {
+        if json {
+            out.push_str(&serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default());
+            out.push('\n');
+        } else {
+            out.push_str(&render(plan));
+        }
+    }
+    print!("{out}");
+    exit::SUCCESS
+}
+
+/// The plan as text for a person.
+pub fn render(plan: &JobPlan) -> String {
+    let mut out = format!(
+        "job {} (backend {}, source {}{})\n",
+        plan.label(),
+        plan.job.backend,
+        plan.job.source_hostname,
+        plan.job.snapshot.as_deref().map(|s| format!(", snapshot {s}")).unwrap_or_default()
+    );
+    for (i, step) in plan.steps().iter().enumerate() {
+        let command = step.action.command();
+        let when = match step.when {
+            ari_core::step::When::Always => String::new(),
+            when => format!(" [when {}]", when.as_str()),
+        };
+        let text = match &command.program {
+            Program::Argv(argv) => shell_words::join(argv),
+            Program::Shell(script) => format!("sh: {script}"),
+        };
+        out.push_str(&format!(
+            "{:>3}. {:<14} {} on {}{when}\n",
+            i + 1,
+            step.phase.as_str(),
+            step.name,
+            command.host
+        ));
+        out.push_str(&format!("       {text}\n"));
+        match &step.action {
+            Action::RefuseIf { reason, .. } => {
+                out.push_str(&format!("       (stops the job if it succeeds: {reason})\n"))
+            }
+            Action::Dynamic { .. } => {
+                out.push_str("       (dynamic: the commands that follow depend on its output)\n")
+            }
+            _ => {}
+        }
+        if step.retry.max_retries > 0 {
+            out.push_str(&format!(
+                "       (retried up to {} times, {}s apart)\n",
+                step.retry.max_retries,
+                step.retry.interval.as_secs()
+            ));
+        }
+    }
+    out
+}

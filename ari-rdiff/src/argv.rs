@@ -1,0 +1,332 @@
+//! The argv of rdiff-backup for a backup and for retention, in both command lines: pure
+//! functions of their inputs, checked by snapshot tests.
+
+use ari_core::process::Ssh;
+
+/// rdiff-backup's command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cli {
+    /// 2.1 and later: `rdiff-backup [global options] backup [options] SOURCE DEST`.
+    New,
+    /// The original's: `rdiff-backup [options] SOURCE DEST`.
+    Legacy,
+}
+
+/// Options that rdiff-backup 2.2 takes before the action; the value-taking ones take one value.
+const GLOBAL_FLAGS: &[&str] = &[
+    "--force",
+    "--fsync",
+    "--no-fsync",
+    "--null-separator",
+    "--new",
+    "--no-new",
+    "--parsable-output",
+    "--ssh-compression",
+    "--no-ssh-compression",
+    "--use-compatible-timestamps",
+    "-V",
+    "--version",
+];
+const GLOBAL_WITH_VALUE: &[&str] = &[
+    "--api-version",
+    "--current-time",
+    "--chars-to-quote",
+    "--override-chars-to-quote",
+    "--remote-schema",
+    "--remote-tempdir",
+    "--tempdir",
+    "--terminal-verbosity",
+    "-v",
+    "--verbosity",
+];
+
+/// Splits options into those that go before the action and those that go after it.
+pub fn split_global_options(options: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut global = Vec::new();
+    let mut action = Vec::new();
+    let mut words = options.iter();
+    while let Some(word) = words.next() {
+        let name = word.split_once('=').map_or(word.as_str(), |(name, _)| name);
+        if GLOBAL_FLAGS.contains(&name) || (word.contains('=') && GLOBAL_WITH_VALUE.contains(&name)) {
+            global.push(word.clone());
+        } else if GLOBAL_WITH_VALUE.contains(&name) {
+            global.push(word.clone());
+            global.extend(words.next().cloned());
+        } else {
+            action.push(word.clone());
+        }
+    }
+    (global, action)
+}
+
+/// Where the files to back up are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// On the backup server.
+    Local {
+        /// The source root.
+        root: String,
+    },
+    /// On a host reached over ssh.
+    Remote {
+        /// The host.
+        host: String,
+        /// The source root on it.
+        root: String,
+    },
+}
+
+/// Everything the backup argv depends on.
+#[derive(Debug, Clone)]
+pub struct Backup<'a> {
+    /// rdiff-backup's path.
+    pub program: &'a str,
+    /// The command line to use.
+    pub cli: Cli,
+    /// `rdiff_backup_options`, split.
+    pub options: &'a [String],
+    /// `ssh_compression`.
+    pub ssh_compression: bool,
+    /// How ssh reaches the source.
+    pub ssh: &'a Ssh,
+    /// Paths to include, already rewritten into the source root.
+    pub include: &'a [String],
+    /// Paths to exclude, already rewritten.
+    pub exclude: &'a [String],
+    /// Where the files are.
+    pub source: Source,
+    /// The backup repository.
+    pub destination: &'a str,
+}
+
+/// The ssh defaults of the original, under which its argv needs no `--remote-schema`.
+fn ssh_is_default(ssh: &Ssh) -> bool {
+    ssh.port == 22 && ssh.options.is_empty() && matches!(ssh.path.as_str(), "ssh" | "/usr/bin/ssh")
+}
+
+/// The command rdiff-backup runs (through a shell) to reach the source host: ari's own ssh
+/// settings, then `{h}` (rdiff-backup puts `user@host` there) and the remote server command.
+pub fn remote_schema(cli: Cli, ssh: &Ssh, compression: bool) -> String {
+    let mut words = ssh.base_argv();
+    if compression {
+        words.push("-C".to_string());
+    }
+    let server = match cli {
+        Cli::New => "rdiff-backup server",
+        Cli::Legacy => "rdiff-backup --server",
+    };
+    format!("{} {{h}} {server}", shell_words::join(&words))
+}
+
+impl Backup<'_> {
+    /// The backup's argv.
+    pub fn argv(&self) -> Vec<String> {
+        let remote = matches!(self.source, Source::Remote { .. });
+        let mut argv = vec![self.program.to_string()];
+        let mut selection = Vec::new();
+        for path in self.exclude {
+            selection.extend(["--exclude".to_string(), path.clone()]);
+        }
+        for path in self.include {
+            selection.extend(["--include".to_string(), path.clone()]);
+        }
+        selection.extend(["--exclude".to_string(), "**".to_string()]);
+        let location = match &self.source {
+            Source::Local { root } => root.clone(),
+            Source::Remote { host, root } => format!("{}::{root}", self.ssh.destination(host)),
+        };
+        match self.cli {
+            Cli::Legacy => {
+                argv.extend(self.options.iter().cloned());
+                if remote && !self.ssh_compression {
+                    argv.push("--ssh-no-compression".to_string());
+                }
+                if remote && !ssh_is_default(self.ssh) {
+                    argv.push("--remote-schema".to_string());
+                    argv.push(remote_schema(Cli::Legacy, self.ssh, self.ssh_compression));
+                }
+            }
+            Cli::New => {
+                let (global, action) = split_global_options(self.options);
+                argv.extend(global);
+                if remote {
+                    argv.push("--remote-schema".to_string());
+                    argv.push(remote_schema(Cli::New, self.ssh, self.ssh_compression));
+                }
+                argv.push("backup".to_string());
+                argv.extend(action);
+            }
+        }
+        argv.extend(selection);
+        argv.push(location);
+        argv.push(self.destination.to_string());
+        argv
+    }
+}
+
+/// The argv that removes increments older than `timespec`.
+pub fn retention(program: &str, cli: Cli, timespec: &str, destination: &str) -> Vec<String> {
+    let words: &[&str] = match cli {
+        Cli::New => &["--force", "remove", "increments", "--older-than"],
+        Cli::Legacy => &["--force", "--remove-older-than"],
+    };
+    let mut argv = vec![program.to_string()];
+    argv.extend(words.iter().map(|w| w.to_string()));
+    argv.push(timespec.to_string());
+    argv.push(destination.to_string());
+    argv
+}
+
+/// The command line a version string asks for: `rdiff-backup 2.2.2` → new.
+pub fn cli_for_version(version: &str) -> Option<Cli> {
+    let number = version.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let mut parts = number.split('.').map(|p| p.chars().take_while(char::is_ascii_digit).collect::<String>());
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some(if (major, minor) >= (2, 1) { Cli::New } else { Cli::Legacy })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    fn default_options() -> Vec<String> {
+        strings(&[
+            "--exclude-device-files",
+            "--exclude-fifos",
+            "--exclude-sockets",
+            "--terminal-verbosity",
+            "1",
+        ])
+    }
+
+    fn ssh(port: u16, options: &[&str]) -> Ssh {
+        Ssh { path: "/usr/bin/ssh".into(), port, user: "root".into(), options: strings(options) }
+    }
+
+    fn backup<'a>(cli: Cli, ssh: &'a Ssh, options: &'a [String], source: Source) -> Vec<String> {
+        Backup {
+            program: "/usr/bin/rdiff-backup",
+            cli,
+            options,
+            ssh_compression: false,
+            ssh,
+            include: &["/music".to_string()],
+            exclude: &["/music/tmp".to_string()],
+            source,
+            destination: "/srv/backup-store/my_backup",
+        }
+        .argv()
+    }
+
+    #[test]
+    fn legacy_argv_is_the_originals() {
+        let options = default_options();
+        let ssh = ssh(22, &[]);
+        let local = backup(Cli::Legacy, &ssh, &options, Source::Local { root: "/".into() });
+        assert_eq!(
+            local,
+            strings(&[
+                "/usr/bin/rdiff-backup",
+                "--exclude-device-files",
+                "--exclude-fifos",
+                "--exclude-sockets",
+                "--terminal-verbosity",
+                "1",
+                "--exclude",
+                "/music/tmp",
+                "--include",
+                "/music",
+                "--exclude",
+                "**",
+                "/",
+                "/srv/backup-store/my_backup",
+            ])
+        );
+        let remote =
+            backup(Cli::Legacy, &ssh, &options, Source::Remote { host: "kif".into(), root: "/".into() });
+        assert_eq!(
+            remote,
+            strings(&[
+                "/usr/bin/rdiff-backup",
+                "--exclude-device-files",
+                "--exclude-fifos",
+                "--exclude-sockets",
+                "--terminal-verbosity",
+                "1",
+                "--ssh-no-compression",
+                "--exclude",
+                "/music/tmp",
+                "--include",
+                "/music",
+                "--exclude",
+                "**",
+                "root@kif::/",
+                "/srv/backup-store/my_backup",
+            ])
+        );
+    }
+
+    #[test]
+    fn ssh_settings_reach_rdiff_backups_ssh() {
+        let options = default_options();
+        let ssh = ssh(2222, &["-F", "/etc/ari backup/ssh_config"]);
+        let source = Source::Remote { host: "kif".into(), root: "/".into() };
+        insta::assert_debug_snapshot!(backup(Cli::Legacy, &ssh, &options, source.clone()));
+        insta::assert_debug_snapshot!(backup(Cli::New, &ssh, &options, source));
+    }
+
+    #[test]
+    fn new_argv_puts_global_options_before_the_action() {
+        let options = default_options();
+        let ssh = ssh(22, &[]);
+        insta::assert_debug_snapshot!(backup(Cli::New, &ssh, &options, Source::Local { root: "/".into() }));
+    }
+
+    #[test]
+    fn options_split_into_global_and_action() {
+        let check = |options: &[&str], global: &[&str], action: &[&str]| {
+            assert_eq!(
+                split_global_options(&strings(options)),
+                (strings(global), strings(action)),
+                "{options:?}"
+            );
+        };
+        check(
+            &["--terminal-verbosity", "1", "--exclude-fifos"],
+            &["--terminal-verbosity", "1"],
+            &["--exclude-fifos"],
+        );
+        check(&["--terminal-verbosity=5", "-v", "3"], &["--terminal-verbosity=5", "-v", "3"], &[]);
+        check(&["--force", "--no-acls", "--tempdir", "/x"], &["--force", "--tempdir", "/x"], &["--no-acls"]);
+    }
+
+    #[test]
+    fn retention_argv() {
+        assert_eq!(
+            retention("rdiff-backup", Cli::New, "1M", "/b/x"),
+            strings(&["rdiff-backup", "--force", "remove", "increments", "--older-than", "1M", "/b/x"])
+        );
+        assert_eq!(
+            retention("rdiff-backup", Cli::Legacy, "1M", "/b/x"),
+            strings(&["rdiff-backup", "--force", "--remove-older-than", "1M", "/b/x"])
+        );
+    }
+
+    #[test]
+    fn versions() {
+        let check = |version: &str, expected: Option<Cli>| {
+            assert_eq!(cli_for_version(version), expected, "{version}")
+        };
+        check("rdiff-backup 2.2.2", Some(Cli::New));
+        check("rdiff-backup 2.1.0a1", Some(Cli::New));
+        check("rdiff-backup 2.0.5", Some(Cli::Legacy));
+        check("rdiff-backup 1.2.8", Some(Cli::Legacy));
+        check("rdiff-backup version 3", Some(Cli::New));
+        check("garbage", None);
+    }
+}

@@ -1,0 +1,140 @@
+//! The rdiff backend: checks, tools, the backup step and the retention step.
+
+use std::path::Path;
+
+use ari_core::core_settings::STATE_DIR;
+use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
+use ari_core::step::{Command, Host, Phase, Step, When};
+use ari_core::ConfigError;
+
+use crate::argv::{self, Backup, Cli, Source};
+use crate::settings::*;
+
+/// The rdiff-backup backend, registered as `rdiff`.
+pub struct RdiffBackend;
+
+ari_core::register_backend!(RdiffBackend);
+
+impl RdiffBackend {
+    fn destination(job: &JobContext) -> Result<String, ConfigError> {
+        let store = job.get(&BACKUP_STORE_PATH).ok_or_else(|| {
+            job.error(
+                "backup_store_path: required by the rdiff backend; set it in the global config or in the job file",
+            )
+        })?;
+        Ok(join_path(&store, &job.job.label))
+    }
+
+    fn cli(job: &JobContext) -> Result<Cli, ConfigError> {
+        let program = job.get(&RDIFF_BACKUP_PATH);
+        match job.get(&RDIFF_BACKUP_CLI).as_str() {
+            "new" => return Ok(Cli::New),
+            "legacy" => return Ok(Cli::Legacy),
+            _ => {}
+        }
+        // A missing binary is reported with every other missing tool; until then assume new.
+        let Ok(resolved) = ari_core::process::resolve_program(&program) else { return Ok(Cli::New) };
+        let state_dir = job.get(&STATE_DIR);
+        let version = ari_core::tool_version::tool_version(&resolved, &["--version"], Path::new(&state_dir))
+            .map_err(|err| {
+                job.error(format!("rdiff_backup_path: cannot ask `{program}` its version: {err}"))
+            })?;
+        argv::cli_for_version(&version).ok_or_else(|| {
+            job.error(format!(
+                "rdiff_backup_path: `{program} --version` printed `{version}`, which is no version; set rdiff_backup_cli to new or legacy"
+            ))
+        })
+    }
+}
+
+impl BackupBackend for RdiffBackend {
+    fn name(&self) -> &'static str {
+        "rdiff"
+    }
+
+    fn summary(&self) -> &'static str {
+        "rdiff-backup from the source host into BACKUP_STORE_PATH/LABEL, with reverse increments"
+    }
+
+    fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
+        let destination = RdiffBackend::destination(job)?;
+        if !destination.starts_with('/') {
+            return Err(job.error(format!("backup_store_path: `{destination}` is not an absolute path")));
+        }
+        if job.job.include.is_empty() {
+            return Err(job.error("include: the rdiff backend needs at least one path to back up"));
+        }
+        let root = job.get(&TOP_LEVEL_SRC_DIR);
+        if !root.starts_with('/') {
+            return Err(job.error(format!("top_level_src_dir: `{root}` is not an absolute path")));
+        }
+        Ok(())
+    }
+
+    fn tools(&self, job: &JobContext) -> Vec<Tool> {
+        vec![Tool { setting: "rdiff_backup_path", program: job.get(&RDIFF_BACKUP_PATH) }]
+    }
+
+    fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+        let cli = RdiffBackend::cli(job)?;
+        let program = job.get(&RDIFF_BACKUP_PATH);
+        let options = job.get(&RDIFF_BACKUP_OPTIONS);
+        let ssh = job.ssh();
+        // With a snapshot, paths in the job are written as on the host and read from the
+        // snapshot's mount base instead.
+        let snapshot_root = job.snapshot_root();
+        let rewrite = |paths: &[String]| -> Vec<String> {
+            match &snapshot_root {
+                Some(base) => paths.iter().map(|p| rewrite_into(base, p)).collect(),
+                None => paths.to_vec(),
+            }
+        };
+        let include = rewrite(&job.job.include);
+        let exclude = rewrite(&job.job.exclude);
+        let root = snapshot_root.clone().unwrap_or_else(|| job.get(&TOP_LEVEL_SRC_DIR));
+        let source = match job.source_host() {
+            Host::Local => Source::Local { root },
+            Host::Remote(host) => Source::Remote { host, root },
+        };
+        let destination = RdiffBackend::destination(job)?;
+        let argv = Backup {
+            program: &program,
+            cli,
+            options: &options,
+            ssh_compression: job.get(&SSH_COMPRESSION),
+            ssh: &ssh,
+            include: &include,
+            exclude: &exclude,
+            source,
+            destination: &destination,
+        }
+        .argv();
+        Ok(vec![Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))])
+    }
+
+    fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+        let Some(timespec) = job.get(&REMOVE_OLDER_THAN_TIMESPEC) else { return Ok(Vec::new()) };
+        let argv = argv::retention(
+            &job.get(&RDIFF_BACKUP_PATH),
+            RdiffBackend::cli(job)?,
+            &timespec,
+            &RdiffBackend::destination(job)?,
+        );
+        // Exit status 2 is rdiff-backup's "warnings only", which retention gives when no
+        // increment is old enough to remove: a normal night, not a failure.
+        let step = Step::run(Phase::Post, "remove increments", Command::argv(Host::Local, argv))
+            .when(When::Success)
+            .tolerating(&[2]);
+        Ok(vec![step])
+    }
+}
+
+/// A path of the job moved into the snapshot's mount base; a pattern starting with `**` matches
+/// anywhere already and stays as it is.
+fn rewrite_into(base: &str, path: &str) -> String {
+    if path.starts_with("**") {
+        path.to_string()
+    } else {
+        join_path(base, path)
+    }
+}

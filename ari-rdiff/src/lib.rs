@@ -1,0 +1,18 @@
+//! ari-rdiff: the rdiff-backup backend of ari (`backend: rdiff`).
+//!
+//! The main step mirrors the job's includes from the source host (or from the snapshot's mount
+//! base) into `backup_store_path/label` with reverse increments; after a successful backup,
+//! retention removes increments older than `remove_older_than_timespec`. Remote sources go
+//! through `--remote-schema`, so that `ssh_path`, `ssh_port`, `remote_user` and `ssh_options`
+//! reach rdiff-backup's own ssh. rdiff-backup 2.1 and later get the new command line
+//! (`rdiff-backup backup ...`), older ones the original's (`rdiff_backup_cli`).
+//!
+//! It depends on ari-core only, and never runs anything itself except asking rdiff-backup its
+//! version through ari-core.
+
+mod argv;
+mod backend;
+mod settings;
+
+pub use backend::RdiffBackend;
+pub use settings::*;
