@@ -175,7 +175,7 @@ pub enum ProcessError {
 }
 
 fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = without_tracebacks(text);
     if lines.is_empty() {
         return String::new();
     }
@@ -186,6 +186,25 @@ fn tail(text: &str) -> String {
         out.push_str(line);
     }
     out
+}
+
+/// The non-empty lines of `text`, with each Python traceback (rdiff-backup's way of failing)
+/// cut down to its exception line, so that the lines before it (ssh's "Connection refused",
+/// say) stay within the tail an error shows.
+fn without_tracebacks(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut in_traceback = false;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with("Traceback (most recent call last)") {
+            in_traceback = true;
+        } else if in_traceback && !line.starts_with(char::is_whitespace) {
+            in_traceback = false;
+            lines.push(line);
+        } else if !in_traceback {
+            lines.push(line);
+        }
+    }
+    lines
 }
 
 /// Finds a program as a command line would: a name on PATH, or a path that must be executable.
@@ -413,6 +432,18 @@ mod tests {
 
         let out = run(Command::argv(Host::Local, ["printf", "%s", "a b"])).unwrap();
         assert_eq!(out.stdout, "a b");
+    }
+
+    #[test]
+    fn tracebacks_shrink_to_their_exception() {
+        let text = "ssh: connect to host 127.0.0.1 port 1: Connection refused\n\
+                    Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n    f()\n\
+                    AttributeError: 'NoneType' object has no attribute 'lstat'\n";
+        assert_eq!(
+            tail(text),
+            "; last lines of its output:\n    ssh: connect to host 127.0.0.1 port 1: Connection refused\n    \
+             AttributeError: 'NoneType' object has no attribute 'lstat'"
+        );
     }
 
     #[test]
