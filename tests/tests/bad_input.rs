@@ -1,0 +1,207 @@
+//! Bad input exits 2 with a message naming the file, line and key, before any command runs.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use tests::{run, stderr, Fixture};
+
+/// Runs a bad job together with a good one whose `pre` command would leave a marker: nothing
+/// may run, and the error must say what `expected` says.
+fn check(name: &str, job: &str, expected: &[&str]) {
+    let fx = Fixture::new();
+    let bad = fx.write_job(name, job);
+    let marker = fx.path("good-job-ran");
+    let good = fx.write_job(
+        "good.yaml",
+        &format!("include: [{}]\npre:\n  - command: [touch, {}]\n", fx.p("src"), marker.display()),
+    );
+    let out = run(fx.ari().arg("run").arg(&good).arg(&bad));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{name}: exit code, stderr:\n{err}");
+    for fragment in expected {
+        let fragment = fragment.replace("FILE", &bad.display().to_string());
+        assert!(err.contains(&fragment), "{name}: `{fragment}` not in:\n{err}");
+    }
+    assert!(err.contains("nothing ran"), "{name}: {err}");
+    assert!(!marker.exists(), "{name}: a command ran despite the error");
+}
+
+#[test]
+fn unknown_key_with_a_suggestion() {
+    check(
+        "bad.yaml",
+        "include: [/etc]\nbakend: rdiff\n",
+        &["FILE:2:9: bakend: unknown key `bakend` (did you mean `backend`?)"],
+    );
+    check(
+        "typo.yaml",
+        "include: [/etc]\nremote_usr: x\n",
+        &["FILE:2:13: remote_usr: unknown key `remote_usr` (did you mean `remote_user`?)"],
+    );
+    check(
+        "nested.yaml",
+        "include: [/etc]\npost:\n  - command: [true]\n    wehn: failure\n",
+        &["FILE:4:5: post[0]: unknown field `wehn`, expected one of `command`, `host`, `when` (did you mean `when`?)"],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    check(
+        "bad.yaml",
+        "include: [/etc]\nssh_port: twenty\n",
+        &["FILE:2:11: ssh_port: invalid type: string \"twenty\", expected an integer"],
+    );
+    check(
+        "port.yaml",
+        "include: [/etc]\nssh_port: 70000\n",
+        &["FILE:2:11: ssh_port: 70000 is out of range (0 to 65535)"],
+    );
+    check(
+        "bool.yaml",
+        "include: [/etc]\nssh_compression: maybe\n",
+        &["FILE:2:18: ssh_compression: invalid type: string \"maybe\", expected true or false"],
+    );
+    check(
+        "list.yaml",
+        "include: /etc\n",
+        &["FILE:1:10: include: invalid type: string \"/etc\", expected a list of absolute paths"],
+    );
+    check(
+        "choice.yaml",
+        "include: [/etc]\nrdiff_backup_cli: legasy\n",
+        &["FILE:2:19: rdiff_backup_cli: expected one of auto, new, legacy, found `legasy` (did you mean `legacy`?)"],
+    );
+}
+
+#[test]
+fn malformed_yaml_and_empty_files() {
+    check("bad.yaml", "include: [/etc\n", &["FILE:2:1: did not find expected ',' or ']'"]);
+    check("tabs.yaml", "include:\n\t- /etc\n", &["FILE:2:1: found character that cannot start any token"]);
+    check("empty.yaml", "", &["FILE: the job file is empty"]);
+    check("comment.yaml", "#!/usr/bin/env -S ari run\n# nothing\n", &["FILE: the job file is empty"]);
+    check("list.yaml", "- /etc\n", &["FILE: a job file must be a mapping of keys"]);
+}
+
+#[test]
+fn labels_that_would_escape_the_store() {
+    check(
+        "slash.yaml",
+        "label: a/b\ninclude: [/etc]\n",
+        &["FILE:1:8: label: `a/b` must start with a letter or digit"],
+    );
+    check("dots.yaml", "label: a..b\ninclude: [/etc]\n", &["FILE:1:8: label: `a..b` must not contain `..`"]);
+    check(
+        "up.yaml",
+        "label: ..\ninclude: [/etc]\n",
+        &["FILE:1:8: label: `..` must start with a letter or digit"],
+    );
+}
+
+#[test]
+fn a_host_that_ssh_would_read_as_an_option() {
+    check(
+        "host.yaml",
+        "source_hostname: -oProxyCommand=touch /tmp/x\ninclude: [/etc]\n",
+        &["FILE:1:18: source_hostname: `-oProxyCommand=touch /tmp/x` must not start with `-`"],
+    );
+    check(
+        "hook-host.yaml",
+        "include: [/etc]\npre:\n  - command: [true]\n    host: -x\n",
+        &["FILE:4:11: pre[0].host: `-x` must not start with `-`"],
+    );
+}
+
+#[test]
+fn unknown_backend_lists_the_known_ones() {
+    check(
+        "b.yaml",
+        "backend: rsnyc\ninclude: [/etc]\n",
+        &["FILE:1:10: backend: unknown backend `rsnyc` (known: rdiff)"],
+    );
+    check(
+        "s.yaml",
+        "snapshot: lvm2\ninclude: [/etc]\n",
+        &["FILE:1:11: snapshot: unknown snapshot source `lvm2`"],
+    );
+}
+
+#[test]
+fn backend_requirements() {
+    check(
+        "noinclude.yaml",
+        "label: x\n",
+        &["FILE: include: the rdiff backend needs at least one path to back up"],
+    );
+    check(
+        "tool.yaml",
+        "include: [/etc]\nrdiff_backup_path: /nonexistent/rdiff-backup\n",
+        &["job tool: rdiff_backup_path: `/nonexistent/rdiff-backup` not found"],
+    );
+}
+
+#[test]
+fn missing_backup_store_path() {
+    let fx = Fixture::new();
+    std::fs::write(fx.config_path(), format!("state_dir: {}\n", fx.p("state"))).unwrap();
+    let job =
+        fx.write_job("nostore.yaml", "include: [/etc]\npre:\n  - command: [touch, /nonexistent-dir/x]\n");
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains(&format!("{}: backup_store_path: required by the rdiff backend", job.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn every_bad_job_is_reported_together() {
+    let fx = Fixture::new();
+    let one = fx.write_job("one.yaml", "include: [/etc]\nbakend: rdiff\n");
+    let two = fx.write_job("two.yaml", "include: [/etc]\nssh_port: x\n");
+    let out = run(fx.ari().arg("run").arg(&one).arg(&two));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("one.yaml:2:9") && err.contains("two.yaml:2:11"), "{err}");
+    assert!(err.contains("nothing ran: fix the errors above first"), "{err}");
+}
+
+#[test]
+fn bad_command_lines_and_configs() {
+    let fx = Fixture::new();
+    let job = fx.write_job("ok.yaml", "include: [/etc]\n");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--set".into(), "ssh_prot=22".into()], "unknown setting `ssh_prot` (did you mean `ssh_port`?)"),
+        (vec!["--set".into(), "ssh_port".into()], "--set ssh_port: expected NAME=VALUE"),
+        (vec!["--ssh_port".into(), "x".into()], "ssh_port: expected an integer, found `x`"),
+        (vec!["--ssh_prot".into(), "22".into()], "unexpected argument '--ssh_prot'"),
+        (vec!["--config".into(), fx.p("missing.yaml")], "cannot read the config file"),
+    ];
+    for (args, expected) in cases {
+        let out = run(fx.ari().arg("run").arg(&job).args(&args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{args:?}: `{expected}` not in {}", stderr(&out));
+    }
+    std::fs::write(fx.config_path(), "ssh_prot: 22\n").unwrap();
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:1:11: ssh_prot: unknown setting `ssh_prot` (did you mean `ssh_port`?)",
+            fx.config_path().display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_unknown_job_name() {
+    let fx = Fixture::new();
+    fx.write_job("webserver.yaml", "include: [/etc]\n");
+    let out = run(fx.ari().args(["run", "webserve"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no job `webserve` in"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(did you mean `webserver`?)"), "{}", stderr(&out));
+}

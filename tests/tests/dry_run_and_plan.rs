@@ -1,0 +1,144 @@
+//! `--dry-run` runs nothing, and `ari plan` prints exactly what `ari run` would execute.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use tests::rdiff::rdiff_backup;
+use tests::{fingerprint, run, stderr, stdout, Fixture};
+
+const FULL_JOB: &str = "#!/usr/bin/env -S ari run
+label: db-server
+backend: rdiff
+source_hostname: db-server
+backup_store_path: /srv/backup-store
+rdiff_backup_cli: new
+remote_user: backup
+ssh_port: 2222
+ssh_options: [-F, /etc/ari-backup/ssh_config]
+include: [/etc, /var/lib/mysql]
+exclude: [/var/lib/mysql/tmp, '**/*.tmp']
+remove_older_than_timespec: 1M
+pre:
+  - command: mysqldump --all-databases > /var/backups/mysql.sql
+    host: db-server
+  - command: [systemctl, stop, mysql]
+    host: db-server
+post:
+  - command: [systemctl, start, mysql]
+    host: db-server
+    when: always
+  - command: [rm, -f, /var/backups/mysql.sql]
+    host: db-server
+    when: success
+  - command: echo backup of db-server failed | mail -s ari root
+    when: failure
+";
+
+#[test]
+fn dry_run_runs_nothing_and_logs_every_command() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a.txt", "1\n"), ("d/b.txt", "2\n")]);
+    let marker = fx.p("pre-ran");
+    let job = fx.write_job(
+        "dry.yaml",
+        &format!(
+            "include: [{src}]\nremove_older_than_timespec: 1D\npre:\n  - command: touch {marker}\npost:\n  - command: [touch, {marker}]\n",
+            src = src.display()
+        ),
+    );
+    // Warm the version cache, so that the dry run below writes nothing anywhere.
+    run(fx.ari().args(["plan"]).arg(&job));
+    let before = fingerprint(fx.root());
+    for spelling in ["--dry-run", "--dry_run", "--dry-run=true"] {
+        let out = run(fx.ari().arg("run").arg(&job).arg(spelling));
+        assert!(out.status.success(), "{spelling}: {}", stderr(&out));
+        let err = stderr(&out);
+        for expected in [
+            "dry run, not running on localhost: /bin/sh -c",
+            "backup --exclude-device-files",
+            "remove increments",
+        ] {
+            assert!(err.contains(expected), "{spelling}: `{expected}` not logged:\n{err}");
+        }
+    }
+    assert_eq!(fingerprint(fx.root()), before, "a dry run changed files");
+    assert!(!fx.path("store/dry").exists());
+}
+
+#[test]
+fn dry_run_from_a_job_file_setting() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a.txt", "1\n")]);
+    let job = fx.write_job("dry.yaml", &format!("include: [{}]\ndry_run: true\n", src.display()));
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!fx.path("store/dry").exists(), "dry_run: true in the job ran the backup");
+}
+
+fn plan_json(fx: &Fixture, job: &std::path::Path) -> serde_json::Value {
+    let out = run(fx.ari().arg("plan").arg(job).arg("--json"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("plan --json is no JSON object: {e}\n{}", stdout(&out)))
+}
+
+#[test]
+fn plan_json_of_a_remote_job_with_hooks_and_retention() {
+    let fx = Fixture::new();
+    let job = fx.write_job("db-server.yaml", FULL_JOB);
+    insta::assert_json_snapshot!(plan_json(&fx, &job));
+}
+
+#[test]
+fn plan_json_of_a_local_job_in_the_legacy_command_line() {
+    let fx = Fixture::new();
+    let job = fx.write_job(
+        "music",
+        "label: my_backup\nbackup_store_path: /srv/backup-store\nrdiff_backup_cli: legacy\ninclude: [/music]\n",
+    );
+    insta::assert_json_snapshot!(plan_json(&fx, &job));
+}
+
+#[test]
+fn plan_text_shows_hosts_phases_and_conditions() {
+    let fx = Fixture::new();
+    let job = fx.write_job("db-server.yaml", FULL_JOB);
+    let out = run(fx.ari().arg("plan").arg(&job));
+    assert!(out.status.success(), "{}", stderr(&out));
+    insta::assert_snapshot!(stdout(&out));
+}
+
+#[test]
+fn plan_argv_is_what_run_executes() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a.txt", "1\n")]);
+    let job = fx.write_job("same.yaml", &format!("include: [{}]\n", src.display()));
+    let plan = plan_json(&fx, &job);
+    let main = plan["steps"].as_array().unwrap().iter().find(|s| s["phase"] == "main").unwrap().clone();
+    let argv: Vec<String> =
+        main["local_argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logged = format!("run_command on localhost: {}", shell_words_join(&argv));
+    assert!(
+        stderr(&out).contains(&logged),
+        "run executed something else than plan showed:\n{logged}\n{}",
+        stderr(&out)
+    );
+}
+
+fn shell_words_join(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
