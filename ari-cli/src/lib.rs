@@ -9,6 +9,7 @@
 
 mod cli;
 mod commands;
+pub mod docs;
 mod jobs;
 mod logging;
 

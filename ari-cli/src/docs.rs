@@ -1,0 +1,57 @@
+//! The settings reference, `docs/settings.md`, generated from the registry; a test fails when
+//! the committed file differs, so the docs cannot drift from the code.
+
+use ari_core::settings;
+
+/// The settings reference as Markdown.
+pub fn settings_reference() -> String {
+    let mut out = String::from(
+        "# Settings reference\n\n\
+         <!-- Generated from the settings registry: run `ARI_UPDATE_DOCS=1 cargo test -p ari-cli docs` after changing a setting. A test fails while this file is out of date. -->\n\n\
+         Every setting may be set, lowest precedence first: by its default; in the global config\n\
+         (`/etc/ari-backup/ari-backup.conf.yaml`, `--config PATH` or `ARI_CONFIG`); in a job file (settings\n\
+         owned by `core`, by the job's backend or by its snapshot source); on the command line with\n\
+         `--set NAME=VALUE` or `--NAME VALUE` (snake_case or kebab-case; booleans as `--NAME` or `--NAME=false`).\n\
+         `ari settings [JOB]` shows each effective value and where it came from.\n\n\
+         Types: `boolean` is `true` or `false`; `integer` a whole number; `string` text; `list` a YAML list\n\
+         of strings (on the command line `[a, b]` or words split like a shell); `words` a string split like\n\
+         a shell, or a list; `a|b|c` one of those words.\n\n\
+         | setting | type | default | owner | what it does |\n\
+         |---|---|---|---|---|\n",
+    );
+    for def in settings::registry().values() {
+        let default = match def.default {
+            Some("") => "(empty)".to_string(),
+            Some(default) => format!("`{default}`"),
+            None => "(none)".to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            def.name,
+            def.kind.describe().replace('|', "\\|"),
+            default,
+            def.owner,
+            def.help.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_settings_md_is_up_to_date() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/settings.md");
+        let expected = settings_reference();
+        if std::env::var_os("ARI_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &expected).expect("write docs/settings.md");
+        }
+        let actual = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "docs/settings.md is out of date with the settings registry: run `ARI_UPDATE_DOCS=1 cargo test -p ari-cli docs`"
+        );
+    }
+}
