@@ -12,7 +12,7 @@ use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::core_settings::{REMOTE_USER, SSH_OPTIONS, SSH_PATH, SSH_PORT};
@@ -289,17 +289,30 @@ fn execute(command: &Command, argv: &[String], cancel: &AtomicBool) -> Result<Ou
         },
         _ => ProcessError::Spawn { program: argv[0].clone(), source },
     })?;
-    let output = loop {
-        match handle.wait_timeout(POLL) {
-            Ok(Some(output)) => break output,
-            Ok(None) if cancel.load(Ordering::SeqCst) => {
+    // A waiter thread blocks in wait(), so the exit is seen the moment it happens; this thread
+    // only wakes every POLL to look at the cancel flag.
+    let handle = Arc::new(handle);
+    let (done, finished) = mpsc::channel();
+    let waiter = {
+        let handle = Arc::clone(&handle);
+        std::thread::spawn(move || {
+            let _ = handle.wait();
+            let _ = done.send(());
+        })
+    };
+    loop {
+        match finished.recv_timeout(POLL) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if cancel.load(Ordering::SeqCst) => {
                 stop_group(&handle);
+                let _ = waiter.join();
                 return Err(ProcessError::Interrupted { command: describe() });
             }
-            Ok(None) => {}
-            Err(source) => return Err(ProcessError::Wait { command: describe(), source }),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-    };
+    }
+    let _ = waiter.join();
+    let output = handle.wait().map_err(|source| ProcessError::Wait { command: describe(), source })?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     log_output(&stdout, &stderr);

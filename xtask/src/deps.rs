@@ -1,0 +1,116 @@
+//! `cargo xtask deps`: makes sure the system tools that the tests, the demo
+//! and the benchmarks run are installed. ari drives rdiff-backup over ssh, so
+//! the integration tests need rdiff-backup, rsync, an ssh client and an sshd
+//! they can start themselves. On Debian-like systems, as root, missing tools
+//! are installed with apt-get; otherwise we print the command to run, since
+//! guessing at sudo or another package manager would surprise people.
+
+use crate::shell;
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A binary we need and the Debian package that provides it.
+struct Tool {
+    /// A name looked up on PATH, or an absolute path for binaries (sshd)
+    /// that live outside a normal user's PATH.
+    binary: &'static str,
+    package: &'static str,
+}
+
+const TOOLS: &[Tool] = &[
+    Tool { binary: "rdiff-backup", package: "rdiff-backup" },
+    Tool { binary: "rsync", package: "rsync" },
+    Tool { binary: "/usr/sbin/sshd", package: "openssh-server" },
+    Tool { binary: "ssh", package: "openssh-client" },
+    Tool { binary: "ssh-keygen", package: "openssh-client" },
+];
+
+/// Checks every tool, installs the missing ones if we can, and fails with
+/// the exact command to run if we cannot.
+/// Callers print the section header, so this fits in their step lists.
+pub fn ensure() -> Result<()> {
+    let missing = missing_packages();
+    if missing.is_empty() {
+        println!("all system tools present");
+        return Ok(());
+    }
+
+    let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if !is_root() {
+        bail!(
+            "missing packages: {}; install them with:\n    sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive {install}",
+            missing.join(" ")
+        );
+    }
+
+    println!("installing: {}", missing.join(" "));
+    shell::run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    shell::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+
+    // A package can install fine and still not give us the binary (renamed
+    // paths, a diverted sshd); say so now rather than in a confusing test.
+    let still_missing = missing_packages();
+    if !still_missing.is_empty() {
+        bail!("still missing after apt-get install: {}", still_missing.join(" "));
+    }
+    println!("all system tools present");
+    Ok(())
+}
+
+/// Prints each tool's status and returns the packages to install, each once
+/// and in a stable order.
+fn missing_packages() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    for tool in TOOLS {
+        match find_binary(tool.binary) {
+            Some(path) => println!("  found   {:<16} {}", tool.binary, path.display()),
+            None => {
+                println!("  MISSING {:<16} (package {})", tool.binary, tool.package);
+                if !missing.contains(&tool.package) {
+                    missing.push(tool.package);
+                }
+            }
+        }
+    }
+    missing
+}
+
+/// Resolves `binary` like a shell would: a path containing `/` is checked
+/// as is, a bare name is searched on PATH.
+pub fn find_binary(binary: &str) -> Option<PathBuf> {
+    if binary.contains('/') {
+        let path = Path::new(binary);
+        return is_executable(path).then(|| path.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(binary)).find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_binary_checks_absolute_paths_and_path() {
+        assert!(find_binary("/bin/sh").is_some());
+        assert!(find_binary("sh").is_some());
+        assert!(find_binary("/nonexistent/xtask-no-such-binary").is_none());
+        assert!(find_binary("xtask-no-such-binary").is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! `cargo xtask test`: the one command that runs every check, used by the
+//! README and by CI (.ci/run). The work is a list of tiers, each a list of
+//! named steps run in order; the first failing step stops the run with a
+//! non-zero exit. Today there is the host tier (system deps, fmt, clippy,
+//! build, tests, doctests) and a placeholder for the VM tier; a later issue
+//! fills in `vm_tier` with a qemu run without touching the rest.
+
+use crate::{deps, shell};
+use anyhow::{Context, Result};
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Skip the VM tier (the qemu tests), e.g. on machines without KVM.
+    #[arg(long)]
+    no_vm: bool,
+
+    /// Extra arguments for `cargo nextest run` (test filters, `-E expr`, ...);
+    /// passed to `cargo test` as well when nextest is not installed.
+    #[arg(last = true)]
+    nextest_args: Vec<String>,
+}
+
+/// One named unit of work; boxed closures so tiers can capture their options.
+struct Step {
+    title: String,
+    action: Box<dyn FnOnce() -> Result<()>>,
+}
+
+impl Step {
+    fn new(title: impl Into<String>, action: impl FnOnce() -> Result<()> + 'static) -> Self {
+        Step { title: title.into(), action: Box::new(action) }
+    }
+}
+
+/// A group of steps that share a purpose and a prerequisite (the host, a VM).
+struct Tier {
+    name: &'static str,
+    steps: Vec<Step>,
+}
+
+pub fn run(args: &TestArgs) -> Result<()> {
+    let started = Instant::now();
+    let result = run_tiers(vec![host_tier(args), vm_tier(args)]);
+    let elapsed = started.elapsed();
+    match &result {
+        Ok(()) => println!("\nall checks passed in {:.1} s", elapsed.as_secs_f64()),
+        Err(_) => println!("\nchecks FAILED after {:.1} s", elapsed.as_secs_f64()),
+    }
+    result
+}
+
+fn run_tiers(tiers: Vec<Tier>) -> Result<()> {
+    for tier in tiers {
+        for step in tier.steps {
+            shell::header(&format!("[{}] {}", tier.name, step.title));
+            (step.action)().with_context(|| format!("step `{}` failed", step.title))?;
+        }
+    }
+    Ok(())
+}
+
+/// Everything that runs directly on this machine.
+fn host_tier(args: &TestArgs) -> Tier {
+    let mut steps = vec![
+        Step::new("system dependencies", deps::ensure),
+        Step::new("formatting", || shell::run(shell::cargo().args(["fmt", "--all", "--", "--check"]))),
+        Step::new("clippy", || {
+            shell::run(shell::cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        }),
+        Step::new("build", || shell::run(shell::cargo().args(["build", "--workspace", "--all-targets"]))),
+    ];
+
+    // Decided up front so the step titles say which runner is used.
+    let extra = args.nextest_args.clone();
+    if shell::succeeds(shell::cargo().args(["nextest", "--version"])) {
+        steps.push(Step::new("tests (cargo nextest)", move || {
+            shell::run(shell::cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(extra))
+        }));
+        // nextest does not run doctests, so they get their own step.
+        steps.push(Step::new("doctests", || {
+            shell::run(shell::cargo().args(["test", "--workspace", "--doc"]))
+        }));
+    } else {
+        steps.push(Step::new("tests (cargo test; install cargo-nextest for faster runs)", move || {
+            // cargo test runs the doctests too, so no separate step.
+            shell::run(shell::cargo().args(["test", "--workspace", "--no-fail-fast"]).args(extra))
+        }));
+    }
+    Tier { name: "host", steps }
+}
+
+/// The qemu tier. Not implemented yet: `cargo xtask vm` arrives with a later
+/// issue, which replaces the placeholder step with the real ones.
+fn vm_tier(args: &TestArgs) -> Tier {
+    let message = if args.no_vm {
+        "VM tier: skipped (--no-vm)"
+    } else {
+        "VM tier: not implemented yet (cargo xtask vm comes with a later issue)"
+    };
+    Tier {
+        name: "vm",
+        steps: vec![Step::new("VM tests", move || {
+            println!("{message}");
+            Ok(())
+        })],
+    }
+}
