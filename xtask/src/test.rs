@@ -81,12 +81,13 @@ fn host_tier(args: &TestArgs) -> Tier {
     // Decided up front so the step titles say which runner is used.
     let extra = args.nextest_args.clone();
     if shell::succeeds(shell::cargo().args(["nextest", "--version"])) {
-        steps.push(Step::new("tests (cargo nextest)", move || {
-            shell::run(shell::cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(extra))
-        }));
-        // nextest does not run doctests, so they get their own step.
+        // nextest does not run doctests, so they get their own step; it runs first, so that
+        // nextest's summary is the run's closing test line.
         steps.push(Step::new("doctests", || {
             shell::run(shell::cargo().args(["test", "--workspace", "--doc"]))
+        }));
+        steps.push(Step::new("tests (cargo nextest)", move || {
+            shell::run(shell::cargo().args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(extra))
         }));
     } else {
         steps.push(Step::new("tests (cargo test; install cargo-nextest for faster runs)", move || {
