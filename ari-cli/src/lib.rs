@@ -13,7 +13,9 @@ pub mod docs;
 mod jobs;
 mod logging;
 
+use ari_lvm as _;
 use ari_rdiff as _;
+use ari_zfs as _;
 
 /// Runs `ari` with the process's arguments and exits with its exit code.
 pub fn main() -> ! {

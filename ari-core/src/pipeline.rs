@@ -191,6 +191,14 @@ pub struct StepFailure {
     pub phase: Phase,
     /// What went wrong.
     pub error: StepError,
+    /// What the step would have removed, now left behind (cleanup steps).
+    pub removes: Option<String>,
+}
+
+impl StepFailure {
+    fn new(step: &Step, error: StepError) -> StepFailure {
+        StepFailure { step: step.name.clone(), phase: step.phase, error, removes: step.removes.clone() }
+    }
 }
 
 /// What one step did.
@@ -268,17 +276,13 @@ pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
         }
         for step in steps {
             if runner.is_cancelled() {
-                failure = Some(StepFailure {
-                    step: step.name.clone(),
-                    phase: step.phase,
-                    error: StepError::Interrupted,
-                });
+                failure = Some(StepFailure::new(step, StepError::Interrupted));
                 break 'steps;
             }
             match run_step(step, runner, &mut records) {
                 Ok(()) => undo.extend(step.undo.as_deref()),
                 Err(error) => {
-                    failure = Some(StepFailure { step: step.name.clone(), phase: step.phase, error });
+                    failure = Some(StepFailure::new(step, error));
                     break 'steps;
                 }
             }
@@ -297,7 +301,7 @@ pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
     }
     for step in undo.into_iter().rev() {
         if let Err(error) = run_step(step, &finisher, &mut records) {
-            cleanup_failures.push(StepFailure { step: step.name.clone(), phase: step.phase, error });
+            cleanup_failures.push(StepFailure::new(step, error));
         }
     }
     let mut post_failures = Vec::new();
@@ -308,7 +312,7 @@ pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
             continue;
         }
         if let Err(error) = run_step(step, &finisher, &mut records) {
-            post_failures.push(StepFailure { step: step.name.clone(), phase: step.phase, error });
+            post_failures.push(StepFailure::new(step, error));
         }
     }
     log::info!("stopped");

@@ -10,11 +10,12 @@
 
 use std::path::PathBuf;
 
+use crate::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
 use crate::error::ConfigError;
 use crate::job::Job;
 use crate::process::Ssh;
 use crate::settings::{Setting, SettingType, Settings};
-use crate::step::{Host, Step};
+use crate::step::{Host, Retry, Step};
 
 /// Everything a plugin may look at to build a job's steps.
 #[derive(Clone, Copy)]
@@ -47,6 +48,14 @@ impl JobContext<'_> {
     /// has one (the mount base of LVM snapshots); the backend reads the files there instead.
     pub fn snapshot_root(&self) -> Option<String> {
         self.snapshot.map(|source| source.root(self))
+    }
+
+    /// The retry policy of cleanup steps: `max_retries` tries more, `retry_interval` apart.
+    pub fn cleanup_retry(&self) -> Retry {
+        Retry {
+            max_retries: self.get(&MAX_RETRIES),
+            interval: std::time::Duration::from_secs(u64::from(self.get(&RETRY_INTERVAL))),
+        }
     }
 
     /// An error about a key of this job, naming its file.

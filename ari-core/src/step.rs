@@ -249,6 +249,9 @@ pub struct Step {
     /// Non-zero exit statuses that still count as success, with a warning (rdiff-backup's
     /// retention exits 2 when no increment is old enough to remove).
     pub tolerated_exit_codes: Vec<i32>,
+    /// For a cleanup step: what it removes, named as left behind when it fails
+    /// (`snapshot vg0/root-ari_backup on db-server`).
+    pub removes: Option<String>,
 }
 
 impl Step {
@@ -262,13 +265,41 @@ impl Step {
             retry: Retry::NEVER,
             undo: None,
             tolerated_exit_codes: Vec::new(),
+            removes: None,
         }
+    }
+
+    /// The same step, naming what it removes (reported as left behind if it fails).
+    pub fn removes(mut self, what: impl Into<String>) -> Step {
+        self.removes = Some(what.into());
+        self
     }
 
     /// The same step, counting these non-zero exit statuses as success.
     pub fn tolerating(mut self, codes: &[i32]) -> Step {
         self.tolerated_exit_codes = codes.to_vec();
         self
+    }
+
+    /// A check that stops the job when it succeeds, for `reason`.
+    pub fn refuse_if(
+        phase: Phase,
+        name: impl Into<String>,
+        command: Command,
+        reason: impl Into<String>,
+    ) -> Step {
+        Step {
+            action: Action::RefuseIf { command, reason: reason.into() },
+            ..Step::run(phase, name, Command::argv(Host::Local, Vec::<String>::new()))
+        }
+    }
+
+    /// A step that runs `query`, then the commands `expand` derives from its output.
+    pub fn dynamic(phase: Phase, name: impl Into<String>, query: Command, expand: Expand) -> Step {
+        Step {
+            action: Action::Dynamic { query, expand },
+            ..Step::run(phase, name, Command::argv(Host::Local, Vec::<String>::new()))
+        }
     }
 
     /// The same step, run only when `when` applies.

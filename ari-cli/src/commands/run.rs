@@ -58,8 +58,9 @@ fn report_failures(report: &JobReport) {
         log::error!("{} step {} failed: {}", failure.phase.as_str(), failure.step, failure.error);
     }
     for failure in &report.cleanup_failures {
+        let left = failure.removes.as_deref().unwrap_or("something");
         log::error!(
-            "cleanup step {} failed after its retries: {}; something may be left behind",
+            "cleanup step {} failed after its retries: {}; left behind: {left}",
             failure.step,
             failure.error
         );

@@ -1,0 +1,311 @@
+//! The `lvm` snapshot source: checks, and the steps that make and undo the snapshot view.
+//!
+//! For volumes `vg0/root` at `/` and `vg1/db` at `/var/lib/mysql`, a job labelled `db`, on
+//! host `h`, the steps are (each undo runs in the cleanup phase, in reverse order):
+//!
+//! ```text
+//! lvcreate -s -L 1G vg0/root -n root-ari_backup      undo: lvremove -f vg0/root-ari_backup
+//! lvcreate -s -L 1G vg1/db -n db-ari_backup          undo: lvremove -f vg1/db-ari_backup
+//! mkdir -p /tmp/db                                   undo: rmdir /tmp/db
+//! mountpoint -q /tmp/db       (refuse if it is one)
+//! mount /dev/vg0/root-ari_backup /tmp/db             undo: umount /tmp/db
+//! mkdir -p /tmp/db/var/lib/mysql  (inside the root snapshot: nothing to undo)
+//! mountpoint -q /tmp/db/var/lib/mysql
+//! mount -o ro /dev/vg1/db-ari_backup /tmp/db/var/lib/mysql   undo: umount /tmp/db/var/lib/mysql
+//! ```
+//!
+//! A mount directory outside every earlier volume is made by ari, and its undo removes it and
+//! every parent ari made for it (`rmdir` refuses a non-empty directory, so nothing else goes).
+
+use ari_core::plugin::{join_path, JobContext, SnapshotSource, Tool};
+use ari_core::step::{Command, Phase, Step};
+use ari_core::ConfigError;
+
+use crate::settings::{SNAPSHOT_MOUNT_ROOT, SNAPSHOT_SIZE, SNAPSHOT_SUFFIX};
+
+/// The LVM snapshot source, registered as `lvm`.
+pub struct LvmSource;
+
+ari_core::register_source!(LvmSource);
+
+/// A volume of the job, with the names derived from it.
+struct Volume {
+    /// `vg0/root`.
+    name: String,
+    /// `vg0/root-ari_backup`.
+    snapshot: String,
+    /// `/dev/vg0/root-ari_backup`.
+    device: String,
+    /// Where the volume is normally mounted (`/var/lib/mysql`).
+    mount_point: String,
+    /// Where the snapshot is mounted (`/tmp/label/var/lib/mysql`).
+    target: String,
+    /// `-o` options.
+    options: Option<String>,
+}
+
+fn volumes(job: &JobContext) -> Vec<Volume> {
+    let base = base(job);
+    let suffix = job.get(&SNAPSHOT_SUFFIX);
+    job.job
+        .volumes
+        .iter()
+        .map(|v| {
+            let (vg, lv) = v.name.split_once('/').unwrap_or(("", &v.name));
+            Volume {
+                name: v.name.clone(),
+                snapshot: format!("{vg}/{lv}{suffix}"),
+                device: format!("/dev/{vg}/{lv}{suffix}"),
+                mount_point: v.mount_point.clone(),
+                target: join_path(&base, &v.mount_point),
+                options: v.mount_options.clone(),
+            }
+        })
+        .collect()
+}
+
+fn base(job: &JobContext) -> String {
+    join_path(&job.get(&SNAPSHOT_MOUNT_ROOT), &job.job.label)
+}
+
+/// Whether `path` is `dir` or inside it (`/var/lib` is inside `/` and `/var`, not `/va`).
+fn is_within(path: &str, dir: &str) -> bool {
+    let path = join_path("/", path);
+    let dir = join_path("/", dir);
+    dir == "/" || path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// An LV or VG name as LVM takes it.
+fn check_lvm_name(what: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{name}` is not a valid LVM name (letters, digits, +, _, ., -; not starting with -)"
+        ))
+    }
+}
+
+/// An lvcreate size: a number with an optional unit (`1G`, `500M`, `2.5g`).
+fn check_size(size: &str) -> Result<(), String> {
+    let digits = size.trim_end_matches(|c: char| "bBsSkKmMgGtTpPeE".contains(c));
+    let unit_len = size.len() - digits.len();
+    let number_ok = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.chars().filter(|c| *c == '.').count() <= 1;
+    if number_ok && unit_len <= 1 {
+        Ok(())
+    } else {
+        Err(format!("snapshot_size: `{size}` is not a size like 1G or 500M"))
+    }
+}
+
+impl SnapshotSource for LvmSource {
+    fn name(&self) -> &'static str {
+        "lvm"
+    }
+
+    fn summary(&self) -> &'static str {
+        "LVM snapshots of the job's volumes, mounted under SNAPSHOT_MOUNT_ROOT/LABEL on the source host"
+    }
+
+    fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
+        if job.job.volumes.is_empty() {
+            return Err(job.error("volumes: a job with `snapshot: lvm` needs at least one volume"));
+        }
+        check_lvm_name("snapshot_suffix", &format!("x{}", job.get(&SNAPSHOT_SUFFIX))).map_err(|_| {
+            job.error(format!("snapshot_suffix: `{}` would make invalid LV names", job.get(&SNAPSHOT_SUFFIX)))
+        })?;
+        check_size(&job.get(&SNAPSHOT_SIZE)).map_err(|e| job.error(e))?;
+        let root = job.get(&SNAPSHOT_MOUNT_ROOT);
+        if !root.starts_with('/') || root.split('/').any(|part| part == "..") {
+            return Err(
+                job.error(format!("snapshot_mount_root: `{root}` is not an absolute path without `..`"))
+            );
+        }
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (i, volume) in job.job.volumes.iter().enumerate() {
+            let key = format!("volumes[{i}]");
+            let (vg, lv) = volume.name.split_once('/').ok_or_else(|| {
+                job.error(format!("{key}.name: `{}` is not of the form vg/lv", volume.name))
+            })?;
+            check_lvm_name("volume group", vg).map_err(|e| job.error(format!("{key}.name: {e}")))?;
+            check_lvm_name("logical volume", lv).map_err(|e| job.error(format!("{key}.name: {e}")))?;
+            let point = &volume.mount_point;
+            if !point.starts_with('/') || point.split('/').any(|part| part == "..") {
+                return Err(
+                    job.error(format!("{key}.mount_point: `{point}` is not an absolute path without `..`"))
+                );
+            }
+            if let Some(options) = &volume.mount_options {
+                if options.is_empty() || options.chars().any(char::is_whitespace) {
+                    return Err(job.error(format!(
+                        "{key}.mount_options: `{options}` is not a comma-separated option list"
+                    )));
+                }
+            }
+            for (other_name, other_point) in &seen {
+                if *other_name == volume.name {
+                    return Err(job.error(format!("{key}.name: volume `{}` is listed twice", volume.name)));
+                }
+                if join_path("/", other_point) == join_path("/", point) {
+                    return Err(job.error(format!(
+                        "{key}.mount_point: `{point}` is also the mount point of `{other_name}`"
+                    )));
+                }
+                if is_within(other_point, point) {
+                    return Err(job.error(format!(
+                        "{key}: `{point}` contains the mount point `{other_point}` of `{other_name}`, listed before it: list the outer volume first"
+                    )));
+                }
+            }
+            seen.push((&volume.name, point));
+        }
+        Ok(())
+    }
+
+    fn tools(&self, job: &JobContext) -> Vec<Tool> {
+        // lvcreate, mount and friends run on the source host; when that is the backup server,
+        // they must be here.
+        if job.source_host().is_local() {
+            ["lvcreate", "lvremove", "mount", "umount", "mountpoint", "mkdir", "rmdir"]
+                .into_iter()
+                .map(|program| Tool { setting: "snapshot", program: program.to_string() })
+                .collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn root(&self, job: &JobContext) -> String {
+        base(job)
+    }
+
+    fn steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+        let host = job.source_host();
+        let retry = job.cleanup_retry();
+        let size = job.get(&SNAPSHOT_SIZE);
+        let volumes = volumes(job);
+        let base = base(job);
+        let on = |argv: Vec<String>| Command::argv(host.clone(), argv);
+        let at = |what: String| format!("{what} on {host}");
+        let mut steps = Vec::new();
+
+        for v in &volumes {
+            let lv = v.snapshot.split_once('/').map_or(v.snapshot.as_str(), |(_, lv)| lv);
+            let create = on(words(&["lvcreate", "-s", "-L", &size, &v.name, "-n", lv]));
+            let remove = Step::run(
+                Phase::Cleanup,
+                format!("lvremove {}", v.snapshot),
+                on(words(&["lvremove", "-f", &v.snapshot])),
+            )
+            .retry(retry)
+            .removes(at(format!("snapshot {}", v.snapshot)));
+            steps.push(Step::run(Phase::Snapshot, format!("lvcreate {}", v.snapshot), create).undo(remove));
+        }
+
+        let rmdir = |dirs: &[String]| {
+            let mut argv = vec!["rmdir".to_string()];
+            argv.extend(dirs.iter().cloned());
+            Step::run(Phase::Cleanup, format!("rmdir {}", dirs.join(" ")), on(argv))
+                .retry(retry)
+                .removes(at(format!("directory {}", dirs.join(", "))))
+        };
+        steps.push(
+            Step::run(Phase::Snapshot, format!("mkdir {base}"), on(words(&["mkdir", "-p", &base])))
+                .undo(rmdir(std::slice::from_ref(&base))),
+        );
+
+        for (i, v) in volumes.iter().enumerate() {
+            // A mount point inside an earlier volume lies in that snapshot's file system: it goes
+            // away with it. Elsewhere ari makes the directories, and removes what it made.
+            let enclosing =
+                volumes[..i].iter().any(|earlier| is_within(&v.mount_point, &earlier.mount_point));
+            let mkdir = Step::run(
+                Phase::Snapshot,
+                format!("mkdir {}", v.target),
+                on(words(&["mkdir", "-p", &v.target])),
+            );
+            if v.target != base {
+                steps.push(if enclosing { mkdir } else { mkdir.undo(rmdir(&made_dirs(&base, &v.target))) });
+            }
+            steps.push(Step::refuse_if(
+                Phase::Snapshot,
+                format!("check {}", v.target),
+                on(words(&["mountpoint", "-q", &v.target])),
+                format!("{} is already a mount point on {host}", v.target),
+            ));
+            let mut mount = vec!["mount".to_string()];
+            if let Some(options) = &v.options {
+                mount.extend(["-o".to_string(), options.clone()]);
+            }
+            mount.extend([v.device.clone(), v.target.clone()]);
+            let umount =
+                Step::run(Phase::Cleanup, format!("umount {}", v.target), on(words(&["umount", &v.target])))
+                    .retry(retry)
+                    .removes(at(format!("mount of {} at {}", v.device, v.target)));
+            steps.push(Step::run(Phase::Snapshot, format!("mount {}", v.target), on(mount)).undo(umount));
+        }
+        Ok(steps)
+    }
+}
+
+/// The directories between `base` (excluded) and `target` (included), deepest first: what
+/// `mkdir -p target` made once `base` existed.
+fn made_dirs(base: &str, target: &str) -> Vec<String> {
+    let mut dirs = Vec::new();
+    let mut dir = target.to_string();
+    while dir != base && dir.len() > base.len() {
+        dirs.push(dir.clone());
+        dir = match dir.rsplit_once('/') {
+            Some((parent, _)) if !parent.is_empty() => parent.to_string(),
+            _ => break,
+        };
+    }
+    dirs
+}
+
+fn words(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within() {
+        let check = |path: &str, dir: &str, expected: bool| {
+            assert_eq!(is_within(path, dir), expected, "{path} in {dir}")
+        };
+        check("/var/lib", "/", true);
+        check("/var/lib", "/var", true);
+        check("/var", "/var", true);
+        check("/var/lib", "/va", false);
+        check("/", "/var", false);
+        check("/var/lib/", "/var/lib", true);
+    }
+
+    #[test]
+    fn made_dirs_stop_at_the_base() {
+        assert_eq!(
+            made_dirs("/tmp/db", "/tmp/db/var/lib/mysql"),
+            ["/tmp/db/var/lib/mysql", "/tmp/db/var/lib", "/tmp/db/var"]
+        );
+        assert_eq!(made_dirs("/tmp/db", "/tmp/db/srv"), ["/tmp/db/srv"]);
+        assert!(made_dirs("/tmp/db", "/tmp/db").is_empty());
+    }
+
+    #[test]
+    fn sizes() {
+        for ok in ["1G", "500M", "2.5g", "100", "1t"] {
+            assert!(check_size(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "G", "1GB", "1.2.3G", "-1G", "10%ORIGIN"] {
+            assert!(check_size(bad).is_err(), "{bad}");
+        }
+    }
+}

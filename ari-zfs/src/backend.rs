@@ -1,0 +1,186 @@
+//! The zfs backend: checks, tools, the rsync step, the ZFS snapshot and expiry steps.
+
+use std::sync::Arc;
+
+use ari_core::job::check_host;
+use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
+use ari_core::step::{Command, Host, Phase, Step, When};
+use ari_core::ConfigError;
+
+use crate::expiry::expired_snapshots;
+use crate::settings::*;
+
+/// The rsync-to-ZFS backend, registered as `zfs`.
+pub struct ZfsBackend;
+
+ari_core::register_backend!(ZfsBackend);
+
+/// The required settings, checked.
+struct Target {
+    rsync_dst: String,
+    zfs_host: Host,
+    dataset: String,
+    expiration_days: u32,
+}
+
+fn required<T>(job: &JobContext, value: Option<T>, name: &str) -> Result<T, ConfigError> {
+    value.ok_or_else(|| {
+        job.error(format!("{name}: required by the zfs backend; set it in the job file or the global config"))
+    })
+}
+
+fn target(job: &JobContext) -> Result<Target, ConfigError> {
+    Ok(Target {
+        rsync_dst: required(job, job.get(&RSYNC_DST), "rsync_dst")?,
+        zfs_host: Host::named(&required(job, job.get(&ZFS_HOSTNAME), "zfs_hostname")?),
+        dataset: required(job, job.get(&DATASET_NAME), "dataset_name")?,
+        expiration_days: required(job, job.get(&SNAPSHOT_EXPIRATION_DAYS), "snapshot_expiration_days")?,
+    })
+}
+
+/// A ZFS name part: what `zfs` accepts in dataset and snapshot names.
+fn is_zfs_name(text: &str) -> bool {
+    !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+/// Now, in the local time zone, in the job's timestamp format.
+fn timestamp(job: &JobContext) -> Result<String, ConfigError> {
+    let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
+    jiff::fmt::strtime::format(format.as_bytes(), &jiff::Zoned::now())
+        .map_err(|err| job.error(format!("zfs_snapshot_timestamp_format: `{format}`: {err}")))
+}
+
+impl BackupBackend for ZfsBackend {
+    fn name(&self) -> &'static str {
+        "zfs"
+    }
+
+    fn summary(&self) -> &'static str {
+        "rsync from the source host into a ZFS dataset, then a ZFS snapshot, then expiry"
+    }
+
+    fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
+        let target = target(job)?;
+        if let Host::Remote(host) = &target.zfs_host {
+            check_host(host).map_err(|e| job.error(format!("zfs_hostname: `{host}` {e}")))?;
+        }
+        if target.dataset.starts_with('/') || target.dataset.split('/').any(|part| !is_zfs_name(part)) {
+            return Err(job.error(format!(
+                "dataset_name: `{}` is not a dataset name like pool/backups/host",
+                target.dataset
+            )));
+        }
+        if target.expiration_days == 0 {
+            return Err(job.error("snapshot_expiration_days: must be at least 1"));
+        }
+        if job.get(&ZFS_KEEP_MIN) == 0 {
+            return Err(job.error("zfs_keep_min: must be at least 1, so that expiry always keeps a snapshot"));
+        }
+        let prefix = job.get(&ZFS_SNAPSHOT_PREFIX);
+        if !is_zfs_name(&prefix) {
+            return Err(job.error(format!(
+                "zfs_snapshot_prefix: `{prefix}` must be non-empty, of letters, digits, _ - . : (expiry destroys only snapshots with it)"
+            )));
+        }
+        let timestamp = timestamp(job)?;
+        if !is_zfs_name(&timestamp) {
+            return Err(job.error(format!(
+                "zfs_snapshot_timestamp_format: `{}` gives `{timestamp}`, which is no valid part of a snapshot name",
+                job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT)
+            )));
+        }
+        if target.rsync_dst.is_empty() || target.rsync_dst.starts_with('-') {
+            return Err(
+                job.error(format!("rsync_dst: `{}` is not a destination like host:/path", target.rsync_dst))
+            );
+        }
+        if job.snapshot.is_none() && job.job.include.is_empty() {
+            return Err(job
+                .error("include: without a snapshot source, the zfs backend sends only what include lists"));
+        }
+        Ok(())
+    }
+
+    fn tools(&self, job: &JobContext) -> Vec<Tool> {
+        let mut tools = Vec::new();
+        if job.source_host().is_local() {
+            tools.push(Tool { setting: "rsync_path", program: job.get(&RSYNC_PATH) });
+        }
+        if job.get(&ZFS_HOSTNAME).is_some_and(|host| Host::named(&host).is_local()) {
+            tools.push(Tool { setting: "zfs_hostname", program: "zfs".to_string() });
+        }
+        tools
+    }
+
+    fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+        let target = target(job)?;
+        let ssh = job.ssh();
+        let mut e = ssh.base_argv();
+        e.extend(["-l".to_string(), ssh.user.clone()]);
+        let mut argv = vec![job.get(&RSYNC_PATH)];
+        argv.extend(job.get(&RSYNC_OPTIONS));
+        // rsync splits -e on spaces and honours quotes, as a shell would for these words.
+        argv.extend(["-e".to_string(), ari_core::step::Program::Argv(e).to_string()]);
+        argv.extend(["--exclude".to_string(), "/.zfs".to_string()]);
+        for path in &job.job.exclude {
+            argv.extend(["--exclude".to_string(), path.clone()]);
+        }
+        match (job.snapshot_root(), job.job.include.is_empty()) {
+            (Some(base), true) => argv.push(format!("{}/", join_path(&base, "/"))),
+            (Some(base), false) => {
+                // `BASE/./etc` with --relative sends `etc` as if BASE were the root.
+                argv.push("--relative".to_string());
+                argv.extend(
+                    job.job
+                        .include
+                        .iter()
+                        .map(|p| format!("{}/.{}", join_path(&base, "/"), join_path("/", p))),
+                );
+            }
+            (None, _) => {
+                argv.push("--relative".to_string());
+                argv.extend(job.job.include.iter().cloned());
+            }
+        }
+        argv.push(target.rsync_dst);
+        Ok(vec![Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))])
+    }
+
+    fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+        let target = target(job)?;
+        let host = target.zfs_host.clone();
+        let name = format!("{}@{}{}", target.dataset, job.get(&ZFS_SNAPSHOT_PREFIX), timestamp(job)?);
+        let snapshot =
+            Step::run(Phase::Post, "zfs snapshot", Command::argv(host.clone(), ["zfs", "snapshot", &name]))
+                .when(When::Success);
+
+        let query = Command::argv(
+            host.clone(),
+            ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-d", "1", &target.dataset],
+        );
+        let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
+        let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
+        let expand = Arc::new(move |listing: &str| {
+            let now = jiff::Timestamp::now().as_second();
+            let names = expired_snapshots(listing, &dataset, &prefix, days, keep_min, now)?;
+            Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
+        });
+        let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).when(When::Success);
+        Ok(vec![snapshot, expiry])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zfs_names() {
+        for ok in ["pool", "ari-backup-", "2026-01-01--0000", "a.b:c_d"] {
+            assert!(is_zfs_name(ok), "{ok}");
+        }
+        for bad in ["", "a b", "a@b", "a/b", "a%b"] {
+            assert!(!is_zfs_name(bad), "{bad}");
+        }
+    }
+}
