@@ -6,11 +6,11 @@
 //! ```text
 //! lvcreate -s -L 1G vg0/root -n root-ari_backup      undo: lvremove -f vg0/root-ari_backup
 //! lvcreate -s -L 1G vg1/db -n db-ari_backup          undo: lvremove -f vg1/db-ari_backup
+//! mountpoint -q /tmp/db       (refuse if it is one, before making anything)
 //! mkdir -p /tmp/db                                   undo: rmdir /tmp/db
-//! mountpoint -q /tmp/db       (refuse if it is one)
 //! mount /dev/vg0/root-ari_backup /tmp/db             undo: umount /tmp/db
-//! mkdir -p /tmp/db/var/lib/mysql  (inside the root snapshot: nothing to undo)
 //! mountpoint -q /tmp/db/var/lib/mysql
+//! mkdir -p /tmp/db/var/lib/mysql  (inside the root snapshot: nothing to undo)
 //! mount -o ro /dev/vg1/db-ari_backup /tmp/db/var/lib/mysql   undo: umount /tmp/db/var/lib/mysql
 //! ```
 //!
@@ -214,30 +214,32 @@ impl SnapshotSource for LvmSource {
                 .retry(retry)
                 .removes(at(format!("directory {}", dirs.join(", "))))
         };
-        steps.push(
-            Step::run(Phase::Snapshot, format!("mkdir {base}"), on(words(&["mkdir", "-p", &base])))
-                .undo(rmdir(std::slice::from_ref(&base))),
-        );
-
         for (i, v) in volumes.iter().enumerate() {
-            // A mount point inside an earlier volume lies in that snapshot's file system: it goes
-            // away with it. Elsewhere ari makes the directories, and removes what it made.
-            let enclosing =
-                volumes[..i].iter().any(|earlier| is_within(&v.mount_point, &earlier.mount_point));
-            let mkdir = Step::run(
-                Phase::Snapshot,
-                format!("mkdir {}", v.target),
-                on(words(&["mkdir", "-p", &v.target])),
-            );
-            if v.target != base {
-                steps.push(if enclosing { mkdir } else { mkdir.undo(rmdir(&made_dirs(&base, &v.target))) });
-            }
+            // Refuse before making anything, so that a refusal leaves nothing of ari's to undo.
             steps.push(Step::refuse_if(
                 Phase::Snapshot,
                 format!("check {}", v.target),
                 on(words(&["mountpoint", "-q", &v.target])),
                 format!("{} is already a mount point on {host}", v.target),
             ));
+            if i == 0 {
+                steps.push(
+                    Step::run(Phase::Snapshot, format!("mkdir {base}"), on(words(&["mkdir", "-p", &base])))
+                        .undo(rmdir(std::slice::from_ref(&base))),
+                );
+            }
+            if v.target != base {
+                // A mount point inside an earlier volume lies in that snapshot's file system: it
+                // goes away with it. Elsewhere ari makes the directories, and removes what it made.
+                let enclosing =
+                    volumes[..i].iter().any(|earlier| is_within(&v.mount_point, &earlier.mount_point));
+                let mkdir = Step::run(
+                    Phase::Snapshot,
+                    format!("mkdir {}", v.target),
+                    on(words(&["mkdir", "-p", &v.target])),
+                );
+                steps.push(if enclosing { mkdir } else { mkdir.undo(rmdir(&made_dirs(&base, &v.target))) });
+            }
             let mut mount = vec!["mount".to_string()];
             if let Some(options) = &v.options {
                 mount.extend(["-o".to_string(), options.clone()]);

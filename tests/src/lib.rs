@@ -13,6 +13,7 @@
 // through the code under test to set up the test would prove nothing.
 #![allow(clippy::disallowed_methods)]
 
+pub mod fakes;
 pub mod fixture;
 pub mod rdiff;
 pub mod sshd;

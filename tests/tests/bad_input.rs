@@ -205,3 +205,73 @@ fn an_unknown_job_name() {
     assert!(stderr(&out).contains("no job `webserve` in"), "{}", stderr(&out));
     assert!(stderr(&out).contains("(did you mean `webserver`?)"), "{}", stderr(&out));
 }
+
+#[test]
+fn lvm_jobs_that_cannot_work() {
+    check(
+        "novol.yaml",
+        "snapshot: lvm\ninclude: [/etc]\n",
+        &["FILE: volumes: a job with `snapshot: lvm` needs at least one volume"],
+    );
+    check(
+        "name.yaml",
+        "snapshot: lvm\nvolumes: [{name: root, mount_point: /}]\ninclude: [/etc]\n",
+        &["FILE: volumes[0].name: `root` is not of the form vg/lv"],
+    );
+    check(
+        "order.yaml",
+        "snapshot: lvm\nvolumes:\n  - {name: vg1/db, mount_point: /var/lib/mysql}\n  - {name: vg0/root, mount_point: /}\ninclude: [/etc]\n",
+        &["FILE: volumes[1]: `/` contains the mount point `/var/lib/mysql` of `vg1/db`, listed before it: list the outer volume first"],
+    );
+    check(
+        "relative.yaml",
+        "snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: var}]\ninclude: [/etc]\n",
+        &["FILE: volumes[0].mount_point: `var` is not an absolute path without `..`"],
+    );
+    check(
+        "field.yaml",
+        "snapshot: lvm\nvolumes: [{name: vg0/root, mountpoint: /}]\ninclude: [/etc]\n",
+        &["FILE:2:28: volumes[0]: unknown field `mountpoint`, expected one of `name`, `mount_point`, `mount_options` (did you mean `mount_point`?)"],
+    );
+    check(
+        "size.yaml",
+        "snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\nsnapshot_size: lots\ninclude: [/etc]\n",
+        &["FILE: snapshot_size: `lots` is not a size like 1G or 500M"],
+    );
+}
+
+#[test]
+fn zfs_jobs_that_cannot_work() {
+    let base = "backend: zfs\ninclude: [/etc]\nrsync_dst: zfs:/p\nzfs_hostname: zfs\ndataset_name: pool/x\nsnapshot_expiration_days: 60\n";
+    check(
+        "missing.yaml",
+        "backend: zfs\ninclude: [/etc]\n",
+        &["FILE: rsync_dst: required by the zfs backend"],
+    );
+    check(
+        "days.yaml",
+        &base.replace("snapshot_expiration_days: 60\n", ""),
+        &["FILE: snapshot_expiration_days: required by the zfs backend"],
+    );
+    check("keep.yaml", &format!("{base}zfs_keep_min: 0\n"), &["FILE: zfs_keep_min: must be at least 1"]);
+    check(
+        "prefix.yaml",
+        &format!("{base}zfs_snapshot_prefix: ''\n"),
+        &["FILE: zfs_snapshot_prefix: `` must be non-empty"],
+    );
+    check(
+        "dataset.yaml",
+        &base.replace("pool/x", "/pool/x"),
+        &["FILE: dataset_name: `/pool/x` is not a dataset name"],
+    );
+    check(
+        "noinclude.yaml",
+        &base.replace("include: [/etc]\n", ""),
+        &["FILE: include: without a snapshot source, the zfs backend sends only what include lists"],
+    );
+    check(
+        "format.yaml",
+        &format!("{base}zfs_snapshot_timestamp_format: '%Y %m'\n"),
+        &["FILE: zfs_snapshot_timestamp_format: `%Y %m` gives"],
+    );
+}

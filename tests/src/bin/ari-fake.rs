@@ -1,0 +1,677 @@
+//! `ari-fake`: the fake `lvcreate`, `lvremove`, `lvs`, `mount`, `umount`, `mountpoint` and
+//! `zfs` that the integration tests put first on `PATH`, because the test machine has
+//! neither device-mapper nor ZFS. Wrapper scripts written by `tests::fakes::Fakes` run it as
+//! `ari-fake --state STATE_DIR --tool TOOL -- ARGS...`.
+//!
+//! Each call takes the state directory's lock, reads `state.json` and `faults.json`, does
+//! what the real tool would (within the few forms ari uses), writes the new state, appends
+//! a line to `calls.jsonl`, and exits with the real tool's status and messages. A "mount"
+//! copies the volume's content directory into the mount point, and a "umount" empties it
+//! again, so that rsync and rdiff-backup read real files. Any call outside the known forms
+//! is unexpected: it exits 99 and is marked in the log, so that a test notices.
+
+// The fake runs `touch -h -r` to give a copied symlink the times of the original, which std
+// cannot set without unsafe code. The workspace's one-spawner rule is for production code.
+#![allow(clippy::disallowed_methods)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::env;
+use std::fs::{self, File, FileTimes, Metadata};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{self, Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tests::fakes::{self, Call, CoveredDir, Mount, Snapshot, State, ZfsSnapshot, TOOLS};
+
+/// The exit status of an unexpected call: no real tool here uses it.
+const UNEXPECTED: i32 = 99;
+
+/// What `lvcreate`, `lvremove` and `lvs` exit with on failure (LVM's ECMD_FAILED).
+const LVM_FAILED: i32 = 5;
+
+/// What `mount` and `umount` exit with on failure (MNT_EX_FAIL), and `mountpoint` when
+/// the directory does not exist.
+const MOUNT_FAILED: i32 = 32;
+
+/// The mount options the fake accepts: those that make sense for a read-only snapshot of
+/// an ext4 or XFS volume. Anything else is what a real mount would refuse, or a typo.
+const MOUNT_OPTIONS: &[&str] =
+    &["ro", "rw", "noatime", "relatime", "nodev", "nosuid", "noexec", "nouuid", "norecovery"];
+
+/// How often a hanging call checks whether its test is over (its state directory gone),
+/// so that a call nobody killed does not outlive the test by more than this.
+const HANG_POLL: Duration = Duration::from_secs(1);
+
+/// The only columns the fake `lvs` can show.
+const LVS_COLUMNS: &str = "vg_name,lv_name,origin";
+
+fn main() -> ExitCode {
+    let started = epoch_ms();
+    let argv: Vec<String> = env::args_os().skip(1).map(|arg| arg.to_string_lossy().into_owned()).collect();
+    let Some((dir, tool, args)) = invocation(&argv) else {
+        eprintln!("ari-fake: usage: ari-fake --state STATE_DIR --tool TOOL -- ARGS...; got {argv:?}");
+        return exit_code(UNEXPECTED);
+    };
+    let outcome = match call(Path::new(dir), tool, args, started) {
+        Ok(outcome) => outcome,
+        // The call could not even be recorded: say so loudly, it is a bug of the fakes.
+        Err(err) => Outcome::error(format!(
+            "ari-fake: internal error in `{tool} {}` with state {dir}: {err}\n",
+            args.join(" ")
+        )),
+    };
+    print!("{}", outcome.stdout);
+    eprint!("{}", outcome.stderr);
+    exit_code(outcome.exit)
+}
+
+/// Splits `--state DIR --tool TOOL -- ARGS...`.
+fn invocation(argv: &[String]) -> Option<(&str, &str, &[String])> {
+    match argv {
+        [state, dir, tool_flag, tool, separator, args @ ..]
+            if state == "--state" && tool_flag == "--tool" && separator == "--" =>
+        {
+            Some((dir, tool, args))
+        }
+        _ => None,
+    }
+}
+
+/// What a call prints and exits with.
+#[derive(Debug)]
+struct Outcome {
+    exit: i32,
+    stdout: String,
+    stderr: String,
+    unexpected: bool,
+}
+
+impl Outcome {
+    fn ok(stdout: impl Into<String>) -> Outcome {
+        Outcome { exit: 0, stdout: stdout.into(), stderr: String::new(), unexpected: false }
+    }
+
+    fn fail(exit: i32, stderr: impl Into<String>) -> Outcome {
+        let mut stderr = stderr.into();
+        stderr.push('\n');
+        Outcome { exit, stdout: String::new(), stderr, unexpected: false }
+    }
+
+    fn unexpected(tool: &str, args: &[String], reason: &str) -> Outcome {
+        Outcome::error(format!("ari-fake: unexpected call: {tool} {}\nari-fake: {reason}\n", args.join(" ")))
+    }
+
+    fn error(stderr: String) -> Outcome {
+        Outcome { exit: UNEXPECTED, stdout: String::new(), stderr, unexpected: true }
+    }
+}
+
+/// Runs one call under the state directory's lock and records it.
+fn call(dir: &Path, tool: &str, args: &[String], started: u64) -> io::Result<Outcome> {
+    let lock = fakes::lock(dir)?;
+    let earlier = fakes::read_calls(dir)?.iter().filter(|call| call.tool == tool).count();
+    let number = u32::try_from(earlier + 1).unwrap_or(u32::MAX);
+    let state = fakes::read_state(dir)?;
+    let faults = fakes::read_faults(dir)?;
+    let record = |outcome: &Outcome, hung: bool| Call {
+        tool: tool.to_owned(),
+        args: args.to_vec(),
+        exit: if hung { -1 } else { outcome.exit },
+        unexpected: outcome.unexpected,
+        hung,
+        time_ms: started,
+    };
+
+    // A malformed call is reported as such even when a fault rule covers its tool: a rule
+    // that makes every `zfs` call fail must not hide that ari called `zfs` wrongly.
+    let outcome = match parse(tool, args) {
+        Err(reason) => Outcome::unexpected(tool, args, &reason),
+        Ok(op) => match faults.iter().find(|fault| fault.matches(tool, number, args)) {
+            Some(fault) if fault.hang => {
+                fakes::append_call(dir, &record(&Outcome::ok(""), true))?;
+                // Other calls, and the test's own reads, must go on while this one hangs.
+                drop(lock);
+                hang(dir);
+            }
+            Some(fault) => Outcome {
+                exit: fault.exit,
+                stdout: fault.stdout.clone().unwrap_or_default(),
+                stderr: fault.stderr.clone(),
+                unexpected: false,
+            },
+            None => {
+                let mut new_state = state.clone();
+                match execute(&op, &mut new_state) {
+                    Ok(Ok(outcome)) => {
+                        if new_state != state {
+                            fakes::write_state(dir, &new_state)?;
+                        }
+                        outcome
+                    }
+                    Ok(Err(reason)) => Outcome::unexpected(tool, args, &reason),
+                    Err(err) => Outcome::error(format!(
+                        "ari-fake: internal error in `{tool} {}`: {err}\n",
+                        args.join(" ")
+                    )),
+                }
+            }
+        },
+    };
+    fakes::append_call(dir, &record(&outcome, false))?;
+    drop(lock);
+    Ok(outcome)
+}
+
+/// Sleeps until killed, or until the test that set the fault is over.
+fn hang(dir: &Path) -> ! {
+    loop {
+        thread::sleep(HANG_POLL);
+        if !dir.exists() {
+            process::exit(UNEXPECTED);
+        }
+    }
+}
+
+/// A call in one of the forms the fakes know.
+#[derive(Debug)]
+enum Op {
+    LvCreate { origin: String, name: String, size: String },
+    LvRemove { lv: String },
+    Lvs { lv: Option<String> },
+    Mount { device: String, dir: String, options: Option<String> },
+    Umount { dir: String },
+    Mountpoint { dir: String },
+    ZfsSnapshot { name: String },
+    ZfsList { dataset: String },
+    ZfsDestroy { name: String },
+}
+
+/// Recognizes a call, or says why it is unexpected.
+fn parse(tool: &str, args: &[String]) -> Result<Op, String> {
+    match tool {
+        "lvcreate" => {
+            let mut options = Options::parse(args, &["-s"], &["-L", "-n"])?;
+            options.flag("-s")?;
+            let size = options.value("-L")?;
+            let name = options.value("-n")?;
+            let [origin] = options.positionals()?;
+            split_lv(&origin)?;
+            if name.is_empty() || name.contains('/') {
+                return Err(format!("-n takes a bare LV name, got {name:?}"));
+            }
+            Ok(Op::LvCreate { origin, name, size })
+        }
+        "lvremove" => {
+            let options = Options::parse(args, &["-f"], &[])?;
+            // Without -f, a real lvremove asks on the terminal.
+            options.flag("-f")?;
+            let [lv] = options.positionals()?;
+            split_lv(&lv)?;
+            Ok(Op::LvRemove { lv })
+        }
+        "lvs" => {
+            let mut options = Options::parse(args, &["--noheadings"], &["-o"])?;
+            options.flag("--noheadings")?;
+            let columns = options.value("-o")?;
+            if columns != LVS_COLUMNS {
+                return Err(format!("the fake lvs shows only -o {LVS_COLUMNS}"));
+            }
+            let lv = match options.positionals.as_slice() {
+                [] => None,
+                [lv] => {
+                    split_lv(lv)?;
+                    Some(lv.clone())
+                }
+                _ => return Err("lvs takes at most one vg/lv".to_owned()),
+            };
+            Ok(Op::Lvs { lv })
+        }
+        "mount" => {
+            let mut options = Options::parse(args, &[], &["-o"])?;
+            let mount_options = options.values.remove("-o");
+            let [device, dir] = options.positionals()?;
+            Ok(Op::Mount { device, dir: normalize(&dir)?, options: mount_options })
+        }
+        "umount" => {
+            let options = Options::parse(args, &[], &[])?;
+            let [dir] = options.positionals()?;
+            Ok(Op::Umount { dir: normalize(&dir)? })
+        }
+        "mountpoint" => {
+            let options = Options::parse(args, &["-q"], &[])?;
+            options.flag("-q")?;
+            let [dir] = options.positionals()?;
+            Ok(Op::Mountpoint { dir: normalize(&dir)? })
+        }
+        "zfs" => parse_zfs(args),
+        _ => Err(format!("there is no fake {tool:?}; the fakes are {TOOLS:?}")),
+    }
+}
+
+fn parse_zfs(args: &[String]) -> Result<Op, String> {
+    let Some((subcommand, args)) = args.split_first() else {
+        return Err("zfs needs a subcommand".to_owned());
+    };
+    match subcommand.as_str() {
+        "snapshot" => {
+            let options = Options::parse(args, &[], &[])?;
+            let [name] = options.positionals()?;
+            if name.matches('@').count() != 1 {
+                return Err(format!("zfs snapshot takes one dataset@name, got {name:?}"));
+            }
+            Ok(Op::ZfsSnapshot { name })
+        }
+        "list" => {
+            let mut options = Options::parse(args, &["-H", "-p"], &["-t", "-o", "-d"])?;
+            options.flag("-H")?;
+            options.flag("-p")?;
+            for (option, wanted) in [("-t", "snapshot"), ("-o", "name,creation"), ("-d", "1")] {
+                let value = options.value(option)?;
+                if value != wanted {
+                    return Err(format!("the fake zfs list takes only {option} {wanted}, got {value:?}"));
+                }
+            }
+            let [dataset] = options.positionals()?;
+            if dataset.contains('@') {
+                return Err(format!("zfs list takes a dataset here, got {dataset:?}"));
+            }
+            Ok(Op::ZfsList { dataset })
+        }
+        "destroy" => {
+            let options = Options::parse(args, &[], &[])?;
+            let [name] = options.positionals()?;
+            // Destroying a dataset would destroy the backups themselves: never ari's job.
+            if !name.contains('@') {
+                return Err(format!("refusing to destroy {name:?}, which is a dataset, not a snapshot"));
+            }
+            Ok(Op::ZfsDestroy { name })
+        }
+        other => Err(format!("the fake zfs has no subcommand {other:?}")),
+    }
+}
+
+/// A call's options and positional arguments, each option known and given at most once.
+#[derive(Debug, Default)]
+struct Options {
+    flags: BTreeSet<String>,
+    values: BTreeMap<String, String>,
+    positionals: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String], flags: &[&str], valued: &[&str]) -> Result<Options, String> {
+        let mut options = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if arg.starts_with('-') && arg.len() > 1 {
+                if flags.contains(&arg.as_str()) {
+                    if !options.flags.insert(arg.clone()) {
+                        return Err(format!("{arg} is given twice"));
+                    }
+                } else if valued.contains(&arg.as_str()) {
+                    let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+                    if options.values.insert(arg.clone(), value.clone()).is_some() {
+                        return Err(format!("{arg} is given twice"));
+                    }
+                } else {
+                    return Err(format!("unknown option {arg}"));
+                }
+            } else {
+                options.positionals.push(arg.clone());
+            }
+        }
+        Ok(options)
+    }
+
+    fn flag(&self, flag: &str) -> Result<(), String> {
+        if self.flags.contains(flag) {
+            Ok(())
+        } else {
+            Err(format!("{flag} is missing"))
+        }
+    }
+
+    fn value(&mut self, option: &str) -> Result<String, String> {
+        self.values.remove(option).ok_or_else(|| format!("{option} is missing"))
+    }
+
+    fn positionals<const N: usize>(self) -> Result<[String; N], String> {
+        let count = self.positionals.len();
+        self.positionals
+            .try_into()
+            .map_err(|_| format!("expected {N} argument(s) besides the options, got {count}"))
+    }
+}
+
+/// `vg/lv` into its two parts.
+fn split_lv(name: &str) -> Result<(&str, &str), String> {
+    match name.split_once('/') {
+        Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => Ok((vg, lv)),
+        _ => Err(format!("expected a logical volume as vg/lv, got {name:?}")),
+    }
+}
+
+/// A directory as the state keys it: absolute, without trailing slashes.
+fn normalize(dir: &str) -> Result<String, String> {
+    let absolute = std::path::absolute(dir).map_err(|err| format!("bad directory {dir:?}: {err}"))?;
+    let text = absolute.to_str().ok_or_else(|| format!("directory {dir:?} is not UTF-8"))?;
+    let trimmed = text.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+}
+
+/// Does what the real tool would to `state` (and, for mounts, to the file system).
+///
+/// `Ok(Err(reason))` is an unexpected call that only the state reveals; `Err` is an I/O
+/// error of the fake itself.
+fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
+    Ok(Ok(match op {
+        Op::LvCreate { origin, name, size } => {
+            let (vg, _) = split_lv(origin).expect("checked by parse");
+            if let Some(missing) = missing_lv(state, origin) {
+                return Ok(Ok(missing));
+            }
+            if state.snapshots.contains_key(origin) {
+                return Ok(Ok(Outcome::fail(LVM_FAILED, "  Snapshots of snapshots are not supported.")));
+            }
+            let full = format!("{vg}/{name}");
+            if state.snapshots.contains_key(&full) || state.volumes.contains_key(&full) {
+                return Ok(Ok(Outcome::fail(
+                    LVM_FAILED,
+                    format!("  Logical Volume \"{name}\" already exists in volume group \"{vg}\""),
+                )));
+            }
+            state.snapshots.insert(full, Snapshot { origin: origin.clone(), size: size.clone() });
+            Outcome::ok(format!("  Logical volume \"{name}\" created.\n"))
+        }
+        Op::LvRemove { lv } => {
+            let (vg, name) = split_lv(lv).expect("checked by parse");
+            if state.volumes.contains_key(lv) {
+                // A real lvremove -f would remove it: ari must only ever remove its snapshots.
+                return Ok(Err(format!(
+                    "refusing to remove {lv}, which is an origin volume, not a snapshot"
+                )));
+            }
+            if !state.snapshots.contains_key(lv) {
+                return Ok(Ok(Outcome::fail(
+                    LVM_FAILED,
+                    format!("  Failed to find logical volume \"{lv}\""),
+                )));
+            }
+            let device = format!("/dev/{vg}/{name}");
+            if state.mounts.values().any(|mount| mount.device == device) {
+                return Ok(Ok(Outcome::fail(
+                    LVM_FAILED,
+                    format!("  Logical volume {lv} contains a filesystem in use."),
+                )));
+            }
+            state.snapshots.remove(lv);
+            Outcome::ok(format!("  Logical volume \"{name}\" successfully removed.\n"))
+        }
+        Op::Lvs { lv } => {
+            if let Some(lv) = lv {
+                if let Some(missing) = missing_lv(state, lv) {
+                    return Ok(Ok(missing));
+                }
+            }
+            let mut rows: Vec<(&str, &str, &str)> = Vec::new();
+            for name in state.volumes.keys() {
+                let (vg, lv) = split_lv(name).map_err(io::Error::other)?;
+                rows.push((vg, lv, ""));
+            }
+            for (name, snapshot) in &state.snapshots {
+                let (vg, lv) = split_lv(name).map_err(io::Error::other)?;
+                let (_, origin) = split_lv(&snapshot.origin).map_err(io::Error::other)?;
+                rows.push((vg, lv, origin));
+            }
+            // lvs sorts by VG, then LV name.
+            rows.sort();
+            let selected = rows
+                .iter()
+                .filter(|(vg, name, _)| lv.as_ref().is_none_or(|lv| *lv == format!("{vg}/{name}")));
+            Outcome::ok(
+                selected.map(|(vg, lv, origin)| format!("  {vg} {lv} {origin}\n")).collect::<String>(),
+            )
+        }
+        Op::Mount { device, dir, options } => return mount(state, device, dir, options.as_deref()),
+        Op::Umount { dir } => {
+            let Some(mount) = state.mounts.remove(dir) else {
+                return Ok(Ok(Outcome::fail(MOUNT_FAILED, format!("umount: {dir}: not mounted."))));
+            };
+            let path = Path::new(dir);
+            make_writable(path)?;
+            for entry in fs::read_dir(path)? {
+                let entry = entry?.path();
+                if fs::symlink_metadata(&entry)?.is_dir() {
+                    fs::remove_dir_all(&entry)?;
+                } else {
+                    fs::remove_file(&entry)?;
+                }
+            }
+            if let Some(covered) = mount.covered {
+                File::open(path)?.set_times(
+                    FileTimes::new().set_accessed(covered.accessed).set_modified(covered.modified),
+                )?;
+                fs::set_permissions(path, fs::Permissions::from_mode(covered.mode))?;
+            }
+            Outcome::ok("")
+        }
+        Op::Mountpoint { dir } => {
+            if state.mounts.contains_key(dir) {
+                Outcome::ok("")
+            } else if fs::symlink_metadata(dir).is_err() {
+                // mountpoint -q still reports an error, as the real one does.
+                Outcome::fail(MOUNT_FAILED, format!("mountpoint: {dir}: No such file or directory"))
+            } else {
+                Outcome { exit: 1, ..Outcome::ok("") }
+            }
+        }
+        Op::ZfsSnapshot { name } => {
+            let (dataset, _) = name.split_once('@').expect("checked by parse");
+            if !state.datasets.contains(dataset) {
+                return Ok(Ok(no_dataset(dataset)));
+            }
+            if state.zfs_snapshots.iter().any(|snapshot| snapshot.name == *name) {
+                return Ok(Ok(Outcome::fail(
+                    1,
+                    format!("cannot create snapshot '{name}': dataset already exists"),
+                )));
+            }
+            let creation = state.now.unwrap_or_else(|| i64::try_from(epoch_ms() / 1000).unwrap_or(i64::MAX));
+            state.zfs_snapshots.push(ZfsSnapshot { name: name.clone(), creation });
+            Outcome::ok("")
+        }
+        Op::ZfsList { dataset } => {
+            if !state.datasets.contains(dataset) {
+                return Ok(Ok(no_dataset(dataset)));
+            }
+            let prefix = format!("{dataset}@");
+            let mut snapshots: Vec<&ZfsSnapshot> =
+                state.zfs_snapshots.iter().filter(|snapshot| snapshot.name.starts_with(&prefix)).collect();
+            // Stable: snapshots made in the same second stay in the order they were made.
+            snapshots.sort_by_key(|snapshot| snapshot.creation);
+            Outcome::ok(
+                snapshots
+                    .iter()
+                    .map(|snapshot| format!("{}\t{}\n", snapshot.name, snapshot.creation))
+                    .collect::<String>(),
+            )
+        }
+        Op::ZfsDestroy { name } => {
+            let before = state.zfs_snapshots.len();
+            state.zfs_snapshots.retain(|snapshot| snapshot.name != *name);
+            if state.zfs_snapshots.len() == before {
+                return Ok(Ok(Outcome::fail(
+                    1,
+                    "could not find any snapshots to destroy; check snapshot names.",
+                )));
+            }
+            Outcome::ok("")
+        }
+    }))
+}
+
+/// The failure of an LVM command naming `vg/lv` that does not exist, if it does not.
+fn missing_lv(state: &State, name: &str) -> Option<Outcome> {
+    if state.volumes.contains_key(name) || state.snapshots.contains_key(name) {
+        return None;
+    }
+    let (vg, _) = split_lv(name).ok()?;
+    let vg_exists =
+        state.volumes.keys().chain(state.snapshots.keys()).any(|lv| lv.split('/').next() == Some(vg));
+    Some(if vg_exists {
+        Outcome::fail(LVM_FAILED, format!("  Failed to find logical volume \"{name}\""))
+    } else {
+        Outcome::fail(LVM_FAILED, format!("  Volume group \"{vg}\" not found"))
+    })
+}
+
+fn no_dataset(dataset: &str) -> Outcome {
+    Outcome::fail(1, format!("cannot open '{dataset}': dataset does not exist"))
+}
+
+/// `mount [-o OPTIONS] /dev/VG/LV DIR`: shows the origin volume's content in `dir`.
+fn mount(
+    state: &mut State,
+    device: &str,
+    dir: &str,
+    options: Option<&str>,
+) -> io::Result<Result<Outcome, String>> {
+    let fail = |message: String| Ok(Ok(Outcome::fail(MOUNT_FAILED, format!("mount: {dir}: {message}"))));
+    let lv = device.strip_prefix("/dev/").filter(|lv| split_lv(lv).is_ok());
+    let origin = match lv {
+        Some(lv) if state.volumes.contains_key(lv) => lv.to_owned(),
+        Some(lv) if state.snapshots.contains_key(lv) => state.snapshots[lv].origin.clone(),
+        _ => return fail(format!("special device {device} does not exist.")),
+    };
+    let path = Path::new(dir);
+    if !path.is_dir() {
+        return fail("mount point does not exist.".to_owned());
+    }
+    if state.mounts.contains_key(dir) {
+        return fail(format!("{device} already mounted on {dir}."));
+    }
+    if options.is_some_and(|options| options.split(',').any(|option| !MOUNT_OPTIONS.contains(&option))) {
+        return fail(format!(
+            "wrong fs type, bad option, bad superblock on {device}, missing codepage or helper program, \
+             or other error."
+        ));
+    }
+    // A real mount hides what the directory held and shows it again after umount; the fake
+    // copies into the directory and empties it at umount, which would lose those files.
+    if fs::read_dir(path)?.next().is_some() {
+        return Ok(Err(format!("{dir} is not empty; the fake cannot mount over files")));
+    }
+    let Some(volume) = state.volumes.get(&origin) else {
+        return Err(io::Error::other(format!("the snapshot's origin {origin} is not a volume")));
+    };
+    let content = Path::new(&volume.content);
+    let root = fs::metadata(content).map_err(|err| {
+        io::Error::new(err.kind(), format!("the content of {origin}, {}: {err}", content.display()))
+    })?;
+    let here = fs::metadata(path)?;
+    let covered = CoveredDir {
+        mode: here.permissions().mode(),
+        accessed: here.accessed()?,
+        modified: here.modified()?,
+    };
+    copy_tree(content, path)?;
+    // The mount point shows the filesystem's root, whose times rsync copies too.
+    copy_attributes(path, &root)?;
+    state.mounts.insert(
+        dir.to_owned(),
+        Mount {
+            device: device.to_owned(),
+            options: options.unwrap_or_default().to_owned(),
+            covered: Some(covered),
+        },
+    );
+    Ok(Ok(Outcome::ok("")))
+}
+
+/// Copies the tree under `from` into the existing, empty `to`, keeping modes and times so
+/// that rsync and rdiff-backup see the same files at every mount.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let mut entries = fs::read_dir(from)?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let meta = fs::symlink_metadata(&source)?;
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&source)?, &target)?;
+            copy_symlink_times(&source, &target)?;
+        } else if kind.is_dir() {
+            fs::create_dir(&target)?;
+            copy_tree(&source, &target)?;
+            copy_attributes(&target, &meta)?;
+        } else if kind.is_file() {
+            let mut output = File::create(&target)?;
+            io::copy(&mut File::open(&source)?, &mut output)?;
+            output.set_times(times(&meta)?)?;
+            output.set_permissions(meta.permissions())?;
+        } else {
+            return Err(io::Error::other(format!(
+                "{} is not a file, a directory or a symlink; the fake cannot copy it",
+                source.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Gives the directory `dir` the times and mode in `meta`. Times first: setting them opens
+/// the directory, which the copied mode may not allow.
+fn copy_attributes(dir: &Path, meta: &Metadata) -> io::Result<()> {
+    File::open(dir)?.set_times(times(meta)?)?;
+    fs::set_permissions(dir, meta.permissions())
+}
+
+fn times(meta: &Metadata) -> io::Result<FileTimes> {
+    Ok(FileTimes::new().set_accessed(meta.accessed()?).set_modified(meta.modified()?))
+}
+
+/// `touch -h -r`: std sets times through a file handle, which a symlink cannot give.
+fn copy_symlink_times(source: &Path, target: &Path) -> io::Result<()> {
+    let output =
+        Command::new("touch").arg("-h").arg("-r").arg(source).arg(target).stdin(Stdio::null()).output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "touch -h -r {} {}: {}",
+            source.display(),
+            target.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// Gives `dir` and every directory under it owner write and search permission, so that
+/// umount can empty a copy of a read-only tree.
+fn make_writable(dir: &Path) -> io::Result<()> {
+    let mode = fs::metadata(dir)?.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700))?;
+    }
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if fs::symlink_metadata(&path)?.is_dir() {
+            make_writable(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn epoch_ms() -> u64 {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An exit status as the shell would see it.
+fn exit_code(exit: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(exit.rem_euclid(256)).unwrap_or(u8::MAX))
+}

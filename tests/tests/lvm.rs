@@ -1,0 +1,312 @@
+//! LVM snapshots with the stateful fakes (this kernel has no device-mapper): rdiff-backup over
+//! one and several volumes, local and through ssh, and every step failing in turn. After every
+//! scenario the fakes' state shows no snapshot and no mount left, and no mount directory is
+//! left, except where a cleanup step itself kept failing: then ari exits 3 and names what is left.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tests::fakes::Fakes;
+use tests::rdiff::rdiff_backup;
+use tests::{read_tree, run, stderr, Fixture, Sshd};
+
+/// A fixture and fakes with two origin volumes: `vg0/root` (/etc, /srv/data as a mount point)
+/// and `vg1/data` (what /srv/data holds).
+struct Lvm {
+    fx: Fixture,
+    fakes: Fakes,
+}
+
+impl Lvm {
+    fn new() -> Lvm {
+        rdiff_backup();
+        let fx = Fixture::new();
+        let fakes = Fakes::new();
+        let root =
+            fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n"), ("etc/app.conf", "x=1\n")]);
+        std::fs::create_dir_all(root.join("srv/data")).unwrap();
+        let data = fx.make_tree("origin-data", &[("db/table.ibd", "rows\n"), ("db/log", "log\n")]);
+        fakes.add_volume("vg0/root", &root);
+        fakes.add_volume("vg1/data", &data);
+        // No pause between retries: the retry policy is what is tested, not the clock.
+        fx.write_config(&format!(
+            "snapshot_mount_root: {}\nretry_interval: 0\nmax_retries: 2\n",
+            fx.p("mnt")
+        ));
+        std::fs::create_dir_all(fx.path("mnt")).unwrap();
+        Lvm { fx, fakes }
+    }
+
+    /// A job over both volumes (the data one mounted with options) on `host`.
+    fn two_volume_job(&self, host: &str, extra: &str) -> std::path::PathBuf {
+        self.fx.write_job(
+            "db.yaml",
+            &format!(
+                "label: db\nsource_hostname: {host}\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"ro,noatime\"}}\ninclude: [/etc, /srv/data]\n{extra}"
+            ),
+        )
+    }
+
+    /// `ari run JOB` with the fakes first on PATH.
+    fn run(&self, job: &Path) -> Output {
+        run(self.ari().arg("run").arg(job))
+    }
+
+    fn ari(&self) -> Command {
+        let mut command = self.fx.ari();
+        let path =
+            format!("{}:{}", self.fakes.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        command.env("PATH", path);
+        command
+    }
+
+    /// Nothing left: no snapshot, no mount (the fakes), no mount directory (the real disk).
+    fn assert_clean(&self) {
+        self.fakes.assert_clean();
+        let left: Vec<_> =
+            std::fs::read_dir(self.fx.path("mnt")).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "mount directories left behind: {left:?}");
+    }
+
+    fn tools_called(&self) -> Vec<String> {
+        self.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect()
+    }
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "stderr:\n{}", stderr(out));
+}
+
+#[test]
+fn one_volume_locally_backs_up_the_snapshot_and_cleans_up() {
+    let lvm = Lvm::new();
+    let job = lvm.fx.write_job(
+        "root.yaml",
+        "label: root\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n",
+    );
+    let out = lvm.run(&job);
+    assert_exit(&out, 0);
+    let mirror = lvm.fx.path("store/root/etc");
+    assert_eq!(
+        read_tree(&mirror, &[]),
+        read_tree(&lvm.fx.path("origin-root/etc"), &[]),
+        "the snapshot's /etc was backed up"
+    );
+    let base = lvm.fx.p("mnt/root");
+    assert_eq!(
+        lvm.tools_called(),
+        [
+            "lvcreate -s -L 1G vg0/root -n root-ari_backup".to_string(),
+            format!("mountpoint -q {base}"),
+            format!("mount /dev/vg0/root-ari_backup {base}"),
+            format!("umount {base}"),
+            "lvremove -f vg0/root-ari_backup".to_string(),
+        ]
+    );
+    lvm.assert_clean();
+}
+
+#[test]
+fn two_volumes_with_mount_options_locally() {
+    let lvm = Lvm::new();
+    let job = lvm.two_volume_job("localhost", "");
+    let out = lvm.run(&job);
+    assert_exit(&out, 0);
+    assert_eq!(
+        read_tree(&lvm.fx.path("store/db/srv/data"), &[]),
+        read_tree(&lvm.fx.path("origin-data"), &[])
+    );
+    assert_eq!(read_tree(&lvm.fx.path("store/db/etc"), &[]), read_tree(&lvm.fx.path("origin-root/etc"), &[]));
+    let base = lvm.fx.p("mnt/db");
+    let calls = lvm.tools_called();
+    assert!(
+        calls.contains(&format!("mount -o ro,noatime /dev/vg1/data-ari_backup {base}/srv/data")),
+        "{calls:#?}"
+    );
+    let order: Vec<&str> = calls
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| c.starts_with("umount") || c.starts_with("lvremove"))
+        .collect();
+    let data_umount = format!("umount {base}/srv/data");
+    let root_umount = format!("umount {base}");
+    assert_eq!(
+        order,
+        [
+            data_umount.as_str(),
+            root_umount.as_str(),
+            "lvremove -f vg1/data-ari_backup",
+            "lvremove -f vg0/root-ari_backup"
+        ],
+        "unmounted in reverse order, then removed"
+    );
+    lvm.assert_clean();
+}
+
+#[test]
+fn two_volumes_on_a_remote_host() {
+    let lvm = Lvm::new();
+    let sshd = Sshd::builder().path_prefix(lvm.fakes.bin_dir()).start();
+    lvm.fx.write_config(&format!(
+        "snapshot_mount_root: {}\nretry_interval: 0\nssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+        lvm.fx.p("mnt"),
+        sshd.port(),
+        sshd.user(),
+        sshd.ssh_config_path().display()
+    ));
+    let job = lvm.two_volume_job(sshd.host_alias(), "");
+    let out = lvm.run(&job);
+    assert_exit(&out, 0);
+    assert_eq!(
+        read_tree(&lvm.fx.path("store/db/srv/data"), &[]),
+        read_tree(&lvm.fx.path("origin-data"), &[])
+    );
+    assert!(lvm.fakes.calls_of("lvcreate").len() == 2 && lvm.fakes.calls_of("lvremove").len() == 2);
+    lvm.assert_clean();
+}
+
+#[test]
+fn after_snapshot_commands_run_once_everything_is_mounted() {
+    let lvm = Lvm::new();
+    let log = lvm.fx.p("after.log");
+    let job = lvm.two_volume_job(
+        "localhost",
+        &format!("after_snapshot:\n  - command: \"ls {} > {log}\"\n", lvm.fx.p("mnt/db/srv/data/db")),
+    );
+    assert_exit(&lvm.run(&job), 0);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "log\ntable.ibd\n", "the second snapshot was mounted");
+    lvm.assert_clean();
+}
+
+#[test]
+fn lvcreate_of_the_second_volume_fails() {
+    let lvm = Lvm::new();
+    lvm.fakes.fail("lvcreate", &[2], 5, "  Insufficient free space: 256 extents needed");
+    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("snapshot step lvcreate vg1/data-ari_backup failed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Insufficient free space"), "{}", stderr(&out));
+    assert!(lvm.fakes.calls_of("mount").is_empty(), "nothing is mounted after a failed lvcreate");
+    assert_eq!(lvm.fakes.calls_of("lvremove").len(), 1, "only the snapshot that exists is removed");
+    lvm.assert_clean();
+}
+
+#[test]
+fn mount_of_the_first_volume_fails() {
+    let lvm = Lvm::new();
+    lvm.fakes.fail("mount", &[1], 32, "mount: wrong fs type, bad option, bad superblock");
+    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    assert_exit(&out, 1);
+    assert!(lvm.fakes.calls_of("umount").is_empty());
+    assert_eq!(lvm.fakes.calls_of("lvremove").len(), 2);
+    lvm.assert_clean();
+}
+
+#[test]
+fn mount_of_the_second_volume_fails_through_a_bad_option() {
+    let lvm = Lvm::new();
+    let job = lvm.fx.write_job(
+        "db.yaml",
+        "label: db\nsnapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/data, mount_point: /srv/data, mount_options: \"ro,bogus\"}\ninclude: [/etc]\n",
+    );
+    let out = lvm.run(&job);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("wrong fs type, bad option"), "{}", stderr(&out));
+    assert_eq!(lvm.fakes.calls_of("umount").len(), 1, "the first volume is unmounted");
+    lvm.assert_clean();
+}
+
+#[test]
+fn the_backup_itself_fails() {
+    let lvm = Lvm::new();
+    std::fs::write(lvm.fx.path("store/db"), "a file where the repository should be").unwrap();
+    let marker = lvm.fx.p("failure-hook-ran");
+    let out =
+        lvm.run(&lvm.two_volume_job(
+            "localhost",
+            &format!("post:\n  - command: [touch, {marker}]\n    when: failure\n"),
+        ));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("main step rdiff-backup failed"), "{}", stderr(&out));
+    assert!(Path::new(&marker).exists());
+    lvm.assert_clean();
+}
+
+#[test]
+fn umount_failing_twice_then_succeeding_is_retried_to_success() {
+    let lvm = Lvm::new();
+    lvm.fakes.fail("umount", &[1, 2], 32, "umount: target is busy.");
+    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    assert_exit(&out, 0);
+    assert_eq!(lvm.fakes.calls_of("umount").len(), 4, "two failures, then both volumes");
+    lvm.assert_clean();
+}
+
+#[test]
+fn umount_always_failing_exits_3_and_names_what_is_left() {
+    let lvm = Lvm::new();
+    let base = lvm.fx.p("mnt/db");
+    lvm.fakes.fail_matching("umount", &format!("{base}/srv/data"), 32, "umount: target is busy.");
+    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "left behind: mount of /dev/vg1/data-ari_backup at {base}/srv/data on localhost"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("left behind: snapshot vg1/data-ari_backup on localhost"), "{err}");
+    assert_eq!(
+        lvm.fakes.calls_of("umount").len(),
+        3 + 1,
+        "three tries of the busy one, then the root volume"
+    );
+    // Every other cleanup step still ran: the root volume is unmounted and its snapshot removed.
+    assert_eq!(lvm.fakes.mounts(), [format!("{base}/srv/data")]);
+    assert_eq!(lvm.fakes.snapshots(), ["vg1/data-ari_backup"]);
+    lvm.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn lvremove_failing_exits_3_and_names_the_snapshot() {
+    let lvm = Lvm::new();
+    lvm.fakes.fail_matching("lvremove", "vg0/root", 5, "  Logical volume vg0/root-ari_backup in use.");
+    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("left behind: snapshot vg0/root-ari_backup on localhost"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(lvm.fakes.snapshots(), ["vg0/root-ari_backup"]);
+    assert!(lvm.fakes.mounts().is_empty());
+}
+
+#[test]
+fn a_target_that_is_already_a_mount_point_is_refused() {
+    let lvm = Lvm::new();
+    // Something else is mounted where the snapshot would go.
+    let base = lvm.fx.path("mnt/db");
+    std::fs::create_dir_all(&base).unwrap();
+    lvm.fakes.add_volume("vg9/other", &lvm.fx.path("origin-data"));
+    run(lvm.ari_command("mount").args(["/dev/vg9/other"]).arg(&base));
+    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!("{} is already a mount point on localhost", base.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(lvm.fakes.calls_of("mount").len(), 1, "ari mounted nothing over it");
+    assert_eq!(lvm.fakes.snapshots(), Vec::<String>::new(), "its snapshots were removed");
+}
+
+impl Lvm {
+    /// A fake tool run directly, as another program on the host would.
+    fn ari_command(&self, tool: &str) -> Command {
+        Command::new(self.fakes.bin_dir().join(tool))
+    }
+}

@@ -1,0 +1,254 @@
+//! The zfs backend with real rsync and the stateful fake `zfs` (this kernel has no ZFS): over
+//! LVM snapshots (the original's only case) and without them, locally and through ssh, and
+//! expiry against snapshots with known creation times.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tests::fakes::Fakes;
+use tests::rdiff::now;
+use tests::{read_tree, require_tool, run, stderr, stdout, Fixture, Sshd};
+
+const DATASET: &str = "pool/backups/web";
+const DAY: i64 = 86_400;
+
+struct Zfs {
+    fx: Fixture,
+    fakes: Fakes,
+}
+
+impl Zfs {
+    fn new() -> Zfs {
+        require_tool("rsync", "rsync");
+        let fx = Fixture::new();
+        let fakes = Fakes::new();
+        fakes.add_dataset(DATASET);
+        fakes.add_dataset(&format!("{DATASET}/child"));
+        std::fs::create_dir_all(fx.path("mnt")).unwrap();
+        std::fs::create_dir_all(fx.path("zfs/web")).unwrap();
+        fx.write_config(&format!("snapshot_mount_root: {}\nretry_interval: 0\n", fx.p("mnt")));
+        Zfs { fx, fakes }
+    }
+
+    fn ari(&self) -> Command {
+        let mut command = self.fx.ari();
+        let path =
+            format!("{}:{}", self.fakes.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        command.env("PATH", path);
+        command
+    }
+
+    fn run(&self, job: &Path) -> Output {
+        run(self.ari().arg("run").arg(job))
+    }
+
+    /// A job without a snapshot source, sending two local trees into the dataset's directory.
+    fn plain_job(&self, extra: &str) -> PathBuf {
+        let src = self.fx.make_tree(
+            "src",
+            &[
+                ("etc/hosts", "127.0.0.1\n"),
+                ("srv/www/index.html", "<h1>hi</h1>\n"),
+                ("srv/www/tmp/x", "skip\n"),
+            ],
+        );
+        self.fx.write_job(
+            "web.yaml",
+            &format!(
+                "label: web\nbackend: zfs\ninclude: [{src}/etc, {src}/srv/www]\nexclude: [{src}/srv/www/tmp]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n{extra}",
+                src = src.display(),
+                dst = self.fx.p("zfs/web"),
+            ),
+        )
+    }
+
+    fn snapshot_names(&self) -> Vec<String> {
+        self.fakes.zfs_snapshots().into_iter().map(|(name, _)| name).collect()
+    }
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "stderr:\n{}", stderr(out));
+}
+
+#[test]
+fn without_lvm_include_lists_what_is_sent_and_a_snapshot_is_taken() {
+    let zfs = Zfs::new();
+    let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
+    assert_exit(&out, 0);
+    let src = zfs.fx.path("src");
+    let sent = zfs.fx.path("zfs/web").join(src.strip_prefix("/").unwrap());
+    assert_eq!(read_tree(&sent.join("etc"), &[]), read_tree(&src.join("etc"), &[]));
+    assert_eq!(
+        read_tree(&sent.join("srv/www"), &[]),
+        read_tree(&src.join("srv/www"), &["tmp"]),
+        "the exclude holds"
+    );
+    assert_eq!(zfs.snapshot_names(), [format!("{DATASET}@ari-backup-nightly")]);
+    zfs.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn over_lvm_on_a_remote_source_rsync_reaches_the_zfs_host_through_ssh() {
+    let zfs = Zfs::new();
+    let sshd = Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start();
+    zfs.fx.write_config(&format!(
+        "snapshot_mount_root: {}\nretry_interval: 0\nssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+        zfs.fx.p("mnt"),
+        sshd.port(),
+        sshd.user(),
+        sshd.ssh_config_path().display()
+    ));
+    let root =
+        zfs.fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1\n"), ("var/lib/db/data", "rows\n")]);
+    zfs.fakes.add_volume("vg0/root", &root);
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\nsource_hostname: {host}\nsnapshot: lvm\nvolumes: [{{name: vg0/root, mount_point: /}}]\nrsync_dst: {host}:{dst}\nzfs_hostname: {host}\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n",
+            host = sshd.host_alias(),
+            dst = zfs.fx.p("zfs/web"),
+        ),
+    );
+    let out = zfs.run(&job);
+    assert_exit(&out, 0);
+    assert_eq!(
+        read_tree(&zfs.fx.path("zfs/web"), &[]),
+        read_tree(&root, &[]),
+        "the snapshot's whole tree was sent"
+    );
+    assert_eq!(zfs.fakes.zfs_snapshots().len(), 1);
+    zfs.fakes.assert_clean();
+    assert!(std::fs::read_dir(zfs.fx.path("mnt")).unwrap().next().is_none(), "mount directory left behind");
+}
+
+#[test]
+fn a_failed_rsync_takes_no_snapshot_and_expires_nothing() {
+    let zfs = Zfs::new();
+    zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), now() as i64 - 400 * DAY);
+    let job = zfs.plain_job(&format!(
+        "rsync_path: {}\n",
+        zfs.fx
+            .write_script(
+                "bin/failing-rsync",
+                "#!/bin/sh\necho 'rsync: connection unexpectedly closed' >&2\nexit 12\n"
+            )
+            .display()
+    ));
+    let out = zfs.run(&job);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("main step rsync failed") && stderr(&out).contains("exited with status 12"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(zfs.fakes.calls_of("zfs").is_empty(), "no zfs command after a failed backup");
+    assert_eq!(zfs.snapshot_names(), [format!("{DATASET}@ari-backup-old")]);
+}
+
+#[test]
+fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
+    let zfs = Zfs::new();
+    let t = now() as i64;
+    let seed = [
+        (format!("{DATASET}@ari-backup-expired"), t - 90 * DAY),
+        (format!("{DATASET}@ari-backup-just-expired"), t - 60 * DAY - 60),
+        (format!("{DATASET}@ari-backup-not-yet"), t - 60 * DAY + 3600),
+        (format!("{DATASET}@ari-backup-fresh"), t - DAY),
+        (format!("{DATASET}@manual-keep"), t - 400 * DAY),
+        (format!("{DATASET}/child@ari-backup-child"), t - 400 * DAY),
+    ];
+    for (name, creation) in &seed {
+        zfs.fakes.add_zfs_snapshot(name, *creation);
+    }
+    let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
+    assert_exit(&out, 0);
+    let mut left = zfs.snapshot_names();
+    left.sort();
+    let mut expected = vec![
+        format!("{DATASET}/child@ari-backup-child"),
+        format!("{DATASET}@ari-backup-fresh"),
+        format!("{DATASET}@ari-backup-nightly"),
+        format!("{DATASET}@ari-backup-not-yet"),
+        format!("{DATASET}@manual-keep"),
+    ];
+    expected.sort();
+    assert_eq!(left, expected);
+    let destroyed: Vec<String> = zfs
+        .fakes
+        .calls_of("zfs")
+        .into_iter()
+        .filter(|c| c.args[0] == "destroy")
+        .map(|c| c.args[1].clone())
+        .collect();
+    assert_eq!(
+        destroyed,
+        [format!("{DATASET}@ari-backup-expired"), format!("{DATASET}@ari-backup-just-expired")],
+        "oldest first"
+    );
+    let lists = zfs.fakes.calls_of("zfs").into_iter().filter(|c| c.args[0] == "list").count();
+    assert_eq!(lists, 1, "one listing call");
+}
+
+#[test]
+fn keep_min_guards_the_history_when_no_new_snapshot_could_be_taken() {
+    let zfs = Zfs::new();
+    let t = now() as i64;
+    for (name, age) in [("a", 300), ("b", 200), ("c", 100)] {
+        zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-{name}"), t - age * DAY);
+    }
+    zfs.fakes.fail_matching(
+        "zfs",
+        &format!("snapshot {DATASET}@"),
+        1,
+        "cannot create snapshot: out of space",
+    );
+    let out = zfs.run(&zfs.plain_job("zfs_keep_min: 2\n"));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("post step zfs snapshot failed"), "{}", stderr(&out));
+    assert_eq!(
+        zfs.snapshot_names(),
+        [format!("{DATASET}@ari-backup-b"), format!("{DATASET}@ari-backup-c")],
+        "the newest two are kept, however old"
+    );
+}
+
+#[test]
+fn a_malformed_listing_destroys_nothing_and_names_the_line() {
+    let zfs = Zfs::new();
+    let t = now() as i64;
+    zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
+    zfs.fakes.output(
+        "zfs",
+        &[2],
+        &format!("{DATASET}@ari-backup-old\t{}\ngarbage line without a tab\n", t - 400 * DAY),
+    );
+    let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation -d 1 pool/backups/web` on localhost: line 2: expected NAME<tab>CREATION, found `garbage line without a tab`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(zfs.fakes.calls_of("zfs").iter().all(|c| c.args[0] != "destroy"));
+    assert!(zfs.snapshot_names().contains(&format!("{DATASET}@ari-backup-old")));
+}
+
+#[test]
+fn plan_shows_every_lvm_and_zfs_command_with_cleanup_and_the_dynamic_expiry() {
+    let fx = Fixture::new();
+    let job = fx.write_job(
+        "mybackup.yaml",
+        "label: mybackup\nbackend: zfs\nsource_hostname: db-server\nsnapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/mysql, mount_point: /var/lib/mysql, mount_options: ro}\n  - {name: vg2/srv, mount_point: /srv/data}\nsnapshot_mount_root: /tmp\nrsync_dst: zfs-backup-server:/zpool-0/backups/ari-backup/mybackup\nzfs_hostname: zfs-backup-server\ndataset_name: zpool-0/backups/ari-backup/mybackup\nsnapshot_expiration_days: 60\nzfs_snapshot_timestamp_format: nightly\n",
+    );
+    let out = run(fx.ari().arg("plan").arg(&job));
+    assert_exit(&out, 0);
+    insta::assert_snapshot!(stdout(&out));
+    let out = run(fx.ari().args(["plan", "--json"]).arg(&job));
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let expiry = plan["steps"].as_array().unwrap().last().unwrap();
+    assert_eq!(expiry["dynamic"], true);
+    assert_eq!(expiry["host"], "zfs-backup-server");
+}
