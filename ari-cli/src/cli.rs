@@ -26,8 +26,10 @@ pub struct Invocation {
 /// A subcommand.
 #[derive(Debug)]
 pub enum Subcommand {
-    /// `ari run JOB...`
-    Run { jobs: Vec<String> },
+    /// `ari run JOB... [--wait]`
+    Run { jobs: Vec<String>, wait: bool },
+    /// `ari recover [JOB...]`
+    Recover { jobs: Vec<String> },
     /// `ari plan JOB... [--json]`
     Plan { jobs: Vec<String>, json: bool },
     /// `ari check [JOB...] [--connect]`
@@ -68,7 +70,19 @@ pub fn command() -> Command {
                 .global(true)
                 .help("set any setting, as in a job file"),
         )
-        .subcommand(Command::new("run").about("run jobs, one after another").arg(jobs(true)))
+        .subcommand(
+            Command::new("run").about("run jobs, one after another").arg(jobs(true)).arg(
+                Arg::new("wait")
+                    .long("wait")
+                    .action(ArgAction::SetTrue)
+                    .help("wait for a run of the same job that is already running, instead of exiting"),
+            ),
+        )
+        .subcommand(
+            Command::new("recover")
+                .about("undo what a crashed run left behind, from the job's ledger (every job's when none is named)")
+                .arg(jobs(false)),
+        )
         .subcommand(
             Command::new("plan")
                 .about("print every step and command that run would execute, cleanup included; runs nothing")
@@ -147,7 +161,8 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         sub.get_one::<PathBuf>("config").cloned().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let jobs = || sub.get_many::<String>("jobs").into_iter().flatten().cloned().collect::<Vec<_>>();
     let command = match name {
-        "run" => Subcommand::Run { jobs: jobs() },
+        "run" => Subcommand::Run { jobs: jobs(), wait: sub.get_flag("wait") },
+        "recover" => Subcommand::Recover { jobs: jobs() },
         "plan" => Subcommand::Plan { jobs: jobs(), json: sub.get_flag("json") },
         "check" => Subcommand::Check { jobs: jobs(), connect: sub.get_flag("connect") },
         "settings" => Subcommand::Settings { job: sub.get_one::<String>("job").cloned() },
@@ -179,7 +194,7 @@ mod tests {
 
     #[test]
     fn no_setting_takes_a_reserved_option_name() {
-        for name in ["config", "set", "json", "help", "version", "connect", "jobs", "job"] {
+        for name in ["config", "set", "json", "help", "version", "connect", "jobs", "job", "wait"] {
             assert!(settings::find(name).is_none(), "a setting is named {name}");
         }
     }
@@ -201,7 +216,7 @@ mod tests {
         assert_eq!(values["ssh_port"].to_string(), "2222");
         assert_eq!(values["dry_run"].to_string(), "true");
         assert_eq!(values["ssh_options"].to_string(), "[-F, /x]");
-        assert!(matches!(inv.command, Subcommand::Run { ref jobs } if jobs == &["./job"]));
+        assert!(matches!(inv.command, Subcommand::Run { ref jobs, wait: false } if jobs == &["./job"]));
         let inv = parse_ok(&["--debug", "--dry_run=false", "plan", "job", "--json"]);
         assert_eq!(inv.settings.values["debug"].to_string(), "true");
         assert_eq!(inv.settings.values["dry_run"].to_string(), "false");

@@ -49,7 +49,64 @@ pub static STATE_DIR: Setting<String> = Setting::new(
     "directory of ari's own state: locks, ledgers, reports, caches",
 );
 
+/// Kill a command that runs longer than this.
+pub static COMMAND_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
+    "command_timeout",
+    "core",
+    None,
+    "kill a command (its whole process group) that runs longer than this, e.g. 2h; none by default",
+);
+/// Stop a job that runs longer than this; its cleanup still runs.
+pub static JOB_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
+    "job_timeout",
+    "core",
+    None,
+    "stop a job that runs longer than this, e.g. 6h (its cleanup still runs); none by default",
+);
+/// Retry a failed backup step like a cleanup step.
+pub static RETRY_BACKUP: Setting<bool> = Setting::new(
+    "retry_backup",
+    "core",
+    Some("false"),
+    "retry a failed main (backup) step max_retries times, as cleanup steps are",
+);
+/// ssh never prompts.
+pub static SSH_BATCH_MODE: Setting<bool> = Setting::new(
+    "ssh_batch_mode",
+    "core",
+    Some("true"),
+    "pass -o BatchMode=yes to every ssh, so that it fails instead of prompting",
+);
+/// Seconds ssh waits for a connection.
+pub static SSH_CONNECT_TIMEOUT: Setting<u32> = Setting::new(
+    "ssh_connect_timeout",
+    "core",
+    Some("10"),
+    "seconds every ssh waits to connect (-o ConnectTimeout); 0 leaves ssh's own default",
+);
+/// Seconds between ssh keepalives.
+pub static SSH_SERVER_ALIVE_INTERVAL: Setting<u32> = Setting::new(
+    "ssh_server_alive_interval",
+    "core",
+    Some("15"),
+    "seconds between ssh keepalives (-o ServerAliveInterval); 0 turns them off",
+);
+/// Keepalives without an answer before ssh gives up.
+pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::new(
+    "ssh_server_alive_count_max",
+    "core",
+    Some("4"),
+    "unanswered keepalives before ssh gives up on a dead host (-o ServerAliveCountMax)",
+);
+
 crate::register_settings!(
+    COMMAND_TIMEOUT,
+    JOB_TIMEOUT,
+    RETRY_BACKUP,
+    SSH_BATCH_MODE,
+    SSH_CONNECT_TIMEOUT,
+    SSH_SERVER_ALIVE_INTERVAL,
+    SSH_SERVER_ALIVE_COUNT_MAX,
     DEBUG,
     DRY_RUN,
     MAX_RETRIES,

@@ -15,6 +15,8 @@ pub mod core_settings;
 pub mod error;
 pub mod exit;
 pub mod job;
+pub mod ledger;
+pub mod lock;
 pub mod log_context;
 pub mod pipeline;
 pub mod plugin;

@@ -8,10 +8,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::core_settings::STATE_DIR;
+use crate::core_settings::{RETRY_BACKUP, STATE_DIR};
 use crate::error::ConfigError;
 use crate::exit;
 use crate::job::{HookCommand, Job};
+use crate::ledger::Ledger;
 use crate::plugin::{self, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
 use crate::settings::{Layer, Settings};
@@ -68,7 +69,10 @@ impl JobPlan {
             Some(source) => source.steps(&ctx)?,
             None => Vec::new(),
         };
-        let main = backend.main_steps(&ctx)?;
+        let mut main = backend.main_steps(&ctx)?;
+        if settings.get(&RETRY_BACKUP) {
+            main = main.into_iter().map(|step| step.retry(ctx.cleanup_retry())).collect();
+        }
         let backend_post = backend.post_steps(&ctx)?;
         let pre = hook_steps(Phase::Pre, &job.pre);
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
@@ -180,6 +184,22 @@ pub enum StepError {
     /// The job was interrupted before this step started.
     #[error("not started: ari was interrupted")]
     Interrupted,
+    /// The job reached its deadline before this step started.
+    #[error("not started: the job reached {limit}")]
+    JobTimeout {
+        /// `job_timeout 6h`.
+        limit: String,
+    },
+    /// A third signal aborted cleanup before this step ran; the ledger keeps it.
+    #[error("not run: cleanup was aborted; `ari recover` will undo it")]
+    Aborted,
+    /// The ledger could not be written, so the step did not run (or its entry stays).
+    #[error("cannot update the ledger")]
+    Ledger {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A failed step of a job.
@@ -256,13 +276,23 @@ impl JobReport {
     }
 }
 
-/// Runs a plan: the only place that decides what runs after what.
-pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
+/// An undo waiting for the cleanup phase: its step, its ledger entry, and whether it runs only
+/// while what it removes is still there (its step was stopped midway, so it may or may not have
+/// made it).
+struct PendingUndo<'a> {
+    step: &'a Step,
+    entry: u64,
+    conditional: bool,
+}
+
+/// Runs a plan: the only place that decides what runs after what. Before a step that makes
+/// something runs, its undo is recorded in `ledger`; once undone, the entry goes.
+pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut records = Vec::new();
     let mut failure = None;
-    let mut undo: Vec<&Step> = Vec::new();
+    let mut undo: Vec<PendingUndo> = Vec::new();
 
     log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
     'steps: for (message, steps) in [
@@ -279,12 +309,36 @@ pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
                 failure = Some(StepFailure::new(step, StepError::Interrupted));
                 break 'steps;
             }
-            match run_step(step, runner, &mut records) {
-                Ok(()) => undo.extend(step.undo.as_deref()),
-                Err(error) => {
-                    failure = Some(StepFailure::new(step, error));
+            if let Some(limit) = runner.job_expired() {
+                failure = Some(StepFailure::new(step, StepError::JobTimeout { limit }));
+                break 'steps;
+            }
+            let entry = match step.undo.as_deref().map(|u| ledger.record(u)).transpose() {
+                Ok(entry) => entry,
+                Err(source) => {
+                    failure = Some(StepFailure::new(step, StepError::Ledger { source }));
                     break 'steps;
                 }
+            };
+            let result = run_step(step, runner, &mut records);
+            if let (Some(step), Some(entry)) = (step.undo.as_deref(), entry) {
+                match &result {
+                    Ok(()) => undo.push(PendingUndo { step, entry, conditional: false }),
+                    // Stopped midway: it may have made its thing, so undo it if it is there.
+                    Err(StepError::Process(
+                        ProcessError::Interrupted { .. } | ProcessError::TimedOut { .. },
+                    )) => undo.push(PendingUndo { step, entry, conditional: true }),
+                    // It failed: it made nothing.
+                    Err(_) => {
+                        if let Err(err) = ledger.remove(entry) {
+                            log::warn!("cannot update the ledger: {err}");
+                        }
+                    }
+                }
+            }
+            if let Err(error) = result {
+                failure = Some(StepFailure::new(step, error));
+                break 'steps;
             }
         }
     }
@@ -293,20 +347,40 @@ pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
         log::info!("data backup complete");
     }
 
-    // Cleanup and post steps run even after an interrupt: a fresh runner ignores the flag.
-    let finisher = runner.clone().with_cancel(Default::default());
+    // Cleanup and post steps run even after an interrupt or past the job's deadline: their
+    // runner is stopped only by the abort flag (a third signal).
+    let finisher = runner.for_cleanup();
     let mut cleanup_failures = Vec::new();
     if !undo.is_empty() {
         log::info!("cleaning up snapshots");
     }
-    for step in undo.into_iter().rev() {
-        if let Err(error) = run_step(step, &finisher, &mut records) {
-            cleanup_failures.push(StepFailure::new(step, error));
+    for pending in undo.into_iter().rev() {
+        let step = pending.step;
+        if finisher.is_cancelled() {
+            cleanup_failures.push(StepFailure::new(step, StepError::Aborted));
+            continue;
+        }
+        let result = if pending.conditional {
+            undo_if_present(step, &finisher, &mut records)
+        } else {
+            run_step(step, &finisher, &mut records)
+        };
+        match result {
+            Ok(()) => {
+                if let Err(source) = ledger.remove(pending.entry) {
+                    cleanup_failures.push(StepFailure::new(step, StepError::Ledger { source }));
+                }
+            }
+            Err(error) => cleanup_failures.push(StepFailure::new(step, error)),
         }
     }
     let mut post_failures = Vec::new();
     log::info!("processing post-job hooks");
     for step in plan.backend_post.iter().chain(&plan.post) {
+        if finisher.is_cancelled() {
+            log::debug!("skipping {}: cleanup was aborted", step.name);
+            continue;
+        }
         if !step.when.applies(outcome) {
             log::debug!("skipping {} (when: {}, outcome: {outcome:?})", step.name, step.when.as_str());
             continue;
@@ -326,6 +400,58 @@ pub fn run(plan: &JobPlan, runner: &Runner) -> JobReport {
         started,
         duration: clock.elapsed(),
     }
+}
+
+/// Runs an undo step only while what it removes is still there: an undo whose thing is gone
+/// (a snapshot already removed, a directory never made) has nothing to do.
+fn undo_if_present(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+    if let Some(present) = &step.present {
+        match runner.run(present) {
+            Ok(_) => {}
+            Err(ProcessError::Exited { .. }) => {
+                log::info!(
+                    "{}: nothing to undo, {} is gone",
+                    step.name,
+                    step.removes.as_deref().unwrap_or("it")
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    run_step(step, runner, records)
+}
+
+/// What recovering a ledger did.
+#[derive(Debug)]
+pub struct Recovery {
+    /// Entries undone (or found already gone).
+    pub undone: Vec<String>,
+    /// Entries whose undo failed; they stay in the ledger.
+    pub failures: Vec<StepFailure>,
+}
+
+/// Undoes what a ledger records, newest first, each only while its thing is still there;
+/// undone entries leave the ledger, failed ones stay for the next try.
+pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
+    let mut recovery = Recovery { undone: Vec::new(), failures: Vec::new() };
+    let mut records = Vec::new();
+    let entries: Vec<_> = ledger.entries().to_vec();
+    for entry in entries.iter().rev() {
+        let step = entry.step();
+        if runner.is_cancelled() {
+            recovery.failures.push(StepFailure::new(&step, StepError::Aborted));
+            continue;
+        }
+        match undo_if_present(&step, runner, &mut records) {
+            Ok(()) => match ledger.remove(entry.id) {
+                Ok(()) => recovery.undone.push(step.name.clone()),
+                Err(source) => recovery.failures.push(StepFailure::new(&step, StepError::Ledger { source })),
+            },
+            Err(error) => recovery.failures.push(StepFailure::new(&step, error)),
+        }
+    }
+    recovery
 }
 
 fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {

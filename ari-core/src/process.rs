@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::core_settings::{REMOTE_USER, SSH_OPTIONS, SSH_PATH, SSH_PORT};
+use crate::core_settings::{
+    REMOTE_USER, SSH_BATCH_MODE, SSH_CONNECT_TIMEOUT, SSH_OPTIONS, SSH_PATH, SSH_PORT,
+    SSH_SERVER_ALIVE_COUNT_MAX, SSH_SERVER_ALIVE_INTERVAL,
+};
 use crate::settings::Settings;
 use crate::step::{Command, Host, Program};
 
@@ -28,7 +31,7 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// How ari reaches remote hosts: the same for its own commands and for the ssh that
 /// rdiff-backup and rsync start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ssh {
     /// The ssh binary (`ssh_path`).
     pub path: String,
@@ -38,16 +41,35 @@ pub struct Ssh {
     pub user: String,
     /// `ssh_options`, passed before the destination.
     pub options: Vec<String>,
+    /// ari's own `-o` options from `ssh_batch_mode`, `ssh_connect_timeout` and the keepalive
+    /// settings. They come after `options`: ssh keeps the first value of an option, so an admin's
+    /// `-o ConnectTimeout=...` in `ssh_options` wins.
+    pub defaults: Vec<String>,
 }
 
 impl Ssh {
     /// The ssh settings of a job.
     pub fn from_settings(settings: &Settings) -> Ssh {
+        let mut defaults = Vec::new();
+        let mut option = |text: String| defaults.extend(["-o".to_string(), text]);
+        if settings.get(&SSH_BATCH_MODE) {
+            option("BatchMode=yes".to_string());
+        }
+        let connect = settings.get(&SSH_CONNECT_TIMEOUT);
+        if connect > 0 {
+            option(format!("ConnectTimeout={connect}"));
+        }
+        let interval = settings.get(&SSH_SERVER_ALIVE_INTERVAL);
+        if interval > 0 {
+            option(format!("ServerAliveInterval={interval}"));
+            option(format!("ServerAliveCountMax={}", settings.get(&SSH_SERVER_ALIVE_COUNT_MAX)));
+        }
         Ssh {
             path: settings.get(&SSH_PATH),
             port: settings.get(&SSH_PORT),
             user: settings.get(&REMOTE_USER),
             options: settings.get(&SSH_OPTIONS),
+            defaults,
         }
     }
 
@@ -55,6 +77,7 @@ impl Ssh {
     pub fn base_argv(&self) -> Vec<String> {
         let mut argv = vec![self.path.clone(), "-p".to_string(), self.port.to_string()];
         argv.extend(self.options.iter().cloned());
+        argv.extend(self.defaults.iter().cloned());
         argv
     }
 
@@ -163,6 +186,14 @@ pub enum ProcessError {
         /// The command and its host.
         command: String,
     },
+    /// ari killed the command at a deadline.
+    #[error("{command} was killed when it reached {limit}")]
+    TimedOut {
+        /// The command and its host.
+        command: String,
+        /// Which limit: `command_timeout 2h` or `job_timeout 6h`.
+        limit: String,
+    },
     /// Waiting for the command failed.
     #[error("waiting for {command} failed")]
     Wait {
@@ -215,24 +246,83 @@ pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
     })
 }
 
+/// A point in time by which a command must end, and the limit it comes from.
+#[derive(Debug, Clone)]
+struct Deadline {
+    at: Instant,
+    limit: String,
+}
+
+impl Deadline {
+    fn after(limit: Duration, setting: &str) -> Deadline {
+        Deadline { at: Instant::now() + limit, limit: format!("{setting} {}", humane(limit)) }
+    }
+}
+
+/// A duration as a person writes it: `2s`, `1h 30m`.
+pub fn humane(duration: Duration) -> String {
+    jiff::SignedDuration::try_from(duration)
+        .map(|d| format!("{d:#}"))
+        .unwrap_or_else(|_| format!("{duration:?}"))
+}
+
 /// Runs the commands of one job: for real, or only logging them in a dry run.
 #[derive(Debug, Clone)]
 pub struct Runner {
     ssh: Ssh,
     dry_run: bool,
     cancel: Arc<AtomicBool>,
+    abort: Arc<AtomicBool>,
+    command_timeout: Option<Duration>,
+    job_deadline: Option<Deadline>,
 }
 
 impl Runner {
     /// A runner that reaches remote hosts with `ssh`.
     pub fn new(ssh: Ssh, dry_run: bool) -> Runner {
-        Runner { ssh, dry_run, cancel: Arc::new(AtomicBool::new(false)) }
+        Runner {
+            ssh,
+            dry_run,
+            cancel: Arc::new(AtomicBool::new(false)),
+            abort: Arc::new(AtomicBool::new(false)),
+            command_timeout: None,
+            job_deadline: None,
+        }
+    }
+
+    /// The same runner, whose cleanup is stopped once `flag` is set (by a third signal).
+    pub fn with_abort(mut self, flag: Arc<AtomicBool>) -> Runner {
+        self.abort = flag;
+        self
     }
 
     /// The same runner, stopping its running command once `flag` is set (by a signal handler).
     pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Runner {
         self.cancel = flag;
         self
+    }
+
+    /// The same runner, killing any command that runs longer than `limit` (`command_timeout`).
+    pub fn with_command_timeout(mut self, limit: Option<Duration>) -> Runner {
+        self.command_timeout = limit;
+        self
+    }
+
+    /// The same runner, killing whatever runs once `limit` from now has passed (`job_timeout`).
+    pub fn with_job_timeout(mut self, limit: Option<Duration>) -> Runner {
+        self.job_deadline = limit.map(|limit| Deadline::after(limit, "job_timeout"));
+        self
+    }
+
+    /// The runner for cleanup: no job deadline (cleanup runs after it), and stopped only by the
+    /// abort flag (the third signal), not by the flag that stopped the job.
+    pub fn for_cleanup(&self) -> Runner {
+        Runner { cancel: self.abort.clone(), job_deadline: None, ..self.clone() }
+    }
+
+    /// Whether the job's deadline has passed.
+    pub fn job_expired(&self) -> Option<String> {
+        self.job_deadline.as_ref().filter(|d| Instant::now() >= d.at).map(|d| d.limit.clone())
     }
 
     /// How this runner reaches remote hosts.
@@ -258,7 +348,13 @@ impl Runner {
             return Ok(Output::default());
         }
         log::debug!("run_command on {}: {}", command.host, shell_words::join(&argv));
-        execute(command, &argv, &self.cancel)
+        let own = self.command_timeout.map(|limit| Deadline::after(limit, "command_timeout"));
+        let deadline = match (own, &self.job_deadline) {
+            (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
+            (Some(own), _) => Some(own),
+            (None, job) => job.clone(),
+        };
+        execute(command, &argv, &self.cancel, deadline)
     }
 }
 
@@ -266,10 +362,18 @@ impl Runner {
 pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
     log::debug!("query: {}", shell_words::join(argv));
-    execute(&command, argv, &AtomicBool::new(false))
+    execute(&command, argv, &AtomicBool::new(false), Some(Deadline::after(QUERY_TIMEOUT, "the query limit")))
 }
 
-fn execute(command: &Command, argv: &[String], cancel: &AtomicBool) -> Result<Output, ProcessError> {
+/// How long a read-only query (a tool's `--version`) may take.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn execute(
+    command: &Command,
+    argv: &[String],
+    cancel: &AtomicBool,
+    deadline: Option<Deadline>,
+) -> Result<Output, ProcessError> {
     let describe = || command.to_string();
     #[allow(clippy::disallowed_methods)] // this module is the one process spawner
     let expression = duct::cmd(&argv[0], &argv[1..])
@@ -308,7 +412,17 @@ fn execute(command: &Command, argv: &[String], cancel: &AtomicBool) -> Result<Ou
                 let _ = waiter.join();
                 return Err(ProcessError::Interrupted { command: describe() });
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(deadline) = deadline.as_ref().filter(|d| Instant::now() >= d.at) {
+                    log::debug!("{} reached {}: stopping it", describe(), deadline.limit);
+                    stop_group(&handle);
+                    let _ = waiter.join();
+                    return Err(ProcessError::TimedOut {
+                        command: describe(),
+                        limit: deadline.limit.clone(),
+                    });
+                }
+            }
         }
     }
     let _ = waiter.join();
@@ -387,6 +501,7 @@ mod tests {
             port: 2222,
             user: "backup".into(),
             options: vec!["-F".into(), "/etc/ari/ssh config".into()],
+            defaults: vec!["-o".into(), "BatchMode=yes".into()],
         }
     }
 
@@ -405,6 +520,8 @@ mod tests {
                 "2222",
                 "-F",
                 "/etc/ari/ssh config",
+                "-o",
+                "BatchMode=yes",
                 "backup@db",
                 "touch 'a b' 'it'\\''s' '$HOME;*'",
             ],
@@ -417,6 +534,8 @@ mod tests {
                 "2222",
                 "-F",
                 "/etc/ari/ssh config",
+                "-o",
+                "BatchMode=yes",
                 "backup@db",
                 "mysqldump > /var/backups/x.sql",
             ],
@@ -475,6 +594,24 @@ mod tests {
         assert!(!marker.exists());
         Runner::new(ssh(), false).run(&command).unwrap();
         assert!(marker.exists());
+    }
+
+    #[test]
+    fn a_command_past_its_timeout_is_killed() {
+        let runner = Runner::new(ssh(), false).with_command_timeout(Some(Duration::from_millis(300)));
+        let started = Instant::now();
+        let err = runner.run(&Command::shell(Host::Local, "sleep 600")).unwrap_err();
+        assert!(matches!(err, ProcessError::TimedOut { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "`sleep 600` on localhost was killed when it reached command_timeout 300ms"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "the sleep was not stopped");
+        let job = Runner::new(ssh(), false).with_job_timeout(Some(Duration::from_millis(200)));
+        let err = job.run(&Command::shell(Host::Local, "sleep 600")).unwrap_err();
+        assert!(err.to_string().ends_with("job_timeout 200ms"), "{err}");
+        assert!(job.job_expired().is_some());
+        assert!(job.for_cleanup().job_expired().is_none(), "cleanup has no job deadline");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum SettingKind {
     Words,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
+    /// A positive length of time, written as a person would: `90s`, `30m`, `2h`, `1h 30m`.
+    Duration,
 }
 
 impl SettingKind {
@@ -47,6 +49,7 @@ impl SettingKind {
             SettingKind::List => "list".into(),
             SettingKind::Words => "words".into(),
             SettingKind::Choice(choices) => choices.join("|"),
+            SettingKind::Duration => "duration".into(),
         }
     }
 }
@@ -135,6 +138,26 @@ impl SettingType for Vec<String> {
             _ => None,
         }
     }
+}
+
+impl SettingType for std::time::Duration {
+    const KIND: SettingKind = SettingKind::Duration;
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::String(text) => parse_duration(text).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a positive duration (`90s`, `2h`, `1h 30m`, or ISO 8601 `PT2H`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let parsed: jiff::SignedDuration =
+        text.trim().parse().map_err(|_| format!("`{text}` is not a duration like 90s, 30m or 2h"))?;
+    std::time::Duration::try_from(parsed)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{text}` is not a positive duration"))
 }
 
 impl<T: SettingType> SettingType for Option<T> {
@@ -376,6 +399,7 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         }
         SettingKind::String => Ok(Value::String(text.to_string())),
         SettingKind::Choice(choices) => check_choice(text, choices),
+        SettingKind::Duration => parse_duration(text).map(|_| Value::String(text.trim().to_string())),
         SettingKind::List if text.trim_start().starts_with('[') => {
             let list: Vec<String> =
                 serde_yaml::from_str(text).map_err(|err| format!("expected a list like [a, b]: {err}"))?;
@@ -430,6 +454,9 @@ impl ValueVisitor {
             SettingKind::Integer { min, max } => check_range(number, min, max).map_err(E::custom),
             SettingKind::String => Ok(Value::String(text)),
             SettingKind::Choice(choices) => check_choice(&text, choices).map_err(E::custom),
+            SettingKind::Duration => Err(E::custom(format!(
+                "`{number}` has no unit: write a duration like {number}s or {number}m"
+            ))),
             _ => Err(E::invalid_type(de::Unexpected::Signed(number), self)),
         }
     }
@@ -446,6 +473,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::List => write!(f, "a list of strings"),
             SettingKind::Words => write!(f, "a string of words or a list of strings"),
             SettingKind::Choice(choices) => write!(f, "one of {}", choices.join(", ")),
+            SettingKind::Duration => write!(f, "a duration like 90s, 30m or 2h"),
         }
     }
 
@@ -477,6 +505,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::String => Ok(Value::String(v.to_string())),
             SettingKind::Choice(choices) => check_choice(v, choices).map_err(E::custom),
             SettingKind::Words => split_words(v).map_err(E::custom),
+            SettingKind::Duration => {
+                parse_duration(v).map(|_| Value::String(v.trim().to_string())).map_err(E::custom)
+            }
             _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
         }
     }
@@ -556,6 +587,28 @@ mod tests {
         optional: true,
     };
 
+    static DURATION: SettingDef = SettingDef {
+        name: "d",
+        owner: "test",
+        kind: SettingKind::Duration,
+        default: None,
+        help: "",
+        optional: true,
+    };
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1m 30s"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
+        assert!(parse_duration("-5s").is_err());
+        assert!(yaml(&DURATION, "90")
+            .unwrap_err()
+            .contains("`90` has no unit: write a duration like 90s or 90m"));
+        assert_eq!(yaml(&DURATION, "2h"), Ok(Value::String("2h".into())));
+    }
+
     fn words(items: &[&str]) -> Value {
         Value::List(items.iter().map(|s| s.to_string()).collect())
     }
@@ -575,6 +628,10 @@ mod tests {
         check(&LIST, "[-F, /x y]", Ok(words(&["-F", "/x y"])));
         check(&LIST, "-F /x", Ok(words(&["-F", "/x"])));
         check(&CHOICE, "new", Ok(Value::String("new".into())));
+        check(&DURATION, "90s", Ok(Value::String("90s".into())));
+        check(&DURATION, "1h 30m", Ok(Value::String("1h 30m".into())));
+        check(&DURATION, "soon", Err("`soon` is not a duration like 90s, 30m or 2h"));
+        check(&DURATION, "0s", Err("`0s` is not a positive duration"));
         check(
             &CHOICE,
             "legasy",

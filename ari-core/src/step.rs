@@ -252,6 +252,10 @@ pub struct Step {
     /// For a cleanup step: what it removes, named as left behind when it fails
     /// (`snapshot vg0/root-ari_backup on db-server`).
     pub removes: Option<String>,
+    /// For a cleanup step: a query that succeeds while what it removes is still there
+    /// (`mountpoint -q DIR`). Recovery after a crash runs the step only then, so undoing is
+    /// idempotent: a snapshot already gone is fine.
+    pub present: Option<Command>,
 }
 
 impl Step {
@@ -266,7 +270,14 @@ impl Step {
             undo: None,
             tolerated_exit_codes: Vec::new(),
             removes: None,
+            present: None,
         }
+    }
+
+    /// The same step, with the query that tells whether what it removes is still there.
+    pub fn present_while(mut self, query: Command) -> Step {
+        self.present = Some(query);
+        self
     }
 
     /// The same step, naming what it removes (reported as left behind if it fails).

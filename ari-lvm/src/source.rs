@@ -213,7 +213,9 @@ impl SnapshotSource for LvmSource {
             Step::run(Phase::Cleanup, format!("rmdir {}", dirs.join(" ")), on(argv))
                 .retry(retry)
                 .removes(at(format!("directory {}", dirs.join(", "))))
+                .present_while(on(words(&["test", "-d", &dirs[0]])))
         };
+        let mut made: Vec<String> = vec![base.clone()];
         for (i, v) in volumes.iter().enumerate() {
             // Refuse before making anything, so that a refusal leaves nothing of ari's to undo.
             steps.push(Step::refuse_if(
@@ -238,7 +240,11 @@ impl SnapshotSource for LvmSource {
                     format!("mkdir {}", v.target),
                     on(words(&["mkdir", "-p", &v.target])),
                 );
-                steps.push(if enclosing { mkdir } else { mkdir.undo(rmdir(&made_dirs(&base, &v.target))) });
+                // Directories an earlier volume made are undone with that volume, later.
+                let new: Vec<String> =
+                    made_dirs(&base, &v.target).into_iter().filter(|dir| !made.contains(dir)).collect();
+                made.extend(new.iter().cloned());
+                steps.push(if enclosing || new.is_empty() { mkdir } else { mkdir.undo(rmdir(&new)) });
             }
             let mut mount = vec!["mount".to_string()];
             if let Some(options) = &v.options {

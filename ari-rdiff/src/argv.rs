@@ -99,9 +99,13 @@ pub struct Backup<'a> {
     pub destination: &'a str,
 }
 
-/// The ssh defaults of the original, under which its argv needs no `--remote-schema`.
+/// The ssh of the original, under which its argv needs no `--remote-schema`: since ari's own
+/// defaults add BatchMode and keepalives, a remote legacy argv has one unless they are off.
 fn ssh_is_default(ssh: &Ssh) -> bool {
-    ssh.port == 22 && ssh.options.is_empty() && matches!(ssh.path.as_str(), "ssh" | "/usr/bin/ssh")
+    ssh.port == 22
+        && ssh.options.is_empty()
+        && ssh.defaults.is_empty()
+        && matches!(ssh.path.as_str(), "ssh" | "/usr/bin/ssh")
 }
 
 /// The command rdiff-backup runs (through a shell) to reach the source host: ari's own ssh
@@ -205,7 +209,13 @@ mod tests {
     }
 
     fn ssh(port: u16, options: &[&str]) -> Ssh {
-        Ssh { path: "/usr/bin/ssh".into(), port, user: "root".into(), options: strings(options) }
+        Ssh {
+            path: "/usr/bin/ssh".into(),
+            port,
+            user: "root".into(),
+            options: strings(options),
+            defaults: Vec::new(),
+        }
     }
 
     fn backup<'a>(cli: Cli, ssh: &'a Ssh, options: &'a [String], source: Source) -> Vec<String> {

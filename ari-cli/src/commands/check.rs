@@ -54,6 +54,12 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             plan.job.source_hostname
         );
     }
+    for label in ari_core::ledger::Ledger::pending(&context.state_dir()) {
+        problems.push(format!(
+            "job {label}: its ledger ({}) holds what a crashed run left behind: run `ari recover {label}`",
+            ari_core::ledger::Ledger::path(&context.state_dir(), &label).display()
+        ));
+    }
     if connect {
         let mut seen = BTreeSet::new();
         for plan in &plans {

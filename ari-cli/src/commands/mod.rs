@@ -3,13 +3,15 @@
 mod backends;
 mod check;
 mod plan;
+mod recover;
 mod run;
 mod settings;
+mod signals;
 
 use std::path::PathBuf;
 
 use ari_core::config::GlobalConfig;
-use ari_core::core_settings::{DEBUG, DRY_RUN, JOBS_DIR, STDERR_LOGGING};
+use ari_core::core_settings::{DEBUG, DRY_RUN, JOBS_DIR, STATE_DIR, STDERR_LOGGING};
 use ari_core::exit;
 use ari_core::settings::{Layer, Settings};
 
@@ -30,6 +32,11 @@ impl Context {
     /// `jobs_dir` as the config and command line set it.
     pub fn jobs_dir(&self) -> PathBuf {
         PathBuf::from(self.base.get(&JOBS_DIR))
+    }
+
+    /// `state_dir` as the config and command line set it.
+    pub fn state_dir(&self) -> PathBuf {
+        PathBuf::from(self.base.get(&STATE_DIR))
     }
 }
 
@@ -53,7 +60,8 @@ pub fn dispatch(invocation: Invocation) -> i32 {
     };
     let context = Context { config, command_line, base };
     match command {
-        Subcommand::Run { jobs } => run::run(&context, &jobs),
+        Subcommand::Run { jobs, wait } => run::run(&context, &jobs, wait),
+        Subcommand::Recover { jobs } => recover::recover(&context, &jobs),
         Subcommand::Plan { jobs, json } => plan::plan(&context, &jobs, json),
         Subcommand::Check { jobs, connect } => check::check(&context, &jobs, connect),
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),

@@ -1,18 +1,21 @@
-//! `ari run JOB...`: plan every job, find every tool, then run the jobs one after another.
+//! `ari run JOB... [--wait]`: plan every job, find every tool, then run the jobs one after
+//! another, each under its lock, recovering first what a crashed run of it left behind.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use ari_core::core_settings::DRY_RUN;
+use ari_core::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT};
 use ari_core::exit;
+use ari_core::ledger::Ledger;
+use ari_core::lock::Lock;
 use ari_core::log_context::set_job_label;
-use ari_core::pipeline::{self, JobReport};
+use ari_core::pipeline::{self, JobPlan, JobReport, Recovery};
 use ari_core::process::Runner;
 
+use super::signals::{self, Flags};
 use super::{usage_errors, Context};
 use crate::jobs;
 
-pub fn run(context: &Context, names: &[String]) -> i32 {
+pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
     {
         Ok(plans) => plans,
@@ -26,31 +29,86 @@ pub fn run(context: &Context, names: &[String]) -> i32 {
             .collect();
         return usage_errors(&errors);
     }
-    let interrupted = match install_signal_handlers() {
-        Ok(flag) => flag,
+    let flags = match signals::install() {
+        Ok(flags) => flags,
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
     let mut code = exit::SUCCESS;
     for plan in &plans {
         set_job_label(Some(plan.label()));
-        let runner =
-            Runner::new(plan.ssh.clone(), plan.settings.get(&DRY_RUN)).with_cancel(interrupted.clone());
-        let report = pipeline::run(plan, &runner);
-        report_failures(&report);
-        code = exit::worst(code, report.exit_code());
+        code = exit::worst(code, run_job(plan, &flags, wait));
         set_job_label(None);
     }
     code
 }
 
-/// SIGINT, SIGTERM and SIGHUP only set a flag: the running command is stopped (its whole
-/// process group), then cleanup and post steps run as for a failure.
-fn install_signal_handlers() -> std::io::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(signal, flag.clone())?;
+fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> i32 {
+    let dry_run = plan.settings.get(&DRY_RUN);
+    let state_dir = PathBuf::from(plan.state_dir());
+    let label = plan.label();
+    let runner = Runner::new(plan.ssh.clone(), dry_run)
+        .with_cancel(flags.interrupted.clone())
+        .with_abort(flags.abort.clone())
+        .with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT))
+        .with_job_timeout(plan.settings.get(&JOB_TIMEOUT));
+    if dry_run {
+        // A dry run makes nothing: no lock, no ledger, no recovery.
+        if let Ok(ledger) = Ledger::open(&state_dir, label, &plan.ssh) {
+            if !ledger.is_empty() {
+                log::warn!(
+                    "the ledger holds {} things a crashed run left behind; a real run would undo them first",
+                    ledger.entries().len()
+                );
+            }
+        }
+        let report = pipeline::run(plan, &runner, &mut Ledger::disabled());
+        report_failures(&report);
+        return report.exit_code();
     }
-    Ok(flag)
+    let _lock = match Lock::acquire(&state_dir, label, &format!("job {label}"), wait) {
+        Ok(lock) => lock,
+        Err(err) => {
+            log::error!("{err}");
+            return exit::JOB_FAILED;
+        }
+    };
+    let mut ledger = match Ledger::open(&state_dir, label, &plan.ssh) {
+        Ok(ledger) => ledger,
+        Err(err) => {
+            log::error!("cannot read the ledger {}: {err}", Ledger::path(&state_dir, label).display());
+            return exit::CLEANUP_FAILED;
+        }
+    };
+    if !ledger.is_empty() {
+        log::error!(
+            "a crashed run left {} things behind ({}); recovering them first",
+            ledger.entries().len(),
+            ledger.entries().iter().filter_map(|e| e.removes.as_deref()).collect::<Vec<_>>().join("; ")
+        );
+        let recoverer = Runner::new(ledger.ssh().clone(), false)
+            .with_cancel(flags.interrupted.clone())
+            .with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
+        let recovery = pipeline::recover(&mut ledger, &recoverer);
+        if !report_recovery(&recovery) {
+            log::error!("the job does not run while its ledger holds what a crashed run left (exit 3)");
+            return exit::CLEANUP_FAILED;
+        }
+    }
+    let report = pipeline::run(plan, &runner, &mut ledger);
+    report_failures(&report);
+    report.exit_code()
+}
+
+/// Logs what a recovery did; true when everything was undone.
+pub fn report_recovery(recovery: &Recovery) -> bool {
+    for name in &recovery.undone {
+        log::info!("recovered: {name}");
+    }
+    for failure in &recovery.failures {
+        let left = failure.removes.as_deref().unwrap_or("something");
+        log::error!("recovery step {} failed: {}; left behind: {left}", failure.step, failure.error);
+    }
+    recovery.failures.is_empty()
 }
 
 fn report_failures(report: &JobReport) {

@@ -1,0 +1,51 @@
+//! SIGINT, SIGTERM and SIGHUP: the first stops the running command (its whole process group)
+//! and lets cleanup and the post steps run as after a failure; a second is refused, because
+//! cleanup must not be interrupted; a third aborts cleanup, leaving the ledger for `ari recover`.
+//! The handlers only count: a thread reads them (signal-hook) and sets two flags that the
+//! runners poll.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+/// The flags the signals set.
+#[derive(Clone)]
+pub struct Flags {
+    /// Set by the first signal: stop the job.
+    pub interrupted: Arc<AtomicBool>,
+    /// Set by the third: stop cleanup too.
+    pub abort: Arc<AtomicBool>,
+}
+
+/// Installs the handlers and starts the thread that counts signals.
+pub fn install() -> std::io::Result<Flags> {
+    let flags =
+        Flags { interrupted: Arc::new(AtomicBool::new(false)), abort: Arc::new(AtomicBool::new(false)) };
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let counted = flags.clone();
+    std::thread::spawn(move || {
+        for (count, signal) in signals.forever().enumerate() {
+            let name = match signal {
+                SIGINT => "SIGINT",
+                SIGTERM => "SIGTERM",
+                _ => "SIGHUP",
+            };
+            match count {
+                0 => {
+                    counted.interrupted.store(true, Ordering::SeqCst);
+                    eprintln!("ari: received {name}: stopping the running command, then cleaning up");
+                }
+                1 => eprintln!(
+                    "ari: received {name} again: cleanup is not interrupted by a second signal; a third one aborts it and leaves the ledger for `ari recover`"
+                ),
+                _ => {
+                    counted.abort.store(true, Ordering::SeqCst);
+                    eprintln!("ari: received {name} a third time: aborting cleanup; run `ari recover` to undo what is left");
+                }
+            }
+        }
+    });
+    Ok(flags)
+}
