@@ -181,8 +181,8 @@ pub enum StepError {
     /// Several commands of a dynamic step failed.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<ProcessError>),
-    /// The job was interrupted before this step started.
-    #[error("not started: ari was interrupted")]
+    /// ari was interrupted before this step started (or while it, or cleanup after it, ran).
+    #[error("ari was interrupted")]
     Interrupted,
     /// The job reached its deadline before this step started.
     #[error("not started: the job reached {limit}")]
@@ -342,8 +342,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
             }
         }
     }
-    let outcome = if failure.is_none() { Outcome::Success } else { Outcome::Failure };
-    if outcome == Outcome::Success {
+    if failure.is_none() {
         log::info!("data backup complete");
     }
 
@@ -374,6 +373,15 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
             Err(error) => cleanup_failures.push(StepFailure::new(step, error)),
         }
     }
+    // A signal during cleanup did not stop it, but the job was interrupted all the same: the
+    // post steps run as after a failure, and the job fails.
+    if failure.is_none() && runner.is_cancelled() {
+        let last = plan.main.last().or(plan.snapshot.last()).or(plan.pre.last());
+        if let Some(step) = last {
+            failure = Some(StepFailure::new(step, StepError::Interrupted));
+        }
+    }
+    let outcome = if failure.is_none() { Outcome::Success } else { Outcome::Failure };
     let mut post_failures = Vec::new();
     log::info!("processing post-job hooks");
     for step in plan.backend_post.iter().chain(&plan.post) {
@@ -387,6 +395,13 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
         }
         if let Err(error) = run_step(step, &finisher, &mut records) {
             post_failures.push(StepFailure::new(step, error));
+        }
+    }
+    // A signal during the post steps did not stop them (they may restart what `pre` stopped),
+    // but the job was interrupted: it fails.
+    if failure.is_none() && runner.is_cancelled() {
+        if let Some(step) = plan.post.last().or(plan.backend_post.last()) {
+            failure = Some(StepFailure::new(step, StepError::Interrupted));
         }
     }
     log::info!("stopped");
