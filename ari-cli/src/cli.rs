@@ -30,6 +30,12 @@ pub enum Subcommand {
     Run { jobs: Vec<String>, wait: bool },
     /// `ari recover [JOB...]`
     Recover { jobs: Vec<String> },
+    /// `ari run-all [--wait]`
+    RunAll { wait: bool },
+    /// `ari list`
+    List,
+    /// `ari status`
+    Status,
     /// `ari plan JOB... [--json]`
     Plan { jobs: Vec<String>, json: bool },
     /// `ari check [JOB...] [--connect]`
@@ -77,6 +83,21 @@ pub fn command() -> Command {
                     .action(ArgAction::SetTrue)
                     .help("wait for a run of the same job that is already running, instead of exiting"),
             ),
+        )
+        .subcommand(
+            Command::new("run-all")
+                .about("run every enabled job of jobs_dir in parallel (the cron entry point)")
+                .arg(
+                    Arg::new("wait")
+                        .long("wait")
+                        .action(ArgAction::SetTrue)
+                        .help("wait for a run-all that is already running, instead of exiting"),
+                ),
+        )
+        .subcommand(Command::new("list").about("every entry of jobs_dir: enabled, invalid, or skipped and why"))
+        .subcommand(
+            Command::new("status")
+                .about("last outcome and age of each job; exit 1 when a job's last success is older than max_age"),
         )
         .subcommand(
             Command::new("recover")
@@ -163,6 +184,9 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
     let command = match name {
         "run" => Subcommand::Run { jobs: jobs(), wait: sub.get_flag("wait") },
         "recover" => Subcommand::Recover { jobs: jobs() },
+        "run-all" => Subcommand::RunAll { wait: sub.get_flag("wait") },
+        "list" => Subcommand::List,
+        "status" => Subcommand::Status,
         "plan" => Subcommand::Plan { jobs: jobs(), json: sub.get_flag("json") },
         "check" => Subcommand::Check { jobs: jobs(), connect: sub.get_flag("connect") },
         "settings" => Subcommand::Settings { job: sub.get_one::<String>("job").cloned() },

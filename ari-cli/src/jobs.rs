@@ -7,25 +7,81 @@ use ari_core::job::{default_label, Job};
 use ari_core::pipeline::JobPlan;
 use ari_core::settings::Layer;
 
-/// The job files in `jobs_dir` that a run of all jobs would consider: regular files whose names
-/// run-parts accepts or that end in `.yaml`/`.yml`, without hidden files, sorted by name.
-pub fn discover(jobs_dir: &Path) -> Result<Vec<PathBuf>, String> {
+/// Suffixes of files that editors and package managers leave beside a config file.
+const LEFTOVERS: &[&str] = &[
+    "~",
+    ".swp",
+    ".swo",
+    ".bak",
+    ".orig",
+    ".tmp",
+    ".old",
+    ".dpkg-old",
+    ".dpkg-dist",
+    ".dpkg-new",
+    ".dpkg-tmp",
+    ".dpkg-bak",
+    ".rpmnew",
+    ".rpmsave",
+    ".rpmorig",
+    ".ucf-old",
+    ".ucf-new",
+    ".ucf-dist",
+];
+
+/// An entry of `jobs_dir`: a job, or why it is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// A job file.
+    Enabled(PathBuf),
+    /// Not a job, and why.
+    Skipped(PathBuf, &'static str),
+}
+
+/// Whether a name is one `run-parts` runs: letters, digits, `_` and `-` only.
+fn run_parts_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Classifies one file of `jobs_dir` by its name and type.
+pub fn classify(path: &Path) -> Entry {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let skipped = |reason| Entry::Skipped(path.to_path_buf(), reason);
+    if name.starts_with('.') {
+        return skipped("hidden: a leading dot disables a job");
+    }
+    if LEFTOVERS.iter().any(|suffix| name.ends_with(suffix)) || (name.starts_with('#') && name.ends_with('#'))
+    {
+        return skipped("an editor or package-manager leftover");
+    }
+    if !path.is_file() {
+        return skipped("not a regular file");
+    }
+    if run_parts_name(&name) || name.ends_with(".yaml") || name.ends_with(".yml") {
+        Entry::Enabled(path.to_path_buf())
+    } else {
+        skipped("a name run-parts would not run, and not ending in .yaml or .yml")
+    }
+}
+
+/// Every entry of `jobs_dir`, sorted by name.
+pub fn scan(jobs_dir: &Path) -> Result<Vec<Entry>, String> {
     let entries = std::fs::read_dir(jobs_dir)
         .map_err(|err| format!("jobs_dir: cannot read {}: {err}", jobs_dir.display()))?;
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file())
-        .filter(|path| {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let run_parts =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            let yaml = !name.starts_with('.') && (name.ends_with(".yaml") || name.ends_with(".yml"));
-            run_parts || yaml
-        })
-        .collect();
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|entry| entry.path()).collect();
     paths.sort();
-    Ok(paths)
+    Ok(paths.iter().map(|p| classify(p)).collect())
+}
+
+/// The job files of `jobs_dir`, sorted by name.
+pub fn discover(jobs_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    Ok(scan(jobs_dir)?
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Entry::Enabled(path) => Some(path),
+            Entry::Skipped(..) => None,
+        })
+        .collect())
 }
 
 /// The file of a job named on the command line: a path, or a name in `jobs_dir` (the file name
@@ -58,6 +114,45 @@ pub fn resolve(name: &str, jobs_dir: &Path) -> Result<PathBuf, String> {
         jobs_dir.display(),
         ari_core::error::did_you_mean(name, labels.iter().map(String::as_str))
     ))
+}
+
+/// Loads and plans each job file on its own: a plan, or the job's errors. Two files with the
+/// same label are both errors, each naming the other.
+pub fn plan_each(
+    paths: &[PathBuf],
+    global: &Layer,
+    command_line: &Layer,
+) -> Vec<(PathBuf, Result<JobPlan, String>)> {
+    let mut results: Vec<(PathBuf, Result<JobPlan, String>)> = paths
+        .iter()
+        .map(|path| {
+            let plan = Job::load(path)
+                .and_then(|job| JobPlan::build(job, global, command_line))
+                .map_err(|e| e.to_string());
+            (path.clone(), plan)
+        })
+        .collect();
+    let mut by_label: std::collections::BTreeMap<String, Vec<PathBuf>> = std::collections::BTreeMap::new();
+    for (path, plan) in &results {
+        if let Ok(plan) = plan {
+            by_label.entry(plan.label().to_string()).or_default().push(path.clone());
+        }
+    }
+    for (path, plan) in results.iter_mut() {
+        let Ok(ok) = plan else { continue };
+        let files = &by_label[ok.label()];
+        if files.len() > 1 {
+            let others: Vec<String> =
+                files.iter().filter(|f| *f != path).map(|f| f.display().to_string()).collect();
+            *plan = Err(format!(
+                "{}: label `{}` is also the label of {}; labels must be unique",
+                path.display(),
+                ok.label(),
+                others.join(", ")
+            ));
+        }
+    }
+    results
 }
 
 /// Loads and plans each named job; every error of every job is returned together.
@@ -97,5 +192,41 @@ pub fn plan_all(
         Ok(plans)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |name: &str, expected: Option<&str>| {
+            let path = dir.path().join(name);
+            if name.ends_with('/') {
+                std::fs::create_dir_all(&path).unwrap();
+            } else {
+                std::fs::write(&path, "include: [/etc]\n").unwrap();
+            }
+            let got = match classify(&path) {
+                Entry::Enabled(_) => None,
+                Entry::Skipped(_, reason) => Some(reason),
+            };
+            assert_eq!(got, expected, "{name}");
+        };
+        check("web", None);
+        check("web-1_b", None);
+        check("db.yaml", None);
+        check("db.yml", None);
+        check(".web.yaml", Some("hidden: a leading dot disables a job"));
+        check("web.yaml~", Some("an editor or package-manager leftover"));
+        check("web.yaml.swp", Some("an editor or package-manager leftover"));
+        check("web.yaml.dpkg-old", Some("an editor or package-manager leftover"));
+        check("web.yaml.dpkg-dist", Some("an editor or package-manager leftover"));
+        check("web.rpmnew", Some("an editor or package-manager leftover"));
+        check("#web#", Some("an editor or package-manager leftover"));
+        check("web.conf", Some("a name run-parts would not run, and not ending in .yaml or .yml"));
+        check("subdir/", Some("not a regular file"));
     }
 }

@@ -13,6 +13,7 @@ pub mod docs;
 mod jobs;
 mod logging;
 
+use ari_command as _;
 use ari_lvm as _;
 use ari_rdiff as _;
 use ari_zfs as _;

@@ -99,6 +99,38 @@ pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::new(
     "unanswered keepalives before ssh gives up on a dead host (-o ServerAliveCountMax)",
 );
 
+/// How many jobs `ari run-all` runs at once.
+pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::new(
+    "max_concurrent_jobs",
+    "core",
+    Some("1"),
+    "how many jobs ari run-all runs at once (the original's CONCURRENT_JOBS)",
+);
+/// How many jobs touching one host run at once.
+pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::new(
+    "max_jobs_per_host",
+    "core",
+    Some("1"),
+    "how many jobs that touch one host (source host, ZFS host, hook hosts) ari run-all runs at once",
+);
+/// `ari status` flags a job whose last success is older than this.
+pub static MAX_AGE: Setting<Option<std::time::Duration>> = Setting::new(
+    "max_age",
+    "core",
+    None,
+    "ari status fails when a job's last success is older than this, e.g. 26h",
+);
+/// When `ari run-all` prints its summary table.
+pub static SUMMARY: Setting<String> = Setting::with_kind(
+    "summary",
+    "core",
+    crate::settings::SettingKind::Choice(&["always", "failures", "never"]),
+    Some("failures"),
+    "when ari run-all prints its summary table: always, failures (so cron mails only then), never",
+);
+
+crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMARY,);
+
 crate::register_settings!(
     COMMAND_TIMEOUT,
     JOB_TIMEOUT,

@@ -4,8 +4,8 @@
 //! or a power cut leaves the ledger behind, and `ari recover` (or the job's next run) undoes
 //! what it records, in reverse order, each only while what it removes is still there.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -194,21 +194,14 @@ impl Ledger {
     /// no file at all.
     fn save(&self) -> io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
         if self.file.entries.is_empty() {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(err),
-            }
+            crate::fsutil::remove_durably(path)
         } else {
-            let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-            temp.write_all(&serde_json::to_vec_pretty(&self.file).map_err(io::Error::other)?)?;
-            temp.as_file().sync_all()?;
-            temp.persist(path).map_err(|err| err.error)?;
+            crate::fsutil::write_atomic(
+                path,
+                &serde_json::to_vec_pretty(&self.file).map_err(io::Error::other)?,
+            )
         }
-        File::open(dir)?.sync_all()
     }
 }
 

@@ -110,6 +110,19 @@ impl JobPlan {
         serde_json::json!({ "job": self.job.label, "backend": self.job.backend, "steps": steps })
     }
 
+    /// Every host the job touches: its source host, and every remote host its steps run on
+    /// (a ZFS host, a hook's host). The backup server itself counts only as a source.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts = std::collections::BTreeSet::new();
+        hosts.insert(self.job.source_hostname.clone());
+        for step in self.steps() {
+            if let Host::Remote(host) = &step.action.command().host {
+                hosts.insert(host.clone());
+            }
+        }
+        hosts.into_iter().collect()
+    }
+
     /// The directory of ari's own state for this job's settings.
     pub fn state_dir(&self) -> String {
         self.settings.get(&STATE_DIR)
@@ -230,8 +243,10 @@ pub struct StepRecord {
     pub phase: Phase,
     /// Where its command ran.
     pub host: String,
-    /// Whether it succeeded.
-    pub ok: bool,
+    /// The command as it ran (`` `lvcreate ...` on db``).
+    pub command: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
     /// How long it took, retries included.
     pub duration: Duration,
 }
@@ -273,6 +288,39 @@ impl JobReport {
     /// Every failure of the job, in the order they happened.
     pub fn failures(&self) -> impl Iterator<Item = &StepFailure> {
         self.failure.iter().chain(&self.cleanup_failures).chain(&self.post_failures)
+    }
+
+    /// The report as JSON, for the run report in `state_dir/reports`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let seconds =
+            |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let failure = |f: &StepFailure| {
+            serde_json::json!({
+                "step": f.step, "phase": f.phase.as_str(), "error": f.error.to_string(), "left_behind": f.removes,
+            })
+        };
+        let steps: Vec<serde_json::Value> = self
+            .records
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "step": r.step, "phase": r.phase.as_str(), "host": r.host, "command": r.command,
+                    "ok": r.error.is_none(), "error": r.error, "duration_seconds": r.duration.as_secs_f64(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "job": self.label,
+            "outcome": match self.outcome { Outcome::Success => "success", _ => "failure" },
+            "exit": self.exit_code(),
+            "start": seconds(self.started),
+            "end": seconds(self.started + self.duration),
+            "duration_seconds": self.duration.as_secs_f64(),
+            "failure": self.failure.as_ref().map(failure),
+            "cleanup_failures": self.cleanup_failures.iter().map(failure).collect::<Vec<_>>(),
+            "post_failures": self.post_failures.iter().map(failure).collect::<Vec<_>>(),
+            "steps": steps,
+        })
     }
 }
 
@@ -492,7 +540,8 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
         step: step.name.clone(),
         phase: step.phase,
         host: step.action.command().host.to_string(),
-        ok: result.is_ok(),
+        command: step.action.command().to_string(),
+        error: result.as_ref().err().map(|e| e.to_string()),
         duration: clock.elapsed(),
     });
     result

@@ -5,7 +5,6 @@
 //! upgrade (which replaces the file) asks again.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -56,12 +55,7 @@ fn cache_key(program: &Path, args: &[&str]) -> Option<String> {
 }
 
 fn store(path: &Path, cache: &BTreeMap<String, String>) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(&serde_json::to_vec_pretty(cache).map_err(std::io::Error::other)?)?;
-    file.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(cache).map_err(std::io::Error::other)?)
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 
 mod backends;
 mod check;
+mod list;
 mod plan;
 mod recover;
+mod report;
 mod run;
+mod run_all;
 mod settings;
 mod signals;
+mod status;
 
 use std::path::PathBuf;
 
@@ -62,6 +66,9 @@ pub fn dispatch(invocation: Invocation) -> i32 {
     match command {
         Subcommand::Run { jobs, wait } => run::run(&context, &jobs, wait),
         Subcommand::Recover { jobs } => recover::recover(&context, &jobs),
+        Subcommand::RunAll { wait } => run_all::run_all(&context, wait),
+        Subcommand::List => list::list(&context),
+        Subcommand::Status => status::status(&context),
         Subcommand::Plan { jobs, json } => plan::plan(&context, &jobs, json),
         Subcommand::Check { jobs, connect } => check::check(&context, &jobs, connect),
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),

@@ -11,8 +11,10 @@ use ari_core::log_context::set_job_label;
 use ari_core::pipeline::{self, JobPlan, JobReport, Recovery};
 use ari_core::process::Runner;
 
+use ari_core::history::{History, RunRecord};
+
 use super::signals::{self, Flags};
-use super::{usage_errors, Context};
+use super::{report, usage_errors, Context};
 use crate::jobs;
 
 pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
@@ -33,16 +35,46 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
         Ok(flags) => flags,
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
+    let started = std::time::SystemTime::now();
     let mut code = exit::SUCCESS;
+    let mut reports = Vec::new();
     for plan in &plans {
         set_job_label(Some(plan.label()));
-        code = exit::worst(code, run_job(plan, &flags, wait));
+        let (job_code, report) = run_job(plan, &flags, wait);
+        code = exit::worst(code, job_code);
+        reports.push(report::job_json(plan, job_code, report.as_ref()));
         set_job_label(None);
+    }
+    if !plans.iter().all(|p| p.settings.get(&DRY_RUN)) {
+        report::write_run_report(
+            &context.state_dir(),
+            "run",
+            started,
+            code,
+            reports,
+            Vec::new(),
+            serde_json::json!({}),
+        );
     }
     code
 }
 
-fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> i32 {
+/// Runs one job under its lock, after recovering what a crashed run left; returns its exit code
+/// and, when its steps ran, its report. A real run is added to the job's history.
+pub fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobReport>) {
+    let started = jiff::Timestamp::now().as_second();
+    let clock = std::time::Instant::now();
+    let (code, report) = run_job_steps(plan, flags, wait);
+    if !plan.settings.get(&DRY_RUN) {
+        let record = RunRecord { started, duration_seconds: clock.elapsed().as_secs_f64(), exit: code };
+        if let Err(err) = History::record(&PathBuf::from(plan.state_dir()), plan.label(), record) {
+            log::warn!("cannot record the run in the job's history: {err}");
+        }
+    }
+    (code, report)
+}
+
+fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobReport>) {
     let dry_run = plan.settings.get(&DRY_RUN);
     let state_dir = PathBuf::from(plan.state_dir());
     let label = plan.label();
@@ -63,20 +95,20 @@ fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> i32 {
         }
         let report = pipeline::run(plan, &runner, &mut Ledger::disabled());
         report_failures(&report);
-        return report.exit_code();
+        return (report.exit_code(), Some(report));
     }
     let _lock = match Lock::acquire(&state_dir, label, &format!("job {label}"), wait) {
         Ok(lock) => lock,
         Err(err) => {
             log::error!("{err}");
-            return exit::JOB_FAILED;
+            return (exit::JOB_FAILED, None);
         }
     };
     let mut ledger = match Ledger::open(&state_dir, label, &plan.ssh) {
         Ok(ledger) => ledger,
         Err(err) => {
             log::error!("cannot read the ledger {}: {err}", Ledger::path(&state_dir, label).display());
-            return exit::CLEANUP_FAILED;
+            return (exit::CLEANUP_FAILED, None);
         }
     };
     if !ledger.is_empty() {
@@ -91,12 +123,12 @@ fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> i32 {
         let recovery = pipeline::recover(&mut ledger, &recoverer);
         if !report_recovery(&recovery) {
             log::error!("the job does not run while its ledger holds what a crashed run left (exit 3)");
-            return exit::CLEANUP_FAILED;
+            return (exit::CLEANUP_FAILED, None);
         }
     }
     let report = pipeline::run(plan, &runner, &mut ledger);
     report_failures(&report);
-    report.exit_code()
+    (report.exit_code(), Some(report))
 }
 
 /// Logs what a recovery did; true when everything was undone.

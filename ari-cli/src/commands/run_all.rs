@@ -1,0 +1,235 @@
+//! `ari run-all [--wait]`: every enabled job of jobs_dir, in parallel, as fast as the jobs
+//! allow: at most `max_concurrent_jobs` at once and `max_jobs_per_host` per host, longest
+//! expected first (ari-core's `schedule`). Every job is checked before any starts; an invalid one
+//! is reported and skipped, the others run. One failing job never stops the others.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use ari_core::core_settings::{DEBUG, DRY_RUN, MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, SUMMARY};
+use ari_core::exit;
+use ari_core::history::History;
+use ari_core::lock::Lock;
+use ari_core::log_context::set_job_label;
+use ari_core::pipeline::{self, JobPlan};
+use ari_core::process::humane;
+use ari_core::schedule::{self, Candidate, HostLoad};
+
+use super::run::run_job;
+use super::settings::table;
+use super::{report, signals, usage_errors, Context};
+use crate::jobs;
+
+/// How one job of the run ended.
+struct Finished {
+    code: i32,
+    duration: Duration,
+    json: serde_json::Value,
+}
+
+pub fn run_all(context: &Context, wait: bool) -> i32 {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let state_dir = context.state_dir();
+    let dry_run = context.base.get(&DRY_RUN);
+    let _lock = if dry_run {
+        None
+    } else {
+        match Lock::acquire(&state_dir, "run-all", "ari run-all", wait) {
+            Ok(lock) => Some(lock),
+            Err(err) => {
+                log::error!("{err}");
+                return exit::JOB_FAILED;
+            }
+        }
+    };
+    let paths = match jobs::discover(&context.jobs_dir()) {
+        Ok(paths) => paths,
+        Err(err) => return usage_errors(&[err]),
+    };
+    let mut plans: Vec<JobPlan> = Vec::new();
+    let mut invalid: Vec<(PathBuf, String)> = Vec::new();
+    for (path, planned) in jobs::plan_each(&paths, &context.config.layer, &context.command_line) {
+        match planned {
+            Ok(plan) => {
+                let missing = pipeline::missing_tools(std::slice::from_ref(&plan));
+                if missing.is_empty() {
+                    plans.push(plan);
+                } else {
+                    let errors: Vec<String> =
+                        missing.iter().map(|(_, tool, err)| format!("{}: {err}", tool.setting)).collect();
+                    invalid.push((path, format!("job {}: {}", plan.label(), errors.join("; "))));
+                }
+            }
+            Err(err) => invalid.push((path, err)),
+        }
+    }
+    for (path, err) in &invalid {
+        log::error!("{err}");
+        log::error!("skipping {}: it is invalid; the other jobs run", path.display());
+    }
+    let flags = match signals::install() {
+        Ok(flags) => flags,
+        Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
+    };
+    let candidates: Vec<Candidate> = plans
+        .iter()
+        .map(|plan| Candidate {
+            label: plan.label().to_string(),
+            hosts: plan.hosts(),
+            expected: History::load(&PathBuf::from(plan.state_dir()), plan.label()).expected_duration(),
+        })
+        .collect();
+    let slots = context.base.get(&MAX_CONCURRENT_JOBS).max(1) as usize;
+    let per_host = context.base.get(&MAX_JOBS_PER_HOST).max(1);
+    let progress = Progress::new(plans.len(), !context.base.get(&DEBUG));
+
+    let mut finished: Vec<Option<Finished>> = (0..plans.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (done, results) = mpsc::channel();
+        let mut queue = schedule::order(&candidates);
+        let mut load = HostLoad::default();
+        let mut running: Vec<usize> = Vec::new();
+        loop {
+            while running.len() < slots && !flags.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                let Some(position) = schedule::pick(&queue, &candidates, &load, per_host) else { break };
+                let index = queue.remove(position);
+                load.start(&candidates[index]);
+                running.push(index);
+                progress.update(&candidates, &running, &finished);
+                let (plan, flags, done) = (&plans[index], flags.clone(), done.clone());
+                scope.spawn(move || {
+                    set_job_label(Some(plan.label()));
+                    let clock = Instant::now();
+                    let (code, job_report) = run_job(plan, &flags, false);
+                    let json = report::job_json(plan, code, job_report.as_ref());
+                    set_job_label(None);
+                    let _ = done.send((index, Finished { code, duration: clock.elapsed(), json }));
+                });
+            }
+            if running.is_empty() {
+                break;
+            }
+            let Ok((index, result)) = results.recv() else { break };
+            running.retain(|&i| i != index);
+            load.finish(&candidates[index]);
+            finished[index] = Some(result);
+            progress.update(&candidates, &running, &finished);
+        }
+    });
+    progress.finish();
+
+    let mut code = exit::SUCCESS;
+    let mut jobs_json = Vec::new();
+    let mut rows = Vec::new();
+    for (index, plan) in plans.iter().enumerate() {
+        match &finished[index] {
+            Some(done) => {
+                code = exit::worst(code, done.code);
+                jobs_json.push(done.json.clone());
+                rows.push([
+                    plan.label().to_string(),
+                    outcome(done.code).into(),
+                    done.code.to_string(),
+                    humane_secs(done.duration),
+                ]);
+            }
+            None => {
+                // Interrupted before it could start.
+                code = exit::worst(code, exit::JOB_FAILED);
+                log::error!("job {} did not start: ari was interrupted", plan.label());
+                jobs_json.push(report::job_json(plan, exit::JOB_FAILED, None));
+                rows.push([
+                    plan.label().to_string(),
+                    "not started".into(),
+                    exit::JOB_FAILED.to_string(),
+                    "-".into(),
+                ]);
+            }
+        }
+    }
+    let mut invalid_json = Vec::new();
+    for (path, err) in &invalid {
+        code = exit::worst(code, exit::USAGE);
+        invalid_json.push(serde_json::json!({ "file": path.display().to_string(), "error": err }));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        rows.push([name, "invalid".into(), exit::USAGE.to_string(), "-".into()]);
+    }
+    if !dry_run {
+        let extra = serde_json::json!({ "max_concurrent_jobs": slots, "max_jobs_per_host": per_host });
+        report::write_run_report(&state_dir, "run-all", started, code, jobs_json, invalid_json, extra);
+    }
+    let show = match context.base.get(&SUMMARY).as_str() {
+        "always" => true,
+        "never" => false,
+        _ => code != exit::SUCCESS,
+    };
+    if show {
+        let failed = rows.iter().filter(|r| r[2] != "0").count();
+        let mut text = table(&["JOB", "OUTCOME", "EXIT", "DURATION"], &rows);
+        text.push_str(&format!(
+            "{} jobs, {} failed; wall time {}\n",
+            rows.len(),
+            failed,
+            humane_secs(clock.elapsed())
+        ));
+        print!("{text}");
+    }
+    code
+}
+
+fn outcome(code: i32) -> &'static str {
+    match code {
+        exit::SUCCESS => "success",
+        exit::JOB_FAILED => "failed",
+        exit::USAGE => "invalid",
+        exit::CLEANUP_FAILED => "cleanup failed",
+        _ => "failed",
+    }
+}
+
+/// A duration to a tenth of a second, as a person writes it.
+fn humane_secs(duration: Duration) -> String {
+    humane(Duration::from_millis(duration.as_millis() as u64 / 100 * 100))
+}
+
+/// The live display on a terminal: jobs running, done, failed, elapsed. Nothing under cron.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize, allowed: bool) -> Progress {
+        if !allowed || !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} done {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Progress { bar: Some(bar) }
+    }
+
+    fn update(&self, candidates: &[Candidate], running: &[usize], finished: &[Option<Finished>]) {
+        let Some(bar) = &self.bar else { return };
+        let done = finished.iter().flatten().count();
+        let failed = finished.iter().flatten().filter(|f| f.code != exit::SUCCESS).count();
+        let names: Vec<&str> = running.iter().map(|&i| candidates[i].label.as_str()).collect();
+        bar.set_position(done as u64);
+        bar.set_message(format!("| {failed} failed | running: {}", names.join(", ")));
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

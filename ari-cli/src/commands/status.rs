@@ -1,0 +1,103 @@
+//! `ari status`: the last outcome and age of each enabled job, from its history; a job whose last
+//! success is older than `max_age` (or that never succeeded) is flagged, and then the exit code
+//! is 1, so that a monitoring check can call it.
+
+use std::path::PathBuf;
+
+use ari_core::core_settings::{MAX_AGE, STATE_DIR};
+use ari_core::exit;
+use ari_core::history::History;
+use ari_core::job::{default_label, Job};
+use ari_core::process::humane;
+use ari_core::settings::Settings;
+
+use super::settings::table;
+use super::{usage_errors, Context};
+use crate::jobs;
+
+pub fn status(context: &Context) -> i32 {
+    let paths = match jobs::discover(&context.jobs_dir()) {
+        Ok(paths) => paths,
+        Err(err) => return usage_errors(&[err]),
+    };
+    let max_age = context.base.get(&MAX_AGE);
+    let now = jiff::Timestamp::now().as_second();
+    let age = |at: i64| age_text((now - at).max(0));
+    let mut rows = Vec::new();
+    let mut stale = 0;
+    for path in &paths {
+        // The job's own state_dir, if its file sets one.
+        let (label, state_dir) = match Job::load(path) {
+            Ok(job) => {
+                let settings =
+                    Settings::resolve([&context.config.layer, &job.settings, &context.command_line]);
+                (job.label, PathBuf::from(settings.get(&STATE_DIR)))
+            }
+            Err(_) => (default_label(path), context.state_dir()),
+        };
+        let history = History::load(&state_dir, &label);
+        let last = history.last();
+        let success = history.last_success();
+        let too_old = match (max_age, success) {
+            (Some(limit), Some(run)) => {
+                now - run.started - run.duration_seconds as i64 > limit.as_secs() as i64
+            }
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if too_old {
+            stale += 1;
+        }
+        rows.push([
+            label,
+            last.map(|r| outcome(r.exit).to_string()).unwrap_or_else(|| "never run".into()),
+            last.map(|r| age(r.started)).unwrap_or_else(|| "-".into()),
+            success.map(|r| age(r.started)).unwrap_or_else(|| "never".into()),
+            if too_old { "STALE".to_string() } else { "ok".to_string() },
+        ]);
+    }
+    print!("{}", table(&["JOB", "LAST OUTCOME", "LAST RUN", "LAST SUCCESS", "STATE"], &rows));
+    match max_age {
+        Some(limit) if stale > 0 => {
+            println!(
+                "{stale} job{} without a success in the last {}",
+                if stale == 1 { "" } else { "s" },
+                humane(limit)
+            );
+            exit::JOB_FAILED
+        }
+        _ => exit::SUCCESS,
+    }
+}
+
+/// An age as an admin reads it: `<1m ago`, `42m ago`, `5h 3m ago`, `3d 2h ago`.
+fn age_text(seconds: i64) -> String {
+    let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => "<1m ago".to_string(),
+        (0, 0, m) => format!("{m}m ago"),
+        (0, h, m) => format!("{h}h {m}m ago"),
+        (d, h, _) => format!("{d}d {h}h ago"),
+    }
+}
+
+fn outcome(code: i32) -> &'static str {
+    match code {
+        exit::SUCCESS => "success",
+        exit::CLEANUP_FAILED => "cleanup failed (3)",
+        exit::USAGE => "not run (2)",
+        _ => "failed (1)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages() {
+        let check = |seconds: i64, expected: &str| assert_eq!(super::age_text(seconds), expected);
+        check(30, "<1m ago");
+        check(60 * 42, "42m ago");
+        check(5 * 3600 + 180, "5h 3m ago");
+        check(3 * 86_400 + 2 * 3600 + 59, "3d 2h ago");
+    }
+}

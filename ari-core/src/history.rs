@@ -1,0 +1,115 @@
+//! Each job's recent runs, `state_dir/history/LABEL.json`: when they started, how long they took,
+//! how they ended. `ari status` reads the last outcome and the last success from it, and
+//! `ari run-all` orders jobs by their expected duration (the median of recent successes).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How many runs a history keeps.
+const KEPT_RUNS: usize = 30;
+/// How many recent successes the expected duration looks at.
+const EXPECTED_FROM: usize = 5;
+
+/// One finished run of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Start, seconds since the epoch.
+    pub started: i64,
+    /// Wall time, seconds.
+    pub duration_seconds: f64,
+    /// The job's exit code (see `exit`).
+    pub exit: i32,
+}
+
+/// A job's recent runs, oldest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    /// Recent runs, oldest first.
+    pub runs: Vec<RunRecord>,
+}
+
+impl History {
+    /// Where a job's history lives.
+    pub fn path(state_dir: &Path, label: &str) -> PathBuf {
+        state_dir.join("history").join(format!("{label}.json"))
+    }
+
+    /// A job's history; none (or an unreadable one) is an empty history.
+    pub fn load(state_dir: &Path, label: &str) -> History {
+        let path = History::path(state_dir, label);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                log::warn!("ignoring the unreadable history {}: {err}", path.display());
+                History::default()
+            }),
+            Err(_) => History::default(),
+        }
+    }
+
+    /// Adds a run to a job's history on disk.
+    pub fn record(state_dir: &Path, label: &str, run: RunRecord) -> std::io::Result<()> {
+        let mut history = History::load(state_dir, label);
+        history.runs.push(run);
+        let excess = history.runs.len().saturating_sub(KEPT_RUNS);
+        history.runs.drain(..excess);
+        let bytes = serde_json::to_vec_pretty(&history).map_err(std::io::Error::other)?;
+        crate::fsutil::write_atomic(&History::path(state_dir, label), &bytes)
+    }
+
+    /// The last run.
+    pub fn last(&self) -> Option<&RunRecord> {
+        self.runs.last()
+    }
+
+    /// The last successful run.
+    pub fn last_success(&self) -> Option<&RunRecord> {
+        self.runs.iter().rev().find(|r| r.exit == crate::exit::SUCCESS)
+    }
+
+    /// The median duration of the recent successful runs, if there are any.
+    pub fn expected_duration(&self) -> Option<f64> {
+        let mut recent: Vec<f64> = self
+            .runs
+            .iter()
+            .rev()
+            .filter(|r| r.exit == crate::exit::SUCCESS)
+            .take(EXPECTED_FROM)
+            .map(|r| r.duration_seconds)
+            .collect();
+        if recent.is_empty() {
+            return None;
+        }
+        recent.sort_by(f64::total_cmp);
+        Some(recent[recent.len() / 2])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(duration: f64, exit: i32) -> RunRecord {
+        RunRecord { started: 1_800_000_000, duration_seconds: duration, exit }
+    }
+
+    #[test]
+    fn expected_duration_is_the_median_of_recent_successes() {
+        let history = History { runs: vec![run(100.0, 0), run(1.0, 1), run(10.0, 0), run(20.0, 0)] };
+        assert_eq!(history.expected_duration(), Some(20.0));
+        assert_eq!(History::default().expected_duration(), None);
+        assert_eq!(History { runs: vec![run(5.0, 1)] }.expected_duration(), None);
+        assert_eq!(history.last_success().map(|r| r.duration_seconds), Some(20.0));
+    }
+
+    #[test]
+    fn records_persist_and_old_runs_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..(KEPT_RUNS + 5) {
+            History::record(dir.path(), "db", run(i as f64, 0)).unwrap();
+        }
+        let history = History::load(dir.path(), "db");
+        assert_eq!(history.runs.len(), KEPT_RUNS);
+        assert_eq!(history.runs[0].duration_seconds, 5.0);
+    }
+}

@@ -1,0 +1,361 @@
+//! The command backend (`backend: command`): the job's own command as the main step, locally and
+//! through ssh with every argument intact, reading an LVM snapshot through `{snapshot_root}`,
+//! shown by `ari plan --json`, and bad input exiting 2 with the key named before anything runs.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tests::fakes::Fakes;
+use tests::{read_tree, run, stderr, stdout, Fixture, Sshd};
+
+/// Arguments that a shell would mangle: spaces, quotes, `$`, `;`, `*`, newlines, an empty one.
+const NASTY: &[&str] = &[
+    "two words",
+    "it's",
+    "\"double\"",
+    "$HOME",
+    "$(echo injected)",
+    "a;b",
+    ";",
+    "*",
+    "line one\nline two",
+    "",
+    "-n",
+    "back\\slash",
+    "{}",
+];
+
+/// A script that writes its arguments, NUL-separated, to the file named first, and to that name
+/// plus `.where` whether it ran through ssh.
+const ARGV_DUMP: &str = "#!/bin/sh\nout=$1\nshift\n\
+    if [ -n \"${SSH_CONNECTION:-}\" ]; then echo ssh > \"$out.where\"; else echo local > \"$out.where\"; fi\n\
+    : > \"$out\"\nfor a in \"$@\"; do printf '%s\\0' \"$a\" >> \"$out\"; done\n";
+
+fn yaml_list(words: &[String]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| serde_json::to_string(w).unwrap()).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn read_argv(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
+    let mut words: Vec<String> =
+        bytes.split(|b| *b == 0).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    words.pop(); // after the last NUL
+    words
+}
+
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
+}
+
+/// The global config lines that point ari's ssh at the harness's sshd.
+fn ssh_config(sshd: &Sshd) -> String {
+    format!(
+        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+        sshd.port(),
+        sshd.user(),
+        sshd.ssh_config_path().display()
+    )
+}
+
+#[test]
+fn a_local_command_copies_a_tree() {
+    let fx = Fixture::new();
+    let src = fx.make_tree("my files", &[("etc/hosts", "127.0.0.1 localhost\n"), ("notes.txt", "x\n")]);
+    // A string is split like a shell would split it, quotes included, and runs without a shell.
+    let job = fx.write_job(
+        "copy.yaml",
+        &format!(
+            "label: files\nbackend: command\ncommand: \"cp -a '{}' '{}/{{label}}'\"\n",
+            src.display(),
+            fx.p("store")
+        ),
+    );
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_exit(&out, 0);
+    assert_eq!(read_tree(&fx.path("store/files"), &[]), read_tree(&src, &[]), "the tree was copied");
+    assert!(stdout(&out).is_empty(), "a successful run prints nothing: {}", stdout(&out));
+}
+
+#[test]
+fn a_failing_command_exits_1_with_the_tail_of_its_stderr_and_failure_hooks_run() {
+    let fx = Fixture::new();
+    let tool = fx.write_script(
+        "bin/fake-restic",
+        "#!/bin/sh\necho 'scanning /etc'\necho 'repository 1f2e opened' >&2\n\
+         echo 'Fatal: unable to create lock in backend: repository is already locked' >&2\nexit 3\n",
+    );
+    let marker = fx.path("failure-hook-ran");
+    let job = fx.write_job(
+        "restic.yaml",
+        &format!(
+            "backend: command\ncommand: [{}, backup, /etc]\npost:\n  - command: [touch, {}]\n    when: failure\n",
+            tool.display(),
+            marker.display()
+        ),
+    );
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    let step = format!(
+        "main step fake-restic failed: `{} backup /etc` on localhost exited with status 3",
+        tool.display()
+    );
+    for expected in [
+        step.as_str(),
+        "Fatal: unable to create lock in backend: repository is already locked",
+        "job failed (exit 1)",
+    ] {
+        assert!(err.contains(expected), "`{expected}` not in:\n{err}");
+    }
+    assert!(marker.exists(), "the post command with `when: failure` ran");
+}
+
+#[test]
+fn a_command_on_a_remote_source_gets_its_arguments_intact() {
+    let sshd = Sshd::start();
+    let fx = Fixture::new();
+    fx.write_config(&ssh_config(&sshd));
+    let dump = fx.write_script("bin/argv-dump", ARGV_DUMP);
+    let job = |name: &str, command_host: &str| {
+        let mut words = vec![dump.to_string_lossy().into_owned(), fx.p(name), "tag {label}".to_string()];
+        words.extend(NASTY.iter().map(|w| w.to_string()));
+        fx.write_job(
+            &format!("{name}.yaml"),
+            &format!(
+                "backend: command\nsource_hostname: {}\ncommand_host: {command_host}\ncommand: {}\n",
+                sshd.host_alias(),
+                yaml_list(&words)
+            ),
+        )
+    };
+    let remote = job("remote", "source");
+    let local = job("local", "local");
+    let out = run(fx.ari().arg("run").arg(&remote).arg(&local));
+    assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
+
+    let expected = |label: &str| {
+        let mut words = vec![format!("tag {label}")];
+        words.extend(NASTY.iter().map(|w| w.to_string()));
+        words
+    };
+    assert_eq!(read_argv(&fx.path("remote")), expected("remote"), "through ssh and the remote shell");
+    assert_eq!(std::fs::read_to_string(fx.path("remote.where")).unwrap(), "ssh\n");
+    assert_eq!(read_argv(&fx.path("local")), expected("local"), "command_host: local");
+    assert_eq!(std::fs::read_to_string(fx.path("local.where")).unwrap(), "local\n", "no ssh");
+}
+
+/// A fixture and fakes with one origin volume `vg0/root` holding /etc.
+struct Lvm {
+    fx: Fixture,
+    fakes: Fakes,
+}
+
+impl Lvm {
+    fn new(extra_config: &str) -> Lvm {
+        let fx = Fixture::new();
+        let fakes = Fakes::new();
+        let root =
+            fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n"), ("etc/app.conf", "x=1\n")]);
+        fakes.add_volume("vg0/root", &root);
+        std::fs::create_dir_all(fx.path("mnt")).unwrap();
+        fx.write_config(&format!("snapshot_mount_root: {}\nretry_interval: 0\n{extra_config}", fx.p("mnt")));
+        Lvm { fx, fakes }
+    }
+
+    /// A job that copies the snapshot's /etc to `out/LABEL-etc` with cp, on `host`.
+    fn job(&self, host: &str) -> PathBuf {
+        self.fx.write_job(
+            "db.yaml",
+            &format!(
+                "label: db\nbackend: command\nsource_hostname: {host}\nsnapshot: lvm\n\
+                 volumes: [{{name: vg0/root, mount_point: /}}]\n\
+                 command: [cp, -a, '{{snapshot_root}}/etc', '{}/{{label}}-etc']\n",
+                self.fx.p("out")
+            ),
+        )
+    }
+
+    fn run(&self, job: &Path) -> Output {
+        run(self.fx.ari().arg("run").arg(job).env("PATH", self.fakes.path_env()))
+    }
+
+    /// The command saw the mounted snapshot's files, and nothing is left: no snapshot, no mount,
+    /// no mount directory.
+    fn assert_copied_and_clean(&self) {
+        assert_eq!(
+            read_tree(&self.fx.path("out/db-etc"), &[]),
+            read_tree(&self.fx.path("origin-root/etc"), &[]),
+            "the command read the snapshot through {{snapshot_root}}"
+        );
+        let base = self.fx.p("mnt/db");
+        let calls: Vec<String> =
+            self.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect();
+        assert_eq!(
+            calls,
+            [
+                "lvcreate -s -L 1G vg0/root -n root-ari_backup".to_string(),
+                format!("mountpoint -q {base}"),
+                format!("mount /dev/vg0/root-ari_backup {base}"),
+                format!("umount {base}"),
+                "lvremove -f vg0/root-ari_backup".to_string(),
+            ]
+        );
+        self.fakes.assert_clean();
+        let left: Vec<_> =
+            std::fs::read_dir(self.fx.path("mnt")).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(left.is_empty(), "mount directories left behind: {left:?}");
+    }
+}
+
+#[test]
+fn snapshot_root_is_the_mounted_lvm_snapshot_locally() {
+    let lvm = Lvm::new("");
+    std::fs::create_dir_all(lvm.fx.path("out")).unwrap();
+    let out = lvm.run(&lvm.job("localhost"));
+    assert_exit(&out, 0);
+    lvm.assert_copied_and_clean();
+}
+
+#[test]
+fn snapshot_root_is_the_mounted_lvm_snapshot_on_a_remote_source() {
+    let lvm = Lvm::new("");
+    let sshd = Sshd::builder().path_prefix(lvm.fakes.bin_dir()).start();
+    lvm.fx.write_config(&format!(
+        "snapshot_mount_root: {}\nretry_interval: 0\n{}",
+        lvm.fx.p("mnt"),
+        ssh_config(&sshd)
+    ));
+    std::fs::create_dir_all(lvm.fx.path("out")).unwrap();
+    let out = lvm.run(&lvm.job(sshd.host_alias()));
+    assert!(out.status.success(), "{}\nsshd log:\n{}\n{}", stderr(&out), sshd.log_tail(), lvm.fakes.report());
+    lvm.assert_copied_and_clean();
+}
+
+fn plan_json(fx: &Fixture, job: &Path) -> serde_json::Value {
+    let out = run(fx.ari().arg("plan").arg(job).arg("--json"));
+    assert_exit(&out, 0);
+    serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("plan --json is no JSON object: {e}\n{}", stdout(&out)))
+}
+
+#[test]
+fn plan_json_shows_the_command_step() {
+    let fx = Fixture::new();
+    let job = fx.write_job(
+        "db.yaml",
+        "label: db\nbackend: command\nsource_hostname: db-server\nremote_user: backup\n\
+         command: restic -r /srv/restic backup --tag '{label}' /etc\n\
+         pre:\n  - command: [systemctl, stop, app]\n    host: db-server\n",
+    );
+    let plan = plan_json(&fx, &job);
+    assert_eq!(plan["job"], "db");
+    assert_eq!(plan["backend"], "command");
+    let steps = plan["steps"].as_array().unwrap();
+    let names: Vec<(&str, &str, &str)> = steps
+        .iter()
+        .map(|s| (s["phase"].as_str().unwrap(), s["name"].as_str().unwrap(), s["host"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("pre", "pre[0]", "db-server"), ("main", "restic", "db-server")], "no post steps");
+    let main = &steps[1];
+    assert_eq!(main["when"], "always");
+    assert_eq!(
+        main["argv"],
+        serde_json::json!(["restic", "-r", "/srv/restic", "backup", "--tag", "db", "/etc"])
+    );
+    let local_argv: Vec<&str> =
+        main["local_argv"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(local_argv.first(), Some(&"/usr/bin/ssh"), "{local_argv:?}");
+    assert_eq!(
+        local_argv[local_argv.len() - 2..],
+        ["backup@db-server", "restic -r /srv/restic backup --tag db /etc"]
+    );
+
+    // With a snapshot source, the step sits between the mounts and their cleanup, and reads the
+    // snapshot's mount base.
+    let job = fx.write_job(
+        "snap.yaml",
+        "label: snap\nbackend: command\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\n\
+         command_host: local\ncommand: [tar, -C, '{snapshot_root}', -czf, '/srv/{label}.tar.gz', etc]\n",
+    );
+    let plan = plan_json(&fx, &job);
+    let phases: Vec<&str> =
+        plan["steps"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
+    let main = phases.iter().position(|p| *p == "main").expect("a main step");
+    assert!(
+        phases[..main].iter().all(|p| *p == "snapshot") && phases[main + 1..].iter().all(|p| *p == "cleanup"),
+        "{phases:?}"
+    );
+    assert_eq!(
+        plan["steps"][main]["argv"],
+        serde_json::json!(["tar", "-C", "/tmp/snap", "-czf", "/srv/snap.tar.gz", "etc"])
+    );
+    assert_eq!(plan["steps"][main]["host"], "localhost");
+}
+
+/// Runs a bad job together with a good one whose command would leave a marker: nothing may run,
+/// and the error must hold every fragment of `expected` (FILE stands for the bad job's path).
+#[track_caller]
+fn check_bad(name: &str, job: &str, expected: &[&str]) {
+    let fx = Fixture::new();
+    let bad = fx.write_job(name, job);
+    let marker = fx.path("good-job-ran");
+    let good =
+        fx.write_job("good.yaml", &format!("backend: command\ncommand: [touch, {}]\n", marker.display()));
+    let out = run(fx.ari().arg("run").arg(&good).arg(&bad));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{name}: exit code, stderr:\n{err}");
+    for fragment in expected {
+        let fragment = fragment.replace("FILE", &bad.display().to_string());
+        assert!(err.contains(&fragment), "{name}: `{fragment}` not in:\n{err}");
+    }
+    assert!(err.contains("nothing ran"), "{name}: {err}");
+    assert!(!marker.exists(), "{name}: a command ran despite the error");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_key() {
+    check_bad(
+        "missing.yaml",
+        "backend: command\n",
+        &["FILE: command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]"],
+    );
+    check_bad("empty.yaml", "backend: command\ncommand: []\n", &["FILE: command: is empty"]);
+    check_bad(
+        "placeholder.yaml",
+        "backend: command\ncommand: [restic, backup, '{snapshot_root}/etc']\n",
+        &["FILE: command: `{snapshot_root}/etc`: {snapshot_root} needs a snapshot source (snapshot: lvm), and this job has none"],
+    );
+    check_bad(
+        "typo.yaml",
+        "backend: command\ncomand: [restic, backup, /etc]\n",
+        &["FILE:2:9: comand: unknown key `comand` (did you mean `command`?)"],
+    );
+    check_bad(
+        "host.yaml",
+        "backend: command\ncommand: [restic, backup, /etc]\ncommand_host: remote\n",
+        &["FILE:3:15: command_host: expected one of source, local, found `remote`"],
+    );
+    check_bad(
+        "redirect.yaml",
+        "backend: command\ncommand: pg_dump app > /var/backups/app.sql\n",
+        &["FILE: command: `>` is a shell operator, but the command runs without a shell"],
+    );
+    check_bad(
+        "include.yaml",
+        "backend: command\ncommand: [restic, backup, /etc]\ninclude: [/etc]\n",
+        &["FILE: include: the command backend does not use include or exclude"],
+    );
+    check_bad(
+        "rdiff.yaml",
+        "include: [/etc]\ncommand: [restic, backup, /etc]\n",
+        &["FILE:2:10: command: `command` is a setting of `command`, which this job does not use (backend: rdiff)"],
+    );
+    check_bad(
+        "tool.yaml",
+        "label: tool\nbackend: command\ncommand: [ari-no-such-backup-tool, backup]\n",
+        &["job tool: command: `ari-no-such-backup-tool` not found"],
+    );
+}
