@@ -99,11 +99,25 @@ impl Job {
 
     /// Parses the text of a job file.
     pub fn parse(path: &Path, text: &str) -> Result<Job, ConfigError> {
-        let hints = read_hints(path, text)?;
-        let seed = JobSeed { path, hints: &hints };
-        let raw = seed
+        let shape = JobSeed { path }
             .deserialize(serde_yaml::Deserializer::from_str(text))
             .map_err(|err| ConfigError::from_yaml(path, &err))?;
+        let raw = match shape {
+            Shape::Job(raw) => raw,
+            Shape::Empty => {
+                return Err(ConfigError::in_file(
+                    path,
+                    "the job file is empty; a job needs at least `include:` (see docs/jobs.md)",
+                ))
+            }
+            Shape::Other => {
+                return Err(ConfigError::in_file(
+                    path,
+                    "a job file must be a mapping of keys (label, backend, include, ...)",
+                ))
+            }
+        };
+        check_combinations(path, text, &raw)?;
         let label = match raw.label {
             Some(label) => label,
             None => {
@@ -172,40 +186,100 @@ pub fn check_host(host: &str) -> Result<(), String> {
     }
 }
 
-/// `backend` and `snapshot`, read before the strict pass.
-struct Hints {
-    backend: String,
-    snapshot: Option<String>,
-}
-
-fn read_hints(path: &Path, text: &str) -> Result<Hints, ConfigError> {
-    let shape = HintsVisitor
-        .deserialize(serde_yaml::Deserializer::from_str(text))
-        .map_err(|err| ConfigError::from_yaml(path, &err))?;
-    match shape {
-        Shape::Mapping(hints) => Ok(hints),
-        Shape::Empty => Err(ConfigError::in_file(
-            path,
-            "the job file is empty; a job needs at least `include:` (see docs/jobs.md)",
-        )),
-        Shape::Other => Err(ConfigError::in_file(
-            path,
-            "a job file must be a mapping of keys (label, backend, include, ...)",
-        )),
-    }
-}
-
+/// What a job file holds: a job, nothing, or something else than a mapping.
 enum Shape {
-    Mapping(Hints),
+    Job(Box<RawJob>),
     Empty,
     Other,
 }
 
-/// Reads `backend` and `snapshot` leniently: every other check is the strict pass's, which
-/// reports it with its position.
-struct HintsVisitor;
+/// Checks what depends on several keys (a setting's owner against the job's backend and snapshot
+/// source), after the one pass over the file; the error points at the key's line.
+fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Result<(), ConfigError> {
+    let at = |key: &str, message: String| ConfigError {
+        file: Some(path.to_path_buf()),
+        position: key_position(text, key),
+        message: format!("{key}: {message}"),
+    };
+    if raw.snapshot.is_none() {
+        if raw.keys.iter().any(|k| k == "volumes") {
+            return Err(at("volumes", "only a job with `snapshot:` has volumes".into()));
+        }
+        if raw.keys.iter().any(|k| k == "after_snapshot") {
+            return Err(at(
+                "after_snapshot",
+                "only a job with `snapshot:` has after_snapshot commands (use `pre` instead)".into(),
+            ));
+        }
+    }
+    let backend = raw.backend.as_deref().unwrap_or(DEFAULT_BACKEND);
+    for key in &raw.keys {
+        let Some(def) = settings::registry().get(key.as_str()) else { continue };
+        let allowed =
+            def.owner == "core" || def.owner == backend || Some(def.owner) == raw.snapshot.as_deref();
+        if !allowed {
+            return Err(at(
+                key,
+                format!(
+                    "`{key}` is a setting of `{}`, which this job does not use (backend: {backend}{})",
+                    def.owner,
+                    raw.snapshot.as_deref().map(|s| format!(", snapshot: {s}")).unwrap_or_default(),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
-impl<'de> DeserializeSeed<'de> for HintsVisitor {
+/// Where the value of top-level `key` starts, 1-based, as serde_yaml reports positions: after
+/// `key:` on its line, or the first item of a block on the next lines.
+fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let index = lines.iter().position(|line| {
+        let rest = line.strip_prefix(key).or_else(|| line.strip_prefix(&format!("\"{key}\"")));
+        rest.is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })?;
+    let line = lines[index];
+    let after_colon = line.find(':')? + 1;
+    let value = line[after_colon..].trim_start();
+    if !value.is_empty() && !value.starts_with('#') {
+        return Some((index + 1, line.len() - value.len() + 1));
+    }
+    lines.iter().enumerate().skip(index + 1).find_map(|(i, l)| {
+        let trimmed = l.trim_start();
+        (!trimmed.is_empty() && !trimmed.starts_with('#')).then(|| (i + 1, l.len() - trimmed.len() + 1))
+    })
+}
+
+/// What the strict pass reads, before defaults.
+#[derive(Default)]
+struct RawJob {
+    /// Every top-level key, in file order.
+    keys: Vec<String>,
+    label: Option<String>,
+    backend: Option<String>,
+    source_hostname: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    snapshot: Option<String>,
+    volumes: Vec<Volume>,
+    pre: Vec<HookCommand>,
+    after_snapshot: Vec<HookCommand>,
+    post: Vec<HookCommand>,
+    settings: Layer,
+}
+
+impl Default for Layer {
+    fn default() -> Layer {
+        Layer::new(Source::Default)
+    }
+}
+
+struct JobSeed<'a> {
+    path: &'a Path,
+}
+
+impl<'de> DeserializeSeed<'de> for JobSeed<'_> {
     type Value = Shape;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shape, D::Error> {
@@ -213,11 +287,11 @@ impl<'de> DeserializeSeed<'de> for HintsVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for HintsVisitor {
+impl<'de> Visitor<'de> for JobSeed<'_> {
     type Value = Shape;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a mapping")
+        write!(f, "a mapping of job keys and settings")
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
@@ -247,62 +321,6 @@ impl<'de> Visitor<'de> for HintsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        let mut hints = Hints { backend: DEFAULT_BACKEND.to_string(), snapshot: None };
-        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
-            let value = map.next_value::<serde_yaml::Value>()?;
-            match (key.as_str(), value.as_str()) {
-                (Some("backend"), Some(name)) => hints.backend = name.to_string(),
-                (Some("snapshot"), Some(name)) => hints.snapshot = Some(name.to_string()),
-                _ => {}
-            }
-        }
-        Ok(Shape::Mapping(hints))
-    }
-}
-
-/// What the strict pass reads, before defaults.
-#[derive(Default)]
-struct RawJob {
-    label: Option<String>,
-    backend: Option<String>,
-    source_hostname: Option<String>,
-    include: Vec<String>,
-    exclude: Vec<String>,
-    snapshot: Option<String>,
-    volumes: Vec<Volume>,
-    pre: Vec<HookCommand>,
-    after_snapshot: Vec<HookCommand>,
-    post: Vec<HookCommand>,
-    settings: Layer,
-}
-
-impl Default for Layer {
-    fn default() -> Layer {
-        Layer::new(Source::Default)
-    }
-}
-
-struct JobSeed<'a> {
-    path: &'a Path,
-    hints: &'a Hints,
-}
-
-impl<'de> DeserializeSeed<'de> for JobSeed<'_> {
-    type Value = RawJob;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawJob, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for JobSeed<'_> {
-    type Value = RawJob;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a mapping of job keys and settings")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawJob, A::Error> {
         let mut job =
             RawJob { settings: Layer::new(Source::Job(self.path.to_path_buf())), ..RawJob::default() };
         let mut seen = BTreeSet::new();
@@ -310,6 +328,7 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
             if !seen.insert(key.clone()) {
                 return fail_at_value(&mut map, format!("`{key}` appears twice"));
             }
+            job.keys.push(key.clone());
             match key.as_str() {
                 "label" => job.label = Some(map.next_value_seed(Checked("a label", check_label))?),
                 "backend" => job.backend = Some(map.next_value_seed(PluginName::Backend)?),
@@ -319,17 +338,8 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
                 "include" => job.include = map.next_value_seed(Paths)?,
                 "exclude" => job.exclude = map.next_value_seed(Paths)?,
                 "snapshot" => job.snapshot = Some(map.next_value_seed(PluginName::Source)?),
-                "volumes" if self.hints.snapshot.is_none() => {
-                    return fail_at_value(&mut map, "only a job with `snapshot:` has volumes".into());
-                }
                 "volumes" => job.volumes = map.next_value()?,
                 "pre" => job.pre = hooks(map.next_value::<Vec<RawHook>>()?),
-                "after_snapshot" if self.hints.snapshot.is_none() => {
-                    return fail_at_value(
-                        &mut map,
-                        "only a job with `snapshot:` has after_snapshot commands (use `pre` instead)".into(),
-                    );
-                }
                 "after_snapshot" => job.after_snapshot = hooks(map.next_value::<Vec<RawHook>>()?),
                 "post" => job.post = posts(map.next_value::<Vec<RawPost>>()?),
                 name => {
@@ -343,30 +353,12 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
                             );
                         }
                     };
-                    let allowed = def.owner == "core"
-                        || def.owner == self.hints.backend
-                        || Some(def.owner) == self.hints.snapshot.as_deref();
-                    if !allowed {
-                        return fail_at_value(
-                            &mut map,
-                            format!(
-                                "`{name}` is a setting of `{}`, which this job does not use (backend: {}{})",
-                                def.owner,
-                                self.hints.backend,
-                                self.hints
-                                    .snapshot
-                                    .as_deref()
-                                    .map(|s| format!(", snapshot: {s}"))
-                                    .unwrap_or_default(),
-                            ),
-                        );
-                    }
                     let value = map.next_value_seed(ValueSeed(def))?;
                     job.settings.values.insert(def.name, value);
                 }
             }
         }
-        Ok(job)
+        Ok(Shape::Job(Box::new(job)))
     }
 }
 

@@ -242,6 +242,14 @@ pub fn registry() -> &'static BTreeMap<&'static str, &'static SettingDef> {
     })
 }
 
+/// Every registered default, parsed once.
+fn defaults() -> &'static BTreeMap<&'static str, Value> {
+    static DEFAULTS: OnceLock<BTreeMap<&'static str, Value>> = OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        registry().iter().filter_map(|(name, def)| Some((*name, def.default_value()?))).collect()
+    })
+}
+
 /// Looks a setting up by name, snake_case or kebab-case.
 pub fn find(name: &str) -> Option<&'static SettingDef> {
     registry().get(name.replace('-', "_").as_str()).copied()
@@ -347,12 +355,9 @@ pub struct Settings {
 impl Settings {
     /// Layers values over the defaults; later layers win.
     pub fn resolve<'a>(layers: impl IntoIterator<Item = &'a Layer>) -> Settings {
+        // Only what the layers set is kept per job; defaults are parsed once and shared
+        // (a fleet of a thousand jobs holds a thousand of these).
         let mut values = BTreeMap::new();
-        for (name, def) in registry() {
-            if let Some(value) = def.default_value() {
-                values.insert(*name, (value, Source::Default));
-            }
-        }
         for layer in layers {
             for (name, value) in &layer.values {
                 values.insert(*name, (value.clone(), layer.source.clone()));
@@ -375,12 +380,18 @@ impl Settings {
 
     /// The raw value of a setting, if it has one.
     pub fn value(&self, name: &str) -> Option<&Value> {
-        self.values.get(name).map(|(value, _)| value)
+        match self.values.get(name) {
+            Some((value, _)) => Some(value),
+            None => defaults().get(name),
+        }
     }
 
     /// Where a setting's value came from; `None` when it has neither a default nor a value.
     pub fn source(&self, name: &str) -> Option<&Source> {
-        self.values.get(name).map(|(_, source)| source)
+        match self.values.get(name) {
+            Some((_, source)) => Some(source),
+            None => defaults().get(name).map(|_| &Source::Default),
+        }
     }
 }
 

@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// its millisecond median stable.
     #[arg(long, default_value_t = 50)]
     dry_run_runs: usize,
+
+    /// Run only these benchmarks: backup (with the dry run), fleet, many-jobs.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Targets for the Rust version, and what the Python original measured.
@@ -58,7 +62,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     shell::header("build ari (release)");
     shell::run(shell::cargo().args(["build", "--release", "-p", "ari-cli"]))?;
+    let want = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let mut results = serde_json::Map::new();
+    if want("backup") {
+        results.extend(backup_benchmarks(args)?.as_object().cloned().unwrap_or_default());
+    }
+    let ari = shell::target_dir().join("release/ari");
+    if want("fleet") {
+        results.insert("fleet".into(), crate::fleet::fleet(&ari)?);
+    }
+    if want("many-jobs") {
+        results.insert("many_jobs".into(), crate::fleet::many_jobs(&ari, args.dry_run_runs)?);
+    }
+    let json_path = shell::target_dir().join("bench/results.json");
+    fs::create_dir_all(json_path.parent().unwrap_or(Path::new(".")))?;
+    fs::write(&json_path, serde_json::to_string_pretty(&Value::Object(results))? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    println!("\nwritten to {}", json_path.display());
+    Ok(())
+}
 
+/// The incremental no-change backup against bare rdiff-backup, and the dry run of one job.
+fn backup_benchmarks(args: &BenchArgs) -> Result<Value> {
     let target = shell::target_dir();
     let dir = target.join("bench");
     let bench = Bench {
@@ -119,12 +144,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let report = Report::new(&ari_samples, &bare_samples, &dry_samples);
     shell::header("results");
     report.print(args);
-    let json_path = bench.dir.join("results.json");
-    let json = report.json(args, &bare_argv);
-    fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    println!("\nwritten to {}", json_path.display());
-    Ok(())
+    Ok(report.json(args, &bare_argv))
 }
 
 /// Paths of the benchmark setup.
@@ -233,14 +253,18 @@ fn display_argv(argv: &[String]) -> String {
 
 /// One measured run.
 #[derive(Debug, Clone, Copy)]
-struct Sample {
-    wall: Duration,
+pub(crate) struct Sample {
+    pub(crate) wall: Duration,
     /// ru_maxrss from wait4, in KiB (Linux's unit).
     max_rss_kib: i64,
 }
 
 impl Sample {
-    fn ms(&self) -> f64 {
+    pub(crate) fn mib(&self) -> f64 {
+        self.max_rss_kib as f64 / 1024.0
+    }
+
+    pub(crate) fn ms(&self) -> f64 {
         self.wall.as_secs_f64() * 1e3
     }
 }
@@ -252,7 +276,7 @@ impl Sample {
 /// ourselves. Linux's wait4 reports the larger of the child's own peak RSS
 /// and that of the descendants it waited for: for `ari run` that includes
 /// rdiff-backup, for a dry run (which spawns nothing) it is ari alone.
-fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
+pub(crate) fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
     let shown = shell::display(cmd);
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
@@ -297,7 +321,7 @@ fn describe_status(status: libc::c_int) -> String {
 
 /// The median; the mean of the two middle values for an even count, NaN
 /// for no values.
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
@@ -405,15 +429,15 @@ impl Report {
 
 /// xorshift64: a tiny deterministic generator, so every machine benchmarks
 /// the same tree without a dependency on a random-number crate.
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         // Any non-zero state works; mix the seed so small seeds differ a lot.
         XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;

@@ -17,6 +17,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fleet;
 mod invariants;
 mod shell;
 mod test;

@@ -3,6 +3,7 @@
 //! remote host. Runs no backup.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use ari_core::exit;
 use ari_core::pipeline;
@@ -13,11 +14,13 @@ use super::Context;
 use crate::jobs;
 
 pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
+    // One write at the end: a check of a thousand jobs prints a thousand lines.
+    let mut out = String::new();
     let mut problems = Vec::new();
     if context.config.found {
-        println!("ok: config {}", context.config.path.display());
+        let _ = writeln!(out, "ok: config {}", context.config.path.display());
     } else {
-        println!("ok: config {} not found: defaults apply", context.config.path.display());
+        let _ = writeln!(out, "ok: config {} not found: defaults apply", context.config.path.display());
     }
     let names: Vec<String> = if names.is_empty() {
         match jobs::discover(&context.jobs_dir()) {
@@ -46,7 +49,8 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
         problems.push(format!("job {label}: {}: {err}", tool.setting));
     }
     for plan in &plans {
-        println!(
+        let _ = writeln!(
+            out,
             "ok: job {} ({}): backend {}, source {}",
             plan.label(),
             plan.job.path.display(),
@@ -70,20 +74,25 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
                 }
                 let runner = Runner::new(plan.ssh.clone(), false);
                 match runner.run(&Command::argv(Host::Remote(host.clone()), ["true"])) {
-                    Ok(_) => println!("ok: ssh {}", plan.ssh.destination(host)),
+                    Ok(_) => {
+                        let _ = writeln!(out, "ok: ssh {}", plan.ssh.destination(host));
+                    }
                     Err(err) => problems.push(format!("job {}: {err}", plan.label())),
                 }
             }
         }
     }
     if problems.is_empty() {
-        println!("all good: {} job{}", plans.len(), if plans.len() == 1 { "" } else { "s" });
+        let _ = writeln!(out, "all good: {} job{}", plans.len(), if plans.len() == 1 { "" } else { "s" });
+        print!("{out}");
         exit::SUCCESS
     } else {
         for problem in &problems {
-            println!("error: {problem}");
+            let _ = writeln!(out, "error: {problem}");
         }
-        println!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        let _ =
+            writeln!(out, "{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+        print!("{out}");
         exit::USAGE
     }
 }

@@ -104,7 +104,12 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
                     set_job_label(Some(plan.label()));
                     let clock = Instant::now();
                     let (code, job_report) = run_job(plan, &flags, false);
-                    let json = report::job_json(plan, code, job_report.as_ref());
+                    // A dry run writes no report: keep nothing of the job's but its exit code.
+                    let json = if dry_run {
+                        serde_json::Value::Null
+                    } else {
+                        report::job_json(plan, code, job_report.as_ref())
+                    };
                     set_job_label(None);
                     let _ = done.send((index, Finished { code, duration: clock.elapsed(), json }));
                 });
