@@ -64,7 +64,11 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
 pub fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobReport>) {
     let started = jiff::Timestamp::now().as_second();
     let clock = std::time::Instant::now();
-    let (code, report) = run_job_steps(plan, flags, wait);
+    let (code, report) = match run_job_steps(plan, flags, wait) {
+        Some(result) => result,
+        // Another run holds the job: this one did nothing worth a place in the history.
+        None => return (exit::JOB_FAILED, None),
+    };
     if !plan.settings.get(&DRY_RUN) {
         let record = RunRecord { started, duration_seconds: clock.elapsed().as_secs_f64(), exit: code };
         if let Err(err) = History::record(&PathBuf::from(plan.state_dir()), plan.label(), record) {
@@ -74,7 +78,8 @@ pub fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobRep
     (code, report)
 }
 
-fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobReport>) {
+/// The job's steps; `None` when another run holds its lock.
+fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Option<(i32, Option<JobReport>)> {
     let dry_run = plan.settings.get(&DRY_RUN);
     let state_dir = PathBuf::from(plan.state_dir());
     let label = plan.label();
@@ -95,20 +100,20 @@ fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobR
         }
         let report = pipeline::run(plan, &runner, &mut Ledger::disabled());
         report_failures(&report);
-        return (report.exit_code(), Some(report));
+        return Some((report.exit_code(), Some(report)));
     }
     let _lock = match Lock::acquire(&state_dir, label, &format!("job {label}"), wait) {
         Ok(lock) => lock,
         Err(err) => {
             log::error!("{err}");
-            return (exit::JOB_FAILED, None);
+            return None;
         }
     };
     let mut ledger = match Ledger::open(&state_dir, label, &plan.ssh) {
         Ok(ledger) => ledger,
         Err(err) => {
             log::error!("cannot read the ledger {}: {err}", Ledger::path(&state_dir, label).display());
-            return (exit::CLEANUP_FAILED, None);
+            return Some((exit::CLEANUP_FAILED, None));
         }
     };
     if !ledger.is_empty() {
@@ -123,12 +128,12 @@ fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobR
         let recovery = pipeline::recover(&mut ledger, &recoverer);
         if !report_recovery(&recovery) {
             log::error!("the job does not run while its ledger holds what a crashed run left (exit 3)");
-            return (exit::CLEANUP_FAILED, None);
+            return Some((exit::CLEANUP_FAILED, None));
         }
     }
     let report = pipeline::run(plan, &runner, &mut ledger);
     report_failures(&report);
-    (report.exit_code(), Some(report))
+    Some((report.exit_code(), Some(report)))
 }
 
 /// Logs what a recovery did; true when everything was undone.
