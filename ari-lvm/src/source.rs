@@ -203,7 +203,14 @@ impl SnapshotSource for LvmSource {
                 on(words(&["lvremove", "-f", &v.snapshot])),
             )
             .retry(retry)
-            .removes(at(format!("snapshot {}", v.snapshot)));
+            .removes(at(format!("snapshot {}", v.snapshot)))
+            .present_while(on(words(&[
+                "lvs",
+                "--noheadings",
+                "-o",
+                "vg_name,lv_name,origin",
+                &v.snapshot,
+            ])));
             steps.push(Step::run(Phase::Snapshot, format!("lvcreate {}", v.snapshot), create).undo(remove));
         }
 
@@ -254,7 +261,8 @@ impl SnapshotSource for LvmSource {
             let umount =
                 Step::run(Phase::Cleanup, format!("umount {}", v.target), on(words(&["umount", &v.target])))
                     .retry(retry)
-                    .removes(at(format!("mount of {} at {}", v.device, v.target)));
+                    .removes(at(format!("mount of {} at {}", v.device, v.target)))
+                    .present_while(on(words(&["mountpoint", "-q", &v.target])));
             steps.push(Step::run(Phase::Snapshot, format!("mount {}", v.target), on(mount)).undo(umount));
         }
         Ok(steps)
@@ -314,6 +322,35 @@ mod tests {
         }
         for bad in ["", "G", "1GB", "1.2.3G", "-1G", "10%ORIGIN"] {
             assert!(check_size(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod undo_tests {
+    use super::*;
+    use ari_core::job::Job;
+    use ari_core::settings::Settings;
+
+    /// Recovery after a crash, and the undo of a step stopped midway, run an undo only while its
+    /// thing is there: every undo must say how to tell.
+    #[test]
+    fn every_undo_knows_whether_its_thing_is_still_there() {
+        let job = Job::parse(
+            std::path::Path::new("/jobs/db.yaml"),
+            "snapshot: lvm\nsource_hostname: db\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/data, mount_point: /srv/data}\n  - {name: vg2/web, mount_point: /var/www}\n  - {name: vg2/logs, mount_point: /var/log}\ninclude: [/etc]\n",
+        )
+        .unwrap();
+        let settings = Settings::resolve([&job.settings]);
+        let ctx = JobContext { job: &job, settings: &settings, snapshot: Some(&LvmSource) };
+        LvmSource.check(&ctx).unwrap();
+        let steps = LvmSource.steps(&ctx).unwrap();
+        let undos: Vec<&Step> = steps.iter().filter_map(|s| s.undo.as_deref()).collect();
+        assert_eq!(undos.len(), 4 + 1 + 4, "4 lvremove, 1 rmdir of the base, 4 umount");
+        for undo in undos {
+            assert!(undo.present.is_some(), "{} has no presence query", undo.name);
+            assert!(undo.removes.is_some(), "{} does not say what it removes", undo.name);
+            assert!(undo.retry.max_retries > 0, "{} is not retried", undo.name);
         }
     }
 }
