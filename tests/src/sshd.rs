@@ -131,6 +131,16 @@ impl Sshd {
         self.dir.path().join("ssh_config")
     }
 
+    /// The lines of an ari config that reach this server: its port, user and client config.
+    pub fn config_yaml(&self) -> String {
+        format!(
+            "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+            self.port(),
+            self.user(),
+            self.ssh_config_path().display()
+        )
+    }
+
     /// The ssh options that make a plain `ssh` use this server's client
     /// configuration: `["-F", <ssh_config>]`.
     pub fn ssh_options(&self) -> Vec<String> {

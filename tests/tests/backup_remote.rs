@@ -9,12 +9,7 @@ use tests::{read_tree, run, stderr, Fixture, Sshd};
 /// A fixture whose config reaches the sshd the way an admin's would: port, user and options.
 fn remote_fixture(sshd: &Sshd) -> Fixture {
     let fx = Fixture::new();
-    fx.write_config(&format!(
-        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
-    ));
+    fx.write_config(&sshd.config_yaml());
     fx
 }
 

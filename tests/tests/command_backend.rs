@@ -50,16 +50,6 @@ fn assert_exit(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
 }
 
-/// The global config lines that point ari's ssh at the harness's sshd.
-fn ssh_config(sshd: &Sshd) -> String {
-    format!(
-        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
-    )
-}
-
 #[test]
 fn a_local_command_copies_a_tree() {
     let fx = Fixture::new();
@@ -117,7 +107,7 @@ fn a_failing_command_exits_1_with_the_tail_of_its_stderr_and_failure_hooks_run()
 fn a_command_on_a_remote_source_gets_its_arguments_intact() {
     let sshd = Sshd::start();
     let fx = Fixture::new();
-    fx.write_config(&ssh_config(&sshd));
+    fx.write_config(&sshd.config_yaml());
     let dump = fx.write_script("bin/argv-dump", ARGV_DUMP);
     let job = |name: &str, command_host: &str| {
         let mut words = vec![dump.to_string_lossy().into_owned(), fx.p(name), "tag {label}".to_string()];
@@ -226,7 +216,7 @@ fn snapshot_root_is_the_mounted_lvm_snapshot_on_a_remote_source() {
     lvm.fx.write_config(&format!(
         "snapshot_mount_root: {}\nretry_interval: 0\n{}",
         lvm.fx.p("mnt"),
-        ssh_config(&sshd)
+        sshd.config_yaml()
     ));
     std::fs::create_dir_all(lvm.fx.path("out")).unwrap();
     let out = lvm.run(&lvm.job(sshd.host_alias()));

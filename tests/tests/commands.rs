@@ -43,12 +43,7 @@ fn list_commands_arrive_intact_and_strings_run_through_a_shell_locally_and_remot
     rdiff_backup();
     let sshd = Sshd::start();
     let fx = Fixture::new();
-    fx.write_config(&format!(
-        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
-    ));
+    fx.write_config(&sshd.config_yaml());
     let dump = fx.write_script("bin/argv-dump", ARGV_DUMP);
     let src = fx.make_tree("src", &[("a", "1")]);
     let argv = |out: &str| {
@@ -94,12 +89,7 @@ fn a_remote_command_that_is_not_found_says_so() {
     rdiff_backup();
     let sshd = Sshd::start();
     let fx = Fixture::new();
-    fx.write_config(&format!(
-        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
-    ));
+    fx.write_config(&sshd.config_yaml());
     let src = fx.make_tree("src", &[("a", "1")]);
     let job = fx.write_job(
         "missing.yaml",

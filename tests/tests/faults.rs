@@ -930,12 +930,7 @@ fn hang_once(rig: &Rig, marker: &str) -> String {
 fn a_remote_command_that_never_returns_is_killed_at_command_timeout() {
     let sshd = Sshd::start();
     let rig = Rig::new(Backend::Rdiff, "a remote pre command hangs");
-    rig.set_config(&format!(
-        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
-    ));
+    rig.set_config(&sshd.config_yaml());
     rig.set_job(&format!(
         "pre:\n  - command: \"echo $$ > {pid}; while [ -d {hold} ]; do sleep 0.1; done\"\n    host: {host}\n",
         pid = rig.fx.p("remote.pid"),

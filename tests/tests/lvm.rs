@@ -150,11 +150,9 @@ fn two_volumes_on_a_remote_host() {
     let lvm = Lvm::new();
     let sshd = Sshd::builder().path_prefix(lvm.fakes.bin_dir()).start();
     lvm.fx.write_config(&format!(
-        "snapshot_mount_root: {}\nretry_interval: 0\nssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+        "snapshot_mount_root: {}\nretry_interval: 0\n{}",
         lvm.fx.p("mnt"),
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
+        sshd.config_yaml(),
     ));
     let job = lvm.two_volume_job(sshd.host_alias(), "");
     let out = lvm.run(&job);

@@ -53,11 +53,7 @@ fn spans(report: &serde_json::Value) -> Vec<(String, f64, f64, Vec<String>)> {
 /// The most jobs (of `host`, or of any host when `None`) that overlapped at any instant.
 fn max_overlap(spans: &[(String, f64, f64, Vec<String>)], host: Option<&str>) -> usize {
     let relevant: Vec<_> = spans.iter().filter(|s| host.is_none_or(|h| s.3.iter().any(|x| x == h))).collect();
-    relevant
-        .iter()
-        .map(|s| relevant.iter().filter(|o| o.1 <= s.1 && s.1 < o.2).count())
-        .max()
-        .unwrap_or(0)
+    relevant.iter().map(|s| relevant.iter().filter(|o| o.1 <= s.1 && s.1 < o.2).count()).max().unwrap_or(0)
 }
 
 #[test]
@@ -104,7 +100,11 @@ fn order_is_new_jobs_first_then_longest_first() {
     assert_eq!(started_order(&fx), ["a-short", "b-mid", "c-long"], "without history: by name");
     sleeper(&fx, "z-new", "h4", 0.1);
     assert!(run(fx.ari().arg("run-all")).status.success());
-    assert_eq!(started_order(&fx), ["z-new", "c-long", "b-mid", "a-short"], "then the new one, then longest first");
+    assert_eq!(
+        started_order(&fx),
+        ["z-new", "c-long", "b-mid", "a-short"],
+        "then the new one, then longest first"
+    );
 }
 
 #[test]
@@ -138,7 +138,14 @@ fn two_jobs_with_one_label_are_both_invalid_and_named() {
     let out = run(fx.ari().arg("run-all"));
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains(&format!("{}: label `same` is also the label of {}", fx.p("jobs.d/one.yaml"), fx.p("jobs.d/two.yaml"))), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: label `same` is also the label of {}",
+            fx.p("jobs.d/one.yaml"),
+            fx.p("jobs.d/two.yaml")
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -200,9 +207,16 @@ fn status_flags_jobs_without_a_recent_success() {
     let out = run(fx.ari().args(["status", "--max_age", "26h"]));
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
-    let line = |job: &str| text.lines().find(|l| l.starts_with(job)).unwrap_or_else(|| panic!("{job} in {text}")).to_string();
+    let line = |job: &str| {
+        text.lines().find(|l| l.starts_with(job)).unwrap_or_else(|| panic!("{job} in {text}")).to_string()
+    };
     assert!(line("fresh").ends_with("ok"), "{text}");
-    assert!(line("failing").contains("failed (1)") && line("failing").contains("never") && line("failing").ends_with("STALE"), "{text}");
+    assert!(
+        line("failing").contains("failed (1)")
+            && line("failing").contains("never")
+            && line("failing").ends_with("STALE"),
+        "{text}"
+    );
     assert!(line("old").contains("3d") && line("old").ends_with("STALE"), "{text}");
     assert!(text.contains("2 jobs without a success in the last 26h"), "{text}");
 }

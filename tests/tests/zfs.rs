@@ -95,11 +95,9 @@ fn over_lvm_on_a_remote_source_rsync_reaches_the_zfs_host_through_ssh() {
     let zfs = Zfs::new();
     let sshd = Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start();
     zfs.fx.write_config(&format!(
-        "snapshot_mount_root: {}\nretry_interval: 0\nssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+        "snapshot_mount_root: {}\nretry_interval: 0\n{}",
         zfs.fx.p("mnt"),
-        sshd.port(),
-        sshd.user(),
-        sshd.ssh_config_path().display()
+        sshd.config_yaml(),
     ));
     let root =
         zfs.fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1\n"), ("var/lib/db/data", "rows\n")]);
