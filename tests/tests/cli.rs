@@ -122,3 +122,29 @@ fn usage_errors_exit_2() {
     let out = run(Command::new(ari_bin()).stdin(Stdio::null()));
     assert_eq!(out.status.code(), Some(2), "no arguments at all");
 }
+
+#[test]
+fn check_connect_logs_in_to_every_remote_host() {
+    rdiff_backup();
+    let sshd = tests::Sshd::start();
+    let fx = Fixture::new();
+    fx.write_config(&sshd.config_yaml());
+    fx.write_job("remote.yaml", &format!("source_hostname: {}\ninclude: [/etc]\n", sshd.host_alias()));
+    let out = run(fx.ari().args(["check", "--connect"]));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("ok: ssh {}@{}", sshd.user(), sshd.host_alias())),
+        "{}",
+        stdout(&out)
+    );
+
+    // A host nobody answers for: refused on a loopback port, reported, exit 2.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    fx.write_config(&format!(
+        "ssh_port: {port}\nssh_options: [-o, UserKnownHostsFile=/dev/null, -o, StrictHostKeyChecking=no]\n"
+    ));
+    fx.write_job("remote.yaml", "source_hostname: 127.0.0.1\ninclude: [/etc]\n");
+    let out = run(fx.ari().args(["check", "--connect"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ssh to 127.0.0.1 failed (exit status 255)"), "{}", stdout(&out));
+}

@@ -67,15 +67,17 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     if connect {
         let mut seen = BTreeSet::new();
         for plan in &plans {
-            for step in plan.steps() {
-                let Host::Remote(host) = &step.action.command().host else { continue };
-                if !seen.insert((host.clone(), plan.ssh.clone().destination(host), plan.ssh.port)) {
+            // Every host the job touches: the source (which rdiff-backup or rsync reach with
+            // their own ssh) and the hosts its steps run on.
+            for host in plan.hosts() {
+                let Host::Remote(host) = Host::named(&host) else { continue };
+                if !seen.insert((plan.ssh.destination(&host), plan.ssh.port, plan.ssh.options.clone())) {
                     continue;
                 }
                 let runner = Runner::new(plan.ssh.clone(), false);
                 match runner.run(&Command::argv(Host::Remote(host.clone()), ["true"])) {
                     Ok(_) => {
-                        let _ = writeln!(out, "ok: ssh {}", plan.ssh.destination(host));
+                        let _ = writeln!(out, "ok: ssh {}", plan.ssh.destination(&host));
                     }
                     Err(err) => problems.push(format!("job {}: {err}", plan.label())),
                 }
