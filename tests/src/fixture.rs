@@ -105,6 +105,27 @@ impl Fixture {
     }
 }
 
+/// Runs a bad job together with a good one that would leave a marker: ari must exit 2 before
+/// anything runs, and its errors must hold each of `expected` (`FILE` stands for the bad job's
+/// path).
+#[track_caller]
+pub fn assert_refused(name: &str, job: &str, expected: &[&str]) {
+    let fx = Fixture::new();
+    let bad = fx.write_job(name, job);
+    let marker = fx.path("good-job-ran");
+    let good =
+        fx.write_job("good.yaml", &format!("backend: command\ncommand: [touch, {}]\n", marker.display()));
+    let out = crate::run(fx.ari().arg("run").arg(&good).arg(&bad));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{name}: exit code, stderr:\n{err}");
+    for fragment in expected {
+        let fragment = fragment.replace("FILE", &bad.display().to_string());
+        assert!(err.contains(&fragment), "{name}: `{fragment}` not in:\n{err}");
+    }
+    assert!(err.contains("nothing ran"), "{name}: {err}");
+    assert!(!marker.exists(), "{name}: a command ran despite the error");
+}
+
 /// Standard output as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

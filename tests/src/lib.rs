@@ -13,13 +13,14 @@
 // through the code under test to set up the test would prove nothing.
 #![allow(clippy::disallowed_methods)]
 
+pub mod argv;
 pub mod fakes;
 pub mod fixture;
 pub mod rdiff;
 pub mod sshd;
 pub mod tools;
 
-pub use fixture::{fingerprint, read_tree, stderr, stdout, Fixture};
+pub use fixture::{assert_refused, fingerprint, read_tree, stderr, stdout, Fixture};
 pub use sshd::{Sshd, SshdBuilder};
 pub use tools::{ari_bin, require_tool};
 

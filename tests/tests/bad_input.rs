@@ -4,26 +4,7 @@
 
 use tests::{run, stderr, Fixture};
 
-/// Runs a bad job together with a good one whose `pre` command would leave a marker: nothing
-/// may run, and the error must say what `expected` says.
-fn check(name: &str, job: &str, expected: &[&str]) {
-    let fx = Fixture::new();
-    let bad = fx.write_job(name, job);
-    let marker = fx.path("good-job-ran");
-    let good = fx.write_job(
-        "good.yaml",
-        &format!("include: [{}]\npre:\n  - command: [touch, {}]\n", fx.p("src"), marker.display()),
-    );
-    let out = run(fx.ari().arg("run").arg(&good).arg(&bad));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{name}: exit code, stderr:\n{err}");
-    for fragment in expected {
-        let fragment = fragment.replace("FILE", &bad.display().to_string());
-        assert!(err.contains(&fragment), "{name}: `{fragment}` not in:\n{err}");
-    }
-    assert!(err.contains("nothing ran"), "{name}: {err}");
-    assert!(!marker.exists(), "{name}: a command ran despite the error");
-}
+use tests::assert_refused as check;
 
 #[test]
 fn unknown_key_with_a_suggestion() {

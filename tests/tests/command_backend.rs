@@ -7,44 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use tests::argv::{nasty, read_argv, yaml_list, ARGV_DUMP};
 use tests::fakes::Fakes;
-use tests::{read_tree, run, stderr, stdout, Fixture, Sshd};
-
-/// Arguments that a shell would mangle: spaces, quotes, `$`, `;`, `*`, newlines, an empty one.
-const NASTY: &[&str] = &[
-    "two words",
-    "it's",
-    "\"double\"",
-    "$HOME",
-    "$(echo injected)",
-    "a;b",
-    ";",
-    "*",
-    "line one\nline two",
-    "",
-    "-n",
-    "back\\slash",
-    "{}",
-];
-
-/// A script that writes its arguments, NUL-separated, to the file named first, and to that name
-/// plus `.where` whether it ran through ssh.
-const ARGV_DUMP: &str = "#!/bin/sh\nout=$1\nshift\n\
-    if [ -n \"${SSH_CONNECTION:-}\" ]; then echo ssh > \"$out.where\"; else echo local > \"$out.where\"; fi\n\
-    : > \"$out\"\nfor a in \"$@\"; do printf '%s\\0' \"$a\" >> \"$out\"; done\n";
-
-fn yaml_list(words: &[String]) -> String {
-    let quoted: Vec<String> = words.iter().map(|w| serde_json::to_string(w).unwrap()).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-fn read_argv(path: &Path) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
-    let mut words: Vec<String> =
-        bytes.split(|b| *b == 0).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
-    words.pop(); // after the last NUL
-    words
-}
+use tests::{assert_refused, read_tree, run, stderr, stdout, Fixture, Sshd};
 
 fn assert_exit(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
@@ -111,7 +76,7 @@ fn a_command_on_a_remote_source_gets_its_arguments_intact() {
     let dump = fx.write_script("bin/argv-dump", ARGV_DUMP);
     let job = |name: &str, command_host: &str| {
         let mut words = vec![dump.to_string_lossy().into_owned(), fx.p(name), "tag {label}".to_string()];
-        words.extend(NASTY.iter().map(|w| w.to_string()));
+        words.extend(nasty());
         fx.write_job(
             &format!("{name}.yaml"),
             &format!(
@@ -128,7 +93,7 @@ fn a_command_on_a_remote_source_gets_its_arguments_intact() {
 
     let expected = |label: &str| {
         let mut words = vec![format!("tag {label}")];
-        words.extend(NASTY.iter().map(|w| w.to_string()));
+        words.extend(nasty());
         words
     };
     assert_eq!(read_argv(&fx.path("remote")), expected("remote"), "through ssh and the remote shell");
@@ -287,63 +252,45 @@ fn plan_json_shows_the_command_step() {
 
 /// Runs a bad job together with a good one whose command would leave a marker: nothing may run,
 /// and the error must hold every fragment of `expected` (FILE stands for the bad job's path).
-#[track_caller]
-fn check_bad(name: &str, job: &str, expected: &[&str]) {
-    let fx = Fixture::new();
-    let bad = fx.write_job(name, job);
-    let marker = fx.path("good-job-ran");
-    let good =
-        fx.write_job("good.yaml", &format!("backend: command\ncommand: [touch, {}]\n", marker.display()));
-    let out = run(fx.ari().arg("run").arg(&good).arg(&bad));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{name}: exit code, stderr:\n{err}");
-    for fragment in expected {
-        let fragment = fragment.replace("FILE", &bad.display().to_string());
-        assert!(err.contains(&fragment), "{name}: `{fragment}` not in:\n{err}");
-    }
-    assert!(err.contains("nothing ran"), "{name}: {err}");
-    assert!(!marker.exists(), "{name}: a command ran despite the error");
-}
-
 #[test]
 fn bad_input_exits_2_naming_the_key() {
-    check_bad(
+    assert_refused(
         "missing.yaml",
         "backend: command\n",
         &["FILE: command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]"],
     );
-    check_bad("empty.yaml", "backend: command\ncommand: []\n", &["FILE: command: is empty"]);
-    check_bad(
+    assert_refused("empty.yaml", "backend: command\ncommand: []\n", &["FILE: command: is empty"]);
+    assert_refused(
         "placeholder.yaml",
         "backend: command\ncommand: [restic, backup, '{snapshot_root}/etc']\n",
         &["FILE: command: `{snapshot_root}/etc`: {snapshot_root} needs a snapshot source (snapshot: lvm), and this job has none"],
     );
-    check_bad(
+    assert_refused(
         "typo.yaml",
         "backend: command\ncomand: [restic, backup, /etc]\n",
         &["FILE:2:9: comand: unknown key `comand` (did you mean `command`?)"],
     );
-    check_bad(
+    assert_refused(
         "host.yaml",
         "backend: command\ncommand: [restic, backup, /etc]\ncommand_host: remote\n",
         &["FILE:3:15: command_host: expected one of source, local, found `remote`"],
     );
-    check_bad(
+    assert_refused(
         "redirect.yaml",
         "backend: command\ncommand: pg_dump app > /var/backups/app.sql\n",
         &["FILE: command: `>` is a shell operator, but the command runs without a shell"],
     );
-    check_bad(
+    assert_refused(
         "include.yaml",
         "backend: command\ncommand: [restic, backup, /etc]\ninclude: [/etc]\n",
         &["FILE: include: the command backend does not use include or exclude"],
     );
-    check_bad(
+    assert_refused(
         "rdiff.yaml",
         "include: [/etc]\ncommand: [restic, backup, /etc]\n",
         &["FILE:2:10: command: `command` is a setting of `command`, which this job does not use (backend: rdiff)"],
     );
-    check_bad(
+    assert_refused(
         "tool.yaml",
         "label: tool\nbackend: command\ncommand: [ari-no-such-backup-tool, backup]\n",
         &["job tool: command: `ari-no-such-backup-tool` not found"],

@@ -3,40 +3,9 @@
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
+use tests::argv::{nasty, read_argv, yaml_list, ARGV_DUMP};
 use tests::rdiff::rdiff_backup;
 use tests::{run, stderr, Fixture, Sshd};
-
-/// Arguments that a shell would mangle: spaces, quotes, `$`, `;`, `*`, newlines, an empty one.
-const NASTY: &[&str] = &[
-    "two words",
-    "it's",
-    "\"double\"",
-    "$HOME",
-    "$(echo injected)",
-    "a;b",
-    "*",
-    "line one\nline two",
-    "",
-    "-n",
-    "back\\slash",
-];
-
-/// A script that writes its arguments, NUL-separated, to the file named first.
-const ARGV_DUMP: &str =
-    "#!/bin/sh\nout=$1\nshift\n: > \"$out\"\nfor a in \"$@\"; do printf '%s\\0' \"$a\" >> \"$out\"; done\n";
-
-fn yaml_list(words: &[String]) -> String {
-    let quoted: Vec<String> = words.iter().map(|w| serde_json::to_string(w).unwrap()).collect();
-    format!("[{}]", quoted.join(", "))
-}
-
-fn read_argv(path: &std::path::Path) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{} was not written: {e}", path.display()));
-    let mut words: Vec<String> =
-        bytes.split(|b| *b == 0).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
-    words.pop(); // after the last NUL
-    words
-}
 
 #[test]
 fn list_commands_arrive_intact_and_strings_run_through_a_shell_locally_and_remotely() {
@@ -48,7 +17,7 @@ fn list_commands_arrive_intact_and_strings_run_through_a_shell_locally_and_remot
     let src = fx.make_tree("src", &[("a", "1")]);
     let argv = |out: &str| {
         let mut words = vec![dump.to_string_lossy().into_owned(), fx.p(out)];
-        words.extend(NASTY.iter().map(|w| w.to_string()));
+        words.extend(nasty());
         yaml_list(&words)
     };
     let job = fx.write_job(
@@ -72,7 +41,7 @@ fn list_commands_arrive_intact_and_strings_run_through_a_shell_locally_and_remot
     );
     let out = run(fx.ari().arg("run").arg(&job));
     assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
-    let expected: Vec<String> = NASTY.iter().map(|w| w.to_string()).collect();
+    let expected: Vec<String> = nasty();
     assert_eq!(read_argv(&fx.path("local-argv")), expected, "local argv");
     assert_eq!(read_argv(&fx.path("remote-argv")), expected, "remote argv, through ssh and the remote shell");
     let local_shell = std::fs::read_to_string(fx.path("local-shell")).unwrap();

@@ -34,9 +34,7 @@ impl Zfs {
 
     fn ari(&self) -> Command {
         let mut command = self.fx.ari();
-        let path =
-            format!("{}:{}", self.fakes.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
-        command.env("PATH", path);
+        command.env("PATH", self.fakes.path_env());
         command
     }
 
