@@ -21,6 +21,7 @@ mod fleet;
 mod invariants;
 mod shell;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ enum Command {
     Demo,
     /// Time ari against bare rdiff-backup and measure a dry run.
     Bench(bench::BenchArgs),
+    /// The qemu guest with real LVM and ZFS: build its image, boot it, run the scenarios.
+    Vm(vm::VmArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(&args),
+        Command::Vm(args) => vm::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,621 @@
+//! The real-tool scenarios: the `ari` binary on the host backs up the guest as a remote host
+//! (`source_hostname: 127.0.0.1` on the forwarded port, as root with the image's key), so every
+//! `lvcreate`, `mount`, `umount`, `lvremove`, `zfs` and `rsync` of a job runs for real in the
+//! guest. The host tests prove the same paths against stateful fakes; these prove that the
+//! commands ari builds do what the fakes pretend they do.
+//!
+//! The guest is prepared once per boot (`PREPARE`): two ext4 logical volumes on /dev/vdb,
+//! vg0/data at /srv/data and vg0/db at /srv/data/db (a volume inside another, as a database
+//! under a root volume is), and a pool `tank` with a dataset `tank/backups` on /dev/vdc. Each
+//! scenario asserts that it left nothing behind (`lvs`, `findmnt`, the mount directory), and the
+//! runner then resets the guest anyway, so that one failure cannot fail the scenarios after it.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::machine::Vm;
+use crate::shell;
+
+/// How many scenarios passed and failed.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+}
+
+/// A named scenario: a function that returns an error naming what did not hold.
+struct Scenario {
+    name: &'static str,
+    run: fn(&Ctx) -> Result<()>,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "lvm_rdiff_backs_up_the_snapshot_not_the_changed_origin",
+        run: lvm_rdiff_crash_consistent,
+    },
+    Scenario { name: "lvm_failures_leave_nothing_behind", run: lvm_failures_leave_nothing },
+    Scenario { name: "zfs_over_lvm_snapshots_and_expires_by_real_creation_times", run: zfs_over_lvm },
+    Scenario { name: "crash_ledger_recover_undoes_real_snapshots_and_mounts", run: crash_ledger },
+];
+
+/// Bound on one `ari` run: a backup here takes seconds; minutes means a hang.
+const ARI_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The guest's volumes, pool and data, made once per boot.
+const PREPARE: &str = r#"set -euo pipefail
+pvcreate -q /dev/vdb
+vgcreate -q vg0 /dev/vdb
+lvcreate -q -y -L 400M -n data vg0
+lvcreate -q -y -L 200M -n db vg0
+mkfs.ext4 -q /dev/vg0/data
+mkfs.ext4 -q /dev/vg0/db
+mkdir -p /srv/data
+mount /dev/vg0/data /srv/data
+mkdir -p /srv/data/db
+mount /dev/vg0/db /srv/data/db
+mkdir -p /srv/data/etc
+echo 'x=1' > /srv/data/etc/app.conf
+head -c 4194304 /dev/urandom > /srv/data/blob.bin
+modprobe zfs
+zpool create -f -m /tank tank /dev/vdc
+zfs create tank/backups
+sync
+"#;
+
+/// The two volumes of every LVM job: the outer one first, the one mounted inside it with
+/// `mount_options` (`{db_options}` is filled in).
+const VOLUMES: &str = "snapshot: lvm\nsnapshot_size: 100M\nvolumes:\n  - {name: vg0/data, mount_point: /srv/data}\n  - {name: vg0/db, mount_point: /srv/data/db, mount_options: \"{db_options}\"}\n";
+
+struct Ctx<'a> {
+    vm: &'a Vm,
+    ari: &'a Path,
+}
+
+/// The scenarios whose names contain one of `filters` (all when there is none); a filter that
+/// selects nothing is an error, so that a typo cannot pass as an empty, green run.
+pub fn select(filters: &[String]) -> Result<Vec<&'static str>> {
+    let selected: Vec<&'static str> = SCENARIOS
+        .iter()
+        .map(|s| s.name)
+        .filter(|name| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    if selected.is_empty() {
+        let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+        bail!("no scenario matches {filters:?}; the scenarios are: {}", names.join(", "));
+    }
+    Ok(selected)
+}
+
+/// Prepares the guest, runs the `selected` scenarios one after another, and counts them. A
+/// guest that cannot be prepared fails every scenario.
+pub fn run_all(vm: &Vm, ari: &Path, selected: &[&str]) -> Summary {
+    let selected: Vec<&Scenario> = SCENARIOS.iter().filter(|s| selected.contains(&s.name)).collect();
+    let mut summary = Summary::default();
+    shell::header("preparing the guest: LVM on /dev/vdb, ZFS on /dev/vdc");
+    let started = Instant::now();
+    if let Err(err) = vm.run(PREPARE) {
+        println!("FAILED to prepare the guest: {err:#}");
+        summary.failed = selected.len();
+        return summary;
+    }
+    println!("prepared in {:.1} s", started.elapsed().as_secs_f64());
+    let ctx = Ctx { vm, ari };
+    for scenario in selected {
+        shell::header(&format!("scenario {}", scenario.name));
+        let started = Instant::now();
+        let result = (scenario.run)(&ctx);
+        let secs = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                summary.passed += 1;
+                println!("PASS {} ({secs:.1} s)", scenario.name);
+            }
+            Err(err) => {
+                summary.failed += 1;
+                println!("FAIL {} ({secs:.1} s): {err:#}", scenario.name);
+            }
+        }
+        if let Err(err) = reset_guest(vm) {
+            println!("warning: could not reset the guest after {}: {err:#}", scenario.name);
+        }
+    }
+    summary
+}
+
+/// Undoes whatever a failed scenario may have left (mounts and snapshots under /tmp, the
+/// scenario datasets, a clock set back), so the next scenario starts clean. Passing scenarios
+/// have already proven themselves clean, so this finds nothing after them.
+fn reset_guest(vm: &Vm) -> Result<()> {
+    vm.run(
+        r#"for m in $(findmnt -rn -o TARGET | grep '^/tmp/' | sort -r); do umount "$m" || umount -l "$m"; done
+for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
+for d in /tmp/lvm-* /tmp/zfs-* /tmp/crash; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
+zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm
+rm -f /run/ari-vm-sleep.pid
+true"#,
+    )?;
+    vm.set_clock()
+}
+
+/// A throwaway ari installation on the host: config, jobs, state and store in a temp dir; the
+/// config points ari at the guest (port, user, key, the ssh master's socket).
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(ctx: &Ctx) -> Result<Fixture> {
+        let dir = tempfile::Builder::new().prefix("ari-vm-").tempdir().context("create a temp dir")?;
+        for sub in ["jobs.d", "state", "store"] {
+            fs::create_dir_all(dir.path().join(sub))?;
+        }
+        let fixture = Fixture { dir };
+        let options: Vec<String> = ctx.vm.ssh_options().iter().map(|o| yaml(o)).collect();
+        let config = format!(
+            "backup_store_path: {}\nstate_dir: {}\njobs_dir: {}\nssh_port: {}\nremote_user: root\nssh_options: [{}]\nretry_interval: 1\nmax_retries: 2\n",
+            yaml(&fixture.p("store")),
+            yaml(&fixture.p("state")),
+            yaml(&fixture.p("jobs.d")),
+            ctx.vm.port,
+            options.join(", ")
+        );
+        fs::write(fixture.config(), config)?;
+        Ok(fixture)
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn p(&self, relative: &str) -> String {
+        self.path(relative).display().to_string()
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path("ari-backup.conf.yaml")
+    }
+
+    fn job(&self, name: &str, yaml: &str) -> Result<PathBuf> {
+        let path = self.path("jobs.d").join(format!("{name}.yaml"));
+        fs::write(&path, yaml)?;
+        Ok(path)
+    }
+
+    /// `ari --config CONFIG ARGS`, with its output going to files (read by `finish`).
+    fn spawn_ari(&self, ctx: &Ctx, args: &[&str]) -> Result<Child> {
+        let mut cmd = Command::new(ctx.ari);
+        cmd.arg("--config").arg(self.config()).args(args).env_remove("ARI_CONFIG");
+        println!("$ {}", shell::display(&cmd));
+        cmd.stdin(Stdio::null())
+            .stdout(fs::File::create(self.path("ari.out"))?)
+            .stderr(fs::File::create(self.path("ari.err"))?)
+            .spawn()
+            .context("start ari")
+    }
+
+    /// Runs ari to the end (bounded by `ARI_TIMEOUT`) and returns its exit code and stderr.
+    fn ari(&self, ctx: &Ctx, args: &[&str]) -> Result<(Option<i32>, String)> {
+        let started = Instant::now();
+        let mut child = self.spawn_ari(ctx, args)?;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if started.elapsed() > ARI_TIMEOUT {
+                child.kill().ok();
+                child.wait().ok();
+                bail!("ari did not finish within {} s; stderr:\n{}", ARI_TIMEOUT.as_secs(), self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        println!("  exit {:?} after {:.1} s", status.code(), started.elapsed().as_secs_f64());
+        Ok((status.code(), self.stderr()))
+    }
+
+    /// Runs ari and fails unless it exits with `code`.
+    fn ari_expect(&self, ctx: &Ctx, args: &[&str], code: i32) -> Result<String> {
+        let (got, stderr) = self.ari(ctx, args)?;
+        ensure!(
+            got == Some(code),
+            "`ari {}` exited {got:?}, expected {code}; stderr:\n{stderr}",
+            args.join(" ")
+        );
+        Ok(stderr)
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(self.path("ari.err")).unwrap_or_default()
+    }
+}
+
+/// A YAML scalar for any string (JSON strings are YAML).
+fn yaml(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// The lines of a job over the guest: remote source, both volumes, `extra` lines after.
+fn lvm_job(label: &str, db_options: &str, extra: &str) -> String {
+    format!(
+        "label: {label}\nsource_hostname: 127.0.0.1\n{}{extra}",
+        VOLUMES.replace("{db_options}", db_options)
+    )
+}
+
+/// Fails unless the guest holds no snapshot, no mount under `/tmp/LABEL` and no `/tmp/LABEL`,
+/// while the origin volumes are still mounted where they belong.
+fn assert_clean(vm: &Vm, label: &str) -> Result<()> {
+    let report = vm.run(&format!(
+        r#"echo "lvs: $(lvs --noheadings -o lv_name vg0 | xargs)"
+echo "mounts: $(findmnt -rn -o TARGET | grep '^/tmp/{label}' | xargs)"
+if [ -e /tmp/{label} ]; then echo "dir: /tmp/{label}"; else echo "dir:"; fi
+echo "origin: $(findmnt -rn -o SOURCE /srv/data) $(findmnt -rn -o SOURCE /srv/data/db)""#
+    ))?;
+    let field = |name: &str| {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mut problems = Vec::new();
+    if field("lvs") != "data db" {
+        problems.push(format!("logical volumes are `{}`, expected only `data db`", field("lvs")));
+    }
+    if !field("mounts").is_empty() {
+        problems.push(format!("mounts left: {}", field("mounts")));
+    }
+    if !field("dir").is_empty() {
+        problems.push(format!("mount directory left: {}", field("dir")));
+    }
+    if field("origin") != "/dev/mapper/vg0-data /dev/mapper/vg0-db" {
+        problems.push(format!("origin volumes not mounted as before: `{}`", field("origin")));
+    }
+    ensure!(problems.is_empty(), "the guest is not clean after `{label}`: {}", problems.join("; "));
+    println!("  guest clean: no snapshot, no mount, no /tmp/{label}");
+    Ok(())
+}
+
+/// Fails if a run that ended by itself left a ledger: everything it made was undone.
+fn assert_no_ledger(fx: &Fixture, label: &str) -> Result<()> {
+    let ledger = fx.path("state/ledger").join(format!("{label}.json"));
+    ensure!(!ledger.exists(), "the run left a ledger: {}", read(&ledger).unwrap_or_default());
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    super::image::sha256(&fs::read(path).with_context(|| format!("read {}", path.display()))?)
+}
+
+/// a. rdiff-backup of two LVM snapshots, one mounted `ro`: an `after_snapshot` command changes
+/// the origin after the snapshots exist and before the backup; the backup holds the snapshot's
+/// content, and a restore gives it back. Nothing is left in the guest.
+fn lvm_rdiff_crash_consistent(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let label = "lvm-rdiff";
+    let blob_sum = vm.run(
+        "echo before-snapshot > /srv/data/state.txt && echo 'row 1' > /srv/data/db/table.dat && sync && sha256sum /srv/data/blob.bin",
+    )?;
+    let blob_sum = blob_sum.split_whitespace().next().unwrap_or_default().to_string();
+    let fx = Fixture::new(ctx)?;
+    // The command first proves the db snapshot is mounted read-only (mount_options reached
+    // mount), then changes both origins: only the snapshots may reach the backup.
+    let job = fx.job(
+        label,
+        &lvm_job(
+            label,
+            "ro",
+            &format!(
+                "include: [/srv/data]\nafter_snapshot:\n  - command: {}\n    host: 127.0.0.1\n",
+                yaml(&format!(
+                    "findmnt -n -o OPTIONS /tmp/{label}/srv/data/db | grep -qw ro && echo changed-after-snapshot > /srv/data/state.txt && echo 'row 2' > /srv/data/db/table.dat && sync"
+                ))
+            ),
+        ),
+    )?;
+    fx.ari_expect(ctx, &["run", &job.display().to_string()], 0)?;
+
+    let origin = vm.run("cat /srv/data/state.txt /srv/data/db/table.dat")?;
+    ensure!(
+        origin == "changed-after-snapshot\nrow 2\n",
+        "after_snapshot did not change the origin: {origin:?}"
+    );
+    let mirror = fx.path("store").join(label).join("srv/data");
+    ensure!(
+        read(&mirror.join("state.txt"))? == "before-snapshot\n",
+        "the mirror holds the changed state.txt"
+    );
+    ensure!(read(&mirror.join("db/table.dat"))? == "row 1\n", "the mirror holds the changed db/table.dat");
+    ensure!(read(&mirror.join("etc/app.conf"))? == "x=1\n", "etc/app.conf missing from the mirror");
+    ensure!(sha256_file(&mirror.join("blob.bin"))? == blob_sum, "blob.bin differs from the guest's");
+    println!("  the mirror holds the snapshots' content (state.txt before-snapshot, table.dat row 1)");
+
+    // And what rdiff-backup restores is that content too.
+    let restored = fx.path("restored");
+    shell::run(
+        Command::new("rdiff-backup")
+            .args(["--force", "restore", "--at", "now"])
+            .arg(fx.path("store").join(label))
+            .arg(&restored),
+    )?;
+    ensure!(
+        read(&restored.join("srv/data/state.txt"))? == "before-snapshot\n",
+        "restored state.txt is the changed one"
+    );
+    ensure!(
+        read(&restored.join("srv/data/db/table.dat"))? == "row 1\n",
+        "restored table.dat is the changed one"
+    );
+    println!("  rdiff-backup restore gives the snapshots' content back");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)
+}
+
+/// b. A `mount` that fails (a bad option) and a backup that fails (the store is a file): each
+/// exits 1 and leaves no snapshot, no mount and no mount directory.
+fn lvm_failures_leave_nothing(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let fx = Fixture::new(ctx)?;
+
+    let label = "lvm-badmount";
+    let job = fx.job(label, &lvm_job(label, "ro,no_such_option", "include: [/srv/data]\n"))?;
+    let stderr = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1)?;
+    ensure!(stderr.contains("mount"), "the error does not name the mount: {stderr}");
+    println!("  bad mount option: exit 1, the error names the mount");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)?;
+
+    let label = "lvm-badstore";
+    let store_file = fx.path("store-is-a-file");
+    fs::write(&store_file, "not a directory\n")?;
+    let job = fx.job(
+        label,
+        &lvm_job(
+            label,
+            "ro",
+            &format!(
+                "include: [/srv/data]\nbackup_store_path: {}\n",
+                yaml(&store_file.display().to_string())
+            ),
+        ),
+    )?;
+    let stderr = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1)?;
+    ensure!(stderr.contains("rdiff-backup"), "the error does not name rdiff-backup: {stderr}");
+    println!("  backup into a file: exit 1, the error names rdiff-backup");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)
+}
+
+/// The snapshot names of `dataset` and its children, one per line.
+fn zfs_snapshots(vm: &Vm, dataset: &str) -> Result<Vec<String>> {
+    Ok(vm
+        .run(&format!("zfs list -H -t snapshot -o name -r {dataset}"))?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Makes snapshots with creation times in the past, by setting the guest's clock back for each
+/// (`days` old, snapshot name), then puts the clock right again whatever happened.
+fn old_snapshots(vm: &Vm, snapshots: &[(u64, &str)]) -> Result<()> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let script: String = snapshots
+        .iter()
+        .map(|(days, name)| format!("date -s @{} >/dev/null && zfs snapshot {name}\n", now - days * 86400))
+        .collect();
+    let made = vm.run(&format!("set -e\n{script}"));
+    vm.set_clock()?;
+    made?;
+    // Proof that the trick worked: the creation times ZFS recorded are really that old.
+    for (days, name) in snapshots {
+        let creation: u64 = vm.run(&format!("zfs get -H -p -o value creation {name}"))?.trim().parse()?;
+        let age = now.saturating_sub(creation);
+        ensure!(age + 60 >= days * 86400, "{name} is {age} s old, expected {days} days");
+    }
+    Ok(())
+}
+
+/// c. The zfs backend over LVM snapshots, everything in the guest: rsync from the snapshot
+/// mounts into the dataset's directory, a prefixed `zfs snapshot`, and expiry against the real
+/// creation times of snapshots made days ago (by setting the guest's clock back): old prefixed
+/// ones go; one without the prefix and one of a child dataset stay; `zfs_keep_min` keeps the
+/// newest however old.
+fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let label = "zfs-lvm";
+    let dataset = "tank/backups/zfs-lvm";
+    let blob_sum = vm.run(&format!(
+        "set -e\nzfs create {dataset}\nzfs create -o canmount=off {dataset}/child\necho zfs-run-1 > /srv/data/state.txt\necho 'row 1' > /srv/data/db/table.dat\nsync\nsha256sum /srv/data/blob.bin"
+    ))?;
+    let blob_sum = blob_sum.split_whitespace().next().unwrap_or_default().to_string();
+    old_snapshots(
+        vm,
+        &[
+            (5, &format!("{dataset}@ari-backup-old-5d")),
+            (5, &format!("{dataset}@manual-old")),
+            (5, &format!("{dataset}/child@ari-backup-child-old")),
+            (3, &format!("{dataset}@ari-backup-old-3d")),
+        ],
+    )?;
+    let fx = Fixture::new(ctx)?;
+    let job_text = |format: &str, extra: &str| {
+        lvm_job(
+            label,
+            "ro",
+            &format!(
+                "backend: zfs\nrsync_dst: /tank/backups/zfs-lvm\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nsnapshot_expiration_days: 1\nzfs_snapshot_timestamp_format: {}\n{extra}",
+                yaml(format)
+            ),
+        )
+    };
+
+    // First run: the default zfs_keep_min (1) keeps only the new snapshot among the old ones.
+    let job = fx.job(label, &job_text("%Y-%m-%d--%H%M%S-first", ""))?;
+    fx.ari_expect(ctx, &["run", &job.display().to_string()], 0)?;
+    let arrived = vm.run(
+        "cat /tank/backups/zfs-lvm/srv/data/state.txt /tank/backups/zfs-lvm/srv/data/db/table.dat && sha256sum /tank/backups/zfs-lvm/srv/data/blob.bin",
+    )?;
+    ensure!(
+        arrived.starts_with("zfs-run-1\nrow 1\n") && arrived.contains(&blob_sum),
+        "the files did not arrive in the dataset: {arrived:?}"
+    );
+    let snapshots = zfs_snapshots(vm, dataset)?;
+    let first: Vec<&String> = snapshots
+        .iter()
+        .filter(|s| s.starts_with(&format!("{dataset}@ari-backup-")) && s.ends_with("-first"))
+        .collect();
+    ensure!(first.len() == 1, "expected one new prefixed snapshot, got {snapshots:?}");
+    let first = first[0].clone();
+    let in_snapshot = vm.run(&format!(
+        "cat /tank/backups/zfs-lvm/.zfs/snapshot/{}/srv/data/state.txt",
+        first.split_once('@').map(|(_, s)| s).unwrap_or_default()
+    ))?;
+    ensure!(in_snapshot == "zfs-run-1\n", "the new snapshot does not hold the backup: {in_snapshot:?}");
+    let expected =
+        [format!("{dataset}@manual-old"), first.clone(), format!("{dataset}/child@ari-backup-child-old")];
+    ensure!(
+        same_set(&snapshots, &expected),
+        "after expiry with snapshot_expiration_days 1 the snapshots are {snapshots:?}, expected {expected:?}"
+    );
+    println!("  files arrived; {first} made; old prefixed snapshots destroyed; manual and child kept");
+
+    // Second run with zfs_keep_min 3: of four prefixed snapshots older than a day plus the new
+    // one, the newest three stay although `old-4d` is old enough to go.
+    old_snapshots(
+        vm,
+        &[(6, &format!("{dataset}@ari-backup-old-6d")), (4, &format!("{dataset}@ari-backup-old-4d"))],
+    )?;
+    vm.run("echo zfs-run-2 > /srv/data/state.txt && sync")?;
+    let job = fx.job(label, &job_text("%Y-%m-%d--%H%M%S-second", "zfs_keep_min: 3\n"))?;
+    fx.ari_expect(ctx, &["run", &job.display().to_string()], 0)?;
+    let snapshots = zfs_snapshots(vm, dataset)?;
+    let second: Vec<&String> = snapshots.iter().filter(|s| s.ends_with("-second")).collect();
+    ensure!(second.len() == 1, "expected one new `-second` snapshot, got {snapshots:?}");
+    let expected = [
+        format!("{dataset}@manual-old"),
+        first.clone(),
+        second[0].clone(),
+        format!("{dataset}@ari-backup-old-4d"),
+        format!("{dataset}/child@ari-backup-child-old"),
+    ];
+    ensure!(
+        same_set(&snapshots, &expected),
+        "with zfs_keep_min 3 the snapshots are {snapshots:?}, expected {expected:?}"
+    );
+    let arrived = vm.run("cat /tank/backups/zfs-lvm/srv/data/state.txt")?;
+    ensure!(arrived == "zfs-run-2\n", "the second backup did not arrive: {arrived:?}");
+    println!("  zfs_keep_min 3 kept old-4d with the two new ones; old-6d destroyed");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)
+}
+
+fn same_set(got: &[String], expected: &[String]) -> bool {
+    let mut got = got.to_vec();
+    let mut expected = expected.to_vec();
+    got.sort();
+    expected.sort();
+    got == expected
+}
+
+/// d. The crash ledger against real snapshots: ari is SIGKILLed while its snapshots are
+/// mounted (an `after_snapshot` command sleeps); they are left behind, as is the ledger; then
+/// `ari recover` removes the real mounts and snapshots and the ledger.
+fn crash_ledger(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let label = "crash";
+    let fx = Fixture::new(ctx)?;
+    // The command records its PID so that the scenario can end it after the crash (it is the
+    // guest's process); `exec` makes that PID the sleep's.
+    let job = fx.job(
+        label,
+        &lvm_job(
+            label,
+            "ro",
+            "include: [/srv/data]\nafter_snapshot:\n  - command: \"echo $$ > /run/ari-vm-sleep.pid && exec sleep 120\"\n    host: 127.0.0.1\n",
+        ),
+    )?;
+    let mut ari = fx.spawn_ari(ctx, &["run", &job.display().to_string()])?;
+    let waited = wait_until_sleeping(ctx, &fx, &mut ari);
+    // SIGKILL: ari gets no chance to clean up, as in an OOM kill or a power cut.
+    ari.kill().ok();
+    ari.wait().ok();
+    waited?;
+    println!("  ari SIGKILLed while the snapshots were mounted");
+
+    let left = vm.run(&format!(
+        "lvs --noheadings -o lv_name vg0 | xargs; findmnt -rn -o TARGET | grep '^/tmp/{label}' | xargs"
+    ))?;
+    let result = (|| {
+        ensure!(
+            left.lines().next() == Some("data data-ari_backup db db-ari_backup"),
+            "the snapshots were not left behind: {left:?}"
+        );
+        ensure!(
+            left.lines().nth(1) == Some(&format!("/tmp/{label}/srv/data /tmp/{label}/srv/data/db")),
+            "the mounts were not left behind: {left:?}"
+        );
+        let ledger = fx.path("state/ledger").join(format!("{label}.json"));
+        ensure!(ledger.is_file(), "no ledger at {}", ledger.display());
+        println!("  left behind as expected: two snapshots, two mounts, {}", ledger.display());
+        Ok(ledger)
+    })();
+    // The sleep would hold the after_snapshot ssh (and its session) open for two minutes.
+    vm.run("kill $(cat /run/ari-vm-sleep.pid) && rm -f /run/ari-vm-sleep.pid")?;
+    let ledger = result?;
+
+    fx.ari_expect(ctx, &["recover", label], 0)?;
+    ensure!(!ledger.exists(), "ari recover left the ledger {}", ledger.display());
+    println!("  ari recover: exit 0, ledger gone");
+    assert_clean(vm, label)
+}
+
+/// Polls the guest until the `after_snapshot` command runs (its PID file exists, so every
+/// snapshot is mounted), failing if ari exits first or nothing happens within the bound.
+fn wait_until_sleeping(ctx: &Ctx, fx: &Fixture, ari: &mut Child) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = ari.try_wait()? {
+            bail!("ari exited ({status}) before its after_snapshot command ran; stderr:\n{}", fx.stderr());
+        }
+        if ctx.vm.run_status("test -s /run/ari-vm-sleep.pid && findmnt -rn /tmp/crash/srv/data/db") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the snapshots were not mounted within 120 s; stderr:\n{}", fx.stderr());
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_select_by_name_and_a_filter_matching_nothing_is_an_error() {
+        assert_eq!(select(&[]).unwrap().len(), SCENARIOS.len());
+        assert_eq!(
+            select(&["crash".into()]).unwrap(),
+            ["crash_ledger_recover_undoes_real_snapshots_and_mounts"]
+        );
+        assert_eq!(select(&["zfs".into(), "rdiff".into()]).unwrap().len(), 2);
+        assert!(select(&["no-such-scenario".into()]).is_err());
+    }
+
+    #[test]
+    fn jobs_quote_their_strings_and_fill_in_the_mount_options() {
+        assert_eq!(yaml("a \"b\" $$"), r#""a \"b\" $$""#);
+        let job = lvm_job("x", "ro,noatime", "include: [/srv/data]\n");
+        assert!(job.starts_with("label: x\nsource_hostname: 127.0.0.1\nsnapshot: lvm\n"));
+        assert!(job.contains("mount_options: \"ro,noatime\"}"));
+        assert!(job.ends_with("include: [/srv/data]\n"));
+    }
+}
