@@ -46,8 +46,22 @@ pub enum Subcommand {
     Backends,
 }
 
-/// The clap command, with an argument for every registered setting.
-pub fn command() -> Command {
+/// The clap command, with an argument for every registered setting on it and on every
+/// subcommand.
+#[cfg(test)]
+fn command() -> Command {
+    command_for(None)
+}
+
+/// The subcommands, by name.
+const SUBCOMMANDS: &[&str] =
+    &["run", "run-all", "list", "status", "recover", "plan", "check", "settings", "backends"];
+
+/// The clap command, with the setting options on the top level and on `selected` (every
+/// subcommand when `None`). Settings are not `global`: clap copies global options into every
+/// subcommand, which for some forty settings and nine subcommands is most of ari's start-up
+/// time; a command line names one subcommand, and only it needs them.
+fn command_for(selected: Option<&str>) -> Command {
     let jobs = |required: bool| {
         Arg::new("jobs").value_name("JOB").num_args(if required { 1.. } else { 0.. }).required(required).help(
             "a job file, or the name of one in jobs_dir (file name with or without .yaml/.yml, or label)",
@@ -127,11 +141,23 @@ pub fn command() -> Command {
                 .arg(Arg::new("job").value_name("JOB").help("show the values as this job sees them")),
         )
         .subcommand(Command::new("backends").about("registered backends and snapshot sources"));
+    command = command.args(setting_args());
+    command.mut_subcommands(|sub| {
+        if selected.is_none_or(|name| sub.get_name() == name) {
+            sub.args(setting_args())
+        } else {
+            sub
+        }
+    })
+}
+
+/// An option for every registered setting: `--NAME VALUE`, `--NAME=VALUE`, kebab-case too.
+fn setting_args() -> Vec<Arg> {
+    let mut args = Vec::new();
     for def in settings::registry().values() {
         let default = def.default.map(|d| format!(" [default: {d}]")).unwrap_or_default();
         let mut arg = Arg::new(def.name)
             .long(def.name)
-            .global(true)
             .help_heading("Settings (also in the config and job files)")
             .help(format!("{}{default} ({})", def.help, def.owner));
         let kebab = def.name.replace('_', "-");
@@ -145,14 +171,22 @@ pub fn command() -> Command {
             SettingKind::Choice(choices) => arg.value_name(choices.join("|")).num_args(1),
             _ => arg.value_name(def.kind.describe().to_uppercase()).num_args(1),
         };
-        command = command.arg(arg);
+        args.push(arg);
     }
-    command
+    args
 }
 
 /// Parses the command line; on a usage error, prints it and returns the exit code.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, i32> {
-    let matches = command().try_get_matches_from(args).map_err(|err| {
+    // The first word that names a subcommand is the one the line runs (or asks help for).
+    let selected = args
+        .iter()
+        .skip(1)
+        .filter_map(|arg| arg.to_str())
+        .find(|arg| SUBCOMMANDS.contains(arg))
+        .unwrap_or("")
+        .to_string();
+    let matches = command_for(Some(&selected)).try_get_matches_from(args).map_err(|err| {
         let _ = err.print();
         err.exit_code()
     })?;
@@ -170,10 +204,13 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         layer.set_from_text(name.trim(), value)?;
     }
     let (name, sub) = matches.subcommand().ok_or("a subcommand is required")?;
-    for def in settings::registry().values() {
-        if sub.value_source(def.name) == Some(ValueSource::CommandLine) {
-            if let Some(value) = sub.get_one::<String>(def.name) {
-                layer.set_from_text(def.name, value).map_err(|err| format!("--{err}"))?;
+    // Before the subcommand (`ari --debug run`), then after it (`ari run job --debug`).
+    for found in [matches, sub] {
+        for def in settings::registry().values() {
+            if found.value_source(def.name) == Some(ValueSource::CommandLine) {
+                if let Some(value) = found.get_one::<String>(def.name) {
+                    layer.set_from_text(def.name, value).map_err(|err| format!("--{err}"))?;
+                }
             }
         }
     }
