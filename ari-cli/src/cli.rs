@@ -1,5 +1,5 @@
 //! The command line: subcommands, common options, and `--NAME VALUE` for every registered
-//! setting (snake_case or kebab-case), all global so they may follow the job, as in
+//! setting (snake_case or kebab-case), before the subcommand or after its job, as in
 //! `./job --remote_user backup_user` run through the job's `#!/usr/bin/env -S ari run` line.
 
 use std::ffi::OsString;
