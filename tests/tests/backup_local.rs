@@ -140,3 +140,22 @@ fn a_failed_pre_command_stops_the_job_before_the_backup() {
     assert!(!fx.path("store/pre").exists(), "no backup after a failed pre step");
     assert!(fx.path("post-ran").exists(), "post steps run after a failure");
 }
+
+#[test]
+fn a_command_that_cannot_start_says_why() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a.txt", "1\n")]);
+    // A directory is no program: the kernel refuses to execute it.
+    let job = fx.write_job(
+        "nostart.yaml",
+        &format!("include: [{}]\npre:\n  - command: [{}]\n", src.display(), src.display()),
+    );
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("pre step pre[0] failed: cannot start `{}`: Permission denied", src.display())),
+        "{err}"
+    );
+}

@@ -84,3 +84,15 @@ pub fn usage_errors(errors: &[String]) -> i32 {
     log::error!("nothing ran: fix the error{} above first", if errors.len() == 1 { "" } else { "s" });
     exit::USAGE
 }
+
+/// An error with its causes, `outer: inner: innermost`, as ari prints every failure once.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}

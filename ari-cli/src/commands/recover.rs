@@ -49,7 +49,7 @@ pub fn recover(context: &Context, names: &[String]) -> i32 {
         let _lock = match Lock::acquire(&state_dir, &label, &format!("job {label}"), false) {
             Ok(lock) => lock,
             Err(err) => {
-                log::error!("{err}: not recovering a job that is running");
+                log::error!("{}: not recovering a job that is running", super::chain(&err));
                 code = exit::worst(code, exit::JOB_FAILED);
                 continue;
             }

@@ -14,7 +14,7 @@ use ari_core::process::Runner;
 use ari_core::history::{History, RunRecord};
 
 use super::signals::{self, Flags};
-use super::{report, usage_errors, Context};
+use super::{chain, report, usage_errors, Context};
 use crate::jobs;
 
 pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
@@ -105,7 +105,7 @@ fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Option<(i32, Opti
     let _lock = match Lock::acquire(&state_dir, label, &format!("job {label}"), wait) {
         Ok(lock) => lock,
         Err(err) => {
-            log::error!("{err}");
+            log::error!("{}", chain(&err));
             return None;
         }
     };
@@ -143,25 +143,25 @@ pub fn report_recovery(recovery: &Recovery) -> bool {
     }
     for failure in &recovery.failures {
         let left = failure.removes.as_deref().unwrap_or("something");
-        log::error!("recovery step {} failed: {}; left behind: {left}", failure.step, failure.error);
+        log::error!("recovery step {} failed: {}; left behind: {left}", failure.step, chain(&failure.error));
     }
     recovery.failures.is_empty()
 }
 
 fn report_failures(report: &JobReport) {
     if let Some(failure) = &report.failure {
-        log::error!("{} step {} failed: {}", failure.phase.as_str(), failure.step, failure.error);
+        log::error!("{} step {} failed: {}", failure.phase.as_str(), failure.step, chain(&failure.error));
     }
     for failure in &report.cleanup_failures {
         let left = failure.removes.as_deref().unwrap_or("something");
         log::error!(
             "cleanup step {} failed after its retries: {}; left behind: {left}",
             failure.step,
-            failure.error
+            chain(&failure.error)
         );
     }
     for failure in &report.post_failures {
-        log::error!("post step {} failed: {}", failure.step, failure.error);
+        log::error!("post step {} failed: {}", failure.step, chain(&failure.error));
     }
     match report.exit_code() {
         exit::SUCCESS => log::info!("job succeeded in {:.1}s", report.duration.as_secs_f64()),

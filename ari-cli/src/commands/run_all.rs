@@ -40,7 +40,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
         match Lock::acquire(&state_dir, "run-all", "ari run-all", wait) {
             Ok(lock) => Some(lock),
             Err(err) => {
-                log::error!("{err}");
+                log::error!("{}", super::chain(&err));
                 return exit::JOB_FAILED;
             }
         }
