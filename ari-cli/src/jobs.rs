@@ -132,10 +132,12 @@ pub fn plan_each(
             (path.clone(), plan)
         })
         .collect();
-    let mut by_label: std::collections::BTreeMap<String, Vec<PathBuf>> = std::collections::BTreeMap::new();
+    // A file named twice (`ari run web web`) is one job run twice, not two jobs.
+    let mut by_label: std::collections::BTreeMap<String, std::collections::BTreeSet<PathBuf>> =
+        std::collections::BTreeMap::new();
     for (path, plan) in &results {
         if let Ok(plan) = plan {
-            by_label.entry(plan.label().to_string()).or_default().push(path.clone());
+            by_label.entry(plan.label().to_string()).or_default().insert(path.clone());
         }
     }
     for (path, plan) in results.iter_mut() {
@@ -155,6 +157,31 @@ pub fn plan_each(
     results
 }
 
+/// Loads and plans each named job: the plans, and every error of every job.
+pub fn plan_names(
+    names: &[String],
+    jobs_dir: &Path,
+    global: &Layer,
+    command_line: &Layer,
+) -> (Vec<JobPlan>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut paths = Vec::new();
+    for name in names {
+        match resolve(name, jobs_dir) {
+            Ok(path) => paths.push(path),
+            Err(err) => errors.push(err),
+        }
+    }
+    let mut plans = Vec::new();
+    for (_, planned) in plan_each(&paths, global, command_line) {
+        match planned {
+            Ok(plan) => plans.push(plan),
+            Err(err) => errors.push(err),
+        }
+    }
+    (plans, errors)
+}
+
 /// Loads and plans each named job; every error of every job is returned together.
 pub fn plan_all(
     names: &[String],
@@ -162,32 +189,7 @@ pub fn plan_all(
     global: &Layer,
     command_line: &Layer,
 ) -> Result<Vec<JobPlan>, Vec<String>> {
-    let mut plans = Vec::new();
-    let mut errors = Vec::new();
-    for name in names {
-        let planned = resolve(name, jobs_dir).and_then(|path| {
-            Job::load(&path)
-                .and_then(|job| JobPlan::build(job, global, command_line))
-                .map_err(|err| err.to_string())
-        });
-        match planned {
-            Ok(plan) => plans.push(plan),
-            Err(err) => errors.push(err),
-        }
-    }
-    let mut labels = std::collections::BTreeMap::new();
-    for plan in &plans {
-        if let Some(other) = labels.insert(plan.label().to_string(), plan.job.path.clone()) {
-            if other != plan.job.path {
-                errors.push(format!(
-                    "label `{}` is used by both {} and {}",
-                    plan.label(),
-                    other.display(),
-                    plan.job.path.display()
-                ));
-            }
-        }
-    }
+    let (plans, errors) = plan_names(names, jobs_dir, global, command_line);
     if errors.is_empty() {
         Ok(plans)
     } else {

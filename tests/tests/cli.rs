@@ -148,3 +148,20 @@ fn check_connect_logs_in_to_every_remote_host() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stdout(&out).contains("ssh to 127.0.0.1 failed (exit status 255)"), "{}", stdout(&out));
 }
+
+#[test]
+fn two_job_files_with_one_label_are_an_error_for_check_and_run() {
+    let fx = Fixture::new();
+    let one = fx.write_job("one.yaml", "label: same\nbackend: command\ncommand: [\"true\"]\n");
+    let two = fx.write_job("two.yaml", "label: same\nbackend: command\ncommand: [\"true\"]\n");
+    let expected = format!("{}: label `same` is also the label of {}", one.display(), two.display());
+    let out = run(fx.ari().arg("check"));
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&expected), "{}", stdout(&out));
+    let out = run(fx.ari().arg("run").arg(&one).arg(&two));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+    // One file named twice is one job run twice, not two jobs.
+    let out = run(fx.ari().arg("run").arg(&one).arg(&one));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

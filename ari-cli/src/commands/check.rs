@@ -33,18 +33,9 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     } else {
         names.to_vec()
     };
-    let mut plans = Vec::new();
-    for name in &names {
-        match jobs::plan_all(
-            std::slice::from_ref(name),
-            &context.jobs_dir(),
-            &context.config.layer,
-            &context.command_line,
-        ) {
-            Ok(mut planned) => plans.append(&mut planned),
-            Err(errors) => problems.extend(errors),
-        }
-    }
+    let (plans, errors) =
+        jobs::plan_names(&names, &context.jobs_dir(), &context.config.layer, &context.command_line);
+    problems.extend(errors);
     for (label, tool, err) in pipeline::missing_tools(&plans) {
         problems.push(format!("job {label}: {}: {err}", tool.setting));
     }
