@@ -285,11 +285,6 @@ impl JobReport {
         }
     }
 
-    /// Every failure of the job, in the order they happened.
-    pub fn failures(&self) -> impl Iterator<Item = &StepFailure> {
-        self.failure.iter().chain(&self.cleanup_failures).chain(&self.post_failures)
-    }
-
     /// The report as JSON, for the run report in `state_dir/reports`.
     pub fn to_json(&self) -> serde_json::Value {
         let seconds =

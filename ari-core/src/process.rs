@@ -10,7 +10,7 @@
 
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -325,11 +325,6 @@ impl Runner {
         self.job_deadline.as_ref().filter(|d| Instant::now() >= d.at).map(|d| d.limit.clone())
     }
 
-    /// How this runner reaches remote hosts.
-    pub fn ssh(&self) -> &Ssh {
-        &self.ssh
-    }
-
     /// Whether commands are only logged.
     pub fn is_dry_run(&self) -> bool {
         self.dry_run
@@ -483,12 +478,6 @@ fn signal_group(group: i32, signal: i32) {
     // SAFETY: kill(2) takes plain integers and has no memory effects; a negative pid names the
     // process group that this module created for the child (process_group(0) above).
     let _ = unsafe { libc::kill(-group, signal) };
-}
-
-/// Whether `path` exists and is executable by someone.
-pub fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 #[cfg(test)]

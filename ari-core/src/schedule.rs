@@ -69,37 +69,37 @@ pub fn pick(queue: &[usize], candidates: &[Candidate], load: &HostLoad, per_host
     queue.iter().position(|&i| load.admits(&candidates[i], per_host))
 }
 
-/// Simulates a run with known durations: each job's start and end time. The real scheduler in
-/// `ari-cli` follows the same rules; tests and benchmarks use this to reason about makespans.
-pub fn simulate(candidates: &[Candidate], durations: &[f64], slots: u32, per_host: u32) -> Vec<(f64, f64)> {
-    let mut queue = order(candidates);
-    let mut load = HostLoad::default();
-    let mut running: Vec<(f64, usize)> = Vec::new();
-    let mut times = vec![(0.0, 0.0); candidates.len()];
-    let mut now = 0.0;
-    loop {
-        while running.len() < slots as usize {
-            let Some(position) = pick(&queue, candidates, &load, per_host) else { break };
-            let job = queue.remove(position);
-            load.start(&candidates[job]);
-            running.push((now + durations[job], job));
-            times[job].0 = now;
-        }
-        if running.is_empty() {
-            break;
-        }
-        running.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (end, job) = running.remove(0);
-        now = end;
-        times[job].1 = end;
-        load.finish(&candidates[job]);
-    }
-    times
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Simulates a run with known durations: each job's start and end time, by the rules the
+    /// real scheduler in `ari-cli` follows.
+    fn simulate(candidates: &[Candidate], durations: &[f64], slots: u32, per_host: u32) -> Vec<(f64, f64)> {
+        let mut queue = order(candidates);
+        let mut load = HostLoad::default();
+        let mut running: Vec<(f64, usize)> = Vec::new();
+        let mut times = vec![(0.0, 0.0); candidates.len()];
+        let mut now = 0.0;
+        loop {
+            while running.len() < slots as usize {
+                let Some(position) = pick(&queue, candidates, &load, per_host) else { break };
+                let job = queue.remove(position);
+                load.start(&candidates[job]);
+                running.push((now + durations[job], job));
+                times[job].0 = now;
+            }
+            if running.is_empty() {
+                break;
+            }
+            running.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (end, job) = running.remove(0);
+            now = end;
+            times[job].1 = end;
+            load.finish(&candidates[job]);
+        }
+        times
+    }
 
     fn job(label: &str, hosts: &[&str], expected: Option<f64>) -> Candidate {
         Candidate { label: label.into(), hosts: hosts.iter().map(|h| h.to_string()).collect(), expected }
