@@ -3,9 +3,10 @@
 //! the nearest known name.
 //!
 //! The job's own keys (`label`, `backend`, `include`, `pre`, ...) and any registered setting share
-//! the top level of the file. Parsing is two passes: the first reads only `backend` and `snapshot`
-//! so that the second knows which plugins' settings the job may set, and the second checks every
-//! key as it is read, so that every error carries the position serde_yaml attaches.
+//! the top level of the file. Parsing is one pass of a serde `DeserializeSeed` that checks every
+//! key as it is read, so that its errors carry the position serde_yaml attaches; what depends on
+//! several keys (a setting's owner against `backend` and `snapshot`, which may come later in the
+//! file) is checked after that pass, and points at the key's line.
 
 use std::collections::BTreeSet;
 use std::fmt;
