@@ -41,20 +41,23 @@ fn durations() -> Vec<f64> {
     durations
 }
 
-/// Writes the fleet: a config and one executable job file per job, named as run-parts wants.
-fn write_fleet(dir: &Path, durations: &[f64]) -> Result<PathBuf> {
+/// Makes `dir` afresh with an empty `jobs.d` and a config pointing ari's state and jobs there,
+/// plus `settings`; returns the jobs directory and the config.
+fn fresh_setup(dir: &Path, settings: &str) -> Result<(PathBuf, PathBuf)> {
     let _ = fs::remove_dir_all(dir);
     let jobs = dir.join("jobs.d");
     fs::create_dir_all(&jobs)?;
     let config = dir.join("ari-backup.conf.yaml");
-    fs::write(
-        &config,
-        format!(
-            "state_dir: {}\njobs_dir: {}\nmax_concurrent_jobs: {SLOTS}\nmax_jobs_per_host: 100\nsummary: never\n",
-            dir.join("state").display(),
-            jobs.display()
-        ),
-    )?;
+    let text =
+        format!("state_dir: {}\njobs_dir: {}\n{settings}", dir.join("state").display(), jobs.display());
+    fs::write(&config, text)?;
+    Ok((jobs, config))
+}
+
+/// Writes the fleet: a config and one executable job file per job, named as run-parts wants.
+fn write_fleet(dir: &Path, durations: &[f64]) -> Result<PathBuf> {
+    let (jobs, config) =
+        fresh_setup(dir, &format!("max_concurrent_jobs: {SLOTS}\nmax_jobs_per_host: 100\nsummary: never\n"))?;
     for (i, seconds) in durations.iter().enumerate() {
         let path = jobs.join(format!("job{i:02}"));
         fs::write(
@@ -120,19 +123,11 @@ pub fn fleet(ari: &Path) -> Result<Value> {
 
 pub fn many_jobs(ari: &Path, runs: usize) -> Result<Value> {
     let dir = shell::target_dir().join("bench-many");
-    let _ = fs::remove_dir_all(&dir);
-    let jobs = dir.join("jobs.d");
-    fs::create_dir_all(&jobs)?;
-    let config = dir.join("ari-backup.conf.yaml");
-    fs::write(
-        &config,
-        format!(
-            "state_dir: {}\njobs_dir: {}\nbackup_store_path: {}\nmax_concurrent_jobs: 4\nmax_jobs_per_host: 4\n",
-            dir.join("state").display(),
-            jobs.display(),
-            dir.join("store").display()
-        ),
-    )?;
+    let settings = format!(
+        "backup_store_path: {}\nmax_concurrent_jobs: 4\nmax_jobs_per_host: 4\n",
+        dir.join("store").display()
+    );
+    let (jobs, config) = fresh_setup(&dir, &settings)?;
     // Half rdiff jobs of remote hosts with hooks, half command jobs: what a real fleet holds.
     for i in 0..MANY_JOBS {
         let text = if i % 2 == 0 {
