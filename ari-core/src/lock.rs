@@ -117,9 +117,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = Lock::acquire(dir.path(), "db", "job db", false).unwrap();
         let path = dir.path().to_path_buf();
-        let waiter = std::thread::spawn(move || Lock::acquire(&path, "db", "job db", true).map(|_| ()));
-        // The waiter can only finish once the first lock is gone; no sleep decides the outcome.
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let result = Lock::acquire(&path, "db", "job db", true).map(drop).map_err(|e| e.to_string());
+            done.send(result).unwrap();
+        });
+        // While the first holds the lock the waiter stays blocked; a waiter that did not wait
+        // would have answered (with an error) long before.
+        assert!(
+            finished.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
+            "the waiter did not wait for the holder"
+        );
         drop(first);
-        waiter.join().unwrap().unwrap();
+        let result =
+            finished.recv_timeout(std::time::Duration::from_secs(30)).expect("the waiter got the lock");
+        assert_eq!(result, Ok(()));
+        waiter.join().unwrap();
     }
 }
