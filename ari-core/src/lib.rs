@@ -23,6 +23,7 @@ pub mod log_context;
 pub mod pipeline;
 pub mod plugin;
 pub mod process;
+pub mod quote;
 pub mod schedule;
 pub mod settings;
 pub mod step;

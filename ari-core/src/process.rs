@@ -101,7 +101,7 @@ impl Command {
                 // ssh hands its command to the remote user's shell as one string: an argv is
                 // quoted word by word so that every argument arrives as it was written.
                 argv.push(match program {
-                    Program::Argv(words) => shell_words::join(words),
+                    Program::Argv(words) => crate::quote::shell_join(words),
                     Program::Shell(script) => script.clone(),
                 });
                 argv
@@ -339,10 +339,10 @@ impl Runner {
     pub fn run(&self, command: &Command) -> Result<Output, ProcessError> {
         let argv = command.local_argv(&self.ssh);
         if self.dry_run {
-            log::info!("dry run, not running on {}: {}", command.host, shell_words::join(&argv));
+            log::info!("dry run, not running on {}: {}", command.host, crate::quote::shell_join(&argv));
             return Ok(Output::default());
         }
-        log::debug!("run_command on {}: {}", command.host, shell_words::join(&argv));
+        log::debug!("run_command on {}: {}", command.host, crate::quote::shell_join(&argv));
         let own = self.command_timeout.map(|limit| Deadline::after(limit, "command_timeout"));
         let deadline = match (own, &self.job_deadline) {
             (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
@@ -356,7 +356,7 @@ impl Runner {
 /// Runs a read-only local query, even in a dry run (a tool's `--version`, say).
 pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
-    log::debug!("query: {}", shell_words::join(argv));
+    log::debug!("query: {}", crate::quote::shell_join(argv));
     execute(&command, argv, &AtomicBool::new(false), Some(Deadline::after(QUERY_TIMEOUT, "the query limit")))
 }
 

@@ -54,7 +54,7 @@ impl fmt::Display for Program {
     /// The command as a person would type it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Program::Argv(argv) => write!(f, "{}", shell_words::join(argv)),
+            Program::Argv(argv) => write!(f, "{}", crate::quote::shell_join(argv)),
             Program::Shell(script) => write!(f, "{script}"),
         }
     }

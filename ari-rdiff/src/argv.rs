@@ -119,7 +119,7 @@ pub fn remote_schema(cli: Cli, ssh: &Ssh, compression: bool) -> String {
         Cli::New => "rdiff-backup server",
         Cli::Legacy => "rdiff-backup --server",
     };
-    format!("{} {{h}} {server}", shell_words::join(&words))
+    format!("{} {{h}} {server}", ari_core::quote::shell_join(&words))
 }
 
 impl Backup<'_> {

@@ -120,7 +120,7 @@ impl BackupBackend for ZfsBackend {
         let mut argv = vec![job.get(&RSYNC_PATH)];
         argv.extend(job.get(&RSYNC_OPTIONS));
         // rsync splits -e on spaces and honours quotes, as a shell would for these words.
-        argv.extend(["-e".to_string(), ari_core::step::Program::Argv(e).to_string()]);
+        argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
         argv.extend(["--exclude".to_string(), "/.zfs".to_string()]);
         for path in &job.job.exclude {
             argv.extend(["--exclude".to_string(), path.clone()]);

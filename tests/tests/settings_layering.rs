@@ -53,7 +53,7 @@ fn each_level_overrides_the_one_below_and_settings_shows_the_source() {
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     let schema = plan["steps"][0]["argv"][4].as_str().expect("remote schema");
     assert_eq!(
-        schema, "/usr/bin/ssh -p 2201 -o 'BatchMode=yes' -o 'ConnectTimeout=10' -o 'ServerAliveInterval=15' -o 'ServerAliveCountMax=4' -C {h} rdiff-backup server",
+        schema, "/usr/bin/ssh -p 2201 -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -C {h} rdiff-backup server",
         "ssh_compression from the config adds -C"
     );
     let argv = plan["steps"][0]["argv"].as_array().expect("argv");

@@ -43,7 +43,7 @@ pub fn render(plan: &JobPlan) -> String {
             when => format!(" [when {}]", when.as_str()),
         };
         let text = match &command.program {
-            Program::Argv(argv) => shell_words::join(argv),
+            Program::Argv(argv) => ari_core::quote::shell_join(argv),
             Program::Shell(script) => format!("sh: {script}"),
         };
         out.push_str(&format!(
