@@ -1,7 +1,7 @@
 //! The settings reference, `docs/settings.md`, generated from the registry; a test fails when
 //! the committed file differs, so the docs cannot drift from the code.
 
-use ari_core::settings;
+use ari_core::settings::{self, SettingKind};
 
 /// The settings reference as Markdown.
 pub fn settings_reference() -> String {
@@ -13,10 +13,10 @@ pub fn settings_reference() -> String {
          owned by `core`, by the job's backend or by its snapshot source); on the command line with\n\
          `--set NAME=VALUE` or `--NAME VALUE` (snake_case or kebab-case; booleans as `--NAME` or `--NAME=false`).\n\
          `ari settings [JOB]` shows each effective value and where it came from.\n\n\
-         Types: `boolean` is `true` or `false`; `integer` a whole number; `string` text; `list` a YAML list\n\
-         of strings (on the command line `[a, b]` or words split like a shell); `words` a string split like\n\
-         a shell, or a list; `a|b|c` one of those words.\n\n\
-         | setting | type | default | owner | what it does |\n\
+         Every value is checked for what it is (its kind, below) when it is read, at every level, before\n\
+         anything runs: a bad value is an error naming the file, line, column and setting.\n\
+         On the command line a list is `[a, b]` or words split like a shell.\n\n\
+         | setting | kind | default | owner | what it does |\n\
          |---|---|---|---|---|\n",
     );
     for def in settings::registry().values() {
@@ -25,14 +25,34 @@ pub fn settings_reference() -> String {
             Some(default) => format!("`{default}`"),
             None => "(none)".to_string(),
         };
+        let kind = match def.kind {
+            SettingKind::Integer { min, max } => format!("integer, {min} to {max}"),
+            kind => kind.describe(),
+        };
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
             def.name,
-            def.kind.describe().replace('|', "\\|"),
+            kind.replace('|', "\\|"),
             default,
             def.owner,
             def.help.replace('|', "\\|")
         ));
+    }
+    out.push_str("\n## Kinds\n\nWhat each kind of value accepts.\n\n| kind | accepts |\n|---|---|\n");
+    let mut kinds: Vec<(String, String)> = settings::registry()
+        .values()
+        .filter(|def| !matches!(def.kind, SettingKind::Choice(_)))
+        .map(|def| match def.kind {
+            SettingKind::Integer { .. } => {
+                ("integer".into(), "a whole number, in the range shown beside the setting".into())
+            }
+            kind => (kind.describe(), kind.accepts()),
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    for (kind, accepts) in kinds {
+        out.push_str(&format!("| {} | {} |\n", kind.replace('|', "\\|"), accepts.replace('|', "\\|")));
     }
     out
 }

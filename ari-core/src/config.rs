@@ -6,8 +6,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{did_you_mean, ConfigError};
 use crate::settings::{self, Layer, Source, ValueSeed};
@@ -48,37 +49,63 @@ impl GlobalConfig {
 
     /// Parses the text of a config file.
     pub fn parse(path: &Path, text: &str) -> Result<Layer, ConfigError> {
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|err| ConfigError::from_yaml(path, &err))?;
-        match value {
-            serde_yaml::Value::Null => return Ok(Layer::new(Source::Config(path.to_path_buf()))),
-            serde_yaml::Value::Mapping(_) => {}
-            _ => return Err(ConfigError::in_file(path, "the config file must be a mapping of settings")),
-        }
-        ConfigSeed(path)
-            .deserialize(serde_yaml::Deserializer::from_str(text))
-            .map_err(|err| ConfigError::from_yaml(path, &err))
+        let text = crate::yaml::document(path, text)?;
+        let layer = match ConfigSeed(path).deserialize(serde_yaml::Deserializer::from_str(text)) {
+            Ok(Some(layer)) => layer,
+            Ok(None) => {
+                return Err(ConfigError::in_file(path, "the config file must be a mapping of settings"))
+            }
+            Err(err) => return Err(ConfigError::from_yaml(path, &err)),
+        };
+        Ok(layer.with_document(Arc::from(text)))
     }
 }
 
 struct ConfigSeed<'a>(&'a Path);
 
+/// Reads a config file: a layer, or `None` when the file is not a mapping.
 impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
-    type Value = Layer;
+    type Value = Option<Layer>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Layer, D::Error> {
-        deserializer.deserialize_map(self)
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Layer>, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ConfigSeed<'_> {
-    type Value = Layer;
+    type Value = Option<Layer>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "a mapping of settings")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Layer, A::Error> {
+    fn visit_unit<E: de::Error>(self) -> Result<Option<Layer>, E> {
+        Ok(Some(Layer::new(Source::Config(self.0.to_path_buf()))))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<Layer>, E> {
+        self.visit_unit()
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<Layer>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<Layer>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<Layer>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<Layer>, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<Layer>, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<Layer>, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Layer>, A::Error> {
         let mut layer = Layer::new(Source::Config(self.0.to_path_buf()));
         while let Some(key) = map.next_key::<String>()? {
             let Some(def) = settings::registry().get(key.as_str()).copied() else {
@@ -97,7 +124,7 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
             let value = map.next_value_seed(ValueSeed(def))?;
             layer.values.insert(def.name, value);
         }
-        Ok(layer)
+        Ok(Some(layer))
     }
 }
 

@@ -3,7 +3,8 @@
 //! Names and defaults are the original ari-backup's, so an existing `ari-backup.conf.yaml` works
 //! unchanged; `ssh_options`, `jobs_dir` and `state_dir` are new.
 
-use crate::settings::Setting;
+use crate::kinds;
+use crate::settings::{Setting, SettingKind};
 
 /// Log everything, with file and line, to stderr.
 pub static DEBUG: Setting<bool> =
@@ -12,26 +13,50 @@ pub static DEBUG: Setting<bool> =
 pub static DRY_RUN: Setting<bool> =
     Setting::new("dry_run", "core", Some("false"), "log each command and run none");
 /// How often a retried step (a cleanup step) is tried again before it counts as failed.
-pub static MAX_RETRIES: Setting<u32> = Setting::new(
+pub static MAX_RETRIES: Setting<u32> = Setting::with_kind(
     "max_retries",
     "core",
+    SettingKind::Integer { min: 0, max: 100 },
     Some("3"),
     "retries of a step that is retried (cleanup) before it counts as failed",
 );
 /// Seconds between retries.
-pub static RETRY_INTERVAL: Setting<u32> =
-    Setting::new("retry_interval", "core", Some("5"), "seconds between retries");
+pub static RETRY_INTERVAL: Setting<u32> = Setting::with_kind(
+    "retry_interval",
+    "core",
+    SettingKind::Integer { min: 0, max: 3600 },
+    Some("5"),
+    "seconds between retries",
+);
 /// The user ari logs in as on remote hosts.
-pub static REMOTE_USER: Setting<String> =
-    Setting::new("remote_user", "core", Some("root"), "ssh user on remote hosts");
+pub static REMOTE_USER: Setting<String> = Setting::with_kind(
+    "remote_user",
+    "core",
+    SettingKind::Text(&kinds::USER),
+    Some("root"),
+    "ssh user on remote hosts",
+);
 /// The ssh binary.
-pub static SSH_PATH: Setting<String> = Setting::new("ssh_path", "core", Some("/usr/bin/ssh"), "ssh binary");
+pub static SSH_PATH: Setting<String> = Setting::with_kind(
+    "ssh_path",
+    "core",
+    SettingKind::Text(&kinds::PROGRAM),
+    Some("/usr/bin/ssh"),
+    "ssh binary",
+);
 /// The ssh port of remote hosts.
-pub static SSH_PORT: Setting<u16> = Setting::new("ssh_port", "core", Some("22"), "ssh port of remote hosts");
+pub static SSH_PORT: Setting<u16> = Setting::with_kind(
+    "ssh_port",
+    "core",
+    SettingKind::Integer { min: 1, max: 65535 },
+    Some("22"),
+    "ssh port of remote hosts",
+);
 /// Extra ssh options, passed to every ssh that ari starts (its own, rdiff-backup's, rsync's).
-pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::new(
+pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "ssh_options",
     "core",
+    SettingKind::Checked(&kinds::SSH_OPTIONS),
     Some("[]"),
     "extra ssh options for every ssh ari starts, e.g. [-F, /etc/ari-backup/ssh_config]",
 );
@@ -39,12 +64,18 @@ pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::new(
 pub static STDERR_LOGGING: Setting<bool> =
     Setting::new("stderr_logging", "core", Some("true"), "log errors to stderr");
 /// Where job files live.
-pub static JOBS_DIR: Setting<String> =
-    Setting::new("jobs_dir", "core", Some("/etc/ari-backup/jobs.d"), "directory of the job files");
+pub static JOBS_DIR: Setting<String> = Setting::with_kind(
+    "jobs_dir",
+    "core",
+    SettingKind::Text(&kinds::PATH),
+    Some("/etc/ari-backup/jobs.d"),
+    "directory of the job files",
+);
 /// Where ari keeps locks, ledgers, reports and caches.
-pub static STATE_DIR: Setting<String> = Setting::new(
+pub static STATE_DIR: Setting<String> = Setting::with_kind(
     "state_dir",
     "core",
+    SettingKind::Text(&kinds::PATH),
     Some("/var/lib/ari-backup"),
     "directory of ari's own state: locks, ledgers, reports, caches",
 );
@@ -78,38 +109,43 @@ pub static SSH_BATCH_MODE: Setting<bool> = Setting::new(
     "pass -o BatchMode=yes to every ssh, so that it fails instead of prompting",
 );
 /// Seconds ssh waits for a connection.
-pub static SSH_CONNECT_TIMEOUT: Setting<u32> = Setting::new(
+pub static SSH_CONNECT_TIMEOUT: Setting<u32> = Setting::with_kind(
     "ssh_connect_timeout",
     "core",
+    SettingKind::Integer { min: 0, max: 3600 },
     Some("10"),
     "seconds every ssh waits to connect (-o ConnectTimeout); 0 leaves ssh's own default",
 );
 /// Seconds between ssh keepalives.
-pub static SSH_SERVER_ALIVE_INTERVAL: Setting<u32> = Setting::new(
+pub static SSH_SERVER_ALIVE_INTERVAL: Setting<u32> = Setting::with_kind(
     "ssh_server_alive_interval",
     "core",
+    SettingKind::Integer { min: 0, max: 3600 },
     Some("15"),
     "seconds between ssh keepalives (-o ServerAliveInterval); 0 turns them off",
 );
 /// Keepalives without an answer before ssh gives up.
-pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::new(
+pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::with_kind(
     "ssh_server_alive_count_max",
     "core",
+    SettingKind::Integer { min: 0, max: 100 },
     Some("4"),
     "unanswered keepalives before ssh gives up on a dead host (-o ServerAliveCountMax)",
 );
 
 /// How many jobs `ari run-all` runs at once.
-pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::new(
+pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::with_kind(
     "max_concurrent_jobs",
     "core",
+    SettingKind::Integer { min: 1, max: 4096 },
     Some("1"),
     "how many jobs ari run-all runs at once (the original's CONCURRENT_JOBS)",
 );
 /// How many jobs touching one host run at once.
-pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::new(
+pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::with_kind(
     "max_jobs_per_host",
     "core",
+    SettingKind::Integer { min: 1, max: 4096 },
     Some("1"),
     "how many jobs that touch one host (source host, ZFS host, hook hosts) ari run-all runs at once",
 );
@@ -124,7 +160,7 @@ pub static MAX_AGE: Setting<Option<std::time::Duration>> = Setting::new(
 pub static SUMMARY: Setting<String> = Setting::with_kind(
     "summary",
     "core",
-    crate::settings::SettingKind::Choice(&["always", "failures", "never"]),
+    SettingKind::Choice(&["always", "failures", "never"]),
     Some("failures"),
     "when ari run-all prints its summary table: always, failures (so cron mails only then), never",
 );

@@ -11,14 +11,18 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::error::{did_you_mean, ConfigError};
+use crate::kinds::{self, check_no_nul, TextKind};
 use crate::plugin;
 use crate::settings::{self, Layer, Source, ValueSeed};
 use crate::step::{Program, When};
+
+pub use crate::kinds::{check_host, check_label};
 
 /// The backend of a job that names none, as in the original, whose main use was rdiff-backup.
 pub const DEFAULT_BACKEND: &str = "rdiff";
@@ -64,6 +68,8 @@ pub struct Job {
     pub post: Vec<HookCommand>,
     /// The settings the job file sets.
     pub settings: Layer,
+    /// The file's text, where an error about one of its keys finds its line.
+    document: Arc<str>,
 }
 
 /// A logical volume to snapshot, and where it is normally mounted.
@@ -71,12 +77,26 @@ pub struct Job {
 #[serde(deny_unknown_fields)]
 pub struct Volume {
     /// `vg/lv`.
+    #[serde(deserialize_with = "volume_name")]
     pub name: String,
     /// Where the volume is mounted on the source host (`/`, `/var/lib/mysql`).
+    #[serde(deserialize_with = "mount_point")]
     pub mount_point: String,
     /// Options for mounting the snapshot (`-o`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "mount_options")]
     pub mount_options: Option<String>,
+}
+
+fn volume_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Checked(&kinds::VOLUME).deserialize(deserializer)
+}
+
+fn mount_point<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Checked(&kinds::PATH).deserialize(deserializer)
+}
+
+fn mount_options<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Checked(&kinds::MOUNT_OPTIONS).deserialize(deserializer).map(Some)
 }
 
 /// A command of a job's `pre`, `after_snapshot` or `post` list.
@@ -100,6 +120,7 @@ impl Job {
 
     /// Parses the text of a job file.
     pub fn parse(path: &Path, text: &str) -> Result<Job, ConfigError> {
+        let text = crate::yaml::document(path, text)?;
         let shape = JobSeed { path }
             .deserialize(serde_yaml::Deserializer::from_str(text))
             .map_err(|err| ConfigError::from_yaml(path, &err))?;
@@ -132,6 +153,7 @@ impl Job {
                 label
             }
         };
+        let document: Arc<str> = Arc::from(text);
         Ok(Job {
             path: path.to_path_buf(),
             label,
@@ -144,8 +166,23 @@ impl Job {
             pre: raw.pre,
             after_snapshot: raw.after_snapshot,
             post: raw.post,
-            settings: raw.settings,
+            settings: raw.settings.with_document(Arc::clone(&document)),
+            document,
         })
+    }
+
+    /// The line and column of a key of the job file (`include[1]`, `volumes[0].mount_point`).
+    pub fn position(&self, key: &str) -> Option<(usize, usize)> {
+        crate::yaml::locate(&self.document, key)
+    }
+
+    /// An error about a key of the job file, at its line and column.
+    pub fn error_at(&self, key: &str, message: impl fmt::Display) -> ConfigError {
+        ConfigError {
+            file: Some(self.path.clone()),
+            position: self.position(key),
+            message: format!("{key}: {message}"),
+        }
     }
 }
 
@@ -153,38 +190,6 @@ impl Job {
 pub fn default_label(path: &Path) -> String {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(&name).to_string()
-}
-
-/// Checks a label: `[A-Za-z0-9][A-Za-z0-9._-]*` without `..`, since it becomes part of paths.
-pub fn check_label(label: &str) -> Result<(), String> {
-    let mut chars = label.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if label.is_empty() {
-        Err("is empty".into())
-    } else if !first_ok || !rest_ok {
-        Err("must start with a letter or digit and hold only letters, digits, `.`, `_` and `-`".into())
-    } else if label.contains("..") {
-        Err("must not contain `..`".into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks a host name: something ssh takes as a host, never an option.
-pub fn check_host(host: &str) -> Result<(), String> {
-    if host.is_empty() {
-        Err("is empty".into())
-    } else if host.starts_with('-') {
-        Err("must not start with `-` (ssh would read it as an option)".into())
-    } else if let Some(c) = host
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')))
-    {
-        Err(format!("holds `{}`, which is not allowed in a host name", c.escape_default()))
-    } else {
-        Ok(())
-    }
 }
 
 /// What a job file holds: a job, nothing, or something else than a mapping.
@@ -199,7 +204,7 @@ enum Shape {
 fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Result<(), ConfigError> {
     let at = |key: &str, message: String| ConfigError {
         file: Some(path.to_path_buf()),
-        position: key_position(text, key),
+        position: crate::yaml::locate(text, key),
         message: format!("{key}: {message}"),
     };
     if raw.snapshot.is_none() {
@@ -230,26 +235,6 @@ fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Result<(), Confi
         }
     }
     Ok(())
-}
-
-/// Where the value of top-level `key` starts, 1-based, as serde_yaml reports positions: after
-/// `key:` on its line, or the first item of a block on the next lines.
-fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
-    let lines: Vec<&str> = text.lines().collect();
-    let index = lines.iter().position(|line| {
-        let rest = line.strip_prefix(key).or_else(|| line.strip_prefix(&format!("\"{key}\"")));
-        rest.is_some_and(|rest| rest.trim_start().starts_with(':'))
-    })?;
-    let line = lines[index];
-    let after_colon = line.find(':')? + 1;
-    let value = line[after_colon..].trim_start();
-    if !value.is_empty() && !value.starts_with('#') {
-        return Some((index + 1, line.len() - value.len() + 1));
-    }
-    lines.iter().enumerate().skip(index + 1).find_map(|(i, l)| {
-        let trimmed = l.trim_start();
-        (!trimmed.is_empty() && !trimmed.starts_with('#')).then(|| (i + 1, l.len() - trimmed.len() + 1))
-    })
 }
 
 /// What the strict pass reads, before defaults.
@@ -331,11 +316,9 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
             }
             job.keys.push(key.clone());
             match key.as_str() {
-                "label" => job.label = Some(map.next_value_seed(Checked("a label", check_label))?),
+                "label" => job.label = Some(map.next_value_seed(Checked(&kinds::LABEL))?),
                 "backend" => job.backend = Some(map.next_value_seed(PluginName::Backend)?),
-                "source_hostname" => {
-                    job.source_hostname = Some(map.next_value_seed(Checked("a host name", check_host))?)
-                }
+                "source_hostname" => job.source_hostname = Some(map.next_value_seed(Checked(&kinds::HOST))?),
                 "include" => job.include = map.next_value_seed(Paths)?,
                 "exclude" => job.exclude = map.next_value_seed(Paths)?,
                 "snapshot" => job.snapshot = Some(map.next_value_seed(PluginName::Source)?),
@@ -412,8 +395,8 @@ impl<'de> Visitor<'de> for Reject {
     }
 }
 
-/// A string checked by a function.
-struct Checked(&'static str, fn(&str) -> Result<(), String>);
+/// A string checked against its kind.
+struct Checked(&'static TextKind);
 
 impl<'de> DeserializeSeed<'de> for Checked {
     type Value = String;
@@ -427,11 +410,11 @@ impl<'de> Visitor<'de> for Checked {
     type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        write!(f, "a {}", self.0.name)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        (self.1)(v).map_err(|err| E::custom(format!("`{v}` {err}")))?;
+        (self.0.check)(v).map_err(|err| E::custom(format!("`{}` {err}", v.escape_debug())))?;
         Ok(v.to_string())
     }
 }
@@ -497,12 +480,7 @@ impl<'de> Visitor<'de> for Paths {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
         let mut paths = Vec::new();
-        while let Some(path) = seq.next_element::<String>()? {
-            if !(path.starts_with('/') || path.starts_with('*')) {
-                return Err(de::Error::custom(format!(
-                    "`{path}` is not an absolute path (nor a pattern starting with `*`)"
-                )));
-            }
+        while let Some(path) = seq.next_element_seed(Checked(&kinds::PATH_PATTERN))? {
             paths.push(path);
         }
         Ok(paths)
@@ -566,12 +544,15 @@ impl<'de> Visitor<'de> for ProgramVisitor {
         if v.trim().is_empty() {
             return Err(E::custom("the command is empty"));
         }
+        check_no_nul(v).map_err(|why| E::custom(format!("the command {why}")))?;
         Ok(ProgramSpec(Program::Shell(v.to_string())))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProgramSpec, A::Error> {
         let mut words = Vec::new();
         while let Some(word) = seq.next_element::<String>()? {
+            check_no_nul(&word)
+                .map_err(|why| de::Error::custom(format!("`{}` {why}", word.escape_debug())))?;
             words.push(word);
         }
         if words.first().is_none_or(|w| w.is_empty()) {
@@ -585,7 +566,7 @@ struct HostName(String);
 
 impl<'de> Deserialize<'de> for HostName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HostName, D::Error> {
-        Checked("a host name", check_host).deserialize(deserializer).map(HostName)
+        Checked(&kinds::HOST).deserialize(deserializer).map(HostName)
     }
 }
 
@@ -683,7 +664,7 @@ mod tests {
         check("- a\n- b\n", "/etc/ari-backup/jobs.d/web.yaml: a job file must be a mapping of keys (label, backend, include, ...)");
         check(
             "include: [etc]\n",
-            "/etc/ari-backup/jobs.d/web.yaml:1:10: include: `etc` is not an absolute path (nor a pattern starting with `*`)",
+            "/etc/ari-backup/jobs.d/web.yaml:1:11: include[0]: `etc` is not an absolute path (nor a pattern starting with `*`)",
         );
         check(
             "include: [/etc]\nafter_snapshot:\n  - command: [true]\n",

@@ -60,6 +60,9 @@ pub struct Entry {
     /// The query that succeeds while the thing is still there.
     #[serde(default)]
     pub present: Option<CommandRecord>,
+    /// The words that query must print for the thing to be ari's (a destructive undo's proof).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present_expect: Option<Vec<String>>,
     /// Retries of the undo.
     pub max_retries: u32,
     /// Seconds between them.
@@ -74,7 +77,10 @@ impl Entry {
             interval: std::time::Duration::from_secs(self.retry_interval_seconds),
         });
         step.removes = self.removes.clone();
-        step.present = self.present.as_ref().map(CommandRecord::command);
+        step.present = self
+            .present
+            .as_ref()
+            .map(|query| crate::step::Probe { query: query.command(), expect: self.present_expect.clone() });
         step
     }
 }
@@ -171,7 +177,8 @@ impl Ledger {
             name: undo.name.clone(),
             removes: undo.removes.clone(),
             command: CommandRecord::of(undo.action.command()),
-            present: undo.present.as_ref().map(CommandRecord::of),
+            present: undo.present.as_ref().map(|probe| CommandRecord::of(&probe.query)),
+            present_expect: undo.present.as_ref().and_then(|probe| probe.expect.clone()),
             max_retries: undo.retry.max_retries,
             retry_interval_seconds: undo.retry.interval.as_secs(),
         });

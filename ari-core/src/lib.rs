@@ -17,6 +17,7 @@ pub mod exit;
 pub mod fsutil;
 pub mod history;
 pub mod job;
+pub mod kinds;
 pub mod ledger;
 pub mod lock;
 pub mod log_context;
@@ -28,6 +29,7 @@ pub mod schedule;
 pub mod settings;
 pub mod step;
 pub mod tool_version;
+pub mod yaml;
 
 pub use error::ConfigError;
 

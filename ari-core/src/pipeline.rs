@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 use crate::exit;
 use crate::job::{HookCommand, Job};
 use crate::ledger::Ledger;
-use crate::plugin::{self, JobContext, Tool};
+use crate::plugin::{self, Directory, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
 use crate::settings::{Layer, Settings};
 use crate::step::{Action, Command, Host, Outcome, Phase, Step};
@@ -41,6 +41,8 @@ pub struct JobPlan {
     pub post: Vec<Step>,
     /// Local programs the plan needs.
     pub tools: Vec<Tool>,
+    /// Local directories that must exist.
+    pub directories: Vec<Directory>,
 }
 
 impl JobPlan {
@@ -65,6 +67,7 @@ impl JobPlan {
         }
         backend.check(&ctx)?;
         tools.extend(backend.tools(&ctx));
+        let directories = backend.directories(&ctx);
         let snapshot = match source {
             Some(source) => source.steps(&ctx)?,
             None => Vec::new(),
@@ -78,17 +81,54 @@ impl JobPlan {
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
         let post = hook_steps(Phase::Post, &job.post);
         let ssh = Ssh::from_settings(&settings);
-        let mut plan =
-            JobPlan { job, settings, ssh, pre, snapshot, after_snapshot, main, backend_post, post, tools };
-        if plan.steps().iter().any(|step| !step.action.command().host.is_local()) {
+        let mut plan = JobPlan {
+            job,
+            settings,
+            ssh,
+            pre,
+            snapshot,
+            after_snapshot,
+            main,
+            backend_post,
+            post,
+            tools,
+            directories,
+        };
+        // Every host the job touches is reached over ssh: its own steps', and the source that
+        // rdiff-backup or rsync reach with their own ssh.
+        if plan.hosts().iter().any(|host| !Host::named(host).is_local()) {
             plan.tools.push(Tool { setting: "ssh_path", program: plan.ssh.path.clone() });
         }
+        plan.check_command_lines()?;
         Ok(plan)
     }
 
     /// The job's label.
     pub fn label(&self) -> &str {
         &self.job.label
+    }
+
+    /// Refuses a plan with a command line longer than the system takes (a million includes),
+    /// which would otherwise fail at run time, after the `pre` commands ran.
+    fn check_command_lines(&self) -> Result<(), ConfigError> {
+        let mut commands: Vec<&Command> = Vec::new();
+        for step in self.steps() {
+            commands.push(step.action.command());
+            commands.extend(step.present.as_ref().map(|probe| &probe.query));
+        }
+        for command in commands {
+            let argv = command.local_argv(&self.ssh);
+            if let Err(why) = process::fits_command_line(&argv) {
+                return Err(ConfigError::in_file(
+                    &self.job.path,
+                    format!(
+                        "the command {} would be {why}; back up fewer paths, or patterns (`/srv/**`) instead of lists",
+                        command.to_string().chars().take(80).collect::<String>()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Every step in the order a fully successful run takes them, cleanup included.
@@ -182,6 +222,16 @@ pub enum StepError {
         command: String,
         /// Why that stops the job.
         reason: String,
+    },
+    /// A destructive step's target is not what ari made, so the step did not run.
+    #[error("refused: {query} shows `{found}`, not `{expected}`, so its target is not what ari made")]
+    NotOurs {
+        /// The proving query and its host.
+        query: String,
+        /// What it should have shown.
+        expected: String,
+        /// What it showed.
+        found: String,
     },
     /// A dynamic step could not make sense of its query's output; nothing was run.
     #[error("cannot use the output of {command}: {message}")]
@@ -464,7 +514,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
 /// (a snapshot already removed, a directory never made) has nothing to do.
 fn undo_if_present(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
     if let Some(present) = &step.present {
-        match runner.run(present) {
+        match runner.run(&present.query) {
             Ok(_) => {}
             Err(ProcessError::Exited { .. }) => {
                 log::info!(
@@ -543,10 +593,24 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
 }
 
 fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
+    // A destructive step proves its target first, every time: `lvremove` only a snapshot of
+    // the job's own volume.
+    if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
+        let output = runner.run(&probe.query)?;
+        if !runner.is_dry_run() && !probe.matches(&output.stdout) {
+            return Err(StepError::NotOurs {
+                query: probe.query.to_string(),
+                expected: probe.expect.as_deref().unwrap_or_default().join(" "),
+                found: output.stdout.split_whitespace().collect::<Vec<_>>().join(" "),
+            });
+        }
+    }
     match &step.action {
         Action::Run(command) => match runner.run(command) {
             Ok(_) => Ok(()),
-            Err(ProcessError::Exited { code, stderr, .. }) if step.tolerated_exit_codes.contains(&code) => {
+            Err(ProcessError::Exited { code, stderr, .. })
+                if step.tolerated.iter().any(|t| t.accepts(code, &stderr)) =>
+            {
                 let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
                 log::warn!("{} exited with status {code}, which counts as success: {last}", step.name);
                 Ok(())
@@ -577,18 +641,47 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
     }
 }
 
-/// Every local program that the plans need and that cannot be found, each with its error.
-pub fn missing_tools<'a>(plans: impl IntoIterator<Item = &'a JobPlan>) -> Vec<(String, Tool, ProcessError)> {
+/// A local program or directory a job needs that is not there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The job's label.
+    pub label: String,
+    /// The setting that names what is missing.
+    pub setting: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "job {}: {}: {}", self.label, self.setting, self.problem)
+    }
+}
+
+/// Every local program and directory that the plans need and that cannot be found.
+pub fn missing_tools<'a>(plans: impl IntoIterator<Item = &'a JobPlan>) -> Vec<Missing> {
     let mut missing = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for plan in plans {
+        let label = || plan.job.label.clone();
         for tool in &plan.tools {
             if !seen.insert(tool.program.clone()) {
                 continue;
             }
             if let Err(error) = process::resolve_program(&tool.program) {
-                missing.push((plan.job.label.clone(), tool.clone(), error));
+                missing.push(Missing { label: label(), setting: tool.setting, problem: error.to_string() });
             }
+        }
+        for directory in &plan.directories {
+            let problem = match std::fs::metadata(&directory.path) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(_) => format!("`{}` is not a directory", directory.path),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    format!("`{}` does not exist: create it (mkdir -p {})", directory.path, directory.path)
+                }
+                Err(err) => format!("cannot use `{}`: {err}", directory.path),
+            };
+            missing.push(Missing { label: label(), setting: directory.setting, problem });
         }
     }
     missing

@@ -58,9 +58,24 @@ impl JobContext<'_> {
         }
     }
 
-    /// An error about a key of this job, naming its file.
+    /// An error about this job as a whole, naming its file (a required key that is missing).
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError::in_file(&self.job.path, message)
+    }
+
+    /// An error about `key`, a job key (`volumes[1].mount_point`) or a setting, at the line and
+    /// column of its value in the file that set it: the job file, the global config, or the
+    /// command line. A setting left at its default is blamed on the job file.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        let message = message.into();
+        let name = key.split(['.', '[']).next().unwrap_or(key);
+        if crate::settings::find(name).is_some() {
+            match self.settings.error_at(key, &message) {
+                Some(error) => return error,
+                None => return self.job.error_at(key, format!("{message} (this is its default)")),
+            }
+        }
+        self.job.error_at(key, message)
     }
 }
 
@@ -71,6 +86,15 @@ pub struct Tool {
     pub setting: &'static str,
     /// The program: a path, or a name looked up on PATH.
     pub program: String,
+}
+
+/// A local directory a plugin needs to exist (the backup store), with the setting that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directory {
+    /// The setting that names the directory (`backup_store_path`).
+    pub setting: &'static str,
+    /// The directory, an absolute path.
+    pub path: String,
 }
 
 /// A backup backend: it runs the main step of a job, and its own post steps after success.
@@ -86,6 +110,12 @@ pub trait BackupBackend: Send + Sync + 'static {
 
     /// The local programs the job needs; all are looked up before the first job starts.
     fn tools(&self, job: &JobContext) -> Vec<Tool>;
+
+    /// The local directories that must exist before the job starts (the backup store); checked
+    /// with the tools.
+    fn directories(&self, _job: &JobContext) -> Vec<Directory> {
+        Vec::new()
+    }
 
     /// The main step or steps: the backup itself.
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;

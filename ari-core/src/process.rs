@@ -246,6 +246,38 @@ pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
     })
 }
 
+/// The longest single argument Linux passes to a program (MAX_ARG_STRLEN, 32 pages): a remote
+/// command reaches ssh as one argument, and the remote shell as one too.
+const MAX_ARG_BYTES: usize = 32 * 4096;
+
+/// Whether `argv` fits the system's limits on a command line; the error says by how much not.
+pub fn fits_command_line(argv: &[String]) -> Result<(), String> {
+    if let Some(longest) = argv.iter().map(String::len).max().filter(|len| *len >= MAX_ARG_BYTES) {
+        return Err(format!(
+            "an argument of {longest} bytes, more than the {MAX_ARG_BYTES} one argument may have"
+        ));
+    }
+    // Each argument costs its bytes, its NUL and a pointer; the environment shares the room.
+    let needed: usize = argv.iter().map(|a| a.len() + 1 + std::mem::size_of::<usize>()).sum();
+    let environment: usize =
+        std::env::vars_os().map(|(k, v)| k.len() + v.len() + 2 + std::mem::size_of::<usize>()).sum();
+    let room = arg_max().saturating_sub(environment + 4096);
+    if needed > room {
+        return Err(format!(
+            "{needed} bytes long, more than the {room} this system's command lines may have"
+        ));
+    }
+    Ok(())
+}
+
+/// The system's limit on a command line and its environment (ARG_MAX).
+#[allow(unsafe_code)]
+fn arg_max() -> usize {
+    // SAFETY: sysconf takes an integer and reads a system limit; it touches no memory of ours.
+    let limit = unsafe { libc::sysconf(libc::_SC_ARG_MAX) };
+    usize::try_from(limit).ok().filter(|l| *l > 0).unwrap_or(128 * 1024)
+}
+
 /// A point in time by which a command must end, and the limit it comes from.
 #[derive(Debug, Clone)]
 struct Deadline {

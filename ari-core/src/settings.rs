@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+
+use crate::error::ConfigError;
+use crate::kinds::{check_no_nul, ListKind, TextKind};
 
 /// The type of a setting's value, which decides how YAML and command-line values are parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,10 @@ pub enum SettingKind {
     Choice(&'static [&'static str]),
     /// A positive length of time, written as a person would: `90s`, `30m`, `2h`, `1h 30m`.
     Duration,
+    /// Text of a kind that says what it is (a host, a path, a time spec) and checks it.
+    Text(&'static TextKind),
+    /// A list of strings checked as a whole (ssh options).
+    Checked(&'static ListKind),
 }
 
 impl SettingKind {
@@ -50,6 +57,23 @@ impl SettingKind {
             SettingKind::Words => "words".into(),
             SettingKind::Choice(choices) => choices.join("|"),
             SettingKind::Duration => "duration".into(),
+            SettingKind::Text(kind) => kind.name.into(),
+            SettingKind::Checked(kind) => kind.name.into(),
+        }
+    }
+
+    /// What values the kind accepts, for the settings reference.
+    pub fn accepts(&self) -> String {
+        match self {
+            SettingKind::Bool => "`true` or `false`".into(),
+            SettingKind::Integer { min, max } => format!("a whole number from {min} to {max}"),
+            SettingKind::String => "any text".into(),
+            SettingKind::List => "a list of strings".into(),
+            SettingKind::Words => "a string split into words as a shell would, or a list".into(),
+            SettingKind::Choice(choices) => format!("one of {}", choices.join(", ")),
+            SettingKind::Duration => "a positive duration like `90s`, `30m`, `2h`, `1h 30m`".into(),
+            SettingKind::Text(kind) => kind.accepts.into(),
+            SettingKind::Checked(kind) => kind.accepts.into(),
         }
     }
 }
@@ -324,12 +348,20 @@ pub struct Layer {
     pub source: Source,
     /// Values by setting name.
     pub values: BTreeMap<&'static str, Value>,
+    /// The text of the file they were read from, where an error about one of them finds its line.
+    document: Option<Arc<str>>,
 }
 
 impl Layer {
     /// An empty layer.
     pub fn new(source: Source) -> Layer {
-        Layer { source, values: BTreeMap::new() }
+        Layer { source, values: BTreeMap::new(), document: None }
+    }
+
+    /// The same layer, read from `text`: errors about its values name their line and column.
+    pub fn with_document(mut self, text: Arc<str>) -> Layer {
+        self.document = Some(text);
+        self
     }
 
     /// Parses `NAME=VALUE` or a `--NAME VALUE` pair from the command line into this layer.
@@ -350,6 +382,8 @@ impl Layer {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, (Value, Source)>,
+    /// The text of each file a value came from, shared with its layer.
+    documents: Vec<(Source, Arc<str>)>,
 }
 
 impl Settings {
@@ -358,12 +392,35 @@ impl Settings {
         // Only what the layers set is kept per job; defaults are parsed once and shared
         // (a fleet of a thousand jobs holds a thousand of these).
         let mut values = BTreeMap::new();
+        let mut documents = Vec::new();
         for layer in layers {
             for (name, value) in &layer.values {
                 values.insert(*name, (value.clone(), layer.source.clone()));
             }
+            if let Some(text) = &layer.document {
+                documents.push((layer.source.clone(), Arc::clone(text)));
+            }
         }
-        Settings { values }
+        Settings { values, documents }
+    }
+
+    /// An error about the value of `key` (a setting's name, or a path into its value such as
+    /// `ssh_options[1]`), naming where that value was set: its file, line and column, or the
+    /// command line. `None` when the value is the setting's default.
+    pub fn error_at(&self, key: &str, message: &str) -> Option<ConfigError> {
+        let name = key.split(['.', '[']).next().unwrap_or(key);
+        let (_, source) = self.values.get(name)?;
+        let file = match source {
+            Source::Config(path) | Source::Job(path) => path,
+            Source::CommandLine => return Some(ConfigError::command_line(format!("--{key}: {message}"))),
+            Source::Default => return None,
+        };
+        let position = self
+            .documents
+            .iter()
+            .find(|(s, _)| s == source)
+            .and_then(|(_, text)| crate::yaml::locate(text, key));
+        Some(ConfigError { file: Some(file.clone()), position, message: format!("{key}: {message}") })
     }
 
     /// The value of a typed setting.
@@ -401,23 +458,50 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         SettingKind::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "off" | "0" => Ok(Value::Bool(false)),
-            _ => Err(format!("expected true or false, found `{text}`")),
+            _ => Err(format!("expected true or false, found `{}`", text.escape_debug())),
         },
         SettingKind::Integer { min, max } => {
-            let number: i64 =
-                text.trim().parse().map_err(|_| format!("expected an integer, found `{text}`"))?;
+            let number: i64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("expected an integer, found `{}`", text.escape_debug()))?;
             check_range(number, min, max)
         }
-        SettingKind::String => Ok(Value::String(text.to_string())),
         SettingKind::Choice(choices) => check_choice(text, choices),
         SettingKind::Duration => parse_duration(text).map(|_| Value::String(text.trim().to_string())),
-        SettingKind::List if text.trim_start().starts_with('[') => {
+        SettingKind::String | SettingKind::Text(_) => check_string(def.kind, text),
+        SettingKind::List | SettingKind::Checked(_) if text.trim_start().starts_with('[') => {
             let list: Vec<String> =
                 serde_yaml::from_str(text).map_err(|err| format!("expected a list like [a, b]: {err}"))?;
-            Ok(Value::List(list))
+            check_list(def.kind, list)
         }
-        SettingKind::List | SettingKind::Words => split_words(text),
+        SettingKind::List | SettingKind::Words | SettingKind::Checked(_) => {
+            let words = shell_words::split(text)
+                .map_err(|err| format!("cannot split `{}` into words: {err}", text.escape_debug()))?;
+            check_list(def.kind, words)
+        }
     }
+}
+
+/// A text value checked against its kind: no NUL in any, and a text kind's own check.
+fn check_string(kind: SettingKind, text: &str) -> Result<Value, String> {
+    let checked = match kind {
+        SettingKind::Text(kind) => (kind.check)(text),
+        _ => check_no_nul(text),
+    };
+    checked.map_err(|why| format!("`{}` {why}", text.escape_debug()))?;
+    Ok(Value::String(text.to_string()))
+}
+
+/// A list value checked against its kind: no NUL in any item, and a list kind's own check.
+fn check_list(kind: SettingKind, items: Vec<String>) -> Result<Value, String> {
+    for item in &items {
+        check_no_nul(item).map_err(|why| format!("`{}` {why}", item.escape_debug()))?;
+    }
+    if let SettingKind::Checked(kind) = kind {
+        (kind.check)(&items)?;
+    }
+    Ok(Value::List(items))
 }
 
 fn check_range(number: i64, min: i64, max: i64) -> Result<Value, String> {
@@ -433,17 +517,12 @@ fn check_choice(text: &str, choices: &[&str]) -> Result<Value, String> {
         Ok(Value::String(text.to_string()))
     } else {
         Err(format!(
-            "expected one of {}, found `{text}`{}",
+            "expected one of {}, found `{}`{}",
             choices.join(", "),
+            text.escape_debug(),
             crate::error::did_you_mean(text, choices.iter().copied())
         ))
     }
-}
-
-fn split_words(text: &str) -> Result<Value, String> {
-    shell_words::split(text)
-        .map(Value::List)
-        .map_err(|err| format!("cannot split `{text}` into words: {err}"))
 }
 
 /// Deserializes a YAML value checked against a setting's kind; errors carry the YAML position.
@@ -463,7 +542,7 @@ impl ValueVisitor {
     fn number<E: de::Error>(&self, number: i64, text: String) -> Result<Value, E> {
         match self.0.kind {
             SettingKind::Integer { min, max } => check_range(number, min, max).map_err(E::custom),
-            SettingKind::String => Ok(Value::String(text)),
+            SettingKind::String | SettingKind::Text(_) => check_string(self.0.kind, &text).map_err(E::custom),
             SettingKind::Choice(choices) => check_choice(&text, choices).map_err(E::custom),
             SettingKind::Duration => Err(E::custom(format!(
                 "`{number}` has no unit: write a duration like {number}s or {number}m"
@@ -485,6 +564,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::Words => write!(f, "a string of words or a list of strings"),
             SettingKind::Choice(choices) => write!(f, "one of {}", choices.join(", ")),
             SettingKind::Duration => write!(f, "a duration like 90s, 30m or 2h"),
+            SettingKind::Text(kind) => write!(f, "a {}", kind.name),
+            SettingKind::Checked(kind) => write!(f, "a list of {}", kind.name),
         }
     }
 
@@ -506,16 +587,23 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         match self.0.kind {
-            SettingKind::String => Ok(Value::String(v.to_string())),
+            SettingKind::String | SettingKind::Text(_) => {
+                check_string(self.0.kind, &v.to_string()).map_err(E::custom)
+            }
             _ => Err(E::invalid_type(de::Unexpected::Float(v), &self)),
         }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         match self.0.kind {
-            SettingKind::String => Ok(Value::String(v.to_string())),
+            SettingKind::String | SettingKind::Text(_) => check_string(self.0.kind, v).map_err(E::custom),
             SettingKind::Choice(choices) => check_choice(v, choices).map_err(E::custom),
-            SettingKind::Words => split_words(v).map_err(E::custom),
+            SettingKind::Words => {
+                let words = shell_words::split(v).map_err(|err| {
+                    E::custom(format!("cannot split `{}` into words: {err}", v.escape_debug()))
+                })?;
+                check_list(self.0.kind, words).map_err(E::custom)
+            }
             SettingKind::Duration => {
                 parse_duration(v).map(|_| Value::String(v.trim().to_string())).map_err(E::custom)
             }
@@ -525,12 +613,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         match self.0.kind {
-            SettingKind::List | SettingKind::Words => {
+            SettingKind::List | SettingKind::Words | SettingKind::Checked(_) => {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element::<String>()? {
                     items.push(item);
                 }
-                Ok(Value::List(items))
+                check_list(self.0.kind, items).map_err(de::Error::custom)
             }
             _ => Err(de::Error::invalid_type(de::Unexpected::Seq, &self)),
         }

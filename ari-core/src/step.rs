@@ -134,8 +134,7 @@ pub enum Outcome {
 }
 
 /// When a post step runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum When {
     /// Whatever the outcome.
     #[default]
@@ -166,6 +165,32 @@ impl When {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for When {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<When, D::Error> {
+        struct WhenVisitor;
+        impl serde::de::Visitor<'_> for WhenVisitor {
+            type Value = When;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "one of always, success, failure")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<When, E> {
+                const NAMES: [&str; 3] = ["always", "success", "failure"];
+                match v {
+                    "always" => Ok(When::Always),
+                    "success" => Ok(When::Success),
+                    "failure" => Ok(When::Failure),
+                    _ => Err(E::custom(format!(
+                        "expected one of always, success, failure, found `{}`{}",
+                        v.escape_debug(),
+                        crate::error::did_you_mean(v, NAMES)
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_str(WhenVisitor)
+    }
+}
+
 /// How often a failed step is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
@@ -178,6 +203,43 @@ pub struct Retry {
 impl Retry {
     /// Run once; a failure is final.
     pub const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
+}
+
+/// A read-only query about what a cleanup step removes: whether it is still there and, for a
+/// destructive step, whether it is what ari made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The query; exit status 0 means the thing is there.
+    pub query: Command,
+    /// The words its standard output must consist of for the thing to be ari's; `None` when
+    /// the exit status says all.
+    pub expect: Option<Vec<String>>,
+}
+
+impl Probe {
+    /// Whether the query's output shows what the probe expects.
+    pub fn matches(&self, stdout: &str) -> bool {
+        match &self.expect {
+            Some(words) => stdout.split_whitespace().eq(words.iter().map(String::as_str)),
+            None => true,
+        }
+    }
+}
+
+/// A non-zero exit status that counts as success only with the output that says it is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tolerated {
+    /// The exit status.
+    pub code: i32,
+    /// What the command's standard error (or output, when that is empty) must hold.
+    pub output: &'static str,
+}
+
+impl Tolerated {
+    /// Whether a command that exited with `code`, printing `output`, succeeded after all.
+    pub fn accepts(&self, code: i32, output: &str) -> bool {
+        self.code == code && output.contains(self.output)
+    }
 }
 
 /// Derives the commands of a dynamic step from the output of its query.
@@ -246,16 +308,18 @@ pub struct Step {
     /// The step that undoes this one, run in the cleanup phase once this one succeeded
     /// (the `umount` of a `mount`, the `lvremove` of an `lvcreate`).
     pub undo: Option<Box<Step>>,
-    /// Non-zero exit statuses that still count as success, with a warning (rdiff-backup's
-    /// retention exits 2 when no increment is old enough to remove).
-    pub tolerated_exit_codes: Vec<i32>,
+    /// Non-zero exit statuses that still count as success, with a warning, when the output
+    /// says why (rdiff-backup's retention exits 2 when no increment is old enough to remove, and
+    /// also on a usage error).
+    pub tolerated: Vec<Tolerated>,
     /// For a cleanup step: what it removes, named as left behind when it fails
     /// (`snapshot vg0/root-ari_backup on db-server`).
     pub removes: Option<String>,
     /// For a cleanup step: a query that succeeds while what it removes is still there
     /// (`mountpoint -q DIR`). Recovery after a crash runs the step only then, so undoing is
-    /// idempotent: a snapshot already gone is fine.
-    pub present: Option<Command>,
+    /// idempotent: a snapshot already gone is fine. A probe that expects an output is also the
+    /// proof a destructive step gives before every run that its target is what ari made.
+    pub present: Option<Probe>,
 }
 
 impl Step {
@@ -268,7 +332,7 @@ impl Step {
             action: Action::Run(command),
             retry: Retry::NEVER,
             undo: None,
-            tolerated_exit_codes: Vec::new(),
+            tolerated: Vec::new(),
             removes: None,
             present: None,
         }
@@ -276,7 +340,19 @@ impl Step {
 
     /// The same step, with the query that tells whether what it removes is still there.
     pub fn present_while(mut self, query: Command) -> Step {
-        self.present = Some(query);
+        self.present = Some(Probe { query, expect: None });
+        self
+    }
+
+    /// The same step, destructive: before it runs, every time, `query` must succeed and print
+    /// exactly the words `expect` (`lvs` showing a snapshot of the job's own volume), or the
+    /// step refuses to run. The query also tells recovery whether the thing is still there.
+    pub fn proven_by<I, S>(mut self, query: Command, expect: I) -> Step
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.present = Some(Probe { query, expect: Some(expect.into_iter().map(Into::into).collect()) });
         self
     }
 
@@ -286,9 +362,10 @@ impl Step {
         self
     }
 
-    /// The same step, counting these non-zero exit statuses as success.
-    pub fn tolerating(mut self, codes: &[i32]) -> Step {
-        self.tolerated_exit_codes = codes.to_vec();
+    /// The same step, counting exit status `code` as success when the command's standard
+    /// error holds `output` (as the tool documents that status for this command).
+    pub fn tolerating(mut self, code: i32, output: &'static str) -> Step {
+        self.tolerated.push(Tolerated { code, output });
         self
     }
 

@@ -17,6 +17,7 @@
 //! A mount directory outside every earlier volume is made by ari, and its undo removes it and
 //! every parent ari made for it (`rmdir` refuses a non-empty directory, so nothing else goes).
 
+use ari_core::kinds;
 use ari_core::plugin::{join_path, JobContext, SnapshotSource, Tool};
 use ari_core::step::{Command, Phase, Step};
 use ari_core::ConfigError;
@@ -75,34 +76,6 @@ fn is_within(path: &str, dir: &str) -> bool {
     dir == "/" || path == dir || path.starts_with(&format!("{dir}/"))
 }
 
-/// An LV or VG name as LVM takes it.
-fn check_lvm_name(what: &str, name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} `{name}` is not a valid LVM name (letters, digits, +, _, ., -; not starting with -)"
-        ))
-    }
-}
-
-/// An lvcreate size: a number with an optional unit (`1G`, `500M`, `2.5g`).
-fn check_size(size: &str) -> Result<(), String> {
-    let digits = size.trim_end_matches(|c: char| "bBsSkKmMgGtTpPeE".contains(c));
-    let unit_len = size.len() - digits.len();
-    let number_ok = !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && digits.chars().filter(|c| *c == '.').count() <= 1;
-    if number_ok && unit_len <= 1 {
-        Ok(())
-    } else {
-        Err(format!("snapshot_size: `{size}` is not a size like 1G or 500M"))
-    }
-}
-
 impl SnapshotSource for LvmSource {
     fn name(&self) -> &'static str {
         "lvm"
@@ -113,53 +86,58 @@ impl SnapshotSource for LvmSource {
     }
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
+        // Each value was checked for what it is when it was read (kinds::VOLUME, kinds::PATH,
+        // kinds::LV_SUFFIX, SIZE); what is left spans several values.
         if job.job.volumes.is_empty() {
-            return Err(job.error("volumes: a job with `snapshot: lvm` needs at least one volume"));
+            return Err(job.error_at("volumes", "a job with `snapshot: lvm` needs at least one volume"));
         }
-        check_lvm_name("snapshot_suffix", &format!("x{}", job.get(&SNAPSHOT_SUFFIX))).map_err(|_| {
-            job.error(format!("snapshot_suffix: `{}` would make invalid LV names", job.get(&SNAPSHOT_SUFFIX)))
-        })?;
-        check_size(&job.get(&SNAPSHOT_SIZE)).map_err(|e| job.error(e))?;
-        let root = job.get(&SNAPSHOT_MOUNT_ROOT);
-        if !root.starts_with('/') || root.split('/').any(|part| part == "..") {
-            return Err(
-                job.error(format!("snapshot_mount_root: `{root}` is not an absolute path without `..`"))
-            );
+        let suffix = job.get(&SNAPSHOT_SUFFIX);
+        let names: Vec<&str> = job.job.volumes.iter().map(|v| v.name.as_str()).collect();
+        for volume in &job.job.volumes {
+            let (vg, lv) = volume.name.split_once('/').unwrap_or(("", &volume.name));
+            let snapshot = format!("{lv}{suffix}");
+            kinds::check_lvm_name("logical volume", &snapshot).map_err(|why| {
+                job.error_at(
+                    "snapshot_suffix",
+                    format!(
+                        "`{suffix}` makes the snapshot of `{}` `{vg}/{snapshot}`, which {why}",
+                        volume.name
+                    ),
+                )
+            })?;
+            // A snapshot named like another volume of the job would be that volume, to lvremove.
+            if names.contains(&format!("{vg}/{snapshot}").as_str()) {
+                return Err(job.error_at(
+                    "snapshot_suffix",
+                    format!(
+                        "`{suffix}` makes the snapshot of `{}` `{vg}/{snapshot}`, which is also a volume of this job",
+                        volume.name
+                    ),
+                ));
+            }
         }
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for (i, volume) in job.job.volumes.iter().enumerate() {
             let key = format!("volumes[{i}]");
-            let (vg, lv) = volume.name.split_once('/').ok_or_else(|| {
-                job.error(format!("{key}.name: `{}` is not of the form vg/lv", volume.name))
-            })?;
-            check_lvm_name("volume group", vg).map_err(|e| job.error(format!("{key}.name: {e}")))?;
-            check_lvm_name("logical volume", lv).map_err(|e| job.error(format!("{key}.name: {e}")))?;
             let point = &volume.mount_point;
-            if !point.starts_with('/') || point.split('/').any(|part| part == "..") {
-                return Err(
-                    job.error(format!("{key}.mount_point: `{point}` is not an absolute path without `..`"))
-                );
-            }
-            if let Some(options) = &volume.mount_options {
-                if options.is_empty() || options.chars().any(char::is_whitespace) {
-                    return Err(job.error(format!(
-                        "{key}.mount_options: `{options}` is not a comma-separated option list"
-                    )));
-                }
-            }
             for (other_name, other_point) in &seen {
                 if *other_name == volume.name {
-                    return Err(job.error(format!("{key}.name: volume `{}` is listed twice", volume.name)));
+                    return Err(job.error_at(
+                        &format!("{key}.name"),
+                        format!("volume `{}` is listed twice", volume.name),
+                    ));
                 }
-                if join_path("/", other_point) == join_path("/", point) {
-                    return Err(job.error(format!(
-                        "{key}.mount_point: `{point}` is also the mount point of `{other_name}`"
-                    )));
+                if other_point == point {
+                    return Err(job.error_at(
+                        &format!("{key}.mount_point"),
+                        format!("`{point}` is also the mount point of `{other_name}`"),
+                    ));
                 }
                 if is_within(other_point, point) {
-                    return Err(job.error(format!(
-                        "{key}: `{point}` contains the mount point `{other_point}` of `{other_name}`, listed before it: list the outer volume first"
-                    )));
+                    return Err(job.error_at(
+                        &format!("{key}.mount_point"),
+                        format!("`{point}` contains the mount point `{other_point}` of `{other_name}`, listed before it: list the outer volume first"),
+                    ));
                 }
             }
             seen.push((&volume.name, point));
@@ -195,8 +173,11 @@ impl SnapshotSource for LvmSource {
         let mut steps = Vec::new();
 
         for v in &volumes {
-            let lv = v.snapshot.split_once('/').map_or(v.snapshot.as_str(), |(_, lv)| lv);
+            let (vg, lv) = v.snapshot.split_once('/').unwrap_or(("", v.snapshot.as_str()));
+            let origin = v.name.split_once('/').map_or(v.name.as_str(), |(_, lv)| lv);
             let create = on(words(&["lvcreate", "-s", "-L", &size, &v.name, "-n", lv]));
+            // lvremove only a snapshot whose origin is the job's volume: `lvs` must show
+            // `VG SNAPSHOT ORIGIN`, which an origin volume (no origin of its own) never does.
             let remove = Step::run(
                 Phase::Cleanup,
                 format!("lvremove {}", v.snapshot),
@@ -204,13 +185,10 @@ impl SnapshotSource for LvmSource {
             )
             .retry(retry)
             .removes(at(format!("snapshot {}", v.snapshot)))
-            .present_while(on(words(&[
-                "lvs",
-                "--noheadings",
-                "-o",
-                "vg_name,lv_name,origin",
-                &v.snapshot,
-            ])));
+            .proven_by(
+                on(words(&["lvs", "--noheadings", "-o", "vg_name,lv_name,origin", &v.snapshot])),
+                [vg, lv, origin],
+            );
             steps.push(Step::run(Phase::Snapshot, format!("lvcreate {}", v.snapshot), create).undo(remove));
         }
 
@@ -313,16 +291,6 @@ mod tests {
         );
         assert_eq!(made_dirs("/tmp/db", "/tmp/db/srv"), ["/tmp/db/srv"]);
         assert!(made_dirs("/tmp/db", "/tmp/db").is_empty());
-    }
-
-    #[test]
-    fn sizes() {
-        for ok in ["1G", "500M", "2.5g", "100", "1t"] {
-            assert!(check_size(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "G", "1GB", "1.2.3G", "-1G", "10%ORIGIN"] {
-            assert!(check_size(bad).is_err(), "{bad}");
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ari_core::core_settings::STATE_DIR;
-use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
+use ari_core::plugin::{join_path, BackupBackend, Directory, JobContext, Tool};
 use ari_core::step::{Command, Host, Phase, Step, When};
 use ari_core::ConfigError;
 
@@ -57,22 +57,39 @@ impl BackupBackend for RdiffBackend {
     }
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
-        let destination = RdiffBackend::destination(job)?;
-        if !destination.starts_with('/') {
-            return Err(job.error(format!("backup_store_path: `{destination}` is not an absolute path")));
-        }
+        RdiffBackend::destination(job)?;
         if job.job.include.is_empty() {
-            return Err(job.error("include: the rdiff backend needs at least one path to back up"));
+            return Err(job.error_at("include", "the rdiff backend needs at least one path to back up"));
         }
-        let root = job.get(&TOP_LEVEL_SRC_DIR);
-        if !root.starts_with('/') {
-            return Err(job.error(format!("top_level_src_dir: `{root}` is not an absolute path")));
+        if let Host::Remote(host) = job.source_host() {
+            // rdiff-backup splits HOST::PATH at `::`, and runs its remote schema through a shell
+            // that accepts no braces but its own `{h}`.
+            if host.contains(':') {
+                return Err(job.error_at(
+                    "source_hostname",
+                    format!("`{host}`: rdiff-backup cannot reach an IPv6 address (it splits HOST::PATH at `::`); give the host a name in /etc/hosts or a Host alias in an ssh_config"),
+                ));
+            }
+            let ssh = job.ssh();
+            if let Some(word) = ssh.options.iter().find(|w| w.contains(['{', '}'])) {
+                return Err(job.error_at(
+                    "ssh_options",
+                    format!("`{word}`: rdiff-backup's --remote-schema refuses `{{` and `}}`; put this option in an ssh_config file and pass [-F, FILE]"),
+                ));
+            }
         }
         Ok(())
     }
 
     fn tools(&self, job: &JobContext) -> Vec<Tool> {
         vec![Tool { setting: "rdiff_backup_path", program: job.get(&RDIFF_BACKUP_PATH) }]
+    }
+
+    fn directories(&self, job: &JobContext) -> Vec<Directory> {
+        job.get(&BACKUP_STORE_PATH)
+            .map(|path| Directory { setting: "backup_store_path", path })
+            .into_iter()
+            .collect()
     }
 
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
@@ -121,10 +138,11 @@ impl BackupBackend for RdiffBackend {
             &RdiffBackend::destination(job)?,
         );
         // Exit status 2 is rdiff-backup's "warnings only", which retention gives when no
-        // increment is old enough to remove: a normal night, not a failure.
+        // increment is old enough to remove: a normal night, not a failure. It is also
+        // argparse's usage error, so only the warning's own words make it a success.
         let step = Step::run(Phase::Post, "remove increments", Command::argv(Host::Local, argv))
             .when(When::Success)
-            .tolerating(&[2]);
+            .tolerating(2, "No increment is older than");
         Ok(vec![step])
     }
 }

@@ -13,6 +13,7 @@
 mod argv;
 mod backend;
 mod settings;
+pub mod timespec;
 
 pub use backend::RdiffBackend;
 pub use settings::*;

@@ -1,17 +1,26 @@
 //! The settings of the rdiff backend, with the original ari-backup's names and defaults.
 
+use ari_core::kinds;
 use ari_core::settings::{Setting, SettingKind};
 
+use crate::timespec::TIMESPEC;
+
 /// Base path of the backups; a job's backup is `backup_store_path/label`.
-pub static BACKUP_STORE_PATH: Setting<Option<String>> = Setting::new(
+pub static BACKUP_STORE_PATH: Setting<Option<String>> = Setting::with_kind(
     "backup_store_path",
     "rdiff",
+    SettingKind::Text(&kinds::PATH),
     None,
     "base path of the backups; a job's backup is BACKUP_STORE_PATH/LABEL (required)",
 );
 /// The rdiff-backup binary.
-pub static RDIFF_BACKUP_PATH: Setting<String> =
-    Setting::new("rdiff_backup_path", "rdiff", Some("/usr/bin/rdiff-backup"), "rdiff-backup binary");
+pub static RDIFF_BACKUP_PATH: Setting<String> = Setting::with_kind(
+    "rdiff_backup_path",
+    "rdiff",
+    SettingKind::Text(&kinds::PROGRAM),
+    Some("/usr/bin/rdiff-backup"),
+    "rdiff-backup binary",
+);
 /// Whether rdiff-backup's ssh compresses.
 pub static SSH_COMPRESSION: Setting<bool> =
     Setting::new("ssh_compression", "rdiff", Some("false"), "compress rdiff-backup's ssh connection");
@@ -24,15 +33,21 @@ pub static RDIFF_BACKUP_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "rdiff-backup options of every backup",
 );
 /// Trim increments older than this after a successful backup.
-pub static REMOVE_OLDER_THAN_TIMESPEC: Setting<Option<String>> = Setting::new(
+pub static REMOVE_OLDER_THAN_TIMESPEC: Setting<Option<String>> = Setting::with_kind(
     "remove_older_than_timespec",
     "rdiff",
+    SettingKind::Text(&TIMESPEC),
     None,
     "after a successful backup, remove increments older than this rdiff-backup time spec (1M, 2W, 10D)",
 );
 /// The source root of the mirror.
-pub static TOP_LEVEL_SRC_DIR: Setting<String> =
-    Setting::new("top_level_src_dir", "rdiff", Some("/"), "source root of the mirror on the source host");
+pub static TOP_LEVEL_SRC_DIR: Setting<String> = Setting::with_kind(
+    "top_level_src_dir",
+    "rdiff",
+    SettingKind::Text(&kinds::PATH),
+    Some("/"),
+    "source root of the mirror on the source host",
+);
 /// Which command line of rdiff-backup to use.
 pub static RDIFF_BACKUP_CLI: Setting<String> = Setting::with_kind(
     "rdiff_backup_cli",

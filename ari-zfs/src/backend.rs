@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use ari_core::job::check_host;
 use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
 use ari_core::step::{Command, Host, Phase, Step, When};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
+use crate::names::{is_zfs_name, timestamp};
 use crate::settings::*;
 
 /// The rsync-to-ZFS backend, registered as `zfs`.
@@ -38,16 +38,11 @@ fn target(job: &JobContext) -> Result<Target, ConfigError> {
     })
 }
 
-/// A ZFS name part: what `zfs` accepts in dataset and snapshot names.
-fn is_zfs_name(text: &str) -> bool {
-    !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-}
-
-/// Now, in the local time zone, in the job's timestamp format.
-fn timestamp(job: &JobContext) -> Result<String, ConfigError> {
+/// The name of the snapshot taken now.
+fn snapshot_name(job: &JobContext, dataset: &str) -> Result<String, ConfigError> {
     let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
-    jiff::fmt::strtime::format(format.as_bytes(), &jiff::Zoned::now())
-        .map_err(|err| job.error(format!("zfs_snapshot_timestamp_format: `{format}`: {err}")))
+    let stamp = timestamp(&format).map_err(|err| job.error_at("zfs_snapshot_timestamp_format", err))?;
+    Ok(format!("{dataset}@{}{stamp}", job.get(&ZFS_SNAPSHOT_PREFIX)))
 }
 
 impl BackupBackend for ZfsBackend {
@@ -60,43 +55,14 @@ impl BackupBackend for ZfsBackend {
     }
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
+        // Each value was checked for what it is when it was read (crate::names).
         let target = target(job)?;
-        if let Host::Remote(host) = &target.zfs_host {
-            check_host(host).map_err(|e| job.error(format!("zfs_hostname: `{host}` {e}")))?;
-        }
-        if target.dataset.starts_with('/') || target.dataset.split('/').any(|part| !is_zfs_name(part)) {
-            return Err(job.error(format!(
-                "dataset_name: `{}` is not a dataset name like pool/backups/host",
-                target.dataset
-            )));
-        }
-        if target.expiration_days == 0 {
-            return Err(job.error("snapshot_expiration_days: must be at least 1"));
-        }
-        if job.get(&ZFS_KEEP_MIN) == 0 {
-            return Err(job.error("zfs_keep_min: must be at least 1, so that expiry always keeps a snapshot"));
-        }
-        let prefix = job.get(&ZFS_SNAPSHOT_PREFIX);
-        if !is_zfs_name(&prefix) {
-            return Err(job.error(format!(
-                "zfs_snapshot_prefix: `{prefix}` must be non-empty, of letters, digits, _ - . : (expiry destroys only snapshots with it)"
-            )));
-        }
-        let timestamp = timestamp(job)?;
-        if !is_zfs_name(&timestamp) {
-            return Err(job.error(format!(
-                "zfs_snapshot_timestamp_format: `{}` gives `{timestamp}`, which is no valid part of a snapshot name",
-                job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT)
-            )));
-        }
-        if target.rsync_dst.is_empty() || target.rsync_dst.starts_with('-') {
-            return Err(
-                job.error(format!("rsync_dst: `{}` is not a destination like host:/path", target.rsync_dst))
-            );
-        }
+        snapshot_name(job, &target.dataset)?;
         if job.snapshot.is_none() && job.job.include.is_empty() {
-            return Err(job
-                .error("include: without a snapshot source, the zfs backend sends only what include lists"));
+            return Err(job.error_at(
+                "include",
+                "without a snapshot source, the zfs backend sends only what include lists",
+            ));
         }
         Ok(())
     }
@@ -149,7 +115,7 @@ impl BackupBackend for ZfsBackend {
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let target = target(job)?;
         let host = target.zfs_host.clone();
-        let name = format!("{}@{}{}", target.dataset, job.get(&ZFS_SNAPSHOT_PREFIX), timestamp(job)?);
+        let name = snapshot_name(job, &target.dataset)?;
         let snapshot =
             Step::run(Phase::Post, "zfs snapshot", Command::argv(host.clone(), ["zfs", "snapshot", &name]))
                 .when(When::Success);
@@ -163,24 +129,15 @@ impl BackupBackend for ZfsBackend {
         let expand = Arc::new(move |listing: &str| {
             let now = jiff::Timestamp::now().as_second();
             let names = expired_snapshots(listing, &dataset, &prefix, days, keep_min, now)?;
+            // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
+            // held: never the dataset itself, a child, or another's snapshot.
+            let own = format!("{dataset}@{prefix}");
+            if let Some(other) = names.iter().find(|name| !name.strip_prefix(&own).is_some_and(is_zfs_name)) {
+                return Err(format!("refusing to destroy `{other}`: it is not a snapshot `{own}...`"));
+            }
             Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
         });
         let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).when(When::Success);
         Ok(vec![snapshot, expiry])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zfs_names() {
-        for ok in ["pool", "ari-backup-", "2026-01-01--0000", "a.b:c_d"] {
-            assert!(is_zfs_name(ok), "{ok}");
-        }
-        for bad in ["", "a b", "a@b", "a/b", "a%b"] {
-            assert!(!is_zfs_name(bad), "{bad}");
-        }
     }
 }

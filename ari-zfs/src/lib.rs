@@ -10,6 +10,7 @@
 
 mod backend;
 mod expiry;
+pub mod names;
 mod settings;
 
 pub use backend::ZfsBackend;

@@ -1,25 +1,40 @@
 //! The settings of the zfs backend, with the original ari-backup's names and defaults;
 //! `zfs_keep_min` is new.
 
+use ari_core::kinds;
 use ari_core::settings::{Setting, SettingKind};
 
+use crate::names::{DATASET, RSYNC_DESTINATION, SNAPSHOT_PREFIX, TIMESTAMP_FORMAT};
+
 /// Where rsync writes: `host:/path` (or a local path on the source host).
-pub static RSYNC_DST: Setting<Option<String>> = Setting::new(
+pub static RSYNC_DST: Setting<Option<String>> = Setting::with_kind(
     "rsync_dst",
     "zfs",
+    SettingKind::Text(&RSYNC_DESTINATION),
     None,
     "rsync destination, HOST:/PATH inside the dataset's mount point (required)",
 );
 /// The host that holds the dataset.
-pub static ZFS_HOSTNAME: Setting<Option<String>> =
-    Setting::new("zfs_hostname", "zfs", None, "host of the ZFS dataset, where zfs runs (required)");
+pub static ZFS_HOSTNAME: Setting<Option<String>> = Setting::with_kind(
+    "zfs_hostname",
+    "zfs",
+    SettingKind::Text(&kinds::HOST),
+    None,
+    "host of the ZFS dataset, where zfs runs (required)",
+);
 /// The dataset that holds the backup.
-pub static DATASET_NAME: Setting<Option<String>> =
-    Setting::new("dataset_name", "zfs", None, "ZFS dataset of the backup, POOL/PATH (required)");
+pub static DATASET_NAME: Setting<Option<String>> = Setting::with_kind(
+    "dataset_name",
+    "zfs",
+    SettingKind::Text(&DATASET),
+    None,
+    "ZFS dataset of the backup, POOL/PATH (required)",
+);
 /// Snapshots older than this many days are destroyed.
-pub static SNAPSHOT_EXPIRATION_DAYS: Setting<Option<u32>> = Setting::new(
+pub static SNAPSHOT_EXPIRATION_DAYS: Setting<Option<u32>> = Setting::with_kind(
     "snapshot_expiration_days",
     "zfs",
+    SettingKind::Integer { min: 1, max: 1_000_000 },
     None,
     "destroy the dataset's ari snapshots at least this many days old (required)",
 );
@@ -32,26 +47,34 @@ pub static RSYNC_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "rsync options",
 );
 /// The rsync binary, on the source host.
-pub static RSYNC_PATH: Setting<String> =
-    Setting::new("rsync_path", "zfs", Some("/usr/bin/rsync"), "rsync binary on the source host");
+pub static RSYNC_PATH: Setting<String> = Setting::with_kind(
+    "rsync_path",
+    "zfs",
+    SettingKind::Text(&kinds::PROGRAM),
+    Some("/usr/bin/rsync"),
+    "rsync binary on the source host",
+);
 /// Only snapshots with this prefix are ever destroyed.
-pub static ZFS_SNAPSHOT_PREFIX: Setting<String> = Setting::new(
+pub static ZFS_SNAPSHOT_PREFIX: Setting<String> = Setting::with_kind(
     "zfs_snapshot_prefix",
     "zfs",
+    SettingKind::Text(&SNAPSHOT_PREFIX),
     Some("ari-backup-"),
     "prefix of ari's ZFS snapshot names; only snapshots with it are ever destroyed",
 );
 /// strftime format of the timestamp in new snapshot names.
-pub static ZFS_SNAPSHOT_TIMESTAMP_FORMAT: Setting<String> = Setting::new(
+pub static ZFS_SNAPSHOT_TIMESTAMP_FORMAT: Setting<String> = Setting::with_kind(
     "zfs_snapshot_timestamp_format",
     "zfs",
+    SettingKind::Text(&TIMESTAMP_FORMAT),
     Some("%Y-%m-%d--%H%M"),
     "strftime format of the timestamp in new snapshot names (local time)",
 );
 /// The newest this many prefixed snapshots are never destroyed.
-pub static ZFS_KEEP_MIN: Setting<u32> = Setting::new(
+pub static ZFS_KEEP_MIN: Setting<u32> = Setting::with_kind(
     "zfs_keep_min",
     "zfs",
+    SettingKind::Integer { min: 1, max: 1_000_000 },
     Some("1"),
     "never destroy the newest this many prefixed snapshots, however old (at least 1)",
 );

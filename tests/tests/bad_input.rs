@@ -35,7 +35,7 @@ fn wrong_type() {
     check(
         "port.yaml",
         "include: [/etc]\nssh_port: 70000\n",
-        &["FILE:2:11: ssh_port: 70000 is out of range (0 to 65535)"],
+        &["FILE:2:11: ssh_port: 70000 is out of range (1 to 65535)"],
     );
     check(
         "bool.yaml",
@@ -197,17 +197,17 @@ fn lvm_jobs_that_cannot_work() {
     check(
         "name.yaml",
         "snapshot: lvm\nvolumes: [{name: root, mount_point: /}]\ninclude: [/etc]\n",
-        &["FILE: volumes[0].name: `root` is not of the form vg/lv"],
+        &["FILE:2:18: volumes[0].name: `root` is not of the form vg/lv"],
     );
     check(
         "order.yaml",
         "snapshot: lvm\nvolumes:\n  - {name: vg1/db, mount_point: /var/lib/mysql}\n  - {name: vg0/root, mount_point: /}\ninclude: [/etc]\n",
-        &["FILE: volumes[1]: `/` contains the mount point `/var/lib/mysql` of `vg1/db`, listed before it: list the outer volume first"],
+        &["FILE:4:35: volumes[1].mount_point: `/` contains the mount point `/var/lib/mysql` of `vg1/db`, listed before it: list the outer volume first"],
     );
     check(
         "relative.yaml",
         "snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: var}]\ninclude: [/etc]\n",
-        &["FILE: volumes[0].mount_point: `var` is not an absolute path without `..`"],
+        &["FILE:2:41: volumes[0].mount_point: `var` is not an absolute path (it must start with `/`)"],
     );
     check(
         "field.yaml",
@@ -217,7 +217,7 @@ fn lvm_jobs_that_cannot_work() {
     check(
         "size.yaml",
         "snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\nsnapshot_size: lots\ninclude: [/etc]\n",
-        &["FILE: snapshot_size: `lots` is not a size like 1G or 500M"],
+        &["FILE:3:16: snapshot_size: `lots` is not a size like 1G or 500M"],
     );
 }
 
@@ -234,16 +234,20 @@ fn zfs_jobs_that_cannot_work() {
         &base.replace("snapshot_expiration_days: 60\n", ""),
         &["FILE: snapshot_expiration_days: required by the zfs backend"],
     );
-    check("keep.yaml", &format!("{base}zfs_keep_min: 0\n"), &["FILE: zfs_keep_min: must be at least 1"]);
+    check(
+        "keep.yaml",
+        &format!("{base}zfs_keep_min: 0\n"),
+        &["FILE:7:15: zfs_keep_min: 0 is out of range (1 to 1000000)"],
+    );
     check(
         "prefix.yaml",
         &format!("{base}zfs_snapshot_prefix: ''\n"),
-        &["FILE: zfs_snapshot_prefix: `` must be non-empty"],
+        &["FILE:7:22: zfs_snapshot_prefix: `` must be non-empty"],
     );
     check(
         "dataset.yaml",
         &base.replace("pool/x", "/pool/x"),
-        &["FILE: dataset_name: `/pool/x` is not a dataset name"],
+        &["FILE:5:15: dataset_name: `/pool/x` is a path: write the dataset as POOL/PATH"],
     );
     check(
         "noinclude.yaml",
@@ -253,6 +257,6 @@ fn zfs_jobs_that_cannot_work() {
     check(
         "format.yaml",
         &format!("{base}zfs_snapshot_timestamp_format: '%Y %m'\n"),
-        &["FILE: zfs_snapshot_timestamp_format: `%Y %m` gives"],
+        &["FILE:7:32: zfs_snapshot_timestamp_format: `%Y %m` gives"],
     );
 }

@@ -19,7 +19,7 @@ fn help_lists_every_setting_with_its_default_and_owner() {
         for expected in [
             "--ssh_port <INTEGER>",
             "[default: 22] (core)",
-            "--backup_store_path <STRING>",
+            "--backup_store_path <PATH>",
             "(required) (rdiff)",
             "--rdiff_backup_options <WORDS>",
             "[default: --exclude-device-files --exclude-fifos --exclude-sockets --terminal-verbosity 1]",

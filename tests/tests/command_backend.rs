@@ -155,6 +155,7 @@ impl Lvm {
                 format!("mountpoint -q {base}"),
                 format!("mount /dev/vg0/root-ari_backup {base}"),
                 format!("umount {base}"),
+                "lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup".to_string(),
                 "lvremove -f vg0/root-ari_backup".to_string(),
             ]
         );

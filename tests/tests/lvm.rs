@@ -100,6 +100,7 @@ fn one_volume_locally_backs_up_the_snapshot_and_cleans_up() {
             format!("mountpoint -q {base}"),
             format!("mount /dev/vg0/root-ari_backup {base}"),
             format!("umount {base}"),
+            "lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup".to_string(),
             "lvremove -f vg0/root-ari_backup".to_string(),
         ]
     );

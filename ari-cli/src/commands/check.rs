@@ -36,9 +36,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     let (plans, errors) =
         jobs::plan_names(&names, &context.jobs_dir(), &context.config.layer, &context.command_line);
     problems.extend(errors);
-    for (label, tool, err) in pipeline::missing_tools(&plans) {
-        problems.push(format!("job {label}: {}: {err}", tool.setting));
-    }
+    problems.extend(pipeline::missing_tools(&plans).iter().map(ToString::to_string));
     for plan in &plans {
         let _ = writeln!(
             out,

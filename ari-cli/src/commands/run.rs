@@ -25,10 +25,7 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     };
     let missing = pipeline::missing_tools(&plans);
     if !missing.is_empty() {
-        let errors: Vec<String> = missing
-            .iter()
-            .map(|(label, tool, err)| format!("job {label}: {}: {err}", tool.setting))
-            .collect();
+        let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
         return usage_errors(&errors);
     }
     let flags = match signals::install() {

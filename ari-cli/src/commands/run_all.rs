@@ -59,7 +59,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
                     plans.push(plan);
                 } else {
                     let errors: Vec<String> =
-                        missing.iter().map(|(_, tool, err)| format!("{}: {err}", tool.setting)).collect();
+                        missing.iter().map(|m| format!("{}: {}", m.setting, m.problem)).collect();
                     invalid.push((path, format!("job {}: {}", plan.label(), errors.join("; "))));
                 }
             }

@@ -1,0 +1,628 @@
+//! What a value is, checked in one place: a host name, a user name, an absolute normalised path,
+//! a program, an LV name, ssh options. A setting names its kind ([`SettingKind::Text`],
+//! [`SettingKind::Checked`]) and the job file's own keys use the same kinds, so every level (the
+//! global config, a job file, `--set`/`--NAME`) is checked the same way, when it is parsed and
+//! before anything runs. Plugins declare kinds of their own (an rdiff-backup time spec, a ZFS
+//! dataset) as statics of these types.
+//!
+//! The guiding rule: no value may reach a command line where it could be read as an option or
+//! as shell syntax, and no value may name something other than what it says (a path with `..`,
+//! a host that is an option). Each check returns why a value is refused, as a fragment that
+//! follows the value in a message ("`-x` must not start with `-` ...").
+//!
+//! [`SettingKind::Text`]: crate::settings::SettingKind::Text
+//! [`SettingKind::Checked`]: crate::settings::SettingKind::Checked
+
+/// A kind of text value: its name in help and docs, what it accepts, and its check.
+#[derive(Debug)]
+pub struct TextKind {
+    /// The name in help, errors and docs (`host`, `path`, `timespec`).
+    pub name: &'static str,
+    /// What it accepts, one line for `docs/settings.md`.
+    pub accepts: &'static str,
+    /// Checks a value; the error says why it is refused.
+    pub check: fn(&str) -> Result<(), String>,
+}
+
+/// A kind of list value, checked as a whole (ssh options, whose values follow their flags).
+#[derive(Debug)]
+pub struct ListKind {
+    /// The name in help, errors and docs.
+    pub name: &'static str,
+    /// What it accepts, one line for `docs/settings.md`.
+    pub accepts: &'static str,
+    /// Checks a list; the error says why it is refused.
+    pub check: fn(&[String]) -> Result<(), String>,
+}
+
+/// A host as ssh takes it: a name of letters, digits, `-` and `_` in dot-separated labels, an
+/// IPv4 address, or an IPv6 address without brackets.
+pub static HOST: TextKind = TextKind {
+    name: "host",
+    accepts: "a host name (letters, digits, `-`, `_` in dot-separated labels) or an IP address; IPv6 without brackets",
+    check: check_host,
+};
+
+/// A user name on a remote host.
+pub static USER: TextKind = TextKind {
+    name: "user",
+    accepts:
+        "a user name: letters, digits, `_`, `.`, `-`, not starting with `-` or `.`, at most 32 characters",
+    check: check_user,
+};
+
+/// An absolute, normalised path.
+pub static PATH: TextKind = TextKind {
+    name: "path",
+    accepts: "an absolute, normalised path: starting with `/`, no `.` or `..` parts, no `//`, no trailing `/`, no control characters",
+    check: check_path,
+};
+
+/// A program: an absolute path, or a name looked up on PATH.
+pub static PROGRAM: TextKind = TextKind {
+    name: "program",
+    accepts: "an absolute path, or a program name looked up on PATH (letters, digits, `.`, `_`, `+`, `-`; not starting with `-`)",
+    check: check_program,
+};
+
+/// A job's label.
+pub static LABEL: TextKind = TextKind {
+    name: "label",
+    accepts:
+        "letters, digits, `.`, `_`, `-`, starting with a letter or digit, no `..`, at most 128 characters",
+    check: check_label,
+};
+
+/// A path or rdiff-backup pattern of `include` and `exclude`.
+pub static PATH_PATTERN: TextKind = TextKind {
+    name: "path or pattern",
+    accepts:
+        "an absolute path, or a pattern starting with `/` or `*`; no `.` or `..` parts, no control characters",
+    check: check_path_pattern,
+};
+
+/// A logical volume, `vg/lv`.
+pub static VOLUME: TextKind = TextKind {
+    name: "volume",
+    accepts: "a logical volume as vg/lv, each a valid LVM name",
+    check: check_volume,
+};
+
+/// The suffix that makes a snapshot's LV name from its origin's.
+pub static LV_SUFFIX: TextKind = TextKind {
+    name: "lv suffix",
+    accepts: "a non-empty suffix of LVM name characters (letters, digits, `+`, `_`, `.`, `-`)",
+    check: check_lv_suffix,
+};
+
+/// `mount -o` options.
+pub static MOUNT_OPTIONS: TextKind = TextKind {
+    name: "mount options",
+    accepts: "comma-separated mount options without spaces or empty items, not starting with `-`",
+    check: check_mount_options,
+};
+
+// A kind is a static: two kinds are the same when they are the same static.
+impl PartialEq for TextKind {
+    fn eq(&self, other: &TextKind) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for TextKind {}
+
+impl PartialEq for ListKind {
+    fn eq(&self, other: &ListKind) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for ListKind {}
+
+/// ssh options, as on ssh's command line.
+pub static SSH_OPTIONS: ListKind = ListKind {
+    name: "ssh options",
+    accepts: "ssh options with their values (`[-F, FILE]`, `[-o, Key=Value]`, `[-i, KEY]`); not -l or -p (use remote_user, ssh_port), nor options that stop ssh from running a command",
+    check: check_ssh_options,
+};
+
+/// Refuses NUL and other control characters, which no name or path of ari's needs and which
+/// would cut or garble a command line and every log line that shows it.
+pub fn check_no_control(text: &str) -> Result<(), String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("holds the control character {}", c.escape_default())),
+        None => Ok(()),
+    }
+}
+
+/// Refuses NUL, which cannot be part of any argument a program receives.
+pub fn check_no_nul(text: &str) -> Result<(), String> {
+    if text.contains('\0') {
+        Err("holds a NUL byte, which no command line can carry".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a host name or address: something ssh takes as a host, never an option.
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("is empty".into());
+    }
+    if host.starts_with('-') {
+        return Err("must not start with `-` (ssh would read it as an option)".into());
+    }
+    check_no_control(host)?;
+    if host.len() > 253 {
+        return Err("is longer than a host name can be (253 characters)".into());
+    }
+    if host.starts_with('[') || host.ends_with(']') {
+        return Err("must be written without brackets (ari adds them where a tool needs them)".into());
+    }
+    if host.contains(':') {
+        let (address, zone) = host.split_once('%').unwrap_or((host, ""));
+        let zone_ok = zone.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        return match address.parse::<std::net::Ipv6Addr>() {
+            Ok(_) if zone_ok => Ok(()),
+            _ => Err("is neither a host name nor an IPv6 address".into()),
+        };
+    }
+    for label in host.split('.') {
+        if label.is_empty() {
+            return Err("has an empty part between dots".into());
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))) {
+            return Err(format!("holds `{}`, which is not allowed in a host name", c.escape_default()));
+        }
+        if label.len() > 63 {
+            return Err(format!("has a part longer than 63 characters (`{label}`)"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a user name.
+pub fn check_user(user: &str) -> Result<(), String> {
+    if user.is_empty() {
+        return Err("is empty".into());
+    }
+    if user.starts_with('-') {
+        return Err("must not start with `-` (ssh would read it as an option)".into());
+    }
+    if let Some(c) = user.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(format!("holds `{}`, which is not allowed in a user name", c.escape_default()));
+    }
+    if user.starts_with('.') {
+        return Err("must not start with `.`".into());
+    }
+    if user.len() > 32 {
+        return Err("is longer than a user name can be (32 characters)".into());
+    }
+    Ok(())
+}
+
+/// The longest path, in bytes, that Linux takes (PATH_MAX less its NUL).
+const PATH_MAX: usize = 4095;
+/// The longest file name, in bytes.
+const NAME_MAX: usize = 255;
+
+/// Checks an absolute normalised path.
+pub fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("is empty".into());
+    }
+    check_no_control(path)?;
+    if !path.starts_with('/') {
+        return Err("is not an absolute path (it must start with `/`)".into());
+    }
+    check_parts(path)?;
+    if path != "/" && (path.ends_with('/') || path.contains("//")) {
+        return Err(format!("is not normalised: write `{}`", normalised(path)));
+    }
+    Ok(())
+}
+
+/// Refuses `.` and `..` parts and over-long paths; the path is not empty.
+fn check_parts(path: &str) -> Result<(), String> {
+    if path.len() > PATH_MAX {
+        return Err(format!("is longer than a path can be ({PATH_MAX} bytes)"));
+    }
+    if path.split('/').any(|part| part == "." || part == "..") {
+        return Err(format!(
+            "is not normalised: `.` and `..` parts are not allowed (they would name another place than the one written, and `..` could leave a snapshot); write `{}`",
+            normalised(path)
+        ));
+    }
+    if let Some(part) = path.split('/').find(|part| part.len() > NAME_MAX) {
+        return Err(format!("has a part longer than a file name can be ({NAME_MAX} bytes): `{part}`"));
+    }
+    Ok(())
+}
+
+/// `path` with `.`, `..`, doubled and trailing slashes resolved as text, for suggestions.
+pub fn normalised(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Checks an include or exclude entry: a normalised absolute path, or a pattern.
+pub fn check_path_pattern(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("is empty".into());
+    }
+    check_no_control(path)?;
+    if !(path.starts_with('/') || path.starts_with('*')) {
+        return Err("is not an absolute path (nor a pattern starting with `*`)".into());
+    }
+    check_parts(path)
+}
+
+/// Checks a program: an absolute path, or a bare name looked up on PATH.
+pub fn check_program(program: &str) -> Result<(), String> {
+    if program.starts_with('/') {
+        return check_path(program);
+    }
+    if program.is_empty() {
+        return Err("is empty".into());
+    }
+    if program.starts_with('-') {
+        return Err("must not start with `-`".into());
+    }
+    if program.contains('/') {
+        return Err("is a relative path: give an absolute path, or a bare name looked up on PATH".into());
+    }
+    if let Some(c) =
+        program.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-')))
+    {
+        return Err(format!("holds `{}`, which is not allowed in a program name", c.escape_default()));
+    }
+    if program.len() > NAME_MAX {
+        return Err(format!("is longer than a file name can be ({NAME_MAX} bytes)"));
+    }
+    Ok(())
+}
+
+/// The longest label: it names files (`LABEL.json`, `LABEL.lock`), directories and snapshots.
+const LABEL_MAX: usize = 128;
+
+/// Checks a label: `[A-Za-z0-9][A-Za-z0-9._-]*` without `..`, since it becomes part of paths.
+pub fn check_label(label: &str) -> Result<(), String> {
+    let mut chars = label.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if label.is_empty() {
+        Err("is empty".into())
+    } else if !first_ok || !rest_ok {
+        Err("must start with a letter or digit and hold only letters, digits, `.`, `_` and `-`".into())
+    } else if label.contains("..") {
+        Err("must not contain `..`".into())
+    } else if label.len() > LABEL_MAX {
+        Err(format!("is longer than {LABEL_MAX} characters"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parts that LVM reserves in LV names.
+const LVM_RESERVED: &[&str] = &[
+    "_cdata", "_cmeta", "_corig", "_iorig", "_mimage", "_mlog", "_pmspare", "_rimage", "_rmeta", "_tdata",
+    "_tmeta", "_vdata", "_vorigin", "_wcorig",
+];
+
+/// The longest VG or LV name LVM takes.
+const LVM_NAME_MAX: usize = 127;
+
+/// Checks a VG or LV name as LVM takes it; `what` names it in the message.
+pub fn check_lvm_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("has an empty {what} name"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "has `{}` in its {what} name (LVM names hold letters, digits, `+`, `_`, `.`, `-`)",
+            c.escape_default()
+        ));
+    }
+    if name.starts_with('-') {
+        return Err(format!("has a {what} name starting with `-`"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("has the {what} name `{name}`, which LVM reserves"));
+    }
+    if what == "logical volume" {
+        if name.starts_with("snapshot") || name.starts_with("pvmove") {
+            return Err(format!(
+                "has a {what} name starting with `snapshot` or `pvmove`, which LVM reserves"
+            ));
+        }
+        if let Some(reserved) = LVM_RESERVED.iter().find(|r| name.contains(*r)) {
+            return Err(format!("has `{reserved}` in its {what} name, which LVM reserves"));
+        }
+    }
+    if name.len() > LVM_NAME_MAX {
+        return Err(format!("has a {what} name longer than {LVM_NAME_MAX} characters"));
+    }
+    Ok(())
+}
+
+/// Checks a logical volume, `vg/lv`.
+pub fn check_volume(volume: &str) -> Result<(), String> {
+    let Some((vg, lv)) = volume.split_once('/') else {
+        return Err("is not of the form vg/lv".into());
+    };
+    if volume.starts_with("/dev/") {
+        return Err("is a device path: write the volume as vg/lv".into());
+    }
+    check_lvm_name("volume group", vg)?;
+    check_lvm_name("logical volume", lv)
+}
+
+/// Checks a snapshot suffix: never empty, so that a snapshot can never be named as its origin.
+pub fn check_lv_suffix(suffix: &str) -> Result<(), String> {
+    if suffix.is_empty() {
+        return Err("is empty, which would give the snapshot its origin's name".into());
+    }
+    match suffix.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-'))) {
+        Some(c) => Err(format!(
+            "holds `{}` (LVM names hold letters, digits, `+`, `_`, `.`, `-`)",
+            c.escape_default()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks `mount -o` options.
+pub fn check_mount_options(options: &str) -> Result<(), String> {
+    check_no_control(options)?;
+    if options.is_empty() || options.split(',').any(str::is_empty) {
+        return Err("has an empty option (write options as `ro,noatime`)".into());
+    }
+    if options.chars().any(char::is_whitespace) {
+        return Err("holds whitespace (write options as `ro,noatime`)".into());
+    }
+    if options.starts_with('-') {
+        return Err("must not start with `-`".into());
+    }
+    Ok(())
+}
+
+/// ssh's flags without a value.
+const SSH_FLAGS: &str = "46AaCgKknqTtvXxYy";
+/// ssh's options that take a value.
+const SSH_WITH_VALUE: &str = "BbcDEeFIiJLmoPRSw";
+
+/// Checks ssh options: every word an option or the value of the one before, and none that
+/// fights ari (`-l`, `-p`: use the settings) or stops ssh from running the command.
+pub fn check_ssh_options(options: &[String]) -> Result<(), String> {
+    let mut words = options.iter();
+    while let Some(word) = words.next() {
+        check_no_control(word).map_err(|e| format!("`{}` {e}", word.escape_default()))?;
+        let Some(letters) = word.strip_prefix('-').filter(|l| !l.is_empty() && !l.starts_with('-')) else {
+            return Err(format!(
+                "`{word}` is not an ssh option (each word is an option like -F or -o, or the value of the one before it)"
+            ));
+        };
+        for (i, letter) in letters.char_indices() {
+            match letter {
+                'l' | 'p' => {
+                    return Err(format!(
+                        "`{word}`: set {} instead of passing -{letter}",
+                        if letter == 'l' { "remote_user" } else { "ssh_port" }
+                    ))
+                }
+                'f' | 'G' | 'N' | 'O' | 'Q' | 'V' | 'W' | 's' | 'M' => {
+                    return Err(format!(
+                        "`{word}`: -{letter} changes what ssh does with a command, and ari needs ssh to run its commands"
+                    ))
+                }
+                c if SSH_FLAGS.contains(c) => {}
+                c if SSH_WITH_VALUE.contains(c) => {
+                    // The value is the rest of the word, or the next word.
+                    if i + 1 == letters.len() {
+                        match words.next() {
+                            Some(value) => check_no_control(value)
+                                .map_err(|e| format!("the value of `{word}` {e}"))?,
+                            None => return Err(format!("`{word}` needs a value after it")),
+                        }
+                    }
+                    break;
+                }
+                c => return Err(format!("`{word}`: -{c} is not an ssh option")),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(kind: &TextKind, ok: &[&str], bad: &[(&str, &str)]) {
+        for value in ok {
+            assert_eq!((kind.check)(value), Ok(()), "{}: {value:?}", kind.name);
+        }
+        for (value, why) in bad {
+            match (kind.check)(value) {
+                Ok(()) => panic!("{}: {value:?} was accepted", kind.name),
+                Err(err) => assert!(err.contains(why), "{}: {value:?}: `{why}` not in `{err}`", kind.name),
+            }
+        }
+    }
+
+    #[test]
+    fn hosts() {
+        check(
+            &HOST,
+            &[
+                "db",
+                "db-1.example.com",
+                "10.0.0.1",
+                "::1",
+                "fe80::1%eth0",
+                "2001:db8::1",
+                "my_alias",
+                "localhost",
+            ],
+            &[
+                ("", "is empty"),
+                ("-oProxyCommand=x", "must not start with `-`"),
+                ("a b", "holds ` `"),
+                ("x;y", "holds `;`"),
+                ("a..b", "empty part"),
+                ("[::1]", "without brackets"),
+                ("::g", "neither a host name nor an IPv6 address"),
+                ("a\0b", "control character"),
+                ("user@host", "holds `@`"),
+            ],
+        );
+    }
+
+    #[test]
+    fn users() {
+        check(
+            &USER,
+            &["root", "backup_user", "b.k-1"],
+            &[
+                ("", "is empty"),
+                ("-oProxyCommand=touch /tmp/x", "must not start with `-`"),
+                ("x;touch /tmp/x;", "holds `;`"),
+                ("a b", "holds ` `"),
+                ("$(id)", "holds `$`"),
+                (".hidden", "must not start with `.`"),
+                (&"u".repeat(33), "longer than"),
+            ],
+        );
+    }
+
+    #[test]
+    fn paths() {
+        check(
+            &PATH,
+            &["/", "/var/lib/ari-backup", "/srv/with space", "/a-b_c.d"],
+            &[
+                ("", "is empty"),
+                ("-x", "not an absolute path"),
+                ("local/path", "not an absolute path"),
+                ("/srv/./data", "write `/srv/data`"),
+                ("/srv/data/../data", "write `/srv/data`"),
+                ("/srv/data/", "write `/srv/data`"),
+                ("/srv//data", "write `/srv/data`"),
+                ("/a\nb", "control character"),
+                (&format!("/{}", "x".repeat(256)), "longer than a file name"),
+                (&"/xxxxxxx".repeat(600), "longer than a path"),
+            ],
+        );
+        check(
+            &PATH_PATTERN,
+            &["/etc", "**/*.tmp", "/srv/**/cache", "/srv/data/"],
+            &[
+                ("etc", "not an absolute path"),
+                ("/srv/../etc", "`..`"),
+                ("/srv/./x", "`.`"),
+                ("", "is empty"),
+            ],
+        );
+    }
+
+    #[test]
+    fn programs() {
+        check(
+            &PROGRAM,
+            &["/usr/bin/ssh", "ssh", "rdiff-backup", "python3.11"],
+            &[("", "is empty"), ("-x", "must not start"), ("bin/ssh", "relative path"), ("a b", "holds ` `")],
+        );
+    }
+
+    #[test]
+    fn labels() {
+        check(
+            &LABEL,
+            &["db", "db-server.example_1"],
+            &[
+                ("", "is empty"),
+                ("../etc", "must start with a letter"),
+                ("a/b", "must start with a letter"),
+                ("a..b", "`..`"),
+                (&"l".repeat(129), "longer than 128"),
+            ],
+        );
+    }
+
+    #[test]
+    fn volumes_and_suffixes() {
+        check(
+            &VOLUME,
+            &["vg0/root", "vg_1/my.lv+x"],
+            &[
+                ("root", "vg/lv"),
+                ("/dev/vg0/root", "device path"),
+                ("vg0/", "empty logical volume"),
+                ("-vg/root", "starting with `-`"),
+                ("vg0/root/x", "`/`"),
+                ("vg0/snapshot1", "reserves"),
+                ("vg0/a_tmeta", "reserves"),
+                ("vg 0/root", "` `"),
+            ],
+        );
+        check(
+            &LV_SUFFIX,
+            &["-ari_backup", "_snap", ".1"],
+            &[("", "its origin's name"), ("/x", "`/`"), ("a b", "` `")],
+        );
+    }
+
+    #[test]
+    fn mount_options() {
+        check(
+            &MOUNT_OPTIONS,
+            &["ro", "noatime,ro", "context=system_u:object_r:tmp_t:s0"],
+            &[
+                ("", "empty option"),
+                ("ro,,x", "empty option"),
+                ("ro x", "whitespace"),
+                ("-x", "must not start"),
+            ],
+        );
+    }
+
+    #[test]
+    fn ssh_options() {
+        let check = |words: &[&str], expected: Result<(), &str>| {
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            match (check_ssh_options(&words), expected) {
+                (Ok(()), Ok(())) => {}
+                (Err(err), Err(why)) => assert!(err.contains(why), "{words:?}: `{why}` not in `{err}`"),
+                (got, _) => panic!("{words:?}: {got:?}"),
+            }
+        };
+        check(&[], Ok(()));
+        check(&["-F", "/etc/ari/ssh config"], Ok(()));
+        check(&["-oProxyCommand=ssh -W %h:%p bastion"], Ok(()));
+        check(&["-o", "StrictHostKeyChecking=yes", "-4", "-i", "/root/.ssh/backup"], Ok(()));
+        check(&["-Ci", "/k"], Ok(()));
+        check(&["-F"], Err("needs a value"));
+        check(&["example.com"], Err("is not an ssh option"));
+        check(&["--", "x"], Err("is not an ssh option"));
+        check(&["-p", "22"], Err("set ssh_port"));
+        check(&["-l", "root"], Err("set remote_user"));
+        check(&["-N"], Err("changes what ssh does"));
+        check(&["-Z"], Err("not an ssh option"));
+        check(&["-o", "a\nb"], Err("control character"));
+    }
+
+    #[test]
+    fn normalising_for_suggestions() {
+        assert_eq!(normalised("/srv/./data/../x//y/"), "/srv/x/y");
+        assert_eq!(normalised("/.."), "/");
+    }
+}
