@@ -12,6 +12,8 @@ mod commands;
 pub mod docs;
 mod jobs;
 mod logging;
+#[cfg(test)]
+mod plugin_invariants;
 
 use ari_command as _;
 use ari_lvm as _;

@@ -111,21 +111,18 @@ impl JobPlan {
     /// Refuses a plan with a command line longer than the system takes (a million includes),
     /// which would otherwise fail at run time, after the `pre` commands ran.
     fn check_command_lines(&self) -> Result<(), ConfigError> {
-        let mut commands: Vec<&Command> = Vec::new();
         for step in self.steps() {
-            commands.push(step.action.command());
-            commands.extend(step.present.as_ref().map(|probe| &probe.query));
-        }
-        for command in commands {
-            let argv = command.local_argv(&self.ssh);
-            if let Err(why) = process::fits_command_line(&argv) {
-                return Err(ConfigError::in_file(
-                    &self.job.path,
-                    format!(
-                        "the command {} would be {why}; back up fewer paths, or patterns (`/srv/**`) instead of lists",
-                        command.to_string().chars().take(80).collect::<String>()
-                    ),
-                ));
+            let probe = step.present.as_ref().map(|probe| &probe.query);
+            for command in std::iter::once(step.action.command()).chain(probe) {
+                if let Err(why) = process::fits_command_line(&command.local_argv(&self.ssh)) {
+                    return Err(ConfigError::in_file(
+                        &self.job.path,
+                        format!(
+                            "the command of step `{}` would be {why}; back up fewer paths, or use patterns (`/srv/**`) instead of long lists",
+                            step.name
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

@@ -1,0 +1,97 @@
+//! Invariants of every plugin linked into `ari`, checked over the registry rather than trusted
+//! to each plugin: every default is a valid value of its kind, and no undo step can name what ari
+//! did not make (an origin volume), however the job's settings are chosen.
+
+use std::path::Path;
+
+use ari_core::job::Job;
+use ari_core::pipeline::JobPlan;
+use ari_core::plugin;
+use ari_core::settings::{self, Layer, Source};
+use ari_core::step::{Program, Step};
+
+#[test]
+fn every_registered_default_is_a_valid_value_of_its_kind() {
+    for def in settings::registry().values() {
+        if let Some(text) = def.default {
+            if let Err(err) = settings::parse_text(def, text) {
+                panic!("the default of {} ({}) is refused by its kind: {err}", def.name, def.owner);
+            }
+        }
+    }
+}
+
+/// The settings a job of each in-tree backend needs, beside its snapshot and volumes.
+fn backend_sample(backend: &str) -> &'static str {
+    match backend {
+        "rdiff" => "backup_store_path: /srv/store\nrdiff_backup_cli: new\ninclude: [/etc]\n",
+        "zfs" => "rsync_dst: zfs:/p\nzfs_hostname: zfs\ndataset_name: pool/x\nsnapshot_expiration_days: 60\n",
+        "command" => "command: [restic, backup, '{snapshot_root}']\n",
+        other => panic!("backend {other} has no sample job here: add one"),
+    }
+}
+
+const ORIGINS: [&str; 2] = ["vg0/root", "vg1/data"];
+
+/// Programs whose undo destroys data: each must prove its target before it runs.
+const DESTRUCTIVE: [&str; 3] = ["lvremove", "zfs", "rm"];
+
+fn undo_steps(plan: &JobPlan) -> Vec<&Step> {
+    plan.snapshot.iter().filter_map(|step| step.undo.as_deref()).collect()
+}
+
+#[test]
+fn no_undo_step_can_name_an_origin_volume() {
+    let mut plans = 0;
+    for source in plugin::sources() {
+        for backend in plugin::backends() {
+            for suffix in ["-ari_backup", "_snap", ".1", "+x", "-", "_"] {
+                let text = format!(
+                    "backend: {}\nsnapshot: {}\nsource_hostname: db\nsnapshot_suffix: '{suffix}'\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data}}\n{}",
+                    backend.name(),
+                    source.name(),
+                    backend_sample(backend.name())
+                );
+                let job = Job::parse(Path::new("/jobs/db.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+                let empty = Layer::new(Source::Default);
+                let plan = JobPlan::build(job, &empty, &empty).unwrap_or_else(|e| panic!("{e}"));
+                plans += 1;
+                for undo in undo_steps(&plan) {
+                    let Program::Argv(argv) = &undo.action.command().program else {
+                        panic!("{}: an undo step runs through a shell", undo.name);
+                    };
+                    for origin in ORIGINS {
+                        let device = format!("/dev/{origin}");
+                        assert!(
+                            !argv.iter().any(|word| word == origin || *word == device),
+                            "{} (suffix {suffix:?}) names the origin {origin}: {argv:?}",
+                            undo.name
+                        );
+                    }
+                    assert!(undo.present.is_some(), "{}: no query tells whether its thing is there", undo.name);
+                    assert!(undo.removes.is_some(), "{}: does not say what it removes", undo.name);
+                    if DESTRUCTIVE.contains(&argv[0].as_str()) {
+                        let proof = undo.present.as_ref().and_then(|p| p.expect.as_ref());
+                        assert!(proof.is_some(), "{} destroys without proving its target: {argv:?}", undo.name);
+                    }
+                    assert!(
+                        !(argv[0] == "rm" && argv.iter().any(|w| w.starts_with('-') && w.contains('r'))),
+                        "{}: a recursive remove: {argv:?}",
+                        undo.name
+                    );
+                }
+            }
+        }
+    }
+    assert!(plans > 0, "no snapshot source or backend is registered");
+}
+
+#[test]
+fn an_empty_suffix_is_refused_before_any_plan() {
+    let text = "snapshot: lvm\nsnapshot_suffix: ''\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n";
+    let err = Job::parse(Path::new("/jobs/db.yaml"), text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "/jobs/db.yaml:2:18: snapshot_suffix: `` is empty, which would give the snapshot its origin's name"
+    );
+}
