@@ -21,7 +21,7 @@ pub mod sshd;
 pub mod tools;
 
 pub use fixture::{assert_refused, fingerprint, read_tree, stderr, stdout, Fixture};
-pub use sshd::{Sshd, SshdBuilder};
+pub use sshd::{Shell, ShellMode, Sshd, SshdBuilder};
 pub use tools::{ari_bin, require_tool};
 
 use std::fmt::Write as _;

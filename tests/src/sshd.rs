@@ -6,6 +6,11 @@
 //! `ssh -F <ssh_config> ari-test-host`; nothing here reads or writes the
 //! machine's own sshd, `/etc/ssh` or `~/.ssh`, so several of these servers
 //! can run at once, beside whatever the machine itself runs.
+//!
+//! A server can run every command under a chosen shell instead of the
+//! login shell ([`SshdBuilder::shell`]): bash, dash or zsh, reading the
+//! command as `-c` or as typed input, so that the quoting tests can put
+//! each shell a login could have behind the same loopback port.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -53,10 +58,53 @@ const FAILED_ATTEMPT_PAUSE: Duration = Duration::from_millis(200);
 /// How many lines of the sshd log a failure message shows.
 const LOG_TAIL_LINES: usize = 40;
 
+/// A shell that can stand in for the login shell of the remote user; see
+/// [`SshdBuilder::shell`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    /// GNU bash, root's login shell on Debian.
+    Bash,
+    /// dash, Debian's `/bin/sh`, the plainest POSIX shell.
+    Dash,
+    /// zsh, whose syntax goes furthest from POSIX: `=cmd` at the start of a
+    /// word, and `^`, `#` and `~` as glob operators under `extendedglob`.
+    Zsh,
+}
+
+impl Shell {
+    /// The program's name, which is also its Debian package's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Dash => "dash",
+            Shell::Zsh => "zsh",
+        }
+    }
+
+    /// The shell's absolute path, or a panic saying how to install it.
+    pub fn path(self) -> PathBuf {
+        require_tool(self.name(), self.name())
+    }
+}
+
+/// How the stand-in shell reads each command; see [`SshdBuilder::shell`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShellMode {
+    /// `SHELL -c COMMAND`: exactly how sshd runs a command under a login
+    /// shell.
+    Command,
+    /// `SHELL -i` reading the command as typed input, with the options that
+    /// interactive users have on: history expansion (`!`), bash's `extglob`,
+    /// zsh's `extendedglob`, and in zsh no `interactive_comments` (so `#`
+    /// starts no comment, but is a glob operator).
+    Interactive,
+}
+
 /// Options for a [`Sshd`] before it starts.
 #[derive(Debug, Default, Clone)]
 pub struct SshdBuilder {
     path_prefix: Vec<PathBuf>,
+    shell: Option<(Shell, ShellMode)>,
 }
 
 impl SshdBuilder {
@@ -83,6 +131,50 @@ impl SshdBuilder {
             "a PATH prefix cannot contain `:`, `\"`, `\\` or a newline, got {text:?}"
         );
         self.path_prefix.push(dir);
+        self
+    }
+
+    /// Runs every command through this server under `shell`, read as `mode`
+    /// says, instead of under the login shell of the user running the tests
+    /// (root's is bash on Debian CI). Without it, the login shell runs them.
+    ///
+    /// sshd runs a command as `LOGIN_SHELL -c STRING`, STRING being the
+    /// bytes the client sent. The harness cannot change the login shell:
+    /// the tests run as a real user (root on CI) and must not edit
+    /// `/etc/passwd`. It puts a forced command in its own `authorized_keys`
+    /// line instead: sshd then runs the forced command (through the login
+    /// shell) with STRING, byte for byte, in `SSH_ORIGINAL_COMMAND`. The
+    /// forced command is a `/bin/sh` script in the server's directory that
+    /// runs `SHELL -c "$SSH_ORIGINAL_COMMAND"`; a double-quoted expansion is
+    /// one word that no shell reads again, so the chosen shell interprets
+    /// exactly the string a login shell would, with the same environment
+    /// (the `environment=` options, PATH and SHLVL among them) and the same
+    /// stdin, stdout and stderr. For quoting that is the whole of it: what
+    /// differs (`argv[0]`, the intermediate `/bin/sh`) never touches the
+    /// string. zsh runs with `-f`, so that the machine's `~/.zshenv` cannot
+    /// change the test; bash and dash read no startup files for `-c` here
+    /// (bash reads `~/.bashrc` under sshd only in a top-level shell, which
+    /// the SHLVL option rules out).
+    ///
+    /// [`ShellMode::Interactive`] goes further than any login shell does.
+    /// `bash -i -c` and `zsh -i -c` never expand `!`: both expand history
+    /// only in the lines they read, not in a `-c` string. So this mode feeds
+    /// STRING to `SHELL -i` on its stdin, as if typed at a prompt, inside
+    /// `{` ... `} 0<&3`, which hands the command back ssh's stdin (duplicated
+    /// to fd 3 before), since rdiff-backup and rsync speak their protocols
+    /// over it. A word that arrives intact here survives history expansion
+    /// and the extended globs that users' rc files commonly turn on (Debian's
+    /// bash-completion turns on `extglob` in every interactive bash). No rc
+    /// file is read (`--norc`, `-f`), and `HISTFILE` is empty, so that the
+    /// history starts empty and the user's `~/.bash_history` is neither
+    /// read (`!!` would depend on it) nor written. Prompts are empty and
+    /// bash's line editing (which echoes the input) is off; the shells still
+    /// write their job-control notices to stderr, never to stdout.
+    ///
+    /// [`SshdBuilder::start`] panics when the shell is not installed, saying
+    /// how to install it.
+    pub fn shell(mut self, shell: Shell, mode: ShellMode) -> Self {
+        self.shell = Some((shell, mode));
         self
     }
 
@@ -237,10 +329,24 @@ impl Sshd {
         // judges by SHLVL; a ~/.bashrc that prepends its own directories
         // (rustup's, pyenv's) would otherwise shadow the fake tools and
         // make the remote side depend on the machine's dotfiles.
+        //
+        // A forced command, when a stand-in shell is chosen, is the path of
+        // a script: inside the quoted `command="..."` option only `\"` is
+        // special, and the directory holds neither quotes nor backslashes.
+        let forced = options.shell.map(|(shell, mode)| {
+            let script = dir.path().join("remote-shell");
+            write_file(&script, &remote_shell_script(&shell.path(), shell, mode));
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o755))
+                .expect("make the remote-shell script executable");
+            format!("command=\"{}\",", script.display())
+        });
         let client_public = read_public_key(&client_key);
         write_file(
             &dir.path().join("authorized_keys"),
-            &format!("environment=\"PATH={remote_path}\",environment=\"SHLVL=1\" {client_public}\n"),
+            &format!(
+                "{}environment=\"PATH={remote_path}\",environment=\"SHLVL=1\" {client_public}\n",
+                forced.unwrap_or_default()
+            ),
         );
 
         let mut last_log = String::new();
@@ -559,6 +665,35 @@ Host {HOST_ALIAS} 127.0.0.1
         client_key = client_key.display(),
     );
     write_file(&dir.join("ssh_config"), &ssh_config);
+}
+
+/// The forced command that runs what ssh received under `shell`; see
+/// [`SshdBuilder::shell`] for why each part is there.
+fn remote_shell_script(program: &Path, shell: Shell, mode: ShellMode) -> String {
+    let program = program.display();
+    let header = "#!/bin/sh\n# Written by ari's test harness; see SshdBuilder::shell in tests/src/sshd.rs.\n";
+    match mode {
+        ShellMode::Command => {
+            let flags = match shell {
+                Shell::Zsh => " -f",
+                Shell::Bash | Shell::Dash => "",
+            };
+            format!("{header}exec {program}{flags} -c \"$SSH_ORIGINAL_COMMAND\"\n")
+        }
+        ShellMode::Interactive => {
+            let flags = match shell {
+                Shell::Bash => "--norc --noediting -i -O extglob",
+                Shell::Dash => "-i",
+                Shell::Zsh => "-f -i +m -o extendedglob +o promptcr +o promptsp",
+            };
+            // The here-document's body is read when the script is parsed;
+            // the expansion of $SSH_ORIGINAL_COMMAND is not read again, so a
+            // line of it that says EOF does not end the document.
+            format!(
+                "{header}exec 3<&0\nHISTFILE= PS1= PS2= exec {program} {flags} <<EOF\n{{\n$SSH_ORIGINAL_COMMAND\n}} 0<&3 3<&-\nEOF\n"
+            )
+        }
+    }
 }
 
 fn read_public_key(private_key: &Path) -> String {

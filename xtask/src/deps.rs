@@ -1,9 +1,10 @@
 //! `cargo xtask deps`: makes sure the system tools that the tests, the demo
 //! and the benchmarks run are installed. ari drives rdiff-backup over ssh, so
 //! the integration tests need rdiff-backup, rsync, an ssh client and an sshd
-//! they can start themselves. On Debian-like systems, as root, missing tools
-//! are installed with apt-get; otherwise we print the command to run, since
-//! guessing at sudo or another package manager would surprise people.
+//! they can start themselves, and zsh to stand in for a login shell. On
+//! Debian-like systems, as root, missing tools are installed with apt-get;
+//! otherwise we print the command to run, since guessing at sudo or another
+//! package manager would surprise people.
 
 use crate::shell;
 use anyhow::{bail, Result};
@@ -24,6 +25,9 @@ const TOOLS: &[Tool] = &[
     Tool { binary: "/usr/sbin/sshd", package: "openssh-server" },
     Tool { binary: "ssh", package: "openssh-client" },
     Tool { binary: "ssh-keygen", package: "openssh-client" },
+    // The quoting tests run remote commands under zsh as well as bash and
+    // dash (which every Debian system has), as a login shell could.
+    Tool { binary: "zsh", package: "zsh" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with
