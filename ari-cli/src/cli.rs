@@ -201,7 +201,8 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
     for assignment in matches.get_many::<String>("set").into_iter().flatten() {
         let (name, value) =
             assignment.split_once('=').ok_or_else(|| format!("--set {assignment}: expected NAME=VALUE"))?;
-        layer.set_from_text(name.trim(), value)?;
+        let name = name.trim();
+        layer.set_from_text(name, value).map_err(|err| format!("--set {name}: {err}"))?;
     }
     let (name, sub) = matches.subcommand().ok_or("a subcommand is required")?;
     // Before the subcommand (`ari --debug run`), then after it (`ari run job --debug`).
@@ -209,7 +210,7 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         for def in settings::registry().values() {
             if found.value_source(def.name) == Some(ValueSource::CommandLine) {
                 if let Some(value) = found.get_one::<String>(def.name) {
-                    layer.set_from_text(def.name, value).map_err(|err| format!("--{err}"))?;
+                    layer.set_from_text(def.name, value).map_err(|err| format!("--{}: {err}", def.name))?;
                 }
             }
         }

@@ -68,11 +68,19 @@ fn no_undo_step_can_name_an_origin_volume() {
                             undo.name
                         );
                     }
-                    assert!(undo.present.is_some(), "{}: no query tells whether its thing is there", undo.name);
+                    assert!(
+                        undo.present.is_some(),
+                        "{}: no query tells whether its thing is there",
+                        undo.name
+                    );
                     assert!(undo.removes.is_some(), "{}: does not say what it removes", undo.name);
                     if DESTRUCTIVE.contains(&argv[0].as_str()) {
                         let proof = undo.present.as_ref().and_then(|p| p.expect.as_ref());
-                        assert!(proof.is_some(), "{} destroys without proving its target: {argv:?}", undo.name);
+                        assert!(
+                            proof.is_some(),
+                            "{} destroys without proving its target: {argv:?}",
+                            undo.name
+                        );
                     }
                     assert!(
                         !(argv[0] == "rm" && argv.iter().any(|w| w.starts_with('-') && w.contains('r'))),
@@ -88,7 +96,8 @@ fn no_undo_step_can_name_an_origin_volume() {
 
 #[test]
 fn an_empty_suffix_is_refused_before_any_plan() {
-    let text = "snapshot: lvm\nsnapshot_suffix: ''\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n";
+    let text =
+        "snapshot: lvm\nsnapshot_suffix: ''\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n";
     let err = Job::parse(Path::new("/jobs/db.yaml"), text).unwrap_err().to_string();
     assert_eq!(
         err,

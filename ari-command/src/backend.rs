@@ -29,7 +29,7 @@ fn argv(job: &JobContext) -> Result<Vec<String>, ConfigError> {
     })?;
     let snapshot_root = job.snapshot_root();
     let placeholders = Placeholders { label: &job.job.label, snapshot_root: snapshot_root.as_deref() };
-    argv::expand(&command, &placeholders).map_err(|message| job.error(format!("command: {message}")))
+    argv::expand(&command, &placeholders).map_err(|message| job.error_at("command", message))
 }
 
 impl BackupBackend for CommandBackend {
@@ -46,9 +46,10 @@ impl BackupBackend for CommandBackend {
         // ari would silently drop them: what the command backs up is what the command names.
         for (key, paths) in [("include", &job.job.include), ("exclude", &job.job.exclude)] {
             if !paths.is_empty() {
-                return Err(job.error(format!(
-                    "{key}: the command backend does not use include or exclude; name what to back up (and skip) in `command`"
-                )));
+                return Err(job.error_at(
+                    key,
+                    "the command backend does not use include or exclude; name what to back up (and skip) in `command`",
+                ));
             }
         }
         Ok(())
@@ -143,7 +144,10 @@ mod tests {
         match (plan(yaml, snapshot), expected) {
             (Ok(actual), Ok(expected)) => assert_eq!(actual, expected, "{yaml}"),
             (Err(actual), Err(expected)) => {
-                let expected = format!("/jobs/db.yaml: {expected}");
+                let expected = match expected.starts_with(|c: char| c.is_ascii_digit()) {
+                    true => format!("/jobs/db.yaml:{expected}"),
+                    false => format!("/jobs/db.yaml: {expected}"),
+                };
                 assert_eq!(actual, expected, "{yaml}");
             }
             (actual, _) => panic!("{yaml}: expected {expected:?}, got {actual:?}"),
@@ -184,32 +188,32 @@ mod tests {
         check(
             "command: []\n",
             false,
-            Err("command: is empty: name the program and its arguments, e.g. [restic, backup, /etc]"),
+            Err("2:10: command: is empty: name the program and its arguments, e.g. [restic, backup, /etc]"),
         );
         check(
             "command: ''\n",
             false,
-            Err("command: is empty: name the program and its arguments, e.g. [restic, backup, /etc]"),
+            Err("2:10: command: is empty: name the program and its arguments, e.g. [restic, backup, /etc]"),
         );
         check(
             "command: [restic, backup, '{snapshot_root}']\n",
             false,
-            Err("command: `{snapshot_root}`: {snapshot_root} needs a snapshot source (snapshot: lvm), and this job has none"),
+            Err("2:10: command: `{snapshot_root}`: {snapshot_root} needs a snapshot source (snapshot: lvm), and this job has none"),
         );
         check(
             "command: pg_dump db > /srv/db.sql\n",
             false,
-            Err("command: `>` is a shell operator, but the command runs without a shell; for redirections and pipes write [sh, -c, \"...\"], or use the program's own option (pg_dump --file)"),
+            Err("2:10: command: `>` is a shell operator, but the command runs without a shell; for redirections and pipes write [sh, -c, \"...\"], or use the program's own option (pg_dump --file)"),
         );
         check(
             "command: [restic, backup, /etc]\ninclude: [/etc]\n",
             false,
-            Err("include: the command backend does not use include or exclude; name what to back up (and skip) in `command`"),
+            Err("3:10: include: the command backend does not use include or exclude; name what to back up (and skip) in `command`"),
         );
         check(
             "command: [restic, backup, /]\nexclude: [/proc]\n",
             false,
-            Err("exclude: the command backend does not use include or exclude; name what to back up (and skip) in `command`"),
+            Err("3:10: exclude: the command backend does not use include or exclude; name what to back up (and skip) in `command`"),
         );
     }
 

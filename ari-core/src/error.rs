@@ -32,7 +32,13 @@ impl ConfigError {
     /// suggestion when serde reports an unknown field.
     pub fn from_yaml(file: &Path, err: &serde_yaml::Error) -> ConfigError {
         let mut message = err.to_string();
-        let position = err.location().map(|l| (l.line(), l.column()));
+        let mut position = err.location().map(|l| (l.line(), l.column()));
+        if message.contains("more than one document") {
+            message = "the file holds more than one YAML document (a `---` line starts another); \
+                 it must be one mapping"
+                .into();
+            position = second_document(file);
+        }
         if let Some((line, column)) = position {
             let suffix = format!(" at line {line} column {column}");
             if let Some(stripped) = message.strip_suffix(&suffix) {
@@ -56,6 +62,21 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Where the second YAML document of `file` starts: its second `---` line, or the first after
+/// some content.
+fn second_document(file: &Path) -> Option<(usize, usize)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut content = false;
+    for (index, line) in text.lines().enumerate() {
+        let marker = line == "---" || line.starts_with("--- ");
+        if marker && content {
+            return Some((index + 1, 1));
+        }
+        content |= !marker && !line.trim().is_empty() && !line.trim_start().starts_with('#');
+    }
+    None
+}
 
 /// The known name closest to `unknown`, if one is close enough to be a plausible typo.
 pub fn nearest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

@@ -74,7 +74,7 @@ pub struct Job {
 
 /// A logical volume to snapshot, and where it is normally mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a volume: {name: vg/lv, mount_point: /path}")]
 pub struct Volume {
     /// `vg/lv`.
     #[serde(deserialize_with = "volume_name")]
@@ -414,7 +414,7 @@ impl<'de> Visitor<'de> for Checked {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        (self.0.check)(v).map_err(|err| E::custom(format!("`{}` {err}", v.escape_debug())))?;
+        (self.0.check)(v).map_err(|err| E::custom(format!("`{}` {err}", crate::kinds::shown(v))))?;
         Ok(v.to_string())
     }
 }
@@ -489,7 +489,7 @@ impl<'de> Visitor<'de> for Paths {
 
 /// `pre` and `after_snapshot` entries: `when` is for post commands only.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a command: {command: ..., host: ...}")]
 struct RawHook {
     command: ProgramSpec,
     #[serde(default)]
@@ -497,7 +497,7 @@ struct RawHook {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a command: {command: ..., host: ..., when: ...}")]
 struct RawPost {
     command: ProgramSpec,
     #[serde(default)]
@@ -552,7 +552,7 @@ impl<'de> Visitor<'de> for ProgramVisitor {
         let mut words = Vec::new();
         while let Some(word) = seq.next_element::<String>()? {
             check_no_nul(&word)
-                .map_err(|why| de::Error::custom(format!("`{}` {why}", word.escape_debug())))?;
+                .map_err(|why| de::Error::custom(format!("`{}` {why}", crate::kinds::shown(&word))))?;
             words.push(word);
         }
         if words.first().is_none_or(|w| w.is_empty()) {

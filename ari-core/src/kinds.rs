@@ -124,10 +124,18 @@ pub static SSH_OPTIONS: ListKind = ListKind {
     check: check_ssh_options,
 };
 
+/// `text` as an error message shows it: control characters escaped (`\n`, `\0`), nothing else.
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// Refuses NUL and other control characters, which no name or path of ari's needs and which
 /// would cut or garble a command line and every log line that shows it.
 pub fn check_no_control(text: &str) -> Result<(), String> {
     match text.chars().find(|c| c.is_control()) {
+        Some('\0') => Err("holds a NUL byte, which no command line can carry".into()),
         Some(c) => Err(format!("holds the control character {}", c.escape_default())),
         None => Ok(()),
     }
@@ -481,7 +489,7 @@ mod tests {
                 ("a..b", "empty part"),
                 ("[::1]", "without brackets"),
                 ("::g", "neither a host name nor an IPv6 address"),
-                ("a\0b", "control character"),
+                ("a\0b", "NUL byte"),
                 ("user@host", "holds `@`"),
             ],
         );

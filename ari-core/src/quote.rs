@@ -5,7 +5,8 @@
 //! or without interactive options such as history expansion or extended globs) treats
 //! specially; everything else is put in single quotes, where no shell expands anything. That
 //! rules out braces (`{a,b}` is two words to bash and zsh), `~`, `!`, `#`, `^`, globs, `$`,
-//! quotes, whitespace and `=` at the start of a word (zsh's `=cmd`).
+//! quotes, whitespace, `=` at the start of a word (zsh's `=cmd`), and `==` or `:=` inside one
+//! (zsh's `magic_equal_subst` expands `a==ls` and `a=b:=ls`).
 
 use std::borrow::Cow;
 
@@ -17,7 +18,11 @@ fn is_plain(byte: u8) -> bool {
 
 /// `word` as a POSIX shell word that bash, dash and zsh all read back as `word`.
 pub fn shell_quote(word: &str) -> Cow<'_, str> {
-    let plain = !word.is_empty() && !word.starts_with('=') && word.bytes().all(is_plain);
+    let plain = !word.is_empty()
+        && !word.starts_with('=')
+        && !word.contains("==")
+        && !word.contains(":=")
+        && word.bytes().all(is_plain);
     if plain {
         Cow::Borrowed(word)
     } else {
@@ -74,6 +79,8 @@ mod tests {
         check("^x", "'^x'");
         check("=ls", "'=ls'");
         check("a=b", "a=b");
+        check("a==ls", "'a==ls'");
+        check("a=b:=ls", "'a=b:=ls'");
         check("it's", r"'it'\''s'");
         check("back\\slash", "'back\\slash'");
         check("new\nline\ttab", "'new\nline\ttab'");

@@ -364,7 +364,8 @@ impl Layer {
         self
     }
 
-    /// Parses `NAME=VALUE` or a `--NAME VALUE` pair from the command line into this layer.
+    /// Parses `NAME=VALUE` or a `--NAME VALUE` pair from the command line into this layer; the
+    /// error says why, for the caller to put after the option it came from.
     pub fn set_from_text(&mut self, name: &str, text: &str) -> Result<(), String> {
         let def = find(name).ok_or_else(|| {
             format!(
@@ -372,7 +373,7 @@ impl Layer {
                 crate::error::did_you_mean(name, registry().keys().copied())
             )
         })?;
-        let value = parse_text(def, text).map_err(|err| format!("{}: {err}", def.name))?;
+        let value = parse_text(def, text)?;
         self.values.insert(def.name, value);
         Ok(())
     }
@@ -458,13 +459,13 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         SettingKind::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "off" | "0" => Ok(Value::Bool(false)),
-            _ => Err(format!("expected true or false, found `{}`", text.escape_debug())),
+            _ => Err(format!("expected true or false, found `{}`", crate::kinds::shown(text))),
         },
         SettingKind::Integer { min, max } => {
             let number: i64 = text
                 .trim()
                 .parse()
-                .map_err(|_| format!("expected an integer, found `{}`", text.escape_debug()))?;
+                .map_err(|_| format!("expected an integer, found `{}`", crate::kinds::shown(text)))?;
             check_range(number, min, max)
         }
         SettingKind::Choice(choices) => check_choice(text, choices),
@@ -477,7 +478,7 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         }
         SettingKind::List | SettingKind::Words | SettingKind::Checked(_) => {
             let words = shell_words::split(text)
-                .map_err(|err| format!("cannot split `{}` into words: {err}", text.escape_debug()))?;
+                .map_err(|err| format!("cannot split `{}` into words: {err}", crate::kinds::shown(text)))?;
             check_list(def.kind, words)
         }
     }
@@ -489,14 +490,14 @@ fn check_string(kind: SettingKind, text: &str) -> Result<Value, String> {
         SettingKind::Text(kind) => (kind.check)(text),
         _ => check_no_nul(text),
     };
-    checked.map_err(|why| format!("`{}` {why}", text.escape_debug()))?;
+    checked.map_err(|why| format!("`{}` {why}", crate::kinds::shown(text)))?;
     Ok(Value::String(text.to_string()))
 }
 
 /// A list value checked against its kind: no NUL in any item, and a list kind's own check.
 fn check_list(kind: SettingKind, items: Vec<String>) -> Result<Value, String> {
     for item in &items {
-        check_no_nul(item).map_err(|why| format!("`{}` {why}", item.escape_debug()))?;
+        check_no_nul(item).map_err(|why| format!("`{}` {why}", crate::kinds::shown(item)))?;
     }
     if let SettingKind::Checked(kind) = kind {
         (kind.check)(&items)?;
@@ -519,7 +520,7 @@ fn check_choice(text: &str, choices: &[&str]) -> Result<Value, String> {
         Err(format!(
             "expected one of {}, found `{}`{}",
             choices.join(", "),
-            text.escape_debug(),
+            crate::kinds::shown(text),
             crate::error::did_you_mean(text, choices.iter().copied())
         ))
     }
@@ -600,7 +601,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::Choice(choices) => check_choice(v, choices).map_err(E::custom),
             SettingKind::Words => {
                 let words = shell_words::split(v).map_err(|err| {
-                    E::custom(format!("cannot split `{}` into words: {err}", v.escape_debug()))
+                    E::custom(format!("cannot split `{}` into words: {err}", crate::kinds::shown(v)))
                 })?;
                 check_list(self.0.kind, words).map_err(E::custom)
             }

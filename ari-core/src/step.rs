@@ -181,7 +181,7 @@ impl<'de> serde::Deserialize<'de> for When {
                     "failure" => Ok(When::Failure),
                     _ => Err(E::custom(format!(
                         "expected one of always, success, failure, found `{}`{}",
-                        v.escape_debug(),
+                        crate::kinds::shown(v),
                         crate::error::did_you_mean(v, NAMES)
                     ))),
                 }

@@ -67,7 +67,7 @@ pub fn check_dataset(dataset: &str) -> Result<(), String> {
         if part == "." || part == ".." || !is_zfs_name(part) {
             return Err(format!(
                 "has the part `{}`; parts hold letters, digits, `_`, `-`, `:`, `.`",
-                part.escape_debug()
+                ari_core::kinds::shown(part)
             ));
         }
     }

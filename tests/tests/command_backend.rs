@@ -260,11 +260,11 @@ fn bad_input_exits_2_naming_the_key() {
         "backend: command\n",
         &["FILE: command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]"],
     );
-    assert_refused("empty.yaml", "backend: command\ncommand: []\n", &["FILE: command: is empty"]);
+    assert_refused("empty.yaml", "backend: command\ncommand: []\n", &["FILE:2:10: command: is empty"]);
     assert_refused(
         "placeholder.yaml",
         "backend: command\ncommand: [restic, backup, '{snapshot_root}/etc']\n",
-        &["FILE: command: `{snapshot_root}/etc`: {snapshot_root} needs a snapshot source (snapshot: lvm), and this job has none"],
+        &["FILE:2:10: command: `{snapshot_root}/etc`: {snapshot_root} needs a snapshot source (snapshot: lvm), and this job has none"],
     );
     assert_refused(
         "typo.yaml",
@@ -279,12 +279,12 @@ fn bad_input_exits_2_naming_the_key() {
     assert_refused(
         "redirect.yaml",
         "backend: command\ncommand: pg_dump app > /var/backups/app.sql\n",
-        &["FILE: command: `>` is a shell operator, but the command runs without a shell"],
+        &["FILE:2:10: command: `>` is a shell operator, but the command runs without a shell"],
     );
     assert_refused(
         "include.yaml",
         "backend: command\ncommand: [restic, backup, /etc]\ninclude: [/etc]\n",
-        &["FILE: include: the command backend does not use include or exclude"],
+        &["FILE:3:10: include: the command backend does not use include or exclude"],
     );
     assert_refused(
         "rdiff.yaml",

@@ -104,8 +104,8 @@ fn observed(out: &Output, file: &Path) -> String {
     let file = file.display().to_string();
     let line = text
         .lines()
-        .map(|l| l.trim_start_matches("ari [ERROR] ").trim_start_matches("error: "))
-        .find(|l| !l.starts_with("nothing ran") && (l.contains(&file) || l.starts_with("command line") || l.starts_with("job ")))
+        .filter_map(|l| l.strip_prefix("ari [ERROR] ").or_else(|| l.strip_prefix("error: ")))
+        .find(|l| !l.starts_with("nothing ran"))
         .unwrap_or("(no error)")
         .to_string();
     match line.strip_prefix(&format!("{file}:")) {
@@ -131,8 +131,11 @@ fn check_entry(entry: &Entry) -> (Vec<String>, String) {
             // fixture's directories, unless the entry sets them itself.
             let mut text = entry.body.clone();
             for (key, value) in [("state_dir", fx.p("state")), ("jobs_dir", fx.p("jobs.d"))] {
-                if !text.contains(&format!("{key}:")) && !text.trim().starts_with('-') && !text.trim().is_empty() {
-                    let _ = write!(text, "{}{key}: {value}\n", if text.ends_with('\n') { "" } else { "\n" });
+                if !text.contains(&format!("{key}:"))
+                    && !text.trim().starts_with('-')
+                    && !text.trim().is_empty()
+                {
+                    let _ = writeln!(text, "{}{key}: {value}", if text.ends_with('\n') { "" } else { "\n" });
                 }
             }
             std::fs::write(fx.config_path(), text).unwrap();
@@ -215,7 +218,11 @@ fn every_entry_names_a_position_when_its_value_has_one() {
         .filter(|e| !e.title.contains("(no position)"))
         .map(|e| format!("{}: {}", e.title, e.expect))
         .collect();
-    assert!(without.is_empty(), "entries without a position, not marked `(no position)`:\n{}", without.join("\n"));
+    assert!(
+        without.is_empty(),
+        "entries without a position, not marked `(no position)`:\n{}",
+        without.join("\n")
+    );
 }
 
 /// Inputs too large to write into the corpus file.
@@ -233,7 +240,11 @@ fn generated_inputs_are_refused_quickly() {
             format!("include: [/etc]\nx: {}1{}\n", "{a: ".repeat(100_000), "}".repeat(100_000)),
             ":2:",
         ),
-        ("huge.yaml", format!("include: [/etc]\n#{}\n", "x".repeat(9 << 20)), ": the file is 9437202 bytes, more than the 8388608 bytes ari reads"),
+        (
+            "huge.yaml",
+            format!("include: [/etc]\n#{}\n", "x".repeat(9 << 20)),
+            ": the file is 9437202 bytes, more than the 8388608 bytes ari reads",
+        ),
         (
             "many-includes.yaml",
             format!("include:\n{}", (0..300_000).map(|i| format!("  - /srv/d{i}\n")).collect::<String>()),
