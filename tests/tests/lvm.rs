@@ -307,3 +307,28 @@ impl Lvm {
         Command::new(self.fakes.bin_dir().join(tool))
     }
 }
+
+#[test]
+fn lvremove_refuses_a_volume_that_lvs_does_not_show_as_the_jobs_snapshot() {
+    let lvm = Lvm::new();
+    let job = lvm.fx.write_job(
+        "root.yaml",
+        "label: root\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n",
+    );
+    // `lvs` shows the snapshot's name without an origin, as it would show an origin volume:
+    // on every try (max_retries 2).
+    lvm.fakes.output("lvs", &[1, 2, 3], "  vg0 root-ari_backup \n");
+    let out = lvm.run(&job);
+    assert_exit(&out, 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("refused: `lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup` on localhost shows `vg0 root-ari_backup`, not `vg0 root-ari_backup root`, so its target is not what ari made; left behind: snapshot vg0/root-ari_backup on localhost"),
+        "{err}"
+    );
+    assert!(lvm.fakes.calls_of("lvremove").is_empty(), "lvremove ran without its proof");
+    assert_eq!(lvm.fakes.snapshots(), ["vg0/root-ari_backup"], "nothing was removed");
+    // Once lvs tells the truth, recovery removes the snapshot it proves.
+    let out = run(lvm.ari().arg("recover").arg("root"));
+    assert_exit(&out, 0);
+    assert!(lvm.fakes.snapshots().is_empty(), "{}", stderr(&out));
+}
