@@ -356,15 +356,16 @@ impl StateDir {
         let path = self.file(area, name)?;
         guard_write(&path)?;
         let dir = self.prepare(area)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .permissions(Permissions::from_mode(FILE_MODE))
-            .tempfile_in(&dir)
-            .map_err(StateError::io("create a temp file in", &dir))?;
-        temp.write_all(bytes).map_err(StateError::io("write", &path))?;
-        temp.as_file().sync_all().map_err(StateError::io("write", &path))?;
-        // A rename replaces whatever is at `path`, a symlink included, and never follows it.
-        temp.persist(&path).map_err(|err| StateError::io("write", &path)(err.error))?;
+        let (temp, mut file) = create_temp(&dir)?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            // A rename replaces whatever is at `path`, a symlink included, and never follows it.
+            .and_then(|()| fs::rename(&temp, &path));
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(StateError::io("write", &path)(err));
+        }
         sync_dir(&dir)?;
         Ok(path)
     }
@@ -505,6 +506,28 @@ impl StateDir {
             }
         }
         problems
+    }
+}
+
+/// A new, empty file `.tmp-PID-N` in `dir`, 0600, made with `O_EXCL` (so never through
+/// anything already there).
+fn create_temp(dir: &Path) -> Result<(PathBuf, File), StateError> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+        let created = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp);
+        match created {
+            Ok(file) => return Ok((temp, file)),
+            // Left by a crashed ari of the same pid: try the next name.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(StateError::io("create a temp file in", dir)(err)),
+        }
     }
 }
 

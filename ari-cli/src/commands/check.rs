@@ -95,7 +95,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
 fn state_problems(context: &Context) -> Vec<String> {
     let state_dir = context.state_dir();
     let mut problems: Vec<String> =
-        StateDir::new(&state_dir).problems().iter().map(|err| format!("state_dir: {}", chain(err))).collect();
+        StateDir::new(&state_dir).problems().iter().map(|err| chain(err)).collect();
     let labels = match Ledger::pending(&state_dir) {
         Ok(labels) => labels,
         Err(err) => {
