@@ -575,7 +575,9 @@ fn check_and_plan_make_no_state_dir() {
     let fx = Fixture::new();
     marker_job(&fx, "db");
     fs::remove_dir(fx.path("state")).unwrap();
-    assert_exit(&run(fx.ari().arg("check")), 0);
+    let out = run(fx.ari().arg("check"));
+    assert_exit(&out, 0);
+    assert_has(&stdout(&out), &format!("ok: state_dir {}\n", fx.p("state")));
     assert_exit(&run(fx.ari().args(["plan", "db"])), 0);
     assert_exit(&run(fx.ari().args(["recover", "--show"])), 0);
     assert!(!fx.path("state").exists(), "a command that promises to write nothing made state_dir");

@@ -53,7 +53,11 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             plan.job.source_hostname
         );
     }
-    problems.extend(state_problems(context));
+    let state = state_problems(context);
+    if state.is_empty() {
+        let _ = writeln!(out, "ok: state_dir {}", context.state_dir().display());
+    }
+    problems.extend(state);
     if connect {
         let mut seen = BTreeSet::new();
         for plan in &plans {
