@@ -376,7 +376,42 @@ fn assert_corrupt_ledger_is_repaired(contents: &[u8], reason: &str, escaped: &st
 
 #[test]
 fn an_empty_ledger_stops_only_its_job_until_it_is_forgotten() {
-    assert_corrupt_ledger_is_repaired(b"", "it is empty", "");
+    assert_corrupt_ledger_is_repaired(b"", "it is empty", "  (none)\n");
+}
+
+#[test]
+fn forget_on_a_terminal_asks_and_only_yes_forgets() {
+    let script = require_tool("script", "util-linux");
+    let fx = Fixture::new();
+    let ledger = fx.path("state/ledger/db.json");
+    fs::create_dir_all(ledger.parent().unwrap()).unwrap();
+    fs::write(&ledger, "").unwrap();
+    // `script` gives ari a terminal, and types the answer into it.
+    let on_a_terminal = |answer: &str| {
+        let line = format!(
+            "'{}' --config '{}' recover db --forget",
+            ari_bin().display(),
+            fx.config_path().display()
+        );
+        let mut command = Command::new(&script);
+        command.args(["-q", "-e", "-c", &line, "/dev/null"]).env_remove("ARI_CONFIG").stdin(Stdio::piped());
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start script");
+        use std::io::Write as _;
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    for answer in ["\n", "n\n", "no\n"] {
+        let out = on_a_terminal(answer);
+        assert_exit(&out, 1);
+        assert_has(&stdout(&out), "Forget the ledger of job db? ari will undo nothing it lists. [y/N] ");
+        assert_has(&stdout(&out), "job db: nothing forgotten");
+        assert!(ledger.exists(), "{answer:?} forgot the ledger");
+    }
+    let out = on_a_terminal("y\n");
+    assert_exit(&out, 0);
+    assert_has(&stdout(&out), "job db: ledger forgotten: moved aside to ");
+    assert!(!ledger.exists());
+    assert_eq!(named(&fx.path("state/ledger"), "db.json.forgotten-").len(), 1);
 }
 
 #[test]

@@ -224,6 +224,9 @@ fn print_entries(entries: &[Entry]) {
 /// escaped (see [`escape`]).
 fn print_raw(bytes: &[u8]) {
     println!("its raw contents ({} byte{}), escaped:", bytes.len(), if bytes.len() == 1 { "" } else { "s" });
+    if bytes.is_empty() {
+        println!("  (none)");
+    }
     let shown = &bytes[..bytes.len().min(SHOWN_BYTES)];
     for line in shown.split_inclusive(|&b| b == b'\n') {
         println!("  | {}", escape(line));
@@ -306,8 +309,8 @@ fn forget_one(state_dir: &Path, label: &str, ssh: &Ssh, yes: bool) -> i32 {
         Ok(_) => {}
         Err(_) => println!(
             "Its entries could not be read: check by hand for what a crashed run of job {label} may have left \
-             (snapshots: `lvs`, `zfs list -t snapshot`; mounts: `findmnt`; mount directories), using its raw \
-             contents above, kept in {}",
+             (snapshots: `lvs`, `zfs list -t snapshot`; mounts: `findmnt`; mount directories); the file is \
+             kept as {}",
             aside.display()
         ),
     }
