@@ -644,7 +644,7 @@ fn sync_dir(dir: &Path) -> Result<(), StateError> {
 
 /// The user ari runs as, for ownership checks.
 #[allow(unsafe_code)]
-pub fn effective_uid() -> u32 {
+fn effective_uid() -> u32 {
     // SAFETY: geteuid(2) takes nothing, always succeeds and touches no memory.
     unsafe { libc::geteuid() }
 }
@@ -666,7 +666,7 @@ fn access_writable(path: &Path) -> io::Result<()> {
 }
 
 /// `uid 0 (root)`, or `uid 1234` for a uid without a name in `/etc/passwd`.
-pub fn user_text(uid: u32) -> String {
+fn user_text(uid: u32) -> String {
     match user_name(uid) {
         Some(name) => format!("uid {uid} ({name})"),
         None => format!("uid {uid}"),
