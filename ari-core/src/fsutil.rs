@@ -730,7 +730,7 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_and_strangers_inside_state_dir_are_refused_and_never_followed() {
+    fn symlinks_and_non_directories_inside_state_dir_are_refused_and_never_followed() {
         let check = |setup: &dyn Fn(&Path), expected: &str| {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("state");
