@@ -28,8 +28,8 @@ pub struct Invocation {
 pub enum Subcommand {
     /// `ari run JOB... [--wait]`
     Run { jobs: Vec<String>, wait: bool },
-    /// `ari recover [JOB...]`
-    Recover { jobs: Vec<String> },
+    /// `ari recover [JOB...] [--show | --forget [--yes]]`
+    Recover { jobs: Vec<String>, action: RecoverAction },
     /// `ari run-all [--wait]`
     RunAll { wait: bool },
     /// `ari list`
@@ -44,6 +44,17 @@ pub enum Subcommand {
     Settings { job: Option<String> },
     /// `ari backends`
     Backends,
+}
+
+/// What `ari recover` does with each job's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoverAction {
+    /// Undo what it records (the default).
+    Undo,
+    /// `--show`: print what it holds, changing nothing.
+    Show,
+    /// `--forget`: move it aside, so that the job runs again; `yes` skips the question.
+    Forget { yes: bool },
 }
 
 /// The clap command, with an argument for every registered setting on it and on every
@@ -116,7 +127,28 @@ fn command_for(selected: Option<&str>) -> Command {
         .subcommand(
             Command::new("recover")
                 .about("undo what a crashed run left behind, from the job's ledger (every job's when none is named)")
-                .arg(jobs(false)),
+                .arg(jobs(false))
+                .arg(
+                    Arg::new("show")
+                        .long("show")
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with("forget")
+                        .help("print what each ledger holds (for a refused or corrupt one: why, and its raw bytes); changes nothing"),
+                )
+                .arg(
+                    Arg::new("forget")
+                        .long("forget")
+                        .action(ArgAction::SetTrue)
+                        .requires("jobs")
+                        .help("move the job's ledger aside (LABEL.json.forgotten-TIME), so that the job runs again; nothing it lists is undone: check that by hand"),
+                )
+                .arg(
+                    Arg::new("yes")
+                        .long("yes")
+                        .action(ArgAction::SetTrue)
+                        .requires("forget")
+                        .help("with --forget: do not ask for confirmation (required without a terminal)"),
+                ),
         )
         .subcommand(
             Command::new("plan")
@@ -221,7 +253,16 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
     let jobs = || sub.get_many::<String>("jobs").into_iter().flatten().cloned().collect::<Vec<_>>();
     let command = match name {
         "run" => Subcommand::Run { jobs: jobs(), wait: sub.get_flag("wait") },
-        "recover" => Subcommand::Recover { jobs: jobs() },
+        "recover" => {
+            let action = if sub.get_flag("show") {
+                RecoverAction::Show
+            } else if sub.get_flag("forget") {
+                RecoverAction::Forget { yes: sub.get_flag("yes") }
+            } else {
+                RecoverAction::Undo
+            };
+            Subcommand::Recover { jobs: jobs(), action }
+        }
         "run-all" => Subcommand::RunAll { wait: sub.get_flag("wait") },
         "list" => Subcommand::List,
         "status" => Subcommand::Status,
@@ -256,7 +297,10 @@ mod tests {
 
     #[test]
     fn no_setting_takes_a_reserved_option_name() {
-        for name in ["config", "set", "json", "help", "version", "connect", "jobs", "job", "wait"] {
+        for name in [
+            "config", "set", "json", "help", "version", "connect", "jobs", "job", "wait", "show", "forget",
+            "yes",
+        ] {
             assert!(settings::find(name).is_none(), "a setting is named {name}");
         }
     }
@@ -283,5 +327,25 @@ mod tests {
         assert_eq!(inv.settings.values["debug"].to_string(), "true");
         assert_eq!(inv.settings.values["dry_run"].to_string(), "false");
         assert!(matches!(inv.command, Subcommand::Plan { json: true, .. }));
+    }
+
+    #[test]
+    fn recover_shows_or_forgets() {
+        let action = |args: &[&str]| match parse_ok(args).command {
+            Subcommand::Recover { action, .. } => action,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(action(&["recover"]), RecoverAction::Undo);
+        assert_eq!(action(&["recover", "--show"]), RecoverAction::Show);
+        assert_eq!(action(&["recover", "db", "--forget"]), RecoverAction::Forget { yes: false });
+        assert_eq!(action(&["recover", "db", "--forget", "--yes"]), RecoverAction::Forget { yes: true });
+        let refused = |args: &[&str]| {
+            let argv: Vec<OsString> =
+                std::iter::once("ari").chain(args.iter().copied()).map(OsString::from).collect();
+            command_for(Some("recover")).try_get_matches_from(argv).is_err()
+        };
+        assert!(refused(&["recover", "--forget"]), "--forget names its jobs");
+        assert!(refused(&["recover", "db", "--yes"]), "--yes only with --forget");
+        assert!(refused(&["recover", "db", "--show", "--forget"]));
     }
 }

@@ -1,10 +1,15 @@
 //! Each job's recent runs, `state_dir/history/LABEL.json`: when they started, how long they took,
 //! how they ended. `ari status` reads the last outcome and the last success from it, and
 //! `ari run-all` orders jobs by their expected duration (the median of recent successes).
+//!
+//! A history that does not parse is never overwritten: recording a run moves it aside
+//! (`LABEL.json.corrupt-TIMESTAMP`, with a warning) and starts a new one.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{Area, StateDir, StateError};
 
 /// How many runs a history keeps.
 const KEPT_RUNS: usize = 30;
@@ -32,29 +37,60 @@ pub struct History {
 impl History {
     /// Where a job's history lives.
     pub fn path(state_dir: &Path, label: &str) -> PathBuf {
-        state_dir.join("history").join(format!("{label}.json"))
+        StateDir::new(state_dir).dir(Area::History).join(History::file_name(label))
     }
 
-    /// A job's history; none (or an unreadable one) is an empty history.
+    fn file_name(label: &str) -> String {
+        format!("{label}.json")
+    }
+
+    /// A job's history; none (or one that cannot be read, which is logged) is an empty
+    /// history. Reading changes nothing.
     pub fn load(state_dir: &Path, label: &str) -> History {
-        let path = History::path(state_dir, label);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                log::warn!("ignoring the unreadable history {}: {err}", path.display());
+        match StateDir::new(state_dir).read(Area::History, &History::file_name(label)) {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+                log::warn!(
+                    "ignoring the corrupt history {}: {err}",
+                    History::path(state_dir, label).display()
+                );
                 History::default()
             }),
-            Err(_) => History::default(),
+            Ok(None) => History::default(),
+            Err(err) => {
+                log::warn!("ignoring the history of job {label}: {err}");
+                History::default()
+            }
         }
     }
 
-    /// Adds a run to a job's history on disk.
-    pub fn record(state_dir: &Path, label: &str, run: RunRecord) -> std::io::Result<()> {
-        let mut history = History::load(state_dir, label);
+    /// Adds a run to a job's history on disk. A history that does not parse is moved aside
+    /// first, with a warning; the returned path says where it went.
+    pub fn record(state_dir: &Path, label: &str, run: RunRecord) -> Result<Option<PathBuf>, StateError> {
+        let state = StateDir::new(state_dir);
+        let name = History::file_name(label);
+        let mut moved_aside = None;
+        let mut history = match state.read(Area::History, &name)? {
+            None => History::default(),
+            Some(bytes) => match serde_json::from_slice::<History>(&bytes) {
+                Ok(history) => history,
+                Err(err) => {
+                    let aside = state.move_aside(Area::History, &name, "corrupt")?;
+                    log::warn!(
+                        "the history {} was corrupt ({err}): moved it aside to {} and started a new one",
+                        History::path(state_dir, label).display(),
+                        aside.display()
+                    );
+                    moved_aside = Some(aside);
+                    History::default()
+                }
+            },
+        };
         history.runs.push(run);
         let excess = history.runs.len().saturating_sub(KEPT_RUNS);
         history.runs.drain(..excess);
-        let bytes = serde_json::to_vec_pretty(&history).map_err(std::io::Error::other)?;
-        crate::fsutil::write_atomic(&History::path(state_dir, label), &bytes)
+        let bytes = serde_json::to_vec_pretty(&history).unwrap_or_default();
+        state.write(Area::History, &name, &bytes)?;
+        Ok(moved_aside)
     }
 
     /// The last run.
@@ -111,5 +147,20 @@ mod tests {
         let history = History::load(dir.path(), "db");
         assert_eq!(history.runs.len(), KEPT_RUNS);
         assert_eq!(history.runs[0].duration_seconds, 5.0);
+    }
+
+    #[test]
+    fn a_corrupt_history_is_moved_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = History::path(dir.path(), "db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"{\"runs\": [{\"started\"").unwrap();
+        assert!(History::load(dir.path(), "db").runs.is_empty(), "loading ignores it");
+        assert!(path.exists(), "loading changes nothing");
+        let aside = History::record(dir.path(), "db", run(1.0, 0)).unwrap().expect("moved aside");
+        assert_eq!(std::fs::read(&aside).unwrap(), b"{\"runs\": [{\"started\"");
+        assert!(aside.file_name().unwrap().to_string_lossy().starts_with("db.json.corrupt-"));
+        assert_eq!(History::load(dir.path(), "db").runs, [run(1.0, 0)]);
+        assert_eq!(History::record(dir.path(), "db", run(2.0, 0)).unwrap(), None);
     }
 }

@@ -4,44 +4,73 @@
 //! or a power cut leaves the ledger behind, and `ari recover` (or the job's next run) undoes
 //! what it records, in reverse order, each only while what it removes is still there.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::{Area, StateDir, StateError};
 use crate::process::Ssh;
 use crate::step::{Command, Host, Phase, Program, Retry, Step};
 
-/// A command as the ledger stores it.
+/// A command as the ledger stores it: `{"host": ..., "argv": [...]}` or `{"host": ...,
+/// "shell": "..."}`. It always holds a command on a plain host name: a file that says otherwise
+/// does not parse, so no entry can quietly become another command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawCommand", into = "RawCommand")]
 pub struct CommandRecord {
-    /// `localhost` or the remote host.
-    pub host: String,
-    /// The argv, for a command without a shell.
+    command: Command,
+}
+
+/// A command as the file spells it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RawCommand {
+    host: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub argv: Option<Vec<String>>,
-    /// The script, for a shell command.
+    argv: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shell: Option<String>,
+    shell: Option<String>,
+}
+
+impl TryFrom<RawCommand> for CommandRecord {
+    type Error = String;
+
+    fn try_from(raw: RawCommand) -> Result<CommandRecord, String> {
+        crate::job::check_host(&raw.host)
+            .map_err(|e| format!("a command's host `{}` {e}", raw.host.escape_debug()))?;
+        let host = Host::named(&raw.host);
+        let command = match (raw.argv, raw.shell) {
+            (Some(argv), None) if argv.first().is_some_and(|program| !program.is_empty()) => {
+                Command::argv(host, argv)
+            }
+            (Some(_), None) => return Err("a command has an empty argv".into()),
+            (None, Some(script)) if !script.trim().is_empty() => Command::shell(host, script),
+            (None, Some(_)) => return Err("a command has an empty shell script".into()),
+            (Some(_), Some(_)) => return Err("a command has both `argv` and `shell`".into()),
+            (None, None) => return Err("a command has neither `argv` nor `shell`".into()),
+        };
+        Ok(CommandRecord { command })
+    }
+}
+
+impl From<CommandRecord> for RawCommand {
+    fn from(record: CommandRecord) -> RawCommand {
+        let (argv, shell) = match record.command.program {
+            Program::Argv(argv) => (Some(argv), None),
+            Program::Shell(script) => (None, Some(script)),
+        };
+        RawCommand { host: record.command.host.to_string(), argv, shell }
+    }
 }
 
 impl CommandRecord {
-    fn of(command: &Command) -> CommandRecord {
-        let (argv, shell) = match &command.program {
-            Program::Argv(argv) => (Some(argv.clone()), None),
-            Program::Shell(script) => (None, Some(script.clone())),
-        };
-        CommandRecord { host: command.host.to_string(), argv, shell }
+    /// The record of a command.
+    pub fn of(command: &Command) -> CommandRecord {
+        CommandRecord { command: command.clone() }
     }
 
-    fn command(&self) -> Command {
-        let host = Host::named(&self.host);
-        match (&self.argv, &self.shell) {
-            (Some(argv), _) => Command::argv(host, argv.iter().cloned()),
-            (None, Some(script)) => Command::shell(host, script.clone()),
-            (None, None) => Command::argv(host, ["true"]),
-        }
+    /// The command.
+    pub fn command(&self) -> Command {
+        self.command.clone()
     }
 }
 
@@ -93,39 +122,119 @@ struct LedgerFile {
     entries: Vec<Entry>,
 }
 
+/// Why a job's ledger cannot be used. Nothing of such a ledger runs, and its job does not run
+/// until the admin has looked at it (`ari recover JOB --show`) and cleared it
+/// (`ari recover JOB --forget`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The file is not one ari may run commands from: a symlink, another user's, writable by
+    /// others.
+    #[error("refusing the ledger of job {label}")]
+    Refused {
+        /// The job.
+        label: String,
+        /// What is wrong with the file.
+        #[source]
+        source: StateError,
+    },
+    /// The file is ari's but does not hold a ledger.
+    #[error("the ledger {} is corrupt: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (`it is empty`).
+        reason: String,
+    },
+    /// The file could not be read or written.
+    #[error(transparent)]
+    State(StateError),
+}
+
+impl LedgerError {
+    /// Whether the ledger itself is bad (refused or corrupt), so that only the admin can clear
+    /// it, as opposed to the filesystem failing.
+    pub fn needs_the_admin(&self) -> bool {
+        matches!(self, LedgerError::Refused { .. } | LedgerError::Corrupt { .. })
+    }
+}
+
+/// What a ledger file holds, for showing to the admin: its bytes, and its entries or why they
+/// cannot be read. Nothing in it is acted on.
+#[derive(Debug)]
+pub struct Shown {
+    /// The file.
+    pub path: PathBuf,
+    /// Its raw contents.
+    pub bytes: Vec<u8>,
+    /// Its entries as the file lists them, or what is wrong with it.
+    pub entries: Result<Vec<Entry>, String>,
+}
+
 /// A job's ledger.
 #[derive(Debug)]
 pub struct Ledger {
-    path: Option<PathBuf>,
+    state: Option<StateDir>,
+    label: String,
     file: LedgerFile,
 }
 
 impl Ledger {
     /// Where a job's ledger lives.
     pub fn path(state_dir: &Path, label: &str) -> PathBuf {
-        state_dir.join("ledger").join(format!("{label}.json"))
+        StateDir::new(state_dir).dir(Area::Ledger).join(Ledger::file_name(label))
+    }
+
+    fn file_name(label: &str) -> String {
+        format!("{label}.json")
+    }
+
+    /// Whether the job has a ledger file (whatever it holds, a symlink included).
+    pub fn exists(state_dir: &Path, label: &str) -> bool {
+        StateDir::new(state_dir).exists(Area::Ledger, &Ledger::file_name(label))
     }
 
     /// Opens a job's ledger (empty when there is no file); `ssh` is how its hosts are reached,
-    /// kept with the entries so that recovery needs no job file.
-    pub fn open(state_dir: &Path, label: &str, ssh: &Ssh) -> io::Result<Ledger> {
-        let path = Ledger::path(state_dir, label);
-        let file = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("{} is no ledger: {err}", path.display()))
-            })?,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                LedgerFile { job: label.to_string(), ssh: ssh.clone(), entries: Vec::new() }
+    /// kept with the entries so that recovery needs no job file. A file that is not ari's own,
+    /// that others can write, or that does not hold a well-formed ledger is an error, and
+    /// nothing of it is used.
+    pub fn open(state_dir: &Path, label: &str, ssh: &Ssh) -> Result<Ledger, LedgerError> {
+        let state = StateDir::new(state_dir);
+        let name = Ledger::file_name(label);
+        let file = match state.read_commands(Area::Ledger, &name) {
+            Ok(Some(bytes)) => parse(label, &bytes)
+                .map_err(|reason| LedgerError::Corrupt { path: Ledger::path(state_dir, label), reason })?,
+            Ok(None) => LedgerFile { job: label.to_string(), ssh: ssh.clone(), entries: Vec::new() },
+            Err(source) if source.is_refusal() => {
+                return Err(LedgerError::Refused { label: label.to_string(), source })
             }
-            Err(err) => return Err(err),
+            Err(err) => return Err(LedgerError::State(err)),
         };
-        Ok(Ledger { path: Some(path), file })
+        Ok(Ledger { state: Some(state), label: label.to_string(), file })
+    }
+
+    /// What a job's ledger file holds, whoever owns it, for `ari recover --show`; `None` when
+    /// there is no file.
+    pub fn show(state_dir: &Path, label: &str) -> Result<Option<Shown>, StateError> {
+        let bytes = StateDir::new(state_dir).read_for_display(Area::Ledger, &Ledger::file_name(label))?;
+        Ok(bytes.map(|bytes| Shown {
+            path: Ledger::path(state_dir, label),
+            entries: parse(label, &bytes).map(|file| file.entries),
+            bytes,
+        }))
+    }
+
+    /// Moves a job's ledger aside, to `LABEL.json.forgotten-TIMESTAMP`, so that nothing of it
+    /// runs; returns where it went. The caller holds the job's lock.
+    pub fn forget(state_dir: &Path, label: &str) -> Result<PathBuf, StateError> {
+        StateDir::new(state_dir).move_aside(Area::Ledger, &Ledger::file_name(label), "forgotten")
     }
 
     /// A ledger that records nothing, for dry runs, which make nothing.
     pub fn disabled() -> Ledger {
         Ledger {
-            path: None,
+            state: None,
+            label: String::new(),
             file: LedgerFile {
                 job: String::new(),
                 ssh: Ssh {
@@ -140,15 +249,10 @@ impl Ledger {
         }
     }
 
-    /// The labels of every job with a non-empty ledger in `state_dir`.
-    pub fn pending(state_dir: &Path) -> Vec<String> {
-        let Ok(entries) = fs::read_dir(state_dir.join("ledger")) else { return Vec::new() };
-        let mut labels: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
-            .collect();
-        labels.sort();
-        labels
+    /// The labels of every job with a ledger file in `state_dir`.
+    pub fn pending(state_dir: &Path) -> Result<Vec<String>, StateError> {
+        let names = StateDir::new(state_dir).list(Area::Ledger, ".json")?;
+        Ok(names.into_iter().filter_map(|name| name.strip_suffix(".json").map(str::to_string)).collect())
     }
 
     /// How the ledger's hosts are reached.
@@ -167,9 +271,9 @@ impl Ledger {
     }
 
     /// Records the undo of something about to be made; returns the entry's id.
-    pub fn record(&mut self, undo: &Step) -> io::Result<u64> {
+    pub fn record(&mut self, undo: &Step) -> std::io::Result<u64> {
         let id = self.file.entries.iter().map(|e| e.id).max().map_or(1, |max| max + 1);
-        if self.path.is_none() {
+        if self.state.is_none() {
             return Ok(id);
         }
         self.file.entries.push(Entry {
@@ -187,10 +291,10 @@ impl Ledger {
     }
 
     /// Removes an entry once its undo has run (or the thing was never made).
-    pub fn remove(&mut self, id: u64) -> io::Result<()> {
+    pub fn remove(&mut self, id: u64) -> std::io::Result<()> {
         let before = self.file.entries.len();
         self.file.entries.retain(|e| e.id != id);
-        if self.file.entries.len() == before || self.path.is_none() {
+        if self.file.entries.len() == before || self.state.is_none() {
             return Ok(());
         }
         self.save()
@@ -199,21 +303,43 @@ impl Ledger {
     /// Writes the ledger atomically (a temp file renamed over it), fsyncing the file and its
     /// directory, so that a crash leaves either the old or the new ledger; an empty ledger is
     /// no file at all.
-    fn save(&self) -> io::Result<()> {
-        let Some(path) = &self.path else { return Ok(()) };
-        if self.file.entries.is_empty() {
-            crate::fsutil::remove_durably(path)
+    fn save(&self) -> std::io::Result<()> {
+        let Some(state) = &self.state else { return Ok(()) };
+        let name = Ledger::file_name(&self.label);
+        let saved = if self.file.entries.is_empty() {
+            state.remove(Area::Ledger, &name)
         } else {
-            crate::fsutil::write_atomic(
-                path,
-                &serde_json::to_vec_pretty(&self.file).map_err(io::Error::other)?,
-            )
-        }
+            let bytes = serde_json::to_vec_pretty(&self.file).map_err(std::io::Error::other)?;
+            state.write(Area::Ledger, &name, &bytes).map(drop)
+        };
+        saved.map_err(std::io::Error::from)
     }
+}
+
+/// A ledger file's contents, or what makes it no ledger of the job.
+fn parse(label: &str, bytes: &[u8]) -> Result<LedgerFile, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(if bytes.is_empty() { "it is empty".into() } else { "it holds only white space".into() });
+    }
+    let file: LedgerFile = serde_json::from_slice(bytes).map_err(|err| match err.classify() {
+        serde_json::error::Category::Eof => format!("it ends in the middle, as if cut short: {err}"),
+        serde_json::error::Category::Syntax => format!("it is not JSON: {err}"),
+        _ => err.to_string(),
+    })?;
+    if file.job != label {
+        return Err(format!("it is the ledger of job `{}`, not of `{label}`", file.job.escape_debug()));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    if let Some(entry) = file.entries.iter().find(|entry| !ids.insert(entry.id)) {
+        return Err(format!("two entries have the id {}", entry.id));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn ssh() -> Ssh {
@@ -236,7 +362,8 @@ mod tests {
         assert_ne!(first, second);
         let path = Ledger::path(dir.path(), "db");
         assert!(path.exists());
-        assert_eq!(Ledger::pending(dir.path()), ["db"]);
+        assert_eq!(Ledger::pending(dir.path()).unwrap(), ["db"]);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
 
         let reopened = Ledger::open(dir.path(), "db", &ssh()).unwrap();
         assert_eq!(reopened.entries().len(), 2);
@@ -249,7 +376,7 @@ mod tests {
         ledger.remove(first).unwrap();
         ledger.remove(second).unwrap();
         assert!(!path.exists(), "an empty ledger leaves no file");
-        assert!(Ledger::pending(dir.path()).is_empty());
+        assert!(Ledger::pending(dir.path()).unwrap().is_empty());
     }
 
     #[test]
@@ -257,5 +384,84 @@ mod tests {
         let mut ledger = Ledger::disabled();
         ledger.record(&undo("x")).unwrap();
         assert!(ledger.is_empty());
+    }
+
+    /// A ledger file of job `db` whose one entry's command is `command`.
+    fn with_command(command: &str) -> String {
+        format!(
+            r#"{{"job": "db", "ssh": {{"path": "ssh", "port": 22, "user": "", "options": [], "defaults": []}},
+"entries": [{{"id": 1, "name": "undo", "command": {command}, "max_retries": 0, "retry_interval_seconds": 0}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_corrupt_ledger_is_an_error_that_says_why() {
+        let check = |contents: &str, expected: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Ledger::path(dir.path(), "db");
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, contents).unwrap();
+            let err = Ledger::open(dir.path(), "db", &ssh()).unwrap_err();
+            assert!(err.needs_the_admin(), "{contents:?}: {err:?}");
+            let message = err.to_string();
+            let prefix = format!("the ledger {} is corrupt: ", path.display());
+            assert!(message.starts_with(&prefix), "{contents:?}: {message}");
+            assert_eq!(&message[prefix.len()..], expected, "{contents:?}");
+            let shown = Ledger::show(dir.path(), "db").unwrap().unwrap();
+            assert_eq!(shown.bytes, contents.as_bytes());
+            assert_eq!(shown.entries.unwrap_err(), expected);
+        };
+        check("", "it is empty");
+        check("\n \n", "it holds only white space");
+        let full = with_command(r#"{"host": "db", "argv": ["umount", "/tmp/db"]}"#);
+        check(
+            &full[..60],
+            "it ends in the middle, as if cut short: EOF while parsing a value at line 1 column 60",
+        );
+        check("nonsense", "it is not JSON: expected ident at line 1 column 2");
+        check(
+            &with_command(r#"{"host": "db"}"#),
+            "a command has neither `argv` nor `shell` at line 2 column 63",
+        );
+        check(
+            &with_command(r#"{"host": "db", "argv": []}"#),
+            "a command has an empty argv at line 2 column 75",
+        );
+        check(
+            &with_command(r#"{"host": "db", "argv": ["x"], "shell": "y"}"#),
+            "a command has both `argv` and `shell` at line 2 column 92",
+        );
+        check(
+            &with_command(r#"{"host": "db;reboot", "shell": "y"}"#),
+            "a command's host `db;reboot` holds `;`, which is not allowed in a host name at line 2 column 84",
+        );
+        check(
+            &with_command(r#"{"host": "-oProxyCommand=x", "shell": "y"}"#),
+            "a command's host `-oProxyCommand=x` must not start with `-` (ssh would read it as an option) at line 2 column 91",
+        );
+        check(
+            &with_command(r#"{"host": "db", "argv": ["x"]}"#).replace(r#""job": "db""#, r#""job": "web""#),
+            "it is the ledger of job `web`, not of `db`",
+        );
+        check(&with_command(r#"{"argv": ["x"]}"#), "missing field `host` at line 2 column 64");
+    }
+
+    #[test]
+    fn a_ledger_others_can_write_is_refused_and_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Ledger::path(dir.path(), "db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, with_command(r#"{"host": "localhost", "argv": ["touch", "/tmp/x"]}"#)).unwrap();
+        assert_eq!(Ledger::open(dir.path(), "db", &ssh()).unwrap().entries().len(), 1, "0644 is fine");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Ledger::open(dir.path(), "db", &ssh()).unwrap_err();
+        assert!(matches!(err, LedgerError::Refused { .. }) && err.needs_the_admin(), "{err:?}");
+        let shown = Ledger::show(dir.path(), "db").unwrap().unwrap();
+        assert_eq!(shown.entries.unwrap().len(), 1, "shown, though not trusted");
+        let aside = Ledger::forget(dir.path(), "db").unwrap();
+        assert!(!Ledger::exists(dir.path(), "db"));
+        assert_eq!(Ledger::pending(dir.path()).unwrap(), Vec::<String>::new());
+        assert!(aside.file_name().unwrap().to_string_lossy().starts_with("db.json.forgotten-"));
+        assert!(Ledger::open(dir.path(), "db", &ssh()).unwrap().is_empty());
     }
 }

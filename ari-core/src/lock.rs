@@ -1,10 +1,17 @@
-//! The per-job lock: a kernel file lock on `state_dir/locks/LABEL.lock`, so that two runs of one
-//! job never overlap. The kernel releases it when its holder exits, however it exits, so a lock
-//! can never go stale; the file only says who holds it.
+//! The per-job lock: a kernel file lock (`flock`) on `state_dir/locks/LABEL.lock`, so that two
+//! runs of one job never overlap. The kernel releases it when its holder exits, however it
+//! exits, so a lock can never go stale.
+//!
+//! The file is 0600 in a 0700 directory (through [`StateDir`]), so no other user can open it,
+//! let alone hold it. Who holds a lock comes from the kernel (`/proc/locks`), not from the file:
+//! the file's own words (host, start time) are added only when they were written by that holder.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use crate::fsutil::{Area, StateDir, StateError};
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -15,10 +22,19 @@ pub enum LockError {
     Held {
         /// What the lock guards (`job db`).
         what: String,
-        /// Who holds it: pid, host, start time.
+        /// Who holds it: pid, and host and start time when the file says so.
         holder: String,
     },
-    /// The lock file could not be opened or locked.
+    /// The lock file was refused or could not be opened.
+    #[error("cannot take the lock of {what}")]
+    State {
+        /// What the lock guards.
+        what: String,
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+    /// The lock file could not be locked.
     #[error("cannot lock {}", path.display())]
     Io {
         /// The lock file.
@@ -38,16 +54,13 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock `state_dir/locks/NAME.lock` for `what`; with `wait`, waits for its holder.
     pub fn acquire(state_dir: &Path, name: &str, what: &str, wait: bool) -> Result<Lock, LockError> {
-        let path = state_dir.join("locks").join(format!("{name}.lock"));
+        let state = StateDir::new(state_dir);
+        let file_name = format!("{name}.lock");
+        let path = state.dir(Area::Locks).join(&file_name);
+        let mut file = state
+            .open_lock(Area::Locks, &file_name)
+            .map_err(|source| LockError::State { what: what.to_string(), source })?;
         let io_error = |source| LockError::Io { path: path.clone(), source };
-        fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io_error)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_error)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) if wait => {
@@ -73,13 +86,67 @@ impl Lock {
     }
 }
 
+/// Who holds the lock on `file`: the pid the kernel names, with the host and start time the file
+/// records when the file was written by that pid.
 fn holder(file: &mut File) -> String {
+    let Ok(meta) = file.metadata() else { return "holder unknown".into() };
+    let table = fs::read_to_string("/proc/locks").unwrap_or_default();
+    let Some(pid) = flock_holder(&table, meta.dev(), meta.ino()) else {
+        return "holder unknown: /proc/locks names none".into();
+    };
     let mut text = String::new();
-    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
-    if text.trim().is_empty() {
-        "holder unknown".to_string()
+    let _ = file.rewind().and_then(|()| file.take(4096).read_to_string(&mut text));
+    let recorded: String = text.trim().chars().filter(|c| !c.is_control()).collect();
+    let recorded_pid =
+        recorded.strip_prefix("pid ").and_then(|rest| rest.split(' ').next()?.parse::<u32>().ok());
+    if recorded_pid == Some(pid) {
+        recorded
     } else {
-        text.trim().to_string()
+        format!("pid {pid}")
+    }
+}
+
+/// The pid that holds a `flock` on the file `(dev, ino)`, from the text of `/proc/locks`:
+/// `1: FLOCK  ADVISORY  WRITE 31895 fe:00:10011149 0 EOF` (the device's major and minor in hex;
+/// lines with `->` are waiters, not holders).
+fn flock_holder(table: &str, dev: u64, ino: u64) -> Option<u32> {
+    let wanted = (u64::from(libc::major(dev)), u64::from(libc::minor(dev)));
+    let mut same_inode = Vec::new();
+    for line in table.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [_, kind, _, _, pid, id, ..] = words[..] else { continue };
+        if kind != "FLOCK" {
+            continue;
+        }
+        let mut parts = id.split(':');
+        let (Some(major), Some(minor), Some(inode), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (Ok(major), Ok(minor), Ok(inode), Ok(pid)) = (
+            u64::from_str_radix(major, 16),
+            u64::from_str_radix(minor, 16),
+            inode.parse::<u64>(),
+            pid.parse::<u32>(),
+        ) else {
+            continue;
+        };
+        if inode != ino || pid == 0 {
+            continue;
+        }
+        if (major, minor) == wanted {
+            return Some(pid);
+        }
+        same_inode.push(pid);
+    }
+    // Some filesystems (btrfs subvolumes, some overlays) show `stat` another device than the
+    // kernel's lock table does. The file is locked, so its line is in the table: when only one
+    // flock is on a file with its inode number, that one is it.
+    same_inode.dedup();
+    match same_inode[..] {
+        [pid] => Some(pid),
+        _ => None,
     }
 }
 
@@ -110,6 +177,60 @@ mod tests {
         Lock::acquire(dir.path(), "other", "job other", false).unwrap();
         drop(first);
         Lock::acquire(dir.path(), "db", "job db", false).unwrap();
+    }
+
+    #[test]
+    fn the_holder_is_the_pid_the_kernel_names_not_what_the_file_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Lock::acquire(dir.path(), "db", "job db", false).unwrap();
+        // A file that lies (or is left from an old run): its words are not repeated.
+        std::fs::write(dir.path().join("locks/db.lock"), "pid 999999 on elsewhere since 1999").unwrap();
+        let message = Lock::acquire(dir.path(), "db", "job db", false).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!("job db is already running (pid {}); wait for it, or use --wait", std::process::id())
+        );
+    }
+
+    #[test]
+    fn proc_locks_lines() {
+        let dev = libc::makedev(0xfe, 0x01);
+        let check = |table: &str, expected: Option<u32>| {
+            assert_eq!(flock_holder(table, dev, 77), expected, "{table}")
+        };
+        check("1: FLOCK  ADVISORY  WRITE 31895 fe:01:77 0 EOF", Some(31895));
+        check("1: FLOCK  ADVISORY  WRITE 31895 fe:01:78 0 EOF", None);
+        check("1: POSIX  ADVISORY  WRITE 31895 fe:01:77 0 EOF", None);
+        check("1: FLOCK  ADVISORY  WRITE 31895 fe:01:77 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 4242 fe:01:77 0 EOF", Some(31895));
+        check("1: -> FLOCK  ADVISORY  WRITE 4242 fe:01:77 0 EOF", None);
+        check(
+            "2: FLOCK  ADVISORY  WRITE 11 08:02:77 0 EOF\n3: FLOCK  ADVISORY  WRITE 31895 fe:01:77 0 EOF",
+            Some(31895),
+        );
+        // Another device in the table than stat shows: one flock on that inode is the one.
+        check("2: FLOCK  ADVISORY  WRITE 11 00:2d:77 0 EOF", Some(11));
+        check(
+            "2: FLOCK  ADVISORY  WRITE 11 00:2d:77 0 EOF\n3: FLOCK  ADVISORY  WRITE 12 00:2e:77 0 EOF",
+            None,
+        );
+        check("garbage\n\n1: FLOCK ADVISORY WRITE x fe:01:77 0 EOF", None);
+    }
+
+    #[test]
+    fn a_lock_file_is_private_and_a_symlink_there_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        drop(Lock::acquire(dir.path(), "db", "job db", false).unwrap());
+        let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("locks"), mode("locks/db.lock")), (0o700, 0o600));
+        let target = dir.path().join("target");
+        std::fs::write(&target, "precious").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("locks/web.lock")).unwrap();
+        let err = Lock::acquire(dir.path(), "web", "job web", false).unwrap_err();
+        let message = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(message.starts_with("cannot take the lock of job web: "), "{message}");
+        assert!(message.contains("/locks/web.lock is a symlink (to "), "{message}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::fsutil::{Area, StateDir};
 use crate::process::{self, ProcessError};
 
 const CACHE_FILE: &str = "tool-versions.json";
@@ -16,11 +17,14 @@ const CACHE_FILE: &str = "tool-versions.json";
 /// is unchanged since it was asked.
 pub fn tool_version(program: &Path, args: &[&str], state_dir: &Path) -> Result<String, ProcessError> {
     let key = cache_key(program, args);
-    let cache_path = state_dir.join("cache").join(CACHE_FILE);
-    let mut cache: BTreeMap<String, String> = std::fs::read(&cache_path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
+    let state = StateDir::new(state_dir);
+    let mut cache: BTreeMap<String, String> = match state.read(Area::Cache, CACHE_FILE) {
+        Ok(bytes) => bytes.and_then(|bytes| serde_json::from_slice(&bytes).ok()).unwrap_or_default(),
+        Err(err) => {
+            log::debug!("not using the tool-version cache: {err}");
+            BTreeMap::new()
+        }
+    };
     if let Some(version) = key.as_ref().and_then(|key| cache.get(key)) {
         return Ok(version.clone());
     }
@@ -31,8 +35,9 @@ pub fn tool_version(program: &Path, args: &[&str], state_dir: &Path) -> Result<S
     let version = text.lines().next().unwrap_or_default().trim().to_string();
     if let Some(key) = key {
         cache.insert(key, version.clone());
-        if let Err(err) = store(&cache_path, &cache) {
-            log::debug!("cannot cache tool versions in {}: {err}", cache_path.display());
+        let bytes = serde_json::to_vec_pretty(&cache).unwrap_or_default();
+        if let Err(err) = state.write(Area::Cache, CACHE_FILE, &bytes) {
+            log::debug!("cannot cache tool versions: {err}");
         }
     }
     Ok(version)
@@ -52,10 +57,6 @@ fn cache_key(program: &Path, args: &[&str]) -> Option<String> {
         meta.ctime(),
         meta.ctime_nsec()
     ))
-}
-
-fn store(path: &Path, cache: &BTreeMap<String, String>) -> std::io::Result<()> {
-    crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(cache).map_err(std::io::Error::other)?)
 }
 
 #[cfg(test)]

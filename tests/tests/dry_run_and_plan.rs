@@ -46,8 +46,9 @@ fn dry_run_runs_nothing_and_logs_every_command() {
             src = src.display()
         ),
     );
-    // Warm the version cache, so that the dry run below writes nothing anywhere.
-    run(fx.ari().args(["plan"]).arg(&job));
+    // Warm the version cache (`ari plan` writes nothing, not even the cache; a run fills it), so
+    // that the dry runs below write nothing anywhere.
+    run(fx.ari().arg("run").arg(&job).arg("--dry-run"));
     let before = fingerprint(fx.root());
     for spelling in ["--dry-run", "--dry_run", "--dry-run=true"] {
         let out = run(fx.ari().arg("run").arg(&job).arg(spelling));

@@ -1,7 +1,7 @@
 //! Architecture invariants that code can check, as tests (ARCHITECTURE.md names them):
 //! plugin crates depend on ari-core only, only ari-core's `process` module spawns processes,
-//! library crates never print, every source file opens with a `//!` paragraph, and
-//! ARCHITECTURE.md mentions every crate.
+//! only ari-core's `fsutil` makes, writes, moves or removes files, library crates never print,
+//! every source file opens with a `//!` paragraph, and ARCHITECTURE.md mentions every crate.
 
 #![cfg(test)]
 
@@ -93,6 +93,39 @@ fn only_the_process_module_spawns_processes() {
                 );
             }
             assert!(!grouped_std_command, "{} imports std::process::Command", file.display());
+        }
+    }
+}
+
+/// Every file ari writes is state, and state goes through `fsutil::StateDir` (private modes, no
+/// symlinks followed, no stranger's file trusted): no other code opens a file for writing, makes
+/// a directory, or moves, removes or chmods a file.
+#[test]
+fn only_fsutil_writes_files() {
+    for krate in crates().iter().filter(|c| c.starts_with("ari-")) {
+        for file in rust_files(&root().join(krate).join("src")) {
+            if file.ends_with("ari-core/src/fsutil.rs") {
+                continue;
+            }
+            let code = production_code(&file);
+            for write in [
+                "OpenOptions",
+                "DirBuilder",
+                "create_dir",
+                "File::create",
+                "fs::write",
+                "fs::rename",
+                "remove_file",
+                "remove_dir",
+                "set_permissions",
+                "tempfile",
+            ] {
+                assert!(
+                    !code.contains(write),
+                    "{} uses {write}: write state through ari_core::fsutil::StateDir",
+                    file.display()
+                );
+            }
         }
     }
 }

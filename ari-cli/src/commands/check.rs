@@ -1,19 +1,23 @@
 //! `ari check [JOB...] [--connect]`: validate the global config and the jobs (every job of
 //! jobs_dir when none is named), find the tools they need, and with `--connect` log in to every
-//! remote host. Runs no backup.
+//! remote host. Runs no backup and writes nothing: state_dir is checked with `access(2)`, and
+//! its ledgers are read as a run would read them.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use ari_core::exit;
+use ari_core::fsutil::StateDir;
+use ari_core::ledger::Ledger;
 use ari_core::pipeline;
 use ari_core::process::Runner;
 use ari_core::step::{Command, Host};
 
-use super::Context;
+use super::{chain, ledger_problem, Context};
 use crate::jobs;
 
 pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
+    ari_core::fsutil::forbid_writes();
     // One write at the end: a check of a thousand jobs prints a thousand lines.
     let mut out = String::new();
     let mut problems = Vec::new();
@@ -47,12 +51,11 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             plan.job.source_hostname
         );
     }
-    for label in ari_core::ledger::Ledger::pending(&context.state_dir()) {
-        problems.push(format!(
-            "job {label}: its ledger ({}) holds what a crashed run left behind: run `ari recover {label}`",
-            ari_core::ledger::Ledger::path(&context.state_dir(), &label).display()
-        ));
+    let state = state_problems(context);
+    if state.is_empty() {
+        let _ = writeln!(out, "ok: state_dir {}", context.state_dir().display());
     }
+    problems.extend(state);
     if connect {
         let mut seen = BTreeSet::new();
         for plan in &plans {
@@ -86,4 +89,32 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
         print!("{out}");
         exit::USAGE
     }
+}
+
+/// What stops ari from using its state directory: `state_dir` not writable (or not ari's), an
+/// area that is a symlink or another user's, and every ledger a run would refuse, find corrupt,
+/// or recover first.
+fn state_problems(context: &Context) -> Vec<String> {
+    let state_dir = context.state_dir();
+    let mut problems: Vec<String> =
+        StateDir::new(&state_dir).problems().iter().map(|err| chain(err)).collect();
+    let labels = match Ledger::pending(&state_dir) {
+        Ok(labels) => labels,
+        Err(err) => {
+            problems.push(format!("cannot list the ledgers: {}", chain(&err)));
+            return problems;
+        }
+    };
+    let ssh = ari_core::process::Ssh::from_settings(&context.base);
+    for label in labels {
+        match Ledger::open(&state_dir, &label, &ssh) {
+            Ok(ledger) if ledger.is_empty() => {}
+            Ok(_) => problems.push(format!(
+                "job {label}: its ledger ({}) holds what a crashed run left behind: run `ari recover {label}`",
+                Ledger::path(&state_dir, &label).display()
+            )),
+            Err(err) => problems.push(ledger_problem(&label, &err)),
+        }
+    }
+    problems
 }

@@ -65,7 +65,7 @@ pub fn dispatch(invocation: Invocation) -> i32 {
     let context = Context { config, command_line, base };
     match command {
         Subcommand::Run { jobs, wait } => run::run(&context, &jobs, wait),
-        Subcommand::Recover { jobs } => recover::recover(&context, &jobs),
+        Subcommand::Recover { jobs, action } => recover::recover(&context, &jobs, action),
         Subcommand::RunAll { wait } => run_all::run_all(&context, wait),
         Subcommand::List => list::list(&context),
         Subcommand::Status => status::status(&context),
@@ -83,6 +83,21 @@ pub fn usage_errors(errors: &[String]) -> i32 {
     }
     log::error!("nothing ran: fix the error{} above first", if errors.len() == 1 { "" } else { "s" });
     exit::USAGE
+}
+
+/// What ari says about a job's ledger that it cannot use: why, and for a refused or corrupt one,
+/// the two commands that show and clear it.
+pub fn ledger_problem(label: &str, err: &ari_core::ledger::LedgerError) -> String {
+    if err.needs_the_admin() {
+        format!(
+            "{}; ari runs nothing from it, and job {label} does not run until it is cleared: see what it \
+             holds with `ari recover {label} --show`, check by hand that what it lists is gone, then clear \
+             it with `ari recover {label} --forget`",
+            chain(err)
+        )
+    } else {
+        format!("{}; job {label} does not run until its ledger can be read", chain(err))
+    }
 }
 
 /// An error with its causes, `outer: inner: innermost`, as ari prints every failure once.

@@ -1,5 +1,6 @@
 //! `ari plan JOB... [--json]`: every step and command that `run` would execute, on which host,
-//! cleanup included. Runs nothing.
+//! cleanup included. Runs nothing, and writes nothing to state_dir (not even the tool-version
+//! cache).
 
 use ari_core::exit;
 use ari_core::pipeline::JobPlan;
@@ -9,6 +10,7 @@ use super::{usage_errors, Context};
 use crate::jobs;
 
 pub fn plan(context: &Context, names: &[String], json: bool) -> i32 {
+    ari_core::fsutil::forbid_writes();
     let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
     {
         Ok(plans) => plans,

@@ -1,33 +1,59 @@
 //! Run reports: each `ari run` and `ari run-all` writes one JSON file to `state_dir/reports`
-//! (jobs, their hosts, steps, commands, exit codes, start, end, duration, outcome, cleanup), and
-//! keeps the newest [`KEPT_REPORTS`].
+//! (jobs, their hosts, steps, commands, exit codes, start, end, duration, outcome, cleanup,
+//! warnings), and keeps the newest [`KEPT_REPORTS`]. A report that cannot be written costs no
+//! backup: it is logged as an error, and the exit code stays the backups'.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ari_core::pipeline::{JobPlan, JobReport};
+use ari_core::exit;
+use ari_core::fsutil::{Area, StateDir};
+use ari_core::pipeline::JobPlan;
+
+use super::chain;
+use super::run::JobRun;
 
 /// How many run reports `state_dir/reports` keeps.
 const KEPT_REPORTS: usize = 100;
 
-/// A job's part of a run report.
-pub fn job_json(plan: &JobPlan, code: i32, report: Option<&JobReport>) -> serde_json::Value {
-    let mut json = match report {
+/// A job's part of a run report. A job that succeeded with warnings (its history could not be
+/// written) has the outcome `warning`.
+pub fn job_json(plan: &JobPlan, job: &JobRun) -> serde_json::Value {
+    let mut json = match &job.report {
         Some(report) => report.to_json(),
-        None => serde_json::json!({ "job": plan.label(), "exit": code, "steps": [] }),
+        None => serde_json::json!({ "job": plan.label(), "exit": job.code, "steps": [] }),
     };
-    json["exit"] = code.into();
+    json["exit"] = job.code.into();
     json["backend"] = plan.job.backend.clone().into();
     json["file"] = plan.job.path.display().to_string().into();
     json["hosts"] = plan.hosts().into();
+    if let Some(error) = &job.error {
+        json["outcome"] = "failure".into();
+        json["error"] = error.clone().into();
+    }
+    if !job.warnings.is_empty() && json["outcome"] == "success" {
+        json["outcome"] = "warning".into();
+    }
+    json["warnings"] = job.warnings.clone().into();
     json
+}
+
+/// A job's part of a run report when ari was interrupted before it started.
+pub fn not_started_json(plan: &JobPlan) -> serde_json::Value {
+    let run = JobRun {
+        code: exit::JOB_FAILED,
+        report: None,
+        error: Some("not started: ari was interrupted".into()),
+        warnings: Vec::new(),
+    };
+    job_json(plan, &run)
 }
 
 fn seconds(time: SystemTime) -> f64 {
     time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Writes a run report; a failure to write is logged, never fatal.
+/// Writes a run report; a failure to write is logged as an error, never fatal.
 pub fn write_run_report(
     state_dir: &Path,
     command: &str,
@@ -36,7 +62,7 @@ pub fn write_run_report(
     jobs: Vec<serde_json::Value>,
     invalid: Vec<serde_json::Value>,
     extra: serde_json::Value,
-) -> Option<std::path::PathBuf> {
+) -> Option<PathBuf> {
     let ended = SystemTime::now();
     let mut report = serde_json::json!({
         "command": command,
@@ -52,27 +78,96 @@ pub fn write_run_report(
         report.extend(extra.clone());
     }
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.6fZ").to_string();
-    let dir = state_dir.join("reports");
-    let path = dir.join(format!("{command}-{stamp}-{}.json", std::process::id()));
+    let name = format!("{command}-{stamp}-{}.json", std::process::id());
     let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
-    if let Err(err) = ari_core::fsutil::write_atomic(&path, &bytes) {
-        log::warn!("cannot write the run report {}: {err}", path.display());
-        return None;
+    let state = StateDir::new(state_dir);
+    match state.write(Area::Reports, &name, &bytes) {
+        Ok(path) => {
+            prune(&state);
+            Some(path)
+        }
+        Err(err) => {
+            let what = format!("the run report could not be written: {}", chain(&err));
+            if code == exit::SUCCESS {
+                log::error!("the backup succeeded, but {what}");
+            } else {
+                log::error!("{what}");
+            }
+            None
+        }
     }
-    prune(&dir);
-    Some(path)
 }
 
-/// Keeps the newest reports (their names sort by time).
-fn prune(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut names: Vec<_> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
-    names.sort_by_key(|p| {
-        p.file_name().map(|n| n.to_string_lossy().split_once('-').map(|(_, rest)| rest.to_string()))
-    });
+/// The time in a report's name (`run-20260101T020000.000000Z-42.json`), by which they sort.
+fn stamp(name: &str) -> &str {
+    name.strip_prefix("run-all-").or_else(|| name.strip_prefix("run-")).unwrap_or(name)
+}
+
+/// Keeps the newest reports. One about to go that is not a report (it does not parse) is moved
+/// aside rather than deleted, with a warning; one that is not ari's own stays where it is.
+fn prune(state: &StateDir) {
+    let mut names = match state.list(Area::Reports, ".json") {
+        Ok(names) => names,
+        Err(err) => {
+            log::warn!("cannot prune the run reports: {}", chain(&err));
+            return;
+        }
+    };
+    names.sort_by(|a, b| stamp(a).cmp(stamp(b)));
     let excess = names.len().saturating_sub(KEPT_REPORTS);
     for old in &names[..excess] {
-        let _ = std::fs::remove_file(old);
+        let result = match state.read(Area::Reports, old) {
+            Ok(None) => Ok(()),
+            Ok(Some(bytes)) if serde_json::from_slice::<serde_json::Value>(&bytes).is_ok() => {
+                state.remove(Area::Reports, old)
+            }
+            Ok(Some(_)) => state.move_aside(Area::Reports, old, "corrupt").map(|aside| {
+                log::warn!("the run report {old} was corrupt: moved it aside to {}", aside.display());
+            }),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            log::warn!("cannot prune the run report {old}: {}", chain(&err));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_of_run_and_run_all_sort_by_their_time() {
+        let mut names = vec![
+            "run-all-20260102T000000.000000Z-1.json",
+            "run-20260103T000000.000000Z-2.json",
+            "run-20260101T000000.000000Z-3.json",
+        ];
+        names.sort_by(|a, b| stamp(a).cmp(stamp(b)));
+        assert_eq!(
+            names,
+            [
+                "run-20260101T000000.000000Z-3.json",
+                "run-all-20260102T000000.000000Z-1.json",
+                "run-20260103T000000.000000Z-2.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_and_moves_a_corrupt_one_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        for i in 0..KEPT_REPORTS + 2 {
+            let contents: &[u8] = if i == 0 { b"{\"truncated" } else { b"{}" };
+            state.write(Area::Reports, &format!("run-2026{i:04}-1.json"), contents).unwrap();
+        }
+        prune(&state);
+        let names = state.list(Area::Reports, "").unwrap();
+        assert_eq!(names.iter().filter(|n| n.ends_with(".json")).count(), KEPT_REPORTS);
+        assert!(!names.contains(&"run-20260001-1.json".to_string()), "the oldest good one went");
+        let aside: Vec<_> = names.iter().filter(|n| n.starts_with("run-20260000-1.json.corrupt-")).collect();
+        assert_eq!(aside.len(), 1, "{names:?}");
+        assert_eq!(std::fs::read(state.dir(Area::Reports).join(aside[0])).unwrap(), b"{\"truncated");
     }
 }

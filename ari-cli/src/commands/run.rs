@@ -5,16 +5,15 @@ use std::path::PathBuf;
 
 use ari_core::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT};
 use ari_core::exit;
+use ari_core::history::{History, RunRecord};
 use ari_core::ledger::Ledger;
 use ari_core::lock::Lock;
 use ari_core::log_context::set_job_label;
 use ari_core::pipeline::{self, JobPlan, JobReport, Recovery};
 use ari_core::process::Runner;
 
-use ari_core::history::{History, RunRecord};
-
 use super::signals::{self, Flags};
-use super::{chain, report, usage_errors, Context};
+use super::{chain, ledger_problem, report, usage_errors, Context};
 use crate::jobs;
 
 pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
@@ -37,9 +36,9 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     let mut reports = Vec::new();
     for plan in &plans {
         set_job_label(Some(plan.label()));
-        let (job_code, report) = run_job(plan, &flags, wait);
-        code = exit::worst(code, job_code);
-        reports.push(report::job_json(plan, job_code, report.as_ref()));
+        let job = run_job(plan, &flags, wait);
+        code = exit::worst(code, job.code);
+        reports.push(report::job_json(plan, &job));
         set_job_label(None);
     }
     if !plans.iter().all(|p| p.settings.get(&DRY_RUN)) {
@@ -56,27 +55,65 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     code
 }
 
-/// Runs one job under its lock, after recovering what a crashed run left; returns its exit code
-/// and, when its steps ran, its report. A real run is added to the job's history.
-pub fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> (i32, Option<JobReport>) {
-    let started = jiff::Timestamp::now().as_second();
-    let clock = std::time::Instant::now();
-    let (code, report) = match run_job_steps(plan, flags, wait) {
-        Some(result) => result,
-        // Another run holds the job: this one did nothing worth a place in the history.
-        None => return (exit::JOB_FAILED, None),
-    };
-    if !plan.settings.get(&DRY_RUN) {
-        let record = RunRecord { started, duration_seconds: clock.elapsed().as_secs_f64(), exit: code };
-        if let Err(err) = History::record(&PathBuf::from(plan.state_dir()), plan.label(), record) {
-            log::warn!("cannot record the run in the job's history: {err}");
-        }
-    }
-    (code, report)
+/// How one job of a run ended.
+pub struct JobRun {
+    /// Its exit code.
+    pub code: i32,
+    /// What its steps did, when they ran.
+    pub report: Option<JobReport>,
+    /// Why its steps did not run, when they did not.
+    pub error: Option<String>,
+    /// What went wrong beside the backup (its history could not be written): the run report
+    /// records them, and a job that succeeded gets the outcome `warning`.
+    pub warnings: Vec<String>,
 }
 
-/// The job's steps; `None` when another run holds its lock.
-fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Option<(i32, Option<JobReport>)> {
+/// Runs one job under its lock, after recovering what a crashed run left. A real run is added
+/// to the job's history; when that fails, the backup still counts, and the failure is a warning.
+pub fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> JobRun {
+    let started = jiff::Timestamp::now().as_second();
+    let clock = std::time::Instant::now();
+    let (code, report, error) = match run_job_steps(plan, flags, wait) {
+        Ok((code, report)) => (code, report, None),
+        // Another run holds the job: this one did nothing worth a place in the history.
+        Err(Unrun::Locked(error)) => {
+            return JobRun { code: exit::JOB_FAILED, report: None, error: Some(error), warnings: Vec::new() }
+        }
+        Err(Unrun::Refused(code, error)) => (code, None, Some(error)),
+    };
+    let mut warnings = Vec::new();
+    if !plan.settings.get(&DRY_RUN) {
+        let record = RunRecord { started, duration_seconds: clock.elapsed().as_secs_f64(), exit: code };
+        match History::record(&PathBuf::from(plan.state_dir()), plan.label(), record) {
+            Ok(None) => {}
+            Ok(Some(aside)) => warnings.push(format!(
+                "the job's history was corrupt: it was moved aside to {} and a new one started",
+                aside.display()
+            )),
+            Err(err) => {
+                let warning = format!("the job's history could not be written: {}", chain(&err));
+                if code == exit::SUCCESS {
+                    log::error!("the backup succeeded, but {warning}; `ari status` will not show this run");
+                } else {
+                    log::error!("{warning}");
+                }
+                warnings.push(warning);
+            }
+        }
+    }
+    JobRun { code, report, error, warnings }
+}
+
+/// Why a job's steps did not run.
+enum Unrun {
+    /// Another run holds its lock (or the lock could not be taken): nothing happened.
+    Locked(String),
+    /// Its ledger could not be used, or recovery failed: the exit code, and why.
+    Refused(i32, String),
+}
+
+/// The job's steps, unless its lock or its ledger stop them.
+fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Result<(i32, Option<JobReport>), Unrun> {
     let dry_run = plan.settings.get(&DRY_RUN);
     let state_dir = PathBuf::from(plan.state_dir());
     let label = plan.label();
@@ -87,30 +124,32 @@ fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Option<(i32, Opti
         .with_job_timeout(plan.settings.get(&JOB_TIMEOUT));
     if dry_run {
         // A dry run makes nothing: no lock, no ledger, no recovery.
-        if let Ok(ledger) = Ledger::open(&state_dir, label, &plan.ssh) {
-            if !ledger.is_empty() {
-                log::warn!(
-                    "the ledger holds {} things a crashed run left behind; a real run would undo them first",
-                    ledger.entries().len()
-                );
-            }
+        match Ledger::open(&state_dir, label, &plan.ssh) {
+            Ok(ledger) if !ledger.is_empty() => log::warn!(
+                "the ledger holds {} things a crashed run left behind; a real run would undo them first",
+                ledger.entries().len()
+            ),
+            Ok(_) => {}
+            Err(err) => log::warn!("a real run would not run: {}", ledger_problem(label, &err)),
         }
         let report = pipeline::run(plan, &runner, &mut Ledger::disabled());
         report_failures(&report);
-        return Some((report.exit_code(), Some(report)));
+        return Ok((report.exit_code(), Some(report)));
     }
     let _lock = match Lock::acquire(&state_dir, label, &format!("job {label}"), wait) {
         Ok(lock) => lock,
         Err(err) => {
-            log::error!("{}", chain(&err));
-            return None;
+            let error = chain(&err);
+            log::error!("{error}");
+            return Err(Unrun::Locked(error));
         }
     };
     let mut ledger = match Ledger::open(&state_dir, label, &plan.ssh) {
         Ok(ledger) => ledger,
         Err(err) => {
-            log::error!("cannot read the ledger {}: {err}", Ledger::path(&state_dir, label).display());
-            return Some((exit::CLEANUP_FAILED, None));
+            let error = ledger_problem(label, &err);
+            log::error!("{error}");
+            return Err(Unrun::Refused(exit::CLEANUP_FAILED, error));
         }
     };
     if !ledger.is_empty() {
@@ -124,13 +163,14 @@ fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Option<(i32, Opti
             .with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
         let recovery = pipeline::recover(&mut ledger, &recoverer);
         if !report_recovery(&recovery) {
-            log::error!("the job does not run while its ledger holds what a crashed run left (exit 3)");
-            return Some((exit::CLEANUP_FAILED, None));
+            let error = "the job does not run while its ledger holds what a crashed run left (exit 3)";
+            log::error!("{error}");
+            return Err(Unrun::Refused(exit::CLEANUP_FAILED, error.to_string()));
         }
     }
     let report = pipeline::run(plan, &runner, &mut ledger);
     report_failures(&report);
-    Some((report.exit_code(), Some(report)))
+    Ok((report.exit_code(), Some(report)))
 }
 
 /// Logs what a recovery did; true when everything was undone.

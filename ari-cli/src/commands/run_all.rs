@@ -103,13 +103,10 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
                 scope.spawn(move || {
                     set_job_label(Some(plan.label()));
                     let clock = Instant::now();
-                    let (code, job_report) = run_job(plan, &flags, false);
+                    let job = run_job(plan, &flags, false);
+                    let code = job.code;
                     // A dry run writes no report: keep nothing of the job's but its exit code.
-                    let json = if dry_run {
-                        serde_json::Value::Null
-                    } else {
-                        report::job_json(plan, code, job_report.as_ref())
-                    };
+                    let json = if dry_run { serde_json::Value::Null } else { report::job_json(plan, &job) };
                     set_job_label(None);
                     let _ = done.send((index, Finished { code, duration: clock.elapsed(), json }));
                 });
@@ -145,7 +142,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
                 // Interrupted before it could start.
                 code = exit::worst(code, exit::JOB_FAILED);
                 log::error!("job {} did not start: ari was interrupted", plan.label());
-                jobs_json.push(report::job_json(plan, exit::JOB_FAILED, None));
+                jobs_json.push(report::not_started_json(plan));
                 rows.push([
                     plan.label().to_string(),
                     "not started".into(),
