@@ -198,6 +198,16 @@ fn step_json(step: &Step, ssh: &Ssh) -> serde_json::Value {
         }
         Action::Run(_) => {}
     }
+    if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
+        // A destructive step's proof runs before it: part of what `run` executes.
+        let mut proof = serde_json::Map::new();
+        match &probe.query.program {
+            crate::step::Program::Argv(argv) => proof.insert("argv".into(), argv.clone().into()),
+            crate::step::Program::Shell(script) => proof.insert("shell".into(), script.clone().into()),
+        };
+        proof.insert("expect".into(), probe.expect.clone().unwrap_or_default().into());
+        object.insert("proof".into(), serde_json::Value::Object(proof));
+    }
     if step.retry.max_retries > 0 {
         object.insert("retries".into(), step.retry.max_retries.into());
         object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());

@@ -65,6 +65,15 @@ pub fn render(plan: &JobPlan) -> String {
             }
             _ => {}
         }
+        if let Some(probe) = step.present.as_ref() {
+            if let (Program::Argv(argv), Some(expect)) = (&probe.query.program, &probe.expect) {
+                out.push_str(&format!(
+                    "       (runs only after `{}` shows `{}`)\n",
+                    ari_core::quote::shell_join(argv),
+                    expect.join(" ")
+                ));
+            }
+        }
         if step.retry.max_retries > 0 {
             out.push_str(&format!(
                 "       (retried up to {} times, {}s apart)\n",
