@@ -54,7 +54,7 @@ pub static USER: TextKind = TextKind {
 /// An absolute, normalised path.
 pub static PATH: TextKind = TextKind {
     name: "path",
-    accepts: "an absolute, normalised path: starting with `/`, no `.` or `..` parts, no `//`, no trailing `/`, no control characters",
+    accepts: "an absolute, normalised path: starting with `/`, no `.` or `..` parts, no control characters",
     check: check_path,
 };
 
@@ -221,11 +221,9 @@ pub fn check_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err("is not an absolute path (it must start with `/`)".into());
     }
-    check_parts(path)?;
-    if path != "/" && (path.ends_with('/') || path.contains("//")) {
-        return Err(format!("is not normalised: write `{}`", normalised(path)));
-    }
-    Ok(())
+    // A trailing or doubled `/` names the same place (ari joins paths as paths), and existing
+    // ari-backup configs have them; `.` and `..` do not.
+    check_parts(path)
 }
 
 /// Refuses `.` and `..` parts and over-long paths; the path is not empty.
@@ -275,7 +273,11 @@ pub fn check_path_pattern(path: &str) -> Result<(), String> {
 /// Checks a program: an absolute path, or a bare name looked up on PATH.
 pub fn check_program(program: &str) -> Result<(), String> {
     if program.starts_with('/') {
-        return check_path(program);
+        check_path(program)?;
+        if program.ends_with('/') {
+            return Err(format!("names a directory: write `{}`", normalised(program)));
+        }
+        return Ok(());
     }
     if program.is_empty() {
         return Err("is empty".into());
@@ -516,15 +518,13 @@ mod tests {
     fn paths() {
         check(
             &PATH,
-            &["/", "/var/lib/ari-backup", "/srv/with space", "/a-b_c.d"],
+            &["/", "/var/lib/ari-backup", "/srv/with space", "/a-b_c.d", "/backups/", "/srv//data"],
             &[
                 ("", "is empty"),
                 ("-x", "not an absolute path"),
                 ("local/path", "not an absolute path"),
                 ("/srv/./data", "write `/srv/data`"),
                 ("/srv/data/../data", "write `/srv/data`"),
-                ("/srv/data/", "write `/srv/data`"),
-                ("/srv//data", "write `/srv/data`"),
                 ("/a\nb", "control character"),
                 (&format!("/{}", "x".repeat(256)), "longer than a file name"),
                 (&"/xxxxxxx".repeat(600), "longer than a path"),
@@ -547,7 +547,13 @@ mod tests {
         check(
             &PROGRAM,
             &["/usr/bin/ssh", "ssh", "rdiff-backup", "python3.11"],
-            &[("", "is empty"), ("-x", "must not start"), ("bin/ssh", "relative path"), ("a b", "holds ` `")],
+            &[
+                ("", "is empty"),
+                ("-x", "must not start"),
+                ("bin/ssh", "relative path"),
+                ("a b", "holds ` `"),
+                ("/usr/bin/", "names a directory"),
+            ],
         );
     }
 

@@ -127,7 +127,7 @@ impl SnapshotSource for LvmSource {
                         format!("volume `{}` is listed twice", volume.name),
                     ));
                 }
-                if other_point == point {
+                if join_path("/", other_point) == join_path("/", point) {
                     return Err(job.error_at(
                         &format!("{key}.mount_point"),
                         format!("`{point}` is also the mount point of `{other_name}`"),
