@@ -41,8 +41,13 @@ pub fn expired_snapshots(
     // Newest first, to keep the newest `keep_min`; equal times by name for a stable order.
     ours.sort_by(|a, b| b.cmp(a));
     let limit = i64::from(expiration_days) * DAY;
-    let mut expired: Vec<(i64, String)> =
-        ours.into_iter().skip(keep_min as usize).filter(|(creation, _)| now - creation >= limit).collect();
+    // Saturating: a creation time far in the past or future (zfs prints none, but a line is
+    // only text) must not overflow, and an age past i64's range is still past the limit.
+    let mut expired: Vec<(i64, String)> = ours
+        .into_iter()
+        .skip(keep_min as usize)
+        .filter(|(creation, _)| now.saturating_sub(*creation) >= limit)
+        .collect();
     expired.sort();
     Ok(expired.into_iter().map(|(_, name)| name).collect())
 }
@@ -97,6 +102,20 @@ mod tests {
         check(&listing, 2, &["pool/backups/web@ari-backup-a"]);
         check(&listing, 5, &[]);
         check("", 1, &[]);
+    }
+
+    #[test]
+    fn creation_times_at_the_ends_of_the_range_do_not_overflow() {
+        let listing = format!(
+            "pool/backups/web@ari-backup-min\t{}\npool/backups/web@ari-backup-max\t{}\n",
+            i64::MIN,
+            i64::MAX
+        );
+        check(&listing, 0, &["pool/backups/web@ari-backup-min"]);
+        let got = expired_snapshots(&listing, DATASET, "ari-backup-", 60, 0, i64::MIN).unwrap();
+        assert_eq!(got, Vec::<String>::new());
+        let got = expired_snapshots(&listing, DATASET, "ari-backup-", 0, 0, i64::MAX).unwrap();
+        assert_eq!(got, ["pool/backups/web@ari-backup-min", "pool/backups/web@ari-backup-max"]);
     }
 
     #[test]
