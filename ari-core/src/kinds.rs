@@ -283,7 +283,7 @@ pub fn check_program(program: &str) -> Result<(), String> {
     if program.starts_with('-') {
         return Err("must not start with `-`".into());
     }
-    if program.contains('/') {
+    if program.contains('/') || program == "." || program == ".." {
         return Err("is a relative path: give an absolute path, or a bare name looked up on PATH".into());
     }
     if let Some(c) =
@@ -547,7 +547,14 @@ mod tests {
         check(
             &PROGRAM,
             &["/usr/bin/ssh", "ssh", "rdiff-backup", "python3.11"],
-            &[("", "is empty"), ("-x", "must not start"), ("bin/ssh", "relative path"), ("a b", "holds ` `")],
+            &[
+                ("", "is empty"),
+                ("-x", "must not start"),
+                ("bin/ssh", "relative path"),
+                ("..", "relative path"),
+                (".", "relative path"),
+                ("a b", "holds ` `"),
+            ],
         );
     }
 
