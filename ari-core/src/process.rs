@@ -124,7 +124,7 @@ pub struct Output {
 #[non_exhaustive]
 pub enum ProcessError {
     /// The program is not on PATH (or not executable at the path given).
-    #[error("`{program}` not found (searched PATH={path})")]
+    #[error("`{}` not found (searched PATH={path})", crate::kinds::shown(.program))]
     NotFound {
         /// The program as named.
         program: String,
