@@ -30,8 +30,12 @@ impl ConfigError {
 
     /// Converts a YAML error of `file` into a config error with its position, adding a
     /// suggestion when serde reports an unknown field.
+    ///
+    /// The message shows control characters escaped: serde's messages quote keys and values
+    /// from the file as they are (`unknown field`, `unknown variant`), and a job file must not
+    /// write escape sequences to a terminal, or NUL bytes to syslog, through ari's errors.
     pub fn from_yaml(file: &Path, err: &serde_yaml::Error) -> ConfigError {
-        let mut message = err.to_string();
+        let mut message = crate::kinds::shown(&err.to_string());
         let mut position = err.location().map(|l| (l.line(), l.column()));
         if message.contains("more than one document") {
             message = "the file holds more than one YAML document (a `---` line starts another); \

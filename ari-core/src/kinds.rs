@@ -285,7 +285,7 @@ pub fn check_program(program: &str) -> Result<(), String> {
     if program.starts_with('-') {
         return Err("must not start with `-`".into());
     }
-    if program.contains('/') {
+    if program.contains('/') || program == "." || program == ".." {
         return Err("is a relative path: give an absolute path, or a bare name looked up on PATH".into());
     }
     if let Some(c) =
@@ -551,6 +551,8 @@ mod tests {
                 ("", "is empty"),
                 ("-x", "must not start"),
                 ("bin/ssh", "relative path"),
+                ("..", "relative path"),
+                (".", "relative path"),
                 ("a b", "holds ` `"),
                 ("/usr/bin/", "names a directory"),
             ],

@@ -124,7 +124,7 @@ pub struct Output {
 #[non_exhaustive]
 pub enum ProcessError {
     /// The program is not on PATH (or not executable at the path given).
-    #[error("`{program}` not found (searched PATH={path})")]
+    #[error("`{}` not found (searched PATH={path})", crate::kinds::shown(.program))]
     NotFound {
         /// The program as named.
         program: String,
@@ -371,10 +371,10 @@ impl Runner {
     pub fn run(&self, command: &Command) -> Result<Output, ProcessError> {
         let argv = command.local_argv(&self.ssh);
         if self.dry_run {
-            log::info!("dry run, not running on {}: {}", command.host, crate::quote::shell_join(&argv));
+            log::info!("dry run, not running on {}: {}", command.host, shown_argv(&argv));
             return Ok(Output::default());
         }
-        log::debug!("run_command on {}: {}", command.host, crate::quote::shell_join(&argv));
+        log::debug!("run_command on {}: {}", command.host, shown_argv(&argv));
         let own = self.command_timeout.map(|limit| Deadline::after(limit, "command_timeout"));
         let deadline = match (own, &self.job_deadline) {
             (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
@@ -385,10 +385,15 @@ impl Runner {
     }
 }
 
+/// An argv as a log line shows it: quoted as for a shell, control characters escaped.
+fn shown_argv(argv: &[String]) -> String {
+    crate::kinds::shown(&crate::quote::shell_join(argv))
+}
+
 /// Runs a read-only local query, even in a dry run (a tool's `--version`, say).
 pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
-    log::debug!("query: {}", crate::quote::shell_join(argv));
+    log::debug!("query: {}", shown_argv(argv));
     execute(&command, argv, &AtomicBool::new(false), Some(Deadline::after(QUERY_TIMEOUT, "the query limit")))
 }
 

@@ -176,12 +176,14 @@ impl SettingType for std::time::Duration {
 
 /// Parses a positive duration (`90s`, `2h`, `1h 30m`, or ISO 8601 `PT2H`).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let parsed: jiff::SignedDuration =
-        text.trim().parse().map_err(|_| format!("`{text}` is not a duration like 90s, 30m or 2h"))?;
+    let parsed: jiff::SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not a duration like 90s, 30m or 2h", crate::kinds::shown(text)))?;
     std::time::Duration::try_from(parsed)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{text}` is not a positive duration"))
+        .ok_or_else(|| format!("`{}` is not a positive duration", crate::kinds::shown(text)))
 }
 
 impl<T: SettingType> SettingType for Option<T> {

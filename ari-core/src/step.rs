@@ -51,11 +51,12 @@ pub enum Program {
 }
 
 impl fmt::Display for Program {
-    /// The command as a person would type it.
+    /// The command as a person would type it, control characters escaped (it goes to logs
+    /// and terminals).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Program::Argv(argv) => write!(f, "{}", crate::quote::shell_join(argv)),
-            Program::Shell(script) => write!(f, "{script}"),
+            Program::Argv(argv) => write!(f, "{}", crate::kinds::shown(&crate::quote::shell_join(argv))),
+            Program::Shell(script) => write!(f, "{}", crate::kinds::shown(script)),
         }
     }
 }

@@ -340,3 +340,67 @@ mod tests {
         check("garbage", None);
     }
 }
+
+/// Properties of version detection: any `--version` output is read or refused without a panic,
+/// and every version of the two command lines gets its own.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    fn config(cases: u32) -> Config {
+        Config {
+            cases,
+            rng_seed: RngSeed::Fixed(0x00a1_b4c6_0000_0009),
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// `--version` output around a version number: what comes before and after it.
+    fn framing() -> impl Strategy<Value = (&'static str, &'static str, &'static str)> {
+        (
+            prop::sample::select(&["rdiff-backup ", "rdiff-backup version ", "  rdiff-backup\t", ""][..]),
+            prop::sample::select(
+                &["", ".0", ".5", ".8", ".2", "a1", "b2", "rc3", ".1.dev4+g0abc", ".post1"][..],
+            ),
+            prop::sample::select(&["", "\n", " (python 3.11)\n", "\nmore 4.5 text"][..]),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        #[test]
+        fn any_version_output_is_read_or_refused_without_a_panic(text in prop_oneof![
+            any::<String>(),
+            "[0-9. a-z+\\-\n\t]{0,30}",
+            "[0-9]{1,25}(\\.[0-9]{0,25}){0,3}",
+        ]) {
+            let _ = cli_for_version(&text);
+        }
+
+        #[test]
+        fn two_one_and_later_get_the_new_command_line(
+            (before, rest, after) in framing(),
+            (major, minor) in prop_oneof![
+                (Just(2u32), 1u32..100),
+                (3u32..1000, 0u32..100),
+                (Just(u32::MAX), 0u32..2),
+            ],
+        ) {
+            let version = format!("{before}{major}.{minor}{rest}{after}");
+            prop_assert_eq!(cli_for_version(&version), Some(Cli::New), "{:?}", version);
+        }
+
+        #[test]
+        fn one_and_two_zero_get_the_legacy_command_line(
+            (before, rest, after) in framing(),
+            (major, minor) in prop_oneof![(0u32..2, 0u32..100), (Just(2u32), Just(0u32))],
+        ) {
+            let version = format!("{before}{major}.{minor}{rest}{after}");
+            prop_assert_eq!(cli_for_version(&version), Some(Cli::Legacy), "{:?}", version);
+        }
+    }
+}

@@ -41,8 +41,13 @@ pub fn expired_snapshots(
     // Newest first, to keep the newest `keep_min`; equal times by name for a stable order.
     ours.sort_by(|a, b| b.cmp(a));
     let limit = i64::from(expiration_days) * DAY;
-    let mut expired: Vec<(i64, String)> =
-        ours.into_iter().skip(keep_min as usize).filter(|(creation, _)| now - creation >= limit).collect();
+    // Saturating: a creation time far in the past or future (zfs prints none, but a line is
+    // only text) must not overflow, and an age past i64's range is still past the limit.
+    let mut expired: Vec<(i64, String)> = ours
+        .into_iter()
+        .skip(keep_min as usize)
+        .filter(|(creation, _)| now.saturating_sub(*creation) >= limit)
+        .collect();
     expired.sort();
     Ok(expired.into_iter().map(|(_, name)| name).collect())
 }
@@ -100,6 +105,20 @@ mod tests {
     }
 
     #[test]
+    fn creation_times_at_the_ends_of_the_range_do_not_overflow() {
+        let listing = format!(
+            "pool/backups/web@ari-backup-min\t{}\npool/backups/web@ari-backup-max\t{}\n",
+            i64::MIN,
+            i64::MAX
+        );
+        check(&listing, 0, &["pool/backups/web@ari-backup-min"]);
+        let got = expired_snapshots(&listing, DATASET, "ari-backup-", 60, 0, i64::MIN).unwrap();
+        assert_eq!(got, Vec::<String>::new());
+        let got = expired_snapshots(&listing, DATASET, "ari-backup-", 0, 0, i64::MAX).unwrap();
+        assert_eq!(got, ["pool/backups/web@ari-backup-min", "pool/backups/web@ari-backup-max"]);
+    }
+
+    #[test]
     fn malformed_listings_name_the_line() {
         let bad = |listing: &str, expected: &str| {
             let err = expired_snapshots(listing, DATASET, "ari-backup-", 60, 1, NOW).unwrap_err();
@@ -115,5 +134,228 @@ mod tests {
         );
         bad("pool/backups/web\t1700000000\n", "line 1: `pool/backups/web` is not a snapshot name");
         bad("a\tb\tc\n", "line 1: expected NAME<tab>CREATION, found `a\tb\tc`");
+    }
+}
+
+/// Properties of expiry over generated listings: whatever `zfs list` prints, expiry never
+/// panics and destroys only what the rules allow, and a listing it cannot read destroys nothing.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    const DATASET: &str = "pool/backups/web";
+    const NOW: i64 = 1_800_000_000;
+
+    fn config(cases: u32) -> Config {
+        Config {
+            cases,
+            rng_seed: RngSeed::Fixed(0x00a1_b4c6_0000_0009),
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// What a line of the listing is.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Owner {
+        /// The dataset's own snapshot with the prefix: the only kind expiry may destroy.
+        Ours,
+        /// The dataset's own, without the prefix (made by hand).
+        Unprefixed,
+        /// A child dataset's, with the prefix.
+        Child,
+        /// A dataset whose name starts with the dataset's, with the prefix.
+        Sibling,
+        /// The parent dataset's, with the prefix.
+        Parent,
+    }
+
+    #[derive(Debug, Clone)]
+    enum Line {
+        Snapshot { owner: Owner, creation: Creation, style: u8, tail: String },
+        Blank(String),
+    }
+
+    /// A creation time, or one this many seconds from the expiry limit (where `>=` matters).
+    #[derive(Debug, Clone, Copy)]
+    enum Creation {
+        At(i64),
+        FromLimit(i64),
+    }
+
+    impl Creation {
+        fn time(self, now: i64, days: u32) -> i64 {
+            match self {
+                Creation::At(time) => time,
+                Creation::FromLimit(delta) => now.saturating_sub(i64::from(days) * DAY).saturating_add(delta),
+            }
+        }
+    }
+
+    fn creation() -> impl Strategy<Value = Creation> {
+        prop_oneof![
+            4 => (0i64..200 * DAY).prop_map(|age| Creation::At(NOW - age)),
+            2 => (-1i64..=1).prop_map(Creation::FromLimit),
+            1 => any::<i64>().prop_map(Creation::At),
+            1 => prop::sample::select(&[i64::MIN, i64::MIN + 1, i64::MAX, -1, 0, 1, NOW, NOW + 1][..])
+                .prop_map(Creation::At),
+            1 => (-100_000i64..100_000).prop_map(Creation::At),
+        ]
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        let owner = prop::sample::select(
+            &[
+                Owner::Ours,
+                Owner::Ours,
+                Owner::Ours,
+                Owner::Unprefixed,
+                Owner::Child,
+                Owner::Sibling,
+                Owner::Parent,
+            ][..],
+        );
+        prop_oneof![
+            8 => (owner, creation(), 0u8..4, "[a-zA-Z0-9_:.-]{0,8}")
+                .prop_map(|(owner, creation, style, tail)| Line::Snapshot { owner, creation, style, tail }),
+            1 => prop::sample::select(&["", " ", "\t ", "  \t"][..]).prop_map(|s| Line::Blank(s.to_string())),
+        ]
+    }
+
+    /// The lines as `zfs list` would print them; the names, unique, of those that are ours.
+    fn listing(lines: &[Line], prefix: &str, now: i64, days: u32) -> (Vec<String>, Vec<(i64, String)>) {
+        let mut text = Vec::new();
+        let mut ours = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            match line {
+                Line::Blank(blank) => text.push(blank.clone()),
+                Line::Snapshot { owner, creation, style, tail } => {
+                    let creation = &creation.time(now, days);
+                    let name = match owner {
+                        Owner::Ours => format!("{DATASET}@{prefix}{i}{tail}"),
+                        Owner::Unprefixed => format!("{DATASET}@manual{i}{tail}"),
+                        Owner::Child => format!("{DATASET}/child@{prefix}{i}{tail}"),
+                        Owner::Sibling => format!("{DATASET}by@{prefix}{i}{tail}"),
+                        Owner::Parent => format!("pool/backups@{prefix}{i}{tail}"),
+                    };
+                    // zfs prints plain numbers; what parses as one anyway is read as one.
+                    let shown = match style {
+                        0 | 1 => creation.to_string(),
+                        2 => format!(" {creation} "),
+                        _ if *creation >= 0 => format!("+{creation}"),
+                        _ => creation.to_string(),
+                    };
+                    text.push(format!("{name}\t{shown}"));
+                    if *owner == Owner::Ours {
+                        ours.push((*creation, name));
+                    }
+                }
+            }
+        }
+        (text, ours)
+    }
+
+    fn params() -> impl Strategy<Value = (&'static str, u32, u32, i64)> {
+        (
+            prop::sample::select(&["ari-backup-", "a", "x:y."][..]),
+            prop_oneof![4 => 0u32..400, 1 => Just(u32::MAX)],
+            prop_oneof![4 => 0u32..6, 1 => Just(u32::MAX)],
+            prop_oneof![4 => Just(NOW), 1 => any::<i64>(), 1 => prop::sample::select(&[i64::MIN, i64::MAX, 0][..])],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        #[test]
+        fn only_our_old_snapshots_beyond_the_newest_keep_min_expire(
+            lines in prop::collection::vec(line(), 0..30),
+            (prefix, days, keep_min, now) in params(),
+        ) {
+            let (text, ours) = listing(&lines, prefix, now, days);
+            let text = text.join("\n");
+            let expired = expired_snapshots(&text, DATASET, prefix, days, keep_min, now)
+                .map_err(|err| TestCaseError::fail(format!("{err}\nlisting:\n{text}")))?;
+            let old_enough = |creation: i64| {
+                i128::from(now) - i128::from(creation) >= i128::from(days) * i128::from(DAY)
+            };
+            let newer = |creation: i64, name: &str| {
+                ours.iter().filter(|(c, n)| (*c, n.as_str()) > (creation, name)).count()
+            };
+            let mut previous: Option<(i64, &str)> = None;
+            for name in &expired {
+                prop_assert!(name.starts_with(&format!("{DATASET}@{prefix}")), "{name} is not ours");
+                let Some((creation, _)) = ours.iter().find(|(_, n)| n == name) else {
+                    return Err(TestCaseError::fail(format!("{name} is not one of the dataset's own")));
+                };
+                prop_assert!(old_enough(*creation), "{name} made at {creation} is younger than {days} days");
+                prop_assert!(
+                    newer(*creation, name) as u64 >= u64::from(keep_min),
+                    "{name} is one of the newest {keep_min}"
+                );
+                prop_assert!(previous < Some((*creation, name)), "not oldest first: {expired:?}");
+                previous = Some((*creation, name));
+            }
+            for (creation, name) in &ours {
+                if old_enough(*creation) && newer(*creation, name) as u64 >= u64::from(keep_min) {
+                    prop_assert!(expired.contains(name), "{name} should have expired: {expired:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_malformed_line_destroys_nothing_and_is_named(
+            lines in prop::collection::vec(line(), 0..20),
+            at in any::<prop::sample::Index>(),
+            bad in prop::sample::select(&[
+                "pool/backups/web@ari-backup-a 1700000000",
+                "pool/backups/web@ari-backup-a\t1700000000\textra",
+                "pool/backups/web@ari-backup-a\tyesterday",
+                "pool/backups/web@ari-backup-a\t",
+                "pool/backups/web@ari-backup-a\t1.5",
+                "pool/backups/web@ari-backup-a\t99999999999999999999",
+                "pool/backups/web@ari-backup-a\t-",
+                "pool/backups/web@ari-backup-a\t0x10",
+                "pool/backups/web\t1700000000",
+                "\t1700000000",
+                "pool/backups/web@ari-backup-a",
+                "a\tb\tc",
+            ][..]),
+            (prefix, days, keep_min, now) in params(),
+        ) {
+            let (mut text, _) = listing(&lines, prefix, now, days);
+            let at = at.index(text.len() + 1);
+            text.insert(at, bad.to_string());
+            let text = text.join("\n");
+            match expired_snapshots(&text, DATASET, prefix, days, keep_min, now) {
+                Ok(expired) => prop_assert!(false, "a malformed line was read; would destroy {expired:?}"),
+                Err(err) => prop_assert!(err.starts_with(&format!("line {}: ", at + 1)), "{err}"),
+            }
+        }
+
+        #[test]
+        fn any_listing_is_read_or_refused_without_a_panic(
+            text in prop_oneof![
+                any::<String>(),
+                prop::collection::vec(
+                    prop::sample::select(&[
+                        "\t", "\n", "@", "/", " ", "pool/backups/web", "pool/backups/web@", "ari-backup-",
+                        "child", "1700000000", "-1", "+", "9223372036854775807", "-9223372036854775808",
+                        "\r\n", "\0", "é",
+                    ][..]),
+                    0..40,
+                ).prop_map(|pieces| pieces.concat()),
+            ],
+            (prefix, days, keep_min, now) in params(),
+        ) {
+            if let Ok(expired) = expired_snapshots(&text, DATASET, prefix, days, keep_min, now) {
+                for name in &expired {
+                    prop_assert!(name.starts_with(&format!("{DATASET}@{prefix}")), "{name}");
+                    prop_assert!(text.lines().any(|l| l.split('\t').next() == Some(name.as_str())), "{name}");
+                }
+            }
+        }
     }
 }

@@ -45,8 +45,8 @@ pub fn render(plan: &JobPlan) -> String {
             when => format!(" [when {}]", when.as_str()),
         };
         let text = match &command.program {
-            Program::Argv(argv) => ari_core::quote::shell_join(argv),
-            Program::Shell(script) => format!("sh: {script}"),
+            Program::Argv(argv) => ari_core::kinds::shown(&ari_core::quote::shell_join(argv)),
+            Program::Shell(script) => format!("sh: {}", ari_core::kinds::shown(script)),
         };
         out.push_str(&format!(
             "{:>3}. {:<14} {} on {}{when}\n",

@@ -374,17 +374,17 @@ fn lvm_failures_leave_nothing(ctx: &Ctx) -> Result<()> {
     assert_clean(vm, label)?;
 
     let label = "lvm-badstore";
-    let store_file = fx.path("store-is-a-file");
-    fs::write(&store_file, "not a directory\n")?;
+    // The store exists (ari checks that before anything runs), but the job's backup there is a
+    // file, which rdiff-backup can only fail on, with the snapshot mounted.
+    let store = fx.path("store-with-a-file");
+    fs::create_dir_all(&store)?;
+    fs::write(store.join(label), "not a directory\n")?;
     let job = fx.job(
         label,
         &lvm_job(
             label,
             "ro",
-            &format!(
-                "include: [/srv/data]\nbackup_store_path: {}\n",
-                yaml(&store_file.display().to_string())
-            ),
+            &format!("include: [/srv/data]\nbackup_store_path: {}\n", yaml(&store.display().to_string())),
         ),
     )?;
     let stderr = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1)?;
