@@ -680,6 +680,10 @@ pub fn missing_tools<'a>(plans: impl IntoIterator<Item = &'a JobPlan>) -> Vec<Mi
             }
         }
         for directory in &plan.directories {
+            // A store that a thousand jobs share is missing once.
+            if !seen.insert(directory.path.clone()) {
+                continue;
+            }
             let problem = match std::fs::metadata(&directory.path) {
                 Ok(meta) if meta.is_dir() => continue,
                 Ok(_) => format!("`{}` is not a directory", directory.path),

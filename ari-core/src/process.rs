@@ -259,15 +259,24 @@ pub fn fits_command_line(argv: &[String]) -> Result<(), String> {
     }
     // Each argument costs its bytes, its NUL and a pointer; the environment shares the room.
     let needed: usize = argv.iter().map(|a| a.len() + 1 + std::mem::size_of::<usize>()).sum();
-    let environment: usize =
-        std::env::vars_os().map(|(k, v)| k.len() + v.len() + 2 + std::mem::size_of::<usize>()).sum();
-    let room = arg_max().saturating_sub(environment + 4096);
+    let room = command_line_room();
     if needed > room {
         return Err(format!(
             "{needed} bytes long, more than the {room} this system's command lines may have"
         ));
     }
     Ok(())
+}
+
+/// The room for a command line: the system's limit less this process's environment, which every
+/// child inherits. Measured once: a fleet's plans check thousands of command lines.
+fn command_line_room() -> usize {
+    static ROOM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROOM.get_or_init(|| {
+        let environment: usize =
+            std::env::vars_os().map(|(k, v)| k.len() + v.len() + 2 + std::mem::size_of::<usize>()).sum();
+        arg_max().saturating_sub(environment + 4096)
+    })
 }
 
 /// The system's limit on a command line and its environment (ARG_MAX).

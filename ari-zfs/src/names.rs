@@ -140,9 +140,14 @@ pub fn timestamp(format: &str) -> Result<String, String> {
     jiff::fmt::strtime::format(format.as_bytes(), &jiff::Zoned::now()).map_err(|err| err.to_string())
 }
 
-/// Checks a timestamp format by formatting the time now.
+/// Checks a timestamp format by formatting a fixed time (in UTC: asking for the local zone
+/// reads the time zone database, which every start of ari would pay for, since defaults are
+/// checked too).
 pub fn check_timestamp_format(format: &str) -> Result<(), String> {
-    let stamp = timestamp(format)?;
+    let sample = jiff::civil::datetime(2026, 12, 31, 23, 59, 59, 0)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|err| err.to_string())?;
+    let stamp = jiff::fmt::strtime::format(format.as_bytes(), &sample).map_err(|err| err.to_string())?;
     if is_zfs_name(&stamp) {
         Ok(())
     } else {
@@ -212,6 +217,10 @@ mod tests {
             &["ari-backup-", "a.b:c_d"],
             &[("", "non-empty"), ("a b", "non-empty"), ("a@b", "non-empty")],
         );
-        check(&TIMESTAMP_FORMAT, &["%Y-%m-%d--%H%M", "%s"], &[("%Y %m", "gives"), ("%Y/%m", "gives")]);
+        check(
+            &TIMESTAMP_FORMAT,
+            &["%Y-%m-%d--%H%M", "%s"],
+            &[("%Y %m", "gives `2026 12`"), ("%Y/%m", "gives")],
+        );
     }
 }

@@ -128,6 +128,8 @@ pub fn many_jobs(ari: &Path, runs: usize) -> Result<Value> {
         dir.join("store").display()
     );
     let (jobs, config) = fresh_setup(&dir, &settings)?;
+    // The store stands for an existing backup disk: ari checks that it is there.
+    fs::create_dir_all(dir.join("store"))?;
     // Half rdiff jobs of remote hosts with hooks, half command jobs: what a real fleet holds.
     for i in 0..MANY_JOBS {
         let text = if i % 2 == 0 {
