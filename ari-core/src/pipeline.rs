@@ -76,7 +76,10 @@ impl JobPlan {
         if settings.get(&RETRY_BACKUP) {
             main = main.into_iter().map(|step| step.retry(ctx.cleanup_retry())).collect();
         }
-        let backend_post = backend.post_steps(&ctx)?;
+        // Backend post steps run only after success (and after each other: see `run`), and
+        // the plan says so, whatever the plugin set.
+        let backend_post: Vec<Step> =
+            backend.post_steps(&ctx)?.into_iter().map(|step| step.when(crate::step::When::Success)).collect();
         let pre = hook_steps(Phase::Pre, &job.pre);
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
         let post = hook_steps(Phase::Post, &job.post);
@@ -251,9 +254,13 @@ pub enum StepError {
     /// Several commands of a dynamic step failed.
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Several(Vec<ProcessError>),
-    /// ari was interrupted before this step started (or while it, or cleanup after it, ran).
-    #[error("ari was interrupted")]
-    Interrupted,
+    /// ari was interrupted while no step of the job was running: between two steps, or during
+    /// cleanup or the post steps, which go on regardless.
+    #[error("ari was interrupted {when}")]
+    Interrupted {
+        /// When: `between steps, after rdiff-backup succeeded`, `during cleanup`.
+        when: String,
+    },
     /// The job reached its deadline before this step started.
     #[error("not started: the job reached {limit}")]
     JobTimeout {
@@ -288,6 +295,24 @@ pub struct StepFailure {
 impl StepFailure {
     fn new(step: &Step, error: StepError) -> StepFailure {
         StepFailure { step: step.name.clone(), phase: step.phase, error, removes: step.removes.clone() }
+    }
+
+    /// An interrupt that came while no step was running: it names no step, only when it came.
+    fn interrupted(phase: Phase, when: String) -> StepFailure {
+        StepFailure { step: String::new(), phase, error: StepError::Interrupted { when }, removes: None }
+    }
+
+    /// Whether the failure is of no step: an interrupt between steps.
+    pub fn is_between_steps(&self) -> bool {
+        self.step.is_empty()
+    }
+}
+
+/// When an interrupt came that stopped no step: after the last step that ran, if one did.
+fn between_steps(last: Option<&Step>) -> String {
+    match last {
+        Some(step) => format!("between steps, after {} succeeded", step.name),
+        None => "before the first step".to_string(),
     }
 }
 
@@ -393,6 +418,8 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     let mut records = Vec::new();
     let mut failure = None;
     let mut undo: Vec<PendingUndo> = Vec::new();
+    // The last step that ran and succeeded, for an interrupt that comes between steps.
+    let mut last_done: Option<&Step> = None;
 
     log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
     'steps: for (message, steps) in [
@@ -406,7 +433,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
         }
         for step in steps {
             if runner.is_cancelled() {
-                failure = Some(StepFailure::new(step, StepError::Interrupted));
+                failure = Some(StepFailure::interrupted(step.phase, between_steps(last_done)));
                 break 'steps;
             }
             if let Some(limit) = runner.job_expired() {
@@ -440,6 +467,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
                 failure = Some(StepFailure::new(step, error));
                 break 'steps;
             }
+            last_done = Some(step);
         }
     }
     if failure.is_none() {
@@ -476,15 +504,36 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     // A signal during cleanup did not stop it, but the job was interrupted all the same: the
     // post steps run as after a failure, and the job fails.
     if failure.is_none() && runner.is_cancelled() {
-        let last = plan.main.last().or(plan.snapshot.last()).or(plan.pre.last());
-        if let Some(step) = last {
-            failure = Some(StepFailure::new(step, StepError::Interrupted));
-        }
+        failure = Some(StepFailure::interrupted(
+            Phase::Cleanup,
+            "during cleanup, after the backup succeeded".into(),
+        ));
     }
     let outcome = if failure.is_none() { Outcome::Success } else { Outcome::Failure };
     let mut post_failures = Vec::new();
     log::info!("processing post-job hooks");
-    for step in plan.backend_post.iter().chain(&plan.post) {
+    // The backend's post steps are a chain, whatever `when` a plugin gave them: each runs only
+    // after a successful backup and every backend post step before it (no expiry after a
+    // failed `zfs snapshot`). The job's own `post` commands then run by their `when`.
+    let mut chain_holds = outcome == Outcome::Success;
+    for step in &plan.backend_post {
+        if finisher.is_cancelled() {
+            log::debug!("skipping {}: cleanup was aborted", step.name);
+            continue;
+        }
+        if !chain_holds {
+            log::info!(
+                "skipping {}: it runs only after a successful backup and backend post steps",
+                step.name
+            );
+            continue;
+        }
+        if let Err(error) = run_step(step, &finisher, &mut records) {
+            post_failures.push(StepFailure::new(step, error));
+            chain_holds = false;
+        }
+    }
+    for step in &plan.post {
         if finisher.is_cancelled() {
             log::debug!("skipping {}: cleanup was aborted", step.name);
             continue;
@@ -500,9 +549,10 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     // A signal during the post steps did not stop them (they may restart what `pre` stopped),
     // but the job was interrupted: it fails.
     if failure.is_none() && runner.is_cancelled() {
-        if let Some(step) = plan.post.last().or(plan.backend_post.last()) {
-            failure = Some(StepFailure::new(step, StepError::Interrupted));
-        }
+        failure = Some(StepFailure::interrupted(
+            Phase::Post,
+            "during the post steps, after the backup succeeded".into(),
+        ));
     }
     log::info!("stopped");
     JobReport {
@@ -639,10 +689,13 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
                 .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
             let errors: Vec<ProcessError> =
                 commands.iter().filter_map(|command| runner.run(command).err()).collect();
-            match errors.len() {
-                0 => Ok(()),
-                1 => Err(errors.into_iter().next().map(StepError::from).unwrap_or(StepError::Interrupted)),
-                _ => Err(StepError::Several(errors)),
+            let mut errors = errors.into_iter();
+            match (errors.next(), errors.next()) {
+                (None, _) => Ok(()),
+                (Some(only), None) => Err(only.into()),
+                (Some(first), Some(second)) => {
+                    Err(StepError::Several([first, second].into_iter().chain(errors).collect()))
+                }
             }
         }
     }

@@ -120,7 +120,9 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// The main step or steps: the backup itself.
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
 
-    /// Steps after the snapshot is gone, only after success (retention, expiry).
+    /// Steps after the snapshot is gone (retention, expiry). The pipeline runs them as a chain,
+    /// whatever `when` they carry: each only after a successful backup and after every one
+    /// before it succeeded.
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
 }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use ari_core::core_settings::STATE_DIR;
 use ari_core::plugin::{join_path, BackupBackend, Directory, JobContext, Tool};
-use ari_core::step::{Command, Host, Phase, Step, When};
+use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::argv::{self, Backup, Cli, Source};
@@ -141,7 +141,6 @@ impl BackupBackend for RdiffBackend {
         // increment is old enough to remove: a normal night, not a failure. It is also
         // argparse's usage error, so only the warning's own words make it a success.
         let step = Step::run(Phase::Post, "remove increments", Command::argv(Host::Local, argv))
-            .when(When::Success)
             .tolerating(2, "No increment is older than");
         Ok(vec![step])
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
-use ari_core::step::{Command, Host, Phase, Step, When};
+use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
@@ -117,8 +117,7 @@ impl BackupBackend for ZfsBackend {
         let host = target.zfs_host.clone();
         let name = snapshot_name(job, &target.dataset)?;
         let snapshot =
-            Step::run(Phase::Post, "zfs snapshot", Command::argv(host.clone(), ["zfs", "snapshot", &name]))
-                .when(When::Success);
+            Step::run(Phase::Post, "zfs snapshot", Command::argv(host.clone(), ["zfs", "snapshot", &name]));
 
         let query = Command::argv(
             host.clone(),
@@ -137,7 +136,7 @@ impl BackupBackend for ZfsBackend {
             }
             Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
         });
-        let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).when(When::Success);
+        let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand);
         Ok(vec![snapshot, expiry])
     }
 }

@@ -93,6 +93,15 @@ enum Phase {
 }
 
 impl Step {
+    /// The backend's post steps that come after this one, which its failure must keep from
+    /// running.
+    fn later_post_steps(self) -> &'static [Step] {
+        match self {
+            Step::ZfsSnapshot => &[Step::ZfsList],
+            _ => &[],
+        }
+    }
+
     fn phase(self) -> Phase {
         match self {
             Step::LvCreate | Step::Mountpoint | Step::Mount | Step::Main => Phase::Making,
@@ -701,6 +710,17 @@ fn fails(backend: Backend, step: Step, expected: i32) {
         let (what, why) = rig.failure(step);
         rig.assert_line(&out, &[&what]);
         rig.assert_stderr(&out, &why);
+        // The backend's post steps are a chain: none runs after one that failed.
+        for later in step.later_post_steps() {
+            let command = rig.command(*later);
+            let calls: Vec<String> =
+                rig.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect();
+            assert!(
+                !calls.iter().any(|c| c.starts_with(&command)),
+                "{later:?} ran after {step:?} failed: {calls:#?}\n{}",
+                rig.context(&out)
+            );
+        }
         rig.assert_clean(&out);
         return;
     }

@@ -189,7 +189,7 @@ fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
 }
 
 #[test]
-fn keep_min_guards_the_history_when_no_new_snapshot_could_be_taken() {
+fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
     let zfs = Zfs::new();
     let t = now() as i64;
     for (name, age) in [("a", 300), ("b", 200), ("c", 100)] {
@@ -201,13 +201,21 @@ fn keep_min_guards_the_history_when_no_new_snapshot_could_be_taken() {
         1,
         "cannot create snapshot: out of space",
     );
-    let out = zfs.run(&zfs.plain_job("zfs_keep_min: 2\n"));
+    let out = zfs.run(&zfs.plain_job(
+        "zfs_keep_min: 1
+",
+    ));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("post step zfs snapshot failed"), "{}", stderr(&out));
+    let calls: Vec<String> = zfs.fakes.calls_of("zfs").iter().map(|c| c.args.join(" ")).collect();
+    assert!(
+        calls.iter().all(|c| c.starts_with("snapshot ")),
+        "after the failed snapshot, expiry neither listed nor destroyed anything: {calls:?}"
+    );
     assert_eq!(
         zfs.snapshot_names(),
-        [format!("{DATASET}@ari-backup-b"), format!("{DATASET}@ari-backup-c")],
-        "the newest two are kept, however old"
+        ["a", "b", "c"].map(|n| format!("{DATASET}@ari-backup-{n}")),
+        "every old snapshot is kept while no new one could be taken"
     );
 }
 

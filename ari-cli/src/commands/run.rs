@@ -187,7 +187,11 @@ pub fn report_recovery(recovery: &Recovery) -> bool {
 
 fn report_failures(report: &JobReport) {
     if let Some(failure) = &report.failure {
-        log::error!("{} step {} failed: {}", failure.phase.as_str(), failure.step, chain(&failure.error));
+        if failure.is_between_steps() {
+            log::error!("{}", chain(&failure.error));
+        } else {
+            log::error!("{} step {} failed: {}", failure.phase.as_str(), failure.step, chain(&failure.error));
+        }
     }
     for failure in &report.cleanup_failures {
         let left = failure.removes.as_deref().unwrap_or("something");
