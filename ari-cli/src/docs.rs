@@ -13,11 +13,14 @@ pub fn settings_reference() -> String {
          owned by `core`, by the job's backend or by its snapshot source); on the command line with\n\
          `--set NAME=VALUE` or `--NAME VALUE` (snake_case or kebab-case; booleans as `--NAME` or `--NAME=false`).\n\
          `ari settings [JOB]` shows each effective value and where it came from.\n\n\
+         A setting of scope `process` takes effect once for the whole `ari` process (where its state\n\
+         lives, logging, run-all's limits): it may be set in the global config and on the command line,\n\
+         and in a job file it is an error. Every other setting may be set at every level.\n\n\
          Every value is checked for what it is (its kind, below) when it is read, at every level, before\n\
          anything runs: a bad value is an error naming the file, line, column and setting.\n\
          On the command line a list is `[a, b]` or words split like a shell.\n\n\
-         | setting | kind | default | owner | what it does |\n\
-         |---|---|---|---|---|\n",
+         | setting | kind | default | owner | scope | what it does |\n\
+         |---|---|---|---|---|---|\n",
     );
     for def in settings::registry().values() {
         let default = match def.default {
@@ -29,8 +32,12 @@ pub fn settings_reference() -> String {
             SettingKind::Integer { min, max } => format!("integer, {min} to {max}"),
             kind => kind.describe(),
         };
+        let scope = match def.scope {
+            settings::Scope::Process => "process",
+            _ => "job",
+        };
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {scope} | {} |\n",
             def.name,
             kind.replace('|', "\\|"),
             default,

@@ -8,10 +8,11 @@ use crate::settings::{Setting, SettingKind};
 
 /// Log everything, with file and line, to stderr.
 pub static DEBUG: Setting<bool> =
-    Setting::new("debug", "core", Some("false"), "log everything to stderr, with file:line");
+    Setting::new("debug", "core", Some("false"), "log everything to stderr, with file:line")
+        .for_the_process();
 /// Log each command and run none.
 pub static DRY_RUN: Setting<bool> =
-    Setting::new("dry_run", "core", Some("false"), "log each command and run none");
+    Setting::new("dry_run", "core", Some("false"), "log each command and run none").for_the_process();
 /// How often a retried step (a cleanup step) is tried again before it counts as failed.
 pub static MAX_RETRIES: Setting<u32> = Setting::with_kind(
     "max_retries",
@@ -62,7 +63,7 @@ pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
 );
 /// Log errors to stderr.
 pub static STDERR_LOGGING: Setting<bool> =
-    Setting::new("stderr_logging", "core", Some("true"), "log errors to stderr");
+    Setting::new("stderr_logging", "core", Some("true"), "log errors to stderr").for_the_process();
 /// Where job files live.
 pub static JOBS_DIR: Setting<String> = Setting::with_kind(
     "jobs_dir",
@@ -70,7 +71,8 @@ pub static JOBS_DIR: Setting<String> = Setting::with_kind(
     SettingKind::Text(&kinds::PATH),
     Some("/etc/ari-backup/jobs.d"),
     "directory of the job files",
-);
+)
+.for_the_process();
 /// Where ari keeps locks, ledgers, reports and caches.
 pub static STATE_DIR: Setting<String> = Setting::with_kind(
     "state_dir",
@@ -78,7 +80,8 @@ pub static STATE_DIR: Setting<String> = Setting::with_kind(
     SettingKind::Text(&kinds::PATH),
     Some("/var/lib/ari-backup"),
     "directory of ari's own state: locks, ledgers, reports, caches",
-);
+)
+.for_the_process();
 
 /// Kill a command that runs longer than this.
 pub static COMMAND_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
@@ -140,7 +143,8 @@ pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::with_kind(
     SettingKind::Integer { min: 1, max: 4096 },
     Some("1"),
     "how many jobs ari run-all runs at once (the original's CONCURRENT_JOBS)",
-);
+)
+.for_the_process();
 /// How many jobs touching one host run at once.
 pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::with_kind(
     "max_jobs_per_host",
@@ -148,14 +152,16 @@ pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::with_kind(
     SettingKind::Integer { min: 1, max: 4096 },
     Some("1"),
     "how many jobs that touch one host (source host, ZFS host, hook hosts) ari run-all runs at once",
-);
+)
+.for_the_process();
 /// `ari status` flags a job whose last success is older than this.
 pub static MAX_AGE: Setting<Option<std::time::Duration>> = Setting::new(
     "max_age",
     "core",
     None,
     "ari status fails when a job's last success is older than this, e.g. 26h",
-);
+)
+.for_the_process();
 /// When `ari run-all` prints its summary table.
 pub static SUMMARY: Setting<String> = Setting::with_kind(
     "summary",
@@ -163,7 +169,8 @@ pub static SUMMARY: Setting<String> = Setting::with_kind(
     SettingKind::Choice(&["always", "failures", "never"]),
     Some("failures"),
     "when ari run-all prints its summary table: always, failures (so cron mails only then), never",
-);
+)
+.for_the_process();
 
 crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMARY,);
 

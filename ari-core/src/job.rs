@@ -337,6 +337,14 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
                             );
                         }
                     };
+                    if def.scope == settings::Scope::Process {
+                        return fail_at_value(
+                            &mut map,
+                            format!(
+                                "`{name}` is a setting of the whole ari process, which every command must see alike: set it in the global config or on the command line, not in a job file"
+                            ),
+                        );
+                    }
                     let value = map.next_value_seed(ValueSeed(def))?;
                     job.settings.values.insert(def.name, value);
                 }

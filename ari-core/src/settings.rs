@@ -93,6 +93,20 @@ pub struct SettingDef {
     pub help: &'static str,
     /// Whether reading the setting gives an `Option` (it may be unset).
     pub optional: bool,
+    /// Where it may be set: for every job, or once for the whole `ari` process.
+    pub scope: Scope,
+}
+
+/// Where a setting may be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scope {
+    /// A job's: at every level, the job file included (ssh, timeouts, backend settings).
+    Job,
+    /// The process's: it takes effect once per `ari` process (where state lives, logging,
+    /// run-all's limits), so it may be set in the global config and on the command line, and in
+    /// a job file it is an error.
+    Process,
 }
 
 impl SettingDef {
@@ -229,9 +243,16 @@ impl<T: SettingType> Setting<T> {
         help: &'static str,
     ) -> Setting<T> {
         Setting {
-            def: SettingDef { name, owner, kind, default, help, optional: T::OPTIONAL },
+            def: SettingDef { name, owner, kind, default, help, optional: T::OPTIONAL, scope: Scope::Job },
             marker: PhantomData,
         }
+    }
+
+    /// The same setting, of the process rather than of a job: set once for the whole `ari`
+    /// process, in the global config or on the command line, never in a job file.
+    pub const fn for_the_process(mut self) -> Setting<T> {
+        self.def.scope = Scope::Process;
+        self
     }
 
     /// The setting's name.
@@ -655,6 +676,7 @@ mod tests {
         default: None,
         help: "",
         optional: true,
+        scope: Scope::Job,
     };
     static PORT: SettingDef = SettingDef {
         name: "p",
@@ -663,6 +685,7 @@ mod tests {
         default: None,
         help: "",
         optional: true,
+        scope: Scope::Job,
     };
     static WORDS: SettingDef = SettingDef {
         name: "w",
@@ -671,6 +694,7 @@ mod tests {
         default: None,
         help: "",
         optional: true,
+        scope: Scope::Job,
     };
     static LIST: SettingDef = SettingDef {
         name: "l",
@@ -679,6 +703,7 @@ mod tests {
         default: None,
         help: "",
         optional: true,
+        scope: Scope::Job,
     };
     static CHOICE: SettingDef = SettingDef {
         name: "c",
@@ -687,6 +712,7 @@ mod tests {
         default: None,
         help: "",
         optional: true,
+        scope: Scope::Job,
     };
 
     static DURATION: SettingDef = SettingDef {
@@ -696,6 +722,7 @@ mod tests {
         default: None,
         help: "",
         optional: true,
+        scope: Scope::Job,
     };
 
     #[test]

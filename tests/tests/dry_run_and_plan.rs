@@ -67,14 +67,33 @@ fn dry_run_runs_nothing_and_logs_every_command() {
 }
 
 #[test]
-fn dry_run_from_a_job_file_setting() {
+fn dry_run_is_a_setting_of_the_process_not_of_a_job_file() {
+    // It decides what the whole process logs and writes: a job file cannot set it, the config
+    // and the command line can.
     rdiff_backup();
     let fx = Fixture::new();
     let src = fx.make_tree("src", &[("a.txt", "1\n")]);
     let job = fx.write_job("dry.yaml", &format!("include: [{}]\ndry_run: true\n", src.display()));
     let out = run(fx.ari().arg("run").arg(&job));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:2:10: dry_run: `dry_run` is a setting of the whole ari process",
+            job.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    fx.write_config("dry_run: true\n");
+    let job = fx.write_job("dry.yaml", &format!("include: [{}]\n", src.display()));
+    let out = run(fx.ari().arg("run").arg(&job));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!fx.path("store/dry").exists(), "dry_run: true in the job ran the backup");
+    assert!(
+        stderr(&out).contains("dry run, not running"),
+        "the config's dry_run reached logging: {}",
+        stderr(&out)
+    );
+    assert!(!fx.path("store/dry").exists(), "dry_run: true in the config ran the backup");
 }
 
 fn plan_json(fx: &Fixture, job: &std::path::Path) -> serde_json::Value {

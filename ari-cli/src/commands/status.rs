@@ -2,14 +2,11 @@
 //! success is older than `max_age` (or that never succeeded) is flagged, and then the exit code
 //! is 1, so that a monitoring check can call it.
 
-use std::path::PathBuf;
-
-use ari_core::core_settings::{MAX_AGE, STATE_DIR};
+use ari_core::core_settings::MAX_AGE;
 use ari_core::exit;
 use ari_core::history::History;
 use ari_core::job::{default_label, Job};
 use ari_core::process::humane;
-use ari_core::settings::Settings;
 
 use super::settings::table;
 use super::{usage_errors, Context};
@@ -26,15 +23,9 @@ pub fn status(context: &Context) -> i32 {
     let mut rows = Vec::new();
     let mut stale = 0;
     for path in &paths {
-        // The job's own state_dir, if its file sets one.
-        let (label, state_dir) = match Job::load(path) {
-            Ok(job) => {
-                let settings =
-                    Settings::resolve([&context.config.layer, &job.settings, &context.command_line]);
-                (job.label, PathBuf::from(settings.get(&STATE_DIR)))
-            }
-            Err(_) => (default_label(path), context.state_dir()),
-        };
+        // state_dir is the process's: every job's history is in the same one.
+        let label = Job::load(path).map(|job| job.label).unwrap_or_else(|_| default_label(path));
+        let state_dir = context.state_dir();
         let history = History::load(&state_dir, &label);
         let last = history.last();
         let success = history.last_success();
