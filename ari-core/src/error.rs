@@ -67,6 +67,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An error with its causes, `outer: inner: innermost`, as ari shows every failure once.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// Where the second YAML document of `file` starts: its second `---` line, or the first after
 /// some content.
 fn second_document(file: &Path) -> Option<(usize, usize)> {

@@ -157,6 +157,21 @@ impl LedgerError {
     pub fn needs_the_admin(&self) -> bool {
         matches!(self, LedgerError::Refused { .. } | LedgerError::Corrupt { .. })
     }
+
+    /// What ari says about a ledger of job `label` that it cannot use: why, and for a refused or
+    /// corrupt one, the two commands that show and clear it.
+    pub fn advice(&self, label: &str) -> String {
+        let why = crate::error::chain(self);
+        if self.needs_the_admin() {
+            format!(
+                "{why}; ari runs nothing from it, and job {label} does not run until it is cleared: see what it \
+                 holds with `ari recover {label} --show`, check by hand that what it lists is gone, then clear \
+                 it with `ari recover {label} --forget`"
+            )
+        } else {
+            format!("{why}; job {label} does not run until its ledger can be read")
+        }
+    }
 }
 
 /// What a ledger file holds, for showing to the admin: its bytes, and its entries or why they

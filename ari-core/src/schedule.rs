@@ -1,5 +1,6 @@
-//! The order and admission rules of `ari run-all`: pure functions, so that the scheduling policy
-//! is tested without running anything.
+//! The order and admission rules of `ari run-all`, and the one loop that applies them
+//! ([`run`]): `ari run-all` drives it with threads that run real jobs, the tests with a clock that
+//! runs jobs of known durations, so that the policy is tested as it runs.
 //!
 //! Order: jobs without history first (so that they get measured), then the longest expected
 //! duration first (longest-processing-time-first keeps the makespan close to its lower bound),
@@ -69,36 +70,76 @@ pub fn pick(queue: &[usize], candidates: &[Candidate], load: &HostLoad, per_host
     queue.iter().position(|&i| load.admits(&candidates[i], per_host))
 }
 
+/// What runs the jobs that [`run`] admits.
+pub trait Executor {
+    /// Starts the job at `index` of the candidates.
+    fn start(&mut self, index: usize);
+    /// Waits until a started job ends, and returns its index.
+    fn wait(&mut self) -> usize;
+    /// Whether to start no more jobs (ari was interrupted); the running ones are waited for.
+    fn stopping(&self) -> bool {
+        false
+    }
+}
+
+/// Runs the candidates through `executor`, at most `slots` at once and `per_host` on a host, in
+/// [`order`], each admitted by [`pick`] as soon as a slot is free. Returns the indexes of the
+/// jobs it never started (the executor was stopping).
+pub fn run(candidates: &[Candidate], slots: usize, per_host: u32, executor: &mut dyn Executor) -> Vec<usize> {
+    let mut queue = order(candidates);
+    let mut load = HostLoad::default();
+    let mut running = 0;
+    loop {
+        while running < slots.max(1) && !executor.stopping() {
+            let Some(position) = pick(&queue, candidates, &load, per_host) else { break };
+            let index = queue.remove(position);
+            load.start(&candidates[index]);
+            running += 1;
+            executor.start(index);
+        }
+        if running == 0 {
+            return queue;
+        }
+        let index = executor.wait();
+        running -= 1;
+        load.finish(&candidates[index]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Simulates a run with known durations: each job's start and end time, by the rules the
-    /// real scheduler in `ari-cli` follows.
-    fn simulate(candidates: &[Candidate], durations: &[f64], slots: u32, per_host: u32) -> Vec<(f64, f64)> {
-        let mut queue = order(candidates);
-        let mut load = HostLoad::default();
-        let mut running: Vec<(f64, usize)> = Vec::new();
-        let mut times = vec![(0.0, 0.0); candidates.len()];
-        let mut now = 0.0;
-        loop {
-            while running.len() < slots as usize {
-                let Some(position) = pick(&queue, candidates, &load, per_host) else { break };
-                let job = queue.remove(position);
-                load.start(&candidates[job]);
-                running.push((now + durations[job], job));
-                times[job].0 = now;
-            }
-            if running.is_empty() {
-                break;
-            }
-            running.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (end, job) = running.remove(0);
-            now = end;
-            times[job].1 = end;
-            load.finish(&candidates[job]);
+    /// Runs jobs of known durations on a clock: when each starts and ends.
+    struct Clock<'a> {
+        durations: &'a [f64],
+        now: f64,
+        running: Vec<(f64, usize)>,
+        times: Vec<(f64, f64)>,
+    }
+
+    impl Executor for Clock<'_> {
+        fn start(&mut self, index: usize) {
+            self.running.push((self.now + self.durations[index], index));
+            self.times[index].0 = self.now;
         }
-        times
+
+        fn wait(&mut self) -> usize {
+            self.running.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let (end, index) = self.running.remove(0);
+            self.now = end;
+            self.times[index].1 = end;
+            index
+        }
+    }
+
+    /// Each job's start and end time when the loop runs jobs of these durations.
+    fn simulate(candidates: &[Candidate], durations: &[f64], slots: u32, per_host: u32) -> Vec<(f64, f64)> {
+        let mut clock =
+            Clock { durations, now: 0.0, running: Vec::new(), times: vec![(0.0, 0.0); candidates.len()] };
+        let never_started = run(candidates, slots as usize, per_host, &mut clock);
+        assert!(never_started.is_empty(), "jobs never started: {never_started:?}");
+        clock.times
     }
 
     fn job(label: &str, hosts: &[&str], expected: Option<f64>) -> Candidate {
@@ -144,5 +185,33 @@ mod tests {
         let makespan = simulate(&jobs, &durations, 3, 1).iter().map(|t| t.1).fold(0.0, f64::max);
         let bound = (durations.iter().sum::<f64>() / 3.0).max(13.0);
         assert!(makespan <= bound * 1.05, "makespan {makespan} vs lower bound {bound}");
+    }
+
+    /// Stops after the first `limit` starts, as an interrupt does.
+    struct Interrupted {
+        running: Vec<usize>,
+        starts: usize,
+        limit: usize,
+    }
+
+    impl Executor for Interrupted {
+        fn start(&mut self, index: usize) {
+            self.running.push(index);
+            self.starts += 1;
+        }
+        fn wait(&mut self) -> usize {
+            self.running.pop().expect("a started job to wait for")
+        }
+        fn stopping(&self) -> bool {
+            self.starts >= self.limit
+        }
+    }
+
+    #[test]
+    fn a_stopping_executor_starts_nothing_more_and_the_rest_is_returned() {
+        let jobs = [job("a", &[], Some(3.0)), job("b", &[], Some(2.0)), job("c", &[], Some(1.0))];
+        let mut executor = Interrupted { running: Vec::new(), starts: 0, limit: 1 };
+        let never = run(&jobs, 1, 1, &mut executor);
+        assert_eq!(never, [1, 2], "b and c never started");
     }
 }

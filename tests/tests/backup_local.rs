@@ -159,3 +159,19 @@ fn a_command_that_cannot_start_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn two_runs_of_a_job_in_a_row_both_back_up() {
+    // rdiff-backup refuses a backup within the second of the last one: ari waits for the next
+    // second when the job's last run ended in this one, so a second `ari run` right after the
+    // first backs up too, without --current-time.
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a.txt", "1\n")]);
+    let job = fx.write_job("twice.yaml", &format!("label: twice\ninclude: [{}]\n", src.display()));
+    for attempt in ["first", "second"] {
+        let out = run(fx.ari().arg("run").arg(&job));
+        assert!(out.status.success(), "the {attempt} run failed: {}", stderr(&out));
+    }
+    assert_eq!(backup_times(&fx.path("store/twice")).len(), 2, "two backups");
+}

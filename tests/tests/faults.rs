@@ -828,7 +828,7 @@ fn sigkill_then_next_run(backend: Backend, step: Step, expected: i32) {
     let out = rig.run(&["--set".into(), "command_timeout=1m".into()]);
     rig.assert_exit(&out, expected);
     if leftover {
-        rig.assert_line(&out, &["a crashed run left ", "recovering them first"]);
+        rig.assert_line(&out, &["a crashed run left ", "recovered them before the job ran"]);
     }
     rig.assert_clean(&out);
     rig.assert_backed_up(&out);

@@ -13,7 +13,7 @@ use ari_core::pipeline;
 use ari_core::process::Runner;
 use ari_core::step::{Command, Host};
 
-use super::{chain, ledger_problem, Context};
+use super::{chain, Context};
 use crate::jobs;
 
 pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
@@ -113,7 +113,7 @@ fn state_problems(context: &Context) -> Vec<String> {
                 "job {label}: its ledger ({}) holds what a crashed run left behind: run `ari recover {label}`",
                 Ledger::path(&state_dir, &label).display()
             )),
-            Err(err) => problems.push(ledger_problem(&label, &err)),
+            Err(err) => problems.push(err.advice(&label)),
         }
     }
     problems

@@ -5,7 +5,6 @@ mod check;
 mod list;
 mod plan;
 mod recover;
-mod report;
 mod run;
 mod run_all;
 mod settings;
@@ -85,29 +84,4 @@ pub fn usage_errors(errors: &[String]) -> i32 {
     exit::USAGE
 }
 
-/// What ari says about a job's ledger that it cannot use: why, and for a refused or corrupt one,
-/// the two commands that show and clear it.
-pub fn ledger_problem(label: &str, err: &ari_core::ledger::LedgerError) -> String {
-    if err.needs_the_admin() {
-        format!(
-            "{}; ari runs nothing from it, and job {label} does not run until it is cleared: see what it \
-             holds with `ari recover {label} --show`, check by hand that what it lists is gone, then clear \
-             it with `ari recover {label} --forget`",
-            chain(err)
-        )
-    } else {
-        format!("{}; job {label} does not run until its ledger can be read", chain(err))
-    }
-}
-
-/// An error with its causes, `outer: inner: innermost`, as ari prints every failure once.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
+pub use ari_core::error::chain;

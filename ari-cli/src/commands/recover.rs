@@ -11,14 +11,14 @@ use std::path::Path;
 use ari_core::core_settings::COMMAND_TIMEOUT;
 use ari_core::exit;
 use ari_core::job::Job;
+use ari_core::job_run::{self, RecoverOutcome, StopFlags};
 use ari_core::ledger::{Entry, Ledger, Shown};
 use ari_core::lock::{Lock, LockError};
 use ari_core::log_context::set_job_label;
-use ari_core::pipeline;
-use ari_core::process::{Runner, Ssh};
+use ari_core::process::Ssh;
 
-use super::run::report_recovery;
-use super::{chain, ledger_problem, signals, usage_errors, Context};
+use super::run::present_recovery;
+use super::{chain, signals, usage_errors, Context};
 use crate::cli::RecoverAction;
 use crate::jobs;
 
@@ -95,35 +95,42 @@ fn undo(context: &Context, state_dir: &Path, labels: &[String]) -> i32 {
     code
 }
 
-fn undo_one(context: &Context, state_dir: &Path, label: &str, flags: &signals::Flags) -> i32 {
-    let _lock = match lock(state_dir, label, "recovering") {
-        Ok(lock) => lock,
-        Err(code) => return code,
-    };
-    let mut ledger = match Ledger::open(state_dir, label, &Ssh::from_settings(&context.base)) {
-        Ok(ledger) => ledger,
-        Err(err) => {
-            log::error!("{}", ledger_problem(label, &err));
-            return exit::CLEANUP_FAILED;
+fn undo_one(context: &Context, state_dir: &Path, label: &str, stop: &StopFlags) -> i32 {
+    let ssh = Ssh::from_settings(&context.base);
+    match job_run::recover_job(state_dir, label, &ssh, stop, context.base.get(&COMMAND_TIMEOUT)) {
+        RecoverOutcome::Locked(err) => {
+            match err {
+                LockError::Held { .. } => {
+                    log::error!("{}: not recovering a job that is running", chain(&err))
+                }
+                _ => log::error!("{}", chain(&err)),
+            }
+            exit::JOB_FAILED
         }
-    };
-    if ledger.is_empty() {
-        println!("job {label}: nothing to recover");
-        return exit::SUCCESS;
-    }
-    let runner = Runner::new(ledger.ssh().clone(), false)
-        .with_cancel(flags.interrupted.clone())
-        .with_command_timeout(context.base.get(&COMMAND_TIMEOUT));
-    let recovery = pipeline::recover(&mut ledger, &runner);
-    for name in &recovery.undone {
-        println!("job {label}: undone: {name}");
-    }
-    if report_recovery(&recovery) {
-        println!("job {label}: recovered");
-        exit::SUCCESS
-    } else {
-        println!("job {label}: {} things could not be undone; see the errors above", recovery.failures.len());
-        exit::CLEANUP_FAILED
+        RecoverOutcome::LedgerRefused(err) => {
+            log::error!("{}", err.advice(label));
+            exit::CLEANUP_FAILED
+        }
+        RecoverOutcome::Nothing => {
+            println!("job {label}: nothing to recover");
+            exit::SUCCESS
+        }
+        RecoverOutcome::Recovered(recovery) => {
+            for name in &recovery.undone {
+                println!("job {label}: undone: {name}");
+            }
+            if present_recovery(&recovery) {
+                println!("job {label}: recovered");
+                exit::SUCCESS
+            } else {
+                println!(
+                    "job {label}: {} things could not be undone; see the errors above",
+                    recovery.failures.len()
+                );
+                exit::CLEANUP_FAILED
+            }
+        }
+        _ => exit::CLEANUP_FAILED,
     }
 }
 

@@ -1,19 +1,16 @@
 //! `ari run JOB... [--wait]`: plan every job, find every tool, then run the jobs one after
-//! another, each under its lock, recovering first what a crashed run of it left behind.
+//! another through ari-core's job runner (lock, recovery, pipeline, history), and present how
+//! each ended.
 
-use std::path::PathBuf;
-
-use ari_core::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT};
+use ari_core::core_settings::DRY_RUN;
+use ari_core::error::chain;
 use ari_core::exit;
-use ari_core::history::{History, RunRecord};
-use ari_core::ledger::Ledger;
-use ari_core::lock::Lock;
+use ari_core::job_run::{self, JobOutcome, JobRun, RunWarning};
 use ari_core::log_context::set_job_label;
 use ari_core::pipeline::{self, JobPlan, JobReport, Recovery};
-use ari_core::process::Runner;
+use ari_core::report;
 
-use super::signals::{self, Flags};
-use super::{chain, ledger_problem, report, usage_errors, Context};
+use super::{signals, usage_errors, Context};
 use crate::jobs;
 
 pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
@@ -27,8 +24,8 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
         let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
         return usage_errors(&errors);
     }
-    let flags = match signals::install() {
-        Ok(flags) => flags,
+    let stop = match signals::install() {
+        Ok(stop) => stop,
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
     let started = std::time::SystemTime::now();
@@ -36,145 +33,86 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     let mut reports = Vec::new();
     for plan in &plans {
         set_job_label(Some(plan.label()));
-        let job = run_job(plan, &flags, wait);
-        code = exit::worst(code, job.code);
-        reports.push(report::job_json(plan, &job));
+        let job = job_run::run_job(plan, &stop, wait);
+        present(plan, &job);
+        code = exit::worst(code, job.exit_code());
+        reports.push(job.to_json(plan));
         set_job_label(None);
     }
     if !plans.iter().all(|p| p.settings.get(&DRY_RUN)) {
-        report::write_run_report(
-            &context.state_dir(),
-            "run",
-            started,
-            code,
-            reports,
-            Vec::new(),
-            serde_json::json!({}),
-        );
+        write_report(context, "run", started, code, reports, Vec::new(), serde_json::json!({}));
     }
     code
 }
 
-/// How one job of a run ended.
-pub struct JobRun {
-    /// Its exit code.
-    pub code: i32,
-    /// What its steps did, when they ran.
-    pub report: Option<JobReport>,
-    /// Why its steps did not run, when they did not.
-    pub error: Option<String>,
-    /// What went wrong beside the backup (its history could not be written): the run report
-    /// records them, and a job that succeeded gets the outcome `warning`.
-    pub warnings: Vec<String>,
+/// Writes a run report; one that cannot be written is an error on stderr, and no more.
+pub fn write_report(
+    context: &Context,
+    command: &str,
+    started: std::time::SystemTime,
+    code: i32,
+    jobs: Vec<serde_json::Value>,
+    invalid: Vec<serde_json::Value>,
+    extra: serde_json::Value,
+) {
+    if let Err(err) =
+        report::write_run_report(&context.state_dir(), command, started, code, jobs, invalid, extra)
+    {
+        let what = format!("the run report could not be written: {}", chain(&err));
+        if code == exit::SUCCESS {
+            log::error!("the backup succeeded, but {what}");
+        } else {
+            log::error!("{what}");
+        }
+    }
 }
 
-/// Runs one job under its lock, after recovering what a crashed run left. A real run is added
-/// to the job's history; when that fails, the backup still counts, and the failure is a warning.
-pub fn run_job(plan: &JobPlan, flags: &Flags, wait: bool) -> JobRun {
-    let started = jiff::Timestamp::now().as_second();
-    let clock = std::time::Instant::now();
-    let (code, report, error) = match run_job_steps(plan, flags, wait) {
-        Ok((code, report)) => (code, report, None),
-        // Another run holds the job: this one did nothing worth a place in the history.
-        Err(Unrun::Locked(error)) => {
-            return JobRun { code: exit::JOB_FAILED, report: None, error: Some(error), warnings: Vec::new() }
+/// Says how one job's run ended, each failure once: what recovery undid or could not, why the
+/// job did not run, which steps failed, and what went wrong beside the backup.
+pub fn present(plan: &JobPlan, run: &JobRun) {
+    if let Some(recovery) = &run.recovery {
+        let left = recovery.undone.len() + recovery.failures.len();
+        let what: Vec<&str> = recovery
+            .undone
+            .iter()
+            .map(String::as_str)
+            .chain(recovery.failures.iter().map(|f| f.step.as_str()))
+            .collect();
+        if recovery.failures.is_empty() {
+            log::error!(
+                "a crashed run left {left} things behind ({}); recovered them before the job ran",
+                what.join("; ")
+            );
+        } else {
+            log::error!(
+                "a crashed run left {left} things behind ({}); {} could not be undone",
+                what.join("; "),
+                recovery.failures.len()
+            );
         }
-        Err(Unrun::Refused(code, error)) => (code, None, Some(error)),
-    };
-    let mut warnings = Vec::new();
-    if !plan.settings.get(&DRY_RUN) {
-        let record = RunRecord { started, duration_seconds: clock.elapsed().as_secs_f64(), exit: code };
-        match History::record(&PathBuf::from(plan.state_dir()), plan.label(), record) {
-            Ok(None) => {}
-            Ok(Some(aside)) => warnings.push(format!(
-                "the job's history was corrupt: it was moved aside to {} and a new one started",
-                aside.display()
-            )),
-            Err(err) => {
-                let warning = format!("the job's history could not be written: {}", chain(&err));
-                if code == exit::SUCCESS {
-                    log::error!("the backup succeeded, but {warning}; `ari status` will not show this run");
-                } else {
-                    log::error!("{warning}");
-                }
-                warnings.push(warning);
+        present_recovery(recovery);
+    }
+    match &run.outcome {
+        JobOutcome::Ran(report) => present_report(report),
+        _ => {
+            if let Some(why) = run.refusal(plan.label()) {
+                log::error!("{why}");
             }
         }
     }
-    JobRun { code, report, error, warnings }
-}
-
-/// Why a job's steps did not run.
-enum Unrun {
-    /// Another run holds its lock (or the lock could not be taken): nothing happened.
-    Locked(String),
-    /// Its ledger could not be used, or recovery failed: the exit code, and why.
-    Refused(i32, String),
-}
-
-/// The job's steps, unless its lock or its ledger stop them.
-fn run_job_steps(plan: &JobPlan, flags: &Flags, wait: bool) -> Result<(i32, Option<JobReport>), Unrun> {
-    let dry_run = plan.settings.get(&DRY_RUN);
-    let state_dir = PathBuf::from(plan.state_dir());
-    let label = plan.label();
-    let runner = Runner::new(plan.ssh.clone(), dry_run)
-        .with_cancel(flags.interrupted.clone())
-        .with_abort(flags.abort.clone())
-        .with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT))
-        .with_job_timeout(plan.settings.get(&JOB_TIMEOUT));
-    if dry_run {
-        // A dry run makes nothing: no lock, no ledger, no recovery.
-        match Ledger::open(&state_dir, label, &plan.ssh) {
-            Ok(ledger) if !ledger.is_empty() => log::warn!(
-                "the ledger holds {} things a crashed run left behind; a real run would undo them first",
-                ledger.entries().len()
-            ),
-            Ok(_) => {}
-            Err(err) => log::warn!("a real run would not run: {}", ledger_problem(label, &err)),
-        }
-        let report = pipeline::run(plan, &runner, &mut Ledger::disabled());
-        report_failures(&report);
-        return Ok((report.exit_code(), Some(report)));
-    }
-    let _lock = match Lock::acquire(&state_dir, label, &format!("job {label}"), wait) {
-        Ok(lock) => lock,
-        Err(err) => {
-            let error = chain(&err);
-            log::error!("{error}");
-            return Err(Unrun::Locked(error));
-        }
-    };
-    let mut ledger = match Ledger::open(&state_dir, label, &plan.ssh) {
-        Ok(ledger) => ledger,
-        Err(err) => {
-            let error = ledger_problem(label, &err);
-            log::error!("{error}");
-            return Err(Unrun::Refused(exit::CLEANUP_FAILED, error));
-        }
-    };
-    if !ledger.is_empty() {
-        log::error!(
-            "a crashed run left {} things behind ({}); recovering them first",
-            ledger.entries().len(),
-            ledger.entries().iter().filter_map(|e| e.removes.as_deref()).collect::<Vec<_>>().join("; ")
-        );
-        let recoverer = Runner::new(ledger.ssh().clone(), false)
-            .with_cancel(flags.interrupted.clone())
-            .with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
-        let recovery = pipeline::recover(&mut ledger, &recoverer);
-        if !report_recovery(&recovery) {
-            let error = "the job does not run while its ledger holds what a crashed run left (exit 3)";
-            log::error!("{error}");
-            return Err(Unrun::Refused(exit::CLEANUP_FAILED, error.to_string()));
+    for warning in &run.warnings {
+        match warning {
+            RunWarning::HistoryNotWritten(_) if run.exit_code() == exit::SUCCESS => {
+                log::error!("the backup succeeded, but {warning}; `ari status` will not show this run")
+            }
+            RunWarning::HistoryNotWritten(_) => log::error!("{warning}"),
+            _ => log::warn!("{warning}"),
         }
     }
-    let report = pipeline::run(plan, &runner, &mut ledger);
-    report_failures(&report);
-    Ok((report.exit_code(), Some(report)))
 }
 
 /// Logs what a recovery did; true when everything was undone.
-pub fn report_recovery(recovery: &Recovery) -> bool {
+pub fn present_recovery(recovery: &Recovery) -> bool {
     for name in &recovery.undone {
         log::info!("recovered: {name}");
     }
@@ -185,7 +123,7 @@ pub fn report_recovery(recovery: &Recovery) -> bool {
     recovery.failures.is_empty()
 }
 
-fn report_failures(report: &JobReport) {
+fn present_report(report: &JobReport) {
     if let Some(failure) = &report.failure {
         if failure.is_between_steps() {
             log::error!("{}", chain(&failure.error));

@@ -11,15 +11,16 @@ use std::time::{Duration, Instant, SystemTime};
 use ari_core::core_settings::{DEBUG, DRY_RUN, MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, SUMMARY};
 use ari_core::exit;
 use ari_core::history::History;
+use ari_core::job_run::{self, JobRun, StopFlags};
 use ari_core::lock::Lock;
 use ari_core::log_context::set_job_label;
 use ari_core::pipeline::{self, JobPlan};
 use ari_core::process::humane;
-use ari_core::schedule::{self, Candidate, HostLoad};
+use ari_core::schedule::{self, Candidate};
 
-use super::run::run_job;
+use super::run::{present, write_report};
 use super::settings::table;
-use super::{report, signals, usage_errors, Context};
+use super::{signals, usage_errors, Context};
 use crate::jobs;
 
 /// How one job of the run ended.
@@ -27,6 +28,49 @@ struct Finished {
     code: i32,
     duration: Duration,
     json: serde_json::Value,
+}
+
+/// Runs the jobs that ari-core's scheduling loop admits, each on a thread of `scope`.
+struct Threads<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    plans: &'env [JobPlan],
+    candidates: &'env [Candidate],
+    stop: &'env StopFlags,
+    done: mpsc::Sender<(usize, Finished)>,
+    results: mpsc::Receiver<(usize, Finished)>,
+    running: Vec<usize>,
+    finished: &'env mut [Option<Finished>],
+    progress: &'env Progress,
+}
+
+impl schedule::Executor for Threads<'_, '_> {
+    fn start(&mut self, index: usize) {
+        self.running.push(index);
+        self.progress.update(self.candidates, &self.running, self.finished);
+        let (plan, stop, done) = (&self.plans[index], self.stop.clone(), self.done.clone());
+        self.scope.spawn(move || {
+            set_job_label(Some(plan.label()));
+            let job = job_run::run_job(plan, &stop, false);
+            present(plan, &job);
+            // A dry run writes no report: keep nothing of the job's but its exit code.
+            let json = if plan.settings.get(&DRY_RUN) { serde_json::Value::Null } else { job.to_json(plan) };
+            set_job_label(None);
+            let _ = done.send((index, Finished { code: job.exit_code(), duration: job.duration, json }));
+        });
+    }
+
+    fn wait(&mut self) -> usize {
+        // The sender lives in self, so the channel cannot close while a job runs.
+        let (index, result) = self.results.recv().expect("a running job reports its end");
+        self.running.retain(|&i| i != index);
+        self.finished[index] = Some(result);
+        self.progress.update(self.candidates, &self.running, self.finished);
+        index
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.is_interrupted()
+    }
 }
 
 pub fn run_all(context: &Context, wait: bool) -> i32 {
@@ -70,8 +114,8 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
         log::error!("{err}");
         log::error!("skipping {}: it is invalid; the other jobs run", path.display());
     }
-    let flags = match signals::install() {
-        Ok(flags) => flags,
+    let stop = match signals::install() {
+        Ok(stop) => stop,
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
     let candidates: Vec<Candidate> = plans
@@ -89,37 +133,18 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
     let mut finished: Vec<Option<Finished>> = (0..plans.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let (done, results) = mpsc::channel();
-        let mut queue = schedule::order(&candidates);
-        let mut load = HostLoad::default();
-        let mut running: Vec<usize> = Vec::new();
-        loop {
-            while running.len() < slots && !flags.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                let Some(position) = schedule::pick(&queue, &candidates, &load, per_host) else { break };
-                let index = queue.remove(position);
-                load.start(&candidates[index]);
-                running.push(index);
-                progress.update(&candidates, &running, &finished);
-                let (plan, flags, done) = (&plans[index], flags.clone(), done.clone());
-                scope.spawn(move || {
-                    set_job_label(Some(plan.label()));
-                    let clock = Instant::now();
-                    let job = run_job(plan, &flags, false);
-                    let code = job.code;
-                    // A dry run writes no report: keep nothing of the job's but its exit code.
-                    let json = if dry_run { serde_json::Value::Null } else { report::job_json(plan, &job) };
-                    set_job_label(None);
-                    let _ = done.send((index, Finished { code, duration: clock.elapsed(), json }));
-                });
-            }
-            if running.is_empty() {
-                break;
-            }
-            let Ok((index, result)) = results.recv() else { break };
-            running.retain(|&i| i != index);
-            load.finish(&candidates[index]);
-            finished[index] = Some(result);
-            progress.update(&candidates, &running, &finished);
-        }
+        let mut threads = Threads {
+            scope,
+            plans: &plans,
+            candidates: &candidates,
+            stop: &stop,
+            done,
+            results,
+            running: Vec::new(),
+            finished: &mut finished,
+            progress: &progress,
+        };
+        schedule::run(&candidates, slots, per_host, &mut threads);
     });
     progress.finish();
 
@@ -142,7 +167,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
                 // Interrupted before it could start.
                 code = exit::worst(code, exit::JOB_FAILED);
                 log::error!("job {} did not start: ari was interrupted", plan.label());
-                jobs_json.push(report::not_started_json(plan));
+                jobs_json.push(JobRun::not_started().to_json(plan));
                 rows.push([
                     plan.label().to_string(),
                     "not started".into(),
@@ -161,7 +186,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
     }
     if !dry_run {
         let extra = serde_json::json!({ "max_concurrent_jobs": slots, "max_jobs_per_host": per_host });
-        report::write_run_report(&state_dir, "run-all", started, code, jobs_json, invalid_json, extra);
+        write_report(context, "run-all", started, code, jobs_json, invalid_json, extra);
     }
     let show = match context.base.get(&SUMMARY).as_str() {
         "always" => true,

@@ -4,25 +4,15 @@
 //! The handlers only count: a thread reads them (signal-hook) and sets two flags that the
 //! runners poll.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use ari_core::job_run::StopFlags;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// The flags the signals set.
-#[derive(Clone)]
-pub struct Flags {
-    /// Set by the first signal: stop the job.
-    pub interrupted: Arc<AtomicBool>,
-    /// Set by the third: stop cleanup too.
-    pub abort: Arc<AtomicBool>,
-}
-
-/// Installs the handlers and starts the thread that counts signals.
-pub fn install() -> std::io::Result<Flags> {
-    let flags =
-        Flags { interrupted: Arc::new(AtomicBool::new(false)), abort: Arc::new(AtomicBool::new(false)) };
+/// Installs the handlers and starts the thread that counts signals into the flags it returns.
+pub fn install() -> std::io::Result<StopFlags> {
+    let flags = StopFlags::default();
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let counted = flags.clone();
     std::thread::spawn(move || {

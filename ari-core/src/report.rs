@@ -1,59 +1,24 @@
 //! Run reports: each `ari run` and `ari run-all` writes one JSON file to `state_dir/reports`
 //! (jobs, their hosts, steps, commands, exit codes, start, end, duration, outcome, cleanup,
-//! warnings), and keeps the newest [`KEPT_REPORTS`]. A report that cannot be written costs no
-//! backup: it is logged as an error, and the exit code stays the backups'.
+//! warnings; each job's part is [`JobRun::to_json`](crate::job_run::JobRun::to_json)), and keeps
+//! the newest [`KEPT_REPORTS`]. A report that cannot be written costs no backup: the caller shows
+//! the error, and the exit code stays the backups'.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use ari_core::exit;
-use ari_core::fsutil::{Area, StateDir};
-use ari_core::pipeline::JobPlan;
-
-use super::chain;
-use super::run::JobRun;
+use crate::error::chain;
+use crate::fsutil::{Area, StateDir, StateError};
 
 /// How many run reports `state_dir/reports` keeps.
 const KEPT_REPORTS: usize = 100;
-
-/// A job's part of a run report. A job that succeeded with warnings (its history could not be
-/// written) has the outcome `warning`.
-pub fn job_json(plan: &JobPlan, job: &JobRun) -> serde_json::Value {
-    let mut json = match &job.report {
-        Some(report) => report.to_json(),
-        None => serde_json::json!({ "job": plan.label(), "exit": job.code, "steps": [] }),
-    };
-    json["exit"] = job.code.into();
-    json["backend"] = plan.job.backend.clone().into();
-    json["file"] = plan.job.path.display().to_string().into();
-    json["hosts"] = plan.hosts().into();
-    if let Some(error) = &job.error {
-        json["outcome"] = "failure".into();
-        json["error"] = error.clone().into();
-    }
-    if !job.warnings.is_empty() && json["outcome"] == "success" {
-        json["outcome"] = "warning".into();
-    }
-    json["warnings"] = job.warnings.clone().into();
-    json
-}
-
-/// A job's part of a run report when ari was interrupted before it started.
-pub fn not_started_json(plan: &JobPlan) -> serde_json::Value {
-    let run = JobRun {
-        code: exit::JOB_FAILED,
-        report: None,
-        error: Some("not started: ari was interrupted".into()),
-        warnings: Vec::new(),
-    };
-    job_json(plan, &run)
-}
 
 fn seconds(time: SystemTime) -> f64 {
     time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
-/// Writes a run report; a failure to write is logged as an error, never fatal.
+/// Writes a run report and prunes the old ones; the error, when it cannot be written, is for
+/// the caller to show: it costs no backup.
 pub fn write_run_report(
     state_dir: &Path,
     command: &str,
@@ -62,7 +27,7 @@ pub fn write_run_report(
     jobs: Vec<serde_json::Value>,
     invalid: Vec<serde_json::Value>,
     extra: serde_json::Value,
-) -> Option<PathBuf> {
+) -> Result<PathBuf, StateError> {
     let ended = SystemTime::now();
     let mut report = serde_json::json!({
         "command": command,
@@ -81,21 +46,9 @@ pub fn write_run_report(
     let name = format!("{command}-{stamp}-{}.json", std::process::id());
     let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();
     let state = StateDir::new(state_dir);
-    match state.write(Area::Reports, &name, &bytes) {
-        Ok(path) => {
-            prune(&state);
-            Some(path)
-        }
-        Err(err) => {
-            let what = format!("the run report could not be written: {}", chain(&err));
-            if code == exit::SUCCESS {
-                log::error!("the backup succeeded, but {what}");
-            } else {
-                log::error!("{what}");
-            }
-            None
-        }
-    }
+    let path = state.write(Area::Reports, &name, &bytes)?;
+    prune(&state);
+    Ok(path)
 }
 
 /// The time in a report's name (`run-20260101T020000.000000Z-42.json`), by which they sort.

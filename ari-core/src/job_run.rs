@@ -1,0 +1,305 @@
+//! Running one planned job end to end, the one way `ari run`, `ari run-all` and `ari recover`
+//! all do it: under the job's lock, recover what a crashed run's ledger holds, run the pipeline,
+//! record the run in the job's history; and say how it ended as one [`JobOutcome`]. The caller
+//! only presents the result.
+//!
+//! A dry run makes nothing: it takes no lock, touches no ledger, records no history.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT};
+use crate::error::chain;
+use crate::exit;
+use crate::history::{History, RunRecord};
+use crate::ledger::{Ledger, LedgerError};
+use crate::lock::{Lock, LockError};
+use crate::pipeline::{self, JobPlan, JobReport, Recovery};
+use crate::process::{Runner, Ssh};
+
+/// The flags that stop a run, which the signal handlers set.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlags {
+    /// Set by the first signal: stop the running command; cleanup and post steps still run.
+    pub interrupted: Arc<AtomicBool>,
+    /// Set by the third: stop cleanup too, leaving the ledger for `ari recover`.
+    pub abort: Arc<AtomicBool>,
+}
+
+impl StopFlags {
+    /// Whether ari was asked to stop.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+}
+
+/// How one job's run ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JobOutcome {
+    /// Its steps ran (in a dry run: were logged).
+    Ran(JobReport),
+    /// Another run holds its lock, or the lock could not be taken: nothing happened.
+    Locked(LockError),
+    /// Its ledger cannot be used (refused, corrupt, unreadable): nothing ran.
+    LedgerRefused(LedgerError),
+    /// Not everything a crashed run left could be undone, so the job did not run.
+    RecoveryFailed,
+    /// ari was interrupted before the job started.
+    NotStarted,
+}
+
+/// What went wrong beside a job's backup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunWarning {
+    /// The job's history could not be written (a full or read-only state_dir): why.
+    HistoryNotWritten(String),
+    /// The job's history was corrupt: moved aside to this file, and a new one started.
+    HistoryMovedAside(std::path::PathBuf),
+}
+
+impl std::fmt::Display for RunWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunWarning::HistoryNotWritten(why) => write!(f, "the job's history could not be written: {why}"),
+            RunWarning::HistoryMovedAside(aside) => write!(
+                f,
+                "the job's history was corrupt: it was moved aside to {} and a new one started",
+                aside.display()
+            ),
+        }
+    }
+}
+
+/// A job's run: how it ended, what was recovered first, and what went wrong beside it.
+#[derive(Debug)]
+pub struct JobRun {
+    /// How it ended.
+    pub outcome: JobOutcome,
+    /// What the job's ledger held from a crashed run, undone before the job ran.
+    pub recovery: Option<Recovery>,
+    /// What went wrong beside the backup (its history could not be written); a run that
+    /// succeeded with warnings has the outcome `warning` in its report.
+    pub warnings: Vec<RunWarning>,
+    /// When it started.
+    pub started: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+impl JobRun {
+    /// A job that ari did not start because it was interrupted.
+    pub fn not_started() -> JobRun {
+        JobRun {
+            outcome: JobOutcome::NotStarted,
+            recovery: None,
+            warnings: Vec::new(),
+            started: SystemTime::now(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The exit code of this job alone (see `exit`).
+    pub fn exit_code(&self) -> i32 {
+        match &self.outcome {
+            JobOutcome::Ran(report) => report.exit_code(),
+            JobOutcome::Locked(_) | JobOutcome::NotStarted => exit::JOB_FAILED,
+            JobOutcome::LedgerRefused(_) | JobOutcome::RecoveryFailed => exit::CLEANUP_FAILED,
+        }
+    }
+
+    /// Why the job's steps did not run, when they did not.
+    pub fn refusal(&self, label: &str) -> Option<String> {
+        match &self.outcome {
+            JobOutcome::Ran(_) => None,
+            JobOutcome::Locked(err) => Some(chain(err)),
+            JobOutcome::LedgerRefused(err) => Some(err.advice(label)),
+            JobOutcome::RecoveryFailed => {
+                Some("the job does not run while its ledger holds what a crashed run left (exit 3)".into())
+            }
+            JobOutcome::NotStarted => Some("not started: ari was interrupted".into()),
+        }
+    }
+
+    /// The job's part of a run report: its steps, exit code, file, hosts, and why it did not
+    /// run or what went wrong beside it.
+    pub fn to_json(&self, plan: &JobPlan) -> serde_json::Value {
+        let code = self.exit_code();
+        let mut json = match &self.outcome {
+            JobOutcome::Ran(report) => report.to_json(),
+            _ => serde_json::json!({ "job": plan.label(), "steps": [] }),
+        };
+        json["exit"] = code.into();
+        json["backend"] = plan.job.backend.clone().into();
+        json["file"] = plan.job.path.display().to_string().into();
+        json["hosts"] = plan.hosts().into();
+        if let Some(error) = self.refusal(plan.label()) {
+            json["outcome"] = "failure".into();
+            json["error"] = error.into();
+        }
+        if !self.warnings.is_empty() && json["outcome"] == "success" {
+            json["outcome"] = "warning".into();
+        }
+        json["warnings"] = self.warnings.iter().map(ToString::to_string).collect::<Vec<_>>().into();
+        json
+    }
+}
+
+/// Runs one planned job end to end: with `wait`, waiting for another run of it to end.
+pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (outcome, recovery) = run_under_lock(plan, stop, wait);
+    let mut run = JobRun { outcome, recovery, warnings: Vec::new(), started, duration: clock.elapsed() };
+    // A run that another run's lock refused did nothing worth a place in the history.
+    if !plan.settings.get(&DRY_RUN) && !matches!(run.outcome, JobOutcome::Locked(_)) {
+        let start = jiff::Timestamp::try_from(started).map(|t| t.as_second()).unwrap_or_default();
+        let record =
+            RunRecord { started: start, duration_seconds: run.duration.as_secs_f64(), exit: run.exit_code() };
+        match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
+            Ok(None) => {}
+            Ok(Some(aside)) => run.warnings.push(RunWarning::HistoryMovedAside(aside)),
+            Err(err) => run.warnings.push(RunWarning::HistoryNotWritten(chain(&err))),
+        }
+    }
+    run
+}
+
+fn run_under_lock(plan: &JobPlan, stop: &StopFlags, wait: bool) -> (JobOutcome, Option<Recovery>) {
+    let dry_run = plan.settings.get(&DRY_RUN);
+    let state_dir = plan.state_dir();
+    let state_dir = Path::new(&state_dir);
+    let label = plan.label();
+    let runner = Runner::new(plan.ssh.clone(), dry_run)
+        .with_cancel(stop.interrupted.clone())
+        .with_abort(stop.abort.clone())
+        .with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT))
+        .with_job_timeout(plan.settings.get(&JOB_TIMEOUT));
+    if dry_run {
+        match Ledger::open(state_dir, label, &plan.ssh) {
+            Ok(ledger) if !ledger.is_empty() => log::warn!(
+                "the ledger holds {} things a crashed run left behind; a real run would undo them first",
+                ledger.entries().len()
+            ),
+            Ok(_) => {}
+            Err(err) => log::warn!("a real run would not run: {}", err.advice(label)),
+        }
+        return (JobOutcome::Ran(pipeline::run(plan, &runner, &mut Ledger::disabled())), None);
+    }
+    let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), wait) {
+        Ok(lock) => lock,
+        Err(err) => return (JobOutcome::Locked(err), None),
+    };
+    let mut ledger = match Ledger::open(state_dir, label, &plan.ssh) {
+        Ok(ledger) => ledger,
+        Err(err) => return (JobOutcome::LedgerRefused(err), None),
+    };
+    let mut recovery = None;
+    if !ledger.is_empty() {
+        log::info!(
+            "a crashed run left {} things behind ({}); undoing them before the job runs",
+            ledger.entries().len(),
+            ledger.entries().iter().filter_map(|e| e.removes.as_deref()).collect::<Vec<_>>().join("; ")
+        );
+        let recovered = undo_ledger(&mut ledger, stop, plan.settings.get(&COMMAND_TIMEOUT));
+        let failed = !recovered.failures.is_empty();
+        recovery = Some(recovered);
+        if failed {
+            return (JobOutcome::RecoveryFailed, recovery);
+        }
+    }
+    wait_for_the_next_second(plan);
+    (JobOutcome::Ran(pipeline::run(plan, &runner, &mut ledger)), recovery)
+}
+
+/// Waits, when the job's last run ended in this very second, for the next one: tools that name
+/// a backup by the second (rdiff-backup's increments) refuse a second backup within it.
+fn wait_for_the_next_second(plan: &JobPlan) {
+    let history = History::load(Path::new(&plan.state_dir()), plan.label());
+    if let Some(last) = history.last() {
+        wait_until_after(last.started as f64 + last.duration_seconds);
+    }
+}
+
+/// Returns once the clock's second is past the second of `ended` (seconds since the epoch).
+fn wait_until_after(ended: f64) {
+    let second = ended.floor() as i64;
+    loop {
+        let now = jiff::Timestamp::now();
+        if now.as_second() > second {
+            return;
+        }
+        let into_second = u64::try_from(now.subsec_nanosecond()).unwrap_or(0).min(999_999_999);
+        let pause = Duration::from_nanos(1_000_000_000 - into_second);
+        log::debug!("the job's last run ended within this second: waiting {pause:?} for the next");
+        std::thread::sleep(pause);
+    }
+}
+
+/// Undoes what a ledger records, reaching its hosts as the run that wrote it did.
+fn undo_ledger(ledger: &mut Ledger, stop: &StopFlags, command_timeout: Option<Duration>) -> Recovery {
+    let runner = Runner::new(ledger.ssh().clone(), false)
+        .with_cancel(stop.interrupted.clone())
+        .with_command_timeout(command_timeout);
+    pipeline::recover(ledger, &runner)
+}
+
+/// How recovering a job's ledger ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RecoverOutcome {
+    /// A run of the job holds its lock: its ledger was left alone.
+    Locked(LockError),
+    /// Its ledger cannot be used (refused, corrupt, unreadable): nothing ran.
+    LedgerRefused(LedgerError),
+    /// The ledger was empty.
+    Nothing,
+    /// What the ledger recorded, undone or not.
+    Recovered(Recovery),
+}
+
+/// Recovers one job's ledger under its lock, as `ari recover` does.
+pub fn recover_job(
+    state_dir: &Path,
+    label: &str,
+    ssh: &Ssh,
+    stop: &StopFlags,
+    command_timeout: Option<Duration>,
+) -> RecoverOutcome {
+    let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), false) {
+        Ok(lock) => lock,
+        Err(err) => return RecoverOutcome::Locked(err),
+    };
+    let mut ledger = match Ledger::open(state_dir, label, ssh) {
+        Ok(ledger) => ledger,
+        Err(err) => return RecoverOutcome::LedgerRefused(err),
+    };
+    if ledger.is_empty() {
+        return RecoverOutcome::Nothing;
+    }
+    RecoverOutcome::Recovered(undo_ledger(&mut ledger, stop, command_timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_after_one_that_ended_in_this_second_starts_in_the_next() {
+        let now = jiff::Timestamp::now();
+        let ended = now.as_second() as f64 + 0.999;
+        wait_until_after(ended);
+        assert!(
+            jiff::Timestamp::now().as_second() > now.as_second(),
+            "still in the second the last run ended in"
+        );
+        // A run that ended in an earlier second does not wait at all: the clock's second is
+        // still the one this call started in (or just one later).
+        let before = jiff::Timestamp::now().as_second();
+        wait_until_after((before - 5) as f64);
+        assert!(jiff::Timestamp::now().as_second() - before <= 1);
+    }
+}
