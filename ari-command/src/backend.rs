@@ -28,7 +28,7 @@ fn argv(job: &JobContext) -> Result<Vec<String>, ConfigError> {
         )
     })?;
     let snapshot_root = job.snapshot_root();
-    let placeholders = Placeholders { label: &job.job.label, snapshot_root: snapshot_root.as_deref() };
+    let placeholders = Placeholders { label: &job.job().label, snapshot_root: snapshot_root.as_deref() };
     argv::expand(&command, &placeholders).map_err(|message| job.error_at("command", message))
 }
 
@@ -44,7 +44,7 @@ impl BackupBackend for CommandBackend {
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         argv(job)?;
         // ari would silently drop them: what the command backs up is what the command names.
-        for (key, paths) in [("include", &job.job.include), ("exclude", &job.job.exclude)] {
+        for (key, paths) in [("include", &job.job().include), ("exclude", &job.job().exclude)] {
             if !paths.is_empty() {
                 return Err(job.error_at(
                     key,
@@ -72,20 +72,14 @@ impl BackupBackend for CommandBackend {
         let name = argv::step_name(&argv);
         Ok(vec![Step::run(Phase::Main, name, Command::argv(host(job), argv))])
     }
-
-    fn post_steps(&self, _job: &JobContext) -> Result<Vec<Step>, ConfigError> {
-        Ok(Vec::new())
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
-    use ari_core::job::Job;
     use ari_core::plugin::SnapshotSource;
-    use ari_core::settings::Settings;
     use ari_core::step::Program;
+    use ari_core::testkit::TestJob;
 
     use super::*;
 
@@ -106,7 +100,7 @@ mod tests {
             Vec::new()
         }
         fn root(&self, job: &JobContext) -> String {
-            format!("/snap/{}", job.job.label)
+            format!("/snap/{}", job.job().label)
         }
         fn steps(&self, _job: &JobContext) -> Result<Vec<Step>, ConfigError> {
             Ok(Vec::new())
@@ -117,10 +111,11 @@ mod tests {
     /// context, with the test snapshot source when `snapshot` is true.
     fn with_job<T>(yaml: &str, snapshot: bool, f: impl FnOnce(&JobContext) -> T) -> T {
         let text = format!("backend: command\n{yaml}");
-        let job = Job::parse(Path::new("/jobs/db.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
-        let settings = Settings::resolve([&job.settings]);
-        let source: Option<&dyn SnapshotSource> = if snapshot { Some(&Frozen) } else { None };
-        f(&JobContext { job: &job, settings: &settings, snapshot: source })
+        let mut job = TestJob::try_parse_at("/jobs/db.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        if snapshot {
+            job = job.with_snapshot_source(&Frozen);
+        }
+        f(&job.context())
     }
 
     /// What the backend makes of a job: `host: argv` of its step and its tools, or the error.

@@ -25,6 +25,9 @@ pub struct RunRecord {
     pub duration_seconds: f64,
     /// The job's exit code (see `exit`).
     pub exit: i32,
+    /// End, seconds since the epoch, to the microsecond (older histories lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<f64>,
 }
 
 /// A job's recent runs, oldest first.
@@ -126,7 +129,7 @@ mod tests {
     use super::*;
 
     fn run(duration: f64, exit: i32) -> RunRecord {
-        RunRecord { started: 1_800_000_000, duration_seconds: duration, exit }
+        RunRecord { started: 1_800_000_000, duration_seconds: duration, exit, ended: None }
     }
 
     #[test]

@@ -157,8 +157,13 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     // A run that another run's lock refused did nothing worth a place in the history.
     if !plan.settings.get(&DRY_RUN) && !matches!(run.outcome, JobOutcome::Locked(_)) {
         let start = jiff::Timestamp::try_from(started).map(|t| t.as_second()).unwrap_or_default();
-        let record =
-            RunRecord { started: start, duration_seconds: run.duration.as_secs_f64(), exit: run.exit_code() };
+        let ended = jiff::Timestamp::now().as_microsecond() as f64 / 1e6;
+        let record = RunRecord {
+            started: start,
+            duration_seconds: run.duration.as_secs_f64(),
+            exit: run.exit_code(),
+            ended: Some(ended),
+        };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
             Ok(None) => {}
             Ok(Some(aside)) => run.warnings.push(RunWarning::HistoryMovedAside(aside)),
@@ -220,7 +225,9 @@ fn run_under_lock(plan: &JobPlan, stop: &StopFlags, wait: bool) -> (JobOutcome, 
 fn wait_for_the_next_second(plan: &JobPlan) {
     let history = History::load(Path::new(&plan.state_dir()), plan.label());
     if let Some(last) = history.last() {
-        wait_until_after(last.started as f64 + last.duration_seconds);
+        // Without its precise end (an older history), the start's lost fraction may hide up
+        // to a second.
+        wait_until_after(last.ended.unwrap_or(last.started as f64 + last.duration_seconds + 1.0));
     }
 }
 

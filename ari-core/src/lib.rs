@@ -30,6 +30,7 @@ pub mod report;
 pub mod schedule;
 pub mod settings;
 pub mod step;
+pub mod testkit;
 pub mod tool_version;
 pub mod yaml;
 

@@ -13,7 +13,7 @@ use crate::error::ConfigError;
 use crate::exit;
 use crate::job::{HookCommand, Job};
 use crate::ledger::Ledger;
-use crate::plugin::{self, Directory, JobContext, Tool};
+use crate::plugin::{self, Directory, Facts, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
 use crate::settings::{Layer, Settings};
 use crate::step::{Action, Command, Host, Outcome, Phase, Step};
@@ -59,7 +59,12 @@ impl JobPlan {
             })?),
             None => None,
         };
-        let ctx = JobContext { job: &job, settings: &settings, snapshot: source };
+        // The probe phase: what the steps depend on that only the system can tell.
+        let nothing = Facts::new();
+        let probing = JobContext::new(&job, &settings, source, &nothing);
+        let mut facts = Facts::new();
+        facts.extend(backend.probe(&probing)?);
+        let ctx = JobContext::new(&job, &settings, source, &facts);
         let mut tools = Vec::new();
         if let Some(source) = source {
             source.check(&ctx)?;

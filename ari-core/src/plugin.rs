@@ -8,6 +8,7 @@
 //! [`register_backend!`]: crate::register_backend
 //! [`register_source!`]: crate::register_source
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
@@ -17,18 +18,86 @@ use crate::process::Ssh;
 use crate::settings::{Setting, SettingType, Settings};
 use crate::step::{Host, Retry, Step};
 
-/// Everything a plugin may look at to build a job's steps.
-#[derive(Clone, Copy)]
-pub struct JobContext<'a> {
-    /// The job.
-    pub job: &'a Job,
-    /// The job's effective settings.
-    pub settings: &'a Settings,
-    /// The job's snapshot source, if it has one.
-    pub snapshot: Option<&'a dyn SnapshotSource>,
+/// What a plugin learned in its probe phase (a tool's version), handed back to it in the
+/// context it builds its steps from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts(BTreeMap<String, String>);
+
+impl Facts {
+    /// No facts.
+    pub fn new() -> Facts {
+        Facts::default()
+    }
+
+    /// Records a fact.
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    /// A fact, if the probe recorded it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Adds another plugin's facts.
+    pub(crate) fn extend(&mut self, other: Facts) {
+        self.0.extend(other.0);
+    }
 }
 
-impl JobContext<'_> {
+/// Everything a plugin may look at to build a job's steps: the job, its effective settings,
+/// its snapshot source, and what the probe phase found.
+#[derive(Clone, Copy)]
+pub struct JobContext<'a> {
+    job: &'a Job,
+    settings: &'a Settings,
+    snapshot: Option<&'a dyn SnapshotSource>,
+    facts: &'a Facts,
+}
+
+impl<'a> JobContext<'a> {
+    /// A context (the engine makes them; so does `testkit`).
+    pub fn new(
+        job: &'a Job,
+        settings: &'a Settings,
+        snapshot: Option<&'a dyn SnapshotSource>,
+        facts: &'a Facts,
+    ) -> JobContext<'a> {
+        JobContext { job, settings, snapshot, facts }
+    }
+
+    /// The job.
+    pub fn job(&self) -> &'a Job {
+        self.job
+    }
+
+    /// The job's effective settings.
+    pub fn settings(&self) -> &'a Settings {
+        self.settings
+    }
+
+    /// The job's snapshot source, if it has one.
+    pub fn snapshot_source(&self) -> Option<&'a dyn SnapshotSource> {
+        self.snapshot
+    }
+
+    /// What the probe phase found (empty while probing).
+    pub fn facts(&self) -> &'a Facts {
+        self.facts
+    }
+
+    /// For a probe: the first line that `program --version` prints (or `args` instead of
+    /// `--version`), asked once and cached in `state_dir` while the binary is unchanged; `None`
+    /// when the program is not found (it is reported with every other missing tool). Asking runs
+    /// the program; `ari plan` and `ari check` write nothing, so they do not fill the cache.
+    pub fn tool_version(&self, program: &str, args: &[&str]) -> Result<Option<String>, String> {
+        let Ok(resolved) = crate::process::resolve_program(program) else { return Ok(None) };
+        let state_dir = self.get(&crate::core_settings::STATE_DIR);
+        crate::tool_version::tool_version(&resolved, args, std::path::Path::new(&state_dir))
+            .map(Some)
+            .map_err(|err| err.to_string())
+    }
+
     /// The value of a setting for this job.
     pub fn get<T: SettingType>(&self, setting: &Setting<T>) -> T {
         self.settings.get(setting)
@@ -105,6 +174,13 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// One line for `ari backends`.
     fn summary(&self) -> &'static str;
 
+    /// Gathers what building the steps needs to know about the system (a tool's version),
+    /// before the plan is built; the facts come back in the context (`job.facts()`). It may
+    /// only ask (`job.tool_version`): `ari plan` and `ari check` run it too.
+    fn probe(&self, _job: &JobContext) -> Result<Facts, ConfigError> {
+        Ok(Facts::new())
+    }
+
     /// Checks the job and its settings (required settings, combinations) before anything runs.
     fn check(&self, job: &JobContext) -> Result<(), ConfigError>;
 
@@ -120,10 +196,12 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// The main step or steps: the backup itself.
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
 
-    /// Steps after the snapshot is gone (retention, expiry). The pipeline runs them as a chain,
-    /// whatever `when` they carry: each only after a successful backup and after every one
-    /// before it succeeded.
-    fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError>;
+    /// Steps after the snapshot is gone (retention, expiry); none by default. The pipeline runs
+    /// them as a chain, whatever `when` they carry: each only after a successful backup and
+    /// after every one before it succeeded.
+    fn post_steps(&self, _job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A snapshot source: it makes a frozen view of the source host's files before the backup and

@@ -48,7 +48,7 @@ struct Volume {
 fn volumes(job: &JobContext) -> Vec<Volume> {
     let base = base(job);
     let suffix = job.get(&SNAPSHOT_SUFFIX);
-    job.job
+    job.job()
         .volumes
         .iter()
         .map(|v| {
@@ -66,7 +66,7 @@ fn volumes(job: &JobContext) -> Vec<Volume> {
 }
 
 fn base(job: &JobContext) -> String {
-    join_path(&job.get(&SNAPSHOT_MOUNT_ROOT), &job.job.label)
+    join_path(&job.get(&SNAPSHOT_MOUNT_ROOT), &job.job().label)
 }
 
 /// Whether `path` is `dir` or inside it (`/var/lib` is inside `/` and `/var`, not `/va`).
@@ -88,12 +88,12 @@ impl SnapshotSource for LvmSource {
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (kinds::VOLUME, kinds::PATH,
         // kinds::LV_SUFFIX, SIZE); what is left spans several values.
-        if job.job.volumes.is_empty() {
+        if job.job().volumes.is_empty() {
             return Err(job.error_at("volumes", "a job with `snapshot: lvm` needs at least one volume"));
         }
         let suffix = job.get(&SNAPSHOT_SUFFIX);
-        let names: Vec<&str> = job.job.volumes.iter().map(|v| v.name.as_str()).collect();
-        for volume in &job.job.volumes {
+        let names: Vec<&str> = job.job().volumes.iter().map(|v| v.name.as_str()).collect();
+        for volume in &job.job().volumes {
             let (vg, lv) = volume.name.split_once('/').unwrap_or(("", &volume.name));
             let snapshot = format!("{lv}{suffix}");
             kinds::check_lvm_name("logical volume", &snapshot).map_err(|why| {
@@ -117,7 +117,7 @@ impl SnapshotSource for LvmSource {
             }
         }
         let mut seen: Vec<(&str, &str)> = Vec::new();
-        for (i, volume) in job.job.volumes.iter().enumerate() {
+        for (i, volume) in job.job().volumes.iter().enumerate() {
             let key = format!("volumes[{i}]");
             let point = &volume.mount_point;
             for (other_name, other_point) in &seen {
@@ -297,20 +297,16 @@ mod tests {
 #[cfg(test)]
 mod undo_tests {
     use super::*;
-    use ari_core::job::Job;
-    use ari_core::settings::Settings;
+    use ari_core::testkit::TestJob;
 
     /// Recovery after a crash, and the undo of a step stopped midway, run an undo only while its
     /// thing is there: every undo must say how to tell.
     #[test]
     fn every_undo_knows_whether_its_thing_is_still_there() {
-        let job = Job::parse(
-            std::path::Path::new("/jobs/db.yaml"),
+        let job = TestJob::parse(
             "snapshot: lvm\nsource_hostname: db\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/data, mount_point: /srv/data}\n  - {name: vg2/web, mount_point: /var/www}\n  - {name: vg2/logs, mount_point: /var/log}\ninclude: [/etc]\n",
-        )
-        .unwrap();
-        let settings = Settings::resolve([&job.settings]);
-        let ctx = JobContext { job: &job, settings: &settings, snapshot: Some(&LvmSource) };
+        );
+        let ctx = job.context();
         LvmSource.check(&ctx).unwrap();
         let steps = LvmSource.steps(&ctx).unwrap();
         let undos: Vec<&Step> = steps.iter().filter_map(|s| s.undo.as_deref()).collect();

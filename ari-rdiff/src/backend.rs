@@ -1,9 +1,6 @@
 //! The rdiff backend: checks, tools, the backup step and the retention step.
 
-use std::path::Path;
-
-use ari_core::core_settings::STATE_DIR;
-use ari_core::plugin::{join_path, BackupBackend, Directory, JobContext, Tool};
+use ari_core::plugin::{join_path, BackupBackend, Directory, Facts, JobContext, Tool};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -22,30 +19,21 @@ impl RdiffBackend {
                 "backup_store_path: required by the rdiff backend; set it in the global config or in the job file",
             )
         })?;
-        Ok(join_path(&store, &job.job.label))
+        Ok(join_path(&store, &job.job().label))
     }
 
-    fn cli(job: &JobContext) -> Result<Cli, ConfigError> {
-        let program = job.get(&RDIFF_BACKUP_PATH);
+    /// The command line to use: as set, or as the probe found from rdiff-backup's version.
+    fn cli(job: &JobContext) -> Cli {
         match job.get(&RDIFF_BACKUP_CLI).as_str() {
-            "new" => return Ok(Cli::New),
-            "legacy" => return Ok(Cli::Legacy),
-            _ => {}
+            "legacy" => Cli::Legacy,
+            "auto" if job.facts().get(CLI_FACT) == Some("legacy") => Cli::Legacy,
+            _ => Cli::New,
         }
-        // A missing binary is reported with every other missing tool; until then assume new.
-        let Ok(resolved) = ari_core::process::resolve_program(&program) else { return Ok(Cli::New) };
-        let state_dir = job.get(&STATE_DIR);
-        let version = ari_core::tool_version::tool_version(&resolved, &["--version"], Path::new(&state_dir))
-            .map_err(|err| {
-                job.error(format!("rdiff_backup_path: cannot ask `{program}` its version: {err}"))
-            })?;
-        argv::cli_for_version(&version).ok_or_else(|| {
-            job.error(format!(
-                "rdiff_backup_path: `{program} --version` printed `{version}`, which is no version; set rdiff_backup_cli to new or legacy"
-            ))
-        })
     }
 }
+
+/// The fact the probe records: the command line rdiff-backup's version calls for.
+const CLI_FACT: &str = "rdiff_backup_cli";
 
 impl BackupBackend for RdiffBackend {
     fn name(&self) -> &'static str {
@@ -56,9 +44,32 @@ impl BackupBackend for RdiffBackend {
         "rdiff-backup from the source host into BACKUP_STORE_PATH/LABEL, with reverse increments"
     }
 
+    fn probe(&self, job: &JobContext) -> Result<Facts, ConfigError> {
+        let mut facts = Facts::new();
+        if job.get(&RDIFF_BACKUP_CLI) != "auto" {
+            return Ok(facts);
+        }
+        let program = job.get(&RDIFF_BACKUP_PATH);
+        // A missing binary is reported with every other missing tool; until then assume new.
+        let Some(version) = job.tool_version(&program, &["--version"]).map_err(|err| {
+            job.error_at("rdiff_backup_path", format!("cannot ask `{program}` its version: {err}"))
+        })?
+        else {
+            return Ok(facts);
+        };
+        let cli = argv::cli_for_version(&version).ok_or_else(|| {
+            job.error_at(
+                "rdiff_backup_path",
+                format!("`{program} --version` printed `{version}`, which is no version; set rdiff_backup_cli to new or legacy"),
+            )
+        })?;
+        facts.insert(CLI_FACT, if cli == Cli::Legacy { "legacy" } else { "new" });
+        Ok(facts)
+    }
+
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         RdiffBackend::destination(job)?;
-        if job.job.include.is_empty() {
+        if job.job().include.is_empty() {
             return Err(job.error_at("include", "the rdiff backend needs at least one path to back up"));
         }
         if let Host::Remote(host) = job.source_host() {
@@ -93,7 +104,7 @@ impl BackupBackend for RdiffBackend {
     }
 
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
-        let cli = RdiffBackend::cli(job)?;
+        let cli = RdiffBackend::cli(job);
         let program = job.get(&RDIFF_BACKUP_PATH);
         let options = job.get(&RDIFF_BACKUP_OPTIONS);
         let ssh = job.ssh();
@@ -106,8 +117,8 @@ impl BackupBackend for RdiffBackend {
                 None => paths.to_vec(),
             }
         };
-        let include = rewrite(&job.job.include);
-        let exclude = rewrite(&job.job.exclude);
+        let include = rewrite(&job.job().include);
+        let exclude = rewrite(&job.job().exclude);
         let root = snapshot_root.clone().unwrap_or_else(|| job.get(&TOP_LEVEL_SRC_DIR));
         let source = match job.source_host() {
             Host::Local => Source::Local { root },
@@ -133,7 +144,7 @@ impl BackupBackend for RdiffBackend {
         let Some(timespec) = job.get(&REMOVE_OLDER_THAN_TIMESPEC) else { return Ok(Vec::new()) };
         let argv = argv::retention(
             &job.get(&RDIFF_BACKUP_PATH),
-            RdiffBackend::cli(job)?,
+            RdiffBackend::cli(job),
             &timespec,
             &RdiffBackend::destination(job)?,
         );

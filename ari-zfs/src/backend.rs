@@ -58,7 +58,7 @@ impl BackupBackend for ZfsBackend {
         // Each value was checked for what it is when it was read (crate::names).
         let target = target(job)?;
         snapshot_name(job, &target.dataset)?;
-        if job.snapshot.is_none() && job.job.include.is_empty() {
+        if job.snapshot_source().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",
                 "without a snapshot source, the zfs backend sends only what include lists",
@@ -88,16 +88,16 @@ impl BackupBackend for ZfsBackend {
         // rsync splits -e on spaces and honours quotes, as a shell would for these words.
         argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
         argv.extend(["--exclude".to_string(), "/.zfs".to_string()]);
-        for path in &job.job.exclude {
+        for path in &job.job().exclude {
             argv.extend(["--exclude".to_string(), path.clone()]);
         }
-        match (job.snapshot_root(), job.job.include.is_empty()) {
+        match (job.snapshot_root(), job.job().include.is_empty()) {
             (Some(base), true) => argv.push(format!("{}/", join_path(&base, "/"))),
             (Some(base), false) => {
                 // `BASE/./etc` with --relative sends `etc` as if BASE were the root.
                 argv.push("--relative".to_string());
                 argv.extend(
-                    job.job
+                    job.job()
                         .include
                         .iter()
                         .map(|p| format!("{}/.{}", join_path(&base, "/"), join_path("/", p))),
@@ -105,7 +105,7 @@ impl BackupBackend for ZfsBackend {
             }
             (None, _) => {
                 argv.push("--relative".to_string());
-                argv.extend(job.job.include.iter().cloned());
+                argv.extend(job.job().include.iter().cloned());
             }
         }
         argv.push(target.rsync_dst);

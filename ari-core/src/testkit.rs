@@ -1,0 +1,84 @@
+//! Unit-testing a plugin's steps: a job file's text, parsed and layered as ari does it, and the
+//! context a plugin builds its steps from, without running anything.
+//!
+//! ```
+//! use ari_core::testkit::TestJob;
+//!
+//! let job = TestJob::parse("include: [/etc]\nssh_port: 2222\n");
+//! assert_eq!(job.context().job().include, ["/etc"]);
+//! assert_eq!(job.context().ssh().port, 2222);
+//! ```
+
+use std::path::Path;
+
+use crate::config::GlobalConfig;
+use crate::error::ConfigError;
+use crate::job::Job;
+use crate::pipeline::JobPlan;
+use crate::plugin::{self, Facts, JobContext, SnapshotSource};
+use crate::settings::{Layer, Settings, Source};
+
+/// The path test jobs are read as.
+const JOB_PATH: &str = "/etc/ari-backup/jobs.d/test.yaml";
+/// The path test configs are read as.
+const CONFIG_PATH: &str = "/etc/ari-backup/ari-backup.conf.yaml";
+
+/// A job of a test, with its settings, the facts its probe would find, and its snapshot source.
+pub struct TestJob {
+    job: Job,
+    config: Layer,
+    settings: Settings,
+    facts: Facts,
+    source: Option<&'static dyn SnapshotSource>,
+}
+
+impl TestJob {
+    /// The job file `yaml`; panics with ari's error when ari would refuse it.
+    pub fn parse(yaml: &str) -> TestJob {
+        TestJob::try_parse(yaml).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// The job file `yaml`, or ari's error about it.
+    pub fn try_parse(yaml: &str) -> Result<TestJob, ConfigError> {
+        TestJob::try_parse_at(JOB_PATH, yaml)
+    }
+
+    /// The job file `yaml` read as `path` (which gives the job its default label, and errors
+    /// their file), or ari's error about it.
+    pub fn try_parse_at(path: &str, yaml: &str) -> Result<TestJob, ConfigError> {
+        let job = Job::parse(Path::new(path), yaml)?;
+        let config = Layer::new(Source::Config(CONFIG_PATH.into()));
+        let settings = Settings::resolve([&config, &job.settings]);
+        let source = job.snapshot.as_deref().and_then(plugin::source);
+        Ok(TestJob { job, config, settings, facts: Facts::new(), source })
+    }
+
+    /// The same job under the global config `yaml`; panics when ari would refuse it.
+    pub fn with_config(mut self, yaml: &str) -> TestJob {
+        self.config = GlobalConfig::parse(Path::new(CONFIG_PATH), yaml).unwrap_or_else(|err| panic!("{err}"));
+        self.settings = Settings::resolve([&self.config, &self.job.settings]);
+        self
+    }
+
+    /// The same job, as if its probe had found `key` to be `value`.
+    pub fn with_fact(mut self, key: &str, value: &str) -> TestJob {
+        self.facts.insert(key, value);
+        self
+    }
+
+    /// The same job with `source` as its snapshot source (a test double, say).
+    pub fn with_snapshot_source(mut self, source: &'static dyn SnapshotSource) -> TestJob {
+        self.source = Some(source);
+        self
+    }
+
+    /// The context a plugin gets for this job.
+    pub fn context(&self) -> JobContext<'_> {
+        JobContext::new(&self.job, &self.settings, self.source, &self.facts)
+    }
+
+    /// The whole plan, as `ari plan` builds it from the registered plugins (probe included).
+    pub fn plan(&self) -> Result<JobPlan, ConfigError> {
+        JobPlan::build(self.job.clone(), &self.config, &Layer::new(Source::CommandLine))
+    }
+}
