@@ -203,6 +203,9 @@ fn step_json(step: &Step, ssh: &Ssh) -> serde_json::Value {
         }
         Action::Dynamic { .. } => {
             object.insert("dynamic".into(), true.into());
+            if let Some(pattern) = &step.shows {
+                object.insert("then".into(), pattern.clone().into());
+            }
         }
         Action::Run(_) => {}
     }

@@ -316,6 +316,9 @@ pub struct Step {
     /// For a cleanup step: what it removes, named as left behind when it fails
     /// (`snapshot vg0/root-ari_backup on db-server`).
     pub removes: Option<String>,
+    /// For a dynamic step: what it runs after its query, as a pattern (`zfs snapshot
+    /// pool/x@ari-backup-%Y-%m-%d--%H%M`), for plans.
+    pub shows: Option<String>,
     /// For a cleanup step: a query that succeeds while what it removes is still there
     /// (`mountpoint -q DIR`). Recovery after a crash runs the step only then, so undoing is
     /// idempotent: a snapshot already gone is fine. A probe that expects an output is also the
@@ -335,6 +338,7 @@ impl Step {
             undo: None,
             tolerated: Vec::new(),
             removes: None,
+            shows: None,
             present: None,
         }
     }
@@ -389,6 +393,12 @@ impl Step {
             action: Action::Dynamic { query, expand },
             ..Step::run(phase, name, Command::argv(Host::Local, Vec::<String>::new()))
         }
+    }
+
+    /// The same dynamic step, showing in plans what it runs after its query, as a pattern.
+    pub fn showing(mut self, pattern: impl Into<String>) -> Step {
+        self.shows = Some(pattern.into());
+        self
     }
 
     /// The same step, run only when `when` applies.

@@ -38,11 +38,15 @@ fn target(job: &JobContext) -> Result<Target, ConfigError> {
     })
 }
 
-/// The name of the snapshot taken now.
-fn snapshot_name(job: &JobContext, dataset: &str) -> Result<String, ConfigError> {
-    let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
-    let stamp = timestamp(&format).map_err(|err| job.error_at("zfs_snapshot_timestamp_format", err))?;
-    Ok(format!("{dataset}@{}{stamp}", job.get(&ZFS_SNAPSHOT_PREFIX)))
+/// `wanted`, or the first of `wanted-2`, `wanted-3`, ... that the listing (of `zfs list -H -o
+/// name,...`) does not hold.
+fn free_name(listing: &str, wanted: &str) -> String {
+    let taken: std::collections::BTreeSet<&str> =
+        listing.lines().filter_map(|line| line.split('\t').next()).collect();
+    std::iter::once(wanted.to_string())
+        .chain((2..).map(|n| format!("{wanted}-{n}")))
+        .find(|name| !taken.contains(name.as_str()))
+        .unwrap_or_else(|| wanted.to_string())
 }
 
 impl BackupBackend for ZfsBackend {
@@ -56,8 +60,7 @@ impl BackupBackend for ZfsBackend {
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (crate::names).
-        let target = target(job)?;
-        snapshot_name(job, &target.dataset)?;
+        target(job)?;
         if job.snapshot_source().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",
@@ -115,15 +118,27 @@ impl BackupBackend for ZfsBackend {
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let target = target(job)?;
         let host = target.zfs_host.clone();
-        let name = snapshot_name(job, &target.dataset)?;
-        let snapshot =
-            Step::run(Phase::Post, "zfs snapshot", Command::argv(host.clone(), ["zfs", "snapshot", &name]));
-
         let query = Command::argv(
             host.clone(),
             ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-d", "1", &target.dataset],
         );
         let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
+        let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
+
+        // The snapshot is named when the step runs (a run-all job may start hours after it was
+        // planned), and never as one the dataset already has: a second run within the
+        // timestamp's minute gets `-2`.
+        let pattern = format!("zfs snapshot {dataset}@{prefix}{format}");
+        let name = {
+            let (dataset, prefix, host) = (dataset.clone(), prefix.clone(), host.clone());
+            Arc::new(move |listing: &str| {
+                let stamp = timestamp(&format)?;
+                let name = free_name(listing, &format!("{dataset}@{prefix}{stamp}"));
+                Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
+            })
+        };
+        let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name).showing(pattern);
+
         let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
         let expand = Arc::new(move |listing: &str| {
             let now = jiff::Timestamp::now().as_second();
@@ -138,5 +153,18 @@ impl BackupBackend for ZfsBackend {
         });
         let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand);
         Ok(vec![snapshot, expiry])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_the_dataset_has_gets_the_next_free_suffix() {
+        let listing = "pool/x@ari-backup-1200\t1\npool/x@ari-backup-1200-2\t2\npool/x@other\t3\n";
+        assert_eq!(free_name(listing, "pool/x@ari-backup-1200"), "pool/x@ari-backup-1200-3");
+        assert_eq!(free_name(listing, "pool/x@ari-backup-1201"), "pool/x@ari-backup-1201");
+        assert_eq!(free_name("", "pool/x@a"), "pool/x@a");
     }
 }

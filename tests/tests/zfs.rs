@@ -185,7 +185,7 @@ fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
         "oldest first"
     );
     let lists = zfs.fakes.calls_of("zfs").into_iter().filter(|c| c.args[0] == "list").count();
-    assert_eq!(lists, 1, "one listing call");
+    assert_eq!(lists, 2, "one listing to name the new snapshot, one for expiry");
 }
 
 #[test]
@@ -208,8 +208,9 @@ fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("post step zfs snapshot failed"), "{}", stderr(&out));
     let calls: Vec<String> = zfs.fakes.calls_of("zfs").iter().map(|c| c.args.join(" ")).collect();
+    let snapshot = calls.iter().position(|c| c.starts_with("snapshot ")).expect("a zfs snapshot call");
     assert!(
-        calls.iter().all(|c| c.starts_with("snapshot ")),
+        snapshot + 1 == calls.len(),
         "after the failed snapshot, expiry neither listed nor destroyed anything: {calls:?}"
     );
     assert_eq!(
@@ -226,7 +227,7 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
     zfs.fakes.output(
         "zfs",
-        &[2],
+        &[3],
         &format!("{DATASET}@ari-backup-old\t{}\ngarbage line without a tab\n", t - 400 * DAY),
     );
     let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
@@ -255,4 +256,22 @@ fn plan_shows_every_lvm_and_zfs_command_with_cleanup_and_the_dynamic_expiry() {
     let expiry = plan["steps"].as_array().unwrap().last().unwrap();
     assert_eq!(expiry["dynamic"], true);
     assert_eq!(expiry["host"], "zfs-backup-server");
+}
+
+#[test]
+fn two_runs_in_one_minute_take_two_snapshots() {
+    // The snapshot is named when its step runs, and never as one the dataset already has: a
+    // second run within the timestamp's minute gets a `-2` (a run-all job started hours after
+    // it was planned gets the time it runs at, too).
+    let zfs = Zfs::new();
+    let job = zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n");
+    for attempt in ["first", "second"] {
+        let out = zfs.run(&job);
+        assert_exit(&out, 0);
+        assert!(stderr(&out).is_empty(), "the {attempt} run: {}", stderr(&out));
+    }
+    assert_eq!(
+        zfs.snapshot_names(),
+        [format!("{DATASET}@ari-backup-nightly"), format!("{DATASET}@ari-backup-nightly-2")]
+    );
 }

@@ -61,7 +61,10 @@ pub fn render(plan: &JobPlan) -> String {
                 out.push_str(&format!("       (stops the job if it succeeds: {reason})\n"))
             }
             Action::Dynamic { .. } => {
-                out.push_str("       (dynamic: the commands that follow depend on its output)\n")
+                out.push_str("       (dynamic: the commands that follow depend on its output)\n");
+                if let Some(pattern) = &step.shows {
+                    out.push_str(&format!("       (then: {})\n", ari_core::kinds::shown(pattern)));
+                }
             }
             _ => {}
         }
