@@ -127,7 +127,7 @@ pub fn plan_each(
         .iter()
         .map(|path| {
             let plan = Job::load(path)
-                .and_then(|job| JobPlan::build(job, global, command_line))
+                .and_then(|job| JobPlan::build(job, global, command_line, Some(crate::DEFAULT_BACKEND)))
                 .map_err(|e| e.to_string());
             (path.clone(), plan)
         })

@@ -17,6 +17,10 @@ mod plugin_invariants;
 
 use ari_command as _;
 use ari_lvm as _;
+
+/// The backend of a job that names none: rdiff-backup, as in the original, whose main use it was.
+pub const DEFAULT_BACKEND: &str = "rdiff";
+
 use ari_rdiff as _;
 use ari_zfs as _;
 

@@ -54,7 +54,7 @@ fn no_undo_step_can_name_an_origin_volume() {
                 );
                 let job = Job::parse(Path::new("/jobs/db.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
                 let empty = Layer::new(Source::Default);
-                let plan = JobPlan::build(job, &empty, &empty).unwrap_or_else(|e| panic!("{e}"));
+                let plan = JobPlan::build(job, &empty, &empty, None).unwrap_or_else(|e| panic!("{e}"));
                 plans += 1;
                 for undo in undo_steps(&plan) {
                     let Program::Argv(argv) = &undo.action.command().program else {

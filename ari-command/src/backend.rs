@@ -60,9 +60,7 @@ impl BackupBackend for CommandBackend {
             return Vec::new();
         }
         match argv(job) {
-            Ok(argv) => {
-                argv.into_iter().take(1).map(|program| Tool { setting: "command", program }).collect()
-            }
+            Ok(argv) => argv.into_iter().take(1).map(|program| Tool::new("command", program)).collect(),
             Err(_) => Vec::new(), // check() reports it
         }
     }

@@ -34,6 +34,7 @@ impl ConfigError {
     /// The message shows control characters escaped: serde's messages quote keys and values
     /// from the file as they are (`unknown field`, `unknown variant`), and a job file must not
     /// write escape sequences to a terminal, or NUL bytes to syslog, through ari's errors.
+    #[doc(hidden)]
     pub fn from_yaml(file: &Path, err: &serde_yaml::Error) -> ConfigError {
         let mut message = crate::kinds::shown(&err.to_string());
         let mut position = err.location().map(|l| (l.line(), l.column()));
@@ -68,6 +69,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// An error with its causes, `outer: inner: innermost`, as ari shows every failure once.
+#[doc(hidden)]
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut cause = err.source();
@@ -95,6 +97,7 @@ fn second_document(file: &Path) -> Option<(usize, usize)> {
 }
 
 /// The known name closest to `unknown`, if one is close enough to be a plausible typo.
+#[doc(hidden)]
 pub fn nearest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let unknown_normalized = unknown.replace('-', "_").to_lowercase();
     known

@@ -24,10 +24,8 @@ use crate::step::{Program, When};
 
 pub use crate::kinds::{check_host, check_label};
 
-/// The backend of a job that names none, as in the original, whose main use was rdiff-backup.
-pub const DEFAULT_BACKEND: &str = "rdiff";
-
 /// The job's own keys, beside which any registered setting may appear.
+#[doc(hidden)]
 pub const JOB_KEYS: &[&str] = &[
     "label",
     "backend",
@@ -48,8 +46,9 @@ pub struct Job {
     pub path: PathBuf,
     /// The job's name, in logs and in the backup's path.
     pub label: String,
-    /// The registered backend that runs the main step.
-    pub backend: String,
+    /// The registered backend that runs the main step, as the file names it; without one, the
+    /// `ari` binary's default (rdiff for ari's own).
+    pub backend: Option<String>,
     /// The host whose files are backed up; `localhost` is the backup server.
     pub source_hostname: String,
     /// Paths to back up, as seen on the source host.
@@ -70,6 +69,8 @@ pub struct Job {
     pub settings: Layer,
     /// The file's text, where an error about one of its keys finds its line.
     document: Arc<str>,
+    /// Its top-level keys, in file order.
+    keys: Vec<String>,
 }
 
 /// A logical volume to snapshot, and where it is normally mounted.
@@ -112,6 +113,7 @@ pub struct HookCommand {
 
 impl Job {
     /// Reads and parses a job file.
+    #[doc(hidden)]
     pub fn load(path: &Path) -> Result<Job, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::in_file(path, format!("cannot read the job file: {err}")))?;
@@ -157,7 +159,7 @@ impl Job {
         Ok(Job {
             path: path.to_path_buf(),
             label,
-            backend: raw.backend.unwrap_or_else(|| DEFAULT_BACKEND.to_string()),
+            backend: raw.backend,
             source_hostname: raw.source_hostname.unwrap_or_else(|| "localhost".to_string()),
             include: raw.include,
             exclude: raw.exclude,
@@ -168,12 +170,34 @@ impl Job {
             post: raw.post,
             settings: raw.settings.with_document(Arc::clone(&document)),
             document,
+            keys: raw.keys,
         })
     }
 
     /// The line and column of a key of the job file (`include[1]`, `volumes[0].mount_point`).
     pub fn position(&self, key: &str) -> Option<(usize, usize)> {
         crate::yaml::locate(&self.document, key)
+    }
+
+    /// Refuses a setting of a plugin the job does not use (its `backend`, or its snapshot
+    /// source), at the setting's line.
+    pub(crate) fn check_owners(&self, backend: &str) -> Result<(), ConfigError> {
+        for key in &self.keys {
+            let Some(def) = settings::registry().get(key.as_str()) else { continue };
+            let allowed =
+                def.owner == "core" || def.owner == backend || Some(def.owner) == self.snapshot.as_deref();
+            if !allowed {
+                return Err(self.error_at(
+                    key,
+                    format!(
+                        "`{key}` is a setting of `{}`, which this job does not use (backend: {backend}{})",
+                        def.owner,
+                        self.snapshot.as_deref().map(|s| format!(", snapshot: {s}")).unwrap_or_default(),
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// An error about a key of the job file, at its line and column.
@@ -187,6 +211,7 @@ impl Job {
 }
 
 /// The label a job file without `label:` gets: its name without `.yaml` or `.yml`.
+#[doc(hidden)]
 pub fn default_label(path: &Path) -> String {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")).unwrap_or(&name).to_string()
@@ -215,22 +240,6 @@ fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Result<(), Confi
             return Err(at(
                 "after_snapshot",
                 "only a job with `snapshot:` has after_snapshot commands (use `pre` instead)".into(),
-            ));
-        }
-    }
-    let backend = raw.backend.as_deref().unwrap_or(DEFAULT_BACKEND);
-    for key in &raw.keys {
-        let Some(def) = settings::registry().get(key.as_str()) else { continue };
-        let allowed =
-            def.owner == "core" || def.owner == backend || Some(def.owner) == raw.snapshot.as_deref();
-        if !allowed {
-            return Err(at(
-                key,
-                format!(
-                    "`{key}` is a setting of `{}`, which this job does not use (backend: {backend}{})",
-                    def.owner,
-                    raw.snapshot.as_deref().map(|s| format!(", snapshot: {s}")).unwrap_or_default(),
-                ),
             ));
         }
     }
@@ -483,12 +492,14 @@ impl<'de> Visitor<'de> for Paths {
     type Value = Vec<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a list of absolute paths")
+        write!(f, "a list of paths or patterns")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
         let mut paths = Vec::new();
-        while let Some(path) = seq.next_element_seed(Checked(&kinds::PATH_PATTERN))? {
+        // What a path or pattern may be is the backend's to say (rdiff-backup globs, rsync
+        // patterns), in its check; here only what no command line can carry is refused.
+        while let Some(path) = seq.next_element_seed(Checked(&kinds::ENTRY))? {
             paths.push(path);
         }
         Ok(paths)
@@ -606,7 +617,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(job.label, "db-server");
-        assert_eq!(job.backend, "rdiff");
+        assert_eq!(job.backend, None, "the binary chooses the default");
         assert_eq!(job.include, ["/etc", "/var/lib/mysql"]);
         assert_eq!(job.exclude, ["/var/lib/mysql/tmp", "**/*.tmp"]);
         assert_eq!(
@@ -671,8 +682,8 @@ mod tests {
         );
         check("- a\n- b\n", "/etc/ari-backup/jobs.d/web.yaml: a job file must be a mapping of keys (label, backend, include, ...)");
         check(
-            "include: [etc]\n",
-            "/etc/ari-backup/jobs.d/web.yaml:1:11: include[0]: `etc` is not an absolute path (nor a pattern starting with `*`)",
+            "include: [\"/etc\\u001b[31m\"]\n",
+            "/etc/ari-backup/jobs.d/web.yaml:1:11: include[0]: `/etc\\u{1b}[31m` holds the control character \\u{1b}",
         );
         check(
             "include: [/etc]\nafter_snapshot:\n  - command: [true]\n",

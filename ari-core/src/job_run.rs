@@ -133,7 +133,7 @@ impl JobRun {
             _ => serde_json::json!({ "job": plan.label(), "steps": [] }),
         };
         json["exit"] = code.into();
-        json["backend"] = plan.job.backend.clone().into();
+        json["backend"] = plan.backend.into();
         json["file"] = plan.job.path.display().to_string().into();
         json["hosts"] = plan.hosts().into();
         if let Some(error) = self.refusal(plan.label()) {

@@ -81,6 +81,14 @@ pub static PATH_PATTERN: TextKind = TextKind {
     check: check_path_pattern,
 };
 
+/// An entry of `include` or `exclude` before its backend reads it: any non-empty text without
+/// control characters (what else it must be, each backend checks).
+pub static ENTRY: TextKind = TextKind {
+    name: "path or pattern",
+    accepts: "a path or pattern, as the job's backend reads them; no control characters",
+    check: check_entry,
+};
+
 /// A logical volume, `vg/lv`.
 pub static VOLUME: TextKind = TextKind {
     name: "volume",
@@ -258,7 +266,15 @@ pub fn normalised(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Checks an include or exclude entry: a normalised absolute path, or a pattern.
+/// Checks an include or exclude entry as the job file holds it: not empty, no control characters.
+pub fn check_entry(entry: &str) -> Result<(), String> {
+    if entry.is_empty() {
+        return Err("is empty".into());
+    }
+    check_no_control(entry)
+}
+
+/// Checks an include or exclude entry of rdiff-backup: a normalised absolute path, or a pattern.
 pub fn check_path_pattern(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("is empty".into());

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{Area, StateDir, StateError};
-use crate::process::Ssh;
+use crate::ssh::Ssh;
 use crate::step::{Command, Host, Phase, Program, Retry, Step};
 
 /// A command as the ledger stores it: `{"host": ..., "argv": [...]}` or `{"host": ...,

@@ -1,37 +1,64 @@
-//! ari-core: the stable API that ari's backends, snapshot sources and the `ari` command build on.
+//! ari-core: the API that ari's backends and snapshot sources build on, and the engine that the
+//! `ari` command runs them with.
 //!
-//! It holds the plugin traits ([`plugin::BackupBackend`], [`plugin::SnapshotSource`]) and their
-//! link-time registry, the settings registry and its layering ([`settings`]), the job model and
-//! its strict YAML parsing ([`job`]), steps as data ([`step`]), the pipeline that runs them
-//! ([`pipeline`]) and the one process spawner ([`process`]).
+//! **The plugin API** is what this documentation shows, and what `ari-core`'s version speaks
+//! for: the traits [`plugin::BackupBackend`] and [`plugin::SnapshotSource`], the
+//! [`plugin::JobContext`] they build steps from, steps as data ([`step`]), settings and their
+//! kinds ([`settings`], [`kinds`], [`core_settings`]), the job model ([`job`]), errors
+//! ([`ConfigError`]), quoting for tools that start their own ssh ([`quote`], [`ssh`]), a test kit
+//! ([`testkit`]), and a [`prelude`] of all a plugin usually needs. `cargo xtask test` compares
+//! it with the committed listing `ari-core/api.txt`: a change that removes or alters any of it
+//! fails until the version is bumped.
+//!
+//! **The engine** (the pipeline that runs plans, the one process spawner, the job runner and the
+//! scheduler, the state directory, ledgers, locks, history and reports, config and YAML reading)
+//! is public so that `ari-cli` can use it, but hidden from this documentation and outside that
+//! promise: it may change in any release.
 //!
 //! It must never print (it logs through `log`; only `ari-cli` sets logging up), never parse
 //! command lines, and never clean up external state in `Drop`.
 
 #![deny(missing_docs)]
 
-pub mod config;
 pub mod core_settings;
 pub mod error;
-pub mod exit;
-pub mod fsutil;
-pub mod history;
 pub mod job;
-pub mod job_run;
 pub mod kinds;
-pub mod ledger;
-pub mod lock;
-pub mod log_context;
-pub mod pipeline;
 pub mod plugin;
-pub mod process;
+pub mod prelude;
 pub mod quote;
-pub mod report;
-pub mod schedule;
 pub mod settings;
+pub mod ssh;
 pub mod step;
 pub mod testkit;
+
+#[doc(hidden)]
+pub mod config;
+#[doc(hidden)]
+pub mod exit;
+#[doc(hidden)]
+pub mod fsutil;
+#[doc(hidden)]
+pub mod history;
+#[doc(hidden)]
+pub mod job_run;
+#[doc(hidden)]
+pub mod ledger;
+#[doc(hidden)]
+pub mod lock;
+#[doc(hidden)]
+pub mod log_context;
+#[doc(hidden)]
+pub mod pipeline;
+#[doc(hidden)]
+pub mod process;
+#[doc(hidden)]
+pub mod report;
+#[doc(hidden)]
+pub mod schedule;
+#[doc(hidden)]
 pub mod tool_version;
+#[doc(hidden)]
 pub mod yaml;
 
 pub use error::ConfigError;

@@ -23,6 +23,8 @@ use crate::step::{Action, Command, Host, Outcome, Phase, Step};
 pub struct JobPlan {
     /// The job.
     pub job: Job,
+    /// The backend that runs it.
+    pub backend: &'static str,
     /// Its effective settings.
     pub settings: Settings,
     /// How its commands reach remote hosts.
@@ -47,12 +49,22 @@ pub struct JobPlan {
 
 impl JobPlan {
     /// Resolves the job's settings over `global` and under `command_line`, checks the job with
-    /// its plugins, and builds every step.
-    pub fn build(job: Job, global: &Layer, command_line: &Layer) -> Result<JobPlan, ConfigError> {
+    /// its plugins, and builds every step; a job that names no backend gets `default_backend`.
+    pub fn build(
+        job: Job,
+        global: &Layer,
+        command_line: &Layer,
+        default_backend: Option<&str>,
+    ) -> Result<JobPlan, ConfigError> {
         let settings = Settings::resolve([global, &job.settings, command_line]);
-        let backend = plugin::backend(&job.backend).ok_or_else(|| {
-            ConfigError::in_file(&job.path, format!("backend: unknown backend `{}`", job.backend))
-        })?;
+        let name = match (&job.backend, default_backend) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(default)) => default,
+            (None, None) => return Err(ConfigError::in_file(&job.path, "backend: the job names no backend")),
+        };
+        let backend = plugin::backend(name)
+            .ok_or_else(|| job.error_at("backend", format!("unknown backend `{name}`")))?;
+        job.check_owners(backend.name())?;
         let source = match &job.snapshot {
             Some(name) => Some(plugin::source(name).ok_or_else(|| {
                 ConfigError::in_file(&job.path, format!("snapshot: unknown snapshot source `{name}`"))
@@ -91,6 +103,7 @@ impl JobPlan {
         let ssh = Ssh::from_settings(&settings);
         let mut plan = JobPlan {
             job,
+            backend: backend.name(),
             settings,
             ssh,
             pre,
@@ -105,7 +118,7 @@ impl JobPlan {
         // Every host the job touches is reached over ssh: its own steps', and the source that
         // rdiff-backup or rsync reach with their own ssh.
         if plan.hosts().iter().any(|host| !Host::named(host).is_local()) {
-            plan.tools.push(Tool { setting: "ssh_path", program: plan.ssh.path.clone() });
+            plan.tools.push(Tool::new("ssh_path", plan.ssh.path.clone()));
         }
         plan.check_command_lines()?;
         Ok(plan)
@@ -152,7 +165,7 @@ impl JobPlan {
     /// The plan as the JSON object `ari plan --json` prints (its format is in DESIGN.md).
     pub fn to_json(&self) -> serde_json::Value {
         let steps: Vec<serde_json::Value> = self.steps().iter().map(|s| step_json(s, &self.ssh)).collect();
-        serde_json::json!({ "job": self.job.label, "backend": self.job.backend, "steps": steps })
+        serde_json::json!({ "job": self.job.label, "backend": self.backend, "steps": steps })
     }
 
     /// Every host the job touches: its source host, and every remote host its steps run on

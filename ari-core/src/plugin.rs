@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use crate::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
 use crate::error::ConfigError;
 use crate::job::Job;
-use crate::process::Ssh;
 use crate::settings::{Setting, SettingType, Settings};
+use crate::ssh::Ssh;
 use crate::step::{Host, Retry, Step};
 
 /// What a plugin learned in its probe phase (a tool's version), handed back to it in the
@@ -150,6 +150,7 @@ impl<'a> JobContext<'a> {
 
 /// A local program a plugin needs, with the setting that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tool {
     /// The setting that names the program (`rdiff_backup_path`).
     pub setting: &'static str,
@@ -159,11 +160,26 @@ pub struct Tool {
 
 /// A local directory a plugin needs to exist (the backup store), with the setting that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Directory {
     /// The setting that names the directory (`backup_store_path`).
     pub setting: &'static str,
     /// The directory, an absolute path.
     pub path: String,
+}
+
+impl Tool {
+    /// The program `program` (a path, or a name looked up on PATH), named by `setting`.
+    pub fn new(setting: &'static str, program: impl Into<String>) -> Tool {
+        Tool { setting, program: program.into() }
+    }
+}
+
+impl Directory {
+    /// The directory `path`, named by `setting`.
+    pub fn new(setting: &'static str, path: impl Into<String>) -> Directory {
+        Directory { setting, path: path.into() }
+    }
 }
 
 /// A backup backend: it runs the main step of a job, and its own post steps after success.
@@ -252,21 +268,25 @@ macro_rules! register_source {
 }
 
 /// Every registered backend.
+#[doc(hidden)]
 pub fn backends() -> impl Iterator<Item = &'static dyn BackupBackend> {
     inventory::iter::<BackendRegistration>.into_iter().map(|r| r.0)
 }
 
 /// Every registered snapshot source.
+#[doc(hidden)]
 pub fn sources() -> impl Iterator<Item = &'static dyn SnapshotSource> {
     inventory::iter::<SourceRegistration>.into_iter().map(|r| r.0)
 }
 
 /// The backend of that name.
+#[doc(hidden)]
 pub fn backend(name: &str) -> Option<&'static dyn BackupBackend> {
     backends().find(|b| b.name() == name)
 }
 
 /// The snapshot source of that name.
+#[doc(hidden)]
 pub fn source(name: &str) -> Option<&'static dyn SnapshotSource> {
     sources().find(|s| s.name() == name)
 }

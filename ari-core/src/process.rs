@@ -15,11 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::core_settings::{
-    REMOTE_USER, SSH_BATCH_MODE, SSH_CONNECT_TIMEOUT, SSH_OPTIONS, SSH_PATH, SSH_PORT,
-    SSH_SERVER_ALIVE_COUNT_MAX, SSH_SERVER_ALIVE_INTERVAL,
-};
-use crate::settings::Settings;
+pub use crate::ssh::Ssh;
 use crate::step::{Command, Host, Program};
 
 /// How many lines of a failed command's stderr an error shows.
@@ -28,64 +24,6 @@ const STDERR_TAIL_LINES: usize = 10;
 const POLL: Duration = Duration::from_millis(100);
 /// How long a stopped command gets to exit after SIGTERM before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
-
-/// How ari reaches remote hosts: the same for its own commands and for the ssh that
-/// rdiff-backup and rsync start.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Ssh {
-    /// The ssh binary (`ssh_path`).
-    pub path: String,
-    /// `ssh_port`.
-    pub port: u16,
-    /// `remote_user`.
-    pub user: String,
-    /// `ssh_options`, passed before the destination.
-    pub options: Vec<String>,
-    /// ari's own `-o` options from `ssh_batch_mode`, `ssh_connect_timeout` and the keepalive
-    /// settings. They come after `options`: ssh keeps the first value of an option, so an admin's
-    /// `-o ConnectTimeout=...` in `ssh_options` wins.
-    pub defaults: Vec<String>,
-}
-
-impl Ssh {
-    /// The ssh settings of a job.
-    pub fn from_settings(settings: &Settings) -> Ssh {
-        let mut defaults = Vec::new();
-        let mut option = |text: String| defaults.extend(["-o".to_string(), text]);
-        if settings.get(&SSH_BATCH_MODE) {
-            option("BatchMode=yes".to_string());
-        }
-        let connect = settings.get(&SSH_CONNECT_TIMEOUT);
-        if connect > 0 {
-            option(format!("ConnectTimeout={connect}"));
-        }
-        let interval = settings.get(&SSH_SERVER_ALIVE_INTERVAL);
-        if interval > 0 {
-            option(format!("ServerAliveInterval={interval}"));
-            option(format!("ServerAliveCountMax={}", settings.get(&SSH_SERVER_ALIVE_COUNT_MAX)));
-        }
-        Ssh {
-            path: settings.get(&SSH_PATH),
-            port: settings.get(&SSH_PORT),
-            user: settings.get(&REMOTE_USER),
-            options: settings.get(&SSH_OPTIONS),
-            defaults,
-        }
-    }
-
-    /// The ssh command without its destination: binary, port and options.
-    pub fn base_argv(&self) -> Vec<String> {
-        let mut argv = vec![self.path.clone(), "-p".to_string(), self.port.to_string()];
-        argv.extend(self.options.iter().cloned());
-        argv.extend(self.defaults.iter().cloned());
-        argv
-    }
-
-    /// `remote_user@host`.
-    pub fn destination(&self, host: &str) -> String {
-        format!("{}@{}", self.user, host)
-    }
-}
 
 impl Command {
     /// The argv that ari executes on the backup server to run this command where it belongs.

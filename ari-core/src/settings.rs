@@ -234,7 +234,23 @@ impl<T: SettingType> Setting<T> {
         Setting::with_kind(name, owner, T::KIND, default, help)
     }
 
-    /// A setting whose kind refines `T`'s (a [`SettingKind::Choice`] or [`SettingKind::Words`]).
+    /// A setting whose kind refines `T`'s (a [`SettingKind::Choice`], [`SettingKind::Words`], a
+    /// [`SettingKind::Text`] kind, an integer range). A kind that `T` cannot hold does not
+    /// compile:
+    ///
+    /// ```compile_fail
+    /// use ari_core::settings::{Setting, SettingKind};
+    /// // 70000 does not fit a u16.
+    /// static PORT: Setting<u16> =
+    ///     Setting::with_kind("port", "x", SettingKind::Integer { min: 1, max: 70000 }, Some("22"), "a port");
+    /// ```
+    ///
+    /// nor does a setting that is neither optional nor defaulted:
+    ///
+    /// ```compile_fail
+    /// use ari_core::settings::{Setting, SettingKind};
+    /// static USER: Setting<String> = Setting::with_kind("user", "x", SettingKind::String, None, "a user");
+    /// ```
     pub const fn with_kind(
         name: &'static str,
         owner: &'static str,
@@ -242,6 +258,10 @@ impl<T: SettingType> Setting<T> {
         default: Option<&'static str>,
         help: &'static str,
     ) -> Setting<T> {
+        // Checked when the static is compiled: a kind that `T` cannot hold, or a setting that
+        // is neither optional nor defaulted, is a build error, never a panic at run time.
+        assert!(fits(kind, T::KIND), "a setting's kind must be one its Rust type can hold");
+        assert!(T::OPTIONAL || default.is_some(), "a setting that is not an Option needs a default");
         Setting {
             def: SettingDef { name, owner, kind, default, help, optional: T::OPTIONAL, scope: Scope::Job },
             marker: PhantomData,
@@ -258,6 +278,26 @@ impl<T: SettingType> Setting<T> {
     /// The setting's name.
     pub fn name(&self) -> &'static str {
         self.def.name
+    }
+}
+
+/// Whether values of `kind` convert to a type whose own kind is `base`: the same value shape,
+/// and integers within the type's range.
+const fn fits(kind: SettingKind, base: SettingKind) -> bool {
+    match (kind, base) {
+        (SettingKind::Integer { min, max }, SettingKind::Integer { min: lowest, max: highest }) => {
+            min >= lowest && max <= highest && min <= max
+        }
+        (SettingKind::Bool, SettingKind::Bool) | (SettingKind::Duration, SettingKind::Duration) => true,
+        (
+            SettingKind::String | SettingKind::Choice(_) | SettingKind::Text(_),
+            SettingKind::String | SettingKind::Choice(_) | SettingKind::Text(_),
+        ) => true,
+        (
+            SettingKind::List | SettingKind::Words | SettingKind::Checked(_),
+            SettingKind::List | SettingKind::Words | SettingKind::Checked(_),
+        ) => true,
+        _ => false,
     }
 }
 
@@ -329,6 +369,7 @@ impl fmt::Display for Value {
 
 impl Value {
     /// The value as JSON, for machine-readable output.
+    #[doc(hidden)]
     pub fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Bool(b) => (*b).into(),
@@ -382,6 +423,7 @@ impl Layer {
     }
 
     /// The same layer, read from `text`: errors about its values name their line and column.
+    #[doc(hidden)]
     pub fn with_document(mut self, text: Arc<str>) -> Layer {
         self.document = Some(text);
         self
@@ -389,6 +431,7 @@ impl Layer {
 
     /// Parses `NAME=VALUE` or a `--NAME VALUE` pair from the command line into this layer; the
     /// error says why, for the caller to put after the option it came from.
+    #[doc(hidden)]
     pub fn set_from_text(&mut self, name: &str, text: &str) -> Result<(), String> {
         let def = find(name).ok_or_else(|| {
             format!(
@@ -412,6 +455,7 @@ pub struct Settings {
 
 impl Settings {
     /// Layers values over the defaults; later layers win.
+    #[doc(hidden)]
     pub fn resolve<'a>(layers: impl IntoIterator<Item = &'a Layer>) -> Settings {
         // Only what the layers set is kept per job; defaults are parsed once and shared
         // (a fleet of a thousand jobs holds a thousand of these).
@@ -431,6 +475,7 @@ impl Settings {
     /// An error about the value of `key` (a setting's name, or a path into its value such as
     /// `ssh_options[1]`), naming where that value was set: its file, line and column, or the
     /// command line. `None` when the value is the setting's default.
+    #[doc(hidden)]
     pub fn error_at(&self, key: &str, message: &str) -> Option<ConfigError> {
         let name = key.split(['.', '[']).next().unwrap_or(key);
         let (_, source) = self.values.get(name)?;
@@ -447,15 +492,26 @@ impl Settings {
         Some(ConfigError { file: Some(file.clone()), position, message: format!("{key}: {message}") })
     }
 
-    /// The value of a typed setting.
+    /// The value of a typed setting: as set, or its default, even when the setting is not
+    /// registered (a plugin that reads its own setting before, or without, linking in).
     ///
-    /// # Panics
-    ///
-    /// When the setting is not registered with this type, or a non-optional setting has no
-    /// default: both are programming errors that the registry's tests catch.
+    /// A setting's kind fits its type and a non-optional one has a default, both checked when
+    /// the static compiles; what is left is a default that its own kind refuses, which the
+    /// registry's tests catch for every linked plugin.
     pub fn get<T: SettingType>(&self, setting: &Setting<T>) -> T {
-        T::from_value(self.value(setting.def.name)).unwrap_or_else(|| {
-            panic!("setting {} read as the wrong type or without a default", setting.def.name)
+        let own_default;
+        let value = match self.value(setting.def.name) {
+            Some(value) => Some(value),
+            None => {
+                own_default = setting.def.default_value();
+                own_default.as_ref()
+            }
+        };
+        T::from_value(value).unwrap_or_else(|| {
+            panic!(
+                "setting {}: its default `{:?}` does not fit its type",
+                setting.def.name, setting.def.default
+            )
         })
     }
 

@@ -63,6 +63,7 @@ impl fmt::Display for Program {
 
 /// A program on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Command {
     /// Where it runs.
     pub host: Host,
@@ -136,6 +137,7 @@ pub enum Outcome {
 
 /// When a post step runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum When {
     /// Whatever the outcome.
     #[default]
@@ -194,6 +196,7 @@ impl<'de> serde::Deserialize<'de> for When {
 
 /// How often a failed step is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retry {
     /// Tries after the first one.
     pub max_retries: u32,
@@ -202,6 +205,11 @@ pub struct Retry {
 }
 
 impl Retry {
+    /// `max_retries` tries after the first, `interval` apart.
+    pub fn new(max_retries: u32, interval: Duration) -> Retry {
+        Retry { max_retries, interval }
+    }
+
     /// Run once; a failure is final.
     pub const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
 }
@@ -209,6 +217,7 @@ impl Retry {
 /// A read-only query about what a cleanup step removes: whether it is still there and, for a
 /// destructive step, whether it is what ari made.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Probe {
     /// The query; exit status 0 means the thing is there.
     pub query: Command,
@@ -229,6 +238,7 @@ impl Probe {
 
 /// A non-zero exit status that counts as success only with the output that says it is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Tolerated {
     /// The exit status.
     pub code: i32,
@@ -295,6 +305,7 @@ impl fmt::Debug for Action {
 
 /// One step of a job.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Step {
     /// The phase it belongs to.
     pub phase: Phase,

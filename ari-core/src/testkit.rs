@@ -17,6 +17,7 @@ use crate::job::Job;
 use crate::pipeline::JobPlan;
 use crate::plugin::{self, Facts, JobContext, SnapshotSource};
 use crate::settings::{Layer, Settings, Source};
+use crate::step::Step;
 
 /// The path test jobs are read as.
 const JOB_PATH: &str = "/etc/ari-backup/jobs.d/test.yaml";
@@ -77,8 +78,11 @@ impl TestJob {
         JobContext::new(&self.job, &self.settings, self.source, &self.facts)
     }
 
-    /// The whole plan, as `ari plan` builds it from the registered plugins (probe included).
-    pub fn plan(&self) -> Result<JobPlan, ConfigError> {
-        JobPlan::build(self.job.clone(), &self.config, &Layer::new(Source::CommandLine))
+    /// Every step of the job in the order a fully successful run takes them, cleanup
+    /// included, as `ari plan` builds them from the registered plugins (probe included), or
+    /// ari's error about the job. The job must name its backend.
+    pub fn steps(&self) -> Result<Vec<Step>, ConfigError> {
+        let plan = JobPlan::build(self.job.clone(), &self.config, &Layer::new(Source::CommandLine), None)?;
+        Ok(plan.steps().into_iter().cloned().collect())
     }
 }

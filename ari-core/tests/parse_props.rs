@@ -284,8 +284,9 @@ fn check_value(name: &str, value: &Value) -> Result<(), TestCaseError> {
 fn check_job(job: &Job) -> Result<(), TestCaseError> {
     prop_assert_eq!(kinds::check_label(&job.label), Ok(()), "label {:?}", job.label);
     prop_assert_eq!(kinds::check_host(&job.source_hostname), Ok(()), "host {:?}", job.source_hostname);
+    // What else an entry must be is its backend's to check, when the job is planned.
     for path in job.include.iter().chain(&job.exclude) {
-        prop_assert_eq!(kinds::check_path_pattern(path), Ok(()), "path {:?}", path);
+        prop_assert_eq!(kinds::check_entry(path), Ok(()), "path {:?}", path);
     }
     for volume in &job.volumes {
         prop_assert_eq!(kinds::check_volume(&volume.name), Ok(()));

@@ -151,7 +151,7 @@ impl SnapshotSource for LvmSource {
         if job.source_host().is_local() {
             ["lvcreate", "lvremove", "mount", "umount", "mountpoint", "mkdir", "rmdir"]
                 .into_iter()
-                .map(|program| Tool { setting: "snapshot", program: program.to_string() })
+                .map(|program| Tool::new("snapshot", program.to_string()))
                 .collect()
         } else {
             Vec::new()

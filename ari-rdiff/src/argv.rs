@@ -1,7 +1,7 @@
 //! The argv of rdiff-backup for a backup and for retention, in both command lines: pure
 //! functions of their inputs, checked by snapshot tests.
 
-use ari_core::process::Ssh;
+use ari_core::ssh::Ssh;
 
 /// rdiff-backup's command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,13 +209,7 @@ mod tests {
     }
 
     fn ssh(port: u16, options: &[&str]) -> Ssh {
-        Ssh {
-            path: "/usr/bin/ssh".into(),
-            port,
-            user: "root".into(),
-            options: strings(options),
-            defaults: Vec::new(),
-        }
+        Ssh::new("/usr/bin/ssh").port(port).options(strings(options))
     }
 
     fn backup<'a>(cli: Cli, ssh: &'a Ssh, options: &'a [String], source: Source) -> Vec<String> {

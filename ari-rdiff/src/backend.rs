@@ -1,5 +1,6 @@
 //! The rdiff backend: checks, tools, the backup step and the retention step.
 
+use ari_core::kinds;
 use ari_core::plugin::{join_path, BackupBackend, Directory, Facts, JobContext, Tool};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
@@ -72,6 +73,15 @@ impl BackupBackend for RdiffBackend {
         if job.job().include.is_empty() {
             return Err(job.error_at("include", "the rdiff backend needs at least one path to back up"));
         }
+        // rdiff-backup's selection: absolute paths, or globs starting with `*`, naming no `.`
+        // or `..` (which, with a snapshot, could leave it).
+        for (key, entries) in [("include", &job.job().include), ("exclude", &job.job().exclude)] {
+            for (i, entry) in entries.iter().enumerate() {
+                kinds::check_path_pattern(entry).map_err(|why| {
+                    job.error_at(&format!("{key}[{i}]"), format!("`{}` {why}", kinds::shown(entry)))
+                })?;
+            }
+        }
         if let Host::Remote(host) = job.source_host() {
             // rdiff-backup splits HOST::PATH at `::`, and runs its remote schema through a shell
             // that accepts no braces but its own `{h}`.
@@ -93,12 +103,12 @@ impl BackupBackend for RdiffBackend {
     }
 
     fn tools(&self, job: &JobContext) -> Vec<Tool> {
-        vec![Tool { setting: "rdiff_backup_path", program: job.get(&RDIFF_BACKUP_PATH) }]
+        vec![Tool::new("rdiff_backup_path", job.get(&RDIFF_BACKUP_PATH))]
     }
 
     fn directories(&self, job: &JobContext) -> Vec<Directory> {
         job.get(&BACKUP_STORE_PATH)
-            .map(|path| Directory { setting: "backup_store_path", path })
+            .map(|path| Directory::new("backup_store_path", path))
             .into_iter()
             .collect()
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use ari_core::kinds;
 use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
@@ -61,6 +62,24 @@ impl BackupBackend for ZfsBackend {
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (crate::names).
         target(job)?;
+        // rsync sends the includes (`--relative`): absolute, normalised paths. Excludes are
+        // rsync patterns, relative ones included (`*.tmp`), never naming `..`.
+        for (i, path) in job.job().include.iter().enumerate() {
+            kinds::check_path(path).map_err(|why| {
+                job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path)))
+            })?;
+        }
+        for (i, pattern) in job.job().exclude.iter().enumerate() {
+            if pattern.split('/').any(|part| part == "..") || pattern.starts_with('-') {
+                return Err(job.error_at(
+                    &format!("exclude[{i}]"),
+                    format!(
+                        "`{}` is no rsync exclude pattern ari takes (`..` parts, or a leading `-`)",
+                        kinds::shown(pattern)
+                    ),
+                ));
+            }
+        }
         if job.snapshot_source().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",
@@ -73,10 +92,10 @@ impl BackupBackend for ZfsBackend {
     fn tools(&self, job: &JobContext) -> Vec<Tool> {
         let mut tools = Vec::new();
         if job.source_host().is_local() {
-            tools.push(Tool { setting: "rsync_path", program: job.get(&RSYNC_PATH) });
+            tools.push(Tool::new("rsync_path", job.get(&RSYNC_PATH)));
         }
         if job.get(&ZFS_HOSTNAME).is_some_and(|host| Host::named(&host).is_local()) {
-            tools.push(Tool { setting: "zfs_hostname", program: "zfs".to_string() });
+            tools.push(Tool::new("zfs_hostname", "zfs".to_string()));
         }
         tools
     }

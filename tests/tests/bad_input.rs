@@ -45,7 +45,7 @@ fn wrong_type() {
     check(
         "list.yaml",
         "include: /etc\n",
-        &["FILE:1:10: include: invalid type: string \"/etc\", expected a list of absolute paths"],
+        &["FILE:1:10: include: invalid type: string \"/etc\", expected a list of paths or patterns"],
     );
     check(
         "choice.yaml",

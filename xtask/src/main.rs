@@ -14,6 +14,7 @@
 // which std::process does not expose.
 #![allow(unsafe_code)]
 
+mod api;
 mod bench;
 mod demo;
 mod deps;

@@ -47,7 +47,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             "ok: job {} ({}): backend {}, source {}",
             plan.label(),
             plan.job.path.display(),
-            plan.job.backend,
+            plan.backend,
             plan.job.source_hostname
         );
     }

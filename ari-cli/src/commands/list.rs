@@ -36,7 +36,7 @@ pub fn list(context: &Context) -> i32 {
                     format!(
                         "label {}, backend {}, source {}",
                         plan.label(),
-                        plan.job.backend,
+                        plan.backend,
                         plan.job.source_hostname
                     ),
                 ]),

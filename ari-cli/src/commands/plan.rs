@@ -34,7 +34,7 @@ pub fn render(plan: &JobPlan) -> String {
     let mut out = format!(
         "job {} (backend {}, source {}{})\n",
         plan.label(),
-        plan.job.backend,
+        plan.backend,
         plan.job.source_hostname,
         plan.job.snapshot.as_deref().map(|s| format!(", snapshot {s}")).unwrap_or_default()
     );

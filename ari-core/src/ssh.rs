@@ -1,0 +1,97 @@
+//! How ari reaches remote hosts: the ssh binary, port, user and options, the same for ari's own
+//! commands and for the ssh that rdiff-backup and rsync start. Plugins get it from
+//! `JobContext::ssh` when a tool of theirs starts its own ssh (`--remote-schema`, rsync's `-e`).
+
+use crate::core_settings::{
+    REMOTE_USER, SSH_BATCH_MODE, SSH_CONNECT_TIMEOUT, SSH_OPTIONS, SSH_PATH, SSH_PORT,
+    SSH_SERVER_ALIVE_COUNT_MAX, SSH_SERVER_ALIVE_INTERVAL,
+};
+use crate::settings::Settings;
+
+/// How ari reaches remote hosts: the same for its own commands and for the ssh that
+/// rdiff-backup and rsync start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Ssh {
+    /// The ssh binary (`ssh_path`).
+    pub path: String,
+    /// `ssh_port`.
+    pub port: u16,
+    /// `remote_user`.
+    pub user: String,
+    /// `ssh_options`, passed before the destination.
+    pub options: Vec<String>,
+    /// ari's own `-o` options from `ssh_batch_mode`, `ssh_connect_timeout` and the keepalive
+    /// settings. They come after `options`: ssh keeps the first value of an option, so an admin's
+    /// `-o ConnectTimeout=...` in `ssh_options` wins.
+    pub defaults: Vec<String>,
+}
+
+impl Ssh {
+    /// ssh at `path` on port 22 as root, with no options: a start for tests and examples.
+    pub fn new(path: impl Into<String>) -> Ssh {
+        Ssh { path: path.into(), port: 22, user: "root".into(), options: Vec::new(), defaults: Vec::new() }
+    }
+
+    /// The same, on `port`.
+    pub fn port(mut self, port: u16) -> Ssh {
+        self.port = port;
+        self
+    }
+
+    /// The same, as `user`.
+    pub fn user(mut self, user: impl Into<String>) -> Ssh {
+        self.user = user.into();
+        self
+    }
+
+    /// The same, with these options before the destination.
+    pub fn options<S: Into<String>>(mut self, options: impl IntoIterator<Item = S>) -> Ssh {
+        self.options = options.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same, with ari's own `-o` options after the admin's.
+    pub fn defaults<S: Into<String>>(mut self, defaults: impl IntoIterator<Item = S>) -> Ssh {
+        self.defaults = defaults.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The ssh settings of a job.
+    pub fn from_settings(settings: &Settings) -> Ssh {
+        let mut defaults = Vec::new();
+        let mut option = |text: String| defaults.extend(["-o".to_string(), text]);
+        if settings.get(&SSH_BATCH_MODE) {
+            option("BatchMode=yes".to_string());
+        }
+        let connect = settings.get(&SSH_CONNECT_TIMEOUT);
+        if connect > 0 {
+            option(format!("ConnectTimeout={connect}"));
+        }
+        let interval = settings.get(&SSH_SERVER_ALIVE_INTERVAL);
+        if interval > 0 {
+            option(format!("ServerAliveInterval={interval}"));
+            option(format!("ServerAliveCountMax={}", settings.get(&SSH_SERVER_ALIVE_COUNT_MAX)));
+        }
+        Ssh {
+            path: settings.get(&SSH_PATH),
+            port: settings.get(&SSH_PORT),
+            user: settings.get(&REMOTE_USER),
+            options: settings.get(&SSH_OPTIONS),
+            defaults,
+        }
+    }
+
+    /// The ssh command without its destination: binary, port and options.
+    pub fn base_argv(&self) -> Vec<String> {
+        let mut argv = vec![self.path.clone(), "-p".to_string(), self.port.to_string()];
+        argv.extend(self.options.iter().cloned());
+        argv.extend(self.defaults.iter().cloned());
+        argv
+    }
+
+    /// `remote_user@host`.
+    pub fn destination(&self, host: &str) -> String {
+        format!("{}@{}", self.user, host)
+    }
+}
