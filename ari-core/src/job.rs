@@ -174,6 +174,12 @@ impl Job {
         })
     }
 
+    /// The job's effective settings under the global config and the command line: the one way
+    /// every command resolves them (defaults < config < job file < command line).
+    pub fn settings_under(&self, config: &Layer, command_line: &Layer) -> crate::settings::Settings {
+        crate::settings::Settings::resolve([config, &self.settings, command_line])
+    }
+
     /// The line and column of a key of the job file (`include[1]`, `volumes[0].mount_point`).
     pub fn position(&self, key: &str) -> Option<(usize, usize)> {
         crate::yaml::locate(&self.document, key)

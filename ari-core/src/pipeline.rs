@@ -56,7 +56,7 @@ impl JobPlan {
         command_line: &Layer,
         default_backend: Option<&str>,
     ) -> Result<JobPlan, ConfigError> {
-        let settings = Settings::resolve([global, &job.settings, command_line]);
+        let settings = job.settings_under(global, command_line);
         let name = match (&job.backend, default_backend) {
             (Some(name), _) => name.as_str(),
             (None, Some(default)) => default,

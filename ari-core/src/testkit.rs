@@ -49,7 +49,7 @@ impl TestJob {
     pub fn try_parse_at(path: &str, yaml: &str) -> Result<TestJob, ConfigError> {
         let job = Job::parse(Path::new(path), yaml)?;
         let config = Layer::new(Source::Config(CONFIG_PATH.into()));
-        let settings = Settings::resolve([&config, &job.settings]);
+        let settings = job.settings_under(&config, &Layer::new(Source::CommandLine));
         let source = job.snapshot.as_deref().and_then(plugin::source);
         Ok(TestJob { job, config, settings, facts: Facts::new(), source })
     }
@@ -57,7 +57,7 @@ impl TestJob {
     /// The same job under the global config `yaml`; panics when ari would refuse it.
     pub fn with_config(mut self, yaml: &str) -> TestJob {
         self.config = GlobalConfig::parse(Path::new(CONFIG_PATH), yaml).unwrap_or_else(|err| panic!("{err}"));
-        self.settings = Settings::resolve([&self.config, &self.job.settings]);
+        self.settings = self.job.settings_under(&self.config, &Layer::new(Source::CommandLine));
         self
     }
 

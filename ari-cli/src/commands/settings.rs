@@ -3,7 +3,7 @@
 
 use ari_core::exit;
 use ari_core::job::Job;
-use ari_core::settings::{self, Settings};
+use ari_core::settings;
 
 use super::{usage_errors, Context};
 use crate::jobs;
@@ -15,7 +15,7 @@ pub fn settings(context: &Context, job: Option<&str>) -> i32 {
             let loaded = jobs::resolve(name, &context.jobs_dir())
                 .and_then(|path| Job::load(&path).map_err(|err| err.to_string()));
             match loaded {
-                Ok(job) => Settings::resolve([&context.config.layer, &job.settings, &context.command_line]),
+                Ok(job) => job.settings_under(&context.config.layer, &context.command_line),
                 Err(err) => return usage_errors(&[err]),
             }
         }
