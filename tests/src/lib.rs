@@ -2,7 +2,8 @@
 //! and the built `ari` binary ([`tools`]), starts a private OpenSSH server
 //! on 127.0.0.1 for one test ([`sshd`]), and runs commands with failure
 //! messages that show everything needed to understand what went wrong
-//! ([`run`], [`run_ok`]).
+//! ([`run`], [`run_ok`]), and waits for events, never for a time
+//! ([`eventually`]).
 //!
 //! The tests themselves live in `tests/tests/`; this library holds only
 //! what several of them need.
@@ -17,12 +18,16 @@ pub mod argv;
 pub mod fakes;
 pub mod fixture;
 pub mod rdiff;
+pub mod running;
 pub mod sshd;
 pub mod tools;
+pub mod wait;
 
 pub use fixture::{assert_refused, fingerprint, read_tree, stderr, stdout, Fixture};
+pub use running::Running;
 pub use sshd::{Shell, ShellMode, Sshd, SshdBuilder};
 pub use tools::{ari_bin, require_tool};
+pub use wait::eventually;
 
 use std::fmt::Write as _;
 use std::process::{Command, Output};

@@ -18,24 +18,21 @@
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
 use std::fs;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use tests::fakes::{Call, Fakes};
 use tests::rdiff::{now, options_at, rdiff_backup};
-use tests::{require_tool, Fixture, Sshd};
+use tests::wait::WAIT_LIMIT;
+use tests::{require_tool, Fixture, Running, Sshd};
 
 /// `max_retries` of every scenario: a cleanup step runs at most this many times more.
 const MAX_RETRIES: u32 = 2;
 /// How long any ari of this file may run before the test calls it hung. The slowest scenario
 /// takes a few seconds; a minute leaves room for a loaded machine and still ends a hang.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-/// How long a test waits for a condition (a hung call, a marker, a line on stderr).
-const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// How often those conditions are looked at.
 const POLL: Duration = Duration::from_millis(20);
 /// The dataset of the zfs job.
@@ -611,88 +608,6 @@ impl Rig {
             path.display(),
             self.context(out)
         );
-    }
-}
-
-/// An ari process this test started, with its stdout and stderr read as they come.
-struct Running {
-    child: Child,
-    stdout: Capture,
-    stderr: Capture,
-}
-
-impl Running {
-    fn start(command: &mut Command) -> Running {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("could not start {}: {err}", tests::describe(command)));
-        let stdout = Capture::of(child.stdout.take().expect("piped stdout"));
-        let stderr = Capture::of(child.stderr.take().expect("piped stderr"));
-        Running { child, stdout, stderr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What ari wrote to stderr so far.
-    fn stderr_so_far(&self) -> String {
-        self.stderr.text()
-    }
-
-    /// Sends `signal` to ari, which must still run.
-    #[allow(unsafe_code)]
-    fn signal(&mut self, signal: libc::c_int) {
-        assert!(
-            self.child.try_wait().expect("poll ari").is_none(),
-            "ari exited before it got signal {signal}"
-        );
-        let pid = libc::pid_t::try_from(self.child.id()).expect("a PID fits in pid_t");
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours. The PID is that of
-        // our own child, which has not been reaped (try_wait just found it running, and nothing
-        // else waits for it), so it cannot name another process.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(sent, 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
-    }
-
-    fn output(&mut self, status: ExitStatus) -> Output {
-        Output { status, stdout: self.stdout.finish(), stderr: self.stderr.finish() }
-    }
-}
-
-/// A pipe read to its end by a thread, so that the child never blocks on a full pipe and the
-/// test can look at what came so far.
-struct Capture {
-    text: Arc<Mutex<Vec<u8>>>,
-    done: mpsc::Receiver<()>,
-}
-
-impl Capture {
-    fn of(mut pipe: impl Read + Send + 'static) -> Capture {
-        let text = Arc::new(Mutex::new(Vec::new()));
-        let (tell, done) = mpsc::channel();
-        let sink = Arc::clone(&text);
-        thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
-                sink.lock().expect("capture lock").extend_from_slice(&buffer[..n]);
-            }
-            let _ = tell.send(());
-        });
-        Capture { text, done }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.text.lock().expect("capture lock")).into_owned()
-    }
-
-    /// Everything, once the pipe is closed; a process that inherited it and lingers (none should)
-    /// gets a bounded wait, not an endless one.
-    fn finish(&self) -> Vec<u8> {
-        let _ = self.done.recv_timeout(WAIT_LIMIT);
-        self.text.lock().expect("capture lock").clone()
     }
 }
 
