@@ -6,7 +6,7 @@
 
 use std::process::{Command, Stdio};
 
-use tests::{run, stderr, stdout, Fixture};
+use tests::{eventually, run, stderr, stdout, Fixture, Running};
 
 /// A `command` job that runs locally: it records nothing itself; the run report has its times.
 fn sleeper(fx: &Fixture, name: &str, host: &str, seconds: f64) {
@@ -165,27 +165,48 @@ fn summary_modes() {
 #[test]
 fn a_second_run_all_is_refused_while_one_runs_and_wait_waits() {
     let fx = Fixture::new();
-    let marker = fx.p("first-is-running");
+    let marker = fx.path("job-started");
+    let hold = fx.path("hold");
+    std::fs::create_dir(&hold).unwrap();
+    // The job runs until the test lets it go (removes `hold`), however long the test takes.
     fx.write_job(
         "slow.yaml",
-        &format!("backend: command\ncommand_host: local\ncommand: [sh, -c, \"touch {marker}; sleep 2\"]\n"),
+        &format!(
+            "backend: command\ncommand_host: local\ncommand: [sh, -c, \"touch {}; while [ -d {} ]; do sleep 0.1; done\"]\n",
+            marker.display(),
+            hold.display()
+        ),
     );
-    let mut first = fx.ari().arg("run-all").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !std::path::Path::new(&marker).exists() {
-        assert!(std::time::Instant::now() < deadline, "the first run-all never started its job");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut first = Running::start(fx.ari().arg("run-all"));
+    assert!(eventually(|| marker.exists()), "the first run-all never started its job");
     let out = run(fx.ari().arg("run-all"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&format!("ari run-all is already running (pid {} on ", first.id())),
+        stderr(&out).contains(&format!("ari run-all is already running (pid {} on ", first.pid())),
         "{}",
         stderr(&out)
     );
-    let out = run(fx.ari().args(["run-all", "--wait"]));
+
+    // --debug shows the info line that says the run waits, which is what this waits for.
+    std::fs::remove_file(&marker).unwrap();
+    let waiting = Running::start(fx.ari().args(["run-all", "--wait", "--debug"]));
+    let line = format!("ari run-all is already running (pid {} on ", first.pid());
+    assert!(
+        eventually(|| waiting
+            .stderr_so_far()
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("waiting for it"))),
+        "the second run-all never said it waits:\n{}",
+        waiting.stderr_so_far()
+    );
+    assert!(first.child.try_wait().unwrap().is_none(), "the first run-all ended while it was held");
+    assert!(!marker.exists(), "the waiting run-all started its job while the first ran");
+    std::fs::remove_dir(&hold).unwrap();
+    let first = first.wait();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let out = waiting.wait();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(first.wait().unwrap().success(), "--wait returned only once the first was done");
+    assert!(marker.exists(), "--wait ran the job once the first run-all was done");
 }
 
 #[test]
