@@ -56,17 +56,56 @@ fn max_overlap(spans: &[(String, f64, f64, Vec<String>)], host: Option<&str>) ->
     relevant.iter().map(|s| relevant.iter().filter(|o| o.1 <= s.1 && s.1 < o.2).count()).max().unwrap_or(0)
 }
 
+/// A `command` job that says it started (a file in `started/`) and then runs until the test
+/// lets every held job go (makes `go`).
+fn held(fx: &Fixture, name: &str, host: &str) {
+    fx.write_job(
+        &format!("{name}.yaml"),
+        &format!(
+            "backend: command\nsource_hostname: {host}\ncommand_host: local\ncommand: [sh, -c, \"touch {started}/{name}; while [ ! -e {go} ]; do sleep 0.05; done\"]\n",
+            started = fx.p("started"),
+            go = fx.p("go"),
+        ),
+    );
+}
+
+/// The held jobs that have started so far, by name.
+fn started(fx: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fx.path("started"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn jobs_sharing_a_host_never_exceed_the_caps() {
     let fx = Fixture::new();
     fx.write_config("max_concurrent_jobs: 4\nmax_jobs_per_host: 2\n");
+    std::fs::create_dir(fx.path("started")).unwrap();
     for i in 0..6 {
-        sleeper(&fx, &format!("a{i}"), "host-a", 0.4);
-        sleeper(&fx, &format!("b{i}"), "host-b", 0.4);
+        held(&fx, &format!("a{i}"), "host-a");
+        held(&fx, &format!("b{i}"), "host-b");
     }
-    let out = run(fx.ari().arg("run-all"));
+    // No held job ends before the test lets them go, so once four have started, four run at
+    // once: the caps are filled, two jobs of each host.
+    let running = Running::start(fx.ari().arg("run-all"));
+    assert!(
+        eventually(|| started(&fx).len() >= 4),
+        "run-all never ran four jobs at once: {:?}\n{}",
+        started(&fx),
+        running.stderr_so_far()
+    );
+    let at_once = started(&fx);
+    let of = |host: &str| at_once.iter().filter(|name| name.starts_with(host)).count();
+    assert_eq!((at_once.len(), of("a"), of("b")), (4, 2, 2), "running at once: {at_once:?}");
+    std::fs::write(fx.path("go"), "").unwrap();
+    let out = running.wait();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "", "the summary is printed only on failure by default");
+    assert_eq!(started(&fx).len(), 12, "every job ran");
     let report = last_report(&fx);
     let spans = spans(&report);
     assert_eq!(spans.len(), 12);
@@ -85,6 +124,16 @@ fn the_default_caps_run_one_job_at_a_time() {
     assert_eq!(max_overlap(&spans(&last_report(&fx)), None), 1);
 }
 
+/// Sets the duration of every run in the history of `label` to `seconds`.
+fn set_durations(fx: &Fixture, label: &str, seconds: f64) {
+    let history = fx.path(&format!("state/history/{label}.json"));
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
+    for run in json["runs"].as_array_mut().expect("a history has runs") {
+        run["duration_seconds"] = seconds.into();
+    }
+    std::fs::write(&history, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
 #[test]
 fn order_is_new_jobs_first_then_longest_first() {
     let fx = Fixture::new();
@@ -98,6 +147,18 @@ fn order_is_new_jobs_first_then_longest_first() {
     };
     assert!(run(fx.ari().arg("run-all")).status.success());
     assert_eq!(started_order(&fx), ["a-short", "b-mid", "c-long"], "without history: by name");
+    // Each run's duration is in its history: at least as long as the job slept.
+    for (label, slept) in [("a-short", 0.1), ("b-mid", 0.3), ("c-long", 0.6)] {
+        let history = fx.path(&format!("state/history/{label}.json"));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
+        let duration = json["runs"][0]["duration_seconds"].as_f64().unwrap();
+        assert!(duration >= slept, "{label} slept {slept} s and took {duration} s: {json}");
+    }
+    // The order follows the durations the history holds, whatever the machine's load made of
+    // the sleeps: the test sets them far apart.
+    for (label, seconds) in [("a-short", 10.0), ("b-mid", 30.0), ("c-long", 60.0)] {
+        set_durations(&fx, label, seconds);
+    }
     sleeper(&fx, "z-new", "h4", 0.1);
     assert!(run(fx.ari().arg("run-all")).status.success());
     assert_eq!(
