@@ -33,6 +33,11 @@ impl Running {
         self.child.id()
     }
 
+    /// What it wrote to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        self.stdout.text()
+    }
+
     /// What it wrote to stderr so far.
     pub fn stderr_so_far(&self) -> String {
         self.stderr.text()

@@ -327,12 +327,29 @@ fn list_shows_every_entry_and_why_it_is_skipped() {
 #[test]
 fn no_progress_display_without_a_terminal_but_one_on_a_terminal() {
     let fx = Fixture::new();
-    sleeper(&fx, "quick", "h1", 0.6);
+    let hold = fx.path("hold");
+    // The job runs while `hold` exists: not at all in the first run, until the test has seen the
+    // display in the second.
+    fx.write_job(
+        "quick.yaml",
+        &format!(
+            "backend: command\ncommand_host: local\ncommand: [sh, -c, \"while [ -d {} ]; do sleep 0.05; done\"]\n",
+            hold.display()
+        ),
+    );
     let out = run(fx.ari().arg("run-all"));
     assert_eq!(stderr(&out), "", "no progress display when stderr is no terminal");
     // `script` gives ari a terminal, as an admin's shell would.
+    std::fs::create_dir(&hold).unwrap();
     let command = format!("{} --config {} run-all", tests::ari_bin().display(), fx.config_path().display());
-    let out = run(Command::new("script").args(["-qec", &command, "/dev/null"]).stdin(Stdio::null()));
+    let shown =
+        Running::start(Command::new("script").args(["-qec", &command, "/dev/null"]).stdin(Stdio::null()));
+    assert!(
+        eventually(|| shown.stdout_so_far().contains("done")),
+        "no progress display on a terminal: {:?}",
+        shown.stdout_so_far()
+    );
+    std::fs::remove_dir(&hold).unwrap();
+    let out = shown.wait();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("done"), "a progress display on a terminal: {:?}", stdout(&out));
 }
