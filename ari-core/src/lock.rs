@@ -233,6 +233,19 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
     }
 
+    /// Whether `/proc/locks` shows this process waiting for a `flock` on `path` (a `->` line:
+    /// `1: -> FLOCK  ADVISORY  WRITE 4242 fe:01:77 0 EOF`), which it does only while a thread
+    /// of it is blocked in `flock(2)` on that file.
+    fn waiting_for(path: &Path) -> bool {
+        let inode = fs::metadata(path).unwrap().ino().to_string();
+        let pid = std::process::id().to_string();
+        fs::read_to_string("/proc/locks").unwrap().lines().any(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            matches!(words[..], [_, "->", "FLOCK", _, _, p, id, ..]
+                if p == pid && id.rsplit(':').next() == Some(inode.as_str()))
+        })
+    }
+
     #[test]
     fn wait_takes_the_lock_once_the_holder_lets_go() {
         let dir = tempfile::tempdir().unwrap();
@@ -243,16 +256,22 @@ mod tests {
             let result = Lock::acquire(&path, "db", "job db", true).map(drop).map_err(|e| e.to_string());
             done.send(result).unwrap();
         });
-        // While the first holds the lock the waiter stays blocked; a waiter that did not wait
-        // would have answered (with an error) long before.
-        assert!(
-            finished.recv_timeout(std::time::Duration::from_millis(300)).is_err(),
-            "the waiter did not wait for the holder"
-        );
+        // The kernel shows the waiter blocked on the lock before the holder lets go; a waiter
+        // that did not wait answers instead, and the test fails on its answer.
+        let lock_file = dir.path().join("locks/db.lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !waiting_for(&lock_file) {
+            if let Ok(result) = finished.try_recv() {
+                panic!("the waiter did not wait for the holder: {result:?}");
+            }
+            assert!(std::time::Instant::now() < deadline, "the waiter never blocked on the lock");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         drop(first);
         let result =
             finished.recv_timeout(std::time::Duration::from_secs(30)).expect("the waiter got the lock");
         assert_eq!(result, Ok(()));
         waiter.join().unwrap();
+        assert!(!waiting_for(&lock_file), "nobody waits once the waiter has the lock");
     }
 }

@@ -515,32 +515,9 @@ fn single_quoted(path: &Path) -> String {
     format!("'{text}'")
 }
 
-/// The `ari-fake` binary built from this crate.
-///
-/// Like [`crate::ari_bin`], it looks where `cargo_bin` will look first, because
-/// `cargo_bin`'s own panic does not say what to do.
+/// The `ari-fake` binary built from this crate, by [`crate::tools::built_bin`].
 fn fake_bin() -> PathBuf {
-    if env::var_os("CARGO_BIN_EXE_ari-fake").is_none() && !legacy_fake_path().is_some_and(|p| p.exists()) {
-        panic!(
-            "the `ari-fake` binary is not built (looked in {}): build it first: \
-             cargo build --workspace --all-targets",
-            legacy_fake_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "the target directory".to_owned())
-        );
-    }
-    let path = assert_cmd::cargo::cargo_bin("ari-fake");
+    let path = crate::tools::built_bin("ari-fake");
     // The scripts run it from other directories, and through sshd.
     std::path::absolute(&path).unwrap_or(path)
-}
-
-/// Where cargo puts binaries relative to the running test binary (`target/<profile>/deps/`
-/// → `target/<profile>/`); the same rule `assert_cmd` uses.
-fn legacy_fake_path() -> Option<PathBuf> {
-    let mut dir = env::current_exe().ok()?;
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    Some(dir.join(format!("ari-fake{}", env::consts::EXE_SUFFIX)))
 }

@@ -96,6 +96,15 @@ impl Fixture {
         path
     }
 
+    /// `ari plan JOB --json`, which must succeed, as JSON.
+    #[track_caller]
+    pub fn plan_json(&self, job: &Path) -> serde_json::Value {
+        let out = crate::run(self.ari().arg("plan").arg(job).arg("--json"));
+        assert_exit(&out, 0);
+        serde_json::from_str(&stdout(&out))
+            .unwrap_or_else(|e| panic!("plan --json is no JSON object: {e}\n{}", stdout(&out)))
+    }
+
     /// `ari --config CONFIG`, with stdin closed and `ARI_CONFIG` removed.
     pub fn ari(&self) -> Command {
         let mut command = Command::new(ari_bin());
@@ -124,6 +133,12 @@ pub fn assert_refused(name: &str, job: &str, expected: &[&str]) {
     }
     assert!(err.contains("nothing ran"), "{name}: {err}");
     assert!(!marker.exists(), "{name}: a command ran despite the error");
+}
+
+/// Asserts a finished command's exit code, showing its stdout and stderr otherwise.
+#[track_caller]
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
 }
 
 /// Standard output as text.

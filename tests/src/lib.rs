@@ -1,8 +1,10 @@
 //! The harness shared by ari's integration tests: it finds the real tools
 //! and the built `ari` binary ([`tools`]), starts a private OpenSSH server
-//! on 127.0.0.1 for one test ([`sshd`]), and runs commands with failure
+//! on 127.0.0.1 for one test ([`sshd`]), builds the fixture and fakes of a
+//! scenario ([`fixture`], [`worlds`]), and runs commands with failure
 //! messages that show everything needed to understand what went wrong
-//! ([`run`], [`run_ok`]).
+//! ([`run`], [`run_ok`]), and waits for events, never for a time
+//! ([`eventually`]).
 //!
 //! The tests themselves live in `tests/tests/`; this library holds only
 //! what several of them need.
@@ -17,12 +19,18 @@ pub mod argv;
 pub mod fakes;
 pub mod fixture;
 pub mod rdiff;
+pub mod running;
 pub mod sshd;
 pub mod tools;
+pub mod wait;
+pub mod worlds;
 
-pub use fixture::{assert_refused, fingerprint, read_tree, stderr, stdout, Fixture};
+pub use fixture::{assert_exit, assert_refused, fingerprint, read_tree, stderr, stdout, Fixture};
+pub use running::Running;
 pub use sshd::{Shell, ShellMode, Sshd, SshdBuilder};
 pub use tools::{ari_bin, require_tool};
+pub use wait::eventually;
+pub use worlds::World;
 
 use std::fmt::Write as _;
 use std::process::{Command, Output};

@@ -57,29 +57,37 @@ fn is_executable_file(path: &Path) -> bool {
 /// build it for us when only this crate's tests are built; it has to be
 /// built beforehand, which the panic message says.
 pub fn ari_bin() -> PathBuf {
-    // `cargo_bin` panics with a message about a missing environment
-    // variable when the binary is absent, which does not tell the reader
-    // what to do; so look first where it will look, and explain.
-    if env::var_os("CARGO_BIN_EXE_ari").is_none() && !legacy_ari_path().is_some_and(|p| p.exists()) {
+    built_bin("ari")
+}
+
+/// Returns the path of the workspace binary `name`, which must be built.
+///
+/// `cargo_bin` panics with a message about a missing environment variable
+/// when the binary is absent, which does not tell the reader what to do; so
+/// look first where it will look, and explain.
+pub fn built_bin(name: &str) -> PathBuf {
+    if env::var_os(format!("CARGO_BIN_EXE_{name}")).is_none()
+        && !legacy_bin_path(name).is_some_and(|p| p.exists())
+    {
         panic!(
-            "the `ari` binary is not built (looked in {}): build it first: \
+            "the `{name}` binary is not built (looked in {}): build it first: \
              cargo build --workspace --all-targets",
-            legacy_ari_path()
+            legacy_bin_path(name)
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "the target directory".to_owned())
         );
     }
-    assert_cmd::cargo::cargo_bin("ari")
+    assert_cmd::cargo::cargo_bin(name)
 }
 
-/// Where cargo puts the `ari` binary relative to the running test binary:
+/// Where cargo puts the binary `name` relative to the running test binary:
 /// tests run from `target/<profile>/deps/`, binaries land in
 /// `target/<profile>/`. This is the same rule `assert_cmd` uses.
-fn legacy_ari_path() -> Option<PathBuf> {
+fn legacy_bin_path(name: &str) -> Option<PathBuf> {
     let mut dir = env::current_exe().ok()?;
     dir.pop();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    Some(dir.join(format!("ari{}", env::consts::EXE_SUFFIX)))
+    Some(dir.join(format!("{name}{}", env::consts::EXE_SUFFIX)))
 }

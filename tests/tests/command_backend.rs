@@ -4,16 +4,11 @@
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 
 use tests::argv::{nasty, read_argv, yaml_list, ARGV_DUMP};
-use tests::fakes::Fakes;
-use tests::{assert_refused, read_tree, run, stderr, stdout, Fixture, Sshd};
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
-}
+use tests::worlds::root_volume_calls;
+use tests::{assert_exit, assert_refused, read_tree, run, stderr, stdout, Fixture, Sshd, World};
 
 #[test]
 fn a_local_command_copies_a_tree() {
@@ -102,99 +97,49 @@ fn a_command_on_a_remote_source_gets_its_arguments_intact() {
     assert_eq!(std::fs::read_to_string(fx.path("local.where")).unwrap(), "local\n", "no ssh");
 }
 
-/// A fixture and fakes with one origin volume `vg0/root` holding /etc.
-struct Lvm {
-    fx: Fixture,
-    fakes: Fakes,
+/// A job that copies the snapshot's /etc to `out/LABEL-etc` with cp, on `host`.
+fn copy_job(lvm: &World, host: &str) -> PathBuf {
+    lvm.fx.write_job(
+        "db.yaml",
+        &format!(
+            "label: db\nbackend: command\nsource_hostname: {host}\nsnapshot: lvm\n\
+             volumes: [{{name: vg0/root, mount_point: /}}]\n\
+             command: [cp, -a, '{{snapshot_root}}/etc', '{}/{{label}}-etc']\n",
+            lvm.fx.p("out")
+        ),
+    )
 }
 
-impl Lvm {
-    fn new(extra_config: &str) -> Lvm {
-        let fx = Fixture::new();
-        let fakes = Fakes::new();
-        let root =
-            fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n"), ("etc/app.conf", "x=1\n")]);
-        fakes.add_volume("vg0/root", &root);
-        std::fs::create_dir_all(fx.path("mnt")).unwrap();
-        fx.write_config(&format!("snapshot_mount_root: {}\nretry_interval: 0\n{extra_config}", fx.p("mnt")));
-        Lvm { fx, fakes }
-    }
-
-    /// A job that copies the snapshot's /etc to `out/LABEL-etc` with cp, on `host`.
-    fn job(&self, host: &str) -> PathBuf {
-        self.fx.write_job(
-            "db.yaml",
-            &format!(
-                "label: db\nbackend: command\nsource_hostname: {host}\nsnapshot: lvm\n\
-                 volumes: [{{name: vg0/root, mount_point: /}}]\n\
-                 command: [cp, -a, '{{snapshot_root}}/etc', '{}/{{label}}-etc']\n",
-                self.fx.p("out")
-            ),
-        )
-    }
-
-    fn run(&self, job: &Path) -> Output {
-        run(self.fx.ari().arg("run").arg(job).env("PATH", self.fakes.path_env()))
-    }
-
-    /// The command saw the mounted snapshot's files, and nothing is left: no snapshot, no mount,
-    /// no mount directory.
-    fn assert_copied_and_clean(&self) {
-        assert_eq!(
-            read_tree(&self.fx.path("out/db-etc"), &[]),
-            read_tree(&self.fx.path("origin-root/etc"), &[]),
-            "the command read the snapshot through {{snapshot_root}}"
-        );
-        let base = self.fx.p("mnt/db");
-        let calls: Vec<String> =
-            self.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect();
-        assert_eq!(
-            calls,
-            [
-                "lvcreate -s -L 1G vg0/root -n root-ari_backup".to_string(),
-                format!("mountpoint -q {base}"),
-                format!("mount /dev/vg0/root-ari_backup {base}"),
-                format!("umount {base}"),
-                "lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup".to_string(),
-                "lvremove -f vg0/root-ari_backup".to_string(),
-            ]
-        );
-        self.fakes.assert_clean();
-        let left: Vec<_> =
-            std::fs::read_dir(self.fx.path("mnt")).unwrap().flatten().map(|e| e.path()).collect();
-        assert!(left.is_empty(), "mount directories left behind: {left:?}");
-    }
+/// The command saw the mounted snapshot's files, and nothing is left: no snapshot, no mount, no
+/// mount directory.
+fn assert_copied_and_clean(lvm: &World) {
+    assert_eq!(
+        read_tree(&lvm.fx.path("out/db-etc"), &[]),
+        read_tree(&lvm.fx.path("origin-root/etc"), &[]),
+        "the command read the snapshot through {{snapshot_root}}"
+    );
+    assert_eq!(lvm.tools_called(), root_volume_calls(&lvm.fx.p("mnt/db")));
+    lvm.assert_clean();
 }
 
 #[test]
 fn snapshot_root_is_the_mounted_lvm_snapshot_locally() {
-    let lvm = Lvm::new("");
+    let lvm = World::lvm();
     std::fs::create_dir_all(lvm.fx.path("out")).unwrap();
-    let out = lvm.run(&lvm.job("localhost"));
+    let out = lvm.run(&copy_job(&lvm, "localhost"));
     assert_exit(&out, 0);
-    lvm.assert_copied_and_clean();
+    assert_copied_and_clean(&lvm);
 }
 
 #[test]
 fn snapshot_root_is_the_mounted_lvm_snapshot_on_a_remote_source() {
-    let lvm = Lvm::new("");
+    let lvm = World::lvm();
     let sshd = Sshd::builder().path_prefix(lvm.fakes.bin_dir()).start();
-    lvm.fx.write_config(&format!(
-        "snapshot_mount_root: {}\nretry_interval: 0\n{}",
-        lvm.fx.p("mnt"),
-        sshd.config_yaml()
-    ));
+    lvm.write_config(&sshd.config_yaml());
     std::fs::create_dir_all(lvm.fx.path("out")).unwrap();
-    let out = lvm.run(&lvm.job(sshd.host_alias()));
+    let out = lvm.run(&copy_job(&lvm, sshd.host_alias()));
     assert!(out.status.success(), "{}\nsshd log:\n{}\n{}", stderr(&out), sshd.log_tail(), lvm.fakes.report());
-    lvm.assert_copied_and_clean();
-}
-
-fn plan_json(fx: &Fixture, job: &Path) -> serde_json::Value {
-    let out = run(fx.ari().arg("plan").arg(job).arg("--json"));
-    assert_exit(&out, 0);
-    serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("plan --json is no JSON object: {e}\n{}", stdout(&out)))
+    assert_copied_and_clean(&lvm);
 }
 
 #[test]
@@ -206,7 +151,7 @@ fn plan_json_shows_the_command_step() {
          command: restic -r /srv/restic backup --tag '{label}' /etc\n\
          pre:\n  - command: [systemctl, stop, app]\n    host: db-server\n",
     );
-    let plan = plan_json(&fx, &job);
+    let plan = fx.plan_json(&job);
     assert_eq!(plan["job"], "db");
     assert_eq!(plan["backend"], "command");
     let steps = plan["steps"].as_array().unwrap();
@@ -236,7 +181,7 @@ fn plan_json_shows_the_command_step() {
         "label: snap\nbackend: command\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\n\
          command_host: local\ncommand: [tar, -C, '{snapshot_root}', -czf, '/srv/{label}.tar.gz', etc]\n",
     );
-    let plan = plan_json(&fx, &job);
+    let plan = fx.plan_json(&job);
     let phases: Vec<&str> =
         plan["steps"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
     let main = phases.iter().position(|p| *p == "main").expect("a main step");

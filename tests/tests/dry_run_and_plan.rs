@@ -96,18 +96,11 @@ fn dry_run_is_a_setting_of_the_process_not_of_a_job_file() {
     assert!(!fx.path("store/dry").exists(), "dry_run: true in the config ran the backup");
 }
 
-fn plan_json(fx: &Fixture, job: &std::path::Path) -> serde_json::Value {
-    let out = run(fx.ari().arg("plan").arg(job).arg("--json"));
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out))
-        .unwrap_or_else(|e| panic!("plan --json is no JSON object: {e}\n{}", stdout(&out)))
-}
-
 #[test]
 fn plan_json_of_a_remote_job_with_hooks_and_retention() {
     let fx = Fixture::new();
     let job = fx.write_job("db-server.yaml", FULL_JOB);
-    insta::assert_json_snapshot!(plan_json(&fx, &job));
+    insta::assert_json_snapshot!(fx.plan_json(&job));
 }
 
 #[test]
@@ -117,7 +110,7 @@ fn plan_json_of_a_local_job_in_the_legacy_command_line() {
         "music",
         "label: my_backup\nbackup_store_path: /srv/backup-store\nrdiff_backup_cli: legacy\ninclude: [/music]\n",
     );
-    insta::assert_json_snapshot!(plan_json(&fx, &job));
+    insta::assert_json_snapshot!(fx.plan_json(&job));
 }
 
 #[test]
@@ -135,7 +128,7 @@ fn plan_argv_is_what_run_executes() {
     let fx = Fixture::new();
     let src = fx.make_tree("src", &[("a.txt", "1\n")]);
     let job = fx.write_job("same.yaml", &format!("include: [{}]\n", src.display()));
-    let plan = plan_json(&fx, &job);
+    let plan = fx.plan_json(&job);
     let main = plan["steps"].as_array().unwrap().iter().find(|s| s["phase"] == "main").unwrap().clone();
     let argv: Vec<String> =
         main["local_argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();

@@ -13,15 +13,16 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, FileTimes};
 use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 use tests::fakes::Fakes;
-use tests::{describe_output, run, Sshd};
+use tests::{describe_output, eventually, run, Sshd};
 
 /// The fake `tool` by bare name, as ari runs it.
 fn command(fakes: &Fakes, tool: &str, args: &[&str]) -> Command {
@@ -431,18 +432,29 @@ fn a_hanging_call_hangs_until_killed_and_others_go_on() {
         .spawn()
         .expect("start the hanging zfs");
     // Wait until it is recorded, so that the next call counts as the second.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fakes.calls().is_empty() {
-        assert!(Instant::now() < deadline, "the hanging call was never recorded\n{}", fakes.report());
-        thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        eventually(|| !fakes.calls().is_empty()),
+        "the hanging call was never recorded\n{}",
+        fakes.report()
+    );
     // While it hangs, it holds no lock: other calls and reads go on.
     ok(&fakes, "zfs", &["snapshot", "pool/x@second"]);
-    thread::sleep(Duration::from_millis(300));
-    assert!(hanging.try_wait().expect("poll the hanging zfs").is_none(), "the call did not hang");
+    assert!(
+        hanging.try_wait().expect("poll the hanging zfs").is_none(),
+        "the call ended before the call after it did"
+    );
+    // It hangs in the fake's sleep loop, not on its way out: the kernel shows it asleep there.
+    let wchan = format!("/proc/{}/wchan", hanging.id());
+    assert!(
+        eventually(|| fs::read_to_string(&wchan).is_ok_and(|w| w.contains("nanosleep"))),
+        "the hanging zfs is not asleep: {wchan} shows {:?}\n{}",
+        fs::read_to_string(&wchan),
+        fakes.report()
+    );
     // Child::kill signals this one process, which the wrapper script exec'd into.
     hanging.kill().expect("kill the hanging zfs");
-    hanging.wait().expect("reap the hanging zfs");
+    let status = hanging.wait().expect("reap the hanging zfs");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "the call hung until it was killed: {status}");
 
     let calls = fakes.calls();
     assert_eq!(calls.len(), 2);

@@ -18,24 +18,21 @@
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
 use std::fs;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tests::fakes::{Call, Fakes};
+use tests::fakes::Call;
 use tests::rdiff::{now, options_at, rdiff_backup};
-use tests::{require_tool, Fixture, Sshd};
+use tests::wait::WAIT_LIMIT;
+use tests::{require_tool, Running, Sshd, World};
 
 /// `max_retries` of every scenario: a cleanup step runs at most this many times more.
 const MAX_RETRIES: u32 = 2;
 /// How long any ari of this file may run before the test calls it hung. The slowest scenario
 /// takes a few seconds; a minute leaves room for a loaded machine and still ends a hang.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-/// How long a test waits for a condition (a hung call, a marker, a line on stderr).
-const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// How often those conditions are looked at.
 const POLL: Duration = Duration::from_millis(20);
 /// The dataset of the zfs job.
@@ -153,16 +150,15 @@ impl From<Fault> for Behaviour {
     }
 }
 
-/// One scenario's world: a fixture whose config has a short `command_timeout`, `max_retries: 2`
-/// and no pause between retries, the fakes with two origin volumes (and the dataset), and the
+/// One scenario: the LVM [`World`] (two origin volumes, no pause between retries) whose config
+/// also has a short `command_timeout` and `max_retries: 2`, the dataset for the zfs job, and the
 /// job.
 struct Rig {
     backend: Backend,
     scenario: String,
     /// `command_timeout` in seconds.
     timeout: u64,
-    fx: Fixture,
-    fakes: Fakes,
+    world: World,
     job: PathBuf,
 }
 
@@ -181,29 +177,20 @@ impl Rig {
     }
 
     fn with_timeout(backend: Backend, scenario: impl Into<String>, timeout: u64) -> Rig {
-        let fx = Fixture::new();
-        let fakes = Fakes::new();
-        let root =
-            fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n"), ("etc/app.conf", "x=1\n")]);
-        fs::create_dir_all(root.join("srv/data")).expect("create the data volume's mount point");
-        let data = fx.make_tree("origin-data", &[("db/table.ibd", "rows\n")]);
-        fakes.add_volume("vg0/root", &root);
-        fakes.add_volume("vg1/data", &data);
-        for dir in ["mnt", "hold"] {
-            fs::create_dir_all(fx.path(dir)).expect("create a fixture dir");
-        }
+        let world = World::lvm();
+        fs::create_dir_all(world.fx.path("hold")).expect("create the hold dir");
         match backend {
             Backend::Rdiff => {
                 rdiff_backup();
             }
             Backend::Zfs => {
                 require_tool("rsync", "rsync");
-                fakes.add_dataset(DATASET);
-                fs::create_dir_all(fx.path("zfs/web")).expect("create the dataset's directory");
+                world.fakes.add_dataset(DATASET);
+                fs::create_dir_all(world.fx.path("zfs/web")).expect("create the dataset's directory");
             }
         }
-        let job = fx.path(&format!("jobs.d/{}.yaml", backend.label()));
-        let rig = Rig { backend, scenario: scenario.into(), timeout, fx, fakes, job };
+        let job = world.fx.path(&format!("jobs.d/{}.yaml", backend.label()));
+        let rig = Rig { backend, scenario: scenario.into(), timeout, world, job };
         rig.set_config("");
         rig.set_job("");
         rig.write_tool(Behaviour::Real, Behaviour::Real);
@@ -212,9 +199,8 @@ impl Rig {
 
     /// Writes the config: the rig's settings, then `extra` YAML lines.
     fn set_config(&self, extra: &str) {
-        self.fx.write_config(&format!(
-            "snapshot_mount_root: {}\nretry_interval: 0\nmax_retries: {MAX_RETRIES}\ncommand_timeout: {}s\n{extra}",
-            self.fx.p("mnt"),
+        self.world.write_config(&format!(
+            "max_retries: {MAX_RETRIES}\ncommand_timeout: {}s\n{extra}",
             self.timeout
         ));
     }
@@ -229,7 +215,7 @@ impl Rig {
             ),
             Backend::Zfs => format!(
                 "label: web\nbackend: zfs\nsnapshot: lvm\nvolumes: [{{name: vg0/root, mount_point: /}}]\nrsync_path: {tool}\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n{extra}",
-                dst = self.fx.p("zfs/web"),
+                dst = self.world.fx.p("zfs/web"),
             ),
         };
         fs::write(&self.job, yaml).expect("write the job");
@@ -241,20 +227,20 @@ impl Rig {
 
     /// `snapshot_mount_root/label`, where the root volume's snapshot is mounted.
     fn base(&self) -> String {
-        self.fx.p(&format!("mnt/{}", self.label()))
+        self.world.fx.p(&format!("mnt/{}", self.label()))
     }
 
     fn ledger_path(&self) -> PathBuf {
-        self.fx.path(&format!("state/ledger/{}.json", self.label()))
+        self.world.fx.path(&format!("state/ledger/{}.json", self.label()))
     }
 
     fn tool_path(&self) -> String {
-        self.fx.p("bin/backup-tool")
+        self.world.fx.p("bin/backup-tool")
     }
 
     /// The directory a hanging script's first call makes before it loops.
     fn marker(&self, step: Step) -> PathBuf {
-        self.fx.path(&format!("hung-{step:?}"))
+        self.world.fx.path(&format!("hung-{step:?}"))
     }
 
     /// Writes the script that stands for rdiff-backup (`--version`, the backup, retention) or
@@ -280,7 +266,7 @@ impl Rig {
                 )
             }
         };
-        self.fx.write_script("bin/backup-tool", &script);
+        self.world.fx.write_script("bin/backup-tool", &script);
     }
 
     /// The script's lines for the main step or for retention; each ends the script.
@@ -291,7 +277,7 @@ impl Rig {
             Behaviour::Hang => format!(
                 "if mkdir {marker} 2>/dev/null; then\n    while [ -d {hold} ]; do sleep 0.1; done\n    exit 1\nfi\nexec {real} \"$@\"",
                 marker = self.marker(step).display(),
-                hold = self.fx.p("hold"),
+                hold = self.world.fx.p("hold"),
             ),
         }
     }
@@ -324,14 +310,14 @@ impl Rig {
         };
         let n = self.call(step);
         match (fault, step.phase()) {
-            (Fault::Hang, _) => self.fakes.hang(tool, &[n]),
+            (Fault::Hang, _) => self.world.fakes.hang(tool, &[n]),
             // `mountpoint -q` succeeding means "a mount point": ari refuses to mount over it.
-            (Fault::Fail, _) if step == Step::Mountpoint => self.fakes.output(tool, &[n], ""),
+            (Fault::Fail, _) if step == Step::Mountpoint => self.world.fakes.output(tool, &[n], ""),
             (Fault::Fail, Phase::Cleanup) => {
                 let tries: Vec<u32> = (n..=n + MAX_RETRIES).collect();
-                self.fakes.fail(tool, &tries, 5, &format!("{tool}: injected failure"));
+                self.world.fakes.fail(tool, &tries, 5, &format!("{tool}: injected failure"));
             }
-            (Fault::Fail, _) => self.fakes.fail(tool, &[n], 5, &format!("{tool}: injected failure")),
+            (Fault::Fail, _) => self.world.fakes.fail(tool, &[n], 5, &format!("{tool}: injected failure")),
         }
     }
 
@@ -410,16 +396,9 @@ impl Rig {
         }
     }
 
-    /// `ari --config CONFIG` with the fakes first on PATH.
-    fn ari(&self) -> Command {
-        let mut command = self.fx.ari();
-        command.env("PATH", self.fakes.path_env());
-        command
-    }
-
     /// Starts `ari run JOB ARGS...`.
     fn spawn(&self, args: &[String]) -> Running {
-        Running::start(self.ari().arg("run").arg(&self.job).args(args))
+        Running::start(self.world.ari().arg("run").arg(&self.job).args(args))
     }
 
     /// `ari run JOB ARGS...` to its end.
@@ -429,7 +408,7 @@ impl Rig {
 
     /// `ari recover ARGS...` to its end.
     fn recover(&self, args: &[&str]) -> Output {
-        self.finish(Running::start(self.ari().arg("recover").args(args)))
+        self.finish(Running::start(self.world.ari().arg("recover").args(args)))
     }
 
     /// Waits for ari to exit, for at most [`RUN_LIMIT`]; a longer run is a hang, and fails the
@@ -460,7 +439,7 @@ impl Rig {
     fn wait_until_hung(&self, step: Step, ari: &mut Running) {
         let what = format!("the hung call of {step:?}");
         self.wait_until(ari, &what, |_| match step.fake() {
-            Some(tool) => self.fakes.calls_of(tool).iter().any(|call| call.hung),
+            Some(tool) => self.world.fakes.calls_of(tool).iter().any(|call| call.hung),
             None => self.marker(step).exists(),
         });
     }
@@ -493,7 +472,7 @@ impl Rig {
 
     /// Removes the hold directory: every hanging script's loop ends.
     fn release(&self) {
-        let _ = fs::remove_dir(self.fx.path("hold"));
+        let _ = fs::remove_dir(self.world.fx.path("hold"));
     }
 
     /// Everything a failure message needs: the scenario, ari's exit and output, the ledger and
@@ -507,7 +486,7 @@ impl Rig {
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout),
             self.ledger_path().display(),
-            self.fakes.report()
+            self.world.fakes.report()
         )
     }
 
@@ -524,8 +503,8 @@ impl Rig {
             Some(code),
             "expected exit {code}, got {}; the fakes now hold snapshots {:?} and mounts {:?}\n{}",
             out.status,
-            self.fakes.snapshots(),
-            self.fakes.mounts(),
+            self.world.fakes.snapshots(),
+            self.world.fakes.mounts(),
             self.context(out)
         );
     }
@@ -559,14 +538,10 @@ impl Rig {
     /// Nothing left: no snapshot and no mount (the fakes), no mount directory (the real disk),
     /// no ledger, no call the fakes did not expect.
     fn assert_clean(&self, out: &Output) {
-        let state = self.fakes.state();
-        let dirs: Vec<PathBuf> = fs::read_dir(self.fx.path("mnt"))
-            .expect("read the mount root")
-            .flatten()
-            .map(|entry| entry.path())
-            .collect();
+        let state = self.world.fakes.state();
+        let dirs = self.world.mount_dirs();
         let unexpected: Vec<String> =
-            self.fakes.calls().iter().filter(|c| c.unexpected).map(Call::describe).collect();
+            self.world.fakes.calls().iter().filter(|c| c.unexpected).map(Call::describe).collect();
         let ledger = self.ledger_path().exists();
         assert!(
             state.snapshots.is_empty() && state.mounts.is_empty() && dirs.is_empty() && !ledger && unexpected.is_empty(),
@@ -575,13 +550,13 @@ impl Rig {
             state.mounts.keys().collect::<Vec<_>>(),
             self.context(out)
         );
-        self.fakes.assert_clean();
+        self.world.fakes.assert_clean();
     }
 
     /// The hung call of `step`'s fake and the retry after it, which succeeded.
     fn hung_and_retry(&self, step: Step, out: &Output) -> (Call, Call) {
         let tool = step.fake().expect("a cleanup step runs a fake");
-        let calls = self.fakes.calls_of(tool);
+        let calls = self.world.fakes.calls_of(tool);
         let Some(at) = calls.iter().position(|call| call.hung) else {
             panic!("no hung {tool} call\n{}", self.context(out));
         };
@@ -596,10 +571,11 @@ impl Rig {
     /// The job's backup arrived, so the run after a crash did the whole job.
     fn assert_backed_up(&self, out: &Output) {
         let (path, snapshot) = match self.backend {
-            Backend::Rdiff => (self.fx.path("store/db/etc/hosts"), true),
+            Backend::Rdiff => (self.world.fx.path("store/db/etc/hosts"), true),
             Backend::Zfs => (
-                self.fx.path("zfs/web/etc/hosts"),
-                self.fakes
+                self.world.fx.path("zfs/web/etc/hosts"),
+                self.world
+                    .fakes
                     .zfs_snapshots()
                     .iter()
                     .any(|(name, _)| name.starts_with(&format!("{DATASET}@ari-backup-2"))),
@@ -611,88 +587,6 @@ impl Rig {
             path.display(),
             self.context(out)
         );
-    }
-}
-
-/// An ari process this test started, with its stdout and stderr read as they come.
-struct Running {
-    child: Child,
-    stdout: Capture,
-    stderr: Capture,
-}
-
-impl Running {
-    fn start(command: &mut Command) -> Running {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("could not start {}: {err}", tests::describe(command)));
-        let stdout = Capture::of(child.stdout.take().expect("piped stdout"));
-        let stderr = Capture::of(child.stderr.take().expect("piped stderr"));
-        Running { child, stdout, stderr }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What ari wrote to stderr so far.
-    fn stderr_so_far(&self) -> String {
-        self.stderr.text()
-    }
-
-    /// Sends `signal` to ari, which must still run.
-    #[allow(unsafe_code)]
-    fn signal(&mut self, signal: libc::c_int) {
-        assert!(
-            self.child.try_wait().expect("poll ari").is_none(),
-            "ari exited before it got signal {signal}"
-        );
-        let pid = libc::pid_t::try_from(self.child.id()).expect("a PID fits in pid_t");
-        // SAFETY: kill(2) takes plain integers and touches no memory of ours. The PID is that of
-        // our own child, which has not been reaped (try_wait just found it running, and nothing
-        // else waits for it), so it cannot name another process.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(sent, 0, "kill({pid}, {signal}) failed: {}", std::io::Error::last_os_error());
-    }
-
-    fn output(&mut self, status: ExitStatus) -> Output {
-        Output { status, stdout: self.stdout.finish(), stderr: self.stderr.finish() }
-    }
-}
-
-/// A pipe read to its end by a thread, so that the child never blocks on a full pipe and the
-/// test can look at what came so far.
-struct Capture {
-    text: Arc<Mutex<Vec<u8>>>,
-    done: mpsc::Receiver<()>,
-}
-
-impl Capture {
-    fn of(mut pipe: impl Read + Send + 'static) -> Capture {
-        let text = Arc::new(Mutex::new(Vec::new()));
-        let (tell, done) = mpsc::channel();
-        let sink = Arc::clone(&text);
-        thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
-                sink.lock().expect("capture lock").extend_from_slice(&buffer[..n]);
-            }
-            let _ = tell.send(());
-        });
-        Capture { text, done }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.text.lock().expect("capture lock")).into_owned()
-    }
-
-    /// Everything, once the pipe is closed; a process that inherited it and lingers (none should)
-    /// gets a bounded wait, not an endless one.
-    fn finish(&self) -> Vec<u8> {
-        let _ = self.done.recv_timeout(WAIT_LIMIT);
-        self.text.lock().expect("capture lock").clone()
     }
 }
 
@@ -714,7 +608,7 @@ fn fails(backend: Backend, step: Step, expected: i32) {
         rig.assert_stderr(&out, &why);
         // The backend's post steps are a chain: none runs after one that failed.
         let calls: Vec<String> =
-            rig.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect();
+            rig.world.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect();
         let failed_at = calls.iter().rposition(|c| c.starts_with(&rig.command(step)));
         for later in step.later_post_steps() {
             let command = rig.command(*later);
@@ -731,7 +625,7 @@ fn fails(backend: Backend, step: Step, expected: i32) {
     let (named, mounts, snapshots) = rig.left_behind(step);
     rig.assert_line(&out, &["left behind: ", &named]);
     assert_eq!(
-        (rig.fakes.mounts(), rig.fakes.snapshots()),
+        (rig.world.fakes.mounts(), rig.world.fakes.snapshots()),
         (mounts, snapshots),
         "what the failed cleanup left\n{}",
         rig.context(&out)
@@ -943,8 +837,8 @@ scenarios! {
 fn hang_once(rig: &Rig, marker: &str) -> String {
     format!(
         "if mkdir {} 2>/dev/null; then while [ -d {} ]; do sleep 0.1; done; fi",
-        rig.fx.p(marker),
-        rig.fx.p("hold")
+        rig.world.fx.p(marker),
+        rig.world.fx.p("hold")
     )
 }
 
@@ -957,8 +851,8 @@ fn a_remote_command_that_never_returns_is_killed_at_command_timeout() {
     rig.set_config(&sshd.config_yaml());
     rig.set_job(&format!(
         "pre:\n  - command: \"echo $$ > {pid}; while [ -d {hold} ]; do sleep 0.1; done\"\n    host: {host}\n",
-        pid = rig.fx.p("remote.pid"),
-        hold = rig.fx.p("hold"),
+        pid = rig.world.fx.p("remote.pid"),
+        hold = rig.world.fx.p("hold"),
         host = sshd.host_alias(),
     ));
     let out = rig.run(&[]);
@@ -967,9 +861,13 @@ fn a_remote_command_that_never_returns_is_killed_at_command_timeout() {
         &out,
         &["pre step pre[0] failed", "on ari-test-host was killed when it reached command_timeout 1s"],
     );
-    assert!(rig.fx.path("remote.pid").exists(), "the command ran on the remote side\n{}", rig.context(&out));
     assert!(
-        rig.fakes.calls().is_empty(),
+        rig.world.fx.path("remote.pid").exists(),
+        "the command ran on the remote side\n{}",
+        rig.context(&out)
+    );
+    assert!(
+        rig.world.fakes.calls().is_empty(),
         "no snapshot step ran after the failed pre step\n{}",
         rig.context(&out)
     );
@@ -984,13 +882,13 @@ fn a_remote_command_that_never_returns_is_killed_at_command_timeout() {
 #[test]
 fn a_hung_ssh_is_killed_at_command_timeout() {
     let rig = Rig::new(Backend::Rdiff, "ssh hangs");
-    let ssh = rig.fx.write_script(
+    let ssh = rig.world.fx.write_script(
         "bin/ssh",
         &format!(
             "#!/bin/sh\necho \"$@\" > {args}\nmkdir {marker}\nwhile [ -d {hold} ]; do sleep 0.1; done\nexit 255\n",
-            args = rig.fx.p("ssh.args"),
-            marker = rig.fx.p("ssh-started"),
-            hold = rig.fx.p("hold"),
+            args = rig.world.fx.p("ssh.args"),
+            marker = rig.world.fx.p("ssh-started"),
+            hold = rig.world.fx.p("hold"),
         ),
     );
     rig.set_config(&format!("ssh_path: {}\n", ssh.display()));
@@ -1001,7 +899,7 @@ fn a_hung_ssh_is_killed_at_command_timeout() {
         &out,
         &["pre step pre[0] failed", "on db-server was killed when it reached command_timeout 1s"],
     );
-    let args = fs::read_to_string(rig.fx.path("ssh.args")).unwrap_or_default();
+    let args = fs::read_to_string(rig.world.fx.path("ssh.args")).unwrap_or_default();
     assert!(
         args.contains(
             "-o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4"
@@ -1010,7 +908,7 @@ fn a_hung_ssh_is_killed_at_command_timeout() {
         rig.context(&out)
     );
     assert!(
-        rig.fakes.calls().is_empty(),
+        rig.world.fakes.calls().is_empty(),
         "no snapshot step ran after the failed pre step\n{}",
         rig.context(&out)
     );
@@ -1025,7 +923,7 @@ fn a_second_run_of_a_running_job_exits_at_once_naming_the_first() {
     // Without a command_timeout that ends it, the first run's pre command runs until SIGTERM.
     rig.set_job(&format!("command_timeout: 1m\npre:\n  - command: \"{}\"\n", hang_once(&rig, "pre-started")));
     let mut first = rig.spawn(&[]);
-    rig.wait_until(&mut first, "the first run's pre command", |_| rig.fx.path("pre-started").exists());
+    rig.wait_until(&mut first, "the first run's pre command", |_| rig.world.fx.path("pre-started").exists());
     // Were the second run to wait for the lock, it would wait for the minute of the first's
     // command_timeout.
     let second = rig.finish_within(rig.spawn(&[]), Duration::from_secs(10));
@@ -1034,7 +932,7 @@ fn a_second_run_of_a_running_job_exits_at_once_naming_the_first() {
         &second,
         &[&format!("job db is already running (pid {} on ", first.pid()), "wait for it, or use --wait"],
     );
-    assert!(rig.fakes.calls().is_empty(), "the second run made nothing\n{}", rig.context(&second));
+    assert!(rig.world.fakes.calls().is_empty(), "the second run made nothing\n{}", rig.context(&second));
     first.signal(libc::SIGTERM);
     let out = rig.finish(first);
     rig.assert_exit(&out, 1);
@@ -1048,20 +946,29 @@ fn run_with_wait_runs_once_the_first_run_is_gone() {
     let rig = Rig::new(Backend::Rdiff, "run --wait behind a running job");
     rig.set_job(&format!("command_timeout: 1m\npre:\n  - command: \"{}\"\n", hang_once(&rig, "pre-started")));
     let mut first = rig.spawn(&[]);
-    rig.wait_until(&mut first, "the first run's pre command", |_| rig.fx.path("pre-started").exists());
+    rig.wait_until(&mut first, "the first run's pre command", |_| rig.world.fx.path("pre-started").exists());
     // --debug shows the info line that says the run waits, which is what this waits for.
     let mut second = rig.spawn(&["--wait".into(), "--debug".into()]);
     let waiting = format!("job db is already running (pid {} on ", first.pid());
     rig.wait_until(&mut second, "the second run waiting for the first", |ari| {
         ari.stderr_so_far().lines().any(|line| line.contains(&waiting) && line.contains("waiting for it"))
     });
-    assert!(rig.fakes.calls().is_empty(), "the waiting run made nothing yet\n{}", rig.fakes.report());
+    assert!(
+        rig.world.fakes.calls().is_empty(),
+        "the waiting run made nothing yet\n{}",
+        rig.world.fakes.report()
+    );
     first.signal(libc::SIGTERM);
     let out = rig.finish(first);
     rig.assert_exit(&out, 1);
     let out = rig.finish(second);
     rig.assert_exit(&out, 0);
-    assert_eq!(rig.fakes.calls_of("lvcreate").len(), 2, "the second run ran the job\n{}", rig.context(&out));
+    assert_eq!(
+        rig.world.fakes.calls_of("lvcreate").len(),
+        2,
+        "the second run ran the job\n{}",
+        rig.context(&out)
+    );
     rig.assert_clean(&out);
     rig.assert_backed_up(&out);
 }
@@ -1082,11 +989,11 @@ fn a_third_signal_aborts_cleanup_and_leaves_the_ledger_for_recover() {
         ari.signal(libc::SIGTERM);
         rig.wait_until(&mut ari, answer, |ari| ari.stderr_so_far().contains(answer));
     }
-    let umounts = rig.fakes.calls_of("umount");
+    let umounts = rig.world.fakes.calls_of("umount");
     assert!(
         umounts.last().is_some_and(|call| call.hung),
         "two signals stopped the hung umount: it was retried\n{}",
-        rig.fakes.report()
+        rig.world.fakes.report()
     );
     ari.signal(libc::SIGTERM);
     let out = rig.finish(ari);
@@ -1098,7 +1005,7 @@ fn a_third_signal_aborts_cleanup_and_leaves_the_ledger_for_recover() {
     );
     assert!(rig.ledger_path().exists(), "the ledger keeps what is left\n{}", rig.context(&out));
     assert_eq!(
-        rig.fakes.snapshots(),
+        rig.world.fakes.snapshots(),
         ["vg0/root-ari_backup", "vg1/data-ari_backup"],
         "aborted cleanup removed no snapshot\n{}",
         rig.context(&out)
@@ -1126,7 +1033,7 @@ fn job_timeout_kills_a_hung_backup_and_cleanup_runs() {
         ],
     );
     assert_eq!(
-        (rig.fakes.calls_of("umount").len(), rig.fakes.calls_of("lvremove").len()),
+        (rig.world.fakes.calls_of("umount").len(), rig.world.fakes.calls_of("lvremove").len()),
         (2, 2),
         "every cleanup step ran\n{}",
         rig.context(&out)

@@ -24,8 +24,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Instant;
 
-use tests::fakes::Fakes;
-use tests::{run, stderr, stdout, Fixture};
+use tests::{run, stderr, stdout, World};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/bad-input.txt");
 
@@ -353,40 +352,31 @@ fn judge(what: &str, out: &Output, job: &Path, problems: &mut Vec<String>) {
     }
 }
 
-/// One worker's fixture: a mount root, a markers directory, the fakes first on PATH (so that LVM and ZFS jobs find their tools, and any call of one is recorded).
+/// One worker's fixture: a [`World`] (a mount root, the fakes first on PATH, so that LVM and ZFS
+/// jobs find their tools, and any call of one is recorded) with a markers directory.
 struct Worker {
-    fx: Fixture,
-    fakes: Fakes,
+    world: World,
 }
 
 impl Worker {
     fn new() -> Worker {
-        let fx = Fixture::new();
-        for dir in ["mnt", "markers"] {
-            std::fs::create_dir_all(fx.path(dir)).unwrap();
-        }
-        fx.write_config(&format!("snapshot_mount_root: {}\n", fx.p("mnt")));
-        Worker { fx, fakes: Fakes::new() }
-    }
-
-    fn ari(&self) -> std::process::Command {
-        let mut command = self.fx.ari();
-        command.env("PATH", self.fakes.path_env());
-        command
+        let world = World::new();
+        std::fs::create_dir_all(world.fx.path("markers")).unwrap();
+        Worker { world }
     }
 
     /// Runs ari on one input.
     fn check(&self, input: &[u8], sample: bool) -> Outcome {
-        let job = self.fx.path("jobs.d/fuzz.yaml");
+        let job = self.world.fx.path("jobs.d/fuzz.yaml");
         std::fs::write(&job, self.with_markers(input)).unwrap();
         let mut problems = Vec::new();
-        let out = run(self.ari().arg("check").arg(&job));
+        let out = run(self.world.ari().arg("check").arg(&job));
         judge("check", &out, &job, &mut problems);
         let accepted = out.status.code() == Some(0);
         if !sample {
             return Outcome { problems, runs: 1, accepted };
         }
-        let out = run(self.ari().arg("plan").arg("--json").arg(&job));
+        let out = run(self.world.ari().arg("plan").arg("--json").arg(&job));
         judge("plan --json", &out, &job, &mut problems);
         if out.status.code() == Some(0) {
             if let Err(err) = serde_json::Deserializer::from_slice(&out.stdout)
@@ -396,14 +386,14 @@ impl Worker {
                 problems.push(format!("ari plan --json printed what is not JSON: {err}\n{}", stdout(&out)));
             }
         }
-        let out = run(self.ari().arg("run").arg("--dry-run").arg(&job));
+        let out = run(self.world.ari().arg("run").arg("--dry-run").arg(&job));
         judge("run --dry-run", &out, &job, &mut problems);
         Outcome { problems, runs: 3, accepted }
     }
 
     /// The input with [`MARKERS`] replaced by this worker's markers directory.
     fn with_markers(&self, input: &[u8]) -> Vec<u8> {
-        let markers = self.fx.p("markers");
+        let markers = self.world.fx.p("markers");
         let mut out = Vec::with_capacity(input.len());
         let mut rest = input;
         while let Some(at) = rest.windows(MARKERS.len()).position(|w| w == MARKERS.as_bytes()) {
@@ -418,8 +408,8 @@ impl Worker {
     /// Whatever ran that should not have: a fake tool called, a marker left.
     fn leftovers(&self) -> Vec<String> {
         let mut found: Vec<String> =
-            self.fakes.calls().iter().map(|c| format!("called {}", c.describe())).collect();
-        for entry in std::fs::read_dir(self.fx.path("markers")).unwrap().flatten() {
+            self.world.fakes.calls().iter().map(|c| format!("called {}", c.describe())).collect();
+        for entry in std::fs::read_dir(self.world.fx.path("markers")).unwrap().flatten() {
             found.push(format!("a job's command ran: {} exists", entry.path().display()));
         }
         found
@@ -479,9 +469,9 @@ fn mutated_job_files_are_checked_or_refused_naming_the_file_and_run_nothing() {
 
     // The valid jobs are valid: their mutants start from something ari accepts.
     for seed in &seeds[..valid] {
-        let job = workers[0].fx.path("jobs.d/valid.yaml");
+        let job = workers[0].world.fx.path("jobs.d/valid.yaml");
         std::fs::write(&job, workers[0].with_markers(seed.text.as_bytes())).unwrap();
-        let out = run(workers[0].ari().arg("check").arg(&job));
+        let out = run(workers[0].world.ari().arg("check").arg(&job));
         assert_eq!(out.status.code(), Some(0), "{}: {}{}", seed.name, stdout(&out), stderr(&out));
     }
 

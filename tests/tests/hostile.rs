@@ -11,9 +11,8 @@
 use std::path::PathBuf;
 
 use ari_core::settings::{self, SettingDef, SettingKind};
-use tests::fakes::Fakes;
 use tests::rdiff::rdiff_backup;
-use tests::{require_tool, run, stderr, Fixture};
+use tests::{require_tool, run, stderr, World};
 
 // The registry is collected at link time: name every plugin, as the `ari` binary does.
 use ari_command as _;
@@ -55,10 +54,9 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
     serde_json::to_string(&text).expect("a string serializes")
 }
 
-/// A job with its fakes, and the owners whose settings it may take.
+/// A job in the LVM [`World`], and the owners whose settings it may take.
 struct Scenario {
-    fx: Fixture,
-    fakes: Fakes,
+    world: World,
     job: String,
     owners: [&'static str; 3],
     marker: PathBuf,
@@ -66,12 +64,8 @@ struct Scenario {
 
 impl Scenario {
     fn new(backend: &'static str) -> Scenario {
-        let fx = Fixture::new();
-        let fakes = Fakes::new();
-        let root = fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n")]);
-        fakes.add_volume("vg0/root", &root);
-        std::fs::create_dir_all(fx.path("mnt")).unwrap();
-        fx.write_config(&format!("snapshot_mount_root: {}\nretry_interval: 0\n", fx.p("mnt")));
+        let world = World::lvm();
+        let fx = &world.fx;
         let marker = fx.path("pre-ran");
         let common = format!(
             "label: db\nsnapshot: lvm\nvolumes: [{{name: vg0/root, mount_point: /}}]\ninclude: [/etc]\npre:\n  - command: [touch, {}]\n",
@@ -84,7 +78,7 @@ impl Scenario {
             }
             _ => {
                 require_tool("rsync", "rsync");
-                fakes.add_dataset("pool/backups/db");
+                world.fakes.add_dataset("pool/backups/db");
                 std::fs::create_dir_all(fx.path("zfs/db")).unwrap();
                 format!(
                     "{common}backend: zfs\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: pool/backups/db\nsnapshot_expiration_days: 60\n",
@@ -92,23 +86,17 @@ impl Scenario {
                 )
             }
         };
-        Scenario { fx, fakes, job, owners: ["core", backend, "lvm"], marker }
-    }
-
-    fn ari(&self) -> std::process::Command {
-        let mut command = self.fx.ari();
-        command.env("PATH", self.fakes.path_env());
-        command
+        Scenario { world, job, owners: ["core", backend, "lvm"], marker }
     }
 
     /// Runs the job with `line` appended; every problem found, or none.
     fn refused(&self, name: &str, line: &str) -> Vec<String> {
         let text = format!("{}{line}\n", self.job);
         let number = text.lines().count();
-        let job = self.fx.write_job("db.yaml", &text);
+        let job = self.world.fx.write_job("db.yaml", &text);
         let mut problems = Vec::new();
         for command in ["check", "run"] {
-            let out = run(self.ari().arg(command).arg(&job));
+            let out = run(self.world.ari().arg(command).arg(&job));
             let err = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
             if out.status.code() != Some(2) {
                 problems
@@ -119,7 +107,7 @@ impl Scenario {
                 problems.push(format!("{name}: `{line}`: ari {command} did not name {at} {name}:\n{err}"));
             }
         }
-        let calls = self.fakes.calls();
+        let calls = self.world.fakes.calls();
         if !calls.is_empty() {
             problems.push(format!(
                 "{name}: `{line}`: commands ran: {:?}",
@@ -133,7 +121,7 @@ impl Scenario {
     }
 
     fn check_every_setting(&self) {
-        let marker = self.fx.p("hostile-ran");
+        let marker = self.world.fx.p("hostile-ran");
         let mut problems = Vec::new();
         let mut tried = 0;
         for def in settings::registry().values() {
@@ -157,11 +145,11 @@ impl Scenario {
         assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
 
         // Without the hostile value the same job runs: the value alone was refused.
-        let job = self.fx.write_job("db.yaml", &self.job);
-        let out = run(self.ari().arg("run").arg(&job));
+        let job = self.world.fx.write_job("db.yaml", &self.job);
+        let out = run(self.world.ari().arg("run").arg(&job));
         assert_eq!(out.status.code(), Some(0), "the job itself must run:\n{}", stderr(&out));
         assert!(self.marker.exists(), "the pre command of the valid job ran");
-        self.fakes.assert_clean();
+        self.world.assert_clean();
     }
 }
 

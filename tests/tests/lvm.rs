@@ -5,81 +5,40 @@
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use tests::fakes::Fakes;
 use tests::rdiff::rdiff_backup;
-use tests::{read_tree, run, stderr, Fixture, Sshd};
+use tests::worlds::root_volume_calls;
+use tests::{assert_exit, read_tree, run, stderr, Sshd, World};
 
-/// A fixture and fakes with two origin volumes: `vg0/root` (/etc, /srv/data as a mount point)
-/// and `vg1/data` (what /srv/data holds).
-struct Lvm {
-    fx: Fixture,
-    fakes: Fakes,
+/// The LVM world ([`World::lvm`]: `vg0/root` with /etc and /srv/data as a mount point,
+/// `vg1/data` with what /srv/data holds), with `max_retries: 2`.
+fn world() -> World {
+    rdiff_backup();
+    let lvm = World::lvm();
+    lvm.write_config("max_retries: 2\n");
+    lvm
 }
 
-impl Lvm {
-    fn new() -> Lvm {
-        rdiff_backup();
-        let fx = Fixture::new();
-        let fakes = Fakes::new();
-        let root =
-            fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n"), ("etc/app.conf", "x=1\n")]);
-        std::fs::create_dir_all(root.join("srv/data")).unwrap();
-        let data = fx.make_tree("origin-data", &[("db/table.ibd", "rows\n"), ("db/log", "log\n")]);
-        fakes.add_volume("vg0/root", &root);
-        fakes.add_volume("vg1/data", &data);
-        // No pause between retries: the retry policy is what is tested, not the clock.
-        fx.write_config(&format!(
-            "snapshot_mount_root: {}\nretry_interval: 0\nmax_retries: 2\n",
-            fx.p("mnt")
-        ));
-        std::fs::create_dir_all(fx.path("mnt")).unwrap();
-        Lvm { fx, fakes }
-    }
-
-    /// A job over both volumes (the data one mounted with options) on `host`.
-    fn two_volume_job(&self, host: &str, extra: &str) -> std::path::PathBuf {
-        self.fx.write_job(
-            "db.yaml",
-            &format!(
-                "label: db\nsource_hostname: {host}\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"ro,noatime\"}}\ninclude: [/etc, /srv/data]\n{extra}"
-            ),
-        )
-    }
-
-    /// `ari run JOB` with the fakes first on PATH.
-    fn run(&self, job: &Path) -> Output {
-        run(self.ari().arg("run").arg(job))
-    }
-
-    fn ari(&self) -> Command {
-        let mut command = self.fx.ari();
-        command.env("PATH", self.fakes.path_env());
-        command
-    }
-
-    /// Nothing left: no snapshot, no mount (the fakes), no mount directory (the real disk).
-    fn assert_clean(&self) {
-        self.fakes.assert_clean();
-        let left: Vec<_> =
-            std::fs::read_dir(self.fx.path("mnt")).unwrap().flatten().map(|e| e.path()).collect();
-        assert!(left.is_empty(), "mount directories left behind: {left:?}");
-    }
-
-    fn tools_called(&self) -> Vec<String> {
-        self.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect()
-    }
+/// A job over both volumes (the data one mounted with options) on `host`.
+fn two_volume_job(lvm: &World, host: &str, extra: &str) -> PathBuf {
+    lvm.fx.write_job(
+        "db.yaml",
+        &format!(
+            "label: db\nsource_hostname: {host}\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"ro,noatime\"}}\ninclude: [/etc, /srv/data]\n{extra}"
+        ),
+    )
 }
 
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "stderr:\n{}", stderr(out));
+/// A fake tool run directly, as another program on the host would.
+fn fake(lvm: &World, tool: &str) -> Command {
+    Command::new(lvm.fakes.bin_dir().join(tool))
 }
 
 #[test]
 fn one_volume_locally_backs_up_the_snapshot_and_cleans_up() {
-    let lvm = Lvm::new();
+    let lvm = world();
     let job = lvm.fx.write_job(
         "root.yaml",
         "label: root\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n",
@@ -92,25 +51,14 @@ fn one_volume_locally_backs_up_the_snapshot_and_cleans_up() {
         read_tree(&lvm.fx.path("origin-root/etc"), &[]),
         "the snapshot's /etc was backed up"
     );
-    let base = lvm.fx.p("mnt/root");
-    assert_eq!(
-        lvm.tools_called(),
-        [
-            "lvcreate -s -L 1G vg0/root -n root-ari_backup".to_string(),
-            format!("mountpoint -q {base}"),
-            format!("mount /dev/vg0/root-ari_backup {base}"),
-            format!("umount {base}"),
-            "lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup".to_string(),
-            "lvremove -f vg0/root-ari_backup".to_string(),
-        ]
-    );
+    assert_eq!(lvm.tools_called(), root_volume_calls(&lvm.fx.p("mnt/root")));
     lvm.assert_clean();
 }
 
 #[test]
 fn two_volumes_with_mount_options_locally() {
-    let lvm = Lvm::new();
-    let job = lvm.two_volume_job("localhost", "");
+    let lvm = world();
+    let job = two_volume_job(&lvm, "localhost", "");
     let out = lvm.run(&job);
     assert_exit(&out, 0);
     assert_eq!(
@@ -146,14 +94,10 @@ fn two_volumes_with_mount_options_locally() {
 
 #[test]
 fn two_volumes_on_a_remote_host() {
-    let lvm = Lvm::new();
+    let lvm = world();
     let sshd = Sshd::builder().path_prefix(lvm.fakes.bin_dir()).start();
-    lvm.fx.write_config(&format!(
-        "snapshot_mount_root: {}\nretry_interval: 0\n{}",
-        lvm.fx.p("mnt"),
-        sshd.config_yaml(),
-    ));
-    let job = lvm.two_volume_job(sshd.host_alias(), "");
+    lvm.write_config(&sshd.config_yaml());
+    let job = two_volume_job(&lvm, sshd.host_alias(), "");
     let out = lvm.run(&job);
     assert_exit(&out, 0);
     assert_eq!(
@@ -166,9 +110,10 @@ fn two_volumes_on_a_remote_host() {
 
 #[test]
 fn after_snapshot_commands_run_once_everything_is_mounted() {
-    let lvm = Lvm::new();
+    let lvm = world();
     let log = lvm.fx.p("after.log");
-    let job = lvm.two_volume_job(
+    let job = two_volume_job(
+        &lvm,
         "localhost",
         &format!("after_snapshot:\n  - command: \"ls {} > {log}\"\n", lvm.fx.p("mnt/db/srv/data/db")),
     );
@@ -179,9 +124,9 @@ fn after_snapshot_commands_run_once_everything_is_mounted() {
 
 #[test]
 fn lvcreate_of_the_second_volume_fails() {
-    let lvm = Lvm::new();
+    let lvm = world();
     lvm.fakes.fail("lvcreate", &[2], 5, "  Insufficient free space: 256 extents needed");
-    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("snapshot step lvcreate vg1/data-ari_backup failed"), "{}", stderr(&out));
     assert!(stderr(&out).contains("Insufficient free space"), "{}", stderr(&out));
@@ -192,9 +137,9 @@ fn lvcreate_of_the_second_volume_fails() {
 
 #[test]
 fn mount_of_the_first_volume_fails() {
-    let lvm = Lvm::new();
+    let lvm = world();
     lvm.fakes.fail("mount", &[1], 32, "mount: wrong fs type, bad option, bad superblock");
-    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 1);
     assert!(lvm.fakes.calls_of("umount").is_empty());
     assert_eq!(lvm.fakes.calls_of("lvremove").len(), 2);
@@ -203,7 +148,7 @@ fn mount_of_the_first_volume_fails() {
 
 #[test]
 fn mount_of_the_second_volume_fails_through_a_bad_option() {
-    let lvm = Lvm::new();
+    let lvm = world();
     let job = lvm.fx.write_job(
         "db.yaml",
         "label: db\nsnapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/data, mount_point: /srv/data, mount_options: \"ro,bogus\"}\ninclude: [/etc]\n",
@@ -217,14 +162,14 @@ fn mount_of_the_second_volume_fails_through_a_bad_option() {
 
 #[test]
 fn the_backup_itself_fails() {
-    let lvm = Lvm::new();
+    let lvm = world();
     std::fs::write(lvm.fx.path("store/db"), "a file where the repository should be").unwrap();
     let marker = lvm.fx.p("failure-hook-ran");
-    let out =
-        lvm.run(&lvm.two_volume_job(
-            "localhost",
-            &format!("post:\n  - command: [touch, {marker}]\n    when: failure\n"),
-        ));
+    let out = lvm.run(&two_volume_job(
+        &lvm,
+        "localhost",
+        &format!("post:\n  - command: [touch, {marker}]\n    when: failure\n"),
+    ));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("main step rdiff-backup failed"), "{}", stderr(&out));
     assert!(Path::new(&marker).exists());
@@ -233,9 +178,9 @@ fn the_backup_itself_fails() {
 
 #[test]
 fn umount_failing_twice_then_succeeding_is_retried_to_success() {
-    let lvm = Lvm::new();
+    let lvm = world();
     lvm.fakes.fail("umount", &[1, 2], 32, "umount: target is busy.");
-    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 0);
     assert_eq!(lvm.fakes.calls_of("umount").len(), 4, "two failures, then both volumes");
     lvm.assert_clean();
@@ -243,10 +188,10 @@ fn umount_failing_twice_then_succeeding_is_retried_to_success() {
 
 #[test]
 fn umount_always_failing_exits_3_and_names_what_is_left() {
-    let lvm = Lvm::new();
+    let lvm = world();
     let base = lvm.fx.p("mnt/db");
     lvm.fakes.fail_matching("umount", &format!("{base}/srv/data"), 32, "umount: target is busy.");
-    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 3);
     let err = stderr(&out);
     assert!(
@@ -269,9 +214,9 @@ fn umount_always_failing_exits_3_and_names_what_is_left() {
 
 #[test]
 fn lvremove_failing_exits_3_and_names_the_snapshot() {
-    let lvm = Lvm::new();
+    let lvm = world();
     lvm.fakes.fail_matching("lvremove", "vg0/root", 5, "  Logical volume vg0/root-ari_backup in use.");
-    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 3);
     assert!(
         stderr(&out).contains("left behind: snapshot vg0/root-ari_backup on localhost"),
@@ -284,13 +229,13 @@ fn lvremove_failing_exits_3_and_names_the_snapshot() {
 
 #[test]
 fn a_target_that_is_already_a_mount_point_is_refused() {
-    let lvm = Lvm::new();
+    let lvm = world();
     // Something else is mounted where the snapshot would go.
     let base = lvm.fx.path("mnt/db");
     std::fs::create_dir_all(&base).unwrap();
     lvm.fakes.add_volume("vg9/other", &lvm.fx.path("origin-data"));
-    run(lvm.ari_command("mount").args(["/dev/vg9/other"]).arg(&base));
-    let out = lvm.run(&lvm.two_volume_job("localhost", ""));
+    run(fake(&lvm, "mount").args(["/dev/vg9/other"]).arg(&base));
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 1);
     assert!(
         stderr(&out).contains(&format!("{} is already a mount point on localhost", base.display())),
@@ -301,16 +246,9 @@ fn a_target_that_is_already_a_mount_point_is_refused() {
     assert_eq!(lvm.fakes.snapshots(), Vec::<String>::new(), "its snapshots were removed");
 }
 
-impl Lvm {
-    /// A fake tool run directly, as another program on the host would.
-    fn ari_command(&self, tool: &str) -> Command {
-        Command::new(self.fakes.bin_dir().join(tool))
-    }
-}
-
 #[test]
 fn lvremove_refuses_a_volume_that_lvs_does_not_show_as_the_jobs_snapshot() {
-    let lvm = Lvm::new();
+    let lvm = world();
     let job = lvm.fx.write_job(
         "root.yaml",
         "label: root\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n",

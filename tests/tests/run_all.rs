@@ -6,7 +6,7 @@
 
 use std::process::{Command, Stdio};
 
-use tests::{run, stderr, stdout, Fixture};
+use tests::{eventually, run, stderr, stdout, Fixture, Running};
 
 /// A `command` job that runs locally: it records nothing itself; the run report has its times.
 fn sleeper(fx: &Fixture, name: &str, host: &str, seconds: f64) {
@@ -56,17 +56,56 @@ fn max_overlap(spans: &[(String, f64, f64, Vec<String>)], host: Option<&str>) ->
     relevant.iter().map(|s| relevant.iter().filter(|o| o.1 <= s.1 && s.1 < o.2).count()).max().unwrap_or(0)
 }
 
+/// A `command` job that says it started (a file in `started/`) and then runs until the test
+/// lets every held job go (makes `go`).
+fn held(fx: &Fixture, name: &str, host: &str) {
+    fx.write_job(
+        &format!("{name}.yaml"),
+        &format!(
+            "backend: command\nsource_hostname: {host}\ncommand_host: local\ncommand: [sh, -c, \"touch {started}/{name}; while [ ! -e {go} ]; do sleep 0.05; done\"]\n",
+            started = fx.p("started"),
+            go = fx.p("go"),
+        ),
+    );
+}
+
+/// The held jobs that have started so far, by name.
+fn started(fx: &Fixture) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fx.path("started"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn jobs_sharing_a_host_never_exceed_the_caps() {
     let fx = Fixture::new();
     fx.write_config("max_concurrent_jobs: 4\nmax_jobs_per_host: 2\n");
+    std::fs::create_dir(fx.path("started")).unwrap();
     for i in 0..6 {
-        sleeper(&fx, &format!("a{i}"), "host-a", 0.4);
-        sleeper(&fx, &format!("b{i}"), "host-b", 0.4);
+        held(&fx, &format!("a{i}"), "host-a");
+        held(&fx, &format!("b{i}"), "host-b");
     }
-    let out = run(fx.ari().arg("run-all"));
+    // No held job ends before the test lets them go, so once four have started, four run at
+    // once: the caps are filled, two jobs of each host.
+    let running = Running::start(fx.ari().arg("run-all"));
+    assert!(
+        eventually(|| started(&fx).len() >= 4),
+        "run-all never ran four jobs at once: {:?}\n{}",
+        started(&fx),
+        running.stderr_so_far()
+    );
+    let at_once = started(&fx);
+    let of = |host: &str| at_once.iter().filter(|name| name.starts_with(host)).count();
+    assert_eq!((at_once.len(), of("a"), of("b")), (4, 2, 2), "running at once: {at_once:?}");
+    std::fs::write(fx.path("go"), "").unwrap();
+    let out = running.wait();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "", "the summary is printed only on failure by default");
+    assert_eq!(started(&fx).len(), 12, "every job ran");
     let report = last_report(&fx);
     let spans = spans(&report);
     assert_eq!(spans.len(), 12);
@@ -85,6 +124,16 @@ fn the_default_caps_run_one_job_at_a_time() {
     assert_eq!(max_overlap(&spans(&last_report(&fx)), None), 1);
 }
 
+/// Sets the duration of every run in the history of `label` to `seconds`.
+fn set_durations(fx: &Fixture, label: &str, seconds: f64) {
+    let history = fx.path(&format!("state/history/{label}.json"));
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
+    for run in json["runs"].as_array_mut().expect("a history has runs") {
+        run["duration_seconds"] = seconds.into();
+    }
+    std::fs::write(&history, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
 #[test]
 fn order_is_new_jobs_first_then_longest_first() {
     let fx = Fixture::new();
@@ -98,6 +147,18 @@ fn order_is_new_jobs_first_then_longest_first() {
     };
     assert!(run(fx.ari().arg("run-all")).status.success());
     assert_eq!(started_order(&fx), ["a-short", "b-mid", "c-long"], "without history: by name");
+    // Each run's duration is in its history: at least as long as the job slept.
+    for (label, slept) in [("a-short", 0.1), ("b-mid", 0.3), ("c-long", 0.6)] {
+        let history = fx.path(&format!("state/history/{label}.json"));
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&history).unwrap()).unwrap();
+        let duration = json["runs"][0]["duration_seconds"].as_f64().unwrap();
+        assert!(duration >= slept, "{label} slept {slept} s and took {duration} s: {json}");
+    }
+    // The order follows the durations the history holds, whatever the machine's load made of
+    // the sleeps: the test sets them far apart.
+    for (label, seconds) in [("a-short", 10.0), ("b-mid", 30.0), ("c-long", 60.0)] {
+        set_durations(&fx, label, seconds);
+    }
     sleeper(&fx, "z-new", "h4", 0.1);
     assert!(run(fx.ari().arg("run-all")).status.success());
     assert_eq!(
@@ -165,27 +226,48 @@ fn summary_modes() {
 #[test]
 fn a_second_run_all_is_refused_while_one_runs_and_wait_waits() {
     let fx = Fixture::new();
-    let marker = fx.p("first-is-running");
+    let marker = fx.path("job-started");
+    let hold = fx.path("hold");
+    std::fs::create_dir(&hold).unwrap();
+    // The job runs until the test lets it go (removes `hold`), however long the test takes.
     fx.write_job(
         "slow.yaml",
-        &format!("backend: command\ncommand_host: local\ncommand: [sh, -c, \"touch {marker}; sleep 2\"]\n"),
+        &format!(
+            "backend: command\ncommand_host: local\ncommand: [sh, -c, \"touch {}; while [ -d {} ]; do sleep 0.1; done\"]\n",
+            marker.display(),
+            hold.display()
+        ),
     );
-    let mut first = fx.ari().arg("run-all").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !std::path::Path::new(&marker).exists() {
-        assert!(std::time::Instant::now() < deadline, "the first run-all never started its job");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut first = Running::start(fx.ari().arg("run-all"));
+    assert!(eventually(|| marker.exists()), "the first run-all never started its job");
     let out = run(fx.ari().arg("run-all"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&format!("ari run-all is already running (pid {} on ", first.id())),
+        stderr(&out).contains(&format!("ari run-all is already running (pid {} on ", first.pid())),
         "{}",
         stderr(&out)
     );
-    let out = run(fx.ari().args(["run-all", "--wait"]));
+
+    // --debug shows the info line that says the run waits, which is what this waits for.
+    std::fs::remove_file(&marker).unwrap();
+    let waiting = Running::start(fx.ari().args(["run-all", "--wait", "--debug"]));
+    let line = format!("ari run-all is already running (pid {} on ", first.pid());
+    assert!(
+        eventually(|| waiting
+            .stderr_so_far()
+            .lines()
+            .any(|l| l.contains(&line) && l.contains("waiting for it"))),
+        "the second run-all never said it waits:\n{}",
+        waiting.stderr_so_far()
+    );
+    assert!(first.child.try_wait().unwrap().is_none(), "the first run-all ended while it was held");
+    assert!(!marker.exists(), "the waiting run-all started its job while the first ran");
+    std::fs::remove_dir(&hold).unwrap();
+    let first = first.wait();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let out = waiting.wait();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(first.wait().unwrap().success(), "--wait returned only once the first was done");
+    assert!(marker.exists(), "--wait ran the job once the first run-all was done");
 }
 
 #[test]
@@ -245,12 +327,29 @@ fn list_shows_every_entry_and_why_it_is_skipped() {
 #[test]
 fn no_progress_display_without_a_terminal_but_one_on_a_terminal() {
     let fx = Fixture::new();
-    sleeper(&fx, "quick", "h1", 0.6);
+    let hold = fx.path("hold");
+    // The job runs while `hold` exists: not at all in the first run, until the test has seen the
+    // display in the second.
+    fx.write_job(
+        "quick.yaml",
+        &format!(
+            "backend: command\ncommand_host: local\ncommand: [sh, -c, \"while [ -d {} ]; do sleep 0.05; done\"]\n",
+            hold.display()
+        ),
+    );
     let out = run(fx.ari().arg("run-all"));
     assert_eq!(stderr(&out), "", "no progress display when stderr is no terminal");
     // `script` gives ari a terminal, as an admin's shell would.
+    std::fs::create_dir(&hold).unwrap();
     let command = format!("{} --config {} run-all", tests::ari_bin().display(), fx.config_path().display());
-    let out = run(Command::new("script").args(["-qec", &command, "/dev/null"]).stdin(Stdio::null()));
+    let shown =
+        Running::start(Command::new("script").args(["-qec", &command, "/dev/null"]).stdin(Stdio::null()));
+    assert!(
+        eventually(|| shown.stdout_so_far().contains("done")),
+        "no progress display on a terminal: {:?}",
+        shown.stdout_so_far()
+    );
+    std::fs::remove_dir(&hold).unwrap();
+    let out = shown.wait();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("done"), "a progress display on a terminal: {:?}", stdout(&out));
 }

@@ -13,18 +13,14 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use tests::fakes::Fakes;
 use tests::rdiff::rdiff_backup;
-use tests::{ari_bin, fingerprint, require_tool, run, stderr, stdout, Fixture};
+use tests::{ari_bin, assert_exit, fingerprint, require_tool, run, stderr, stdout, Fixture};
 
 /// The unprivileged user the tests run ari as.
 const NOBODY: u32 = 65534;
-
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(out), stderr(out));
-}
 
 #[track_caller]
 fn assert_has(text: &str, expected: &str) {

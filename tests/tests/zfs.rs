@@ -4,77 +4,49 @@
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-use tests::fakes::Fakes;
 use tests::rdiff::now;
-use tests::{read_tree, require_tool, run, stderr, stdout, Fixture, Sshd};
+use tests::{assert_exit, read_tree, require_tool, run, stderr, stdout, Fixture, Sshd, World};
 
 const DATASET: &str = "pool/backups/web";
 const DAY: i64 = 86_400;
 
-struct Zfs {
-    fx: Fixture,
-    fakes: Fakes,
+/// A [`World`] with the dataset (and a child of it) in the fake ZFS, and the directory rsync
+/// sends into.
+fn world() -> World {
+    require_tool("rsync", "rsync");
+    let zfs = World::new();
+    zfs.fakes.add_dataset(DATASET);
+    zfs.fakes.add_dataset(&format!("{DATASET}/child"));
+    std::fs::create_dir_all(zfs.fx.path("zfs/web")).unwrap();
+    zfs
 }
 
-impl Zfs {
-    fn new() -> Zfs {
-        require_tool("rsync", "rsync");
-        let fx = Fixture::new();
-        let fakes = Fakes::new();
-        fakes.add_dataset(DATASET);
-        fakes.add_dataset(&format!("{DATASET}/child"));
-        std::fs::create_dir_all(fx.path("mnt")).unwrap();
-        std::fs::create_dir_all(fx.path("zfs/web")).unwrap();
-        fx.write_config(&format!("snapshot_mount_root: {}\nretry_interval: 0\n", fx.p("mnt")));
-        Zfs { fx, fakes }
-    }
-
-    fn ari(&self) -> Command {
-        let mut command = self.fx.ari();
-        command.env("PATH", self.fakes.path_env());
-        command
-    }
-
-    fn run(&self, job: &Path) -> Output {
-        run(self.ari().arg("run").arg(job))
-    }
-
-    /// A job without a snapshot source, sending two local trees into the dataset's directory.
-    fn plain_job(&self, extra: &str) -> PathBuf {
-        let src = self.fx.make_tree(
-            "src",
-            &[
-                ("etc/hosts", "127.0.0.1\n"),
-                ("srv/www/index.html", "<h1>hi</h1>\n"),
-                ("srv/www/tmp/x", "skip\n"),
-            ],
-        );
-        self.fx.write_job(
-            "web.yaml",
-            &format!(
-                "label: web\nbackend: zfs\ninclude: [{src}/etc, {src}/srv/www]\nexclude: [{src}/srv/www/tmp]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n{extra}",
-                src = src.display(),
-                dst = self.fx.p("zfs/web"),
-            ),
-        )
-    }
-
-    fn snapshot_names(&self) -> Vec<String> {
-        self.fakes.zfs_snapshots().into_iter().map(|(name, _)| name).collect()
-    }
+/// A job without a snapshot source, sending two local trees into the dataset's directory.
+fn plain_job(zfs: &World, extra: &str) -> PathBuf {
+    let src = zfs.fx.make_tree(
+        "src",
+        &[("etc/hosts", "127.0.0.1\n"), ("srv/www/index.html", "<h1>hi</h1>\n"), ("srv/www/tmp/x", "skip\n")],
+    );
+    zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{src}/etc, {src}/srv/www]\nexclude: [{src}/srv/www/tmp]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n{extra}",
+            src = src.display(),
+            dst = zfs.fx.p("zfs/web"),
+        ),
+    )
 }
 
-fn assert_exit(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "stderr:\n{}", stderr(out));
+fn snapshot_names(zfs: &World) -> Vec<String> {
+    zfs.fakes.zfs_snapshots().into_iter().map(|(name, _)| name).collect()
 }
 
 #[test]
 fn without_lvm_include_lists_what_is_sent_and_a_snapshot_is_taken() {
-    let zfs = Zfs::new();
-    let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
+    let zfs = world();
+    let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
     assert_exit(&out, 0);
     let src = zfs.fx.path("src");
     let sent = zfs.fx.path("zfs/web").join(src.strip_prefix("/").unwrap());
@@ -84,19 +56,15 @@ fn without_lvm_include_lists_what_is_sent_and_a_snapshot_is_taken() {
         read_tree(&src.join("srv/www"), &["tmp"]),
         "the exclude holds"
     );
-    assert_eq!(zfs.snapshot_names(), [format!("{DATASET}@ari-backup-nightly")]);
+    assert_eq!(snapshot_names(&zfs), [format!("{DATASET}@ari-backup-nightly")]);
     zfs.fakes.assert_no_unexpected_calls();
 }
 
 #[test]
 fn over_lvm_on_a_remote_source_rsync_reaches_the_zfs_host_through_ssh() {
-    let zfs = Zfs::new();
+    let zfs = world();
     let sshd = Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start();
-    zfs.fx.write_config(&format!(
-        "snapshot_mount_root: {}\nretry_interval: 0\n{}",
-        zfs.fx.p("mnt"),
-        sshd.config_yaml(),
-    ));
+    zfs.write_config(&sshd.config_yaml());
     let root =
         zfs.fx.make_tree("origin-root", &[("etc/hosts", "127.0.0.1\n"), ("var/lib/db/data", "rows\n")]);
     zfs.fakes.add_volume("vg0/root", &root);
@@ -116,23 +84,25 @@ fn over_lvm_on_a_remote_source_rsync_reaches_the_zfs_host_through_ssh() {
         "the snapshot's whole tree was sent"
     );
     assert_eq!(zfs.fakes.zfs_snapshots().len(), 1);
-    zfs.fakes.assert_clean();
-    assert!(std::fs::read_dir(zfs.fx.path("mnt")).unwrap().next().is_none(), "mount directory left behind");
+    zfs.assert_clean();
 }
 
 #[test]
 fn a_failed_rsync_takes_no_snapshot_and_expires_nothing() {
-    let zfs = Zfs::new();
+    let zfs = world();
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), now() as i64 - 400 * DAY);
-    let job = zfs.plain_job(&format!(
-        "rsync_path: {}\n",
-        zfs.fx
-            .write_script(
-                "bin/failing-rsync",
-                "#!/bin/sh\necho 'rsync: connection unexpectedly closed' >&2\nexit 12\n"
-            )
-            .display()
-    ));
+    let job = plain_job(
+        &zfs,
+        &format!(
+            "rsync_path: {}\n",
+            zfs.fx
+                .write_script(
+                    "bin/failing-rsync",
+                    "#!/bin/sh\necho 'rsync: connection unexpectedly closed' >&2\nexit 12\n"
+                )
+                .display()
+        ),
+    );
     let out = zfs.run(&job);
     assert_exit(&out, 1);
     assert!(
@@ -141,12 +111,12 @@ fn a_failed_rsync_takes_no_snapshot_and_expires_nothing() {
         stderr(&out)
     );
     assert!(zfs.fakes.calls_of("zfs").is_empty(), "no zfs command after a failed backup");
-    assert_eq!(zfs.snapshot_names(), [format!("{DATASET}@ari-backup-old")]);
+    assert_eq!(snapshot_names(&zfs), [format!("{DATASET}@ari-backup-old")]);
 }
 
 #[test]
 fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
-    let zfs = Zfs::new();
+    let zfs = world();
     let t = now() as i64;
     let seed = [
         (format!("{DATASET}@ari-backup-expired"), t - 90 * DAY),
@@ -159,9 +129,9 @@ fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
     for (name, creation) in &seed {
         zfs.fakes.add_zfs_snapshot(name, *creation);
     }
-    let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
+    let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
     assert_exit(&out, 0);
-    let mut left = zfs.snapshot_names();
+    let mut left = snapshot_names(&zfs);
     left.sort();
     let mut expected = vec![
         format!("{DATASET}/child@ari-backup-child"),
@@ -190,7 +160,7 @@ fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
 
 #[test]
 fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
-    let zfs = Zfs::new();
+    let zfs = world();
     let t = now() as i64;
     for (name, age) in [("a", 300), ("b", 200), ("c", 100)] {
         zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-{name}"), t - age * DAY);
@@ -201,7 +171,8 @@ fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
         1,
         "cannot create snapshot: out of space",
     );
-    let out = zfs.run(&zfs.plain_job(
+    let out = zfs.run(&plain_job(
+        &zfs,
         "zfs_keep_min: 1
 ",
     ));
@@ -214,7 +185,7 @@ fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
         "after the failed snapshot, expiry neither listed nor destroyed anything: {calls:?}"
     );
     assert_eq!(
-        zfs.snapshot_names(),
+        snapshot_names(&zfs),
         ["a", "b", "c"].map(|n| format!("{DATASET}@ari-backup-{n}")),
         "every old snapshot is kept while no new one could be taken"
     );
@@ -222,7 +193,7 @@ fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
 
 #[test]
 fn a_malformed_listing_destroys_nothing_and_names_the_line() {
-    let zfs = Zfs::new();
+    let zfs = world();
     let t = now() as i64;
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
     zfs.fakes.output(
@@ -230,7 +201,7 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
         &[3],
         &format!("{DATASET}@ari-backup-old\t{}\ngarbage line without a tab\n", t - 400 * DAY),
     );
-    let out = zfs.run(&zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n"));
+    let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
     assert_exit(&out, 1);
     assert!(
         stderr(&out).contains("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation -d 1 pool/backups/web` on localhost: line 2: expected NAME<tab>CREATION, found `garbage line without a tab`"),
@@ -238,7 +209,7 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
         stderr(&out)
     );
     assert!(zfs.fakes.calls_of("zfs").iter().all(|c| c.args[0] != "destroy"));
-    assert!(zfs.snapshot_names().contains(&format!("{DATASET}@ari-backup-old")));
+    assert!(snapshot_names(&zfs).contains(&format!("{DATASET}@ari-backup-old")));
 }
 
 #[test]
@@ -251,8 +222,7 @@ fn plan_shows_every_lvm_and_zfs_command_with_cleanup_and_the_dynamic_expiry() {
     let out = run(fx.ari().arg("plan").arg(&job));
     assert_exit(&out, 0);
     insta::assert_snapshot!(stdout(&out));
-    let out = run(fx.ari().args(["plan", "--json"]).arg(&job));
-    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let plan = fx.plan_json(&job);
     let expiry = plan["steps"].as_array().unwrap().last().unwrap();
     assert_eq!(expiry["dynamic"], true);
     assert_eq!(expiry["host"], "zfs-backup-server");
@@ -263,15 +233,15 @@ fn two_runs_in_one_minute_take_two_snapshots() {
     // The snapshot is named when its step runs, and never as one the dataset already has: a
     // second run within the timestamp's minute gets a `-2` (a run-all job started hours after
     // it was planned gets the time it runs at, too).
-    let zfs = Zfs::new();
-    let job = zfs.plain_job("zfs_snapshot_timestamp_format: nightly\n");
+    let zfs = world();
+    let job = plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n");
     for attempt in ["first", "second"] {
         let out = zfs.run(&job);
         assert_exit(&out, 0);
         assert!(stderr(&out).is_empty(), "the {attempt} run: {}", stderr(&out));
     }
     assert_eq!(
-        zfs.snapshot_names(),
+        snapshot_names(&zfs),
         [format!("{DATASET}@ari-backup-nightly"), format!("{DATASET}@ari-backup-nightly-2")]
     );
 }

@@ -1,0 +1,101 @@
+//! The world an LVM or ZFS scenario runs in: a [`Fixture`] and the stateful [`Fakes`] first on
+//! `PATH`, a mount root for snapshots, and a config that mounts them there and does not pause
+//! between retries (the retry policy is what the tests check, not the clock). [`World::lvm`]
+//! adds the two origin volumes every LVM scenario backs up.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::fakes::Fakes;
+use crate::Fixture;
+
+/// A fixture and the fakes its `ari` runs with.
+pub struct World {
+    /// The ari installation: config, jobs, state, store, and the `mnt/` mount root.
+    pub fx: Fixture,
+    /// The fake LVM, mount and ZFS tools, first on the `PATH` of [`World::ari`].
+    pub fakes: Fakes,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+impl World {
+    /// A fixture with an empty `mnt/`, its config as [`World::write_config`] writes it, and
+    /// fakes without volumes or datasets.
+    pub fn new() -> World {
+        let world = World { fx: Fixture::new(), fakes: Fakes::new() };
+        fs::create_dir_all(world.fx.path("mnt")).expect("create the mount root");
+        world.write_config("");
+        world
+    }
+
+    /// [`World::new`] with two origin volumes: `vg0/root` (`origin-root`: `/etc/hosts`,
+    /// `/etc/app.conf`, and an empty `/srv/data`, the mount point of the other) and `vg1/data`
+    /// (`origin-data`: `db/table.ibd`, `db/log`, what `/srv/data` holds).
+    pub fn lvm() -> World {
+        let world = World::new();
+        let root = world
+            .fx
+            .make_tree("origin-root", &[("etc/hosts", "127.0.0.1 localhost\n"), ("etc/app.conf", "x=1\n")]);
+        fs::create_dir_all(root.join("srv/data")).expect("create the data volume's mount point");
+        let data = world.fx.make_tree("origin-data", &[("db/table.ibd", "rows\n"), ("db/log", "log\n")]);
+        world.fakes.add_volume("vg0/root", &root);
+        world.fakes.add_volume("vg1/data", &data);
+        world
+    }
+
+    /// Writes the config: the fixture's directories, `snapshot_mount_root` in `mnt/`,
+    /// `retry_interval: 0`, then `extra` YAML lines.
+    pub fn write_config(&self, extra: &str) {
+        self.fx
+            .write_config(&format!("snapshot_mount_root: {}\nretry_interval: 0\n{extra}", self.fx.p("mnt")));
+    }
+
+    /// `ari --config CONFIG` with the fakes first on `PATH`.
+    pub fn ari(&self) -> Command {
+        let mut command = self.fx.ari();
+        command.env("PATH", self.fakes.path_env());
+        command
+    }
+
+    /// `ari run JOB` to its end.
+    pub fn run(&self, job: &Path) -> Output {
+        crate::run(self.ari().arg("run").arg(job))
+    }
+
+    /// Every call of a fake so far, as `tool args...`.
+    pub fn tools_called(&self) -> Vec<String> {
+        self.fakes.calls().iter().map(|c| format!("{} {}", c.tool, c.args.join(" "))).collect()
+    }
+
+    /// What is left in the mount root (on the real disk).
+    pub fn mount_dirs(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.fx.path("mnt")).expect("read the mount root").flatten().map(|e| e.path()).collect()
+    }
+
+    /// Nothing left: no snapshot, no mount, no unexpected call (the fakes), no mount directory.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        self.fakes.assert_clean();
+        let left = self.mount_dirs();
+        assert!(left.is_empty(), "mount directories left behind: {left:?}");
+    }
+}
+
+/// The calls of a run of a job over `vg0/root` alone, mounted at `base`: the snapshot, the
+/// refusal of a mount point already in use, the mount, then the cleanup with its proof.
+pub fn root_volume_calls(base: &str) -> Vec<String> {
+    vec![
+        "lvcreate -s -L 1G vg0/root -n root-ari_backup".to_string(),
+        format!("mountpoint -q {base}"),
+        format!("mount /dev/vg0/root-ari_backup {base}"),
+        format!("umount {base}"),
+        "lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup".to_string(),
+        "lvremove -f vg0/root-ari_backup".to_string(),
+    ]
+}
