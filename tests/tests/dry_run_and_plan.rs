@@ -155,3 +155,22 @@ fn shell_words_join(words: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[test]
+fn plan_and_check_probe_but_write_nothing() {
+    // Planning an rdiff job asks rdiff-backup its version (the backend's probe), whose answer a
+    // real run caches in state_dir; plan and check ask too, and write nothing.
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a.txt", "1\n")]);
+    let job = fx.write_job("probe.yaml", &format!("include: [{}]\nrdiff_backup_cli: auto\n", src.display()));
+    let before = tests::fingerprint(&fx.path("state"));
+    for command in ["plan", "check"] {
+        let out = run(fx.ari().arg(command).arg(&job));
+        assert!(out.status.success(), "{command}: {}", stderr(&out));
+        assert_eq!(tests::fingerprint(&fx.path("state")), before, "ari {command} wrote into state_dir");
+    }
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fx.path("state/cache").exists(), "a real run caches the version it asked");
+}
