@@ -19,6 +19,7 @@ mod api;
 mod bench;
 mod demo;
 mod deps;
+mod docs_examples;
 mod example;
 mod fleet;
 mod invariants;
