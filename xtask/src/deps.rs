@@ -1,10 +1,11 @@
 //! `cargo xtask deps`: makes sure the system tools that the tests, the demo
 //! and the benchmarks run are installed. ari drives rdiff-backup over ssh, so
 //! the integration tests need rdiff-backup, rsync, an ssh client and an sshd
-//! they can start themselves, and zsh to stand in for a login shell. On
-//! Debian-like systems, as root, missing tools are installed with apt-get;
-//! otherwise we print the command to run, since guessing at sudo or another
-//! package manager would surprise people.
+//! they can start themselves, zsh to stand in for a login shell, and restic
+//! for the example backend in examples/ari-restic. On Debian-like systems, as
+//! root, missing tools are installed with apt-get; otherwise we print the
+//! command to run, since guessing at sudo or another package manager would
+//! surprise people.
 
 use crate::shell;
 use anyhow::{bail, Result};
@@ -28,6 +29,8 @@ const TOOLS: &[Tool] = &[
     // The quoting tests run remote commands under zsh as well as bash and
     // dash (which every Debian system has), as a login shell could.
     Tool { binary: "zsh", package: "zsh" },
+    // The example third-party backend (examples/ari-restic) makes real restic backups.
+    Tool { binary: "restic", package: "restic" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with

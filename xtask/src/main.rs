@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's tooling entry point. It installs the system
 //! tools the tests need (`deps`), runs the one full test command that CI and
-//! the README use (`test`), shows a real backup to a new user (`demo`) and
-//! measures ari against bare rdiff-backup (`bench`). This file only parses the
-//! command line and dispatches; each command lives in its own module.
+//! the README use (`test`), shows a real backup to a new user (`demo`),
+//! measures ari against bare rdiff-backup (`bench`) and proves the example
+//! third-party backend (`example`). This file only parses the command line
+//! and dispatches; each command lives in its own module.
 
 // xtask is developer tooling, not production code: the workspace rule that
 // every process goes through ari_core::process exists to keep ari's own
@@ -18,6 +19,8 @@ mod api;
 mod bench;
 mod demo;
 mod deps;
+mod docs_examples;
+mod example;
 mod fleet;
 mod invariants;
 mod shell;
@@ -47,6 +50,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The qemu guest with real LVM and ZFS: build its image, boot it, run the scenarios.
     Vm(vm::VmArgs),
+    /// Build the example restic backend (examples/ari-restic), test it, and back up with it.
+    Example,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(&args),
         Command::Vm(args) => vm::run(&args),
+        Command::Example => example::build_and_unit_test().and_then(|()| example::scenario()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,8 +2,8 @@
 //! README and by CI (.ci/run). The work is a list of tiers, each a list of
 //! named steps run in order; the first failing step stops the run with a
 //! non-zero exit: the host tier (system deps, fmt, clippy, build, doctests,
-//! tests), then the VM tier (`cargo xtask vm test`: real LVM and ZFS in a
-//! qemu guest), which `--no-vm` skips.
+//! tests, the example third-party backend), then the VM tier (`cargo xtask
+//! vm test`: real LVM and ZFS in a qemu guest), which `--no-vm` skips.
 
 use crate::{deps, shell};
 use anyhow::{Context, Result};
@@ -95,6 +95,12 @@ fn host_tier(args: &TestArgs) -> Tier {
             shell::run(shell::cargo().args(["test", "--workspace", "--no-fail-fast"]).args(extra))
         }));
     }
+    // The example third-party crate, built outside the workspace as its authors would, then
+    // used for real: the plugin API proved from outside (examples/ari-restic).
+    steps.push(Step::new("example backend: fmt, clippy, build, unit tests (examples/ari-restic)", || {
+        crate::example::build_and_unit_test()
+    }));
+    steps.push(Step::new("example backend: real restic backups and restores", crate::example::scenario));
     Tier { name: "host", steps }
 }
 
