@@ -25,29 +25,6 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a stopped command gets to exit after SIGTERM before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-impl Command {
-    /// The argv that ari executes on the backup server to run this command where it belongs.
-    pub fn local_argv(&self, ssh: &Ssh) -> Vec<String> {
-        match (&self.host, &self.program) {
-            (Host::Local, Program::Argv(argv)) => argv.clone(),
-            (Host::Local, Program::Shell(script)) => {
-                vec!["/bin/sh".to_string(), "-c".to_string(), script.clone()]
-            }
-            (Host::Remote(host), program) => {
-                let mut argv = ssh.base_argv();
-                argv.push(ssh.destination(host));
-                // ssh hands its command to the remote user's shell as one string: an argv is
-                // quoted word by word so that every argument arrives as it was written.
-                argv.push(match program {
-                    Program::Argv(words) => crate::quote::shell_join(words),
-                    Program::Shell(script) => script.clone(),
-                });
-                argv
-            }
-        }
-    }
-}
-
 /// What a finished command printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {

@@ -7,6 +7,7 @@ use crate::core_settings::{
     SSH_SERVER_ALIVE_COUNT_MAX, SSH_SERVER_ALIVE_INTERVAL,
 };
 use crate::settings::Settings;
+use crate::step::{Command, Host, Program};
 
 /// How ari reaches remote hosts: the same for its own commands and for the ssh that
 /// rdiff-backup and rsync start.
@@ -93,5 +94,30 @@ impl Ssh {
     /// `remote_user@host`.
     pub fn destination(&self, host: &str) -> String {
         format!("{}@{}", self.user, host)
+    }
+}
+
+impl Command {
+    /// The argv that ari executes on the backup server to run this command where it belongs:
+    /// itself, `sh -c` for a local shell string, or ssh with each word of a remote argv quoted
+    /// for the remote user's shell (what a plugin's tests can check).
+    pub fn local_argv(&self, ssh: &Ssh) -> Vec<String> {
+        match (&self.host, &self.program) {
+            (Host::Local, Program::Argv(argv)) => argv.clone(),
+            (Host::Local, Program::Shell(script)) => {
+                vec!["/bin/sh".to_string(), "-c".to_string(), script.clone()]
+            }
+            (Host::Remote(host), program) => {
+                let mut argv = ssh.base_argv();
+                argv.push(ssh.destination(host));
+                // ssh hands its command to the remote user's shell as one string: an argv is
+                // quoted word by word so that every argument arrives as it was written.
+                argv.push(match program {
+                    Program::Argv(words) => crate::quote::shell_join(words),
+                    Program::Shell(script) => script.clone(),
+                });
+                argv
+            }
+        }
     }
 }

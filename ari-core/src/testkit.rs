@@ -67,7 +67,8 @@ impl TestJob {
         self
     }
 
-    /// The same job with `source` as its snapshot source (a test double, say).
+    /// The same job with `source` as its snapshot source (a test double, say), in `context()`;
+    /// `steps()` builds from the registered plugins only.
     pub fn with_snapshot_source(mut self, source: &'static dyn SnapshotSource) -> TestJob {
         self.source = Some(source);
         self
