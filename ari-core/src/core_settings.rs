@@ -29,13 +29,13 @@ pub static RETRY_INTERVAL: Setting<u32> = Setting::with_kind(
     Some("5"),
     "seconds between retries",
 );
-/// The user ari logs in as on remote hosts.
-pub static REMOTE_USER: Setting<String> = Setting::with_kind(
+/// The user ari logs in as on remote hosts; unset, ssh's own configuration decides.
+pub static REMOTE_USER: Setting<Option<String>> = Setting::with_kind(
     "remote_user",
     "core",
     SettingKind::Text(&kinds::USER),
-    Some("root"),
-    "ssh user on remote hosts",
+    None,
+    "ssh user on remote hosts; unset: ssh's own configuration decides (User in ~/.ssh/config, else the local user)",
 );
 /// The ssh binary.
 pub static SSH_PATH: Setting<String> = Setting::with_kind(
@@ -45,13 +45,13 @@ pub static SSH_PATH: Setting<String> = Setting::with_kind(
     Some("/usr/bin/ssh"),
     "ssh binary",
 );
-/// The ssh port of remote hosts.
-pub static SSH_PORT: Setting<u16> = Setting::with_kind(
+/// The ssh port of remote hosts; unset, ssh's own configuration decides.
+pub static SSH_PORT: Setting<Option<u16>> = Setting::with_kind(
     "ssh_port",
     "core",
     SettingKind::Integer { min: 1, max: 65535 },
-    Some("22"),
-    "ssh port of remote hosts",
+    None,
+    "ssh port of remote hosts; unset: ssh's own configuration decides (Port in ~/.ssh/config, else 22)",
 );
 /// Extra ssh options, passed to every ssh that ari starts (its own, rdiff-backup's, rsync's).
 pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::with_kind(

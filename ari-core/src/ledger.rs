@@ -250,17 +250,7 @@ impl Ledger {
         Ledger {
             state: None,
             label: String::new(),
-            file: LedgerFile {
-                job: String::new(),
-                ssh: Ssh {
-                    path: String::new(),
-                    port: 0,
-                    user: String::new(),
-                    options: Vec::new(),
-                    defaults: Vec::new(),
-                },
-                entries: Vec::new(),
-            },
+            file: LedgerFile { job: String::new(), ssh: Ssh::new(""), entries: Vec::new() },
         }
     }
 
@@ -358,7 +348,7 @@ mod tests {
     use super::*;
 
     fn ssh() -> Ssh {
-        Ssh { path: "/usr/bin/ssh".into(), port: 22, user: "root".into(), options: vec![], defaults: vec![] }
+        Ssh::new("/usr/bin/ssh").port(22).user("root")
     }
 
     fn undo(name: &str) -> Step {

@@ -448,8 +448,8 @@ mod tests {
     fn ssh() -> Ssh {
         Ssh {
             path: "/usr/bin/ssh".into(),
-            port: 2222,
-            user: "backup".into(),
+            port: Some(2222),
+            user: Some("backup".into()),
             options: vec!["-F".into(), "/etc/ari/ssh config".into()],
             defaults: vec!["-o".into(), "BatchMode=yes".into()],
         }

@@ -16,10 +16,10 @@ use crate::step::{Command, Host, Program};
 pub struct Ssh {
     /// The ssh binary (`ssh_path`).
     pub path: String,
-    /// `ssh_port`.
-    pub port: u16,
-    /// `remote_user`.
-    pub user: String,
+    /// `ssh_port`; `None` leaves the port to ssh's own configuration.
+    pub port: Option<u16>,
+    /// `remote_user`; `None` leaves the user to ssh's own configuration.
+    pub user: Option<String>,
     /// `ssh_options`, passed before the destination.
     pub options: Vec<String>,
     /// ari's own `-o` options from `ssh_batch_mode`, `ssh_connect_timeout` and the keepalive
@@ -29,20 +29,21 @@ pub struct Ssh {
 }
 
 impl Ssh {
-    /// ssh at `path` on port 22 as root, with no options: a start for tests and examples.
+    /// ssh at `path`, with port, user and options left to ssh's own configuration: a start for
+    /// tests and examples.
     pub fn new(path: impl Into<String>) -> Ssh {
-        Ssh { path: path.into(), port: 22, user: "root".into(), options: Vec::new(), defaults: Vec::new() }
+        Ssh { path: path.into(), port: None, user: None, options: Vec::new(), defaults: Vec::new() }
     }
 
     /// The same, on `port`.
     pub fn port(mut self, port: u16) -> Ssh {
-        self.port = port;
+        self.port = Some(port);
         self
     }
 
     /// The same, as `user`.
     pub fn user(mut self, user: impl Into<String>) -> Ssh {
-        self.user = user.into();
+        self.user = Some(user.into());
         self
     }
 
@@ -83,17 +84,23 @@ impl Ssh {
         }
     }
 
-    /// The ssh command without its destination: binary, port and options.
+    /// The ssh command without its destination: binary, port when set, and options.
     pub fn base_argv(&self) -> Vec<String> {
-        let mut argv = vec![self.path.clone(), "-p".to_string(), self.port.to_string()];
+        let mut argv = vec![self.path.clone()];
+        if let Some(port) = self.port {
+            argv.extend(["-p".to_string(), port.to_string()]);
+        }
         argv.extend(self.options.iter().cloned());
         argv.extend(self.defaults.iter().cloned());
         argv
     }
 
-    /// `remote_user@host`.
+    /// `remote_user@host`, or `host` when the user is left to ssh's configuration.
     pub fn destination(&self, host: &str) -> String {
-        format!("{}@{}", self.user, host)
+        match &self.user {
+            Some(user) => format!("{user}@{host}"),
+            None => host.to_string(),
+        }
     }
 }
 

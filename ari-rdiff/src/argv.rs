@@ -102,7 +102,7 @@ pub struct Backup<'a> {
 /// The ssh of the original, under which its argv needs no `--remote-schema`: since ari's own
 /// defaults add BatchMode and keepalives, a remote legacy argv has one unless they are off.
 fn ssh_is_default(ssh: &Ssh) -> bool {
-    ssh.port == 22
+    ssh.port.is_none_or(|port| port == 22)
         && ssh.options.is_empty()
         && ssh.defaults.is_empty()
         && matches!(ssh.path.as_str(), "ssh" | "/usr/bin/ssh")
@@ -209,7 +209,7 @@ mod tests {
     }
 
     fn ssh(port: u16, options: &[&str]) -> Ssh {
-        Ssh::new("/usr/bin/ssh").port(port).options(strings(options))
+        Ssh::new("/usr/bin/ssh").port(port).user("root").options(strings(options))
     }
 
     fn backup<'a>(cli: Cli, ssh: &'a Ssh, options: &'a [String], source: Source) -> Vec<String> {

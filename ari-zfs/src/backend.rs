@@ -104,7 +104,9 @@ impl BackupBackend for ZfsBackend {
         let target = target(job)?;
         let ssh = job.ssh();
         let mut e = ssh.base_argv();
-        e.extend(["-l".to_string(), ssh.user.clone()]);
+        if let Some(user) = &ssh.user {
+            e.extend(["-l".to_string(), user.clone()]);
+        }
         let mut argv = vec![job.get(&RSYNC_PATH)];
         argv.extend(job.get(&RSYNC_OPTIONS));
         // rsync splits -e on spaces and honours quotes, as a shell would for these words.

@@ -18,7 +18,9 @@ fn help_lists_every_setting_with_its_default_and_owner() {
         let help = stdout(&out).split_whitespace().collect::<Vec<_>>().join(" ");
         for expected in [
             "--ssh_port <INTEGER>",
-            "[default: 22] (core)",
+            "unset: ssh's own configuration decides (Port in ~/.ssh/config, else 22) (core)",
+            "--max_retries <INTEGER>",
+            "[default: 3] (core)",
             "--backup_store_path <PATH>",
             "(required) (rdiff)",
             "--rdiff_backup_options <WORDS>",
