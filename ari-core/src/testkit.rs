@@ -6,7 +6,7 @@
 //!
 //! let job = TestJob::parse("include: [/etc]\nssh_port: 2222\n");
 //! assert_eq!(job.context().job().include, ["/etc"]);
-//! assert_eq!(job.context().ssh().port, 2222);
+//! assert_eq!(job.context().ssh().port, Some(2222));
 //! ```
 
 use std::path::Path;
