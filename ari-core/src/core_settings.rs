@@ -135,6 +135,13 @@ pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::with_kind(
     Some("4"),
     "unanswered keepalives before ssh gives up on a dead host (-o ServerAliveCountMax)",
 );
+/// Whether a job's commands to a host share one ssh connection.
+pub static SSH_CONNECTION_SHARING: Setting<bool> = Setting::new(
+    "ssh_connection_sharing",
+    "core",
+    Some("true"),
+    "one ssh connection per host for all of a job's commands, rdiff-backup's and rsync's included (a master with its control socket in state_dir/run, private to the job)",
+);
 
 /// How many jobs `ari run-all` runs at once.
 pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::with_kind(
@@ -182,6 +189,7 @@ crate::register_settings!(
     SSH_CONNECT_TIMEOUT,
     SSH_SERVER_ALIVE_INTERVAL,
     SSH_SERVER_ALIVE_COUNT_MAX,
+    SSH_CONNECTION_SHARING,
     DEBUG,
     DRY_RUN,
     MAX_RETRIES,

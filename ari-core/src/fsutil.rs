@@ -54,11 +54,14 @@ pub enum Area {
     Reports,
     /// `cache/`: the tool-version cache.
     Cache,
+    /// `run/`: each running job's private directory (ssh control sockets, its ssh wrapper).
+    Run,
 }
 
 impl Area {
     /// Every area, in the order `ari check` inspects them.
-    pub const ALL: [Area; 5] = [Area::Locks, Area::Ledger, Area::History, Area::Reports, Area::Cache];
+    pub const ALL: [Area; 6] =
+        [Area::Locks, Area::Ledger, Area::History, Area::Reports, Area::Cache, Area::Run];
 
     /// The directory's name.
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Area {
             Area::History => "history",
             Area::Reports => "reports",
             Area::Cache => "cache",
+            Area::Run => "run",
         }
     }
 }
@@ -453,6 +457,88 @@ impl StateDir {
             );
         }
         Ok(file)
+    }
+
+    /// A private directory `name` of an area (a job's run directory), 0700 and of ari's user,
+    /// made when missing; returns it with what it already holds (left by a crashed run), sorted.
+    pub fn private_dir(&self, area: Area, name: &str) -> Result<(PathBuf, Vec<PathBuf>), StateError> {
+        let path = self.file(area, name)?;
+        guard_write(&path)?;
+        self.prepare(area)?;
+        let mut created = false;
+        match DirBuilder::new().mode(DIR_MODE).create(&path) {
+            Ok(()) => created = true,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(StateError::io("create", &path)(err)),
+        }
+        let meta = fs::symlink_metadata(&path).map_err(StateError::io("inspect", &path))?;
+        check_dir(&path, &meta)?;
+        make_private(&path, &meta, created)?;
+        let entries = fs::read_dir(&path).map_err(StateError::io("read", &path))?;
+        let mut stale: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
+        stale.sort();
+        Ok((path, stale))
+    }
+
+    /// Writes `bytes` to `name` in a private directory of an area (see [`StateDir::private_dir`])
+    /// atomically, as an executable of ari's user only (0700).
+    pub fn write_executable(
+        &self,
+        area: Area,
+        dir: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf, StateError> {
+        let dir = self.file(area, dir)?;
+        let path = dir.join(name);
+        guard_write(&path)?;
+        let (temp, mut file) = create_temp(&dir)?;
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.set_permissions(Permissions::from_mode(DIR_MODE)))
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&temp, &path));
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(StateError::io("write", &path)(err));
+        }
+        Ok(path)
+    }
+
+    /// Removes one entry of a private directory of an area (a file, a socket, a symlink itself;
+    /// never a directory's contents); a missing entry is fine.
+    pub fn remove_private_entry(&self, area: Area, dir: &str, entry: &Path) -> Result<(), StateError> {
+        let dir = self.file(area, dir)?;
+        guard_write(&dir)?;
+        if entry.parent() != Some(dir.as_path()) {
+            return Err(StateError::BadName { name: entry.display().to_string() });
+        }
+        match fs::remove_file(entry) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(StateError::io("remove", entry)(err)),
+        }
+    }
+
+    /// Removes a private directory of an area with its entries (files and sockets only); a
+    /// missing directory is fine.
+    pub fn remove_private_dir(&self, area: Area, name: &str) -> Result<(), StateError> {
+        let path = self.file(area, name)?;
+        guard_write(&path)?;
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(StateError::io("inspect", &path)(err)),
+        };
+        check_dir(&path, &meta)?;
+        for entry in fs::read_dir(&path).map_err(StateError::io("read", &path))?.flatten() {
+            self.remove_private_entry(area, name, &entry.path())?;
+        }
+        match fs::remove_dir(&path) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(StateError::io("remove", &path)(err)),
+        }
     }
 
     /// Everything that would stop ari from using this state directory, found without writing:

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT};
+use crate::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT, SSH_CONNECT_TIMEOUT};
 use crate::error::chain;
 use crate::exit;
 use crate::history::{History, RunRecord};
@@ -18,6 +18,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::lock::{Lock, LockError};
 use crate::pipeline::{self, JobPlan, JobReport, Recovery};
 use crate::process::{Runner, Ssh};
+use crate::remote::Session;
 
 /// The flags that stop a run, which the signal handlers set.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +50,9 @@ pub enum JobOutcome {
     RecoveryFailed,
     /// ari was interrupted before the job started.
     NotStarted,
+    /// The job's private run directory (its ssh wrapper, its control sockets) could not be
+    /// made: nothing ran.
+    NoRunDirectory(crate::fsutil::StateError),
 }
 
 /// What went wrong beside a job's backup.
@@ -59,6 +63,8 @@ pub enum RunWarning {
     HistoryNotWritten(String),
     /// The job's history was corrupt: moved aside to this file, and a new one started.
     HistoryMovedAside(std::path::PathBuf),
+    /// A shared ssh connection did not come up, so its commands had a connection each: why.
+    SharingFailed(String),
 }
 
 impl std::fmt::Display for RunWarning {
@@ -70,6 +76,7 @@ impl std::fmt::Display for RunWarning {
                 "the job's history was corrupt: it was moved aside to {} and a new one started",
                 aside.display()
             ),
+            RunWarning::SharingFailed(why) => f.write_str(why),
         }
     }
 }
@@ -106,7 +113,9 @@ impl JobRun {
     pub fn exit_code(&self) -> i32 {
         match &self.outcome {
             JobOutcome::Ran(report) => report.exit_code(),
-            JobOutcome::Locked(_) | JobOutcome::NotStarted => exit::JOB_FAILED,
+            JobOutcome::Locked(_) | JobOutcome::NotStarted | JobOutcome::NoRunDirectory(_) => {
+                exit::JOB_FAILED
+            }
             JobOutcome::LedgerRefused(_) | JobOutcome::RecoveryFailed => exit::CLEANUP_FAILED,
         }
     }
@@ -121,6 +130,7 @@ impl JobRun {
                 Some("the job does not run while its ledger holds what a crashed run left (exit 3)".into())
             }
             JobOutcome::NotStarted => Some("not started: ari was interrupted".into()),
+            JobOutcome::NoRunDirectory(err) => Some(format!("the job did not run: {}", chain(err))),
         }
     }
 
@@ -152,8 +162,8 @@ impl JobRun {
 pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (outcome, recovery) = run_under_lock(plan, stop, wait);
-    let mut run = JobRun { outcome, recovery, warnings: Vec::new(), started, duration: clock.elapsed() };
+    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait);
+    let mut run = JobRun { outcome, recovery, warnings, started, duration: clock.elapsed() };
     // A run that another run's lock refused did nothing worth a place in the history.
     if !plan.settings.get(&DRY_RUN) && !matches!(run.outcome, JobOutcome::Locked(_)) {
         let start = jiff::Timestamp::try_from(started).map(|t| t.as_second()).unwrap_or_default();
@@ -173,7 +183,11 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     run
 }
 
-fn run_under_lock(plan: &JobPlan, stop: &StopFlags, wait: bool) -> (JobOutcome, Option<Recovery>) {
+fn run_under_lock(
+    plan: &JobPlan,
+    stop: &StopFlags,
+    wait: bool,
+) -> (JobOutcome, Option<Recovery>, Vec<RunWarning>) {
     let dry_run = plan.settings.get(&DRY_RUN);
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
@@ -192,15 +206,15 @@ fn run_under_lock(plan: &JobPlan, stop: &StopFlags, wait: bool) -> (JobOutcome, 
             Ok(_) => {}
             Err(err) => log::warn!("a real run would not run: {}", err.advice(label)),
         }
-        return (JobOutcome::Ran(pipeline::run(plan, &runner, &mut Ledger::disabled())), None);
+        return (JobOutcome::Ran(pipeline::run(plan, &runner, &mut Ledger::disabled())), None, Vec::new());
     }
     let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), wait) {
         Ok(lock) => lock,
-        Err(err) => return (JobOutcome::Locked(err), None),
+        Err(err) => return (JobOutcome::Locked(err), None, Vec::new()),
     };
     let mut ledger = match Ledger::open(state_dir, label, &plan.ssh) {
         Ok(ledger) => ledger,
-        Err(err) => return (JobOutcome::LedgerRefused(err), None),
+        Err(err) => return (JobOutcome::LedgerRefused(err), None, Vec::new()),
     };
     let mut recovery = None;
     if !ledger.is_empty() {
@@ -213,11 +227,28 @@ fn run_under_lock(plan: &JobPlan, stop: &StopFlags, wait: bool) -> (JobOutcome, 
         let failed = !recovered.failures.is_empty();
         recovery = Some(recovered);
         if failed {
-            return (JobOutcome::RecoveryFailed, recovery);
+            return (JobOutcome::RecoveryFailed, recovery, Vec::new());
         }
     }
+    let session = match Session::open(plan.connections.clone(), state_dir, master_timeout(plan)) {
+        Ok(session) => Arc::new(session),
+        Err(err) => return (JobOutcome::NoRunDirectory(err), recovery, Vec::new()),
+    };
+    let runner = runner.with_session(Arc::clone(&session));
     wait_for_the_next_second(plan);
-    (JobOutcome::Ran(pipeline::run(plan, &runner, &mut ledger)), recovery)
+    let report = pipeline::run(plan, &runner, &mut ledger);
+    let warnings = session.close().into_iter().map(RunWarning::SharingFailed).collect();
+    (JobOutcome::Ran(report), recovery, warnings)
+}
+
+/// How long a shared connection may take to come up: ssh's own connect timeout, and then some
+/// for the key exchange and authentication.
+fn master_timeout(plan: &JobPlan) -> Duration {
+    let connect = match plan.settings.get(&SSH_CONNECT_TIMEOUT) {
+        0 => 60,
+        seconds => u64::from(seconds),
+    };
+    Duration::from_secs(connect + 10)
 }
 
 /// Waits, when the job's last run ended in this very second, for the next one: tools that name

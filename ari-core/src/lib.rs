@@ -53,6 +53,8 @@ pub mod pipeline;
 #[doc(hidden)]
 pub mod process;
 #[doc(hidden)]
+pub mod remote;
+#[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
 pub mod schedule;

@@ -8,13 +8,14 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::core_settings::{RETRY_BACKUP, STATE_DIR};
+use crate::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
 use crate::error::ConfigError;
 use crate::exit;
 use crate::job::{HookCommand, Job};
 use crate::ledger::Ledger;
 use crate::plugin::{self, Directory, Facts, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
+use crate::remote::Connections;
 use crate::settings::{Layer, Settings};
 use crate::step::{Action, Command, Host, Outcome, Phase, Step};
 
@@ -29,6 +30,8 @@ pub struct JobPlan {
     pub settings: Settings,
     /// How its commands reach remote hosts.
     pub ssh: Ssh,
+    /// Its connections to them: shared or not, and the ssh wrapper its tools use.
+    pub connections: Connections,
     /// The job's `pre` commands.
     pub pre: Vec<Step>,
     /// Snapshot creation and mounting, each step with its undo.
@@ -101,11 +104,13 @@ impl JobPlan {
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
         let post = hook_steps(Phase::Post, &job.post);
         let ssh = Ssh::from_settings(&settings);
+        let connections = Connections::new(ssh.clone(), &settings.get(&STATE_DIR), &job.label, false, []);
         let mut plan = JobPlan {
             job,
             backend: backend.name(),
             settings,
             ssh,
+            connections,
             pre,
             snapshot,
             after_snapshot,
@@ -117,9 +122,17 @@ impl JobPlan {
         };
         // Every host the job touches is reached over ssh: its own steps', and the source that
         // rdiff-backup or rsync reach with their own ssh.
-        if plan.hosts().iter().any(|host| !Host::named(host).is_local()) {
+        let hosts = plan.hosts();
+        if hosts.iter().any(|host| !Host::named(host).is_local()) {
             plan.tools.push(Tool::new("ssh_path", plan.ssh.path.clone()));
         }
+        plan.connections = Connections::new(
+            plan.ssh.clone(),
+            &plan.state_dir(),
+            plan.label(),
+            plan.settings.get(&SSH_CONNECTION_SHARING),
+            hosts.iter().map(String::as_str),
+        );
         plan.check_command_lines()?;
         Ok(plan)
     }
@@ -135,7 +148,8 @@ impl JobPlan {
         for step in self.steps() {
             let probe = step.present.as_ref().map(|probe| &probe.query);
             for command in std::iter::once(step.action.command()).chain(probe) {
-                if let Err(why) = process::fits_command_line(&command.local_argv(&self.ssh)) {
+                let argv = self.connections.argv(command, crate::remote::PLAN_NONCE);
+                if let Err(why) = process::fits_command_line(&argv) {
                     return Err(ConfigError::in_file(
                         &self.job.path,
                         format!(
@@ -164,8 +178,14 @@ impl JobPlan {
 
     /// The plan as the JSON object `ari plan --json` prints (its format is in DESIGN.md).
     pub fn to_json(&self) -> serde_json::Value {
-        let steps: Vec<serde_json::Value> = self.steps().iter().map(|s| step_json(s, &self.ssh)).collect();
-        serde_json::json!({ "job": self.job.label, "backend": self.backend, "steps": steps })
+        let steps: Vec<serde_json::Value> =
+            self.steps().iter().map(|s| step_json(s, &self.connections)).collect();
+        serde_json::json!({
+            "job": self.job.label,
+            "backend": self.backend,
+            "steps": steps,
+            "connections": self.connections.to_json(),
+        })
     }
 
     /// Every host the job touches: its source host, and every remote host its steps run on
@@ -198,7 +218,7 @@ fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
         .collect()
 }
 
-fn step_json(step: &Step, ssh: &Ssh) -> serde_json::Value {
+fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
     let command = step.action.command();
     let mut object = serde_json::Map::new();
     object.insert("phase".into(), step.phase.as_str().into());
@@ -209,7 +229,7 @@ fn step_json(step: &Step, ssh: &Ssh) -> serde_json::Value {
         crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
         crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
     };
-    object.insert("local_argv".into(), command.local_argv(ssh).into());
+    object.insert("local_argv".into(), connections.argv(command, crate::remote::PLAN_NONCE).into());
     match &step.action {
         Action::RefuseIf { reason, .. } => {
             object.insert("refuse_if_success".into(), reason.clone().into());

@@ -113,6 +113,16 @@ impl<'a> JobContext<'a> {
         Ssh::from_settings(self.settings)
     }
 
+    /// The job's ssh wrapper: the program a tool on the backup server must use as its ssh
+    /// (`--remote-schema`, `rsync -e`) to reach the job's hosts. It runs as `WRAPPER [-C] [-l USER]
+    /// [USER@]HOST COMMAND...`, holds the job's ssh settings as exact words, uses the job's
+    /// shared connection, and runs COMMAND under ari's remote wrapper, so that it stops when ari
+    /// stops it. ari writes it when a run starts and removes it when the run ends.
+    pub fn ssh_wrapper(&self) -> String {
+        let state_dir = self.get(&crate::core_settings::STATE_DIR);
+        crate::remote::wrapper_path(&state_dir, &self.job.label).to_string_lossy().into_owned()
+    }
+
     /// Where the snapshot source makes the source's files visible on the source host, if the job
     /// has one (the mount base of LVM snapshots); the backend reads the files there instead.
     pub fn snapshot_root(&self) -> Option<String> {

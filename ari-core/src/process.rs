@@ -8,13 +8,14 @@
 //! searched), failed to start, exited non-zero (with the last lines of stderr), killed by a
 //! signal, interrupted.
 
-use std::io;
+use std::io::{self, BufRead as _, Read as _};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::remote::Session;
 pub use crate::ssh::Ssh;
 use crate::step::{Command, Host, Program};
 
@@ -24,6 +25,13 @@ const STDERR_TAIL_LINES: usize = 10;
 const POLL: Duration = Duration::from_millis(100);
 /// How long a stopped command gets to exit after SIGTERM before it gets SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long, once a command has exited, ari waits for the end of its output: a process it left
+/// behind holding the pipes (a daemon a hook started) must not hold the job.
+const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// How long a stopped remote command may take to report its process group, when it has not yet.
+const MARKER_GRACE: Duration = Duration::from_secs(1);
+/// How often ari looks for a starting master connection's control socket.
+const MASTER_POLL: Duration = Duration::from_millis(20);
 
 /// What a finished command printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -225,7 +233,7 @@ pub fn humane(duration: Duration) -> String {
 /// Runs the commands of one job: for real, or only logging them in a dry run.
 #[derive(Debug, Clone)]
 pub struct Runner {
-    ssh: Ssh,
+    session: Arc<Session>,
     dry_run: bool,
     cancel: Arc<AtomicBool>,
     abort: Arc<AtomicBool>,
@@ -234,16 +242,22 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// A runner that reaches remote hosts with `ssh`.
+    /// A runner that reaches remote hosts with `ssh`, a connection per command.
     pub fn new(ssh: Ssh, dry_run: bool) -> Runner {
         Runner {
-            ssh,
+            session: Arc::new(Session::plain(ssh)),
             dry_run,
             cancel: Arc::new(AtomicBool::new(false)),
             abort: Arc::new(AtomicBool::new(false)),
             command_timeout: None,
             job_deadline: None,
         }
+    }
+
+    /// The same runner, reaching remote hosts through `session` (the job's shared connections).
+    pub fn with_session(mut self, session: Arc<Session>) -> Runner {
+        self.session = session;
+        self
     }
 
     /// The same runner, whose cleanup is stopped once `flag` is set (by a third signal).
@@ -293,7 +307,7 @@ impl Runner {
 
     /// Runs `command` to completion (or logs it in a dry run); success is exit status 0.
     pub fn run(&self, command: &Command) -> Result<Output, ProcessError> {
-        let argv = command.local_argv(&self.ssh);
+        let argv = self.session.argv(command);
         if self.dry_run {
             log::info!("dry run, not running on {}: {}", command.host, shown_argv(&argv));
             return Ok(Output::default());
@@ -305,7 +319,7 @@ impl Runner {
             (Some(own), _) => Some(own),
             (None, job) => job.clone(),
         };
-        execute(command, &argv, &self.cancel, deadline)
+        execute(command, &argv, &self.cancel, deadline, Some(&self.session))
     }
 }
 
@@ -318,7 +332,13 @@ fn shown_argv(argv: &[String]) -> String {
 pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
     log::debug!("query: {}", shown_argv(argv));
-    execute(&command, argv, &AtomicBool::new(false), Some(Deadline::after(QUERY_TIMEOUT, "the query limit")))
+    execute(
+        &command,
+        argv,
+        &AtomicBool::new(false),
+        Some(Deadline::after(QUERY_TIMEOUT, "the query limit")),
+        None,
+    )
 }
 
 /// How long a read-only query (a tool's `--version`) may take.
@@ -329,26 +349,30 @@ fn execute(
     argv: &[String],
     cancel: &AtomicBool,
     deadline: Option<Deadline>,
+    session: Option<&Session>,
 ) -> Result<Output, ProcessError> {
     let describe = || command.to_string();
+    // The hosts this command reaches: their shared connections come up first, and a stopped
+    // command is stopped there too.
+    let destinations = session.map(|s| s.destinations_of(command, argv)).unwrap_or_default();
+    if let Some(session) = session.filter(|_| !destinations.is_empty()) {
+        session.connect(&destinations, cancel);
+    }
+    let nonces = session.filter(|_| !destinations.is_empty()).map(Session::by_nonce).unwrap_or_default();
+    let (stdout_read, stdout_write) = io::pipe().map_err(|source| spawn_error(argv, source))?;
+    let (stderr_read, stderr_write) = io::pipe().map_err(|source| spawn_error(argv, source))?;
     #[allow(clippy::disallowed_methods)] // this module is the one process spawner
-    let expression = duct::cmd(&argv[0], &argv[1..])
+    let expression = own_group(duct::cmd(&argv[0], &argv[1..]))
         .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .before_spawn(|child| {
-            // Its own process group: stopping the command stops everything it started.
-            child.process_group(0);
-            Ok(())
-        });
-    let handle = expression.start().map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => ProcessError::NotFound {
-            program: argv[0].clone(),
-            path: std::env::var("PATH").unwrap_or_default(),
-        },
-        _ => ProcessError::Spawn { program: argv[0].clone(), source },
-    })?;
+        .stdout_file(stdout_write)
+        .stderr_file(stderr_write)
+        .unchecked();
+    let handle = expression.start().map_err(|source| spawn_error(argv, source))?;
+    // The expression holds the pipes' write ends: once it is gone, the pipes end when the
+    // command and everything it started have closed them.
+    drop(expression);
+    let stdout = Capture::start(stdout_read, Vec::new());
+    let stderr = Capture::start(stderr_read, nonces);
     // A waiter thread blocks in wait(), so the exit is seen the moment it happens; this thread
     // only wakes every POLL to look at the cancel flag.
     let handle = Arc::new(handle);
@@ -360,18 +384,25 @@ fn execute(
             let _ = done.send(());
         })
     };
+    let stop = |why: &str| {
+        log::debug!("{} {why}: stopping it", describe());
+        if let Some(session) = session.filter(|_| !destinations.is_empty()) {
+            let groups = stderr.groups(MARKER_GRACE);
+            session.stop_groups(&groups);
+        }
+        stop_group(&handle);
+    };
     loop {
         match finished.recv_timeout(POLL) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) if cancel.load(Ordering::SeqCst) => {
-                stop_group(&handle);
+                stop("was interrupted");
                 let _ = waiter.join();
                 return Err(ProcessError::Interrupted { command: describe() });
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(deadline) = deadline.as_ref().filter(|d| Instant::now() >= d.at) {
-                    log::debug!("{} reached {}: stopping it", describe(), deadline.limit);
-                    stop_group(&handle);
+                    stop(&format!("reached {}", deadline.limit));
                     let _ = waiter.join();
                     return Err(ProcessError::TimedOut {
                         command: describe(),
@@ -383,10 +414,10 @@ fn execute(
     }
     let _ = waiter.join();
     let output = handle.wait().map_err(|source| ProcessError::Wait { command: describe(), source })?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    log_output(&stdout, &stderr);
     let status = output.status;
+    let stdout = String::from_utf8_lossy(&stdout.finish(OUTPUT_GRACE)).into_owned();
+    let stderr = String::from_utf8_lossy(&stderr.finish(OUTPUT_GRACE)).into_owned();
+    log_output(&stdout, &stderr);
     if status.success() {
         return Ok(Output { stdout, stderr });
     }
@@ -405,6 +436,193 @@ fn execute(
             stderr: shown,
         },
     })
+}
+
+fn spawn_error(argv: &[String], source: io::Error) -> ProcessError {
+    match source.kind() {
+        io::ErrorKind::NotFound => ProcessError::NotFound {
+            program: argv[0].clone(),
+            path: std::env::var("PATH").unwrap_or_default(),
+        },
+        _ => ProcessError::Spawn { program: argv[0].clone(), source },
+    }
+}
+
+/// `expression` in its own process group, so that stopping it stops everything it started, and
+/// sent SIGTERM when ari dies (even by SIGKILL): an ssh left running would keep its remote
+/// command running.
+#[allow(unsafe_code)]
+fn own_group(expression: duct::Expression) -> duct::Expression {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    expression.before_spawn(move |child| {
+        child.process_group(0);
+        // SAFETY: the hook runs in the forked child before exec, and calls only prctl and
+        // getppid, which are async-signal-safe and touch no memory of the parent's.
+        unsafe {
+            child.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // ari died between fork and prctl: the signal would never come.
+                if libc::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    })
+}
+
+/// One of a running command's output pipes, read by a thread of its own into memory. On stderr,
+/// the lines of ari's remote wrapper that carry one of `nonces` are taken out and kept as the
+/// remote process groups of the command.
+struct Capture {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    groups: Arc<Mutex<Vec<(String, u32)>>>,
+    ended: mpsc::Receiver<()>,
+}
+
+impl Capture {
+    /// Reads `pipe` until its end; `nonces` are `(nonce, destination)`.
+    fn start(pipe: io::PipeReader, nonces: Vec<(String, String)>) -> Capture {
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let (end, ended) = mpsc::channel();
+        let (into, found) = (Arc::clone(&bytes), Arc::clone(&groups));
+        std::thread::spawn(move || {
+            if nonces.is_empty() {
+                let mut pipe = pipe;
+                let mut chunk = [0u8; 8192];
+                while let Ok(read @ 1..) = pipe.read(&mut chunk) {
+                    lock(&into).extend_from_slice(&chunk[..read]);
+                }
+            } else {
+                let mut pipe = io::BufReader::new(pipe);
+                let mut line = Vec::new();
+                while pipe.read_until(b'\n', &mut line).is_ok_and(|read| read > 0) {
+                    let marker = std::str::from_utf8(&line).ok().and_then(crate::remote::parse_marker);
+                    match marker.and_then(|(nonce, pgid)| {
+                        nonces.iter().find(|(n, _)| n == nonce).map(|(_, dest)| (dest.clone(), pgid))
+                    }) {
+                        Some(group) => lock(&found).push(group),
+                        None => lock(&into).extend_from_slice(&line),
+                    }
+                    line.clear();
+                }
+            }
+            let _ = end.send(());
+        });
+        Capture { bytes, groups, ended }
+    }
+
+    /// The remote process groups reported so far, waiting up to `grace` for a first one.
+    fn groups(&self, grace: Duration) -> Vec<(String, u32)> {
+        let until = Instant::now() + grace;
+        while lock(&self.groups).is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lock(&self.groups).clone()
+    }
+
+    /// What was read, once the pipe ended or `grace` passed.
+    fn finish(self, grace: Duration) -> Vec<u8> {
+        let _ = self.ended.recv_timeout(grace);
+        std::mem::take(&mut *lock(&self.bytes))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A shared ssh connection's master: ssh in the foreground, in its own process group.
+#[derive(Debug)]
+pub(crate) struct Master {
+    handle: duct::Handle,
+}
+
+/// Starts the master connection `argv` and waits until it listens on `socket`; the error says
+/// why it did not (its stderr, the timeout, or ari being stopped).
+pub(crate) fn start_master(
+    argv: &[String],
+    socket: &Path,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> Result<Master, String> {
+    log::debug!("starting the master connection: {}", shown_argv(argv));
+    #[allow(clippy::disallowed_methods)] // this module is the one process spawner
+    let handle = own_group(duct::cmd(&argv[0], &argv[1..]))
+        .stdin_null()
+        .stdout_null()
+        .stderr_capture()
+        .unchecked()
+        .start()
+        .map_err(|err| spawn_error(argv, err).to_string())?;
+    let until = Instant::now() + timeout;
+    loop {
+        if std::fs::symlink_metadata(socket)
+            .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()))
+        {
+            return Ok(Master { handle });
+        }
+        match handle.try_wait() {
+            Ok(Some(output)) => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let last = without_tracebacks(&stderr).last().map(|l| l.to_string());
+                return Err(last.unwrap_or_else(|| format!("ssh exited with {}", output.status)));
+            }
+            Err(err) => return Err(err.to_string()),
+            Ok(None) => {}
+        }
+        if cancel.load(Ordering::SeqCst) || Instant::now() >= until {
+            stop_group(&handle);
+            return Err(if cancel.load(Ordering::SeqCst) {
+                "ari was interrupted".to_string()
+            } else {
+                format!("not up after {}", humane(timeout))
+            });
+        }
+        std::thread::sleep(MASTER_POLL);
+    }
+}
+
+impl Master {
+    /// Asks the master to exit (`exit_argv`: `ssh -O exit`), and stops it if it does not.
+    pub(crate) fn close(self, exit_argv: &[String]) {
+        if let Err(err) = control(exit_argv) {
+            log::debug!("{err}");
+        }
+        if !matches!(self.handle.wait_timeout(KILL_GRACE), Ok(Some(_))) {
+            stop_group(&self.handle);
+        }
+    }
+}
+
+/// Asks a master that a crashed run left listening on its socket to exit (`ssh -O exit`); a
+/// socket nobody listens on any more is fine.
+pub(crate) fn close_stale_master(exit_argv: &[String]) {
+    if control(exit_argv).is_ok() {
+        log::debug!("closed a master connection left by an earlier run");
+    }
+}
+
+/// How long a control request (`ssh -O exit`) may take.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn control(argv: &[String]) -> Result<Output, ProcessError> {
+    let command = Command::argv(Host::Local, argv.iter().cloned());
+    let deadline = Deadline::after(CONTROL_TIMEOUT, "the control request limit");
+    execute(&command, argv, &AtomicBool::new(false), Some(deadline), None)
+}
+
+/// Runs `argv`, the command that stops a process group on a remote host, for at most `timeout`
+/// more than the five seconds the group gets to end.
+pub(crate) fn stop_remote_group(argv: &[String], timeout: Duration) -> Result<(), ProcessError> {
+    let command = Command::argv(Host::Local, argv.iter().cloned());
+    let deadline = Deadline::after(timeout + KILL_GRACE + Duration::from_secs(2), "the limit to stop it");
+    execute(&command, argv, &AtomicBool::new(false), Some(deadline), None).map(|_| ())
 }
 
 fn log_output(stdout: &str, stderr: &str) {

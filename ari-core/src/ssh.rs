@@ -104,6 +104,13 @@ impl Ssh {
     }
 }
 
+/// `command` (sh text) under ari's remote wrapper without a marker: for a command that a tool on
+/// one remote host starts on another (rsync's `--rsync-path` on the source host reaching the ZFS
+/// host), which then stops once its ssh connection is gone.
+pub fn watched(command: &str) -> String {
+    crate::remote::watched(command)
+}
+
 impl Command {
     /// The argv that ari executes on the backup server to run this command where it belongs:
     /// itself, `sh -c` for a local shell string, or ssh with each word of a remote argv quoted

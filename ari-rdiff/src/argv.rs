@@ -87,8 +87,10 @@ pub struct Backup<'a> {
     pub options: &'a [String],
     /// `ssh_compression`.
     pub ssh_compression: bool,
-    /// How ssh reaches the source.
+    /// How ssh reaches the source (its user).
     pub ssh: &'a Ssh,
+    /// The job's ssh wrapper, which rdiff-backup runs as its ssh.
+    pub ssh_wrapper: &'a str,
     /// Paths to include, already rewritten into the source root.
     pub include: &'a [String],
     /// Paths to exclude, already rewritten.
@@ -99,19 +101,11 @@ pub struct Backup<'a> {
     pub destination: &'a str,
 }
 
-/// The ssh of the original, under which its argv needs no `--remote-schema`: since ari's own
-/// defaults add BatchMode and keepalives, a remote legacy argv has one unless they are off.
-fn ssh_is_default(ssh: &Ssh) -> bool {
-    ssh.port.is_none_or(|port| port == 22)
-        && ssh.options.is_empty()
-        && ssh.defaults.is_empty()
-        && matches!(ssh.path.as_str(), "ssh" | "/usr/bin/ssh")
-}
-
-/// The command rdiff-backup runs (through a shell) to reach the source host: ari's own ssh
-/// settings, then `{h}` (rdiff-backup puts `user@host` there) and the remote server command.
-pub fn remote_schema(cli: Cli, ssh: &Ssh, compression: bool) -> String {
-    let mut words = ssh.base_argv();
+/// The command rdiff-backup runs (through a shell) to reach the source host: the job's ssh
+/// wrapper, then `{h}` (rdiff-backup puts `user@host` there) and the remote server command. The
+/// ssh settings are the wrapper's, as exact words: none of them passes through rdiff-backup.
+pub fn remote_schema(cli: Cli, ssh_wrapper: &str, compression: bool) -> String {
+    let mut words = vec![ssh_wrapper.to_string()];
     if compression {
         words.push("-C".to_string());
     }
@@ -145,9 +139,9 @@ impl Backup<'_> {
                 if remote && !self.ssh_compression {
                     argv.push("--ssh-no-compression".to_string());
                 }
-                if remote && !ssh_is_default(self.ssh) {
+                if remote {
                     argv.push("--remote-schema".to_string());
-                    argv.push(remote_schema(Cli::Legacy, self.ssh, self.ssh_compression));
+                    argv.push(remote_schema(Cli::Legacy, self.ssh_wrapper, self.ssh_compression));
                 }
             }
             Cli::New => {
@@ -155,7 +149,7 @@ impl Backup<'_> {
                 argv.extend(global);
                 if remote {
                     argv.push("--remote-schema".to_string());
-                    argv.push(remote_schema(Cli::New, self.ssh, self.ssh_compression));
+                    argv.push(remote_schema(Cli::New, self.ssh_wrapper, self.ssh_compression));
                 }
                 argv.push("backup".to_string());
                 argv.extend(action);
@@ -219,6 +213,7 @@ mod tests {
             options,
             ssh_compression: false,
             ssh,
+            ssh_wrapper: "/var/lib/ari backup/run/my_backup/ssh",
             include: &["/music".to_string()],
             exclude: &["/music/tmp".to_string()],
             source,
@@ -263,6 +258,8 @@ mod tests {
                 "--terminal-verbosity",
                 "1",
                 "--ssh-no-compression",
+                "--remote-schema",
+                "'/var/lib/ari backup/run/my_backup/ssh' {h} rdiff-backup --server",
                 "--exclude",
                 "/music/tmp",
                 "--include",
@@ -276,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn ssh_settings_reach_rdiff_backups_ssh() {
+    fn rdiff_backup_reaches_the_source_through_the_jobs_ssh_wrapper() {
         let options = default_options();
         let ssh = ssh(2222, &["-F", "/etc/ari backup/ssh_config"]);
         let source = Source::Remote { host: "kif".into(), root: "/".into() };

@@ -83,19 +83,19 @@ impl BackupBackend for RdiffBackend {
             }
         }
         if let Host::Remote(host) = job.source_host() {
-            // rdiff-backup splits HOST::PATH at `::`, and runs its remote schema through a shell
-            // that accepts no braces but its own `{h}`.
+            // rdiff-backup splits HOST::PATH at `::`, and fills in its remote schema (which
+            // names the job's ssh wrapper, under state_dir) with Python's format.
             if host.contains(':') {
                 return Err(job.error_at(
                     "source_hostname",
                     format!("`{host}`: rdiff-backup cannot reach an IPv6 address (it splits HOST::PATH at `::`); give the host a name in /etc/hosts or a Host alias in an ssh_config"),
                 ));
             }
-            let ssh = job.ssh();
-            if let Some(word) = ssh.options.iter().find(|w| w.contains(['{', '}'])) {
+            let state_dir = job.get(&ari_core::core_settings::STATE_DIR);
+            if state_dir.contains(['{', '}', '%']) {
                 return Err(job.error_at(
-                    "ssh_options",
-                    format!("`{word}`: rdiff-backup's --remote-schema refuses `{{` and `}}`; put this option in an ssh_config file and pass [-F, FILE]"),
+                    "state_dir",
+                    format!("`{}`: rdiff-backup reaches a remote source through ari's ssh wrapper under state_dir, and its --remote-schema cannot name a path with `{{`, `}}` or `%`", kinds::shown(&state_dir)),
                 ));
             }
         }
@@ -118,6 +118,7 @@ impl BackupBackend for RdiffBackend {
         let program = job.get(&RDIFF_BACKUP_PATH);
         let options = job.get(&RDIFF_BACKUP_OPTIONS);
         let ssh = job.ssh();
+        let ssh_wrapper = job.ssh_wrapper();
         // With a snapshot, paths in the job are written as on the host and read from the
         // snapshot's mount base instead.
         let snapshot_root = job.snapshot_root();
@@ -141,6 +142,7 @@ impl BackupBackend for RdiffBackend {
             options: &options,
             ssh_compression: job.get(&SSH_COMPRESSION),
             ssh: &ssh,
+            ssh_wrapper: &ssh_wrapper,
             include: &include,
             exclude: &exclude,
             source,

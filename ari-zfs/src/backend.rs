@@ -102,15 +102,25 @@ impl BackupBackend for ZfsBackend {
 
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let target = target(job)?;
-        let ssh = job.ssh();
-        let mut e = ssh.base_argv();
-        if let Some(user) = &ssh.user {
-            e.extend(["-l".to_string(), user.clone()]);
-        }
         let mut argv = vec![job.get(&RSYNC_PATH)];
+        if job.source_host().is_local() {
+            // rsync on the backup server reaches the ZFS host through the job's ssh wrapper:
+            // the job's ssh settings as exact words, its shared connection, ari's remote wrapper.
+            argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join([job.ssh_wrapper()])]);
+        } else {
+            // rsync on the source host reaches the ZFS host with the job's ssh settings (rsync
+            // splits -e on spaces and honours quotes, as a shell would for these words), and the
+            // rsync it starts there stops once that connection is gone.
+            let ssh = job.ssh();
+            let mut e = ssh.base_argv();
+            if let Some(user) = &ssh.user {
+                e.extend(["-l".to_string(), user.clone()]);
+            }
+            argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
+            argv.push(format!("--rsync-path={}", ari_core::ssh::watched("rsync")));
+        }
+        // The admin's options come after ari's: rsync keeps the last of an option.
         argv.extend(job.get(&RSYNC_OPTIONS));
-        // rsync splits -e on spaces and honours quotes, as a shell would for these words.
-        argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
         argv.extend(["--exclude".to_string(), "/.zfs".to_string()]);
         for path in &job.job().exclude {
             argv.extend(["--exclude".to_string(), path.clone()]);

@@ -42,6 +42,17 @@ impl Fixture {
         self.dir.path()
     }
 
+    /// `text` with the fixture's root written as `FIXTURE`, for snapshots of output that names
+    /// the fixture's directories (a job's control sockets under its state_dir).
+    pub fn redacted(&self, text: &str) -> String {
+        text.replace(&self.root().display().to_string(), "FIXTURE")
+    }
+
+    /// The same for a JSON value.
+    pub fn redacted_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        serde_json::from_str(&self.redacted(&value.to_string())).expect("redacted JSON")
+    }
+
     /// A path inside the fixture.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)

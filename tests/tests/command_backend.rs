@@ -171,7 +171,10 @@ fn plan_json_shows_the_command_step() {
     assert_eq!(local_argv.first(), Some(&"/usr/bin/ssh"), "{local_argv:?}");
     assert_eq!(
         local_argv[local_argv.len() - 2..],
-        ["backup@db-server", "restic -r /srv/restic backup --tag db /etc"]
+        [
+            "backup@db-server",
+            &format!("{}restic -r /srv/restic backup --tag db /etc", ari_core::remote::prefix(Some("NONCE")))
+        ]
     );
 
     // With a snapshot source, the step sits between the mounts and their cleanup, and reads the

@@ -100,7 +100,7 @@ fn dry_run_is_a_setting_of_the_process_not_of_a_job_file() {
 fn plan_json_of_a_remote_job_with_hooks_and_retention() {
     let fx = Fixture::new();
     let job = fx.write_job("db-server.yaml", FULL_JOB);
-    insta::assert_json_snapshot!(fx.plan_json(&job));
+    insta::assert_json_snapshot!(fx.redacted_json(&fx.plan_json(&job)));
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn plan_json_of_a_local_job_in_the_legacy_command_line() {
         "music",
         "label: my_backup\nbackup_store_path: /srv/backup-store\nrdiff_backup_cli: legacy\ninclude: [/music]\n",
     );
-    insta::assert_json_snapshot!(fx.plan_json(&job));
+    insta::assert_json_snapshot!(fx.redacted_json(&fx.plan_json(&job)));
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn plan_text_shows_hosts_phases_and_conditions() {
     let job = fx.write_job("db-server.yaml", FULL_JOB);
     let out = run(fx.ari().arg("plan").arg(&job));
     assert!(out.status.success(), "{}", stderr(&out));
-    insta::assert_snapshot!(stdout(&out));
+    insta::assert_snapshot!(fx.redacted(&stdout(&out)));
 }
 
 #[test]

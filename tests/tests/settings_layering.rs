@@ -52,10 +52,17 @@ fn each_level_overrides_the_one_below_and_settings_shows_the_source() {
     let out = run(fx.ari().args(["plan", "--json"]).arg(&job).args(["--remote-user=from-cli"]));
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     let schema = plan["steps"][0]["argv"][4].as_str().expect("remote schema");
+    let wrapper = fx.path("state").join("run/layers/ssh");
     assert_eq!(
-        schema, "/usr/bin/ssh -p 2201 -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 -C {h} rdiff-backup server",
-        "ssh_compression from the config adds -C"
+        schema,
+        format!("{} -C {{h}} rdiff-backup server", wrapper.display()),
+        "rdiff-backup's ssh is the job's wrapper; ssh_compression from the config adds -C"
     );
+    let host = &plan["connections"]["hosts"][0];
+    assert_eq!(host["destination"], "from-cli@db");
+    let ssh: Vec<&str> = host["ssh"].as_array().expect("ssh").iter().map(|w| w.as_str().unwrap()).collect();
+    let at = ssh.iter().position(|w| *w == "-p").expect("-p");
+    assert_eq!(ssh[at + 1], "2201", "the job's ssh_port reaches the ssh of every command: {ssh:?}");
     let argv = plan["steps"][0]["argv"].as_array().expect("argv");
     assert!(argv.iter().any(|a| a == "from-cli@db::/"), "remote_user from the command line: {argv:?}");
 }

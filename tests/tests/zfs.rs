@@ -221,7 +221,7 @@ fn plan_shows_every_lvm_and_zfs_command_with_cleanup_and_the_dynamic_expiry() {
     );
     let out = run(fx.ari().arg("plan").arg(&job));
     assert_exit(&out, 0);
-    insta::assert_snapshot!(stdout(&out));
+    insta::assert_snapshot!(fx.redacted(&stdout(&out)));
     let plan = fx.plan_json(&job);
     let expiry = plan["steps"].as_array().unwrap().last().unwrap();
     assert_eq!(expiry["dynamic"], true);

@@ -85,5 +85,6 @@ pub fn render(plan: &JobPlan) -> String {
             ));
         }
     }
+    out.push_str(&plan.connections.render());
     out
 }
