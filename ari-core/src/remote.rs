@@ -527,7 +527,7 @@ impl Session {
                     let warning = format!(
                         "the shared ssh connection to {destination} did not come up ({why}); its commands use a connection each"
                     );
-                    log::warn!("{warning}");
+                    log::debug!("{warning}");
                     self.warnings.lock().unwrap_or_else(|e| e.into_inner()).push(warning);
                     masters.insert(destination.clone(), None);
                 }
