@@ -33,7 +33,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     dry_run_runs: usize,
 
-    /// Run only these benchmarks: backup (with the dry run), fleet, many-jobs.
+    /// Run only these benchmarks: backup (with the dry run), fleet, many-jobs, remote.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -74,12 +74,33 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if want("many-jobs") {
         results.insert("many_jobs".into(), crate::fleet::many_jobs(&ari, args.dry_run_runs)?);
     }
+    if want("remote") {
+        results.insert("remote".into(), remote(args.runs)?);
+    }
     let json_path = shell::target_dir().join("bench/results.json");
     fs::create_dir_all(json_path.parent().unwrap_or(Path::new(".")))?;
     fs::write(&json_path, serde_json::to_string_pretty(&Value::Object(results))? + "\n")
         .with_context(|| format!("writing {}", json_path.display()))?;
     println!("\nwritten to {}", json_path.display());
     Ok(())
+}
+
+/// A remote two-volume LVM rdiff job through the test harness's sshd, with and without ssh
+/// connection sharing (tests/tests/bench_remote.rs): authentications and time outside the backup.
+fn remote(runs: usize) -> Result<Value> {
+    shell::header("remote job: ssh connection sharing");
+    let out = shell::output(
+        shell::cargo()
+            .args(["test", "-p", "tests", "--test", "bench_remote", "--", "--ignored", "--nocapture"])
+            .env("ARI_BENCH_RUNS", runs.to_string()),
+    )?;
+    let line = out
+        .lines()
+        .find_map(|line| line.strip_prefix("ARI-BENCH-REMOTE "))
+        .context("the remote benchmark printed no result")?;
+    let result: Value = serde_json::from_str(line)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(result)
 }
 
 /// The incremental no-change backup against bare rdiff-backup, and the dry run of one job.
