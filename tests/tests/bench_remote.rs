@@ -94,5 +94,36 @@ fn remote_lvm_rdiff_job_with_and_without_connection_sharing() {
         );
     }
     results.insert("median_ssh_true_seconds".into(), median(ssh_true).into());
+    // One command through a shared connection, bare and under ari's remote wrapper: what each of
+    // the job's commands costs once the master is up.
+    let socket = lvm.fx.path("bench-socket");
+    let mut master = sshd
+        .ssh_command()
+        .args(["-M", "-N", "-o", "ControlPersist=no", "-S"])
+        .arg(&socket)
+        .spawn()
+        .expect("start a master");
+    assert!(tests::eventually(|| socket.exists()), "the master never listened");
+    let through_master = |command: &str| {
+        let mut seconds = Vec::new();
+        for _ in 0..runs.max(5) {
+            let clock = Instant::now();
+            let out = sshd
+                .ssh_command()
+                .args(["-o", "ControlMaster=no", "-S"])
+                .arg(&socket)
+                .arg(command)
+                .output()
+                .expect("ssh through the master");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            seconds.push(clock.elapsed().as_secs_f64());
+        }
+        median(seconds)
+    };
+    results.insert("median_shared_true_seconds".into(), through_master("true").into());
+    let wrapped = format!("{}true", ari_core::remote::prefix(Some("0123456789abcdef")));
+    results.insert("median_shared_wrapped_true_seconds".into(), through_master(&wrapped).into());
+    let _ = sshd.ssh_command().args(["-S"]).arg(&socket).args(["-O", "exit"]).output();
+    let _ = master.wait();
     println!("ARI-BENCH-REMOTE {}", serde_json::Value::Object(results));
 }
