@@ -40,6 +40,14 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "lvm_failures_leave_nothing_behind", run: lvm_failures_leave_nothing },
     Scenario { name: "zfs_over_lvm_snapshots_and_expires_by_real_creation_times", run: zfs_over_lvm },
     Scenario { name: "crash_ledger_recover_undoes_real_snapshots_and_mounts", run: crash_ledger },
+    Scenario {
+        name: "job_timeout_mid_transfer_lvm_rdiff_unmounts_on_the_first_try",
+        run: job_timeout_lvm_rdiff,
+    },
+    Scenario {
+        name: "job_timeout_mid_transfer_lvm_rsync_zfs_unmounts_on_the_first_try",
+        run: job_timeout_lvm_zfs,
+    },
 ];
 
 /// Bound on one `ari` run: a backup here takes seconds; minutes means a hang.
@@ -134,6 +142,7 @@ fn reset_guest(vm: &Vm) -> Result<()> {
         r#"for m in $(findmnt -rn -o TARGET | grep '^/tmp/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
 for d in /tmp/lvm-* /tmp/zfs-* /tmp/crash; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
+rm -f /srv/data/big.bin
 zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm
 rm -f /run/ari-vm-sleep.pid
 true"#,
@@ -149,12 +158,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(ctx: &Ctx) -> Result<Fixture> {
+        Fixture::with_ssh_options(ctx, &[])
+    }
+
+    /// The same, with `extra` ssh options after the guest's.
+    fn with_ssh_options(ctx: &Ctx, extra: &[String]) -> Result<Fixture> {
         let dir = tempfile::Builder::new().prefix("ari-vm-").tempdir().context("create a temp dir")?;
         for sub in ["jobs.d", "state", "store"] {
             fs::create_dir_all(dir.path().join(sub))?;
         }
         let fixture = Fixture { dir };
-        let options: Vec<String> = ctx.vm.ssh_options().iter().map(|o| yaml(o)).collect();
+        let options: Vec<String> = ctx.vm.ssh_options().iter().chain(extra).map(|o| yaml(o)).collect();
         let config = format!(
             "backup_store_path: {}\nstate_dir: {}\njobs_dir: {}\nssh_port: {}\nremote_user: root\nssh_options: [{}]\nretry_interval: 1\nmax_retries: 2\n",
             yaml(&fixture.p("store")),
@@ -618,4 +632,104 @@ mod tests {
         assert!(job.contains("mount_options: \"ro,noatime\"}"));
         assert!(job.ends_with("include: [/srv/data]\n"));
     }
+}
+
+/// A TCP relay for ssh's `ProxyCommand` (`python3 RELAY HOST PORT BYTES_PER_SECOND`): what the
+/// guest sends reaches ssh no faster than the rate, so that a backup of 64 MiB is still
+/// transferring when `job_timeout` ends the job.
+const RELAY: &str = r#"import os, socket, sys, threading, time
+host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port))
+def up():
+    while True:
+        data = os.read(0, 65536)
+        if not data:
+            s.shutdown(socket.SHUT_WR)
+            return
+        s.sendall(data)
+threading.Thread(target=up, daemon=True).start()
+while True:
+    data = s.recv(16384)
+    if not data:
+        break
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]
+    time.sleep(len(data) / rate)
+"#;
+
+/// The big file both timeout scenarios send, written into the origin before the snapshot.
+const BIG_FILE: &str = "head -c 67108864 /dev/urandom > /srv/data/big.bin && sync";
+
+/// What a job killed at `job_timeout` while its backup read from the snapshots must leave: exit
+/// 1 (not 3: every cleanup step succeeded), the error naming the deadline, no retry of an
+/// unmount (the remote reader was stopped with the job, so the mount was not busy), no process
+/// of the backup left in the guest, no ledger, a clean guest.
+fn assert_stopped_mid_transfer(ctx: &Ctx, fx: &Fixture, label: &str, job: &Path, reader: &str) -> Result<()> {
+    let started = Instant::now();
+    let stderr = fx.ari_expect(ctx, &["run", &job.display().to_string(), "--debug"], 1)?;
+    println!("  stopped after {:.1} s", started.elapsed().as_secs_f64());
+    ensure!(
+        stderr.lines().any(|l| l.contains("[ERROR]") && l.contains("main step") && l.contains("job_timeout")),
+        "the backup step was not the one job_timeout stopped: {stderr}"
+    );
+    ensure!(
+        stderr.contains("stopping process group"),
+        "ari did not stop the remote command's process group on the guest: {stderr}"
+    );
+    if let Some(retry) = stderr.lines().find(|l| l.contains("failed, retry")) {
+        bail!("a cleanup step needed a retry (the snapshot was still busy?): {retry}\n{stderr}");
+    }
+    let left = vm_processes(ctx.vm, reader)?;
+    ensure!(left.is_empty(), "processes of the backup are left in the guest: {left}");
+    println!("  exit 1 at job_timeout, unmounted on the first try, no `{reader}` left in the guest");
+    assert_no_ledger(fx, label)?;
+    assert_clean(ctx.vm, label)?;
+    ctx.vm.run("rm -f /srv/data/big.bin")?;
+    Ok(())
+}
+
+/// The processes in the guest whose command line holds `pattern`, as `ps` shows them.
+fn vm_processes(vm: &Vm, pattern: &str) -> Result<String> {
+    vm.run(&format!("ps -eo pid,args | grep -F -- {} | grep -v grep || true", yaml(pattern)))
+}
+
+/// f. An LVM+rdiff job whose backup of two snapshots is still transferring (through a relay at
+/// 2 MB/s) when `job_timeout` ends it: rdiff-backup's server in the guest is stopped with the
+/// job, so both snapshots unmount on the first try.
+fn job_timeout_lvm_rdiff(ctx: &Ctx) -> Result<()> {
+    let label = "lvm-rdiff-timeout";
+    ctx.vm.run(BIG_FILE)?;
+    let relay = std::env::temp_dir().join(format!("ari-vm-relay-{}.py", std::process::id()));
+    fs::write(&relay, RELAY)?;
+    let throttle = format!("ProxyCommand=python3 {} %h %p 2000000", relay.display());
+    let fx = Fixture::with_ssh_options(ctx, &["-o".to_string(), throttle])?;
+    let job = fx.job(label, &lvm_job(label, "ro", "include: [/srv/data]\njob_timeout: 20s\n"))?;
+    let result = assert_stopped_mid_transfer(ctx, &fx, label, &job, "rdiff-backup server");
+    let _ = fs::remove_file(&relay);
+    result
+}
+
+/// g. An LVM+rsync job of the ZFS backend (rsync runs in the guest, reading the snapshots) still
+/// transferring (`--bwlimit`) when `job_timeout` ends it: the rsync processes stop with the job,
+/// so both snapshots unmount on the first try, and no ZFS snapshot is taken.
+fn job_timeout_lvm_zfs(ctx: &Ctx) -> Result<()> {
+    let label = "zfs-lvm-timeout";
+    let dataset = "tank/backups/zfs-lvm";
+    ctx.vm.run(&format!("{BIG_FILE} && zfs create {dataset}"))?;
+    let fx = Fixture::new(ctx)?;
+    let job = fx.job(
+        label,
+        &lvm_job(
+            label,
+            "ro",
+            &format!(
+                "backend: zfs\nrsync_dst: /tank/backups/zfs-lvm\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nsnapshot_expiration_days: 1\nrsync_options: [--archive, --bwlimit=2000]\njob_timeout: 20s\n"
+            ),
+        ),
+    )?;
+    assert_stopped_mid_transfer(ctx, &fx, label, &job, "--bwlimit=2000")?;
+    let snapshots = zfs_snapshots(ctx.vm, dataset)?;
+    ensure!(snapshots.is_empty(), "a snapshot was taken of an unfinished transfer: {snapshots:?}");
+    Ok(())
 }
