@@ -245,3 +245,41 @@ fn two_runs_in_one_minute_take_two_snapshots() {
         [format!("{DATASET}@ari-backup-nightly"), format!("{DATASET}@ari-backup-nightly-2")]
     );
 }
+
+#[test]
+fn from_a_local_source_rsync_reaches_the_zfs_host_through_the_jobs_ssh_wrapper_with_exact_options() {
+    let zfs = world();
+    let sshd = Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start();
+    // ssh runs LocalCommand once connected: each ssh of the job (ari's zfs commands, and rsync's
+    // through the wrapper) appends the line its words make, braces and quotes included.
+    let seen = zfs.fx.p("local-commands");
+    let local_command = format!("LocalCommand=echo '{{a,b}}' \"it's\" >> {seen}");
+    zfs.write_config(&format!(
+        "ssh_port: {}\nremote_user: {}\nssh_connection_sharing: false\nssh_options: [-F, {}, -o, PermitLocalCommand=yes, -o, {}]\n",
+        sshd.port(),
+        sshd.user(),
+        sshd.ssh_config_path().display(),
+        serde_json::to_string(&local_command).unwrap(),
+    ));
+    let job = plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n");
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        &format!("rsync_dst: {}\nzfs_hostname: localhost", zfs.fx.p("zfs/web")),
+        &format!("rsync_dst: {host}:{}\nzfs_hostname: {host}", zfs.fx.p("zfs/web"), host = sshd.host_alias()),
+    );
+    std::fs::write(&job, text).unwrap();
+    let out = zfs.run(&job);
+    assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
+    let src = zfs.fx.path("src");
+    let sent = zfs.fx.path("zfs/web").join(src.strip_prefix("/").unwrap());
+    assert_eq!(read_tree(&sent.join("etc"), &[]), read_tree(&src.join("etc"), &[]), "rsync sent the files");
+    let lines = std::fs::read_to_string(&seen).expect("LocalCommand ran");
+    let lines: Vec<&str> = lines.lines().collect();
+    // rsync's ssh, and ari's: the snapshot listing, the snapshot, the expiry listing.
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines.iter().all(|line| *line == "{a,b} it's"), "{lines:?}");
+    let plan = zfs.fx.plan_json(&job);
+    let rsync = plan["steps"][0]["argv"].as_array().unwrap();
+    let e = rsync.iter().position(|w| w == "-e").expect("-e");
+    assert_eq!(rsync[e + 1], zfs.fx.p("state/run/web/ssh"), "rsync's ssh is the job's wrapper");
+    assert_eq!(snapshot_names(&zfs), [format!("{DATASET}@ari-backup-nightly")]);
+}
