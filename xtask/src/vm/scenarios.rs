@@ -609,31 +609,6 @@ fn wait_until_sleeping(ctx: &Ctx, fx: &Fixture, ari: &mut Child) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_select_by_name_and_a_filter_matching_nothing_is_an_error() {
-        assert_eq!(select(&[]).unwrap().len(), SCENARIOS.len());
-        assert_eq!(
-            select(&["crash".into()]).unwrap(),
-            ["crash_ledger_recover_undoes_real_snapshots_and_mounts"]
-        );
-        assert_eq!(select(&["zfs".into(), "rdiff".into()]).unwrap().len(), 2);
-        assert!(select(&["no-such-scenario".into()]).is_err());
-    }
-
-    #[test]
-    fn jobs_quote_their_strings_and_fill_in_the_mount_options() {
-        assert_eq!(yaml("a \"b\" $$"), r#""a \"b\" $$""#);
-        let job = lvm_job("x", "ro,noatime", "include: [/srv/data]\n");
-        assert!(job.starts_with("label: x\nsource_hostname: 127.0.0.1\nsnapshot: lvm\n"));
-        assert!(job.contains("mount_options: \"ro,noatime\"}"));
-        assert!(job.ends_with("include: [/srv/data]\n"));
-    }
-}
-
 /// A TCP relay for ssh's `ProxyCommand` (`python3 RELAY HOST PORT BYTES_PER_SECOND`): what the
 /// guest sends reaches ssh no faster than the rate, so that a backup of 64 MiB is still
 /// transferring when `job_timeout` ends the job.
@@ -732,4 +707,29 @@ fn job_timeout_lvm_zfs(ctx: &Ctx) -> Result<()> {
     let snapshots = zfs_snapshots(ctx.vm, dataset)?;
     ensure!(snapshots.is_empty(), "a snapshot was taken of an unfinished transfer: {snapshots:?}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_select_by_name_and_a_filter_matching_nothing_is_an_error() {
+        assert_eq!(select(&[]).unwrap().len(), SCENARIOS.len());
+        assert_eq!(
+            select(&["crash".into()]).unwrap(),
+            ["crash_ledger_recover_undoes_real_snapshots_and_mounts"]
+        );
+        assert_eq!(select(&["zfs".into(), "rdiff".into()]).unwrap().len(), 2);
+        assert!(select(&["no-such-scenario".into()]).is_err());
+    }
+
+    #[test]
+    fn jobs_quote_their_strings_and_fill_in_the_mount_options() {
+        assert_eq!(yaml("a \"b\" $$"), r#""a \"b\" $$""#);
+        let job = lvm_job("x", "ro,noatime", "include: [/srv/data]\n");
+        assert!(job.starts_with("label: x\nsource_hostname: 127.0.0.1\nsnapshot: lvm\n"));
+        assert!(job.contains("mount_options: \"ro,noatime\"}"));
+        assert!(job.ends_with("include: [/srv/data]\n"));
+    }
 }
