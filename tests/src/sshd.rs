@@ -274,6 +274,16 @@ impl Sshd {
         self.dir.path().join("sshd.log")
     }
 
+    /// How many times sshd let a client in so far (its log's `Accepted publickey` lines): one
+    /// per ssh connection.
+    pub fn authentications(&self) -> usize {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("Accepted publickey"))
+            .count()
+    }
+
     /// The last lines of sshd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log_path())

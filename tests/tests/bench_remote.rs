@@ -11,14 +11,6 @@ use std::time::Instant;
 use tests::rdiff::rdiff_backup;
 use tests::{assert_exit, Sshd, World};
 
-fn authentications(sshd: &Sshd) -> usize {
-    std::fs::read_to_string(sshd.log_path())
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.contains("Accepted publickey"))
-        .count()
-}
-
 /// The newest `run` report's step durations: (the backup step's, all steps').
 fn step_seconds(world: &World) -> (f64, f64) {
     let mut reports: Vec<_> = std::fs::read_dir(world.fx.path("state/reports"))
@@ -70,7 +62,7 @@ fn remote_lvm_rdiff_job_with_and_without_connection_sharing() {
             // rdiff-backup names increments by the second, so ari starts a run no sooner than
             // the second after the last one ended; a nightly job never waits for that.
             std::thread::sleep(std::time::Duration::from_millis(1100));
-            let before = authentications(&sshd);
+            let before = sshd.authentications();
             let clock = Instant::now();
             let out = tests::run(lvm.ari().arg("run").arg(&job).arg("--debug"));
             let total = clock.elapsed().as_secs_f64();
@@ -81,7 +73,7 @@ fn remote_lvm_rdiff_job_with_and_without_connection_sharing() {
             let (backup, _) = step_seconds(&lvm);
             outside.push(total - backup);
             totals.push(total);
-            auths.push((authentications(&sshd) - before) as f64);
+            auths.push((sshd.authentications() - before) as f64);
         }
         results.insert(
             format!("sharing_{sharing}"),

@@ -120,15 +120,6 @@ fn a_remote_hook_stops_when_ari_is_killed_without_shared_connections() {
     stopped_during_the_hook(libc::SIGKILL, false);
 }
 
-/// How many times sshd let a client in so far.
-fn authentications(sshd: &Sshd) -> usize {
-    std::fs::read_to_string(sshd.log_path())
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| line.contains("Accepted publickey"))
-        .count()
-}
-
 /// A remote rdiff job with hooks before and after: four commands on the host, and rdiff-backup.
 fn remote_job(fx: &Fixture, sshd: &Sshd) -> std::path::PathBuf {
     let src = fx.make_tree("src", &[("etc/app.conf", "x=1\n")]);
@@ -151,17 +142,17 @@ fn a_job_reaches_each_host_over_one_connection_and_leaves_no_socket() {
     let fx = Fixture::new();
     fx.write_config(&sshd.config_yaml());
     let job = remote_job(&fx, &sshd);
-    let before = authentications(&sshd);
+    let before = sshd.authentications();
     let out = run(fx.ari().arg("run").arg(&job));
     assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
-    assert_eq!(authentications(&sshd) - before, 1, "one connection for the hooks and rdiff-backup");
+    assert_eq!(sshd.authentications() - before, 1, "one connection for the hooks and rdiff-backup");
     assert!(!fx.path("state/run/web").exists(), "the job's run directory is removed when it ends");
 
     fx.write_config(&format!("{}ssh_connection_sharing: false\n", sshd.config_yaml()));
-    let before = authentications(&sshd);
+    let before = sshd.authentications();
     let out = run(fx.ari().arg("run").arg(&job));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(authentications(&sshd) - before, 5, "without sharing, a connection per command");
+    assert_eq!(sshd.authentications() - before, 5, "without sharing, a connection per command");
 }
 
 #[test]
@@ -176,7 +167,7 @@ fn a_master_that_does_not_come_up_leaves_commands_to_their_own_connections_with_
     );
     fx.write_config(&format!("{}ssh_path: {}\n", sshd.config_yaml(), ssh.display()));
     let job = remote_job(&fx, &sshd);
-    let before = authentications(&sshd);
+    let before = sshd.authentications();
     // Warnings go to syslog, and to stderr with --debug.
     let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
     assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
@@ -187,7 +178,7 @@ fn a_master_that_does_not_come_up_leaves_commands_to_their_own_connections_with_
         "{}",
         stderr(&out)
     );
-    assert_eq!(authentications(&sshd) - before, 5, "every command still ran, on its own connection");
+    assert_eq!(sshd.authentications() - before, 5, "every command still ran, on its own connection");
 }
 
 #[test]
