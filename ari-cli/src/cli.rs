@@ -44,6 +44,8 @@ pub enum Subcommand {
     Settings { job: Option<String> },
     /// `ari backends`
     Backends,
+    /// `ari completions SHELL`
+    Completions { shell: clap_complete::Shell },
 }
 
 /// What `ari recover` does with each job's ledger.
@@ -58,15 +60,24 @@ pub enum RecoverAction {
 }
 
 /// The clap command, with an argument for every registered setting on it and on every
-/// subcommand.
+/// subcommand: what completions complete.
+pub fn full_command() -> Command {
+    command_for(None)
+}
+
+/// The clap command with the setting options on the top level only: what ari(1) shows once.
+pub fn command_with_settings_on_top() -> Command {
+    command_for(Some(""))
+}
+
 #[cfg(test)]
 fn command() -> Command {
-    command_for(None)
+    full_command()
 }
 
 /// The subcommands, by name.
 const SUBCOMMANDS: &[&str] =
-    &["run", "run-all", "list", "status", "recover", "plan", "check", "settings", "backends"];
+    &["run", "run-all", "list", "status", "recover", "plan", "check", "settings", "backends", "completions"];
 
 /// The clap command, with the setting options on the top level and on `selected` (every
 /// subcommand when `None`). Settings are not `global`: clap copies global options into every
@@ -172,7 +183,18 @@ fn command_for(selected: Option<&str>) -> Command {
                 .about("every setting: effective value, where it came from, owner, help")
                 .arg(Arg::new("job").value_name("JOB").help("show the values as this job sees them")),
         )
-        .subcommand(Command::new("backends").about("registered backends and snapshot sources"));
+        .subcommand(Command::new("backends").about("registered backends and snapshot sources"))
+        .subcommand(
+            Command::new("completions")
+                .about("print the completion script of a shell (bash: source it, or put it in /usr/share/bash-completion/completions/ari)")
+                .arg(
+                    Arg::new("shell")
+                        .value_name("SHELL")
+                        .required(true)
+                        .value_parser(clap::value_parser!(clap_complete::Shell))
+                        .help("bash, zsh, fish, elvish or powershell"),
+                ),
+        );
     command = command.args(setting_args());
     command.mut_subcommands(|sub| {
         if selected.is_none_or(|name| sub.get_name() == name) {
@@ -270,6 +292,12 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         "check" => Subcommand::Check { jobs: jobs(), connect: sub.get_flag("connect") },
         "settings" => Subcommand::Settings { job: sub.get_one::<String>("job").cloned() },
         "backends" => Subcommand::Backends,
+        "completions" => Subcommand::Completions {
+            shell: sub
+                .get_one::<clap_complete::Shell>("shell")
+                .copied()
+                .ok_or("completions: a shell is required")?,
+        },
         other => return Err(format!("unknown subcommand {other}")),
     };
     Ok(Invocation {

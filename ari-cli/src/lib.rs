@@ -12,6 +12,7 @@ mod commands;
 pub mod docs;
 mod jobs;
 mod logging;
+pub mod manual;
 #[cfg(test)]
 mod plugin_invariants;
 

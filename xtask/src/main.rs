@@ -19,6 +19,7 @@ mod api;
 mod bench;
 mod demo;
 mod deps;
+mod dist;
 mod docs_examples;
 mod example;
 mod fleet;
@@ -52,6 +53,8 @@ enum Command {
     Vm(vm::VmArgs),
     /// Build the example restic backend (examples/ari-restic), test it, and back up with it.
     Example,
+    /// Write the man pages and shell completions, generated from ari, to target/dist.
+    Dist,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Vm(args) => vm::run(&args),
         Command::Example => example::build_and_unit_test().and_then(|()| example::scenario()),
+        Command::Dist => dist::write().map(|dir| println!("written to {}", dir.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,12 @@ impl Context {
 /// Runs the subcommand and returns the exit code.
 pub fn dispatch(invocation: Invocation) -> i32 {
     let Invocation { command, config, config_explicit, settings: command_line } = invocation;
+    if let Subcommand::Completions { shell } = command {
+        // Needs no config; a closed pipe (`ari completions bash | head`) is not an error.
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(crate::manual::completion(shell).as_bytes());
+        return exit::SUCCESS;
+    }
     let loaded = GlobalConfig::load(&config, config_explicit);
     let config_layer = loaded.as_ref().map(|c| c.layer.clone()).unwrap_or_else(|_| Layer::default());
     let base = Settings::resolve([&config_layer, &command_line]);
@@ -72,6 +78,8 @@ pub fn dispatch(invocation: Invocation) -> i32 {
         Subcommand::Check { jobs, connect } => check::check(&context, &jobs, connect),
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
         Subcommand::Backends => backends::backends(),
+        // Printed above, before the config is read.
+        Subcommand::Completions { .. } => exit::SUCCESS,
     }
 }
 

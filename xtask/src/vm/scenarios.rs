@@ -720,7 +720,7 @@ mod tests {
             select(&["crash".into()]).unwrap(),
             ["crash_ledger_recover_undoes_real_snapshots_and_mounts"]
         );
-        assert_eq!(select(&["zfs".into(), "rdiff".into()]).unwrap().len(), 2);
+        assert_eq!(select(&["zfs_over".into(), "backs_up".into()]).unwrap().len(), 2);
         assert!(select(&["no-such-scenario".into()]).is_err());
     }
 
