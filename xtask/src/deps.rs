@@ -31,6 +31,8 @@ const TOOLS: &[Tool] = &[
     Tool { binary: "zsh", package: "zsh" },
     // The example third-party backend (examples/ari-restic) makes real restic backups.
     Tool { binary: "restic", package: "restic" },
+    // The man pages are checked with groff's warnings on.
+    Tool { binary: "groff", package: "groff-base" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with
