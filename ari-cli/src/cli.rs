@@ -46,6 +46,8 @@ pub enum Subcommand {
     Backends,
     /// `ari completions SHELL`
     Completions { shell: clap_complete::Shell },
+    /// `ari schema [job|config]`
+    Schema { which: crate::schema::Which },
 }
 
 /// What `ari recover` does with each job's ledger.
@@ -76,8 +78,19 @@ fn command() -> Command {
 }
 
 /// The subcommands, by name.
-const SUBCOMMANDS: &[&str] =
-    &["run", "run-all", "list", "status", "recover", "plan", "check", "settings", "backends", "completions"];
+const SUBCOMMANDS: &[&str] = &[
+    "run",
+    "run-all",
+    "list",
+    "status",
+    "recover",
+    "plan",
+    "check",
+    "settings",
+    "backends",
+    "completions",
+    "schema",
+];
 
 /// The clap command, with the setting options on the top level and on `selected` (every
 /// subcommand when `None`). Settings are not `global`: clap copies global options into every
@@ -184,6 +197,17 @@ fn command_for(selected: Option<&str>) -> Command {
                 .arg(Arg::new("job").value_name("JOB").help("show the values as this job sees them")),
         )
         .subcommand(Command::new("backends").about("registered backends and snapshot sources"))
+        .subcommand(
+            Command::new("schema")
+                .about("print the JSON Schema of job files (or of the global config), for editors")
+                .arg(
+                    Arg::new("which")
+                        .value_name("FILE")
+                        .value_parser(["job", "config"])
+                        .default_value("job")
+                        .help("job: a job file of jobs_dir; config: the global config"),
+                ),
+        )
         .subcommand(
             Command::new("completions")
                 .about("print the completion script of a shell (bash: source it, or put it in /usr/share/bash-completion/completions/ari)")
@@ -292,6 +316,12 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         "check" => Subcommand::Check { jobs: jobs(), connect: sub.get_flag("connect") },
         "settings" => Subcommand::Settings { job: sub.get_one::<String>("job").cloned() },
         "backends" => Subcommand::Backends,
+        "schema" => Subcommand::Schema {
+            which: match sub.get_one::<String>("which").map(String::as_str) {
+                Some("config") => crate::schema::Which::Config,
+                _ => crate::schema::Which::Job,
+            },
+        },
         "completions" => Subcommand::Completions {
             shell: sub
                 .get_one::<clap_complete::Shell>("shell")

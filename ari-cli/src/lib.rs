@@ -15,6 +15,7 @@ mod logging;
 pub mod manual;
 #[cfg(test)]
 mod plugin_invariants;
+pub mod schema;
 
 use ari_command as _;
 use ari_lvm as _;

@@ -154,27 +154,42 @@ fn setup(demo: &Demo) -> Result<()> {
     // too. The state directory is left to ari, which owns it.
     fs::create_dir_all(&demo.store)?;
 
-    let config = format!(
-        "backup_store_path: {}\nstate_dir: {}\n",
-        yaml_string(&demo.store)?,
-        yaml_string(&demo.root.join("state"))?
-    );
-    write_file(&demo.config, &config)?;
+    write_file(&demo.config, &config_text(&demo.store, &demo.root.join("state"))?)?;
+    write_file(&demo.job, &job_text(&demo.source)?)?;
+    // Executable, so that the shebang line works: `./demo.yaml` runs the job.
+    set_mode(&demo.job, 0o755)?;
+    Ok(())
+}
 
-    let job = format!(
-        "#!/usr/bin/env -S ari run\n\
+/// The schema line of a demo file: the repository's copy of a schema ari ships.
+fn schema_line(which: ari_cli::schema::Which) -> String {
+    let path = crate::shell::workspace_root().join("dist/schema").join(ari_cli::schema::file_name(which));
+    format!("# yaml-language-server: $schema={}\n", path.display())
+}
+
+/// The demo's global config.
+fn config_text(store: &Path, state: &Path) -> Result<String> {
+    Ok(format!(
+        "{}backup_store_path: {}\nstate_dir: {}\n",
+        schema_line(ari_cli::schema::Which::Config),
+        yaml_string(store)?,
+        yaml_string(state)?
+    ))
+}
+
+/// The demo's job file.
+fn job_text(source: &Path) -> Result<String> {
+    Ok(format!(
+        "#!/usr/bin/env -S ari run\n{}\
          label: demo\n\
          backend: rdiff\n\
          source_hostname: localhost\n\
          include: [{}]\n\
          exclude: [{}]\n",
-        yaml_string(&demo.source)?,
-        yaml_string(&demo.source.join("cache"))?
-    );
-    write_file(&demo.job, &job)?;
-    // Executable, so that the shebang line works: `./demo.yaml` runs the job.
-    set_mode(&demo.job, 0o755)?;
-    Ok(())
+        schema_line(ari_cli::schema::Which::Job),
+        yaml_string(source)?,
+        yaml_string(&source.join("cache"))?
+    ))
 }
 
 /// Deterministic, human-readable contents of varying length.
@@ -328,6 +343,33 @@ mod tests {
         assert!(CACHE_FILES.iter().all(|f| f.starts_with("cache/")));
         assert!(SAMPLE_FILES.contains(&CHANGED_FILE));
         assert!(!SAMPLE_FILES.contains(&ADDED_FILE));
+    }
+
+    /// The demo's files validate against the schemas ari ships (checked with Debian's
+    /// python3-jsonschema, as ari-cli's schema tests do).
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a test runs python3 on what the demo writes
+    fn the_demo_files_validate_against_the_schemas() {
+        use ari_cli::schema::{schema, Which};
+        use std::io::Write as _;
+        let source = Path::new("/tmp/ari-demo/source");
+        for (which, text) in [
+            (Which::Job, job_text(source).unwrap()),
+            (Which::Config, config_text(Path::new("/tmp/s"), Path::new("/tmp/t")).unwrap()),
+        ] {
+            assert!(text.contains(&schema_line(which)), "{text}");
+            let instance: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+            let input = serde_json::json!({"schema": schema(which), "instance": instance});
+            let mut child = std::process::Command::new("/usr/bin/python3")
+                .args(["-c", "import json, sys, jsonschema\nd = json.load(sys.stdin)\njsonschema.validate(d['instance'], d['schema'])"])
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run /usr/bin/python3 (apt-get install -y python3-jsonschema)");
+            child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     #[test]

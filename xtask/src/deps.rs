@@ -33,6 +33,8 @@ const TOOLS: &[Tool] = &[
     Tool { binary: "restic", package: "restic" },
     // The man pages are checked with groff's warnings on.
     Tool { binary: "groff", package: "groff-base" },
+    // The JSON Schemas are checked with Debian's python3 jsonschema.
+    Tool { binary: "/usr/bin/jsonschema", package: "python3-jsonschema" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with

@@ -46,10 +46,15 @@ impl Context {
 /// Runs the subcommand and returns the exit code.
 pub fn dispatch(invocation: Invocation) -> i32 {
     let Invocation { command, config, config_explicit, settings: command_line } = invocation;
-    if let Subcommand::Completions { shell } = command {
-        // Needs no config; a closed pipe (`ari completions bash | head`) is not an error.
+    // Generated from ari itself: they need no config. A closed pipe (`... | head`) is no error.
+    let generated = match command {
+        Subcommand::Completions { shell } => Some(crate::manual::completion(shell)),
+        Subcommand::Schema { which } => Some(crate::schema::rendered(which)),
+        _ => None,
+    };
+    if let Some(text) = generated {
         use std::io::Write as _;
-        let _ = std::io::stdout().write_all(crate::manual::completion(shell).as_bytes());
+        let _ = std::io::stdout().write_all(text.as_bytes());
         return exit::SUCCESS;
     }
     let loaded = GlobalConfig::load(&config, config_explicit);
@@ -79,7 +84,7 @@ pub fn dispatch(invocation: Invocation) -> i32 {
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
         Subcommand::Backends => backends::backends(),
         // Printed above, before the config is read.
-        Subcommand::Completions { .. } => exit::SUCCESS,
+        Subcommand::Completions { .. } | Subcommand::Schema { .. } => exit::SUCCESS,
     }
 }
 
