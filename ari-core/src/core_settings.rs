@@ -179,7 +179,17 @@ pub static SUMMARY: Setting<String> = Setting::with_kind(
 )
 .for_the_process();
 
-crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMARY,);
+/// Where ari writes Prometheus metrics after every real run.
+pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
+    "metrics_file",
+    "core",
+    SettingKind::Text(&kinds::PATH),
+    None,
+    "write Prometheus metrics of every job to this file after every real run, for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/ari.prom); unset: none",
+)
+.for_the_process();
+
+crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMARY, METRICS_FILE,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

@@ -28,6 +28,12 @@ pub struct RunRecord {
     /// End, seconds since the epoch, to the microsecond (older histories lack it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<f64>,
+    /// Files the backup changed, where its tool said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    /// Bytes the backup transferred, where its tool said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// A job's recent runs, oldest first.
@@ -129,7 +135,14 @@ mod tests {
     use super::*;
 
     fn run(duration: f64, exit: i32) -> RunRecord {
-        RunRecord { started: 1_800_000_000, duration_seconds: duration, exit, ended: None }
+        RunRecord {
+            started: 1_800_000_000,
+            duration_seconds: duration,
+            exit,
+            ended: None,
+            files: None,
+            bytes: None,
+        }
     }
 
     #[test]

@@ -168,11 +168,17 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     if !plan.settings.get(&DRY_RUN) && !matches!(run.outcome, JobOutcome::Locked(_)) {
         let start = jiff::Timestamp::try_from(started).map(|t| t.as_second()).unwrap_or_default();
         let ended = jiff::Timestamp::now().as_microsecond() as f64 / 1e6;
+        let transfer = match &run.outcome {
+            JobOutcome::Ran(report) => report.transfer(),
+            _ => crate::step::Transfer::default(),
+        };
         let record = RunRecord {
             started: start,
             duration_seconds: run.duration.as_secs_f64(),
             exit: run.exit_code(),
             ended: Some(ended),
+            files: transfer.files,
+            bytes: transfer.bytes,
         };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
             Ok(None) => {}

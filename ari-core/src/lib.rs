@@ -49,6 +49,8 @@ pub mod lock;
 #[doc(hidden)]
 pub mod log_context;
 #[doc(hidden)]
+pub mod metrics;
+#[doc(hidden)]
 pub mod pipeline;
 #[doc(hidden)]
 pub mod process;

@@ -372,6 +372,8 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// How long it took, retries included.
     pub duration: Duration,
+    /// What it transferred, when it is a backup step whose tool said.
+    pub transfer: Option<crate::step::Transfer>,
 }
 
 /// The result of a job.
@@ -406,6 +408,14 @@ impl JobReport {
         } else {
             exit::SUCCESS
         }
+    }
+
+    /// What the job's backup steps transferred, as far as their tools said.
+    pub fn transfer(&self) -> crate::step::Transfer {
+        self.records
+            .iter()
+            .filter_map(|r| r.transfer)
+            .fold(crate::step::Transfer::default(), |sum, t| sum + t)
     }
 
     /// The report as JSON, for the run report in `state_dir/reports`.
@@ -686,11 +696,13 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
         command: step.action.command().to_string(),
         error: result.as_ref().err().map(|e| e.to_string()),
         duration: clock.elapsed(),
+        transfer: result.as_ref().ok().copied().flatten(),
     });
-    result
+    result.map(|_| ())
 }
 
-fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
+/// Runs a step once; what it transferred, when it reports that.
+fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Transfer>, StepError> {
     // A destructive step proves its target first, every time: `lvremove` only a snapshot of
     // the job's own volume.
     if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
@@ -705,26 +717,28 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
     }
     match &step.action {
         Action::Run(command) => match runner.run(command) {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(&output.stdout)))
+            }
             Err(ProcessError::Exited { code, stderr, .. })
                 if step.tolerated.iter().any(|t| t.accepts(code, &stderr)) =>
             {
                 let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
                 log::warn!("{} exited with status {code}, which counts as success: {last}", step.name);
-                Ok(())
+                Ok(None)
             }
             Err(error) => Err(error.into()),
         },
         Action::RefuseIf { command, reason } => match runner.run(command) {
-            Ok(_) if runner.is_dry_run() => Ok(()),
+            Ok(_) if runner.is_dry_run() => Ok(None),
             Ok(_) => Err(StepError::Refused { command: command.to_string(), reason: reason.clone() }),
-            Err(ProcessError::Exited { .. }) => Ok(()),
+            Err(ProcessError::Exited { .. }) => Ok(None),
             Err(error) => Err(error.into()),
         },
         Action::Dynamic { query, expand } => {
             let output = runner.run(query)?;
             if runner.is_dry_run() {
-                return Ok(());
+                return Ok(None);
             }
             let commands = expand(&output.stdout)
                 .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
@@ -732,7 +746,7 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<(), StepError> {
                 commands.iter().filter_map(|command| runner.run(command).err()).collect();
             let mut errors = errors.into_iter();
             match (errors.next(), errors.next()) {
-                (None, _) => Ok(()),
+                (None, _) => Ok(None),
                 (Some(only), None) => Err(only.into()),
                 (Some(first), Some(second)) => {
                     Err(StepError::Several([first, second].into_iter().chain(errors).collect()))

@@ -303,6 +303,40 @@ impl fmt::Debug for Action {
     }
 }
 
+/// What a backup step moved, as its tool reports it: files changed (new, changed or deleted)
+/// and bytes transferred. Either is `None` where the tool does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Transfer {
+    /// Files new, changed or deleted.
+    pub files: Option<u64>,
+    /// Bytes of the files sent.
+    pub bytes: Option<u64>,
+}
+
+impl Transfer {
+    /// A transfer of `files` files and `bytes` bytes, either unknown.
+    pub fn new(files: Option<u64>, bytes: Option<u64>) -> Transfer {
+        Transfer { files, bytes }
+    }
+}
+
+/// The sum of two transfers; a part is known when either's is.
+impl std::ops::Add for Transfer {
+    type Output = Transfer;
+
+    fn add(self, other: Transfer) -> Transfer {
+        let sum = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        Transfer { files: sum(self.files, other.files), bytes: sum(self.bytes, other.bytes) }
+    }
+}
+
+/// Reads what a successful step transferred from its standard output.
+pub type Statistics = fn(&str) -> Transfer;
+
 /// One step of a job.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -335,6 +369,8 @@ pub struct Step {
     /// idempotent: a snapshot already gone is fine. A probe that expects an output is also the
     /// proof a destructive step gives before every run that its target is what ari made.
     pub present: Option<Probe>,
+    /// For a backup step: how to read what it transferred from its output (metrics).
+    pub statistics: Option<Statistics>,
 }
 
 impl Step {
@@ -351,7 +387,14 @@ impl Step {
             removes: None,
             shows: None,
             present: None,
+            statistics: None,
         }
+    }
+
+    /// The same step, reading what it transferred from its standard output with `statistics`.
+    pub fn reporting(mut self, statistics: Statistics) -> Step {
+        self.statistics = Some(statistics);
+        self
     }
 
     /// The same step, with the query that tells whether what it removes is still there.

@@ -135,6 +135,7 @@ impl Backup<'_> {
         };
         match self.cli {
             Cli::Legacy => {
+                // The original's argv exactly: no statistics (metrics then have no files or bytes).
                 argv.extend(self.options.iter().cloned());
                 if remote && !self.ssh_compression {
                     argv.push("--ssh-no-compression".to_string());
@@ -152,6 +153,8 @@ impl Backup<'_> {
                     argv.push(remote_schema(Cli::New, self.ssh_wrapper, self.ssh_compression));
                 }
                 argv.push("backup".to_string());
+                // The session statistics on stdout, for the job's metrics.
+                argv.push("--print-statistics".to_string());
                 argv.extend(action);
             }
         }
@@ -160,6 +163,25 @@ impl Backup<'_> {
         argv.push(self.destination.to_string());
         argv
     }
+}
+
+/// What a backup transferred, from the session statistics `--print-statistics` prints: new,
+/// changed and deleted files, and the bytes of the new and changed ones.
+pub fn statistics(stdout: &str) -> ari_core::step::Transfer {
+    let value = |name: &str| {
+        stdout.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.next()?.parse::<f64>().ok()).flatten()
+        })
+    };
+    let sum = |names: &[&str]| -> Option<u64> {
+        let values: Vec<f64> = names.iter().filter_map(|n| value(n)).collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() as u64)
+    };
+    ari_core::step::Transfer::new(
+        sum(&["NewFiles", "ChangedFiles", "DeletedFiles"]),
+        sum(&["NewFileSize", "ChangedSourceSize"]),
+    )
 }
 
 /// The argv that removes increments older than `timespec`.
@@ -304,6 +326,13 @@ mod tests {
         );
         check(&["--terminal-verbosity=5", "-v", "3"], &["--terminal-verbosity=5", "-v", "3"], &[]);
         check(&["--force", "--no-acls", "--tempdir", "/x"], &["--force", "--tempdir", "/x"], &["--no-acls"]);
+    }
+
+    #[test]
+    fn statistics_are_read_from_the_session_statistics() {
+        let stdout = "--------------[ Session statistics ]--------------\nStartTime 1796164366.00 (Tue Dec  1 22:32:46 2026)\nSourceFiles 2\nNewFiles 1\nNewFileSize 3 (3 bytes)\nDeletedFiles 2\nChangedFiles 4\nChangedSourceSize 1000 (1000 bytes)\nErrors 0\n";
+        assert_eq!(statistics(stdout), ari_core::step::Transfer::new(Some(7), Some(1003)));
+        assert_eq!(statistics("nothing of the kind\n"), ari_core::step::Transfer::new(None, None));
     }
 
     #[test]

@@ -149,7 +149,8 @@ impl BackupBackend for RdiffBackend {
             destination: &destination,
         }
         .argv();
-        Ok(vec![Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))])
+        Ok(vec![Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))
+            .reporting(argv::statistics)])
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

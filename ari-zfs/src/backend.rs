@@ -119,6 +119,8 @@ impl BackupBackend for ZfsBackend {
             argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
             argv.push(format!("--rsync-path={}", ari_core::ssh::watched("rsync")));
         }
+        // The transfer's statistics on stdout, for the job's metrics.
+        argv.push("--stats".to_string());
         // The admin's options come after ari's: rsync keeps the last of an option.
         argv.extend(job.get(&RSYNC_OPTIONS));
         argv.extend(["--exclude".to_string(), "/.zfs".to_string()]);
@@ -143,7 +145,8 @@ impl BackupBackend for ZfsBackend {
             }
         }
         argv.push(target.rsync_dst);
-        Ok(vec![Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))])
+        Ok(vec![Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))
+            .reporting(rsync_statistics)])
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
@@ -187,9 +190,36 @@ impl BackupBackend for ZfsBackend {
     }
 }
 
+/// What rsync transferred, from its `--stats`: regular files transferred, and their size.
+fn rsync_statistics(stdout: &str) -> ari_core::step::Transfer {
+    let number = |label: &str| {
+        stdout.lines().find_map(|line| {
+            let rest = line.trim().strip_prefix(label)?;
+            let digits: String = rest
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',')
+                .filter(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok()
+        })
+    };
+    ari_core::step::Transfer::new(
+        number("Number of regular files transferred:"),
+        number("Total transferred file size:"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rsync_statistics_are_read_from_its_stats() {
+        let stdout = "Number of files: 2 (reg: 1, dir: 1)\nNumber of regular files transferred: 1,234\nTotal file size: 9 bytes\nTotal transferred file size: 6,000,001 bytes\n";
+        assert_eq!(rsync_statistics(stdout), ari_core::step::Transfer::new(Some(1234), Some(6_000_001)));
+        assert_eq!(rsync_statistics(""), ari_core::step::Transfer::new(None, None));
+    }
 
     #[test]
     fn a_name_the_dataset_has_gets_the_next_free_suffix() {

@@ -56,7 +56,7 @@ fn dry_run_runs_nothing_and_logs_every_command() {
         let err = stderr(&out);
         for expected in [
             "dry run, not running on localhost: /bin/sh -c",
-            "backup --exclude-device-files",
+            "backup --print-statistics --exclude-device-files",
             "remove increments",
         ] {
             assert!(err.contains(expected), "{spelling}: `{expected}` not logged:\n{err}");

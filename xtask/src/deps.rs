@@ -35,6 +35,9 @@ const TOOLS: &[Tool] = &[
     Tool { binary: "groff", package: "groff-base" },
     // The JSON Schemas are checked with Debian's python3 jsonschema.
     Tool { binary: "/usr/bin/jsonschema", package: "python3-jsonschema" },
+    // The metrics file is checked with promtool (the package's service is not started where
+    // policy-rc.d forbids it, and is not needed).
+    Tool { binary: "promtool", package: "prometheus" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with

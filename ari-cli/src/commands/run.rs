@@ -45,7 +45,8 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     code
 }
 
-/// Writes a run report; one that cannot be written is an error on stderr, and no more.
+/// Writes a run report, and the metrics file when `metrics_file` is set; a report that cannot be
+/// written is an error on stderr, a metrics file a warning, and no more.
 pub fn write_report(
     context: &Context,
     command: &str,
@@ -63,6 +64,11 @@ pub fn write_report(
             log::error!("the backup succeeded, but {what}");
         } else {
             log::error!("{what}");
+        }
+    }
+    if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
+        if let Err(why) = ari_core::metrics::write(&context.state_dir(), std::path::Path::new(&path)) {
+            log::warn!("{why}");
         }
     }
 }

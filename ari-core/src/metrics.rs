@@ -1,0 +1,131 @@
+//! Prometheus metrics of every job, for node_exporter's textfile collector (`metrics_file`):
+//! rendered from the jobs' histories in `state_dir`, so that `ari run JOB` and `ari run-all`
+//! write the same file, with every job in it, whichever ran last. Written atomically after
+//! every real run; a failure to write it is a warning, never the run's failure.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::fsutil::{Area, StateDir};
+use crate::history::History;
+
+/// The metrics of every job with a history under `state_dir`, at `now` (seconds since the epoch).
+pub fn render(state_dir: &Path, now: f64) -> String {
+    let files = StateDir::new(state_dir).list(Area::History, ".json").unwrap_or_default();
+    let labels = files.iter().filter_map(|name| name.strip_suffix(".json")).map(String::from);
+    let jobs: Vec<(String, History)> = labels
+        .into_iter()
+        .map(|label| {
+            let history = History::load(state_dir, &label);
+            (label, history)
+        })
+        .collect();
+    let mut out = String::new();
+    family(&mut out, "ari_build_info", "The version of ari that wrote these metrics.", |out| {
+        let _ = writeln!(out, "ari_build_info{{version=\"{}\"}} 1", escape(env!("CARGO_PKG_VERSION")));
+    });
+    family(&mut out, "ari_metrics_written_timestamp_seconds", "When ari wrote this file.", |out| {
+        let _ = writeln!(out, "ari_metrics_written_timestamp_seconds {now}");
+    });
+    type Value = fn(&History) -> Option<f64>;
+    let per_job: [(&str, &str, Value); 7] = [
+        ("ari_job_last_run_start_timestamp_seconds", "When the job's last run started.", |h| {
+            h.last().map(|r| r.started as f64)
+        }),
+        ("ari_job_last_run_duration_seconds", "How long the job's last run took.", |h| {
+            h.last().map(|r| r.duration_seconds)
+        }),
+        (
+            "ari_job_last_run_exit_code",
+            "The exit code of the job's last run (0 success, 1 failed, 3 cleanup failed).",
+            |h| h.last().map(|r| f64::from(r.exit)),
+        ),
+        ("ari_job_last_run_success", "1 when the job's last run succeeded, else 0.", |h| {
+            h.last().map(|r| if r.exit == 0 { 1.0 } else { 0.0 })
+        }),
+        ("ari_job_last_success_timestamp_seconds", "When the job's last successful run ended.", |h| {
+            h.last_success().map(|r| r.ended.unwrap_or(r.started as f64 + r.duration_seconds))
+        }),
+        (
+            "ari_job_last_run_changed_files",
+            "Files the job's last run changed (new, changed, deleted), as its tool reported.",
+            |h| h.last().and_then(|r| r.files).map(|n| n as f64),
+        ),
+        (
+            "ari_job_last_run_transferred_bytes",
+            "Bytes of files the job's last run sent, as its tool reported.",
+            |h| h.last().and_then(|r| r.bytes).map(|n| n as f64),
+        ),
+    ];
+    for (name, help, value) in per_job {
+        let samples: Vec<(String, f64)> =
+            jobs.iter().filter_map(|(label, history)| value(history).map(|v| (label.clone(), v))).collect();
+        if samples.is_empty() {
+            continue;
+        }
+        family(&mut out, name, help, |out| {
+            for (label, value) in &samples {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {value}", escape(label));
+            }
+        });
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, help: &str, samples: impl FnOnce(&mut String)) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    samples(out);
+}
+
+/// A label value as the text format writes it.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Writes the metrics of every job under `state_dir` to `path`; the error says why not.
+pub fn write(state_dir: &Path, path: &Path) -> Result<(), String> {
+    let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    crate::fsutil::write_public_file(path, render(state_dir, now).as_bytes())
+        .map_err(|err| format!("the metrics file could not be written: {}", crate::error::chain(&err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::RunRecord;
+
+    #[test]
+    fn every_job_with_a_history_gets_its_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |exit, started, files| RunRecord {
+            started,
+            duration_seconds: 12.5,
+            exit,
+            ended: Some(started as f64 + 12.5),
+            files,
+            bytes: files.map(|f| f * 100),
+        };
+        History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
+        History::record(dir.path(), "db", record(1, 1_800_086_400, None)).unwrap();
+        History::record(dir.path(), "web", record(0, 1_800_000_100, Some(0))).unwrap();
+        let text = render(dir.path(), 1_800_100_000.0);
+        for line in [
+            "ari_job_last_run_success{job=\"db\"} 0",
+            "ari_job_last_run_success{job=\"web\"} 1",
+            "ari_job_last_run_exit_code{job=\"db\"} 1",
+            "ari_job_last_success_timestamp_seconds{job=\"db\"} 1800000012.5",
+            "ari_job_last_run_start_timestamp_seconds{job=\"db\"} 1800086400",
+            "ari_job_last_run_changed_files{job=\"web\"} 0",
+            "ari_job_last_run_transferred_bytes{job=\"web\"} 0",
+            "# TYPE ari_job_last_run_duration_seconds gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        assert!(
+            !text.contains("ari_job_last_run_changed_files{job=\"db\"}"),
+            "db's last run reported no files"
+        );
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
