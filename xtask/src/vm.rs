@@ -4,7 +4,8 @@
 //! shared/reference/vm-recipe.md) has real `lvcreate`, `mount` and `zfs`, and the real `ari`
 //! binary on the host backs it up over ssh as a remote host. `build` makes (or reuses) the guest
 //! image in a fixed cache directory, `up`/`ssh`/`down` are for poking at a guest by hand, and
-//! `test` runs the scenarios (`vm/scenarios.rs`) against a guest of its own, always stopping it.
+//! `test` runs the scenarios (`vm/scenarios.rs`) against a guest of its own, always stopping it;
+//! a second `test` on the machine waits for the first.
 //! Modules: `image` (the cached image and the host packages), `machine` (one running guest:
 //! boot, saved state, ssh, stop) and `scenarios` (the guest's setup and the real-tool checks).
 
@@ -105,11 +106,16 @@ pub fn test(filters: &[String]) -> Result<()> {
     let ari = shell::target_dir().join("debug/ari");
 
     shell::header("VM image");
+    let instance = Instance::test();
+    // Held until this function returns, after the guest is stopped: one test run at a time on
+    // a machine (see `Instance::lock`). Taken before the image, so that a run which must
+    // rebuild it waits for a running guest to be stopped instead of refusing.
+    let _run = instance.lock()?;
     let image = image::ensure(false)?;
 
     shell::header("booting the guest");
-    let instance = Instance::test();
-    // A test guest left by a run that was killed is ours: stop it before reusing its directory.
+    // With the lock held, a guest recorded here belongs to a run that died without stopping
+    // it (its lock went with it): stop it before reusing its directory.
     if instance.stop_recorded()? {
         println!("stopped a test guest left behind by an earlier run");
     }

@@ -92,19 +92,25 @@ impl Image {
     }
 }
 
-/// Takes the cache directory's lock (a kernel file lock, released when the file is closed), so
-/// that two commands never build the image or save the VM state at the same time.
+/// Takes the cache directory's lock, so that two commands never build the image or save the VM
+/// state at the same time.
 pub fn lock_cache() -> Result<File> {
     fs::create_dir_all(CACHE_DIR).with_context(|| format!("create {CACHE_DIR}"))?;
-    let path = Path::new(CACHE_DIR).join("lock");
+    lock(&Path::new(CACHE_DIR).join("lock"), &format!("another xtask using {CACHE_DIR}"))
+}
+
+/// Takes an exclusive kernel file lock on `path` (created when missing), saying that it waits
+/// for `holder` while another process holds it. The lock is released when the returned file is
+/// closed, and so also when its process dies, however it dies.
+pub fn lock(path: &Path, holder: &str) -> Result<File> {
     let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("open {}", path.display()))?;
     if file.try_lock().is_err() {
-        println!("waiting for another xtask using {CACHE_DIR}...");
+        println!("waiting for {holder}...");
         file.lock().with_context(|| format!("lock {}", path.display()))?;
     }
     Ok(file)

@@ -17,7 +17,7 @@
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use std::fs;
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
@@ -41,7 +41,9 @@ const DISKS: &[(&str, Option<&str>)] =
     &[("root.qcow2", None), ("lvm.qcow2", Some("2G")), ("zfs.qcow2", Some("2G"))];
 
 /// A guest's directory and state file. `dev` is the guest of `up`/`ssh`/`down`; `test` the one
-/// of `vm test`, so a test run never stops a guest someone is using by hand.
+/// of `vm test`, so a test run never stops a guest someone is using by hand. The paths in the
+/// directory are fixed (the disks, the state file, the ssh master's socket), so only one
+/// command may use an instance at a time: `vm test` holds `lock` for its whole run.
 #[derive(Debug, Clone)]
 pub struct Instance {
     dir: PathBuf,
@@ -72,6 +74,21 @@ impl Instance {
 
     pub fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
+    }
+
+    /// Takes the instance's lock, held while the returned file is open, waiting while another
+    /// command holds it. Without it, a second `vm test` started while a first one runs (two
+    /// runs that both waited for the image build start together) wipes the directory under
+    /// the first one's guest and starts its own ssh master at the same socket, so the first
+    /// run's next ssh lands in the second run's guest, which nobody has prepared yet. The lock
+    /// file sits beside the directory, since the directory is removed and made afresh.
+    pub fn lock(&self) -> Result<File> {
+        let parent = self.dir.parent().context("an instance directory has a parent")?;
+        fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        image::lock(
+            &self.dir.with_extension("lock"),
+            &format!("another command using the guest in {} (one `vm test` at a time)", self.dir.display()),
+        )
     }
 
     pub fn read_state(&self) -> Result<State> {
@@ -139,6 +156,8 @@ pub fn running_guests() -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(Path::new(CACHE_DIR).join("instances")) else { return Vec::new() };
     entries
         .flatten()
+        // The instances' lock files sit beside their directories.
+        .filter(|e| e.path().is_dir())
         .map(|e| Instance { dir: e.path(), detached: false })
         .filter(|instance| instance.is_running().unwrap_or(false))
         .map(|instance| instance.state_path())
@@ -721,6 +740,19 @@ mod tests {
         assert!(is_alive(std::process::id()));
         assert!(!is_alive(u32::MAX - 1));
         assert!(!is_ours(std::process::id(), Path::new("/nonexistent/ari-vm-instance")));
+    }
+
+    #[test]
+    fn an_instance_is_locked_by_one_holder_at_a_time_and_the_lock_sits_beside_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = Instance { dir: dir.path().join("instances/test"), detached: false };
+        let held = instance.lock().unwrap();
+        let lock_path = dir.path().join("instances/test.lock");
+        let other = File::options().write(true).open(&lock_path).unwrap();
+        assert!(other.try_lock().is_err(), "a second holder got the lock");
+        drop(held);
+        assert!(other.try_lock().is_ok(), "the lock outlived its holder");
+        assert!(!instance.dir.exists(), "locking made the instance's directory");
     }
 
     #[test]

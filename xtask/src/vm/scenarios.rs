@@ -6,9 +6,12 @@
 //!
 //! The guest is prepared once per boot (`PREPARE`): two ext4 logical volumes on /dev/vdb,
 //! vg0/data at /srv/data and vg0/db at /srv/data/db (a volume inside another, as a database
-//! under a root volume is), and a pool `tank` with a dataset `tank/backups` on /dev/vdc. Each
-//! scenario asserts that it left nothing behind (`lvs`, `findmnt`, the mount directory), and the
-//! runner then resets the guest anyway, so that one failure cannot fail the scenarios after it.
+//! under a root volume is), and a pool `tank` with a dataset `tank/backups` on /dev/vdc, and a
+//! mark of this run in /run. Before each scenario the runner checks that the guest answering is
+//! that prepared one (`check_prepared`), so an unprepared guest fails with what it holds instead
+//! of with a scenario's first missing file. Each scenario asserts that it left nothing behind
+//! (`lvs`, `findmnt`, the mount directory), and the runner then resets the guest anyway, so that
+//! one failure cannot fail the scenarios after it.
 
 use anyhow::{bail, ensure, Context, Result};
 use std::fs;
@@ -74,6 +77,15 @@ zfs create tank/backups
 sync
 "#;
 
+/// Where the preparation leaves the run's mark (`mark`). /run is a tmpfs, so the mark lasts
+/// exactly as long as the boot that was prepared.
+const MARK_FILE: &str = "/run/ari-vm-prepared";
+
+/// The mount points of `PREPARE`, each with the source and type mounted exactly there, as
+/// `check_prepared`'s report shows them.
+const PREPARED_MOUNTS: &[(&str, &str)] =
+    &[("/srv/data", "/dev/mapper/vg0-data ext4"), ("/srv/data/db", "/dev/mapper/vg0-db ext4")];
+
 /// The two volumes of every LVM job: the outer one first, the one mounted inside it with
 /// `mount_options` (`{db_options}` is filled in).
 const VOLUMES: &str = "snapshot: lvm\nsnapshot_size: 100M\nvolumes:\n  - {name: vg0/data, mount_point: /srv/data}\n  - {name: vg0/db, mount_point: /srv/data/db, mount_options: \"{db_options}\"}\n";
@@ -99,13 +111,17 @@ pub fn select(filters: &[String]) -> Result<Vec<&'static str>> {
 }
 
 /// Prepares the guest, runs the `selected` scenarios one after another, and counts them. A
-/// guest that cannot be prepared fails every scenario.
+/// guest that cannot be prepared fails every scenario; a scenario that finds the guest no longer
+/// prepared fails without running.
 pub fn run_all(vm: &Vm, ari: &Path, selected: &[&str]) -> Summary {
     let selected: Vec<&Scenario> = SCENARIOS.iter().filter(|s| selected.contains(&s.name)).collect();
     let mut summary = Summary::default();
     shell::header("preparing the guest: LVM on /dev/vdb, ZFS on /dev/vdc");
     let started = Instant::now();
-    if let Err(err) = vm.run(PREPARE) {
+    let mark = mark();
+    let prepared =
+        vm.run(&format!("{PREPARE}echo {mark} > {MARK_FILE}\n")).and_then(|_| check_prepared(vm, &mark));
+    if let Err(err) = prepared {
         println!("FAILED to prepare the guest: {err:#}");
         summary.failed = selected.len();
         return summary;
@@ -115,7 +131,7 @@ pub fn run_all(vm: &Vm, ari: &Path, selected: &[&str]) -> Summary {
     for scenario in selected {
         shell::header(&format!("scenario {}", scenario.name));
         let started = Instant::now();
-        let result = (scenario.run)(&ctx);
+        let result = check_prepared(vm, &mark).and_then(|()| (scenario.run)(&ctx));
         let secs = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
@@ -132,6 +148,70 @@ pub fn run_all(vm: &Vm, ari: &Path, selected: &[&str]) -> Summary {
         }
     }
     summary
+}
+
+/// This run's mark for the guest it prepares: the xtask's PID and the time, which no other run
+/// and no earlier boot can have written.
+fn mark() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("ari-vm-{}-{nanos}", std::process::id())
+}
+
+/// Fails unless the guest answering is the one this run prepared and still has its volumes and
+/// dataset mounted where `PREPARE` put them; the error says what the guest has instead.
+fn check_prepared(vm: &Vm, mark: &str) -> Result<()> {
+    let mut script = format!("echo \"mark: $(cat {MARK_FILE} 2>/dev/null)\"\n");
+    for (point, _) in PREPARED_MOUNTS {
+        script += &format!("echo \"{point}: $(findmnt -n -o SOURCE,FSTYPE --mountpoint {point} | xargs)\"\n");
+    }
+    // Not xargs for zfs's output: its errors quote names, and xargs parses quotes.
+    script += r#"echo "tank/backups: $(zfs list -H -o mounted,mountpoint tank/backups 2>&1 | tr '\t\n' '  ')"
+echo "findmnt: $(findmnt -rn -o TARGET,SOURCE,FSTYPE | grep -E '^/(srv|tank)' | paste -sd ';')"
+echo "lsblk: $(lsblk -rn -o NAME,TYPE,MOUNTPOINT 2>&1 | sed 's/ *$//' | paste -sd ';')"
+"#;
+    prepared(&vm.run(&script)?, mark)
+}
+
+/// The verdict of `check_prepared` on the guest's report (`name: value` lines).
+fn prepared(report: &str, mark: &str) -> Result<()> {
+    let mut problems = Vec::new();
+    let found = field(report, "mark");
+    if found.is_empty() {
+        problems.push(format!(
+            "{MARK_FILE} is missing (this run wrote `{mark}` there): another guest answered, or this one rebooted"
+        ));
+    } else if found != mark {
+        problems.push(format!(
+            "{MARK_FILE} holds `{found}`, not this run's `{mark}`: another run's guest answered"
+        ));
+    }
+    for (point, expected) in PREPARED_MOUNTS {
+        match field(report, point) {
+            found if found == *expected => {}
+            found if found.is_empty() => problems.push(format!("{point} is not a mount point")),
+            found => problems.push(format!("{point} has `{found}` mounted, expected `{expected}`")),
+        }
+    }
+    let dataset = field(report, "tank/backups");
+    if dataset != "yes /tank/backups" {
+        problems.push(format!("tank/backups is not mounted at /tank/backups (zfs list: `{dataset}`)"));
+    }
+    let mounts = field(report, "findmnt");
+    ensure!(
+        problems.is_empty(),
+        "the guest is not prepared: {} (findmnt under /srv and /tank: {}; lsblk: {})",
+        problems.join("; "),
+        if mounts.is_empty() { "nothing" } else { &mounts },
+        field(report, "lsblk")
+    );
+    Ok(())
+}
+
+/// The value of the line `NAME: value` of a report printed in the guest, trimmed; empty when
+/// there is no such line.
+fn field(report: &str, name: &str) -> String {
+    let prefix = format!("{name}:");
+    report.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_default().trim().to_string()
 }
 
 /// Undoes whatever a failed scenario may have left (mounts and snapshots under /tmp, the
@@ -268,26 +348,19 @@ echo "mounts: $(findmnt -rn -o TARGET | grep '^/tmp/{label}' | xargs)"
 if [ -e /tmp/{label} ]; then echo "dir: /tmp/{label}"; else echo "dir:"; fi
 echo "origin: $(findmnt -rn -o SOURCE /srv/data) $(findmnt -rn -o SOURCE /srv/data/db)""#
     ))?;
-    let field = |name: &str| {
-        report
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
+    let get = |name: &str| field(&report, name);
     let mut problems = Vec::new();
-    if field("lvs") != "data db" {
-        problems.push(format!("logical volumes are `{}`, expected only `data db`", field("lvs")));
+    if get("lvs") != "data db" {
+        problems.push(format!("logical volumes are `{}`, expected only `data db`", get("lvs")));
     }
-    if !field("mounts").is_empty() {
-        problems.push(format!("mounts left: {}", field("mounts")));
+    if !get("mounts").is_empty() {
+        problems.push(format!("mounts left: {}", get("mounts")));
     }
-    if !field("dir").is_empty() {
-        problems.push(format!("mount directory left: {}", field("dir")));
+    if !get("dir").is_empty() {
+        problems.push(format!("mount directory left: {}", get("dir")));
     }
-    if field("origin") != "/dev/mapper/vg0-data /dev/mapper/vg0-db" {
-        problems.push(format!("origin volumes not mounted as before: `{}`", field("origin")));
+    if get("origin") != "/dev/mapper/vg0-data /dev/mapper/vg0-db" {
+        problems.push(format!("origin volumes not mounted as before: `{}`", get("origin")));
     }
     ensure!(problems.is_empty(), "the guest is not clean after `{label}`: {}", problems.join("; "));
     println!("  guest clean: no snapshot, no mount, no /tmp/{label}");
@@ -722,6 +795,78 @@ mod tests {
         );
         assert_eq!(select(&["zfs_over".into(), "backs_up".into()]).unwrap().len(), 2);
         assert!(select(&["no-such-scenario".into()]).is_err());
+    }
+
+    /// The report of a guest as `PREPARE` leaves it, with `changes` (name, value) applied.
+    fn report(changes: &[(&str, &str)]) -> String {
+        let mut fields = [
+            ("mark", "ari-vm-1-2"),
+            ("/srv/data", "/dev/mapper/vg0-data ext4"),
+            ("/srv/data/db", "/dev/mapper/vg0-db ext4"),
+            ("tank/backups", "yes /tank/backups"),
+            (
+                "findmnt",
+                "/srv/data /dev/mapper/vg0-data ext4;/srv/data/db /dev/mapper/vg0-db ext4;/tank tank zfs",
+            ),
+            ("lsblk", "vda disk /;vdb disk;vdc disk"),
+        ];
+        for (name, value) in changes {
+            fields.iter_mut().find(|(n, _)| n == name).expect("a field of the report").1 = value;
+        }
+        fields.iter().map(|(name, value)| format!("{name}: {value}\n")).collect()
+    }
+
+    fn check(changes: &[(&str, &str)], expected: &str) {
+        let got = match prepared(&report(changes), "ari-vm-1-2") {
+            Ok(()) => "ok".to_string(),
+            Err(err) => err.to_string(),
+        };
+        assert_eq!(got, expected, "changes {changes:?}");
+    }
+
+    #[test]
+    fn an_unprepared_guest_is_reported_with_what_it_has() {
+        check(&[], "ok");
+        // The guest of another run, booted from the saved state and not prepared yet.
+        check(
+            &[
+                ("mark", ""),
+                ("/srv/data", ""),
+                ("/srv/data/db", ""),
+                ("tank/backups", "cannot open 'tank/backups': dataset does not exist"),
+                ("findmnt", ""),
+                ("lsblk", "vda disk /;vdb disk;vdc disk"),
+            ],
+            "the guest is not prepared: /run/ari-vm-prepared is missing (this run wrote `ari-vm-1-2` there): \
+             another guest answered, or this one rebooted; /srv/data is not a mount point; /srv/data/db is not a \
+             mount point; tank/backups is not mounted at /tank/backups (zfs list: `cannot open 'tank/backups': \
+             dataset does not exist`) (findmnt under /srv and /tank: nothing; lsblk: vda disk /;vdb disk;vdc disk)",
+        );
+        check(
+            &[("mark", "ari-vm-7-8")],
+            "the guest is not prepared: /run/ari-vm-prepared holds `ari-vm-7-8`, not this run's `ari-vm-1-2`: \
+             another run's guest answered (findmnt under /srv and /tank: /srv/data /dev/mapper/vg0-data \
+             ext4;/srv/data/db /dev/mapper/vg0-db ext4;/tank tank zfs; lsblk: vda disk /;vdb disk;vdc disk)",
+        );
+        check(
+            &[("/srv/data/db", "/dev/mapper/vg0-db-ari_backup ext4"), ("findmnt", "/srv/data /dev/mapper/vg0-data ext4")],
+            "the guest is not prepared: /srv/data/db has `/dev/mapper/vg0-db-ari_backup ext4` mounted, expected \
+             `/dev/mapper/vg0-db ext4` (findmnt under /srv and /tank: /srv/data /dev/mapper/vg0-data ext4; lsblk: \
+             vda disk /;vdb disk;vdc disk)",
+        );
+        check(
+            &[("tank/backups", "no /tank/backups")],
+            "the guest is not prepared: tank/backups is not mounted at /tank/backups (zfs list: `no /tank/backups`) \
+             (findmnt under /srv and /tank: /srv/data /dev/mapper/vg0-data ext4;/srv/data/db /dev/mapper/vg0-db \
+             ext4;/tank tank zfs; lsblk: vda disk /;vdb disk;vdc disk)",
+        );
+    }
+
+    #[test]
+    fn a_report_field_is_its_line_trimmed_or_empty() {
+        assert_eq!(field("a: 1\nab: 2 \n", "ab"), "2");
+        assert_eq!(field("/srv/data/db: x\n", "/srv/data"), "");
+        assert_eq!(field("", "a"), "");
     }
 
     #[test]
