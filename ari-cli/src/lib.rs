@@ -13,6 +13,7 @@ pub mod docs;
 mod jobs;
 mod logging;
 pub mod manual;
+mod ping;
 #[cfg(test)]
 mod plugin_invariants;
 pub mod schema;

@@ -43,7 +43,10 @@ pub fn init(settings: &LogSettings) {
             }
         })
         .chain(std::io::stderr());
-    let mut root = fern::Dispatch::new().level(LevelFilter::Debug).chain(stderr);
+    // Each job's last lines, for the body of its pings.
+    let tails =
+        fern::Dispatch::new().level(LevelFilter::Info).chain(fern::Output::call(crate::ping::remember));
+    let mut root = fern::Dispatch::new().level(LevelFilter::Debug).chain(stderr).chain(tails);
     let formatter = syslog::Formatter3164 {
         facility: syslog::Facility::LOG_DAEMON,
         hostname: None,

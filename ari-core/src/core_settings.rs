@@ -179,6 +179,37 @@ pub static SUMMARY: Setting<String> = Setting::with_kind(
 )
 .for_the_process();
 
+/// The monitoring URL a job pings (healthchecks.io conventions).
+pub static PING_URL: Setting<Option<String>> = Setting::with_kind(
+    "ping_url",
+    "core",
+    SettingKind::Text(&kinds::URL),
+    None,
+    "ping this URL when the job starts (URL/start), succeeds (URL) and fails (URL/fail), with the log's last lines as the body (healthchecks.io conventions); unset: none",
+);
+/// How long one ping may take.
+pub static PING_TIMEOUT: Setting<std::time::Duration> = Setting::new(
+    "ping_timeout",
+    "core",
+    Some("10s"),
+    "how long one ping may take, connecting included; a ping never fails or holds up a backup",
+);
+/// How often a failed ping is tried again.
+pub static PING_RETRIES: Setting<u32> = Setting::with_kind(
+    "ping_retries",
+    "core",
+    SettingKind::Integer { min: 0, max: 10 },
+    Some("2"),
+    "tries more for a ping that failed (no answer, an error status), a second apart",
+);
+/// Whether a failure is pinged with its exit code.
+pub static PING_EXIT_CODE: Setting<bool> = Setting::new(
+    "ping_exit_code",
+    "core",
+    Some("false"),
+    "ping a failure as URL/EXIT_CODE (healthchecks.io's exit-status endpoint) instead of URL/fail",
+);
+
 /// Where ari writes Prometheus metrics after every real run.
 pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
     "metrics_file",
@@ -190,6 +221,7 @@ pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
 .for_the_process();
 
 crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMARY, METRICS_FILE,);
+crate::register_settings!(PING_URL, PING_TIMEOUT, PING_RETRIES, PING_EXIT_CODE,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

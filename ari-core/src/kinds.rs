@@ -43,6 +43,34 @@ pub static HOST: TextKind = TextKind {
     check: check_host,
 };
 
+/// An HTTP(S) URL, as a monitoring service gives it (`ping_url`).
+pub static URL: TextKind = TextKind {
+    name: "url",
+    accepts:
+        "an http:// or https:// URL with a host, at most 2048 characters, no whitespace or control characters",
+    check: check_url,
+};
+
+/// Whether `value` is an http(s) URL with a host and nothing a request line cannot hold.
+pub fn check_url(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if value.len() > 2048 {
+        return Err("is longer than 2048 characters".into());
+    }
+    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("holds {}, which a URL cannot", shown(&bad.to_string())));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("names no host".into());
+    }
+    Ok(())
+}
+
 /// A user name on a remote host.
 pub static USER: TextKind = TextKind {
     name: "user",
@@ -471,6 +499,23 @@ pub fn check_ssh_options(options: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_http_with_a_host() {
+        assert!(check_url("https://hc-ping.com/0f6c-uuid").is_ok());
+        assert!(check_url("http://127.0.0.1:8000/ping/x?y=1").is_ok());
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https:///x",
+            "http://:80/x",
+            "https://a b",
+            "hc-ping.com/x",
+            "https://x\n",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[track_caller]
     fn check(kind: &TextKind, ok: &[&str], bad: &[(&str, &str)]) {

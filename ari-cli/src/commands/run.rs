@@ -33,8 +33,12 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     let mut reports = Vec::new();
     for plan in &plans {
         set_job_label(Some(plan.label()));
+        let pings = crate::ping::Pings::start(plan, plan.settings.get(&DRY_RUN));
         let job = job_run::run_job(plan, &stop, wait);
         present(plan, &job);
+        if let Some(pings) = pings {
+            pings.finish(job.exit_code());
+        }
         code = exit::worst(code, job.exit_code());
         reports.push(job.to_json(plan));
         set_job_label(None);

@@ -50,12 +50,18 @@ impl schedule::Executor for Threads<'_, '_> {
         let (plan, stop, done) = (&self.plans[index], self.stop.clone(), self.done.clone());
         self.scope.spawn(move || {
             set_job_label(Some(plan.label()));
+            let pings = crate::ping::Pings::start(plan, plan.settings.get(&DRY_RUN));
             let job = job_run::run_job(plan, &stop, false);
             present(plan, &job);
             // A dry run writes no report: keep nothing of the job's but its exit code.
             let json = if plan.settings.get(&DRY_RUN) { serde_json::Value::Null } else { job.to_json(plan) };
+            let code = job.exit_code();
+            let _ = done.send((index, Finished { code, duration: job.duration, json }));
+            // After the job's slot is free: the next job does not wait for its ping.
+            if let Some(pings) = pings {
+                pings.finish(code);
+            }
             set_job_label(None);
-            let _ = done.send((index, Finished { code: job.exit_code(), duration: job.duration, json }));
         });
     }
 

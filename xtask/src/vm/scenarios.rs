@@ -619,8 +619,8 @@ fn crash_ledger(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let label = "crash";
     let fx = Fixture::new(ctx)?;
-    // The command records its PID so that the scenario can end it after the crash (it is the
-    // guest's process); `exec` makes that PID the sleep's.
+    // The command records its PID so that the scenario can see it end after the crash; `exec`
+    // makes that PID the sleep's.
     let job = fx.job(
         label,
         &lvm_job(
@@ -654,8 +654,21 @@ fn crash_ledger(ctx: &Ctx) -> Result<()> {
         println!("  left behind as expected: two snapshots, two mounts, {}", ledger.display());
         Ok(ledger)
     })();
-    // The sleep would hold the after_snapshot ssh (and its session) open for two minutes.
-    vm.run("kill $(cat /run/ari-vm-sleep.pid) && rm -f /run/ari-vm-sleep.pid")?;
+    // The remote command does not outlive ari: its ssh died with ari (PR_SET_PDEATHSIG), and
+    // ari's remote wrapper stopped it once the session was gone.
+    let gone = (0..60).any(|_| {
+        let alive = vm.run_status("kill -0 $(cat /run/ari-vm-sleep.pid) 2>/dev/null");
+        if alive {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        !alive
+    });
+    if !gone {
+        vm.run("kill $(cat /run/ari-vm-sleep.pid); rm -f /run/ari-vm-sleep.pid")?;
+        bail!("the after_snapshot command outlived the SIGKILLed ari by 30 s in the guest");
+    }
+    vm.run("rm -f /run/ari-vm-sleep.pid")?;
+    println!("  the after_snapshot command stopped in the guest once ari was gone");
     let ledger = result?;
 
     fx.ari_expect(ctx, &["recover", label], 0)?;
@@ -683,8 +696,9 @@ fn wait_until_sleeping(ctx: &Ctx, fx: &Fixture, ari: &mut Child) -> Result<()> {
 }
 
 /// A TCP relay for ssh's `ProxyCommand` (`python3 RELAY HOST PORT BYTES_PER_SECOND`): what the
-/// guest sends reaches ssh no faster than the rate, so that a backup of 64 MiB is still
-/// transferring when `job_timeout` ends the job.
+/// guest sends reaches ssh no faster than the rate, so that a backup of 64 MiB (160 s at 400 kB/s)
+/// is still transferring when `job_timeout` (100 s: the snapshots take half a minute under TCG)
+/// ends the job.
 const RELAY: &str = r#"import os, socket, sys, threading, time
 host, port, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = socket.create_connection((host, port))
@@ -743,16 +757,16 @@ fn vm_processes(vm: &Vm, pattern: &str) -> Result<String> {
 }
 
 /// f. An LVM+rdiff job whose backup of two snapshots is still transferring (through a relay at
-/// 2 MB/s) when `job_timeout` ends it: rdiff-backup's server in the guest is stopped with the
+/// 400 kB/s) when `job_timeout` ends it: rdiff-backup's server in the guest is stopped with the
 /// job, so both snapshots unmount on the first try.
 fn job_timeout_lvm_rdiff(ctx: &Ctx) -> Result<()> {
     let label = "lvm-rdiff-timeout";
     ctx.vm.run(BIG_FILE)?;
     let relay = std::env::temp_dir().join(format!("ari-vm-relay-{}.py", std::process::id()));
     fs::write(&relay, RELAY)?;
-    let throttle = format!("ProxyCommand=python3 {} %h %p 2000000", relay.display());
+    let throttle = format!("ProxyCommand=python3 {} %h %p 400000", relay.display());
     let fx = Fixture::with_ssh_options(ctx, &["-o".to_string(), throttle])?;
-    let job = fx.job(label, &lvm_job(label, "ro", "include: [/srv/data]\njob_timeout: 20s\n"))?;
+    let job = fx.job(label, &lvm_job(label, "ro", "include: [/srv/data]\njob_timeout: 100s\n"))?;
     let result = assert_stopped_mid_transfer(ctx, &fx, label, &job, "rdiff-backup server");
     let _ = fs::remove_file(&relay);
     result
@@ -772,11 +786,11 @@ fn job_timeout_lvm_zfs(ctx: &Ctx) -> Result<()> {
             label,
             "ro",
             &format!(
-                "backend: zfs\nrsync_dst: /tank/backups/zfs-lvm\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nsnapshot_expiration_days: 1\nrsync_options: [--archive, --bwlimit=2000]\njob_timeout: 20s\n"
+                "backend: zfs\nrsync_dst: /tank/backups/zfs-lvm\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nsnapshot_expiration_days: 1\nrsync_options: [--archive, --bwlimit=400]\njob_timeout: 100s\n"
             ),
         ),
     )?;
-    assert_stopped_mid_transfer(ctx, &fx, label, &job, "--bwlimit=2000")?;
+    assert_stopped_mid_transfer(ctx, &fx, label, &job, "--bwlimit=400")?;
     let snapshots = zfs_snapshots(ctx.vm, dataset)?;
     ensure!(snapshots.is_empty(), "a snapshot was taken of an unfinished transfer: {snapshots:?}");
     Ok(())
