@@ -47,6 +47,7 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
             "rsync destination" => "local/path".to_string(),
             "snapshot prefix" => String::new(),
             "strftime format" => "%Y %m".to_string(),
+            "url" => format!("file:///{marker}"),
             other => panic!("setting {}: no hostile value for the kind `{other}`: add one", def.name),
         },
         other => panic!("setting {}: no hostile value for the kind {other:?}: add one", def.name),
