@@ -44,7 +44,17 @@ const TOOLS: &[Tool] = &[
 /// the exact command to run if we cannot.
 /// Callers print the section header, so this fits in their step lists.
 pub fn ensure() -> Result<()> {
-    let missing = missing_packages();
+    install_missing(TOOLS)
+}
+
+/// The same for the tools of one task (`(binary, package)`), beyond those of the tests.
+pub fn ensure_packages(tools: &[(&'static str, &'static str)]) -> Result<()> {
+    let tools: Vec<Tool> = tools.iter().map(|&(binary, package)| Tool { binary, package }).collect();
+    install_missing(&tools)
+}
+
+fn install_missing(tools: &[Tool]) -> Result<()> {
+    let missing = missing_packages(tools);
     if missing.is_empty() {
         println!("all system tools present");
         return Ok(());
@@ -69,7 +79,7 @@ pub fn ensure() -> Result<()> {
 
     // A package can install fine and still not give us the binary (renamed
     // paths, a diverted sshd); say so now rather than in a confusing test.
-    let still_missing = missing_packages();
+    let still_missing = missing_packages(tools);
     if !still_missing.is_empty() {
         bail!("still missing after apt-get install: {}", still_missing.join(" "));
     }
@@ -79,9 +89,9 @@ pub fn ensure() -> Result<()> {
 
 /// Prints each tool's status and returns the packages to install, each once
 /// and in a stable order.
-fn missing_packages() -> Vec<&'static str> {
+fn missing_packages(tools: &[Tool]) -> Vec<&'static str> {
     let mut missing = Vec::new();
-    for tool in TOOLS {
+    for tool in tools {
         match find_binary(tool.binary) {
             Some(path) => println!("  found   {:<16} {}", tool.binary, path.display()),
             None => {

@@ -17,6 +17,7 @@
 
 mod api;
 mod bench;
+mod deb;
 mod demo;
 mod deps;
 mod dist;
@@ -55,6 +56,8 @@ enum Command {
     Example,
     /// Write the man pages and shell completions, generated from ari, to target/dist.
     Dist,
+    /// Build the Debian package (target/deb/ari_VERSION_amd64.deb) and check it with lintian.
+    Deb,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Vm(args) => vm::run(&args),
         Command::Example => example::build_and_unit_test().and_then(|()| example::scenario()),
         Command::Dist => dist::write().map(|dir| println!("written to {}", dir.display())),
+        Command::Deb => deb::build().map(|_| ()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,6 +101,11 @@ fn host_tier(args: &TestArgs) -> Tier {
         crate::example::build_and_unit_test()
     }));
     steps.push(Step::new("example backend: real restic backups and restores", crate::example::scenario));
+    // The package as an admin installs it: built from a release binary, its paths and modes
+    // checked, lintian without errors.
+    steps.push(Step::new("Debian package (cargo xtask deb: contents, lintian)", || {
+        crate::deb::build().map(|_| ())
+    }));
     Tier { name: "host", steps }
 }
 
