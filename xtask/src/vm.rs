@@ -104,6 +104,8 @@ pub fn test(filters: &[String]) -> Result<()> {
     shell::header("building ari for the scenarios");
     shell::run(shell::cargo().args(["build", "-p", "ari-cli"]))?;
     let ari = shell::target_dir().join("debug/ari");
+    // The package scenario installs the .deb that `cargo xtask deb` builds and checks.
+    let deb = if selected.contains(&scenarios::PACKAGE_SCENARIO) { Some(crate::deb::build()?) } else { None };
 
     shell::header("VM image");
     let instance = Instance::test();
@@ -120,7 +122,7 @@ pub fn test(filters: &[String]) -> Result<()> {
         println!("stopped a test guest left behind by an earlier run");
     }
     let mut vm = machine::boot(&image, &instance)?;
-    let summary = scenarios::run_all(&vm, &ari, &selected);
+    let summary = scenarios::run_all(&vm, &ari, deb.as_deref(), &selected);
     shell::header("stopping the guest");
     let stopped = vm.stop();
     println!("VM tier took {:.1} s", started.elapsed().as_secs_f64());

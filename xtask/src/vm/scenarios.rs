@@ -51,7 +51,11 @@ const SCENARIOS: &[Scenario] = &[
         name: "job_timeout_mid_transfer_lvm_rsync_zfs_unmounts_on_the_first_try",
         run: job_timeout_lvm_zfs,
     },
+    Scenario { name: PACKAGE_SCENARIO, run: package_through_systemd },
 ];
+
+/// The scenario that installs the Debian package in the guest (`vm test` builds it first).
+pub const PACKAGE_SCENARIO: &str = "deb_package_installs_and_backs_up_through_its_systemd_unit";
 
 /// Bound on one `ari` run: a backup here takes seconds; minutes means a hang.
 const ARI_TIMEOUT: Duration = Duration::from_secs(300);
@@ -93,6 +97,8 @@ const VOLUMES: &str = "snapshot: lvm\nsnapshot_size: 100M\nvolumes:\n  - {name: 
 struct Ctx<'a> {
     vm: &'a Vm,
     ari: &'a Path,
+    /// The Debian package, when a scenario that installs it is selected.
+    deb: Option<&'a Path>,
 }
 
 /// The scenarios whose names contain one of `filters` (all when there is none); a filter that
@@ -113,7 +119,7 @@ pub fn select(filters: &[String]) -> Result<Vec<&'static str>> {
 /// Prepares the guest, runs the `selected` scenarios one after another, and counts them. A
 /// guest that cannot be prepared fails every scenario; a scenario that finds the guest no longer
 /// prepared fails without running.
-pub fn run_all(vm: &Vm, ari: &Path, selected: &[&str]) -> Summary {
+pub fn run_all(vm: &Vm, ari: &Path, deb: Option<&Path>, selected: &[&str]) -> Summary {
     let selected: Vec<&Scenario> = SCENARIOS.iter().filter(|s| selected.contains(&s.name)).collect();
     let mut summary = Summary::default();
     shell::header("preparing the guest: LVM on /dev/vdb, ZFS on /dev/vdc");
@@ -127,7 +133,7 @@ pub fn run_all(vm: &Vm, ari: &Path, selected: &[&str]) -> Summary {
         return summary;
     }
     println!("prepared in {:.1} s", started.elapsed().as_secs_f64());
-    let ctx = Ctx { vm, ari };
+    let ctx = Ctx { vm, ari, deb };
     for scenario in selected {
         shell::header(&format!("scenario {}", scenario.name));
         let started = Instant::now();
@@ -221,7 +227,8 @@ fn reset_guest(vm: &Vm) -> Result<()> {
     vm.run(
         r#"for m in $(findmnt -rn -o TARGET | grep '^/tmp/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
-for d in /tmp/lvm-* /tmp/zfs-* /tmp/crash; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
+for d in /tmp/lvm-* /tmp/zfs-* /tmp/crash /tmp/local; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
+dpkg -s ari >/dev/null 2>&1 && dpkg --purge ari >/dev/null; rm -rf /srv/store /root/ari.deb
 rm -f /srv/data/big.bin
 zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm
 rm -f /run/ari-vm-sleep.pid
@@ -695,6 +702,53 @@ fn wait_until_sleeping(ctx: &Ctx, fx: &Fixture, ari: &mut Child) -> Result<()> {
     }
 }
 
+/// h. The Debian package in the guest, as an admin installs it: `dpkg -i`, the timer installed
+/// but not enabled, `/var/lib/ari-backup` 0700; a job of the guest's own LVM volume in
+/// `/etc/ari-backup/jobs.d`, run by `systemctl start ari-backup.service` (the installed unit,
+/// `/usr/bin/ari run-all`); its lines in the unit's journal, the backup in the store, nothing
+/// left; then `dpkg --purge`.
+fn package_through_systemd(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let deb = ctx.deb.context("the Debian package was not built for this run")?;
+    let mut copy = vm.ssh("cat > /root/ari.deb");
+    copy.stdin(fs::File::open(deb).with_context(|| format!("open {}", deb.display()))?);
+    ensure!(copy.status()?.success(), "could not copy {} into the guest", deb.display());
+    let installed = vm.run(
+        "dpkg -i /root/ari.deb >/dev/null && ari --version && stat -c %a /var/lib/ari-backup && (systemctl is-enabled ari-backup.timer || true)",
+    )?;
+    ensure!(
+        installed.contains(&format!("ari {}", env!("CARGO_PKG_VERSION")))
+            && installed.lines().any(|l| l == "700")
+            && installed.lines().any(|l| l == "disabled"),
+        "after dpkg -i: {installed:?} (expected the version, /var/lib/ari-backup 700, the timer disabled)"
+    );
+    println!("  installed: /usr/bin/ari, /var/lib/ari-backup 0700, the timer not enabled");
+    let result = (|| {
+        vm.run(
+            "mkdir -p /srv/store && printf 'backup_store_path: /srv/store\n' > /etc/ari-backup/ari-backup.conf.yaml && \
+             printf 'label: local\nsnapshot: lvm\nsnapshot_size: 100M\nvolumes: [{name: vg0/data, mount_point: /srv/data}]\ninclude: [/srv/data/etc]\n' > /etc/ari-backup/jobs.d/local.yaml",
+        )?;
+        let started = vm.run("systemctl start ari-backup.service; echo \"exit=$?\"; systemctl show -p Result --value ari-backup.service")?;
+        let journal = vm.run("journalctl -u ari-backup.service --no-pager -o cat")?;
+        ensure!(
+            started.contains("exit=0") && started.lines().any(|l| l == "success"),
+            "systemctl start ari-backup.service: {started:?}; journal:\n{journal}"
+        );
+        ensure!(
+            journal.lines().any(|l| l.contains("(local) [INFO]") && l.contains("job succeeded")),
+            "the unit's journal has no line of the job:\n{journal}"
+        );
+        let backup = vm.run("cat /srv/store/local/srv/data/etc/app.conf")?;
+        ensure!(backup == "x=1\n", "the backup holds {backup:?}");
+        println!("  systemctl start ari-backup.service: success, the job's lines in its journal, the backup in the store");
+        assert_clean(vm, "local")
+    })();
+    vm.run(
+        "dpkg --purge ari >/dev/null; rm -rf /srv/store /var/lib/ari-backup /etc/ari-backup /root/ari.deb",
+    )?;
+    result
+}
+
 /// A TCP relay for ssh's `ProxyCommand` (`python3 RELAY HOST PORT BYTES_PER_SECOND`): what the
 /// guest sends reaches ssh no faster than the rate, so that a backup of 64 MiB (160 s at 400 kB/s)
 /// is still transferring when `job_timeout` (100 s: the snapshots take half a minute under TCG)
@@ -807,7 +861,7 @@ mod tests {
             select(&["crash".into()]).unwrap(),
             ["crash_ledger_recover_undoes_real_snapshots_and_mounts"]
         );
-        assert_eq!(select(&["zfs_over".into(), "backs_up".into()]).unwrap().len(), 2);
+        assert_eq!(select(&["zfs_over".into(), "backs_up_the_snapshot".into()]).unwrap().len(), 2);
         assert!(select(&["no-such-scenario".into()]).is_err());
     }
 
