@@ -48,6 +48,8 @@ pub enum Subcommand {
     Completions { shell: clap_complete::Shell },
     /// `ari schema [job|config]`
     Schema { which: crate::schema::Which },
+    /// `ari history JOB [--json]`
+    History { job: String, json: bool },
 }
 
 /// What `ari recover` does with each job's ledger.
@@ -88,8 +90,9 @@ const SUBCOMMANDS: &[&str] = &[
     "check",
     "settings",
     "backends",
-    "completions",
+    "history",
     "schema",
+    "completions",
 ];
 
 /// The clap command, with the setting options on the top level and on `selected` (every
@@ -197,6 +200,12 @@ fn command_for(selected: Option<&str>) -> Command {
                 .arg(Arg::new("job").value_name("JOB").help("show the values as this job sees them")),
         )
         .subcommand(Command::new("backends").about("registered backends and snapshot sources"))
+        .subcommand(
+            Command::new("history")
+                .about("the backups the job's store holds, newest first: rdiff-backup increments with their sizes, or the dataset's ZFS snapshots")
+                .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as one JSON object")),
+        )
         .subcommand(
             Command::new("schema")
                 .about("print the JSON Schema of job files (or of the global config), for editors")
@@ -316,6 +325,10 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         "check" => Subcommand::Check { jobs: jobs(), connect: sub.get_flag("connect") },
         "settings" => Subcommand::Settings { job: sub.get_one::<String>("job").cloned() },
         "backends" => Subcommand::Backends,
+        "history" => Subcommand::History {
+            job: sub.get_one::<String>("job").cloned().ok_or("history: a job is required")?,
+            json: sub.get_flag("json"),
+        },
         "schema" => Subcommand::Schema {
             which: match sub.get_one::<String>("which").map(String::as_str) {
                 Some("config") => crate::schema::Which::Config,
@@ -351,6 +364,12 @@ mod tests {
     #[test]
     fn the_command_is_well_formed() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn every_subcommand_is_known_by_name_for_its_setting_options() {
+        let names: Vec<String> = command().get_subcommands().map(|s| s.get_name().to_string()).collect();
+        assert_eq!(names, SUBCOMMANDS, "SUBCOMMANDS must list every subcommand, in order");
     }
 
     #[test]

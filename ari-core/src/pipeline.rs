@@ -48,6 +48,8 @@ pub struct JobPlan {
     pub tools: Vec<Tool>,
     /// Local directories that must exist.
     pub directories: Vec<Directory>,
+    /// How `ari history` lists the backups the store holds, when the backend can.
+    pub history: Option<plugin::HistoryQuery>,
 }
 
 impl JobPlan {
@@ -88,6 +90,7 @@ impl JobPlan {
         backend.check(&ctx)?;
         tools.extend(backend.tools(&ctx));
         let directories = backend.directories(&ctx);
+        let history = backend.history(&ctx)?;
         let snapshot = match source {
             Some(source) => source.steps(&ctx)?,
             None => Vec::new(),
@@ -119,6 +122,7 @@ impl JobPlan {
             post,
             tools,
             directories,
+            history,
         };
         // Every host the job touches is reached over ssh: its own steps', and the source that
         // rdiff-backup or rsync reach with their own ssh.

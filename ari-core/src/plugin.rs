@@ -192,6 +192,46 @@ impl Directory {
     }
 }
 
+/// One backup the store holds, as `ari history` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct StoredBackup {
+    /// When it was made, seconds since the epoch.
+    pub time: i64,
+    /// Its name in the store (an rdiff-backup increment's time, a ZFS snapshot's name).
+    pub name: String,
+    /// The space it takes, in bytes, where the tool says.
+    pub size: Option<u64>,
+}
+
+impl StoredBackup {
+    /// A backup made at `time`, named `name`, of `size` bytes where known.
+    pub fn new(time: i64, name: impl Into<String>, size: Option<u64>) -> StoredBackup {
+        StoredBackup { time, name: name.into(), size }
+    }
+}
+
+/// How to list the backups a job's store holds: a read-only command, and how to read what it
+/// prints (the error says what in the output was not understood).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HistoryQuery {
+    /// The command, on whichever host holds the store.
+    pub command: crate::step::Command,
+    /// Reads its standard output.
+    pub parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+}
+
+impl HistoryQuery {
+    /// Lists the backups with `command`, read by `parse`.
+    pub fn new(
+        command: crate::step::Command,
+        parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+    ) -> HistoryQuery {
+        HistoryQuery { command, parse }
+    }
+}
+
 /// A backup backend: it runs the main step of a job, and its own post steps after success.
 pub trait BackupBackend: Send + Sync + 'static {
     /// The name jobs use (`backend: rdiff`).
@@ -227,6 +267,12 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// after every one before it succeeded.
     fn post_steps(&self, _job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         Ok(Vec::new())
+    }
+
+    /// How `ari history` lists the backups the job's store holds; none by default (the backend
+    /// keeps no history ari can read).
+    fn history(&self, _job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
+        Ok(None)
     }
 }
 

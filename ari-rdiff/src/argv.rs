@@ -184,6 +184,51 @@ pub fn statistics(stdout: &str) -> ari_core::step::Transfer {
     )
 }
 
+/// The argv that lists the backups of `destination`: with sizes in the new command line (YAML),
+/// times and types in the legacy one (`TIME TYPE` lines).
+pub fn list_increments(program: &str, cli: Cli, destination: &str) -> Vec<String> {
+    let words: &[&str] = match cli {
+        Cli::New => &["--parsable-output", "list", "increments", "--size"],
+        Cli::Legacy => &["--parsable-output", "--list-increments"],
+    };
+    let mut argv = vec![program.to_string()];
+    argv.extend(words.iter().map(|w| w.to_string()));
+    argv.push(destination.to_string());
+    argv
+}
+
+/// Reads what `list_increments` printed: each backup's time (its name, as `--at` takes it)
+/// and, in the new command line, its own size.
+pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, String> {
+    use ari_core::plugin::StoredBackup;
+    let mut backups = Vec::new();
+    let mut size = None;
+    for line in stdout.lines().map(str::trim) {
+        if line.is_empty() || line == "---" || line == "..." {
+            continue;
+        }
+        let line = line.strip_prefix("- ").unwrap_or(line);
+        if let Some(value) = line.strip_prefix("size:") {
+            size =
+                Some(value.trim().parse::<u64>().map_err(|_| format!("a size that is no number: `{line}`"))?);
+        } else if let Some(value) = line.strip_prefix("time:") {
+            let time =
+                value.trim().parse::<i64>().map_err(|_| format!("a time that is no number: `{line}`"))?;
+            backups.push(StoredBackup::new(time, time.to_string(), size.take()));
+        } else if line.starts_with("total_size:") {
+            continue;
+        } else if let Some((time, _kind)) =
+            line.split_once(' ').filter(|(t, _)| t.chars().all(|c| c.is_ascii_digit()))
+        {
+            let time = time.parse::<i64>().map_err(|_| format!("a time that is no number: `{line}`"))?;
+            backups.push(StoredBackup::new(time, time.to_string(), None));
+        } else {
+            return Err(format!("an increment listing line ari does not understand: `{line}`"));
+        }
+    }
+    Ok(backups)
+}
+
 /// The argv that removes increments older than `timespec`.
 pub fn retention(program: &str, cli: Cli, timespec: &str, destination: &str) -> Vec<String> {
     let words: &[&str] = match cli {
@@ -333,6 +378,22 @@ mod tests {
         let stdout = "--------------[ Session statistics ]--------------\nStartTime 1796164366.00 (Tue Dec  1 22:32:46 2026)\nSourceFiles 2\nNewFiles 1\nNewFileSize 3 (3 bytes)\nDeletedFiles 2\nChangedFiles 4\nChangedSourceSize 1000 (1000 bytes)\nErrors 0\n";
         assert_eq!(statistics(stdout), ari_core::step::Transfer::new(Some(7), Some(1003)));
         assert_eq!(statistics("nothing of the kind\n"), ari_core::step::Transfer::new(None, None));
+    }
+
+    #[test]
+    fn increments_are_read_in_both_command_lines() {
+        use ari_core::plugin::StoredBackup;
+        let new = "---\n- size: 60\n  time: 1796167713\n  total_size: 4164\n- size: 4104\n  time: 1796167714\n  total_size: 4104\n...\n";
+        assert_eq!(
+            increments(new).unwrap(),
+            [
+                StoredBackup::new(1796167713, "1796167713", Some(60)),
+                StoredBackup::new(1796167714, "1796167714", Some(4104))
+            ]
+        );
+        let legacy = "1796167713 directory\n1796167714 directory\n";
+        assert_eq!(increments(legacy).unwrap()[1], StoredBackup::new(1796167714, "1796167714", None));
+        assert!(increments("Traceback: something\n").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The rdiff backend: checks, tools, the backup step and the retention step.
 
 use ari_core::kinds;
-use ari_core::plugin::{join_path, BackupBackend, Directory, Facts, JobContext, Tool};
+use ari_core::plugin::{join_path, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Tool};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -151,6 +151,15 @@ impl BackupBackend for RdiffBackend {
         .argv();
         Ok(vec![Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))
             .reporting(argv::statistics)])
+    }
+
+    fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
+        let argv = argv::list_increments(
+            &job.get(&RDIFF_BACKUP_PATH),
+            RdiffBackend::cli(job),
+            &RdiffBackend::destination(job)?,
+        );
+        Ok(Some(HistoryQuery::new(Command::argv(Host::Local, argv), argv::increments)))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

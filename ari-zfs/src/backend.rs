@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ari_core::kinds;
-use ari_core::plugin::{join_path, BackupBackend, JobContext, Tool};
+use ari_core::plugin::{join_path, BackupBackend, HistoryQuery, JobContext, StoredBackup, Tool};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -149,6 +149,27 @@ impl BackupBackend for ZfsBackend {
             .reporting(rsync_statistics)])
     }
 
+    fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
+        let target = target(job)?;
+        let query = Command::argv(
+            target.zfs_host,
+            [
+                "zfs",
+                "list",
+                "-H",
+                "-p",
+                "-t",
+                "snapshot",
+                "-o",
+                "name,creation,used",
+                "-d",
+                "1",
+                &target.dataset,
+            ],
+        );
+        Ok(Some(HistoryQuery::new(query, snapshot_listing)))
+    }
+
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let target = target(job)?;
         let host = target.zfs_host.clone();
@@ -190,6 +211,26 @@ impl BackupBackend for ZfsBackend {
     }
 }
 
+/// The dataset's snapshots from `zfs list -H -p -o name,creation,used`: each snapshot's name
+/// (after `@`), creation time and the space it holds.
+fn snapshot_listing(stdout: &str) -> Result<Vec<StoredBackup>, String> {
+    stdout
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [name, creation, used] = fields[..] else {
+                return Err(format!("a zfs list line that is not name, creation and used: `{line}`"));
+            };
+            let (_, snapshot) = name.split_once('@').ok_or_else(|| format!("`{name}` is no snapshot"))?;
+            let time = creation
+                .parse::<i64>()
+                .map_err(|_| format!("a creation time that is no number: `{line}`"))?;
+            Ok(StoredBackup::new(time, snapshot, used.parse::<u64>().ok()))
+        })
+        .collect()
+}
+
 /// What rsync transferred, from its `--stats`: regular files transferred, and their size.
 fn rsync_statistics(stdout: &str) -> ari_core::step::Transfer {
     let number = |label: &str| {
@@ -213,6 +254,20 @@ fn rsync_statistics(stdout: &str) -> ari_core::step::Transfer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_listings_are_read_or_refused() {
+        let listing = "pool/x@ari-backup-1\t1800000000\t4096\npool/x@manual\t1800000100\t0\n";
+        assert_eq!(
+            snapshot_listing(listing).unwrap(),
+            [
+                StoredBackup::new(1800000000, "ari-backup-1", Some(4096)),
+                StoredBackup::new(1800000100, "manual", Some(0))
+            ]
+        );
+        assert!(snapshot_listing("pool/x\t1\t2\n").is_err());
+        assert!(snapshot_listing("pool/x@a\tsoon\t2\n").is_err());
+    }
 
     #[test]
     fn rsync_statistics_are_read_from_its_stats() {

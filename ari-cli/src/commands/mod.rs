@@ -2,6 +2,7 @@
 
 mod backends;
 mod check;
+mod history;
 mod list;
 mod plan;
 mod recover;
@@ -83,6 +84,7 @@ pub fn dispatch(invocation: Invocation) -> i32 {
         Subcommand::Check { jobs, connect } => check::check(&context, &jobs, connect),
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
         Subcommand::Backends => backends::backends(),
+        Subcommand::History { job, json } => history::history(&context, &job, json),
         // Printed above, before the config is read.
         Subcommand::Completions { .. } | Subcommand::Schema { .. } => exit::SUCCESS,
     }

@@ -185,7 +185,7 @@ enum Op {
     Umount { dir: String },
     Mountpoint { dir: String },
     ZfsSnapshot { name: String },
-    ZfsList { dataset: String },
+    ZfsList { dataset: String, used: bool },
     ZfsDestroy { name: String },
 }
 
@@ -268,7 +268,15 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             let mut options = Options::parse(args, &["-H", "-p"], &["-t", "-o", "-d"])?;
             options.flag("-H")?;
             options.flag("-p")?;
-            for (option, wanted) in [("-t", "snapshot"), ("-o", "name,creation"), ("-d", "1")] {
+            let columns = options.value("-o")?;
+            let used = match columns.as_str() {
+                "name,creation" => false,
+                "name,creation,used" => true,
+                other => {
+                    return Err(format!("the fake zfs list takes -o name,creation[,used], got {other:?}"))
+                }
+            };
+            for (option, wanted) in [("-t", "snapshot"), ("-d", "1")] {
                 let value = options.value(option)?;
                 if value != wanted {
                     return Err(format!("the fake zfs list takes only {option} {wanted}, got {value:?}"));
@@ -278,7 +286,7 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             if dataset.contains('@') {
                 return Err(format!("zfs list takes a dataset here, got {dataset:?}"));
             }
-            Ok(Op::ZfsList { dataset })
+            Ok(Op::ZfsList { dataset, used })
         }
         "destroy" => {
             let options = Options::parse(args, &[], &[])?;
@@ -483,7 +491,7 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
             state.zfs_snapshots.push(ZfsSnapshot { name: name.clone(), creation });
             Outcome::ok("")
         }
-        Op::ZfsList { dataset } => {
+        Op::ZfsList { dataset, used } => {
             if !state.datasets.contains(dataset) {
                 return Ok(Ok(no_dataset(dataset)));
             }
@@ -495,7 +503,11 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
             Outcome::ok(
                 snapshots
                     .iter()
-                    .map(|snapshot| format!("{}\t{}\n", snapshot.name, snapshot.creation))
+                    // The fake holds no data: every snapshot uses nothing.
+                    .map(|snapshot| match used {
+                        true => format!("{}\t{}\t0\n", snapshot.name, snapshot.creation),
+                        false => format!("{}\t{}\n", snapshot.name, snapshot.creation),
+                    })
                     .collect::<String>(),
             )
         }

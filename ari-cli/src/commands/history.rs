@@ -1,0 +1,110 @@
+//! `ari history JOB [--json]`: the backups the job's store holds, newest first, as the backend's
+//! tool lists them (rdiff-backup's increments with their sizes, the dataset's ZFS snapshots with
+//! the space each holds). Runs one read-only query, and writes nothing.
+
+use ari_core::exit;
+use ari_core::plugin::StoredBackup;
+use ari_core::process::Runner;
+
+use super::{usage_errors, Context};
+use crate::jobs;
+
+pub fn history(context: &Context, name: &str, json: bool) -> i32 {
+    ari_core::fsutil::forbid_writes();
+    let plans = match jobs::plan_all(
+        &[name.to_string()],
+        &context.jobs_dir(),
+        &context.config.layer,
+        &context.command_line,
+    ) {
+        Ok(plans) => plans,
+        Err(errors) => return usage_errors(&errors),
+    };
+    let Some(plan) = plans.first() else { return usage_errors(&[format!("no job {name}")]) };
+    let Some(query) = &plan.history else {
+        return usage_errors(&[format!(
+            "job {}: the {} backend keeps no history that ari can list; ask its tool",
+            plan.label(),
+            plan.backend
+        )]);
+    };
+    ari_core::log_context::set_job_label(Some(plan.label()));
+    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
+        Ok(output) => output,
+        Err(err) => {
+            log::error!("listing the backups failed: {}", super::chain(&err));
+            return exit::JOB_FAILED;
+        }
+    };
+    let mut backups = match (query.parse)(&output.stdout) {
+        Ok(backups) => backups,
+        Err(why) => {
+            log::error!("{} printed what ari cannot read: {why}", query.command);
+            return exit::JOB_FAILED;
+        }
+    };
+    backups.sort_by_key(|b| std::cmp::Reverse(b.time));
+    let text = if json {
+        as_json(plan.label(), plan.backend, &backups)
+    } else {
+        as_table(plan.label(), plan.backend, &backups)
+    };
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    exit::SUCCESS
+}
+
+fn local_time(time: i64) -> String {
+    jiff::Timestamp::from_second(time)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string())
+        .unwrap_or_else(|_| time.to_string())
+}
+
+fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
+    let mut out = format!("job {label} ({backend}): {} backups, newest first\n", backups.len());
+    for backup in backups {
+        let size = backup.size.map(humane_bytes).unwrap_or_else(|| "-".into());
+        out.push_str(&format!("  {:<26} {:>10}  {}\n", local_time(backup.time), size, backup.name));
+    }
+    out
+}
+
+fn as_json(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
+    let entries: Vec<serde_json::Value> = backups
+        .iter()
+        .map(|b| {
+            let rfc3339 = jiff::Timestamp::from_second(b.time).map(|t| t.to_string()).unwrap_or_default();
+            serde_json::json!({"time": b.time, "time_rfc3339": rfc3339, "name": b.name, "size": b.size})
+        })
+        .collect();
+    let json = serde_json::json!({"job": label, "backend": backend, "backups": entries});
+    serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
+}
+
+/// Bytes as a person reads them: `4.0 KiB`.
+fn humane_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_a_person_writes_them() {
+        assert_eq!(humane_bytes(60), "60 B");
+        assert_eq!(humane_bytes(4104), "4.0 KiB");
+        assert_eq!(humane_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}
