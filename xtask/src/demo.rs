@@ -75,6 +75,11 @@ impl Demo {
     fn repository(&self) -> PathBuf {
         self.store.join("demo")
     }
+
+    /// The metrics file every real run rewrites (`metrics_file`).
+    fn metrics(&self) -> PathBuf {
+        self.root.join("ari.prom")
+    }
 }
 
 pub fn run() -> Result<()> {
@@ -128,6 +133,14 @@ pub fn run() -> Result<()> {
     shell::header("rdiff-backup's increments");
     list_increments(&demo.repository())?;
 
+    shell::header("ari history: the backups the store holds, newest first");
+    let mut history = Command::new(&demo.ari);
+    history.arg("--config").arg(&demo.config).arg("history").arg(&demo.job);
+    shell::run(&mut history)?;
+
+    shell::header(&format!("the metrics file for Prometheus: {}", demo.metrics().display()));
+    print_file(&demo.metrics())?;
+
     shell::header("ari plan: what `ari run` executes for this job");
     // Global options may follow the subcommand; shown that way here.
     let mut plan = Command::new(&demo.ari);
@@ -154,7 +167,7 @@ fn setup(demo: &Demo) -> Result<()> {
     // too. The state directory is left to ari, which owns it.
     fs::create_dir_all(&demo.store)?;
 
-    write_file(&demo.config, &config_text(&demo.store, &demo.root.join("state"))?)?;
+    write_file(&demo.config, &config_text(&demo.store, &demo.root.join("state"), &demo.metrics())?)?;
     write_file(&demo.job, &job_text(&demo.source)?)?;
     // Executable, so that the shebang line works: `./demo.yaml` runs the job.
     set_mode(&demo.job, 0o755)?;
@@ -168,12 +181,13 @@ fn schema_line(which: ari_cli::schema::Which) -> String {
 }
 
 /// The demo's global config.
-fn config_text(store: &Path, state: &Path) -> Result<String> {
+fn config_text(store: &Path, state: &Path, metrics: &Path) -> Result<String> {
     Ok(format!(
-        "{}backup_store_path: {}\nstate_dir: {}\n",
+        "{}backup_store_path: {}\nstate_dir: {}\nmetrics_file: {}\n",
         schema_line(ari_cli::schema::Which::Config),
         yaml_string(store)?,
-        yaml_string(state)?
+        yaml_string(state)?,
+        yaml_string(metrics)?
     ))
 }
 
@@ -355,7 +369,10 @@ mod tests {
         let source = Path::new("/tmp/ari-demo/source");
         for (which, text) in [
             (Which::Job, job_text(source).unwrap()),
-            (Which::Config, config_text(Path::new("/tmp/s"), Path::new("/tmp/t")).unwrap()),
+            (
+                Which::Config,
+                config_text(Path::new("/tmp/s"), Path::new("/tmp/t"), Path::new("/tmp/m.prom")).unwrap(),
+            ),
         ] {
             assert!(text.contains(&schema_line(which)), "{text}");
             let instance: serde_json::Value = serde_yaml::from_str(&text).unwrap();
