@@ -50,6 +50,8 @@ pub enum Subcommand {
     Schema { which: crate::schema::Which },
     /// `ari history JOB [--json]`
     History { job: String, json: bool },
+    /// `ari restore JOB PATH [--at TIME] --to DIR [--force]`
+    Restore { job: String, path: String, at: Option<String>, to: String, force: bool },
 }
 
 /// What `ari recover` does with each job's ledger.
@@ -91,6 +93,7 @@ const SUBCOMMANDS: &[&str] = &[
     "settings",
     "backends",
     "history",
+    "restore",
     "schema",
     "completions",
 ];
@@ -205,6 +208,31 @@ fn command_for(selected: Option<&str>) -> Command {
                 .about("the backups the job's store holds, newest first: rdiff-backup increments with their sizes, or the dataset's ZFS snapshots")
                 .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
                 .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as one JSON object")),
+        )
+        .subcommand(
+            Command::new("restore")
+                .about("copy a path out of the job's store, as a backup holds it, into a directory of this machine")
+                .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
+                .arg(Arg::new("path").value_name("PATH").required(true).help(
+                    "the path as the job names it on its host (/etc/nginx), also when the job reads it from a snapshot",
+                ))
+                .arg(Arg::new("at").long("at").value_name("TIME").help(format!(
+                    "which backup (default: the newest): {}",
+                    ari_core::restore::TIME_FORMS
+                )))
+                .arg(
+                    Arg::new("to")
+                        .long("to")
+                        .value_name("DIR")
+                        .required(true)
+                        .help("restore into DIR/PATH (DIR/etc/nginx); missing directories are made 0700"),
+                )
+                .arg(
+                    Arg::new("force")
+                        .long("force")
+                        .action(ArgAction::SetTrue)
+                        .help("replace DIR/PATH if it exists (without it, ari never overwrites)"),
+                ),
         )
         .subcommand(
             Command::new("schema")
@@ -328,6 +356,13 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
         "history" => Subcommand::History {
             job: sub.get_one::<String>("job").cloned().ok_or("history: a job is required")?,
             json: sub.get_flag("json"),
+        },
+        "restore" => Subcommand::Restore {
+            job: sub.get_one::<String>("job").cloned().ok_or("restore: a job is required")?,
+            path: sub.get_one::<String>("path").cloned().ok_or("restore: a path is required")?,
+            at: sub.get_one::<String>("at").cloned(),
+            to: sub.get_one::<String>("to").cloned().ok_or("restore: --to DIR is required")?,
+            force: sub.get_flag("force"),
         },
         "schema" => Subcommand::Schema {
             which: match sub.get_one::<String>("which").map(String::as_str) {

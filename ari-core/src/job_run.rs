@@ -249,7 +249,7 @@ fn run_under_lock(
 
 /// How long a shared connection may take to come up: ssh's own connect timeout, and then some
 /// for the key exchange and authentication.
-fn master_timeout(plan: &JobPlan) -> Duration {
+pub(crate) fn master_timeout(plan: &JobPlan) -> Duration {
     let connect = match plan.settings.get(&SSH_CONNECT_TIMEOUT) {
         0 => 60,
         seconds => u64::from(seconds),

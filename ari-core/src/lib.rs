@@ -59,6 +59,8 @@ pub mod remote;
 #[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
+pub mod restore;
+#[doc(hidden)]
 pub mod schedule;
 #[doc(hidden)]
 pub mod tool_version;

@@ -50,6 +50,8 @@ pub struct JobPlan {
     pub directories: Vec<Directory>,
     /// How `ari history` lists the backups the store holds, when the backend can.
     pub history: Option<plugin::HistoryQuery>,
+    /// What the backend's probe found, for hooks asked after planning (`restore`).
+    pub facts: Facts,
 }
 
 impl JobPlan {
@@ -123,6 +125,7 @@ impl JobPlan {
             tools,
             directories,
             history,
+            facts,
         };
         // Every host the job touches is reached over ssh: its own steps', and the source that
         // rdiff-backup or rsync reach with their own ssh.
@@ -144,6 +147,14 @@ impl JobPlan {
     /// The job's label.
     pub fn label(&self) -> &str {
         &self.job.label
+    }
+
+    /// How the backend copies what `request` asks for out of its store; `None` when it cannot.
+    pub fn restore(&self, request: &plugin::RestoreRequest) -> Result<Option<plugin::Restore>, ConfigError> {
+        let Some(backend) = plugin::backend(self.backend) else { return Ok(None) };
+        let source = self.job.snapshot.as_deref().and_then(plugin::source);
+        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts);
+        backend.restore(&ctx, request)
     }
 
     /// Refuses a plan with a command line longer than the system takes (a million includes),

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
 use crate::error::ConfigError;
@@ -232,6 +233,82 @@ impl HistoryQuery {
     }
 }
 
+/// What `ari restore` asks a backend for: one path of the job's source as one stored backup
+/// holds it, copied to a new local path on the backup server. The engine checked every part
+/// before the backend sees it: `path` is absolute and normalised, within what the job's include
+/// and exclude back up; `backup` is one that [`BackupBackend::history`] listed; `target`'s parent
+/// exists, and `target` does not unless `force` is set.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RestoreRequest {
+    /// The path as the job names it: the path on the source host, even when the job reads it
+    /// from a snapshot.
+    pub path: String,
+    /// The backup to copy it out of.
+    pub backup: StoredBackup,
+    /// The local path to create: the restore directory joined with `path`.
+    pub target: String,
+    /// Whether `target` may be replaced if it exists (`--force`).
+    pub force: bool,
+}
+
+impl RestoreRequest {
+    /// `path` as `backup` holds it, copied to `target`, replacing it only with `force`.
+    pub fn new(
+        path: impl Into<String>,
+        backup: StoredBackup,
+        target: impl Into<String>,
+        force: bool,
+    ) -> Self {
+        RestoreRequest { path: path.into(), backup, target: target.into(), force }
+    }
+}
+
+/// Builds a restore's copy from what its query printed.
+pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::step::Command, String> + Send + Sync>;
+
+/// How a backend copies a path out of its store: the copy, built from what an optional
+/// read-only query printed (the dataset's mount point); the error says what in that output was
+/// not understood.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Restore {
+    /// Asked first, on whichever host holds the store; its standard output goes to `copy`.
+    pub query: Option<crate::step::Command>,
+    /// The copy itself.
+    pub copy: CopyCommand,
+    /// Exit statuses of the copy that count as success with the output that says so.
+    pub tolerated: Vec<crate::step::Tolerated>,
+}
+
+impl Restore {
+    /// A restore that is one command.
+    pub fn new(copy: crate::step::Command) -> Restore {
+        Restore { query: None, copy: Arc::new(move |_| Ok(copy.clone())), tolerated: Vec::new() }
+    }
+
+    /// A restore whose command is built from what `query` prints.
+    pub fn after(
+        query: crate::step::Command,
+        copy: impl Fn(&str) -> Result<crate::step::Command, String> + Send + Sync + 'static,
+    ) -> Restore {
+        Restore { query: Some(query), copy: Arc::new(copy), tolerated: Vec::new() }
+    }
+
+    /// The same restore, counting exit status `code` of the copy as success when its standard
+    /// error holds `output`.
+    pub fn tolerating(mut self, code: i32, output: &'static str) -> Restore {
+        self.tolerated.push(crate::step::Tolerated { code, output });
+        self
+    }
+}
+
+impl std::fmt::Debug for Restore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restore").field("query", &self.query).finish_non_exhaustive()
+    }
+}
+
 /// A backup backend: it runs the main step of a job, and its own post steps after success.
 pub trait BackupBackend: Send + Sync + 'static {
     /// The name jobs use (`backend: rdiff`).
@@ -272,6 +349,13 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// How `ari history` lists the backups the job's store holds; none by default (the backend
     /// keeps no history ari can read).
     fn history(&self, _job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
+        Ok(None)
+    }
+
+    /// How `ari restore` copies `request.path` out of the store; none by default (`ari restore`
+    /// then says that the backend cannot restore). The copy runs on the backup server, as root
+    /// when ari is; the engine resolved the request's time, and checked its path and target.
+    fn restore(&self, _job: &JobContext, _request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
         Ok(None)
     }
 }
@@ -357,9 +441,26 @@ pub fn join_path(base: &str, path: &str) -> String {
     joined.to_string_lossy().into_owned()
 }
 
+/// `path` relative to `root` (both absolute paths), if it is `root` or below it: `/srv/www` in
+/// `/srv` is `www`, `/srv` in `/srv` is empty, `/srvx` is not in `/srv`.
+pub fn relative_to<'a>(path: &'a str, root: &str) -> Option<&'a str> {
+    let root = root.trim_end_matches('/');
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/') || root.is_empty()).then(|| rest.trim_start_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_relative_to_a_root_is_below_it_or_nothing() {
+        assert_eq!(relative_to("/srv/www/x", "/srv"), Some("www/x"));
+        assert_eq!(relative_to("/srv", "/srv/"), Some(""));
+        assert_eq!(relative_to("/etc/hosts", "/"), Some("etc/hosts"));
+        assert_eq!(relative_to("/srvx", "/srv"), None);
+        assert_eq!(relative_to("/etc", "/srv"), None);
+    }
 
     #[test]
     fn paths_join_without_double_slashes() {

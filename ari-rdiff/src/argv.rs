@@ -229,6 +229,21 @@ pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, S
     Ok(backups)
 }
 
+/// The argv that copies `source` (a path inside the repository) as it was at `time` (a
+/// backup's time, as `list_increments` names it) to `target`, replacing it with `force`.
+pub fn restore(program: &str, cli: Cli, time: &str, source: &str, target: &str, force: bool) -> Vec<String> {
+    let mut argv = vec![program.to_string()];
+    if force {
+        argv.push("--force".to_string());
+    }
+    match cli {
+        Cli::New => argv.extend(["restore".to_string(), "--at".to_string(), time.to_string()]),
+        Cli::Legacy => argv.extend(["--restore-as-of".to_string(), time.to_string()]),
+    }
+    argv.extend([source.to_string(), target.to_string()]);
+    argv
+}
+
 /// The argv that removes increments older than `timespec`.
 pub fn retention(program: &str, cli: Cli, timespec: &str, destination: &str) -> Vec<String> {
     let words: &[&str] = match cli {

@@ -1,7 +1,10 @@
 //! The rdiff backend: checks, tools, the backup step and the retention step.
 
 use ari_core::kinds;
-use ari_core::plugin::{join_path, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Tool};
+use ari_core::plugin::{
+    join_path, relative_to, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Restore,
+    RestoreRequest, Tool,
+};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -160,6 +163,39 @@ impl BackupBackend for RdiffBackend {
             &RdiffBackend::destination(job)?,
         );
         Ok(Some(HistoryQuery::new(Command::argv(Host::Local, argv), argv::increments)))
+    }
+
+    fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
+        // The repository mirrors the source root: with a snapshot, the host's `/` as the
+        // snapshot's mount base shows it; without, top_level_src_dir.
+        let root = match job.snapshot_root() {
+            Some(_) => "/".to_string(),
+            None => job.get(&TOP_LEVEL_SRC_DIR),
+        };
+        let relative = relative_to(&request.path, &root).ok_or_else(|| {
+            job.error_at(
+                "top_level_src_dir",
+                format!(
+                    "`{}` is not under the job's source root {root}, which the store mirrors",
+                    request.path
+                ),
+            )
+        })?;
+        let source = join_path(&RdiffBackend::destination(job)?, relative);
+        let argv = argv::restore(
+            &job.get(&RDIFF_BACKUP_PATH),
+            RdiffBackend::cli(job),
+            &request.backup.name,
+            &source,
+            &request.target,
+            request.force,
+        );
+        // With --force, rdiff-backup replaces an existing target, and says so with its
+        // "warnings only" status.
+        Ok(Some(
+            Restore::new(Command::argv(Host::Local, argv))
+                .tolerating(2, "content might be force overwritten by restore"),
+        ))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

@@ -3,12 +3,15 @@
 use std::sync::Arc;
 
 use ari_core::kinds;
-use ari_core::plugin::{join_path, BackupBackend, HistoryQuery, JobContext, StoredBackup, Tool};
+use ari_core::plugin::{
+    join_path, relative_to, BackupBackend, HistoryQuery, JobContext, Restore, RestoreRequest, StoredBackup,
+    Tool,
+};
 use ari_core::step::{Command, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
-use crate::names::{is_zfs_name, timestamp};
+use crate::names::{is_zfs_name, rsync_destination_path, timestamp};
 use crate::settings::*;
 
 /// The rsync-to-ZFS backend, registered as `zfs`.
@@ -168,6 +171,74 @@ impl BackupBackend for ZfsBackend {
             ],
         );
         Ok(Some(HistoryQuery::new(query, snapshot_listing)))
+    }
+
+    fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
+        let target = target(job)?;
+        let query = Command::argv(
+            target.zfs_host.clone(),
+            ["zfs", "get", "-H", "-p", "-o", "value", "mountpoint", &target.dataset],
+        );
+        // The dataset holds what rsync wrote to rsync_dst, a path inside its mount point; each
+        // snapshot shows the dataset as it was under MOUNTPOINT/.zfs/snapshot/NAME.
+        let written_to = rsync_destination_path(&target.rsync_dst).to_string();
+        let options: Vec<String> = job.get(&RSYNC_OPTIONS);
+        let keeps = |long: &str, short: char| {
+            options
+                .iter()
+                .any(|o| o == long || (!o.starts_with("--") && o.starts_with('-') && o.contains(short)))
+        };
+        let mut argv = vec!["rsync".to_string(), "--archive".to_string(), "--numeric-ids".to_string()];
+        argv.push("--hard-links".to_string());
+        for (long, short) in [("--acls", 'A'), ("--xattrs", 'X')] {
+            if keeps(long, short) {
+                argv.push(long.to_string());
+            }
+        }
+        if request.force {
+            // What the target holds beyond the backup goes: it then is the path as it was.
+            argv.push("--delete".to_string());
+        }
+        let host = target.zfs_host;
+        if let Host::Remote(_) = &host {
+            argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join([job.ssh_wrapper()])]);
+        }
+        let (request, dataset) = (request.clone(), target.dataset);
+        Ok(Some(Restore::after(query, move |printed: &str| {
+            let mountpoint = printed.trim();
+            if kinds::check_path(mountpoint).is_err() {
+                return Err(format!(
+                    "the dataset {dataset} has the mountpoint `{}`; ari reads a snapshot under MOUNTPOINT/.zfs/snapshot, so the dataset must be mounted",
+                    kinds::shown(mountpoint)
+                ));
+            }
+            let inside = relative_to(&written_to, mountpoint).ok_or_else(|| {
+                format!(
+                    "rsync_dst's path {written_to} is not inside the mount point {mountpoint} of {dataset}"
+                )
+            })?;
+            let snapshot = join_path(mountpoint, &format!(".zfs/snapshot/{}", request.backup.name));
+            let source = join_path(&join_path(&snapshot, inside), &request.path);
+            // rsync copies a path into a directory under its own name; the root's content into
+            // the target itself.
+            let (source, into) = if request.path.trim_matches('/').is_empty() {
+                (format!("{source}/"), format!("{}/", request.target))
+            } else {
+                let parent = std::path::Path::new(&request.target)
+                    .parent()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "/".into());
+                (source, format!("{}/", parent.trim_end_matches('/')))
+            };
+            let source = match &host {
+                Host::Local => source,
+                Host::Remote(name) if name.contains(':') => format!("[{name}]:{source}"),
+                Host::Remote(name) => format!("{name}:{source}"),
+            };
+            let mut argv = argv.clone();
+            argv.extend(["--".to_string(), source, into]);
+            Ok(Command::argv(Host::Local, argv))
+        })))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

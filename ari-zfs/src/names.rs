@@ -122,6 +122,18 @@ pub fn check_rsync_destination(destination: &str) -> Result<(), String> {
     check_path(path).map_err(|why| format!("has the path `{path}`, which {why}"))
 }
 
+/// The path part of a checked rsync destination: `/p` of `zfs:/p`, `[::1]:/p` or `/p`.
+pub fn rsync_destination_path(destination: &str) -> &str {
+    if destination.starts_with('/') {
+        return destination;
+    }
+    let after_host = match destination.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(_, after)| after),
+        None => destination,
+    };
+    after_host.split_once(':').map_or(after_host, |(_, path)| path)
+}
+
 /// Checks the snapshot prefix.
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
     if !is_zfs_name(prefix) {

@@ -52,6 +52,10 @@ pub struct State {
     /// ZFS snapshots, in the order they were made.
     #[serde(default)]
     pub zfs_snapshots: Vec<ZfsSnapshot>,
+    /// The mount points of datasets that have one, by dataset: a snapshot of such a dataset
+    /// copies what the directory holds to `MOUNTPOINT/.zfs/snapshot/NAME`, as ZFS shows it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mountpoints: BTreeMap<String, String>,
 }
 
 /// An origin logical volume.
@@ -328,6 +332,17 @@ impl Fakes {
         assert!(!name.contains('@'), "a dataset name has no `@`, got {name:?}");
         self.update_state(|state| {
             state.datasets.insert(name.to_owned());
+        });
+    }
+
+    /// Adds a ZFS dataset mounted at `dir` (which must exist): its snapshots keep copies of
+    /// what `dir` held, under `dir/.zfs/snapshot/NAME`.
+    pub fn add_mounted_dataset(&self, name: &str, dir: &std::path::Path) {
+        assert!(dir.is_dir(), "the mount point {} must exist", dir.display());
+        self.add_dataset(name);
+        let dir = dir.to_str().expect("the mount point is UTF-8").to_owned();
+        self.update_state(|state| {
+            state.mountpoints.insert(name.to_owned(), dir);
         });
     }
 

@@ -6,6 +6,7 @@ mod history;
 mod list;
 mod plan;
 mod recover;
+mod restore;
 mod run;
 mod run_all;
 mod settings;
@@ -85,6 +86,9 @@ pub fn dispatch(invocation: Invocation) -> i32 {
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
         Subcommand::Backends => backends::backends(),
         Subcommand::History { job, json } => history::history(&context, &job, json),
+        Subcommand::Restore { job, path, at, to, force } => {
+            restore::restore(&context, &restore::Request { job, path, at, to, force })
+        }
         // Printed above, before the config is read.
         Subcommand::Completions { .. } | Subcommand::Schema { .. } => exit::SUCCESS,
     }

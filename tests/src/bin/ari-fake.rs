@@ -187,6 +187,7 @@ enum Op {
     ZfsSnapshot { name: String },
     ZfsList { dataset: String, used: bool },
     ZfsDestroy { name: String },
+    ZfsGetMountpoint { dataset: String },
 }
 
 /// Recognizes a call, or says why it is unexpected.
@@ -296,6 +297,22 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
                 return Err(format!("refusing to destroy {name:?}, which is a dataset, not a snapshot"));
             }
             Ok(Op::ZfsDestroy { name })
+        }
+        "get" => {
+            let mut options = Options::parse(args, &["-H", "-p"], &["-o"])?;
+            options.flag("-H")?;
+            options.flag("-p")?;
+            let columns = options.value("-o")?;
+            if columns != "value" {
+                return Err(format!("the fake zfs get takes only -o value, got {columns:?}"));
+            }
+            let [property, dataset] = options.positionals()?;
+            if property != "mountpoint" || dataset.contains('@') {
+                return Err(format!(
+                    "the fake zfs get shows only a dataset's mountpoint, got {property:?} {dataset:?}"
+                ));
+            }
+            Ok(Op::ZfsGetMountpoint { dataset })
         }
         other => Err(format!("the fake zfs has no subcommand {other:?}")),
     }
@@ -488,8 +505,21 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                 )));
             }
             let creation = state.now.unwrap_or_else(|| i64::try_from(epoch_ms() / 1000).unwrap_or(i64::MAX));
+            if let Some(mountpoint) = state.mountpoints.get(dataset) {
+                // What ZFS shows of the snapshot: the dataset's files as they are now.
+                let (_, snapshot) = name.split_once('@').expect("checked by parse");
+                let shown = Path::new(mountpoint).join(".zfs/snapshot").join(snapshot);
+                fs::create_dir_all(&shown)?;
+                copy_tree_except(Path::new(mountpoint), &shown, ".zfs")?;
+            }
             state.zfs_snapshots.push(ZfsSnapshot { name: name.clone(), creation });
             Outcome::ok("")
+        }
+        Op::ZfsGetMountpoint { dataset } => {
+            if !state.datasets.contains(dataset) {
+                return Ok(Ok(no_dataset(dataset)));
+            }
+            Outcome::ok(format!("{}\n", state.mountpoints.get(dataset).map_or("none", String::as_str)))
         }
         Op::ZfsList { dataset, used } => {
             if !state.datasets.contains(dataset) {
@@ -519,6 +549,13 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                     1,
                     "could not find any snapshots to destroy; check snapshot names.",
                 )));
+            }
+            let (dataset, snapshot) = name.split_once('@').expect("checked by parse");
+            if let Some(mountpoint) = state.mountpoints.get(dataset) {
+                let shown = Path::new(mountpoint).join(".zfs/snapshot").join(snapshot);
+                if shown.exists() {
+                    fs::remove_dir_all(&shown)?;
+                }
             }
             Outcome::ok("")
         }
@@ -606,7 +643,13 @@ fn mount(
 /// Copies the tree under `from` into the existing, empty `to`, keeping modes and times so
 /// that rsync and rdiff-backup see the same files at every mount.
 fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    copy_tree_except(from, to, "")
+}
+
+/// [`copy_tree`] without the top-level entry `skip` (a dataset's `.zfs`).
+fn copy_tree_except(from: &Path, to: &Path, skip: &str) -> io::Result<()> {
     let mut entries = fs::read_dir(from)?.collect::<io::Result<Vec<_>>>()?;
+    entries.retain(|entry| entry.file_name() != skip);
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let source = entry.path();

@@ -1,0 +1,324 @@
+//! `ari restore`'s engine part, the same for every backend: which stored backup a `--at TIME`
+//! names, whether a path is one the job backs up, and the copy, run under the job's lock with
+//! its connections. The backend only says how to copy (`BackupBackend::restore`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::fsutil::StateError;
+use crate::job_run::StopFlags;
+use crate::kinds;
+use crate::lock::{Lock, LockError};
+use crate::pipeline::JobPlan;
+use crate::plugin::{join_path, relative_to, Restore, StoredBackup};
+use crate::process::{ProcessError, Runner};
+use crate::remote::Session;
+
+/// What `--at` accepts, for error messages and `--help`.
+pub const TIME_FORMS: &str = "a backup's name as `ari history` lists it; `now`; `NB` for the Nth backup before the newest (`0B` is the newest); an interval back from now (`3D`, `2W3D`, `12h`: s, m, h, D, W, M = 30 days, Y = 365 days); seconds since the epoch; a date `2026-11-30` (its midnight, local time); a local time `2026-11-30 03:00` or `2026-11-30T03:00:00`; or a time with its offset `2026-11-30T03:00:00+01:00`";
+
+/// Checks `--at TIME` for what no backup name or time can be, before anything runs.
+pub fn check_time(time: &str) -> Result<(), String> {
+    if time.is_empty() {
+        return Err("--at: the time is empty".into());
+    }
+    kinds::check_no_control(time).map_err(|why| format!("--at `{}` {why}", kinds::shown(time)))?;
+    if time.starts_with('-') {
+        return Err(format!("--at `{}`: no backup name or time starts with `-`", kinds::shown(time)));
+    }
+    Ok(())
+}
+
+/// The backup `time` names among `backups` (any order), `now` being `now` (seconds since the
+/// epoch); the newest without a time. The error says what the store holds.
+pub fn select(backups: &[StoredBackup], time: Option<&str>, now: i64) -> Result<StoredBackup, String> {
+    let mut newest_first = backups.to_vec();
+    newest_first.sort_by_key(|b| std::cmp::Reverse(b.time));
+    let Some(newest) = newest_first.first() else {
+        return Err("the store holds no backup of the job yet".into());
+    };
+    let Some(time) = time else { return Ok(newest.clone()) };
+    if let Some(backup) = newest_first.iter().find(|b| b.name == time) {
+        return Ok(backup.clone());
+    }
+    if time == "now" {
+        return Ok(newest.clone());
+    }
+    if let Some(n) = time.strip_suffix('B').filter(|n| is_number(n)) {
+        let n: usize = n.parse().map_err(|_| format!("--at `{time}`: too many backups back"))?;
+        return newest_first.get(n).cloned().ok_or_else(|| {
+            format!(
+                "--at `{time}`: the store holds {} backups, `0B` (the newest) to `{}B`",
+                newest_first.len(),
+                newest_first.len() - 1
+            )
+        });
+    }
+    let moment = moment(time, now).ok_or_else(|| {
+        format!(
+            "--at `{}` is no backup's name and no time ari reads; it takes {TIME_FORMS}",
+            kinds::shown(time)
+        )
+    })?;
+    newest_first.iter().find(|b| b.time <= moment).cloned().ok_or_else(|| {
+        let oldest = newest_first.last().unwrap_or(newest);
+        format!(
+            "--at `{time}` ({}): the store holds no backup that old; the oldest is `{}` from {}",
+            shown_time(moment),
+            oldest.name,
+            shown_time(oldest.time)
+        )
+    })
+}
+
+/// `time` as local time, as `ari history` shows it.
+pub fn shown_time(time: i64) -> String {
+    jiff::Timestamp::from_second(time)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string())
+        .unwrap_or_else(|_| time.to_string())
+}
+
+fn is_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The moment `time` names, seconds since the epoch: an interval back from `now`, epoch
+/// seconds, or a date or time.
+fn moment(time: &str, now: i64) -> Option<i64> {
+    if is_number(time) {
+        return time.parse().ok();
+    }
+    if let Some(seconds) = interval(time) {
+        return Some(now.saturating_sub(seconds));
+    }
+    if let Ok(timestamp) = time.parse::<jiff::Timestamp>() {
+        return Some(timestamp.as_second());
+    }
+    let tz = jiff::tz::TimeZone::system();
+    let civil = time
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .or_else(|| jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M", time).ok())
+        .or_else(|| jiff::civil::DateTime::strptime("%Y-%m-%dT%H:%M", time).ok())
+        .or_else(|| {
+            ["%Y/%m/%d", "%m/%d/%Y"]
+                .iter()
+                .find_map(|format| jiff::civil::Date::strptime(format, time).ok())
+                .map(|date| date.to_datetime(jiff::civil::Time::midnight()))
+        })?;
+    civil.to_zoned(tz).ok().map(|zoned| zoned.timestamp().as_second())
+}
+
+/// `2W3D`: numbers, each with a unit, as rdiff-backup reads intervals; in seconds.
+fn interval(text: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'D' => 86_400,
+            'W' => 7 * 86_400,
+            'M' => 30 * 86_400,
+            'Y' => 365 * 86_400,
+            _ => return None,
+        };
+        let n: i64 = digits.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    (digits.is_empty() && !text.is_empty()).then_some(total)
+}
+
+/// Checks that `path` (absolute, normalised) is one the job backs up, as far as its include
+/// and exclude lists tell: within or above an included path (any, when one is a pattern or
+/// there are none), and not within an excluded one.
+pub fn check_path(path: &str, include: &[String], exclude: &[String]) -> Result<(), String> {
+    kinds::check_path(path).map_err(|why| format!("PATH `{}` {why}", kinds::shown(path)))?;
+    let path = join_path("/", path);
+    let is_pattern = |entry: &str| entry.contains(['*', '?', '[']);
+    let within = |inner: &str, outer: &str| relative_to(inner, &join_path("/", outer)).is_some();
+    let included = include.is_empty()
+        || include.iter().any(|entry| is_pattern(entry) || within(&path, entry) || within(entry, &path));
+    if !included {
+        return Err(format!(
+            "PATH `{path}` is not in what the job backs up (include: {}); give a path as the job names it on its host",
+            include.join(", ")
+        ));
+    }
+    if let Some((i, entry)) =
+        exclude.iter().enumerate().find(|(_, entry)| !is_pattern(entry) && within(&path, entry))
+    {
+        return Err(format!(
+            "PATH `{path}` is excluded by the job (exclude[{i}]: {entry}), so no backup holds it"
+        ));
+    }
+    Ok(())
+}
+
+/// Why a restore did not copy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// A run of the job holds its lock.
+    #[error(transparent)]
+    Locked(LockError),
+    /// The job's private run directory (its ssh wrapper) could not be made.
+    #[error("the job's run directory: {0}")]
+    NoRunDirectory(StateError),
+    /// The backend's query failed.
+    #[error("asking `{command}` failed")]
+    Query {
+        /// The query, as shown.
+        command: String,
+        /// Why.
+        #[source]
+        source: ProcessError,
+    },
+    /// The query printed what the backend cannot read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The copy failed, or was stopped.
+    #[error("the copy failed")]
+    Copy(#[source] ProcessError),
+}
+
+/// Runs `restore` for `plan`'s job under its lock (a backup of the job waits for it, or is
+/// refused, as another run would be), through its connections; `stop`'s flags stop the copy.
+pub fn run(plan: &JobPlan, restore: &Restore, stop: &StopFlags) -> Result<(), RestoreError> {
+    let state_dir = plan.state_dir();
+    let state_dir = Path::new(&state_dir);
+    let label = plan.label();
+    let _lock = Lock::acquire(state_dir, label, &format!("restore of job {label}"), false)
+        .map_err(RestoreError::Locked)?;
+    let session = Session::open(plan.connections.clone(), state_dir, crate::job_run::master_timeout(plan))
+        .map_err(RestoreError::NoRunDirectory)?;
+    let session = Arc::new(session);
+    let runner = Runner::new(plan.ssh.clone(), false)
+        .with_cancel(stop.interrupted.clone())
+        .with_abort(stop.abort.clone())
+        .with_session(Arc::clone(&session));
+    let copied = copy(&runner, restore);
+    for warning in session.close() {
+        log::warn!("{warning}");
+    }
+    copied
+}
+
+fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {
+    let printed = match &restore.query {
+        Some(query) => {
+            runner
+                .run(query)
+                .map_err(|source| RestoreError::Query { command: query.to_string(), source })?
+                .stdout
+        }
+        None => String::new(),
+    };
+    let command = (restore.copy)(&printed).map_err(RestoreError::Unreadable)?;
+    log::info!("restoring: {command}");
+    match runner.run(&command) {
+        Ok(_) => Ok(()),
+        Err(ProcessError::Exited { code, stderr, .. })
+            if restore.tolerated.iter().any(|t| t.accepts(code, &stderr)) =>
+        {
+            let last = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+            log::warn!("the copy exited with status {code}, which counts as success: {last}");
+            Ok(())
+        }
+        Err(err) => Err(RestoreError::Copy(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backups() -> Vec<StoredBackup> {
+        [(1_000, "a"), (3_000, "c"), (2_000, "b")]
+            .into_iter()
+            .map(|(t, n)| StoredBackup::new(t, n, None))
+            .collect()
+    }
+
+    fn name(time: Option<&str>, now: i64) -> Result<String, String> {
+        select(&backups(), time, now).map(|b| b.name)
+    }
+
+    #[test]
+    fn a_time_names_the_newest_backup_at_or_before_it() {
+        assert_eq!(name(None, 5_000).unwrap(), "c");
+        assert_eq!(name(Some("now"), 5_000).unwrap(), "c");
+        assert_eq!(name(Some("b"), 5_000).unwrap(), "b", "a name, exactly");
+        assert_eq!(name(Some("0B"), 5_000).unwrap(), "c");
+        assert_eq!(name(Some("2B"), 5_000).unwrap(), "a");
+        assert_eq!(name(Some("2999"), 5_000).unwrap(), "b");
+        assert_eq!(name(Some("3000"), 5_000).unwrap(), "c", "at the time itself");
+        assert_eq!(name(Some("50m"), 5_000).unwrap(), "b", "5000 - 3000 s");
+        assert_eq!(name(Some("1h"), 5_000).unwrap(), "a");
+        assert_eq!(name(Some("1970-01-01T00:40:00Z"), 5_000).unwrap(), "b");
+    }
+
+    #[test]
+    fn a_time_before_every_backup_or_past_the_count_says_what_the_store_holds() {
+        let err = name(Some("999"), 5_000).unwrap_err();
+        assert!(err.contains("no backup that old; the oldest is `a`"), "{err}");
+        let err = name(Some("3B"), 5_000).unwrap_err();
+        assert!(err.contains("holds 3 backups, `0B` (the newest) to `2B`"), "{err}");
+        let err = name(Some("3X"), 5_000).unwrap_err();
+        assert!(err.contains("no backup's name and no time"), "{err}");
+        let err = select(&[], None, 5_000).unwrap_err();
+        assert!(err.contains("no backup of the job yet"), "{err}");
+    }
+
+    #[test]
+    fn intervals_read_as_rdiff_backup_reads_them() {
+        assert_eq!(interval("2W3D"), Some(17 * 86_400));
+        assert_eq!(interval("1Y"), Some(365 * 86_400));
+        assert_eq!(interval("1M"), Some(30 * 86_400));
+        for bad in ["", "D", "3", "3d", "3D2", "99999999999999999999Y"] {
+            assert_eq!(interval(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_and_local_times_are_read() {
+        for time in ["2026-11-30", "2026/11/30", "11/30/2026", "2026-11-30 03:00", "2026-11-30T03:00:00"] {
+            assert!(moment(time, 0).is_some(), "{time}");
+        }
+        assert_eq!(moment("2026-11-30T03:00:00+01:00", 0), Some(1_796_004_000));
+    }
+
+    #[test]
+    fn a_path_must_be_absolute_included_and_not_excluded() {
+        let include = ["/etc".to_string(), "/home/*/mail".to_string()];
+        let exclude = ["/etc/ssl/private".to_string(), "**/cache".to_string()];
+        let plain = ["/etc".to_string()];
+        assert!(check_path("/etc/hosts", &plain, &exclude).is_ok());
+        assert!(check_path("/etc", &plain, &exclude).is_ok());
+        assert!(check_path("/", &plain, &exclude).is_ok(), "above an included path");
+        assert!(check_path("/var/x", &include, &exclude).is_ok(), "a pattern may match anything");
+        let err = check_path("/var/x", &plain, &exclude).unwrap_err();
+        assert!(err.contains("not in what the job backs up (include: /etc)"), "{err}");
+        assert!(check_path("/etcetera", &plain, &[]).is_err(), "a prefix is no parent");
+        let err = check_path("/etc/ssl/private/key", &plain, &exclude).unwrap_err();
+        assert!(err.contains("excluded by the job (exclude[0]"), "{err}");
+        for bad in ["etc/hosts", "/etc/../root", "/etc/./x", "", "/etc/\nx"] {
+            assert!(check_path(bad, &plain, &[]).is_err(), "{bad:?}");
+        }
+        assert!(check_path("/etc//hosts/", &plain, &[]).is_ok(), "doubled and trailing `/`");
+    }
+
+    #[test]
+    fn times_that_are_options_or_garbled_are_refused_first() {
+        assert!(check_time("3D").is_ok());
+        for bad in ["", "-3D", "--force", "3D\n"] {
+            assert!(check_time(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! `ari restore JOB PATH [--at TIME] --to DIR [--force]`: a file and a directory at several
+//! points in time, out of a real rdiff-backup store (local and remote jobs) and out of the fake
+//! ZFS's snapshots (local and remote ZFS host); never over an existing path without `--force`;
+//! bad times, paths and directories refused with exit 2 before anything is written.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tests::rdiff::rdiff_backup;
+use tests::{assert_exit, read_tree, require_tool, run, stderr, stdout, Fixture, Sshd, World};
+
+/// The names `ari history` gives the job's backups, newest first.
+fn backup_names(ari: &mut std::process::Command) -> Vec<(String, i64, String)> {
+    let out = run(ari);
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    json["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let text = |key: &str| b[key].as_str().unwrap().to_string();
+            (text("name"), b["time"].as_i64().unwrap(), text("time_rfc3339"))
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn tree(path: &Path) -> BTreeMap<String, String> {
+    read_tree(path, &[]).into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect()
+}
+
+fn files(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+    entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Three versions of a source tree, one backed up after each: `a` is `one`, `two!`, `three!!`
+/// (each its own length, so that no rewrite within a second goes unseen); `d` gains `z` in the
+/// second and loses `y` in the third.
+fn back_up_three_versions(src: &Path, mut backup: impl FnMut()) {
+    let write = |name: &str, text: &str| {
+        let path = src.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("a", "one");
+    write("d/x", "x1");
+    write("d/y", "y1");
+    backup();
+    write("a", "two!");
+    write("d/x", "x22");
+    write("d/z", "z2");
+    backup();
+    write("a", "three!!");
+    std::fs::remove_file(src.join("d/y")).unwrap();
+    backup();
+}
+
+/// `ari restore` of `path` at `at` into a fresh directory; the restored path.
+fn restore_at(
+    ari: impl Fn() -> std::process::Command,
+    job: &str,
+    path: &Path,
+    at: Option<&str>,
+    to: &Path,
+) -> PathBuf {
+    let mut command = ari();
+    command.args(["restore", job]).arg(path).arg("--to").arg(to);
+    if let Some(at) = at {
+        command.args(["--at", at]);
+    }
+    let out = run(&mut command);
+    assert_exit(&out, 0);
+    let target = to.join(path.strip_prefix("/").unwrap());
+    assert!(
+        stdout(&out).contains(&format!("to {}\n", target.display())),
+        "says where it restored to: {}",
+        stdout(&out)
+    );
+    target
+}
+
+#[test]
+fn an_rdiff_job_restores_a_file_and_a_directory_at_each_time_locally_and_remotely() {
+    rdiff_backup();
+    let sshd = Sshd::start();
+    let fx = Fixture::new();
+    fx.write_config(&sshd.config_yaml());
+    for (name, host) in [("local", "localhost"), ("remote", sshd.host_alias())] {
+        let src = fx.make_tree(&format!("src-{name}"), &[]);
+        let job = fx.write_job(
+            &format!("{name}.yaml"),
+            &format!("source_hostname: {host}\ninclude: [{}]\n", src.display()),
+        );
+        back_up_three_versions(&src, || assert_exit(&run(fx.ari().arg("run").arg(&job)), 0));
+        let names = backup_names(fx.ari().args(["history", name, "--json"]));
+        assert_eq!(names.len(), 3, "{names:?}");
+        let (a, d) = (src.join("a"), src.join("d"));
+        let to = |what: &str| fx.path(&format!("restored-{name}-{what}"));
+
+        // A file: the newest by default, then by sessions back, by name, by time.
+        assert_eq!(read(&restore_at(|| fx.ari(), name, &a, None, &to("latest"))), "three!!");
+        assert_eq!(read(&restore_at(|| fx.ari(), name, &a, Some("1B"), &to("1B"))), "two!");
+        assert_eq!(read(&restore_at(|| fx.ari(), name, &a, Some(&names[2].0), &to("name"))), "one");
+        let second = names[1].2.clone();
+        assert_eq!(read(&restore_at(|| fx.ari(), name, &a, Some(&second), &to("time"))), "two!", "{second}");
+        let before_second = (names[1].1 - 1).to_string();
+        assert_eq!(read(&restore_at(|| fx.ari(), name, &a, Some(&before_second), &to("epoch"))), "one");
+
+        // A directory, as each backup holds it.
+        assert_eq!(
+            tree(&restore_at(|| fx.ari(), name, &d, Some("2B"), &to("d2B"))),
+            files(&[("x", "x1"), ("y", "y1")])
+        );
+        assert_eq!(
+            tree(&restore_at(|| fx.ari(), name, &d, Some("1B"), &to("d1B"))),
+            files(&[("x", "x22"), ("y", "y1"), ("z", "z2")])
+        );
+        assert_eq!(
+            tree(&restore_at(|| fx.ari(), name, &d, None, &to("d0B"))),
+            files(&[("x", "x22"), ("z", "z2")])
+        );
+
+        // Never over what is there without --force; with it, replaced.
+        let out =
+            run(fx.ari().args(["restore", name]).arg(&a).arg("--to").arg(to("latest")).args(["--at", "2B"]));
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("exists, and ari never overwrites"), "{}", stderr(&out));
+        assert_eq!(read(&to("latest").join(a.strip_prefix("/").unwrap())), "three!!", "left as it was");
+        let out = run(fx
+            .ari()
+            .args(["restore", name])
+            .arg(&a)
+            .arg("--to")
+            .arg(to("latest"))
+            .args(["--at", "2B", "--force"]));
+        assert_exit(&out, 0);
+        assert_eq!(read(&to("latest").join(a.strip_prefix("/").unwrap())), "one");
+        std::fs::write(to("d0B").join(d.strip_prefix("/").unwrap()).join("stray"), "x").unwrap();
+        let out = run(fx
+            .ari()
+            .args(["restore", name])
+            .arg(&d)
+            .arg("--to")
+            .arg(to("d0B"))
+            .args(["--at", "1B", "--force"]));
+        assert_exit(&out, 0);
+        assert_eq!(
+            tree(&to("d0B").join(d.strip_prefix("/").unwrap())),
+            files(&[("x", "x22"), ("y", "y1"), ("z", "z2")])
+        );
+
+        // How to put it back, on the job's host.
+        let out = run(fx.ari().args(["restore", name]).arg(&d).arg("--to").arg(to("hint")));
+        assert_exit(&out, 0);
+        let restored = to("hint").join(d.strip_prefix("/").unwrap());
+        let place = match name {
+            "remote" => format!("{}:{}/", sshd.host_alias(), d.display()),
+            _ => format!(" {}/", d.display()),
+        };
+        let hint = stdout(&out);
+        assert!(hint.contains(&format!("  rsync -a --numeric-ids {}/ ", restored.display())), "{hint}");
+        assert!(hint.trim_end().ends_with(&place), "{hint}");
+    }
+}
+
+#[test]
+fn bad_times_paths_and_directories_are_refused_with_exit_2_before_anything_is_written() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "one"), ("skip/b", "two")]);
+    let job = fx.write_job("web.yaml", &format!("include: [{0}]\nexclude: [{0}/skip]\n", src.display()));
+    let a = src.join("a").display().to_string();
+    let to = fx.p("restored");
+
+    // Before the first backup, there is nothing to restore from.
+    let out = run(fx.ari().args(["restore", "web", &a, "--to", &to]));
+    assert_exit(&out, 1);
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+
+    let cases: &[(&[&str], &str)] = &[
+        (&[&a, "--at", "3X"], "`3X` is no backup's name and no time"),
+        (&[&a, "--at=-3D"], "no backup name or time starts with `-`"),
+        (&[&a, "--at", "5B"], "the store holds 1 backups, `0B` (the newest) to `0B`"),
+        (&[&a, "--at", "1990-01-01"], "the store holds no backup that old"),
+        (&[&a, "--at", "10Y"], "the store holds no backup that old"),
+        (&["src/a"], "is not an absolute path"),
+        (&["/elsewhere/a"], "is not in what the job backs up"),
+        (&[&format!("{}/../etc/passwd", src.display())], "`..`"),
+        (&[&format!("{}/skip/b", src.display())], "is excluded by the job (exclude[0]"),
+    ];
+    for (args, expected) in cases {
+        let out = run(fx.ari().args(["restore", "web"]).args(*args).args(["--to", &to]));
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+        assert!(!Path::new(&to).exists(), "{args:?}: nothing written");
+    }
+    let out = run(fx.ari().args(["restore", "web", &a, "--to", &fx.p("store/web/restored")]));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("restore outside the store"), "{}", stderr(&out));
+
+    let command = fx.write_job("cmd.yaml", "backend: command\ncommand_host: local\ncommand: [\"true\"]\n");
+    let out = run(fx.ari().arg("restore").arg(&command).args(["/etc", "--to", &to]));
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("the command backend keeps no backups that ari can restore from"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new(&to).exists());
+}
+
+/// A ZFS world: the fake dataset mounted at `zfs/web`, which rsync_dst names.
+fn zfs_world() -> World {
+    require_tool("rsync", "rsync");
+    let zfs = World::new();
+    std::fs::create_dir_all(zfs.fx.path("zfs/web")).unwrap();
+    zfs.fakes.add_mounted_dataset("pool/backups/web", &zfs.fx.path("zfs/web"));
+    zfs
+}
+
+#[test]
+fn a_zfs_job_restores_out_of_its_snapshots_from_a_local_and_a_remote_zfs_host() {
+    for remote in [false, true] {
+        let zfs = zfs_world();
+        let sshd = remote.then(|| Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start());
+        let (host, dst) = match &sshd {
+            Some(sshd) => {
+                zfs.write_config(&sshd.config_yaml());
+                (sshd.host_alias().to_string(), format!("{}:{}", sshd.host_alias(), zfs.fx.p("zfs/web")))
+            }
+            None => ("localhost".to_string(), zfs.fx.p("zfs/web")),
+        };
+        let src = zfs.fx.make_tree("src", &[]);
+        let job = zfs.fx.write_job(
+            "web.yaml",
+            &format!(
+                "backend: zfs\ninclude: [{}]\nrsync_dst: {dst}\nzfs_hostname: {host}\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\n",
+                src.display()
+            ),
+        );
+        back_up_three_versions(&src, || assert_exit(&zfs.run(&job), 0));
+        let names = backup_names(zfs.ari().args(["history", "web", "--json"]));
+        assert_eq!(names.len(), 3, "{names:?}");
+        let (a, d) = (src.join("a"), src.join("d"));
+        let to = |what: &str| zfs.fx.path(&format!("restored-{what}"));
+        let ari = || zfs.ari();
+        assert_eq!(read(&restore_at(ari, "web", &a, None, &to("latest"))), "three!!", "remote: {remote}");
+        assert_eq!(read(&restore_at(ari, "web", &a, Some("1B"), &to("1B"))), "two!");
+        assert_eq!(read(&restore_at(ari, "web", &a, Some(&names[2].0), &to("name"))), "one");
+        assert_eq!(
+            tree(&restore_at(ari, "web", &d, Some("2B"), &to("d2B"))),
+            files(&[("x", "x1"), ("y", "y1")])
+        );
+        assert_eq!(tree(&restore_at(ari, "web", &d, None, &to("d0B"))), files(&[("x", "x22"), ("z", "z2")]));
+        // With --force, the directory becomes what the backup holds: `y` comes back, nothing
+        // else of what was there stays.
+        std::fs::write(to("d0B").join(d.strip_prefix("/").unwrap()).join("stray"), "x").unwrap();
+        let out = run(zfs
+            .ari()
+            .args(["restore", "web"])
+            .arg(&d)
+            .arg("--to")
+            .arg(to("d0B"))
+            .args(["--at", "1B", "--force"]));
+        assert_exit(&out, 0);
+        assert_eq!(
+            tree(&to("d0B").join(d.strip_prefix("/").unwrap())),
+            files(&[("x", "x22"), ("y", "y1"), ("z", "z2")])
+        );
+        zfs.fakes.assert_no_unexpected_calls();
+    }
+}
+
+#[test]
+fn a_zfs_dataset_without_a_mount_point_is_named_as_the_reason() {
+    let zfs = World::new();
+    require_tool("rsync", "rsync");
+    zfs.fakes.add_dataset("pool/backups/web");
+    zfs.fakes.add_zfs_snapshot("pool/backups/web@ari-backup-old", 1_800_000_000);
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        "backend: zfs\ninclude: [/etc]\nrsync_dst: /zfs/web\nzfs_hostname: localhost\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\n",
+    );
+    let out: Output = run(zfs.ari().arg("restore").arg(&job).args(["/etc/hosts", "--to", &zfs.fx.p("r")]));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("has the mountpoint `none`"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_job_that_reads_lvm_snapshots_restores_paths_as_they_are_on_the_host() {
+    rdiff_backup();
+    require_tool("rsync", "rsync");
+    let lvm = World::lvm();
+    std::fs::create_dir_all(lvm.fx.path("zfs/web")).unwrap();
+    lvm.fakes.add_mounted_dataset("pool/backups/web", &lvm.fx.path("zfs/web"));
+    let volumes = "snapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/data, mount_point: /srv/data}\n";
+    let rdiff = lvm.fx.write_job("db.yaml", &format!("label: db\n{volumes}include: [/etc, /srv/data]\n"));
+    let zfs = lvm.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\n{volumes}rsync_dst: {}\nzfs_hostname: localhost\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\n",
+            lvm.fx.p("zfs/web")
+        ),
+    );
+    for (job, label) in [(&rdiff, "db"), (&zfs, "web")] {
+        assert_exit(&lvm.run(job), 0);
+        let to = lvm.fx.path(&format!("restored-{label}"));
+        let out = run(lvm.ari().args(["restore", label, "/etc/hosts", "--to"]).arg(&to));
+        assert_exit(&out, 0);
+        assert_eq!(read(&to.join("etc/hosts")), "127.0.0.1 localhost\n", "{label}");
+        let out = run(lvm.ari().args(["restore", label, "/srv/data/db", "--to"]).arg(&to));
+        assert_exit(&out, 0);
+        assert_eq!(
+            tree(&to.join("srv/data/db")),
+            files(&[("log", "log\n"), ("table.ibd", "rows\n")]),
+            "{label}"
+        );
+    }
+    lvm.assert_clean();
+    lvm.fakes.assert_no_unexpected_calls();
+}
