@@ -138,6 +138,23 @@ pub fn run() -> Result<()> {
     history.arg("--config").arg(&demo.config).arg("history").arg(&demo.job);
     shell::run(&mut history)?;
 
+    shell::header(&format!("ari restore: {CHANGED_FILE} as the first backup held it (--at 1B)"));
+    let changed = demo.source.join(CHANGED_FILE);
+    let restored_dir = demo.root.join("restored");
+    let mut restore = Command::new(&demo.ari);
+    restore.arg("--config").arg(&demo.config).arg("restore").arg(&demo.job).arg(&changed);
+    restore.args(["--at", "1B", "--to"]).arg(&restored_dir);
+    shell::run(&mut restore)?;
+    let restored = restored_dir.join(changed.strip_prefix("/").unwrap_or(&changed));
+    let (now, then) = (fs::read_to_string(&changed)?, fs::read_to_string(&restored)?);
+    if !now.starts_with(&then) || now == then {
+        bail!("the restored {} is not {CHANGED_FILE} as the first backup held it", restored.display());
+    }
+    println!("{} lacks the line the second backup added:", restored.display());
+    for line in now[then.len()..].lines() {
+        println!("    {line}");
+    }
+
     shell::header(&format!("the metrics file for Prometheus: {}", demo.metrics().display()));
     print_file(&demo.metrics())?;
 
@@ -291,16 +308,23 @@ fn print_hints(demo: &Demo) {
         .map(|p| q(&p))
         .unwrap_or_else(|| format!("{}/<path of {CHANGED_FILE} in the store>", q(&repo)));
     let restored = q(&demo.root.join("todo.txt.restored"));
+    let ari = |args: &str| format!("{} --config {} {args}", q(&demo.ari), q(&demo.config));
     println!(
-        "List the backup sessions of the job:\n    rdiff-backup list increments {repo}\n\
-         List the versions of one file:\n    rdiff-backup list increments {in_store}\n\
-         Restore {CHANGED_FILE} as it was before the second backup (1B = one backup ago):\n    \
+        "List the job's backups:\n    {history}\n\
+         Restore {CHANGED_FILE} as of any of them, into a directory of your choice:\n    \
+         {restore}\n\
+         Or with rdiff-backup itself (1B = one backup ago):\n    \
+         rdiff-backup list increments {in_store}\n    \
          rdiff-backup restore --at 1B {in_store} {restored}\n    \
          diff {restored} {changed}\n\
-         (older rdiff-backup, legacy command line: `rdiff-backup --list-increments ...`, `rdiff-backup -r 1B SRC DEST`)\n\
          Run the job again, or see what it would run:\n    {run}\n    {dry}\n\
          The demo lives in {root}; `cargo xtask demo` recreates it.",
-        repo = q(&repo),
+        history = ari("history demo"),
+        restore = ari(&format!(
+            "restore demo {} --at 1B --to {}",
+            q(&demo.source.join(CHANGED_FILE)),
+            q(&demo.root.join("my-restore"))
+        )),
         changed = q(&demo.source.join(CHANGED_FILE)),
         run = shell::display(&demo.run_job()),
         dry = shell::display(demo.run_job().arg("--dry-run")),
