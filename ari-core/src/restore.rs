@@ -191,6 +191,13 @@ pub enum RestoreError {
 /// Runs `restore` for `plan`'s job under its lock (a backup of the job waits for it, or is
 /// refused, as another run would be), through its connections; `stop`'s flags stop the copy.
 pub fn run(plan: &JobPlan, restore: &Restore, stop: &StopFlags) -> Result<(), RestoreError> {
+    if plan.settings.get(&crate::core_settings::DRY_RUN) {
+        // The query only asks; the copy is shown, not run, and nothing is written.
+        let runner = Runner::new(plan.ssh.clone(), false).with_cancel(stop.interrupted.clone());
+        let command = copy_command(&runner, restore)?;
+        log::info!("dry run: would restore with: {command}");
+        return Ok(());
+    }
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
     let label = plan.label();
@@ -210,7 +217,8 @@ pub fn run(plan: &JobPlan, restore: &Restore, stop: &StopFlags) -> Result<(), Re
     copied
 }
 
-fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {
+/// The copy's command, from what the restore's query printed.
+fn copy_command(runner: &Runner, restore: &Restore) -> Result<crate::step::Command, RestoreError> {
     let printed = match &restore.query {
         Some(query) => {
             runner
@@ -220,7 +228,11 @@ fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {
         }
         None => String::new(),
     };
-    let command = (restore.copy)(&printed).map_err(RestoreError::Unreadable)?;
+    (restore.copy)(&printed).map_err(RestoreError::Unreadable)
+}
+
+fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {
+    let command = copy_command(runner, restore)?;
     log::info!("restoring: {command}");
     match runner.run(&command) {
         Ok(_) => Ok(()),

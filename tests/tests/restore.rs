@@ -201,6 +201,12 @@ fn bad_times_paths_and_directories_are_refused_with_exit_2_before_anything_is_wr
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
         assert!(!Path::new(&to).exists(), "{args:?}: nothing written");
     }
+    // A dry run says what it would run, and writes nothing.
+    let out = run(fx.ari().args(["restore", "web", &a, "--to", &to, "--dry-run"]));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("would restore with: "), "{}", stderr(&out));
+    assert!(!Path::new(&to).exists(), "a dry run writes nothing");
+
     let out = run(fx.ari().args(["restore", "web", &a, "--to", &fx.p("store/web/restored")]));
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("restore outside the store"), "{}", stderr(&out));

@@ -100,7 +100,10 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
         }
         Err(err) => return usage_errors(&[err.to_string()]),
     };
-    if let Some(parent) = Path::new(&target).parent() {
+    let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
+    if dry_run {
+        ari_core::fsutil::forbid_writes();
+    } else if let Some(parent) = Path::new(&target).parent() {
         if let Err(err) = ari_core::fsutil::create_private_dirs(parent) {
             return usage_errors(&[format!("--to: {}", chain(&err))]);
         }
@@ -112,6 +115,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     let when = restore::shown_time(backup.time);
     log::info!("restoring {path} as of {when} (backup {}) to {target}", backup.name);
     match restore::run(plan, &copy, &stop) {
+        Ok(()) if dry_run => exit::SUCCESS,
         Ok(()) => {
             let is_dir = std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
             println!("restored {path} as of {when} (backup {}) to {target}", backup.name);
