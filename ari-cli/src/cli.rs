@@ -52,6 +52,8 @@ pub enum Subcommand {
     History { job: String, json: bool },
     /// `ari restore JOB PATH [--at TIME] --to DIR [--force]`
     Restore { job: String, path: String, at: Option<String>, to: String, force: bool },
+    /// `ari authorize [JOB...] [--host HOST] [--key FILE] [--json]`
+    Authorize { jobs: Vec<String>, host: Option<String>, key: Option<String>, json: bool },
 }
 
 /// What `ari recover` does with each job's ledger.
@@ -94,6 +96,7 @@ const SUBCOMMANDS: &[&str] = &[
     "backends",
     "history",
     "restore",
+    "authorize",
     "schema",
     "completions",
 ];
@@ -235,6 +238,18 @@ fn command_for(selected: Option<&str>) -> Command {
                 ),
         )
         .subcommand(
+            Command::new("authorize")
+                .about("print, for each host the jobs touch, the ssh filter that lets ari's key run only their commands, and the key's authorized_keys line")
+                .arg(jobs(false))
+                .arg(Arg::new("host").long("host").value_name("HOST").help(
+                    "only this host, covering every job (of jobs_dir, when no JOB is named) that touches it",
+                ))
+                .arg(Arg::new("key").long("key").value_name("FILE").help(
+                    "the public key ari logs in with (default: the first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub)",
+                ))
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as JSON")),
+        )
+        .subcommand(
             Command::new("schema")
                 .about("print the JSON Schema of job files (or of the global config), for editors")
                 .arg(
@@ -363,6 +378,12 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
             at: sub.get_one::<String>("at").cloned(),
             to: sub.get_one::<String>("to").cloned().ok_or("restore: --to DIR is required")?,
             force: sub.get_flag("force"),
+        },
+        "authorize" => Subcommand::Authorize {
+            jobs: jobs(),
+            host: sub.get_one::<String>("host").cloned(),
+            key: sub.get_one::<String>("key").cloned(),
+            json: sub.get_flag("json"),
         },
         "schema" => Subcommand::Schema {
             which: match sub.get_one::<String>("which").map(String::as_str) {

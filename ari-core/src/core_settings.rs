@@ -223,6 +223,17 @@ pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
 crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMARY, METRICS_FILE,);
 crate::register_settings!(PING_URL, PING_TIMEOUT, PING_RETRIES, PING_EXIT_CODE,);
 
+/// Where a host keeps the ssh filter that `ari authorize` generates for ari's key.
+pub static SSH_FILTER_PATH: Setting<String> = Setting::with_kind(
+    "ssh_filter_path",
+    "core",
+    SettingKind::Text(&kinds::PATH),
+    Some("/usr/local/lib/ari-backup/ssh-filter"),
+    "path on each remote host of the ssh filter that ari authorize generates (the forced command of ari's key there)",
+);
+
+crate::register_settings!(SSH_FILTER_PATH,);
+
 crate::register_settings!(
     COMMAND_TIMEOUT,
     JOB_TIMEOUT,

@@ -33,6 +33,8 @@ pub mod step;
 pub mod testkit;
 
 #[doc(hidden)]
+pub mod authorize;
+#[doc(hidden)]
 pub mod config;
 #[doc(hidden)]
 pub mod exit;

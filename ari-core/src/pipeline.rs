@@ -757,6 +757,21 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Tran
             }
             let commands = expand(&output.stdout)
                 .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
+            // A remote command the step does not declare never runs: what `ari authorize` lets
+            // through a host's filter is what the step may expand to.
+            if let Some(undeclared) = commands.iter().find(|command| {
+                !command.host.is_local()
+                    && !step.may_run.iter().any(|pattern| {
+                        pattern.host == command.host && pattern.matches(&crate::step::remote_line(command))
+                    })
+            }) {
+                return Err(StepError::Expand {
+                    command: query.to_string(),
+                    message: format!(
+                        "it expanded to `{undeclared}`, which is none of the commands the step declares it may run there"
+                    ),
+                });
+            }
             let errors: Vec<ProcessError> =
                 commands.iter().filter_map(|command| runner.run(command).err()).collect();
             let mut errors = errors.into_iter();

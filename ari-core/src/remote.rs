@@ -74,12 +74,21 @@ pub fn watched(command: &str) -> String {
 /// The sh command that stops process group `pgid` on a host: SIGTERM, then SIGKILL once five
 /// seconds passed with the group still there; it returns once the group is gone.
 pub fn kill_script(pgid: u32) -> String {
-    format!(
-        "kill -TERM -{pgid} 2>/dev/null || exit 0; i=0; while kill -0 -{pgid} 2>/dev/null; do \
-         i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -{pgid} 2>/dev/null; exit 0; fi; \
-         sleep 0.1 2>/dev/null || sleep 1; done"
-    )
+    KILL_TEMPLATE.replace("{}", &pgid.to_string())
 }
+
+/// [`kill_script`] with `{}` for the group: what a host's filter lets through (`ari authorize`).
+pub const KILL_TEMPLATE: &str =
+    "kill -TERM -{} 2>/dev/null || exit 0; i=0; while kill -0 -{} 2>/dev/null; do \
+                                 i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -{} 2>/dev/null; exit 0; fi; \
+                                 sleep 0.1 2>/dev/null || sleep 1; done";
+
+/// The start of the remote wrapper with a marker, up to its nonce.
+pub const MARKER_START: &str = "echo ari-remote-pgid ";
+
+/// The remote wrapper's watcher, which follows the marker (and goes alone before a command that
+/// a tool on one host starts on another).
+pub const WATCHER: &str = WATCH;
 
 /// Parses the line that the remote wrapper prints: `(nonce, pgid)`. A group id of 0 or 1 (which
 /// `kill` reads as "this group" and "every process") is never one of a command's.

@@ -253,6 +253,106 @@ impl Tolerated {
     }
 }
 
+/// The characters a variable part of a [`CommandPattern`] may hold, as a POSIX sh bracket
+/// expression's body (`A-Za-z0-9_.:-`), named for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Chars {
+    /// What the part is (`a ZFS snapshot name part`).
+    pub what: &'static str,
+    /// The characters, as a bracket expression's body: ranges of ASCII letters and digits, and
+    /// single characters from `_.:,=+@% -` (a `-` last).
+    pub set: &'static str,
+}
+
+impl Chars {
+    /// The characters of ZFS names after the dataset (`2026-12-02--0300`).
+    pub const ZFS_NAME: Chars = Chars { what: "a ZFS name part", set: "A-Za-z0-9_.:-" };
+    /// Decimal digits.
+    pub const DIGITS: Chars = Chars { what: "a number", set: "0-9" };
+    /// Lower-case hexadecimal digits.
+    pub const HEX: Chars = Chars { what: "hexadecimal digits", set: "0-9a-f" };
+    /// rsync's server options (`-logDtprze.iLsfxCIvu --stats --delete . `): letters, digits,
+    /// spaces and `.=,_-`, and no `/`, so that no path hides in them.
+    pub const RSYNC_SERVER_OPTIONS: Chars = Chars { what: "rsync's server options", set: "A-Za-z0-9 .=,_-" };
+
+    /// Whether `c` is one of the characters.
+    pub fn contains(&self, c: char) -> bool {
+        let set: Vec<char> = self.set.chars().collect();
+        let mut i = 0;
+        while i < set.len() {
+            if i + 2 < set.len() && set[i + 1] == '-' {
+                if (set[i]..=set[i + 2]).contains(&c) {
+                    return true;
+                }
+                i += 3;
+            } else {
+                if set[i] == c {
+                    return true;
+                }
+                i += 1;
+            }
+        }
+        false
+    }
+}
+
+/// A command line that a step may run on a host without it being in the plan word for word: what
+/// a dynamic step expands to (`zfs snapshot pool/x@ari-backup-` and a timestamp), or what a
+/// local tool starts there through the job's ssh (`rdiff-backup server`). `template` is the
+/// command line as the remote shell gets it, with `{}` where the variable part goes (the same
+/// value at every `{}`, one or more of `chars`). The pipeline refuses an expansion that matches
+/// none of its step's patterns, and `ari authorize` lets exactly these through a host's filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommandPattern {
+    /// Where the command runs.
+    pub host: Host,
+    /// The command line, `{}` standing for the variable part; without `{}`, the exact line.
+    pub template: String,
+    /// What the variable part may hold.
+    pub chars: Chars,
+}
+
+impl CommandPattern {
+    /// The argv `words` on `host`, as ari quotes them for the remote shell, the last word
+    /// followed by a variable part of `chars` (`zfs destroy pool/x@ari-backup-{}`).
+    pub fn argv_then<I, S>(host: Host, words: I, chars: Chars) -> CommandPattern
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        CommandPattern { host, template: format!("{}{{}}", crate::quote::shell_join(words)), chars }
+    }
+
+    /// The command line `line` on `host`, exactly (`rdiff-backup server`).
+    pub fn exact(host: Host, line: impl Into<String>) -> CommandPattern {
+        CommandPattern { host, template: line.into(), chars: Chars::DIGITS }
+    }
+
+    /// The command line `template` on `host`, `{}` standing for one or more of `chars` (the same
+    /// at each `{}`).
+    pub fn with_variable(host: Host, template: impl Into<String>, chars: Chars) -> CommandPattern {
+        CommandPattern { host, template: template.into(), chars }
+    }
+
+    /// Whether the remote command line `line` is one the pattern allows.
+    pub fn matches(&self, line: &str) -> bool {
+        let Some((fixed, _)) = self.template.split_once("{}") else { return line == self.template };
+        let Some(rest) = line.strip_prefix(fixed) else { return false };
+        let value: String = rest.chars().take_while(|c| self.chars.contains(*c)).collect();
+        !value.is_empty() && self.template.replace("{}", &value) == line
+    }
+}
+
+/// The remote command line of `command` as the remote shell gets it (after ari's remote wrapper).
+pub fn remote_line(command: &Command) -> String {
+    match &command.program {
+        Program::Argv(words) => crate::quote::shell_join(words),
+        Program::Shell(script) => script.clone(),
+    }
+}
+
 /// Derives the commands of a dynamic step from the output of its query.
 pub type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, String> + Send + Sync>;
 
@@ -371,6 +471,9 @@ pub struct Step {
     pub present: Option<Probe>,
     /// For a backup step: how to read what it transferred from its output (metrics).
     pub statistics: Option<Statistics>,
+    /// Remote command lines the step may run that its commands do not spell out: what a dynamic
+    /// step expands to, what its tool starts on a host (see [`CommandPattern`]).
+    pub may_run: Vec<CommandPattern>,
 }
 
 impl Step {
@@ -388,6 +491,7 @@ impl Step {
             shows: None,
             present: None,
             statistics: None,
+            may_run: Vec::new(),
         }
     }
 
@@ -449,6 +553,14 @@ impl Step {
         }
     }
 
+    /// The same step, which may also run `pattern` on a remote host: a dynamic step's expansion
+    /// (every remote command it expands to must match one of its patterns, or it fails), or a
+    /// command that its tool starts there (rdiff-backup's server).
+    pub fn may_run(mut self, pattern: CommandPattern) -> Step {
+        self.may_run.push(pattern);
+        self
+    }
+
     /// The same dynamic step, showing in plans what it runs after its query, as a pattern.
     pub fn showing(mut self, pattern: impl Into<String>) -> Step {
         self.shows = Some(pattern.into());
@@ -471,5 +583,43 @@ impl Step {
     pub fn undo(mut self, undo: Step) -> Step {
         self.undo = Some(Box::new(undo));
         self
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_matches_its_template_with_one_value_of_its_characters() {
+        let host = Host::named("zfs");
+        let snapshot =
+            CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", "p/x@ari-"], Chars::ZFS_NAME);
+        assert!(snapshot.matches("zfs snapshot p/x@ari-2026-12-02--0300"));
+        assert!(!snapshot.matches("zfs snapshot p/x@ari-"), "an empty value");
+        assert!(!snapshot.matches("zfs snapshot p/x@ari-a;rm -rf /"));
+        assert!(!snapshot.matches("zfs snapshot p/x@ari-a b"));
+        assert!(!snapshot.matches("zfs snapshot p/y@ari-a"));
+        let kill = CommandPattern::with_variable(host.clone(), "kill -{} && wait -{}", Chars::DIGITS);
+        assert!(kill.matches("kill -42 && wait -42"));
+        assert!(!kill.matches("kill -42 && wait -43"), "the same value at each place");
+        let exact = CommandPattern::exact(host.clone(), "rdiff-backup server");
+        assert!(exact.matches("rdiff-backup server"));
+        assert!(!exact.matches("rdiff-backup server --x"));
+        let rsync =
+            CommandPattern::with_variable(host, "rsync --server {}/zfs/web", Chars::RSYNC_SERVER_OPTIONS);
+        assert!(rsync.matches("rsync --server -logDtprze.iLsfxCIvu --stats --delete . /zfs/web"));
+        assert!(!rsync.matches("rsync --server -e.x . /zfs/web/../etc"));
+        assert!(!rsync.matches("rsync --server --log-file=/etc/x . /zfs/web"));
+    }
+
+    #[test]
+    fn character_sets_read_as_bracket_expressions() {
+        assert!(
+            Chars::ZFS_NAME.contains('-') && Chars::ZFS_NAME.contains('Q') && Chars::ZFS_NAME.contains(':')
+        );
+        assert!(!Chars::ZFS_NAME.contains('/') && !Chars::ZFS_NAME.contains(' '));
+        assert!(Chars::RSYNC_SERVER_OPTIONS.contains(' ') && !Chars::RSYNC_SERVER_OPTIONS.contains('/'));
+        assert!(Chars::HEX.contains('f') && !Chars::HEX.contains('g'));
     }
 }

@@ -5,7 +5,7 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Restore,
     RestoreRequest, Tool,
 };
-use ari_core::step::{Command, Host, Phase, Step};
+use ari_core::step::{Command, CommandPattern, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::argv::{self, Backup, Cli, Source};
@@ -152,8 +152,17 @@ impl BackupBackend for RdiffBackend {
             destination: &destination,
         }
         .argv();
-        Ok(vec![Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))
-            .reporting(argv::statistics)])
+        let mut step = Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))
+            .reporting(argv::statistics);
+        if let Host::Remote(host) = job.source_host() {
+            // What rdiff-backup starts on the source host through the job's ssh wrapper.
+            let server = match cli {
+                Cli::New => "rdiff-backup server",
+                Cli::Legacy => "rdiff-backup --server",
+            };
+            step = step.may_run(CommandPattern::exact(Host::Remote(host), server));
+        }
+        Ok(vec![step])
     }
 
     fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {

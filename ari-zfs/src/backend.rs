@@ -7,11 +7,11 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, Restore, RestoreRequest, StoredBackup,
     Tool,
 };
-use ari_core::step::{Command, Host, Phase, Step};
+use ari_core::step::{Chars, Command, CommandPattern, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
-use crate::names::{is_zfs_name, rsync_destination_path, timestamp};
+use crate::names::{is_zfs_name, rsync_destination_host, rsync_destination_path, timestamp};
 use crate::settings::*;
 
 /// The rsync-to-ZFS backend, registered as `zfs`.
@@ -147,9 +147,22 @@ impl BackupBackend for ZfsBackend {
                 argv.extend(job.job().include.iter().cloned());
             }
         }
+        // What rsync starts on the destination's host, through ssh: its server, receiving into
+        // the destination's path (with the options it derives from rsync_options).
+        let server = rsync_destination_host(&target.rsync_dst).map(|host| {
+            CommandPattern::with_variable(
+                Host::named(host),
+                format!("rsync --server {{}}{}", rsync_destination_path(&target.rsync_dst)),
+                Chars::RSYNC_SERVER_OPTIONS,
+            )
+        });
         argv.push(target.rsync_dst);
-        Ok(vec![Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))
-            .reporting(rsync_statistics)])
+        let mut step = Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))
+            .reporting(rsync_statistics);
+        if let Some(server) = server {
+            step = step.may_run(server);
+        }
+        Ok(vec![step])
     }
 
     fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
@@ -263,7 +276,11 @@ impl BackupBackend for ZfsBackend {
                 Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
             })
         };
-        let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name).showing(pattern);
+        let own = format!("{dataset}@{prefix}");
+        let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name)
+            .showing(pattern)
+            .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], Chars::ZFS_NAME));
+        let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], Chars::ZFS_NAME);
 
         let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
         let expand = Arc::new(move |listing: &str| {
@@ -277,7 +294,7 @@ impl BackupBackend for ZfsBackend {
             }
             Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
         });
-        let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand);
+        let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).may_run(destroys);
         Ok(vec![snapshot, expiry])
     }
 }

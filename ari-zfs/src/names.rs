@@ -122,6 +122,19 @@ pub fn check_rsync_destination(destination: &str) -> Result<(), String> {
     check_path(path).map_err(|why| format!("has the path `{path}`, which {why}"))
 }
 
+/// The host part of a checked rsync destination, without a user: `zfs` of `backup@zfs:/p`,
+/// `::1` of `[::1]:/p`; none for a local path.
+pub fn rsync_destination_host(destination: &str) -> Option<&str> {
+    if destination.starts_with('/') {
+        return None;
+    }
+    if let Some(rest) = destination.strip_prefix('[') {
+        return rest.split_once(']').map(|(address, _)| address);
+    }
+    let (host, _) = destination.split_once(':')?;
+    Some(host.rsplit_once('@').map_or(host, |(_, host)| host))
+}
+
 /// The path part of a checked rsync destination: `/p` of `zfs:/p`, `[::1]:/p` or `/p`.
 pub fn rsync_destination_path(destination: &str) -> &str {
     if destination.starts_with('/') {

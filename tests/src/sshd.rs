@@ -289,6 +289,22 @@ impl Sshd {
         log_tail(&self.log_path())
     }
 
+    /// Rewrites the client key's `authorized_keys` line with `options` before the harness's own
+    /// (its `environment=` PATH and SHLVL), as `ari authorize` tells an admin to: for example
+    /// `restrict,command="FILTER"`. Later connections see it; the running master, if any, does
+    /// not matter, since sshd reads the file at each authentication.
+    pub fn set_key_options(&self, options: &str) {
+        assert!(!options.contains('\n'), "one authorized_keys line, got {options:?}");
+        let client_public = read_public_key(&self.client_key_path());
+        write_file(
+            &self.dir.path().join("authorized_keys"),
+            &format!(
+                "{options},environment=\"PATH={}\",environment=\"SHLVL=1\" {client_public}\n",
+                self.remote_path
+            ),
+        );
+    }
+
     /// A `ssh -F <ssh_config> ari-test-host` command with stdin closed, to
     /// which the caller adds the remote command as arguments.
     pub fn ssh_command(&self) -> Command {

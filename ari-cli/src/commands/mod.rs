@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: the global config, logging, and reporting errors.
 
+mod authorize;
 mod backends;
 mod check;
 mod history;
@@ -86,6 +87,9 @@ pub fn dispatch(invocation: Invocation) -> i32 {
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
         Subcommand::Backends => backends::backends(),
         Subcommand::History { job, json } => history::history(&context, &job, json),
+        Subcommand::Authorize { jobs, host, key, json } => {
+            authorize::authorize(&context, &jobs, host.as_deref(), key.as_deref(), json)
+        }
         Subcommand::Restore { job, path, at, to, force } => {
             restore::restore(&context, &restore::Request { job, path, at, to, force })
         }

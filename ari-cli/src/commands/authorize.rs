@@ -1,0 +1,146 @@
+//! `ari authorize [JOB...] [--host HOST] [--key FILE] [--json]`: for each host the jobs touch,
+//! what to install there so that ari's key may run only the jobs' commands: the filter script
+//! (ari-core's `authorize`, from the plans), its checksum, and the key's `authorized_keys` line.
+//! Every job of jobs_dir when none is named. Runs nothing and writes nothing.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use ari_core::authorize::{self, HostFilter};
+use ari_core::exit;
+
+use super::{usage_errors, Context};
+use crate::jobs;
+
+pub fn authorize(
+    context: &Context,
+    names: &[String],
+    host: Option<&str>,
+    key: Option<&str>,
+    json: bool,
+) -> i32 {
+    ari_core::fsutil::forbid_writes();
+    let names: Vec<String> = if names.is_empty() {
+        match jobs::discover(&context.jobs_dir()) {
+            Ok(paths) => paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
+            Err(err) => return usage_errors(&[err]),
+        }
+    } else {
+        names.to_vec()
+    };
+    let (plans, errors) =
+        jobs::plan_names(&names, &context.jobs_dir(), &context.config.layer, &context.command_line);
+    if !errors.is_empty() {
+        return usage_errors(&errors);
+    }
+    let plans: Vec<_> = plans.iter().collect();
+    let filters = match authorize::filters(&plans, host) {
+        Ok(filters) => filters,
+        Err(why) => return usage_errors(&[why]),
+    };
+    if filters.is_empty() {
+        return usage_errors(&[match host {
+            Some(host) => format!("no job touches the host {host} over ssh"),
+            None => "the jobs touch no remote host: there is nothing to authorize".to_string(),
+        }]);
+    }
+    let key = match public_key(key) {
+        Ok(key) => key,
+        Err(why) => return usage_errors(&[why]),
+    };
+    let text = if json {
+        let hosts: Vec<serde_json::Value> = filters
+            .iter()
+            .map(|filter| {
+                let mut value = filter.to_json();
+                value["authorized_keys_line"] = key_line(filter, key.as_deref()).into();
+                value
+            })
+            .collect();
+        serde_json::to_string_pretty(&serde_json::json!({ "hosts": hosts })).unwrap_or_default() + "\n"
+    } else {
+        filters.iter().map(|filter| as_text(filter, key.as_deref())).collect::<Vec<_>>().join("\n")
+    };
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    exit::SUCCESS
+}
+
+/// The key's line: the filter's options, then the key (or a placeholder, said so).
+fn key_line(filter: &HostFilter, key: Option<&str>) -> String {
+    format!("{} {}", filter.key_options(), key.unwrap_or("PUBLIC-KEY-OF-ARI"))
+}
+
+/// The public key: `FILE`'s first line, or the user's default key's; none when there is no
+/// default key (a placeholder then stands in the line).
+fn public_key(file: Option<&str>) -> Result<Option<String>, String> {
+    let candidates: Vec<PathBuf> = match file {
+        Some(file) => vec![PathBuf::from(file)],
+        None => {
+            let Some(home) = std::env::var_os("HOME") else { return Ok(None) };
+            ["id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"]
+                .iter()
+                .map(|name| PathBuf::from(&home).join(".ssh").join(name))
+                .collect()
+        }
+    };
+    for path in &candidates {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let line = text.lines().next().unwrap_or_default().trim().to_string();
+                let mut words = line.split_whitespace();
+                let (Some(kind), Some(_)) = (words.next(), words.next()) else {
+                    return Err(format!(
+                        "--key {}: not an ssh public key (`TYPE KEY [COMMENT]`)",
+                        path.display()
+                    ));
+                };
+                if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-")) {
+                    return Err(format!("--key {}: `{kind}` is no ssh public key type", path.display()));
+                }
+                return Ok(Some(line));
+            }
+            Err(err) if file.is_some() => return Err(format!("--key {}: {err}", path.display())),
+            Err(_) => continue,
+        }
+    }
+    Ok(None)
+}
+
+fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "# host {} (as {}), jobs: {}", filter.host, filter.destination, filter.jobs.join(", "));
+    let _ = writeln!(
+        out,
+        "# 1. Install this filter as {} (owned by root, mode 0755), sha256 {}:",
+        filter.path, filter.checksum
+    );
+    out.push_str(&filter.script);
+    let _ = writeln!(
+        out,
+        "# 2. Put this line in the authorized_keys of {} on {}, in place of the key's present line:",
+        filter.destination.split_once('@').map_or("the remote user", |(user, _)| user),
+        filter.host
+    );
+    let _ = writeln!(out, "{}", key_line(filter, key));
+    if key.is_none() {
+        let _ = writeln!(
+            out,
+            "#    (PUBLIC-KEY-OF-ARI: the public key ari logs in with; give it with --key FILE)"
+        );
+    }
+    let _ = writeln!(out, "# The filter allows {} commands:", filter.allowed());
+    for line in &filter.exact {
+        let _ = writeln!(out, "#   {}", line.lines().next().unwrap_or_default());
+    }
+    for pattern in &filter.patterns {
+        let _ = writeln!(
+            out,
+            "#   {}   ({{}}: {})",
+            pattern.template.lines().next().unwrap_or_default(),
+            pattern.chars.what
+        );
+    }
+    out
+}

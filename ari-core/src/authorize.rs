@@ -1,0 +1,285 @@
+//! `ari authorize`: the only commands ari's key may run on a host, from the plans of the jobs
+//! that touch it, as a POSIX sh filter for the key's `command="..."`.
+//!
+//! Every remote command a job runs is in its plan as data: its steps' commands, their undos and
+//! probes (which recovery after a crash runs too), the store's history query, and what a step
+//! declares it may run beyond them ([`crate::step::CommandPattern`]: a dynamic step's expansions,
+//! which the pipeline refuses to run when they match none, and what a local tool starts there
+//! through the job's ssh). To those ari adds its own: `true` (`ari check --connect`) and the
+//! script that stops a remote process group. The filter takes the command line sshd hands it
+//! (`SSH_ORIGINAL_COMMAND`), takes off ari's remote wrapper (its marker with a nonce of 16 hex
+//! digits and its watcher, or the watcher alone, exactly as `remote::prefix` writes them), lets
+//! the rest through only when it is one of the job's commands exactly or matches one of their
+//! patterns, and then `exec`s the whole line with `/bin/sh -c`, so that the watcher's `$PPID`
+//! is still sshd's session process. Anything else is refused and logged to syslog.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::Digest as _;
+
+use crate::core_settings::SSH_FILTER_PATH;
+use crate::pipeline::JobPlan;
+use crate::remote::{KILL_TEMPLATE, MARKER_START, WATCHER};
+use crate::step::{remote_line, Chars, Command, CommandPattern, Host};
+
+/// What one host's filter lets through, for one destination (`[USER@]HOST`) of ari's key.
+#[derive(Debug, Clone)]
+pub struct HostFilter {
+    /// The host as the jobs name it.
+    pub host: String,
+    /// The ssh destination: the host with the jobs' `remote_user`.
+    pub destination: String,
+    /// Where the filter goes on the host (`ssh_filter_path`).
+    pub path: String,
+    /// The jobs it serves, by label.
+    pub jobs: Vec<String>,
+    /// The command lines it lets through exactly.
+    pub exact: BTreeSet<String>,
+    /// The command lines with a variable part.
+    pub patterns: Vec<CommandPattern>,
+    /// The filter, a POSIX sh script.
+    pub script: String,
+    /// The script's SHA-256, in hex.
+    pub checksum: String,
+}
+
+impl HostFilter {
+    /// How many distinct commands (exact lines and patterns) it allows.
+    pub fn allowed(&self) -> usize {
+        self.exact.len() + self.patterns.len()
+    }
+
+    /// The options of the key's `authorized_keys` line: no forwarding, no pty, no agent, no X11
+    /// (`restrict`; ari's jobs need none of them), and the filter as its forced command.
+    pub fn key_options(&self) -> String {
+        format!("restrict,command=\"{}\"", self.path.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+
+    /// As data, for `ari authorize --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "host": self.host,
+            "destination": self.destination,
+            "jobs": self.jobs,
+            "filter_path": self.path,
+            "filter_sha256": self.checksum,
+            "key_options": self.key_options(),
+            "allowed": self.exact.iter().collect::<Vec<_>>(),
+            "allowed_patterns": self.patterns.iter().map(|p| serde_json::json!({
+                "template": p.template,
+                "variable": p.chars.what,
+                "characters": p.chars.set,
+            })).collect::<Vec<_>>(),
+            "filter": self.script,
+        })
+    }
+}
+
+/// Everything a plan runs on remote hosts, by host: exact lines and patterns.
+fn remote_commands(plan: &JobPlan) -> BTreeMap<String, (BTreeSet<String>, Vec<CommandPattern>)> {
+    let mut by_host: BTreeMap<String, (BTreeSet<String>, Vec<CommandPattern>)> = BTreeMap::new();
+    let exact = |command: &Command, by_host: &mut BTreeMap<_, (BTreeSet<String>, Vec<_>)>| {
+        if let Host::Remote(host) = &command.host {
+            by_host.entry(host.clone()).or_default().0.insert(remote_line(command));
+        }
+    };
+    let history = plan.history.as_ref().map(|query| &query.command);
+    for step in plan.steps() {
+        exact(step.action.command(), &mut by_host);
+        if let Some(probe) = &step.present {
+            exact(&probe.query, &mut by_host);
+        }
+        for pattern in &step.may_run {
+            let Host::Remote(host) = &pattern.host else { continue };
+            let (exact, patterns) = by_host.entry(host.clone()).or_default();
+            if !pattern.template.contains("{}") {
+                exact.insert(pattern.template.clone());
+            } else if !patterns.contains(pattern) {
+                patterns.push(pattern.clone());
+            }
+        }
+    }
+    if let Some(query) = history {
+        exact(query, &mut by_host);
+    }
+    // Hosts that only a tool reaches (rdiff-backup's source) are in the plan's hosts too.
+    for host in plan.hosts() {
+        if let Host::Remote(host) = Host::named(&host) {
+            by_host.entry(host).or_default();
+        }
+    }
+    by_host
+}
+
+/// The filters for every host that `plans` touch (only `only_host`'s, when given), one per
+/// destination; jobs that reach one host as different users get one filter per user. Errors
+/// name jobs that disagree on the filter's path for one destination.
+pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFilter>, String> {
+    let mut by_destination: BTreeMap<String, HostFilter> = BTreeMap::new();
+    for plan in plans {
+        let path = plan.settings.get(&SSH_FILTER_PATH);
+        for (host, (exact, patterns)) in remote_commands(plan) {
+            if only_host.is_some_and(|only| only != host) {
+                continue;
+            }
+            let destination = plan.ssh.destination(&host);
+            let filter = by_destination.entry(destination.clone()).or_insert_with(|| HostFilter {
+                host: host.clone(),
+                destination: destination.clone(),
+                path: path.clone(),
+                jobs: Vec::new(),
+                exact: BTreeSet::new(),
+                patterns: Vec::new(),
+                script: String::new(),
+                checksum: String::new(),
+            });
+            if filter.path != path {
+                return Err(format!(
+                    "jobs {} and {} set different ssh_filter_path for {destination} ({} and {path}); one host has one filter",
+                    filter.jobs.join(", "),
+                    plan.label(),
+                    filter.path
+                ));
+            }
+            filter.jobs.push(plan.label().to_string());
+            filter.exact.extend(exact);
+            for pattern in patterns {
+                if !filter.patterns.contains(&pattern) {
+                    filter.patterns.push(pattern);
+                }
+            }
+        }
+    }
+    let mut filters: Vec<HostFilter> = by_destination.into_values().collect();
+    for filter in &mut filters {
+        // ari's own: the connection check, and stopping a command's process group.
+        filter.exact.insert("true".to_string());
+        let stop =
+            CommandPattern::with_variable(Host::Remote(filter.host.clone()), KILL_TEMPLATE, Chars::DIGITS);
+        if !filter.patterns.contains(&stop) {
+            filter.patterns.push(stop);
+        }
+        filter.script = script(filter);
+        filter.checksum = sha256_hex(filter.script.as_bytes());
+    }
+    Ok(filters)
+}
+
+/// The SHA-256 of `bytes`, in lower-case hex, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `text` in single quotes, for sh.
+fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `template` as the inside of an sh double-quoted string, `{}` becoming `${v}`.
+fn double_quoted_template(template: &str) -> String {
+    let escaped: String = template
+        .chars()
+        .map(|c| match c {
+            '\\' | '"' | '$' | '`' => format!("\\{c}"),
+            c => c.to_string(),
+        })
+        .collect();
+    format!("\"{}\"", escaped.replace("{}", "${v}"))
+}
+
+/// The filter script.
+fn script(filter: &HostFilter) -> String {
+    let mut out = String::new();
+    out.push_str("#!/bin/sh\n");
+    out.push_str(&format!(
+        "# ari's ssh filter for {} (jobs: {}), generated by `ari authorize` of ari {}.\n",
+        filter.destination,
+        filter.jobs.join(", "),
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(
+        "# The forced command of ari's key: it lets through exactly the commands of these jobs,\n\
+         # after ari's remote wrapper, and refuses everything else, logging it to syslog\n\
+         # (auth.warning, tag ari-filter). Install it unchanged: `ari check --connect` compares\n\
+         # its SHA-256 with the one the jobs need. Regenerate it when a job changes.\n",
+    );
+    out.push_str("set -f\n");
+    out.push_str("cmd=${SSH_ORIGINAL_COMMAND-}\n");
+    out.push_str(
+        "refuse() {\n\
+         \tlogger -t ari-filter -p auth.warning -- \"refused for $USER from ${SSH_CLIENT%% *}: $1: $cmd\" 2>/dev/null\n\
+         \techo \"ari-filter: refused ($1): ari's key may run only the commands of its jobs here\" >&2\n\
+         \texit 126\n\
+         }\n",
+    );
+    out.push_str("[ -n \"$cmd\" ] || refuse 'no command (a login)'\n");
+    out.push_str(&format!("marker={}\n", single_quoted(MARKER_START)));
+    out.push_str(&format!("watcher={}\n", single_quoted(WATCHER)));
+    out.push_str(
+        "case $cmd in\n\
+         \"$marker\"*)\n\
+         \tnonce=${cmd#\"$marker\"}\n\
+         \tnonce=${nonce%%[!0-9a-f]*}\n\
+         \t[ ${#nonce} -eq 16 ] || refuse 'a marker without its nonce'\n\
+         \twrapper=\"$marker$nonce \\$\\$ >&2; $watcher\"\n\
+         \tcase $cmd in\n\
+         \t\"$wrapper\"*) body=${cmd#\"$wrapper\"} ;;\n\
+         \t*) refuse 'not ari'\\''s remote wrapper' ;;\n\
+         \tesac ;;\n\
+         \"$watcher\"*) body=${cmd#\"$watcher\"} ;;\n\
+         *) body=$cmd ;;\n\
+         esac\n",
+    );
+    out.push_str("ok=\n");
+    out.push_str("case $body in\n");
+    for line in &filter.exact {
+        out.push_str(&format!("{}) ok=1 ;;\n", single_quoted(line)));
+    }
+    out.push_str("esac\n");
+    for pattern in &filter.patterns {
+        let Some((fixed, _)) = pattern.template.split_once("{}") else { continue };
+        out.push_str(&format!(
+            "# {}: `{{}}` is {} ({})\n",
+            first_line(&pattern.template),
+            pattern.chars.what,
+            pattern.chars.set
+        ));
+        out.push_str(&format!(
+            "if [ -z \"$ok\" ]; then v=${{body#{fixed}}}; if [ \"$v\" != \"$body\" ]; then v=${{v%%[!{set}]*}}; [ -n \"$v\" ] && [ \"$body\" = {expected} ] && ok=1; fi; fi\n",
+            fixed = single_quoted(fixed),
+            set = pattern.chars.set,
+            expected = double_quoted_template(&pattern.template),
+        ));
+    }
+    out.push_str("[ -n \"$ok\" ] || refuse 'not a command of the jobs'\n");
+    out.push_str("exec /bin/sh -c \"$cmd\"\n");
+    out
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wrapper_the_filter_takes_off_is_the_one_ari_puts_on() {
+        let wrapped = crate::remote::prefix(Some("0123456789abcdef"));
+        assert_eq!(wrapped, format!("{MARKER_START}0123456789abcdef $$ >&2; {WATCHER}"));
+        assert_eq!(crate::remote::prefix(None), WATCHER);
+        assert_eq!(crate::remote::kill_script(42), KILL_TEMPLATE.replace("{}", "42"));
+    }
+
+    #[test]
+    fn templates_become_double_quoted_strings_with_the_value_in_place() {
+        assert_eq!(double_quoted_template("kill -{} $x \"`a`\""), "\"kill -${v} \\$x \\\"\\`a\\`\\\"\"");
+        assert_eq!(single_quoted("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn checksums_are_sha256sums() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+}

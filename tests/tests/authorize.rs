@@ -1,0 +1,212 @@
+//! `ari authorize`: the filter it generates, installed as the forced command of the harness
+//! sshd's key (`restrict,command=...`), lets every job kind run unchanged (rdiff, rdiff over LVM
+//! snapshots with remote hooks, rsync into ZFS over LVM, a crash and `ari recover`, `ari check
+//! --connect`, `ari history`), and refuses, and logs, every command that is not in the plans.
+//! The fake LVM and ZFS tools and a recording `logger` are first on the sshd's PATH.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tests::rdiff::rdiff_backup;
+use tests::{assert_exit, eventually, require_tool, run, stderr, stdout, Running, Sshd, World};
+
+/// A world with the two LVM volumes, a ZFS dataset, and an sshd whose commands find the fakes
+/// and a `logger` that appends its arguments to `logged`.
+struct Rig {
+    world: World,
+    sshd: Sshd,
+    logged: PathBuf,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        rdiff_backup();
+        require_tool("rsync", "rsync");
+        let world = World::lvm();
+        let logger_dir = world.fx.path("logger-bin");
+        let logged = world.fx.path("logged");
+        world.fx.write_script(
+            "logger-bin/logger",
+            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", logged.display()),
+        );
+        std::fs::write(&logged, "").unwrap();
+        let sshd = Sshd::builder().path_prefix(world.fakes.bin_dir()).path_prefix(&logger_dir).start();
+        world.write_config(&format!("{}ssh_filter_path: {}\n", sshd.config_yaml(), world.fx.p("ssh-filter")));
+        std::fs::create_dir_all(world.fx.path("zfs/web")).unwrap();
+        world.fakes.add_dataset("pool/backups/web");
+        Rig { world, sshd, logged }
+    }
+
+    fn host(&self) -> &'static str {
+        self.sshd.host_alias()
+    }
+
+    /// The three jobs: rdiff with remote and local hooks, rdiff over both LVM volumes, zfs over
+    /// the root volume.
+    fn write_jobs(&self) -> [PathBuf; 3] {
+        let (fx, host) = (&self.world.fx, self.host());
+        let src = fx.make_tree("src", &[("a", "one")]);
+        let plain = fx.write_job(
+            "plain.yaml",
+            &format!(
+                "label: plain\nsource_hostname: {host}\ninclude: [{src}]\npre:\n  - {{command: [touch, {mark}], host: {host}}}\n  - {{command: \"echo hooked > {said}\", host: {host}}}\npost:\n  - {{command: [\"true\"]}}\n",
+                src = src.display(),
+                mark = fx.p("pre-ran"),
+                said = fx.p("pre-said"),
+            ),
+        );
+        let db = fx.write_job(
+            "db.yaml",
+            &format!(
+                "label: db\nsource_hostname: {host}\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"ro,noatime\"}}\ninclude: [/etc, /srv/data]\n"
+            ),
+        );
+        let web = fx.write_job(
+            "web.yaml",
+            &format!(
+                "label: web\nbackend: zfs\nsource_hostname: {host}\nsnapshot: lvm\nvolumes: [{{name: vg0/root, mount_point: /}}]\nrsync_dst: {host}:{dst}\nzfs_hostname: {host}\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\n",
+                dst = fx.p("zfs/web"),
+            ),
+        );
+        [plain, db, web]
+    }
+
+    /// `ari authorize --host HOST --json` over every job, installed: the filter at its path,
+    /// the key's line in the sshd's authorized_keys. Returns the host's entry.
+    fn authorize(&self) -> serde_json::Value {
+        let key = format!("{}.pub", self.sshd.client_key_path().display());
+        let out = run(self.world.ari().args(["authorize", "--host", self.host(), "--key", &key, "--json"]));
+        assert_exit(&out, 0);
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let hosts = json["hosts"].as_array().unwrap();
+        assert_eq!(hosts.len(), 1, "one destination: {json}");
+        let entry = hosts[0].clone();
+        let path = Path::new(entry["filter_path"].as_str().unwrap());
+        std::fs::write(path, entry["filter"].as_str().unwrap()).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let sum = run(Command::new("sha256sum").arg(path));
+        assert_exit(&sum, 0);
+        assert!(
+            stdout(&sum).starts_with(entry["filter_sha256"].as_str().unwrap()),
+            "the checksum is sha256sum's"
+        );
+        let line = entry["authorized_keys_line"].as_str().unwrap();
+        let options = line.split_once(' ').unwrap().0;
+        assert_eq!(options, format!("restrict,command=\"{}\"", path.display()));
+        self.sshd.set_key_options(options);
+        entry
+    }
+
+    fn logged(&self) -> String {
+        std::fs::read_to_string(&self.logged).unwrap()
+    }
+}
+
+#[test]
+fn every_job_kind_runs_through_the_generated_filter_unchanged() {
+    let rig = Rig::new();
+    let [plain, db, web] = rig.write_jobs();
+    let entry = rig.authorize();
+    let jobs: Vec<&str> = entry["jobs"].as_array().unwrap().iter().map(|j| j.as_str().unwrap()).collect();
+    assert_eq!(jobs, ["db", "plain", "web"], "the jobs of jobs_dir that touch the host");
+    let allowed = entry["allowed"].as_array().unwrap();
+    assert!(allowed.iter().any(|c| c == "rdiff-backup server"), "{entry}");
+    let patterns: Vec<&str> = entry["allowed_patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["template"].as_str().unwrap())
+        .collect();
+    assert!(
+        patterns.iter().any(|p| p.starts_with("zfs snapshot pool/backups/web@ari-backup-{}")),
+        "{patterns:?}"
+    );
+    assert!(
+        patterns.iter().any(|p| p.starts_with("zfs destroy pool/backups/web@ari-backup-{}")),
+        "{patterns:?}"
+    );
+    assert!(patterns.iter().any(|p| p.starts_with("rsync --server {}")), "{patterns:?}");
+
+    for job in [&plain, &db, &web] {
+        let out = rig.world.run(job);
+        assert_exit(&out, 0);
+    }
+    assert!(
+        rig.world.fx.path("pre-ran").exists() && rig.world.fx.path("pre-said").exists(),
+        "the remote hooks ran"
+    );
+    assert_eq!(rig.world.fakes.zfs_snapshots().len(), 1, "the zfs job's snapshot");
+    let out = run(rig.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 0);
+    let out = run(rig.world.ari().args(["history", "web"]));
+    assert_exit(&out, 0);
+
+    // A crash with both snapshots made and the second mount hanging; `ari recover` undoes it
+    // through the filter.
+    rig.world.fakes.hang("mount", &[5]);
+    let mut ari = Running::start(rig.world.ari().arg("run").arg(&db));
+    assert!(eventually(|| rig.world.fakes.calls_of("mount").iter().any(|call| call.hung)), "the mount hangs");
+    ari.signal(libc::SIGKILL);
+    let _ = ari.wait();
+    let out = run(rig.world.ari().args(["recover", "db"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("job db: recovered"), "{}", stdout(&out));
+    rig.world.assert_clean();
+    assert_eq!(rig.logged(), "", "nothing was refused");
+    rig.world.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn commands_that_are_not_in_the_plans_are_refused_and_logged() {
+    let rig = Rig::new();
+    rig.write_jobs();
+    rig.authorize();
+    let marker = "echo ari-remote-pgid 0123456789abcdef $$ >&2; ";
+    let watcher = ari_core::remote::WATCHER;
+    let wrapped = |body: &str| format!("{marker}{watcher}{body}");
+    let allowed = [
+        wrapped("true"),
+        "true".to_string(),
+        wrapped("lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup"),
+    ];
+    for command in &allowed {
+        let out = run(rig.sshd.ssh_command().arg(command));
+        assert_exit(&out, if command.contains("lvs") { 5 } else { 0 });
+    }
+    let refused = [
+        ("a changed argument", wrapped("lvremove -f vg0/root")),
+        ("an extra argument", wrapped("umount /tmp/x /")),
+        ("a shell metacharacter", wrapped("true; id")),
+        ("a command substitution", wrapped("true $(id)")),
+        ("another program", wrapped("id")),
+        ("a bare other program", "cat /etc/shadow".to_string()),
+        ("a forged marker", format!("echo ari-remote-pgid xyz $$ >&2; {watcher}true")),
+        ("a snapshot of another dataset", wrapped("zfs snapshot pool/other@ari-backup-x")),
+        ("a destroy of the dataset itself", wrapped("zfs destroy pool/backups/web")),
+        ("a snapshot name with a space", wrapped("zfs snapshot pool/backups/web@ari-backup-x y")),
+        ("an rsync server writing elsewhere", wrapped("rsync --server -logDtpre.iLsfxCIvu . /etc")),
+    ];
+    for (what, command) in &refused {
+        let out = run(rig.sshd.ssh_command().arg(command));
+        assert_exit(&out, 126);
+        assert!(stderr(&out).contains("ari-filter: refused"), "{what}: {}", stderr(&out));
+        assert!(rig.logged().contains(command.as_str()), "{what}: not logged: {}", rig.logged());
+    }
+    // A login without a command.
+    let out = run(&mut rig.sshd.ssh_command());
+    assert_exit(&out, 126);
+    assert!(rig.logged().contains("no command (a login)"), "{}", rig.logged());
+    // Port forwarding: `restrict` refuses it before any command runs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = run(rig.sshd.ssh_command().args([
+        "-o",
+        "ExitOnForwardFailure=yes",
+        "-N",
+        "-R",
+        &format!("127.0.0.1:{port}:127.0.0.1:{}", rig.sshd.port()),
+    ]));
+    assert_exit(&out, 255);
+    assert!(stderr(&out).contains("forwarding failed"), "{}", stderr(&out));
+}
