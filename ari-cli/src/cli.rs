@@ -53,7 +53,12 @@ pub enum Subcommand {
     /// `ari restore JOB PATH [--at TIME] --to DIR [--force]`
     Restore { job: String, path: String, at: Option<String>, to: String, force: bool },
     /// `ari authorize [JOB...] [--host HOST] [--key FILE] [--json]`
-    Authorize { jobs: Vec<String>, host: Option<String>, key: Option<String>, json: bool },
+    Authorize {
+        jobs: Vec<String>,
+        host: Option<String>,
+        key: Option<String>,
+        output: crate::commands::AuthorizeOutput,
+    },
 }
 
 /// What `ari recover` does with each job's ledger.
@@ -247,7 +252,21 @@ fn command_for(selected: Option<&str>) -> Command {
                 .arg(Arg::new("key").long("key").value_name("FILE").help(
                     "the public key ari logs in with (default: the first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub)",
                 ))
-                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as JSON")),
+                .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as JSON"))
+                .arg(
+                    Arg::new("installer")
+                        .long("installer")
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with_all(["json", "install"])
+                        .help("print a sh script that installs the filter and the key's line, to run on the host (ssh ADMIN@HOST sh)"),
+                )
+                .arg(
+                    Arg::new("install")
+                        .long("install")
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with("json")
+                        .help("install them over the jobs' own ssh connection (while the key is not yet filtered), then check that the key gets through"),
+                ),
         )
         .subcommand(
             Command::new("schema")
@@ -383,7 +402,15 @@ fn from_matches(matches: &ArgMatches) -> Result<Invocation, String> {
             jobs: jobs(),
             host: sub.get_one::<String>("host").cloned(),
             key: sub.get_one::<String>("key").cloned(),
-            json: sub.get_flag("json"),
+            output: if sub.get_flag("install") {
+                crate::commands::AuthorizeOutput::Install
+            } else if sub.get_flag("installer") {
+                crate::commands::AuthorizeOutput::Installer
+            } else if sub.get_flag("json") {
+                crate::commands::AuthorizeOutput::Json
+            } else {
+                crate::commands::AuthorizeOutput::Text
+            },
         },
         "schema" => Subcommand::Schema {
             which: match sub.get_one::<String>("which").map(String::as_str) {

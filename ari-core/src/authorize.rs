@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::Digest as _;
 
-use crate::core_settings::SSH_FILTER_PATH;
+use crate::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
 use crate::pipeline::JobPlan;
 use crate::remote::{KILL_TEMPLATE, MARKER_START, WATCHER};
 use crate::step::{remote_line, Chars, Command, CommandPattern, Host};
@@ -31,8 +31,16 @@ pub struct HostFilter {
     pub destination: String,
     /// Where the filter goes on the host (`ssh_filter_path`).
     pub path: String,
+    /// More options of the key's line (`ssh_key_options`).
+    pub extra_options: Option<String>,
+    /// The authorized_keys file `--install` writes (`authorized_keys_file`); none: the remote
+    /// user's `~/.ssh/authorized_keys`.
+    pub keys_file: Option<String>,
     /// The jobs it serves, by label.
     pub jobs: Vec<String>,
+    /// Each job's digest: the SHA-256 of what it runs on this host, which the filter's header
+    /// records so that `ari check --connect` can say which jobs changed since.
+    pub job_digests: BTreeMap<String, String>,
     /// The command lines it lets through exactly.
     pub exact: BTreeSet<String>,
     /// The command lines with a variable part.
@@ -52,7 +60,59 @@ impl HostFilter {
     /// The options of the key's `authorized_keys` line: no forwarding, no pty, no agent, no X11
     /// (`restrict`; ari's jobs need none of them), and the filter as its forced command.
     pub fn key_options(&self) -> String {
-        format!("restrict,command=\"{}\"", self.path.replace('\\', "\\\\").replace('"', "\\\""))
+        let mut options =
+            format!("restrict,command=\"{}\"", self.path.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Some(extra) = &self.extra_options {
+            options.push(',');
+            options.push_str(extra);
+        }
+        options
+    }
+
+    /// The key's whole `authorized_keys` line for the public key `key` (`TYPE BASE64 [COMMENT]`).
+    pub fn key_line(&self, key: &str) -> String {
+        format!("{} {key}", self.key_options())
+    }
+
+    /// A POSIX sh script that installs the filter and the key's line on the host, run there as
+    /// the remote user (`ari authorize --install`, or piped to the admin's own ssh): the filter
+    /// is written beside its place, tried (it must let `true` through and refuse anything else)
+    /// and only then moved there; then, in the authorized_keys file, the key's earlier lines are
+    /// replaced by the new one and every other line is kept as it was.
+    pub fn installer(&self, key: &str) -> String {
+        let blob = key.split_whitespace().nth(1).unwrap_or(key);
+        let dir = std::path::Path::new(&self.path).parent().map(|d| d.to_string_lossy().into_owned());
+        let keys = match &self.keys_file {
+            Some(file) => single_quoted(file),
+            None => "\"$HOME/.ssh/authorized_keys\"".to_string(),
+        };
+        let mut out = String::new();
+        out.push_str("set -e; umask 022\n");
+        if let Some(dir) = dir.filter(|d| !d.is_empty()) {
+            out.push_str(&format!("mkdir -p {}\n", single_quoted(&dir)));
+        }
+        out.push_str(&format!("filter={}; new=\"$filter.ari-new\"\n", single_quoted(&self.path)));
+        out.push_str(&format!(
+            "printf '%s' {} > \"$new\"; chmod 755 \"$new\"\n",
+            single_quoted(&self.script)
+        ));
+        out.push_str(
+            "if ! SSH_ORIGINAL_COMMAND=true sh \"$new\" >/dev/null 2>&1; then rm -f \"$new\"; echo \"ari: the new filter refuses true; nothing installed\" >&2; exit 1; fi\n\
+             if SSH_ORIGINAL_COMMAND='ari-filter-self-test' sh \"$new\" >/dev/null 2>&1; then rm -f \"$new\"; echo \"ari: the new filter lets anything through; nothing installed\" >&2; exit 1; fi\n\
+             mv -f \"$new\" \"$filter\"\n",
+        );
+        out.push_str(&format!("keys={keys}\n"));
+        out.push_str("mkdir -p \"$(dirname \"$keys\")\"; [ -e \"$keys\" ] || : > \"$keys\"\n");
+        out.push_str(&format!(
+            "grep -v -F {} \"$keys\" > \"$keys.ari-new\" || :\nprintf '%s\\n' {} >> \"$keys.ari-new\"\nchmod 600 \"$keys.ari-new\"; mv -f \"$keys.ari-new\" \"$keys\"\n",
+            single_quoted(blob),
+            single_quoted(&self.key_line(key))
+        ));
+        out.push_str(&format!(
+            "echo \"ari: installed $filter (sha256 {}) and the key's line in $keys\"\n",
+            self.checksum
+        ));
+        out
     }
 
     /// As data, for `ari authorize --json`.
@@ -118,6 +178,8 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
     let mut by_destination: BTreeMap<String, HostFilter> = BTreeMap::new();
     for plan in plans {
         let path = plan.settings.get(&SSH_FILTER_PATH);
+        let extra_options = plan.settings.get(&SSH_KEY_OPTIONS);
+        let keys_file = plan.settings.get(&AUTHORIZED_KEYS_FILE);
         for (host, (exact, patterns)) in remote_commands(plan) {
             if only_host.is_some_and(|only| only != host) {
                 continue;
@@ -127,12 +189,22 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 host: host.clone(),
                 destination: destination.clone(),
                 path: path.clone(),
+                extra_options: extra_options.clone(),
+                keys_file: keys_file.clone(),
                 jobs: Vec::new(),
+                job_digests: BTreeMap::new(),
                 exact: BTreeSet::new(),
                 patterns: Vec::new(),
                 script: String::new(),
                 checksum: String::new(),
             });
+            if filter.extra_options != extra_options || filter.keys_file != keys_file {
+                return Err(format!(
+                    "jobs {} and {} set different ssh_key_options or authorized_keys_file for {destination}; one host has one key line",
+                    filter.jobs.join(", "),
+                    plan.label()
+                ));
+            }
             if filter.path != path {
                 return Err(format!(
                     "jobs {} and {} set different ssh_filter_path for {destination} ({} and {path}); one host has one filter",
@@ -142,6 +214,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 ));
             }
             filter.jobs.push(plan.label().to_string());
+            filter.job_digests.insert(plan.label().to_string(), digest(&exact, &patterns));
             filter.exact.extend(exact);
             for pattern in patterns {
                 if !filter.patterns.contains(&pattern) {
@@ -152,8 +225,10 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
     }
     let mut filters: Vec<HostFilter> = by_destination.into_values().collect();
     for filter in &mut filters {
-        // ari's own: the connection check, and stopping a command's process group.
+        // ari's own: the connection check, reading the installed filter back, and stopping a
+        // command's process group.
         filter.exact.insert("true".to_string());
+        filter.exact.insert(remote_line(&read_back(filter)));
         let stop =
             CommandPattern::with_variable(Host::Remote(filter.host.clone()), KILL_TEMPLATE, Chars::DIGITS);
         if !filter.patterns.contains(&stop) {
@@ -164,6 +239,47 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
     }
     Ok(filters)
 }
+
+/// What one job runs on one host, as a digest: its exact lines and its patterns, in order.
+fn digest(exact: &BTreeSet<String>, patterns: &[CommandPattern]) -> String {
+    let mut text = String::new();
+    for line in exact {
+        text.push_str(&format!("{line}\0"));
+    }
+    let mut patterns: Vec<String> =
+        patterns.iter().map(|p| format!("{}\0{}", p.template, p.chars.set)).collect();
+    patterns.sort();
+    text.push_str(&patterns.join("\0"));
+    sha256_hex(text.as_bytes())
+}
+
+/// The command that reads the installed filter back (`ari check --connect`).
+pub fn read_back(filter: &HostFilter) -> Command {
+    Command::argv(Host::Remote(filter.host.clone()), ["cat", &filter.path])
+}
+
+/// What `ari check --connect` finds wrong with the filter installed on a host (`installed`, as
+/// read back) for the jobs `filter` was made from: a job that changed since the filter was made,
+/// one that is not in it. None when every job is as the filter knows it.
+pub fn stale_jobs(filter: &HostFilter, installed: &str) -> Vec<String> {
+    let recorded: BTreeMap<&str, &str> = installed
+        .lines()
+        .filter_map(|line| line.strip_prefix(JOB_LINE))
+        .filter_map(|rest| rest.split_once(' '))
+        .collect();
+    filter
+        .job_digests
+        .iter()
+        .filter_map(|(job, digest)| match recorded.get(job.as_str()) {
+            Some(recorded) if recorded == digest => None,
+            Some(_) => Some(format!("job {job} changed since the filter was made")),
+            None => Some(format!("job {job} is not in the filter")),
+        })
+        .collect()
+}
+
+/// How the filter's header records a job: `# ari job LABEL DIGEST`.
+const JOB_LINE: &str = "# ari job ";
 
 /// The SHA-256 of `bytes`, in lower-case hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -203,6 +319,9 @@ fn script(filter: &HostFilter) -> String {
          # (auth.warning, tag ari-filter). Install it unchanged: `ari check --connect` compares\n\
          # its SHA-256 with the one the jobs need. Regenerate it when a job changes.\n",
     );
+    for (job, digest) in &filter.job_digests {
+        out.push_str(&format!("{JOB_LINE}{job} {digest}\n"));
+    }
     out.push_str("set -f\n");
     out.push_str("cmd=${SSH_ORIGINAL_COMMAND-}\n");
     out.push_str(

@@ -232,7 +232,25 @@ pub static SSH_FILTER_PATH: Setting<String> = Setting::with_kind(
     "path on each remote host of the ssh filter that ari authorize generates (the forced command of ari's key there)",
 );
 
-crate::register_settings!(SSH_FILTER_PATH,);
+/// Options of ari's key on its hosts beside `restrict` and the filter (`from="192.0.2.10"`).
+pub static SSH_KEY_OPTIONS: Setting<Option<String>> = Setting::with_kind(
+    "ssh_key_options",
+    "core",
+    SettingKind::Text(&kinds::KEY_OPTIONS),
+    None,
+    "more authorized_keys options for ari's key on its hosts, after restrict and the filter, e.g. from=\"192.0.2.10\" (ari authorize); unset: none",
+);
+
+/// The authorized_keys file of the remote user that `ari authorize --install` writes.
+pub static AUTHORIZED_KEYS_FILE: Setting<Option<String>> = Setting::with_kind(
+    "authorized_keys_file",
+    "core",
+    SettingKind::Text(&kinds::PATH),
+    None,
+    "the authorized_keys file on remote hosts that ari authorize --install writes ari's key line into; unset: ~/.ssh/authorized_keys of remote_user",
+);
+
+crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

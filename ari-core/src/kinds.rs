@@ -51,6 +51,59 @@ pub static URL: TextKind = TextKind {
     check: check_url,
 };
 
+/// Options of an `authorized_keys` line: `NAME` or `NAME="VALUE"`, comma-separated.
+pub static KEY_OPTIONS: TextKind = TextKind {
+    name: "authorized_keys options",
+    accepts: "authorized_keys options, comma-separated, each NAME or NAME=\"VALUE\" (from=\"192.0.2.10\"), without control characters, and none that ari sets or that undoes restrict (command, pty, port-forwarding, ...)",
+    check: check_key_options,
+};
+
+/// The options that ari's key line sets itself, or that would undo `restrict`.
+const KEY_OPTIONS_OF_ARI: &[&str] = &[
+    "command",
+    "restrict",
+    "pty",
+    "port-forwarding",
+    "agent-forwarding",
+    "x11-forwarding",
+    "user-rc",
+    "permitopen",
+    "permitlisten",
+    "tunnel",
+];
+
+/// Checks authorized_keys options: names of letters, digits and `-`, each with an optional
+/// double-quoted value without `"` or `\` inside, comma-separated, nothing else.
+pub fn check_key_options(value: &str) -> Result<(), String> {
+    check_no_control(value)?;
+    let mut rest = value;
+    loop {
+        let name_len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(rest.len());
+        if name_len == 0 {
+            return Err("is not NAME or NAME=\"VALUE\" options, comma-separated".into());
+        }
+        let name = &rest[..name_len];
+        if KEY_OPTIONS_OF_ARI.iter().any(|own| own.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "sets `{name}`, which would undo the filter or the `restrict` that ari authorize puts on its key"
+            ));
+        }
+        rest = &rest[name_len..];
+        if let Some(quoted) = rest.strip_prefix("=\"") {
+            let end = quoted.find(['"', '\\']).ok_or("has a value without its closing `\"`")?;
+            if quoted[end..].starts_with('\\') {
+                return Err("has a `\\` in a value".into());
+            }
+            rest = &quoted[end + 1..];
+        }
+        match rest.strip_prefix(',') {
+            Some(next) => rest = next,
+            None if rest.is_empty() => return Ok(()),
+            None => return Err("is not NAME or NAME=\"VALUE\" options, comma-separated".into()),
+        }
+    }
+}
+
 /// Whether `value` is an http(s) URL with a host and nothing a request line cannot hold.
 pub fn check_url(value: &str) -> Result<(), String> {
     let rest = value
@@ -701,5 +754,32 @@ mod tests {
     fn normalising_for_suggestions() {
         assert_eq!(normalised("/srv/./data/../x//y/"), "/srv/x/y");
         assert_eq!(normalised("/.."), "/");
+    }
+}
+
+#[cfg(test)]
+mod key_options_tests {
+    use super::*;
+
+    #[test]
+    fn key_options_are_names_with_quoted_values_and_none_of_aris() {
+        for good in
+            ["from=\"192.0.2.10\"", "from=\"10.0.0.0/8,!10.0.0.1\",no-touch-required", "environment=\"A=b\""]
+        {
+            assert!(check_key_options(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "from=\"x",
+            "from=x",
+            "a b",
+            "from=\"a\\\"b\"",
+            "command=\"sh\"",
+            "pty",
+            "x,",
+            "from=\"x\" ssh-ed25519 AAAA",
+        ] {
+            assert!(check_key_options(bad).is_err(), "{bad}");
+        }
     }
 }

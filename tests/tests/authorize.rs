@@ -210,3 +210,80 @@ fn commands_that_are_not_in_the_plans_are_refused_and_logged() {
     assert_exit(&out, 255);
     assert!(stderr(&out).contains("forwarding failed"), "{}", stderr(&out));
 }
+
+#[test]
+fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since() {
+    let rig = Rig::new();
+    let keys = rig.sshd.dir().join("authorized_keys");
+    // What --install writes must keep the harness's PATH for the fakes: ssh_key_options.
+    rig.world.write_config(&format!(
+        "{}ssh_filter_path: {}\nauthorized_keys_file: {}\nssh_key_options: 'environment=\"PATH={}\",environment=\"SHLVL=1\"'\n",
+        rig.sshd.config_yaml(),
+        rig.world.fx.p("ssh-filter"),
+        keys.display(),
+        rig.sshd.remote_path(),
+    ));
+    let other =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOfSomebodyElse0000000000000000000 admin@elsewhere";
+    let before = std::fs::read_to_string(&keys).unwrap();
+    std::fs::write(&keys, format!("# the admin's comment\n{other}\n{before}")).unwrap();
+    let [_, db, _] = rig.write_jobs();
+    let key = format!("{}.pub", rig.sshd.client_key_path().display());
+
+    let out = run(rig.world.ari().args(["authorize", "--host", rig.host(), "--key", &key, "--install"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("ari: installed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("lets ari's key run its"), "{}", stdout(&out));
+    let lines: Vec<String> = std::fs::read_to_string(&keys).unwrap().lines().map(String::from).collect();
+    assert_eq!(
+        lines[..2],
+        ["# the admin's comment".to_string(), other.to_string()],
+        "other lines kept: {lines:?}"
+    );
+    let client = std::fs::read_to_string(&key).unwrap();
+    let blob = client.split_whitespace().nth(1).unwrap();
+    let ours: Vec<&String> = lines.iter().filter(|l| l.contains(blob)).collect();
+    assert_eq!(ours.len(), 1, "the key's earlier line replaced: {lines:?}");
+    assert!(ours[0].starts_with("restrict,command="), "{}", ours[0]);
+
+    assert_exit(&rig.world.run(&db), 0);
+    let out = run(rig.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("ok: ssh filter"), "{}", stdout(&out));
+
+    // Once in place, the filter does not let the key replace it.
+    let out = run(rig.world.ari().args(["authorize", "--host", rig.host(), "--key", &key, "--install"]));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("cannot replace itself"), "{}", stderr(&out));
+
+    // A job whose commands there changed (an include is not one: the snapshot is read from the
+    // backup server) and a new job are named.
+    let text = std::fs::read_to_string(&db).unwrap();
+    std::fs::write(&db, text.replace("include: [/etc, /srv/data]", "include: [/etc, /srv/data, /var]"))
+        .unwrap();
+    let out = run(rig.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&db).unwrap().replace("ro,noatime", "ro");
+    std::fs::write(&db, text).unwrap();
+    rig.world
+        .fx
+        .write_job("new.yaml", &format!("label: new\nsource_hostname: {}\ninclude: [/etc]\n", rig.host()));
+    let out = run(rig.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 2);
+    assert!(stdout(&out).contains("job db changed since the filter was made"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("job new is not in the filter"), "{}", stdout(&out));
+
+    // The admin installs the new one with their own access (here: this machine is the host).
+    let out = run(rig.world.ari().args(["authorize", "--host", rig.host(), "--key", &key, "--installer"]));
+    assert_exit(&out, 0);
+    let path = format!("{}:{}", rig.world.fx.p("logger-bin"), std::env::var("PATH").unwrap_or_default());
+    let installed = run(Command::new("sh").arg("-c").arg(stdout(&out)).env("PATH", path));
+    assert_exit(&installed, 0);
+    let out = run(rig.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 0);
+    assert_exit(&rig.world.run(&db), 0);
+    let logged = rig.logged();
+    let refusals: Vec<&str> = logged.lines().filter(|l| l.starts_with("-t ari-filter")).collect();
+    assert_eq!(refusals.len(), 3, "the two installs' self-tests and the refused reinstall: {refusals:?}");
+    assert_eq!(refusals.iter().filter(|l| l.ends_with("ari-filter-self-test")).count(), 2, "{refusals:?}");
+}

@@ -48,6 +48,7 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
             "snapshot prefix" => String::new(),
             "strftime format" => "%Y %m".to_string(),
             "url" => format!("file:///{marker}"),
+            "authorized_keys options" => format!("command=\"touch {marker}\" ssh-ed25519 AAAA"),
             other => panic!("setting {}: no hostile value for the kind `{other}`: add one", def.name),
         },
         other => panic!("setting {}: no hostile value for the kind {other:?}: add one", def.name),

@@ -1,23 +1,40 @@
 //! `ari authorize [JOB...] [--host HOST] [--key FILE] [--json]`: for each host the jobs touch,
 //! what to install there so that ari's key may run only the jobs' commands: the filter script
 //! (ari-core's `authorize`, from the plans), its checksum, and the key's `authorized_keys` line.
-//! Every job of jobs_dir when none is named. Runs nothing and writes nothing.
+//! Every job of jobs_dir when none is named. Runs nothing and writes nothing, but with
+//! `--install`, which installs both over the jobs' own ssh connection.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ari_core::authorize::{self, HostFilter};
+use ari_core::error::chain;
 use ari_core::exit;
+use ari_core::process::{ProcessError, Runner};
+use ari_core::step::{Command, Host};
 
 use super::{usage_errors, Context};
 use crate::jobs;
+
+/// What `ari authorize` does with the filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Prints them, with what to do.
+    Text,
+    /// Prints them as JSON.
+    Json,
+    /// Prints a script per host that installs them there.
+    Installer,
+    /// Installs them.
+    Install,
+}
 
 pub fn authorize(
     context: &Context,
     names: &[String],
     host: Option<&str>,
     key: Option<&str>,
-    json: bool,
+    output: Output,
 ) -> i32 {
     ari_core::fsutil::forbid_writes();
     let names: Vec<String> = if names.is_empty() {
@@ -48,7 +65,30 @@ pub fn authorize(
         Ok(key) => key,
         Err(why) => return usage_errors(&[why]),
     };
-    let text = if json {
+    if matches!(output, Output::Installer | Output::Install) {
+        let Some(key) = key.as_deref() else {
+            return usage_errors(&["no public key of ari's found in ~/.ssh: give it with --key FILE".into()]);
+        };
+        if output == Output::Install {
+            return install(&filters, &plans, key);
+        }
+        let text: String = filters
+            .iter()
+            .map(|f| {
+                format!(
+                    "# ari authorize: installs the ssh filter for {} (jobs: {})\n{}",
+                    f.destination,
+                    f.jobs.join(", "),
+                    f.installer(key)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        use std::io::Write as _;
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        return exit::SUCCESS;
+    }
+    let text = if output == Output::Json {
         let hosts: Vec<serde_json::Value> = filters
             .iter()
             .map(|filter| {
@@ -68,7 +108,53 @@ pub fn authorize(
 
 /// The key's line: the filter's options, then the key (or a placeholder, said so).
 fn key_line(filter: &HostFilter, key: Option<&str>) -> String {
-    format!("{} {}", filter.key_options(), key.unwrap_or("PUBLIC-KEY-OF-ARI"))
+    filter.key_line(key.unwrap_or("PUBLIC-KEY-OF-ARI"))
+}
+
+/// Installs each filter and the key's line over the ssh of a job that reaches the host, then
+/// checks that the key still gets in, now through the filter.
+fn install(filters: &[HostFilter], plans: &[&ari_core::pipeline::JobPlan], key: &str) -> i32 {
+    let mut code = exit::SUCCESS;
+    for filter in filters {
+        let Some(plan) = plans.iter().find(|p| filter.jobs.iter().any(|job| job == p.label())) else {
+            continue;
+        };
+        let runner = Runner::new(plan.ssh.clone(), false);
+        let host = Host::Remote(filter.host.clone());
+        match runner.run(&Command::shell(host.clone(), filter.installer(key))) {
+            Ok(output) => print!("{}", output.stdout),
+            Err(ProcessError::Exited { code: 126, stderr, .. }) if stderr.contains("ari-filter") => {
+                log::error!(
+                    "{}: a filter is in place and lets ari's key run only the jobs' commands, so it cannot replace itself; install the new one with your own access: ari authorize --host {} --installer | ssh ADMIN@{} sh",
+                    filter.destination, filter.host, filter.host
+                );
+                code = exit::worst(code, exit::JOB_FAILED);
+                continue;
+            }
+            Err(err) => {
+                log::error!("installing the filter on {} failed: {}", filter.destination, chain(&err));
+                code = exit::worst(code, exit::JOB_FAILED);
+                continue;
+            }
+        }
+        match runner.run(&Command::argv(host, ["true"])) {
+            Ok(_) => println!(
+                "ok: {} lets ari's key run its {} commands (jobs: {}), and nothing else",
+                filter.destination,
+                filter.allowed(),
+                filter.jobs.join(", ")
+            ),
+            Err(err) => {
+                log::error!(
+                    "after the install, ari's key no longer gets through to {}: {}; put the key's earlier line back with your own access",
+                    filter.destination,
+                    chain(&err)
+                );
+                code = exit::worst(code, exit::JOB_FAILED);
+            }
+        }
+    }
+    code
 }
 
 /// The public key: `FILE`'s first line, or the user's default key's; none when there is no

@@ -75,6 +75,15 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
                 }
             }
         }
+        let plan_refs: Vec<_> = plans.iter().collect();
+        match ari_core::authorize::filters(&plan_refs, None) {
+            Ok(filters) => {
+                for filter in &filters {
+                    check_filter(filter, &plans, &mut out, &mut problems);
+                }
+            }
+            Err(why) => problems.push(why),
+        }
     }
     if problems.is_empty() {
         let _ = writeln!(out, "all good: {} job{}", plans.len(), if plans.len() == 1 { "" } else { "s" });
@@ -88,6 +97,50 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             writeln!(out, "{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
         print!("{out}");
         exit::USAGE
+    }
+}
+
+/// Compares the ssh filter installed on `filter`'s host with the one the jobs need: a job that
+/// changed since it was made, or that is not in it, is a problem (its next run would be refused
+/// there); a host without a filter is only noted.
+fn check_filter(
+    filter: &ari_core::authorize::HostFilter,
+    plans: &[ari_core::pipeline::JobPlan],
+    out: &mut String,
+    problems: &mut Vec<String>,
+) {
+    let Some(plan) = plans.iter().find(|p| filter.jobs.iter().any(|job| job == p.label())) else { return };
+    let runner = Runner::new(plan.ssh.clone(), false);
+    match runner.run(&ari_core::authorize::read_back(filter)) {
+        Ok(output) => {
+            let stale = ari_core::authorize::stale_jobs(filter, &output.stdout);
+            if stale.is_empty() {
+                let _ = writeln!(out, "ok: ssh filter {} on {}", filter.path, filter.destination);
+            } else {
+                problems.push(format!(
+                    "the ssh filter {} on {} is out of date: {}; its commands will be refused there until `ari authorize --host {}` is installed",
+                    filter.path,
+                    filter.destination,
+                    stale.join("; "),
+                    filter.host
+                ));
+            }
+        }
+        Err(ari_core::process::ProcessError::Exited { code: 126, stderr, .. })
+            if stderr.contains("ari-filter") =>
+        {
+            problems.push(format!(
+                "the ssh filter {} on {} is not the one the jobs need (it refused to be read back): install `ari authorize --host {}`",
+                filter.path, filter.destination, filter.host
+            ));
+        }
+        Err(_) => {
+            let _ = writeln!(
+                out,
+                "note: no ssh filter at {} on {}: ari's key may run any command there (see `ari authorize`)",
+                filter.path, filter.destination
+            );
+        }
     }
 }
 

@@ -21,6 +21,8 @@ use ari_core::core_settings::{DEBUG, DRY_RUN, JOBS_DIR, STATE_DIR, STDERR_LOGGIN
 use ari_core::exit;
 use ari_core::settings::{Layer, Settings};
 
+pub use authorize::Output as AuthorizeOutput;
+
 use crate::cli::{Invocation, Subcommand};
 use crate::logging::{self, LogSettings};
 
@@ -87,8 +89,8 @@ pub fn dispatch(invocation: Invocation) -> i32 {
         Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
         Subcommand::Backends => backends::backends(),
         Subcommand::History { job, json } => history::history(&context, &job, json),
-        Subcommand::Authorize { jobs, host, key, json } => {
-            authorize::authorize(&context, &jobs, host.as_deref(), key.as_deref(), json)
+        Subcommand::Authorize { jobs, host, key, output } => {
+            authorize::authorize(&context, &jobs, host.as_deref(), key.as_deref(), output)
         }
         Subcommand::Restore { job, path, at, to, force } => {
             restore::restore(&context, &restore::Request { job, path, at, to, force })
