@@ -165,7 +165,13 @@ fn an_rdiff_job_restores_a_file_and_a_directory_at_each_time_locally_and_remotel
             _ => format!(" {}/", d.display()),
         };
         let hint = stdout(&out);
-        assert!(hint.contains(&format!("  rsync -a --numeric-ids {}/ ", restored.display())), "{hint}");
+        let rsh = match name {
+            "remote" => {
+                format!("-e '/usr/bin/ssh -p {} -F {}' ", sshd.port(), sshd.ssh_config_path().display())
+            }
+            _ => String::new(),
+        };
+        assert!(hint.contains(&format!("  rsync -a --numeric-ids {rsh}{}/ ", restored.display())), "{hint}");
         assert!(hint.trim_end().ends_with(&place), "{hint}");
     }
 }

@@ -41,8 +41,9 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     };
     let Some(plan) = plans.first() else { return usage_errors(&[format!("no job {}", request.job)]) };
     let label = plan.label();
+    ari_core::log_context::set_job_label(Some(label));
     if let Err(why) = restore::check_path(&request.path, &plan.job.include, &plan.job.exclude) {
-        return usage_errors(&[format!("job {label}: {why}")]);
+        return usage_errors(&[why]);
     }
     let path = join_path("/", &request.path);
     let target = match target(&request.to, &path) {
@@ -66,11 +67,10 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     }
     let Some(query) = &plan.history else {
         return usage_errors(&[format!(
-            "job {label}: the {} backend keeps no backups that ari can restore from; ask its tool",
+            "the {} backend keeps no backups that ari can restore from; ask its tool",
             plan.backend
         )]);
     };
-    ari_core::log_context::set_job_label(Some(label));
 
     // Which backup: from what the store holds now.
     let listed = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
@@ -90,14 +90,12 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     let now = jiff::Timestamp::now().as_second();
     let backup = match restore::select(&backups, request.at.as_deref(), now) {
         Ok(backup) => backup,
-        Err(why) => return usage_errors(&[format!("job {label}: {why}")]),
+        Err(why) => return usage_errors(&[why]),
     };
     let wanted = RestoreRequest::new(path.clone(), backup.clone(), target.clone(), request.force);
     let copy = match plan.restore(&wanted) {
         Ok(Some(copy)) => copy,
-        Ok(None) => {
-            return usage_errors(&[format!("job {label}: the {} backend cannot restore", plan.backend)])
-        }
+        Ok(None) => return usage_errors(&[format!("the {} backend cannot restore", plan.backend)]),
         Err(err) => return usage_errors(&[err.to_string()]),
     };
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
@@ -152,13 +150,27 @@ fn target(to: &str, path: &str) -> Result<String, String> {
     Ok(join_path(&dir, path))
 }
 
-/// The command that puts `target` (the restored `path`) back in its place on the job's host.
+/// The command that puts `target` (the restored `path`) back in its place on the job's host,
+/// reaching it as the job does (its ssh, port and options).
 fn copy_back(plan: &ari_core::pipeline::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
     let slash = if is_dir { "/" } else { "" };
     let quote = |word: &str| ari_core::quote::shell_join([word]);
-    let to = match Host::named(&plan.job.source_hostname) {
-        Host::Local => format!("{path}{slash}"),
-        Host::Remote(host) => format!("{}:{path}{slash}", plan.ssh.destination(&host)),
+    let (to, rsh) = match Host::named(&plan.job.source_hostname) {
+        Host::Local => (format!("{path}{slash}"), String::new()),
+        Host::Remote(host) => {
+            let ssh = &plan.ssh;
+            let mut words = vec![ssh.path.clone()];
+            if let Some(port) = ssh.port {
+                words.extend(["-p".to_string(), port.to_string()]);
+            }
+            words.extend(ssh.options.iter().cloned());
+            let rsh = if words.len() > 1 {
+                format!("-e {} ", quote(&ari_core::quote::rsync_rsh_join(&words)))
+            } else {
+                String::new()
+            };
+            (format!("{}:{path}{slash}", ssh.destination(&host)), rsh)
+        }
     };
-    format!("rsync -a --numeric-ids {}{slash} {}", quote(target), quote(&to))
+    format!("rsync -a --numeric-ids {rsh}{}{slash} {}", quote(target), quote(&to))
 }

@@ -229,7 +229,7 @@ fn reset_guest(vm: &Vm) -> Result<()> {
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
 for d in /tmp/lvm-* /tmp/zfs-* /tmp/crash /tmp/local; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
 dpkg -s ari >/dev/null 2>&1 && dpkg --purge ari >/dev/null; rm -rf /srv/store /root/ari.deb
-rm -f /srv/data/big.bin
+rm -f /srv/data/big.bin /srv/data/db/added.dat
 zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm
 rm -f /run/ari-vm-sleep.pid
 true"#,
@@ -331,6 +331,10 @@ impl Fixture {
     fn stderr(&self) -> String {
         fs::read_to_string(self.path("ari.err")).unwrap_or_default()
     }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(self.path("ari.out")).unwrap_or_default()
+    }
 }
 
 /// A YAML scalar for any string (JSON strings are YAML).
@@ -389,12 +393,96 @@ fn sha256_file(path: &Path) -> Result<String> {
     super::image::sha256(&fs::read(path).with_context(|| format!("read {}", path.display()))?)
 }
 
+fn unix_now() -> Result<i64> {
+    Ok(i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs())?)
+}
+
+/// One backup as `ari history --json` lists it.
+#[derive(Debug, PartialEq)]
+struct Listed {
+    name: String,
+    time: i64,
+    size: Option<u64>,
+}
+
+/// `ari history LABEL --json`, which must exit 0: the backups in the order ari printed them,
+/// each with the fields the JSON documents (`name`, `time`, `time_rfc3339`, `size`).
+fn history(ctx: &Ctx, fx: &Fixture, label: &str) -> Result<Vec<Listed>> {
+    fx.ari_expect(ctx, &["history", label, "--json"], 0)?;
+    let out = fx.stdout();
+    let json: serde_json::Value =
+        serde_json::from_str(&out).with_context(|| format!("ari history --json printed {out:?}"))?;
+    ensure!(json["job"] == label, "ari history --json names another job: {out}");
+    let backups = json["backups"].as_array().with_context(|| format!("no `backups` list in {out}"))?;
+    backups
+        .iter()
+        .map(|b| {
+            let (Some(name), Some(time), Some(rfc3339)) =
+                (b["name"].as_str(), b["time"].as_i64(), b["time_rfc3339"].as_str())
+            else {
+                bail!("a backup without its name, time or time_rfc3339: {b}");
+            };
+            ensure!(!rfc3339.is_empty(), "a backup with an empty time_rfc3339: {b}");
+            ensure!(b.get("size").is_some(), "a backup without `size`: {b}");
+            Ok(Listed { name: name.to_string(), time, size: b["size"].as_u64() })
+        })
+        .collect()
+}
+
+/// One line per entry of a tree, sorted: `d PATH`, `f SHA256 PATH`, `l TARGET PATH` or
+/// `o PATH`, PATH relative to the tree's root; the same from the guest (`guest_tree`) and from
+/// this machine (`host_tree`), so that a restore can be compared with what a snapshot holds.
+fn guest_tree(vm: &Vm, dir: &str) -> Result<Vec<String>> {
+    let listing = vm.run(&format!(
+        r#"set -e
+cd {}
+find . -mindepth 1 | while IFS= read -r p; do
+  q="${{p#./}}"
+  if [ -L "$p" ]; then echo "l $(readlink "$p") $q"
+  elif [ -d "$p" ]; then echo "d $q"
+  elif [ -f "$p" ]; then echo "f $(sha256sum < "$p" | cut -d' ' -f1) $q"
+  else echo "o $q"; fi
+done"#,
+        yaml(dir)
+    ))?;
+    let mut lines: Vec<String> = listing.lines().map(str::to_string).collect();
+    lines.sort();
+    Ok(lines)
+}
+
+fn host_tree(dir: &Path) -> Result<Vec<String>> {
+    fn walk(root: &Path, dir: &Path, lines: &mut Vec<String>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+            let path = entry?.path();
+            let relative = path.strip_prefix(root)?.display().to_string();
+            let kind = fs::symlink_metadata(&path)?.file_type();
+            if kind.is_symlink() {
+                lines.push(format!("l {} {relative}", fs::read_link(&path)?.display()));
+            } else if kind.is_dir() {
+                lines.push(format!("d {relative}"));
+                walk(root, &path, lines)?;
+            } else if kind.is_file() {
+                lines.push(format!("f {} {relative}", sha256_file(&path)?));
+            } else {
+                lines.push(format!("o {relative}"));
+            }
+        }
+        Ok(())
+    }
+    let mut lines = Vec::new();
+    walk(dir, dir, &mut lines)?;
+    lines.sort();
+    Ok(lines)
+}
+
 /// a. rdiff-backup of two LVM snapshots, one mounted `ro`: an `after_snapshot` command changes
 /// the origin after the snapshots exist and before the backup; the backup holds the snapshot's
-/// content, and a restore gives it back. Nothing is left in the guest.
+/// content, and a restore (rdiff-backup's own, and `ari restore` of the file as the guest names
+/// it) gives it back; `ari history` lists the one backup. Nothing is left in the guest.
 fn lvm_rdiff_crash_consistent(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let label = "lvm-rdiff";
+    let started = unix_now()?;
     let blob_sum = vm.run(
         "echo before-snapshot > /srv/data/state.txt && echo 'row 1' > /srv/data/db/table.dat && sync && sha256sum /srv/data/blob.bin",
     )?;
@@ -449,6 +537,24 @@ fn lvm_rdiff_crash_consistent(ctx: &Ctx) -> Result<()> {
         "restored table.dat is the changed one"
     );
     println!("  rdiff-backup restore gives the snapshots' content back");
+
+    // ari's own view of the store: the one backup, named by its time, with its size.
+    let listed = history(ctx, &fx, label)?;
+    let now = unix_now()?;
+    ensure!(
+        listed.len() == 1
+            && listed[0].name == listed[0].time.to_string()
+            && (started - 5..=now + 5).contains(&listed[0].time)
+            && listed[0].size.is_some(),
+        "ari history lists {listed:?}, expected one backup made between {started} and {now}, with its size"
+    );
+    // And `ari restore` of the file, as the guest names it, is the snapshot's content.
+    fx.ari_expect(ctx, &["restore", label, "/srv/data/state.txt", "--to", &fx.p("ari-restored")], 0)?;
+    let restored = read(&fx.path("ari-restored/srv/data/state.txt"))?;
+    ensure!(restored == "before-snapshot\n", "ari restore gives state.txt as {restored:?}");
+    println!(
+        "  ari history lists the backup; ari restore of /srv/data/state.txt gives the snapshot's content"
+    );
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)
 }
@@ -521,10 +627,12 @@ fn old_snapshots(vm: &Vm, snapshots: &[(u64, &str)]) -> Result<()> {
 /// mounts into the dataset's directory, a prefixed `zfs snapshot`, and expiry against the real
 /// creation times of snapshots made days ago (by setting the guest's clock back): old prefixed
 /// ones go; one without the prefix and one of a child dataset stay; `zfs_keep_min` keeps the
-/// newest however old.
+/// newest however old. Then `ari history` and `ari restore` against the real snapshots
+/// (`zfs_history_and_restore`).
 fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let label = "zfs-lvm";
+    let started = unix_now()?;
     let dataset = "tank/backups/zfs-lvm";
     let blob_sum = vm.run(&format!(
         "set -e\nzfs create {dataset}\nzfs create -o canmount=off {dataset}/child\necho zfs-run-1 > /srv/data/state.txt\necho 'row 1' > /srv/data/db/table.dat\nsync\nsha256sum /srv/data/blob.bin"
@@ -587,7 +695,9 @@ fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
         vm,
         &[(6, &format!("{dataset}@ari-backup-old-6d")), (4, &format!("{dataset}@ari-backup-old-4d"))],
     )?;
-    vm.run("echo zfs-run-2 > /srv/data/state.txt && sync")?;
+    // What the second backup holds differs from the first in a file and in a directory (a
+    // changed file and one more); `zfs_history_and_restore` tells them apart.
+    vm.run("echo zfs-run-2 > /srv/data/state.txt && echo 'row 2' > /srv/data/db/table.dat && echo added > /srv/data/db/added.dat && sync")?;
     let job = fx.job(label, &job_text("%Y-%m-%d--%H%M%S-second", "zfs_keep_min: 3\n"))?;
     fx.ari_expect(ctx, &["run", &job.display().to_string()], 0)?;
     let snapshots = zfs_snapshots(vm, dataset)?;
@@ -607,8 +717,119 @@ fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
     let arrived = vm.run("cat /tank/backups/zfs-lvm/srv/data/state.txt")?;
     ensure!(arrived == "zfs-run-2\n", "the second backup did not arrive: {arrived:?}");
     println!("  zfs_keep_min 3 kept old-4d with the two new ones; old-6d destroyed");
+    let restores = zfs_history_and_restore(ctx, &fx, label, dataset, started, [&first, second[0]]);
+    vm.run("rm -f /srv/data/db/added.dat")?;
+    restores?;
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)
+}
+
+/// `ari history` of the zfs job lists the dataset's own snapshots (not its child's) as `zfs
+/// list` does, newest first, with their creation times and sizes; `ari restore` copies a file and
+/// a directory out of the newest (`0B`, the default) and an older one (`1B`, or its snapshot's
+/// name) as those snapshots hold them, refuses to replace what it restored without `--force`
+/// and replaces it with it, and refuses a backup the dataset does not have (`99B`).
+fn zfs_history_and_restore(
+    ctx: &Ctx,
+    fx: &Fixture,
+    label: &str,
+    dataset: &str,
+    started: i64,
+    [first, second]: [&String; 2],
+) -> Result<()> {
+    let vm = ctx.vm;
+    let name = |snapshot: &str| snapshot.split_once('@').map(|(_, s)| s.to_string()).unwrap_or_default();
+    let (first, second) = (name(first), name(second));
+
+    let listed = history(ctx, fx, label)?;
+    let now = unix_now()?;
+    let zfs: Vec<(String, i64)> = vm
+        .run(&format!("zfs list -H -p -t snapshot -o name,creation -S creation -d 1 {dataset}"))?
+        .lines()
+        .map(|line| {
+            let (snapshot, creation) = line.split_once('\t').unwrap_or((line, ""));
+            Ok((name(snapshot), creation.parse().with_context(|| format!("zfs list printed {line:?}"))?))
+        })
+        .collect::<Result<_>>()?;
+    let got: Vec<(String, i64)> = listed.iter().map(|b| (b.name.clone(), b.time)).collect();
+    ensure!(got == zfs, "ari history lists {got:?}; zfs list, newest first: {zfs:?}");
+    let names: Vec<&str> = listed.iter().map(|b| b.name.as_str()).collect();
+    ensure!(
+        names == [second.as_str(), first.as_str(), "ari-backup-old-4d", "manual-old"],
+        "ari history lists {names:?}, expected the two new snapshots, old-4d and manual-old"
+    );
+    let day = 86_400;
+    for (backup, from, to) in [
+        (&listed[0], started - 60, now + 60),
+        (&listed[1], started - 60, now + 60),
+        (&listed[2], started - 4 * day - 600, now - 4 * day + 600),
+        (&listed[3], started - 5 * day - 600, now - 5 * day + 600),
+    ] {
+        ensure!(
+            (from..=to).contains(&backup.time),
+            "{} was created at {}, expected between {from} and {to}",
+            backup.name,
+            backup.time
+        );
+    }
+    ensure!(listed.iter().all(|b| b.size.is_some()), "a snapshot without its size: {listed:?}");
+    println!("  ari history: {names:?}, newest first, times and sizes as zfs list has them");
+
+    let snapshot_dir = |name: &str, path: &str| format!("/tank/backups/zfs-lvm/.zfs/snapshot/{name}{path}");
+    let restore = |path: &str, at: Option<&str>, to: &str, force: bool, code: i32| {
+        let mut args = vec!["restore", label, path, "--to", to];
+        args.extend(at.map(|at| ["--at", at]).into_iter().flatten());
+        if force {
+            args.push("--force");
+        }
+        fx.ari_expect(ctx, &args, code)
+    };
+    let (to, older) = (fx.p("restored"), fx.p("restored-older"));
+    restore("/srv/data/state.txt", None, &to, false, 0)?;
+    ensure!(
+        fx.stdout().contains(&format!("(backup {second})")),
+        "ari restore does not name the newest backup {second}: {}",
+        fx.stdout()
+    );
+    restore("/srv/data/state.txt", Some("1B"), &older, false, 0)?;
+    let (newest, before) = (
+        read(&fx.path("restored/srv/data/state.txt"))?,
+        read(&fx.path("restored-older/srv/data/state.txt"))?,
+    );
+    ensure!(
+        newest == "zfs-run-2\n" && before == "zfs-run-1\n",
+        "ari restore gives state.txt as {newest:?} (newest) and {before:?} (1B), expected zfs-run-2 and zfs-run-1"
+    );
+    println!("  ari restore /srv/data/state.txt: zfs-run-2 from {second}, zfs-run-1 with --at 1B");
+
+    // A directory, from the newest; then the older one by its snapshot's name over it, which
+    // only --force may do, and which leaves the directory as that snapshot holds it.
+    let db = fx.path("restored/srv/data/db");
+    restore("/srv/data/db", None, &to, false, 0)?;
+    let (got, held) = (host_tree(&db)?, guest_tree(vm, &snapshot_dir(&second, "/srv/data/db"))?);
+    ensure!(got == held, "ari restore of /srv/data/db gives {got:?}; {second} holds {held:?}");
+    ensure!(read(&db.join("added.dat"))? == "added\n", "the newest /srv/data/db has no added.dat: {got:?}");
+    let stderr = restore("/srv/data/db", Some(&first), &to, false, 2)?;
+    ensure!(stderr.contains("exists"), "the refusal does not say the target exists: {stderr}");
+    ensure!(host_tree(&db)? == got, "a refused restore changed {}", db.display());
+    restore("/srv/data/db", Some(&first), &to, true, 0)?;
+    let (got, held) = (host_tree(&db)?, guest_tree(vm, &snapshot_dir(&first, "/srv/data/db"))?);
+    ensure!(got == held, "ari restore --force of /srv/data/db at {first} gives {got:?}; it holds {held:?}");
+    ensure!(
+        read(&db.join("table.dat"))? == "row 1\n" && !db.join("added.dat").exists(),
+        "after --force, /srv/data/db is not as {first} holds it: {got:?}"
+    );
+    println!("  ari restore /srv/data/db: as {second} holds it; over it without --force exit 2, with --force as {first} holds it");
+
+    let none = fx.p("restored-99B");
+    let stderr = restore("/srv/data/state.txt", Some("99B"), &none, false, 2)?;
+    ensure!(
+        stderr.contains("holds 4 backups"),
+        "--at 99B is refused without naming what the store holds: {stderr}"
+    );
+    ensure!(!Path::new(&none).exists(), "--at 99B made {none}");
+    println!("  --at 99B: exit 2, nothing written");
+    Ok(())
 }
 
 fn same_set(got: &[String], expected: &[String]) -> bool {
