@@ -20,7 +20,7 @@ use sha2::Digest as _;
 use crate::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
 use crate::pipeline::JobPlan;
 use crate::remote::{KILL_TEMPLATE, MARKER_START, WATCHER};
-use crate::step::{remote_line, Chars, Command, CommandPattern, Host};
+use crate::step::{Chars, Command, CommandPattern, Host};
 
 /// What one host's filter lets through, for one destination (`[USER@]HOST`) of ari's key.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct HostFilter {
     pub host: String,
     /// The ssh destination: the host with the jobs' `remote_user`.
     pub destination: String,
+    /// How the jobs reach it (`remote_sudo` among it).
+    pub ssh: crate::ssh::Ssh,
     /// Where the filter goes on the host (`ssh_filter_path`).
     pub path: String,
     /// More options of the key's line (`ssh_key_options`).
@@ -138,9 +140,10 @@ impl HostFilter {
 /// Everything a plan runs on remote hosts, by host: exact lines and patterns.
 fn remote_commands(plan: &JobPlan) -> BTreeMap<String, (BTreeSet<String>, Vec<CommandPattern>)> {
     let mut by_host: BTreeMap<String, (BTreeSet<String>, Vec<CommandPattern>)> = BTreeMap::new();
+    // As the host's shell gets them: through sudo under remote_sudo.
     let exact = |command: &Command, by_host: &mut BTreeMap<_, (BTreeSet<String>, Vec<_>)>| {
         if let Host::Remote(host) = &command.host {
-            by_host.entry(host.clone()).or_default().0.insert(remote_line(command));
+            by_host.entry(host.clone()).or_default().0.insert(plan.ssh.remote_text(&command.program));
         }
     };
     let history = plan.history.as_ref().map(|query| &query.command);
@@ -151,6 +154,9 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, (BTreeSet<String>, Vec<Co
         }
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
+            let mut pattern = pattern.clone();
+            pattern.template = plan.ssh.remote_program(&pattern.template);
+            let pattern = &pattern;
             let (exact, patterns) = by_host.entry(host.clone()).or_default();
             if !pattern.template.contains("{}") {
                 exact.insert(pattern.template.clone());
@@ -188,6 +194,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
             let filter = by_destination.entry(destination.clone()).or_insert_with(|| HostFilter {
                 host: host.clone(),
                 destination: destination.clone(),
+                ssh: plan.ssh.clone(),
                 path: path.clone(),
                 extra_options: extra_options.clone(),
                 keys_file: keys_file.clone(),
@@ -198,6 +205,13 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 script: String::new(),
                 checksum: String::new(),
             });
+            if filter.ssh.sudo != plan.ssh.sudo {
+                return Err(format!(
+                    "jobs {} and {} reach {destination} one with remote_sudo and one without; one host has one filter",
+                    filter.jobs.join(", "),
+                    plan.label()
+                ));
+            }
             if filter.extra_options != extra_options || filter.keys_file != keys_file {
                 return Err(format!(
                     "jobs {} and {} set different ssh_key_options or authorized_keys_file for {destination}; one host has one key line",
@@ -227,10 +241,14 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
     for filter in &mut filters {
         // ari's own: the connection check, reading the installed filter back, and stopping a
         // command's process group.
-        filter.exact.insert("true".to_string());
-        filter.exact.insert(remote_line(&read_back(filter)));
-        let stop =
-            CommandPattern::with_variable(Host::Remote(filter.host.clone()), KILL_TEMPLATE, Chars::DIGITS);
+        let ssh = &filter.ssh;
+        filter.exact.insert(ssh.remote_text(&crate::step::Program::Argv(vec!["true".to_string()])));
+        filter.exact.insert(ssh.remote_text(&read_back(filter).program));
+        let stop = CommandPattern::with_variable(
+            Host::Remote(filter.host.clone()),
+            crate::remote::kill_text(ssh, KILL_TEMPLATE),
+            Chars::DIGITS,
+        );
         if !filter.patterns.contains(&stop) {
             filter.patterns.push(stop);
         }
@@ -326,7 +344,8 @@ fn script(filter: &HostFilter) -> String {
     out.push_str("cmd=${SSH_ORIGINAL_COMMAND-}\n");
     out.push_str(
         "refuse() {\n\
-         \tlogger -t ari-filter -p auth.warning -- \"refused for $USER from ${SSH_CLIENT%% *}: $1: $cmd\" 2>/dev/null\n\
+         \tshown=$cmd; [ ${#shown} -le 2000 ] || shown=\"$(printf '%.2000s' \"$cmd\")...\"\n\
+         \tlogger -t ari-filter -p auth.warning -- \"refused for $USER from ${SSH_CLIENT%% *}: $1: $shown\" 2>/dev/null\n\
          \techo \"ari-filter: refused ($1): ari's key may run only the commands of its jobs here\" >&2\n\
          \texit 126\n\
          }\n",
@@ -395,6 +414,22 @@ mod tests {
     fn templates_become_double_quoted_strings_with_the_value_in_place() {
         assert_eq!(double_quoted_template("kill -{} $x \"`a`\""), "\"kill -${v} \\$x \\\"\\`a\\`\\\"\"");
         assert_eq!(single_quoted("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn the_stop_script_matches_its_pattern_with_sudo_and_without() {
+        for sudo in [false, true] {
+            let ssh = crate::ssh::Ssh::new("ssh").sudo(sudo);
+            let pattern = CommandPattern::with_variable(
+                Host::named("h"),
+                crate::remote::kill_text(&ssh, KILL_TEMPLATE),
+                Chars::DIGITS,
+            );
+            let sent = crate::remote::kill_text(&ssh, &crate::remote::kill_script(4242));
+            assert!(pattern.matches(&sent), "{sent}");
+            assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c 'kill -TERM -4242 "), sudo, "{sent}");
+            assert!(!pattern.matches(&sent.replacen("4242", "4243", 1)));
+        }
     }
 
     #[test]

@@ -250,7 +250,16 @@ pub static AUTHORIZED_KEYS_FILE: Setting<Option<String>> = Setting::with_kind(
     "the authorized_keys file on remote hosts that ari authorize --install writes ari's key line into; unset: ~/.ssh/authorized_keys of remote_user",
 );
 
-crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE,);
+/// Whether every remote command runs as root through `sudo -n`.
+pub static REMOTE_SUDO: Setting<bool> = Setting::with_kind(
+    "remote_sudo",
+    "core",
+    SettingKind::Bool,
+    Some("false"),
+    "run every command on remote hosts (ari's own, and the servers rdiff-backup and rsync start) through sudo -n, for a remote_user that is not root",
+);
+
+crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE, REMOTE_SUDO,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

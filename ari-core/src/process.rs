@@ -670,6 +670,7 @@ mod tests {
             user: Some("backup".into()),
             options: vec!["-F".into(), "/etc/ari/ssh config".into()],
             defaults: vec!["-o".into(), "BatchMode=yes".into()],
+            sudo: false,
         }
     }
 

@@ -77,6 +77,12 @@ pub fn kill_script(pgid: u32) -> String {
     KILL_TEMPLATE.replace("{}", &pgid.to_string())
 }
 
+/// The stop script `script` as the host's shell gets it: through sudo under `remote_sudo` (the
+/// group may be root's).
+pub fn kill_text(ssh: &Ssh, script: &str) -> String {
+    ssh.remote_text(&Program::Shell(script.to_string()))
+}
+
 /// [`kill_script`] with `{}` for the group: what a host's filter lets through (`ari authorize`).
 pub const KILL_TEMPLATE: &str =
     "kill -TERM -{} 2>/dev/null || exit 0; i=0; while kill -0 -{} 2>/dev/null; do \
@@ -257,10 +263,7 @@ impl Connections {
         let destination = self.ssh.destination(host);
         let mut argv = self.ssh_argv(&destination);
         argv.push(destination);
-        let text = match &command.program {
-            Program::Argv(words) => shell_join(words),
-            Program::Shell(script) => script.clone(),
-        };
+        let text = self.ssh.remote_text(&command.program);
         argv.push(format!("{}{text}", prefix(Some(nonce))));
         argv
     }
@@ -269,7 +272,7 @@ impl Connections {
     pub fn kill_argv(&self, destination: &str, pgid: u32) -> Vec<String> {
         let mut argv = self.ssh_argv(destination);
         argv.push(destination.to_string());
-        argv.push(kill_script(pgid));
+        argv.push(kill_text(&self.ssh, &kill_script(pgid)));
         argv
     }
 
@@ -364,12 +367,13 @@ impl Connections {
              case $destination in\n\
              {arms}esac\n\
              if [ -n \"$socket\" ] && [ -z \"$compress\" ]; then\n\
-             \texec {ssh} -o ControlMaster=no -S \"$socket\" {base} \"$destination\" \"$prefix$*\"\n\
+             \texec {ssh} -o ControlMaster=no -S \"$socket\" {base} \"$destination\" \"${{prefix}}{sudo}$*\"\n\
              fi\n\
-             exec {ssh} $compress -o ControlPath=none {base} \"$destination\" \"$prefix$*\"\n",
+             exec {ssh} $compress -o ControlPath=none {base} \"$destination\" \"${{prefix}}{sudo}$*\"\n",
             label = self.label,
             default_user = shell_quote(&default_user),
             watch = shell_quote(&prefix(None)),
+            sudo = if self.ssh.sudo { crate::ssh::SUDO } else { "" },
         )
     }
 }

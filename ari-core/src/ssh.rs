@@ -3,7 +3,7 @@
 //! `JobContext::ssh` when a tool of theirs starts its own ssh (`--remote-schema`, rsync's `-e`).
 
 use crate::core_settings::{
-    REMOTE_USER, SSH_BATCH_MODE, SSH_CONNECT_TIMEOUT, SSH_OPTIONS, SSH_PATH, SSH_PORT,
+    REMOTE_SUDO, REMOTE_USER, SSH_BATCH_MODE, SSH_CONNECT_TIMEOUT, SSH_OPTIONS, SSH_PATH, SSH_PORT,
     SSH_SERVER_ALIVE_COUNT_MAX, SSH_SERVER_ALIVE_INTERVAL,
 };
 use crate::settings::Settings;
@@ -26,13 +26,27 @@ pub struct Ssh {
     /// settings. They come after `options`: ssh keeps the first value of an option, so an admin's
     /// `-o ConnectTimeout=...` in `ssh_options` wins.
     pub defaults: Vec<String>,
+    /// `remote_sudo`: every remote command runs through `sudo -n --` (after ari's remote
+    /// wrapper, which stays the login shell's).
+    #[serde(default)]
+    pub sudo: bool,
 }
+
+/// What goes before a remote command under `remote_sudo`.
+pub const SUDO: &str = "sudo -n -- ";
 
 impl Ssh {
     /// ssh at `path`, with port, user and options left to ssh's own configuration: a start for
     /// tests and examples.
     pub fn new(path: impl Into<String>) -> Ssh {
-        Ssh { path: path.into(), port: None, user: None, options: Vec::new(), defaults: Vec::new() }
+        Ssh {
+            path: path.into(),
+            port: None,
+            user: None,
+            options: Vec::new(),
+            defaults: Vec::new(),
+            sudo: false,
+        }
     }
 
     /// The same, on `port`.
@@ -50,6 +64,12 @@ impl Ssh {
     /// The same, with these options before the destination.
     pub fn options<S: Into<String>>(mut self, options: impl IntoIterator<Item = S>) -> Ssh {
         self.options = options.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same, running every remote command through `sudo -n --`.
+    pub fn sudo(mut self, sudo: bool) -> Ssh {
+        self.sudo = sudo;
         self
     }
 
@@ -81,6 +101,31 @@ impl Ssh {
             user: settings.get(&REMOTE_USER),
             options: settings.get(&SSH_OPTIONS),
             defaults,
+            sudo: settings.get(&REMOTE_SUDO),
+        }
+    }
+
+    /// The command line a remote host's shell gets for `program` (before ari's remote wrapper):
+    /// the argv quoted word by word, or the shell text; under `remote_sudo`, through `sudo -n --`
+    /// (a shell text as `sudo -n -- /bin/sh -c TEXT`).
+    pub fn remote_text(&self, program: &Program) -> String {
+        match (program, self.sudo) {
+            (Program::Argv(words), false) => crate::quote::shell_join(words),
+            (Program::Shell(script), false) => script.clone(),
+            (Program::Argv(words), true) => format!("{SUDO}{}", crate::quote::shell_join(words)),
+            (Program::Shell(script), true) => {
+                format!("{SUDO}{}", crate::quote::shell_join(["/bin/sh", "-c", script]))
+            }
+        }
+    }
+
+    /// The remote command line that starts `program` (a word or sh text, as a tool's
+    /// `--rsync-path`): under `remote_sudo`, through `sudo -n --`.
+    pub fn remote_program(&self, program: &str) -> String {
+        if self.sudo {
+            format!("{SUDO}{program}")
+        } else {
+            program.to_string()
         }
     }
 
@@ -126,10 +171,7 @@ impl Command {
                 argv.push(ssh.destination(host));
                 // ssh hands its command to the remote user's shell as one string: an argv is
                 // quoted word by word so that every argument arrives as it was written.
-                argv.push(match program {
-                    Program::Argv(words) => crate::quote::shell_join(words),
-                    Program::Shell(script) => script.clone(),
-                });
+                argv.push(ssh.remote_text(program));
                 argv
             }
         }

@@ -120,7 +120,7 @@ impl BackupBackend for ZfsBackend {
                 e.extend(["-l".to_string(), user.clone()]);
             }
             argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
-            argv.push(format!("--rsync-path={}", ari_core::ssh::watched("rsync")));
+            argv.push(format!("--rsync-path={}", ari_core::ssh::watched(&ssh.remote_program("rsync"))));
         }
         // The transfer's statistics on stdout, for the job's metrics.
         argv.push("--stats".to_string());

@@ -22,6 +22,12 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_sudo(false)
+    }
+
+    /// With `remote_sudo`, a fake `sudo` on the sshd's PATH that takes only `-n --`, records
+    /// the command in `sudo-log` and runs it.
+    fn with_sudo(sudo: bool) -> Rig {
         rdiff_backup();
         require_tool("rsync", "rsync");
         let world = World::lvm();
@@ -32,8 +38,19 @@ impl Rig {
             &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", logged.display()),
         );
         std::fs::write(&logged, "").unwrap();
+        world.fx.write_script(
+            "logger-bin/sudo",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || {{ echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }}\nshift 2\nprintf '%s\\n' \"$*\" >> {}\nexec \"$@\"\n",
+                world.fx.p("sudo-log")
+            ),
+        );
         let sshd = Sshd::builder().path_prefix(world.fakes.bin_dir()).path_prefix(&logger_dir).start();
-        world.write_config(&format!("{}ssh_filter_path: {}\n", sshd.config_yaml(), world.fx.p("ssh-filter")));
+        world.write_config(&format!(
+            "{}ssh_filter_path: {}\nremote_sudo: {sudo}\n",
+            sshd.config_yaml(),
+            world.fx.p("ssh-filter")
+        ));
         std::fs::create_dir_all(world.fx.path("zfs/web")).unwrap();
         world.fakes.add_dataset("pool/backups/web");
         Rig { world, sshd, logged }
@@ -106,32 +123,58 @@ impl Rig {
 
 #[test]
 fn every_job_kind_runs_through_the_generated_filter_unchanged() {
-    let rig = Rig::new();
+    every_job_kind_runs_through_the_filter(false);
+}
+
+#[test]
+fn under_remote_sudo_every_remote_command_goes_through_sudo_and_the_filter() {
+    let rig = every_job_kind_runs_through_the_filter(true);
+    let ran = std::fs::read_to_string(rig.world.fx.path("sudo-log")).unwrap();
+    for command in [
+        "true",
+        "lvcreate -s",
+        "mount ",
+        "rdiff-backup server",
+        "rsync --server",
+        "zfs snapshot",
+        "/bin/sh -c echo hooked",
+        "touch ",
+    ] {
+        assert!(
+            ran.lines().any(|line| line.starts_with(command) || line.contains(command)),
+            "{command} not through sudo:\n{ran}"
+        );
+    }
+}
+
+fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
+    let rig = Rig::with_sudo(sudo);
     let [plain, db, web] = rig.write_jobs();
     let entry = rig.authorize();
     let jobs: Vec<&str> = entry["jobs"].as_array().unwrap().iter().map(|j| j.as_str().unwrap()).collect();
     assert_eq!(jobs, ["db", "plain", "web"], "the jobs of jobs_dir that touch the host");
-    let allowed = entry["allowed"].as_array().unwrap();
-    assert!(allowed.iter().any(|c| c == "rdiff-backup server"), "{entry}");
+    let allowed: Vec<&str> =
+        entry["allowed"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let sudo_ = if sudo { "sudo -n -- " } else { "" };
+    assert!(allowed.contains(&format!("{sudo_}rdiff-backup server").as_str()), "{allowed:?}");
+    assert!(allowed.iter().all(|c| c.starts_with(sudo_)), "{allowed:?}");
     let patterns: Vec<&str> = entry["allowed_patterns"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["template"].as_str().unwrap())
         .collect();
-    assert!(
-        patterns.iter().any(|p| p.starts_with("zfs snapshot pool/backups/web@ari-backup-{}")),
-        "{patterns:?}"
-    );
-    assert!(
-        patterns.iter().any(|p| p.starts_with("zfs destroy pool/backups/web@ari-backup-{}")),
-        "{patterns:?}"
-    );
-    assert!(patterns.iter().any(|p| p.starts_with("rsync --server {}")), "{patterns:?}");
+    for start in [
+        "zfs snapshot pool/backups/web@ari-backup-{}",
+        "zfs destroy pool/backups/web@ari-backup-{}",
+        "rsync --server {}",
+    ] {
+        assert!(patterns.iter().any(|p| p.starts_with(&format!("{sudo_}{start}"))), "{start}: {patterns:?}");
+    }
 
     for job in [&plain, &db, &web] {
         let out = rig.world.run(job);
-        assert_exit(&out, 0);
+        assert_eq!(out.status.code(), Some(0), "{}\nrefused:\n{}", stderr(&out), rig.logged());
     }
     assert!(
         rig.world.fx.path("pre-ran").exists() && rig.world.fx.path("pre-said").exists(),
@@ -156,6 +199,7 @@ fn every_job_kind_runs_through_the_generated_filter_unchanged() {
     rig.world.assert_clean();
     assert_eq!(rig.logged(), "", "nothing was refused");
     rig.world.fakes.assert_no_unexpected_calls();
+    rig
 }
 
 #[test]
