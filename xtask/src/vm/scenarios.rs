@@ -52,6 +52,10 @@ const SCENARIOS: &[Scenario] = &[
         run: job_timeout_lvm_zfs,
     },
     Scenario { name: PACKAGE_SCENARIO, run: package_through_systemd },
+    Scenario {
+        name: "ssh_filter_of_authorize_install_lets_the_lvm_and_zfs_jobs_through_and_refuses_the_rest",
+        run: filtered_jobs,
+    },
 ];
 
 /// The scenario that installs the Debian package in the guest (`vm test` builds it first).
@@ -221,9 +225,10 @@ fn field(report: &str, name: &str) -> String {
 }
 
 /// Undoes whatever a failed scenario may have left (mounts and snapshots under /tmp, the
-/// scenario datasets, a clock set back), so the next scenario starts clean. Passing scenarios
+/// scenario datasets, the filter scenario's key and filter, a clock set back), so the next scenario starts clean. Passing scenarios
 /// have already proven themselves clean, so this finds nothing after them.
 fn reset_guest(vm: &Vm) -> Result<()> {
+    vm.run(&remove_filter())?;
     vm.run(
         r#"for m in $(findmnt -rn -o TARGET | grep '^/tmp/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
@@ -250,22 +255,35 @@ impl Fixture {
 
     /// The same, with `extra` ssh options after the guest's.
     fn with_ssh_options(ctx: &Ctx, extra: &[String]) -> Result<Fixture> {
+        let fixture = Fixture::without_config()?;
+        let options: Vec<String> = ctx.vm.ssh_options().into_iter().chain(extra.iter().cloned()).collect();
+        fixture.write_config(ctx, &options, "")?;
+        Ok(fixture)
+    }
+
+    /// The directories only, for a scenario that writes the config itself (`write_config`).
+    fn without_config() -> Result<Fixture> {
         let dir = tempfile::Builder::new().prefix("ari-vm-").tempdir().context("create a temp dir")?;
         for sub in ["jobs.d", "state", "store"] {
             fs::create_dir_all(dir.path().join(sub))?;
         }
-        let fixture = Fixture { dir };
-        let options: Vec<String> = ctx.vm.ssh_options().iter().chain(extra).map(|o| yaml(o)).collect();
+        Ok(Fixture { dir })
+    }
+
+    /// The config: this fixture's directories, the guest's port as root, `ssh_options`, and
+    /// the `extra` lines.
+    fn write_config(&self, ctx: &Ctx, ssh_options: &[String], extra: &str) -> Result<()> {
+        let options: Vec<String> = ssh_options.iter().map(|o| yaml(o)).collect();
         let config = format!(
-            "backup_store_path: {}\nstate_dir: {}\njobs_dir: {}\nssh_port: {}\nremote_user: root\nssh_options: [{}]\nretry_interval: 1\nmax_retries: 2\n",
-            yaml(&fixture.p("store")),
-            yaml(&fixture.p("state")),
-            yaml(&fixture.p("jobs.d")),
+            "backup_store_path: {}\nstate_dir: {}\njobs_dir: {}\nssh_port: {}\nremote_user: root\nssh_options: [{}]\nretry_interval: 1\nmax_retries: 2\n{extra}",
+            yaml(&self.p("store")),
+            yaml(&self.p("state")),
+            yaml(&self.p("jobs.d")),
             ctx.vm.port,
             options.join(", ")
         );
-        fs::write(fixture.config(), config)?;
-        Ok(fixture)
+        fs::write(self.config(), config)?;
+        Ok(())
     }
 
     fn path(&self, relative: &str) -> PathBuf {
@@ -483,39 +501,13 @@ fn lvm_rdiff_crash_consistent(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let label = "lvm-rdiff";
     let started = unix_now()?;
-    let blob_sum = vm.run(
-        "echo before-snapshot > /srv/data/state.txt && echo 'row 1' > /srv/data/db/table.dat && sync && sha256sum /srv/data/blob.bin",
-    )?;
+    let blob_sum = vm.run(&format!("{RDIFF_ORIGIN} && sha256sum /srv/data/blob.bin"))?;
     let blob_sum = blob_sum.split_whitespace().next().unwrap_or_default().to_string();
     let fx = Fixture::new(ctx)?;
-    // The command first proves the db snapshot is mounted read-only (mount_options reached
-    // mount), then changes both origins: only the snapshots may reach the backup.
-    let job = fx.job(
-        label,
-        &lvm_job(
-            label,
-            "ro",
-            &format!(
-                "include: [/srv/data]\nafter_snapshot:\n  - command: {}\n    host: 127.0.0.1\n",
-                yaml(&format!(
-                    "findmnt -n -o OPTIONS /tmp/{label}/srv/data/db | grep -qw ro && echo changed-after-snapshot > /srv/data/state.txt && echo 'row 2' > /srv/data/db/table.dat && sync"
-                ))
-            ),
-        ),
-    )?;
+    let job = fx.job(label, &lvm_rdiff_job(label))?;
     fx.ari_expect(ctx, &["run", &job.display().to_string()], 0)?;
-
-    let origin = vm.run("cat /srv/data/state.txt /srv/data/db/table.dat")?;
-    ensure!(
-        origin == "changed-after-snapshot\nrow 2\n",
-        "after_snapshot did not change the origin: {origin:?}"
-    );
+    assert_mirror_is_the_snapshot(vm, &fx, label)?;
     let mirror = fx.path("store").join(label).join("srv/data");
-    ensure!(
-        read(&mirror.join("state.txt"))? == "before-snapshot\n",
-        "the mirror holds the changed state.txt"
-    );
-    ensure!(read(&mirror.join("db/table.dat"))? == "row 1\n", "the mirror holds the changed db/table.dat");
     ensure!(read(&mirror.join("etc/app.conf"))? == "x=1\n", "etc/app.conf missing from the mirror");
     ensure!(sha256_file(&mirror.join("blob.bin"))? == blob_sum, "blob.bin differs from the guest's");
     println!("  the mirror holds the snapshots' content (state.txt before-snapshot, table.dat row 1)");
@@ -557,6 +549,44 @@ fn lvm_rdiff_crash_consistent(ctx: &Ctx) -> Result<()> {
     );
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)
+}
+
+/// The LVM+rdiff job of (a): both volumes, the db one `ro`, and an `after_snapshot` command in
+/// the guest that first proves the db snapshot is mounted read-only (mount_options reached
+/// mount), then changes both origins: only the snapshots may reach the backup. Before it runs,
+/// the origins hold `RDIFF_ORIGIN`.
+fn lvm_rdiff_job(label: &str) -> String {
+    lvm_job(
+        label,
+        "ro",
+        &format!(
+            "include: [/srv/data]\nafter_snapshot:\n  - command: {}\n    host: 127.0.0.1\n",
+            yaml(&format!(
+                "findmnt -n -o OPTIONS /tmp/{label}/srv/data/db | grep -qw ro && echo changed-after-snapshot > /srv/data/state.txt && echo 'row 2' > /srv/data/db/table.dat && sync"
+            ))
+        ),
+    )
+}
+
+/// What the origins hold before `lvm_rdiff_job` runs.
+const RDIFF_ORIGIN: &str =
+    "echo before-snapshot > /srv/data/state.txt && echo 'row 1' > /srv/data/db/table.dat && sync";
+
+/// After a run of `lvm_rdiff_job`: the origins were changed by its `after_snapshot` command,
+/// and the mirror holds what they held before (`RDIFF_ORIGIN`), the snapshots' content.
+fn assert_mirror_is_the_snapshot(vm: &Vm, fx: &Fixture, label: &str) -> Result<()> {
+    let origin = vm.run("cat /srv/data/state.txt /srv/data/db/table.dat")?;
+    ensure!(
+        origin == "changed-after-snapshot\nrow 2\n",
+        "after_snapshot did not change the origin: {origin:?}"
+    );
+    let mirror = fx.path("store").join(label).join("srv/data");
+    ensure!(
+        read(&mirror.join("state.txt"))? == "before-snapshot\n",
+        "the mirror holds the changed state.txt"
+    );
+    ensure!(read(&mirror.join("db/table.dat"))? == "row 1\n", "the mirror holds the changed db/table.dat");
+    Ok(())
 }
 
 /// b. A `mount` that fails (a bad option) and a backup that fails (the store is a file): each
@@ -648,16 +678,7 @@ fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
         ],
     )?;
     let fx = Fixture::new(ctx)?;
-    let job_text = |format: &str, extra: &str| {
-        lvm_job(
-            label,
-            "ro",
-            &format!(
-                "backend: zfs\nrsync_dst: /tank/backups/zfs-lvm\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nsnapshot_expiration_days: 1\nzfs_snapshot_timestamp_format: {}\n{extra}",
-                yaml(format)
-            ),
-        )
-    };
+    let job_text = |format: &str, extra: &str| zfs_lvm_job(label, dataset, format, extra);
 
     // First run: the default zfs_keep_min (1) keeps only the new snapshot among the old ones.
     let job = fx.job(label, &job_text("%Y-%m-%d--%H%M%S-first", ""))?;
@@ -722,6 +743,20 @@ fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
     restores?;
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)
+}
+
+/// The zfs-over-LVM job of (c): rsync in the guest from both snapshots into `dataset`'s
+/// directory (`/DATASET`, as the pool is mounted at /tank), its snapshots named with `format`,
+/// expiry after a day; `extra` lines after.
+fn zfs_lvm_job(label: &str, dataset: &str, format: &str, extra: &str) -> String {
+    lvm_job(
+        label,
+        "ro",
+        &format!(
+            "backend: zfs\nrsync_dst: /{dataset}\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nsnapshot_expiration_days: 1\nzfs_snapshot_timestamp_format: {}\n{extra}",
+            yaml(format)
+        ),
+    )
 }
 
 /// `ari history` of the zfs job lists the dataset's own snapshots (not its child's) as `zfs
@@ -1071,6 +1106,180 @@ fn job_timeout_lvm_zfs(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The comment of the filter scenario's own key, by which its line in root's authorized_keys
+/// is found (plain, or as `ari authorize --install` rewrote it) and removed.
+const FILTER_KEY_COMMENT: &str = "ari-vm-filter-scenario";
+
+/// Where the filter scenario installs the filter in the guest (`ssh_filter_path`).
+const FILTER_PATH: &str = "/usr/local/lib/ari-backup/ssh-filter";
+
+/// The guest script that removes what the filter scenario adds there: its key's line (the
+/// harness's own line stays), the filter and what the installer may have left beside them.
+fn remove_filter() -> String {
+    format!(
+        "sed -i '/ {FILTER_KEY_COMMENT}$/d' /root/.ssh/authorized_keys\n\
+         rm -f {FILTER_PATH} {FILTER_PATH}.ari-new /root/.ssh/authorized_keys.ari-new\n\
+         rmdir {} 2>/dev/null || true\n",
+        Path::new(FILTER_PATH).parent().map(|d| d.display().to_string()).unwrap_or_default()
+    )
+}
+
+/// The guest's ssh options (`Vm::ssh_options`, pairs of words) with `key` as the only identity
+/// instead of the harness's, and without the harness master's ControlPath: a connection shared
+/// with that master logged in with the harness's key, which no filter restricts.
+fn only_key(options: &[String], key: &str) -> Vec<String> {
+    let mut kept: Vec<String> = ["-i", key, "-o", "IdentitiesOnly=yes"].map(String::from).into();
+    for pair in options.chunks(2) {
+        match pair {
+            [flag, _] if flag == "-i" => {}
+            [flag, value] if flag == "-o" && value.to_ascii_lowercase().starts_with("controlpath=") => {}
+            _ => kept.extend_from_slice(pair),
+        }
+    }
+    kept
+}
+
+/// i. `ari authorize --install` in the guest, for a key of the scenario's own (the harness's
+/// key must stay unfiltered, or the runner could not reset the guest): the LVM+rdiff job of (a)
+/// and the zfs-over-LVM job of (c), with the expiry of an old snapshot, run through the filter
+/// against the real tools with nothing refused; `ari check --connect` finds the filter up to
+/// date; a command outside the plans is refused (126) and logged to the guest's journal. The
+/// key's line and the filter are removed at the end, and by `reset_guest` after a failure.
+fn filtered_jobs(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let fx = Fixture::without_config()?;
+    let key = fx.p("id_ed25519");
+    shell::run(Command::new("ssh-keygen").args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        FILTER_KEY_COMMENT,
+        "-f",
+        &key,
+    ]))?;
+    let public = read(&fx.path("id_ed25519.pub"))?.trim().to_string();
+    let options = only_key(&vm.ssh_options(), &key);
+    fx.write_config(ctx, &options, &format!("ssh_filter_path: {FILTER_PATH}\n"))?;
+    let since = vm.run("date +%s")?.trim().to_string();
+    vm.run(&format!("printf '%s\\n' '{public}' >> /root/.ssh/authorized_keys"))?;
+    let result = (|| {
+        let (rdiff, zfs, dataset) = ("lvm-rdiff-filtered", "zfs-lvm-filtered", "tank/backups/zfs-lvm");
+        vm.run(&format!("zfs create {dataset} && {RDIFF_ORIGIN}"))?;
+        let old = format!("{dataset}@ari-backup-old-5d");
+        old_snapshots(vm, &[(5, &old)])?;
+        let rdiff_job = fx.job(rdiff, &lvm_rdiff_job(rdiff))?.display().to_string();
+        let zfs_job = fx.job(zfs, &zfs_lvm_job(zfs, dataset, "%Y-%m-%d--%H%M%S", ""))?.display().to_string();
+
+        let public_file = fx.p("id_ed25519.pub");
+        let authorize = ["authorize", "--host", "127.0.0.1", "--key", &public_file];
+        fx.ari_expect(ctx, &[&authorize[..], &["--json"]].concat(), 0)?;
+        let json: serde_json::Value = serde_json::from_str(&fx.stdout())
+            .with_context(|| format!("ari authorize --json printed {:?}", fx.stdout()))?;
+        let host = &json["hosts"][0];
+        let count = |key: &str| host[key].as_array().map_or(0, Vec::len);
+        ensure!(
+            json["hosts"].as_array().map_or(0, Vec::len) == 1
+                && host["jobs"] == serde_json::json!([rdiff, zfs]),
+            "ari authorize --json: expected one host with both jobs: {json}"
+        );
+        println!(
+            "  the filter lets {} commands through: {} exact lines, {} patterns",
+            count("allowed") + count("allowed_patterns"),
+            count("allowed"),
+            count("allowed_patterns")
+        );
+        fx.ari_expect(ctx, &[&authorize[..], &["--install"]].concat(), 0)?;
+        let out = fx.stdout();
+        ensure!(
+            out.contains("ari: installed") && out.contains("lets ari's key run its"),
+            "ari authorize --install printed {out:?}"
+        );
+        let line = vm.run(&format!(
+            "grep -F ' {FILTER_KEY_COMMENT}' /root/.ssh/authorized_keys; stat -c %a {FILTER_PATH}"
+        ))?;
+        ensure!(
+            line == format!("restrict,command=\"{FILTER_PATH}\" {public}\n755\n"),
+            "after the install, the key's line and the filter's mode are {line:?}"
+        );
+        println!("  installed: {FILTER_PATH} 0755, the key's line restrict,command=...");
+
+        fx.ari_expect(ctx, &["run", &rdiff_job], 0)?;
+        assert_mirror_is_the_snapshot(vm, &fx, rdiff)?;
+        fx.ari_expect(ctx, &["run", &zfs_job], 0)?;
+        let arrived = vm.run(&format!("cat /{dataset}/srv/data/state.txt"))?;
+        let snapshots = zfs_snapshots(vm, dataset)?;
+        ensure!(
+            arrived == "changed-after-snapshot\n"
+                && snapshots.len() == 1
+                && snapshots[0].starts_with(&format!("{dataset}@ari-backup-")),
+            "the zfs job through the filter: state.txt {arrived:?}, snapshots {snapshots:?} (expected one new, {old} expired)"
+        );
+        ensure!(history(ctx, &fx, zfs)?.len() == 1, "ari history of {zfs} does not list its one snapshot");
+        println!("  both jobs ran through the filter: the rdiff mirror holds the snapshots, {} made, {old} expired", snapshots[0]);
+        fx.ari_expect(ctx, &["check", "--connect"], 0)?;
+        ensure!(fx.stdout().contains("ok: ssh filter"), "ari check --connect printed {:?}", fx.stdout());
+
+        // The installer's own test of the filter is refused and logged on purpose; nothing else
+        // may be.
+        let journal = || vm.run(&format!("journalctl -q --no-pager -o cat -t ari-filter --since @{since}"));
+        let logged = journal()?;
+        let refused: Vec<&str> = logged.lines().filter(|l| !l.ends_with(": ari-filter-self-test")).collect();
+        ensure!(refused.is_empty(), "the filter refused commands of the jobs:\n{}", refused.join("\n"));
+        println!("  ari check --connect: ok: ssh filter; journalctl -t ari-filter: nothing refused");
+
+        let out = Command::new("ssh")
+            .args(["-F", "/dev/null"])
+            .args(&options)
+            .args(["-o", "ControlPath=none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+            .args(["-p", &vm.port.to_string(), "root@127.0.0.1", "id"])
+            .stdin(Stdio::null())
+            .output()
+            .context("start ssh")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(126) && stderr.contains("ari-filter: refused") && out.stdout.is_empty(),
+            "`id` with the filtered key: {} (expected 126), stdout {:?}, stderr {stderr:?}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let logged = loop {
+            let logged = journal()?;
+            if logged.lines().any(|l| l.ends_with(": not a command of the jobs: id"))
+                || Instant::now() > deadline
+            {
+                break logged;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        ensure!(
+            logged.lines().any(|l| l.ends_with(": not a command of the jobs: id")),
+            "the refused `id` is not in the guest's journal:\n{logged}"
+        );
+        println!(
+            "  `id` with the filtered key: exit 126, logged: {}",
+            logged.lines().last().unwrap_or_default()
+        );
+        for label in [rdiff, zfs] {
+            assert_no_ledger(&fx, label)?;
+            assert_clean(vm, label)?;
+        }
+        Ok(())
+    })();
+    let removed = vm.run(&format!(
+        "{}zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm\n\
+         ! grep -q ' {FILTER_KEY_COMMENT}$' /root/.ssh/authorized_keys && ! test -e {FILTER_PATH}",
+        remove_filter()
+    ));
+    result?;
+    removed.context("removing the scenario's key line and filter from the guest")?;
+    println!("  the key's line and the filter removed from the guest");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1149,6 +1358,36 @@ mod tests {
              (findmnt under /srv and /tank: /srv/data /dev/mapper/vg0-data ext4;/srv/data/db /dev/mapper/vg0-db \
              ext4;/tank tank zfs; lsblk: vda disk /;vdb disk;vdc disk)",
         );
+    }
+
+    #[test]
+    fn the_filtered_key_replaces_the_harness_key_and_its_shared_connection() {
+        let harness: Vec<String> = [
+            "-i",
+            "/var/cache/ari-vm/id_ed25519",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "ControlPath=/x/ssh.sock",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            only_key(&harness, "/tmp/k"),
+            [
+                "-i",
+                "/tmp/k",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "LogLevel=ERROR"
+            ]
+        );
+        assert!(remove_filter().contains("rmdir /usr/local/lib/ari-backup "));
     }
 
     #[test]
