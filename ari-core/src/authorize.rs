@@ -47,6 +47,9 @@ pub struct HostFilter {
     pub exact: BTreeSet<String>,
     /// The command lines with a variable part.
     pub patterns: Vec<CommandPattern>,
+    /// Under `remote_sudo`: each command as sudoers matches it (program, then its arguments as
+    /// a regular expression), for the drop-in.
+    pub sudo_entries: BTreeSet<(String, String)>,
     /// The filter, a POSIX sh script.
     pub script: String,
     /// The script's SHA-256, in hex.
@@ -84,12 +87,21 @@ impl HostFilter {
     pub fn installer(&self, key: &str) -> String {
         let blob = key.split_whitespace().nth(1).unwrap_or(key);
         let dir = std::path::Path::new(&self.path).parent().map(|d| d.to_string_lossy().into_owned());
-        let keys = match &self.keys_file {
-            Some(file) => single_quoted(file),
-            None => "\"$HOME/.ssh/authorized_keys\"".to_string(),
+        let owner = self.destination.split_once('@').map(|(user, _)| user.to_string());
+        let keys = match (&self.keys_file, &owner) {
+            (Some(file), _) => single_quoted(file),
+            // Run by root for another user (the admin's `sudo sh`): that user's file.
+            (None, Some(user)) => format!(
+                "\"$(if [ \"$(id -u)\" = 0 ]; then getent passwd {0} | cut -d: -f6; else echo \"$HOME\"; fi)/.ssh/authorized_keys\"",
+                single_quoted(user)
+            ),
+            (None, None) => "\"$HOME/.ssh/authorized_keys\"".to_string(),
         };
         let mut out = String::new();
         out.push_str("set -e; umask 022\n");
+        if let Some(sudoers) = self.sudoers() {
+            out.push_str(&self.sudoers_installer(&sudoers));
+        }
         if let Some(dir) = dir.filter(|d| !d.is_empty()) {
             out.push_str(&format!("mkdir -p {}\n", single_quoted(&dir)));
         }
@@ -104,16 +116,63 @@ impl HostFilter {
              mv -f \"$new\" \"$filter\"\n",
         );
         out.push_str(&format!("keys={keys}\n"));
-        out.push_str("mkdir -p \"$(dirname \"$keys\")\"; [ -e \"$keys\" ] || : > \"$keys\"\n");
+        out.push_str("dir=$(dirname \"$keys\"); [ -d \"$dir\" ] || { mkdir -p \"$dir\"; chmod 700 \"$dir\"; made_dir=1; }\n");
+        out.push_str("[ -e \"$keys\" ] || : > \"$keys\"\n");
         out.push_str(&format!(
             "grep -v -F {} \"$keys\" > \"$keys.ari-new\" || :\nprintf '%s\\n' {} >> \"$keys.ari-new\"\nchmod 600 \"$keys.ari-new\"; mv -f \"$keys.ari-new\" \"$keys\"\n",
             single_quoted(blob),
             single_quoted(&self.key_line(key))
         ));
+        if let Some(user) = &owner {
+            // The file is the remote user's, whoever ran this.
+            out.push_str(&format!(
+                "if [ \"$(id -u)\" = 0 ] && [ {0} != root ]; then chown {0} \"$keys\"; [ -z \"${{made_dir-}}\" ] || chown {0} \"$dir\"; fi\n",
+                single_quoted(user)
+            ));
+        }
         out.push_str(&format!(
             "echo \"ari: installed $filter (sha256 {}) and the key's line in $keys\"\n",
             self.checksum
         ));
+        out
+    }
+
+    /// The part of the installer that puts the sudoers drop-in in place: as root only, each
+    /// `@PROGRAM@` replaced by the program's path under sudo's secure_path, checked with `visudo
+    /// -cf` before it goes to /etc/sudoers.d.
+    fn sudoers_installer(&self, sudoers: &str) -> String {
+        let user = self.destination.split_once('@').map_or("ari", |(user, _)| user);
+        let name: String = user
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        let programs: BTreeSet<&str> = self
+            .sudo_entries
+            .iter()
+            .map(|(program, _)| program.as_str())
+            .filter(|program| !program.starts_with('/'))
+            .collect();
+        let mut out = String::new();
+        out.push_str(
+            "[ \"$(id -u)\" = 0 ] || { echo \"ari: the sudoers drop-in needs root: run this as root (ari authorize --installer | ssh ADMIN@HOST sudo sh)\" >&2; exit 1; }\n\
+             command -v visudo >/dev/null || { echo \"ari: sudo is not installed here (apt install sudo)\" >&2; exit 1; }\n",
+        );
+        out.push_str(&format!("drop=/etc/sudoers.d/ari-{name}; draft=\"$drop.ari-new\"\n"));
+        out.push_str(&format!("printf '%s' {} > \"$draft\"\n", single_quoted(sudoers)));
+        if !programs.is_empty() {
+            out.push_str(&format!(
+                "for p in {}; do\n\
+                 \tpath=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v \"$p\") || {{ rm -f \"$draft\"; echo \"ari: $p is not installed here\" >&2; exit 1; }}\n\
+                 \tsed -i \"s|@$p@|$path|g\" \"$draft\"\n\
+                 done\n",
+                programs.iter().map(|p| single_quoted(p)).collect::<Vec<_>>().join(" ")
+            ));
+        }
+        out.push_str(
+            "visudo -cf \"$draft\" >/dev/null || { rm -f \"$draft\"; echo \"ari: visudo refuses the drop-in; nothing installed\" >&2; exit 1; }\n\
+             chmod 440 \"$draft\"; mv -f \"$draft\" \"$drop\"\n\
+             echo \"ari: installed $drop\"\n",
+        );
         out
     }
 
@@ -133,17 +192,29 @@ impl HostFilter {
                 "characters": p.chars.set,
             })).collect::<Vec<_>>(),
             "filter": self.script,
+            "sudoers": self.sudoers(),
         })
     }
 }
 
 /// Everything a plan runs on remote hosts, by host: exact lines and patterns.
-fn remote_commands(plan: &JobPlan) -> BTreeMap<String, (BTreeSet<String>, Vec<CommandPattern>)> {
-    let mut by_host: BTreeMap<String, (BTreeSet<String>, Vec<CommandPattern>)> = BTreeMap::new();
+/// What one job runs on one host: exact lines, patterns, and (for sudoers) the commands as
+/// argv (a pattern's with `{}` in its arguments).
+#[derive(Debug, Default)]
+struct OnHost {
+    exact: BTreeSet<String>,
+    patterns: Vec<CommandPattern>,
+    argv: BTreeSet<(Vec<String>, Option<Chars>)>,
+}
+
+fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
+    let mut by_host: BTreeMap<String, OnHost> = BTreeMap::new();
     // As the host's shell gets them: through sudo under remote_sudo.
-    let exact = |command: &Command, by_host: &mut BTreeMap<_, (BTreeSet<String>, Vec<_>)>| {
+    let exact = |command: &Command, by_host: &mut BTreeMap<String, OnHost>| {
         if let Host::Remote(host) = &command.host {
-            by_host.entry(host.clone()).or_default().0.insert(plan.ssh.remote_text(&command.program));
+            let on = by_host.entry(host.clone()).or_default();
+            on.exact.insert(plan.ssh.remote_text(&command.program));
+            on.argv.insert((argv_of(&command.program), None));
         }
     };
     let history = plan.history.as_ref().map(|query| &query.command);
@@ -154,14 +225,17 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, (BTreeSet<String>, Vec<Co
         }
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
+            let on = by_host.entry(host.clone()).or_default();
+            let words =
+                shell_words::split(&pattern.template).unwrap_or_else(|_| vec![pattern.template.clone()]);
+            let variable = pattern.template.contains("{}");
+            on.argv.insert((words, variable.then_some(pattern.chars)));
             let mut pattern = pattern.clone();
             pattern.template = plan.ssh.remote_program(&pattern.template);
-            let pattern = &pattern;
-            let (exact, patterns) = by_host.entry(host.clone()).or_default();
-            if !pattern.template.contains("{}") {
-                exact.insert(pattern.template.clone());
-            } else if !patterns.contains(pattern) {
-                patterns.push(pattern.clone());
+            if !variable {
+                on.exact.insert(pattern.template.clone());
+            } else if !on.patterns.contains(&pattern) {
+                on.patterns.push(pattern);
             }
         }
     }
@@ -186,7 +260,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         let path = plan.settings.get(&SSH_FILTER_PATH);
         let extra_options = plan.settings.get(&SSH_KEY_OPTIONS);
         let keys_file = plan.settings.get(&AUTHORIZED_KEYS_FILE);
-        for (host, (exact, patterns)) in remote_commands(plan) {
+        for (host, OnHost { exact, patterns, argv }) in remote_commands(plan) {
             if only_host.is_some_and(|only| only != host) {
                 continue;
             }
@@ -202,6 +276,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 job_digests: BTreeMap::new(),
                 exact: BTreeSet::new(),
                 patterns: Vec::new(),
+                sudo_entries: BTreeSet::new(),
                 script: String::new(),
                 checksum: String::new(),
             });
@@ -230,6 +305,11 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
             filter.jobs.push(plan.label().to_string());
             filter.job_digests.insert(plan.label().to_string(), digest(&exact, &patterns));
             filter.exact.extend(exact);
+            if plan.ssh.sudo {
+                for (words, chars) in argv {
+                    filter.sudo_entries.insert(sudo_entry(&words, chars)?);
+                }
+            }
             for pattern in patterns {
                 if !filter.patterns.contains(&pattern) {
                     filter.patterns.push(pattern);
@@ -251,6 +331,19 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         );
         if !filter.patterns.contains(&stop) {
             filter.patterns.push(stop);
+        }
+        if filter.ssh.sudo {
+            let own = [
+                (vec!["true".to_string()], None),
+                (vec!["cat".to_string(), filter.path.clone()], None),
+                (
+                    vec!["/bin/sh".to_string(), "-c".to_string(), KILL_TEMPLATE.to_string()],
+                    Some(Chars::DIGITS),
+                ),
+            ];
+            for (words, chars) in own {
+                filter.sudo_entries.insert(sudo_entry(&words, chars)?);
+            }
         }
         filter.script = script(filter);
         filter.checksum = sha256_hex(filter.script.as_bytes());
@@ -298,6 +391,77 @@ pub fn stale_jobs(filter: &HostFilter, installed: &str) -> Vec<String> {
 
 /// How the filter's header records a job: `# ari job LABEL DIGEST`.
 const JOB_LINE: &str = "# ari job ";
+
+/// A command's argv as sudo sees it: an argv's words, a shell text as `/bin/sh -c TEXT`.
+fn argv_of(program: &crate::step::Program) -> Vec<String> {
+    match program {
+        crate::step::Program::Argv(words) => words.clone(),
+        crate::step::Program::Shell(script) => vec!["/bin/sh".to_string(), "-c".to_string(), script.clone()],
+    }
+}
+
+/// The sudoers form of a command: its program, and its arguments as a regular expression that
+/// sudo (1.9.10 and later) matches against them joined by spaces: the fixed text literal, each
+/// `{}` one or more of `chars`. An argument sudoers cannot hold (a newline) is an error.
+fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String), String> {
+    let Some((program, args)) = words.split_first() else { return Err("an empty command".into()) };
+    let joined = args.join(" ");
+    if joined.contains(['\n', '\r']) {
+        return Err(format!(
+            "`{}` spans lines, which a sudoers rule cannot allow: put it in a script on the host, and call that",
+            first_line(&joined)
+        ));
+    }
+    let mut regex = String::from("^");
+    let mut parts = joined.split("{}").peekable();
+    while let Some(part) = parts.next() {
+        regex.push_str(&sudoers_literal(part));
+        if parts.peek().is_some() {
+            let chars = chars.ok_or("a `{}` without its characters")?;
+            regex.push_str(&format!("[{}]+", chars.set));
+        }
+    }
+    regex.push('$');
+    Ok((program.clone(), regex))
+}
+
+/// `text` as literal text in a sudoers regular expression: the ERE's special characters and
+/// sudoers' own (`#`, `,`, `:`, `=`, `!`) behind a backslash, and nothing else (glibc gives `\<`,
+/// `\>`, `\'` and the like meanings of their own).
+fn sudoers_literal(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '.' | '[' | ']' | '(' | ')' | '*' | '+' | '?' | '{' | '}' | '|' | '^' | '$' | '\\' | '#'
+            | ',' | ':' | '=' | '!' => format!("\\{c}"),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+impl HostFilter {
+    /// The sudoers drop-in for a non-root remote user (`remote_sudo`): one rule per command,
+    /// `@PROGRAM@` standing for the program's path on the host, which the installer fills in
+    /// (`command -v` under sudo's secure_path). None without `remote_sudo`.
+    pub fn sudoers(&self) -> Option<String> {
+        if !self.ssh.sudo {
+            return None;
+        }
+        let user = self.destination.split_once('@').map_or("USER", |(user, _)| user);
+        let mut out = format!(
+            "# ari's sudoers drop-in for {} (jobs: {}), generated by `ari authorize` of ari {}.\n\
+             # It lets {user} run as root exactly the commands of these jobs, each through `sudo -n`.\n",
+            self.destination,
+            self.jobs.join(", "),
+            env!("CARGO_PKG_VERSION")
+        );
+        for (program, args) in &self.sudo_entries {
+            let program = if program.starts_with('/') { program.clone() } else { format!("@{program}@") };
+            let args = if args == "^$" { "\"\"".to_string() } else { args.clone() };
+            out.push_str(&format!("{user} ALL=(root) NOPASSWD: {program} {args}\n"));
+        }
+        Some(out)
+    }
+}
 
 /// The SHA-256 of `bytes`, in lower-case hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {

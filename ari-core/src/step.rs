@@ -255,7 +255,7 @@ impl Tolerated {
 
 /// The characters a variable part of a [`CommandPattern`] may hold, as a POSIX sh bracket
 /// expression's body (`A-Za-z0-9_.:-`), named for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub struct Chars {
     /// What the part is (`a ZFS snapshot name part`).

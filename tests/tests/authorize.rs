@@ -331,3 +331,53 @@ fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since(
     assert_eq!(refusals.len(), 3, "the two installs' self-tests and the refused reinstall: {refusals:?}");
     assert_eq!(refusals.iter().filter(|l| l.ends_with("ari-filter-self-test")).count(), 2, "{refusals:?}");
 }
+
+#[test]
+fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command() {
+    let visudo = require_tool("/usr/sbin/visudo", "sudo");
+    let rig = Rig::with_sudo(true);
+    rig.write_jobs();
+    let key = format!("{}.pub", rig.sshd.client_key_path().display());
+    let out = run(rig.world.ari().args([
+        "authorize",
+        "--host",
+        rig.host(),
+        "--key",
+        &key,
+        "--json",
+        "--set",
+        "remote_user=backup",
+    ]));
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let entry = &json["hosts"][0];
+    let sudoers = entry["sudoers"].as_str().unwrap();
+    let rules: Vec<&str> = sudoers.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(rules.iter().all(|r| r.starts_with("backup ALL=(root) NOPASSWD: ")), "{sudoers}");
+    let allowed =
+        entry["allowed"].as_array().unwrap().len() + entry["allowed_patterns"].as_array().unwrap().len();
+    assert_eq!(rules.len(), allowed, "a rule per allowed command:\n{sudoers}");
+    for expected in [
+        "NOPASSWD: @lvcreate@ ^-s -L 1G vg0/root -n root-ari_backup$",
+        "NOPASSWD: @zfs@ ^snapshot pool/backups/web@ari-backup-[A-Za-z0-9_.:-]+$",
+        "NOPASSWD: @rdiff-backup@ ^server$",
+        "NOPASSWD: @true@ \"\"",
+    ] {
+        assert!(sudoers.contains(expected), "{expected}:\n{sudoers}");
+    }
+    // The installer's part: each @PROGRAM@ becomes the program's path on the host.
+    let filled: String = sudoers
+        .lines()
+        .map(|line| match line.split_once("NOPASSWD: @") {
+            Some((head, rest)) => {
+                let (program, args) = rest.split_once("@ ").unwrap();
+                format!("{head}NOPASSWD: /usr/bin/{program} {args}\n")
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let file = rig.world.fx.path("ari-sudoers");
+    std::fs::write(&file, filled).unwrap();
+    let checked = run(Command::new(visudo).arg("-cf").arg(&file));
+    assert_exit(&checked, 0);
+}

@@ -38,6 +38,9 @@ const TOOLS: &[Tool] = &[
     // The metrics file is checked with promtool (the package's service is not started where
     // policy-rc.d forbids it, and is not needed).
     Tool { binary: "promtool", package: "prometheus" },
+    // The sudoers drop-in of `ari authorize` is checked with `visudo -cf` on a file of its own
+    // (the machine's sudoers is never touched).
+    Tool { binary: "/usr/sbin/visudo", package: "sudo" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with

@@ -216,6 +216,13 @@ fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
             "#    (PUBLIC-KEY-OF-ARI: the public key ari logs in with; give it with --key FILE)"
         );
     }
+    if let Some(sudoers) = filter.sudoers() {
+        let _ = writeln!(
+            out,
+            "# 3. As root, put this sudoers drop-in in /etc/sudoers.d/ (each @PROGRAM@ replaced by its path there; --installer does it and checks it with visudo):"
+        );
+        out.push_str(&sudoers);
+    }
     let _ = writeln!(out, "# The filter allows {} commands:", filter.allowed());
     for line in &filter.exact {
         let _ = writeln!(out, "#   {}", line.lines().next().unwrap_or_default());
