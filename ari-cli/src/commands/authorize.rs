@@ -216,6 +216,14 @@ fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
             "#    (PUBLIC-KEY-OF-ARI: the public key ari logs in with; give it with --key FILE)"
         );
     }
+    if let Some((user, _)) = filter.destination.split_once('@').filter(|(user, _)| *user != "root") {
+        if !filter.ssh.sudo {
+            let _ = writeln!(
+                out,
+                "# Note: ari logs in as {user} without remote_sudo, so the commands run as {user}; snapshots, mounts and zfs need root: set remote_sudo: true for a sudoers drop-in as well"
+            );
+        }
+    }
     if let Some(sudoers) = filter.sudoers() {
         let _ = writeln!(
             out,
