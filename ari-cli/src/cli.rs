@@ -202,7 +202,7 @@ fn command_for(selected: Option<&str>) -> Command {
                     Arg::new("connect")
                         .long("connect")
                         .action(ArgAction::SetTrue)
-                        .help("also log in to every remote host over ssh"),
+                        .help("also log in to every remote host over ssh, and compare its ssh filter (ari authorize) with the jobs"),
                 ),
         )
         .subcommand(
