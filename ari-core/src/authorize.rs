@@ -97,11 +97,18 @@ impl HostFilter {
             ),
             (None, None) => "\"$HOME/.ssh/authorized_keys\"".to_string(),
         };
+        // What ari sends to check a connection, as the filter must let it through.
+        let probe = self.ssh.remote_text(&crate::step::Program::Argv(vec!["true".to_string()]));
         let mut out = String::new();
         out.push_str("set -e; umask 022\n");
-        if let Some(sudoers) = self.sudoers() {
-            out.push_str(&self.sudoers_installer(&sudoers));
+        out.push_str("new=; draft=\nfail() { [ -z \"$new\" ] || rm -f \"$new\"; [ -z \"$draft\" ] || rm -f \"$draft\"; echo \"ari: $1; nothing installed\" >&2; exit 1; }\n");
+        if self.ssh.sudo {
+            out.push_str(
+                "[ \"$(id -u)\" = 0 ] || fail \"the sudoers drop-in needs root: run this as root (ari authorize --installer | ssh ADMIN@HOST sudo sh)\"\n\
+                 [ -x /usr/sbin/visudo ] || fail \"sudo is not installed here (apt install sudo)\"\n",
+            );
         }
+        // Every draft is written and checked before anything goes in place.
         if let Some(dir) = dir.filter(|d| !d.is_empty()) {
             out.push_str(&format!("mkdir -p {}\n", single_quoted(&dir)));
         }
@@ -110,11 +117,16 @@ impl HostFilter {
             "printf '%s' {} > \"$new\"; chmod 755 \"$new\"\n",
             single_quoted(&self.script)
         ));
-        out.push_str(
-            "if ! SSH_ORIGINAL_COMMAND=true sh \"$new\" >/dev/null 2>&1; then rm -f \"$new\"; echo \"ari: the new filter refuses true; nothing installed\" >&2; exit 1; fi\n\
-             if SSH_ORIGINAL_COMMAND='ari-filter-self-test' sh \"$new\" >/dev/null 2>&1; then rm -f \"$new\"; echo \"ari: the new filter lets anything through; nothing installed\" >&2; exit 1; fi\n\
-             mv -f \"$new\" \"$filter\"\n",
-        );
+        out.push_str(&format!(
+            "SSH_ORIGINAL_COMMAND={} sh \"$new\" >/dev/null 2>&1 || fail \"the new filter refuses ari's connection check\"\n\
+             if SSH_ORIGINAL_COMMAND='ari-filter-self-test' sh \"$new\" >/dev/null 2>&1; then fail \"the new filter lets anything through\"; fi\n",
+            single_quoted(&probe)
+        ));
+        if let Some(sudoers) = self.sudoers() {
+            out.push_str(&self.sudoers_draft(&sudoers));
+            out.push_str("mv -f \"$draft\" \"$drop\"; echo \"ari: installed $drop\"\n");
+        }
+        out.push_str("mv -f \"$new\" \"$filter\"\n");
         out.push_str(&format!("keys={keys}\n"));
         out.push_str("dir=$(dirname \"$keys\"); [ -d \"$dir\" ] || { mkdir -p \"$dir\"; chmod 700 \"$dir\"; made_dir=1; }\n");
         out.push_str("[ -e \"$keys\" ] || : > \"$keys\"\n");
@@ -126,7 +138,7 @@ impl HostFilter {
         if let Some(user) = &owner {
             // The file is the remote user's, whoever ran this.
             out.push_str(&format!(
-                "if [ \"$(id -u)\" = 0 ] && [ {0} != root ]; then chown {0} \"$keys\"; [ -z \"${{made_dir-}}\" ] || chown {0} \"$dir\"; fi\n",
+                "if [ \"$(id -u)\" = 0 ] && [ {0} != root ]; then chown {0}: \"$keys\"; [ -z \"${{made_dir-}}\" ] || chown {0}: \"$dir\"; fi\n",
                 single_quoted(user)
             ));
         }
@@ -137,10 +149,12 @@ impl HostFilter {
         out
     }
 
-    /// The part of the installer that puts the sudoers drop-in in place: as root only, each
-    /// `@PROGRAM@` replaced by the program's path under sudo's secure_path, checked with `visudo
-    /// -cf` before it goes to /etc/sudoers.d.
-    fn sudoers_installer(&self, sudoers: &str) -> String {
+    /// The part of the installer that drafts the sudoers drop-in beside its place in
+    /// /etc/sudoers.d (as root only): each `@PROGRAM@` replaced by the program's path in sudo's
+    /// secure_path (found there as a file, not as a shell builtin), checked with `visudo -cf`.
+    /// On a failure (`fail`, which the installer defines) it removes its draft and the
+    /// filter's, and nothing is installed.
+    fn sudoers_draft(&self, sudoers: &str) -> String {
         let user = self.destination.split_once('@').map_or("ari", |(user, _)| user);
         let name: String = user
             .chars()
@@ -153,25 +167,24 @@ impl HostFilter {
             .filter(|program| !program.starts_with('/'))
             .collect();
         let mut out = String::new();
-        out.push_str(
-            "[ \"$(id -u)\" = 0 ] || { echo \"ari: the sudoers drop-in needs root: run this as root (ari authorize --installer | ssh ADMIN@HOST sudo sh)\" >&2; exit 1; }\n\
-             command -v visudo >/dev/null || { echo \"ari: sudo is not installed here (apt install sudo)\" >&2; exit 1; }\n",
-        );
         out.push_str(&format!("drop=/etc/sudoers.d/ari-{name}; draft=\"$drop.ari-new\"\n"));
         out.push_str(&format!("printf '%s' {} > \"$draft\"\n", single_quoted(sudoers)));
         if !programs.is_empty() {
             out.push_str(&format!(
                 "for p in {}; do\n\
-                 \tpath=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v \"$p\") || {{ rm -f \"$draft\"; echo \"ari: $p is not installed here\" >&2; exit 1; }}\n\
+                 \tpath=\n\
+                 \tfor d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do\n\
+                 \t\tif [ -f \"$d/$p\" ] && [ -x \"$d/$p\" ]; then path=$d/$p; break; fi\n\
+                 \tdone\n\
+                 \t[ -n \"$path\" ] || fail \"$p is not installed here (sudo looks in its secure_path)\"\n\
                  \tsed -i \"s|@$p@|$path|g\" \"$draft\"\n\
                  done\n",
                 programs.iter().map(|p| single_quoted(p)).collect::<Vec<_>>().join(" ")
             ));
         }
         out.push_str(
-            "visudo -cf \"$draft\" >/dev/null || { rm -f \"$draft\"; echo \"ari: visudo refuses the drop-in; nothing installed\" >&2; exit 1; }\n\
-             chmod 440 \"$draft\"; mv -f \"$draft\" \"$drop\"\n\
-             echo \"ari: installed $drop\"\n",
+            "visudo -cf \"$draft\" >/dev/null || fail \"visudo refuses the drop-in\"\n\
+             chmod 440 \"$draft\"\n",
         );
         out
     }

@@ -1,4 +1,4 @@
-//! The guest image: Debian bookworm with LVM, ZFS, rdiff-backup, rsync and sshd, built by
+//! The guest image: Debian bookworm with LVM, ZFS, rdiff-backup, rsync, sshd and sudo, built by
 //! `build-image.sh` (embedded here) into the fixed cache directory `/var/cache/ari-vm`, which is
 //! shared by every session and CI run on one machine. Building takes 11 to 13 minutes on 2
 //! cores (most of it the zfs-dkms build), so the image is reused while the recipe that made it
@@ -24,7 +24,8 @@ const BUILD_SCRIPT: &str = include_str!("build-image.sh");
 
 /// What debootstrap installs into the guest: the kernel and udev to boot, sshd to be reached,
 /// and the tools ari drives on a source host (lvm2, mount and mountpoint from util-linux,
-/// rdiff-backup, rsync). python3 is rdiff-backup's interpreter, listed for clarity.
+/// rdiff-backup, rsync), and sudo, for a non-root remote user with `remote_sudo`. python3 is
+/// rdiff-backup's interpreter, listed for clarity.
 const BASE_PACKAGES: &[&str] = &[
     "systemd-sysv",
     "udev",
@@ -39,6 +40,7 @@ const BASE_PACKAGES: &[&str] = &[
     "kmod",
     "procps",
     "python3",
+    "sudo",
 ];
 
 /// Installed in the chroot once the guest's kernel is known (the script adds its headers):

@@ -56,6 +56,10 @@ const SCENARIOS: &[Scenario] = &[
         name: "ssh_filter_of_authorize_install_lets_the_lvm_and_zfs_jobs_through_and_refuses_the_rest",
         run: filtered_jobs,
     },
+    Scenario {
+        name: "ssh_filter_and_sudoers_of_authorize_installer_let_a_non_root_user_run_the_lvm_and_zfs_jobs_and_refuse_the_rest",
+        run: sudo_filtered_jobs,
+    },
 ];
 
 /// The scenario that installs the Debian package in the guest (`vm test` builds it first).
@@ -225,10 +229,11 @@ fn field(report: &str, name: &str) -> String {
 }
 
 /// Undoes whatever a failed scenario may have left (mounts and snapshots under /tmp, the
-/// scenario datasets, the filter scenario's key and filter, a clock set back), so the next scenario starts clean. Passing scenarios
-/// have already proven themselves clean, so this finds nothing after them.
+/// scenario datasets, the filter scenarios' key, filter, user and sudoers drop-in, a clock set
+/// back), so the next scenario starts clean. Passing scenarios have already proven themselves
+/// clean, so this finds nothing after them.
 fn reset_guest(vm: &Vm) -> Result<()> {
-    vm.run(&remove_filter())?;
+    vm.run(&format!("{}{}", remove_sudo_user(), remove_filter()))?;
     vm.run(
         r#"for m in $(findmnt -rn -o TARGET | grep '^/tmp/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
@@ -273,9 +278,14 @@ impl Fixture {
     /// The config: this fixture's directories, the guest's port as root, `ssh_options`, and
     /// the `extra` lines.
     fn write_config(&self, ctx: &Ctx, ssh_options: &[String], extra: &str) -> Result<()> {
+        self.write_config_as(ctx, "root", ssh_options, extra)
+    }
+
+    /// The same, logging in to the guest as `user`.
+    fn write_config_as(&self, ctx: &Ctx, user: &str, ssh_options: &[String], extra: &str) -> Result<()> {
         let options: Vec<String> = ssh_options.iter().map(|o| yaml(o)).collect();
         let config = format!(
-            "backup_store_path: {}\nstate_dir: {}\njobs_dir: {}\nssh_port: {}\nremote_user: root\nssh_options: [{}]\nretry_interval: 1\nmax_retries: 2\n{extra}",
+            "backup_store_path: {}\nstate_dir: {}\njobs_dir: {}\nssh_port: {}\nremote_user: {user}\nssh_options: [{}]\nretry_interval: 1\nmax_retries: 2\n{extra}",
             yaml(&self.p("store")),
             yaml(&self.p("state")),
             yaml(&self.p("jobs.d")),
@@ -1139,6 +1149,177 @@ fn only_key(options: &[String], key: &str) -> Vec<String> {
     kept
 }
 
+/// A fresh ed25519 key in the fixture (`id_ed25519`, its comment `comment`): the private key's
+/// path and the public key's line.
+fn fresh_key(fx: &Fixture, comment: &str) -> Result<(String, String)> {
+    let key = fx.p("id_ed25519");
+    shell::run(
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", &key]),
+    )?;
+    let public = read(&fx.path("id_ed25519.pub"))?.trim().to_string();
+    Ok((key, public))
+}
+
+/// The jobs of the filter scenarios: the LVM+rdiff job of (a) and the zfs-over-LVM job of (c),
+/// whose dataset holds a snapshot five days old for its expiry.
+struct FilteredJobs {
+    rdiff: &'static str,
+    zfs: &'static str,
+    dataset: &'static str,
+    /// The old snapshot, which the zfs job's run must expire.
+    old: String,
+    rdiff_job: String,
+    zfs_job: String,
+}
+
+impl FilteredJobs {
+    /// Prepares the guest for them (the dataset, the origins' content, the old snapshot) and
+    /// writes their files into the fixture.
+    fn new(vm: &Vm, fx: &Fixture) -> Result<FilteredJobs> {
+        let (rdiff, zfs, dataset) = ("lvm-rdiff-filtered", "zfs-lvm-filtered", "tank/backups/zfs-lvm");
+        vm.run(&format!("zfs create {dataset} && {RDIFF_ORIGIN}"))?;
+        let old = format!("{dataset}@ari-backup-old-5d");
+        old_snapshots(vm, &[(5, &old)])?;
+        let rdiff_job = fx.job(rdiff, &lvm_rdiff_job(rdiff))?.display().to_string();
+        let zfs_job = fx.job(zfs, &zfs_lvm_job(zfs, dataset, "%Y-%m-%d--%H%M%S", ""))?.display().to_string();
+        Ok(FilteredJobs { rdiff, zfs, dataset, old, rdiff_job, zfs_job })
+    }
+
+    /// `ari authorize --host 127.0.0.1 --key KEY.pub --json`, which must name one host with both
+    /// jobs; that host's part of the JSON, its allowed commands counted.
+    fn authorize_json(&self, ctx: &Ctx, fx: &Fixture, authorize: &[&str]) -> Result<serde_json::Value> {
+        fx.ari_expect(ctx, &[authorize, &["--json"]].concat(), 0)?;
+        let json: serde_json::Value = serde_json::from_str(&fx.stdout())
+            .with_context(|| format!("ari authorize --json printed {:?}", fx.stdout()))?;
+        let host = json["hosts"][0].clone();
+        ensure!(
+            json["hosts"].as_array().map_or(0, Vec::len) == 1
+                && host["jobs"] == serde_json::json!([self.rdiff, self.zfs]),
+            "ari authorize --json: expected one host with both jobs: {json}"
+        );
+        println!(
+            "  the filter lets {} commands through: {} exact lines, {} patterns",
+            allowed(&host, "allowed") + allowed(&host, "allowed_patterns"),
+            allowed(&host, "allowed"),
+            allowed(&host, "allowed_patterns")
+        );
+        Ok(host)
+    }
+
+    /// Both jobs through the filter against the real tools: the rdiff mirror holds the
+    /// snapshots, the zfs job's files arrive, its new snapshot is made and the old one expired,
+    /// `ari history` lists the new one, and `ari check --connect` finds the filter up to date.
+    /// Each runs with `--debug`, whose log holds every remote command's output, in which
+    /// neither the filter nor sudo may have refused anything (`refused_in`).
+    fn run(&self, ctx: &Ctx, fx: &Fixture) -> Result<()> {
+        let (vm, dataset, old) = (ctx.vm, self.dataset, &self.old);
+        let unrefused = |args: &[&str]| -> Result<()> {
+            let stderr = fx.ari_expect(ctx, args, 0)?;
+            let refused = refused_in(&stderr);
+            ensure!(
+                refused.is_empty(),
+                "`ari {}` was refused commands:\n{}",
+                args.join(" "),
+                refused.join("\n")
+            );
+            Ok(())
+        };
+        unrefused(&["run", &self.rdiff_job, "--debug"])?;
+        assert_mirror_is_the_snapshot(vm, fx, self.rdiff)?;
+        unrefused(&["run", &self.zfs_job, "--debug"])?;
+        let arrived = vm.run(&format!("cat /{dataset}/srv/data/state.txt"))?;
+        let snapshots = zfs_snapshots(vm, dataset)?;
+        ensure!(
+            arrived == "changed-after-snapshot\n"
+                && snapshots.len() == 1
+                && snapshots[0].starts_with(&format!("{dataset}@ari-backup-")),
+            "the zfs job through the filter: state.txt {arrived:?}, snapshots {snapshots:?} (expected one new, {old} expired)"
+        );
+        ensure!(
+            history(ctx, fx, self.zfs)?.len() == 1,
+            "ari history of {} does not list its one snapshot",
+            self.zfs
+        );
+        println!("  both jobs ran through the filter: the rdiff mirror holds the snapshots, {} made, {old} expired; ari history lists it", snapshots[0]);
+        unrefused(&["check", "--connect", "--debug"])?;
+        ensure!(fx.stdout().contains("ok: ssh filter"), "ari check --connect printed {:?}", fx.stdout());
+        println!("  ari check --connect: ok: ssh filter; no refusal in the --debug output of the three");
+        Ok(())
+    }
+
+    /// Neither job left a ledger, a snapshot or a mount.
+    fn assert_clean(&self, vm: &Vm, fx: &Fixture) -> Result<()> {
+        for label in [self.rdiff, self.zfs] {
+            assert_no_ledger(fx, label)?;
+            assert_clean(vm, label)?;
+        }
+        Ok(())
+    }
+}
+
+/// The lines of an `ari --debug` log where a remote command's output says the filter or sudo
+/// refused it. sudo logs nothing when it refuses `sudo -n` (it stops at "a password is
+/// required", before its log), and a refused probe (`mountpoint -q`, `test -d`) exits 1 as a
+/// "no" would, so this output is the only place such a refusal shows.
+fn refused_in(log: &str) -> Vec<&str> {
+    // Their stderr only: `ari check --connect` reads the filter back, whose text holds its message.
+    log.lines().filter(|l| l.contains("stderr: sudo:") || l.contains("stderr: ari-filter: refused")).collect()
+}
+
+/// How many entries the list `key` of `ari authorize --json`'s host has.
+fn allowed(host: &serde_json::Value, key: &str) -> usize {
+    host[key].as_array().map_or(0, Vec::len)
+}
+
+/// The guest's journal since `since` (epoch seconds) as journalctl's `selector` chooses it,
+/// messages only.
+fn journal(vm: &Vm, since: &str, selector: &str) -> Result<String> {
+    vm.run(&format!("journalctl -q --no-pager -o cat {selector} --since @{since}"))
+}
+
+/// The same, once a line satisfies `found` (journald may take a moment), or after 10 s.
+fn journal_with(vm: &Vm, since: &str, selector: &str, found: impl Fn(&str) -> bool) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged = journal(vm, since, selector)?;
+        if logged.lines().any(&found) || Instant::now() > deadline {
+            return Ok(logged);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The filter's journal lines (`-t ari-filter`) that refused a command: all but the installer's
+/// own test of the filter, which it refuses on purpose.
+fn filter_refusals(logged: &str) -> Vec<&str> {
+    logged.lines().filter(|l| !l.ends_with(": ari-filter-self-test")).collect()
+}
+
+/// `id` through the filtered key (`options`, as `user`) is refused with 126, and logged to the
+/// guest's journal since `since`.
+fn assert_refused_outside_the_plans(vm: &Vm, options: &[String], user: &str, since: &str) -> Result<()> {
+    let out = Command::new("ssh")
+        .args(["-F", "/dev/null"])
+        .args(options)
+        .args(["-o", "ControlPath=none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .args(["-p", &vm.port.to_string(), &format!("{user}@127.0.0.1"), "id"])
+        .stdin(Stdio::null())
+        .output()
+        .context("start ssh")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(126) && stderr.contains("ari-filter: refused") && out.stdout.is_empty(),
+        "`id` with the filtered key: {} (expected 126), stdout {:?}, stderr {stderr:?}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let refused = |l: &str| l.ends_with(": not a command of the jobs: id");
+    let logged = journal_with(vm, since, "-t ari-filter", refused)?;
+    ensure!(logged.lines().any(refused), "the refused `id` is not in the guest's journal:\n{logged}");
+    println!("  `id` with the filtered key: exit 126, logged: {}", logged.lines().last().unwrap_or_default());
+    Ok(())
+}
+
 /// i. `ari authorize --install` in the guest, for a key of the scenario's own (the harness's
 /// key must stay unfiltered, or the runner could not reset the guest): the LVM+rdiff job of (a)
 /// and the zfs-over-LVM job of (c), with the expiry of an old snapshot, run through the filter
@@ -1148,49 +1329,16 @@ fn only_key(options: &[String], key: &str) -> Vec<String> {
 fn filtered_jobs(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let fx = Fixture::without_config()?;
-    let key = fx.p("id_ed25519");
-    shell::run(Command::new("ssh-keygen").args([
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        FILTER_KEY_COMMENT,
-        "-f",
-        &key,
-    ]))?;
-    let public = read(&fx.path("id_ed25519.pub"))?.trim().to_string();
+    let (key, public) = fresh_key(&fx, FILTER_KEY_COMMENT)?;
     let options = only_key(&vm.ssh_options(), &key);
     fx.write_config(ctx, &options, &format!("ssh_filter_path: {FILTER_PATH}\n"))?;
     let since = vm.run("date +%s")?.trim().to_string();
     vm.run(&format!("printf '%s\\n' '{public}' >> /root/.ssh/authorized_keys"))?;
     let result = (|| {
-        let (rdiff, zfs, dataset) = ("lvm-rdiff-filtered", "zfs-lvm-filtered", "tank/backups/zfs-lvm");
-        vm.run(&format!("zfs create {dataset} && {RDIFF_ORIGIN}"))?;
-        let old = format!("{dataset}@ari-backup-old-5d");
-        old_snapshots(vm, &[(5, &old)])?;
-        let rdiff_job = fx.job(rdiff, &lvm_rdiff_job(rdiff))?.display().to_string();
-        let zfs_job = fx.job(zfs, &zfs_lvm_job(zfs, dataset, "%Y-%m-%d--%H%M%S", ""))?.display().to_string();
-
+        let jobs = FilteredJobs::new(vm, &fx)?;
         let public_file = fx.p("id_ed25519.pub");
         let authorize = ["authorize", "--host", "127.0.0.1", "--key", &public_file];
-        fx.ari_expect(ctx, &[&authorize[..], &["--json"]].concat(), 0)?;
-        let json: serde_json::Value = serde_json::from_str(&fx.stdout())
-            .with_context(|| format!("ari authorize --json printed {:?}", fx.stdout()))?;
-        let host = &json["hosts"][0];
-        let count = |key: &str| host[key].as_array().map_or(0, Vec::len);
-        ensure!(
-            json["hosts"].as_array().map_or(0, Vec::len) == 1
-                && host["jobs"] == serde_json::json!([rdiff, zfs]),
-            "ari authorize --json: expected one host with both jobs: {json}"
-        );
-        println!(
-            "  the filter lets {} commands through: {} exact lines, {} patterns",
-            count("allowed") + count("allowed_patterns"),
-            count("allowed"),
-            count("allowed_patterns")
-        );
+        jobs.authorize_json(ctx, &fx, &authorize)?;
         fx.ari_expect(ctx, &[&authorize[..], &["--install"]].concat(), 0)?;
         let out = fx.stdout();
         ensure!(
@@ -1206,68 +1354,13 @@ fn filtered_jobs(ctx: &Ctx) -> Result<()> {
         );
         println!("  installed: {FILTER_PATH} 0755, the key's line restrict,command=...");
 
-        fx.ari_expect(ctx, &["run", &rdiff_job], 0)?;
-        assert_mirror_is_the_snapshot(vm, &fx, rdiff)?;
-        fx.ari_expect(ctx, &["run", &zfs_job], 0)?;
-        let arrived = vm.run(&format!("cat /{dataset}/srv/data/state.txt"))?;
-        let snapshots = zfs_snapshots(vm, dataset)?;
-        ensure!(
-            arrived == "changed-after-snapshot\n"
-                && snapshots.len() == 1
-                && snapshots[0].starts_with(&format!("{dataset}@ari-backup-")),
-            "the zfs job through the filter: state.txt {arrived:?}, snapshots {snapshots:?} (expected one new, {old} expired)"
-        );
-        ensure!(history(ctx, &fx, zfs)?.len() == 1, "ari history of {zfs} does not list its one snapshot");
-        println!("  both jobs ran through the filter: the rdiff mirror holds the snapshots, {} made, {old} expired", snapshots[0]);
-        fx.ari_expect(ctx, &["check", "--connect"], 0)?;
-        ensure!(fx.stdout().contains("ok: ssh filter"), "ari check --connect printed {:?}", fx.stdout());
-
-        // The installer's own test of the filter is refused and logged on purpose; nothing else
-        // may be.
-        let journal = || vm.run(&format!("journalctl -q --no-pager -o cat -t ari-filter --since @{since}"));
-        let logged = journal()?;
-        let refused: Vec<&str> = logged.lines().filter(|l| !l.ends_with(": ari-filter-self-test")).collect();
+        jobs.run(ctx, &fx)?;
+        let refused = journal(vm, &since, "-t ari-filter")?;
+        let refused = filter_refusals(&refused);
         ensure!(refused.is_empty(), "the filter refused commands of the jobs:\n{}", refused.join("\n"));
-        println!("  ari check --connect: ok: ssh filter; journalctl -t ari-filter: nothing refused");
-
-        let out = Command::new("ssh")
-            .args(["-F", "/dev/null"])
-            .args(&options)
-            .args(["-o", "ControlPath=none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
-            .args(["-p", &vm.port.to_string(), "root@127.0.0.1", "id"])
-            .stdin(Stdio::null())
-            .output()
-            .context("start ssh")?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        ensure!(
-            out.status.code() == Some(126) && stderr.contains("ari-filter: refused") && out.stdout.is_empty(),
-            "`id` with the filtered key: {} (expected 126), stdout {:?}, stderr {stderr:?}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let logged = loop {
-            let logged = journal()?;
-            if logged.lines().any(|l| l.ends_with(": not a command of the jobs: id"))
-                || Instant::now() > deadline
-            {
-                break logged;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        };
-        ensure!(
-            logged.lines().any(|l| l.ends_with(": not a command of the jobs: id")),
-            "the refused `id` is not in the guest's journal:\n{logged}"
-        );
-        println!(
-            "  `id` with the filtered key: exit 126, logged: {}",
-            logged.lines().last().unwrap_or_default()
-        );
-        for label in [rdiff, zfs] {
-            assert_no_ledger(&fx, label)?;
-            assert_clean(vm, label)?;
-        }
-        Ok(())
+        println!("  journalctl -t ari-filter: nothing refused");
+        assert_refused_outside_the_plans(vm, &options, "root", &since)?;
+        jobs.assert_clean(vm, &fx)
     })();
     let removed = vm.run(&format!(
         "{}zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm\n\
@@ -1277,6 +1370,225 @@ fn filtered_jobs(ctx: &Ctx) -> Result<()> {
     result?;
     removed.context("removing the scenario's key line and filter from the guest")?;
     println!("  the key's line and the filter removed from the guest");
+    Ok(())
+}
+
+/// The non-root remote user of the sudo scenario, which it creates in the guest.
+const SUDO_USER: &str = "ari-backup";
+
+/// The comment of the sudo scenario's own key.
+const SUDO_KEY_COMMENT: &str = "ari-vm-sudo-scenario";
+
+/// The sudoers drop-in that the installer writes for `SUDO_USER` (`/etc/sudoers.d/ari-USER`).
+const SUDO_DROP_IN: &str = "/etc/sudoers.d/ari-ari-backup";
+
+/// What sudo logs when it refuses a command: the lines of a refusal in its journal (not of a
+/// refused `sudo -n`, which sudo does not log: `refused_in`).
+const SUDO_DENIALS: &[&str] = &[
+    "command not allowed",
+    "a password is required",
+    "incorrect password",
+    "NOT in sudoers",
+    "authentication failure",
+];
+
+/// The guest script that removes what the sudo scenario adds there (the user, its home with
+/// the key's line, every drop-in of ari), except the filter (`remove_filter`).
+fn remove_sudo_user() -> String {
+    format!(
+        "if id -u {SUDO_USER} >/dev/null 2>&1; then userdel -f -r {SUDO_USER} >/dev/null 2>&1 || true; fi\n\
+         rm -rf --one-file-system /home/{SUDO_USER}\n\
+         rm -f /etc/sudoers.d/ari-*\n"
+    )
+}
+
+/// The guest script that prints `left:` and whatever of the sudo scenario is still there.
+fn sudo_leftovers() -> String {
+    format!(
+        "left=''\n\
+         if id -u {SUDO_USER} >/dev/null 2>&1; then left=\"$left user {SUDO_USER}\"; fi\n\
+         if [ -e /home/{SUDO_USER} ]; then left=\"$left /home/{SUDO_USER}\"; fi\n\
+         for f in /etc/sudoers.d/ari-*; do if [ -e \"$f\" ]; then left=\"$left $f\"; fi; done\n\
+         if [ -e {FILTER_PATH} ]; then left=\"$left {FILTER_PATH}\"; fi\n\
+         echo \"left:$left\"\n"
+    )
+}
+
+/// The processes in the guest that a job under sudo may leave (`left_by_sudo_jobs`).
+fn sudo_processes(vm: &Vm) -> Result<Vec<String>> {
+    Ok(left_by_sudo_jobs(&vm.run("ps -eo pid=,ruser:20=,user:20=,args=")?))
+}
+
+/// The lines of `ps -eo pid=,ruser=,user=,args=` that a job under sudo may have left: a process
+/// of `SUDO_USER` (its real or effective user), sudo, rdiff-backup's server or rsync; not the
+/// `ps` itself.
+fn left_by_sudo_jobs(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let args = words.get(3..).map(|a| a.join(" ")).unwrap_or_default();
+            !args.starts_with("ps -eo")
+                && (words.get(1..3).is_some_and(|users| users.contains(&SUDO_USER))
+                    || args.starts_with("sudo ")
+                    || args.contains("rdiff-backup server")
+                    || args.contains("rsync"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// j. The same two jobs as (i), as a non-root remote user through the filter and sudo
+/// (`remote_sudo`): the user is created in the guest, `ari authorize --installer` is piped to
+/// `sh` as root there (the admin's way), installing the sudoers drop-in (checked by visudo),
+/// the filter and the key's line in the user's own authorized_keys; the jobs run with nothing
+/// refused by the filter or by sudo and nothing of theirs left running; a command outside the
+/// plans is refused by the filter (126), and one outside the drop-in by sudo. The user, its
+/// home, the drop-in and the filter are removed at the end, and by `reset_guest` after a
+/// failure.
+fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let fx = Fixture::without_config()?;
+    let (key, public) = fresh_key(&fx, SUDO_KEY_COMMENT)?;
+    let options = only_key(&vm.ssh_options(), &key);
+    fx.write_config_as(
+        ctx,
+        SUDO_USER,
+        &options,
+        &format!("remote_sudo: true\nssh_filter_path: {FILTER_PATH}\n"),
+    )?;
+    let since = vm.run("date +%s")?.trim().to_string();
+    let home = format!("/home/{SUDO_USER}");
+    let result = (|| {
+        let passwd = vm.run(&format!("useradd -m -s /bin/sh {SUDO_USER} && getent passwd {SUDO_USER}"))?;
+        println!("  user made: {}", passwd.trim());
+        let jobs = FilteredJobs::new(vm, &fx)?;
+        let public_file = fx.p("id_ed25519.pub");
+        let authorize = ["authorize", "--host", "127.0.0.1", "--key", &public_file];
+        let host = jobs.authorize_json(ctx, &fx, &authorize)?;
+        let sudoers = host["sudoers"].as_str().with_context(|| format!("no sudoers drop-in in {host}"))?;
+        let rules = sudoers.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+        let lines: Vec<&str> =
+            host["allowed"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
+        ensure!(
+            host["destination"] == format!("{SUDO_USER}@127.0.0.1")
+                && lines.iter().all(|l| l.starts_with("sudo -n -- "))
+                && rules == allowed(&host, "allowed") + allowed(&host, "allowed_patterns"),
+            "ari authorize --json under remote_sudo: expected {SUDO_USER}@127.0.0.1, every line through `sudo -n --` and a rule per command: {host}"
+        );
+        println!("  the sudoers drop-in has {rules} rules, one per command");
+
+        fx.ari_expect(ctx, &[&authorize[..], &["--installer"]].concat(), 0)?;
+        let installer = fx.path("installer.sh");
+        fs::write(&installer, fx.stdout())?;
+        println!("$ ari authorize ... --installer | ssh root@guest sh");
+        let mut install = vm.ssh("sh");
+        install.stdin(fs::File::open(&installer)?);
+        let out = install.output().context("start ssh")?;
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let keys = format!("{home}/.ssh/authorized_keys");
+        ensure!(
+            out.status.success()
+                && stdout.lines().any(|l| l == format!("ari: installed {SUDO_DROP_IN}"))
+                && stdout.lines().any(|l| {
+                    l.starts_with(&format!("ari: installed {FILTER_PATH} (sha256 "))
+                        && l.ends_with(&format!(") and the key's line in {keys}"))
+                }),
+            "the installer, run as root in the guest: {}, stdout {stdout:?}, stderr {stderr:?}",
+            out.status
+        );
+        for line in stdout.lines() {
+            println!("  {line}");
+        }
+        let report = vm.run(&format!(
+            "echo \"dir: $(stat -c '%U %a' {home}/.ssh)\"\n\
+             echo \"keys: $(stat -c '%U %a' {keys})\"\n\
+             echo \"drop-in: $(stat -c '%U %a' {SUDO_DROP_IN})\"\n\
+             echo \"filter: $(stat -c '%U %a' {FILTER_PATH})\"\n\
+             echo \"rules: $(grep -c '^{SUDO_USER} ALL=(root) NOPASSWD: /' {SUDO_DROP_IN})\"\n\
+             echo \"unfilled: $(grep -c 'NOPASSWD: @' {SUDO_DROP_IN})\"\n\
+             echo \"visudo: $(visudo -c >/dev/null 2>&1 && echo ok)\"\n\
+             echo \"groups: $(stat -c '%G' {home}/.ssh {keys} | xargs)\""
+        ))?;
+        let key_line = vm.run(&format!("cat {keys}"))?;
+        let expected = [
+            ("dir", format!("{SUDO_USER} 700")),
+            ("keys", format!("{SUDO_USER} 600")),
+            ("drop-in", "root 440".to_string()),
+            ("filter", "root 755".to_string()),
+            ("rules", rules.to_string()),
+            ("unfilled", "0".to_string()),
+            ("visudo", "ok".to_string()),
+        ];
+        let wrong: Vec<String> = expected
+            .iter()
+            .filter(|(name, value)| field(&report, name) != *value)
+            .map(|(name, value)| format!("{name} is `{}`, expected `{value}`", field(&report, name)))
+            .collect();
+        ensure!(wrong.is_empty(), "after the installer: {}\n{report}", wrong.join("; "));
+        ensure!(
+            key_line == format!("restrict,command=\"{FILTER_PATH}\" {public}\n"),
+            "{keys} holds {key_line:?}, expected only the key's restrict line"
+        );
+        println!(
+            "  {keys} (the user's, 0600; .ssh 0700; groups {}) holds exactly the key's restrict line; {SUDO_DROP_IN} root 0440, {rules} rules with the guest's paths, visudo -c ok",
+            field(&report, "groups")
+        );
+
+        jobs.run(ctx, &fx)?;
+        let refused = journal(vm, &since, "-t ari-filter")?;
+        let refused = filter_refusals(&refused);
+        let logged = journal(vm, &since, "_COMM=sudo")?;
+        let denied: Vec<&str> =
+            logged.lines().filter(|l| SUDO_DENIALS.iter().any(|d| l.contains(d))).collect();
+        ensure!(
+            refused.is_empty() && denied.is_empty(),
+            "commands of the jobs were refused; by the filter:\n{}\nby sudo:\n{}",
+            refused.join("\n"),
+            denied.join("\n")
+        );
+        let ran = logged
+            .lines()
+            .filter(|l| l.starts_with(&format!("{SUDO_USER} : ")) && l.contains("COMMAND="))
+            .count();
+        println!("  journalctl -t ari-filter: nothing refused; _COMM=sudo: {ran} commands of {SUDO_USER} run as root, none refused");
+        // sshd ends a session's processes a moment after its connection closes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let left = loop {
+            let left = sudo_processes(vm)?;
+            if left.is_empty() || Instant::now() > deadline {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        ensure!(left.is_empty(), "processes of the jobs are left in the guest:\n{}", left.join("\n"));
+        println!("  no process of {SUDO_USER}, sudo, rdiff-backup or rsync left in the guest");
+
+        assert_refused_outside_the_plans(vm, &options, SUDO_USER, &since)?;
+        // sudo refuses it without logging it (`refused_in`); what it says is the proof.
+        let out = vm.run(&format!(
+            "cd / && su -s /bin/sh {SUDO_USER} -c 'sudo -n /usr/bin/id' 2>&1; echo \"exit=$?\""
+        ))?;
+        ensure!(
+            out.lines().any(|l| l == "sudo: a password is required")
+                && out.ends_with("\nexit=1\n")
+                && !out.contains("uid="),
+            "sudo -n /usr/bin/id as {SUDO_USER}, which the drop-in does not allow: {out:?} (expected sudo's refusal, exit 1)"
+        );
+        println!("  sudo -n /usr/bin/id as {SUDO_USER}: refused, exit 1: sudo: a password is required");
+        jobs.assert_clean(vm, &fx)
+    })();
+    let removed = vm.run(&format!(
+        "{}{}zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm\n{}",
+        remove_sudo_user(),
+        remove_filter(),
+        sudo_leftovers()
+    ));
+    result?;
+    let left =
+        field(&removed.context("removing the scenario's user, drop-in and filter from the guest")?, "left");
+    ensure!(left.is_empty(), "left in the guest after the cleanup: {left}");
+    println!("  the user, its home, the drop-in and the filter removed from the guest");
     Ok(())
 }
 
@@ -1292,6 +1604,8 @@ mod tests {
             ["crash_ledger_recover_undoes_real_snapshots_and_mounts"]
         );
         assert_eq!(select(&["zfs_over".into(), "backs_up_the_snapshot".into()]).unwrap().len(), 2);
+        // Both filter scenarios, as `cargo xtask vm test ssh_filter` runs them.
+        assert_eq!(select(&["ssh_filter".into()]).unwrap().len(), 2);
         assert!(select(&["no-such-scenario".into()]).is_err());
     }
 
@@ -1388,6 +1702,32 @@ mod tests {
             ]
         );
         assert!(remove_filter().contains("rmdir /usr/local/lib/ari-backup "));
+    }
+
+    #[test]
+    fn the_sudo_scenario_finds_what_its_jobs_left_running_and_what_its_cleanup_left() {
+        let listing = "    1 root                 root                 /sbin/init\n\
+                       412 ari-backup           root                 sudo -n -- /bin/sh -c sleep 120\n\
+                       413 root                 root                 sleep 120\n\
+                       420 ari-backup           ari-backup           sh -c echo ari-remote-pgid\n\
+                       430 root                 root                 rsync --server -logDtpre.iLsfxCIvu . /tank\n\
+                       440 root                 root                 /usr/bin/python3 /usr/bin/rdiff-backup server\n\
+                       450 root                 root                 ps -eo pid=,ruser:20=,user:20=,args=\n\
+                       460 root                 root                 sshd: root@notty\n";
+        let left: Vec<String> = left_by_sudo_jobs(listing);
+        let pids: Vec<&str> = left.iter().filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(pids, ["412", "420", "430", "440"]);
+        assert!(left_by_sudo_jobs("    1 root root /sbin/init\n").is_empty());
+        assert!(remove_sudo_user().contains("userdel -f -r ari-backup"));
+        assert!(sudo_leftovers().contains("for f in /etc/sudoers.d/ari-*;"));
+        assert_eq!(
+            refused_in("ari (x) [DEBUG] stderr: sudo: a password is required\nari (x) [DEBUG] stderr: ari-remote-pgid\nari (x) [DEBUG] stderr: ari-filter: refused (not a command of the jobs): ...\nari (x) [DEBUG] stdout: \techo \"ari-filter: refused ($1): ...\" >&2\n"),
+            ["ari (x) [DEBUG] stderr: sudo: a password is required", "ari (x) [DEBUG] stderr: ari-filter: refused (not a command of the jobs): ..."]
+        );
+        assert_eq!(
+            filter_refusals("refused for root from 10.0.2.2: not a command of the jobs: ari-filter-self-test\nrefused for root from 10.0.2.2: not a command of the jobs: id\n"),
+            ["refused for root from 10.0.2.2: not a command of the jobs: id"]
+        );
     }
 
     #[test]
