@@ -62,6 +62,11 @@ fn back_up_three_versions(src: &Path, mut backup: impl FnMut()) {
     backup();
 }
 
+/// `ari restore JOB PATH --to TO EXTRA...` to its end.
+fn restore(mut ari: std::process::Command, job: &str, path: &Path, to: &Path, extra: &[&str]) -> Output {
+    run(ari.args(["restore", job]).arg(path).arg("--to").arg(to).args(extra))
+}
+
 /// `ari restore` of `path` at `at` into a fresh directory; the restored path.
 fn restore_at(
     ari: impl Fn() -> std::process::Command,
@@ -128,28 +133,15 @@ fn an_rdiff_job_restores_a_file_and_a_directory_at_each_time_locally_and_remotel
         );
 
         // Never over what is there without --force; with it, replaced.
-        let out =
-            run(fx.ari().args(["restore", name]).arg(&a).arg("--to").arg(to("latest")).args(["--at", "2B"]));
+        let out = restore(fx.ari(), name, &a, &to("latest"), &["--at", "2B"]);
         assert_exit(&out, 2);
         assert!(stderr(&out).contains("exists, and ari never overwrites"), "{}", stderr(&out));
         assert_eq!(read(&to("latest").join(a.strip_prefix("/").unwrap())), "three!!", "left as it was");
-        let out = run(fx
-            .ari()
-            .args(["restore", name])
-            .arg(&a)
-            .arg("--to")
-            .arg(to("latest"))
-            .args(["--at", "2B", "--force"]));
+        let out = restore(fx.ari(), name, &a, &to("latest"), &["--at", "2B", "--force"]);
         assert_exit(&out, 0);
         assert_eq!(read(&to("latest").join(a.strip_prefix("/").unwrap())), "one");
         std::fs::write(to("d0B").join(d.strip_prefix("/").unwrap()).join("stray"), "x").unwrap();
-        let out = run(fx
-            .ari()
-            .args(["restore", name])
-            .arg(&d)
-            .arg("--to")
-            .arg(to("d0B"))
-            .args(["--at", "1B", "--force"]));
+        let out = restore(fx.ari(), name, &d, &to("d0B"), &["--at", "1B", "--force"]);
         assert_exit(&out, 0);
         assert_eq!(
             tree(&to("d0B").join(d.strip_prefix("/").unwrap())),
@@ -274,13 +266,7 @@ fn a_zfs_job_restores_out_of_its_snapshots_from_a_local_and_a_remote_zfs_host() 
         // With --force, the directory becomes what the backup holds: `y` comes back, nothing
         // else of what was there stays.
         std::fs::write(to("d0B").join(d.strip_prefix("/").unwrap()).join("stray"), "x").unwrap();
-        let out = run(zfs
-            .ari()
-            .args(["restore", "web"])
-            .arg(&d)
-            .arg("--to")
-            .arg(to("d0B"))
-            .args(["--at", "1B", "--force"]));
+        let out = restore(zfs.ari(), "web", &d, &to("d0B"), &["--at", "1B", "--force"]);
         assert_exit(&out, 0);
         assert_eq!(
             tree(&to("d0B").join(d.strip_prefix("/").unwrap())),
