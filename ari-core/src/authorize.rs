@@ -86,6 +86,8 @@ impl HostFilter {
     /// replaced by the new one and every other line is kept as it was.
     pub fn installer(&self, key: &str) -> String {
         let blob = key.split_whitespace().nth(1).unwrap_or(key);
+        // The key's earlier lines are found by its blob: a fragment would match other keys'.
+        assert!(check_key_blob(blob).is_ok(), "the caller checks the key (check_key_blob)");
         let dir = std::path::Path::new(&self.path).parent().map(|d| d.to_string_lossy().into_owned());
         let owner = self.destination.split_once('@').map(|(user, _)| user.to_string());
         let keys = match (&self.keys_file, &owner) {
@@ -131,7 +133,7 @@ impl HostFilter {
         out.push_str("dir=$(dirname \"$keys\"); [ -d \"$dir\" ] || { mkdir -p \"$dir\"; chmod 700 \"$dir\"; made_dir=1; }\n");
         out.push_str("[ -e \"$keys\" ] || : > \"$keys\"\n");
         out.push_str(&format!(
-            "grep -v -F {} \"$keys\" > \"$keys.ari-new\" || :\nprintf '%s\\n' {} >> \"$keys.ari-new\"\nchmod 600 \"$keys.ari-new\"; mv -f \"$keys.ari-new\" \"$keys\"\n",
+            "grep -v -F -e {} \"$keys\" > \"$keys.ari-new\" || :\nprintf '%s\\n' {} >> \"$keys.ari-new\"\nchmod 600 \"$keys.ari-new\"; mv -f \"$keys.ari-new\" \"$keys\"\n",
             single_quoted(blob),
             single_quoted(&self.key_line(key))
         ));
@@ -476,6 +478,17 @@ impl HostFilter {
     }
 }
 
+/// Checks the base64 part of a public key (`AAAAC3Nza...`), which the installer uses to find the
+/// key's earlier lines: base64 characters only, and at least a key's length (an ed25519 key's
+/// is 68), so that no other line can hold it by chance.
+pub fn check_key_blob(blob: &str) -> Result<(), String> {
+    if blob.len() < 64 || !blob.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return Err(format!("`{}` is not the base64 of an ssh public key", crate::kinds::shown(blob)));
+    }
+    Ok(())
+}
+
 /// The SHA-256 of `bytes`, in lower-case hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -606,6 +619,15 @@ mod tests {
             assert!(pattern.matches(&sent), "{sent}");
             assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c 'kill -TERM -4242 "), sudo, "{sent}");
             assert!(!pattern.matches(&sent.replacen("4242", "4243", 1)));
+        }
+    }
+
+    #[test]
+    fn only_a_whole_key_finds_the_lines_to_replace() {
+        let ed25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIIi3/KiBx6I57HhhK0BWRDin8cFptzgqsjcSwWimX1YT";
+        assert!(check_key_blob(ed25519).is_ok());
+        for bad in ["", "A", "AAAA", &ed25519[..40], &format!("{ed25519};rm"), &format!("{ed25519} x")] {
+            assert!(check_key_blob(bad).is_err(), "{bad}");
         }
     }
 

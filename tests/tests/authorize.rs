@@ -274,6 +274,14 @@ fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since(
     let [_, db, _] = rig.write_jobs();
     let key = format!("{}.pub", rig.sshd.client_key_path().display());
 
+    // A key file whose key is a fragment (it would match other lines) is refused first.
+    let short = rig.world.fx.path("short.pub");
+    std::fs::write(&short, "ssh-ed25519 AAAA admin@x\n").unwrap();
+    let out =
+        run(rig.world.ari().args(["authorize", "--host", rig.host(), "--install", "--key"]).arg(&short));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("is not the base64 of an ssh public key"), "{}", stderr(&out));
+
     let out = run(rig.world.ari().args(["authorize", "--host", rig.host(), "--key", &key, "--install"]));
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("ari: installed"), "{}", stdout(&out));

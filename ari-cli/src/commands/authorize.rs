@@ -175,7 +175,7 @@ fn public_key(file: Option<&str>) -> Result<Option<String>, String> {
             Ok(text) => {
                 let line = text.lines().next().unwrap_or_default().trim().to_string();
                 let mut words = line.split_whitespace();
-                let (Some(kind), Some(_)) = (words.next(), words.next()) else {
+                let (Some(kind), Some(blob)) = (words.next(), words.next()) else {
                     return Err(format!(
                         "--key {}: not an ssh public key (`TYPE KEY [COMMENT]`)",
                         path.display()
@@ -183,6 +183,11 @@ fn public_key(file: Option<&str>) -> Result<Option<String>, String> {
                 };
                 if !(kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-")) {
                     return Err(format!("--key {}: `{kind}` is no ssh public key type", path.display()));
+                }
+                // The installer removes every authorized_keys line that holds this text: it must
+                // be a whole key, never a fragment that other lines share.
+                if let Err(why) = authorize::check_key_blob(blob) {
+                    return Err(format!("--key {}: {why}", path.display()));
                 }
                 return Ok(Some(line));
             }
