@@ -29,20 +29,7 @@ pub fn history(context: &Context, name: &str, json: bool) -> i32 {
         )]);
     };
     ari_core::log_context::set_job_label(Some(plan.label()));
-    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
-        Ok(output) => output,
-        Err(err) => {
-            log::error!("listing the backups failed: {}", super::chain(&err));
-            return exit::JOB_FAILED;
-        }
-    };
-    let mut backups = match (query.parse)(&output.stdout) {
-        Ok(backups) => backups,
-        Err(why) => {
-            log::error!("{} printed what ari cannot read: {why}", query.command);
-            return exit::JOB_FAILED;
-        }
-    };
+    let Some(mut backups) = list(plan, query) else { return exit::JOB_FAILED };
     backups.sort_by_key(|b| std::cmp::Reverse(b.time));
     let text = if json {
         as_json(plan.label(), plan.backend, &backups)
@@ -54,17 +41,38 @@ pub fn history(context: &Context, name: &str, json: bool) -> i32 {
     exit::SUCCESS
 }
 
-fn local_time(time: i64) -> String {
-    jiff::Timestamp::from_second(time)
-        .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string())
-        .unwrap_or_else(|_| time.to_string())
+/// The backups `query` lists for `plan`'s job (read-only, on whichever host holds the store);
+/// none, with the error logged, when the listing fails or prints what ari cannot read.
+pub fn list(
+    plan: &ari_core::pipeline::JobPlan,
+    query: &ari_core::plugin::HistoryQuery,
+) -> Option<Vec<StoredBackup>> {
+    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
+        Ok(output) => output,
+        Err(err) => {
+            log::error!("listing the backups failed: {}", super::chain(&err));
+            return None;
+        }
+    };
+    match (query.parse)(&output.stdout) {
+        Ok(backups) => Some(backups),
+        Err(why) => {
+            log::error!("{} printed what ari cannot read: {why}", query.command);
+            None
+        }
+    }
 }
 
 fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
     let mut out = format!("job {label} ({backend}): {} backups, newest first\n", backups.len());
     for backup in backups {
         let size = backup.size.map(humane_bytes).unwrap_or_else(|| "-".into());
-        out.push_str(&format!("  {:<26} {:>10}  {}\n", local_time(backup.time), size, backup.name));
+        out.push_str(&format!(
+            "  {:<26} {:>10}  {}\n",
+            ari_core::restore::shown_time(backup.time),
+            size,
+            backup.name
+        ));
     }
     out
 }

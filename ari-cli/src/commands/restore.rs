@@ -8,7 +8,6 @@ use std::path::Path;
 use ari_core::error::chain;
 use ari_core::exit;
 use ari_core::plugin::{join_path, relative_to, RestoreRequest};
-use ari_core::process::Runner;
 use ari_core::restore::{self, RestoreError};
 use ari_core::step::Host;
 
@@ -73,20 +72,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     };
 
     // Which backup: from what the store holds now.
-    let listed = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
-        Ok(output) => output,
-        Err(err) => {
-            log::error!("listing the backups failed: {}", chain(&err));
-            return exit::JOB_FAILED;
-        }
-    };
-    let backups = match (query.parse)(&listed.stdout) {
-        Ok(backups) => backups,
-        Err(why) => {
-            log::error!("{} printed what ari cannot read: {why}", query.command);
-            return exit::JOB_FAILED;
-        }
-    };
+    let Some(backups) = super::history::list(plan, query) else { return exit::JOB_FAILED };
     let now = jiff::Timestamp::now().as_second();
     let backup = match restore::select(&backups, request.at.as_deref(), now) {
         Ok(backup) => backup,
