@@ -420,6 +420,13 @@ fn argv_of(program: &crate::step::Program) -> Vec<String> {
 /// `{}` one or more of `chars`. An argument sudoers cannot hold (a newline) is an error.
 fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String), String> {
     let Some((program, args)) = words.split_first() else { return Err("an empty command".into()) };
+    // The installer finds the program by this name and writes its path into the rule.
+    if program.is_empty() || !program.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.+-/".contains(&b)) {
+        return Err(format!(
+            "the program `{}` is no name a sudoers rule can hold: give the hook a plain program name or path",
+            crate::kinds::shown(program)
+        ));
+    }
     let joined = args.join(" ");
     if joined.contains(['\n', '\r']) {
         return Err(format!(
@@ -629,6 +636,21 @@ mod tests {
         for bad in ["", "A", "AAAA", &ed25519[..40], &format!("{ed25519};rm"), &format!("{ed25519} x")] {
             assert!(check_key_blob(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_sudoers_rule_holds_a_plain_program_and_its_arguments_literally() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            sudo_entry(&words(&["mount", "-o", "ro,noatime", "/dev/x", "/mnt"]), None).unwrap(),
+            ("mount".to_string(), "^-o ro\\,noatime /dev/x /mnt$".to_string())
+        );
+        assert_eq!(
+            sudo_entry(&words(&["zfs", "snapshot", "p/x@a-{}"]), Some(Chars::ZFS_NAME)).unwrap().1,
+            "^snapshot p/x@a-[A-Za-z0-9_.:-]+$"
+        );
+        assert!(sudo_entry(&words(&["/bin/sh", "-c", "a\nb"]), None).is_err(), "a line break");
+        assert!(sudo_entry(&words(&["x|y", "z"]), None).is_err(), "a program sed and sudoers cannot hold");
     }
 
     #[test]

@@ -311,6 +311,10 @@ fn snapshot_listing(stdout: &str) -> Result<Vec<StoredBackup>, String> {
                 return Err(format!("a zfs list line that is not name, creation and used: `{line}`"));
             };
             let (_, snapshot) = name.split_once('@').ok_or_else(|| format!("`{name}` is no snapshot"))?;
+            // The name goes into the path `ari restore` reads (`.zfs/snapshot/NAME`).
+            if !is_zfs_name(snapshot) {
+                return Err(format!("`{}` is no snapshot name ZFS makes", ari_core::kinds::shown(snapshot)));
+            }
             let time = creation
                 .parse::<i64>()
                 .map_err(|_| format!("a creation time that is no number: `{line}`"))?;
@@ -354,6 +358,10 @@ mod tests {
             ]
         );
         assert!(snapshot_listing("pool/x\t1\t2\n").is_err());
+        assert!(
+            snapshot_listing("pool/x@../../etc\t1\t2\n").is_err(),
+            "a name that would leave .zfs/snapshot"
+        );
         assert!(snapshot_listing("pool/x@a\tsoon\t2\n").is_err());
     }
 
