@@ -722,18 +722,22 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Tran
     // the job's own volume.
     if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
         let output = runner.run(&probe.query)?;
-        if !runner.is_dry_run() && !probe.matches(&output.stdout) {
+        let shown = output.stdout().map_err(|too_long| StepError::Expand {
+            command: probe.query.to_string(),
+            message: too_long.to_string(),
+        })?;
+        if !runner.is_dry_run() && !probe.matches(shown) {
             return Err(StepError::NotOurs {
                 query: probe.query.to_string(),
                 expected: probe.expect.as_deref().unwrap_or_default().join(" "),
-                found: output.stdout.split_whitespace().collect::<Vec<_>>().join(" "),
+                found: shown.split_whitespace().collect::<Vec<_>>().join(" "),
             });
         }
     }
     match &step.action {
         Action::Run(command) => match runner.run(command) {
             Ok(output) => {
-                Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(&output.stdout)))
+                Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(output.shown_stdout())))
             }
             Err(ProcessError::Exited { code, stderr, .. })
                 if step.tolerated.iter().any(|t| t.accepts(code, &stderr)) =>
@@ -755,7 +759,10 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Tran
             if runner.is_dry_run() {
                 return Ok(None);
             }
-            let commands = expand(&output.stdout)
+            let commands = output
+                .stdout()
+                .map_err(|too_long| too_long.to_string())
+                .and_then(|printed| expand(printed))
                 .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
             // A remote command the step does not declare never runs: what `ari authorize` lets
             // through a host's filter is what the step may expand to.

@@ -33,13 +33,51 @@ const MARKER_GRACE: Duration = Duration::from_secs(1);
 /// How often ari looks for a starting master connection's control socket.
 const MASTER_POLL: Duration = Duration::from_millis(20);
 
-/// What a finished command printed.
+/// How much of a stream of a command's output ari keeps from its start: more than any listing
+/// ari reads (`zfs list` of a dataset with a hundred thousand snapshots is 7 MiB). Past it, only
+/// the stream's end is kept, so that a host printing without end costs ari no more than this.
+pub const OUTPUT_HEAD: usize = 16 << 20;
+/// How much of the end of a stream longer than [`OUTPUT_HEAD`] ari keeps: its last lines, for an
+/// error or a summary a tool prints at its end.
+pub const OUTPUT_TAIL: usize = 64 << 10;
+
+/// What a finished command printed, decoded lossily as UTF-8; of a stream longer than
+/// [`OUTPUT_HEAD`], its start and its end around a line that says how much was left out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
-    /// Standard output, decoded lossily as UTF-8.
-    pub stdout: String,
-    /// Standard error, decoded lossily as UTF-8.
-    pub stderr: String,
+    stdout: String,
+    stdout_omitted: u64,
+    stderr: String,
+}
+
+/// A command's standard output was longer than ari keeps, so it cannot be read as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("it printed more than the {} MiB of output ari reads ({omitted} bytes more were left out)", OUTPUT_HEAD >> 20)]
+pub struct OutputTooLong {
+    /// How many bytes were left out.
+    pub omitted: u64,
+}
+
+impl Output {
+    /// Standard output, whole, for a reader that makes sense of it (a listing, a proof); an error
+    /// when it was longer than ari keeps, so that no reader ever sees a listing with a hole in it.
+    pub fn stdout(&self) -> Result<&str, OutputTooLong> {
+        match self.stdout_omitted {
+            0 => Ok(&self.stdout),
+            omitted => Err(OutputTooLong { omitted }),
+        }
+    }
+
+    /// Standard output as ari kept it: for people, and for a reader of a few lines the tool
+    /// prints at its end (statistics), which the end that ari keeps still holds.
+    pub fn shown_stdout(&self) -> &str {
+        &self.stdout
+    }
+
+    /// Standard error as ari kept it.
+    pub fn stderr(&self) -> &str {
+        &self.stderr
+    }
 }
 
 /// Why a command did not succeed.
@@ -415,11 +453,11 @@ fn execute(
     let _ = waiter.join();
     let output = handle.wait().map_err(|source| ProcessError::Wait { command: describe(), source })?;
     let status = output.status;
-    let stdout = String::from_utf8_lossy(&stdout.finish(OUTPUT_GRACE)).into_owned();
-    let stderr = String::from_utf8_lossy(&stderr.finish(OUTPUT_GRACE)).into_owned();
+    let (stdout, stdout_omitted) = stdout.finish(OUTPUT_GRACE);
+    let (stderr, _) = stderr.finish(OUTPUT_GRACE);
     log_output(&stdout, &stderr);
     if status.success() {
-        return Ok(Output { stdout, stderr });
+        return Ok(Output { stdout, stdout_omitted, stderr });
     }
     let shown = if stderr.trim().is_empty() { stdout } else { stderr };
     Err(match (status.code(), &command.host) {
@@ -475,11 +513,59 @@ fn own_group(expression: duct::Expression) -> duct::Expression {
     })
 }
 
-/// One of a running command's output pipes, read by a thread of its own into memory. On stderr,
-/// the lines of ari's remote wrapper that carry one of `nonces` are taken out and kept as the
-/// remote process groups of the command.
+/// What ari keeps of one output stream: its first `head` bytes, then its last `tail` bytes.
+#[derive(Debug)]
+struct Kept {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    omitted: u64,
+    limits: (usize, usize),
+}
+
+impl Kept {
+    fn new(head: usize, tail: usize) -> Kept {
+        Kept { head: Vec::new(), tail: Vec::new(), omitted: 0, limits: (head, tail) }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let (head, tail) = self.limits;
+        let (first, rest) = bytes.split_at(head.saturating_sub(self.head.len()).min(bytes.len()));
+        self.head.extend_from_slice(first);
+        self.tail.extend_from_slice(rest);
+        // Cut back only when the end has grown to twice its size, so each byte moves once.
+        if self.tail.len() > 2 * tail {
+            let cut = self.tail.len() - tail;
+            self.tail.drain(..cut);
+            self.omitted += cut as u64;
+        }
+    }
+
+    /// The text kept, and how many bytes were left out of it.
+    fn text(&mut self) -> (String, u64) {
+        let (_, tail) = self.limits;
+        if self.tail.len() > tail {
+            let cut = self.tail.len() - tail;
+            self.tail.drain(..cut);
+            self.omitted += cut as u64;
+        }
+        let mut text = String::from_utf8_lossy(&self.head).into_owned();
+        if self.omitted > 0 {
+            text.push_str(&format!("\n[ari: {} bytes of output left out here]\n", self.omitted));
+        }
+        text.push_str(&String::from_utf8_lossy(&self.tail));
+        (text, self.omitted)
+    }
+}
+
+/// The longest line ari's remote wrapper prints (a marker: nonce and process group id), with
+/// room to spare; a longer line is read in pieces of this size, none of them a marker.
+const MARKER_LINE: u64 = 256;
+
+/// One of a running command's output pipes, read by a thread of its own into memory (what
+/// [`Kept`] keeps of it). On stderr, the lines of ari's remote wrapper that carry one of
+/// `nonces` are taken out and kept as the remote process groups of the command.
 struct Capture {
-    bytes: Arc<Mutex<Vec<u8>>>,
+    bytes: Arc<Mutex<Kept>>,
     groups: Arc<Mutex<Vec<(String, u32)>>>,
     ended: mpsc::Receiver<()>,
 }
@@ -487,7 +573,11 @@ struct Capture {
 impl Capture {
     /// Reads `pipe` until its end; `nonces` are `(nonce, destination)`.
     fn start(pipe: io::PipeReader, nonces: Vec<(String, String)>) -> Capture {
-        let bytes = Arc::new(Mutex::new(Vec::new()));
+        Capture::keeping(pipe, nonces, Kept::new(OUTPUT_HEAD, OUTPUT_TAIL))
+    }
+
+    fn keeping(pipe: impl io::Read + Send + 'static, nonces: Vec<(String, String)>, kept: Kept) -> Capture {
+        let bytes = Arc::new(Mutex::new(kept));
         let groups = Arc::new(Mutex::new(Vec::new()));
         let (end, ended) = mpsc::channel();
         let (into, found) = (Arc::clone(&bytes), Arc::clone(&groups));
@@ -496,18 +586,27 @@ impl Capture {
                 let mut pipe = pipe;
                 let mut chunk = [0u8; 8192];
                 while let Ok(read @ 1..) = pipe.read(&mut chunk) {
-                    lock(&into).extend_from_slice(&chunk[..read]);
+                    lock(&into).push(&chunk[..read]);
                 }
             } else {
                 let mut pipe = io::BufReader::new(pipe);
                 let mut line = Vec::new();
-                while pipe.read_until(b'\n', &mut line).is_ok_and(|read| read > 0) {
-                    let marker = std::str::from_utf8(&line).ok().and_then(crate::remote::parse_marker);
+                // A marker is a whole line: a piece of a longer one never counts as one.
+                let mut at_line_start = true;
+                while (&mut pipe).take(MARKER_LINE).read_until(b'\n', &mut line).is_ok_and(|read| read > 0) {
+                    // Ended by a newline, or the pipe's end: not cut off at MARKER_LINE.
+                    let ended = line.ends_with(b"\n") || (line.len() as u64) < MARKER_LINE;
+                    let whole = at_line_start && ended;
+                    at_line_start = ended;
+                    let marker = std::str::from_utf8(&line)
+                        .ok()
+                        .filter(|_| whole)
+                        .and_then(crate::remote::parse_marker);
                     match marker.and_then(|(nonce, pgid)| {
                         nonces.iter().find(|(n, _)| n == nonce).map(|(_, dest)| (dest.clone(), pgid))
                     }) {
                         Some(group) => lock(&found).push(group),
-                        None => lock(&into).extend_from_slice(&line),
+                        None => lock(&into).push(&line),
                     }
                     line.clear();
                 }
@@ -526,10 +625,10 @@ impl Capture {
         lock(&self.groups).clone()
     }
 
-    /// What was read, once the pipe ended or `grace` passed.
-    fn finish(self, grace: Duration) -> Vec<u8> {
+    /// What was kept, once the pipe ended or `grace` passed, and how many bytes were left out.
+    fn finish(self, grace: Duration) -> (String, u64) {
         let _ = self.ended.recv_timeout(grace);
-        std::mem::take(&mut *lock(&self.bytes))
+        lock(&self.bytes).text()
     }
 }
 
@@ -732,7 +831,69 @@ mod tests {
         assert!(matches!(err, ProcessError::Signaled { signal: 9, .. }), "{err}");
 
         let out = run(Command::argv(Host::Local, ["printf", "%s", "a b"])).unwrap();
-        assert_eq!(out.stdout, "a b");
+        assert_eq!(out.stdout(), Ok("a b"));
+    }
+
+    #[test]
+    fn an_output_keeps_its_start_and_its_end_and_counts_what_it_left_out() {
+        let kept = |chunks: &[&str]| {
+            let mut kept = Kept::new(4, 3);
+            chunks.iter().for_each(|chunk| kept.push(chunk.as_bytes()));
+            kept.text()
+        };
+        assert_eq!(kept(&[]), (String::new(), 0));
+        assert_eq!(kept(&["abcdefg"]), ("abcdefg".into(), 0), "start and end meet: all of it");
+        assert_eq!(kept(&["ab", "cd", "efg"]), ("abcdefg".into(), 0));
+        assert_eq!(kept(&["abcdefgh"]), ("abcd\n[ari: 1 bytes of output left out here]\nfgh".into(), 1));
+        assert_eq!(
+            kept(&["abc", &"x".repeat(1000), "yz"]),
+            ("abcx\n[ari: 998 bytes of output left out here]\nxyz".into(), 998)
+        );
+    }
+
+    #[test]
+    fn a_command_printing_more_than_ari_keeps_has_no_whole_output() {
+        let size = OUTPUT_HEAD + 3 * OUTPUT_TAIL + 5;
+        let out =
+            run(Command::shell(Host::Local, format!("head -c {size} /dev/zero | tr '\\0' x; echo end")))
+                .unwrap();
+        let omitted = (size + 4 - OUTPUT_HEAD - OUTPUT_TAIL) as u64;
+        assert_eq!(out.stdout(), Err(OutputTooLong { omitted }));
+        let shown = out.shown_stdout();
+        assert!(shown.len() < OUTPUT_HEAD + OUTPUT_TAIL + 100, "{} bytes kept", shown.len());
+        assert!(shown.ends_with("xxxend\n"), "the end is kept");
+        assert!(shown.contains(&format!("\n[ari: {omitted} bytes of output left out here]\n")));
+        let err = OutputTooLong { omitted }.to_string();
+        assert_eq!(
+            err,
+            format!(
+                "it printed more than the 16 MiB of output ari reads ({omitted} bytes more were left out)"
+            )
+        );
+    }
+
+    #[test]
+    fn markers_are_whole_lines_and_a_line_without_end_costs_no_more_than_the_limit() {
+        let nonce = "0123456789abcdef".to_string();
+        let marker = format!("{} {nonce} 4242\n", crate::remote::MARKER);
+        // A marker hidden past MARKER_LINE in a long line is part of that line, not a marker.
+        let hidden = format!("{}{marker}", "y".repeat(MARKER_LINE as usize));
+        let endless = "z".repeat(5000);
+        let text = format!("before\n{marker}{hidden}{endless}");
+        let capture = Capture::keeping(
+            io::Cursor::new(text.into_bytes()),
+            vec![(nonce, "backup@db".into())],
+            Kept::new(600, 100),
+        );
+        capture.ended.recv_timeout(Duration::from_secs(10)).expect("the whole text is read");
+        let groups = lock(&capture.groups).clone();
+        let (kept, omitted) = capture.finish(Duration::ZERO);
+        assert_eq!(groups, [("backup@db".to_string(), 4242)], "only the whole line is a marker");
+        // What is not a marker is kept as it came, the marker line taken out.
+        let rest = format!("before\n{hidden}{endless}");
+        assert!(kept.starts_with(&rest[..600]), "{kept}");
+        assert!(kept.ends_with(&format!(" left out here]\n{}", "z".repeat(100))), "{kept}");
+        assert_eq!(omitted, (rest.len() - 600 - 100) as u64);
     }
 
     #[test]
@@ -751,7 +912,7 @@ mod tests {
     fn stdin_is_closed() {
         // `cat` would wait forever on an open terminal or pipe; with /dev/null it ends at once.
         let out = run(Command::argv(Host::Local, ["cat"])).unwrap();
-        assert_eq!(out.stdout, "");
+        assert_eq!(out.stdout(), Ok(""));
     }
 
     #[test]

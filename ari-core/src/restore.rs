@@ -11,7 +11,7 @@ use crate::kinds;
 use crate::lock::{Lock, LockError};
 use crate::pipeline::JobPlan;
 use crate::plugin::{join_path, relative_to, Restore, StoredBackup};
-use crate::process::{ProcessError, Runner};
+use crate::process::{Output, ProcessError, Runner};
 use crate::remote::Session;
 
 /// What `--at` accepts, for error messages and `--help`.
@@ -221,14 +221,12 @@ pub fn run(plan: &JobPlan, restore: &Restore, stop: &StopFlags) -> Result<(), Re
 fn copy_command(runner: &Runner, restore: &Restore) -> Result<crate::step::Command, RestoreError> {
     let printed = match &restore.query {
         Some(query) => {
-            runner
-                .run(query)
-                .map_err(|source| RestoreError::Query { command: query.to_string(), source })?
-                .stdout
+            runner.run(query).map_err(|source| RestoreError::Query { command: query.to_string(), source })?
         }
-        None => String::new(),
+        None => Output::default(),
     };
-    (restore.copy)(&printed).map_err(RestoreError::Unreadable)
+    let printed = printed.stdout().map_err(|too_long| RestoreError::Unreadable(too_long.to_string()))?;
+    (restore.copy)(printed).map_err(RestoreError::Unreadable)
 }
 
 fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {

@@ -31,7 +31,8 @@ pub fn tool_version(program: &Path, args: &[&str], state_dir: &Path) -> Result<S
     let mut argv = vec![program.to_string_lossy().into_owned()];
     argv.extend(args.iter().map(|a| a.to_string()));
     let output = process::query(&argv)?;
-    let text = if output.stdout.trim().is_empty() { &output.stderr } else { &output.stdout };
+    let stdout = output.shown_stdout();
+    let text = if stdout.trim().is_empty() { output.stderr() } else { stdout };
     let version = text.lines().next().unwrap_or_default().trim().to_string();
     if let Some(key) = key {
         cache.insert(key, version.clone());

@@ -213,6 +213,28 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
 }
 
 #[test]
+fn a_listing_longer_than_ari_reads_destroys_nothing() {
+    // A host that prints without end gets no more of ari's memory than its limit, and a
+    // listing cut short is never read: its first lines alone would look like a whole listing.
+    let zfs = world();
+    let t = now() as i64;
+    zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
+    let line = format!("{DATASET}@ari-backup-old\t{}\n", t - 400 * DAY);
+    let listing = line.repeat((20 << 20) / line.len());
+    zfs.fakes.output("zfs", &[3], &listing);
+    let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
+    assert_exit(&out, 1);
+    let omitted = listing.len() - (16 << 20) - (64 << 10);
+    assert!(
+        stderr(&out).contains(&format!("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation -d 1 {DATASET}` on localhost: it printed more than the 16 MiB of output ari reads ({omitted} bytes more were left out)")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(zfs.fakes.calls_of("zfs").iter().all(|c| c.args[0] != "destroy"));
+    assert!(snapshot_names(&zfs).contains(&format!("{DATASET}@ari-backup-old")));
+}
+
+#[test]
 fn plan_shows_every_lvm_and_zfs_command_with_cleanup_and_the_dynamic_expiry() {
     let fx = Fixture::new();
     let job = fx.write_job(

@@ -122,7 +122,7 @@ fn install(filters: &[HostFilter], plans: &[&ari_core::pipeline::JobPlan], key: 
         let runner = Runner::new(plan.ssh.clone(), false);
         let host = Host::Remote(filter.host.clone());
         match runner.run(&Command::shell(host.clone(), filter.installer(key))) {
-            Ok(output) => print!("{}", output.stdout),
+            Ok(output) => print!("{}", output.shown_stdout()),
             Err(ProcessError::Exited { code: 126, stderr, .. }) if stderr.contains("ari-filter") => {
                 log::error!(
                     "{}: a filter is in place and lets ari's key run only the jobs' commands, so it cannot replace itself; install the new one with your own access: ari authorize --host {} --installer | ssh ADMIN@{} sh",

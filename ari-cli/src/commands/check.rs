@@ -113,7 +113,10 @@ fn check_filter(
     let runner = Runner::new(plan.ssh.clone(), false);
     match runner.run(&ari_core::authorize::read_back(filter)) {
         Ok(output) => {
-            let stale = ari_core::authorize::stale_jobs(filter, &output.stdout);
+            let stale = match output.stdout() {
+                Ok(installed) => ari_core::authorize::stale_jobs(filter, installed),
+                Err(too_long) => vec![format!("it cannot be read: {too_long}")],
+            };
             if stale.is_empty() {
                 let _ = writeln!(out, "ok: ssh filter {} on {}", filter.path, filter.destination);
             } else {

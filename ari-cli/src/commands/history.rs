@@ -54,7 +54,7 @@ pub fn list(
             return None;
         }
     };
-    match (query.parse)(&output.stdout) {
+    match output.stdout().map_err(|too_long| too_long.to_string()).and_then(query.parse) {
         Ok(backups) => Some(backups),
         Err(why) => {
             log::error!("{} printed what ari cannot read: {why}", query.command);
