@@ -41,7 +41,7 @@ pub fn expand(command: &[String], placeholders: &Placeholders) -> Result<Vec<Str
     if let Some(root) = placeholders.snapshot_root {
         values.push((SNAPSHOT_ROOT, root));
     }
-    command
+    let filled = command
         .iter()
         .map(|word| match placeholders.snapshot_root {
             None if word.contains(SNAPSHOT_ROOT) => Err(format!(
@@ -49,7 +49,12 @@ pub fn expand(command: &[String], placeholders: &Placeholders) -> Result<Vec<Str
             )),
             _ => Ok(fill(word, &values)),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // Run without a shell, the first word is what is executed (a placeholder in it filled in):
+    // a relative path would be looked for wherever ari, or the remote shell, happens to start.
+    ari_core::kinds::check_program(&filled[0])
+        .map_err(|why| format!("the program `{}` {why}", ari_core::kinds::shown(&filled[0])))?;
+    Ok(filled)
 }
 
 /// `word` with each placeholder replaced by its value, in one pass: a value is never expanded
@@ -149,6 +154,14 @@ mod tests {
         check(&["a", "|", "b"], None, Err("`|` is a shell operator"));
         check(&["a", "2>&1"], None, Err("`2>&1` is a shell operator"));
         check(&["a", "&&", "b"], None, Err("`&&` is a shell operator"));
+        // The program is executed as it stands: a relative path would depend on the directory
+        // ari starts in (cron's, the remote user's home).
+        let relative = "is a relative path: give an absolute path, or a bare name looked up on PATH";
+        check(&["./backup.sh"], None, Err(&format!("the program `./backup.sh` {relative}")));
+        check(&["bin/backup", "{label}"], None, Err(&format!("the program `bin/backup` {relative}")));
+        check(&["-rf", "/"], None, Err("the program `-rf` must not start with `-`"));
+        check(&["/usr/local/bin/"], None, Err("names a directory"));
+        check(&["{label}.sh"], None, Ok(&["db.sh"]));
         // Inside a word, or quoted for sh -c, they are arguments.
         check(&["sh", "-c", "pg_dump db > /x.sql"], None, Ok(&["sh", "-c", "pg_dump db > /x.sql"]));
         check(&["grep", "a|b", "--", "x>y"], None, Ok(&["grep", "a|b", "--", "x>y"]));

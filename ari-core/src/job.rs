@@ -580,9 +580,14 @@ impl<'de> Visitor<'de> for ProgramVisitor {
                 .map_err(|why| de::Error::custom(format!("`{}` {why}", crate::kinds::shown(&word))))?;
             words.push(word);
         }
-        if words.first().is_none_or(|w| w.is_empty()) {
+        let Some(program) = words.first().filter(|w| !w.is_empty()) else {
             return Err(de::Error::custom("the command is empty"));
-        }
+        };
+        // Run without a shell, the first word is what is executed: a relative path would be
+        // looked for in whatever directory ari (or the remote shell) happens to start in.
+        kinds::check_program(program).map_err(|why| {
+            de::Error::custom(format!("the program `{}` {why}", crate::kinds::shown(program)))
+        })?;
         Ok(ProgramSpec(Program::Argv(words)))
     }
 }

@@ -313,7 +313,7 @@ pub fn recover_job(
     stop: &StopFlags,
     command_timeout: Option<Duration>,
 ) -> RecoverOutcome {
-    let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), false) {
+    let _lock = match Lock::try_acquire(state_dir, label, &format!("job {label}")) {
         Ok(lock) => lock,
         Err(err) => return RecoverOutcome::Locked(err),
     };

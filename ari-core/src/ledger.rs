@@ -114,9 +114,17 @@ impl Entry {
     }
 }
 
+/// The ledger format this ari writes and runs: 2, whose destructive undo commands carry the
+/// proof of their target (`present_expect`). A file without `format` is an older ari's, whose
+/// `lvremove` entries carry none.
+const FORMAT: u32 = 2;
+
 /// The file's contents.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LedgerFile {
+    /// [`FORMAT`]; 0 (absent) in an older ari's ledger.
+    #[serde(default)]
+    format: u32,
     job: String,
     ssh: Ssh,
     entries: Vec<Entry>,
@@ -146,6 +154,14 @@ pub enum LedgerError {
         /// What is wrong with it (`it is empty`).
         reason: String,
     },
+    /// The file was written by another version of ari, whose entries this one does not run.
+    #[error("the ledger {} cannot be run: {reason}", path.display())]
+    OtherFormat {
+        /// The file.
+        path: PathBuf,
+        /// Which ari wrote it, and why this one runs none of it.
+        reason: String,
+    },
     /// The file could not be read or written.
     #[error(transparent)]
     State(StateError),
@@ -155,7 +171,10 @@ impl LedgerError {
     /// Whether the ledger itself is bad (refused or corrupt), so that only the admin can clear
     /// it, as opposed to the filesystem failing.
     pub fn needs_the_admin(&self) -> bool {
-        matches!(self, LedgerError::Refused { .. } | LedgerError::Corrupt { .. })
+        matches!(
+            self,
+            LedgerError::Refused { .. } | LedgerError::Corrupt { .. } | LedgerError::OtherFormat { .. }
+        )
     }
 
     /// What ari says about a ledger of job `label` that it cannot use: why, and for a refused or
@@ -219,12 +238,17 @@ impl Ledger {
         let file = match state.read_commands(Area::Ledger, &name) {
             Ok(Some(bytes)) => parse(label, &bytes)
                 .map_err(|reason| LedgerError::Corrupt { path: Ledger::path(state_dir, label), reason })?,
-            Ok(None) => LedgerFile { job: label.to_string(), ssh: ssh.clone(), entries: Vec::new() },
+            Ok(None) => {
+                LedgerFile { format: FORMAT, job: label.to_string(), ssh: ssh.clone(), entries: Vec::new() }
+            }
             Err(source) if source.is_refusal() => {
                 return Err(LedgerError::Refused { label: label.to_string(), source })
             }
             Err(err) => return Err(LedgerError::State(err)),
         };
+        if let Some(reason) = other_format(file.format) {
+            return Err(LedgerError::OtherFormat { path: Ledger::path(state_dir, label), reason });
+        }
         Ok(Ledger { state: Some(state), label: label.to_string(), file })
     }
 
@@ -250,7 +274,7 @@ impl Ledger {
         Ledger {
             state: None,
             label: String::new(),
-            file: LedgerFile { job: String::new(), ssh: Ssh::new(""), entries: Vec::new() },
+            file: LedgerFile { format: FORMAT, job: String::new(), ssh: Ssh::new(""), entries: Vec::new() },
         }
     }
 
@@ -322,6 +346,19 @@ impl Ledger {
 }
 
 /// A ledger file's contents, or what makes it no ledger of the job.
+/// Why a ledger of `format` is not one this ari runs, if it is not.
+fn other_format(format: u32) -> Option<String> {
+    match format {
+        FORMAT => None,
+        0 => Some(
+            "an older ari wrote it (it has no `format`), whose `lvremove` entries carry no proof that \
+             their target is a snapshot ari made, so this ari runs none of its entries"
+                .into(),
+        ),
+        newer => Some(format!("it is of format {newer}, from a newer ari; this one runs format {FORMAT}")),
+    }
+}
+
 fn parse(label: &str, bytes: &[u8]) -> Result<LedgerFile, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(if bytes.is_empty() { "it is empty".into() } else { "it holds only white space".into() });
@@ -394,7 +431,7 @@ mod tests {
     /// A ledger file of job `db` whose one entry's command is `command`.
     fn with_command(command: &str) -> String {
         format!(
-            r#"{{"job": "db", "ssh": {{"path": "ssh", "port": 22, "user": "", "options": [], "defaults": []}},
+            r#"{{"format": 2, "job": "db", "ssh": {{"path": "ssh", "port": 22, "user": "", "options": [], "defaults": []}},
 "entries": [{{"id": 1, "name": "undo", "command": {command}, "max_retries": 0, "retry_interval_seconds": 0}}]}}"#
         )
     }
@@ -421,7 +458,7 @@ mod tests {
         let full = with_command(r#"{"host": "db", "argv": ["umount", "/tmp/db"]}"#);
         check(
             &full[..60],
-            "it ends in the middle, as if cut short: EOF while parsing a value at line 1 column 60",
+            "it ends in the middle, as if cut short: EOF while parsing an object at line 1 column 60",
         );
         check("nonsense", "it is not JSON: expected ident at line 1 column 2");
         check(
@@ -449,6 +486,45 @@ mod tests {
             "it is the ledger of job `web`, not of `db`",
         );
         check(&with_command(r#"{"argv": ["x"]}"#), "missing field `host` at line 2 column 64");
+    }
+
+    #[test]
+    fn a_ledger_of_another_format_runs_nothing_and_is_still_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Ledger::path(dir.path(), "db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let current = with_command(r#"{"host": "db", "argv": ["lvremove", "-f", "vg0/root"]}"#);
+        let check = |contents: &str, expected: &str| {
+            std::fs::write(&path, contents).unwrap();
+            let err = Ledger::open(dir.path(), "db", &ssh()).unwrap_err();
+            assert!(matches!(err, LedgerError::OtherFormat { .. }) && err.needs_the_admin(), "{err:?}");
+            assert_eq!(err.to_string(), format!("the ledger {} cannot be run: {expected}", path.display()));
+            assert!(err.advice("db").contains("`ari recover db --forget`"), "{}", err.advice("db"));
+            let shown = Ledger::show(dir.path(), "db").unwrap().unwrap();
+            assert_eq!(shown.entries.unwrap().len(), 1, "shown, though not run");
+        };
+        // An older ari's lvremove has no proof that vg0/root is a snapshot: it must not run.
+        check(
+            &current.replace(r#""format": 2, "#, ""),
+            "an older ari wrote it (it has no `format`), whose `lvremove` entries carry no proof that \
+             their target is a snapshot ari made, so this ari runs none of its entries",
+        );
+        check(
+            &current.replace(r#""format": 2"#, r#""format": 3"#),
+            "it is of format 3, from a newer ari; this one runs format 2",
+        );
+        std::fs::write(&path, &current).unwrap();
+        assert_eq!(Ledger::open(dir.path(), "db", &ssh()).unwrap().entries().len(), 1);
+    }
+
+    #[test]
+    fn entries_are_written_with_the_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), "db", &ssh()).unwrap();
+        ledger.record(&undo("x")).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(Ledger::path(dir.path(), "db")).unwrap()).unwrap();
+        assert_eq!(written["format"], FORMAT);
     }
 
     #[test]

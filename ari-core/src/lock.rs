@@ -18,12 +18,14 @@ use crate::fsutil::{Area, StateDir, StateError};
 #[non_exhaustive]
 pub enum LockError {
     /// Another process holds it.
-    #[error("{what} is already running ({holder}); wait for it, or use --wait")]
+    #[error("{what} is already running ({holder}); {advice}")]
     Held {
         /// What the lock guards (`job db`).
         what: String,
         /// Who holds it: pid, and host and start time when the file says so.
         holder: String,
+        /// What to do: wait, or use the command's `--wait`.
+        advice: &'static str,
     },
     /// The lock file was refused or could not be opened.
     #[error("cannot take the lock of {what}")]
@@ -52,8 +54,25 @@ pub struct Lock {
 }
 
 impl Lock {
-    /// Takes the lock `state_dir/locks/NAME.lock` for `what`; with `wait`, waits for its holder.
+    /// Takes the lock `state_dir/locks/NAME.lock` for `what`; with `wait`, waits for its holder
+    /// (without, the error points to the command's `--wait`).
     pub fn acquire(state_dir: &Path, name: &str, what: &str, wait: bool) -> Result<Lock, LockError> {
+        Lock::take(state_dir, name, what, wait, "wait for it, or use --wait")
+    }
+
+    /// Takes the lock `state_dir/locks/NAME.lock` for `what`, for a command that has no
+    /// `--wait`: refused while another process holds it.
+    pub fn try_acquire(state_dir: &Path, name: &str, what: &str) -> Result<Lock, LockError> {
+        Lock::take(state_dir, name, what, false, "try again once it has ended")
+    }
+
+    fn take(
+        state_dir: &Path,
+        name: &str,
+        what: &str,
+        wait: bool,
+        advice: &'static str,
+    ) -> Result<Lock, LockError> {
         let state = StateDir::new(state_dir);
         let file_name = format!("{name}.lock");
         let path = state.dir(Area::Locks).join(&file_name);
@@ -68,7 +87,7 @@ impl Lock {
                 file.lock().map_err(io_error)?;
             }
             Err(fs::TryLockError::WouldBlock) => {
-                return Err(LockError::Held { what: what.to_string(), holder: holder(&mut file) })
+                return Err(LockError::Held { what: what.to_string(), holder: holder(&mut file), advice })
             }
             Err(fs::TryLockError::Error(source)) => return Err(io_error(source)),
         }
@@ -202,6 +221,8 @@ mod tests {
             "{message}"
         );
         Lock::acquire(dir.path(), "other", "job other", false).unwrap();
+        let message = Lock::try_acquire(dir.path(), "db", "job db").unwrap_err().to_string();
+        assert!(message.ends_with("; try again once it has ended"), "a command without --wait: {message}");
         drop(first);
         Lock::acquire(dir.path(), "db", "job db", false).unwrap();
     }

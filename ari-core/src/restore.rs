@@ -171,6 +171,9 @@ pub enum RestoreError {
     /// The job's private run directory (its ssh wrapper) could not be made.
     #[error("the job's run directory: {0}")]
     NoRunDirectory(StateError),
+    /// The directories above the target could not be made.
+    #[error("--to: {0}")]
+    NoTargetDirectory(StateError),
     /// The backend's query failed.
     #[error("asking `{command}` failed")]
     Query {
@@ -190,7 +193,9 @@ pub enum RestoreError {
 
 /// Runs `restore` for `plan`'s job under its lock (a backup of the job waits for it, or is
 /// refused, as another run would be), through its connections; `stop`'s flags stop the copy.
-pub fn run(plan: &JobPlan, restore: &Restore, stop: &StopFlags) -> Result<(), RestoreError> {
+/// The directories above `target` that are missing are made (0700) once the lock is held, so a
+/// restore refused for a running job leaves nothing behind.
+pub fn run(plan: &JobPlan, restore: &Restore, target: &Path, stop: &StopFlags) -> Result<(), RestoreError> {
     if plan.settings.get(&crate::core_settings::DRY_RUN) {
         // The query only asks; the copy is shown, not run, and nothing is written.
         let runner = Runner::new(plan.ssh.clone(), false).with_cancel(stop.interrupted.clone());
@@ -201,8 +206,10 @@ pub fn run(plan: &JobPlan, restore: &Restore, stop: &StopFlags) -> Result<(), Re
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
     let label = plan.label();
-    let _lock = Lock::acquire(state_dir, label, &format!("restore of job {label}"), false)
-        .map_err(RestoreError::Locked)?;
+    let _lock = Lock::try_acquire(state_dir, label, &format!("job {label}")).map_err(RestoreError::Locked)?;
+    if let Some(parent) = target.parent() {
+        crate::fsutil::create_private_dirs(parent).map_err(RestoreError::NoTargetDirectory)?;
+    }
     let session = Session::open(plan.connections.clone(), state_dir, crate::job_run::master_timeout(plan))
         .map_err(RestoreError::NoRunDirectory)?;
     let session = Arc::new(session);

@@ -93,6 +93,26 @@ fn a_host_that_ssh_would_read_as_an_option() {
 }
 
 #[test]
+fn a_hook_program_that_is_a_relative_path_or_an_option() {
+    let relative = "is a relative path: give an absolute path, or a bare name looked up on PATH";
+    check(
+        "relative.yaml",
+        "include: [/etc]\npre:\n  - command: [./dump.sh, --all]\n",
+        &[&format!("FILE:3:14: pre[0].command: the program `./dump.sh` {relative}")],
+    );
+    check(
+        "option.yaml",
+        "include: [/etc]\npost:\n  - command: [-rf, /]\n    host: db\n",
+        &["FILE:3:14: post[0].command: the program `-rf` must not start with `-`"],
+    );
+    check(
+        "backend.yaml",
+        "backend: command\ncommand: [bin/backup, '{label}']\n",
+        &[&format!("FILE:2:10: command: the program `bin/backup` {relative}")],
+    );
+}
+
+#[test]
 fn unknown_backend_lists_the_known_ones() {
     check(
         "b.yaml",

@@ -209,6 +209,23 @@ fn bad_times_paths_and_directories_are_refused_with_exit_2_before_anything_is_wr
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("restore outside the store"), "{}", stderr(&out));
 
+    // While a run of the job holds its lock (this test, here), a restore is refused before it
+    // makes the directories above its target.
+    let lock = std::fs::File::open(fx.path("state/locks/web.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = run(fx.ari().args(["restore", "web", &a, "--to", &format!("{to}/deep")]));
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!(
+            "job web is already running (pid {}); try again once it has ended",
+            std::process::id()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new(&to).exists(), "a refused restore makes no directory");
+    drop(lock);
+
     let command = fx.write_job("cmd.yaml", "backend: command\ncommand_host: local\ncommand: [\"true\"]\n");
     let out = run(fx.ari().arg("restore").arg(&command).args(["/etc", "--to", &to]));
     assert_exit(&out, 2);

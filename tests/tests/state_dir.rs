@@ -43,7 +43,7 @@ fn write_ledger_with(fx: &Fixture, label: &str, command: &str) -> PathBuf {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let text = format!(
         r#"{{
-  "job": "{label}",
+  "job": "{label}", "format": 2,
   "ssh": {{"path": "ssh", "port": 22, "user": "", "options": [], "defaults": []}},
   "entries": [
     {{"id": 1, "name": "undo-{label}", "removes": "the marker of a crashed run of {label}",
@@ -371,6 +371,37 @@ fn assert_corrupt_ledger_is_repaired(contents: &[u8], reason: &str, escaped: &st
 }
 
 #[test]
+fn an_older_aris_ledger_runs_nothing_and_stops_only_its_job_until_it_is_forgotten() {
+    // An older ari's ledger has no `format`, and its lvremove entries no proof of their target:
+    // none of its entries runs, whichever they are.
+    let fx = Fixture::new();
+    let db = marker_job(&fx, "db");
+    let web = marker_job(&fx, "web");
+    let (ledger, undo_marker) = write_ledger(&fx, "db");
+    fs::write(&ledger, fs::read_to_string(&ledger).unwrap().replace(", \"format\": 2", "")).unwrap();
+    let reason = format!(
+        "the ledger {} cannot be run: an older ari wrote it (it has no `format`), whose `lvremove` entries carry no proof that their target is a snapshot ari made, so this ari runs none of its entries",
+        ledger.display()
+    );
+    let out = run(fx.ari().args(["run", "db", "web"]));
+    assert_exit(&out, 3);
+    assert_has(&stderr(&out), &reason);
+    assert_has(&stderr(&out), "then clear it with `ari recover db --forget`");
+    assert!(web.exists() && !db.exists(), "only the job with a usable ledger ran");
+    let out = run(fx.ari().args(["recover", "db"]));
+    assert_exit(&out, 3);
+    assert!(!undo_marker.exists(), "an undo of an older ari's ledger ran");
+    let out = run(fx.ari().args(["recover", "db", "--show"]));
+    assert_exit(&out, 0);
+    assert_has(&stdout(&out), &reason);
+    assert_has(&stdout(&out), "It lists, as the file says (which ari does not trust):\n  1. undo-db\n");
+    assert_exit(&run(fx.ari().args(["recover", "db", "--forget", "--yes"])), 0);
+    assert!(!undo_marker.exists());
+    assert_exit(&run(fx.ari().args(["run", "db"])), 0);
+    assert!(db.exists(), "the job runs again");
+}
+
+#[test]
 fn an_empty_ledger_stops_only_its_job_until_it_is_forgotten() {
     assert_corrupt_ledger_is_repaired(b"", "it is empty", "  (none)\n");
 }
@@ -472,6 +503,13 @@ fn the_holder_named_is_the_process_that_holds_the_lock_not_the_pid_in_the_file()
     );
     assert!(!stderr(&out).contains("elsewhere"), "{}", stderr(&out));
     assert!(!db.exists(), "the job ran while its lock was held");
+    // `ari recover` has no --wait, and says so.
+    let out = run(fx.ari().args(["recover", "db"]));
+    assert_exit(&out, 1);
+    assert_has(
+        &stderr(&out),
+        &format!("job db is already running (pid {}); try again once it has ended", std::process::id()),
+    );
     drop(lock);
     assert_exit(&run(fx.ari().args(["run", "db"])), 0);
 }

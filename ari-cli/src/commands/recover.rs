@@ -137,7 +137,7 @@ fn undo_one(context: &Context, state_dir: &Path, label: &str, stop: &StopFlags) 
 /// The job's lock, so that no run of it changes its ledger meanwhile; an error (logged) is the
 /// exit code.
 fn lock(state_dir: &Path, label: &str, doing: &str) -> Result<Lock, i32> {
-    Lock::acquire(state_dir, label, &format!("job {label}"), false).map_err(|err| {
+    Lock::try_acquire(state_dir, label, &format!("job {label}")).map_err(|err| {
         match err {
             LockError::Held { .. } => log::error!("{}: not {doing} a job that is running", chain(&err)),
             _ => log::error!("{}", chain(&err)),

@@ -87,10 +87,6 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
     if dry_run {
         ari_core::fsutil::forbid_writes();
-    } else if let Some(parent) = Path::new(&target).parent() {
-        if let Err(err) = ari_core::fsutil::create_private_dirs(parent) {
-            return usage_errors(&[format!("--to: {}", chain(&err))]);
-        }
     }
     let stop = match signals::install() {
         Ok(stop) => stop,
@@ -98,7 +94,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     };
     let when = restore::shown_time(backup.time);
     log::info!("restoring {path} as of {when} (backup {}) to {target}", backup.name);
-    match restore::run(plan, &copy, &stop) {
+    match restore::run(plan, &copy, Path::new(&target), &stop) {
         Ok(()) if dry_run => exit::SUCCESS,
         Ok(()) => {
             let is_dir = std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
@@ -111,6 +107,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
             log::error!("{err}");
             exit::JOB_FAILED
         }
+        Err(RestoreError::NoTargetDirectory(err)) => usage_errors(&[format!("--to: {}", chain(&err))]),
         Err(err) => {
             log::error!("restoring {path} failed: {}", chain(&err));
             if std::fs::symlink_metadata(&target).is_ok() {
