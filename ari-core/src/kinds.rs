@@ -54,7 +54,7 @@ pub static URL: TextKind = TextKind {
 /// Options of an `authorized_keys` line: `NAME` or `NAME="VALUE"`, comma-separated.
 pub static KEY_OPTIONS: TextKind = TextKind {
     name: "authorized_keys options",
-    accepts: "authorized_keys options, comma-separated, each NAME or NAME=\"VALUE\" (from=\"192.0.2.10\"), without control characters, and none that ari sets or that undoes restrict (command, pty, port-forwarding, ...)",
+    accepts: "authorized_keys options, comma-separated, each NAME or NAME=\"VALUE\" (from=\"192.0.2.10\"), without control characters, and none that ari sets, that undoes restrict (command, pty, port-forwarding, ...) or that sets the environment",
     check: check_key_options,
 };
 
@@ -72,6 +72,10 @@ const KEY_OPTIONS_OF_ARI: &[&str] = &[
     "tunnel",
 ];
 
+/// Options that would change what the filter's commands are: `environment` can set PATH (which
+/// program an allowed `rdiff-backup` is) or LD_PRELOAD where sshd permits user environments.
+const KEY_OPTIONS_THAT_CHANGE_COMMANDS: &[&str] = &["environment"];
+
 /// Checks authorized_keys options: names of letters, digits and `-`, each with an optional
 /// double-quoted value without `"` or `\` inside, comma-separated, nothing else.
 pub fn check_key_options(value: &str) -> Result<(), String> {
@@ -86,6 +90,11 @@ pub fn check_key_options(value: &str) -> Result<(), String> {
         if KEY_OPTIONS_OF_ARI.iter().any(|own| own.eq_ignore_ascii_case(name)) {
             return Err(format!(
                 "sets `{name}`, which would undo the filter or the `restrict` that ari authorize puts on its key"
+            ));
+        }
+        if KEY_OPTIONS_THAT_CHANGE_COMMANDS.iter().any(|option| option.eq_ignore_ascii_case(name)) {
+            return Err(format!(
+                "sets `{name}`, which could change which programs the filter's commands run (PATH, LD_PRELOAD); set what the host's commands need in the host's own sshd_config (SetEnv) or its profile"
             ));
         }
         rest = &rest[name_len..];
@@ -763,9 +772,11 @@ mod key_options_tests {
 
     #[test]
     fn key_options_are_names_with_quoted_values_and_none_of_aris() {
-        for good in
-            ["from=\"192.0.2.10\"", "from=\"10.0.0.0/8,!10.0.0.1\",no-touch-required", "environment=\"A=b\""]
-        {
+        for good in [
+            "from=\"192.0.2.10\"",
+            "from=\"10.0.0.0/8,!10.0.0.1\",no-touch-required",
+            "expiry-time=\"20271231\"",
+        ] {
             assert!(check_key_options(good).is_ok(), "{good}");
         }
         for bad in [
@@ -776,6 +787,8 @@ mod key_options_tests {
             "from=\"a\\\"b\"",
             "command=\"sh\"",
             "pty",
+            "environment=\"PATH=/tmp\"",
+            "from=\"x\",Environment=\"LD_PRELOAD=/tmp/x.so\"",
             "x,",
             "from=\"x\" ssh-ed25519 AAAA",
         ] {

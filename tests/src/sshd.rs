@@ -118,17 +118,16 @@ impl SshdBuilder {
     /// plants fake tools that ari will find on the remote side.
     ///
     /// Panics when `dir` is relative or holds a character that cannot be
-    /// written in a `PATH` inside an `authorized_keys` option.
+    /// written in a `PATH` in sshd_config's `SetEnv`.
     pub fn path_prefix(mut self, dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         let text = dir.to_string_lossy();
         assert!(dir.is_absolute(), "a PATH prefix must be absolute, got {}", dir.display());
-        // `:` would split the entry in two; `"` and `\` would end or escape
-        // the quoted `environment="..."` option; a newline would end the
-        // authorized_keys line.
+        // `:` would split the entry in two; white space would end the
+        // `SetEnv` word, `"` and `\` quote or escape in it.
         assert!(
-            !text.contains([':', '"', '\\', '\n']),
-            "a PATH prefix cannot contain `:`, `\"`, `\\` or a newline, got {text:?}"
+            !text.contains([':', '"', '\\']) && !text.contains(char::is_whitespace),
+            "a PATH prefix cannot contain `:`, `\"`, `\\` or white space, got {text:?}"
         );
         self.path_prefix.push(dir);
         self
@@ -148,7 +147,7 @@ impl SshdBuilder {
     /// runs `SHELL -c "$SSH_ORIGINAL_COMMAND"`; a double-quoted expansion is
     /// one word that no shell reads again, so the chosen shell interprets
     /// exactly the string a login shell would, with the same environment
-    /// (the `environment=` options, PATH and SHLVL among them) and the same
+    /// (sshd_config's `SetEnv`, PATH and SHLVL among them) and the same
     /// stdin, stdout and stderr. For quoting that is the whole of it: what
     /// differs (`argv[0]`, the intermediate `/bin/sh`) never touches the
     /// string. zsh runs with `-f`, so that the machine's `~/.zshenv` cannot
@@ -289,20 +288,13 @@ impl Sshd {
         log_tail(&self.log_path())
     }
 
-    /// Rewrites the client key's `authorized_keys` line with `options` before the harness's own
-    /// (its `environment=` PATH and SHLVL), as `ari authorize` tells an admin to: for example
-    /// `restrict,command="FILTER"`. Later connections see it; the running master, if any, does
+    /// Rewrites the client key's `authorized_keys` line with `options`, as `ari authorize` tells
+    /// an admin to: for example `restrict,command="FILTER"`. Later connections see it; the running master, if any, does
     /// not matter, since sshd reads the file at each authentication.
     pub fn set_key_options(&self, options: &str) {
         assert!(!options.contains('\n'), "one authorized_keys line, got {options:?}");
         let client_public = read_public_key(&self.client_key_path());
-        write_file(
-            &self.dir.path().join("authorized_keys"),
-            &format!(
-                "{options},environment=\"PATH={}\",environment=\"SHLVL=1\" {client_public}\n",
-                self.remote_path
-            ),
-        );
+        write_file(&self.dir.path().join("authorized_keys"), &format!("{options} {client_public}\n"));
     }
 
     /// A `ssh -F <ssh_config> ari-test-host` command with stdin closed, to
@@ -348,8 +340,8 @@ impl Sshd {
             .chain([BASE_PATH.to_owned()])
             .collect::<Vec<_>>()
             .join(":");
-        // PermitUserEnvironment lets these options set variables for every
-        // command run with this key. PATH is how fake tools are planted.
+        // sshd_config's SetEnv sets these variables for every command run
+        // through this server. PATH is how fake tools are planted.
         // SHLVL=1 keeps that PATH intact: Debian's bash reads ~/.bashrc for
         // commands run by sshd, but only in a top-level shell, which it
         // judges by SHLVL; a ~/.bashrc that prepends its own directories
@@ -369,16 +361,13 @@ impl Sshd {
         let client_public = read_public_key(&client_key);
         write_file(
             &dir.path().join("authorized_keys"),
-            &format!(
-                "{}environment=\"PATH={remote_path}\",environment=\"SHLVL=1\" {client_public}\n",
-                forced.unwrap_or_default()
-            ),
+            &format!("{}{client_public}\n", forced.map(|option| format!("{option} ")).unwrap_or_default()),
         );
 
         let mut last_log = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            write_configs(dir.path(), port, &user, &host_key, &client_key);
+            write_configs(dir.path(), port, &user, &host_key, &client_key, &remote_path);
             let log_path = dir.path().join("sshd.log");
             let log = fs::File::create(&log_path).expect("create the sshd log file");
             // sshd re-executes itself for every connection and insists on
@@ -612,7 +601,7 @@ fn current_user() -> String {
 }
 
 /// Writes sshd_config, known_hosts and ssh_config for a server on `port`.
-fn write_configs(dir: &Path, port: u16, user: &str, host_key: &Path, client_key: &Path) {
+fn write_configs(dir: &Path, port: u16, user: &str, host_key: &Path, client_key: &Path, remote_path: &str) {
     let d = dir.display();
     let mut sshd_config = String::new();
     // Every setting that matters is spelled out, so that the Debian
@@ -640,8 +629,10 @@ UsePAM no
 # The temporary directory is not laid out like a home directory.
 StrictModes no
 AuthorizedKeysFile {d}/authorized_keys
-# Lets the authorized_keys line set PATH, for fake tools.
-PermitUserEnvironment yes
+# PATH for fake tools, SHLVL for bash (see Sshd::start_with); no key line
+# sets variables, as none does on a host that ari authorize hardened.
+SetEnv PATH={remote_path} SHLVL=1
+PermitUserEnvironment no
 # The remote user's own ~/.ssh/rc must not run in tests.
 PermitUserRC no
 UseDNS no

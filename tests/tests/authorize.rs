@@ -259,13 +259,12 @@ fn commands_that_are_not_in_the_plans_are_refused_and_logged() {
 fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since() {
     let rig = Rig::new();
     let keys = rig.sshd.dir().join("authorized_keys");
-    // What --install writes must keep the harness's PATH for the fakes: ssh_key_options.
+    // ssh_key_options go on the line that --install writes: this key may log in from loopback.
     rig.world.write_config(&format!(
-        "{}ssh_filter_path: {}\nauthorized_keys_file: {}\nssh_key_options: 'environment=\"PATH={}\",environment=\"SHLVL=1\"'\n",
+        "{}ssh_filter_path: {}\nauthorized_keys_file: {}\nssh_key_options: 'from=\"127.0.0.1\"'\n",
         rig.sshd.config_yaml(),
         rig.world.fx.p("ssh-filter"),
         keys.display(),
-        rig.sshd.remote_path(),
     ));
     let other =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOfSomebodyElse0000000000000000000 admin@elsewhere";
@@ -297,6 +296,7 @@ fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since(
     let ours: Vec<&String> = lines.iter().filter(|l| l.contains(blob)).collect();
     assert_eq!(ours.len(), 1, "the key's earlier line replaced: {lines:?}");
     assert!(ours[0].starts_with("restrict,command="), "{}", ours[0]);
+    assert!(ours[0].contains(",from=\"127.0.0.1\" "), "ssh_key_options on the line: {}", ours[0]);
 
     assert_exit(&rig.world.run(&db), 0);
     let out = run(rig.world.ari().args(["check", "--connect"]));
