@@ -624,8 +624,15 @@ mod tests {
             );
             let sent = crate::remote::kill_text(&ssh, &crate::remote::kill_script(4242));
             assert!(pattern.matches(&sent), "{sent}");
-            assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c 'kill -TERM -4242 "), sudo, "{sent}");
-            assert!(!pattern.matches(&sent.replacen("4242", "4243", 1)));
+            assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c 'g=4242; "), sudo, "{sent}");
+            for tampered in [
+                sent.replace(" -gt 1 ]", " -gt 0 ]"),
+                sent.replacen("4242", "4242 ", 1),
+                sent.replacen("4242", "1; kill -TERM -1", 1),
+                sent.replacen("g=4242", "g=-1", 1),
+            ] {
+                assert!(!pattern.matches(&tampered), "{tampered}");
+            }
         }
     }
 

@@ -84,9 +84,13 @@ pub fn kill_text(ssh: &Ssh, script: &str) -> String {
 }
 
 /// [`kill_script`] with `{}` for the group: what a host's filter lets through (`ari authorize`).
-pub const KILL_TEMPLATE: &str =
-    "kill -TERM -{} 2>/dev/null || exit 0; i=0; while kill -0 -{} 2>/dev/null; do \
-                                 i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -{} 2>/dev/null; exit 0; fi; \
+/// The group stands once, so that a sudoers rule (whose `{}` are matched each on its own) allows
+/// the same script as the filter. Both allow any digits there, so the script itself refuses a
+/// group that is none of a command's: `kill -TERM -1` (or `-01`) signals every process, and a
+/// number past the largest pid could wrap to it in a shell that does not refuse it.
+pub const KILL_TEMPLATE: &str = "g={}; [ \"$g\" -gt 1 ] && [ \"$g\" -le 4194304 ] || exit 0; \
+                                 kill -TERM -$g 2>/dev/null || exit 0; i=0; while kill -0 -$g 2>/dev/null; do \
+                                 i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -$g 2>/dev/null; exit 0; fi; \
                                  sleep 0.1 2>/dev/null || sleep 1; done";
 
 /// The start of the remote wrapper with a marker, up to its nonce.
@@ -648,9 +652,48 @@ mod tests {
     #[test]
     fn the_kill_script_names_only_the_group() {
         let script = kill_script(4242);
-        assert!(script.starts_with("kill -TERM -4242 "), "{script}");
-        assert!(script.contains("kill -KILL -4242"), "{script}");
+        assert!(
+            script
+                .starts_with("g=4242; [ \"$g\" -gt 1 ] && [ \"$g\" -le 4194304 ] || exit 0; kill -TERM -$g "),
+            "{script}"
+        );
+        assert_eq!(script.matches("4242").count(), 1, "the group stands once: {script}");
+        assert!(script.contains("kill -KILL -$g"), "{script}");
         assert_eq!(nonce().len(), 16);
         assert_ne!(nonce(), nonce());
+    }
+
+    /// What the filter lets through in the group's place is any digits: the script must stop
+    /// before `kill` for what is no command's group. (Run with each `kill` replaced by `echo` or
+    /// `false`, so that a broken guard shows instead of signalling every process of the user
+    /// running the tests.)
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a unit test of a shell script runs sh
+    fn the_kill_script_signals_no_group_that_is_none_of_a_commands() {
+        for shell in ["/bin/sh", "/bin/bash"] {
+            for (group, signalled) in [
+                ("1", false),
+                ("01", false),
+                ("0", false),
+                ("4294967297", false),
+                ("4194305", false),
+                ("2", true),
+                ("4242", true),
+            ] {
+                let script = KILL_TEMPLATE
+                    .replace("{}", group)
+                    .replace("kill -TERM", "echo kill -TERM")
+                    .replace("kill -KILL", "echo kill -KILL")
+                    .replace("while kill -0", "while false");
+                let out = std::process::Command::new(shell).arg("-c").arg(&script).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert_eq!(
+                    text.contains(&format!("kill -TERM -{group}\n")),
+                    signalled,
+                    "{shell} {group}: {text}"
+                );
+                assert!(out.status.success(), "{shell} {group}: {out:?}");
+            }
+        }
     }
 }
