@@ -57,6 +57,12 @@ pub struct HostFilter {
 }
 
 impl HostFilter {
+    /// Whether `plan`'s job is one the filter serves: its ssh reaches the filter's host as the
+    /// filter expects (port, options, `remote_sudo`), for installing it or reading it back.
+    pub fn serves(&self, plan: &JobPlan) -> bool {
+        self.jobs.iter().any(|job| job == plan.label())
+    }
+
     /// How many distinct commands (exact lines and patterns) it allows.
     pub fn allowed(&self) -> usize {
         self.exact.len() + self.patterns.len()

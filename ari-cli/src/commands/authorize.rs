@@ -116,7 +116,7 @@ fn key_line(filter: &HostFilter, key: Option<&str>) -> String {
 fn install(filters: &[HostFilter], plans: &[&ari_core::pipeline::JobPlan], key: &str) -> i32 {
     let mut code = exit::SUCCESS;
     for filter in filters {
-        let Some(plan) = plans.iter().find(|p| filter.jobs.iter().any(|job| job == p.label())) else {
+        let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else {
             continue;
         };
         let runner = Runner::new(plan.ssh.clone(), false);

@@ -109,7 +109,7 @@ fn check_filter(
     out: &mut String,
     problems: &mut Vec<String>,
 ) {
-    let Some(plan) = plans.iter().find(|p| filter.jobs.iter().any(|job| job == p.label())) else { return };
+    let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else { return };
     let runner = Runner::new(plan.ssh.clone(), false);
     match runner.run(&ari_core::authorize::read_back(filter)) {
         Ok(output) => {
