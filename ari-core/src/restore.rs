@@ -88,7 +88,7 @@ fn moment(time: &str, now: i64) -> Option<i64> {
     if is_number(time) {
         return time.parse().ok();
     }
-    if let Some(seconds) = interval(time) {
+    if let Some(seconds) = interval_seconds(time) {
         return Some(now.saturating_sub(seconds));
     }
     if let Ok(timestamp) = time.parse::<jiff::Timestamp>() {
@@ -109,8 +109,10 @@ fn moment(time: &str, now: i64) -> Option<i64> {
     civil.to_zoned(tz).ok().map(|zoned| zoned.timestamp().as_second())
 }
 
-/// `2W3D`: numbers, each with a unit, as rdiff-backup reads intervals; in seconds.
-fn interval(text: &str) -> Option<i64> {
+/// `2W3D`: numbers, each with a unit (`s`, `m`, `h`, `D`, `W`, `M` = 30 days, `Y` = 365 days),
+/// as rdiff-backup reads intervals; in seconds. None for anything else, or past what an i64
+/// holds. The one reader of the form: rdiff's `remove_older_than_timespec` checks with it too.
+pub fn interval_seconds(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut digits = String::new();
     for c in text.chars() {
@@ -295,11 +297,11 @@ mod tests {
 
     #[test]
     fn intervals_read_as_rdiff_backup_reads_them() {
-        assert_eq!(interval("2W3D"), Some(17 * 86_400));
-        assert_eq!(interval("1Y"), Some(365 * 86_400));
-        assert_eq!(interval("1M"), Some(30 * 86_400));
+        assert_eq!(interval_seconds("2W3D"), Some(17 * 86_400));
+        assert_eq!(interval_seconds("1Y"), Some(365 * 86_400));
+        assert_eq!(interval_seconds("1M"), Some(30 * 86_400));
         for bad in ["", "D", "3", "3d", "3D2", "99999999999999999999Y"] {
-            assert_eq!(interval(bad), None, "{bad}");
+            assert_eq!(interval_seconds(bad), None, "{bad}");
         }
     }
 

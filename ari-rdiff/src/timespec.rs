@@ -20,7 +20,7 @@ pub static TIMESPEC: TextKind = TextKind {
 pub fn check_timespec(spec: &str) -> Result<(), String> {
     let ok = spec == "now"
         || is_number(spec)
-        || is_interval(spec)
+        || ari_core::restore::interval_seconds(spec).is_some()
         || spec.strip_suffix('B').is_some_and(is_number)
         || is_date(spec)
         || is_date_time(spec);
@@ -33,23 +33,6 @@ pub fn check_timespec(spec: &str) -> Result<(), String> {
 
 fn is_number(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// `1h78m`: numbers, each followed by a unit.
-fn is_interval(text: &str) -> bool {
-    let mut rest = text;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let Some(unit) = rest[digits..].chars().next() else { return false };
-        if digits == 0 || !"smhDWMY".contains(unit) {
-            return false;
-        }
-        rest = &rest[digits + 1..];
-    }
-    true
 }
 
 /// Whether `text` has the digits and separators of `pattern`, where `9` stands for a digit.
