@@ -17,7 +17,7 @@ use crate::plugin::{self, Directory, Facts, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
 use crate::remote::Connections;
 use crate::settings::{Layer, Settings};
-use crate::step::{Action, Command, Host, Outcome, Phase, Step};
+use crate::step::{Action, Command, Host, Outcome, Phase, Step, Tolerated};
 
 /// Everything a job will do, built before anything runs.
 #[derive(Debug)]
@@ -739,13 +739,7 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Tran
             Ok(output) => {
                 Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(output.shown_stdout())))
             }
-            Err(ProcessError::Exited { code, stderr, .. })
-                if step.tolerated.iter().any(|t| t.accepts(code, &stderr)) =>
-            {
-                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
-                log::warn!("{} exited with status {code}, which counts as success: {last}", step.name);
-                Ok(None)
-            }
+            Err(ref error) if Tolerated::counts_as_success(&step.tolerated, error, &step.name) => Ok(None),
             Err(error) => Err(error.into()),
         },
         Action::RefuseIf { command, reason } => match runner.run(command) {

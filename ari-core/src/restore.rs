@@ -13,6 +13,7 @@ use crate::pipeline::JobPlan;
 use crate::plugin::{join_path, relative_to, Restore, StoredBackup};
 use crate::process::{Output, ProcessError, Runner};
 use crate::remote::Session;
+use crate::step::Tolerated;
 
 /// What `--at` accepts, for error messages and `--help`.
 pub const TIME_FORMS: &str = "a backup's name as `ari history` lists it; `now`; `NB` for the Nth backup before the newest (`0B` is the newest); an interval back from now (`3D`, `2W3D`, `12h`: s, m, h, D, W, M = 30 days, Y = 365 days); seconds since the epoch; a date `2026-11-30` (its midnight, local time); a local time `2026-11-30 03:00` or `2026-11-30T03:00:00`; or a time with its offset `2026-11-30T03:00:00+01:00`";
@@ -243,13 +244,7 @@ fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {
     log::info!("restoring: {command}");
     match runner.run(&command) {
         Ok(_) => Ok(()),
-        Err(ProcessError::Exited { code, stderr, .. })
-            if restore.tolerated.iter().any(|t| t.accepts(code, &stderr)) =>
-        {
-            let last = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
-            log::warn!("the copy exited with status {code}, which counts as success: {last}");
-            Ok(())
-        }
+        Err(ref error) if Tolerated::counts_as_success(&restore.tolerated, error, "the copy") => Ok(()),
         Err(err) => Err(RestoreError::Copy(err)),
     }
 }
