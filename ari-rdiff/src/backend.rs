@@ -76,13 +76,25 @@ impl BackupBackend for RdiffBackend {
         if job.job().include.is_empty() {
             return Err(job.error_at("include", "the rdiff backend needs at least one path to back up"));
         }
-        // rdiff-backup's selection: absolute paths, or globs starting with `*`, naming no `.`
-        // or `..` (which, with a snapshot, could leave it).
-        for (key, entries) in [("include", &job.job().include), ("exclude", &job.job().exclude)] {
-            for (i, entry) in entries.iter().enumerate() {
-                kinds::check_path_pattern(entry).map_err(|why| {
-                    job.error_at(&format!("{key}[{i}]"), format!("`{}` {why}", kinds::shown(entry)))
-                })?;
+        // rdiff-backup's selection: absolute paths, or globs starting with `/` (`**` in an
+        // exclude), naming no `.` or `..` (which, with a snapshot, could leave it). An include
+        // that matches the whole tree is written `/`; an exclude of the whole tree is refused,
+        // since the excludes come first and it would leave nothing to back up.
+        let entry_error = |key: &str, i: usize, entry: &str, why: &str| {
+            job.error_at(&format!("{key}[{i}]"), format!("`{}` {why}", kinds::shown(entry)))
+        };
+        for (i, entry) in job.job().include.iter().enumerate() {
+            kinds::check_include_pattern(entry).map_err(|why| entry_error("include", i, entry, &why))?;
+        }
+        for (i, entry) in job.job().exclude.iter().enumerate() {
+            kinds::check_path_pattern(entry).map_err(|why| entry_error("exclude", i, entry, &why))?;
+            if kinds::is_whole_tree_glob(entry) || entry.trim_end_matches('/').is_empty() {
+                return Err(entry_error(
+                    "exclude",
+                    i,
+                    entry,
+                    "excludes the whole tree, and the excludes come before the includes: nothing would be backed up",
+                ));
             }
         }
         if let Host::Remote(host) = job.source_host() {
