@@ -318,7 +318,9 @@ fn setting_args() -> Vec<Arg> {
                 arg.value_name("BOOL").num_args(0..=1).require_equals(true).default_missing_value("true")
             }
             SettingKind::Choice(choices) => arg.value_name(choices.join("|")).num_args(1),
-            _ => arg.value_name(def.kind.describe().to_uppercase().replace(' ', "_")).num_args(1),
+            // The bound is in the help.
+            SettingKind::DurationAtMost(_) => arg.value_name("DURATION").num_args(1),
+            _ => arg.value_name(def.kind.describe().to_uppercase().replace([' ', '-'], "_")).num_args(1),
         };
         args.push(arg);
     }

@@ -46,8 +46,7 @@ pub static HOST: TextKind = TextKind {
 /// An HTTP(S) URL, as a monitoring service gives it (`ping_url`).
 pub static URL: TextKind = TextKind {
     name: "url",
-    accepts:
-        "an http:// or https:// URL with a host, at most 2048 characters, no whitespace or control characters",
+    accepts: "an http:// or https:// URL with a host, at most 2048 characters of RFC 3986 (others escaped as %XX); ari shows it by its scheme and host only",
     check: check_url,
 };
 
@@ -113,7 +112,9 @@ pub fn check_key_options(value: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `value` is an http(s) URL with a host and nothing a request line cannot hold.
+/// Whether `value` is an http(s) URL with a host and nothing a request line cannot hold: the
+/// characters of RFC 3986 only (an HTTP client refuses others, and its error would show the
+/// URL whole).
 pub fn check_url(value: &str) -> Result<(), String> {
     let rest = value
         .strip_prefix("https://")
@@ -122,8 +123,9 @@ pub fn check_url(value: &str) -> Result<(), String> {
     if value.len() > 2048 {
         return Err("is longer than 2048 characters".into());
     }
-    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("holds {}, which a URL cannot", shown(&bad.to_string())));
+    let in_a_url = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+    if let Some(bad) = value.chars().find(|c| !in_a_url(*c)) {
+        return Err(format!("holds `{}`, which a URL cannot (escape it as %XX)", bad.escape_default()));
     }
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or_default();
@@ -131,6 +133,15 @@ pub fn check_url(value: &str) -> Result<(), String> {
         return Err("names no host".into());
     }
     Ok(())
+}
+
+/// A URL as ari shows it (`ari settings`, logs, errors): its scheme and host only, since the
+/// rest of a monitoring URL (a path, a query, a user and password) is often its secret.
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    format!("{}://{}/…", shown(scheme), shown(host))
 }
 
 /// A user name on a remote host.
@@ -603,9 +614,21 @@ mod tests {
             "https://a b",
             "hc-ping.com/x",
             "https://x\n",
+            "https://x/a|b",
+            "https://x/{uuid}",
+            "https://x/\u{e9}",
+            "https://x/a\"b",
         ] {
             assert!(check_url(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn urls_are_shown_by_their_scheme_and_host() {
+        assert_eq!(shown_url("https://hc-ping.com/abc-uuid"), "https://hc-ping.com/…");
+        assert_eq!(shown_url("https://user:pw@hc.example:8000/ping/abc?x=1"), "https://hc.example:8000/…");
+        assert_eq!(shown_url("http://[::1]:80#frag"), "http://[::1]:80/…");
+        assert_eq!(shown_url("no scheme/secret"), "://no scheme/…");
     }
 
     #[track_caller]

@@ -97,6 +97,18 @@ impl BackupBackend for RdiffBackend {
                 ));
             }
         }
+        // A backup at a time of its own is one run's: in a file, every later run would be
+        // refused by rdiff-backup (a backup older than the last).
+        let from_a_file = !matches!(
+            job.settings().source(RDIFF_BACKUP_OPTIONS.name()),
+            None | Some(ari_core::settings::Source::CommandLine)
+        );
+        if from_a_file && crate::options::sets_the_time(&job.get(&RDIFF_BACKUP_OPTIONS)) {
+            return Err(job.error_at(
+                "rdiff_backup_options",
+                "`--current-time` gives one run's backup a time of its own; set in a file, every run after the first fails (rdiff-backup takes no backup older than the last): pass it with --set for that run",
+            ));
+        }
         if let Host::Remote(host) = job.source_host() {
             // rdiff-backup splits HOST::PATH at `::`, and fills in its remote schema (which
             // names the job's ssh wrapper, under state_dir) with Python's format.

@@ -12,6 +12,7 @@
 
 mod argv;
 mod backend;
+pub mod options;
 mod settings;
 pub mod timespec;
 

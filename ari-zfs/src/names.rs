@@ -31,7 +31,7 @@ pub static SNAPSHOT_PREFIX: TextKind = TextKind {
 /// The strftime format of the timestamp in new snapshot names.
 pub static TIMESTAMP_FORMAT: TextKind = TextKind {
     name: "strftime format",
-    accepts: "a strftime format whose output is a valid part of a ZFS snapshot name (`%Y-%m-%d--%H%M`)",
+    accepts: "a strftime format (`%Y-%m-%d--%H%M`) whose output, at any time in any time zone, is part of a ZFS snapshot name: letters, digits, `_`, `-`, `:`, `.` and conversions that give digits or names (`%Y %m %d %H %M %S %F %T %s %a %b`...; not the time zone's `%Z`, `%z`, `%Q`, nor space padding or a width), at most 200 characters",
     check: check_timestamp_format,
 };
 
