@@ -141,7 +141,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &str) -> Result<(), String> {
             .post(&url)
             .content_type("text/plain; charset=utf-8")
             .send(body)
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| err.to_string().replace(&url, &shown_url(&url)))?;
         if !response.status().is_redirection() {
             return Ok(());
         }
