@@ -789,3 +789,246 @@ fn kind(file_type: FileType) -> &'static str {
         _ => "something else",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    /// A temp dir with `outside/secret` (what no restore may touch) and `store/`.
+    struct Scene {
+        dir: tempfile::TempDir,
+    }
+
+    impl Scene {
+        fn new() -> Scene {
+            let dir = tempfile::tempdir().unwrap();
+            fs::create_dir_all(dir.path().join("outside/sub")).unwrap();
+            fs::write(dir.path().join("outside/secret"), "keep").unwrap();
+            fs::write(dir.path().join("outside/sub/deep"), "keep too").unwrap();
+            fs::create_dir_all(dir.path().join("store/web")).unwrap();
+            Scene { dir }
+        }
+
+        fn path(&self, relative: &str) -> PathBuf {
+            self.dir.path().join(relative)
+        }
+
+        fn stores(&self) -> Vec<Directory> {
+            vec![Directory::new("backup_store_path", self.path("store").to_string_lossy())]
+        }
+
+        fn target(&self, dir: &str, path: &str) -> RestoreTarget {
+            RestoreTarget::new(&self.path(dir), path).unwrap()
+        }
+
+        /// Stages `path` into `dir`, lets `copy` write the copy through the path the tool gets,
+        /// and places it.
+        fn restore(
+            &self,
+            dir: &str,
+            path: &str,
+            force: bool,
+            copy: impl FnOnce(&Path),
+        ) -> Result<Placed, String> {
+            let target = self.target(dir, path);
+            target.check(&self.stores(), force).map_err(|e| e.to_string())?;
+            let staging = target.stage(&self.stores(), force).map_err(|e| e.to_string())?;
+            copy(Path::new(&staging.copy_path()));
+            if !staging.holds_copy().unwrap() {
+                staging.discard();
+                return Err("nothing copied".into());
+            }
+            staging.place(force).map_err(|e| e.to_string())
+        }
+
+        /// `outside/` is as [`Scene::new`] made it.
+        #[track_caller]
+        fn assert_outside_untouched(&self) {
+            assert_eq!(fs::read_to_string(self.path("outside/secret")).unwrap(), "keep");
+            assert_eq!(fs::read_to_string(self.path("outside/sub/deep")).unwrap(), "keep too");
+            let entries = |p: &str| fs::read_dir(self.path(p)).unwrap().count();
+            assert_eq!((entries("outside"), entries("outside/sub")), (2, 1));
+        }
+
+        /// No staging directory is left in `dir`.
+        #[track_caller]
+        fn assert_no_staging(&self, dir: &str) {
+            let Ok(entries) = fs::read_dir(self.path(dir)) else { return };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                assert!(!name.starts_with(STAGING_PREFIX), "{name} left in {dir}");
+            }
+        }
+    }
+
+    fn write_file(at: &Path) {
+        fs::write(at, "restored").unwrap();
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn dir_and_path_split_where_the_checks_change() {
+        let check = |dir: &str, path: &str, anchor: &str, below: &[&str]| {
+            let target = RestoreTarget::new(Path::new(dir), path).unwrap();
+            assert_eq!(target.anchor, Path::new(anchor), "{dir} {path}");
+            assert_eq!(target.below, below.iter().map(OsString::from).collect::<Vec<_>>(), "{dir} {path}");
+        };
+        check("/r", "/etc/hosts", "/r", &["etc", "hosts"]);
+        check("/r", "/etc", "/r", &["etc"]);
+        check("/", "/etc", "/", &["etc"]);
+        check("/srv/r", "/", "/srv", &["r"]);
+        check("/r", "/", "/", &["r"]);
+        assert!(matches!(RestoreTarget::new(Path::new("/"), "/"), Err(TargetError::RootIntoRoot)));
+    }
+
+    #[test]
+    fn a_restore_makes_its_directories_0700_and_leaves_only_the_copy() {
+        let scene = Scene::new();
+        let placed = scene.restore("r/new", "/etc/hosts", false, write_file).unwrap();
+        assert!(!placed.is_dir && placed.leftover.is_none());
+        assert_eq!(fs::read_to_string(scene.path("r/new/etc/hosts")).unwrap(), "restored");
+        for dir in ["r", "r/new", "r/new/etc"] {
+            assert_eq!(mode(&scene.path(dir)), 0o700, "{dir}");
+        }
+        scene.assert_no_staging("r/new");
+        // Into an existing DIR, and PATH `/` as DIR itself.
+        let placed = scene.restore("r/new", "/var", false, |at| fs::create_dir(at).unwrap()).unwrap();
+        assert!(placed.is_dir);
+        scene.restore("r/whole", "/", false, |at| fs::create_dir(at).unwrap()).unwrap();
+        assert!(scene.path("r/whole").is_dir());
+        scene.assert_no_staging("r");
+    }
+
+    #[test]
+    fn a_copy_that_makes_nothing_or_a_refusal_leaves_dir_as_it_was() {
+        let scene = Scene::new();
+        let err = scene.restore("r/new/deeper", "/etc/hosts", false, |_| {}).unwrap_err();
+        assert_eq!(err, "nothing copied");
+        assert!(!scene.path("r").exists(), "the directories ari made are gone again");
+        fs::create_dir(scene.path("r")).unwrap();
+        scene.restore("r", "/etc/hosts", false, write_file).unwrap();
+        let err = scene.restore("r", "/etc/hosts", false, write_file).unwrap_err();
+        assert!(err.contains("exists, and ari never overwrites"), "{err}");
+        // Exists when the copy is done (made meanwhile): refused then, and nothing changed.
+        let target = scene.target("r", "/etc/passwd");
+        let staging = target.stage(&scene.stores(), false).unwrap();
+        write_file(Path::new(&staging.copy_path()));
+        fs::write(scene.path("r/etc/passwd"), "meanwhile").unwrap();
+        let err = staging.place(false).unwrap_err();
+        assert!(matches!(err, TargetError::Exists { .. }), "{err}");
+        assert_eq!(fs::read_to_string(scene.path("r/etc/passwd")).unwrap(), "meanwhile");
+        scene.assert_no_staging("r");
+    }
+
+    #[test]
+    fn no_symlink_below_dir_is_followed_and_force_removes_only_inside_dir_path() {
+        let scene = Scene::new();
+        fs::create_dir_all(scene.path("r")).unwrap();
+        symlink(scene.path("outside"), scene.path("r/etc")).unwrap();
+        let err = scene.restore("r", "/etc/secret", true, write_file).unwrap_err();
+        assert!(
+            err.contains("r/etc is a symlink") && err.contains("below --to ari follows no symlink"),
+            "{err}"
+        );
+        scene.assert_no_staging("r");
+
+        // DIR/PATH itself a symlink: replaced as itself with --force, never written through.
+        fs::remove_file(scene.path("r/etc")).unwrap();
+        fs::create_dir(scene.path("r/etc")).unwrap();
+        symlink(scene.path("outside/secret"), scene.path("r/etc/secret")).unwrap();
+        let err = scene.restore("r", "/etc/secret", false, write_file).unwrap_err();
+        assert!(err.contains("exists"), "{err}");
+        scene.restore("r", "/etc/secret", true, write_file).unwrap();
+        assert_eq!(fs::read_to_string(scene.path("r/etc/secret")).unwrap(), "restored");
+        assert!(!fs::symlink_metadata(scene.path("r/etc/secret")).unwrap().is_symlink());
+
+        // A directory replaced with --force: its symlinks out are removed as links.
+        fs::create_dir_all(scene.path("r/d/inner")).unwrap();
+        symlink(scene.path("outside"), scene.path("r/d/link")).unwrap();
+        symlink(scene.path("outside/secret"), scene.path("r/d/inner/file")).unwrap();
+        fs::write(scene.path("r/d/inner/own"), "old").unwrap();
+        fs::set_permissions(scene.path("r/d/inner"), fs::Permissions::from_mode(0o500)).unwrap();
+        let placed = scene.restore("r", "/d", true, |at| {
+            fs::create_dir(at).unwrap();
+            fs::write(at.join("new"), "new").unwrap();
+        });
+        assert!(placed.unwrap().leftover.is_none());
+        assert_eq!(fs::read_dir(scene.path("r/d")).unwrap().count(), 1, "only the copy");
+        scene.assert_outside_untouched();
+        scene.assert_no_staging("r");
+    }
+
+    #[test]
+    fn dir_s_own_path_follows_only_trusted_symlinks_through_private_or_sticky_directories() {
+        let scene = Scene::new();
+        fs::create_dir(scene.path("real")).unwrap();
+        symlink(scene.path("real"), scene.path("link")).unwrap();
+        symlink("real", scene.path("relative")).unwrap();
+        scene.restore("link/r", "/etc/hosts", false, write_file).unwrap();
+        scene.restore("relative/../real/s", "/etc/hosts", false, write_file).unwrap();
+        assert_eq!(fs::read_to_string(scene.path("real/r/etc/hosts")).unwrap(), "restored");
+        assert_eq!(fs::read_to_string(scene.path("real/s/etc/hosts")).unwrap(), "restored");
+
+        let check = |mode: u32, ok: bool| {
+            fs::create_dir_all(scene.path("shared")).unwrap();
+            fs::set_permissions(scene.path("shared"), fs::Permissions::from_mode(mode)).unwrap();
+            let err = scene.target("shared/r", "/x").check(&scene.stores(), false);
+            assert_eq!(err.is_ok(), ok, "mode {mode:o}: {err:?}");
+            if let Err(err) = err {
+                assert!(err.to_string().contains("may rename or replace what it holds"), "{err}");
+            }
+        };
+        check(0o777, false);
+        check(0o775, false);
+        check(0o757, false);
+        check(0o1777, true);
+        check(0o755, true);
+        let loop_path = scene.path("loop");
+        symlink(&loop_path, &loop_path).unwrap();
+        let err = scene.target("loop", "/x").check(&scene.stores(), false).unwrap_err();
+        assert!(matches!(err, TargetError::TooManyLinks { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_store_is_told_apart_by_device_and_inode_not_by_name() {
+        let scene = Scene::new();
+        symlink(scene.path("store/web"), scene.path("into-store")).unwrap();
+        let refused = |dir: &str, path: &str, force: bool| {
+            let err = scene.target(dir, path).check(&scene.stores(), force).unwrap_err();
+            assert!(err.to_string().contains("restore outside the store"), "{dir} {path}: {err}");
+            let err = scene.target(dir, path).stage(&scene.stores(), force).unwrap_err();
+            assert!(matches!(err, TargetError::InStore { .. }), "{dir} {path}: {err}");
+        };
+        refused("into-store", "/etc/hosts", false);
+        refused("into-store/deeper", "/etc/hosts", false);
+        refused("store", "/etc", false);
+        refused(".", "/store/web", true);
+        refused("outside/..", "/store", true);
+        // A name like the store's is no store.
+        scene.restore("store-copy", "/etc/hosts", false, write_file).unwrap();
+        assert_eq!(fs::read_dir(scene.path("store/web")).unwrap().count(), 0, "the store is as it was");
+    }
+
+    #[test]
+    fn the_tool_writes_through_the_held_descriptor_whatever_happens_to_dir_s_name() {
+        let scene = Scene::new();
+        fs::create_dir(scene.path("r")).unwrap();
+        let target = scene.target("r", "/etc/hosts");
+        let staging = target.stage(&scene.stores(), false).unwrap();
+        assert!(staging.copy_path().starts_with(&format!("/proc/{}/fd/", std::process::id())));
+        // DIR is moved away and a symlink out put in its place while the copy runs.
+        fs::rename(scene.path("r"), scene.path("moved")).unwrap();
+        symlink(scene.path("outside"), scene.path("r")).unwrap();
+        write_file(Path::new(&staging.copy_path()));
+        staging.place(false).unwrap();
+        assert_eq!(fs::read_to_string(scene.path("moved/etc/hosts")).unwrap(), "restored");
+        scene.assert_outside_untouched();
+        scene.assert_no_staging("moved");
+    }
+}
