@@ -244,7 +244,7 @@ pub fn preview(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<(), 
     log::info!(
         "dry run: then would move the copy to {} (the copy goes into a new private directory in {}, handed to the tool through ari's descriptor of it)",
         wanted.target.path().display(),
-        Path::new(&staged).parent().and_then(Path::parent).and_then(Path::parent).unwrap_or(Path::new("/")).display()
+        wanted.target.staged_in().display()
     );
     Ok(())
 }

@@ -121,8 +121,13 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
             log::error!("{err}");
             exit::JOB_FAILED
         }
-        Err(err @ (RestoreError::Target(_) | RestoreError::NotInBackup { .. })) => {
+        Err(err @ RestoreError::Target(_)) => {
             usage_errors(&[format!("{}; nothing was written", chain(&err))])
+        }
+        Err(err @ RestoreError::NotInBackup { .. }) => {
+            // The README's promise: a PATH that no backup holds is a usage error.
+            log::error!("{err}; nothing was written");
+            exit::USAGE
         }
         Err(err) => {
             log::error!("restoring {path} failed: {}; {shown} is as it was", chain(&err));

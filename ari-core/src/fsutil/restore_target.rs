@@ -221,6 +221,11 @@ impl RestoreTarget {
         self.below.iter().fold(self.anchor.clone(), |path, name| path.join(name))
     }
 
+    /// The directory the staging directory is made in: DIR, or DIR's parent when PATH is `/`.
+    pub fn staged_in(&self) -> &Path {
+        &self.anchor
+    }
+
     /// Where the copy would go before it moves to DIR/PATH, as a path through DIR's name, for a
     /// dry run to show (a real run hands the tool a path through its descriptor).
     pub fn staging_preview(&self) -> String {
@@ -962,6 +967,20 @@ mod tests {
         assert_eq!(fs::read_dir(scene.path("r/d")).unwrap().count(), 1, "only the copy");
         scene.assert_outside_untouched();
         scene.assert_no_staging("r");
+    }
+
+    #[test]
+    fn what_force_cannot_remove_is_left_and_said_with_the_copy_in_place() {
+        let scene = Scene::new();
+        let mut deep = scene.path("r/d");
+        for _ in 0..=MAX_DEPTH {
+            deep.push("n");
+        }
+        fs::create_dir_all(&deep).unwrap();
+        let placed = scene.restore("r", "/d", true, write_file).unwrap();
+        let left = placed.leftover.expect("a tree deeper than ari goes is left");
+        assert!(left.to_string().contains("is too deep, so ari left it"), "{left}");
+        assert_eq!(fs::read_to_string(scene.path("r/d")).unwrap(), "restored");
     }
 
     #[test]
