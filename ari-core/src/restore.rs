@@ -199,7 +199,7 @@ pub enum RestoreError {
     #[error("the job's run directory: {0}")]
     NoRunDirectory(StateError),
     /// DIR/PATH was refused, or what the copy goes into could not be made: nothing changed.
-    #[error("--to: {0}")]
+    #[error("--to")]
     Target(#[source] TargetError),
     /// The backend gave no copy for the request.
     #[error("{0}")]
@@ -428,6 +428,23 @@ mod tests {
             assert!(check_path(bad, &plain, &[]).is_err(), "{bad:?}");
         }
         assert!(check_path("/etc//hosts/", &plain, &[]).is_ok(), "doubled and trailing `/`");
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let check = |err: RestoreError, expected: &str| assert_eq!(crate::error::chain(&err), expected);
+        check(
+            RestoreError::Target(TargetError::RootIntoRoot),
+            "--to: PATH / is restored as --to itself, so --to cannot be /",
+        );
+        check(
+            RestoreError::Place(TargetError::Exists { path: "/r/etc".into() }),
+            "moving the copy into place failed: /r/etc exists, and ari never overwrites: choose another --to, or give --force to replace it",
+        );
+        check(
+            RestoreError::NotInBackup { path: "/etc/x".into(), backup: "b".into() },
+            "backup b holds nothing at /etc/x",
+        );
     }
 
     #[test]
