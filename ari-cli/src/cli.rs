@@ -233,13 +233,13 @@ fn command_for(selected: Option<&str>) -> Command {
                         .long("to")
                         .value_name("DIR")
                         .required(true)
-                        .help("restore into DIR/PATH (DIR/etc/nginx); missing directories are made 0700"),
+                        .help("restore into DIR/PATH (DIR/etc/nginx); missing directories are made 0700, and every directory on the way must be root's or ari's user's, writable by no one else unless sticky (/tmp)"),
                 )
                 .arg(
                     Arg::new("force")
                         .long("force")
                         .action(ArgAction::SetTrue)
-                        .help("replace DIR/PATH if it exists (without it, ari never overwrites)"),
+                        .help("replace DIR/PATH if it exists, in one swap, removing only what was there (without it, ari never overwrites)"),
                 ),
         )
         .subcommand(

@@ -23,6 +23,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub mod restore_target;
+
 /// The mode of every directory ari makes in `state_dir`.
 const DIR_MODE: u32 = 0o700;
 /// The mode of every file ari makes in `state_dir`.

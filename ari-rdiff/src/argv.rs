@@ -185,12 +185,9 @@ pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, S
 }
 
 /// The argv that copies `source` (a path inside the repository) as it was at `time` (a
-/// backup's time, as `list_increments` names it) to `target`, replacing it with `force`.
-pub fn restore(program: &str, cli: Cli, time: &str, source: &str, target: &str, force: bool) -> Vec<String> {
+/// backup's time, as `list_increments` names it) to `target`, which does not exist yet.
+pub fn restore(program: &str, cli: Cli, time: &str, source: &str, target: &str) -> Vec<String> {
     let mut argv = vec![program.to_string()];
-    if force {
-        argv.push("--force".to_string());
-    }
     match cli {
         Cli::New => argv.extend(["restore".to_string(), "--at".to_string(), time.to_string()]),
         Cli::Legacy => argv.extend(["--restore-as-of".to_string(), time.to_string()]),

@@ -221,14 +221,10 @@ impl BackupBackend for RdiffBackend {
             &request.backup.name,
             &source,
             &request.target,
-            request.force,
         );
-        // With --force, rdiff-backup replaces an existing target, and says so with its
-        // "warnings only" status.
-        Ok(Some(
-            Restore::new(Command::argv(Host::Local, argv))
-                .tolerating(2, "content might be force overwritten by restore"),
-        ))
+        // The target never exists (ari replaces an old one itself, after the copy), so
+        // rdiff-backup needs no --force; a path the backup does not hold makes nothing.
+        Ok(Some(Restore::new(Command::argv(Host::Local, argv))))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

@@ -235,16 +235,13 @@ impl BackupBackend for ZfsBackend {
                 argv.push(long.to_string());
             }
         }
-        if request.force {
-            // What the target holds beyond the backup goes: it then is the path as it was.
-            argv.push("--delete".to_string());
-        }
         let host = target.zfs_host;
         if let Host::Remote(_) = &host {
             argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join([job.ssh_wrapper()])]);
         }
         let (request, dataset) = (request.clone(), target.dataset);
-        Ok(Some(Restore::after(query, move |printed: &str| {
+        // rsync's sender says so, and exits 23, when the snapshot has nothing at the path.
+        let restore = Restore::after(query, move |printed: &str| {
             let mountpoint = printed.trim();
             if kinds::check_path(mountpoint).is_err() {
                 return Err(format!(
@@ -278,7 +275,8 @@ impl BackupBackend for ZfsBackend {
             let mut argv = argv.clone();
             argv.extend(["--".to_string(), source, into]);
             Ok(Command::argv(Host::Local, argv))
-        })))
+        });
+        Ok(Some(restore.absent_when(23, "failed: No such file or directory (2)")))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
