@@ -16,6 +16,14 @@
 //!
 //! Reading changes nothing (it neither creates nor tightens), so that `ari check` and
 //! `ari recover --show` can read; [`forbid_writes`] makes that a guarantee for a whole process.
+//!
+//! Files ari writes outside `state_dir` for other programs (the metrics file) go through
+//! [`write_outside_file`] (`fsutil/outside.rs`): only where nothing is or over a regular file of
+//! ari's user, in a directory no other user can swap it in.
+
+mod outside;
+
+pub use outside::{outside_file_problem, write_outside_file, OutsideError};
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
@@ -595,28 +603,6 @@ impl StateDir {
     }
 }
 
-/// A new, empty file `.tmp-PID-N` in `dir`, 0600, made with `O_EXCL` (so never through
-/// anything already there).
-/// Writes `bytes` to `path`, a file outside `state_dir` that other programs read (the metrics
-/// file of node_exporter's textfile collector), atomically: a temp file in its directory, 0644,
-/// fsynced, renamed over it. The directory must exist; a symlink at `path` is replaced, never
-/// followed.
-pub fn write_public_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    guard_write(path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let (temp, mut file) = create_temp(dir)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.set_permissions(Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&temp, path));
-    if let Err(err) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(StateError::io("write", path)(err));
-    }
-    Ok(())
-}
-
 /// Makes `path` and every missing directory above it, each new one 0700 whatever the umask
 /// (what `ari restore` copies out may be secret); directories already there are left as they
 /// are.
@@ -641,6 +627,8 @@ pub fn create_private_dirs(path: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// A new, empty file `.tmp-PID-N` in `dir`, 0600, made with `O_EXCL` (so never through
+/// anything already there).
 fn create_temp(dir: &Path) -> Result<(PathBuf, File), StateError> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     loop {

@@ -1,7 +1,8 @@
 //! Prometheus metrics of every job, for node_exporter's textfile collector (`metrics_file`):
 //! rendered from the jobs' histories in `state_dir`, so that `ari run JOB` and `ari run-all`
 //! write the same file, with every job in it, whichever ran last. Written atomically after
-//! every real run; a failure to write it is a warning, never the run's failure.
+//! every real run through `fsutil::write_outside_file` (never over a device, a FIFO, a symlink
+//! or another user's file); a failure to write it is a warning, never the run's failure.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -86,7 +87,7 @@ fn escape(value: &str) -> String {
 /// Writes the metrics of every job under `state_dir` to `path`; the error says why not.
 pub fn write(state_dir: &Path, path: &Path) -> Result<(), String> {
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-    crate::fsutil::write_public_file(path, render(state_dir, now).as_bytes())
+    crate::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644)
         .map_err(|err| format!("the metrics file could not be written: {}", crate::error::chain(&err)))
 }
 

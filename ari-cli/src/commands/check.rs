@@ -56,6 +56,15 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
         let _ = writeln!(out, "ok: state_dir {}", context.state_dir().display());
     }
     problems.extend(state);
+    // A run only warns when it cannot write the metrics file; check says it before.
+    if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
+        match ari_core::fsutil::outside_file_problem(std::path::Path::new(&path)) {
+            None => {
+                let _ = writeln!(out, "ok: metrics_file {path}");
+            }
+            Some(err) => problems.push(format!("metrics_file: {}", chain(&err))),
+        }
+    }
     if connect {
         let mut seen = BTreeSet::new();
         for plan in &plans {
