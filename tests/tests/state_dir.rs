@@ -2,7 +2,8 @@
 //! whatever the umask, a symlink planted in it is never followed, a ledger another user could
 //! have written never runs, a corrupt ledger stops only its own job until `ari recover --forget`
 //! clears it, a corrupt history is moved aside, a history that cannot be written costs no backup,
-//! and `ari check` fails on a state_dir it cannot write.
+//! `ari check` fails on a state_dir it cannot write, and a state_dir that is a symlink another
+//! user could change is refused.
 //!
 //! Whether something ran is proved with markers: `backend: command` jobs and ledger entries run
 //! `touch MARKER`. Tests that need another user run ari as uid 65534 through `setpriv`, which
@@ -650,4 +651,87 @@ fn check_and_plan_make_no_state_dir() {
     assert_exit(&run(fx.ari().args(["plan", "db"])), 0);
     assert_exit(&run(fx.ari().args(["recover", "--show"])), 0);
     assert!(!fx.path("state").exists(), "a command that promises to write nothing made state_dir");
+}
+
+/// `state_dir` may be a symlink the admin made, but not one another user could change: owned by
+/// another user, in a directory another user owns or may write (unless sticky), or leading
+/// through such a link. Such a state_dir runs nothing and writes nothing, and `ari check` says
+/// why; a link of root's in root's directory, or in a sticky one, works.
+#[test]
+fn a_state_dir_symlink_that_another_user_could_change_is_refused() {
+    require_root();
+    let fx = Fixture::new();
+    let ran = marker_job(&fx, "db");
+    let state = fx.path("state");
+    let refused = |link: &Path, what: &str, expected: &str| {
+        let state_dir = format!("--state_dir={}", link.display());
+        let before = fingerprint(&state);
+        let out = run(fx.ari().args(["run", "db", &state_dir]));
+        assert_exit(&out, 1);
+        assert!(!ran.exists(), "{what}: the job ran");
+        assert_has(&stderr(&out), expected);
+        assert_has(
+            &stderr(&out),
+            "ari keeps its ledger, the commands it runs as root, only where no other user can redirect it",
+        );
+        assert_eq!(fingerprint(&state), before, "{what}: something was written through the link");
+        let out = run(fx.ari().args(["check", &state_dir]));
+        assert_exit(&out, 2);
+        let error = stdout(&out).lines().find(|l| l.starts_with("error: state_dir ")).map(str::to_string);
+        assert_has(&error.unwrap_or_else(|| panic!("{what}: no error in {}", stdout(&out))), expected);
+        assert_has(&stdout(&out), "\n1 problem found\n");
+    };
+    let works = |link: &Path, what: &str| {
+        let out = run(fx.ari().args(["run", "db", &format!("--state_dir={}", link.display())]));
+        assert_exit(&out, 0);
+        assert!(ran.exists(), "{what}: the job did not run: {}", stderr(&out));
+        fs::remove_file(&ran).unwrap();
+    };
+
+    // The admin's link, root's, in root's directory (the fixture's, 0700).
+    let link = fx.path("link");
+    std::os::unix::fs::symlink(&state, &link).unwrap();
+    works(&link, "root's link");
+    // The same link, another user's.
+    chown(&link, NOBODY);
+    refused(
+        &link,
+        "another user's link",
+        &format!(
+            "state_dir {} is a symlink (to {}) that uid {NOBODY} (nobody) could point anywhere (it is theirs)",
+            link.display(),
+            state.display()
+        ),
+    );
+    // Root's link in a directory that others may write.
+    let open = fx.path("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let in_open = open.join("state");
+    std::os::unix::fs::symlink(&state, &in_open).unwrap();
+    refused(
+        &in_open,
+        "a link in a directory others may write",
+        &format!(
+            "that its group and other users could point anywhere ({} has mode 0777 and is not sticky)",
+            open.display()
+        ),
+    );
+    // ... which the sticky bit makes safe, as in /tmp.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    works(&in_open, "a link of root's in a sticky directory");
+    // Root's link in another user's directory.
+    chown(&open, NOBODY);
+    refused(&in_open, "a link in another user's directory", &format!("(they own {})", open.display()));
+    // Root's link to another user's link: the second one is named.
+    let hop = fx.path("hop");
+    fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&state, &link).unwrap();
+    chown(&link, NOBODY);
+    std::os::unix::fs::symlink(&link, &hop).unwrap();
+    refused(
+        &hop,
+        "a link through another user's link",
+        &format!("state_dir {} is a symlink (to {}) that uid {NOBODY}", link.display(), state.display()),
+    );
 }

@@ -161,8 +161,12 @@ fn check_filter(
 /// or recover first.
 fn state_problems(context: &Context) -> Vec<String> {
     let state_dir = context.state_dir();
-    let mut problems: Vec<String> =
-        StateDir::new(&state_dir).problems().iter().map(|err| chain(err)).collect();
+    let found = StateDir::new(&state_dir).problems();
+    let mut problems: Vec<String> = found.iter().map(|err| chain(err)).collect();
+    // A state_dir that another user could redirect is all there is to say about it.
+    if found.iter().any(|err| matches!(err, ari_core::fsutil::StateError::UntrustedSymlink { .. })) {
+        return problems;
+    }
     let labels = match Ledger::pending(&state_dir) {
         Ok(labels) => labels,
         Err(err) => {

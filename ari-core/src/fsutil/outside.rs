@@ -24,10 +24,10 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{effective_uid, guard_write, user_text};
+use super::{effective_uid, guard_write, swapper, user_text, Swapper};
 
 /// Why a file outside `state_dir` was not written.
 #[derive(Debug, thiserror::Error)]
@@ -195,20 +195,13 @@ fn check_dir(dir: &Path, fd: &OwnedFd) -> Result<(), OutsideError> {
     let meta = File::from(fd.try_clone().map_err(io_error("inspect", dir))?)
         .metadata()
         .map_err(io_error("inspect", dir))?;
-    if meta.uid() != 0 && meta.uid() != effective_uid() {
-        return Err(OutsideError::ForeignDirectory { dir: dir.to_path_buf(), owner: meta.uid() });
+    match swapper(&meta) {
+        None => Ok(()),
+        Some(Swapper::Owner(owner)) => Err(OutsideError::ForeignDirectory { dir: dir.to_path_buf(), owner }),
+        Some(Swapper::Writers { mode, who }) => {
+            Err(OutsideError::OpenDirectory { dir: dir.to_path_buf(), mode, who })
+        }
     }
-    let mode = meta.mode() & 0o7777;
-    let sticky = mode & libc::S_ISVTX != 0;
-    if mode & 0o022 != 0 && !sticky {
-        let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
-            (true, true) => "its group and other users",
-            (true, false) => "its group",
-            _ => "other users",
-        };
-        return Err(OutsideError::OpenDirectory { dir: dir.to_path_buf(), mode, who });
-    }
-    Ok(())
 }
 
 /// What is at `name` in the directory, without following a symlink: `false` for nothing,
@@ -317,6 +310,7 @@ fn unlinkat(dir: &OwnedFd, name: &CStr) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::MetadataExt;
 
     fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().mode() & 0o7777
