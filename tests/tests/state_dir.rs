@@ -532,28 +532,88 @@ fn another_user_cannot_open_a_jobs_lock_file() {
     assert_has(&stderr(&out), "Permission denied");
 }
 
+/// A corrupt history is never read as empty nor replaced: `ari status` says so (and, with
+/// max_age, flags the job), run-all's ordering and the metrics file warn (the metrics with
+/// `ari_job_history_readable 0`), and only the job's next run moves it aside, saying so where
+/// cron mails it, and starts a new one.
 #[test]
-fn a_corrupt_history_is_moved_aside_with_a_warning() {
+fn a_corrupt_history_is_kept_aside_with_a_warning_by_every_reader() {
     let fx = Fixture::new();
     let db = marker_job(&fx, "db");
-    let history = fx.path("state/history/db.json");
-    fs::create_dir_all(history.parent().unwrap()).unwrap();
-    fs::write(&history, "{\"runs\": [{\"started\": 17").unwrap();
-    let out = run(fx.ari().args(["run", "db", "--debug"]));
+    let web = marker_job(&fx, "web");
+    fs::create_dir_all(fx.path("metrics")).unwrap();
+    fx.write_config(&format!("metrics_file: {}\n", fx.p("metrics/ari.prom")));
+    let corrupt = "{\"runs\": [{\"started\": 17";
+    let history = |label: &str| fx.path(&format!("state/history/{label}.json"));
+    fs::create_dir_all(fx.path("state/history")).unwrap();
+    for label in ["db", "web"] {
+        fs::write(history(label), corrupt).unwrap();
+    }
+    let kept = |label: &str| {
+        format!(
+            "the history {} is corrupt (EOF while parsing an object at line 1 column 24): it is kept as it is until the job's next run moves it aside",
+            history(label).display()
+        )
+    };
+
+    // Status: an error and a row that says so; with max_age, the job counts as stale.
+    let out = run(fx.ari().arg("status"));
+    assert_exit(&out, 0);
+    assert_has(&stderr(&out), &format!("ari [ERROR] {}", kept("db")));
+    let row = stdout(&out).lines().find(|l| l.starts_with("db ")).map(str::to_string).expect("a row of db");
+    assert!(row.contains("history corrupt") && row.ends_with("UNKNOWN"), "{row}");
+    let out = run(fx.ari().args(["status", "--max_age", "24h"]));
+    assert_exit(&out, 1);
+    assert_has(&stdout(&out), "2 jobs without a success in the last 24h");
+    assert_eq!(fs::read_to_string(history("db")).unwrap(), corrupt, "status changed the history");
+
+    // The job's run moves its own history aside and says so; the metrics it writes show the
+    // other job's history as unreadable.
+    let out = run(fx.ari().args(["run", "db"]));
     assert_exit(&out, 0);
     assert!(db.exists());
     let aside = named(&fx.path("state/history"), "db.json.corrupt-");
     assert_eq!(aside.len(), 1);
-    assert_eq!(fs::read_to_string(&aside[0]).unwrap(), "{\"runs\": [{\"started\": 17", "kept as it was");
-    assert_has(&stderr(&out), "ari (db) [WARN] history.rs:");
-    assert_has(&stderr(&out), &format!("the history {} was corrupt (EOF while parsing", history.display()));
-    assert_has(&stderr(&out), &format!("moved it aside to {} and started a new one", aside[0].display()));
-    let new: serde_json::Value = serde_json::from_slice(&fs::read(&history).unwrap()).unwrap();
+    assert_eq!(fs::read_to_string(&aside[0]).unwrap(), corrupt, "kept as it was");
+    assert_has(
+        &stderr(&out),
+        &format!(
+            "ari (db) [ERROR] the backup succeeded, but the job's history was corrupt: it was moved aside to {} and a new one started",
+            aside[0].display()
+        ),
+    );
+    let new: serde_json::Value = serde_json::from_slice(&fs::read(history("db")).unwrap()).unwrap();
     assert_eq!(new["runs"].as_array().map(Vec::len), Some(1), "{new}");
     let report = last_run_report(&fx);
     assert_eq!(report["jobs"][0]["outcome"], "warning", "{report:#}");
     assert_has(report["jobs"][0]["warnings"][0].as_str().unwrap(), "the job's history was corrupt");
     assert_eq!(report["exit"], 0);
+    let metrics = fs::read_to_string(fx.path("metrics/ari.prom")).unwrap();
+    assert_has(&metrics, "ari_job_history_readable{job=\"db\"} 1\n");
+    assert_has(&metrics, "ari_job_history_readable{job=\"web\"} 0\n");
+    assert!(!metrics.contains("ari_job_last_run_success{job=\"web\"}"), "{metrics}");
+    assert_eq!(fs::read_to_string(history("web")).unwrap(), corrupt, "another job's run left it alone");
+
+    // run-all orders the other job as a new one, with a warning, and its run moves it aside.
+    let out = run(fx.ari().args(["run-all", "--debug"]));
+    assert_exit(&out, 0);
+    assert!(web.exists());
+    let warning = stderr(&out)
+        .lines()
+        .find(|l| l.contains("[WARN]") && l.contains("ordering job web as a new one"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no warning of the order in:\n{}", stderr(&out)));
+    assert_has(&warning, &kept("web"));
+    assert_eq!(named(&fx.path("state/history"), "web.json.corrupt-").len(), 1);
+    assert!(
+        stderr(&out).lines().any(|l| l.starts_with("ari (web) [ERROR]")
+            && l.contains("the backup succeeded, but the job's history was corrupt: it was moved aside to ")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(fx.ari().arg("status"));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
 
 #[test]
