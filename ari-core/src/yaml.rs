@@ -56,6 +56,30 @@ pub const MAX_NODES: usize = 100_000;
 /// [`MAX_DOCUMENT_BYTES`] could hold without them.
 pub const MAX_VALUE_BYTES: usize = MAX_DOCUMENT_BYTES;
 
+/// Reads a config or job file, no further than [`MAX_DOCUMENT_BYTES`] (and a byte order mark)
+/// allows: a file of gigabytes, or `--config /dev/zero`, costs no more memory than one of 8 MiB.
+/// A longer file is an error of kind `FileTooLarge` that says so.
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let limit = MAX_DOCUMENT_BYTES + '\u{feff}'.len_utf8();
+    let mut bytes = Vec::new();
+    (&file).take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| format!("is {} bytes,", m.len()));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file {} more than the {MAX_DOCUMENT_BYTES} bytes ari reads (a job file is a few kilobytes)",
+                size.as_deref().unwrap_or("holds")
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")
+    })
+}
+
 /// The text of a config or job file, ready for the YAML parser: without a byte order mark, and
 /// checked against the size, depth and alias limits and for tags.
 pub fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, ConfigError> {
@@ -562,5 +586,20 @@ mod tests {
             Err("the YAML tag `!!str` is not read: ari reads every value by what its key holds; remove the tag (quote a value to make it text) (at line 1 column 5 of the value)".into())
         );
         assert_eq!(value_text("[a, b]"), Ok(()));
+    }
+
+    #[test]
+    fn files_are_read_no_further_than_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.yaml");
+        std::fs::write(&path, format!("\u{feff}{}", "#".repeat(MAX_DOCUMENT_BYTES))).unwrap();
+        assert_eq!(read_file(&path).unwrap().len(), MAX_DOCUMENT_BYTES + 3, "8 MiB and a BOM are read");
+        std::fs::write(&path, "#".repeat(MAX_DOCUMENT_BYTES + 4)).unwrap();
+        let err = read_file(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        assert_eq!(err.to_string(), "the file is 8388612 bytes, more than the 8388608 bytes ari reads (a job file is a few kilobytes)");
+        // A file without end is read no further either.
+        let err = read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().starts_with("the file holds more than the 8388608 bytes ari reads"), "{err}");
     }
 }

@@ -343,4 +343,9 @@ fn generated_inputs_are_refused_quickly() {
         let expected = format!("{}{expected}", job.display());
         assert!(stdout(&out).contains(&expected), "{name}: `{expected}` not in {}", stdout(&out));
     }
+    // A config without end is read no further than a file may be (it used to fill memory).
+    let out = run(std::process::Command::new(tests::ari_bin()).args(["--config", "/dev/zero", "check"]));
+    assert_eq!(out.status.code(), Some(2));
+    let expected = "/dev/zero: the file holds more than the 8388608 bytes ari reads";
+    assert!(stderr(&out).contains(expected), "`{expected}` not in {}", stderr(&out));
 }
