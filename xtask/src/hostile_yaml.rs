@@ -77,9 +77,9 @@ fn cases() -> Vec<(&'static str, &'static str, Body)> {
                 repeat(out, "  - {command: [/bin/true]}\n", 24_990)
             },
         ),
-        ("words-under-budget", "one hook of 99,990 words (accepted)", |out| {
+        ("words-under-budget", "one hook of 99,980 words (accepted)", |out| {
             out.write_all(b"pre:\n  - command: [/bin/true")?;
-            repeat(out, ",w", 99_990)?;
+            repeat(out, ",w", 99_980)?;
             out.write_all(b"]\n")
         }),
         (
