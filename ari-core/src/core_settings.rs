@@ -217,7 +217,7 @@ pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
     "core",
     SettingKind::Text(&kinds::PATH),
     None,
-    "write Prometheus metrics of every job to this file after every real run, for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/ari.prom); unset: none",
+    "write Prometheus metrics of every job to this file after every real run, for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/ari.prom); written only where nothing is or over a regular file of ari's user (never through a symlink, over a device or another user's file), in a directory owned by root or ari's user that no one else may write unless it is sticky; unset: none",
 )
 .for_the_process();
 

@@ -233,11 +233,64 @@ pub static SSH_OPTIONS: ListKind = ListKind {
     check: check_ssh_options,
 };
 
-/// `text` as an error message shows it: control characters escaped (`\n`, `\0`), nothing else.
+/// The most bytes [`shown`] makes of a value: a few hundred, so that an error about a value of
+/// megabytes stays a line.
+pub const SHOWN_BYTES: usize = 256;
+
+/// `text` as an error message shows it: control characters escaped (`\n`, `\0`), and cut to at
+/// most [`SHOWN_BYTES`]: a longer value shows its start and its end around
+/// `…[N bytes left out]…`. Every value an error echoes goes through here.
 pub fn shown(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-        .collect()
+    let mut whole = String::new();
+    for c in text.chars() {
+        let piece = escaped_char(c);
+        if whole.len() + piece.len() > SHOWN_BYTES {
+            return cut(text);
+        }
+        whole.push_str(&piece);
+    }
+    whole
+}
+
+/// A value too long to show whole: its start up to 160 bytes and its end up to 48, each made of
+/// whole escaped characters, around how much was left out.
+fn cut(text: &str) -> String {
+    let (mut head, mut head_end) = (String::new(), 0);
+    for (at, c) in text.char_indices() {
+        let piece = escaped_char(c);
+        if head.len() + piece.len() > 160 {
+            break;
+        }
+        head.push_str(&piece);
+        head_end = at + c.len_utf8();
+    }
+    let (mut tail, mut tail_len, mut tail_start) = (Vec::new(), 0, text.len());
+    for (at, c) in text.char_indices().rev() {
+        let piece = escaped_char(c);
+        if at < head_end || tail_len + piece.len() > 48 {
+            break;
+        }
+        tail_len += piece.len();
+        tail.push(piece);
+        tail_start = at;
+    }
+    tail.reverse();
+    format!("{head}…[{} bytes left out]…{}", tail_start - head_end, tail.concat())
+}
+
+/// `text` with control characters escaped (`\n`, `\0`) and nothing cut: for what must be shown
+/// whole, a command as `ari plan` prints it or a log line names it, never for a value in an
+/// error (that is [`shown`]).
+pub fn escaped(text: &str) -> String {
+    text.chars().map(escaped_char).collect()
+}
+
+fn escaped_char(c: char) -> String {
+    if c.is_control() {
+        c.escape_default().to_string()
+    } else {
+        c.to_string()
+    }
 }
 
 /// Refuses NUL and other control characters, which no name or path of ari's needs and which
@@ -642,6 +695,24 @@ mod tests {
                 Err(err) => assert!(err.contains(why), "{}: {value:?}: `{why}` not in `{err}`", kind.name),
             }
         }
+    }
+
+    #[test]
+    fn values_are_shown_escaped_and_at_most_a_few_hundred_bytes() {
+        assert_eq!(shown("a\nb\0c\u{1b}"), "a\\nb\\u{0}c\\u{1b}");
+        let exact = "é".repeat(SHOWN_BYTES / 2);
+        assert_eq!(shown(&exact), exact, "{SHOWN_BYTES} bytes are shown whole");
+        let long = format!("{}{}", "h".repeat(1_000_000), "t".repeat(1_000_000));
+        let cut = shown(&long);
+        assert_eq!(cut, format!("{}…[1999792 bytes left out]…{}", "h".repeat(160), "t".repeat(48)));
+        assert!(cut.len() <= SHOWN_BYTES);
+        assert_eq!(shown(&cut), cut, "what is shown is shown the same again");
+        // Cut between whole characters and whole escapes, never inside one.
+        let controls = "\u{1b}".repeat(1000);
+        let cut = shown(&controls);
+        assert!(cut.starts_with(&"\\u{1b}".repeat(26)) && cut.ends_with("\\u{1b}"), "{cut}");
+        assert!(cut.len() <= SHOWN_BYTES, "{}", cut.len());
+        assert_eq!(escaped(&long).len(), long.len(), "escaped cuts nothing");
     }
 
     #[test]

@@ -363,7 +363,7 @@ impl Runner {
 
 /// An argv as a log line shows it: quoted as for a shell, control characters escaped.
 fn shown_argv(argv: &[String]) -> String {
-    crate::kinds::shown(&crate::quote::shell_join(argv))
+    crate::kinds::escaped(&crate::quote::shell_join(argv))
 }
 
 /// Runs a read-only local query, even in a dry run (a tool's `--version`, say).

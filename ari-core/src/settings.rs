@@ -574,6 +574,7 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         SettingKind::Duration | SettingKind::DurationAtMost(_) => check_duration(def.kind, text),
         SettingKind::String | SettingKind::Text(_) => check_string(def.kind, text),
         SettingKind::List | SettingKind::Checked(_) if text.trim_start().starts_with('[') => {
+            crate::yaml::value_text(text)?;
             let list: Vec<String> =
                 serde_yaml::from_str(text).map_err(|err| format!("expected a list like [a, b]: {err}"))?;
             check_list(def.kind, list)

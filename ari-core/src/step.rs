@@ -55,8 +55,8 @@ impl fmt::Display for Program {
     /// and terminals).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Program::Argv(argv) => write!(f, "{}", crate::kinds::shown(&crate::quote::shell_join(argv))),
-            Program::Shell(script) => write!(f, "{}", crate::kinds::shown(script)),
+            Program::Argv(argv) => write!(f, "{}", crate::kinds::escaped(&crate::quote::shell_join(argv))),
+            Program::Shell(script) => write!(f, "{}", crate::kinds::escaped(script)),
         }
     }
 }

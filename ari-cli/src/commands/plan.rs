@@ -45,8 +45,8 @@ pub fn render(plan: &JobPlan) -> String {
             when => format!(" [when {}]", when.as_str()),
         };
         let text = match &command.program {
-            Program::Argv(argv) => ari_core::kinds::shown(&ari_core::quote::shell_join(argv)),
-            Program::Shell(script) => format!("sh: {}", ari_core::kinds::shown(script)),
+            Program::Argv(argv) => ari_core::kinds::escaped(&ari_core::quote::shell_join(argv)),
+            Program::Shell(script) => format!("sh: {}", ari_core::kinds::escaped(script)),
         };
         out.push_str(&format!(
             "{:>3}. {:<14} {} on {}{when}\n",
@@ -63,7 +63,7 @@ pub fn render(plan: &JobPlan) -> String {
             Action::Dynamic { .. } => {
                 out.push_str("       (dynamic: the commands that follow depend on its output)\n");
                 if let Some(pattern) = &step.shows {
-                    out.push_str(&format!("       (then: {})\n", ari_core::kinds::shown(pattern)));
+                    out.push_str(&format!("       (then: {})\n", ari_core::kinds::escaped(pattern)));
                 }
             }
             _ => {}
