@@ -57,6 +57,8 @@ pub mod pipeline;
 #[doc(hidden)]
 pub mod process;
 #[doc(hidden)]
+pub mod process_record;
+#[doc(hidden)]
 pub mod remote;
 #[doc(hidden)]
 pub mod report;

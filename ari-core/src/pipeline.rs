@@ -12,9 +12,10 @@ use crate::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
 use crate::error::ConfigError;
 use crate::exit;
 use crate::job::{HookCommand, Job};
-use crate::ledger::Ledger;
+use crate::ledger::{Entry, Ledger};
 use crate::plugin::{self, Directory, Facts, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
+use crate::process_record::{Liveness, ProcessRecord};
 use crate::remote::Connections;
 use crate::settings::{Layer, Settings};
 use crate::step::{Action, Command, Host, Outcome, Phase, Step, Tolerated};
@@ -140,8 +141,51 @@ impl JobPlan {
             plan.settings.get(&SSH_CONNECTION_SHARING),
             hosts.iter().map(String::as_str),
         );
+        plan.check_repairs()?;
         plan.check_command_lines()?;
         Ok(plan)
+    }
+
+    /// Refuses repairs the engine cannot keep its promise for (`Step::repaired_by`): only a
+    /// snapshot or main step that runs a command on the backup server can be repaired (its
+    /// process is the one whose end ari proves), and each repair is a command there with a
+    /// presence query.
+    fn check_repairs(&self) -> Result<(), ConfigError> {
+        let refuse = |step: &Step, why: &str| {
+            Err(ConfigError::in_file(
+                &self.job.path,
+                format!("the {} backend's step `{}` cannot be repaired: {why}", self.backend, step.name),
+            ))
+        };
+        for step in self.steps() {
+            if step.repairs.is_empty() {
+                continue;
+            }
+            if !matches!(step.phase, Phase::Snapshot | Phase::Main) {
+                return refuse(step, "only snapshot and main steps may declare repairs");
+            }
+            if !matches!(&step.action, Action::Run(command) if command.host.is_local()) {
+                return refuse(
+                    step,
+                    "it does not run one command on the backup server, whose end ari could prove",
+                );
+            }
+            for repair in &step.repairs {
+                if !matches!(&repair.action, Action::Run(command) if command.host.is_local()) {
+                    return refuse(
+                        step,
+                        &format!("its repair `{}` is not one command on the backup server", repair.name),
+                    );
+                }
+                if !repair.present.as_ref().is_some_and(|probe| probe.query.host.is_local()) {
+                    return refuse(
+                        step,
+                        &format!("its repair `{}` has no presence query on the backup server", repair.name),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The job's label.
@@ -160,7 +204,8 @@ impl JobPlan {
     /// Refuses a plan with a command line longer than the system takes (a million includes),
     /// which would otherwise fail at run time, after the `pre` commands ran.
     fn check_command_lines(&self) -> Result<(), ConfigError> {
-        for step in self.steps() {
+        let repairs = self.steps().into_iter().flat_map(|step| &step.repairs);
+        for step in self.steps().into_iter().chain(repairs) {
             let probe = step.present.as_ref().map(|probe| &probe.query);
             for command in std::iter::once(step.action.command()).chain(probe) {
                 let argv = self.connections.argv(command, crate::remote::PLAN_NONCE);
@@ -271,6 +316,29 @@ fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
         object.insert("retries".into(), step.retry.max_retries.into());
         object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());
     }
+    if !step.repairs.is_empty() {
+        // Run only when the step does not end normally, once its process has ended, and only
+        // while their query says so.
+        let repairs: Vec<serde_json::Value> = step
+            .repairs
+            .iter()
+            .map(|repair| {
+                let mut json = step_json(repair, connections);
+                if let (serde_json::Value::Object(object), Some(probe)) = (&mut json, &repair.present) {
+                    let mut query = serde_json::Map::new();
+                    match &probe.query.program {
+                        crate::step::Program::Argv(argv) => query.insert("argv".into(), argv.clone().into()),
+                        crate::step::Program::Shell(script) => {
+                            query.insert("shell".into(), script.clone().into())
+                        }
+                    };
+                    object.insert("only_while".into(), serde_json::Value::Object(query));
+                }
+                json
+            })
+            .collect();
+        object.insert("repairs".into(), repairs.into());
+    }
     serde_json::Value::Object(object)
 }
 
@@ -333,6 +401,28 @@ pub enum StepError {
         #[source]
         source: std::io::Error,
     },
+    /// A repair did not run: a process of the step it repairs still runs, and might still write
+    /// what the repair would change.
+    #[error("not run: {process}, started by the step it repairs, is still running after {waited}; nothing is repaired while it may still write")]
+    StillRunning {
+        /// The process (`pid 4242 (rdiff-backup)`).
+        process: String,
+        /// How long ari waited for it to end (`10s`).
+        waited: String,
+    },
+    /// An entry older than a repair whose process still runs: it stays for a later recovery.
+    #[error("not run: {process}, started by the crashed run, is still running")]
+    HeldBack {
+        /// The process.
+        process: String,
+    },
+    /// Whether a repair's process has ended could not be read from `/proc`.
+    #[error("cannot tell whether the process of the step it repairs has ended")]
+    Liveness {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A failed step of a job.
@@ -389,6 +479,25 @@ pub struct StepRecord {
     pub duration: Duration,
     /// What it transferred, when it is a backup step whose tool said.
     pub transfer: Option<crate::step::Transfer>,
+}
+
+impl StepRecord {
+    /// The record of `step`, which ended with `result` after `duration`, retries included.
+    fn of(
+        step: &Step,
+        result: &Result<Option<crate::step::Transfer>, StepError>,
+        duration: Duration,
+    ) -> StepRecord {
+        StepRecord {
+            step: step.name.clone(),
+            phase: step.phase,
+            host: step.action.command().host.to_string(),
+            command: step.action.command().to_string(),
+            error: result.as_ref().err().map(|e| e.to_string()),
+            duration,
+            transfer: result.as_ref().ok().copied().flatten(),
+        }
+    }
 }
 
 /// The result of a job.
@@ -484,6 +593,8 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     let mut records = Vec::new();
     let mut failure = None;
     let mut undo: Vec<PendingUndo> = Vec::new();
+    // Repairs that failed, or a ledger that could not drop a repair: left behind, as cleanup's.
+    let mut repair_failures = Vec::new();
     // The last step that ran and succeeded, for an interrupt that comes between steps.
     let mut last_done: Option<&Step> = None;
 
@@ -513,7 +624,11 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
                     break 'steps;
                 }
             };
-            let result = run_step(step, runner, &mut records);
+            let result = if step.repairs.is_empty() {
+                run_step(step, runner, &mut records)
+            } else {
+                run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
+            };
             if let (Some(step), Some(entry)) = (step.undo.as_deref(), entry) {
                 match &result {
                     Ok(()) => undo.push(PendingUndo { step, entry, conditional: false }),
@@ -543,7 +658,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     // Cleanup and post steps run even after an interrupt or past the job's deadline: their
     // runner is stopped only by the abort flag (a third signal).
     let finisher = runner.for_cleanup();
-    let mut cleanup_failures = Vec::new();
+    let mut cleanup_failures = repair_failures;
     if !undo.is_empty() {
         log::info!("cleaning up snapshots");
     }
@@ -668,28 +783,170 @@ pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
     let mut recovery = Recovery { undone: Vec::new(), failures: Vec::new() };
     let mut records = Vec::new();
     let entries: Vec<_> = ledger.entries().to_vec();
+    // The process of a repair that still runs: the crashed run is not over, so nothing older
+    // than it is undone under it (a snapshot it still reads).
+    let mut running: Option<String> = None;
     for entry in entries.iter().rev() {
         let step = entry.step();
         if runner.is_cancelled() {
             recovery.failures.push(StepFailure::new(&step, StepError::Aborted));
             continue;
         }
-        match undo_if_present(&step, runner, &mut records) {
+        if let Some(process) = &running {
+            recovery.failures.push(StepFailure::new(&step, StepError::HeldBack { process: process.clone() }));
+            continue;
+        }
+        match repair_or_undo(entry, runner, &mut records) {
             Ok(()) => match ledger.remove(entry.id) {
                 Ok(()) => recovery.undone.push(step.name.clone()),
                 Err(source) => recovery.failures.push(StepFailure::new(&step, StepError::Ledger { source })),
             },
-            Err(error) => recovery.failures.push(StepFailure::new(&step, error)),
+            Err(error) => {
+                if let StepError::StillRunning { process, .. } = &error {
+                    running = Some(process.clone());
+                }
+                recovery.failures.push(StepFailure::new(&step, error));
+            }
         }
     }
     recovery
+}
+
+/// How long a repair waits for the process of the step it repairs to end: a process that ari's
+/// death sent SIGTERM (`PR_SET_PDEATHSIG`) may take a moment to go, and its children with it.
+const PROCESS_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs a ledger entry: a repair once the process it waits for is proven gone, then, as every
+/// undo, only while its presence query says its thing is still there.
+fn repair_or_undo(entry: &Entry, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+    if let Some(process) = &entry.after {
+        wait_until_gone(process, &entry.name, runner)?;
+    }
+    undo_if_present(&entry.step(), runner, records)
+}
+
+/// Returns once `process` and its group are proven gone, waiting up to [`PROCESS_GRACE`]; an
+/// error when one of them still runs, or when `/proc` cannot tell.
+fn wait_until_gone(process: &ProcessRecord, repair: &str, runner: &Runner) -> Result<(), StepError> {
+    match process.wait_until_gone(PROCESS_GRACE, || runner.is_cancelled()) {
+        Ok(Liveness::Gone(why)) => {
+            log::debug!("{repair}: the process of the step it repairs is gone: {why}");
+            Ok(())
+        }
+        Ok(Liveness::Running(_)) if runner.is_cancelled() => Err(StepError::Aborted),
+        Ok(Liveness::Running(process)) => {
+            Err(StepError::StillRunning { process, waited: process::humane(PROCESS_GRACE) })
+        }
+        Err(source) => Err(StepError::Liveness { source }),
+    }
+}
+
+/// Runs a step that declares repairs (`Step::repaired_by`). Each try starts its process held
+/// at a gate until the repairs are in the ledger with the process's record. A try that ends
+/// normally drops them unrun; one that does not (fails, is stopped, times out) runs them at
+/// once, each once the process is proven gone and only while its presence query says it is
+/// needed, before a retry or the next phase, with the cleanup runner (a first signal does not
+/// stop them). A repair that fails stays in the ledger for recovery, is reported as left
+/// behind, and ends the retries.
+fn run_repaired(
+    step: &Step,
+    runner: &Runner,
+    ledger: &mut Ledger,
+    records: &mut Vec<StepRecord>,
+    failures: &mut Vec<StepFailure>,
+) -> Result<(), StepError> {
+    let clock = Instant::now();
+    let mut attempt = 0;
+    let result = loop {
+        let mut recorded = Vec::new();
+        let mut ledger_failed = false;
+        let result = {
+            let mut on_start = |pid: u32| -> std::io::Result<()> {
+                let recording =
+                    ProcessRecord::of(pid).and_then(|process| ledger.record_repairs(&step.repairs, &process));
+                match recording {
+                    Ok(ids) => {
+                        recorded = ids;
+                        Ok(())
+                    }
+                    Err(err) => {
+                        ledger_failed = true;
+                        Err(err)
+                    }
+                }
+            };
+            attempt_step(step, runner, Some(&mut on_start))
+        };
+        let result = match result {
+            Err(StepError::Process(ProcessError::Spawn { source, .. })) if ledger_failed => {
+                Err(StepError::Ledger { source })
+            }
+            result => result,
+        };
+        if result.is_ok() {
+            if let Err(source) = ledger.remove_all(&recorded) {
+                failures.push(StepFailure::new(step, StepError::Ledger { source }));
+            }
+            break result;
+        }
+        let repaired = repair_now(&recorded, ledger, &runner.for_cleanup(), records, failures);
+        match result {
+            Err(ref error) if repaired && attempt < step.retry.max_retries && !runner.is_cancelled() => {
+                attempt += 1;
+                log::warn!(
+                    "{} failed, retry {attempt} of {} in {}s: {error}",
+                    step.name,
+                    step.retry.max_retries,
+                    step.retry.interval.as_secs()
+                );
+                std::thread::sleep(step.retry.interval);
+            }
+            result => break result,
+        }
+    };
+    records.push(StepRecord::of(step, &result, clock.elapsed()));
+    result.map(|_| ())
+}
+
+/// Runs the repairs `ids` of a try that did not end normally, in the order the step declares
+/// them; each that succeeds (or finds nothing to repair) leaves the ledger. Whether all did.
+fn repair_now(
+    ids: &[u64],
+    ledger: &mut Ledger,
+    finisher: &Runner,
+    records: &mut Vec<StepRecord>,
+    failures: &mut Vec<StepFailure>,
+) -> bool {
+    let mut repaired = true;
+    // Newest first, as recovery runs them: the order the step declares them in.
+    for id in ids.iter().rev() {
+        let Some(entry) = ledger.entry(*id).cloned() else { continue };
+        let step = entry.step();
+        if finisher.is_cancelled() {
+            failures.push(StepFailure::new(&step, StepError::Aborted));
+            repaired = false;
+            continue;
+        }
+        match repair_or_undo(&entry, finisher, records).map(|()| ledger.remove(*id)) {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                failures.push(StepFailure::new(&step, StepError::Ledger { source }));
+                repaired = false;
+            }
+            Err(error) => {
+                failures.push(StepFailure::new(&step, error));
+                repaired = false;
+            }
+        }
+    }
+    repaired
 }
 
 fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
     let clock = Instant::now();
     let mut attempt = 0;
     let result = loop {
-        let result = attempt_step(step, runner);
+        let result = attempt_step(step, runner, None);
         match result {
             Err(ref error) if attempt < step.retry.max_retries && !runner.is_cancelled() => {
                 attempt += 1;
@@ -704,20 +961,17 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
             result => break result,
         }
     };
-    records.push(StepRecord {
-        step: step.name.clone(),
-        phase: step.phase,
-        host: step.action.command().host.to_string(),
-        command: step.action.command().to_string(),
-        error: result.as_ref().err().map(|e| e.to_string()),
-        duration: clock.elapsed(),
-        transfer: result.as_ref().ok().copied().flatten(),
-    });
+    records.push(StepRecord::of(step, &result, clock.elapsed()));
     result.map(|_| ())
 }
 
-/// Runs a step once; what it transferred, when it reports that.
-fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Transfer>, StepError> {
+/// Runs a step once; what it transferred, when it reports that. A command step with `on_start`
+/// is started through [`Runner::run_watched`].
+fn attempt_step(
+    step: &Step,
+    runner: &Runner,
+    on_start: Option<process::OnStart<'_>>,
+) -> Result<Option<crate::step::Transfer>, StepError> {
     // A destructive step proves its target first, every time: `lvremove` only a snapshot of
     // the job's own volume.
     if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
@@ -735,7 +989,9 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Tran
         }
     }
     match &step.action {
-        Action::Run(command) => match runner.run(command) {
+        Action::Run(command) => match on_start
+            .map_or_else(|| runner.run(command), |f| runner.run_watched(command, f))
+        {
             Ok(output) => {
                 Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(output.shown_stdout())))
             }

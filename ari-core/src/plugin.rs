@@ -298,7 +298,7 @@ impl Restore {
     /// The same restore, counting exit status `code` of the copy as success when its standard
     /// error holds `output`.
     pub fn tolerating(mut self, code: i32, output: &'static str) -> Restore {
-        self.tolerated.push(crate::step::Tolerated { code, output });
+        self.tolerated.push(crate::step::Tolerated::new(code, output));
         self
     }
 }
