@@ -511,6 +511,38 @@ mod tests {
     }
 
     #[test]
+    fn repairs_keep_their_process_and_tolerated_status_and_run_in_the_order_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), "db", &ssh()).unwrap();
+        let first = undo("umount /tmp/x y");
+        let repair = |name: &str| {
+            Step::run(Phase::Cleanup, name, Command::argv(Host::Local, ["rdiff-backup", "regress", "/s"]))
+                .present_while(Command::shell(Host::Local, "test -e /s/x"))
+                .tolerating(2, "regressing destination now")
+        };
+        let snapshot = ledger.record(&first).unwrap();
+        let process = ProcessRecord {
+            pid: 4242,
+            start_ticks: 77,
+            boot_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+        };
+        let ids = ledger.record_repairs(&[repair("regress"), repair("unlock")], &process).unwrap();
+        assert_eq!(ids.len(), 2);
+        let reopened = Ledger::open(dir.path(), "db", &ssh()).unwrap();
+        // Newest first, as recovery runs them: the order given.
+        let names: Vec<&str> = reopened.entries().iter().rev().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["regress", "unlock", "umount /tmp/x y"]);
+        let entry = reopened.entry(ids[1]).unwrap();
+        assert_eq!(entry.after.as_ref(), Some(&process));
+        let step = entry.step();
+        assert!(step.tolerated.iter().any(|t| t.accepts(2, "WARNING: regressing destination now")));
+        assert_eq!(step.present, repair("x").present);
+        assert_eq!(reopened.entry(snapshot).unwrap().after, None);
+        ledger.remove_all(&ids).unwrap();
+        assert_eq!(Ledger::open(dir.path(), "db", &ssh()).unwrap().entries().len(), 1);
+    }
+
+    #[test]
     fn a_disabled_ledger_writes_nothing() {
         let mut ledger = Ledger::disabled();
         ledger.record(&undo("x")).unwrap();
@@ -575,6 +607,20 @@ mod tests {
             "it is the ledger of job `web`, not of `db`",
         );
         check(&with_command(r#"{"argv": ["x"]}"#), "missing field `host` at line 2 column 64");
+        let with_entry_field = |field: &str| {
+            with_command(r#"{"host": "localhost", "argv": ["x"]}"#)
+                .replace(r#""max_retries""#, &format!("{field}, \"max_retries\""))
+        };
+        check(
+            &with_entry_field(
+                r#""after": {"pid": 1, "start_ticks": 5, "boot_id": "0f8fad5b-d9cb-469f-a165-70867728950e"}"#,
+            ),
+            "a process record names pid 1, which no command of ari's has at line 2 column 175",
+        );
+        check(
+            &with_entry_field(r#""tolerated": [{"code": 2, "output": " "}]"#),
+            "a tolerated exit status 2 without the words that make it one at line 2 column 128",
+        );
     }
 
     #[test]

@@ -890,6 +890,7 @@ fn signal_group(group: i32, signal: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process_record::{Liveness, ProcessRecord};
 
     fn ssh() -> Ssh {
         Ssh {
@@ -1034,6 +1035,72 @@ mod tests {
             tail(text),
             "; last lines of its output:\n    ssh: connect to host 127.0.0.1 port 1: Connection refused\n    \
              AttributeError: 'NoneType' object has no attribute 'lstat'"
+        );
+    }
+
+    #[test]
+    fn a_watched_command_runs_only_once_its_start_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let command = Command::argv(Host::Local, ["touch", ran.to_str().unwrap()]);
+        let mut recorded = None;
+        let mut on_start = |pid: u32| -> io::Result<()> {
+            // The process exists, held at its gate: it has not run the program yet.
+            assert!(!ran.exists(), "the command ran before its start was recorded");
+            recorded = Some(ProcessRecord::of(pid)?);
+            Ok(())
+        };
+        Runner::new(ssh(), false).run_watched(&command, &mut on_start).unwrap();
+        assert!(ran.exists());
+        let record = recorded.expect("on_start was called");
+        // Reaped by the runner: the record proves it gone.
+        assert!(matches!(record.liveness().unwrap(), Liveness::Gone(_)), "{:?}", record.liveness());
+
+        // A failed record stops the process at its gate: it never runs.
+        std::fs::remove_file(&ran).unwrap();
+        let mut refuse = |_pid: u32| -> io::Result<()> { Err(io::Error::other("the ledger is full")) };
+        let err = Runner::new(ssh(), false).run_watched(&command, &mut refuse).unwrap_err();
+        assert!(
+            matches!(&err, ProcessError::Spawn { source, .. } if source.to_string() == "the ledger is full"),
+            "{err:?}"
+        );
+        assert!(!ran.exists(), "the command ran though its start could not be recorded");
+
+        // A dry run records nothing and runs nothing.
+        let mut never = |_pid: u32| -> io::Result<()> { panic!("a dry run started a process") };
+        Runner::new(ssh(), true).run_watched(&command, &mut never).unwrap();
+        assert!(!ran.exists());
+    }
+
+    #[test]
+    fn a_process_is_gone_only_once_nothing_of_its_group_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = dir.path().join("child");
+        // The leader exits at once; the sleep it started stays in its group.
+        let script = format!("sleep 600 >/dev/null 2>&1 & echo $! > {}", child.display());
+        let mut recorded = None;
+        let mut on_start = |pid: u32| -> io::Result<()> {
+            recorded = Some(ProcessRecord::of(pid)?);
+            Ok(())
+        };
+        Runner::new(ssh(), false).run_watched(&Command::shell(Host::Local, script), &mut on_start).unwrap();
+        let record = recorded.unwrap();
+        let sleeper: i32 = std::fs::read_to_string(&child).unwrap().trim().parse().unwrap();
+        let liveness = record.liveness().unwrap();
+        assert!(
+            matches!(&liveness, Liveness::Running(who) if who.starts_with(&format!("pid {sleeper} (sleep)"))),
+            "{liveness:?}"
+        );
+        // SAFETY: kill(2) on the pid of the sleep this test started, which its group report
+        // just showed running (it cannot have been reaped and reused: its parent shell is gone
+        // and init reaps it only after this signal).
+        #[allow(unsafe_code)]
+        let killed = unsafe { libc::kill(sleeper, libc::SIGKILL) };
+        assert_eq!(killed, 0);
+        let gone = record.wait_until_gone(Duration::from_secs(30), || false).unwrap();
+        assert!(
+            matches!(&gone, Liveness::Gone(why) if why.contains("nothing of its process group runs")),
+            "{gone:?}"
         );
     }
 
