@@ -814,7 +814,7 @@ pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
 
 /// How long a repair waits for the process of the step it repairs to end: a process that ari's
 /// death sent SIGTERM (`PR_SET_PDEATHSIG`) may take a moment to go, and its children with it.
-const PROCESS_GRACE: Duration = Duration::from_secs(10);
+const PROCESS_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs a ledger entry: a repair once the process it waits for is proven gone, then, as every
 /// undo, only while its presence query says its thing is still there.
@@ -828,7 +828,17 @@ fn repair_or_undo(entry: &Entry, runner: &Runner, records: &mut Vec<StepRecord>)
 /// Returns once `process` and its group are proven gone, waiting up to [`PROCESS_GRACE`]; an
 /// error when one of them still runs, or when `/proc` cannot tell.
 fn wait_until_gone(process: &ProcessRecord, repair: &str, runner: &Runner) -> Result<(), StepError> {
-    match process.wait_until_gone(PROCESS_GRACE, || runner.is_cancelled()) {
+    let liveness = match process.liveness() {
+        Ok(Liveness::Running(who)) => {
+            log::info!(
+                "{repair}: waiting up to {} for {who}, started by the step it repairs, to end",
+                process::humane(PROCESS_GRACE)
+            );
+            process.wait_until_gone(PROCESS_GRACE, || runner.is_cancelled())
+        }
+        other => other,
+    };
+    match liveness {
         Ok(Liveness::Gone(why)) => {
             log::debug!("{repair}: the process of the step it repairs is gone: {why}");
             Ok(())

@@ -53,7 +53,7 @@ pub fn repairs(program: &str, cli: Cli, destination: &str) -> Vec<Step> {
         )
         .present_while(Command::shell(Host::Local, format!("{markers}; test -e \"$2\"")))
         .tolerating(2, REGRESSED)
-        .removes(format!("the unfinished backup in {destination} (two current_mirror markers)")),
+        .removes(format!("the unfinished session in {destination}, if the backup left one")),
         Step::run(
             Phase::Cleanup,
             "clear the lock of the interrupted first backup",
@@ -65,7 +65,7 @@ pub fn repairs(program: &str, cli: Cli, destination: &str) -> Vec<Step> {
                 "{markers}; test ! -e \"$1\" && {{ test -e {data}/lock.yml || test -h {data}/lock.yml; }}"
             ),
         ))
-        .removes(format!("the lock file of an interrupted first backup in {destination}")),
+        .removes(format!("the lock file of an interrupted first backup in {destination}, if there is one")),
     ]
 }
 
