@@ -60,6 +60,7 @@ pub mod process;
 pub mod process_record;
 #[doc(hidden)]
 pub mod remote;
+mod repair;
 #[doc(hidden)]
 pub mod report;
 #[doc(hidden)]

@@ -12,10 +12,9 @@ use crate::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
 use crate::error::ConfigError;
 use crate::exit;
 use crate::job::{HookCommand, Job};
-use crate::ledger::{Entry, Ledger};
+use crate::ledger::Ledger;
 use crate::plugin::{self, Directory, Facts, JobContext, Tool};
 use crate::process::{self, ProcessError, Runner, Ssh};
-use crate::process_record::{Liveness, ProcessRecord};
 use crate::remote::Connections;
 use crate::settings::{Layer, Settings};
 use crate::step::{Action, Command, Host, Outcome, Phase, Step, Tolerated};
@@ -317,27 +316,28 @@ fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
         object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());
     }
     if !step.repairs.is_empty() {
-        // Run only when the step does not end normally, once its process has ended, and only
-        // while their query says so.
-        let repairs: Vec<serde_json::Value> = step
-            .repairs
-            .iter()
-            .map(|repair| {
-                let mut json = step_json(repair, connections);
-                if let (serde_json::Value::Object(object), Some(probe)) = (&mut json, &repair.present) {
-                    let mut query = serde_json::Map::new();
-                    match &probe.query.program {
-                        crate::step::Program::Argv(argv) => query.insert("argv".into(), argv.clone().into()),
-                        crate::step::Program::Shell(script) => {
-                            query.insert("shell".into(), script.clone().into())
-                        }
-                    };
-                    object.insert("only_while".into(), serde_json::Value::Object(query));
-                }
-                json
-            })
-            .collect();
-        object.insert("repairs".into(), repairs.into());
+        object.insert("repairs".into(), step.repairs.iter().map(repair_json).collect::<Vec<_>>().into());
+    }
+    serde_json::Value::Object(object)
+}
+
+/// A repair as the plan shows it: what runs, and the query that must succeed first. It runs
+/// only when its step does not end normally, once the step's process has ended.
+fn repair_json(repair: &Step) -> serde_json::Value {
+    let program = |command: &Command| {
+        let mut object = serde_json::Map::new();
+        object.insert("host".into(), command.host.to_string().into());
+        match &command.program {
+            crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+            crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
+        };
+        object
+    };
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), repair.name.clone().into());
+    object.extend(program(repair.action.command()));
+    if let Some(probe) = &repair.present {
+        object.insert("only_while".into(), serde_json::Value::Object(program(&probe.query)));
     }
     serde_json::Value::Object(object)
 }
@@ -439,7 +439,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(step: &Step, error: StepError) -> StepFailure {
+    pub(crate) fn new(step: &Step, error: StepError) -> StepFailure {
         StepFailure { step: step.name.clone(), phase: step.phase, error, removes: step.removes.clone() }
     }
 
@@ -483,7 +483,7 @@ pub struct StepRecord {
 
 impl StepRecord {
     /// The record of `step`, which ended with `result` after `duration`, retries included.
-    fn of(
+    pub(crate) fn of(
         step: &Step,
         result: &Result<Option<crate::step::Transfer>, StepError>,
         duration: Duration,
@@ -627,7 +627,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
             let result = if step.repairs.is_empty() {
                 run_step(step, runner, &mut records)
             } else {
-                run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
+                crate::repair::run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
             };
             if let (Some(step), Some(entry)) = (step.undo.as_deref(), entry) {
                 match &result {
@@ -750,7 +750,11 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
 
 /// Runs an undo step only while what it removes is still there: an undo whose thing is gone
 /// (a snapshot already removed, a directory never made) has nothing to do.
-fn undo_if_present(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+pub(crate) fn undo_if_present(
+    step: &Step,
+    runner: &Runner,
+    records: &mut Vec<StepRecord>,
+) -> Result<(), StepError> {
     if let Some(present) = &step.present {
         match runner.run(&present.query) {
             Ok(_) => {}
@@ -796,7 +800,7 @@ pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
             recovery.failures.push(StepFailure::new(&step, StepError::HeldBack { process: process.clone() }));
             continue;
         }
-        match repair_or_undo(entry, runner, &mut records) {
+        match crate::repair::repair_or_undo(entry, runner, &mut records) {
             Ok(()) => match ledger.remove(entry.id) {
                 Ok(()) => recovery.undone.push(step.name.clone()),
                 Err(source) => recovery.failures.push(StepFailure::new(&step, StepError::Ledger { source })),
@@ -810,146 +814,6 @@ pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
         }
     }
     recovery
-}
-
-/// How long a repair waits for the process of the step it repairs to end: a process that ari's
-/// death sent SIGTERM (`PR_SET_PDEATHSIG`) may take a moment to go, and its children with it.
-const PROCESS_GRACE: Duration = Duration::from_secs(30);
-
-/// Runs a ledger entry: a repair once the process it waits for is proven gone, then, as every
-/// undo, only while its presence query says its thing is still there.
-fn repair_or_undo(entry: &Entry, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
-    if let Some(process) = &entry.after {
-        wait_until_gone(process, &entry.name, runner)?;
-    }
-    undo_if_present(&entry.step(), runner, records)
-}
-
-/// Returns once `process` and its group are proven gone, waiting up to [`PROCESS_GRACE`]; an
-/// error when one of them still runs, or when `/proc` cannot tell.
-fn wait_until_gone(process: &ProcessRecord, repair: &str, runner: &Runner) -> Result<(), StepError> {
-    let liveness = match process.liveness() {
-        Ok(Liveness::Running(who)) => {
-            log::info!(
-                "{repair}: waiting up to {} for {who}, started by the step it repairs, to end",
-                process::humane(PROCESS_GRACE)
-            );
-            process.wait_until_gone(PROCESS_GRACE, || runner.is_cancelled())
-        }
-        other => other,
-    };
-    match liveness {
-        Ok(Liveness::Gone(why)) => {
-            log::debug!("{repair}: the process of the step it repairs is gone: {why}");
-            Ok(())
-        }
-        Ok(Liveness::Running(_)) if runner.is_cancelled() => Err(StepError::Aborted),
-        Ok(Liveness::Running(process)) => {
-            Err(StepError::StillRunning { process, waited: process::humane(PROCESS_GRACE) })
-        }
-        Err(source) => Err(StepError::Liveness { source }),
-    }
-}
-
-/// Runs a step that declares repairs (`Step::repaired_by`). Each try starts its process held
-/// at a gate until the repairs are in the ledger with the process's record. A try that ends
-/// normally drops them unrun; one that does not (fails, is stopped, times out) runs them at
-/// once, each once the process is proven gone and only while its presence query says it is
-/// needed, before a retry or the next phase, with the cleanup runner (a first signal does not
-/// stop them). A repair that fails stays in the ledger for recovery, is reported as left
-/// behind, and ends the retries.
-fn run_repaired(
-    step: &Step,
-    runner: &Runner,
-    ledger: &mut Ledger,
-    records: &mut Vec<StepRecord>,
-    failures: &mut Vec<StepFailure>,
-) -> Result<(), StepError> {
-    let clock = Instant::now();
-    let mut attempt = 0;
-    let result = loop {
-        let mut recorded = Vec::new();
-        let mut ledger_failed = false;
-        let result = {
-            let mut on_start = |pid: u32| -> std::io::Result<()> {
-                let recording =
-                    ProcessRecord::of(pid).and_then(|process| ledger.record_repairs(&step.repairs, &process));
-                match recording {
-                    Ok(ids) => {
-                        recorded = ids;
-                        Ok(())
-                    }
-                    Err(err) => {
-                        ledger_failed = true;
-                        Err(err)
-                    }
-                }
-            };
-            attempt_step(step, runner, Some(&mut on_start))
-        };
-        let result = match result {
-            Err(StepError::Process(ProcessError::Spawn { source, .. })) if ledger_failed => {
-                Err(StepError::Ledger { source })
-            }
-            result => result,
-        };
-        if result.is_ok() {
-            if let Err(source) = ledger.remove_all(&recorded) {
-                failures.push(StepFailure::new(step, StepError::Ledger { source }));
-            }
-            break result;
-        }
-        let repaired = repair_now(&recorded, ledger, &runner.for_cleanup(), records, failures);
-        match result {
-            Err(ref error) if repaired && attempt < step.retry.max_retries && !runner.is_cancelled() => {
-                attempt += 1;
-                log::warn!(
-                    "{} failed, retry {attempt} of {} in {}s: {error}",
-                    step.name,
-                    step.retry.max_retries,
-                    step.retry.interval.as_secs()
-                );
-                std::thread::sleep(step.retry.interval);
-            }
-            result => break result,
-        }
-    };
-    records.push(StepRecord::of(step, &result, clock.elapsed()));
-    result.map(|_| ())
-}
-
-/// Runs the repairs `ids` of a try that did not end normally, in the order the step declares
-/// them; each that succeeds (or finds nothing to repair) leaves the ledger. Whether all did.
-fn repair_now(
-    ids: &[u64],
-    ledger: &mut Ledger,
-    finisher: &Runner,
-    records: &mut Vec<StepRecord>,
-    failures: &mut Vec<StepFailure>,
-) -> bool {
-    let mut repaired = true;
-    // Newest first, as recovery runs them: the order the step declares them in.
-    for id in ids.iter().rev() {
-        let Some(entry) = ledger.entry(*id).cloned() else { continue };
-        let step = entry.step();
-        if finisher.is_cancelled() {
-            failures.push(StepFailure::new(&step, StepError::Aborted));
-            repaired = false;
-            continue;
-        }
-        match repair_or_undo(&entry, finisher, records).map(|()| ledger.remove(*id)) {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => {
-                failures.push(StepFailure::new(&step, StepError::Ledger { source }));
-                repaired = false;
-            }
-            Err(error) => {
-                failures.push(StepFailure::new(&step, error));
-                repaired = false;
-            }
-        }
-    }
-    repaired
 }
 
 fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
@@ -977,7 +841,7 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
 
 /// Runs a step once; what it transferred, when it reports that. A command step with `on_start`
 /// is started through [`Runner::run_watched`].
-fn attempt_step(
+pub(crate) fn attempt_step(
     step: &Step,
     runner: &Runner,
     on_start: Option<process::OnStart<'_>>,
