@@ -559,8 +559,12 @@ struct GateFds {
 /// returns only once the child has executed the program, or failed to).
 #[allow(unsafe_code)]
 fn start_gated(expression: &duct::Expression, on_start: OnStart<'_>) -> io::Result<duct::Handle> {
-    let (mut report_read, report_write) = io::pipe()?;
-    let (gate_read, mut gate_write) = io::pipe()?;
+    let (report_read, report_write) = io::pipe()?;
+    let (gate_read, gate_write) = io::pipe()?;
+    // The child gets its standard streams on 0, 1 and 2 before the gate: a pipe end there (ari
+    // started with one closed) would be replaced, so each end moves above them.
+    let (mut report_read, report_write) = (above_stdio(report_read)?, above_stdio(report_write)?);
+    let (gate_read, mut gate_write) = (above_stdio(gate_read)?, above_stdio(gate_write)?);
     let fds = GateFds {
         report_read: report_read.as_raw_fd(),
         report_write: report_write.as_raw_fd(),
@@ -601,6 +605,15 @@ fn start_gated(expression: &duct::Expression, on_start: OnStart<'_>) -> io::Resu
             (Err(spawned), _) => Err(spawned),
         }
     })
+}
+
+/// `end`, or a copy of it on a descriptor above 2 when it is on 0, 1 or 2 (a copy is made with
+/// `F_DUPFD_CLOEXEC` from 3 up).
+fn above_stdio<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>>(end: T) -> io::Result<T> {
+    if end.as_fd().as_raw_fd() > 2 {
+        return Ok(end);
+    }
+    Ok(T::from(end.as_fd().try_clone_to_owned()?))
 }
 
 /// The forked child's side of the gate: report its pid, then wait for ari's answer, looking
