@@ -69,9 +69,12 @@ pub(crate) fn run_repaired(
 ) -> Result<(), StepError> {
     let clock = Instant::now();
     let mut attempt = 0;
+    // What the repairs did, reported after the step they repair.
+    let mut repairs = Vec::new();
     let result = loop {
         let mut recorded = Vec::new();
-        let mut ledger_failed = false;
+        // The ledger (or /proc) failed, so the process never ran.
+        let mut not_recorded = false;
         let result = {
             let mut on_start = |pid: u32| -> std::io::Result<()> {
                 let recording =
@@ -82,7 +85,7 @@ pub(crate) fn run_repaired(
                         Ok(())
                     }
                     Err(err) => {
-                        ledger_failed = true;
+                        not_recorded = true;
                         Err(err)
                     }
                 }
@@ -90,7 +93,7 @@ pub(crate) fn run_repaired(
             attempt_step(step, runner, Some(&mut on_start))
         };
         let result = match result {
-            Err(StepError::Process(ProcessError::Spawn { source, .. })) if ledger_failed => {
+            Err(StepError::Process(ProcessError::Spawn { source, .. })) if not_recorded => {
                 Err(StepError::Ledger { source })
             }
             result => result,
@@ -101,7 +104,7 @@ pub(crate) fn run_repaired(
             }
             break result;
         }
-        let repaired = repair_now(&recorded, ledger, &runner.for_cleanup(), records, failures);
+        let repaired = repair_now(&recorded, ledger, &runner.for_cleanup(), &mut repairs, failures);
         match result {
             Err(ref error) if repaired && attempt < step.retry.max_retries && !runner.is_cancelled() => {
                 attempt += 1;
@@ -117,6 +120,7 @@ pub(crate) fn run_repaired(
         }
     };
     records.push(StepRecord::of(step, &result, clock.elapsed()));
+    records.extend(repairs);
     result.map(|_| ())
 }
 

@@ -454,6 +454,16 @@ impl Drop for Live {
     }
 }
 
+/// Waits until the killed session's rdiff-backup (the pid its repairs wait for) has ended, gone
+/// or a zombie: a test that fakes the record must not race the real process's last writes.
+fn wait_until_the_session_ended(crash: &Crash) {
+    let pid = u32::try_from(crash.recorded_pid()).expect("a pid");
+    assert!(
+        tests::eventually(|| state_and_start(pid).is_none_or(|(state, _)| state == 'Z')),
+        "the killed session's rdiff-backup (pid {pid}) still runs after {WAIT_LIMIT:?}"
+    );
+}
+
 /// Rewrites the process record of every repair in the ledger.
 fn fake_record(crash: &Crash, pid: u32, start_ticks: u64) {
     let mut ledger = crash.ledger_json();
@@ -478,6 +488,7 @@ fn a_recorded_process_that_still_runs_holds_the_repair_and_the_job_back() {
     crash.change_every_file();
     let (out, _) = crash.kill_at(Moment::Incrementing);
     assert_interrupted(&crash, &out);
+    wait_until_the_session_ended(&crash);
     let mut live = Live::start();
     let (_, start) = state_and_start(live.id()).expect("the sleep runs");
     fake_record(&crash, live.id(), start);
@@ -517,6 +528,7 @@ fn a_recorded_pid_now_of_another_process_is_gone_though_rdiff_backup_thinks_it_r
     crash.change_every_file();
     let (out, _) = crash.kill_at(Moment::Incrementing);
     assert_interrupted(&crash, &out);
+    wait_until_the_session_ended(&crash);
     let mut live = Live::start();
     let (_, start) = state_and_start(live.id()).expect("the sleep runs");
     fake_record(&crash, live.id(), start - 1);
