@@ -59,10 +59,15 @@ struct Crash {
 
 impl Crash {
     fn new(remote: bool, scenario: &str) -> Crash {
+        Crash::with_config(remote, scenario, "")
+    }
+
+    /// A job whose config also has the YAML lines `extra`.
+    fn with_config(remote: bool, scenario: &str, extra: &str) -> Crash {
         rdiff_backup();
         let sshd = remote.then(Sshd::start);
         let fx = Fixture::new();
-        let mut config = String::from("command_timeout: 3m\n");
+        let mut config = format!("command_timeout: 3m\n{extra}");
         if let Some(sshd) = &sshd {
             config.push_str(&sshd.config_yaml());
         }
@@ -306,7 +311,13 @@ fn then_the_next_run(remote: bool, moment: Moment) {
 /// Kills ari at `moment` of the second backup, then `ari recover db` alone: exit 0, the store
 /// back at the first backup, verified; no backup ran.
 fn then_ari_recover(remote: bool, moment: Moment) {
-    let crash = Crash::new(remote, &format!("SIGKILL at {moment:?}, then ari recover"));
+    then_ari_recover_with(remote, moment, "");
+}
+
+/// [`then_ari_recover`] with the config lines `extra`.
+fn then_ari_recover_with(remote: bool, moment: Moment, extra: &str) {
+    let crash =
+        Crash::with_config(remote, &format!("SIGKILL at {moment:?}, then ari recover ({extra})"), extra);
     let first = crash.first_backup();
     let mirrored = tests::read_tree(&crash.store().join(crash.mirror_of("")), &[]);
     crash.change_every_file();
@@ -354,6 +365,12 @@ fn local_killed_while_increments_are_written_then_ari_recover() {
     then_ari_recover(false, Moment::Incrementing);
 }
 
+/// The original's command line regresses with `--check-destination-dir`.
+#[test]
+fn legacy_command_line_killed_while_increments_are_written_then_ari_recover() {
+    then_ari_recover_with(false, Moment::Incrementing, "rdiff_backup_cli: legacy\n");
+}
+
 #[test]
 fn remote_killed_during_the_first_backup_then_the_next_run() {
     then_the_next_run(true, Moment::FirstBackup);
@@ -374,9 +391,10 @@ fn remote_killed_once_the_session_is_marked_then_ari_recover() {
 /// proven gone.
 #[test]
 fn a_first_backup_of_api_201_killed_leaves_a_lock_that_the_next_run_clears() {
-    let crash = Crash::new(false, "API 201: SIGKILL during the first backup, then the next run");
-    crash.fx.write_config(
-        "command_timeout: 3m\nrdiff_backup_options: --api-version 201 --exclude-device-files --exclude-fifos --exclude-sockets --terminal-verbosity 1\n",
+    let crash = Crash::with_config(
+        false,
+        "API 201: SIGKILL during the first backup, then the next run",
+        "rdiff_backup_options: --api-version 201 --exclude-device-files --exclude-fifos --exclude-sockets --terminal-verbosity 1\n",
     );
     let (out, _) = crash.kill_at(Moment::FirstBackup);
     assert!(
