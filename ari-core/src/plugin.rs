@@ -303,7 +303,7 @@ impl Restore {
     /// The same restore, counting exit status `code` of the copy as success when its standard
     /// error holds `output`.
     pub fn tolerating(mut self, code: i32, output: &'static str) -> Restore {
-        self.tolerated.push(crate::step::Tolerated { code, output });
+        self.tolerated.push(crate::step::Tolerated::new(code, output));
         self
     }
 
@@ -311,7 +311,7 @@ impl Restore {
     /// `output`, as the backup not holding the path (rsync's "No such file or directory" for its
     /// source): `ari restore` then exits 2, as for a copy that makes nothing.
     pub fn absent_when(mut self, code: i32, output: &'static str) -> Restore {
-        self.absent.push(crate::step::Tolerated { code, output });
+        self.absent.push(crate::step::Tolerated::new(code, output));
         self
     }
 }

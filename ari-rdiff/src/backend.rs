@@ -178,6 +178,11 @@ impl BackupBackend for RdiffBackend {
         .argv();
         let mut step = Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))
             .reporting(argv::statistics);
+        // A session that does not end normally leaves the store to regress: deliberately, once
+        // the engine has proven the session's process gone.
+        for repair in crate::repair::repairs(&program, cli, &destination) {
+            step = step.repaired_by(repair);
+        }
         if let Host::Remote(host) = job.source_host() {
             // What rdiff-backup starts on the source host through the job's ssh wrapper.
             let server = match cli {
