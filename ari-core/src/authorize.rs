@@ -47,6 +47,9 @@ pub struct HostFilter {
     pub exact: BTreeSet<String>,
     /// The command lines with a variable part.
     pub patterns: Vec<CommandPattern>,
+    /// What the allowed commands let the key do beyond the jobs' own work
+    /// ([`CommandPattern::note`]), for `ari authorize` to say beside the filter.
+    pub notes: BTreeSet<String>,
     /// Under `remote_sudo`: each command as sudoers matches it (program, then its arguments as
     /// a regular expression), for the drop-in.
     pub sudo_entries: BTreeSet<(String, String)>,
@@ -214,6 +217,7 @@ impl HostFilter {
             })).collect::<Vec<_>>(),
             "filter": self.script,
             "sudoers": self.sudoers(),
+            "notes": self.notes.iter().collect::<Vec<_>>(),
         })
     }
 }
@@ -226,6 +230,7 @@ struct OnHost {
     exact: BTreeSet<String>,
     patterns: Vec<CommandPattern>,
     argv: BTreeSet<(Vec<String>, Option<Chars>)>,
+    notes: BTreeSet<String>,
 }
 
 fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
@@ -247,6 +252,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
             let on = by_host.entry(host.clone()).or_default();
+            on.notes.extend(pattern.note.clone());
             let words =
                 shell_words::split(&pattern.template).unwrap_or_else(|_| vec![pattern.template.clone()]);
             let variable = pattern.template.contains("{}");
@@ -281,7 +287,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         let path = plan.settings.get(&SSH_FILTER_PATH);
         let extra_options = plan.settings.get(&SSH_KEY_OPTIONS);
         let keys_file = plan.settings.get(&AUTHORIZED_KEYS_FILE);
-        for (host, OnHost { exact, patterns, argv }) in remote_commands(plan) {
+        for (host, OnHost { exact, patterns, argv, notes }) in remote_commands(plan) {
             if only_host.is_some_and(|only| only != host) {
                 continue;
             }
@@ -297,6 +303,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 job_digests: BTreeMap::new(),
                 exact: BTreeSet::new(),
                 patterns: Vec::new(),
+                notes: BTreeSet::new(),
                 sudo_entries: BTreeSet::new(),
                 script: String::new(),
                 checksum: String::new(),
@@ -326,6 +333,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
             filter.jobs.push(plan.label().to_string());
             filter.job_digests.insert(plan.label().to_string(), digest(&exact, &patterns));
             filter.exact.extend(exact);
+            filter.notes.extend(notes);
             if plan.ssh.sudo {
                 for (words, chars) in argv {
                     filter.sudo_entries.insert(sudo_entry(&words, chars)?);

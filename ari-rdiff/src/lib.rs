@@ -5,13 +5,16 @@
 //! retention removes increments older than `remove_older_than_timespec`. Remote sources go
 //! through `--remote-schema`, so that `ssh_path`, `ssh_port`, `remote_user` and `ssh_options`
 //! reach rdiff-backup's own ssh. rdiff-backup 2.1 and later get the new command line
-//! (`rdiff-backup backup ...`), older ones the original's (`rdiff_backup_cli`).
+//! (`rdiff-backup backup ...`), older ones the original's (`rdiff_backup_cli`). On a remote
+//! source, rdiff-backup's server is restricted to the source root, read-only, and runs in a
+//! read-only systemd unit without network (`rdiff_backup_server_confinement`, `confine.rs`).
 //!
 //! It depends on ari-core only, and never runs anything itself except asking rdiff-backup its
 //! version through ari-core.
 
 mod argv;
 mod backend;
+mod confine;
 mod settings;
 pub mod timespec;
 
