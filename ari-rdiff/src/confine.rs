@@ -131,18 +131,28 @@ pub fn server_line(cli: Cli, confinement: Confinement, root: &str) -> String {
     match confinement {
         Confinement::None => shell_join(&server),
         Confinement::Systemd => {
-            let mut options = Vec::new();
-            for property in PROPERTIES {
-                options.extend(["-p", property]);
-            }
+            let options: Vec<String> =
+                PROPERTIES.iter().map(|property| format!("-p {}", double_quoted(property))).collect();
             let script = format!(
                 "trap \"systemctl stop {UNIT}.service 2>/dev/null\" HUP INT TERM; {} --unit={UNIT} --service-type=exec {} -- {}",
                 shell_join(SYSTEMD_RUN),
-                shell_join(&options),
+                options.join(" "),
                 shell_join(&server)
             );
             shell_join(["/bin/sh", "-c", &script])
         }
+    }
+}
+
+/// A property as a word of the script, which `/bin/sh` reads: as it is, or in double quotes where
+/// a shell could read a character of it (the `~` of a refused system call), so that the script
+/// holds no single quote and the line stays readable once it is quoted as a whole.
+fn double_quoted(property: &str) -> String {
+    debug_assert!(!property.contains(['"', '$', '`', '\\', '!']), "{property}");
+    if shell_join([property]) == property {
+        property.to_string()
+    } else {
+        format!("\"{property}\"")
     }
 }
 
@@ -218,6 +228,13 @@ mod tests {
             script.windows(2).filter(|pair| pair[0] == "-p").map(|pair| pair[1].as_str()).collect();
         assert_eq!(properties, PROPERTIES);
         assert!(script.contains(&"--unit=ari-rdiff-$$".to_string()), "{script:?}");
+    }
+
+    #[test]
+    fn every_property_is_a_word_that_double_quotes_keep_as_it_is() {
+        for property in PROPERTIES {
+            assert!(!property.contains(['"', '$', '`', '\\', '!', ' ']), "{property}");
+        }
     }
 
     #[test]
