@@ -487,7 +487,7 @@ fn private_dev(devices: &[(&str, i32)]) -> io::Result<()> {
     )?;
     for (name, fd) in devices {
         let target = format!("/dev/{name}");
-        fs::OpenOptions::new().create(true).write(true).mode(0o666).open(&target)?;
+        fs::OpenOptions::new().create_new(true).write(true).mode(0o666).open(&target)?;
         check(
             &format!("bind {target}"),
             unsafe {
