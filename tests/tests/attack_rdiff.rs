@@ -14,7 +14,7 @@
 //!   it does none, though it runs (it says so on stderr, with a file it read outside the source
 //!   root: reading is what the key can still do, SECURITY.md). With
 //!   `rdiff_backup_server_confinement: none` it does them through the filter too, as `ari
-//!   authorize`'s note says.
+//!   authorize`'s note says. The same under `remote_sudo` (a fake `sudo` that takes `-n --`).
 //! - Mutants: the confined line with one property taken out lets the attack that property stops
 //!   through, so each one that the oracle relies on is load-bearing, and a line that lost it
 //!   fails this file.
@@ -43,6 +43,12 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_sudo(false)
+    }
+
+    /// With `remote_sudo`: a fake `sudo` first on the sshd's PATH that takes only `-n --` and runs
+    /// the command (as the harness's user, root).
+    fn with_sudo(sudo: bool) -> Rig {
         rdiff_backup();
         require_tool("python3", "python3");
         let fx = Fixture::new();
@@ -53,8 +59,16 @@ impl Rig {
             "logger-bin/logger",
             &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", logged.display()),
         );
+        fx.write_script(
+            "logger-bin/sudo",
+            "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || { echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }\nshift 2\nexec \"$@\"\n",
+        );
         let sshd = Sshd::builder().path_prefix(fx.path("logger-bin")).start();
-        fx.write_config(&format!("{}ssh_filter_path: {}\n", sshd.config_yaml(), fx.p("ssh-filter")));
+        fx.write_config(&format!(
+            "{}ssh_filter_path: {}\nremote_sudo: {sudo}\n",
+            sshd.config_yaml(),
+            fx.p("ssh-filter")
+        ));
         let src = fx.make_tree(
             "src",
             &[("etc/app.conf", "x=1\n"), ("etc/cache/big", "skip\n"), ("srv/data/db", "rows\n")],
@@ -106,7 +120,10 @@ fn server_lines(entry: &serde_json::Value) -> (String, String) {
         entry["allowed"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     let servers: Vec<&str> = allowed.iter().copied().filter(|c| c.contains("rdiff-backup server")).collect();
     let confined = servers.iter().find(|s| s.contains("systemd-run")).expect("the confined line");
-    let bare = servers.iter().find(|s| s.starts_with("rdiff-backup server ")).expect("the unconfined line");
+    let bare = servers
+        .iter()
+        .find(|s| s.trim_start_matches("sudo -n -- ").starts_with("rdiff-backup server "))
+        .expect("the unconfined line");
     (confined.to_string(), bare.to_string())
 }
 
@@ -353,9 +370,22 @@ const ALL: [&str; 5] = ["write", "tcp", "unix", "kill", "program"];
 
 #[test]
 fn a_crafted_frame_runs_code_in_an_unconfined_server_and_achieves_nothing_in_the_confined_one() {
-    let rig = Rig::new();
+    crafted_frame(false);
+}
+
+/// The same under `remote_sudo`: the lines are `sudo -n -- ...`, and what sudo runs as root is
+/// the same contained server.
+#[test]
+fn through_sudo_a_crafted_frame_achieves_nothing_in_the_confined_server_either() {
+    crafted_frame(true);
+}
+
+fn crafted_frame(sudo: bool) {
+    let rig = Rig::with_sudo(sudo);
     let entry = rig.authorization();
     let (confined, bare) = server_lines(&entry);
+    assert_eq!(confined.starts_with("sudo -n -- /bin/sh -c 'trap "), sudo, "{confined}");
+    assert_eq!(bare.starts_with("sudo -n -- rdiff-backup server "), sudo, "{bare}");
 
     // The control: rdiff-backup's server started directly, with the same restrictions as the
     // unconfined line; the frame's code does all five before the server vets anything.
