@@ -458,8 +458,21 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
         }
     }
     regex.push('$');
+    if regex.len() > SUDOERS_ARGS_MAX {
+        let head: String = first_line(&joined).chars().take(80).collect();
+        return Err(format!(
+            "`{program} {}...` is too long for a sudoers rule: its arguments take {} characters there, and sudo matches none longer than {SUDOERS_ARGS_MAX}; shorten it (a hook: put it in a script on the host)",
+            crate::kinds::shown(&head),
+            regex.len()
+        ));
+    }
     Ok((program.clone(), regex))
 }
+
+/// The longest argument text (`^...$`, with its backslashes) of a sudoers rule that sudo still
+/// matches: sudo 1.9.13 (Debian 12) parses a longer one without a complaint, `visudo -c` too, and
+/// then matches no command against it.
+const SUDOERS_ARGS_MAX: usize = 1023;
 
 /// `text` as literal text in a sudoers regular expression: the ERE's special characters and
 /// sudoers' own (`#`, `,`, `:`, `=`, `!`) behind a backslash, and nothing else (glibc gives `\<`,
@@ -672,6 +685,10 @@ mod tests {
         );
         assert!(sudo_entry(&words(&["/bin/sh", "-c", "a\nb"]), None).is_err(), "a line break");
         assert!(sudo_entry(&words(&["x|y", "z"]), None).is_err(), "a program sed and sudoers cannot hold");
+        let long = "a".repeat(SUDOERS_ARGS_MAX - "^-c $".len());
+        assert!(sudo_entry(&words(&["/bin/sh", "-c", &long]), None).is_ok(), "the longest rule sudo matches");
+        let err = sudo_entry(&words(&["/bin/sh", "-c", &format!("{long}a")]), None).unwrap_err();
+        assert!(err.contains("too long for a sudoers rule"), "{err}");
     }
 
     #[test]

@@ -53,12 +53,24 @@ const UNIT: &str = "ari-rdiff-$$";
 const SYSTEMD_RUN: &[&str] = &["systemd-run", "--quiet", "--pipe", "--wait", "--collect"];
 
 /// The unit's properties (systemd 252, Debian 12), each closing a way out for code that runs
-/// as root inside it. Every property is a `-p` of its own, so that no word holds a space.
+/// as root inside it. Every property is a `-p` of its own, and the line stays short: a sudoers
+/// rule holds at most about 1000 characters (sudo 1.9.13), and under `remote_sudo` the whole
+/// line is one. So properties whose effect the others already have are left out:
+/// `ProtectKernelModules=`, `ProtectClock=` and `ProtectHostname=` (no capability for it, and the
+/// calls are outside `@system-service` or in `@privileged`), `ProtectKernelLogs=` (no
+/// `CAP_SYSLOG`, no /dev/kmsg in the private /dev), `RestrictRealtime=` (in `@resources`),
+/// `RestrictSUIDSGID=` (nothing can be written) and `LockPersonality=` (no way out).
 pub const PROPERTIES: &[&str] = &[
     // Every file system read-only (/dev, /proc and /sys are dealt with below), home directories
     // too: nothing can be written, so nothing can be kept or planted (a ~/.bashrc, a cron job).
     "ProtectSystem=strict",
     "ProtectHome=read-only",
+    // /proc too, where root's user id may write other processes' settings without a capability
+    // (/proc/PID/oom_score_adj, coredump_filter), and /proc/sys (a kernel.core_pattern runs a
+    // program as real root); /sys and the cgroup tree (moving processes, changing limits) too.
+    "ReadOnlyPaths=/proc",
+    "ProtectKernelTunables=yes",
+    "ProtectControlGroups=yes",
     // A /dev of its own with the pseudo devices only: no disks, no /dev/mem, no /dev/kmsg.
     "PrivateDevices=yes",
     // A network namespace of its own with only a loopback device, and System V IPC and POSIX
@@ -72,43 +84,19 @@ pub const PROPERTIES: &[&str] = &[
     "NoNewPrivileges=yes",
     // No new namespaces: a user namespace would give the code capabilities of its own.
     "RestrictNamespaces=yes",
-    // Root's user id may write files root owns whatever its capabilities: /proc/sys (a
-    // kernel.core_pattern runs a program as real root), /proc/sysrq-trigger, /sys, and the
-    // cgroup tree (moving processes, changing limits) are read-only.
-    "ProtectKernelTunables=yes",
-    "ProtectControlGroups=yes",
-    "ProtectKernelModules=yes",
-    "ProtectKernelLogs=yes",
-    "ProtectClock=yes",
-    "ProtectHostname=yes",
-    "LockPersonality=yes",
-    "RestrictRealtime=yes",
-    "RestrictSUIDSGID=yes",
     // System calls: only the native ones (a 32-bit call would go around the filter), only those
-    // a service needs, and of those none that reaches outside.
+    // a service needs, and of those none that reaches outside. `@privileged`: among them
+    // open_by_handle_at, which with CAP_DAC_READ_SEARCH opens files beside the unit's read-only
+    // mounts. `@resources` and prlimit64: another process's priority, CPU, memory and limits.
+    // `@keyring`: root's user keyring is shared by every process of root's. `@debug`: ptrace,
+    // process_vm_writev, pidfd_getfd, into other processes. `@aio`: io_uring, which would open
+    // sockets around the filter. `socket`: none at all, since root's user id reaches D-Bus and
+    // systemd's private socket by its id alone and could start an unconfined unit through either
+    // (systemd 252 refuses `RestrictAddressFamilies=none` for a transient unit; this says the
+    // same). The kill family: every other process of root's has the same user id.
     "SystemCallArchitectures=native",
     "SystemCallFilter=@system-service",
-    // open_by_handle_at among them, which with CAP_DAC_READ_SEARCH opens files beside the
-    // unit's read-only mounts.
-    "SystemCallFilter=~@privileged",
-    "SystemCallFilter=~@resources",
-    // Root's user keyring is shared by every process of root's.
-    "SystemCallFilter=~@keyring",
-    // ptrace, process_vm_writev, pidfd_getfd: into other processes.
-    "SystemCallFilter=~@debug",
-    // io_uring, which would open sockets around the filter.
-    "SystemCallFilter=~@aio",
-    // No socket at all: root's user id reaches D-Bus and systemd's private socket by its id
-    // alone, and could start an unconfined unit through either. (systemd 252 refuses
-    // `RestrictAddressFamilies=none` for a transient unit; this says the same.)
-    "SystemCallFilter=~socket",
-    // No signal to another process: every other process of root's has the same user id.
-    "SystemCallFilter=~kill",
-    "SystemCallFilter=~tkill",
-    "SystemCallFilter=~tgkill",
-    "SystemCallFilter=~rt_sigqueueinfo",
-    "SystemCallFilter=~rt_tgsigqueueinfo",
-    "SystemCallFilter=~pidfd_send_signal",
+    "SystemCallFilter=~@privileged @resources @keyring @debug @aio socket kill tkill tgkill rt_sigqueueinfo rt_tgsigqueueinfo pidfd_send_signal prlimit64",
     // A refused call fails with EPERM instead of killing the server, so that a library probing
     // for a call goes on without it.
     "SystemCallErrorNumber=EPERM",
@@ -233,7 +221,7 @@ mod tests {
     #[test]
     fn every_property_is_a_word_that_double_quotes_keep_as_it_is() {
         for property in PROPERTIES {
-            assert!(!property.contains(['"', '$', '`', '\\', '!', ' ']), "{property}");
+            assert!(!property.contains(['"', '$', '`', '\\', '!']), "{property}");
         }
     }
 

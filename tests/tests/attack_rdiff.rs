@@ -8,9 +8,9 @@
 //!   job's source root (a `.bashrc` in a scratch directory: never the machine's own) and backs up
 //!   into the host: refused, nothing written.
 //! - A crafted protocol frame (rdiff-backup unpickles each frame before it vets the request)
-//!   whose code writes a marker, connects to a TCP and a unix listener the test holds, kills a
-//!   process of the test's and runs a program: sent to an unconfined `rdiff-backup server`
-//!   directly it does all five, so the frame works; sent through the filter to the confined line
+//!   whose code writes a marker, connects to a TCP and a unix listener the test holds, changes the
+//!   OOM score of a process of the test's and kills it, and runs a program: sent to an unconfined `rdiff-backup server`
+//!   directly it does all six, so the frame works; sent through the filter to the confined line
 //!   it does none, though it runs (it says so on stderr, with a file it read outside the source
 //!   root: reading is what the key can still do, SECURITY.md). With
 //!   `rdiff_backup_server_confinement: none` it does them through the filter too, as `ari
@@ -300,10 +300,13 @@ def unix():
     s.close()
 def kill():
     os.kill({victim}, 9)
+def oom():
+    with open("/proc/{victim}/oom_score_adj", "w") as f:
+        f.write("1000")
 def program():
     subprocess.run(["/bin/sh", "-c", "echo ran > " + {program:?}], check=True, stderr=subprocess.DEVNULL)
 secret = open({secret:?}).read().strip()
-for name, action in [("write", write), ("tcp", tcp), ("unix", unix), ("kill", kill), ("program", program)]:
+for name, action in [("write", write), ("tcp", tcp), ("unix", unix), ("oom", oom), ("kill", kill), ("program", program)]:
     attempt(name, action)
 sys.stderr.write("ari-frame: ran as uid %d, read %s: %s\n" % (os.getuid(), secret, " ".join(results)))
 sys.stderr.flush()
@@ -321,9 +324,12 @@ sys.stderr.flush()
         out.stdout
     }
 
-    /// What the frame's code did: each of the five, once the server it went to has ended.
+    /// What the frame's code did: each of the six, once the server it went to has ended.
     fn done(&mut self) -> Vec<&'static str> {
         let mut done = Vec::new();
+        // Read before the kill is looked at: a killed victim leaves no /proc entry.
+        let oom =
+            std::fs::read_to_string(format!("/proc/{}/oom_score_adj", self.victim.id())).unwrap_or_default();
         if self.dir.join("marker").exists() {
             done.push("write");
         }
@@ -332,6 +338,9 @@ sys.stderr.flush()
         }
         if !matches!(self.unix.accept(), Err(ref e) if e.kind() == ErrorKind::WouldBlock) {
             done.push("unix");
+        }
+        if oom.trim() == "1000" {
+            done.push("oom");
         }
         if self.victim.try_wait().unwrap().is_some() {
             done.push("kill");
@@ -366,7 +375,7 @@ fn send_through(sshd: &Sshd, line: &str, frame: &[u8]) -> Output {
     send(&mut ssh, frame)
 }
 
-const ALL: [&str; 5] = ["write", "tcp", "unix", "kill", "program"];
+const ALL: [&str; 6] = ["write", "tcp", "unix", "oom", "kill", "program"];
 
 #[test]
 fn a_crafted_frame_runs_code_in_an_unconfined_server_and_achieves_nothing_in_the_confined_one() {
@@ -419,6 +428,7 @@ fn crafted_frame(sudo: bool) {
         "write=OSError",
         "tcp=PermissionError",
         "unix=PermissionError",
+        "oom=OSError",
         "kill=PermissionError",
         "program=CalledProcessError",
     ] {
@@ -442,18 +452,20 @@ fn crafted_frame(sudo: bool) {
 fn the_confined_line_without_one_of_its_properties_lets_that_attack_through() {
     let rig = Rig::new();
     let (confined, _) = server_lines(&rig.authorization());
-    let mutants: [(&[&str], &[&str]); 4] = [
-        (&["ProtectSystem=strict"], &["write", "program"]),
-        (&["\"SystemCallFilter=~kill\""], &["kill"]),
-        (&["\"SystemCallFilter=~socket\""], &["unix"]),
-        (&["\"SystemCallFilter=~socket\"", "PrivateNetwork=yes"], &["tcp", "unix"]),
+    // What each mutant takes out of the line: a property (` -p NAME=VALUE`), or an item of the
+    // list of refused system calls (` NAME `).
+    let mutants: [(&[&str], &[&str]); 5] = [
+        (&[" -p ProtectSystem=strict"], &["write", "program"]),
+        (&[" -p ReadOnlyPaths=/proc"], &["oom"]),
+        (&[" kill "], &["kill"]),
+        (&[" socket "], &["unix"]),
+        (&[" socket ", " -p PrivateNetwork=yes"], &["tcp", "unix"]),
     ];
     for (i, (removed, expected)) in mutants.iter().enumerate() {
         let mut line = confined.clone();
-        for property in *removed {
-            let taken = format!(" -p {property}");
-            assert!(line.contains(&taken), "{taken} in {confined}");
-            line = line.replace(&taken, "");
+        for taken in *removed {
+            assert_eq!(line.matches(taken).count(), 1, "{taken:?} once in {confined}");
+            line = line.replacen(taken, if taken.ends_with(' ') { " " } else { "" }, 1);
         }
         let mut targets = Targets::new(&rig.fx, &format!("mutant-{i}"));
         let out = send_through(&rig.sshd, &line, &targets.frame(&rig.fx));

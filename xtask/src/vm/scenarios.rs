@@ -1375,14 +1375,14 @@ fn filtered_jobs(ctx: &Ctx) -> Result<()> {
 }
 
 /// What a crafted rdiff-backup frame's code tries in the guest (`FRAME_CODE`), each with what
-/// shows that it happened: a marker written, a TCP and a unix listener reached, a process of
-/// root's killed, a program's marker written, an unconfined unit started through systemd's bus
+/// shows that it happened: a marker written, a TCP and a unix listener reached, the OOM score of
+/// a process of root's changed, another one killed, a program's marker written, an unconfined unit started through systemd's bus
 /// (its marker written), a sysctl changed; and, as the code reports them, an io_uring and a key
 /// in root's user keyring.
-const FRAME_ATTEMPTS: [&str; 9] =
-    ["write", "tcp", "unix", "kill", "program", "escape", "sysctl", "io_uring", "keyring"];
+const FRAME_ATTEMPTS: [&str; 10] =
+    ["write", "tcp", "unix", "oom", "kill", "program", "escape", "sysctl", "io_uring", "keyring"];
 
-/// The code of the crafted frame: `DIR`, `PORT` and `VICTIM` are filled in. It reads
+/// The code of the crafted frame: `DIR`, `PORT`, `VICTIM` and `OOMED` are filled in. It reads
 /// /etc/shadow's first name (what the key can still do) and reports every attempt on stderr.
 const FRAME_CODE: &str = r#"import ctypes, os, socket, subprocess, sys
 d, results = "DIR", []
@@ -1402,6 +1402,8 @@ def unix():
     s = socket.socket(socket.AF_UNIX)
     s.connect(d + "/sock")
     s.close()
+def oom():
+    open("/proc/OOMED/oom_score_adj", "w").write("1000")
 def kill():
     os.kill(VICTIM, 9)
 def program():
@@ -1419,7 +1421,7 @@ def keyring():
     if libc.syscall(248, b"user", b"ari-frame", b"x", 1, -4) < 0:
         raise PermissionError(ctypes.get_errno(), "add_key")
 read = open("/etc/shadow").readline().split(":")[0]
-for name in ["write", "tcp", "unix", "kill", "program", "escape", "sysctl", "io_uring", "keyring"]:
+for name in ["write", "tcp", "unix", "oom", "kill", "program", "escape", "sysctl", "io_uring", "keyring"]:
     attempt(name, globals()[name])
 sys.stderr.write("ari-frame: ran as uid %d, read /etc/shadow (%s...): %s\n" % (os.getuid(), read, " ".join(results)))
 sys.stderr.flush()
@@ -1460,12 +1462,17 @@ fn frame_targets(vm: &Vm) -> Result<(String, Vec<u8>)> {
         "set -e; d=$(mktemp -d /var/tmp/ari-frame-XXXXXX); cat > $d/listen.py <<'EOF'\n{FRAME_LISTENERS}EOF\n\
          nohup python3 $d/listen.py $d >/dev/null 2>&1 & echo $! > $d/listener.pid\n\
          nohup sleep 600 >/dev/null 2>&1 & echo $! > $d/victim.pid\n\
+         nohup sleep 600 >/dev/null 2>&1 & echo $! > $d/oomed.pid\n\
          i=0; while [ ! -s $d/port ]; do i=$((i+1)); [ $i -lt 300 ] || exit 1; sleep 0.1; done\n\
-         echo \"$d $(cat $d/port) $(cat $d/victim.pid)\""
+         echo \"$d $(cat $d/port) $(cat $d/victim.pid) $(cat $d/oomed.pid)\""
     ))?;
     let words: Vec<&str> = setup.split_whitespace().collect();
-    let [dir, port, victim] = words[..] else { bail!("the frame's targets in the guest: {setup:?}") };
-    let code = FRAME_CODE.replace("DIR", dir).replace("PORT", port).replace("VICTIM", victim);
+    let [dir, port, victim, oomed] = words[..] else { bail!("the frame's targets in the guest: {setup:?}") };
+    let code = FRAME_CODE
+        .replace("DIR", dir)
+        .replace("PORT", port)
+        .replace("VICTIM", victim)
+        .replace("OOMED", oomed);
     let builder = "import pickle, sys\nclass Payload:\n    def __reduce__(self):\n        return (exec, (sys.argv[1], {}))\ndata = pickle.dumps(Payload(), protocol=4)\nsys.stdout.buffer.write(b'o' + bytes([1]) + len(data).to_bytes(7, 'big') + data)\n";
     let out = Command::new("python3").args(["-c", builder, &code]).stdin(Stdio::null()).output()?;
     ensure!(
@@ -1485,8 +1492,9 @@ fn frame_done(vm: &Vm, dir: &str, said: &str) -> Result<Vec<&'static str>> {
          echo \"reached: $(cat $d/answer)\"\n\
          for f in marker program-ran escaped; do [ -e $d/$f ] && echo \"present: $f\"; done\n\
          kill -0 $(cat $d/victim.pid) 2>/dev/null && echo 'victim: alive'\n\
+         echo \"oom: $(cat /proc/$(cat $d/oomed.pid)/oom_score_adj)\"\n\
          echo \"domainname: $(cat /proc/sys/kernel/domainname)\"\n\
-         kill $(cat $d/victim.pid) 2>/dev/null; echo '(none)' > /proc/sys/kernel/domainname; rm -rf $d; true"
+         kill $(cat $d/victim.pid) $(cat $d/oomed.pid) 2>/dev/null; echo '(none)' > /proc/sys/kernel/domainname; rm -rf $d; true"
     ))?;
     let reached = field(&found, "reached");
     let present: Vec<&str> = found.lines().filter_map(|l| l.strip_prefix("present: ")).collect();
@@ -1498,6 +1506,7 @@ fn frame_done(vm: &Vm, dir: &str, said: &str) -> Result<Vec<&'static str>> {
             "escape" => present.contains(&"escaped"),
             "tcp" | "unix" => reached.split_whitespace().any(|r| r == attempt),
             "kill" => field(&found, "victim") != "alive",
+            "oom" => field(&found, "oom") == "1000",
             "sysctl" => field(&found, "domainname") == "ari-frame",
             _ => said.contains(&format!(" {attempt}=done")),
         };
