@@ -47,6 +47,9 @@ pub struct HostFilter {
     pub exact: BTreeSet<String>,
     /// The command lines with a variable part.
     pub patterns: Vec<CommandPattern>,
+    /// What the allowed commands let the key do beyond the jobs' own work
+    /// ([`CommandPattern::note`]), for `ari authorize` to say beside the filter.
+    pub notes: BTreeSet<String>,
     /// Under `remote_sudo`: each command as sudoers matches it (program, then its arguments as
     /// a regular expression), for the drop-in.
     pub sudo_entries: BTreeSet<(String, String)>,
@@ -214,6 +217,7 @@ impl HostFilter {
             })).collect::<Vec<_>>(),
             "filter": self.script,
             "sudoers": self.sudoers(),
+            "notes": self.notes.iter().collect::<Vec<_>>(),
         })
     }
 }
@@ -226,6 +230,7 @@ struct OnHost {
     exact: BTreeSet<String>,
     patterns: Vec<CommandPattern>,
     argv: BTreeSet<(Vec<String>, Option<Chars>)>,
+    notes: BTreeSet<String>,
 }
 
 fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
@@ -247,6 +252,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
             let on = by_host.entry(host.clone()).or_default();
+            on.notes.extend(pattern.note.clone());
             let words =
                 shell_words::split(&pattern.template).unwrap_or_else(|_| vec![pattern.template.clone()]);
             let variable = pattern.template.contains("{}");
@@ -281,7 +287,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         let path = plan.settings.get(&SSH_FILTER_PATH);
         let extra_options = plan.settings.get(&SSH_KEY_OPTIONS);
         let keys_file = plan.settings.get(&AUTHORIZED_KEYS_FILE);
-        for (host, OnHost { exact, patterns, argv }) in remote_commands(plan) {
+        for (host, OnHost { exact, patterns, argv, notes }) in remote_commands(plan) {
             if only_host.is_some_and(|only| only != host) {
                 continue;
             }
@@ -297,6 +303,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 job_digests: BTreeMap::new(),
                 exact: BTreeSet::new(),
                 patterns: Vec::new(),
+                notes: BTreeSet::new(),
                 sudo_entries: BTreeSet::new(),
                 script: String::new(),
                 checksum: String::new(),
@@ -326,6 +333,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
             filter.jobs.push(plan.label().to_string());
             filter.job_digests.insert(plan.label().to_string(), digest(&exact, &patterns));
             filter.exact.extend(exact);
+            filter.notes.extend(notes);
             if plan.ssh.sudo {
                 for (words, chars) in argv {
                     filter.sudo_entries.insert(sudo_entry(&words, chars)?);
@@ -450,8 +458,21 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
         }
     }
     regex.push('$');
+    if regex.len() > SUDOERS_ARGS_MAX {
+        let head: String = first_line(&joined).chars().take(80).collect();
+        return Err(format!(
+            "`{program} {}...` is too long for a sudoers rule: its arguments take {} characters there, and sudo matches none longer than {SUDOERS_ARGS_MAX}; shorten it (a hook: put it in a script on the host)",
+            crate::kinds::shown(&head),
+            regex.len()
+        ));
+    }
     Ok((program.clone(), regex))
 }
+
+/// The longest argument text (`^...$`, with its backslashes) of a sudoers rule that sudo still
+/// matches: sudo 1.9.13 (Debian 12) parses a longer one without a complaint, `visudo -c` too, and
+/// then matches no command against it.
+const SUDOERS_ARGS_MAX: usize = 1023;
 
 /// `text` as literal text in a sudoers regular expression: the ERE's special characters and
 /// sudoers' own (`#`, `,`, `:`, `=`, `!`) behind a backslash, and nothing else (glibc gives `\<`,
@@ -664,6 +685,10 @@ mod tests {
         );
         assert!(sudo_entry(&words(&["/bin/sh", "-c", "a\nb"]), None).is_err(), "a line break");
         assert!(sudo_entry(&words(&["x|y", "z"]), None).is_err(), "a program sed and sudoers cannot hold");
+        let long = "a".repeat(SUDOERS_ARGS_MAX - "^-c $".len());
+        assert!(sudo_entry(&words(&["/bin/sh", "-c", &long]), None).is_ok(), "the longest rule sudo matches");
+        let err = sudo_entry(&words(&["/bin/sh", "-c", &format!("{long}a")]), None).unwrap_err();
+        assert!(err.contains("too long for a sudoers rule"), "{err}");
     }
 
     #[test]

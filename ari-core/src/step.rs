@@ -334,6 +334,10 @@ pub struct CommandPattern {
     pub template: String,
     /// What the variable part may hold.
     pub chars: Chars,
+    /// What the command lets ari's key do on the host beyond the job's own work, in a sentence
+    /// that `ari authorize` shows beside the filter (a server that reads the whole host, a tool
+    /// whose protocol runs the client's code): none when it does only what the job needs.
+    pub note: Option<String>,
 }
 
 impl CommandPattern {
@@ -344,18 +348,30 @@ impl CommandPattern {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        CommandPattern { host, template: format!("{}{{}}", crate::quote::shell_join(words)), chars }
+        CommandPattern {
+            host,
+            template: format!("{}{{}}", crate::quote::shell_join(words)),
+            chars,
+            note: None,
+        }
     }
 
     /// The command line `line` on `host`, exactly (`rdiff-backup server`).
     pub fn exact(host: Host, line: impl Into<String>) -> CommandPattern {
-        CommandPattern { host, template: line.into(), chars: Chars::DIGITS }
+        CommandPattern { host, template: line.into(), chars: Chars::DIGITS, note: None }
     }
 
     /// The command line `template` on `host`, `{}` standing for one or more of `chars` (the same
     /// at each `{}`).
     pub fn with_variable(host: Host, template: impl Into<String>, chars: Chars) -> CommandPattern {
-        CommandPattern { host, template: template.into(), chars }
+        CommandPattern { host, template: template.into(), chars, note: None }
+    }
+
+    /// The same, with `note`: what the command lets ari's key do on the host beyond the job's
+    /// own work, which `ari authorize` says beside the filter that allows it.
+    pub fn noting(mut self, note: impl Into<String>) -> CommandPattern {
+        self.note = Some(note.into());
+        self
     }
 
     /// Whether the remote command line `line` is one the pattern allows.

@@ -46,6 +46,9 @@ pub struct Backup<'a> {
     pub ssh: &'a Ssh,
     /// The job's ssh wrapper, which rdiff-backup runs as its ssh.
     pub ssh_wrapper: &'a str,
+    /// rdiff-backup's server as the source host's shell gets it ([`crate::confine::server_line`]),
+    /// for a remote source.
+    pub server: &'a str,
     /// Paths to include, already rewritten into the source root.
     pub include: &'a [String],
     /// Paths to exclude, already rewritten.
@@ -57,18 +60,16 @@ pub struct Backup<'a> {
 }
 
 /// The command rdiff-backup runs (through a shell) to reach the source host: the job's ssh
-/// wrapper, then `{h}` (rdiff-backup puts `user@host` there) and the remote server command. The
-/// ssh settings are the wrapper's, as exact words: none of them passes through rdiff-backup.
-pub fn remote_schema(cli: Cli, ssh_wrapper: &str, compression: bool) -> String {
+/// wrapper, then `{h}` (rdiff-backup puts `user@host` there) and the remote server command
+/// `server`, as the host's shell must get it. The ssh settings are the wrapper's, as exact words:
+/// none of them passes through rdiff-backup. `server` is one word to the local shell, and the
+/// wrapper hands its words on joined by spaces, so the host's shell reads `server` itself.
+pub fn remote_schema(ssh_wrapper: &str, compression: bool, server: &str) -> String {
     let mut words = vec![ssh_wrapper.to_string()];
     if compression {
         words.push("-C".to_string());
     }
-    let server = match cli {
-        Cli::New => "rdiff-backup server",
-        Cli::Legacy => "rdiff-backup --server",
-    };
-    format!("{} {{h}} {server}", ari_core::quote::shell_join(&words))
+    format!("{} {{h}} {}", ari_core::quote::shell_join(&words), ari_core::quote::shell_quote(server))
 }
 
 impl Backup<'_> {
@@ -97,7 +98,7 @@ impl Backup<'_> {
                 }
                 if remote {
                     argv.push("--remote-schema".to_string());
-                    argv.push(remote_schema(Cli::Legacy, self.ssh_wrapper, self.ssh_compression));
+                    argv.push(remote_schema(self.ssh_wrapper, self.ssh_compression, self.server));
                 }
             }
             Cli::New => {
@@ -105,7 +106,7 @@ impl Backup<'_> {
                 argv.extend(global);
                 if remote {
                     argv.push("--remote-schema".to_string());
-                    argv.push(remote_schema(Cli::New, self.ssh_wrapper, self.ssh_compression));
+                    argv.push(remote_schema(self.ssh_wrapper, self.ssh_compression, self.server));
                 }
                 argv.push("backup".to_string());
                 // The session statistics on stdout, for the job's metrics.
@@ -248,6 +249,10 @@ mod tests {
             ssh_compression: false,
             ssh,
             ssh_wrapper: "/var/lib/ari backup/run/my_backup/ssh",
+            server: match cli {
+                Cli::New => "rdiff-backup server --restrict-path / --restrict-mode read-only",
+                Cli::Legacy => "rdiff-backup --server --restrict-read-only /",
+            },
             include: &["/music".to_string()],
             exclude: &["/music/tmp".to_string()],
             source,
@@ -293,7 +298,7 @@ mod tests {
                 "1",
                 "--ssh-no-compression",
                 "--remote-schema",
-                "'/var/lib/ari backup/run/my_backup/ssh' {h} rdiff-backup --server",
+                "'/var/lib/ari backup/run/my_backup/ssh' {h} 'rdiff-backup --server --restrict-read-only /'",
                 "--exclude",
                 "/music/tmp",
                 "--include",

@@ -9,6 +9,7 @@ use ari_core::step::{Command, CommandPattern, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::argv::{self, Backup, Cli, Source};
+use crate::confine::{self, Confinement};
 use crate::settings::*;
 
 /// The rdiff-backup backend, registered as `rdiff`.
@@ -24,6 +25,15 @@ impl RdiffBackend {
             )
         })?;
         Ok(join_path(&store, &job.job().label))
+    }
+
+    /// The source root as rdiff-backup reads it: the snapshot's mount base, or top_level_src_dir.
+    fn root(job: &JobContext) -> String {
+        job.snapshot_root().unwrap_or_else(|| job.get(&TOP_LEVEL_SRC_DIR))
+    }
+
+    fn confinement(job: &JobContext) -> Confinement {
+        Confinement::from_setting(&job.get(&RDIFF_BACKUP_SERVER_CONFINEMENT))
     }
 
     /// The command line to use: as set, or as the probe found from rdiff-backup's version.
@@ -118,6 +128,26 @@ impl BackupBackend for RdiffBackend {
                     format!("`{host}`: rdiff-backup cannot reach an IPv6 address (it splits HOST::PATH at `::`); give the host a name in /etc/hosts or a Host alias in an ssh_config"),
                 ));
             }
+            let confinement = RdiffBackend::confinement(job);
+            let root = RdiffBackend::root(job);
+            if let Some(why) = confine::unfit_root(confinement, &root) {
+                let key = if job.snapshot_root().is_some() { "snapshot" } else { "top_level_src_dir" };
+                return Err(job.error_at(key, format!("`{}`: {why}", kinds::shown(&root))));
+            }
+            // A system unit needs root on the host: through sudo, or as root itself.
+            let user = job.get(&ari_core::core_settings::REMOTE_USER);
+            if confinement == Confinement::Systemd
+                && !job.get(&ari_core::core_settings::REMOTE_SUDO)
+                && user.as_deref().is_some_and(|user| user != "root")
+            {
+                return Err(job.error_at(
+                    "remote_user",
+                    format!(
+                        "`{}`: rdiff-backup's server runs in a systemd unit (rdiff_backup_server_confinement: systemd), which only root may start: set remote_sudo: true, or rdiff_backup_server_confinement: none, with which ari's key runs any code there as that user (SECURITY.md)",
+                        user.unwrap_or_default()
+                    ),
+                ));
+            }
             let state_dir = job.get(&ari_core::core_settings::STATE_DIR);
             if state_dir.contains(['{', '}', '%']) {
                 return Err(job.error_at(
@@ -157,7 +187,9 @@ impl BackupBackend for RdiffBackend {
         };
         let include = rewrite(&job.job().include);
         let exclude = rewrite(&job.job().exclude);
-        let root = snapshot_root.clone().unwrap_or_else(|| job.get(&TOP_LEVEL_SRC_DIR));
+        let root = RdiffBackend::root(job);
+        let confinement = RdiffBackend::confinement(job);
+        let server = confine::server_line(cli, confinement, &root);
         let source = match job.source_host() {
             Host::Local => Source::Local { root },
             Host::Remote(host) => Source::Remote { host, root },
@@ -170,6 +202,7 @@ impl BackupBackend for RdiffBackend {
             ssh_compression: job.get(&SSH_COMPRESSION),
             ssh: &ssh,
             ssh_wrapper: &ssh_wrapper,
+            server: &server,
             include: &include,
             exclude: &exclude,
             source,
@@ -185,11 +218,9 @@ impl BackupBackend for RdiffBackend {
         }
         if let Host::Remote(host) = job.source_host() {
             // What rdiff-backup starts on the source host through the job's ssh wrapper.
-            let server = match cli {
-                Cli::New => "rdiff-backup server",
-                Cli::Legacy => "rdiff-backup --server",
-            };
-            step = step.may_run(CommandPattern::exact(Host::Remote(host), server));
+            step = step.may_run(
+                CommandPattern::exact(Host::Remote(host), server).noting(confine::note(confinement)),
+            );
         }
         Ok(vec![step])
     }

@@ -7,13 +7,16 @@
 //! reach rdiff-backup's own ssh. rdiff-backup 2.1 and later get the new command line
 //! (`rdiff-backup backup ...`), older ones the original's (`rdiff_backup_cli`). A backup that
 //! does not end normally is regressed (`rdiff-backup regress`) once ari has proven its session
-//! gone (the step's repairs).
+//! gone (the step's repairs). On a remote source, rdiff-backup's server is restricted to the
+//! source root, read-only, and runs in a read-only systemd unit without network
+//! (`rdiff_backup_server_confinement`, `confine.rs`).
 //!
 //! It depends on ari-core only, and never runs anything itself except asking rdiff-backup its
 //! version through ari-core.
 
 mod argv;
 mod backend;
+mod confine;
 pub mod options;
 mod repair;
 mod settings;

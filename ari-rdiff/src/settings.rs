@@ -58,6 +58,15 @@ pub static RDIFF_BACKUP_CLI: Setting<String> = Setting::with_kind(
     "rdiff-backup command line: new (2.1+), legacy (the original's), or auto (by version)",
 );
 
+/// How rdiff-backup's server is contained on a remote source host.
+pub static RDIFF_BACKUP_SERVER_CONFINEMENT: Setting<String> = Setting::with_kind(
+    "rdiff_backup_server_confinement",
+    "rdiff",
+    SettingKind::Choice(&["systemd", "none"]),
+    Some("systemd"),
+    "how rdiff-backup's server runs on a remote source: systemd (a read-only unit without network, through systemd-run) or none (ari's key then runs any code there; SECURITY.md)",
+);
+
 ari_core::register_settings!(
     BACKUP_STORE_PATH,
     RDIFF_BACKUP_PATH,
@@ -66,4 +75,5 @@ ari_core::register_settings!(
     REMOVE_OLDER_THAN_TIMESPEC,
     TOP_LEVEL_SRC_DIR,
     RDIFF_BACKUP_CLI,
+    RDIFF_BACKUP_SERVER_CONFINEMENT,
 );

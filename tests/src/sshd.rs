@@ -283,6 +283,25 @@ impl Sshd {
             .count()
     }
 
+    /// What the stand-in `systemd-run` and `systemctl` on this server's PATH were asked, a line
+    /// each (`run ARGS...`, `ctl stop UNIT`); see `src/bin/ari-standin-systemd.rs`.
+    pub fn systemd_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join(SYSTEMD_DIR).join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The units the stand-in `systemd-run` is running now (`ari-rdiff-PID.service`).
+    pub fn systemd_units(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path().join(SYSTEMD_DIR).join("units"))
+            .map(|entries| {
+                entries.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The last lines of sshd's log, for failure messages.
     pub fn log_tail(&self) -> String {
         log_tail(&self.log_path())
@@ -333,9 +352,13 @@ impl Sshd {
             );
         }
 
+        // systemd-run and systemctl for rdiff-backup's server, which this machine runs without
+        // systemd: after the test's own prefixes, before the system's.
+        let systemd = install_systemd_standin(dir.path());
         let remote_path = options
             .path_prefix
             .iter()
+            .chain([&systemd])
             .map(|dir| dir.to_string_lossy().into_owned())
             .chain([BASE_PATH.to_owned()])
             .collect::<Vec<_>>()
@@ -570,6 +593,38 @@ fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to pick a port");
     listener.local_addr().expect("read the picked port").port()
+}
+
+/// Where a server's stand-in systemd keeps its wrappers (`bin/`), units and calls.
+const SYSTEMD_DIR: &str = "systemd";
+
+/// Writes `systemd-run` and `systemctl` into `DIR/systemd/bin`, each running the stand-in
+/// (`ari-standin-systemd`, built from this crate) with its state in `DIR/systemd`, and returns
+/// the `bin` directory for the remote PATH. The stand-in confines for real what systemd-run
+/// would (namespaces, read-only mounts, capabilities, seccomp), and refuses an option or a
+/// property it does not know.
+fn install_systemd_standin(dir: &Path) -> PathBuf {
+    let standin = crate::tools::built_bin("ari-standin-systemd");
+    let standin = std::path::absolute(&standin).unwrap_or(standin);
+    let state = dir.join(SYSTEMD_DIR);
+    let bin = state.join("bin");
+    fs::create_dir_all(&bin).unwrap_or_else(|err| panic!("create {}: {err}", bin.display()));
+    for (name, mode) in [("systemd-run", "run"), ("systemctl", "ctl")] {
+        let path = bin.join(name);
+        write_file(
+            &path,
+            &format!(
+                "#!/bin/sh
+# The stand-in {name} of ari's test harness; see tests/src/bin/ari-standin-systemd.rs.
+exec '{}' --state '{}' {mode} \"$@\"\n",
+                standin.display(),
+                state.display()
+            ),
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|err| panic!("chmod {}: {err}", path.display()));
+    }
+    bin
 }
 
 /// sshd refuses to start without its privilege separation directory. The

@@ -156,7 +156,22 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
     let allowed: Vec<&str> =
         entry["allowed"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     let sudo_ = if sudo { "sudo -n -- " } else { "" };
-    assert!(allowed.contains(&format!("{sudo_}rdiff-backup server").as_str()), "{allowed:?}");
+    // rdiff-backup's server, for the plain job and over the db job's snapshots: in a unit of
+    // systemd-run's, restricted to the job's source root, read-only.
+    let servers: Vec<&&str> = allowed.iter().filter(|c| c.contains("rdiff-backup server")).collect();
+    assert_eq!(servers.len(), 2, "{allowed:?}");
+    for server in &servers {
+        assert!(server.starts_with(&format!("{sudo_}/bin/sh -c 'trap ")), "{server}");
+        assert!(server.contains(" systemd-run --quiet --pipe --wait "), "{server}");
+        assert!(server.ends_with(" --restrict-mode read-only'"), "{server}");
+    }
+    // The plain job's source root is top_level_src_dir (`/`), the db job's the snapshots' base.
+    for root in ["/".to_string(), rig.world.fx.p("mnt/db")] {
+        assert!(
+            servers.iter().any(|s| s.contains(&format!("-- rdiff-backup server --restrict-path {root} "))),
+            "a server serves {root} only: {servers:?}"
+        );
+    }
     assert!(allowed.iter().all(|c| c.starts_with(sudo_)), "{allowed:?}");
     let patterns: Vec<&str> = entry["allowed_patterns"]
         .as_array()
@@ -198,6 +213,17 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
     assert!(stdout(&out).contains("job db: recovered"), "{}", stdout(&out));
     rig.world.assert_clean();
     assert_eq!(rig.logged(), "", "nothing was refused");
+    // Both rdiff jobs' servers ran in the stand-in's units, and every unit ended.
+    let units = rig.sshd.systemd_calls();
+    assert_eq!(
+        units
+            .iter()
+            .filter(|c| c.starts_with("run ") && c.contains("rdiff-backup server --restrict-path"))
+            .count(),
+        2,
+        "{units:?}"
+    );
+    assert!(rig.sshd.systemd_units().is_empty(), "{:?}", rig.sshd.systemd_units());
     rig.world.fakes.assert_no_unexpected_calls();
     rig
 }
@@ -368,10 +394,20 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     for expected in [
         "NOPASSWD: @lvcreate@ ^-s -L 1G vg0/root -n root-ari_backup$",
         "NOPASSWD: @zfs@ ^snapshot pool/backups/web@ari-backup-[A-Za-z0-9_.:-]+$",
-        "NOPASSWD: @rdiff-backup@ ^server$",
         "NOPASSWD: @true@ \"\"",
     ] {
         assert!(sudoers.contains(expected), "{expected}:\n{sudoers}");
+    }
+    // rdiff-backup's servers: the shell that starts each in its unit, with that text only.
+    let servers: Vec<&&str> =
+        rules.iter().filter(|r| r.contains("rdiff-backup server --restrict-path")).collect();
+    assert_eq!(servers.len(), 2, "{sudoers}");
+    for rule in servers {
+        assert!(
+            rule.contains("NOPASSWD: /bin/sh ^-c trap \"systemctl stop ari-rdiff-\\$\\$\\.service"),
+            "{rule}"
+        );
+        assert!(rule.ends_with(" --restrict-mode read-only$"), "{rule}");
     }
     // The installer's part: each @PROGRAM@ becomes the program's path on the host.
     let filled: String = sudoers

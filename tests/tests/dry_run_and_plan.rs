@@ -11,7 +11,7 @@ backend: rdiff
 source_hostname: db-server
 backup_store_path: /srv/backup-store
 rdiff_backup_cli: new
-remote_user: backup
+remote_user: root
 ssh_port: 2222
 ssh_options: [-F, /etc/ari-backup/ssh_config]
 include: [/etc, /var/lib/mysql]

@@ -80,9 +80,10 @@ fn path_prefix_reaches_remote_commands() {
     assert_eq!(
         sshd.remote_path(),
         format!(
-            "{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "{}:{}:{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             first.path().display(),
-            second.path().display()
+            second.path().display(),
+            sshd.dir().join("systemd/bin").display()
         )
     );
     // By bare name: only the PATH set through authorized_keys can find it.
@@ -95,10 +96,47 @@ fn path_prefix_reaches_remote_commands() {
 }
 
 #[test]
-fn default_remote_path_is_the_plain_system_one() {
+fn default_remote_path_is_the_systemd_stand_in_then_the_plain_system_one() {
     let sshd = Sshd::start();
-    assert_eq!(sshd.remote_path(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    assert_eq!(
+        sshd.remote_path(),
+        format!(
+            "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            sshd.dir().join("systemd/bin").display()
+        )
+    );
     assert_eq!(ssh_alias(&sshd, "echo \"$PATH\"").trim(), sshd.remote_path());
+}
+
+/// The stand-in `systemd-run` on the server's PATH (this machine runs no systemd) refuses what
+/// it does not know, so that ari's line cannot grow an option the stand-in ignores, and a
+/// property takes effect only when the line names it, so that a property dropped from ari's
+/// line is a guarantee gone in the tests too.
+#[test]
+fn the_systemd_stand_in_refuses_what_it_does_not_know_and_contains_by_each_property() {
+    let sshd = Sshd::start();
+    let scratch = tempfile::tempdir().expect("create a scratch directory");
+    let target = scratch.path().join("written");
+    let touch = |properties: &str| {
+        let mut cmd = sshd.ssh_command();
+        cmd.arg(format!("systemd-run --quiet --pipe --wait {properties} -- touch {}", target.display()));
+        run(&mut cmd)
+    };
+    for unknown in ["-p ReadWritePaths=/tmp", "-p ProtectSystem=full", "--scope", "--uid=0", "-E X=1"] {
+        let out = touch(unknown);
+        assert_eq!(out.status.code(), Some(99), "{unknown}: {}", describe_output(&sshd.ssh_command(), &out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not know"), "{unknown}");
+    }
+    assert!(!target.exists(), "a refused line ran nothing");
+    let out = touch("-p ProtectSystem=strict");
+    assert_ne!(out.status.code(), Some(0), "ProtectSystem=strict makes the file systems read-only");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"), "{out:?}");
+    assert!(!target.exists());
+    let out = touch("-p PrivateNetwork=yes");
+    assert_eq!(out.status.code(), Some(0), "without ProtectSystem= the file system stays writable: {out:?}");
+    assert!(target.exists());
+    assert_eq!(sshd.systemd_calls().len(), 7, "{:?}", sshd.systemd_calls());
+    assert!(sshd.systemd_units().is_empty(), "every unit ended: {:?}", sshd.systemd_units());
 }
 
 #[test]

@@ -48,14 +48,31 @@ fn each_level_overrides_the_one_below_and_settings_shows_the_source() {
     check_row(&text, "ssh_port", ["2202", "command line", "core"]);
     check_row(&text, "remote_user", ["from-config", &format!("config {config}"), "core"]);
 
-    // The layered values reach the commands.
+    // A user that is not root starts no systemd unit without remote_sudo: rdiff-backup's
+    // server then runs unconfined only when the admin says so.
     let out = run(fx.ari().args(["plan", "--json"]).arg(&job).args(["--remote-user=from-cli"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`from-cli`: rdiff-backup's server runs in a systemd unit"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The layered values reach the commands.
+    let out = run(fx
+        .ari()
+        .args(["plan", "--json"])
+        .arg(&job)
+        .args(["--remote-user=from-cli", "--rdiff-backup-server-confinement=none"]));
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
     let schema = plan["steps"][0]["argv"][4].as_str().expect("remote schema");
     let wrapper = fx.path("state").join("run/layers/ssh");
     assert_eq!(
         schema,
-        format!("{} -C {{h}} rdiff-backup server", wrapper.display()),
+        format!(
+            "{} -C {{h}} 'rdiff-backup server --restrict-path / --restrict-mode read-only'",
+            wrapper.display()
+        ),
         "rdiff-backup's ssh is the job's wrapper; ssh_compression from the config adds -C"
     );
     let host = &plan["connections"]["hosts"][0];

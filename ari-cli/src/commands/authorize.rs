@@ -76,9 +76,10 @@ pub fn authorize(
             .iter()
             .map(|f| {
                 format!(
-                    "# ari authorize: installs the ssh filter for {} (jobs: {})\n{}",
+                    "# ari authorize: installs the ssh filter for {} (jobs: {})\n{}{}",
                     f.destination,
                     f.jobs.join(", "),
+                    notes(f, "# Note: "),
                     f.installer(key)
                 )
             })
@@ -138,11 +139,12 @@ fn install(filters: &[HostFilter], plans: &[&ari_core::pipeline::JobPlan], key: 
             }
         }
         match runner.run(&Command::argv(host, ["true"])) {
-            Ok(_) => println!(
-                "ok: {} lets ari's key run its {} commands (jobs: {}), and nothing else",
+            Ok(_) => print!(
+                "ok: {} lets ari's key run its {} commands (jobs: {}), and nothing else\n{}",
                 filter.destination,
                 filter.allowed(),
-                filter.jobs.join(", ")
+                filter.jobs.join(", "),
+                notes(filter, "note: ")
             ),
             Err(err) => {
                 log::error!(
@@ -198,6 +200,12 @@ fn public_key(file: Option<&str>) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// What the filter's commands let the key do beyond the jobs' own work, a line each after
+/// `prefix`.
+fn notes(filter: &HostFilter, prefix: &str) -> String {
+    filter.notes.iter().map(|note| format!("{prefix}{note}\n")).collect()
+}
+
 fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
     let mut out = String::new();
     let _ =
@@ -229,6 +237,7 @@ fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
             );
         }
     }
+    out.push_str(&notes(filter, "# Note: "));
     if let Some(sudoers) = filter.sudoers() {
         let _ = writeln!(
             out,

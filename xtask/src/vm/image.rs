@@ -25,7 +25,8 @@ const BUILD_SCRIPT: &str = include_str!("build-image.sh");
 /// What debootstrap installs into the guest: the kernel and udev to boot, sshd to be reached,
 /// and the tools ari drives on a source host (lvm2, mount and mountpoint from util-linux,
 /// rdiff-backup, rsync), and sudo, for a non-root remote user with `remote_sudo`. python3 is
-/// rdiff-backup's interpreter, listed for clarity.
+/// rdiff-backup's interpreter, listed for clarity. dbus: rdiff-backup's server runs in a
+/// transient unit, and `systemd-run --pipe --wait` asks systemd for it over the system bus.
 const BASE_PACKAGES: &[&str] = &[
     "systemd-sysv",
     "udev",
@@ -41,6 +42,7 @@ const BASE_PACKAGES: &[&str] = &[
     "procps",
     "python3",
     "sudo",
+    "dbus",
 ];
 
 /// Installed in the chroot once the guest's kernel is known (the script adds its headers):
