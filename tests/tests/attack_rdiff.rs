@@ -342,7 +342,7 @@ sys.stderr.flush()
         if oom.trim() == "1000" {
             done.push("oom");
         }
-        if self.victim.try_wait().unwrap().is_some() {
+        if self.victim.try_wait().unwrap().is_some() || sigkill_pending(self.victim.id()) {
             done.push("kill");
         }
         if self.dir.join("program-ran").exists() {
@@ -351,6 +351,20 @@ sys.stderr.flush()
         done
     }
 }
+
+/// Whether process `pid` has a SIGKILL pending: once `kill(2)` returns, the signal is pending
+/// until the process has ended, which a loaded machine may take a moment to do; so a sent
+/// SIGKILL is seen either as an ended process or as this.
+fn sigkill_pending(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|line| line.strip_prefix("SigPnd:").or_else(|| line.strip_prefix("ShdPnd:")))
+        .any(|mask| u64::from_str_radix(mask.trim(), 16).is_ok_and(|bits| bits & (1 << (SIGKILL - 1)) != 0))
+}
+
+/// SIGKILL's number on Linux.
+const SIGKILL: u32 = 9;
 
 impl Drop for Targets {
     fn drop(&mut self) {
