@@ -177,7 +177,8 @@ fn a_mount_option_that_does_more_than_restrict_is_refused_before_anything_runs()
             // `ari check` reports on stdout, `ari run` on stderr.
             let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
             assert!(
-                said.contains(&format!("db.yaml:5:61: volumes[1].mount_options: `{options}` ")) && said.contains(why),
+                said.contains(&format!("db.yaml:5:61: volumes[1].mount_options: `{options}` "))
+                    && said.contains(why),
                 "{command} {options}: {said}"
             );
         }
