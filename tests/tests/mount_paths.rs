@@ -295,8 +295,7 @@ fn recovery_removes_no_directory_through_a_path_planted_since() {
     assert_exit(&out, 3);
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("refused: `find -P / "))
-            && err.contains(&format!("{base} -> {}", rig.p("victim"))),
+        err.contains("refused: `find -P / ") && err.contains(&format!("{base} -> {}", rig.p("victim"))),
         "{err}"
     );
     assert_eq!(fingerprint(&rig.path("victim")), victim, "recovery removed a directory through the symlink");
