@@ -105,7 +105,8 @@ impl SnapshotSource for LvmSource {
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (kinds::VOLUME, kinds::PATH,
-        // kinds::LV_SUFFIX, SIZE); what is left spans several values.
+        // kinds::LV_SUFFIX, SIZE); what is left spans several values, or is this source's own
+        // rule for a value the job model reads (a volume's mount options, by `MOUNT_OPTIONS`).
         if job.job().volumes.is_empty() {
             return Err(job.error_at("volumes", "a job with `snapshot: lvm` needs at least one volume"));
         }
