@@ -242,7 +242,7 @@ fn reset_guest(vm: &Vm) -> Result<()> {
         &r#"for m in $(findmnt -rn -o TARGET | grep '^MOUNT_ROOT/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
 for d in MOUNT_ROOT/*; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
-rm -f /tmp/ari-vm-planted
+rm -rf /tmp/ari-vm-planted
 dpkg -s ari >/dev/null 2>&1 && dpkg --purge ari >/dev/null; rm -rf /srv/store /root/ari.deb
 rm -f /srv/data/big.bin /srv/data/db/added.dat
 zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm
@@ -611,8 +611,8 @@ fn assert_mirror_is_the_snapshot(vm: &Vm, fx: &Fixture, label: &str) -> Result<(
 }
 
 /// b. A `mount` that fails (an option ext4 refuses), a mount option ari refuses before anything
-/// runs, a symlink another user planted where the mount root would be (refused by the proof of
-/// the path, nothing made through it), and a backup that fails (the store is a file): each exits
+/// runs, a directory or a symlink another user planted where the mount root would be (refused,
+/// nothing made in it or through it), and a backup that fails (the store is a file): each exits
 /// 1 (2 for the option) and leaves no snapshot, no mount and no mount directory.
 fn lvm_failures_leave_nothing(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
@@ -634,26 +634,44 @@ fn lvm_failures_leave_nothing(ctx: &Ctx) -> Result<()> {
     println!("  mount option loop: exit 2 before anything ran");
     assert_clean(vm, label)?;
 
-    // Another user's symlink where the root would be, in the world-writable /tmp: refused by the
-    // proof of the path before ari makes its directory through it; nothing is mounted.
+    // Another user's directory where the root would be, in the world-writable /tmp (they could
+    // swap what ari makes in it for a symlink): refused by the proof of the path before ari
+    // makes its directory in it; nothing is mounted.
     let label = "lvm-planted";
     let planted = "/tmp/ari-vm-planted";
-    vm.run(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups ln -s /etc {planted}"))?;
     let job = fx.job(
         label,
         &lvm_job(label, "ro", &format!("include: [/srv/data]\nsnapshot_mount_root: {planted}\n")),
     )?;
+    vm.run(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups mkdir -m 0777 {planted}"))?;
     let result = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1);
-    let through = vm.run(&format!("if [ -e /etc/{label} ]; then echo made; fi; rm -f {planted}"))?;
+    let made = vm.run(&format!("if [ -e {planted}/{label} ]; then echo made; fi; rmdir {planted}"))?;
     let stderr = result?;
     ensure!(
         stderr.contains(&format!(
             "snapshot step mkdir {planted}/{label} failed: refused: `find -P / /tmp {planted}"
         )),
-        "the planted symlink was not refused by the proof: {stderr}"
+        "the planted directory was not refused by the proof: {stderr}"
+    );
+    ensure!(made.trim().is_empty(), "ari made its directory in the other user's {planted}");
+    println!("  another user's directory on the way: exit 1, refused by the proof, nothing made in it");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)?;
+
+    // Their symlink there instead: Debian's fs.protected_symlinks already keeps root from
+    // following it (`mkdir -p` fails with EACCES), and where that is off, the proof refuses it
+    // (the host tests). Either way nothing is made through it.
+    vm.run(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups ln -s /etc {planted}"))?;
+    let result = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1);
+    let through = vm.run(&format!("if [ -e /etc/{label} ]; then echo made; fi; rm -f {planted}"))?;
+    let stderr = result?;
+    ensure!(
+        stderr.contains(&format!("snapshot step mkdir {planted} failed"))
+            || stderr.contains(&format!("snapshot step mkdir {planted}/{label} failed: refused: `find -P ")),
+        "the planted symlink was not refused: {stderr}"
     );
     ensure!(through.trim().is_empty(), "ari made /etc/{label} through the planted symlink");
-    println!("  a planted symlink on the way: exit 1, refused by the proof, nothing made through it");
+    println!("  another user's symlink on the way: exit 1, nothing made through it");
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)?;
 
