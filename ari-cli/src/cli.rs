@@ -233,13 +233,13 @@ fn command_for(selected: Option<&str>) -> Command {
                         .long("to")
                         .value_name("DIR")
                         .required(true)
-                        .help("restore into DIR/PATH (DIR/etc/nginx); missing directories are made 0700"),
+                        .help("restore into DIR/PATH (DIR/etc/nginx); missing directories are made 0700, and every directory on the way must be root's or ari's user's, writable by no one else unless sticky (/tmp)"),
                 )
                 .arg(
                     Arg::new("force")
                         .long("force")
                         .action(ArgAction::SetTrue)
-                        .help("replace DIR/PATH if it exists (without it, ari never overwrites)"),
+                        .help("replace DIR/PATH if it exists, in one swap, removing only what was there (without it, ari never overwrites)"),
                 ),
         )
         .subcommand(
@@ -318,7 +318,9 @@ fn setting_args() -> Vec<Arg> {
                 arg.value_name("BOOL").num_args(0..=1).require_equals(true).default_missing_value("true")
             }
             SettingKind::Choice(choices) => arg.value_name(choices.join("|")).num_args(1),
-            _ => arg.value_name(def.kind.describe().to_uppercase().replace(' ', "_")).num_args(1),
+            // The bound is in the help.
+            SettingKind::DurationAtMost(_) => arg.value_name("DURATION").num_args(1),
+            _ => arg.value_name(def.kind.describe().to_uppercase().replace([' ', '-'], "_")).num_args(1),
         };
         args.push(arg);
     }

@@ -53,6 +53,8 @@ pub fn settings_reference() -> String {
             SettingKind::Integer { .. } => {
                 ("integer".into(), "a whole number, in the range shown beside the setting".into())
             }
+            // Its bound is shown beside the setting.
+            SettingKind::DurationAtMost(_) => (SettingKind::Duration.describe(), def.kind.accepts()),
             kind => (kind.describe(), kind.accepts()),
         })
         .collect();

@@ -92,7 +92,7 @@ pub fn resolve(name: &str, jobs_dir: &Path) -> Result<PathBuf, String> {
         return if as_path.is_file() {
             Ok(as_path.to_path_buf())
         } else {
-            Err(format!("{name}: no such job file"))
+            Err(format!("{}: no such job file", ari_core::kinds::shown(name)))
         };
     }
     for candidate in [name.to_string(), format!("{name}.yaml"), format!("{name}.yml")] {
@@ -109,8 +109,10 @@ pub fn resolve(name: &str, jobs_dir: &Path) -> Result<PathBuf, String> {
         }
     }
     let labels: Vec<String> = known.iter().map(|p| default_label(p)).collect();
+    // A name from the command line is shown as every value in an error: escaped and cut.
+    let shown = ari_core::kinds::shown(name);
     Err(format!(
-        "no job `{name}` in {} (looked for {name}, {name}.yaml, {name}.yml and the labels of its jobs){}",
+        "no job `{shown}` in {} (looked for {shown}, {shown}.yaml, {shown}.yml and the labels of its jobs){}",
         jobs_dir.display(),
         ari_core::error::did_you_mean(name, labels.iter().map(String::as_str))
     ))

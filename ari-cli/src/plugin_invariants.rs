@@ -1,6 +1,7 @@
 //! Invariants of every plugin linked into `ari`, checked over the registry rather than trusted
 //! to each plugin: every default is a valid value of its kind, and no undo step can name what ari
-//! did not make (an origin volume), however the job's settings are chosen.
+//! did not make (an origin volume), however the job's settings are chosen; every repair says
+//! what it repairs.
 
 use std::path::Path;
 
@@ -104,4 +105,37 @@ fn an_empty_suffix_is_refused_before_any_plan() {
         err,
         "/jobs/db.yaml:2:18: snapshot_suffix: `` is empty, which would give the snapshot its origin's name"
     );
+}
+
+/// Every repair a backend declares (`Step::repaired_by`) says what it puts right, is an argv
+/// on the backup server, and removes nothing recursively; the engine itself refuses a repair
+/// without a presence query, and runs one only while that query succeeds.
+#[test]
+fn every_repair_says_what_it_repairs_and_removes_nothing_recursively() {
+    let mut repairs = 0;
+    for backend in plugin::backends() {
+        let text = format!(
+            "backend: {}\nsnapshot: lvm\nsource_hostname: db\nvolumes: [{{name: vg0/root, mount_point: /}}]\n{}",
+            backend.name(),
+            backend_sample(backend.name())
+        );
+        let job = Job::parse(Path::new("/jobs/db.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        let empty = Layer::new(Source::Default);
+        let plan = JobPlan::build(job, &empty, &empty, None).unwrap_or_else(|e| panic!("{e}"));
+        for repair in plan.steps().iter().flat_map(|step| &step.repairs) {
+            repairs += 1;
+            let Program::Argv(argv) = &repair.action.command().program else {
+                panic!("{}: a repair runs through a shell", repair.name);
+            };
+            assert!(repair.action.command().host.is_local(), "{}: not on the backup server", repair.name);
+            assert!(repair.present.is_some(), "{}: no query tells whether it is needed", repair.name);
+            assert!(repair.removes.is_some(), "{}: does not say what it repairs", repair.name);
+            assert!(
+                !(argv[0] == "rm" && argv.iter().any(|w| w.starts_with('-') && w.contains('r'))),
+                "{}: a recursive remove: {argv:?}",
+                repair.name
+            );
+        }
+    }
+    assert!(repairs > 0, "no backend declares a repair: rdiff's regress is missing");
 }

@@ -47,9 +47,13 @@ fn setting_schema(def: &SettingDef) -> Value {
         // YAML numbers are accepted and kept as written (`snapshot_size: 10`).
         SettingKind::String | SettingKind::Text(_) => json!({"type": ["string", "number"]}),
         SettingKind::List | SettingKind::Checked(_) => strings,
-        SettingKind::Words => json!({"type": ["string", "array"], "items": {"type": "string"}}),
+        SettingKind::Words | SettingKind::CheckedWords(_) => {
+            json!({"type": ["string", "array"], "items": {"type": "string"}})
+        }
         SettingKind::Choice(choices) => json!({"enum": choices}),
-        SettingKind::Duration => json!({"type": "string", "pattern": "^\\s*[0-9]"}),
+        SettingKind::Duration | SettingKind::DurationAtMost(_) => {
+            json!({"type": "string", "pattern": "^\\s*[0-9]"})
+        }
         // A kind added later: any value, until the schema learns it.
         _ => json!({}),
     };

@@ -30,7 +30,7 @@ pub struct GlobalConfig {
 impl GlobalConfig {
     /// Loads the config at `path`; `explicit` says whether the user named it (then it must exist).
     pub fn load(path: &Path, explicit: bool) -> Result<GlobalConfig, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::yaml::read_file(path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(GlobalConfig {
@@ -38,6 +38,9 @@ impl GlobalConfig {
                     found: false,
                     layer: Layer::new(Source::Config(path.to_path_buf())),
                 })
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::FileTooLarge => {
+                return Err(ConfigError::in_file(path, err.to_string()))
             }
             Err(err) => {
                 return Err(ConfigError::in_file(path, format!("cannot read the config file: {err}")))

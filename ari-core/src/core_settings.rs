@@ -188,11 +188,12 @@ pub static PING_URL: Setting<Option<String>> = Setting::with_kind(
     "ping this URL when the job starts (URL/start), succeeds (URL) and fails (URL/fail), with the log's last lines as the body (healthchecks.io conventions); unset: none",
 );
 /// How long one ping may take.
-pub static PING_TIMEOUT: Setting<std::time::Duration> = Setting::new(
+pub static PING_TIMEOUT: Setting<std::time::Duration> = Setting::with_kind(
     "ping_timeout",
     "core",
+    SettingKind::DurationAtMost(3600),
     Some("10s"),
-    "how long one ping may take, connecting included; a ping never fails or holds up a backup",
+    "how long one try of a ping may take, connecting included, at most 1h; a ping never fails a backup",
 );
 /// How often a failed ping is tried again.
 pub static PING_RETRIES: Setting<u32> = Setting::with_kind(
@@ -216,7 +217,7 @@ pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
     "core",
     SettingKind::Text(&kinds::PATH),
     None,
-    "write Prometheus metrics of every job to this file after every real run, for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/ari.prom); unset: none",
+    "write Prometheus metrics of every job to this file after every real run, for node_exporter's textfile collector (e.g. /var/lib/prometheus/node-exporter/ari.prom); written only where nothing is or over a regular file of ari's user (never through a symlink, over a device or another user's file), in a directory owned by root or ari's user that no one else may write unless it is sticky; unset: none",
 )
 .for_the_process();
 

@@ -31,12 +31,13 @@ impl ConfigError {
     /// Converts a YAML error of `file` into a config error with its position, adding a
     /// suggestion when serde reports an unknown field.
     ///
-    /// The message shows control characters escaped: serde's messages quote keys and values
-    /// from the file as they are (`unknown field`, `unknown variant`), and a job file must not
-    /// write escape sequences to a terminal, or NUL bytes to syslog, through ari's errors.
+    /// The message shows control characters escaped and long values cut ([`bounded`]): serde's
+    /// messages quote keys and values from the file as they are (`unknown field`, `invalid type:
+    /// string "..."`), and a job file must not write escape sequences to a terminal, NUL bytes
+    /// to syslog, or megabytes to either, through ari's errors.
     #[doc(hidden)]
     pub fn from_yaml(file: &Path, err: &serde_yaml::Error) -> ConfigError {
-        let mut message = crate::kinds::shown(&err.to_string());
+        let mut message = bounded(&err.to_string());
         let mut position = err.location().map(|l| (l.line(), l.column()));
         if message.contains("more than one document") {
             message = "the file holds more than one YAML document (a `---` line starts another); \
@@ -55,14 +56,83 @@ impl ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// `FILE:LINE:COLUMN: message`, the message [`bounded`] whoever built it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = bounded(&self.message);
         match (&self.file, self.position) {
-            (Some(file), Some((line, column))) => {
-                write!(f, "{}:{line}:{column}: {}", file.display(), self.message)
-            }
-            (Some(file), None) => write!(f, "{}: {}", file.display(), self.message),
-            (None, _) => write!(f, "command line: {}", self.message),
+            (Some(file), Some((line, column))) => write!(f, "{}:{line}:{column}: {message}", file.display()),
+            (Some(file), None) => write!(f, "{}: {message}", file.display()),
+            (None, _) => write!(f, "command line: {message}"),
         }
+    }
+}
+
+/// The most bytes of a message's own words between two quoted values that [`bounded`] keeps:
+/// more than any message of ari's has, so that only a value that lost its quotes is cut.
+const PROSE_BYTES: usize = 1024;
+
+/// The most bytes of a whole message [`bounded`] keeps.
+const MESSAGE_BYTES: usize = 2048;
+
+/// A message as ari shows it: control characters escaped, each value it quotes (between
+/// backticks, or the double quotes of serde's `string "..."`, whose escaped quotes it skips) cut
+/// to a few hundred bytes by [`crate::kinds::shown`], and every other run of it to
+/// [`PROSE_BYTES`], in case a value held a quote of its own, and the whole to
+/// [`MESSAGE_BYTES`]. Idempotent, so that a message
+/// built of values already shown, or bounded twice, comes out the same.
+#[doc(hidden)]
+pub fn bounded(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(4096));
+    let mut rest = message;
+    while !rest.is_empty() {
+        let Some(open) = rest.find(['`', '"']) else {
+            out.push_str(&prose(rest));
+            break;
+        };
+        out.push_str(&prose(&rest[..open]));
+        let quote = rest.as_bytes()[open] as char;
+        let inside = &rest[open + 1..];
+        let close = closing(inside, quote);
+        out.push(quote);
+        out.push_str(&crate::kinds::shown(&inside[..close]));
+        match inside[close..].chars().next() {
+            Some(c) => {
+                out.push(c);
+                rest = &inside[close + c.len_utf8()..];
+            }
+            None => rest = "",
+        }
+    }
+    if out.len() <= MESSAGE_BYTES {
+        return out;
+    }
+    // Many short values: the whole is cut as one, between characters (it is escaped already).
+    let head_end = (0..=1536).rev().find(|&at| out.is_char_boundary(at)).unwrap_or(0);
+    let tail_start = (out.len() - 256..out.len()).find(|&at| out.is_char_boundary(at)).unwrap_or(out.len());
+    format!("{}…[{} bytes left out]…{}", &out[..head_end], tail_start - head_end, &out[tail_start..])
+}
+
+/// Where the quoted text that starts `text` ends: the next `quote`, past `\"` inside double
+/// quotes; the end of `text` when none closes it.
+fn closing(text: &str, quote: char) -> usize {
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            '\\' if quote == '"' && !escaped => escaped = true,
+            c if c == quote && !escaped => return at,
+            _ => escaped = false,
+        }
+    }
+    text.len()
+}
+
+/// A message's own words: escaped, and cut only past [`PROSE_BYTES`].
+fn prose(text: &str) -> String {
+    let escaped = crate::kinds::escaped(text);
+    if escaped.len() <= PROSE_BYTES {
+        escaped
+    } else {
+        crate::kinds::shown(text)
     }
 }
 
@@ -99,6 +169,11 @@ fn second_document(file: &Path) -> Option<(usize, usize)> {
 /// The known name closest to `unknown`, if one is close enough to be a plausible typo.
 #[doc(hidden)]
 pub fn nearest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // No name of ari's is this long, so no typo of one is; and comparing costs the product of
+    // the lengths, which a key of megabytes would make seconds.
+    if unknown.len() > 128 {
+        return None;
+    }
     let unknown_normalized = unknown.replace('-', "_").to_lowercase();
     known
         .into_iter()
@@ -144,6 +219,35 @@ mod tests {
         check("source_host", Some("source_hostname"));
         check("remote_usr", Some("remote_user"));
         check("zzzz", None);
+    }
+
+    #[test]
+    fn messages_show_a_few_hundred_bytes_of_each_value() {
+        let value = "x".repeat(2_000_000);
+        let serde = format!("ssh_port: invalid type: string {value:?}, expected an integer");
+        let shown = bounded(&serde);
+        assert!(shown.len() < 320, "{} bytes", shown.len());
+        assert!(shown.starts_with("ssh_port: invalid type: string \"xxxxxxxx"), "{shown}");
+        assert!(shown.contains("xxx…[1999792 bytes left out]…xxx"), "{shown}");
+        assert!(shown.ends_with("xxx\", expected an integer"), "{shown}");
+        // A value of backticks and quotes is cut as well, whatever it pairs with.
+        let tricky = format!("unknown key `{}`", "a`b\"c".repeat(400_000));
+        assert!(bounded(&tricky).len() <= MESSAGE_BYTES, "{}", bounded(&tricky).len());
+        // Short messages, escaped quotes and control characters.
+        for (message, expected) in [
+            ("label: `a b` must not hold ` `", "label: `a b` must not hold ` `"),
+            (r#"invalid type: string "a\"b", expected x"#, r#"invalid type: string "a\"b", expected x"#),
+            ("unknown key `a\u{1b}[31m` here\n", "unknown key `a\\u{1b}[31m` here\\n"),
+            ("an open `quote", "an open `quote"),
+        ] {
+            assert_eq!(bounded(message), expected);
+        }
+        for message in [shown.as_str(), tricky.as_str(), "a `b` \"c\" `"] {
+            assert_eq!(bounded(&bounded(message)), bounded(message), "idempotent");
+        }
+        let error = ConfigError::in_file("/j.yaml", format!("label: `{value}` is too long"));
+        assert!(error.to_string().len() < 300, "Display bounds whoever built the message");
+        assert_eq!(nearest(&"backend".repeat(300_000), ["backend"]), None, "no typo is that long");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //!   own that is more open is tightened to 0700 (with a log line);
 //! - it never follows a symlink inside `state_dir`: files are opened with `O_NOFOLLOW`,
 //!   directories are checked with `symlink_metadata`. `state_dir` itself may be a symlink that
-//!   the admin made;
+//!   the admin made: one owned by root or ari's user, in a directory that no other user can
+//!   replace it in (owned by root or ari's user, and writable by no one else unless sticky);
+//!   each symlink it leads through is held to that, since whoever can change one decides where
+//!   ari keeps its ledger, the commands it runs as root;
 //! - a directory or file that is not owned by ari's effective user is refused, and so is a file
 //!   of commands (the ledger) that others could write, each with an error that names the path,
 //!   its owner and mode, and what to do;
@@ -16,12 +19,22 @@
 //!
 //! Reading changes nothing (it neither creates nor tightens), so that `ari check` and
 //! `ari recover --show` can read; [`forbid_writes`] makes that a guarantee for a whole process.
+//!
+//! Files ari writes outside `state_dir` for other programs (the metrics file) go through
+//! [`write_outside_file`] (`fsutil/outside.rs`): only where nothing is or over a regular file of
+//! ari's user, in a directory no other user can swap it in.
+
+mod outside;
+
+pub use outside::{outside_file_problem, write_outside_file, OutsideError};
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub mod restore_target;
 
 /// The mode of every directory ari makes in `state_dir`.
 const DIR_MODE: u32 = 0o700;
@@ -91,6 +104,24 @@ pub enum StateError {
         path: PathBuf,
         /// What it points to.
         target: PathBuf,
+    },
+    /// `state_dir` is, or leads through, a symlink that another user could change.
+    #[error(
+        "state_dir {} is a symlink (to {}) that {who} could point anywhere ({why}): ari keeps its \
+         ledger, the commands it runs as root, only where no other user can redirect it; make the \
+         link and its directory root's, or set state_dir to the real directory",
+        path.display(),
+        target.display()
+    )]
+    UntrustedSymlink {
+        /// The symlink.
+        path: PathBuf,
+        /// What it points to.
+        target: PathBuf,
+        /// `uid 65534 (nobody)`, `other users`.
+        who: String,
+        /// `it is theirs`, `/srv has mode 0777 and is not sticky`.
+        why: String,
     },
     /// Something else than a directory or a regular file where ari keeps one.
     #[error("{} is {found}, not {expected}: move it out of the way", path.display())]
@@ -179,6 +210,7 @@ impl StateError {
         matches!(
             self,
             StateError::Symlink { .. }
+                | StateError::UntrustedSymlink { .. }
                 | StateError::WrongType { .. }
                 | StateError::ForeignOwner { .. }
                 | StateError::Writable { .. }
@@ -282,6 +314,7 @@ impl StateDir {
     /// `state_dir` itself: made when missing; it may be a symlink the admin made.
     fn prepare_root(&self) -> Result<(), StateError> {
         guard_write(&self.root)?;
+        self.check_root_links()?;
         let mut created = false;
         if let Err(err) = fs::metadata(&self.root) {
             if err.kind() != io::ErrorKind::NotFound {
@@ -299,9 +332,54 @@ impl StateDir {
         make_private(&self.root, &meta, created)
     }
 
+    /// `state_dir` when it is a symlink, and every symlink it leads through: each must be owned
+    /// by root or ari's user, in a directory that no other user can replace it in. A missing
+    /// `state_dir` (or link target) is fine here: it is made, or found missing, later.
+    fn check_root_links(&self) -> Result<(), StateError> {
+        let mut path = self.root.clone();
+        // As the kernel, which gives up after 40 links.
+        for _ in 0..40 {
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => return Err(StateError::io("inspect", &path)(err)),
+            };
+            if !meta.file_type().is_symlink() {
+                return Ok(());
+            }
+            let target = fs::read_link(&path).map_err(StateError::io("read the symlink", &path))?;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let untrusted = |who: String, why: String| StateError::UntrustedSymlink {
+                path: path.clone(),
+                target: target.clone(),
+                who,
+                why,
+            };
+            if meta.uid() != 0 && meta.uid() != effective_uid() {
+                return Err(untrusted(user_text(meta.uid()), "it is theirs".into()));
+            }
+            let dir_meta = fs::metadata(dir).map_err(StateError::io("inspect", dir))?;
+            match swapper(&dir_meta) {
+                Some(Swapper::Owner(owner)) => {
+                    return Err(untrusted(user_text(owner), format!("they own {}", dir.display())))
+                }
+                Some(Swapper::Writers { mode, who }) => {
+                    return Err(untrusted(
+                        who.to_string(),
+                        format!("{} has mode {mode:04o} and is not sticky", dir.display()),
+                    ))
+                }
+                None => {}
+            }
+            path = dir.join(target);
+        }
+        Err(StateError::io("follow", &self.root)(io::Error::from_raw_os_error(libc::ELOOP)))
+    }
+
     /// An existing area's directory, checked but not changed; `None` when it (or `state_dir`)
     /// does not exist.
     fn existing(&self, area: Area) -> Result<Option<PathBuf>, StateError> {
+        self.check_root_links()?;
         match fs::metadata(&self.root) {
             Ok(meta) => check_dir(&self.root, &meta)?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -545,6 +623,9 @@ impl StateDir {
     /// `state_dir` (or, when it does not exist, its nearest existing ancestor) must be writable,
     /// and each existing area a writable directory of ari's user.
     pub fn problems(&self) -> Vec<StateError> {
+        if let Err(err) = self.check_root_links() {
+            return vec![err];
+        }
         let mut problems = Vec::new();
         match fs::metadata(&self.root) {
             Ok(meta) => {
@@ -595,28 +676,6 @@ impl StateDir {
     }
 }
 
-/// A new, empty file `.tmp-PID-N` in `dir`, 0600, made with `O_EXCL` (so never through
-/// anything already there).
-/// Writes `bytes` to `path`, a file outside `state_dir` that other programs read (the metrics
-/// file of node_exporter's textfile collector), atomically: a temp file in its directory, 0644,
-/// fsynced, renamed over it. The directory must exist; a symlink at `path` is replaced, never
-/// followed.
-pub fn write_public_file(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    guard_write(path)?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let (temp, mut file) = create_temp(dir)?;
-    let written = file
-        .write_all(bytes)
-        .and_then(|()| file.set_permissions(Permissions::from_mode(0o644)))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&temp, path));
-    if let Err(err) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(StateError::io("write", path)(err));
-    }
-    Ok(())
-}
-
 /// Makes `path` and every missing directory above it, each new one 0700 whatever the umask
 /// (what `ari restore` copies out may be secret); directories already there are left as they
 /// are.
@@ -641,6 +700,8 @@ pub fn create_private_dirs(path: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// A new, empty file `.tmp-PID-N` in `dir`, 0600, made with `O_EXCL` (so never through
+/// anything already there).
 fn create_temp(dir: &Path) -> Result<(PathBuf, File), StateError> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     loop {
@@ -720,6 +781,36 @@ fn check_file(path: &Path, meta: &fs::Metadata, trust: Trust) -> Result<(), Stat
         return Err(StateError::Writable { path: path.to_path_buf(), mode, who });
     }
     Ok(())
+}
+
+/// Who, besides root and ari's user, could replace an entry of a directory.
+enum Swapper {
+    /// The directory's owner, another user.
+    Owner(u32),
+    /// Those its mode lets write in it, when it is not sticky (`+t` keeps others from renaming
+    /// or removing an entry they do not own).
+    Writers {
+        /// Its permission bits.
+        mode: u32,
+        /// `its group`, `other users`, or both.
+        who: &'static str,
+    },
+}
+
+fn swapper(dir: &fs::Metadata) -> Option<Swapper> {
+    if dir.uid() != 0 && dir.uid() != effective_uid() {
+        return Some(Swapper::Owner(dir.uid()));
+    }
+    let mode = dir.mode() & 0o7777;
+    if mode & WRITE_BITS == 0 || mode & libc::S_ISVTX != 0 {
+        return None;
+    }
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and other users",
+        (true, false) => "its group",
+        _ => "other users",
+    };
+    Some(Swapper::Writers { mode, who })
 }
 
 fn check_owner(path: &Path, meta: &fs::Metadata) -> Result<(), StateError> {

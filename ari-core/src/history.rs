@@ -1,9 +1,16 @@
 //! Each job's recent runs, `state_dir/history/LABEL.json`: when they started, how long they took,
-//! how they ended. `ari status` reads the last outcome and the last success from it, and
-//! `ari run-all` orders jobs by their expected duration (the median of recent successes).
+//! how they ended. `ari status` reads the last outcome and the last success from it,
+//! `ari run-all` orders jobs by their expected duration (the median of recent successes), and
+//! the metrics file shows each job's last run.
 //!
-//! A history that does not parse is never overwritten: recording a run moves it aside
-//! (`LABEL.json.corrupt-TIMESTAMP`, with a warning) and starts a new one.
+//! A history that does not parse is never overwritten, and never silently read as empty: every
+//! reader gets [`HistoryError::Corrupt`] from [`History::read`] and says so (`ari status` in its
+//! table and on stderr, run-all's ordering and the metrics file as warnings, the metrics file
+//! also as `ari_job_history_readable 0`); reading changes nothing, so the file stays where it is
+//! until the job's next run, whose [`History::record`] moves it aside
+//! (`LABEL.json.corrupt-TIMESTAMP`) and starts a new one, and that run says so as a warning of
+//! its own (`the backup succeeded, but ...`). A history ari refuses to read (another user's, a
+//! symlink) is [`HistoryError::Unreadable`] the same way, and is neither moved nor replaced.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +22,29 @@ use crate::fsutil::{Area, StateDir, StateError};
 const KEPT_RUNS: usize = 30;
 /// How many recent successes the expected duration looks at.
 const EXPECTED_FROM: usize = 5;
+
+/// Why a job's history could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The file does not parse: kept as it is until the job's next run moves it aside.
+    #[error("the history {} is corrupt ({reason}): it is kept as it is until the job's next run moves it aside", path.display())]
+    Corrupt {
+        /// The history file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// ari refused the file or could not read it.
+    #[error("the history of job {label} cannot be read")]
+    Unreadable {
+        /// The job.
+        label: String,
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+}
 
 /// One finished run of a job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,46 +83,33 @@ impl History {
         format!("{label}.json")
     }
 
-    /// A job's history; none (or one that cannot be read, which is logged) is an empty
-    /// history. Reading changes nothing.
-    pub fn load(state_dir: &Path, label: &str) -> History {
+    /// A job's history; none is an empty history. Reading changes nothing: a corrupt history
+    /// stays where it is, and the caller says so.
+    pub fn read(state_dir: &Path, label: &str) -> Result<History, HistoryError> {
         match StateDir::new(state_dir).read(Area::History, &History::file_name(label)) {
-            Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_else(|err| {
-                log::warn!(
-                    "ignoring the corrupt history {}: {err}",
-                    History::path(state_dir, label).display()
-                );
-                History::default()
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).map_err(|err| HistoryError::Corrupt {
+                path: History::path(state_dir, label),
+                reason: err.to_string(),
             }),
-            Ok(None) => History::default(),
-            Err(err) => {
-                log::warn!("ignoring the history of job {label}: {err}");
-                History::default()
-            }
+            Ok(None) => Ok(History::default()),
+            Err(source) => Err(HistoryError::Unreadable { label: label.to_string(), source }),
         }
     }
 
     /// Adds a run to a job's history on disk. A history that does not parse is moved aside
-    /// first, with a warning; the returned path says where it went.
+    /// first and a new one started; the returned path says where it went, for the caller to
+    /// report.
     pub fn record(state_dir: &Path, label: &str, run: RunRecord) -> Result<Option<PathBuf>, StateError> {
         let state = StateDir::new(state_dir);
         let name = History::file_name(label);
         let mut moved_aside = None;
-        let mut history = match state.read(Area::History, &name)? {
-            None => History::default(),
-            Some(bytes) => match serde_json::from_slice::<History>(&bytes) {
-                Ok(history) => history,
-                Err(err) => {
-                    let aside = state.move_aside(Area::History, &name, "corrupt")?;
-                    log::warn!(
-                        "the history {} was corrupt ({err}): moved it aside to {} and started a new one",
-                        History::path(state_dir, label).display(),
-                        aside.display()
-                    );
-                    moved_aside = Some(aside);
-                    History::default()
-                }
-            },
+        let mut history = match History::read(state_dir, label) {
+            Ok(history) => history,
+            Err(HistoryError::Corrupt { .. }) => {
+                moved_aside = Some(state.move_aside(Area::History, &name, "corrupt")?);
+                History::default()
+            }
+            Err(HistoryError::Unreadable { source, .. }) => return Err(source),
         };
         history.runs.push(run);
         let excess = history.runs.len().saturating_sub(KEPT_RUNS);
@@ -160,23 +177,42 @@ mod tests {
         for i in 0..(KEPT_RUNS + 5) {
             History::record(dir.path(), "db", run(i as f64, 0)).unwrap();
         }
-        let history = History::load(dir.path(), "db");
+        let history = History::read(dir.path(), "db").unwrap();
         assert_eq!(history.runs.len(), KEPT_RUNS);
         assert_eq!(history.runs[0].duration_seconds, 5.0);
     }
 
     #[test]
-    fn a_corrupt_history_is_moved_aside_not_overwritten() {
+    fn a_corrupt_history_is_reported_by_reading_and_moved_aside_by_recording() {
         let dir = tempfile::tempdir().unwrap();
         let path = History::path(dir.path(), "db");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"{\"runs\": [{\"started\"").unwrap();
-        assert!(History::load(dir.path(), "db").runs.is_empty(), "loading ignores it");
-        assert!(path.exists(), "loading changes nothing");
+        let err = History::read(dir.path(), "db").unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("the history {} is corrupt (EOF while parsing", path.display())),
+            "{err}"
+        );
+        assert!(err.ends_with("): it is kept as it is until the job's next run moves it aside"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"runs\": [{\"started\"", "reading changes nothing");
         let aside = History::record(dir.path(), "db", run(1.0, 0)).unwrap().expect("moved aside");
         assert_eq!(std::fs::read(&aside).unwrap(), b"{\"runs\": [{\"started\"");
         assert!(aside.file_name().unwrap().to_string_lossy().starts_with("db.json.corrupt-"));
-        assert_eq!(History::load(dir.path(), "db").runs, [run(1.0, 0)]);
+        assert_eq!(History::read(dir.path(), "db").unwrap().runs, [run(1.0, 0)]);
         assert_eq!(History::record(dir.path(), "db", run(2.0, 0)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_history_ari_refuses_is_neither_read_nor_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = History::path(dir.path(), "db");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join("elsewhere"), b"{\"runs\": []}").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
+        let err = History::read(dir.path(), "db").unwrap_err();
+        assert!(matches!(err, HistoryError::Unreadable { .. }), "{err:?}");
+        assert!(crate::error::chain(&err).contains("is a symlink"), "{}", crate::error::chain(&err));
+        assert!(History::record(dir.path(), "db", run(1.0, 0)).is_err());
+        assert!(path.symlink_metadata().unwrap().file_type().is_symlink(), "left as it was");
     }
 }

@@ -115,8 +115,10 @@ impl Job {
     /// Reads and parses a job file.
     #[doc(hidden)]
     pub fn load(path: &Path) -> Result<Job, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| ConfigError::in_file(path, format!("cannot read the job file: {err}")))?;
+        let text = crate::yaml::read_file(path).map_err(|err| match err.kind() {
+            std::io::ErrorKind::FileTooLarge => ConfigError::in_file(path, err.to_string()),
+            _ => ConfigError::in_file(path, format!("cannot read the job file: {err}")),
+        })?;
         Job::parse(path, &text)
     }
 

@@ -260,7 +260,9 @@ pub(crate) fn master_timeout(plan: &JobPlan) -> Duration {
 /// Waits, when the job's last run ended in this very second, for the next one: tools that name
 /// a backup by the second (rdiff-backup's increments) refuse a second backup within it.
 fn wait_for_the_next_second(plan: &JobPlan) {
-    let history = History::load(Path::new(&plan.state_dir()), plan.label());
+    // A history that cannot be read gives no time to wait for; the run's own record of it
+    // moves a corrupt one aside and says so.
+    let history = History::read(Path::new(&plan.state_dir()), plan.label()).unwrap_or_default();
     if let Some(last) = history.last() {
         // Without its precise end (an older history), the start's lost fraction may hide up
         // to a second.

@@ -46,8 +46,7 @@ pub static HOST: TextKind = TextKind {
 /// An HTTP(S) URL, as a monitoring service gives it (`ping_url`).
 pub static URL: TextKind = TextKind {
     name: "url",
-    accepts:
-        "an http:// or https:// URL with a host, at most 2048 characters, no whitespace or control characters",
+    accepts: "an http:// or https:// URL with a host, at most 2048 characters of RFC 3986 (others escaped as %XX); ari shows it by its scheme and host only",
     check: check_url,
 };
 
@@ -113,7 +112,9 @@ pub fn check_key_options(value: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `value` is an http(s) URL with a host and nothing a request line cannot hold.
+/// Whether `value` is an http(s) URL with a host and nothing a request line cannot hold: the
+/// characters of RFC 3986 only (an HTTP client refuses others, and its error would show the
+/// URL whole).
 pub fn check_url(value: &str) -> Result<(), String> {
     let rest = value
         .strip_prefix("https://")
@@ -122,8 +123,9 @@ pub fn check_url(value: &str) -> Result<(), String> {
     if value.len() > 2048 {
         return Err("is longer than 2048 characters".into());
     }
-    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("holds {}, which a URL cannot", shown(&bad.to_string())));
+    let in_a_url = |c: char| c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=%".contains(c);
+    if let Some(bad) = value.chars().find(|c| !in_a_url(*c)) {
+        return Err(format!("holds `{}`, which a URL cannot (escape it as %XX)", bad.escape_default()));
     }
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit('@').next().unwrap_or_default();
@@ -131,6 +133,15 @@ pub fn check_url(value: &str) -> Result<(), String> {
         return Err("names no host".into());
     }
     Ok(())
+}
+
+/// A URL as ari shows it (`ari settings`, logs, errors): its scheme and host only, since the
+/// rest of a monitoring URL (a path, a query, a user and password) is often its secret.
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    format!("{}://{}/…", shown(scheme), shown(host))
 }
 
 /// A user name on a remote host.
@@ -167,7 +178,7 @@ pub static LABEL: TextKind = TextKind {
 pub static PATH_PATTERN: TextKind = TextKind {
     name: "path or pattern",
     accepts:
-        "an absolute path, or a pattern starting with `/` or `*`; no `.` or `..` parts, no control characters",
+        "an absolute path, or a pattern starting with `/` or `**`; no `.` or `..` parts, no control characters",
     check: check_path_pattern,
 };
 
@@ -222,11 +233,64 @@ pub static SSH_OPTIONS: ListKind = ListKind {
     check: check_ssh_options,
 };
 
-/// `text` as an error message shows it: control characters escaped (`\n`, `\0`), nothing else.
+/// The most bytes [`shown`] makes of a value: a few hundred, so that an error about a value of
+/// megabytes stays a line.
+pub const SHOWN_BYTES: usize = 256;
+
+/// `text` as an error message shows it: control characters escaped (`\n`, `\0`), and cut to at
+/// most [`SHOWN_BYTES`]: a longer value shows its start and its end around
+/// `…[N bytes left out]…`. Every value an error echoes goes through here.
 pub fn shown(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
-        .collect()
+    let mut whole = String::new();
+    for c in text.chars() {
+        let piece = escaped_char(c);
+        if whole.len() + piece.len() > SHOWN_BYTES {
+            return cut(text);
+        }
+        whole.push_str(&piece);
+    }
+    whole
+}
+
+/// A value too long to show whole: its start up to 160 bytes and its end up to 48, each made of
+/// whole escaped characters, around how much was left out.
+fn cut(text: &str) -> String {
+    let (mut head, mut head_end) = (String::new(), 0);
+    for (at, c) in text.char_indices() {
+        let piece = escaped_char(c);
+        if head.len() + piece.len() > 160 {
+            break;
+        }
+        head.push_str(&piece);
+        head_end = at + c.len_utf8();
+    }
+    let (mut tail, mut tail_len, mut tail_start) = (Vec::new(), 0, text.len());
+    for (at, c) in text.char_indices().rev() {
+        let piece = escaped_char(c);
+        if at < head_end || tail_len + piece.len() > 48 {
+            break;
+        }
+        tail_len += piece.len();
+        tail.push(piece);
+        tail_start = at;
+    }
+    tail.reverse();
+    format!("{head}…[{} bytes left out]…{}", tail_start - head_end, tail.concat())
+}
+
+/// `text` with control characters escaped (`\n`, `\0`) and nothing cut: for what must be shown
+/// whole, a command as `ari plan` prints it or a log line names it, never for a value in an
+/// error (that is [`shown`]).
+pub fn escaped(text: &str) -> String {
+    text.chars().map(escaped_char).collect()
+}
+
+fn escaped_char(c: char) -> String {
+    if c.is_control() {
+        c.escape_default().to_string()
+    } else {
+        c.to_string()
+    }
 }
 
 /// Refuses NUL and other control characters, which no name or path of ari's needs and which
@@ -364,16 +428,45 @@ pub fn check_entry(entry: &str) -> Result<(), String> {
     check_no_control(entry)
 }
 
-/// Checks an include or exclude entry of rdiff-backup: a normalised absolute path, or a pattern.
+/// Checks an include or exclude entry of rdiff-backup: a normalised absolute path, or a pattern
+/// starting with `/` or `**`. rdiff-backup matches a pattern against whole paths, which start
+/// with `/`: one starting with a single `*` (`*.tmp`) matches nothing, and rdiff-backup stops.
 pub fn check_path_pattern(path: &str) -> Result<(), String> {
     if path.is_empty() {
         return Err("is empty".into());
     }
     check_no_control(path)?;
-    if !(path.starts_with('/') || path.starts_with('*')) {
-        return Err("is not an absolute path (nor a pattern starting with `*`)".into());
+    if !(path.starts_with('/') || path.starts_with("**")) {
+        return Err(
+            "is not an absolute path (nor a pattern starting with `**`, which matches anywhere: `**/*.tmp`)"
+                .into(),
+        );
     }
     check_parts(path)
+}
+
+/// Whether `pattern` matches every path: a glob of nothing but `*` in each part (`*`, `**`,
+/// `/*`, `/**/*`). `/` itself, which names the whole tree as a path, is not a glob.
+pub fn is_whole_tree_glob(pattern: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('/').filter(|part| !part.is_empty()).collect();
+    !parts.is_empty() && parts.iter().all(|part| part.chars().all(|c| c == '*'))
+}
+
+/// Checks what a job includes, as a path or a pattern (rdiff-backup's): absolute, since a
+/// relative pattern (`**/cache`) includes whatever matches anywhere on the host, and no glob
+/// of the whole tree (`*` includes all of `/`); `/` says that, when it is meant.
+pub fn check_include_pattern(path: &str) -> Result<(), String> {
+    if is_whole_tree_glob(path) {
+        return Err("is a glob of the whole tree: write `/` to back up everything".into());
+    }
+    if path.starts_with("**") {
+        return Err("is a relative pattern, which includes what it matches anywhere on the host: write where, from `/` (`/home/**/cache`)".into());
+    }
+    if !path.is_empty() && !path.starts_with('/') {
+        check_no_control(path)?;
+        return Err("is not an absolute path (it must start with `/`)".into());
+    }
+    check_path_pattern(path)
 }
 
 /// Checks a program: an absolute path, or a bare name looked up on PATH.
@@ -574,9 +667,21 @@ mod tests {
             "https://a b",
             "hc-ping.com/x",
             "https://x\n",
+            "https://x/a|b",
+            "https://x/{uuid}",
+            "https://x/\u{e9}",
+            "https://x/a\"b",
         ] {
             assert!(check_url(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn urls_are_shown_by_their_scheme_and_host() {
+        assert_eq!(shown_url("https://hc-ping.com/abc-uuid"), "https://hc-ping.com/…");
+        assert_eq!(shown_url("https://user:pw@hc.example:8000/ping/abc?x=1"), "https://hc.example:8000/…");
+        assert_eq!(shown_url("http://[::1]:80#frag"), "http://[::1]:80/…");
+        assert_eq!(shown_url("no scheme/secret"), "://no scheme/…");
     }
 
     #[track_caller]
@@ -590,6 +695,24 @@ mod tests {
                 Err(err) => assert!(err.contains(why), "{}: {value:?}: `{why}` not in `{err}`", kind.name),
             }
         }
+    }
+
+    #[test]
+    fn values_are_shown_escaped_and_at_most_a_few_hundred_bytes() {
+        assert_eq!(shown("a\nb\0c\u{1b}"), "a\\nb\\u{0}c\\u{1b}");
+        let exact = "é".repeat(SHOWN_BYTES / 2);
+        assert_eq!(shown(&exact), exact, "{SHOWN_BYTES} bytes are shown whole");
+        let long = format!("{}{}", "h".repeat(1_000_000), "t".repeat(1_000_000));
+        let cut = shown(&long);
+        assert_eq!(cut, format!("{}…[1999792 bytes left out]…{}", "h".repeat(160), "t".repeat(48)));
+        assert!(cut.len() <= SHOWN_BYTES);
+        assert_eq!(shown(&cut), cut, "what is shown is shown the same again");
+        // Cut between whole characters and whole escapes, never inside one.
+        let controls = "\u{1b}".repeat(1000);
+        let cut = shown(&controls);
+        assert!(cut.starts_with(&"\\u{1b}".repeat(26)) && cut.ends_with("\\u{1b}"), "{cut}");
+        assert!(cut.len() <= SHOWN_BYTES, "{}", cut.len());
+        assert_eq!(escaped(&long).len(), long.len(), "escaped cuts nothing");
     }
 
     #[test]
@@ -655,14 +778,42 @@ mod tests {
         );
         check(
             &PATH_PATTERN,
-            &["/etc", "**/*.tmp", "/srv/**/cache", "/srv/data/"],
+            &["/etc", "**/*.tmp", "/srv/**/cache", "/srv/data/", "/", "**"],
             &[
                 ("etc", "not an absolute path"),
+                ("*.tmp", "not an absolute path"),
+                ("*", "not an absolute path"),
+                ("ignorecase:/etc", "not an absolute path"),
                 ("/srv/../etc", "`..`"),
                 ("/srv/./x", "`.`"),
                 ("", "is empty"),
             ],
         );
+    }
+
+    #[test]
+    fn includes_are_absolute_and_no_glob_of_everything() {
+        let include = TextKind { name: "include", accepts: "", check: check_include_pattern };
+        check(
+            &include,
+            &["/", "/etc", "/srv/**/cache", "/home/*/Documents", "/*.conf", "/srv/data/"],
+            &[
+                ("etc", "not an absolute path (it must start with `/`)"),
+                ("*.conf", "not an absolute path (it must start with `/`)"),
+                ("", "is empty"),
+                ("-x\n", "control character"),
+                ("*", "glob of the whole tree"),
+                ("**", "glob of the whole tree"),
+                ("**/cache", "is a relative pattern"),
+                ("/*", "glob of the whole tree: write `/`"),
+                ("/**", "glob of the whole tree"),
+                ("/**/*", "glob of the whole tree"),
+                ("/*/", "glob of the whole tree"),
+                ("/srv/../etc", "`..`"),
+            ],
+        );
+        assert!(is_whole_tree_glob("*") && is_whole_tree_glob("**") && is_whole_tree_glob("/***"));
+        assert!(!is_whole_tree_glob("/") && !is_whole_tree_glob("") && !is_whole_tree_glob("/*/x"));
     }
 
     #[test]

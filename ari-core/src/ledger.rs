@@ -3,14 +3,19 @@
 //! written atomically and fsynced; once the undo has run, the entry goes. A run killed by SIGKILL
 //! or a power cut leaves the ledger behind, and `ari recover` (or the job's next run) undoes
 //! what it records, in reverse order, each only while what it removes is still there.
+//!
+//! A step's repair (`Step::repaired_by`) is recorded the same way, with the identity of the
+//! process the step started (`after`), before that process may run; it runs only once that
+//! process is proven gone.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{Area, StateDir, StateError};
+use crate::process_record::ProcessRecord;
 use crate::ssh::Ssh;
-use crate::step::{Command, Host, Phase, Program, Retry, Step};
+use crate::step::{Command, Host, Phase, Program, Retry, Step, Tolerated};
 
 /// A command as the ledger stores it: `{"host": ..., "argv": [...]}` or `{"host": ...,
 /// "shell": "..."}`. It always holds a command on a plain host name: a file that says otherwise
@@ -96,6 +101,41 @@ pub struct Entry {
     pub max_retries: u32,
     /// Seconds between them.
     pub retry_interval_seconds: u64,
+    /// For a repair: the process whose end it waits for, which the step it repairs started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<ProcessRecord>,
+    /// Non-zero exit statuses of the command that still count as success, with the words its
+    /// output must hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerated: Vec<ToleratedRecord>,
+}
+
+/// An exit status the ledger's command may end with and still succeed, when its output holds
+/// `output` (never empty: the words are the proof).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawTolerated")]
+pub struct ToleratedRecord {
+    /// The exit status.
+    pub code: i32,
+    /// What the output must hold.
+    pub output: String,
+}
+
+#[derive(Deserialize)]
+struct RawTolerated {
+    code: i32,
+    output: String,
+}
+
+impl TryFrom<RawTolerated> for ToleratedRecord {
+    type Error = String;
+
+    fn try_from(raw: RawTolerated) -> Result<ToleratedRecord, String> {
+        if raw.code == 0 || raw.output.trim().is_empty() {
+            return Err(format!("a tolerated exit status {} without the words that make it one", raw.code));
+        }
+        Ok(ToleratedRecord { code: raw.code, output: raw.output })
+    }
 }
 
 impl Entry {
@@ -110,14 +150,40 @@ impl Entry {
             .present
             .as_ref()
             .map(|query| crate::step::Probe { query: query.command(), expect: self.present_expect.clone() });
+        step.tolerated = self.tolerated.iter().map(|t| Tolerated::new(t.code, t.output.clone())).collect();
         step
+    }
+
+    /// The entry of `undo` (or a repair), with the record of the process it waits for, under
+    /// `id`.
+    fn of(id: u64, undo: &Step, after: Option<&ProcessRecord>) -> Entry {
+        Entry {
+            id,
+            name: undo.name.clone(),
+            removes: undo.removes.clone(),
+            command: CommandRecord::of(undo.action.command()),
+            present: undo.present.as_ref().map(|probe| CommandRecord::of(&probe.query)),
+            present_expect: undo.present.as_ref().and_then(|probe| probe.expect.clone()),
+            max_retries: undo.retry.max_retries,
+            retry_interval_seconds: undo.retry.interval.as_secs(),
+            after: after.cloned(),
+            tolerated: undo
+                .tolerated
+                .iter()
+                .map(|t| ToleratedRecord { code: t.code, output: t.output.to_string() })
+                .collect(),
+        }
     }
 }
 
-/// The ledger format this ari writes and runs: 2, whose destructive undo commands carry the
-/// proof of their target (`present_expect`). A file without `format` is an older ari's, whose
-/// `lvremove` entries carry none.
-const FORMAT: u32 = 2;
+/// The ledger format this ari writes: 3, whose repairs carry the record of the process they
+/// wait for (`after`). It also runs format 2, whose destructive undo commands carry the proof of
+/// their target (`present_expect`) as 3's do, and which has no repairs; an older ari refuses
+/// format 3, whose repairs it would run without waiting. A file without `format` is an older
+/// ari's, whose `lvremove` entries carry no proof.
+const FORMAT: u32 = 3;
+/// The oldest format this ari runs.
+const OLDEST_FORMAT: u32 = 2;
 
 /// The file's contents.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -299,30 +365,51 @@ impl Ledger {
         self.file.entries.is_empty()
     }
 
+    /// The id the next entry gets.
+    fn next_id(&self) -> u64 {
+        self.file.entries.iter().map(|e| e.id).max().map_or(1, |max| max + 1)
+    }
+
     /// Records the undo of something about to be made; returns the entry's id.
     pub fn record(&mut self, undo: &Step) -> std::io::Result<u64> {
-        let id = self.file.entries.iter().map(|e| e.id).max().map_or(1, |max| max + 1);
+        let id = self.next_id();
         if self.state.is_none() {
             return Ok(id);
         }
-        self.file.entries.push(Entry {
-            id,
-            name: undo.name.clone(),
-            removes: undo.removes.clone(),
-            command: CommandRecord::of(undo.action.command()),
-            present: undo.present.as_ref().map(|probe| CommandRecord::of(&probe.query)),
-            present_expect: undo.present.as_ref().and_then(|probe| probe.expect.clone()),
-            max_retries: undo.retry.max_retries,
-            retry_interval_seconds: undo.retry.interval.as_secs(),
-        });
+        self.file.entries.push(Entry::of(id, undo, None));
         self.save()?;
         Ok(id)
     }
 
+    /// Records `repairs`, each to run once `process` is proven gone, in one write; returns
+    /// their ids in the order recorded. The last is recorded first, so that running the newest
+    /// entry first, as recovery does, runs them in the order given.
+    pub fn record_repairs(&mut self, repairs: &[Step], process: &ProcessRecord) -> std::io::Result<Vec<u64>> {
+        let ids: Vec<u64> = (self.next_id()..).take(repairs.len()).collect();
+        if self.state.is_none() || repairs.is_empty() {
+            return Ok(ids);
+        }
+        for (id, repair) in ids.iter().zip(repairs.iter().rev()) {
+            self.file.entries.push(Entry::of(*id, repair, Some(process)));
+        }
+        self.save()?;
+        Ok(ids)
+    }
+
+    /// The entry `id`, while the ledger holds it.
+    pub fn entry(&self, id: u64) -> Option<&Entry> {
+        self.file.entries.iter().find(|e| e.id == id)
+    }
+
     /// Removes an entry once its undo has run (or the thing was never made).
     pub fn remove(&mut self, id: u64) -> std::io::Result<()> {
+        self.remove_all(&[id])
+    }
+
+    /// Removes entries in one write (the repairs of a step that ended normally).
+    pub fn remove_all(&mut self, ids: &[u64]) -> std::io::Result<()> {
         let before = self.file.entries.len();
-        self.file.entries.retain(|e| e.id != id);
+        self.file.entries.retain(|e| !ids.contains(&e.id));
         if self.file.entries.len() == before || self.state.is_none() {
             return Ok(());
         }
@@ -349,13 +436,15 @@ impl Ledger {
 /// Why a ledger of `format` is not one this ari runs, if it is not.
 fn other_format(format: u32) -> Option<String> {
     match format {
-        FORMAT => None,
+        OLDEST_FORMAT..=FORMAT => None,
         0 => Some(
             "an older ari wrote it (it has no `format`), whose `lvremove` entries carry no proof that \
              their target is a snapshot ari made, so this ari runs none of its entries"
                 .into(),
         ),
-        newer => Some(format!("it is of format {newer}, from a newer ari; this one runs format {FORMAT}")),
+        other => Some(format!(
+            "it is of format {other}, from another ari; this one runs formats {OLDEST_FORMAT} to {FORMAT}"
+        )),
     }
 }
 
@@ -419,6 +508,38 @@ mod tests {
         ledger.remove(second).unwrap();
         assert!(!path.exists(), "an empty ledger leaves no file");
         assert!(Ledger::pending(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn repairs_keep_their_process_and_tolerated_status_and_run_in_the_order_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path(), "db", &ssh()).unwrap();
+        let first = undo("umount /tmp/x y");
+        let repair = |name: &str| {
+            Step::run(Phase::Cleanup, name, Command::argv(Host::Local, ["rdiff-backup", "regress", "/s"]))
+                .present_while(Command::shell(Host::Local, "test -e /s/x"))
+                .tolerating(2, "regressing destination now")
+        };
+        let snapshot = ledger.record(&first).unwrap();
+        let process = ProcessRecord {
+            pid: 4242,
+            start_ticks: 77,
+            boot_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+        };
+        let ids = ledger.record_repairs(&[repair("regress"), repair("unlock")], &process).unwrap();
+        assert_eq!(ids.len(), 2);
+        let reopened = Ledger::open(dir.path(), "db", &ssh()).unwrap();
+        // Newest first, as recovery runs them: the order given.
+        let names: Vec<&str> = reopened.entries().iter().rev().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["regress", "unlock", "umount /tmp/x y"]);
+        let entry = reopened.entry(ids[1]).unwrap();
+        assert_eq!(entry.after.as_ref(), Some(&process));
+        let step = entry.step();
+        assert!(step.tolerated.iter().any(|t| t.accepts(2, "WARNING: regressing destination now")));
+        assert_eq!(step.present, repair("x").present);
+        assert_eq!(reopened.entry(snapshot).unwrap().after, None);
+        ledger.remove_all(&ids).unwrap();
+        assert_eq!(Ledger::open(dir.path(), "db", &ssh()).unwrap().entries().len(), 1);
     }
 
     #[test]
@@ -486,6 +607,20 @@ mod tests {
             "it is the ledger of job `web`, not of `db`",
         );
         check(&with_command(r#"{"argv": ["x"]}"#), "missing field `host` at line 2 column 64");
+        let with_entry_field = |field: &str| {
+            with_command(r#"{"host": "localhost", "argv": ["x"]}"#)
+                .replace(r#""max_retries""#, &format!("{field}, \"max_retries\""))
+        };
+        check(
+            &with_entry_field(
+                r#""after": {"pid": 1, "start_ticks": 5, "boot_id": "0f8fad5b-d9cb-469f-a165-70867728950e"}"#,
+            ),
+            "a process record names pid 1, which no command of ari's has at line 2 column 175",
+        );
+        check(
+            &with_entry_field(r#""tolerated": [{"code": 2, "output": " "}]"#),
+            "a tolerated exit status 2 without the words that make it one at line 2 column 128",
+        );
     }
 
     #[test]
@@ -510,8 +645,8 @@ mod tests {
              their target is a snapshot ari made, so this ari runs none of its entries",
         );
         check(
-            &current.replace(r#""format": 2"#, r#""format": 3"#),
-            "it is of format 3, from a newer ari; this one runs format 2",
+            &current.replace(r#""format": 2"#, r#""format": 4"#),
+            "it is of format 4, from another ari; this one runs formats 2 to 3",
         );
         std::fs::write(&path, &current).unwrap();
         assert_eq!(Ledger::open(dir.path(), "db", &ssh()).unwrap().entries().len(), 1);

@@ -57,7 +57,10 @@ pub mod pipeline;
 #[doc(hidden)]
 pub mod process;
 #[doc(hidden)]
+pub mod process_record;
+#[doc(hidden)]
 pub mod remote;
+mod repair;
 #[doc(hidden)]
 pub mod report;
 #[doc(hidden)]

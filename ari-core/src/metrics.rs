@@ -1,7 +1,8 @@
 //! Prometheus metrics of every job, for node_exporter's textfile collector (`metrics_file`):
 //! rendered from the jobs' histories in `state_dir`, so that `ari run JOB` and `ari run-all`
 //! write the same file, with every job in it, whichever ran last. Written atomically after
-//! every real run; a failure to write it is a warning, never the run's failure.
+//! every real run through `fsutil::write_outside_file` (never over a device, a FIFO, a symlink
+//! or another user's file); a failure to write it is a warning, never the run's failure.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,16 +11,23 @@ use crate::fsutil::{Area, StateDir};
 use crate::history::History;
 
 /// The metrics of every job with a history under `state_dir`, at `now` (seconds since the epoch).
+/// A history that cannot be read (corrupt, or refused) is a warning, and its job shows only
+/// `ari_job_history_readable 0` until its next run starts a new one.
 pub fn render(state_dir: &Path, now: f64) -> String {
     let files = StateDir::new(state_dir).list(Area::History, ".json").unwrap_or_default();
     let labels = files.iter().filter_map(|name| name.strip_suffix(".json")).map(String::from);
-    let jobs: Vec<(String, History)> = labels
+    let read: Vec<(String, Option<History>)> = labels
         .into_iter()
-        .map(|label| {
-            let history = History::load(state_dir, &label);
-            (label, history)
+        .map(|label| match History::read(state_dir, &label) {
+            Ok(history) => (label, Some(history)),
+            Err(err) => {
+                log::warn!("the metrics leave out job {label}: {}", crate::error::chain(&err));
+                (label, None)
+            }
         })
         .collect();
+    let jobs: Vec<(String, History)> =
+        read.iter().filter_map(|(label, history)| Some((label.clone(), history.clone()?))).collect();
     let mut out = String::new();
     family(&mut out, "ari_build_info", "The version of ari that wrote these metrics.", |out| {
         let _ = writeln!(out, "ari_build_info{{version=\"{}\"}} 1", escape(env!("CARGO_PKG_VERSION")));
@@ -27,6 +35,18 @@ pub fn render(state_dir: &Path, now: f64) -> String {
     family(&mut out, "ari_metrics_written_timestamp_seconds", "When ari wrote this file.", |out| {
         let _ = writeln!(out, "ari_metrics_written_timestamp_seconds {now}");
     });
+    if !read.is_empty() {
+        family(
+            &mut out,
+            "ari_job_history_readable",
+            "1 when the job's history could be read, 0 when it is corrupt or refused (its next run moves a corrupt one aside).",
+            |out| {
+                for (label, history) in &read {
+                    let _ = writeln!(out, "ari_job_history_readable{{job=\"{}\"}} {}", escape(label), u8::from(history.is_some()));
+                }
+            },
+        );
+    }
     type Value = fn(&History) -> Option<f64>;
     let per_job: [(&str, &str, Value); 7] = [
         ("ari_job_last_run_start_timestamp_seconds", "When the job's last run started.", |h| {
@@ -86,7 +106,7 @@ fn escape(value: &str) -> String {
 /// Writes the metrics of every job under `state_dir` to `path`; the error says why not.
 pub fn write(state_dir: &Path, path: &Path) -> Result<(), String> {
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-    crate::fsutil::write_public_file(path, render(state_dir, now).as_bytes())
+    crate::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644)
         .map_err(|err| format!("the metrics file could not be written: {}", crate::error::chain(&err)))
 }
 
@@ -126,6 +146,13 @@ mod tests {
             !text.contains("ari_job_last_run_changed_files{job=\"db\"}"),
             "db's last run reported no files"
         );
+        assert!(text.lines().any(|l| l == "ari_job_history_readable{job=\"db\"} 1"), "{text}");
+        // A corrupt history: its job is left out but for the sign that it cannot be read.
+        std::fs::write(History::path(dir.path(), "web"), b"{\"runs\": [").unwrap();
+        let text = render(dir.path(), 1_800_100_000.0);
+        assert!(text.lines().any(|l| l == "ari_job_history_readable{job=\"web\"} 0"), "{text}");
+        assert!(text.lines().any(|l| l == "ari_job_last_run_success{job=\"db\"} 0"), "{text}");
+        assert!(!text.contains("ari_job_last_run_success{job=\"web\"}"), "{text}");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

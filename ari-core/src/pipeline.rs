@@ -140,8 +140,51 @@ impl JobPlan {
             plan.settings.get(&SSH_CONNECTION_SHARING),
             hosts.iter().map(String::as_str),
         );
+        plan.check_repairs()?;
         plan.check_command_lines()?;
         Ok(plan)
+    }
+
+    /// Refuses repairs the engine cannot keep its promise for (`Step::repaired_by`): only a
+    /// snapshot or main step that runs a command on the backup server can be repaired (its
+    /// process is the one whose end ari proves), and each repair is a command there with a
+    /// presence query.
+    fn check_repairs(&self) -> Result<(), ConfigError> {
+        let refuse = |step: &Step, why: &str| {
+            Err(ConfigError::in_file(
+                &self.job.path,
+                format!("the {} backend's step `{}` cannot be repaired: {why}", self.backend, step.name),
+            ))
+        };
+        for step in self.steps() {
+            if step.repairs.is_empty() {
+                continue;
+            }
+            if !matches!(step.phase, Phase::Snapshot | Phase::Main) {
+                return refuse(step, "only snapshot and main steps may declare repairs");
+            }
+            if !matches!(&step.action, Action::Run(command) if command.host.is_local()) {
+                return refuse(
+                    step,
+                    "it does not run one command on the backup server, whose end ari could prove",
+                );
+            }
+            for repair in &step.repairs {
+                if !matches!(&repair.action, Action::Run(command) if command.host.is_local()) {
+                    return refuse(
+                        step,
+                        &format!("its repair `{}` is not one command on the backup server", repair.name),
+                    );
+                }
+                if !repair.present.as_ref().is_some_and(|probe| probe.query.host.is_local()) {
+                    return refuse(
+                        step,
+                        &format!("its repair `{}` has no presence query on the backup server", repair.name),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The job's label.
@@ -160,7 +203,8 @@ impl JobPlan {
     /// Refuses a plan with a command line longer than the system takes (a million includes),
     /// which would otherwise fail at run time, after the `pre` commands ran.
     fn check_command_lines(&self) -> Result<(), ConfigError> {
-        for step in self.steps() {
+        let repairs = self.steps().into_iter().flat_map(|step| &step.repairs);
+        for step in self.steps().into_iter().chain(repairs) {
             let probe = step.present.as_ref().map(|probe| &probe.query);
             for command in std::iter::once(step.action.command()).chain(probe) {
                 let argv = self.connections.argv(command, crate::remote::PLAN_NONCE);
@@ -271,6 +315,30 @@ fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
         object.insert("retries".into(), step.retry.max_retries.into());
         object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());
     }
+    if !step.repairs.is_empty() {
+        object.insert("repairs".into(), step.repairs.iter().map(repair_json).collect::<Vec<_>>().into());
+    }
+    serde_json::Value::Object(object)
+}
+
+/// A repair as the plan shows it: what runs, and the query that must succeed first. It runs
+/// only when its step does not end normally, once the step's process has ended.
+fn repair_json(repair: &Step) -> serde_json::Value {
+    let program = |command: &Command| {
+        let mut object = serde_json::Map::new();
+        object.insert("host".into(), command.host.to_string().into());
+        match &command.program {
+            crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+            crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
+        };
+        object
+    };
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), repair.name.clone().into());
+    object.extend(program(repair.action.command()));
+    if let Some(probe) = &repair.present {
+        object.insert("only_while".into(), serde_json::Value::Object(program(&probe.query)));
+    }
     serde_json::Value::Object(object)
 }
 
@@ -333,6 +401,28 @@ pub enum StepError {
         #[source]
         source: std::io::Error,
     },
+    /// A repair did not run: a process of the step it repairs still runs, and might still write
+    /// what the repair would change.
+    #[error("not run: {process}, started by the step it repairs, is still running after {waited}; nothing is repaired while it may still write")]
+    StillRunning {
+        /// The process (`pid 4242 (rdiff-backup)`).
+        process: String,
+        /// How long ari waited for it to end (`10s`).
+        waited: String,
+    },
+    /// An entry older than a repair whose process still runs: it stays for a later recovery.
+    #[error("not run: {process}, started by the crashed run, is still running")]
+    HeldBack {
+        /// The process.
+        process: String,
+    },
+    /// Whether a repair's process has ended could not be read from `/proc`.
+    #[error("cannot tell whether the process of the step it repairs has ended")]
+    Liveness {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A failed step of a job.
@@ -349,7 +439,7 @@ pub struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(step: &Step, error: StepError) -> StepFailure {
+    pub(crate) fn new(step: &Step, error: StepError) -> StepFailure {
         StepFailure { step: step.name.clone(), phase: step.phase, error, removes: step.removes.clone() }
     }
 
@@ -389,6 +479,25 @@ pub struct StepRecord {
     pub duration: Duration,
     /// What it transferred, when it is a backup step whose tool said.
     pub transfer: Option<crate::step::Transfer>,
+}
+
+impl StepRecord {
+    /// The record of `step`, which ended with `result` after `duration`, retries included.
+    pub(crate) fn of(
+        step: &Step,
+        result: &Result<Option<crate::step::Transfer>, StepError>,
+        duration: Duration,
+    ) -> StepRecord {
+        StepRecord {
+            step: step.name.clone(),
+            phase: step.phase,
+            host: step.action.command().host.to_string(),
+            command: step.action.command().to_string(),
+            error: result.as_ref().err().map(|e| e.to_string()),
+            duration,
+            transfer: result.as_ref().ok().copied().flatten(),
+        }
+    }
 }
 
 /// The result of a job.
@@ -484,6 +593,8 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     let mut records = Vec::new();
     let mut failure = None;
     let mut undo: Vec<PendingUndo> = Vec::new();
+    // Repairs that failed, or a ledger that could not drop a repair: left behind, as cleanup's.
+    let mut repair_failures = Vec::new();
     // The last step that ran and succeeded, for an interrupt that comes between steps.
     let mut last_done: Option<&Step> = None;
 
@@ -513,7 +624,11 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
                     break 'steps;
                 }
             };
-            let result = run_step(step, runner, &mut records);
+            let result = if step.repairs.is_empty() {
+                run_step(step, runner, &mut records)
+            } else {
+                crate::repair::run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
+            };
             if let (Some(step), Some(entry)) = (step.undo.as_deref(), entry) {
                 match &result {
                     Ok(()) => undo.push(PendingUndo { step, entry, conditional: false }),
@@ -543,7 +658,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     // Cleanup and post steps run even after an interrupt or past the job's deadline: their
     // runner is stopped only by the abort flag (a third signal).
     let finisher = runner.for_cleanup();
-    let mut cleanup_failures = Vec::new();
+    let mut cleanup_failures = repair_failures;
     if !undo.is_empty() {
         log::info!("cleaning up snapshots");
     }
@@ -635,7 +750,11 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
 
 /// Runs an undo step only while what it removes is still there: an undo whose thing is gone
 /// (a snapshot already removed, a directory never made) has nothing to do.
-fn undo_if_present(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+pub(crate) fn undo_if_present(
+    step: &Step,
+    runner: &Runner,
+    records: &mut Vec<StepRecord>,
+) -> Result<(), StepError> {
     if let Some(present) = &step.present {
         match runner.run(&present.query) {
             Ok(_) => {}
@@ -668,18 +787,30 @@ pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
     let mut recovery = Recovery { undone: Vec::new(), failures: Vec::new() };
     let mut records = Vec::new();
     let entries: Vec<_> = ledger.entries().to_vec();
+    // The process of a repair that still runs: the crashed run is not over, so nothing older
+    // than it is undone under it (a snapshot it still reads).
+    let mut running: Option<String> = None;
     for entry in entries.iter().rev() {
         let step = entry.step();
         if runner.is_cancelled() {
             recovery.failures.push(StepFailure::new(&step, StepError::Aborted));
             continue;
         }
-        match undo_if_present(&step, runner, &mut records) {
+        if let Some(process) = &running {
+            recovery.failures.push(StepFailure::new(&step, StepError::HeldBack { process: process.clone() }));
+            continue;
+        }
+        match crate::repair::repair_or_undo(entry, runner, &mut records) {
             Ok(()) => match ledger.remove(entry.id) {
                 Ok(()) => recovery.undone.push(step.name.clone()),
                 Err(source) => recovery.failures.push(StepFailure::new(&step, StepError::Ledger { source })),
             },
-            Err(error) => recovery.failures.push(StepFailure::new(&step, error)),
+            Err(error) => {
+                if let StepError::StillRunning { process, .. } = &error {
+                    running = Some(process.clone());
+                }
+                recovery.failures.push(StepFailure::new(&step, error));
+            }
         }
     }
     recovery
@@ -689,7 +820,7 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
     let clock = Instant::now();
     let mut attempt = 0;
     let result = loop {
-        let result = attempt_step(step, runner);
+        let result = attempt_step(step, runner, None);
         match result {
             Err(ref error) if attempt < step.retry.max_retries && !runner.is_cancelled() => {
                 attempt += 1;
@@ -704,20 +835,17 @@ fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Resu
             result => break result,
         }
     };
-    records.push(StepRecord {
-        step: step.name.clone(),
-        phase: step.phase,
-        host: step.action.command().host.to_string(),
-        command: step.action.command().to_string(),
-        error: result.as_ref().err().map(|e| e.to_string()),
-        duration: clock.elapsed(),
-        transfer: result.as_ref().ok().copied().flatten(),
-    });
+    records.push(StepRecord::of(step, &result, clock.elapsed()));
     result.map(|_| ())
 }
 
-/// Runs a step once; what it transferred, when it reports that.
-fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Transfer>, StepError> {
+/// Runs a step once; what it transferred, when it reports that. A command step with `on_start`
+/// is started through [`Runner::run_watched`].
+pub(crate) fn attempt_step(
+    step: &Step,
+    runner: &Runner,
+    on_start: Option<process::OnStart<'_>>,
+) -> Result<Option<crate::step::Transfer>, StepError> {
     // A destructive step proves its target first, every time: `lvremove` only a snapshot of
     // the job's own volume.
     if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
@@ -735,7 +863,9 @@ fn attempt_step(step: &Step, runner: &Runner) -> Result<Option<crate::step::Tran
         }
     }
     match &step.action {
-        Action::Run(command) => match runner.run(command) {
+        Action::Run(command) => match on_start
+            .map_or_else(|| runner.run(command), |f| runner.run_watched(command, f))
+        {
             Ok(output) => {
                 Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(output.shown_stdout())))
             }

@@ -236,8 +236,12 @@ impl HistoryQuery {
 /// What `ari restore` asks a backend for: one path of the job's source as one stored backup
 /// holds it, copied to a new local path on the backup server. The engine checked every part
 /// before the backend sees it: `path` is absolute and normalised, within what the job's include
-/// and exclude back up; `backup` is one that [`BackupBackend::history`] listed; `target`'s parent
-/// exists, and `target` does not unless `force` is set.
+/// and exclude back up; `backup` is one that [`BackupBackend::history`] listed. `target` does not
+/// exist; its parent is a fresh private directory of ari's, reached through a descriptor ari
+/// holds (`/proc/PID/fd/N/copy/NAME`), and its last part is `path`'s (DIR's own for `/`). The
+/// copy must make exactly `target`; ari moves it to DIR/PATH afterwards, replacing what is there
+/// only with `--force`, and a copy that makes nothing means that the backup does not hold
+/// `path`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RestoreRequest {
@@ -246,21 +250,14 @@ pub struct RestoreRequest {
     pub path: String,
     /// The backup to copy it out of.
     pub backup: StoredBackup,
-    /// The local path to create: the restore directory joined with `path`.
+    /// The local path to create.
     pub target: String,
-    /// Whether `target` may be replaced if it exists (`--force`).
-    pub force: bool,
 }
 
 impl RestoreRequest {
-    /// `path` as `backup` holds it, copied to `target`, replacing it only with `force`.
-    pub fn new(
-        path: impl Into<String>,
-        backup: StoredBackup,
-        target: impl Into<String>,
-        force: bool,
-    ) -> Self {
-        RestoreRequest { path: path.into(), backup, target: target.into(), force }
+    /// `path` as `backup` holds it, copied to `target`.
+    pub fn new(path: impl Into<String>, backup: StoredBackup, target: impl Into<String>) -> Self {
+        RestoreRequest { path: path.into(), backup, target: target.into() }
     }
 }
 
@@ -279,12 +276,20 @@ pub struct Restore {
     pub copy: CopyCommand,
     /// Exit statuses of the copy that count as success with the output that says so.
     pub tolerated: Vec<crate::step::Tolerated>,
+    /// Exit statuses of the copy that, with the output that says so, mean that the backup does
+    /// not hold the path (as a copy that exits 0 and makes nothing does).
+    pub absent: Vec<crate::step::Tolerated>,
 }
 
 impl Restore {
     /// A restore that is one command.
     pub fn new(copy: crate::step::Command) -> Restore {
-        Restore { query: None, copy: Arc::new(move |_| Ok(copy.clone())), tolerated: Vec::new() }
+        Restore {
+            query: None,
+            copy: Arc::new(move |_| Ok(copy.clone())),
+            tolerated: Vec::new(),
+            absent: Vec::new(),
+        }
     }
 
     /// A restore whose command is built from what `query` prints.
@@ -292,13 +297,21 @@ impl Restore {
         query: crate::step::Command,
         copy: impl Fn(&str) -> Result<crate::step::Command, String> + Send + Sync + 'static,
     ) -> Restore {
-        Restore { query: Some(query), copy: Arc::new(copy), tolerated: Vec::new() }
+        Restore { query: Some(query), copy: Arc::new(copy), tolerated: Vec::new(), absent: Vec::new() }
     }
 
     /// The same restore, counting exit status `code` of the copy as success when its standard
     /// error holds `output`.
     pub fn tolerating(mut self, code: i32, output: &'static str) -> Restore {
-        self.tolerated.push(crate::step::Tolerated { code, output });
+        self.tolerated.push(crate::step::Tolerated::new(code, output));
+        self
+    }
+
+    /// The same restore, reading exit status `code` of the copy, when its standard error holds
+    /// `output`, as the backup not holding the path (rsync's "No such file or directory" for its
+    /// source): `ari restore` then exits 2, as for a copy that makes nothing.
+    pub fn absent_when(mut self, code: i32, output: &'static str) -> Restore {
+        self.absent.push(crate::step::Tolerated::new(code, output));
         self
     }
 }
@@ -354,7 +367,8 @@ pub trait BackupBackend: Send + Sync + 'static {
 
     /// How `ari restore` copies `request.path` out of the store; none by default (`ari restore`
     /// then says that the backend cannot restore). The copy runs on the backup server, as root
-    /// when ari is; the engine resolved the request's time, and checked its path and target.
+    /// when ari is; the engine resolved the request's time, checked its path, and made the
+    /// private directory the copy goes into (see [`RestoreRequest`]).
     fn restore(&self, _job: &JobContext, _request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
         Ok(None)
     }

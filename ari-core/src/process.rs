@@ -8,7 +8,8 @@
 //! searched), failed to start, exited non-zero (with the last lines of stderr), killed by a
 //! signal, interrupted.
 
-use std::io::{self, BufRead as _, Read as _};
+use std::io::{self, BufRead as _, Read as _, Write as _};
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -345,6 +346,19 @@ impl Runner {
 
     /// Runs `command` to completion (or logs it in a dry run); success is exit status 0.
     pub fn run(&self, command: &Command) -> Result<Output, ProcessError> {
+        self.run_gated(command, None)
+    }
+
+    /// Runs `command` as [`Runner::run`] does, but holds the process it starts before it
+    /// executes anything, until `on_start`, told the process's pid, has returned: what
+    /// `on_start` records about the process (its repair in the ledger) is there before the
+    /// process can do anything. An error from `on_start` ends the process at that point, and the
+    /// command fails to start. A process held there ends by itself when ari dies.
+    pub fn run_watched(&self, command: &Command, on_start: OnStart<'_>) -> Result<Output, ProcessError> {
+        self.run_gated(command, Some(on_start))
+    }
+
+    fn run_gated(&self, command: &Command, on_start: Option<OnStart<'_>>) -> Result<Output, ProcessError> {
         let argv = self.session.argv(command);
         if self.dry_run {
             log::info!("dry run, not running on {}: {}", command.host, shown_argv(&argv));
@@ -357,13 +371,16 @@ impl Runner {
             (Some(own), _) => Some(own),
             (None, job) => job.clone(),
         };
-        execute(command, &argv, &self.cancel, deadline, Some(&self.session))
+        execute(command, &argv, &self.cancel, deadline, Some(&self.session), on_start)
     }
 }
 
+/// What [`Runner::run_watched`] calls with the started process's pid before it may execute.
+pub type OnStart<'a> = &'a mut (dyn FnMut(u32) -> io::Result<()> + Send);
+
 /// An argv as a log line shows it: quoted as for a shell, control characters escaped.
 fn shown_argv(argv: &[String]) -> String {
-    crate::kinds::shown(&crate::quote::shell_join(argv))
+    crate::kinds::escaped(&crate::quote::shell_join(argv))
 }
 
 /// Runs a read-only local query, even in a dry run (a tool's `--version`, say).
@@ -375,6 +392,7 @@ pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
         argv,
         &AtomicBool::new(false),
         Some(Deadline::after(QUERY_TIMEOUT, "the query limit")),
+        None,
         None,
     )
 }
@@ -388,6 +406,7 @@ fn execute(
     cancel: &AtomicBool,
     deadline: Option<Deadline>,
     session: Option<&Session>,
+    on_start: Option<OnStart<'_>>,
 ) -> Result<Output, ProcessError> {
     let describe = || command.to_string();
     // The hosts this command reaches: their shared connections come up first, and a stopped
@@ -405,7 +424,11 @@ fn execute(
         .stdout_file(stdout_write)
         .stderr_file(stderr_write)
         .unchecked();
-    let handle = expression.start().map_err(|source| spawn_error(argv, source))?;
+    let handle = match on_start {
+        None => expression.start(),
+        Some(on_start) => start_gated(&expression, on_start),
+    }
+    .map_err(|source| spawn_error(argv, source))?;
     // The expression holds the pipes' write ends: once it is gone, the pipes end when the
     // command and everything it started have closed them.
     drop(expression);
@@ -511,6 +534,125 @@ fn own_group(expression: duct::Expression) -> duct::Expression {
         }
         Ok(())
     })
+}
+
+/// The byte that lets a process held at its gate go on; any other, or the gate's end, stops it.
+const GATE_OPEN: u8 = b'g';
+/// The byte that stops it.
+const GATE_SHUT: u8 = b's';
+/// How often a process held at its gate looks whether ari is still there.
+const GATE_POLL_MS: libc::c_int = 100;
+
+/// The pipes between ari and a process held at its gate, as the forked child sees them: it
+/// reports its pid on one and waits for a byte on the other.
+#[derive(Debug, Clone, Copy)]
+struct GateFds {
+    report_read: RawFd,
+    report_write: RawFd,
+    gate_read: RawFd,
+    gate_write: RawFd,
+}
+
+/// Starts `expression` held at a gate: the forked child writes its pid to ari and waits,
+/// before it executes the program, until ari answers. A thread of ari's reads the pid, calls
+/// `on_start` and answers with its outcome, while this thread is blocked in the spawn (which
+/// returns only once the child has executed the program, or failed to).
+#[allow(unsafe_code)]
+fn start_gated(expression: &duct::Expression, on_start: OnStart<'_>) -> io::Result<duct::Handle> {
+    let (report_read, report_write) = io::pipe()?;
+    let (gate_read, gate_write) = io::pipe()?;
+    // The child gets its standard streams on 0, 1 and 2 before the gate: a pipe end there (ari
+    // started with one closed) would be replaced, so each end moves above them.
+    let (mut report_read, report_write) = (above_stdio(report_read)?, above_stdio(report_write)?);
+    let (gate_read, mut gate_write) = (above_stdio(gate_read)?, above_stdio(gate_write)?);
+    let fds = GateFds {
+        report_read: report_read.as_raw_fd(),
+        report_write: report_write.as_raw_fd(),
+        gate_read: gate_read.as_raw_fd(),
+        gate_write: gate_write.as_raw_fd(),
+    };
+    let parent = std::process::id();
+    let gated = expression.before_spawn(move |child| {
+        // SAFETY: the hook runs in the forked child before exec and makes only
+        // async-signal-safe calls (close, getpid, write, poll, read, getppid) on descriptors
+        // the child inherited; it touches no memory of the parent's.
+        unsafe {
+            child.pre_exec(move || wait_at_gate(fds, parent));
+        }
+        Ok(())
+    });
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(move || -> io::Result<()> {
+            let mut pid = [0u8; 4];
+            // The end of the pipe before a pid: no child reached the gate.
+            report_read.read_exact(&mut pid)?;
+            let recorded = on_start(u32::from_ne_bytes(pid));
+            let answer = if recorded.is_ok() { GATE_OPEN } else { GATE_SHUT };
+            // A child that is gone cannot be told; the spawn then says how it ended.
+            let _ = gate_write.write_all(&[answer]);
+            recorded
+        });
+        let started = gated.start();
+        // ari's own copies of the child's ends: once they are closed, a watcher still waiting
+        // for a pid sees the pipe end (the fork failed) instead of waiting forever.
+        drop(report_write);
+        drop(gate_read);
+        let watched = watcher.join().unwrap_or_else(|_| Err(io::Error::other("the gate's watcher panicked")));
+        match (started, watched) {
+            (Ok(handle), _) => Ok(handle),
+            // What `on_start` said is why the child never ran.
+            (Err(_), Err(recorded)) if recorded.kind() != io::ErrorKind::UnexpectedEof => Err(recorded),
+            (Err(spawned), _) => Err(spawned),
+        }
+    })
+}
+
+/// `end`, or a copy of it on a descriptor above 2 when it is on 0, 1 or 2 (a copy is made with
+/// `F_DUPFD_CLOEXEC` from 3 up).
+fn above_stdio<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>>(end: T) -> io::Result<T> {
+    if end.as_fd().as_raw_fd() > 2 {
+        return Ok(end);
+    }
+    Ok(T::from(end.as_fd().try_clone_to_owned()?))
+}
+
+/// The forked child's side of the gate: report its pid, then wait for ari's answer, looking
+/// every 100 ms whether ari is still its parent (ari killed meanwhile never answers).
+#[allow(unsafe_code)]
+fn wait_at_gate(fds: GateFds, parent: u32) -> io::Result<()> {
+    let interrupted = || io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+    // SAFETY: close, getpid, write, poll, read and getppid are async-signal-safe, take plain
+    // integers and buffers on this stack, and act only on the descriptors named.
+    unsafe {
+        // The child's copies of ari's ends: the gate's end must reach the child when ari dies.
+        libc::close(fds.report_read);
+        libc::close(fds.gate_write);
+        let pid = libc::getpid().to_ne_bytes();
+        let mut written = 0;
+        while written < pid.len() {
+            let n = libc::write(fds.report_write, pid[written..].as_ptr().cast(), pid.len() - written);
+            match n {
+                1.. => written += n as usize,
+                _ if interrupted() => {}
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+        libc::close(fds.report_write);
+        loop {
+            let mut poll = libc::pollfd { fd: fds.gate_read, events: libc::POLLIN, revents: 0 };
+            if libc::poll(&mut poll, 1, GATE_POLL_MS) > 0 {
+                let mut byte = 0u8;
+                match libc::read(fds.gate_read, (&raw mut byte).cast(), 1) {
+                    1 if byte == GATE_OPEN => return Ok(()),
+                    -1 if interrupted() => continue,
+                    _ => return Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+                }
+            }
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+    }
 }
 
 /// What ari keeps of one output stream: its first `head` bytes, then its last `tail` bytes.
@@ -713,7 +855,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 fn control(argv: &[String]) -> Result<Output, ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
     let deadline = Deadline::after(CONTROL_TIMEOUT, "the control request limit");
-    execute(&command, argv, &AtomicBool::new(false), Some(deadline), None)
+    execute(&command, argv, &AtomicBool::new(false), Some(deadline), None, None)
 }
 
 /// Runs `argv`, the command that stops a process group on a remote host, for at most `timeout`
@@ -721,7 +863,7 @@ fn control(argv: &[String]) -> Result<Output, ProcessError> {
 pub(crate) fn stop_remote_group(argv: &[String], timeout: Duration) -> Result<(), ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
     let deadline = Deadline::after(timeout + KILL_GRACE + Duration::from_secs(2), "the limit to stop it");
-    execute(&command, argv, &AtomicBool::new(false), Some(deadline), None).map(|_| ())
+    execute(&command, argv, &AtomicBool::new(false), Some(deadline), None, None).map(|_| ())
 }
 
 fn log_output(stdout: &str, stderr: &str) {
@@ -761,6 +903,7 @@ fn signal_group(group: i32, signal: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process_record::{Liveness, ProcessRecord};
 
     fn ssh() -> Ssh {
         Ssh {
@@ -905,6 +1048,72 @@ mod tests {
             tail(text),
             "; last lines of its output:\n    ssh: connect to host 127.0.0.1 port 1: Connection refused\n    \
              AttributeError: 'NoneType' object has no attribute 'lstat'"
+        );
+    }
+
+    #[test]
+    fn a_watched_command_runs_only_once_its_start_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let command = Command::argv(Host::Local, ["touch", ran.to_str().unwrap()]);
+        let mut recorded = None;
+        let mut on_start = |pid: u32| -> io::Result<()> {
+            // The process exists, held at its gate: it has not run the program yet.
+            assert!(!ran.exists(), "the command ran before its start was recorded");
+            recorded = Some(ProcessRecord::of(pid)?);
+            Ok(())
+        };
+        Runner::new(ssh(), false).run_watched(&command, &mut on_start).unwrap();
+        assert!(ran.exists());
+        let record = recorded.expect("on_start was called");
+        // Reaped by the runner: the record proves it gone.
+        assert!(matches!(record.liveness().unwrap(), Liveness::Gone(_)), "{:?}", record.liveness());
+
+        // A failed record stops the process at its gate: it never runs.
+        std::fs::remove_file(&ran).unwrap();
+        let mut refuse = |_pid: u32| -> io::Result<()> { Err(io::Error::other("the ledger is full")) };
+        let err = Runner::new(ssh(), false).run_watched(&command, &mut refuse).unwrap_err();
+        assert!(
+            matches!(&err, ProcessError::Spawn { source, .. } if source.to_string() == "the ledger is full"),
+            "{err:?}"
+        );
+        assert!(!ran.exists(), "the command ran though its start could not be recorded");
+
+        // A dry run records nothing and runs nothing.
+        let mut never = |_pid: u32| -> io::Result<()> { panic!("a dry run started a process") };
+        Runner::new(ssh(), true).run_watched(&command, &mut never).unwrap();
+        assert!(!ran.exists());
+    }
+
+    #[test]
+    fn a_process_is_gone_only_once_nothing_of_its_group_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = dir.path().join("child");
+        // The leader exits at once; the sleep it started stays in its group.
+        let script = format!("sleep 600 >/dev/null 2>&1 & echo $! > {}", child.display());
+        let mut recorded = None;
+        let mut on_start = |pid: u32| -> io::Result<()> {
+            recorded = Some(ProcessRecord::of(pid)?);
+            Ok(())
+        };
+        Runner::new(ssh(), false).run_watched(&Command::shell(Host::Local, script), &mut on_start).unwrap();
+        let record = recorded.unwrap();
+        let sleeper: i32 = std::fs::read_to_string(&child).unwrap().trim().parse().unwrap();
+        let liveness = record.liveness().unwrap();
+        assert!(
+            matches!(&liveness, Liveness::Running(who) if who.starts_with(&format!("pid {sleeper} (sleep)"))),
+            "{liveness:?}"
+        );
+        // SAFETY: kill(2) on the pid of the sleep this test started, which its group report
+        // just showed running (it cannot have been reaped and reused: its parent shell is gone
+        // and init reaps it only after this signal).
+        #[allow(unsafe_code)]
+        let killed = unsafe { libc::kill(sleeper, libc::SIGKILL) };
+        assert_eq!(killed, 0);
+        let gone = record.wait_until_gone(Duration::from_secs(30), || false).unwrap();
+        assert!(
+            matches!(&gone, Liveness::Gone(why) if why.contains("nothing of its process group runs")),
+            "{gone:?}"
         );
     }
 

@@ -322,13 +322,13 @@ impl Connections {
             out.push_str(&format!(
                 "       {}
 ",
-                crate::kinds::shown(&shell_join(&argv))
+                crate::kinds::escaped(&shell_join(&argv))
             ));
         }
         out.push_str(&format!(
             "       rdiff-backup and rsync use {}, which runs the same ssh
 ",
-            crate::kinds::shown(&self.wrapper().display().to_string())
+            crate::kinds::escaped(&self.wrapper().display().to_string())
         ));
         out
     }

@@ -1,16 +1,19 @@
 //! `ari restore`'s engine part, the same for every backend: which stored backup a `--at TIME`
 //! names, whether a path is one the job backs up, and the copy, run under the job's lock with
-//! its connections. The backend only says how to copy (`BackupBackend::restore`).
+//! its connections into a private staging directory in DIR, then moved to DIR/PATH
+//! (`fsutil::restore_target` says how that stays inside DIR). The backend only says how to copy
+//! (`BackupBackend::restore`).
 
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::fsutil::restore_target::{Placed, RestoreTarget, TargetError};
 use crate::fsutil::StateError;
 use crate::job_run::StopFlags;
 use crate::kinds;
 use crate::lock::{Lock, LockError};
 use crate::pipeline::JobPlan;
-use crate::plugin::{join_path, relative_to, Restore, StoredBackup};
+use crate::plugin::{join_path, relative_to, Restore, RestoreRequest, StoredBackup};
 use crate::process::{Output, ProcessError, Runner};
 use crate::remote::Session;
 use crate::step::Tolerated;
@@ -164,6 +167,27 @@ pub fn check_path(path: &str, include: &[String], exclude: &[String]) -> Result<
     Ok(())
 }
 
+/// What `ari restore` copies, out of which backup, to where.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Wanted {
+    /// PATH, absolute and normalised, as the job names it on its host.
+    pub path: String,
+    /// The backup it comes out of.
+    pub backup: StoredBackup,
+    /// DIR/PATH.
+    pub target: RestoreTarget,
+    /// Whether DIR/PATH may be replaced (`--force`).
+    pub force: bool,
+}
+
+impl Wanted {
+    /// `path` as `backup` holds it, to `target`, replacing what is there only with `force`.
+    pub fn new(path: impl Into<String>, backup: StoredBackup, target: RestoreTarget, force: bool) -> Wanted {
+        Wanted { path: path.into(), backup, target, force }
+    }
+}
+
 /// Why a restore did not copy.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -174,9 +198,12 @@ pub enum RestoreError {
     /// The job's private run directory (its ssh wrapper) could not be made.
     #[error("the job's run directory: {0}")]
     NoRunDirectory(StateError),
-    /// The directories above the target could not be made.
-    #[error("--to: {0}")]
-    NoTargetDirectory(StateError),
+    /// DIR/PATH was refused, or what the copy goes into could not be made: nothing changed.
+    #[error("--to")]
+    Target(#[source] TargetError),
+    /// The backend gave no copy for the request.
+    #[error("{0}")]
+    Backend(String),
     /// The backend's query failed.
     #[error("asking `{command}` failed")]
     Query {
@@ -192,39 +219,108 @@ pub enum RestoreError {
     /// The copy failed, or was stopped.
     #[error("the copy failed")]
     Copy(#[source] ProcessError),
+    /// The copy made nothing, or its tool said that the path is not there: the backup does not
+    /// hold it.
+    #[error("backup {backup} holds nothing at {path}")]
+    NotInBackup {
+        /// PATH.
+        path: String,
+        /// The backup's name.
+        backup: String,
+    },
+    /// The copy could not be moved to DIR/PATH, which is as it was.
+    #[error("moving the copy into place failed")]
+    Place(#[source] TargetError),
 }
 
-/// Runs `restore` for `plan`'s job under its lock (a backup of the job waits for it, or is
+/// What a dry run of `wanted` would do, logged: the backend's query runs (it only asks), the
+/// copy is shown, and nothing is written.
+pub fn preview(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<(), RestoreError> {
+    let staged = wanted.target.staging_preview();
+    let restore = backend_restore(plan, &RestoreRequest::new(&wanted.path, wanted.backup.clone(), &staged))?;
+    let runner = Runner::new(plan.ssh.clone(), false).with_cancel(stop.interrupted.clone());
+    let command = copy_command(&runner, &restore)?;
+    log::info!("dry run: would restore with: {command}");
+    log::info!(
+        "dry run: then would move the copy to {} (the copy goes into a new private directory in {}, handed to the tool through ari's descriptor of it)",
+        wanted.target.path().display(),
+        wanted.target.staged_in().display()
+    );
+    Ok(())
+}
+
+/// Runs `wanted` for `plan`'s job under its lock (a backup of the job waits for it, or is
 /// refused, as another run would be), through its connections; `stop`'s flags stop the copy.
-/// The directories above `target` that are missing are made (0700) once the lock is held, so a
-/// restore refused for a running job leaves nothing behind.
-pub fn run(plan: &JobPlan, restore: &Restore, target: &Path, stop: &StopFlags) -> Result<(), RestoreError> {
-    if plan.settings.get(&crate::core_settings::DRY_RUN) {
-        // The query only asks; the copy is shown, not run, and nothing is written.
-        let runner = Runner::new(plan.ssh.clone(), false).with_cancel(stop.interrupted.clone());
-        let command = copy_command(&runner, restore)?;
-        log::info!("dry run: would restore with: {command}");
-        return Ok(());
-    }
+/// The copy goes into a private staging directory in DIR (made, with DIR's missing directories,
+/// once the lock is held, so a restore refused for a running job leaves nothing behind) and
+/// then moves to DIR/PATH; an error before that move leaves DIR as it was.
+pub fn run(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<Placed, RestoreError> {
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
     let label = plan.label();
     let _lock = Lock::try_acquire(state_dir, label, &format!("job {label}")).map_err(RestoreError::Locked)?;
-    if let Some(parent) = target.parent() {
-        crate::fsutil::create_private_dirs(parent).map_err(RestoreError::NoTargetDirectory)?;
-    }
     let session = Session::open(plan.connections.clone(), state_dir, crate::job_run::master_timeout(plan))
         .map_err(RestoreError::NoRunDirectory)?;
     let session = Arc::new(session);
+    let staging = match wanted.target.stage(&plan.directories, wanted.force) {
+        Ok(staging) => staging,
+        Err(err) => {
+            close(&session);
+            return Err(RestoreError::Target(err));
+        }
+    };
     let runner = Runner::new(plan.ssh.clone(), false)
         .with_cancel(stop.interrupted.clone())
         .with_abort(stop.abort.clone())
         .with_session(Arc::clone(&session));
-    let copied = copy(&runner, restore);
+    let request = RestoreRequest::new(&wanted.path, wanted.backup.clone(), staging.copy_path());
+    let copied = backend_restore(plan, &request).and_then(|restore| copy(&runner, &restore));
+    close(&session);
+    let absent = match copied {
+        Ok(absent) => absent,
+        Err(err) => {
+            staging.discard();
+            return Err(err);
+        }
+    };
+    let not_held =
+        || RestoreError::NotInBackup { path: wanted.path.clone(), backup: wanted.backup.name.clone() };
+    match staging.holds_copy() {
+        Ok(true) if !absent => staging.place(wanted.force).map_err(RestoreError::Place),
+        Ok(true) => {
+            let shown = staging.path();
+            staging.discard();
+            Err(RestoreError::Backend(format!(
+                "the copy said that backup {} does not hold {}, yet made something in {}",
+                wanted.backup.name,
+                wanted.path,
+                shown.display()
+            )))
+        }
+        Ok(false) => {
+            staging.discard();
+            Err(not_held())
+        }
+        Err(err) => {
+            staging.discard();
+            Err(RestoreError::Place(err))
+        }
+    }
+}
+
+fn close(session: &Session) {
     for warning in session.close() {
         log::warn!("{warning}");
     }
-    copied
+}
+
+/// The backend's restore for `request`.
+fn backend_restore(plan: &JobPlan, request: &RestoreRequest) -> Result<Restore, RestoreError> {
+    match plan.restore(request) {
+        Ok(Some(restore)) => Ok(restore),
+        Ok(None) => Err(RestoreError::Backend(format!("the {} backend cannot restore", plan.backend))),
+        Err(err) => Err(RestoreError::Backend(err.to_string())),
+    }
 }
 
 /// The copy's command, from what the restore's query printed.
@@ -239,12 +335,18 @@ fn copy_command(runner: &Runner, restore: &Restore) -> Result<crate::step::Comma
     (restore.copy)(printed).map_err(RestoreError::Unreadable)
 }
 
-fn copy(runner: &Runner, restore: &Restore) -> Result<(), RestoreError> {
+/// Runs the copy; true when its exit says that the backup does not hold the path.
+fn copy(runner: &Runner, restore: &Restore) -> Result<bool, RestoreError> {
     let command = copy_command(runner, restore)?;
     log::info!("restoring: {command}");
     match runner.run(&command) {
-        Ok(_) => Ok(()),
-        Err(ref error) if Tolerated::counts_as_success(&restore.tolerated, error, "the copy") => Ok(()),
+        Ok(_) => Ok(false),
+        Err(ref error) if Tolerated::counts_as_success(&restore.tolerated, error, "the copy") => Ok(false),
+        Err(ProcessError::Exited { code, ref stderr, .. })
+            if restore.absent.iter().any(|absent| absent.accepts(code, stderr)) =>
+        {
+            Ok(true)
+        }
         Err(err) => Err(RestoreError::Copy(err)),
     }
 }
@@ -326,6 +428,23 @@ mod tests {
             assert!(check_path(bad, &plain, &[]).is_err(), "{bad:?}");
         }
         assert!(check_path("/etc//hosts/", &plain, &[]).is_ok(), "doubled and trailing `/`");
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let check = |err: RestoreError, expected: &str| assert_eq!(crate::error::chain(&err), expected);
+        check(
+            RestoreError::Target(TargetError::RootIntoRoot),
+            "--to: PATH / is restored as --to itself, so --to cannot be /",
+        );
+        check(
+            RestoreError::Place(TargetError::Exists { path: "/r/etc".into() }),
+            "moving the copy into place failed: /r/etc exists, and ari never overwrites: choose another --to, or give --force to replace it",
+        );
+        check(
+            RestoreError::NotInBackup { path: "/etc/x".into(), backup: "b".into() },
+            "backup b holds nothing at /etc/x",
+        );
     }
 
     #[test]

@@ -40,10 +40,15 @@ pub enum SettingKind {
     Choice(&'static [&'static str]),
     /// A positive length of time, written as a person would: `90s`, `30m`, `2h`, `1h 30m`.
     Duration,
+    /// A [`SettingKind::Duration`] of at most this many seconds.
+    DurationAtMost(u64),
     /// Text of a kind that says what it is (a host, a path, a time spec) and checks it.
     Text(&'static TextKind),
     /// A list of strings checked as a whole (ssh options).
     Checked(&'static ListKind),
+    /// Command-line words, as [`SettingKind::Words`] reads them, checked as a whole by their
+    /// kind (rdiff-backup's options).
+    CheckedWords(&'static ListKind),
 }
 
 impl SettingKind {
@@ -57,8 +62,9 @@ impl SettingKind {
             SettingKind::Words => "words".into(),
             SettingKind::Choice(choices) => choices.join("|"),
             SettingKind::Duration => "duration".into(),
+            SettingKind::DurationAtMost(max) => format!("duration, at most {}", seconds_shown(*max)),
             SettingKind::Text(kind) => kind.name.into(),
-            SettingKind::Checked(kind) => kind.name.into(),
+            SettingKind::Checked(kind) | SettingKind::CheckedWords(kind) => kind.name.into(),
         }
     }
 
@@ -71,9 +77,14 @@ impl SettingKind {
             SettingKind::List => "a list of strings".into(),
             SettingKind::Words => "a string split into words as a shell would, or a list".into(),
             SettingKind::Choice(choices) => format!("one of {}", choices.join(", ")),
-            SettingKind::Duration => "a positive duration like `90s`, `30m`, `2h`, `1h 30m`".into(),
+            SettingKind::Duration | SettingKind::DurationAtMost(_) => {
+                "a positive duration like `90s`, `30m`, `2h`, `1h 30m`".into()
+            }
             SettingKind::Text(kind) => kind.accepts.into(),
             SettingKind::Checked(kind) => kind.accepts.into(),
+            SettingKind::CheckedWords(kind) => {
+                format!("{}; a string split into words as a shell would, or a list", kind.accepts)
+            }
         }
     }
 }
@@ -117,6 +128,17 @@ impl SettingDef {
             parse_text(self, text)
                 .unwrap_or_else(|err| panic!("default of setting {} does not parse: {err}", self.name)),
         )
+    }
+
+    /// A value of this setting as ari shows it to people (`ari settings`): a URL, which may hold
+    /// a secret (a monitoring service's check id, a password), by its scheme and host only.
+    pub fn shown(&self, value: &Value) -> String {
+        match (self.kind, value) {
+            (SettingKind::Text(kind), Value::String(url)) if *kind == crate::kinds::URL => {
+                crate::kinds::shown_url(url)
+            }
+            _ => value.to_string(),
+        }
     }
 }
 
@@ -288,14 +310,15 @@ const fn fits(kind: SettingKind, base: SettingKind) -> bool {
         (SettingKind::Integer { min, max }, SettingKind::Integer { min: lowest, max: highest }) => {
             min >= lowest && max <= highest && min <= max
         }
-        (SettingKind::Bool, SettingKind::Bool) | (SettingKind::Duration, SettingKind::Duration) => true,
+        (SettingKind::Bool, SettingKind::Bool)
+        | (SettingKind::Duration | SettingKind::DurationAtMost(_), SettingKind::Duration) => true,
         (
             SettingKind::String | SettingKind::Choice(_) | SettingKind::Text(_),
             SettingKind::String | SettingKind::Choice(_) | SettingKind::Text(_),
         ) => true,
         (
-            SettingKind::List | SettingKind::Words | SettingKind::Checked(_),
-            SettingKind::List | SettingKind::Words | SettingKind::Checked(_),
+            SettingKind::List | SettingKind::Words | SettingKind::Checked(_) | SettingKind::CheckedWords(_),
+            SettingKind::List | SettingKind::Words | SettingKind::Checked(_) | SettingKind::CheckedWords(_),
         ) => true,
         _ => false,
     }
@@ -548,14 +571,15 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
             check_range(number, min, max)
         }
         SettingKind::Choice(choices) => check_choice(text, choices),
-        SettingKind::Duration => parse_duration(text).map(|_| Value::String(text.trim().to_string())),
+        SettingKind::Duration | SettingKind::DurationAtMost(_) => check_duration(def.kind, text),
         SettingKind::String | SettingKind::Text(_) => check_string(def.kind, text),
         SettingKind::List | SettingKind::Checked(_) if text.trim_start().starts_with('[') => {
+            crate::yaml::value_text(text)?;
             let list: Vec<String> =
                 serde_yaml::from_str(text).map_err(|err| format!("expected a list like [a, b]: {err}"))?;
             check_list(def.kind, list)
         }
-        SettingKind::List | SettingKind::Words | SettingKind::Checked(_) => {
+        SettingKind::List | SettingKind::Words | SettingKind::Checked(_) | SettingKind::CheckedWords(_) => {
             let words = shell_words::split(text)
                 .map_err(|err| format!("cannot split `{}` into words: {err}", crate::kinds::shown(text)))?;
             check_list(def.kind, words)
@@ -563,13 +587,18 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
     }
 }
 
-/// A text value checked against its kind: no NUL in any, and a text kind's own check.
+/// A text value checked against its kind: no NUL in any, and a text kind's own check. A URL
+/// that is refused is shown by its scheme and host, as `SettingDef::shown` shows one.
 fn check_string(kind: SettingKind, text: &str) -> Result<Value, String> {
     let checked = match kind {
         SettingKind::Text(kind) => (kind.check)(text),
         _ => check_no_nul(text),
     };
-    checked.map_err(|why| format!("`{}` {why}", crate::kinds::shown(text)))?;
+    let shown = match kind {
+        SettingKind::Text(kind) if *kind == crate::kinds::URL => crate::kinds::shown_url(text),
+        _ => crate::kinds::shown(text),
+    };
+    checked.map_err(|why| format!("`{shown}` {why}"))?;
     Ok(Value::String(text.to_string()))
 }
 
@@ -578,10 +607,34 @@ fn check_list(kind: SettingKind, items: Vec<String>) -> Result<Value, String> {
     for item in &items {
         check_no_nul(item).map_err(|why| format!("`{}` {why}", crate::kinds::shown(item)))?;
     }
-    if let SettingKind::Checked(kind) = kind {
+    if let SettingKind::Checked(kind) | SettingKind::CheckedWords(kind) = kind {
         (kind.check)(&items)?;
     }
     Ok(Value::List(items))
+}
+
+/// A duration checked against its kind's bound.
+fn check_duration(kind: SettingKind, text: &str) -> Result<Value, String> {
+    let duration = parse_duration(text)?;
+    if let SettingKind::DurationAtMost(max) = kind {
+        if duration > std::time::Duration::from_secs(max) {
+            return Err(format!(
+                "`{}` is longer than {}, the most this setting takes",
+                crate::kinds::shown(text.trim()),
+                seconds_shown(max)
+            ));
+        }
+    }
+    Ok(Value::String(text.trim().to_string()))
+}
+
+/// Seconds as a person writes them: `1h`, `30m`, `90s`.
+fn seconds_shown(seconds: u64) -> String {
+    match seconds {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 fn check_range(number: i64, min: i64, max: i64) -> Result<Value, String> {
@@ -624,7 +677,7 @@ impl ValueVisitor {
             SettingKind::Integer { min, max } => check_range(number, min, max).map_err(E::custom),
             SettingKind::String | SettingKind::Text(_) => check_string(self.0.kind, &text).map_err(E::custom),
             SettingKind::Choice(choices) => check_choice(&text, choices).map_err(E::custom),
-            SettingKind::Duration => Err(E::custom(format!(
+            SettingKind::Duration | SettingKind::DurationAtMost(_) => Err(E::custom(format!(
                 "`{number}` has no unit: write a duration like {number}s or {number}m"
             ))),
             _ => Err(E::invalid_type(de::Unexpected::Signed(number), self)),
@@ -644,8 +697,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::Words => write!(f, "a string of words or a list of strings"),
             SettingKind::Choice(choices) => write!(f, "one of {}", choices.join(", ")),
             SettingKind::Duration => write!(f, "a duration like 90s, 30m or 2h"),
+            SettingKind::DurationAtMost(max) => {
+                write!(f, "a duration like 90s, 30m or 2h, at most {}", seconds_shown(max))
+            }
             SettingKind::Text(kind) => write!(f, "a {}", kind.name),
             SettingKind::Checked(kind) => write!(f, "a list of {}", kind.name),
+            SettingKind::CheckedWords(kind) => {
+                write!(f, "{} as a string of words or a list of strings", kind.name)
+            }
         }
     }
 
@@ -678,14 +737,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
         match self.0.kind {
             SettingKind::String | SettingKind::Text(_) => check_string(self.0.kind, v).map_err(E::custom),
             SettingKind::Choice(choices) => check_choice(v, choices).map_err(E::custom),
-            SettingKind::Words => {
+            SettingKind::Words | SettingKind::CheckedWords(_) => {
                 let words = shell_words::split(v).map_err(|err| {
                     E::custom(format!("cannot split `{}` into words: {err}", crate::kinds::shown(v)))
                 })?;
                 check_list(self.0.kind, words).map_err(E::custom)
             }
-            SettingKind::Duration => {
-                parse_duration(v).map(|_| Value::String(v.trim().to_string())).map_err(E::custom)
+            SettingKind::Duration | SettingKind::DurationAtMost(_) => {
+                check_duration(self.0.kind, v).map_err(E::custom)
             }
             _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
         }
@@ -693,7 +752,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         match self.0.kind {
-            SettingKind::List | SettingKind::Words | SettingKind::Checked(_) => {
+            SettingKind::List
+            | SettingKind::Words
+            | SettingKind::Checked(_)
+            | SettingKind::CheckedWords(_) => {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element::<String>()? {
                     items.push(item);
@@ -781,6 +843,53 @@ mod tests {
         scope: Scope::Job,
     };
 
+    static SHORT: SettingDef = SettingDef {
+        name: "sd",
+        owner: "test",
+        kind: SettingKind::DurationAtMost(3600),
+        default: None,
+        help: "",
+        optional: true,
+        scope: Scope::Job,
+    };
+
+    static SECRET_URL: SettingDef = SettingDef {
+        name: "u",
+        owner: "test",
+        kind: SettingKind::Text(&crate::kinds::URL),
+        default: None,
+        help: "",
+        optional: true,
+        scope: Scope::Job,
+    };
+
+    #[test]
+    fn a_url_is_shown_and_refused_by_its_scheme_and_host() {
+        let url = Value::String("https://hc-ping.com/0f6c-secret".into());
+        assert_eq!(SECRET_URL.shown(&url), "https://hc-ping.com/…");
+        assert_eq!(WORDS.shown(&words(&["a", "b"])), "[a, b]");
+        let err = parse_text(&SECRET_URL, "ftp://hc-ping.com/0f6c-secret").unwrap_err();
+        assert!(err.starts_with("`ftp://hc-ping.com/…` must start with http"), "{err}");
+        let err = yaml(&SECRET_URL, "'https://hc-ping.com/0f6c secret'").unwrap_err();
+        assert!(!err.contains("secret") && err.contains("hc-ping.com/…"), "{err}");
+    }
+
+    #[test]
+    fn bounded_durations() {
+        assert_eq!(parse_text(&SHORT, "1h"), Ok(Value::String("1h".into())));
+        assert_eq!(parse_text(&SHORT, "59m 60s"), Ok(Value::String("59m 60s".into())));
+        assert_eq!(
+            parse_text(&SHORT, "3601s"),
+            Err("`3601s` is longer than 1h, the most this setting takes".into())
+        );
+        assert!(yaml(&SHORT, "100000000h").unwrap_err().contains("longer than 1h"));
+        assert!(yaml(&SHORT, "0s").unwrap_err().contains("not a positive duration"));
+        assert!(yaml(&SHORT, "90").unwrap_err().contains("has no unit"));
+        assert_eq!(SHORT.kind.describe(), "duration, at most 1h");
+        assert_eq!(seconds_shown(90), "90s");
+        assert_eq!(seconds_shown(1800), "30m");
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90s"), Ok(std::time::Duration::from_secs(90)));
@@ -838,6 +947,36 @@ mod tests {
         assert!(yaml(&BOOL, "1").unwrap_err().contains("expected true or false"));
         assert!(yaml(&LIST, "x").unwrap_err().contains("expected a list of strings"));
         assert!(yaml(&PORT, "~").unwrap_err().contains("empty value: expected an integer"));
+    }
+
+    /// Words with no `-x` among them, for the checked-words kind below.
+    static NO_X: crate::kinds::ListKind = crate::kinds::ListKind {
+        name: "words without -x",
+        accepts: "",
+        check: |words| match words.iter().any(|w| w == "-x") {
+            true => Err("`-x` is refused".into()),
+            false => Ok(()),
+        },
+    };
+    static CHECKED_WORDS: SettingDef = SettingDef {
+        name: "cw",
+        owner: "test",
+        kind: SettingKind::CheckedWords(&NO_X),
+        default: None,
+        help: "",
+        optional: true,
+        scope: Scope::Job,
+    };
+
+    #[test]
+    fn checked_words_are_read_as_words_and_checked_as_a_whole() {
+        assert_eq!(yaml(&CHECKED_WORDS, "--a 'b c'"), Ok(words(&["--a", "b c"])));
+        assert_eq!(yaml(&CHECKED_WORDS, "[--a, b c]"), Ok(words(&["--a", "b c"])));
+        assert_eq!(parse_text(&CHECKED_WORDS, "--a 'b c'"), Ok(words(&["--a", "b c"])));
+        assert!(yaml(&CHECKED_WORDS, "--a -x").unwrap_err().contains("`-x` is refused"));
+        assert!(yaml(&CHECKED_WORDS, "[--a, -x]").unwrap_err().contains("`-x` is refused"));
+        assert_eq!(parse_text(&CHECKED_WORDS, "-x"), Err("`-x` is refused".into()));
+        assert!(yaml(&CHECKED_WORDS, "1").unwrap_err().contains("words without -x as a string of words"));
     }
 
     #[test]

@@ -55,8 +55,8 @@ impl fmt::Display for Program {
     /// and terminals).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Program::Argv(argv) => write!(f, "{}", crate::kinds::shown(&crate::quote::shell_join(argv))),
-            Program::Shell(script) => write!(f, "{}", crate::kinds::shown(script)),
+            Program::Argv(argv) => write!(f, "{}", crate::kinds::escaped(&crate::quote::shell_join(argv))),
+            Program::Shell(script) => write!(f, "{}", crate::kinds::escaped(script)),
         }
     }
 }
@@ -237,19 +237,25 @@ impl Probe {
 }
 
 /// A non-zero exit status that counts as success only with the output that says it is one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Tolerated {
     /// The exit status.
     pub code: i32,
-    /// What the command's standard error (or output, when that is empty) must hold.
-    pub output: &'static str,
+    /// What the command's standard error (or output, when that is empty) must hold: the tool's
+    /// own words, or, for a repair read back from the ledger, the words it was recorded with.
+    pub output: std::borrow::Cow<'static, str>,
 }
 
 impl Tolerated {
+    /// Exit status `code` with `output` in what the command printed.
+    pub fn new(code: i32, output: impl Into<std::borrow::Cow<'static, str>>) -> Tolerated {
+        Tolerated { code, output: output.into() }
+    }
+
     /// Whether a command that exited with `code`, printing `output`, succeeded after all.
     pub fn accepts(&self, code: i32, output: &str) -> bool {
-        self.code == code && output.contains(self.output)
+        self.code == code && !self.output.is_empty() && output.contains(&*self.output)
     }
 
     /// Whether `error` is an exit that one of `tolerated` accepts; if so, it logs a warning that
@@ -490,6 +496,9 @@ pub struct Step {
     /// Remote command lines the step may run that its commands do not spell out: what a dynamic
     /// step expands to, what its tool starts on a host (see [`CommandPattern`]).
     pub may_run: Vec<CommandPattern>,
+    /// What repairs the state this step leaves when it does not end normally (see
+    /// [`Step::repaired_by`]), in the order they run.
+    pub repairs: Vec<Step>,
 }
 
 impl Step {
@@ -508,6 +517,7 @@ impl Step {
             present: None,
             statistics: None,
             may_run: Vec::new(),
+            repairs: Vec::new(),
         }
     }
 
@@ -546,7 +556,26 @@ impl Step {
     /// The same step, counting exit status `code` as success when the command's standard
     /// error holds `output` (as the tool documents that status for this command).
     pub fn tolerating(mut self, code: i32, output: &'static str) -> Step {
-        self.tolerated.push(Tolerated { code, output });
+        self.tolerated.push(Tolerated::new(code, output));
+        self
+    }
+
+    /// The same step, repaired by `repair` when it does not end normally: a tool that leaves its
+    /// store half-written when it is killed (rdiff-backup's interrupted session, which
+    /// `rdiff-backup regress` rolls back). The step must run on the backup server, and so must
+    /// the repair.
+    ///
+    /// The engine enforces when a repair may run, so that no backend has to: before the
+    /// step's process may execute, the repair goes into the job's ledger with that process's
+    /// identity (its pid, its start time and the boot); the process waits until it is there.
+    /// When the step succeeds, the repair is dropped unrun. When the step fails, is stopped or
+    /// times out, or ari dies while it runs (then `ari recover` or the job's next run), the
+    /// repair runs only once that process and every process of its group have been proven gone
+    /// (absent, a pid now of another process, or a zombie), and only while its presence query
+    /// (`present_while`; required) says the repair is needed. A recorded process still running
+    /// holds the repair, and the job, back, saying why.
+    pub fn repaired_by(mut self, repair: Step) -> Step {
+        self.repairs.push(repair);
         self
     }
 

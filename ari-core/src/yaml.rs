@@ -1,33 +1,87 @@
 //! Reading YAML documents safely, and finding where a key is in one.
 //!
-//! Before a config or job file reaches the YAML parser, [`document`] strips a UTF-8 byte order
-//! mark, refuses a file larger than [`MAX_DOCUMENT_BYTES`], and refuses flow collections (`[`,
-//! `{`) nested deeper than [`MAX_FLOW_DEPTH`]: the parser's cost grows with the product of a
-//! document's length and its flow depth, so that 80 KB of `[[[[...` took seconds and 1 MiB
-//! minutes; with both limits every file parses in time linear in its size. Real job files are
-//! a few kilobytes, nested three or four levels.
+//! Before a config or job file reaches serde, [`document`] strips a UTF-8 byte order mark,
+//! refuses a file larger than [`MAX_DOCUMENT_BYTES`], and reads the file once through the YAML
+//! parser's own events ([`events`], one event alive at a time), refusing, at the line and column
+//! of the node at fault:
+//!
+//! - sequences and mappings, block or flow, nested deeper than [`MAX_DEPTH`]: the parser's cost
+//!   grows with the product of a document's length and its flow depth (80 KB of `[[[[...` took
+//!   seconds, 1 MiB minutes), and serde_yaml holds every event of a document in memory before it
+//!   stops at its own recursion limit (4 MiB of `- - - ...` took 1.2 GB);
+//! - a document of more than [`MAX_NODES`] nodes (scalars, sequences and mappings) or
+//!   [`MAX_VALUE_BYTES`] bytes of scalars, **counted after alias expansion**: an alias `*a`
+//!   counts as every node and byte of the node `&a` names, aliases inside it included, because
+//!   serde_yaml builds each of those again every time an alias repeats them. Without this, a
+//!   76 KB job (10,000 hooks aliasing one hook of 1,000 words) took 1.1 GB to load. The budget
+//!   is deterministic (it depends on the text only), an alias inside the node it names is
+//!   refused (serde would repeat it until its recursion limit), and no alias is refused for what
+//!   it is, only for what it adds up to;
+//! - YAML tags (`!!str`, `!foo`, `!<...>`): ari reads values by their kind, and serde_yaml would
+//!   ignore most tags without a word (`!!binary aGk=` read as the text `aGk=`).
+//!
+//! With these limits every file costs time and memory linear in its size, and at most
+//! [`MAX_NODES`] values: a real job file is a few kilobytes, a few hundred nodes, nested three
+//! or four levels. A document the parser cannot read is left to serde_yaml, which reads it with
+//! the same parser and reports the same error, after no more nodes than were counted here.
 //!
 //! [`locate`] finds the line and column of a key path (`volumes[1].mount_point`) in a document,
 //! so that a check made after parsing (by a backend, about several keys) can point at the line
 //! it is about. It reads the document once more, with serde, and lets serde_yaml report the
 //! position of the node it stops at: no second YAML parser, and every YAML style works.
 
+mod events;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ConfigError;
+use events::{Event, Mark, Node, Parser};
 
 /// The largest config or job file ari reads: generous for any real file (a thousand includes
 /// are 30 KB), small enough to parse in well under a second.
 pub const MAX_DOCUMENT_BYTES: usize = 8 << 20;
 
-/// The deepest nesting of flow collections (`[a, [b]]`, `{a: {b: c}}`) ari reads.
-pub const MAX_FLOW_DEPTH: usize = 64;
+/// The deepest nesting of sequences and mappings (`[a, [b]]`, `- - x`, indented keys) ari reads.
+pub const MAX_DEPTH: usize = 64;
+
+/// The most nodes (scalars, sequences, mappings) a document may hold, aliases expanded: a job
+/// of a thousand includes and a hundred hooks holds a few thousand.
+pub const MAX_NODES: usize = 100_000;
+
+/// The most bytes of scalars a document may hold, aliases expanded: what a file of
+/// [`MAX_DOCUMENT_BYTES`] could hold without them.
+pub const MAX_VALUE_BYTES: usize = MAX_DOCUMENT_BYTES;
+
+/// Reads a config or job file, no further than [`MAX_DOCUMENT_BYTES`] (and a byte order mark)
+/// allows: a file of gigabytes, or `--config /dev/zero`, costs no more memory than one of 8 MiB.
+/// A longer file is an error of kind `FileTooLarge` that says so.
+pub fn read_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let limit = MAX_DOCUMENT_BYTES + '\u{feff}'.len_utf8();
+    let mut bytes = Vec::new();
+    (&file).take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        let size = file.metadata().ok().filter(|m| m.is_file()).map(|m| format!("is {} bytes,", m.len()));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file {} more than the {MAX_DOCUMENT_BYTES} bytes ari reads (a job file is a few kilobytes)",
+                size.as_deref().unwrap_or("holds")
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")
+    })
+}
 
 /// The text of a config or job file, ready for the YAML parser: without a byte order mark, and
-/// checked against the size and depth limits.
+/// checked against the size, depth and alias limits and for tags.
 pub fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.len() > MAX_DOCUMENT_BYTES {
@@ -40,128 +94,152 @@ pub fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, ConfigError> 
             ),
         ));
     }
-    if let Some(position) = flow_deeper_than(text, MAX_FLOW_DEPTH) {
-        return Err(ConfigError {
-            file: Some(path.to_path_buf()),
-            position: Some(position),
-            message: format!("flow collections (`[`, `{{`) are nested deeper than {MAX_FLOW_DEPTH} levels"),
-        });
-    }
+    bounded(text).map_err(|refusal| ConfigError {
+        file: Some(path.to_path_buf()),
+        position: Some(refusal.at.position()),
+        message: refusal.message,
+    })?;
     Ok(text)
 }
 
-/// Where the nesting of flow collections first exceeds `limit`, 1-based, as the parser would
-/// count it: `[` and `{` open a collection at the start of a node in block context and anywhere
-/// in flow context; quoted scalars, comments and block scalars are skipped. One pass.
-fn flow_deeper_than(text: &str, limit: usize) -> Option<(usize, usize)> {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let mut depth = 0;
-    // Whether the next character starts a node, where a quote or a `[` means what it says.
-    let mut node_start = true;
-    // A quoted scalar may span lines.
-    let mut quote: Option<char> = None;
-    let mut index = 0;
-    while index < lines.len() {
-        let line = lines[index];
-        let indent = line.len() - line.trim_start_matches(' ').len();
-        // The column of the current block node (the key of `key: |`), and the `-` of `- |`.
-        let mut node_column = indent;
-        let mut dash_column = None;
-        let mut block_scalar = None;
-        let mut chars = line.char_indices().peekable();
-        if quote.is_none() && depth == 0 {
-            node_start = true;
-            if indent == 0 && (line.starts_with("---") || line.starts_with("...")) {
-                let marker_ends = line[3..].chars().next().is_none_or(|c| c == ' ' || c == '\t' || c == '\r');
-                if marker_ends {
-                    chars.nth(2);
-                }
-            }
-        }
-        let mut previous = ' ';
-        while let Some((at, c)) = chars.next() {
-            if let Some(q) = quote {
-                match (q, c) {
-                    ('"', '\\') => {
-                        chars.next();
-                    }
-                    ('\'', '\'') if chars.peek().map(|(_, n)| *n) == Some('\'') => {
-                        chars.next();
-                    }
-                    (q, c) if q == c => {
-                        quote = None;
-                        node_start = false;
-                    }
-                    _ => {}
-                }
-                previous = c;
-                continue;
-            }
-            let next = chars.peek().map(|(_, n)| *n);
-            let followed_by_space = next.is_none_or(|n| n == ' ' || n == '\t' || n == '\r');
-            match c {
-                '#' if previous == ' ' || previous == '\t' || at == 0 => break,
-                ' ' | '\t' | '\r' => {}
-                '\'' | '"' if node_start => quote = Some(c),
-                '[' | '{' if depth > 0 || node_start => {
-                    depth += 1;
-                    if depth > limit {
-                        return Some((index + 1, column(line, at)));
-                    }
-                    node_start = true;
-                }
-                ']' | '}' if depth > 0 => {
-                    depth -= 1;
-                    node_start = false;
-                }
-                ',' if depth > 0 => node_start = true,
-                '-' | '?' if depth == 0 && node_start && followed_by_space => {
-                    dash_column = Some(at);
-                    node_column = line[at + 1..].find(|n: char| n != ' ').map_or(at + 1, |n| at + 1 + n);
-                }
-                ':' if followed_by_space || (depth > 0 && matches!(previous, '"' | '\'')) => {
-                    dash_column = None;
-                    node_start = true;
-                }
-                '|' | '>' if depth == 0 && node_start => {
-                    // Its lines are those indented more than its parent node: the key of
-                    // `key: |`, the `-` of `- |`, or the line before for a `|` alone.
-                    block_scalar = Some(match dash_column {
-                        Some(dash) => dash,
-                        None if node_column == at => indent.saturating_sub(1),
-                        None => node_column,
-                    });
-                    break;
-                }
-                '&' | '!' if node_start => {
-                    // An anchor or a tag: the node starts after it.
-                    while chars.peek().is_some_and(|(_, n)| *n != ' ') {
-                        chars.next();
-                    }
-                }
-                _ => node_start = false,
-            }
-            previous = c;
-        }
-        index += 1;
-        if let Some(parent) = block_scalar {
-            while index < lines.len() {
-                let content = lines[index];
-                let content_indent = content.len() - content.trim_start_matches(' ').len();
-                if content.trim().is_empty() || content_indent > parent {
-                    index += 1;
-                } else {
-                    break;
-                }
-            }
-        }
+/// A value written as YAML on the command line (`--set exclude=[a, b]`), checked as a file's
+/// text is: the same limits, the error saying where in the value.
+pub fn value_text(text: &str) -> Result<(), String> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "the value is {} bytes, more than the {MAX_DOCUMENT_BYTES} bytes ari reads",
+            text.len()
+        ));
     }
-    None
+    bounded(text).map_err(|refusal| {
+        let (line, column) = refusal.at.position();
+        format!("{} (at line {line} column {column} of the value)", refusal.message)
+    })
 }
 
-/// The 1-based column of byte `at` of `line`, in characters.
-fn column(line: &str, at: usize) -> usize {
-    line[..at].chars().count() + 1
+/// Why [`bounded`] refused a document, and where.
+#[derive(Debug, PartialEq)]
+struct Refusal {
+    at: Mark,
+    message: String,
+}
+
+/// Nodes and bytes of scalars, counted as serde_yaml builds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl std::ops::Sub for Size {
+    type Output = Size;
+    fn sub(self, before: Size) -> Size {
+        Size { nodes: self.nodes - before.nodes, bytes: self.bytes - before.bytes }
+    }
+}
+
+/// A sequence or mapping not yet ended: its anchor, and the size of the document before it.
+struct Open {
+    anchor: Option<Vec<u8>>,
+    before: Size,
+}
+
+/// Reads `text` once through the parser's events and refuses it at the first node that nests
+/// too deep, carries a tag, or brings the document past [`MAX_NODES`] or [`MAX_VALUE_BYTES`]
+/// (an alias counting as everything its anchor's node holds). One pass; memory for the open
+/// collections (at most [`MAX_DEPTH`]) and one size per anchor.
+fn bounded(text: &str) -> Result<(), Refusal> {
+    let mut parser = Parser::new(text);
+    let mut anchors: HashMap<Vec<u8>, Size> = HashMap::new();
+    let mut open: Vec<Open> = Vec::new();
+    let mut total = Size::default();
+    loop {
+        let (event, at) = parser.next_event();
+        let refuse = |message: String| Err(Refusal { at, message });
+        let (added, alias) = match event {
+            Event::End | Event::Error => return Ok(()),
+            Event::Other => continue,
+            // Anchors are a document's own, as serde_yaml reads them.
+            Event::DocumentStart => {
+                anchors.clear();
+                continue;
+            }
+            Event::Scalar { node, len } => {
+                no_tag(&node).or_else(refuse)?;
+                let size = Size { nodes: 1, bytes: len };
+                if let Some(anchor) = node.anchor {
+                    anchors.insert(anchor, size);
+                }
+                (size, None)
+            }
+            Event::CollectionStart { node } => {
+                no_tag(&node).or_else(refuse)?;
+                if open.len() >= MAX_DEPTH {
+                    return refuse(format!(
+                        "sequences and mappings are nested deeper than {MAX_DEPTH} levels"
+                    ));
+                }
+                open.push(Open { anchor: node.anchor, before: total });
+                (Size { nodes: 1, bytes: 0 }, None)
+            }
+            Event::CollectionEnd => {
+                if let Some(Open { anchor: Some(anchor), before }) = open.pop() {
+                    anchors.insert(anchor, total - before);
+                }
+                continue;
+            }
+            Event::Alias { name } => {
+                if open.iter().any(|o| o.anchor.as_deref() == Some(name.as_slice())) {
+                    return refuse(format!(
+                        "the alias `*{}` is inside the node `&{}` it repeats, which would repeat itself without end",
+                        shown_name(&name),
+                        shown_name(&name)
+                    ));
+                }
+                // An unknown anchor is serde_yaml's to report, at this same place.
+                let Some(size) = anchors.get(&name) else { return Ok(()) };
+                (*size, Some(name))
+            }
+        };
+        total = Size { nodes: total.nodes + added.nodes, bytes: total.bytes + added.bytes };
+        let past = if total.nodes > MAX_NODES {
+            Some(format!("{MAX_NODES} nodes (values, lists and mappings; a job file holds a few hundred)"))
+        } else if total.bytes > MAX_VALUE_BYTES {
+            Some(format!("{MAX_VALUE_BYTES} bytes of values"))
+        } else {
+            None
+        };
+        if let Some(limit) = past {
+            return refuse(match alias {
+                Some(name) => format!(
+                    "the alias `*{}` repeats {} node{} and {} bytes, which brings the document, aliases expanded, past {limit}",
+                    shown_name(&name),
+                    added.nodes,
+                    if added.nodes == 1 { "" } else { "s" },
+                    added.bytes
+                ),
+                None => format!("the document holds more than {limit}"),
+            });
+        }
+    }
+}
+
+/// Refuses a node with a tag, naming it as it is usually written (`!!str`, `!foo`).
+fn no_tag(node: &Node) -> Result<(), String> {
+    let Some(tag) = &node.tag else { return Ok(()) };
+    let tag = String::from_utf8_lossy(tag);
+    let written = match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(core) => format!("!!{core}"),
+        None => tag.into_owned(),
+    };
+    Err(format!(
+        "the YAML tag `{}` is not read: ari reads every value by what its key holds; remove the tag (quote a value to make it text)",
+        crate::kinds::shown(&written)
+    ))
+}
+
+fn shown_name(name: &[u8]) -> String {
+    crate::kinds::shown(&String::from_utf8_lossy(name))
 }
 
 /// The 1-based line and column of the node at `path` in `text` (`label`, `include[2]`,
@@ -357,42 +435,141 @@ mod tests {
         assert_eq!(locate("not: [valid\n", "not"), Some((1, 6)), "found before the syntax error");
     }
 
+    /// `bounded(text)`: `Ok` or the 1-based position and the message of its refusal.
     #[track_caller]
-    fn depth_ok(text: &str) {
-        assert_eq!(flow_deeper_than(text, 3), None, "{text:?}");
+    fn check(text: &str, expected: Result<(), ((usize, usize), &str)>) {
+        let got = bounded(text).map_err(|r| (r.at.position(), r.message));
+        let got = match &got {
+            Ok(()) => Ok(()),
+            Err((at, message)) => Err((*at, message.as_str())),
+        };
+        assert_eq!(got, expected, "{}", &text[..text.len().min(200)]);
     }
 
-    #[track_caller]
-    fn too_deep(text: &str, at: (usize, usize)) {
-        assert_eq!(flow_deeper_than(text, 3), Some(at), "{text:?}");
+    const TOO_DEEP: &str = "sequences and mappings are nested deeper than 64 levels";
+
+    #[test]
+    fn nesting_is_counted_in_every_style() {
+        // The root mapping is a level: 63 more fit, the 64th more does not.
+        check(&format!("a: {}x{}\n", "[".repeat(63), "]".repeat(63)), Ok(()));
+        check(&format!("a: {}x{}\n", "[".repeat(64), "]".repeat(64)), Err(((1, 67), TOO_DEEP)));
+        check(&format!("a: {}1{}\n", "{a: ".repeat(64), "}".repeat(64)), Err(((1, 256), TOO_DEEP)));
+        // Block sequences on one line, and keys indented a column each.
+        check(&format!("{}x\n", "- ".repeat(64)), Ok(()));
+        check(&format!("{}x\n", "- ".repeat(65)), Err(((1, 129), TOO_DEEP)));
+        let indented =
+            |levels: usize| (0..levels).map(|i| format!("{}k:\n", " ".repeat(i))).collect::<String>();
+        check(&indented(64), Ok(()));
+        check(&indented(65), Err(((65, 65), TOO_DEEP)));
+        // Brackets in scalars, comments and block scalars are text, as the parser reads them.
+        let deep = "[".repeat(100);
+        for text in [
+            format!("command: echo {deep} x\n"),
+            format!("a: '{deep}'\nb: \"{deep}\"\n"),
+            format!("a: x # {deep}\n# {deep}\n"),
+            format!("- command: |\n    if {deep}\n  host: db\n"),
+        ] {
+            check(&text, Ok(()));
+        }
     }
 
     #[test]
-    fn flow_depth_counts_what_the_parser_counts() {
-        depth_ok("a: [[[x]]]\nb: [[[y]]]\n");
-        too_deep("a: [[[[x]]]]\n", (1, 7));
-        too_deep("a: {b: [c, {d: [e]}]}\n", (1, 16));
-        too_deep("- - [[[[x]]]]\n", (1, 8));
-        too_deep("a:\n  [\n   [\n    [\n     [x]]]]\n", (5, 6));
-        too_deep("a: !tag [[[[x]]]]\n", (1, 12));
-        too_deep("a: &anchor [[[[x]]]]\n", (1, 15));
-        too_deep("a: \"]]]]\" \nb: [[[[x]]]]\n", (2, 7));
-        // Plain scalars, quoted scalars, comments and block scalars hold brackets freely.
-        depth_ok("command: echo [[[[ x\n");
-        depth_ok("a: b[[[[c\n");
-        depth_ok("a: '[[[['\nb: \"{{{{\\\" [[[[\"\n");
-        depth_ok("a: 'it''s [[[['\n");
-        depth_ok("a: x # [[[[\n# [[[[\n");
-        depth_ok("a: [\"[[[[\", '{{{{']\n");
-        depth_ok("- command: |\n    if [[[[ x ]]]]; then\n      echo '\n    fi\n  host: db\n");
-        depth_ok("a: >-\n  [[[[\n\n  {{{{\nb: [x]\n");
-        depth_ok("a: \"multi\n  line [[[[\n  \"\n");
-        // What follows a block scalar is read again.
-        too_deep("a: |\n  text\nb: [[[[x]]]]\n", (3, 7));
-        too_deep("- command: |\n    text\n  host: [[[[x]]]]\n", (3, 12));
-        // A plain scalar's quote does not open a quoted scalar.
-        too_deep("a: it's\nb: [[[[x]]]]\n", (2, 7));
-        too_deep("a: [it's, [[[x]]]]\n", (1, 13));
+    fn tags_are_refused_where_they_are_written() {
+        let refused = |tag: &str| {
+            format!(
+                "the YAML tag `{tag}` is not read: ari reads every value by what its key holds; remove the tag (quote a value to make it text)"
+            )
+        };
+        check("label: !!str db\n", Err(((1, 8), &refused("!!str"))));
+        check("label: !!binary aGk=\n", Err(((1, 8), &refused("!!binary"))));
+        check("include: !foo [/etc]\n", Err(((1, 10), &refused("!foo"))));
+        check("a: ! x\n", Err(((1, 4), &refused("!"))));
+        check("a: !<tag:example.com,2024:x> y\n", Err(((1, 4), &refused("tag:example.com,2024:x"))));
+        check("- &a !!map {b: c}\n", Err(((1, 3), &refused("!!map"))));
+        check(
+            "%TAG !e! tag:example.com,2024:\n---\na: !e!x y\n",
+            Err(((3, 4), &refused("tag:example.com,2024:x"))),
+        );
+        // A `!` inside a value is text.
+        check("command: echo !x\nb: '!!str'\nc: [a!b]\n", Ok(()));
+    }
+
+    #[test]
+    fn aliases_count_as_everything_they_repeat() {
+        // `&a` names a sequence of 1,000 nodes (itself and 999 scalars of a byte): the root
+        // mapping, the keys and both sequences are 4 more, so 98 aliases fit and the 99th does not.
+        let list = |aliases: usize| {
+            format!("a: &a [{}]\nb: [{}]\n", vec!["x"; 999].join(", "), vec!["*a"; aliases].join(", "))
+        };
+        check(&list(98), Ok(()));
+        let text = list(99);
+        let column = text.lines().nth(1).unwrap().rfind("*a").unwrap() + 1;
+        check(
+            &text,
+            Err((
+                (2, column),
+                "the alias `*a` repeats 1000 nodes and 999 bytes, which brings the document, aliases expanded, past 100000 nodes (values, lists and mappings; a job file holds a few hundred)",
+            )),
+        );
+        // Aliases inside an anchored node count in full each time it is repeated: 20 levels of
+        // doubling would be a million nodes.
+        let mut laughs = String::from("l0: &l0 [x, x]\n");
+        for level in 1..20 {
+            laughs.push_str(&format!("l{level}: &l{level} [*l{p}, *l{p}]\n", p = level - 1));
+        }
+        // l13 holds 2^15 - 1 nodes; the document before l14 holds 65,533, its second `*l13`
+        // brings it past the budget.
+        let refusal = bounded(&laughs).unwrap_err();
+        assert_eq!(refusal.at.position(), (15, 18));
+        assert!(
+            refusal.message.starts_with("the alias `*l13` repeats 32767 nodes and 16384 bytes"),
+            "{refusal:?}"
+        );
+        // Bytes count too: a scalar of 100 KB and 82 aliases of it fit in 8 MiB, 83 do not.
+        let big = |aliases: usize| {
+            format!("a: &a {}\nb: [{}]\n", "y".repeat(100_000), vec!["*a"; aliases].join(", "))
+        };
+        check(&big(82), Ok(()));
+        check(
+            &big(83),
+            Err((
+                (2, 333),
+                "the alias `*a` repeats 1 node and 100000 bytes, which brings the document, aliases expanded, past 8388608 bytes of values",
+            )),
+        );
+        // An alias inside the node it names; an anchor that a later one of the same name
+        // replaces, as serde_yaml reads it; an unknown anchor, which serde_yaml reports.
+        check(
+            "a: &a [x, *a]\n",
+            Err((
+                (1, 11),
+                "the alias `*a` is inside the node `&a` it repeats, which would repeat itself without end",
+            )),
+        );
+        check(
+            &format!("a: &a [{}]\na: &a x\nb: [{}]\n", vec!["x"; 999].join(", "), vec!["*a"; 200].join(", ")),
+            Ok(()),
+        );
+        check("b: *nowhere\n", Ok(()));
+    }
+
+    #[test]
+    fn a_document_without_aliases_is_bounded_too() {
+        // The root mapping, its key and the sequence are 3 nodes.
+        let list = |n: usize| format!("a: [{}]\n", vec!["x"; n].join(","));
+        check(&list(MAX_NODES - 3), Ok(()));
+        check(
+            &list(MAX_NODES - 2),
+            Err((
+                (1, 3 + 2 * (MAX_NODES - 2)),
+                "the document holds more than 100000 nodes (values, lists and mappings; a job file holds a few hundred)",
+            )),
+        );
+        // Each document's anchors are its own; the nodes of every document count.
+        check("a: &a x\n---\nb: *a\n", Ok(()));
+        // Syntax errors are serde_yaml's to report.
+        check("a: [x\n", Ok(()));
+        check("a: 'x\n", Ok(()));
     }
 
     #[test]
@@ -400,15 +577,29 @@ mod tests {
         let path = Path::new("/j.yaml");
         assert_eq!(document(path, "\u{feff}a: 1\nb: 2\n").unwrap(), "a: 1\nb: 2\n");
         let deep = format!("a: {}{}\n", "[".repeat(1 << 20), "]".repeat(1 << 20));
-        let started = std::time::Instant::now();
         let err = document(path, &deep).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "/j.yaml:1:68: flow collections (`[`, `{`) are nested deeper than 64 levels"
-        );
-        // Reported, not asserted: the scan stops at the first level too deep.
-        log::debug!("refused 2 MiB of nesting in {:?}", started.elapsed());
+        assert_eq!(err.to_string(), format!("/j.yaml:1:67: {TOO_DEEP}"));
         let big = "#".repeat(MAX_DOCUMENT_BYTES + 1);
         assert!(document(path, &big).unwrap_err().to_string().contains("more than the 8388608 bytes"));
+        assert_eq!(
+            value_text("[a, !!str b]"),
+            Err("the YAML tag `!!str` is not read: ari reads every value by what its key holds; remove the tag (quote a value to make it text) (at line 1 column 5 of the value)".into())
+        );
+        assert_eq!(value_text("[a, b]"), Ok(()));
+    }
+
+    #[test]
+    fn files_are_read_no_further_than_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.yaml");
+        std::fs::write(&path, format!("\u{feff}{}", "#".repeat(MAX_DOCUMENT_BYTES))).unwrap();
+        assert_eq!(read_file(&path).unwrap().len(), MAX_DOCUMENT_BYTES + 3, "8 MiB and a BOM are read");
+        std::fs::write(&path, "#".repeat(MAX_DOCUMENT_BYTES + 4)).unwrap();
+        let err = read_file(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+        assert_eq!(err.to_string(), "the file is 8388612 bytes, more than the 8388608 bytes ari reads (a job file is a few kilobytes)");
+        // A file without end is read no further either.
+        let err = read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().starts_with("the file holds more than the 8388608 bytes ari reads"), "{err}");
     }
 }

@@ -264,10 +264,10 @@ fn check_value(name: &str, value: &Value) -> Result<(), TestCaseError> {
             prop_assert!(min <= i && i <= max, "{name}: {i}")
         }
         (SettingKind::Text(kind), Value::String(s)) => prop_assert_eq!((kind.check)(s), Ok(()), "{}", name),
-        (SettingKind::Checked(kind), Value::List(items)) => {
+        (SettingKind::Checked(kind) | SettingKind::CheckedWords(kind), Value::List(items)) => {
             prop_assert_eq!((kind.check)(items), Ok(()), "{}", name)
         }
-        (SettingKind::Duration, Value::String(s)) => {
+        (SettingKind::Duration | SettingKind::DurationAtMost(_), Value::String(s)) => {
             prop_assert!(settings::parse_duration(s).is_ok(), "{name}: {s:?}")
         }
         (SettingKind::Choice(choices), Value::String(s)) => {

@@ -3,6 +3,8 @@
 
 use ari_core::ssh::Ssh;
 
+use crate::options::split_global_options;
+
 /// rdiff-backup's command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cli {
@@ -10,53 +12,6 @@ pub enum Cli {
     New,
     /// The original's: `rdiff-backup [options] SOURCE DEST`.
     Legacy,
-}
-
-/// Options that rdiff-backup 2.2 takes before the action; the value-taking ones take one value.
-const GLOBAL_FLAGS: &[&str] = &[
-    "--force",
-    "--fsync",
-    "--no-fsync",
-    "--null-separator",
-    "--new",
-    "--no-new",
-    "--parsable-output",
-    "--ssh-compression",
-    "--no-ssh-compression",
-    "--use-compatible-timestamps",
-    "-V",
-    "--version",
-];
-const GLOBAL_WITH_VALUE: &[&str] = &[
-    "--api-version",
-    "--current-time",
-    "--chars-to-quote",
-    "--override-chars-to-quote",
-    "--remote-schema",
-    "--remote-tempdir",
-    "--tempdir",
-    "--terminal-verbosity",
-    "-v",
-    "--verbosity",
-];
-
-/// Splits options into those that go before the action and those that go after it.
-pub fn split_global_options(options: &[String]) -> (Vec<String>, Vec<String>) {
-    let mut global = Vec::new();
-    let mut action = Vec::new();
-    let mut words = options.iter();
-    while let Some(word) = words.next() {
-        let name = word.split_once('=').map_or(word.as_str(), |(name, _)| name);
-        if GLOBAL_FLAGS.contains(&name) || (word.contains('=') && GLOBAL_WITH_VALUE.contains(&name)) {
-            global.push(word.clone());
-        } else if GLOBAL_WITH_VALUE.contains(&name) {
-            global.push(word.clone());
-            global.extend(words.next().cloned());
-        } else {
-            action.push(word.clone());
-        }
-    }
-    (global, action)
 }
 
 /// Where the files to back up are.
@@ -230,12 +185,9 @@ pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, S
 }
 
 /// The argv that copies `source` (a path inside the repository) as it was at `time` (a
-/// backup's time, as `list_increments` names it) to `target`, replacing it with `force`.
-pub fn restore(program: &str, cli: Cli, time: &str, source: &str, target: &str, force: bool) -> Vec<String> {
+/// backup's time, as `list_increments` names it) to `target`, which does not exist yet.
+pub fn restore(program: &str, cli: Cli, time: &str, source: &str, target: &str) -> Vec<String> {
     let mut argv = vec![program.to_string()];
-    if force {
-        argv.push("--force".to_string());
-    }
     match cli {
         Cli::New => argv.extend(["restore".to_string(), "--at".to_string(), time.to_string()]),
         Cli::Legacy => argv.extend(["--restore-as-of".to_string(), time.to_string()]),
@@ -368,24 +320,6 @@ mod tests {
         let options = default_options();
         let ssh = ssh(22, &[]);
         insta::assert_debug_snapshot!(backup(Cli::New, &ssh, &options, Source::Local { root: "/".into() }));
-    }
-
-    #[test]
-    fn options_split_into_global_and_action() {
-        let check = |options: &[&str], global: &[&str], action: &[&str]| {
-            assert_eq!(
-                split_global_options(&strings(options)),
-                (strings(global), strings(action)),
-                "{options:?}"
-            );
-        };
-        check(
-            &["--terminal-verbosity", "1", "--exclude-fifos"],
-            &["--terminal-verbosity", "1"],
-            &["--exclude-fifos"],
-        );
-        check(&["--terminal-verbosity=5", "-v", "3"], &["--terminal-verbosity=5", "-v", "3"], &[]);
-        check(&["--force", "--no-acls", "--tempdir", "/x"], &["--force", "--tempdir", "/x"], &["--no-acls"]);
     }
 
     #[test]

@@ -76,14 +76,38 @@ impl BackupBackend for RdiffBackend {
         if job.job().include.is_empty() {
             return Err(job.error_at("include", "the rdiff backend needs at least one path to back up"));
         }
-        // rdiff-backup's selection: absolute paths, or globs starting with `*`, naming no `.`
-        // or `..` (which, with a snapshot, could leave it).
-        for (key, entries) in [("include", &job.job().include), ("exclude", &job.job().exclude)] {
-            for (i, entry) in entries.iter().enumerate() {
-                kinds::check_path_pattern(entry).map_err(|why| {
-                    job.error_at(&format!("{key}[{i}]"), format!("`{}` {why}", kinds::shown(entry)))
-                })?;
+        // rdiff-backup's selection: absolute paths, or globs starting with `/` (`**` in an
+        // exclude), naming no `.` or `..` (which, with a snapshot, could leave it). An include
+        // that matches the whole tree is written `/`; an exclude of the whole tree is refused,
+        // since the excludes come first and it would leave nothing to back up.
+        let entry_error = |key: &str, i: usize, entry: &str, why: &str| {
+            job.error_at(&format!("{key}[{i}]"), format!("`{}` {why}", kinds::shown(entry)))
+        };
+        for (i, entry) in job.job().include.iter().enumerate() {
+            kinds::check_include_pattern(entry).map_err(|why| entry_error("include", i, entry, &why))?;
+        }
+        for (i, entry) in job.job().exclude.iter().enumerate() {
+            kinds::check_path_pattern(entry).map_err(|why| entry_error("exclude", i, entry, &why))?;
+            if kinds::is_whole_tree_glob(entry) || entry.trim_end_matches('/').is_empty() {
+                return Err(entry_error(
+                    "exclude",
+                    i,
+                    entry,
+                    "excludes the whole tree, and the excludes come before the includes: nothing would be backed up",
+                ));
             }
+        }
+        // A backup at a time of its own is one run's: in a file, every later run would be
+        // refused by rdiff-backup (a backup older than the last).
+        let from_a_file = !matches!(
+            job.settings().source(RDIFF_BACKUP_OPTIONS.name()),
+            None | Some(ari_core::settings::Source::CommandLine)
+        );
+        if from_a_file && crate::options::sets_the_time(&job.get(&RDIFF_BACKUP_OPTIONS)) {
+            return Err(job.error_at(
+                "rdiff_backup_options",
+                "`--current-time` gives one run's backup a time of its own; set in a file, every run after the first fails (rdiff-backup takes no backup older than the last): pass it with --set for that run",
+            ));
         }
         if let Host::Remote(host) = job.source_host() {
             // rdiff-backup splits HOST::PATH at `::`, and fills in its remote schema (which
@@ -154,6 +178,11 @@ impl BackupBackend for RdiffBackend {
         .argv();
         let mut step = Step::run(Phase::Main, "rdiff-backup", Command::argv(Host::Local, argv))
             .reporting(argv::statistics);
+        // A session that does not end normally leaves the store to regress: deliberately, once
+        // the engine has proven the session's process gone.
+        for repair in crate::repair::repairs(&program, cli, &destination) {
+            step = step.repaired_by(repair);
+        }
         if let Host::Remote(host) = job.source_host() {
             // What rdiff-backup starts on the source host through the job's ssh wrapper.
             let server = match cli {
@@ -197,14 +226,10 @@ impl BackupBackend for RdiffBackend {
             &request.backup.name,
             &source,
             &request.target,
-            request.force,
         );
-        // With --force, rdiff-backup replaces an existing target, and says so with its
-        // "warnings only" status.
-        Ok(Some(
-            Restore::new(Command::argv(Host::Local, argv))
-                .tolerating(2, "content might be force overwritten by restore"),
-        ))
+        // The target never exists (ari replaces an old one itself, after the copy), so
+        // rdiff-backup needs no --force; a path the backup does not hold makes nothing.
+        Ok(Some(Restore::new(Command::argv(Host::Local, argv))))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

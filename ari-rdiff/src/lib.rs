@@ -5,13 +5,17 @@
 //! retention removes increments older than `remove_older_than_timespec`. Remote sources go
 //! through `--remote-schema`, so that `ssh_path`, `ssh_port`, `remote_user` and `ssh_options`
 //! reach rdiff-backup's own ssh. rdiff-backup 2.1 and later get the new command line
-//! (`rdiff-backup backup ...`), older ones the original's (`rdiff_backup_cli`).
+//! (`rdiff-backup backup ...`), older ones the original's (`rdiff_backup_cli`). A backup that
+//! does not end normally is regressed (`rdiff-backup regress`) once ari has proven its session
+//! gone (the step's repairs).
 //!
 //! It depends on ari-core only, and never runs anything itself except asking rdiff-backup its
 //! version through ari-core.
 
 mod argv;
 mod backend;
+pub mod options;
+mod repair;
 mod settings;
 pub mod timespec;
 

@@ -3,6 +3,7 @@
 use ari_core::kinds;
 use ari_core::settings::{Setting, SettingKind};
 
+use crate::options::RDIFF_OPTIONS;
 use crate::timespec::TIMESPEC;
 
 /// Base path of the backups; a job's backup is `backup_store_path/label`.
@@ -28,9 +29,9 @@ pub static SSH_COMPRESSION: Setting<bool> =
 pub static RDIFF_BACKUP_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "rdiff_backup_options",
     "rdiff",
-    SettingKind::Words,
+    SettingKind::CheckedWords(&RDIFF_OPTIONS),
     Some("--exclude-device-files --exclude-fifos --exclude-sockets --terminal-verbosity 1"),
-    "rdiff-backup options of every backup",
+    "rdiff-backup options of every backup: what it backs up and how it stores it (docs/jobs.md lists those ari passes on)",
 );
 /// Trim increments older than this after a successful backup.
 pub static REMOVE_OLDER_THAN_TIMESPEC: Setting<Option<String>> = Setting::with_kind(

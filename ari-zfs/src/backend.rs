@@ -11,7 +11,10 @@ use ari_core::step::{Chars, Command, CommandPattern, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
-use crate::names::{is_zfs_name, rsync_destination_host, rsync_destination_path, timestamp};
+use crate::names::{
+    is_zfs_name, rsync_destination_host, rsync_destination_path, timestamp, timestamp_width, FREE_SUFFIX_MAX,
+    SNAPSHOT_NAME_MAX,
+};
 use crate::settings::*;
 
 /// The rsync-to-ZFS backend, registered as `zfs`.
@@ -64,24 +67,48 @@ impl BackupBackend for ZfsBackend {
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (crate::names).
-        target(job)?;
-        // rsync sends the includes (`--relative`): absolute, normalised paths. Excludes are
-        // rsync patterns, relative ones included (`*.tmp`), never naming `..`.
+        let target = target(job)?;
+        // The snapshot name as it can be at its longest, whatever the time and time zone.
+        let prefix = job.get(&ZFS_SNAPSHOT_PREFIX);
+        let stamp = timestamp_width(&job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT))
+            .map_err(|why| job.error_at("zfs_snapshot_timestamp_format", why))?;
+        let longest = target.dataset.len() + 1 + prefix.len() + stamp + FREE_SUFFIX_MAX;
+        if longest > SNAPSHOT_NAME_MAX {
+            return Err(job.error_at(
+                "zfs_snapshot_timestamp_format",
+                format!(
+                    "snapshot names `{}@{prefix}` and a timestamp of up to {stamp} characters (and a `-N` when the name is taken) can be {longest} characters long, more than the {SNAPSHOT_NAME_MAX} ZFS takes: shorten the format or zfs_snapshot_prefix",
+                    target.dataset
+                ),
+            ));
+        }
+        // rsync sends the includes (`--relative`): absolute, normalised paths, which rsync
+        // takes as they are written (it expands no `*` in a local path: `/home/*` would be a
+        // file named `*`), `/` for everything. Excludes are rsync patterns, relative ones
+        // included (`*.tmp`), never naming `..`, and none of the whole tree.
         for (i, path) in job.job().include.iter().enumerate() {
-            kinds::check_path(path).map_err(|why| {
-                job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path)))
-            })?;
+            let glob = || {
+                path.contains(['*', '?']).then(|| {
+                    "is a glob, which rsync does not expand in the paths it sends: name the paths, or `/` for everything".to_string()
+                })
+            };
+            let whole = || {
+                kinds::is_whole_tree_glob(path)
+                    .then(|| "is a glob of the whole tree: write `/` to send everything".to_string())
+            };
+            if let Some(why) = whole().or_else(|| kinds::check_path(path).err()).or_else(glob) {
+                return Err(job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path))));
+            }
         }
         for (i, pattern) in job.job().exclude.iter().enumerate() {
-            if pattern.split('/').any(|part| part == "..") || pattern.starts_with('-') {
-                return Err(job.error_at(
-                    &format!("exclude[{i}]"),
-                    format!(
-                        "`{}` is no rsync exclude pattern ari takes (`..` parts, or a leading `-`)",
-                        kinds::shown(pattern)
-                    ),
-                ));
-            }
+            let why = if pattern.split('/').any(|part| part == "..") || pattern.starts_with('-') {
+                "is no rsync exclude pattern ari takes (`..` parts, or a leading `-`)"
+            } else if kinds::is_whole_tree_glob(pattern) {
+                "excludes the whole tree: nothing would be sent"
+            } else {
+                continue;
+            };
+            return Err(job.error_at(&format!("exclude[{i}]"), format!("`{}` {why}", kinds::shown(pattern))));
         }
         if job.snapshot_source().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
@@ -208,16 +235,13 @@ impl BackupBackend for ZfsBackend {
                 argv.push(long.to_string());
             }
         }
-        if request.force {
-            // What the target holds beyond the backup goes: it then is the path as it was.
-            argv.push("--delete".to_string());
-        }
         let host = target.zfs_host;
         if let Host::Remote(_) = &host {
             argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join([job.ssh_wrapper()])]);
         }
         let (request, dataset) = (request.clone(), target.dataset);
-        Ok(Some(Restore::after(query, move |printed: &str| {
+        // rsync's sender says so, and exits 23, when the snapshot has nothing at the path.
+        let restore = Restore::after(query, move |printed: &str| {
             let mountpoint = printed.trim();
             if kinds::check_path(mountpoint).is_err() {
                 return Err(format!(
@@ -251,7 +275,8 @@ impl BackupBackend for ZfsBackend {
             let mut argv = argv.clone();
             argv.extend(["--".to_string(), source, into]);
             Ok(Command::argv(Host::Local, argv))
-        })))
+        });
+        Ok(Some(restore.absent_when(23, "failed: No such file or directory (2)")))
     }
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
@@ -273,6 +298,13 @@ impl BackupBackend for ZfsBackend {
             Arc::new(move |listing: &str| {
                 let stamp = timestamp(&format)?;
                 let name = free_name(listing, &format!("{dataset}@{prefix}{stamp}"));
+                // check() bounds what the format can give; this holds whatever a clock or a
+                // listing says.
+                if name.len() > SNAPSHOT_NAME_MAX {
+                    return Err(format!(
+                        "the snapshot name `{name}` is longer than the {SNAPSHOT_NAME_MAX} characters ZFS takes"
+                    ));
+                }
                 Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
             })
         };

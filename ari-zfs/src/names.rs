@@ -31,7 +31,7 @@ pub static SNAPSHOT_PREFIX: TextKind = TextKind {
 /// The strftime format of the timestamp in new snapshot names.
 pub static TIMESTAMP_FORMAT: TextKind = TextKind {
     name: "strftime format",
-    accepts: "a strftime format whose output is a valid part of a ZFS snapshot name (`%Y-%m-%d--%H%M`)",
+    accepts: "a strftime format (`%Y-%m-%d--%H%M`) whose output, at any time in any time zone, is part of a ZFS snapshot name: letters, digits, `_`, `-`, `:`, `.` and conversions that give digits or names (`%Y %m %d %H %M %S %F %T %s %a %b`...; not the time zone's `%Z`, `%z`, `%Q`, nor space padding or a width), at most 200 characters",
     check: check_timestamp_format,
 };
 
@@ -165,19 +165,141 @@ pub fn timestamp(format: &str) -> Result<String, String> {
     jiff::fmt::strtime::format(format.as_bytes(), &jiff::Zoned::now()).map_err(|err| err.to_string())
 }
 
-/// Checks a timestamp format by formatting a fixed time (in UTC: asking for the local zone
-/// reads the time zone database, which every start of ari would pay for, since defaults are
-/// checked too).
+/// The most characters a timestamp may have: the rest of a snapshot name's 255 go to the
+/// dataset, `@`, the prefix and a `-N` suffix.
+pub const TIMESTAMP_MAX: usize = 200;
+
+/// What `free_name` may add to a snapshot name that the dataset already has (`-2`, ...).
+pub const FREE_SUFFIX_MAX: usize = 6;
+
+/// The longest snapshot name ZFS takes, `DATASET@NAME` whole.
+pub const SNAPSHOT_NAME_MAX: usize = ZFS_NAME_MAX;
+
+/// The strftime conversions a snapshot name may hold, each with the most characters it gives
+/// for any time of years 0 to 9999, in any time zone, and whether it pads with a space
+/// unless a `-` or `0` flag says otherwise. Each gives digits, ASCII letters or `:` (never a
+/// time zone's name or offset, whose `/` and `+` no ZFS name holds).
+const CONVERSIONS: &[(char, usize, bool)] = &[
+    ('Y', 4, false),
+    ('C', 2, false),
+    ('y', 2, false),
+    ('G', 4, false),
+    ('g', 2, false),
+    ('m', 2, false),
+    ('d', 2, false),
+    ('e', 2, true),
+    ('j', 3, false),
+    ('H', 2, false),
+    ('I', 2, false),
+    ('k', 2, true),
+    ('l', 2, true),
+    ('M', 2, false),
+    ('S', 2, false),
+    ('f', 9, false),
+    ('N', 9, false),
+    ('s', 12, false),
+    ('U', 2, false),
+    ('V', 2, false),
+    ('W', 2, false),
+    ('u', 1, false),
+    ('w', 1, false),
+    ('q', 1, false),
+    ('a', 3, false),
+    ('A', 9, false),
+    ('b', 3, false),
+    ('h', 3, false),
+    ('B', 9, false),
+    ('p', 2, false),
+    ('P', 2, false),
+    ('F', 10, false),
+    ('R', 5, false),
+    ('T', 8, false),
+];
+
+/// Why a conversion that a snapshot name cannot hold is refused.
+fn refused_conversion(spec: char) -> String {
+    let why = match spec {
+        'Q' | 'Z' | 'z' | ':' => {
+            "the time zone's name or offset, which holds `/` or `+` in many zones (Europe/Berlin, +0530)"
+        }
+        '%' => "a `%`, which no ZFS name holds",
+        'n' | 't' => "whitespace",
+        'c' | 'r' | 'x' | 'X' => "the date or time with spaces",
+        'D' => "a `/`",
+        _ => "no strftime conversion that ari takes in a snapshot name (%Y %m %d %H %M %S %F %T %s and the like)",
+    };
+    format!("has `%{}`: {why}", spec.escape_default())
+}
+
+/// The most characters `format` gives, whatever the time and the host's time zone, or why it
+/// can give something that no ZFS snapshot name holds.
+///
+/// Read by what each conversion can give, not by formatting one sample time: `%Q` gives `UTC`
+/// on a machine in UTC and `Europe/Berlin` on the host that runs the job, `%e` gives `31` on
+/// the last of the month and ` 1` on the first.
+pub fn timestamp_width(format: &str) -> Result<usize, String> {
+    let mut width = 0usize;
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            if !is_zfs_name(c.encode_utf8(&mut [0; 4])) {
+                return Err(format!(
+                    "holds `{}`, which no ZFS snapshot name holds (letters, digits, `_`, `-`, `:`, `.`)",
+                    c.escape_default()
+                ));
+            }
+            width += 1;
+            continue;
+        }
+        let flag = chars.next_if(|c| matches!(c, '_' | '-' | '0' | '^' | '#'));
+        if flag == Some('_') {
+            return Err("has the flag `%_`, which pads with spaces".into());
+        }
+        if chars.next_if(char::is_ascii_digit).is_some() {
+            return Err("has a padding width (`%10Y`): write the conversion without one".into());
+        }
+        let spec = chars.next().ok_or("ends with a lone `%`")?;
+        let Some(&(_, most, space_padded)) = CONVERSIONS.iter().find(|(known, _, _)| *known == spec) else {
+            return Err(refused_conversion(spec));
+        };
+        if space_padded && !matches!(flag, Some('-' | '0')) {
+            return Err(format!("has `%{spec}`, which pads with a space: write `%-{spec}` or `%0{spec}`"));
+        }
+        width += most;
+    }
+    Ok(width)
+}
+
+/// Checks a timestamp format: what it can give, at any time in any time zone, is a part of a
+/// ZFS snapshot name (`timestamp_width`), not empty, and at most `TIMESTAMP_MAX` characters;
+/// and jiff formats it (at a fixed time in UTC: asking for the local zone reads the time zone
+/// database, which every start of ari would pay for, since defaults are checked too).
 pub fn check_timestamp_format(format: &str) -> Result<(), String> {
+    if format.is_empty() {
+        return Err("is empty: every snapshot name would be the prefix alone".into());
+    }
+    // Refused before it is read: a format of megabytes gives as many characters.
+    if format.len() > 4 * TIMESTAMP_MAX {
+        return Err(format!("is longer than a snapshot name can be ({SNAPSHOT_NAME_MAX} characters)"));
+    }
+    let width = timestamp_width(format)?;
+    if width > TIMESTAMP_MAX {
+        return Err(format!(
+            "can give {width} characters; a timestamp holds at most {TIMESTAMP_MAX} (a snapshot name, with its dataset and prefix, at most {SNAPSHOT_NAME_MAX})"
+        ));
+    }
     let sample = jiff::civil::datetime(2026, 12, 31, 23, 59, 59, 0)
         .to_zoned(jiff::tz::TimeZone::UTC)
         .map_err(|err| err.to_string())?;
     let stamp = jiff::fmt::strtime::format(format.as_bytes(), &sample).map_err(|err| err.to_string())?;
-    if is_zfs_name(&stamp) {
-        Ok(())
-    } else {
-        Err(format!("gives `{stamp}`, which is no valid part of a snapshot name"))
+    // What the table above promises, checked against jiff itself.
+    if stamp.is_empty() || !is_zfs_name(&stamp) || stamp.len() > width {
+        return Err(format!(
+            "gives `{}`, which is no valid part of a snapshot name",
+            ari_core::kinds::shown(&stamp)
+        ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,10 +364,75 @@ mod tests {
             &["ari-backup-", "a.b:c_d"],
             &[("", "non-empty"), ("a b", "non-empty"), ("a@b", "non-empty")],
         );
+        let huge = "%Y".repeat(51);
+        let megabytes = "%Y".repeat(1 << 20);
         check(
             &TIMESTAMP_FORMAT,
-            &["%Y-%m-%d--%H%M", "%s"],
-            &[("%Y %m", "gives `2026 12`"), ("%Y/%m", "gives")],
+            &[
+                "%Y-%m-%d--%H%M",
+                "%s",
+                "%F_%T",
+                "%-e.%0k%-l",
+                "%^a%#p%A%B",
+                "%G-W%V-%u",
+                "first",
+                &"%Y".repeat(50),
+            ],
+            &[
+                ("%Y %m", "holds ` `"),
+                ("%Y/%m", "holds `/`"),
+                ("%Q", "`%Q`: the time zone's name"),
+                ("%:Q", "`%:`: the time zone's name"),
+                ("%Z", "`%Z`: the time zone's name"),
+                ("%z", "`%z`"),
+                ("%:z", "`%:`"),
+                ("%e", "pads with a space: write `%-e`"),
+                ("%k", "pads with a space"),
+                ("%_d", "pads with spaces"),
+                ("%10Y", "padding width"),
+                ("%-3d", "padding width"),
+                ("%D", "a `/`"),
+                ("%c", "with spaces"),
+                ("%n", "whitespace"),
+                ("%%", "a `%`"),
+                ("%+", "no strftime conversion"),
+                ("%E", "no strftime conversion"),
+                ("%Y%", "lone `%`"),
+                ("", "is empty"),
+                ("\u{e9}t\u{e9}", "holds `\\u{e9}`"),
+                (&huge, "can give 204 characters"),
+                (&megabytes, "longer than a snapshot name can be"),
+            ],
         );
+    }
+
+    #[test]
+    fn a_format_is_as_wide_as_its_widest_time() {
+        // Every accepted conversion, at the times that make it widest, gives no more than the
+        // table says, and only ZFS name characters: the table is checked against jiff.
+        let zones = ["UTC", "America/St_Johns", "Asia/Kathmandu", "Pacific/Kiritimati", "America/Sao_Paulo"];
+        let times = [
+            jiff::civil::datetime(9999, 9, 29, 23, 59, 59, 999_999_999),
+            jiff::civil::datetime(2026, 1, 1, 0, 0, 0, 0),
+            jiff::civil::datetime(2024, 12, 30, 12, 0, 60 - 1, 1),
+            jiff::civil::datetime(1, 1, 1, 1, 1, 1, 0),
+        ];
+        let mut formatted = 0;
+        for &(spec, most, space_padded) in CONVERSIONS {
+            let format = if space_padded { format!("%-{spec}") } else { format!("%{spec}") };
+            assert_eq!(timestamp_width(&format), Ok(most), "{format}");
+            for zone in zones {
+                let Ok(tz) = jiff::tz::TimeZone::get(zone) else { continue };
+                for time in times {
+                    let Ok(zoned) = time.to_zoned(tz.clone()) else { continue };
+                    let stamp = jiff::fmt::strtime::format(format.as_bytes(), &zoned).unwrap();
+                    assert!(is_zfs_name(&stamp) && stamp.len() <= most, "{format} at {zoned}: `{stamp}`");
+                    formatted += 1;
+                }
+            }
+        }
+        // Each conversion at each time in at least UTC and most zones (a missing zone database
+        // leaves UTC only, which fails here rather than checking less without a word).
+        assert!(formatted > CONVERSIONS.len() * times.len() * 3, "only {formatted} formatted");
     }
 }

@@ -277,6 +277,6 @@ fn zfs_jobs_that_cannot_work() {
     check(
         "format.yaml",
         &format!("{base}zfs_snapshot_timestamp_format: '%Y %m'\n"),
-        &["FILE:7:32: zfs_snapshot_timestamp_format: `%Y %m` gives"],
+        &["FILE:7:32: zfs_snapshot_timestamp_format: `%Y %m` holds ` `"],
     );
 }

@@ -225,6 +225,75 @@ fn every_entry_names_a_position_when_its_value_has_one() {
     );
 }
 
+/// The alias bombs of issue 17, valid YAML that serde_yaml expands node by node: 10,000 hooks
+/// aliasing one hook of 1,000 words (76 KB; 1.1 GB to load before), and 100,000 hooks aliasing
+/// a hook that aliases a list of 1,000 words (the 706 KB file that took `ari check` to 11 GB).
+/// Each is refused at the alias that brings the document past the budget of
+/// `yaml::MAX_NODES` nodes, aliases expanded, by every command that reads jobs.
+#[test]
+fn alias_bombs_are_refused_at_the_alias_that_passes_the_budget() {
+    let fx = Fixture::new();
+    let words = vec!["w"; 1000].join(", ");
+    let wide =
+        format!("include: [/etc]\npre:\n  - &h {{command: [echo, {words}]}}\n{}", "  - *h\n".repeat(10_000));
+    assert!(wide.len() < 80_000, "{}", wide.len());
+    let deep = format!(
+        "include: [/etc]\nx: &w [{words}]\npre:\n  - &h {{command: *w}}\n{}",
+        "  - *h\n".repeat(100_000)
+    );
+    assert!(deep.len() < 800_000, "{}", deep.len());
+    // A hook is its mapping, its key and its list of 1,001 words (through `*w` in the second
+    // file, 1,003 then); the 99th alias of the first file and the 98th of the second pass 100,000.
+    for (name, text, at) in [
+        ("wide.yaml", wide, ":102:5: the alias `*h` repeats 1004 nodes and 1011 bytes"),
+        ("deep.yaml", deep, ":102:5: the alias `*h` repeats 1003 nodes and"),
+    ] {
+        let job = fx.write_job(name, &text);
+        let expected = format!("{}{at}", job.display());
+        for command in [&["check"][..], &["list"], &["plan"], &["run-all", "--dry-run"]] {
+            let mut ari = fx.ari();
+            ari.args(command);
+            if command[0] != "list" && command[0] != "run-all" {
+                ari.arg(&job);
+            }
+            let out = run(&mut ari);
+            let all = format!("{}{}", stdout(&out), stderr(&out));
+            assert!(all.contains(&expected), "{name} {command:?}: `{expected}` not in {all}");
+            assert!(all.contains("past 100000 nodes"), "{name} {command:?}: {all}");
+        }
+        std::fs::remove_file(&job).unwrap();
+    }
+}
+
+/// A value of megabytes shows a few hundred bytes of itself in the error about it, whichever
+/// check refuses it: ari's kinds, its own keys and names, or serde_yaml's types.
+#[test]
+fn errors_show_a_few_hundred_bytes_of_a_value() {
+    let fx = Fixture::new();
+    let big = "x".repeat(2_000_000);
+    let cases = [
+        ("label", format!("label: {big}\ninclude: [/etc]\n")),
+        ("when", format!("include: [/etc]\npost:\n  - command: [true]\n    when: {big}\n")),
+        ("integer", format!("include: [/etc]\nssh_port: {big}\n")),
+        ("backend", format!("include: [/etc]\nbackend: {big}\n")),
+        ("host", format!("include: [/etc]\nsource_hostname: '-{big}'\n")),
+        ("hook", format!("include: [/etc]\npre:\n  - {big}\n")),
+        ("snapshot", format!("include: [/etc]\nsnapshot: {big}\n")),
+        ("key", format!("include: [/etc]\n? {big}\n: 1\n")),
+        ("quoted", format!("include: [/etc]\nssh_port: \"a`b\\\"{big}\"\n")),
+    ];
+    for (name, text) in cases {
+        let job = fx.write_job(&format!("{name}.yaml"), &text);
+        let out = run(fx.ari().arg("check").arg(&job));
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let error = stdout(&out).lines().find(|l| l.starts_with("error: ")).map(str::to_string);
+        let error = error.unwrap_or_else(|| panic!("{name}: no error in {}", stdout(&out)));
+        assert!(error.len() < 700, "{name}: an error of {} bytes: {}", error.len(), &error[..700]);
+        assert!(error.contains("bytes left out]"), "{name}: {error}");
+        std::fs::remove_file(&job).unwrap();
+    }
+}
+
 /// Inputs too large to write into the corpus file.
 #[test]
 fn generated_inputs_are_refused_quickly() {
@@ -233,7 +302,7 @@ fn generated_inputs_are_refused_quickly() {
         (
             "deep.yaml",
             format!("include: [/etc]\nx: {}{}\n", "[".repeat(1 << 20), "]".repeat(1 << 20)),
-            ":2:68: flow collections (`[`, `{`) are nested deeper than 64 levels",
+            ":2:67: sequences and mappings are nested deeper than 64 levels",
         ),
         (
             "deep-map.yaml",
@@ -247,8 +316,24 @@ fn generated_inputs_are_refused_quickly() {
         ),
         (
             "many-includes.yaml",
-            format!("include:\n{}", (0..300_000).map(|i| format!("  - /srv/d{i}\n")).collect::<String>()),
+            format!(
+                "include:\n{}",
+                (0..60_000)
+                    .map(|i| format!("  - /srv/a-directory-with-a-long-name/d{i}\n"))
+                    .collect::<String>()
+            ),
             ": the command of step `rdiff-backup` would be",
+        ),
+        (
+            "too-many-includes.yaml",
+            format!("include:\n{}", (0..300_000).map(|i| format!("  - /srv/d{i}\n")).collect::<String>()),
+            ":99999:5: the document holds more than 100000 nodes",
+        ),
+        (
+            // 4 MiB of `- - - ...`: serde_yaml held every event before its own recursion limit.
+            "deep-block.yaml",
+            format!("include: [/etc]\nx:\n  {}x\n", "- ".repeat(2 << 20)),
+            ":3:129: sequences and mappings are nested deeper than 64 levels",
         ),
     ];
     for (name, text, expected) in cases {
@@ -258,4 +343,9 @@ fn generated_inputs_are_refused_quickly() {
         let expected = format!("{}{expected}", job.display());
         assert!(stdout(&out).contains(&expected), "{name}: `{expected}` not in {}", stdout(&out));
     }
+    // A config without end is read no further than a file may be (it used to fill memory).
+    let out = run(std::process::Command::new(tests::ari_bin()).args(["--config", "/dev/zero", "check"]));
+    assert_eq!(out.status.code(), Some(2));
+    let expected = "/dev/zero: the file holds more than the 8388608 bytes ari reads";
+    assert!(stderr(&out).contains(expected), "`{expected}` not in {}", stderr(&out));
 }

@@ -29,11 +29,15 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
             return if min > i64::MIN { (min - 1).to_string() } else { (max as i128 + 1).to_string() }
         }
         SettingKind::Duration => "0s".to_string(),
+        SettingKind::DurationAtMost(max) => format!("{}s", max + 1),
         SettingKind::Choice(_) => "bogus".to_string(),
         SettingKind::Words => "--a 'unbalanced".to_string(),
         SettingKind::String => "a\0b".to_string(),
         SettingKind::Checked(kind) if kind.name == "ssh options" => {
             return format!("[\"-oProxyCommand=touch {marker}\", example.com]")
+        }
+        SettingKind::CheckedWords(kind) if kind.name == "rdiff-backup options" => {
+            return format!("[--remote-schema, \"touch {marker}\"]")
         }
         SettingKind::Text(kind) => match kind.name {
             "host" => format!("-oProxyCommand=touch {marker}"),

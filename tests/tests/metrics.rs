@@ -1,11 +1,16 @@
 //! The metrics file for node_exporter's textfile collector: written after every real run, with
 //! every job of state_dir in it, in a format promtool accepts; a dry run writes none, and a
-//! metrics file that cannot be written is a warning, never the run's failure.
+//! metrics file that cannot be written is a warning, never the run's failure. It is written only
+//! where nothing is or over a regular file of ari's user, in a directory no other user can swap
+//! it in: a device, a FIFO, a symlink, a directory or another user's file is left as it is.
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
 use tests::rdiff::rdiff_backup;
-use tests::{assert_exit, require_tool, run, stderr, Fixture};
+use tests::{assert_exit, require_tool, run, stderr, stdout, Fixture};
 
 fn metrics(fx: &Fixture) -> String {
     std::fs::read_to_string(fx.path("metrics/ari.prom")).expect("the metrics file")
@@ -92,6 +97,144 @@ fn every_real_run_writes_every_jobs_metrics_in_promtools_format() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The unprivileged user that owns the other user's files below.
+const NOBODY: u32 = 65534;
+
+/// What is at a path, as the refusals must leave it: its type and mode, owner, inode and device
+/// numbers, and a regular file's or a symlink target's contents.
+fn state_of(path: &Path) -> (u32, u32, u64, u64, Option<Vec<u8>>) {
+    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // Only what reading cannot block on or never end (a FIFO, a device): regular files.
+    let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    let contents = if regular { std::fs::read(path).ok() } else { None };
+    (meta.mode(), meta.uid(), meta.ino(), meta.rdev(), contents)
+}
+
+/// `mknod`/`mkfifo` as an admin would: the real tools, as root.
+fn make_node(args: &[&str]) {
+    let status = std::process::Command::new(args[0]).args(&args[1..]).status().expect("run mknod/mkfifo");
+    assert!(status.success(), "{args:?}");
+}
+
+fn require_root() {
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    assert_eq!(
+        uid, 0,
+        "this test needs root: it makes a device node with mknod and chowns files to uid {NOBODY}; run the tests as root (as CI does)"
+    );
+}
+
+#[test]
+fn a_metrics_file_is_written_only_where_nothing_is_or_over_a_file_of_aris_own() {
+    require_root();
+    let fx = Fixture::new();
+    let dir = fx.path("metrics");
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("ari.prom");
+    fx.write_config(&format!("metrics_file: {}\n", target.display()));
+    let job = fx.write_job("db.yaml", &format!("backend: command\ncommand: [touch, {}]\n", fx.p("ran")));
+    let precious = fx.path("precious");
+    type Setup<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Setup, String)> = vec![
+        (
+            "a device node like /dev/full",
+            Box::new(|| make_node(&["mknod", target.to_str().unwrap(), "c", "1", "7"])),
+            format!("{} is a device, not a regular file", target.display()),
+        ),
+        (
+            "a FIFO",
+            Box::new(|| make_node(&["mkfifo", target.to_str().unwrap()])),
+            format!("{} is a FIFO, not a regular file", target.display()),
+        ),
+        (
+            "a symlink to another file",
+            Box::new(|| {
+                std::fs::write(&precious, "precious\n").unwrap();
+                std::os::unix::fs::symlink(&precious, &target).unwrap();
+            }),
+            format!(
+                "{} is a symlink (to {}): ari neither follows nor replaces one there",
+                target.display(),
+                precious.display()
+            ),
+        ),
+        (
+            "another user's file",
+            Box::new(|| {
+                std::fs::write(&target, "theirs\n").unwrap();
+                std::os::unix::fs::lchown(&target, Some(NOBODY), Some(NOBODY)).unwrap();
+            }),
+            format!(
+                "{} is owned by uid {NOBODY} (nobody), not by uid 0 (root), the user ari runs as",
+                target.display()
+            ),
+        ),
+        (
+            "a directory",
+            Box::new(|| std::fs::create_dir(&target).unwrap()),
+            format!("{} is a directory, not a regular file", target.display()),
+        ),
+        (
+            "a directory other users can write in",
+            Box::new(|| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap()),
+            format!(
+                "{} has mode 0777: its group and other users can write in it and it is not sticky (+t)",
+                dir.display()
+            ),
+        ),
+        (
+            "another user's directory",
+            Box::new(|| std::os::unix::fs::lchown(&dir, Some(NOBODY), Some(NOBODY)).unwrap()),
+            format!(
+                "{} is owned by uid {NOBODY} (nobody): its owner could replace what ari writes in it",
+                dir.display()
+            ),
+        ),
+    ];
+    for (what, setup, expected) in cases {
+        setup();
+        let watched = if target.symlink_metadata().is_ok() { target.clone() } else { dir.clone() };
+        let before = state_of(&watched);
+        let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+        assert_exit(&out, 0);
+        assert!(fx.path("ran").exists(), "{what}: the backup ran");
+        let warning = format!("the metrics file could not be written: {expected}");
+        assert!(
+            stderr(&out).lines().any(|l| l.contains("[WARN]") && l.contains(&warning)),
+            "{what}: a warning `{warning}` not in:\n{}",
+            stderr(&out)
+        );
+        assert_eq!(state_of(&watched), before, "{what}: left as it was");
+        if precious.exists() {
+            assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious\n", "{what}");
+        }
+        // `ari check` says the same before any run.
+        let out = run(fx.ari().arg("check"));
+        assert_exit(&out, 2);
+        assert!(
+            stdout(&out).contains(&format!("error: metrics_file: {expected}")),
+            "{what}: {}",
+            stdout(&out)
+        );
+        // Back to a directory of root's with nothing in it.
+        let _ = std::fs::remove_dir(&target).or_else(|_| std::fs::remove_file(&target));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::lchown(&dir, Some(0), Some(0)).unwrap();
+        std::fs::remove_file(fx.path("ran")).unwrap();
+    }
+    // A sticky directory that everyone can write in, as /tmp, is fine: no one else can replace
+    // a file of root's there.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("metrics file could not be written"), "{}", stderr(&out));
+    let meta = std::fs::symlink_metadata(&target).unwrap();
+    assert!(meta.is_file() && meta.uid() == 0 && meta.mode() & 0o777 == 0o644, "{meta:?}");
+    assert!(std::fs::read_to_string(&target).unwrap().contains("ari_job_last_run_success{job=\"db\"} 1"));
+    let out = run(fx.ari().arg("check"));
+    assert!(stdout(&out).contains(&format!("ok: metrics_file {}\n", target.display())), "{}", stdout(&out));
 }
 
 /// The names of ari's metrics: what the dashboard and the alert rules may use.

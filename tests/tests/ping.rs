@@ -12,12 +12,15 @@ use tests::rdiff::rdiff_backup;
 use tests::{assert_exit, eventually, run, stderr, Fixture, Running};
 
 /// How the server answers.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, PartialEq)]
 enum Answer {
     Ok,
     Error500,
     /// Reads the request and never answers.
     Hang,
+    /// A 307 redirect to this prefix + `/moved` + the request's path, for paths not under
+    /// `/moved`; those get 200.
+    Redirect(String),
 }
 
 /// A request the server got: method, path, body.
@@ -31,19 +34,32 @@ struct Server {
 
 impl Server {
     fn start(answer: Answer) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        Server::start_on("127.0.0.1", answer)
+    }
+
+    /// A server on `address`, a loopback address.
+    fn start_on(address: &str, answer: Answer) -> Server {
+        let listener = TcpListener::bind((address, 0)).expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
         std::thread::spawn(move || {
             let mut held = Vec::new();
             for stream in listener.incoming().flatten() {
-                if let Some(request) = read_request(&stream) {
+                let request = read_request(&stream);
+                let path = request.as_ref().map(|(_, path, _)| path.clone()).unwrap_or_default();
+                if let Some(request) = request {
                     seen.lock().unwrap().push(request);
                 }
                 let mut stream = stream;
-                match answer {
-                    Answer::Ok => {
+                match &answer {
+                    Answer::Redirect(prefix) if !path.starts_with("/moved") => {
+                        let _ = stream.write_all(
+                            format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {prefix}/moved{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .as_bytes(),
+                        );
+                    }
+                    Answer::Ok | Answer::Redirect(_) => {
                         let _ = stream.write_all(
                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK",
                         );
@@ -183,4 +199,75 @@ fn a_server_that_errs_hangs_or_refuses_never_fails_or_holds_the_backup() {
     let err = runs_anyway(&fx, &good);
     assert!(warned(&err), "{err}");
     assert!(fx.path("store/good/rdiff-backup-data").is_dir(), "the backups ran");
+}
+
+#[test]
+fn a_redirect_is_followed_on_the_ping_urls_host_only() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let good = job(&fx, "good", "");
+
+    let same = Server::start(Answer::Redirect(String::new()));
+    fx.write_config(&format!("ping_url: {}\nping_retries: 0\n", same.url()));
+    let err = runs_anyway(&fx, &good);
+    assert!(!warned(&err), "{err}");
+    let paths: Vec<String> = same.requests().into_iter().map(|(_, path, _)| path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/ping/0f6c-secret/start",
+            "/moved/ping/0f6c-secret/start",
+            "/ping/0f6c-secret",
+            "/moved/ping/0f6c-secret"
+        ],
+        "each ping redirected once on the same host, and followed"
+    );
+
+    // Another host: 127.0.0.2 is loopback too, but not the host the ping URL names.
+    let other = Server::start_on("127.0.0.2", Answer::Ok);
+    let away = Server::start(Answer::Redirect(format!("http://127.0.0.2:{}", other.port)));
+    fx.write_config(&format!("ping_url: {}\nping_retries: 0\n", away.url()));
+    let err = runs_anyway(&fx, &good);
+    assert!(warned(&err) && err.contains("another host"), "{err}");
+    assert!(!err.contains("0f6c-secret"), "the URL's secret stays out of the log:\n{err}");
+    assert!(other.requests().is_empty(), "nothing reached the other host: {:?}", other.requests());
+    assert_eq!(away.requests().len(), 2, "the start and the end ping, not followed: {:?}", away.requests());
+}
+
+#[test]
+fn no_command_prints_the_ping_urls_secret() {
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "1")]);
+    fx.write_config("ping_url: https://user:pw@hc-ping.example:8443/ping/0f6c-secret?k=v\n");
+    let job = fx.write_job(
+        "j.yaml",
+        &format!(
+            "include: [{}]\nping_url: https://hc-ping.example/ping/0f6c-secret-of-the-job\n",
+            src.display()
+        ),
+    );
+    let settings = run(fx.ari().arg("settings"));
+    assert_exit(&settings, 0);
+    let text = tests::stdout(&settings);
+    let line = text.lines().find(|l| l.starts_with("ping_url ")).expect("a ping_url line");
+    assert!(line.contains("https://hc-ping.example:8443/…"), "scheme and host: {line}");
+    for args in [
+        vec!["settings".into(), job.display().to_string()],
+        vec!["settings".into()],
+        vec!["plan".into(), job.display().to_string()],
+        vec!["plan".into(), "--json".into(), job.display().to_string()],
+        vec!["check".into(), job.display().to_string()],
+        vec!["list".into()],
+        vec!["run".into(), "--dry-run".into(), "--debug".into(), job.display().to_string()],
+    ] {
+        let out = run(fx.ari().args(&args));
+        let text = format!("{}{}", tests::stdout(&out), stderr(&out));
+        for secret in ["0f6c-secret", "pw@", "k=v"] {
+            assert!(!text.contains(secret), "ari {args:?} printed `{secret}`:\n{text}");
+        }
+    }
+    let bad = run(fx.ari().arg("check").arg("--ping-url").arg("ftp://hc-ping.example/0f6c-secret"));
+    assert_exit(&bad, 2);
+    assert!(stderr(&bad).contains("`ftp://hc-ping.example/…` must start with"), "{}", stderr(&bad));
+    assert!(!stderr(&bad).contains("0f6c-secret"), "{}", stderr(&bad));
 }

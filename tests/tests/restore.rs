@@ -1,16 +1,27 @@
 //! `ari restore JOB PATH [--at TIME] --to DIR [--force]`: a file and a directory at several
 //! points in time, out of a real rdiff-backup store (local and remote jobs) and out of the fake
 //! ZFS's snapshots (local and remote ZFS host); never over an existing path without `--force`;
-//! bad times, paths and directories refused with exit 2 before anything is written.
+//! bad times, paths and directories refused with exit 2 before anything is written; a PATH that
+//! no backup holds is exit 2 with nothing written.
+//!
+//! Restores stay inside DIR: a DIR that another user prepared or could swap (set up as uid 65534
+//! through `setpriv`, which needs root), symlinks below DIR and at DIR/PATH, a `--to` through a
+//! symlink into the store, and DIR swapped for a symlink while the copy runs. The oracle is
+//! always a tree outside DIR (and the store) that must not change.
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
 use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 
 use tests::rdiff::rdiff_backup;
-use tests::{assert_exit, read_tree, require_tool, run, stderr, stdout, Fixture, Sshd, World};
+use tests::{assert_exit, fingerprint, read_tree, require_tool, run, stderr, stdout, Fixture, Sshd, World};
+
+/// The other user that prepares directories in the tests.
+const NOBODY: u32 = 65534;
 
 /// The names `ari history` gives the job's backups, newest first.
 fn backup_names(ari: &mut std::process::Command) -> Vec<(String, i64, String)> {
@@ -289,6 +300,13 @@ fn a_zfs_job_restores_out_of_its_snapshots_from_a_local_and_a_remote_zfs_host() 
             tree(&to("d0B").join(d.strip_prefix("/").unwrap())),
             files(&[("x", "x22"), ("y", "y1"), ("z", "z2")])
         );
+        // A path the snapshot does not hold (rsync's sender says so, with exit 23): exit 2.
+        for (path, at) in [(src.join("never"), "0B"), (d.join("y"), "0B")] {
+            let out = restore(zfs.ari(), "web", &path, &to("absent"), &["--at", at]);
+            assert_exit(&out, 2);
+            assert!(stderr(&out).contains("holds nothing at"), "remote: {remote}: {}", stderr(&out));
+            assert!(!to("absent").exists(), "nothing written");
+        }
         zfs.fakes.assert_no_unexpected_calls();
     }
 }
@@ -340,4 +358,246 @@ fn a_job_that_reads_lvm_snapshots_restores_paths_as_they_are_on_the_host() {
     }
     lvm.assert_clean();
     lvm.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn a_path_that_no_backup_holds_is_exit_2_and_writes_nothing() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[]);
+    let job = fx.write_job("web.yaml", &format!("include: [{}]\n", src.display()));
+    back_up_three_versions(&src, || assert_exit(&run(fx.ari().arg("run").arg(&job)), 0));
+    let to = fx.path("restored/deep");
+    // Never there; there once but not in the newest backup; there in the one before.
+    for (path, at) in [(src.join("never"), "0B"), (src.join("d/y"), "0B"), (src.join("d/z"), "2B")] {
+        let out = restore(fx.ari(), "web", &path, &to, &["--at", at]);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains(&format!("holds nothing at {}; nothing was written", path.display())), "{err}");
+        assert!(!fx.path("restored").exists(), "{}: no directory is left", path.display());
+    }
+    assert_eq!(read(&restore_at(|| fx.ari(), "web", &src.join("d/y"), Some("1B"), &to)), "y1");
+}
+
+/// Fails unless the tests run as root, which preparing directories as another user needs.
+fn require_root() {
+    let uid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    assert_eq!(
+        uid, 0,
+        "this test needs root: it prepares directories as uid {NOBODY} with setpriv; run the tests \
+         as root (as CI does), e.g. `sudo -E cargo nextest run -p tests --test restore`"
+    );
+}
+
+/// Runs `script` with sh as uid and gid 65534, without groups; it must succeed.
+#[track_caller]
+fn as_nobody(script: &str) {
+    require_tool("setpriv", "util-linux");
+    let mut command = Command::new("setpriv");
+    command
+        .args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into()])
+        .args(["sh", "-euc", script])
+        .stdin(Stdio::null());
+    let out = run(&mut command);
+    assert_exit(&out, 0);
+}
+
+fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A tree outside every DIR of a test: its entries with type, size and mtime, and its contents.
+type Outside = (BTreeMap<String, (bool, u64, std::time::SystemTime)>, BTreeMap<String, Vec<u8>>);
+
+fn outside(path: &Path) -> Outside {
+    (fingerprint(path), read_tree(path, &[]))
+}
+
+/// The staging directories left anywhere below `root`.
+fn staging_left(root: &Path) -> Vec<String> {
+    fingerprint(root).into_keys().filter(|k| k.contains(".ari-restore-")).collect()
+}
+
+#[test]
+fn a_dir_that_another_user_prepared_or_could_swap_is_refused_and_nothing_outside_it_changes() {
+    rdiff_backup();
+    require_root();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "one"), ("d/x", "x1")]);
+    let job = fx.write_job("web.yaml", &format!("include: [{}]\n", src.display()));
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let out_dir = fx.make_tree("outside", &[("secret", "keep"), ("d/kept", "kept")]);
+    let before = outside(&out_dir);
+    let a = src.join("a");
+    // DIR/PATH's way below DIR: tmp/ari-test-X/src/a for /tmp/ari-test-X/src/a.
+    let way = a.parent().unwrap().strip_prefix("/").unwrap().to_path_buf();
+    chmod(fx.root(), 0o755);
+    let shared = fx.path("shared");
+    fs::create_dir(&shared).unwrap();
+    chmod(&shared, 0o1777); // like /tmp
+    let open = fx.path("open");
+    fs::create_dir(&open).unwrap();
+    chmod(&open, 0o777); // world-writable, no sticky bit
+    let (s, o, out_p) = (shared.display(), open.display(), out_dir.display());
+
+    // Prepared by another user: their DIR whose way to PATH is a symlink out; their symlink as
+    // DIR; their (empty) directory as DIR.
+    as_nobody(&format!(
+        "mkdir -p {s}/theirs/{way}; rmdir {s}/theirs/{way}; ln -s {out_p} {s}/theirs/{way}; \
+         ln -s {out_p} {s}/link; mkdir {s}/squat",
+        way = way.display()
+    ));
+    // Root's directory in a world-writable parent, which that user can swap for a symlink out.
+    fs::create_dir(open.join("dir")).unwrap();
+    as_nobody(&format!("mv {o}/dir {o}/gone; ln -s {out_p} {o}/dir"));
+    fs::create_dir(open.join("mine")).unwrap();
+    // Root's DIR in the sticky directory, with a directory below it that belongs to that user
+    // (as a restored home directory would), holding a symlink out.
+    let first = way.iter().next().unwrap().to_string_lossy().into_owned();
+    let rest: PathBuf = way.iter().skip(1).collect();
+    fs::create_dir_all(shared.join("mine").join(&first)).unwrap();
+    std::os::unix::fs::chown(shared.join("mine").join(&first), Some(NOBODY), Some(NOBODY)).unwrap();
+    as_nobody(&format!(
+        "mkdir -p {s}/mine/{first}/{rest}; rmdir {s}/mine/{first}/{rest}; ln -s {out_p} {s}/mine/{first}/{rest}",
+        rest = rest.display()
+    ));
+
+    let cases: &[(&str, &str)] = &[
+        ("shared/theirs", "is owned by uid 65534"),
+        ("shared/link", "is a symlink owned by uid 65534"),
+        ("shared/squat", "is owned by uid 65534"),
+        ("open/dir", "has mode 0777: its group and other users may rename or replace what it holds"),
+        ("open/mine", "has mode 0777"),
+        ("shared/mine", "is owned by uid 65534"),
+    ];
+    for (dir, expected) in cases {
+        for force in [&[][..], &["--force"][..]] {
+            let out = restore(fx.ari(), "web", &a, &fx.path(dir), force);
+            assert_exit(&out, 2);
+            assert!(stderr(&out).contains(expected), "{dir} {force:?}: {}", stderr(&out));
+            assert_eq!(outside(&out_dir), before, "{dir} {force:?}: nothing outside DIR changes");
+        }
+    }
+    // A DIR ari makes itself in the sticky directory is its own (0700), and takes the restore;
+    // the same for the directory PATH `/` restores into.
+    assert_eq!(read(&restore_at(|| fx.ari(), "web", &a, None, &shared.join("fresh"))), "one");
+    let fresh = fs::metadata(shared.join("fresh")).unwrap();
+    assert_eq!((fresh.uid(), fresh.mode() & 0o7777), (0, 0o700));
+    assert_exit(&restore(fx.ari(), "web", Path::new("/"), &shared.join("whole"), &[]), 0);
+    assert_eq!(read(&shared.join("whole").join(&way).join("a")), "one");
+    assert_eq!(outside(&out_dir), before);
+    assert_eq!(staging_left(fx.root()), Vec::<String>::new());
+}
+
+#[test]
+fn symlinks_below_dir_are_never_followed_and_force_replaces_only_dir_path() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "one"), ("d/x", "x1"), ("d/sub/y", "y1")]);
+    let job = fx.write_job("web.yaml", &format!("include: [{}]\n", src.display()));
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let out_dir = fx.make_tree("outside", &[("secret", "keep"), ("d/kept", "kept")]);
+    let before = outside(&out_dir);
+    let (a, d) = (src.join("a"), src.join("d"));
+    let below = |dir: &str, path: &Path| fx.path(dir).join(path.strip_prefix("/").unwrap());
+
+    // A symlink on the way below DIR: refused, with --force too.
+    let way = below("r1", src.parent().unwrap());
+    fs::create_dir_all(way.parent().unwrap()).unwrap();
+    symlink(&out_dir, &way).unwrap();
+    for force in [&[][..], &["--force"][..]] {
+        let out = restore(fx.ari(), "web", &a, &fx.path("r1"), force);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("below --to ari follows no symlink"), "{}", stderr(&out));
+    }
+
+    // DIR/PATH a symlink out: without --force it exists; with it, the symlink itself is
+    // replaced, and what it pointed to is as it was.
+    fs::create_dir_all(below("r2", &src)).unwrap();
+    symlink(out_dir.join("secret"), below("r2", &a)).unwrap();
+    assert_exit(&restore(fx.ari(), "web", &a, &fx.path("r2"), &[]), 2);
+    assert_exit(&restore(fx.ari(), "web", &a, &fx.path("r2"), &["--force"]), 0);
+    assert_eq!(read(&below("r2", &a)), "one");
+    assert!(!fs::symlink_metadata(below("r2", &a)).unwrap().is_symlink());
+
+    // A directory holding symlinks out, replaced with --force: they go as links.
+    fs::create_dir_all(below("r2", &d).join("inner")).unwrap();
+    symlink(&out_dir, below("r2", &d).join("link")).unwrap();
+    symlink(out_dir.join("d"), below("r2", &d).join("inner/dir-link")).unwrap();
+    symlink(out_dir.join("secret"), below("r2", &d).join("inner/file-link")).unwrap();
+    assert_exit(&restore(fx.ari(), "web", &d, &fx.path("r2"), &["--force"]), 0);
+    assert_eq!(tree(&below("r2", &d)), files(&[("x", "x1"), ("sub/y", "y1")]));
+    assert_eq!(outside(&out_dir), before);
+    assert_eq!(staging_left(fx.root()), Vec::<String>::new());
+}
+
+#[test]
+fn a_to_through_a_symlink_into_the_store_is_refused_and_the_store_is_unchanged() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "one")]);
+    let job = fx.write_job("web.yaml", &format!("include: [{}]\n", src.display()));
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let store = fx.path("store");
+    let before = outside(&store);
+    symlink(store.join("web"), fx.path("into-mirror")).unwrap();
+    symlink(&store, fx.path("into-store")).unwrap();
+    fs::create_dir(fx.path("r")).unwrap();
+    symlink(fx.root(), fx.path("r/up")).unwrap();
+    let a = src.join("a");
+    let cases: &[(&str, &[&str])] = &[
+        ("into-mirror", &[]),
+        ("into-mirror/x", &[]),
+        ("into-store", &[]),
+        ("into-store/web/rdiff-backup-data", &[]),
+    ];
+    for (to, extra) in cases {
+        let out = restore(fx.ari(), "web", &a, &fx.path(to), extra);
+        assert_ne!(out.status.code(), Some(0), "{to}");
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains("restore outside the store"), "{to}: {}", stderr(&out));
+        assert_eq!(outside(&store), before, "{to}: the store is as it was");
+    }
+    // PATH `/` with --force replaces DIR itself: a DIR that holds the store is refused.
+    let out = restore(fx.ari(), "web", Path::new("/"), fx.root(), &["--force"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("restore outside the store"), "{}", stderr(&out));
+    assert_eq!(outside(&store), before);
+    assert!(fx.path("src/a").exists());
+}
+
+#[test]
+fn the_copy_stays_in_the_directory_ari_holds_when_dir_is_swapped_for_a_symlink_meanwhile() {
+    let rdiff = rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "one")]);
+    let out_dir = fx.make_tree("outside", &[("secret", "keep")]);
+    let before = outside(&out_dir);
+    let to = fx.path("r");
+    fs::create_dir(&to).unwrap();
+    // rdiff-backup, but a restore first moves DIR away and puts a symlink out in its place, and
+    // notes the target it was given.
+    let wrapper = fx.write_script(
+        "bin/rdiff-backup",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = restore ]; then\n  mv {to} {to}.moved && ln -s {out} {to}\n  printf '%s' \"$5\" > {log}\nfi\nexec {rdiff} \"$@\"\n",
+            to = to.display(),
+            out = out_dir.display(),
+            log = fx.path("target-given").display(),
+            rdiff = rdiff.display()
+        ),
+    );
+    let job = fx.write_job(
+        "web.yaml",
+        &format!("include: [{}]\nrdiff_backup_path: {}\n", src.display(), wrapper.display()),
+    );
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let a = src.join("a");
+    let out = restore(fx.ari(), "web", &a, &to, &[]);
+    assert_exit(&out, 0);
+    let given = fs::read_to_string(fx.path("target-given")).unwrap();
+    assert!(given.starts_with("/proc/") && given.contains("/fd/") && given.ends_with("/copy/a"), "{given}");
+    assert_eq!(read(&fx.path("r.moved").join(a.strip_prefix("/").unwrap())), "one");
+    assert_eq!(outside(&out_dir), before, "nothing went through the symlink");
+    assert_eq!(staging_left(fx.root()), Vec::<String>::new());
 }

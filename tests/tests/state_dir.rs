@@ -2,7 +2,8 @@
 //! whatever the umask, a symlink planted in it is never followed, a ledger another user could
 //! have written never runs, a corrupt ledger stops only its own job until `ari recover --forget`
 //! clears it, a corrupt history is moved aside, a history that cannot be written costs no backup,
-//! and `ari check` fails on a state_dir it cannot write.
+//! `ari check` fails on a state_dir it cannot write, and a state_dir that is a symlink another
+//! user could change is refused.
 //!
 //! Whether something ran is proved with markers: `backend: command` jobs and ledger entries run
 //! `touch MARKER`. Tests that need another user run ari as uid 65534 through `setpriv`, which
@@ -531,28 +532,88 @@ fn another_user_cannot_open_a_jobs_lock_file() {
     assert_has(&stderr(&out), "Permission denied");
 }
 
+/// A corrupt history is never read as empty nor replaced: `ari status` says so (and, with
+/// max_age, flags the job), run-all's ordering and the metrics file warn (the metrics with
+/// `ari_job_history_readable 0`), and only the job's next run moves it aside, saying so where
+/// cron mails it, and starts a new one.
 #[test]
-fn a_corrupt_history_is_moved_aside_with_a_warning() {
+fn a_corrupt_history_is_kept_aside_with_a_warning_by_every_reader() {
     let fx = Fixture::new();
     let db = marker_job(&fx, "db");
-    let history = fx.path("state/history/db.json");
-    fs::create_dir_all(history.parent().unwrap()).unwrap();
-    fs::write(&history, "{\"runs\": [{\"started\": 17").unwrap();
-    let out = run(fx.ari().args(["run", "db", "--debug"]));
+    let web = marker_job(&fx, "web");
+    fs::create_dir_all(fx.path("metrics")).unwrap();
+    fx.write_config(&format!("metrics_file: {}\n", fx.p("metrics/ari.prom")));
+    let corrupt = "{\"runs\": [{\"started\": 17";
+    let history = |label: &str| fx.path(&format!("state/history/{label}.json"));
+    fs::create_dir_all(fx.path("state/history")).unwrap();
+    for label in ["db", "web"] {
+        fs::write(history(label), corrupt).unwrap();
+    }
+    let kept = |label: &str| {
+        format!(
+            "the history {} is corrupt (EOF while parsing an object at line 1 column 24): it is kept as it is until the job's next run moves it aside",
+            history(label).display()
+        )
+    };
+
+    // Status: an error and a row that says so; with max_age, the job counts as stale.
+    let out = run(fx.ari().arg("status"));
+    assert_exit(&out, 0);
+    assert_has(&stderr(&out), &format!("ari [ERROR] {}", kept("db")));
+    let row = stdout(&out).lines().find(|l| l.starts_with("db ")).map(str::to_string).expect("a row of db");
+    assert!(row.contains("history corrupt") && row.ends_with("UNKNOWN"), "{row}");
+    let out = run(fx.ari().args(["status", "--max_age", "24h"]));
+    assert_exit(&out, 1);
+    assert_has(&stdout(&out), "2 jobs without a success in the last 24h");
+    assert_eq!(fs::read_to_string(history("db")).unwrap(), corrupt, "status changed the history");
+
+    // The job's run moves its own history aside and says so; the metrics it writes show the
+    // other job's history as unreadable.
+    let out = run(fx.ari().args(["run", "db"]));
     assert_exit(&out, 0);
     assert!(db.exists());
     let aside = named(&fx.path("state/history"), "db.json.corrupt-");
     assert_eq!(aside.len(), 1);
-    assert_eq!(fs::read_to_string(&aside[0]).unwrap(), "{\"runs\": [{\"started\": 17", "kept as it was");
-    assert_has(&stderr(&out), "ari (db) [WARN] history.rs:");
-    assert_has(&stderr(&out), &format!("the history {} was corrupt (EOF while parsing", history.display()));
-    assert_has(&stderr(&out), &format!("moved it aside to {} and started a new one", aside[0].display()));
-    let new: serde_json::Value = serde_json::from_slice(&fs::read(&history).unwrap()).unwrap();
+    assert_eq!(fs::read_to_string(&aside[0]).unwrap(), corrupt, "kept as it was");
+    assert_has(
+        &stderr(&out),
+        &format!(
+            "ari (db) [ERROR] the backup succeeded, but the job's history was corrupt: it was moved aside to {} and a new one started",
+            aside[0].display()
+        ),
+    );
+    let new: serde_json::Value = serde_json::from_slice(&fs::read(history("db")).unwrap()).unwrap();
     assert_eq!(new["runs"].as_array().map(Vec::len), Some(1), "{new}");
     let report = last_run_report(&fx);
     assert_eq!(report["jobs"][0]["outcome"], "warning", "{report:#}");
     assert_has(report["jobs"][0]["warnings"][0].as_str().unwrap(), "the job's history was corrupt");
     assert_eq!(report["exit"], 0);
+    let metrics = fs::read_to_string(fx.path("metrics/ari.prom")).unwrap();
+    assert_has(&metrics, "ari_job_history_readable{job=\"db\"} 1\n");
+    assert_has(&metrics, "ari_job_history_readable{job=\"web\"} 0\n");
+    assert!(!metrics.contains("ari_job_last_run_success{job=\"web\"}"), "{metrics}");
+    assert_eq!(fs::read_to_string(history("web")).unwrap(), corrupt, "another job's run left it alone");
+
+    // run-all orders the other job as a new one, with a warning, and its run moves it aside.
+    let out = run(fx.ari().args(["run-all", "--debug"]));
+    assert_exit(&out, 0);
+    assert!(web.exists());
+    let warning = stderr(&out)
+        .lines()
+        .find(|l| l.contains("[WARN]") && l.contains("ordering job web as a new one"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no warning of the order in:\n{}", stderr(&out)));
+    assert_has(&warning, &kept("web"));
+    assert_eq!(named(&fx.path("state/history"), "web.json.corrupt-").len(), 1);
+    assert!(
+        stderr(&out).lines().any(|l| l.starts_with("ari (web) [ERROR]")
+            && l.contains("the backup succeeded, but the job's history was corrupt: it was moved aside to ")),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(fx.ari().arg("status"));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
 
 #[test]
@@ -650,4 +711,87 @@ fn check_and_plan_make_no_state_dir() {
     assert_exit(&run(fx.ari().args(["plan", "db"])), 0);
     assert_exit(&run(fx.ari().args(["recover", "--show"])), 0);
     assert!(!fx.path("state").exists(), "a command that promises to write nothing made state_dir");
+}
+
+/// `state_dir` may be a symlink the admin made, but not one another user could change: owned by
+/// another user, in a directory another user owns or may write (unless sticky), or leading
+/// through such a link. Such a state_dir runs nothing and writes nothing, and `ari check` says
+/// why; a link of root's in root's directory, or in a sticky one, works.
+#[test]
+fn a_state_dir_symlink_that_another_user_could_change_is_refused() {
+    require_root();
+    let fx = Fixture::new();
+    let ran = marker_job(&fx, "db");
+    let state = fx.path("state");
+    let refused = |link: &Path, what: &str, expected: &str| {
+        let state_dir = format!("--state_dir={}", link.display());
+        let before = fingerprint(&state);
+        let out = run(fx.ari().args(["run", "db", &state_dir]));
+        assert_exit(&out, 1);
+        assert!(!ran.exists(), "{what}: the job ran");
+        assert_has(&stderr(&out), expected);
+        assert_has(
+            &stderr(&out),
+            "ari keeps its ledger, the commands it runs as root, only where no other user can redirect it",
+        );
+        assert_eq!(fingerprint(&state), before, "{what}: something was written through the link");
+        let out = run(fx.ari().args(["check", &state_dir]));
+        assert_exit(&out, 2);
+        let error = stdout(&out).lines().find(|l| l.starts_with("error: state_dir ")).map(str::to_string);
+        assert_has(&error.unwrap_or_else(|| panic!("{what}: no error in {}", stdout(&out))), expected);
+        assert_has(&stdout(&out), "\n1 problem found\n");
+    };
+    let works = |link: &Path, what: &str| {
+        let out = run(fx.ari().args(["run", "db", &format!("--state_dir={}", link.display())]));
+        assert_exit(&out, 0);
+        assert!(ran.exists(), "{what}: the job did not run: {}", stderr(&out));
+        fs::remove_file(&ran).unwrap();
+    };
+
+    // The admin's link, root's, in root's directory (the fixture's, 0700).
+    let link = fx.path("link");
+    std::os::unix::fs::symlink(&state, &link).unwrap();
+    works(&link, "root's link");
+    // The same link, another user's.
+    chown(&link, NOBODY);
+    refused(
+        &link,
+        "another user's link",
+        &format!(
+            "state_dir {} is a symlink (to {}) that uid {NOBODY} (nobody) could point anywhere (it is theirs)",
+            link.display(),
+            state.display()
+        ),
+    );
+    // Root's link in a directory that others may write.
+    let open = fx.path("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let in_open = open.join("state");
+    std::os::unix::fs::symlink(&state, &in_open).unwrap();
+    refused(
+        &in_open,
+        "a link in a directory others may write",
+        &format!(
+            "that its group and other users could point anywhere ({} has mode 0777 and is not sticky)",
+            open.display()
+        ),
+    );
+    // ... which the sticky bit makes safe, as in /tmp.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    works(&in_open, "a link of root's in a sticky directory");
+    // Root's link in another user's directory.
+    chown(&open, NOBODY);
+    refused(&in_open, "a link in another user's directory", &format!("(they own {})", open.display()));
+    // Root's link to another user's link: the second one is named.
+    let hop = fx.path("hop");
+    fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&state, &link).unwrap();
+    chown(&link, NOBODY);
+    std::os::unix::fs::symlink(&link, &hop).unwrap();
+    refused(
+        &hop,
+        "a link through another user's link",
+        &format!("state_dir {} is a symlink (to {}) that uid {NOBODY}", link.display(), state.display()),
+    );
 }

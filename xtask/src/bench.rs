@@ -7,6 +7,10 @@
 //!   ari's own overhead;
 //! - dry run of one job: ari's start-up, config loading and planning.
 //!
+//! Others live in files of their own: fleet and many jobs (`fleet.rs`), the remote job
+//! (`tests/tests/bench_remote.rs`), and the worst job files to load (`hostile_yaml.rs`,
+//! `--only yaml`).
+//!
 //! Results are medians after one warm-up run, printed beside the targets and
 //! the Python original's numbers, and written to target/bench/results.json.
 //! Missing a target is reported, not an error; a measured command that
@@ -33,7 +37,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     dry_run_runs: usize,
 
-    /// Run only these benchmarks: backup (with the dry run), fleet, many-jobs, remote.
+    /// Run only these benchmarks: backup (with the dry run), fleet, many-jobs, remote, yaml.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -76,6 +80,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if want("remote") {
         results.insert("remote".into(), remote(args.runs)?);
+    }
+    if want("yaml") {
+        results.insert("hostile_yaml".into(), crate::hostile_yaml::hostile_yaml(&ari)?);
     }
     let json_path = shell::target_dir().join("bench/results.json");
     fs::create_dir_all(json_path.parent().unwrap_or(Path::new(".")))?;
@@ -298,6 +305,26 @@ impl Sample {
 /// and that of the descendants it waited for: for `ari run` that includes
 /// rdiff-backup, for a dry run (which spawns nothing) it is ari alone.
 pub(crate) fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
+    let (sample, status) = reap(cmd, log)?;
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let output = fs::read_to_string(log).unwrap_or_default();
+        bail!("`{}` failed ({}); its output:\n{output}", shell::display(cmd), describe_status(status));
+    }
+    Ok(sample)
+}
+
+/// As [`measure`], for a command whose refusal is what is measured: its exit code, whatever it
+/// is; killed by a signal is still an error.
+pub(crate) fn measure_any_exit(cmd: &mut Command, log: &Path) -> Result<(Sample, i32)> {
+    let (sample, status) = reap(cmd, log)?;
+    if !libc::WIFEXITED(status) {
+        bail!("`{}` did not exit ({})", shell::display(cmd), describe_status(status));
+    }
+    Ok((sample, libc::WEXITSTATUS(status)))
+}
+
+/// Runs `cmd` to completion with its output in `log`: its sample and its wait status.
+fn reap(cmd: &mut Command, log: &Path) -> Result<(Sample, libc::c_int)> {
     let shown = shell::display(cmd);
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
@@ -322,12 +349,7 @@ pub(crate) fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
     let wall = started.elapsed();
     // Already reaped above; dropping a std Child neither waits nor kills.
     drop(child);
-
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let output = fs::read_to_string(log).unwrap_or_default();
-        bail!("`{shown}` failed ({}); its output:\n{output}", describe_status(status));
-    }
-    Ok(Sample { wall, max_rss_kib: usage.ru_maxrss })
+    Ok((Sample { wall, max_rss_kib: usage.ru_maxrss }, status))
 }
 
 fn describe_status(status: libc::c_int) -> String {

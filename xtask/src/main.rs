@@ -24,6 +24,7 @@ mod dist;
 mod docs_examples;
 mod example;
 mod fleet;
+mod hostile_yaml;
 mod invariants;
 mod shell;
 mod test;

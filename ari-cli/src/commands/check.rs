@@ -56,6 +56,15 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
         let _ = writeln!(out, "ok: state_dir {}", context.state_dir().display());
     }
     problems.extend(state);
+    // A run only warns when it cannot write the metrics file; check says it before.
+    if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
+        match ari_core::fsutil::outside_file_problem(std::path::Path::new(&path)) {
+            None => {
+                let _ = writeln!(out, "ok: metrics_file {path}");
+            }
+            Some(err) => problems.push(format!("metrics_file: {}", chain(&err))),
+        }
+    }
     if connect {
         let mut seen = BTreeSet::new();
         for plan in &plans {
@@ -152,8 +161,12 @@ fn check_filter(
 /// or recover first.
 fn state_problems(context: &Context) -> Vec<String> {
     let state_dir = context.state_dir();
-    let mut problems: Vec<String> =
-        StateDir::new(&state_dir).problems().iter().map(|err| chain(err)).collect();
+    let found = StateDir::new(&state_dir).problems();
+    let mut problems: Vec<String> = found.iter().map(|err| chain(err)).collect();
+    // A state_dir that another user could redirect is all there is to say about it.
+    if found.iter().any(|err| matches!(err, ari_core::fsutil::StateError::UntrustedSymlink { .. })) {
+        return problems;
+    }
     let labels = match Ledger::pending(&state_dir) {
         Ok(labels) => labels,
         Err(err) => {

@@ -44,10 +44,7 @@ pub fn render(plan: &JobPlan) -> String {
             ari_core::step::When::Always => String::new(),
             when => format!(" [when {}]", when.as_str()),
         };
-        let text = match &command.program {
-            Program::Argv(argv) => ari_core::kinds::shown(&ari_core::quote::shell_join(argv)),
-            Program::Shell(script) => format!("sh: {}", ari_core::kinds::shown(script)),
-        };
+        let text = shown(&command.program);
         out.push_str(&format!(
             "{:>3}. {:<14} {} on {}{when}\n",
             i + 1,
@@ -63,7 +60,7 @@ pub fn render(plan: &JobPlan) -> String {
             Action::Dynamic { .. } => {
                 out.push_str("       (dynamic: the commands that follow depend on its output)\n");
                 if let Some(pattern) = &step.shows {
-                    out.push_str(&format!("       (then: {})\n", ari_core::kinds::shown(pattern)));
+                    out.push_str(&format!("       (then: {})\n", ari_core::kinds::escaped(pattern)));
                 }
             }
             _ => {}
@@ -77,6 +74,18 @@ pub fn render(plan: &JobPlan) -> String {
                 ));
             }
         }
+        for repair in &step.repairs {
+            let only_while = repair
+                .present
+                .as_ref()
+                .map(|probe| format!(", only while `{}` succeeds", shown(&probe.query.program)));
+            out.push_str(&format!(
+                "       (if it does not end normally, once its process has ended: {}: {}{})\n",
+                repair.name,
+                shown(&repair.action.command().program),
+                only_while.unwrap_or_default()
+            ));
+        }
         if step.retry.max_retries > 0 {
             out.push_str(&format!(
                 "       (retried up to {} times, {}s apart)\n",
@@ -87,4 +96,12 @@ pub fn render(plan: &JobPlan) -> String {
     }
     out.push_str(&plan.connections.render());
     out
+}
+
+/// A command's program as the plan shows it, control characters escaped.
+fn shown(program: &Program) -> String {
+    match program {
+        Program::Argv(argv) => ari_core::kinds::escaped(&ari_core::quote::shell_join(argv)),
+        Program::Shell(script) => format!("sh: {}", ari_core::kinds::escaped(script)),
+    }
 }

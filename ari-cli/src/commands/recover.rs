@@ -224,6 +224,12 @@ fn print_entries(entries: &[Entry]) {
         if let Some(present) = &entry.present {
             println!("     only while this succeeds: {}", present.command().to_string().escape_debug());
         }
+        if let Some(process) = &entry.after {
+            println!(
+                "     only once pid {} (started at tick {} of boot {}) and its process group have ended",
+                process.pid, process.start_ticks, process.boot_id
+            );
+        }
     }
 }
 

@@ -1,14 +1,16 @@
 //! `ari restore JOB PATH [--at TIME] --to DIR [--force]`: copies PATH, as the job names it on
 //! its host, out of the job's store as one backup holds it, into DIR/PATH on this machine. Every
-//! value is checked, the store's history read and the backup chosen before anything is written;
-//! the copy itself runs under the job's lock, through ari-core's restore engine.
+//! value is checked, DIR's directories judged, the store's history read and the backup chosen
+//! before anything is written; the copy itself runs under the job's lock, through ari-core's
+//! restore engine, which keeps it inside DIR.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use ari_core::error::chain;
 use ari_core::exit;
-use ari_core::plugin::{join_path, relative_to, RestoreRequest};
-use ari_core::restore::{self, RestoreError};
+use ari_core::fsutil::restore_target::RestoreTarget;
+use ari_core::plugin::{join_path, RestoreRequest};
+use ari_core::restore::{self, RestoreError, Wanted};
 use ari_core::step::Host;
 
 use super::{signals, usage_errors, Context};
@@ -45,24 +47,16 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
         return usage_errors(&[why]);
     }
     let path = join_path("/", &request.path);
-    let target = match target(&request.to, &path) {
+    let target = match directory(&request.to)
+        .and_then(|dir| RestoreTarget::new(&dir, &path).map_err(|err| format!("--to: {}", chain(&err))))
+    {
         Ok(target) => target,
         Err(why) => return usage_errors(&[why]),
     };
-    if let Some(store) = plan
-        .directories
-        .iter()
-        .find(|d| relative_to(&target, &d.path).is_some() || relative_to(&d.path, &target).is_some())
-    {
-        return usage_errors(&[format!(
-            "--to: {target} would be inside {} ({}) or hold it; restore outside the store",
-            store.setting, store.path
-        )]);
-    }
-    if std::fs::symlink_metadata(&target).is_ok() && !request.force {
-        return usage_errors(&[format!(
-            "{target} exists, and ari never overwrites: choose another --to, or give --force to replace it"
-        )]);
+    // Checked now so that a refusal comes before anything runs, and again, holding each
+    // directory, when the restore writes.
+    if let Err(err) = target.check(&plan.directories, request.force) {
+        return usage_errors(&[format!("--to: {}", chain(&err))]);
     }
     let Some(query) = &plan.history else {
         return usage_errors(&[format!(
@@ -78,12 +72,16 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
         Ok(backup) => backup,
         Err(why) => return usage_errors(&[why]),
     };
-    let wanted = RestoreRequest::new(path.clone(), backup.clone(), target.clone(), request.force);
-    let copy = match plan.restore(&wanted) {
-        Ok(Some(copy)) => copy,
+    // The backend's copy, asked once before anything is written (a backend that cannot
+    // restore, a request it refuses); the run asks again with the real staging directory.
+    let preview = RestoreRequest::new(path.clone(), backup.clone(), target.staging_preview());
+    match plan.restore(&preview) {
+        Ok(Some(_)) => {}
         Ok(None) => return usage_errors(&[format!("the {} backend cannot restore", plan.backend)]),
         Err(err) => return usage_errors(&[err.to_string()]),
-    };
+    }
+    let shown = target.path().display().to_string();
+    let wanted = Wanted::new(path.clone(), backup.clone(), target, request.force);
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
     if dry_run {
         ari_core::fsutil::forbid_writes();
@@ -93,44 +91,63 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
     let when = restore::shown_time(backup.time);
-    log::info!("restoring {path} as of {when} (backup {}) to {target}", backup.name);
-    match restore::run(plan, &copy, Path::new(&target), &stop) {
-        Ok(()) if dry_run => exit::SUCCESS,
-        Ok(()) => {
-            let is_dir = std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
-            println!("restored {path} as of {when} (backup {}) to {target}", backup.name);
+    log::info!("restoring {path} as of {when} (backup {}) to {shown}", backup.name);
+    if dry_run {
+        return match restore::preview(plan, &wanted, &stop) {
+            Ok(()) => exit::SUCCESS,
+            Err(err) => {
+                log::error!("restoring {path} failed: {}", chain(&err));
+                exit::JOB_FAILED
+            }
+        };
+    }
+    match restore::run(plan, &wanted, &stop) {
+        Ok(placed) => {
+            println!("restored {path} as of {when} (backup {}) to {shown}", backup.name);
             println!("ari copies nothing back; to put it in place on the job's host:");
-            println!("  {}", copy_back(plan, &target, &path, is_dir));
-            exit::SUCCESS
+            println!("  {}", copy_back(plan, &shown, &path, placed.is_dir));
+            match placed.leftover {
+                None => exit::SUCCESS,
+                Some(left) => {
+                    log::error!(
+                        "the restore is in place, but what it replaced was not all removed: {}",
+                        chain(&left)
+                    );
+                    exit::CLEANUP_FAILED
+                }
+            }
         }
         Err(RestoreError::Locked(err)) => {
             log::error!("{err}");
             exit::JOB_FAILED
         }
-        Err(RestoreError::NoTargetDirectory(err)) => usage_errors(&[format!("--to: {}", chain(&err))]),
+        Err(err @ RestoreError::Target(_)) => {
+            usage_errors(&[format!("{}; nothing was written", chain(&err))])
+        }
+        Err(err @ RestoreError::NotInBackup { .. }) => {
+            // The README's promise: a PATH that no backup holds is a usage error.
+            log::error!("{err}; nothing was written");
+            exit::USAGE
+        }
         Err(err) => {
-            log::error!("restoring {path} failed: {}", chain(&err));
-            if std::fs::symlink_metadata(&target).is_ok() {
-                log::error!("{target} may hold part of the copy");
-            }
+            log::error!("restoring {path} failed: {}; {shown} is as it was", chain(&err));
             exit::JOB_FAILED
         }
     }
 }
 
-/// DIR (absolute, or relative to the working directory) joined with PATH.
-fn target(to: &str, path: &str) -> Result<String, String> {
+/// DIR, absolute (relative to the working directory when given so), without `..`.
+fn directory(to: &str) -> Result<PathBuf, String> {
     ari_core::kinds::check_no_control(to)
         .map_err(|why| format!("--to `{}` {why}", ari_core::kinds::shown(to)))?;
     if to.is_empty() {
         return Err("--to: the directory is empty".into());
     }
     let dir = std::path::absolute(to).map_err(|err| format!("--to {to}: {err}"))?;
-    let dir = dir.to_string_lossy();
-    if dir.split('/').any(|part| part == "..") {
+    if dir.components().any(|part| part == std::path::Component::ParentDir) {
         return Err(format!("--to {to}: give the directory without `..`"));
     }
-    Ok(join_path(&dir, path))
+    Ok(dir)
 }
 
 /// The command that puts `target` (the restored `path`) back in its place on the job's host,

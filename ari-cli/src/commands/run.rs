@@ -116,6 +116,12 @@ pub fn present(plan: &JobPlan, run: &JobRun) {
                 log::error!("the backup succeeded, but {warning}; `ari status` will not show this run")
             }
             RunWarning::HistoryNotWritten(_) => log::error!("{warning}"),
+            // A corrupt history is news (a full disk, a crash mid-write, someone's hand): said
+            // where cron mails it, without failing the run.
+            RunWarning::HistoryMovedAside(_) if run.exit_code() == exit::SUCCESS => {
+                log::error!("the backup succeeded, but {warning}")
+            }
+            RunWarning::HistoryMovedAside(_) => log::error!("{warning}"),
             _ => log::warn!("{warning}"),
         }
     }

@@ -129,7 +129,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
         .map(|plan| Candidate {
             label: plan.label().to_string(),
             hosts: plan.hosts(),
-            expected: History::load(&PathBuf::from(plan.state_dir()), plan.label()).expected_duration(),
+            expected: expected_duration(plan),
         })
         .collect();
     let slots = context.base.get(&MAX_CONCURRENT_JOBS).max(1) as usize;
@@ -263,6 +263,19 @@ impl Progress {
     fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// A job's expected duration for the order of run-all, from its history; a history that cannot
+/// be read is a warning here (the job's run moves a corrupt one aside and says so), and the job
+/// is ordered as a new one.
+fn expected_duration(plan: &JobPlan) -> Option<f64> {
+    match History::read(&PathBuf::from(plan.state_dir()), plan.label()) {
+        Ok(history) => history.expected_duration(),
+        Err(err) => {
+            log::warn!("ordering job {} as a new one: {}", plan.label(), super::chain(&err));
+            None
         }
     }
 }

@@ -26,7 +26,8 @@ pub fn settings(context: &Context, job: Option<&str>) -> i32 {
     let rows: Vec<[String; 5]> = settings::registry()
         .values()
         .map(|def| {
-            let value = effective.value(def.name).map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
+            // Shown as people may see it: a URL's secret part hidden.
+            let value = effective.value(def.name).map(|v| def.shown(v)).unwrap_or_else(|| "(unset)".into());
             let source = effective.source(def.name).map(|s| s.to_string()).unwrap_or_else(|| "-".into());
             [def.name.to_string(), value, source, def.owner.to_string(), def.help.to_string()]
         })

@@ -1,15 +1,16 @@
 //! `ari status`: the last outcome and age of each enabled job, from its history; a job whose last
-//! success is older than `max_age` (or that never succeeded) is flagged, and then the exit code
-//! is 1, so that a monitoring check can call it.
+//! success is older than `max_age` (or that never succeeded, or whose history cannot be read) is
+//! flagged, and then the exit code is 1, so that a monitoring check can call it. A history that
+//! cannot be read is an error on stderr and a row that says so, never "never run".
 
 use ari_core::core_settings::MAX_AGE;
 use ari_core::exit;
-use ari_core::history::History;
+use ari_core::history::{History, HistoryError};
 use ari_core::job::{default_label, Job};
 use ari_core::process::humane;
 
 use super::settings::table;
-use super::{usage_errors, Context};
+use super::{chain, usage_errors, Context};
 use crate::jobs;
 
 pub fn status(context: &Context) -> i32 {
@@ -26,7 +27,24 @@ pub fn status(context: &Context) -> i32 {
         // state_dir is the process's: every job's history is in the same one.
         let label = Job::load(path).map(|job| job.label).unwrap_or_else(|_| default_label(path));
         let state_dir = context.state_dir();
-        let history = History::load(&state_dir, &label);
+        let history = match History::read(&state_dir, &label) {
+            Ok(history) => history,
+            Err(err) => {
+                // Never shown as "never run": what the job did is unknown until its next run
+                // starts a new history, and a monitoring check must not take it for fine.
+                log::error!("{}", chain(&err));
+                if max_age.is_some() {
+                    stale += 1;
+                }
+                let unknown = match err {
+                    HistoryError::Corrupt { .. } => "history corrupt",
+                    _ => "history unreadable",
+                };
+                let state = if max_age.is_some() { "STALE" } else { "UNKNOWN" };
+                rows.push([label, unknown.into(), "?".into(), "?".into(), state.into()]);
+                continue;
+            }
+        };
         let last = history.last();
         let success = history.last_success();
         let too_old = match (max_age, success) {

@@ -1,0 +1,148 @@
+//! What puts a store right after an rdiff-backup session that did not end normally (killed with
+//! ari, stopped, failed): the backup step's repairs, which the engine runs only once the
+//! session's process is proven gone (`Step::repaired_by`).
+//!
+//! rdiff-backup marks a session by a second `current_mirror` marker in `rdiff-backup-data`,
+//! which names the process that wrote it, and its next run regresses the store by itself. But
+//! it takes any live process id as its session still running (a zombie, or an unrelated process
+//! that got the id again, of either marker), and then refuses; and its regress ends with the
+//! "warnings only" status 2, whose words `--terminal-verbosity 1` hides. So ari regresses the
+//! store deliberately, as soon as it knows the session is over: `rdiff-backup --force regress
+//! STORE` (`--check-destination-dir` in the legacy command line), whose `--force` skips that
+//! check of live ids (ari's record has proven the session gone), at a verbosity that shows its
+//! words, status 2 counting as success only with the words that say the regress happened.
+//!
+//! `--force` is safe only while the store holds two markers: with rdiff-backup's API 201, a
+//! forced regress of a store that needs none removes its newest backup. The repair's presence
+//! query is that count, asked right before it runs.
+//!
+//! With API 201 (`--api-version 201`), an interrupted first backup also leaves its lock file,
+//! and rdiff-backup refuses to start again while it is there ("an initial backup in a strange
+//! state"), though the kernel lock on it went with the process. The second repair removes that
+//! file when the store holds no marker at all: rdiff-backup then clears the interrupted first
+//! backup itself and starts over.
+
+use ari_core::quote::shell_quote;
+use ari_core::step::{Command, Host, Phase, Step};
+
+use crate::argv::Cli;
+
+/// What rdiff-backup says (at verbosity 2 and up) when it regresses a store.
+pub const REGRESSED: &str = "Previous backup seems to have failed, regressing destination now";
+
+/// The argv that regresses `destination` to its last complete backup.
+pub fn regress(program: &str, cli: Cli, destination: &str) -> Vec<String> {
+    let action = match cli {
+        Cli::New => "regress",
+        Cli::Legacy => "--check-destination-dir",
+    };
+    [program, "--force", "--terminal-verbosity", "3", action, destination].map(str::to_string).to_vec()
+}
+
+/// The repairs of the backup step into `destination`, in the order they run.
+pub fn repairs(program: &str, cli: Cli, destination: &str) -> Vec<Step> {
+    let data = format!("{}/rdiff-backup-data", shell_quote(destination.trim_end_matches('/')));
+    let lock = format!("{}/rdiff-backup-data/lock.yml", destination.trim_end_matches('/'));
+    // `$1` exists when the glob matched one marker, `$2` when it matched two.
+    let markers = format!("set -- {data}/current_mirror.*");
+    vec![
+        Step::run(
+            Phase::Cleanup,
+            "regress the store",
+            Command::argv(Host::Local, regress(program, cli, destination)),
+        )
+        .present_while(Command::shell(Host::Local, format!("{markers}; test -e \"$2\"")))
+        .tolerating(2, REGRESSED)
+        .removes(format!("the unfinished session in {destination}, if the backup left one")),
+        Step::run(
+            Phase::Cleanup,
+            "clear the lock of the interrupted first backup",
+            Command::argv(Host::Local, ["rm", "-f", "--", &lock]),
+        )
+        .present_while(Command::shell(
+            Host::Local,
+            format!(
+                "{markers}; test ! -e \"$1\" && {{ test -e {data}/lock.yml || test -h {data}/lock.yml; }}"
+            ),
+        ))
+        .removes(format!("the lock file of an interrupted first backup in {destination}, if there is one")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ari_core::process::{ProcessError, Runner};
+    use ari_core::ssh::Ssh;
+    use ari_core::step::{Action, Program};
+
+    use super::*;
+
+    /// Runs a repair's presence query against a store laid out with `files` in its
+    /// rdiff-backup-data; whether it says the repair is needed.
+    fn needed(repair: &Step, store: &Path, files: &[&str]) -> bool {
+        let data = store.join("rdiff-backup-data");
+        std::fs::create_dir_all(&data).unwrap();
+        for file in std::fs::read_dir(&data).unwrap() {
+            std::fs::remove_file(file.unwrap().path()).unwrap();
+        }
+        for file in files {
+            std::fs::write(data.join(file), "PID 4242\n").unwrap();
+        }
+        let query = &repair.present.as_ref().unwrap().query;
+        assert!(matches!(query.program, Program::Shell(_)), "{query}");
+        // Run as the pipeline runs it.
+        match Runner::new(Ssh::new("ssh"), false).run(query) {
+            Ok(_) => true,
+            Err(ProcessError::Exited { code: 1, .. }) => false,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn each_repair_is_needed_only_in_the_state_it_repairs() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store path a shell would split or glob: the query must still name it.
+        let store = dir.path().join("store [db] it's");
+        let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, store.to_str().unwrap());
+        let (regress, unlock) = (&repairs[0], &repairs[1]);
+        let one = "current_mirror.2026-01-01T00:00:00Z.data";
+        let two = "current_mirror.2026-01-02T00:00:00Z.data";
+        let check = |files: &[&str], expected: (bool, bool)| {
+            assert_eq!(
+                (needed(regress, &store, files), needed(unlock, &store, files)),
+                expected,
+                "{files:?}"
+            );
+        };
+        check(&[], (false, false));
+        check(&[one], (false, false));
+        check(&[one, "lock.yml"], (false, false));
+        check(&[one, two], (true, false));
+        check(&[one, two, "lock.yml"], (true, false));
+        check(&["lock.yml"], (false, true));
+        check(&["lock.yml", "error_log.2026-01-01T00:00:00Z.data"], (false, true));
+    }
+
+    #[test]
+    fn the_regress_forces_past_live_ids_and_counts_its_warning_only_with_its_words() {
+        let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, "/srv/store/db");
+        let regress = &repairs[0];
+        let Action::Run(command) = &regress.action else { panic!("a command") };
+        assert_eq!(
+            command.program,
+            Program::Argv(
+                ["/usr/bin/rdiff-backup", "--force", "--terminal-verbosity", "3", "regress", "/srv/store/db"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert!(regress.tolerated.iter().all(|t| t.accepts(2, &format!("WARNING: {REGRESSED}\n"))));
+        assert!(!regress.tolerated.iter().any(|t| t.accepts(2, "usage: rdiff-backup ...")));
+        assert_eq!(
+            super::regress("rdiff-backup", Cli::Legacy, "/s"),
+            ["rdiff-backup", "--force", "--terminal-verbosity", "3", "--check-destination-dir", "/s"]
+        );
+    }
+}
