@@ -34,8 +34,9 @@ fn backend_sample(backend: &str) -> &'static str {
 
 const ORIGINS: [&str; 2] = ["vg0/root", "vg1/data"];
 
-/// Programs whose undo destroys data: each must prove its target before it runs.
-const DESTRUCTIVE: [&str; 3] = ["lvremove", "zfs", "rm"];
+/// Programs whose undo destroys data, or acts on whatever its path leads to when it runs
+/// (`umount`, `rmdir`): each must prove its target before it runs.
+const DESTRUCTIVE: [&str; 5] = ["lvremove", "zfs", "rm", "umount", "rmdir"];
 
 fn undo_steps(plan: &JobPlan) -> Vec<&Step> {
     plan.snapshot.iter().filter_map(|step| step.undo.as_deref()).collect()

@@ -113,6 +113,9 @@ fn job_schema() -> Value {
         schema["description"] = help.get(key).copied().unwrap_or_default().into();
         (key.to_string(), schema)
     };
+    // The LVM source's allow-list, as a pattern an editor checks: `ro`, `ro,noatime`, ...
+    let allowed: Vec<&str> = ari_lvm::ALLOWED_MOUNT_OPTIONS.iter().map(|(name, _)| *name).collect();
+    let mount_options = format!("^({0})(,({0}))*$", allowed.join("|"));
     properties.extend([
         own("label", json!({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$", "maxLength": 128})),
         own("backend", json!({"enum": backends, "default": crate::DEFAULT_BACKEND})),
@@ -129,7 +132,7 @@ fn job_schema() -> Value {
                 "properties": {
                     "name": {"type": "string", "pattern": "^[^/\\s]+/[^/\\s]+$", "description": "the logical volume, vg/lv"},
                     "mount_point": {"type": "string", "pattern": "^/", "description": "where it is mounted on the source host"},
-                    "mount_options": {"type": "string", "description": "mount options of its snapshot, e.g. ro"},
+                    "mount_options": {"type": "string", "pattern": mount_options, "description": "mount options of its snapshot: only options that restrict the mount (ro, noatime, nouuid, ...)"},
                 },
             }}),
         ),

@@ -551,7 +551,9 @@ impl Step {
 
     /// The same step, destructive: before it runs, every time, `query` must succeed and print
     /// exactly the words `expect` (`lvs` showing a snapshot of the job's own volume), or the
-    /// step refuses to run. The query also tells recovery whether the thing is still there.
+    /// step refuses to run. The query also tells recovery whether the thing is still there. A
+    /// step that makes something where a path leads (`mkdir`, `mount`) proves that path the
+    /// same way, before every try.
     pub fn proven_by<I, S>(mut self, query: Command, expect: I) -> Step
     where
         I: IntoIterator<Item = S>,

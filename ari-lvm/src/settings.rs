@@ -3,13 +3,15 @@
 use ari_core::kinds::{self, TextKind};
 use ari_core::settings::{Setting, SettingKind};
 
-/// Snapshots are mounted under `snapshot_mount_root/label`.
+/// Snapshots are mounted under `snapshot_mount_root/label`. The original's `/tmp` let any local
+/// user plant the mount directory; ari's default is a directory only root may enter, which ari
+/// makes (0700) when it is missing.
 pub static SNAPSHOT_MOUNT_ROOT: Setting<String> = Setting::with_kind(
     "snapshot_mount_root",
     "lvm",
     SettingKind::Text(&kinds::PATH),
-    Some("/tmp"),
-    "snapshots are mounted under SNAPSHOT_MOUNT_ROOT/LABEL on the source host",
+    Some("/run/ari-backup"),
+    "snapshots are mounted under SNAPSHOT_MOUNT_ROOT/LABEL on the source host (made 0700 when missing; every directory on the path must be root's and writable by root only, or sticky)",
 );
 /// A snapshot's LV name is the volume's name plus this suffix.
 pub static SNAPSHOT_SUFFIX: Setting<String> = Setting::with_kind(

@@ -1,27 +1,39 @@
 //! The `lvm` snapshot source: checks, and the steps that make and undo the snapshot view.
 //!
 //! For volumes `vg0/root` at `/` and `vg1/db` at `/var/lib/mysql`, a job labelled `db`, on
-//! host `h`, the steps are (each undo runs in the cleanup phase, in reverse order):
+//! host `h`, with `snapshot_mount_root` `/run/ari-backup`, the steps are (each undo runs in the
+//! cleanup phase, in reverse order; PROOF is the query that must print exactly the paths it
+//! checks, see `mount_path`):
 //!
 //! ```text
 //! lvcreate -s -L 1G vg0/root -n root-ari_backup      undo: lvremove -f vg0/root-ari_backup
 //! lvcreate -s -L 1G vg1/db -n db-ari_backup          undo: lvremove -f vg1/db-ari_backup
-//! mountpoint -q /tmp/db       (refuse if it is one, before making anything)
-//! mkdir -p /tmp/db                                   undo: rmdir /tmp/db
-//! mount /dev/vg0/root-ari_backup /tmp/db             undo: umount /tmp/db
-//! mountpoint -q /tmp/db/var/lib/mysql
-//! mkdir -p /tmp/db/var/lib/mysql  (inside the root snapshot: nothing to undo)
-//! mount -o ro /dev/vg1/db-ari_backup /tmp/db/var/lib/mysql   undo: umount /tmp/db/var/lib/mysql
+//! mountpoint -q /run/ari-backup/db   (refuse if it is one, before making anything)
+//! mkdir -p -m 0700 /run/ari-backup   after PROOF of / /run (kept: every job's root)
+//! mkdir -m 0700 /run/ari-backup/db   after PROOF of / /run /run/ari-backup
+//!                                    undo: rmdir /run/ari-backup/db after PROOF of it
+//! mount /dev/vg0/root-ari_backup /run/ari-backup/db   after PROOF of its path
+//!                                    undo: umount /dev/vg0/root-ari_backup after findmnt
+//!                                          shows it mounted at /run/ari-backup/db only
+//! mountpoint -q /run/ari-backup/db/var/lib/mysql
+//! mount -o ro /dev/vg1/db-ari_backup /run/ari-backup/db/var/lib/mysql   after PROOF
+//!                                    undo: umount /dev/vg1/db-ari_backup after findmnt
 //! ```
 //!
-//! A mount directory outside every earlier volume is made by ari, and its undo removes it and
-//! every parent ari made for it (`rmdir` refuses a non-empty directory, so nothing else goes).
+//! A mount point inside an earlier volume must exist in that volume's snapshot (it does when
+//! the volume is mounted there on the host): ari makes nothing inside a snapshot. A mount point
+//! outside every earlier volume is made by ari one directory at a time, each `mkdir -m 0700`
+//! without `-p` after the proof of its parent's path, each with its own `rmdir` (which refuses a
+//! non-empty directory, so nothing else goes). `mkdir` without `-p` never follows a symlink at
+//! the name it makes, and fails when something is there already: another user who plants the
+//! job's directory in a world-writable root blocks the job, and cannot redirect it.
 
 use ari_core::kinds;
 use ari_core::plugin::{join_path, JobContext, SnapshotSource, Tool};
 use ari_core::step::{Command, Phase, Step};
 use ari_core::ConfigError;
 
+use crate::mount_path::{ancestors, chain, mounted_at, proof};
 use crate::settings::{SNAPSHOT_MOUNT_ROOT, SNAPSHOT_SIZE, SNAPSHOT_SUFFIX};
 
 /// The LVM snapshot source, registered as `lvm`.
@@ -39,7 +51,7 @@ struct Volume {
     device: String,
     /// Where the volume is normally mounted (`/var/lib/mysql`).
     mount_point: String,
-    /// Where the snapshot is mounted (`/tmp/label/var/lib/mysql`).
+    /// Where the snapshot is mounted (`/run/ari-backup/label/var/lib/mysql`).
     target: String,
     /// `-o` options.
     options: Option<String>,
@@ -65,8 +77,14 @@ fn volumes(job: &JobContext) -> Vec<Volume> {
         .collect()
 }
 
+/// `snapshot_mount_root`, normalised: every job's mount directory is in it.
+fn mount_root(job: &JobContext) -> String {
+    join_path(&job.get(&SNAPSHOT_MOUNT_ROOT), "/")
+}
+
+/// The job's own mount directory, `snapshot_mount_root/label`.
 fn base(job: &JobContext) -> String {
-    join_path(&job.get(&SNAPSHOT_MOUNT_ROOT), &job.job().label)
+    join_path(&mount_root(job), &job.job().label)
 }
 
 /// Whether `path` is `dir` or inside it (`/var/lib` is inside `/` and `/var`, not `/va`).
@@ -87,7 +105,8 @@ impl SnapshotSource for LvmSource {
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (kinds::VOLUME, kinds::PATH,
-        // kinds::LV_SUFFIX, SIZE); what is left spans several values.
+        // kinds::LV_SUFFIX, SIZE); what is left spans several values, or is this source's own
+        // rule for a value the job model reads (a volume's mount options, by `MOUNT_OPTIONS`).
         if job.job().volumes.is_empty() {
             return Err(job.error_at("volumes", "a job with `snapshot: lvm` needs at least one volume"));
         }
@@ -116,10 +135,33 @@ impl SnapshotSource for LvmSource {
                 ));
             }
         }
+        // A mount path is proven by the words a host prints (mount_path): whitespace in it would
+        // split one path into two words, and no proof of it could ever pass.
+        let root = job.get(&SNAPSHOT_MOUNT_ROOT);
+        if root.chars().any(char::is_whitespace) {
+            return Err(job.error_at(
+                "snapshot_mount_root",
+                format!("`{root}` holds whitespace, which ari cannot prove a mount path with: choose a path without"),
+            ));
+        }
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for (i, volume) in job.job().volumes.iter().enumerate() {
             let key = format!("volumes[{i}]");
             let point = &volume.mount_point;
+            if point.chars().any(char::is_whitespace) {
+                return Err(job.error_at(
+                    &format!("{key}.mount_point"),
+                    format!("`{point}` holds whitespace, which ari cannot prove a mount path with"),
+                ));
+            }
+            if let Some(options) = &volume.mount_options {
+                crate::options::check_mount_options(options).map_err(|why| {
+                    job.error_at(
+                        &format!("{key}.mount_options"),
+                        format!("`{}` {why}", kinds::shown(options)),
+                    )
+                })?;
+            }
             for (other_name, other_point) in &seen {
                 if *other_name == volume.name {
                     return Err(job.error_at(
@@ -149,10 +191,21 @@ impl SnapshotSource for LvmSource {
         // lvcreate, mount and friends run on the source host; when that is the backup server,
         // they must be here.
         if job.source_host().is_local() {
-            ["lvcreate", "lvremove", "mount", "umount", "mountpoint", "mkdir", "rmdir"]
-                .into_iter()
-                .map(|program| Tool::new("snapshot", program.to_string()))
-                .collect()
+            [
+                "lvcreate",
+                "lvremove",
+                "lvs",
+                "mount",
+                "umount",
+                "mountpoint",
+                "findmnt",
+                "find",
+                "mkdir",
+                "rmdir",
+            ]
+            .into_iter()
+            .map(|program| Tool::new("snapshot", program.to_string()))
+            .collect()
         } else {
             Vec::new()
         }
@@ -192,14 +245,23 @@ impl SnapshotSource for LvmSource {
             steps.push(Step::run(Phase::Snapshot, format!("lvcreate {}", v.snapshot), create).undo(remove));
         }
 
-        let rmdir = |dirs: &[String]| {
-            let mut argv = vec!["rmdir".to_string()];
-            argv.extend(dirs.iter().cloned());
-            Step::run(Phase::Cleanup, format!("rmdir {}", dirs.join(" ")), on(argv))
+        // A directory ari made goes with `rmdir` (never `rm -r`), once its path is proven.
+        let rmdir = |dir: &str| {
+            let (query, expect) = proof(&host, &chain(dir), None);
+            Step::run(Phase::Cleanup, format!("rmdir {dir}"), on(words(&["rmdir", dir])))
                 .retry(retry)
-                .removes(at(format!("directory {}", dirs.join(", "))))
-                .present_while(on(words(&["test", "-d", &dirs[0]])))
+                .removes(at(format!("directory {dir}")))
+                .proven_by(query, expect)
         };
+        // `mkdir` without `-p`: it makes `dir` or fails, and never follows a symlink planted at
+        // that name; the proof of the parent's path comes first.
+        let mkdir = |dir: &str| {
+            let (query, expect) = proof(&host, &ancestors(dir), None);
+            Step::run(Phase::Snapshot, format!("mkdir {dir}"), on(words(&["mkdir", "-m", "0700", dir])))
+                .proven_by(query, expect)
+                .undo(rmdir(dir))
+        };
+        let root = mount_root(job);
         let mut made: Vec<String> = vec![base.clone()];
         for (i, v) in volumes.iter().enumerate() {
             // Refuse before making anything, so that a refusal leaves nothing of ari's to undo.
@@ -210,45 +272,59 @@ impl SnapshotSource for LvmSource {
                 format!("{} is already a mount point on {host}", v.target),
             ));
             if i == 0 {
-                steps.push(
-                    Step::run(Phase::Snapshot, format!("mkdir {base}"), on(words(&["mkdir", "-p", &base])))
-                        .undo(rmdir(std::slice::from_ref(&base))),
-                );
+                // The root is every job's, so ari keeps it; `-p` only spares the job a failure
+                // when it exists (another job made it), since its parent's path is proven.
+                let parents = ancestors(&root);
+                if !parents.is_empty() {
+                    let (query, expect) = proof(&host, &parents, None);
+                    steps.push(
+                        Step::run(
+                            Phase::Snapshot,
+                            format!("mkdir {root}"),
+                            on(words(&["mkdir", "-p", "-m", "0700", &root])),
+                        )
+                        .proven_by(query, expect),
+                    );
+                }
+                steps.push(mkdir(&base));
             }
-            if v.target != base {
-                // A mount point inside an earlier volume lies in that snapshot's file system: it
-                // goes away with it. Elsewhere ari makes the directories, and removes what it made.
-                let enclosing =
-                    volumes[..i].iter().any(|earlier| is_within(&v.mount_point, &earlier.mount_point));
-                let mkdir = Step::run(
-                    Phase::Snapshot,
-                    format!("mkdir {}", v.target),
-                    on(words(&["mkdir", "-p", &v.target])),
-                );
-                // Directories an earlier volume made are undone with that volume, later.
-                let new: Vec<String> =
-                    made_dirs(&base, &v.target).into_iter().filter(|dir| !made.contains(dir)).collect();
-                made.extend(new.iter().cloned());
-                steps.push(if enclosing || new.is_empty() { mkdir } else { mkdir.undo(rmdir(&new)) });
+            // A mount point inside an earlier volume lies in that snapshot's file system, where
+            // ari makes nothing. Elsewhere ari makes each directory, and removes what it made.
+            let enclosed = volumes[..i].iter().any(|earlier| is_within(&v.mount_point, &earlier.mount_point));
+            if !enclosed {
+                for dir in made_dirs(&base, &v.target).into_iter().rev() {
+                    if !made.contains(&dir) {
+                        steps.push(mkdir(&dir));
+                        made.push(dir);
+                    }
+                }
             }
             let mut mount = vec!["mount".to_string()];
             if let Some(options) = &v.options {
                 mount.extend(["-o".to_string(), options.clone()]);
             }
             mount.extend([v.device.clone(), v.target.clone()]);
+            let (query, expect) = proof(&host, &chain(&v.target), Some(&v.target));
+            // Unmounted by its device, which only ari mounts, once findmnt shows it mounted
+            // there and nowhere else: no path planted since can turn it into another unmount.
+            let (mounted, at_target) = mounted_at(&host, &v.device, &v.target);
             let umount =
-                Step::run(Phase::Cleanup, format!("umount {}", v.target), on(words(&["umount", &v.target])))
+                Step::run(Phase::Cleanup, format!("umount {}", v.target), on(words(&["umount", &v.device])))
                     .retry(retry)
                     .removes(at(format!("mount of {} at {}", v.device, v.target)))
-                    .present_while(on(words(&["mountpoint", "-q", &v.target])));
-            steps.push(Step::run(Phase::Snapshot, format!("mount {}", v.target), on(mount)).undo(umount));
+                    .proven_by(mounted, at_target);
+            steps.push(
+                Step::run(Phase::Snapshot, format!("mount {}", v.target), on(mount))
+                    .proven_by(query, expect)
+                    .undo(umount),
+            );
         }
         Ok(steps)
     }
 }
 
-/// The directories between `base` (excluded) and `target` (included), deepest first: what
-/// `mkdir -p target` made once `base` existed.
+/// The directories between `base` (excluded) and `target` (included), deepest first: what ari
+/// makes for `target` once `base` exists.
 fn made_dirs(base: &str, target: &str) -> Vec<String> {
     let mut dirs = Vec::new();
     let mut dir = target.to_string();
@@ -297,10 +373,33 @@ mod tests {
 #[cfg(test)]
 mod undo_tests {
     use super::*;
+    use ari_core::step::{Action, Program};
     use ari_core::testkit::TestJob;
 
+    fn argv(command: &Command) -> Vec<String> {
+        match &command.program {
+            Program::Argv(argv) => argv.clone(),
+            Program::Shell(script) => panic!("a shell command: {script}"),
+        }
+    }
+
+    /// Each step's command and, when it has one, the proof that runs before it, as text.
+    fn shown(steps: &[Step]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for step in steps {
+            for step in std::iter::once(step).chain(step.undo.as_deref()) {
+                let mut line = argv(step.action.command()).join(" ");
+                if let Some(expect) = step.present.as_ref().and_then(|p| p.expect.as_ref()) {
+                    line.push_str(&format!("  [proof: {}]", expect.join(" ")));
+                }
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
     /// Recovery after a crash, and the undo of a step stopped midway, run an undo only while its
-    /// thing is there: every undo must say how to tell.
+    /// thing is there: every undo must say how to tell, and prove its target first.
     #[test]
     fn every_undo_knows_whether_its_thing_is_still_there() {
         let job = TestJob::parse(
@@ -312,9 +411,109 @@ mod undo_tests {
         let undos: Vec<&Step> = steps.iter().filter_map(|s| s.undo.as_deref()).collect();
         assert_eq!(undos.len(), 4 + 1 + 4, "4 lvremove, 1 rmdir of the base, 4 umount");
         for undo in undos {
-            assert!(undo.present.is_some(), "{} has no presence query", undo.name);
+            let probe =
+                undo.present.as_ref().unwrap_or_else(|| panic!("{} has no presence query", undo.name));
+            assert!(probe.expect.is_some(), "{} does not prove its target", undo.name);
             assert!(undo.removes.is_some(), "{} does not say what it removes", undo.name);
             assert!(undo.retry.max_retries > 0, "{} is not retried", undo.name);
         }
+    }
+
+    /// Every step that makes a directory or mounts proves the path first, and no `mkdir` takes
+    /// `-p` but the one of the root, whose parent's path it proves.
+    #[test]
+    fn directories_are_made_one_at_a_time_after_their_parents_are_proven() {
+        let job = TestJob::parse(
+            "snapshot: lvm\nvolumes:\n  - {name: vg1/data, mount_point: /srv/data}\n  - {name: vg1/www, mount_point: /srv/www, mount_options: 'ro,noatime'}\n  - {name: vg1/db, mount_point: /srv/www/db}\ninclude: [/srv]\n",
+        )
+        .with_config("snapshot_mount_root: /tmp/ari\n");
+        let ctx = job.context();
+        LvmSource.check(&ctx).unwrap();
+        let steps = LvmSource.steps(&ctx).unwrap();
+        let made: Vec<String> = shown(&steps).into_iter().filter(|l| !l.starts_with("lv")).collect();
+        assert_eq!(
+            made,
+            [
+                "mountpoint -q /tmp/ari/test/srv/data",
+                "mkdir -p -m 0700 /tmp/ari  [proof: / /tmp]",
+                "mkdir -m 0700 /tmp/ari/test  [proof: / /tmp /tmp/ari]",
+                "rmdir /tmp/ari/test  [proof: / /tmp /tmp/ari /tmp/ari/test]",
+                "mkdir -m 0700 /tmp/ari/test/srv  [proof: / /tmp /tmp/ari /tmp/ari/test]",
+                "rmdir /tmp/ari/test/srv  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv]",
+                "mkdir -m 0700 /tmp/ari/test/srv/data  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv]",
+                "rmdir /tmp/ari/test/srv/data  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv /tmp/ari/test/srv/data]",
+                "mount /dev/vg1/data-ari_backup /tmp/ari/test/srv/data  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv /tmp/ari/test/srv/data]",
+                "umount /dev/vg1/data-ari_backup  [proof: /tmp/ari/test/srv/data]",
+                "mountpoint -q /tmp/ari/test/srv/www",
+                "mkdir -m 0700 /tmp/ari/test/srv/www  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv]",
+                "rmdir /tmp/ari/test/srv/www  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv /tmp/ari/test/srv/www]",
+                "mount -o ro,noatime /dev/vg1/www-ari_backup /tmp/ari/test/srv/www  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv /tmp/ari/test/srv/www]",
+                "umount /dev/vg1/www-ari_backup  [proof: /tmp/ari/test/srv/www]",
+                // Inside the www volume's snapshot: ari makes nothing there.
+                "mountpoint -q /tmp/ari/test/srv/www/db",
+                "mount /dev/vg1/db-ari_backup /tmp/ari/test/srv/www/db  [proof: / /tmp /tmp/ari /tmp/ari/test /tmp/ari/test/srv /tmp/ari/test/srv/www /tmp/ari/test/srv/www/db]",
+                "umount /dev/vg1/db-ari_backup  [proof: /tmp/ari/test/srv/www/db]",
+            ]
+        );
+        for step in &steps {
+            if let Action::Run(command) = &step.action {
+                let argv = argv(command);
+                if argv[0] == "mkdir" || argv[0] == "mount" {
+                    let proof = step.present.as_ref().and_then(|p| p.expect.as_ref());
+                    assert!(proof.is_some(), "{} runs without a proof of its path", step.name);
+                }
+            }
+        }
+    }
+
+    /// The root `/` has no parent to prove or make: the job's directory is made in it.
+    #[test]
+    fn a_root_of_slash_is_not_made() {
+        let job =
+            TestJob::parse("snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n")
+                .with_config("snapshot_mount_root: /\n");
+        let steps = LvmSource.steps(&job.context()).unwrap();
+        let made: Vec<String> = shown(&steps).into_iter().filter(|l| l.starts_with("mkdir")).collect();
+        assert_eq!(made, ["mkdir -m 0700 /test  [proof: /]"]);
+    }
+
+    /// The default root is the private `/run/ari-backup`, which ari makes when it is missing.
+    #[test]
+    fn the_default_root_is_private() {
+        let job =
+            TestJob::parse("snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n");
+        let steps = LvmSource.steps(&job.context()).unwrap();
+        let made: Vec<String> = shown(&steps).into_iter().filter(|l| l.starts_with("mkdir")).collect();
+        assert_eq!(
+            made,
+            [
+                "mkdir -p -m 0700 /run/ari-backup  [proof: / /run]",
+                "mkdir -m 0700 /run/ari-backup/test  [proof: / /run /run/ari-backup]"
+            ]
+        );
+    }
+
+    #[test]
+    fn mount_options_and_whitespace_are_refused_at_their_line() {
+        let check = |yaml: &str, config: &str, expected: &str| {
+            let job = TestJob::parse(yaml).with_config(config);
+            let err = LvmSource.check(&job.context()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        };
+        check(
+            "snapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/d, mount_point: /srv, mount_options: 'ro,loop'}\ninclude: [/etc]\n",
+            "",
+            "test.yaml:4:53: volumes[1].mount_options: `ro,loop` holds `loop`, which makes mount read a file or another place than the snapshot",
+        );
+        check(
+            "snapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/d, mount_point: /srv/my data}\ninclude: [/etc]\n",
+            "",
+            "test.yaml:4:32: volumes[1].mount_point: `/srv/my data` holds whitespace",
+        );
+        check(
+            "snapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n",
+            "snapshot_mount_root: /mnt/my snapshots\n",
+            "ari-backup.conf.yaml:1:22: snapshot_mount_root: `/mnt/my snapshots` holds whitespace",
+        );
     }
 }

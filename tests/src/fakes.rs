@@ -1,4 +1,4 @@
-//! Fake `lvcreate`, `lvremove`, `lvs`, `mount`, `umount`, `mountpoint` and `zfs` for the
+//! Fake `lvcreate`, `lvremove`, `lvs`, `mount`, `umount`, `mountpoint`, `findmnt` and `zfs` for the
 //! integration tests, whose machine has neither device-mapper nor ZFS: a [`Fakes`] value
 //! owns a temporary directory with one wrapper script per tool in `bin/`, the fakes' shared
 //! state (`state.json`), the rules that make chosen calls fail or hang (`faults.json`) and a
@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
 
 /// The tools that [`Fakes::new`] plants in `bin/`.
-pub const TOOLS: &[&str] = &["lvcreate", "lvremove", "lvs", "mount", "umount", "mountpoint", "zfs"];
+pub const TOOLS: &[&str] =
+    &["lvcreate", "lvremove", "lvs", "mount", "umount", "mountpoint", "findmnt", "zfs"];
 
 /// The fakes' whole state, `state.json`. Maps are ordered so that the file, and the panic
 /// messages that show it, read the same from one run to the next.

@@ -87,14 +87,16 @@ impl World {
     }
 }
 
-/// The calls of a run of a job over `vg0/root` alone, mounted at `base`: the snapshot, the
-/// refusal of a mount point already in use, the mount, then the cleanup with its proof.
+/// The calls of the fakes in a run of a job over `vg0/root` alone, mounted at `base`: the
+/// snapshot, the refusal of a mount point already in use, the mount, then the cleanup, each
+/// step with its proof (`mkdir`, `find` and `rmdir` run for real, and are not in the log).
 pub fn root_volume_calls(base: &str) -> Vec<String> {
     vec![
         "lvcreate -s -L 1G vg0/root -n root-ari_backup".to_string(),
         format!("mountpoint -q {base}"),
         format!("mount /dev/vg0/root-ari_backup {base}"),
-        format!("umount {base}"),
+        "findmnt -n -o TARGET --source /dev/vg0/root-ari_backup".to_string(),
+        "umount /dev/vg0/root-ari_backup".to_string(),
         "lvs --noheadings -o vg_name,lv_name,origin vg0/root-ari_backup".to_string(),
         "lvremove -f vg0/root-ari_backup".to_string(),
     ]

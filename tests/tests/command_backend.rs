@@ -194,7 +194,7 @@ fn plan_json_shows_the_command_step() {
     );
     assert_eq!(
         plan["steps"][main]["argv"],
-        serde_json::json!(["tar", "-C", "/tmp/snap", "-czf", "/srv/snap.tar.gz", "etc"])
+        serde_json::json!(["tar", "-C", "/run/ari-backup/snap", "-czf", "/srv/snap.tar.gz", "etc"])
     );
     assert_eq!(plan["steps"][main]["host"], "localhost");
 }

@@ -342,6 +342,25 @@ fn mount_failures() {
     fakes.assert_clean();
 }
 
+/// `findmnt --source` shows where a device is mounted (nothing, exit 1, when nowhere), and
+/// `umount DEVICE` unmounts it there, as the real ones do.
+#[test]
+fn findmnt_and_umount_by_device() {
+    let (fakes, _content, mnt) = lvm_fixture();
+    let dir = text(mnt.path());
+    let findmnt = ["-n", "-o", "TARGET", "--source", "/dev/vg0/snap"];
+    ok(&fakes, "lvcreate", &["-s", "-L", "1G", "vg0/root", "-n", "snap"]);
+    expect(&fakes, "findmnt", &findmnt, 1, "", "");
+    ok(&fakes, "mount", &["/dev/vg0/snap", dir]);
+    expect(&fakes, "findmnt", &findmnt, 0, &format!("{dir}\n"), "");
+    ok(&fakes, "umount", &["/dev/vg0/snap"]);
+    assert!(fakes.mounts().is_empty() && listing(mnt.path()).len() == 1, "umount by device emptied {dir}");
+    expect(&fakes, "umount", &["/dev/vg0/snap"], 32, "", "umount: /dev/vg0/snap: not mounted.\n");
+    expect(&fakes, "findmnt", &findmnt, 1, "", "");
+    ok(&fakes, "lvremove", &["-f", "vg0/snap"]);
+    fakes.assert_clean();
+}
+
 #[test]
 fn fail_by_call_number_counts_failed_calls_too() {
     let (fakes, _content, mnt) = lvm_fixture();
@@ -564,6 +583,11 @@ fn unexpected_calls_exit_99_and_are_recorded() {
         ),
         ("mount", &["/dev/vg0/root"], "expected 2 argument(s) besides the options, got 1"),
         ("umount", &["-l", "/mnt"], "unknown option -l"),
+        (
+            "findmnt",
+            &["-n", "-o", "SOURCE", "--source", "/dev/vg0/x"],
+            "the fake findmnt shows only -o TARGET, got \"SOURCE\"",
+        ),
         ("mountpoint", &["/mnt"], "-q is missing"),
         ("zfs", &["destroy", "pool/x"], "refusing to destroy \"pool/x\", which is a dataset, not a snapshot"),
         ("zfs", &["list", "pool/x"], "-H is missing"),

@@ -69,6 +69,9 @@ enum Step {
     Mount,
     /// rdiff-backup or rsync: the script.
     Main,
+    /// The `findmnt` that proves an `umount`'s target before each try: when it fails, the
+    /// umount does not run.
+    Findmnt,
     Umount,
     LvRemove,
     /// rdiff-backup's `remove increments`: the script.
@@ -102,7 +105,7 @@ impl Step {
     fn phase(self) -> Phase {
         match self {
             Step::LvCreate | Step::Mountpoint | Step::Mount | Step::Main => Phase::Making,
-            Step::Umount | Step::LvRemove => Phase::Cleanup,
+            Step::Findmnt | Step::Umount | Step::LvRemove => Phase::Cleanup,
             Step::Retention | Step::ZfsSnapshot | Step::ZfsList => Phase::Post,
         }
     }
@@ -113,6 +116,7 @@ impl Step {
             Step::LvCreate => Some("lvcreate"),
             Step::Mountpoint => Some("mountpoint"),
             Step::Mount => Some("mount"),
+            Step::Findmnt => Some("findmnt"),
             Step::Umount => Some("umount"),
             Step::LvRemove => Some("lvremove"),
             Step::ZfsSnapshot | Step::ZfsList => Some("zfs"),
@@ -290,7 +294,7 @@ impl Rig {
             (Backend::Rdiff, Step::LvCreate | Step::Mountpoint | Step::Mount) => 2,
             // The root volume's umount, once the data volume inside it is unmounted: a mount left
             // there also keeps its directory and its snapshot, as a real busy mount would.
-            (Backend::Rdiff, Step::Umount) => 2,
+            (Backend::Rdiff, Step::Findmnt | Step::Umount) => 2,
             // The snapshot step lists the dataset's snapshots (the first zfs call) to name the new
             // one, then takes it (the second); expiry's listing is the third.
             (_, Step::ZfsSnapshot) => 2,
@@ -333,7 +337,8 @@ impl Rig {
             Step::Mount if rdiff => format!("mount /dev/vg1/data-ari_backup {base}/srv/data"),
             Step::Mount => format!("mount /dev/vg0/root-ari_backup {base}"),
             Step::Main => format!("{} ", self.tool_path()),
-            Step::Umount => format!("umount {base}"),
+            Step::Findmnt => "findmnt -n -o TARGET --source /dev/vg0/root-ari_backup".into(),
+            Step::Umount => "umount /dev/vg0/root-ari_backup".into(),
             Step::LvRemove if rdiff => "lvremove -f vg1/data-ari_backup".into(),
             Step::LvRemove => "lvremove -f vg0/root-ari_backup".into(),
             Step::Retention => format!("{} --force remove increments --older-than 1D ", self.tool_path()),
@@ -363,7 +368,9 @@ impl Rig {
             }
             Step::ZfsSnapshot => ("post step zfs snapshot failed".into(), injected),
             Step::ZfsList => ("post step zfs expiry failed".into(), injected),
-            Step::Umount | Step::LvRemove => unreachable!("a failing cleanup step is told by what it leaves"),
+            Step::Findmnt | Step::Umount | Step::LvRemove => {
+                unreachable!("a failing cleanup step is told by what it leaves")
+            }
         }
     }
 
@@ -374,7 +381,7 @@ impl Rig {
         let root = "vg0/root-ari_backup".to_owned();
         match (self.backend, step) {
             // The root volume stays mounted, so its snapshot cannot go either.
-            (_, Step::Umount) => {
+            (_, Step::Findmnt | Step::Umount) => {
                 (format!("mount of /dev/vg0/root-ari_backup at {base} on localhost"), vec![base], vec![root])
             }
             (Backend::Rdiff, Step::LvRemove) => (
@@ -750,6 +757,7 @@ scenarios! {
         rdiff_mountpoint: Rdiff Mountpoint => 1,
         rdiff_mount: Rdiff Mount => 1,
         rdiff_main: Rdiff Main => 1,
+        rdiff_findmnt: Rdiff Findmnt => 3,
         rdiff_umount: Rdiff Umount => 3,
         rdiff_lvremove: Rdiff LvRemove => 3,
         rdiff_retention: Rdiff Retention => 1,
@@ -757,6 +765,7 @@ scenarios! {
         zfs_mountpoint: Zfs Mountpoint => 1,
         zfs_mount: Zfs Mount => 1,
         zfs_main: Zfs Main => 1,
+        zfs_findmnt: Zfs Findmnt => 3,
         zfs_umount: Zfs Umount => 3,
         zfs_lvremove: Zfs LvRemove => 3,
         zfs_snapshot: Zfs ZfsSnapshot => 1,
@@ -767,6 +776,7 @@ scenarios! {
         rdiff_mountpoint: Rdiff Mountpoint => 1,
         rdiff_mount: Rdiff Mount => 1,
         rdiff_main: Rdiff Main => 1,
+        rdiff_findmnt: Rdiff Findmnt => 0,
         rdiff_umount: Rdiff Umount => 0,
         rdiff_lvremove: Rdiff LvRemove => 0,
         rdiff_retention: Rdiff Retention => 1,
@@ -774,6 +784,7 @@ scenarios! {
         zfs_mountpoint: Zfs Mountpoint => 1,
         zfs_mount: Zfs Mount => 1,
         zfs_main: Zfs Main => 1,
+        zfs_findmnt: Zfs Findmnt => 0,
         zfs_umount: Zfs Umount => 0,
         zfs_lvremove: Zfs LvRemove => 0,
         zfs_snapshot: Zfs ZfsSnapshot => 1,
@@ -784,6 +795,7 @@ scenarios! {
         rdiff_mountpoint: Rdiff Mountpoint => 1,
         rdiff_mount: Rdiff Mount => 1,
         rdiff_main: Rdiff Main => 1,
+        rdiff_findmnt: Rdiff Findmnt => 1,
         rdiff_umount: Rdiff Umount => 1,
         rdiff_lvremove: Rdiff LvRemove => 1,
         rdiff_retention: Rdiff Retention => 1,
@@ -791,6 +803,7 @@ scenarios! {
         zfs_mountpoint: Zfs Mountpoint => 1,
         zfs_mount: Zfs Mount => 1,
         zfs_main: Zfs Main => 1,
+        zfs_findmnt: Zfs Findmnt => 1,
         zfs_umount: Zfs Umount => 1,
         zfs_lvremove: Zfs LvRemove => 1,
         zfs_snapshot: Zfs ZfsSnapshot => 1,
@@ -801,6 +814,7 @@ scenarios! {
         rdiff_mountpoint: Rdiff Mountpoint => 0,
         rdiff_mount: Rdiff Mount => 0,
         rdiff_main: Rdiff Main => 0,
+        rdiff_findmnt: Rdiff Findmnt => 0,
         rdiff_umount: Rdiff Umount => 0,
         rdiff_lvremove: Rdiff LvRemove => 0,
         rdiff_retention: Rdiff Retention => 0,
@@ -808,6 +822,7 @@ scenarios! {
         zfs_mountpoint: Zfs Mountpoint => 0,
         zfs_mount: Zfs Mount => 0,
         zfs_main: Zfs Main => 0,
+        zfs_findmnt: Zfs Findmnt => 0,
         zfs_umount: Zfs Umount => 0,
         zfs_lvremove: Zfs LvRemove => 0,
         zfs_snapshot: Zfs ZfsSnapshot => 0,
@@ -818,6 +833,7 @@ scenarios! {
         rdiff_mountpoint: Rdiff Mountpoint => 0,
         rdiff_mount: Rdiff Mount => 0,
         rdiff_main: Rdiff Main => 0,
+        rdiff_findmnt: Rdiff Findmnt => 0,
         rdiff_umount: Rdiff Umount => 0,
         rdiff_lvremove: Rdiff LvRemove => 0,
         rdiff_retention: Rdiff Retention => 0,
@@ -825,6 +841,7 @@ scenarios! {
         zfs_mountpoint: Zfs Mountpoint => 0,
         zfs_mount: Zfs Mount => 0,
         zfs_main: Zfs Main => 0,
+        zfs_findmnt: Zfs Findmnt => 0,
         zfs_umount: Zfs Umount => 0,
         zfs_lvremove: Zfs LvRemove => 0,
         zfs_snapshot: Zfs ZfsSnapshot => 0,

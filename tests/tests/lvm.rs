@@ -77,13 +77,11 @@ fn two_volumes_with_mount_options_locally() {
         .map(|c| c.as_str())
         .filter(|c| c.starts_with("umount") || c.starts_with("lvremove"))
         .collect();
-    let data_umount = format!("umount {base}/srv/data");
-    let root_umount = format!("umount {base}");
     assert_eq!(
         order,
         [
-            data_umount.as_str(),
-            root_umount.as_str(),
+            "umount /dev/vg1/data-ari_backup",
+            "umount /dev/vg0/root-ari_backup",
             "lvremove -f vg1/data-ari_backup",
             "lvremove -f vg0/root-ari_backup"
         ],
@@ -147,16 +145,45 @@ fn mount_of_the_first_volume_fails() {
 }
 
 #[test]
-fn mount_of_the_second_volume_fails_through_a_bad_option() {
+fn mount_of_the_second_volume_fails() {
     let lvm = world();
-    let job = lvm.fx.write_job(
-        "db.yaml",
-        "label: db\nsnapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/data, mount_point: /srv/data, mount_options: \"ro,bogus\"}\ninclude: [/etc]\n",
-    );
-    let out = lvm.run(&job);
+    lvm.fakes.fail("mount", &[2], 32, "mount: wrong fs type, bad option, bad superblock");
+    let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("wrong fs type, bad option"), "{}", stderr(&out));
     assert_eq!(lvm.fakes.calls_of("umount").len(), 1, "the first volume is unmounted");
+    lvm.assert_clean();
+}
+
+/// `mount -o` runs as root: an option that is not one of those that only restrict the mount
+/// (`loop`, `X-mount.mkdir`, `bind`, a typo) is refused when the job is read, at its line.
+#[test]
+fn a_mount_option_that_does_more_than_restrict_is_refused_before_anything_runs() {
+    let lvm = world();
+    for (options, why) in [
+        ("ro,bogus", "holds `bogus`, which is none ari knows to only restrict a mount"),
+        ("ro,loop", "holds `loop`, which makes mount read a file or another place than the snapshot"),
+        ("X-mount.mkdir", "`X-mount.mkdir` makes directories"),
+        ("bind", "makes mount do something else than mount the snapshot"),
+        ("ro,exec", "holds `exec`, which widens what the mount allows"),
+    ] {
+        let job = lvm.fx.write_job(
+            "db.yaml",
+            &format!("label: db\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"{options}\"}}\ninclude: [/etc]\n"),
+        );
+        for command in ["check", "run"] {
+            let out = run(lvm.ari().arg(command).arg(&job));
+            assert_exit(&out, 2);
+            // `ari check` reports on stdout, `ari run` on stderr.
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+            assert!(
+                said.contains(&format!("db.yaml:5:61: volumes[1].mount_options: `{options}` "))
+                    && said.contains(why),
+                "{command} {options}: {said}"
+            );
+        }
+    }
+    assert!(lvm.fakes.calls().is_empty(), "nothing ran: {:?}", lvm.tools_called());
     lvm.assert_clean();
 }
 
@@ -190,7 +217,7 @@ fn umount_failing_twice_then_succeeding_is_retried_to_success() {
 fn umount_always_failing_exits_3_and_names_what_is_left() {
     let lvm = world();
     let base = lvm.fx.p("mnt/db");
-    lvm.fakes.fail_matching("umount", &format!("{base}/srv/data"), 32, "umount: target is busy.");
+    lvm.fakes.fail_matching("umount", "/dev/vg1/data-ari_backup", 32, "umount: target is busy.");
     let out = lvm.run(&two_volume_job(&lvm, "localhost", ""));
     assert_exit(&out, 3);
     let err = stderr(&out);

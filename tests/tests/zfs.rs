@@ -239,7 +239,7 @@ fn plan_shows_every_lvm_and_zfs_command_with_cleanup_and_the_dynamic_expiry() {
     let fx = Fixture::new();
     let job = fx.write_job(
         "mybackup.yaml",
-        "label: mybackup\nbackend: zfs\nsource_hostname: db-server\nsnapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/mysql, mount_point: /var/lib/mysql, mount_options: ro}\n  - {name: vg2/srv, mount_point: /srv/data}\nsnapshot_mount_root: /tmp\nrsync_dst: zfs-backup-server:/zpool-0/backups/ari-backup/mybackup\nzfs_hostname: zfs-backup-server\ndataset_name: zpool-0/backups/ari-backup/mybackup\nsnapshot_expiration_days: 60\nzfs_snapshot_timestamp_format: nightly\n",
+        "label: mybackup\nbackend: zfs\nsource_hostname: db-server\nsnapshot: lvm\nvolumes:\n  - {name: vg0/root, mount_point: /}\n  - {name: vg1/mysql, mount_point: /var/lib/mysql, mount_options: ro}\n  - {name: vg2/srv, mount_point: /srv/data}\nrsync_dst: zfs-backup-server:/zpool-0/backups/ari-backup/mybackup\nzfs_hostname: zfs-backup-server\ndataset_name: zpool-0/backups/ari-backup/mybackup\nsnapshot_expiration_days: 60\nzfs_snapshot_timestamp_format: nightly\n",
     );
     let out = run(fx.ari().arg("plan").arg(&job));
     assert_exit(&out, 0);

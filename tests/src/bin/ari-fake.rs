@@ -1,5 +1,5 @@
-//! `ari-fake`: the fake `lvcreate`, `lvremove`, `lvs`, `mount`, `umount`, `mountpoint` and
-//! `zfs` that the integration tests put first on `PATH`, because the test machine has
+//! `ari-fake`: the fake `lvcreate`, `lvremove`, `lvs`, `mount`, `umount`, `mountpoint`,
+//! `findmnt` and `zfs` that the integration tests put first on `PATH`, because the test machine has
 //! neither device-mapper nor ZFS. Wrapper scripts written by `tests::fakes::Fakes` run it as
 //! `ari-fake --state STATE_DIR --tool TOOL -- ARGS...`.
 //!
@@ -38,8 +38,20 @@ const MOUNT_FAILED: i32 = 32;
 
 /// The mount options the fake accepts: those that make sense for a read-only snapshot of
 /// an ext4 or XFS volume. Anything else is what a real mount would refuse, or a typo.
-const MOUNT_OPTIONS: &[&str] =
-    &["ro", "rw", "noatime", "relatime", "nodev", "nosuid", "noexec", "nouuid", "norecovery"];
+const MOUNT_OPTIONS: &[&str] = &[
+    "ro",
+    "rw",
+    "noatime",
+    "nodiratime",
+    "relatime",
+    "nodev",
+    "nosuid",
+    "noexec",
+    "nosymfollow",
+    "nouuid",
+    "norecovery",
+    "noload",
+];
 
 /// How often a hanging call checks whether its test is over (its state directory gone),
 /// so that a call nobody killed does not outlive the test by more than this.
@@ -178,16 +190,49 @@ fn hang(dir: &Path) -> ! {
 /// A call in one of the forms the fakes know.
 #[derive(Debug)]
 enum Op {
-    LvCreate { origin: String, name: String, size: String },
-    LvRemove { lv: String },
-    Lvs { lv: Option<String> },
-    Mount { device: String, dir: String, options: Option<String> },
-    Umount { dir: String },
-    Mountpoint { dir: String },
-    ZfsSnapshot { name: String },
-    ZfsList { dataset: String, used: bool },
-    ZfsDestroy { name: String },
-    ZfsGetMountpoint { dataset: String },
+    LvCreate {
+        origin: String,
+        name: String,
+        size: String,
+    },
+    LvRemove {
+        lv: String,
+    },
+    Lvs {
+        lv: Option<String>,
+    },
+    Mount {
+        device: String,
+        dir: String,
+        options: Option<String>,
+    },
+    Umount {
+        dir: String,
+    },
+    /// `umount /dev/VG/LV`: wherever that device is mounted.
+    UmountDevice {
+        device: String,
+    },
+    Mountpoint {
+        dir: String,
+    },
+    /// `findmnt -n -o TARGET --source /dev/VG/LV`.
+    FindmntSource {
+        device: String,
+    },
+    ZfsSnapshot {
+        name: String,
+    },
+    ZfsList {
+        dataset: String,
+        used: bool,
+    },
+    ZfsDestroy {
+        name: String,
+    },
+    ZfsGetMountpoint {
+        dataset: String,
+    },
 }
 
 /// Recognizes a call, or says why it is unexpected.
@@ -238,8 +283,25 @@ fn parse(tool: &str, args: &[String]) -> Result<Op, String> {
         }
         "umount" => {
             let options = Options::parse(args, &[], &[])?;
-            let [dir] = options.positionals()?;
-            Ok(Op::Umount { dir: normalize(&dir)? })
+            let [target] = options.positionals()?;
+            match target.strip_prefix("/dev/") {
+                Some(lv) => {
+                    split_lv(lv)?;
+                    Ok(Op::UmountDevice { device: target })
+                }
+                None => Ok(Op::Umount { dir: normalize(&target)? }),
+            }
+        }
+        "findmnt" => {
+            let mut options = Options::parse(args, &["-n"], &["-o", "--source"])?;
+            options.flag("-n")?;
+            let columns = options.value("-o")?;
+            if columns != "TARGET" {
+                return Err(format!("the fake findmnt shows only -o TARGET, got {columns:?}"));
+            }
+            let device = options.value("--source")?;
+            let [] = options.positionals()?;
+            Ok(Op::FindmntSource { device })
         }
         "mountpoint" => {
             let options = Options::parse(args, &["-q"], &[])?;
@@ -461,27 +523,38 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
             )
         }
         Op::Mount { device, dir, options } => return mount(state, device, dir, options.as_deref()),
-        Op::Umount { dir } => {
-            let Some(mount) = state.mounts.remove(dir) else {
-                return Ok(Ok(Outcome::fail(MOUNT_FAILED, format!("umount: {dir}: not mounted."))));
-            };
-            let path = Path::new(dir);
-            make_writable(path)?;
-            for entry in fs::read_dir(path)? {
-                let entry = entry?.path();
-                if fs::symlink_metadata(&entry)?.is_dir() {
-                    fs::remove_dir_all(&entry)?;
-                } else {
-                    fs::remove_file(&entry)?;
+        Op::Umount { dir } => return unmount(state, dir),
+        Op::UmountDevice { device } => {
+            let dirs: Vec<String> = state
+                .mounts
+                .iter()
+                .filter(|(_, m)| m.device == *device)
+                .map(|(dir, _)| dir.clone())
+                .collect();
+            match dirs.as_slice() {
+                [] => Outcome::fail(MOUNT_FAILED, format!("umount: {device}: not mounted.")),
+                [dir] => return unmount(state, &dir.clone()),
+                // A real umount would take the last mount; ari proves there is only one.
+                _ => {
+                    return Ok(Err(format!(
+                        "{device} is mounted at {dirs:?}: which one goes is not ari's to guess"
+                    )))
                 }
             }
-            if let Some(covered) = mount.covered {
-                File::open(path)?.set_times(
-                    FileTimes::new().set_accessed(covered.accessed).set_modified(covered.modified),
-                )?;
-                fs::set_permissions(path, fs::Permissions::from_mode(covered.mode))?;
+        }
+        Op::FindmntSource { device } => {
+            let dirs: String = state
+                .mounts
+                .iter()
+                .filter(|(_, m)| m.device == *device)
+                .map(|(dir, _)| format!("{dir}\n"))
+                .collect();
+            // findmnt prints nothing and exits 1 when nothing matches.
+            if dirs.is_empty() {
+                Outcome { exit: 1, ..Outcome::ok("") }
+            } else {
+                Outcome::ok(dirs)
             }
-            Outcome::ok("")
         }
         Op::Mountpoint { dir } => {
             if state.mounts.contains_key(dir) {
@@ -579,6 +652,30 @@ fn missing_lv(state: &State, name: &str) -> Option<Outcome> {
 
 fn no_dataset(dataset: &str) -> Outcome {
     Outcome::fail(1, format!("cannot open '{dataset}': dataset does not exist"))
+}
+
+/// `umount DIR`: empties the directory the fake filled, and gives it back its own mode and
+/// times.
+fn unmount(state: &mut State, dir: &str) -> io::Result<Result<Outcome, String>> {
+    let Some(mount) = state.mounts.remove(dir) else {
+        return Ok(Ok(Outcome::fail(MOUNT_FAILED, format!("umount: {dir}: not mounted."))));
+    };
+    let path = Path::new(dir);
+    make_writable(path)?;
+    for entry in fs::read_dir(path)? {
+        let entry = entry?.path();
+        if fs::symlink_metadata(&entry)?.is_dir() {
+            fs::remove_dir_all(&entry)?;
+        } else {
+            fs::remove_file(&entry)?;
+        }
+    }
+    if let Some(covered) = mount.covered {
+        File::open(path)?
+            .set_times(FileTimes::new().set_accessed(covered.accessed).set_modified(covered.modified))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(covered.mode))?;
+    }
+    Ok(Ok(Outcome::ok("")))
 }
 
 /// `mount [-o OPTIONS] /dev/VG/LV DIR`: shows the origin volume's content in `dir`.

@@ -98,6 +98,10 @@ const MARK_FILE: &str = "/run/ari-vm-prepared";
 const PREPARED_MOUNTS: &[(&str, &str)] =
     &[("/srv/data", "/dev/mapper/vg0-data ext4"), ("/srv/data/db", "/dev/mapper/vg0-db ext4")];
 
+/// Where ari mounts the snapshots of a job labelled LABEL, at `MOUNT_ROOT/LABEL`:
+/// `snapshot_mount_root`'s default, which ari makes 0700 when it is missing (after a boot).
+const MOUNT_ROOT: &str = "/run/ari-backup";
+
 /// The two volumes of every LVM job: the outer one first, the one mounted inside it with
 /// `mount_options` (`{db_options}` is filled in).
 const VOLUMES: &str = "snapshot: lvm\nsnapshot_size: 100M\nvolumes:\n  - {name: vg0/data, mount_point: /srv/data}\n  - {name: vg0/db, mount_point: /srv/data/db, mount_options: \"{db_options}\"}\n";
@@ -228,21 +232,23 @@ fn field(report: &str, name: &str) -> String {
     report.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_default().trim().to_string()
 }
 
-/// Undoes whatever a failed scenario may have left (mounts and snapshots under /tmp, the
+/// Undoes whatever a failed scenario may have left (mounts and snapshots under `MOUNT_ROOT`, the
 /// scenario datasets, the filter scenarios' key, filter, user and sudoers drop-in, a clock set
 /// back), so the next scenario starts clean. Passing scenarios have already proven themselves
 /// clean, so this finds nothing after them.
 fn reset_guest(vm: &Vm) -> Result<()> {
     vm.run(&format!("{}{}", remove_sudo_user(), remove_filter()))?;
     vm.run(
-        r#"for m in $(findmnt -rn -o TARGET | grep '^/tmp/' | sort -r); do umount "$m" || umount -l "$m"; done
+        &r#"for m in $(findmnt -rn -o TARGET | grep '^MOUNT_ROOT/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
-for d in /tmp/lvm-* /tmp/zfs-* /tmp/crash /tmp/local; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
+for d in MOUNT_ROOT/*; do [ -e "$d" ] && rm -rf --one-file-system "$d"; done
+rm -rf /tmp/ari-vm-planted
 dpkg -s ari >/dev/null 2>&1 && dpkg --purge ari >/dev/null; rm -rf /srv/store /root/ari.deb
 rm -f /srv/data/big.bin /srv/data/db/added.dat
 zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm
 rm -f /run/ari-vm-sleep.pid
-true"#,
+true"#
+            .replace("MOUNT_ROOT", MOUNT_ROOT),
     )?;
     vm.set_clock()
 }
@@ -378,13 +384,15 @@ fn lvm_job(label: &str, db_options: &str, extra: &str) -> String {
     )
 }
 
-/// Fails unless the guest holds no snapshot, no mount under `/tmp/LABEL` and no `/tmp/LABEL`,
-/// while the origin volumes are still mounted where they belong.
+/// Fails unless the guest holds no snapshot, no mount under `MOUNT_ROOT/LABEL` and no
+/// `MOUNT_ROOT/LABEL`, while the origin volumes are still mounted where they belong, and the
+/// root ari made is private (0700, root's).
 fn assert_clean(vm: &Vm, label: &str) -> Result<()> {
     let report = vm.run(&format!(
         r#"echo "lvs: $(lvs --noheadings -o lv_name vg0 | xargs)"
-echo "mounts: $(findmnt -rn -o TARGET | grep '^/tmp/{label}' | xargs)"
-if [ -e /tmp/{label} ]; then echo "dir: /tmp/{label}"; else echo "dir:"; fi
+echo "mounts: $(findmnt -rn -o TARGET | grep '^{MOUNT_ROOT}/{label}' | xargs)"
+if [ -e {MOUNT_ROOT}/{label} ]; then echo "dir: {MOUNT_ROOT}/{label}"; else echo "dir:"; fi
+if [ -e {MOUNT_ROOT} ]; then echo "root: $(stat -c '%a %U %F' {MOUNT_ROOT})"; else echo "root: missing"; fi
 echo "origin: $(findmnt -rn -o SOURCE /srv/data) $(findmnt -rn -o SOURCE /srv/data/db)""#
     ))?;
     let get = |name: &str| field(&report, name);
@@ -398,11 +406,14 @@ echo "origin: $(findmnt -rn -o SOURCE /srv/data) $(findmnt -rn -o SOURCE /srv/da
     if !get("dir").is_empty() {
         problems.push(format!("mount directory left: {}", get("dir")));
     }
+    if !["700 root directory", "missing"].contains(&get("root").as_str()) {
+        problems.push(format!("{MOUNT_ROOT} is not private: {}", get("root")));
+    }
     if get("origin") != "/dev/mapper/vg0-data /dev/mapper/vg0-db" {
         problems.push(format!("origin volumes not mounted as before: `{}`", get("origin")));
     }
     ensure!(problems.is_empty(), "the guest is not clean after `{label}`: {}", problems.join("; "));
-    println!("  guest clean: no snapshot, no mount, no /tmp/{label}");
+    println!("  guest clean: no snapshot, no mount, no {MOUNT_ROOT}/{label}");
     Ok(())
 }
 
@@ -572,7 +583,7 @@ fn lvm_rdiff_job(label: &str) -> String {
         &format!(
             "include: [/srv/data]\nafter_snapshot:\n  - command: {}\n    host: 127.0.0.1\n",
             yaml(&format!(
-                "findmnt -n -o OPTIONS /tmp/{label}/srv/data/db | grep -qw ro && echo changed-after-snapshot > /srv/data/state.txt && echo 'row 2' > /srv/data/db/table.dat && sync"
+                "findmnt -n -o OPTIONS {MOUNT_ROOT}/{label}/srv/data/db | grep -qw ro && echo changed-after-snapshot > /srv/data/state.txt && echo 'row 2' > /srv/data/db/table.dat && sync"
             ))
         ),
     )
@@ -599,17 +610,68 @@ fn assert_mirror_is_the_snapshot(vm: &Vm, fx: &Fixture, label: &str) -> Result<(
     Ok(())
 }
 
-/// b. A `mount` that fails (a bad option) and a backup that fails (the store is a file): each
-/// exits 1 and leaves no snapshot, no mount and no mount directory.
+/// b. A `mount` that fails (an option ext4 refuses), a mount option ari refuses before anything
+/// runs, a directory or a symlink another user planted where the mount root would be (refused,
+/// nothing made in it or through it), and a backup that fails (the store is a file): each exits
+/// 1 (2 for the option) and leaves no snapshot, no mount and no mount directory.
 fn lvm_failures_leave_nothing(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let fx = Fixture::new(ctx)?;
 
     let label = "lvm-badmount";
-    let job = fx.job(label, &lvm_job(label, "ro,no_such_option", "include: [/srv/data]\n"))?;
+    // An option ari passes (XFS's nouuid) that ext4's mount refuses: the second mount fails.
+    let job = fx.job(label, &lvm_job(label, "ro,nouuid", "include: [/srv/data]\n"))?;
     let stderr = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1)?;
-    ensure!(stderr.contains("mount"), "the error does not name the mount: {stderr}");
-    println!("  bad mount option: exit 1, the error names the mount");
+    ensure!(stderr.contains("snapshot step mount"), "the error does not name the mount: {stderr}");
+    println!("  mount option ext4 refuses: exit 1, the error names the mount");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)?;
+
+    // An option that does more than restrict the mount never reaches the guest.
+    let job = fx.job(label, &lvm_job(label, "ro,loop", "include: [/srv/data]\n"))?;
+    let stderr = fx.ari_expect(ctx, &["run", &job.display().to_string()], 2)?;
+    ensure!(stderr.contains("holds `loop`"), "the error does not name the option: {stderr}");
+    println!("  mount option loop: exit 2 before anything ran");
+    assert_clean(vm, label)?;
+
+    // Another user's directory where the root would be, in the world-writable /tmp (they could
+    // swap what ari makes in it for a symlink): refused by the proof of the path before ari
+    // makes its directory in it; nothing is mounted.
+    let label = "lvm-planted";
+    let planted = "/tmp/ari-vm-planted";
+    let job = fx.job(
+        label,
+        &lvm_job(label, "ro", &format!("include: [/srv/data]\nsnapshot_mount_root: {planted}\n")),
+    )?;
+    vm.run(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups mkdir -m 0777 {planted}"))?;
+    let result = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1);
+    let made = vm.run(&format!("if [ -e {planted}/{label} ]; then echo made; fi; rmdir {planted}"))?;
+    let stderr = result?;
+    ensure!(
+        stderr.contains(&format!(
+            "snapshot step mkdir {planted}/{label} failed: refused: `find -P / /tmp {planted}"
+        )),
+        "the planted directory was not refused by the proof: {stderr}"
+    );
+    ensure!(made.trim().is_empty(), "ari made its directory in the other user's {planted}");
+    println!("  another user's directory on the way: exit 1, refused by the proof, nothing made in it");
+    assert_no_ledger(&fx, label)?;
+    assert_clean(vm, label)?;
+
+    // Their symlink there instead: Debian's fs.protected_symlinks already keeps root from
+    // following it (`mkdir -p` fails with EACCES), and where that is off, the proof refuses it
+    // (the host tests). Either way nothing is made through it.
+    vm.run(&format!("setpriv --reuid=65534 --regid=65534 --clear-groups ln -s /etc {planted}"))?;
+    let result = fx.ari_expect(ctx, &["run", &job.display().to_string()], 1);
+    let through = vm.run(&format!("if [ -e /etc/{label} ]; then echo made; fi; rm -f {planted}"))?;
+    let stderr = result?;
+    ensure!(
+        stderr.contains(&format!("snapshot step mkdir {planted} failed"))
+            || stderr.contains(&format!("snapshot step mkdir {planted}/{label} failed: refused: `find -P ")),
+        "the planted symlink was not refused: {stderr}"
+    );
+    ensure!(through.trim().is_empty(), "ari made /etc/{label} through the planted symlink");
+    println!("  another user's symlink on the way: exit 1, nothing made through it");
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)?;
 
@@ -911,7 +973,7 @@ fn crash_ledger(ctx: &Ctx) -> Result<()> {
     println!("  ari SIGKILLed while the snapshots were mounted");
 
     let left = vm.run(&format!(
-        "lvs --noheadings -o lv_name vg0 | xargs; findmnt -rn -o TARGET | grep '^/tmp/{label}' | xargs"
+        "lvs --noheadings -o lv_name vg0 | xargs; findmnt -rn -o TARGET | grep '^{MOUNT_ROOT}/{label}' | xargs"
     ))?;
     let result = (|| {
         ensure!(
@@ -919,7 +981,8 @@ fn crash_ledger(ctx: &Ctx) -> Result<()> {
             "the snapshots were not left behind: {left:?}"
         );
         ensure!(
-            left.lines().nth(1) == Some(&format!("/tmp/{label}/srv/data /tmp/{label}/srv/data/db")),
+            left.lines().nth(1)
+                == Some(&format!("{MOUNT_ROOT}/{label}/srv/data {MOUNT_ROOT}/{label}/srv/data/db")),
             "the mounts were not left behind: {left:?}"
         );
         let ledger = fx.path("state/ledger").join(format!("{label}.json"));
@@ -958,7 +1021,9 @@ fn wait_until_sleeping(ctx: &Ctx, fx: &Fixture, ari: &mut Child) -> Result<()> {
         if let Some(status) = ari.try_wait()? {
             bail!("ari exited ({status}) before its after_snapshot command ran; stderr:\n{}", fx.stderr());
         }
-        if ctx.vm.run_status("test -s /run/ari-vm-sleep.pid && findmnt -rn /tmp/crash/srv/data/db") {
+        if ctx.vm.run_status(&format!(
+            "test -s /run/ari-vm-sleep.pid && findmnt -rn {MOUNT_ROOT}/crash/srv/data/db"
+        )) {
             return Ok(());
         }
         if Instant::now() > deadline {
