@@ -45,6 +45,8 @@ const CACHE_FILES: &[&str] = &["cache/thumbnails-1.tmp", "cache/thumbnails-2.tmp
 /// The file changed between the two runs, and the one added.
 const CHANGED_FILE: &str = "docs/todo.txt";
 const ADDED_FILE: &str = "docs/new-idea.txt";
+/// The demo job's label, by which the commands the demo runs and prints name it.
+const DEMO_LABEL: &str = "demo";
 
 /// Paths of one demo setup, all absolute so printed commands work anywhere.
 struct Demo {
@@ -73,7 +75,7 @@ impl Demo {
 
     /// The rdiff-backup repository of the demo job: <store>/<label>.
     fn repository(&self) -> PathBuf {
-        self.store.join("demo")
+        self.store.join(DEMO_LABEL)
     }
 
     /// The metrics file every real run rewrites (`metrics_file`).
@@ -134,15 +136,14 @@ pub fn run() -> Result<()> {
     list_increments(&demo.repository())?;
 
     shell::header("ari history: the backups the store holds, newest first");
-    let mut history = Command::new(&demo.ari);
-    history.arg("--config").arg(&demo.config).arg("history").arg(&demo.job);
-    shell::run(&mut history)?;
+    // By the job's label, found in jobs_dir, as the hints at the end print it.
+    shell::run(&mut demo.ari(&["history", DEMO_LABEL]))?;
 
     shell::header(&format!("ari restore: {CHANGED_FILE} as the first backup held it (--at 1B)"));
     let changed = demo.source.join(CHANGED_FILE);
     let restored_dir = demo.root.join("restored");
-    let mut restore = Command::new(&demo.ari);
-    restore.arg("--config").arg(&demo.config).arg("restore").arg(&demo.job).arg(&changed);
+    let mut restore = demo.ari(&["restore", DEMO_LABEL]);
+    restore.arg(&changed);
     restore.args(["--at", "1B", "--to"]).arg(&restored_dir);
     shell::run(&mut restore)?;
     let restored = restored_dir.join(changed.strip_prefix("/").unwrap_or(&changed));
@@ -184,7 +185,8 @@ fn setup(demo: &Demo) -> Result<()> {
     // too. The state directory is left to ari, which owns it.
     fs::create_dir_all(&demo.store)?;
 
-    write_file(&demo.config, &config_text(&demo.store, &demo.root.join("state"), &demo.metrics())?)?;
+    let jobs_dir = demo.job.parent().expect("the job file is in jobs.d");
+    write_file(&demo.config, &config_text(&demo.store, jobs_dir, &demo.root.join("state"), &demo.metrics())?)?;
     write_file(&demo.job, &job_text(&demo.source)?)?;
     // Executable, so that the shebang line works: `./demo.yaml` runs the job.
     set_mode(&demo.job, 0o755)?;
@@ -197,12 +199,14 @@ fn schema_line(which: ari_cli::schema::Which) -> String {
     format!("# yaml-language-server: $schema={}\n", path.display())
 }
 
-/// The demo's global config.
-fn config_text(store: &Path, state: &Path, metrics: &Path) -> Result<String> {
+/// The demo's global config: its jobs_dir holds the demo job, so that the commands the demo
+/// prints name the job by its label, as an admin would.
+fn config_text(store: &Path, jobs_dir: &Path, state: &Path, metrics: &Path) -> Result<String> {
     Ok(format!(
-        "{}backup_store_path: {}\nstate_dir: {}\nmetrics_file: {}\n",
+        "{}backup_store_path: {}\njobs_dir: {}\nstate_dir: {}\nmetrics_file: {}\n",
         schema_line(ari_cli::schema::Which::Config),
         yaml_string(store)?,
+        yaml_string(jobs_dir)?,
         yaml_string(state)?,
         yaml_string(metrics)?
     ))
@@ -212,7 +216,7 @@ fn config_text(store: &Path, state: &Path, metrics: &Path) -> Result<String> {
 fn job_text(source: &Path) -> Result<String> {
     Ok(format!(
         "#!/usr/bin/env -S ari run\n{}\
-         label: demo\n\
+         label: {DEMO_LABEL}\n\
          backend: rdiff\n\
          source_hostname: localhost\n\
          include: [{}]\n\
@@ -319,9 +323,9 @@ fn print_hints(demo: &Demo) {
          diff {restored} {changed}\n\
          Run the job again, or see what it would run:\n    {run}\n    {dry}\n\
          The demo lives in {root}; `cargo xtask demo` recreates it.",
-        history = ari("history demo"),
+        history = ari(&format!("history {DEMO_LABEL}")),
         restore = ari(&format!(
-            "restore demo {} --at 1B --to {}",
+            "restore {DEMO_LABEL} {} --at 1B --to {}",
             q(&demo.source.join(CHANGED_FILE)),
             q(&demo.root.join("my-restore"))
         )),
