@@ -186,7 +186,10 @@ fn setup(demo: &Demo) -> Result<()> {
     fs::create_dir_all(&demo.store)?;
 
     let jobs_dir = demo.job.parent().expect("the job file is in jobs.d");
-    write_file(&demo.config, &config_text(&demo.store, jobs_dir, &demo.root.join("state"), &demo.metrics())?)?;
+    write_file(
+        &demo.config,
+        &config_text(&demo.store, jobs_dir, &demo.root.join("state"), &demo.metrics())?,
+    )?;
     write_file(&demo.job, &job_text(&demo.source)?)?;
     // Executable, so that the shebang line works: `./demo.yaml` runs the job.
     set_mode(&demo.job, 0o755)?;
