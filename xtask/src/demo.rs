@@ -402,7 +402,13 @@ mod tests {
             (Which::Job, job_text(source).unwrap()),
             (
                 Which::Config,
-                config_text(Path::new("/tmp/s"), Path::new("/tmp/t"), Path::new("/tmp/m.prom")).unwrap(),
+                config_text(
+                    Path::new("/tmp/s"),
+                    Path::new("/tmp/j"),
+                    Path::new("/tmp/t"),
+                    Path::new("/tmp/m.prom"),
+                )
+                .unwrap(),
             ),
         ] {
             assert!(text.contains(&schema_line(which)), "{text}");
