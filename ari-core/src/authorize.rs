@@ -20,7 +20,7 @@ use sha2::Digest as _;
 use crate::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
 use crate::pipeline::JobPlan;
 use crate::remote::{KILL_TEMPLATE, MARKER_START, WATCHER};
-use crate::step::{Chars, Command, CommandPattern, Host};
+use crate::step::{Chars, Command, CommandPattern, Handover, Host};
 
 /// What one host's filter lets through, for one destination (`[USER@]HOST`) of ari's key.
 #[derive(Debug, Clone)]
@@ -53,6 +53,9 @@ pub struct HostFilter {
     /// Under `remote_sudo`: each command as sudoers matches it (program, then its arguments as
     /// a regular expression), for the drop-in.
     pub sudo_entries: BTreeSet<(String, String)>,
+    /// Under `remote_sudo`: the environment variable that sudo keeps for one program, by
+    /// program (the request a [`Handover`] carries), for the drop-in.
+    pub sudo_env_keep: BTreeSet<(String, String)>,
     /// The filter, a POSIX sh script.
     pub script: String,
     /// The script's SHA-256, in hex.
@@ -118,6 +121,17 @@ impl HostFilter {
                 "[ \"$(id -u)\" = 0 ] || fail \"the sudoers drop-in needs root: run this as root (ari authorize --installer | ssh ADMIN@HOST sudo sh)\"\n\
                  [ -x /usr/sbin/visudo ] || fail \"sudo is not installed here (apt install sudo)\"\n",
             );
+        }
+        // A program the filter hands a request to must be there, and its interpreter too
+        // (rrsync is Python, and rsync's package only suggests python3).
+        for program in self.handover_programs() {
+            out.push_str(&format!(
+                "p=$(command -v {0}) || fail {1}\n\
+                 i=$(head -n 1 \"$p\"); case $i in '#!'*) i=${{i#'#!'}}; i=${{i# }}; i=${{i%% *}} ;; *) i= ;; esac\n\
+                 [ -z \"$i\" ] || [ -x \"$i\" ] || fail \"$p needs $i, which is not installed here\"\n",
+                single_quoted(&program),
+                single_quoted(&format!("{program} is not installed here (the filter hands it rsync's requests; Debian: apt install rsync python3)")),
+            ));
         }
         // Every draft is written and checked before anything goes in place.
         if let Some(dir) = dir.filter(|d| !d.is_empty()) {
@@ -200,6 +214,11 @@ impl HostFilter {
         out
     }
 
+    /// The programs that the filter hands a request to (`rrsync`).
+    fn handover_programs(&self) -> BTreeSet<String> {
+        self.patterns.iter().filter_map(|p| p.handover.as_ref()?.argv.first().cloned()).collect()
+    }
+
     /// As data, for `ari authorize --json`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -214,6 +233,7 @@ impl HostFilter {
                 "template": p.template,
                 "variable": p.chars.what,
                 "characters": p.chars.set,
+                "handed_to": p.handover.as_ref().map(|h| handover_text(&self.ssh, h)),
             })).collect::<Vec<_>>(),
             "filter": self.script,
             "sudoers": self.sudoers(),
@@ -230,6 +250,7 @@ struct OnHost {
     exact: BTreeSet<String>,
     patterns: Vec<CommandPattern>,
     argv: BTreeSet<(Vec<String>, Option<Chars>)>,
+    env_keep: BTreeSet<(String, String)>,
     notes: BTreeSet<String>,
 }
 
@@ -253,10 +274,21 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
             let Host::Remote(host) = &pattern.host else { continue };
             let on = by_host.entry(host.clone()).or_default();
             on.notes.extend(pattern.note.clone());
-            let words =
-                shell_words::split(&pattern.template).unwrap_or_else(|_| vec![pattern.template.clone()]);
             let variable = pattern.template.contains("{}");
-            on.argv.insert((words, variable.then_some(pattern.chars)));
+            match &pattern.handover {
+                // What sudo runs is the program the filter hands the request to, and only it.
+                Some(handover) => {
+                    on.argv.insert((handover.argv.clone(), None));
+                    if let Some(program) = handover.argv.first() {
+                        on.env_keep.insert((program.clone(), handover.variable.to_string()));
+                    }
+                }
+                None => {
+                    let words = shell_words::split(&pattern.template)
+                        .unwrap_or_else(|_| vec![pattern.template.clone()]);
+                    on.argv.insert((words, variable.then_some(pattern.chars)));
+                }
+            }
             let mut pattern = pattern.clone();
             pattern.template = plan.ssh.remote_program(&pattern.template);
             if !variable {
@@ -287,7 +319,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         let path = plan.settings.get(&SSH_FILTER_PATH);
         let extra_options = plan.settings.get(&SSH_KEY_OPTIONS);
         let keys_file = plan.settings.get(&AUTHORIZED_KEYS_FILE);
-        for (host, OnHost { exact, patterns, argv, notes }) in remote_commands(plan) {
+        for (host, OnHost { exact, patterns, argv, env_keep, notes }) in remote_commands(plan) {
             if only_host.is_some_and(|only| only != host) {
                 continue;
             }
@@ -305,6 +337,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 patterns: Vec::new(),
                 notes: BTreeSet::new(),
                 sudo_entries: BTreeSet::new(),
+                sudo_env_keep: BTreeSet::new(),
                 script: String::new(),
                 checksum: String::new(),
             });
@@ -331,13 +364,14 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
                 ));
             }
             filter.jobs.push(plan.label().to_string());
-            filter.job_digests.insert(plan.label().to_string(), digest(&exact, &patterns));
+            filter.job_digests.insert(plan.label().to_string(), digest(&plan.ssh, &exact, &patterns));
             filter.exact.extend(exact);
             filter.notes.extend(notes);
             if plan.ssh.sudo {
                 for (words, chars) in argv {
                     filter.sudo_entries.insert(sudo_entry(&words, chars)?);
                 }
+                filter.sudo_env_keep.extend(env_keep);
             }
             for pattern in patterns {
                 if !filter.patterns.contains(&pattern) {
@@ -380,14 +414,20 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
     Ok(filters)
 }
 
-/// What one job runs on one host, as a digest: its exact lines and its patterns, in order.
-fn digest(exact: &BTreeSet<String>, patterns: &[CommandPattern]) -> String {
+/// What one job runs on one host, as a digest: its exact lines and its patterns (with what the
+/// filter runs in their place), in order.
+fn digest(ssh: &crate::ssh::Ssh, exact: &BTreeSet<String>, patterns: &[CommandPattern]) -> String {
     let mut text = String::new();
     for line in exact {
         text.push_str(&format!("{line}\0"));
     }
-    let mut patterns: Vec<String> =
-        patterns.iter().map(|p| format!("{}\0{}", p.template, p.chars.set)).collect();
+    let mut patterns: Vec<String> = patterns
+        .iter()
+        .map(|p| match &p.handover {
+            None => format!("{}\0{}", p.template, p.chars.set),
+            Some(handover) => format!("{}\0{}\0{}", p.template, p.chars.set, handover_text(ssh, handover)),
+        })
+        .collect();
     patterns.sort();
     text.push_str(&patterns.join("\0"));
     sha256_hex(text.as_bytes())
@@ -503,10 +543,21 @@ impl HostFilter {
             self.jobs.join(", "),
             env!("CARGO_PKG_VERSION")
         );
+        let path = |program: &str| {
+            if program.starts_with('/') {
+                program.to_string()
+            } else {
+                format!("@{program}@")
+            }
+        };
         for (program, args) in &self.sudo_entries {
-            let program = if program.starts_with('/') { program.clone() } else { format!("@{program}@") };
             let args = if args == "^$" { "\"\"".to_string() } else { args.clone() };
-            out.push_str(&format!("{user} ALL=(root) NOPASSWD: {program} {args}\n"));
+            out.push_str(&format!("{user} ALL=(root) NOPASSWD: {} {args}\n", path(program)));
+        }
+        // sudo resets the environment; the request the filter hands a program is kept for that
+        // program alone (the program judges it: the filter wrote it from what it matched).
+        for (program, variable) in &self.sudo_env_keep {
+            out.push_str(&format!("Defaults!{} env_keep += \"{variable}\"\n", path(program)));
         }
         Some(out)
     }
@@ -543,6 +594,19 @@ fn double_quoted_template(template: &str) -> String {
         })
         .collect();
     format!("\"{}\"", escaped.replace("{}", "${v}"))
+}
+
+/// What the filter runs in place of a command that matched a pattern handed to `handover`, as
+/// the host's shell gets it: the request in its variable, single-quoted (`{}` standing for the
+/// matched variable part, whose characters hold no `'`), then the program, through sudo under
+/// `remote_sudo`.
+fn handover_text(ssh: &crate::ssh::Ssh, handover: &Handover) -> String {
+    format!(
+        "{}={} {}",
+        handover.variable,
+        single_quoted(&handover.request),
+        ssh.remote_text(&crate::step::Program::Argv(handover.argv.clone()))
+    )
 }
 
 /// The filter script.
@@ -606,8 +670,19 @@ fn script(filter: &HostFilter) -> String {
             pattern.chars.what,
             pattern.chars.set
         ));
+        // A handed-over command is replaced, after ari's remote wrapper, by its handover.
+        let then = match &pattern.handover {
+            None => "ok=1".to_string(),
+            Some(handover) => {
+                out.push_str(&format!("# ... run as: {}\n", handover_text(&filter.ssh, handover)));
+                format!(
+                    "ok=1; cmd=\"${{cmd%\"$body\"}}\"{}",
+                    double_quoted_template(&handover_text(&filter.ssh, handover))
+                )
+            }
+        };
         out.push_str(&format!(
-            "if [ -z \"$ok\" ]; then v=${{body#{fixed}}}; if [ \"$v\" != \"$body\" ]; then v=${{v%%[!{set}]*}}; [ -n \"$v\" ] && [ \"$body\" = {expected} ] && ok=1; fi; fi\n",
+            "if [ -z \"$ok\" ]; then v=${{body#{fixed}}}; if [ \"$v\" != \"$body\" ]; then v=${{v%%[!{set}]*}}; if [ -n \"$v\" ] && [ \"$body\" = {expected} ]; then {then}; fi; fi; fi\n",
             fixed = single_quoted(fixed),
             set = pattern.chars.set,
             expected = double_quoted_template(&pattern.template),

@@ -338,6 +338,38 @@ pub struct CommandPattern {
     /// that `ari authorize` shows beside the filter (a server that reads the whole host, a tool
     /// whose protocol runs the client's code): none when it does only what the job needs.
     pub note: Option<String>,
+    /// What a host's filter runs instead of a matching command: a program that restricts the
+    /// request itself (rsync's `rrsync`), none when the filter runs the command as it is.
+    pub handover: Option<Handover>,
+}
+
+/// A program that a host's filter runs in place of a command it matched, handing it the
+/// request rewritten, in an environment variable, as sshd hands a forced command the client's
+/// (`SSH_ORIGINAL_COMMAND`): for a tool whose own restricted mode judges each request better
+/// than a pattern can (`rrsync -wo DIR` for an rsync server, whose options and paths it checks
+/// against its tables and keeps inside DIR). ari's own argv does not change: the filter
+/// rewrites what arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Handover {
+    /// The program and its arguments (`rrsync -wo /tank/web`), fixed; under `remote_sudo` it
+    /// runs through sudo, which keeps `variable` for it alone.
+    pub argv: Vec<String>,
+    /// The environment variable that carries the request (`SSH_ORIGINAL_COMMAND`).
+    pub variable: &'static str,
+    /// The request, `{}` standing for the matched command's variable part (`rsync --server {}.`).
+    pub request: String,
+}
+
+impl Handover {
+    /// `argv`, handed `request` (with the variable part at `{}`) in `variable`.
+    pub fn new<I, S>(argv: I, variable: &'static str, request: impl Into<String>) -> Handover
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Handover { argv: argv.into_iter().map(Into::into).collect(), variable, request: request.into() }
+    }
 }
 
 impl CommandPattern {
@@ -353,24 +385,37 @@ impl CommandPattern {
             template: format!("{}{{}}", crate::quote::shell_join(words)),
             chars,
             note: None,
+            handover: None,
         }
     }
 
     /// The command line `line` on `host`, exactly (`rdiff-backup server`).
     pub fn exact(host: Host, line: impl Into<String>) -> CommandPattern {
-        CommandPattern { host, template: line.into(), chars: Chars::DIGITS, note: None }
+        CommandPattern { host, template: line.into(), chars: Chars::DIGITS, note: None, handover: None }
     }
 
     /// The command line `template` on `host`, `{}` standing for one or more of `chars` (the same
     /// at each `{}`).
     pub fn with_variable(host: Host, template: impl Into<String>, chars: Chars) -> CommandPattern {
-        CommandPattern { host, template: template.into(), chars, note: None }
+        CommandPattern { host, template: template.into(), chars, note: None, handover: None }
     }
 
     /// The same, with `note`: what the command lets ari's key do on the host beyond the job's
     /// own work, which `ari authorize` says beside the filter that allows it.
     pub fn noting(mut self, note: impl Into<String>) -> CommandPattern {
         self.note = Some(note.into());
+        self
+    }
+
+    /// The same, run by a host's filter as `handover` (see [`Handover`]). Its variable part
+    /// goes into the request between single quotes, so its characters hold no `'` (nor a
+    /// backslash).
+    pub fn handed_to(mut self, handover: Handover) -> CommandPattern {
+        assert!(
+            !self.chars.set.contains(['\'', '\\']) && self.template.contains("{}"),
+            "a handed-over pattern has a variable part that fits between single quotes"
+        );
+        self.handover = Some(handover);
         self
     }
 

@@ -7,7 +7,7 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, Restore, RestoreRequest, StoredBackup,
     Tool,
 };
-use ari_core::step::{Chars, Command, CommandPattern, Host, Phase, Step};
+use ari_core::step::{Chars, Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
@@ -110,6 +110,22 @@ impl BackupBackend for ZfsBackend {
             };
             return Err(job.error_at(&format!("exclude[{i}]"), format!("`{}` {why}", kinds::shown(pattern))));
         }
+        crate::rrsync::check_rsync_options(&job.get(&RSYNC_OPTIONS))
+            .map_err(|why| job.error_at("rsync_options", why))?;
+        if rsync_destination_host(&target.rsync_dst).is_some() {
+            // rsync sends the path as it is only when no character needs its escaping; the
+            // ZFS host's filter matches it, and hands it to rrsync, as written.
+            let path = rsync_destination_path(&target.rsync_dst);
+            if !path.chars().all(|c| c.is_ascii_alphanumeric() || "/._+,:@=-".contains(c)) {
+                return Err(job.error_at(
+                    "rsync_dst",
+                    format!(
+                        "the path `{}` has characters rsync escapes on its way to the ZFS host (a space, a quote, a brace...); a remote rsync_dst's path holds letters, digits and `/._+,:@=-`",
+                        kinds::shown(path)
+                    ),
+                ));
+            }
+        }
         if job.snapshot_source().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",
@@ -175,13 +191,23 @@ impl BackupBackend for ZfsBackend {
             }
         }
         // What rsync starts on the destination's host, through ssh: its server, receiving into
-        // the destination's path (with the options it derives from rsync_options).
+        // the destination's path, with the options it derives from rsync_options and then
+        // ` . ` (its stand-in for the sending side) as the variable part. The host's filter
+        // hands that to rsync's own restricted server, `rrsync -wo PATH`, as `rsync --server
+        // OPTIONS . .`: rrsync checks every option against its tables, keeps every path it
+        // takes inside PATH, and refuses to send (docs/hardening.md).
         let server = rsync_destination_host(&target.rsync_dst).map(|host| {
+            let path = rsync_destination_path(&target.rsync_dst);
             CommandPattern::with_variable(
                 Host::named(host),
-                format!("rsync --server {{}}{}", rsync_destination_path(&target.rsync_dst)),
+                format!("rsync --server {{}}{path}"),
                 Chars::RSYNC_SERVER_OPTIONS,
             )
+            .handed_to(Handover::new(
+                ["rrsync", "-wo", path],
+                "SSH_ORIGINAL_COMMAND",
+                "rsync --server {}.",
+            ))
         });
         argv.push(target.rsync_dst);
         let mut step = Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))

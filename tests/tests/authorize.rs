@@ -135,7 +135,7 @@ fn under_remote_sudo_every_remote_command_goes_through_sudo_and_the_filter() {
         "lvcreate -s",
         "mount ",
         "rdiff-backup server",
-        "rsync --server",
+        "rrsync -wo ",
         "zfs snapshot",
         "/bin/sh -c echo hooked",
         "touch ",
@@ -386,8 +386,15 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let entry = &json["hosts"][0];
     let sudoers = entry["sudoers"].as_str().unwrap();
-    let rules: Vec<&str> = sudoers.lines().filter(|l| !l.starts_with('#')).collect();
+    let rules: Vec<&str> =
+        sudoers.lines().filter(|l| !l.starts_with('#') && !l.starts_with("Defaults")).collect();
     assert!(rules.iter().all(|r| r.starts_with("backup ALL=(root) NOPASSWD: ")), "{sudoers}");
+    // rsync's server is handed to rrsync, which alone keeps the request sudo would drop; no
+    // rule lets rsync's server itself run as root.
+    assert!(sudoers.contains("NOPASSWD: @rrsync@ ^-wo /tmp/"), "{sudoers}");
+    let defaults: Vec<&str> = sudoers.lines().filter(|l| l.starts_with("Defaults")).collect();
+    assert_eq!(defaults, ["Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""], "{sudoers}");
+    assert!(!rules.iter().any(|r| r.contains("^--server")), "{sudoers}");
     let allowed =
         entry["allowed"].as_array().unwrap().len() + entry["allowed_patterns"].as_array().unwrap().len();
     assert_eq!(rules.len(), allowed, "a rule per allowed command:\n{sudoers}");
@@ -412,10 +419,12 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     // The installer's part: each @PROGRAM@ becomes the program's path on the host.
     let filled: String = sudoers
         .lines()
-        .map(|line| match line.split_once("NOPASSWD: @") {
+        .map(|line| match line.split_once("NOPASSWD: @").or_else(|| line.split_once("Defaults!@")) {
             Some((head, rest)) => {
                 let (program, args) = rest.split_once("@ ").unwrap();
-                format!("{head}NOPASSWD: /usr/bin/{program} {args}\n")
+                let head =
+                    if head.is_empty() { "Defaults!".to_string() } else { format!("{head}NOPASSWD: ") };
+                format!("{head}/usr/bin/{program} {args}\n")
             }
             None => format!("{line}\n"),
         })
