@@ -294,9 +294,9 @@ impl Chars {
     pub const DIGITS: Chars = Chars { what: "a number", set: "0-9" };
     /// Lower-case hexadecimal digits.
     pub const HEX: Chars = Chars { what: "hexadecimal digits", set: "0-9a-f" };
-    /// rsync's server options (`-logDtprze.iLsfxCIvu --stats --delete . `): letters, digits,
-    /// spaces and `.=,_-`, and no `/`, so that no path hides in them.
-    pub const RSYNC_SERVER_OPTIONS: Chars = Chars { what: "rsync's server options", set: "A-Za-z0-9 .=,_-" };
+    /// rsync's server options (`-logDtprze.iLsfxCIvu --delete --log-format=%i . `): letters,
+    /// digits, spaces and `.=,_%-`, and no `/`, so that no absolute path hides in them.
+    pub const RSYNC_SERVER_OPTIONS: Chars = Chars { what: "rsync's server options", set: "A-Za-z0-9 .=,_%-" };
 
     /// Whether `c` is one of the characters.
     pub fn contains(&self, c: char) -> bool {

@@ -143,7 +143,8 @@ pub fn accepted_examples() -> Vec<String> {
             "compress-choice" => "zlib",
             "info" => "stats2",
             "skip-compress" => "gz,jpg",
-            "max-size" | "min-size" | "bwlimit" => "1G",
+            "max-size" | "bwlimit" => "1G",
+            "min-size" => "1",
             "block-size" => "4096",
             _ => "5",
         };

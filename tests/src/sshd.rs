@@ -105,6 +105,8 @@ pub enum ShellMode {
 pub struct SshdBuilder {
     path_prefix: Vec<PathBuf>,
     shell: Option<(Shell, ShellMode)>,
+    scratch_home: Option<PathBuf>,
+    sudoers: Option<String>,
 }
 
 impl SshdBuilder {
@@ -174,6 +176,26 @@ impl SshdBuilder {
     /// how to install it.
     pub fn shell(mut self, shell: Shell, mode: ShellMode) -> Self {
         self.shell = Some((shell, mode));
+        self
+    }
+
+    /// Runs the server in a mount namespace of its own, with `home` (a directory the test made)
+    /// over the login user's home directory, and without the `SHLVL` that hides a login bash's
+    /// `~/.bashrc`: every command then runs as an attacker's would, after the login shell read
+    /// its startup files from `home`, and nothing touches the machine's own home. For the tests
+    /// of what ari's key can do (see [`SshdBuilder::shell`] for why the others set `SHLVL`).
+    ///
+    /// Panics at start when the namespace cannot be made (`unshare -m` needs root), saying so.
+    pub fn scratch_home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.scratch_home = Some(home.into());
+        self
+    }
+
+    /// With [`SshdBuilder::scratch_home`]: `/etc/sudoers` in the server's namespace is `text`
+    /// alone (the machine's rules and drop-ins are not read), so that the real `sudo` allows
+    /// the login user exactly what the test says.
+    pub fn sudoers(mut self, text: impl Into<String>) -> Self {
+        self.sudoers = Some(text.into());
         self
     }
 
@@ -391,11 +413,21 @@ impl Sshd {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             write_configs(dir.path(), port, &user, &host_key, &client_key, &remote_path);
+            if options.scratch_home.is_some() {
+                // bash judges by SHLVL whether sshd started it (and reads ~/.bashrc then).
+                let config = dir.path().join("sshd_config");
+                let text = fs::read_to_string(&config).expect("read sshd_config");
+                write_file(&config, &text.replace(" SHLVL=1\n", "\n"));
+            }
             let log_path = dir.path().join("sshd.log");
             let log = fs::File::create(&log_path).expect("create the sshd log file");
             // sshd re-executes itself for every connection and insists on
             // an absolute path for that, which require_tool gives.
-            let mut child = Command::new(&sshd)
+            let mut command = match &options.scratch_home {
+                None => Command::new(&sshd),
+                Some(home) => namespaced(&sshd, home, options.sudoers.as_deref(), dir.path()),
+            };
+            let mut child = command
                 .args(["-D", "-e", "-f"])
                 .arg(dir.path().join("sshd_config"))
                 .stdin(Stdio::null())
@@ -419,6 +451,38 @@ impl Sshd {
              the last log:\n{last_log}"
         )
     }
+}
+
+/// `sshd` started in a new mount namespace (`unshare -m`, private propagation) over whose
+/// login home `home` is bind-mounted, and over whose `/etc/sudoers` a file with `sudoers` is,
+/// when given. unshare and the shell exec sshd, so the child is sshd itself.
+fn namespaced(sshd: &Path, home: &Path, sudoers: Option<&str>, dir: &Path) -> Command {
+    let unshare = require_tool("unshare", "util-linux");
+    // The home sshd gives the login: the passwd entry's, not this process's $HOME.
+    let user = current_user();
+    let entry = Command::new("getent").args(["passwd", &user]).output().expect("run getent passwd");
+    let entry = String::from_utf8_lossy(&entry.stdout);
+    let login_home = entry
+        .trim_end()
+        .split(':')
+        .nth(5)
+        .filter(|h| h.starts_with('/'))
+        .unwrap_or_else(|| panic!("no home directory for {user} in `getent passwd {user}`: {entry:?}"));
+    let mut script = String::from("set -e; mount --bind \"$1\" \"$2\"; ");
+    if let Some(text) = sudoers {
+        let file = dir.join("sudoers");
+        write_file(&file, text);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o440)).expect("chmod the test's sudoers");
+        script.push_str(&format!("mount --bind {} /etc/sudoers; ", file.display()));
+    }
+    script.push_str("shift 2; exec \"$@\"");
+    let mut command = Command::new(unshare);
+    command
+        .args(["-m", "--propagation", "private", "/bin/sh", "-c", &script, "sh"])
+        .arg(home)
+        .arg(login_home)
+        .arg(sshd);
+    command
 }
 
 impl Drop for Sshd {
