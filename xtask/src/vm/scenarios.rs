@@ -1235,7 +1235,15 @@ struct FilteredJobs {
     old: String,
     rdiff_job: String,
     zfs_job: String,
+    /// A zfs job whose source is the backup server itself: its rsync pushes into the guest's
+    /// dataset through the filter, which hands the server to the guest's rrsync (3.2.7).
+    pushed: &'static str,
+    pushed_job: String,
 }
+
+/// The dataset the pushed job writes into, and a file its source holds.
+const PUSHED_DATASET: &str = "tank/backups/pushed";
+const PUSHED_FILE: (&str, &str) = ("pushed-src/etc/pushed.conf", "pushed through rrsync\n");
 
 impl FilteredJobs {
     /// Prepares the guest for them (the dataset, the origins' content, the old snapshot) and
@@ -1247,7 +1255,22 @@ impl FilteredJobs {
         old_snapshots(vm, &[(5, &old)])?;
         let rdiff_job = fx.job(rdiff, &lvm_rdiff_job(rdiff))?.display().to_string();
         let zfs_job = fx.job(zfs, &zfs_lvm_job(zfs, dataset, "%Y-%m-%d--%H%M%S", ""))?.display().to_string();
-        Ok(FilteredJobs { rdiff, zfs, dataset, old, rdiff_job, zfs_job })
+        let pushed = "zfs-pushed-filtered";
+        vm.run(&format!("zfs create {PUSHED_DATASET}"))?;
+        let (file, content) = PUSHED_FILE;
+        std::fs::create_dir_all(fx.path(file).parent().context("the pushed file's directory")?)?;
+        std::fs::write(fx.path(file), content)?;
+        let pushed_job = fx
+            .job(
+                pushed,
+                &format!(
+                    "label: {pushed}\nbackend: zfs\ninclude: [{}]\nrsync_dst: 127.0.0.1:/{PUSHED_DATASET}\nzfs_hostname: 127.0.0.1\ndataset_name: {PUSHED_DATASET}\nsnapshot_expiration_days: 1\n",
+                    fx.p("pushed-src")
+                ),
+            )?
+            .display()
+            .to_string();
+        Ok(FilteredJobs { rdiff, zfs, dataset, old, rdiff_job, zfs_job, pushed, pushed_job })
     }
 
     /// `ari authorize --host 127.0.0.1 --key KEY.pub --json`, which must name one host with both
@@ -1259,8 +1282,8 @@ impl FilteredJobs {
         let host = json["hosts"][0].clone();
         ensure!(
             json["hosts"].as_array().map_or(0, Vec::len) == 1
-                && host["jobs"] == serde_json::json!([self.rdiff, self.zfs]),
-            "ari authorize --json: expected one host with both jobs: {json}"
+                && host["jobs"] == serde_json::json!([self.rdiff, self.zfs, self.pushed]),
+            "ari authorize --json: expected one host with the three jobs: {json}"
         );
         println!(
             "  the filter lets {} commands through: {} exact lines, {} patterns",
@@ -1306,6 +1329,18 @@ impl FilteredJobs {
             self.zfs
         );
         println!("  both jobs ran through the filter: the rdiff mirror holds the snapshots, {} made, {old} expired; ari history lists it", snapshots[0]);
+        unrefused(&["run", &self.pushed_job, "--debug"])?;
+        let (file, content) = PUSHED_FILE;
+        let arrived = vm.run(&format!("cat /{PUSHED_DATASET}{}", fx.p(file)))?;
+        let snapshots = zfs_snapshots(vm, PUSHED_DATASET)?;
+        ensure!(
+            arrived == content && snapshots.len() == 1,
+            "the pushed job through the filter and rrsync: {file} {arrived:?}, snapshots {snapshots:?}"
+        );
+        println!(
+            "  the pushed job's rsync ran through the filter and the guest's rrsync: {file} arrived, {} made",
+            snapshots[0]
+        );
         unrefused(&["check", "--connect", "--debug"])?;
         ensure!(fx.stdout().contains("ok: ssh filter"), "ari check --connect printed {:?}", fx.stdout());
         println!("  ari check --connect: ok: ssh filter; no refusal in the --debug output of the three");
@@ -1314,12 +1349,66 @@ impl FilteredJobs {
 
     /// Neither job left a ledger, a snapshot or a mount.
     fn assert_clean(&self, vm: &Vm, fx: &Fixture) -> Result<()> {
-        for label in [self.rdiff, self.zfs] {
+        for label in [self.rdiff, self.zfs, self.pushed] {
             assert_no_ledger(fx, label)?;
             assert_clean(vm, label)?;
         }
         Ok(())
     }
+}
+
+/// The filtered key (`options`, as `user`, whose home is `home`) used by an attacker's own rsync
+/// against the pushed job's destination, with server options that write outside it on a plain
+/// rsync server: a log file in the login's home (`.bashrc`, which bash runs at every login), a
+/// backup dir and a log file above it, and a read (`--sender`). The guest's rrsync (3.2.7)
+/// keeps the log file inside the destination and refuses the rest; the home's `.bashrc` and
+/// what is above the destination stay as they were, and nothing is read out.
+fn assert_rsync_is_confined(vm: &Vm, fx: &Fixture, options: &[String], user: &str, home: &str) -> Result<()> {
+    let before = vm.run(&format!("touch {home}/.bashrc; sha256sum {home}/.bashrc; ls -a /tank/backups"))?;
+    let ssh = ["ssh", "-F", "/dev/null"]
+        .into_iter()
+        .map(String::from)
+        .chain(options.iter().cloned())
+        .chain(["-o", "ControlPath=none", "-o", "BatchMode=yes", "-p"].map(String::from))
+        .chain([vm.port.to_string()])
+        .map(|word| crate::shell::quote(std::ffi::OsStr::new(&word)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let dst = format!("{user}@127.0.0.1:/{PUSHED_DATASET}");
+    let stolen = fx.path("stolen");
+    std::fs::create_dir_all(&stolen)?;
+    let src = format!("{}/", fx.p("pushed-src"));
+    let rsync_path: &[&str] = if user == "root" { &[] } else { &["--rsync-path=sudo -n -- rsync"] };
+    let attacks: [&[&str]; 4] = [
+        &["-a", "-M--log-file=.bashrc", &src, &dst],
+        &["-a", "-M--log-file=../x", &src, &dst],
+        &["-ab", "--backup-dir=..", &src, &dst],
+        &["-a", &format!("{user}@127.0.0.1:/etc/hostname"), &format!("{}/", stolen.display())],
+    ];
+    for args in attacks {
+        let out = Command::new("rsync")
+            .args(["-e", &ssh])
+            .args(rsync_path)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("start rsync")?;
+        println!(
+            "  rsync {}: exit {:?}: {}",
+            args[..args.len() - 2].join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or_default()
+        );
+    }
+    let after = vm.run(&format!("sha256sum {home}/.bashrc; ls -a /tank/backups"))?;
+    let stolen_any = std::fs::read_dir(&stolen)?.next().is_some();
+    let confined = vm.run(&format!("test -f /{PUSHED_DATASET}/.bashrc && echo inside || echo absent"))?;
+    ensure!(
+        before == after && !stolen_any,
+        "rsync with the filtered key reached outside /{PUSHED_DATASET}: before {before:?}, after {after:?}, read out: {stolen_any}"
+    );
+    println!("  rsync's server options with the filtered key: {home}/.bashrc and /tank/backups unchanged, nothing read out; the log file is {} the destination", confined.trim());
+    Ok(())
 }
 
 /// The lines of an `ari --debug` log where a remote command's output says the filter or sudo
@@ -1420,6 +1509,7 @@ fn filtered_jobs(ctx: &Ctx) -> Result<()> {
         println!("  installed: {FILTER_PATH} 0755, the key's line restrict,command=...");
 
         jobs.run(ctx, &fx)?;
+        assert_rsync_is_confined(vm, &fx, &options, "root", "/root")?;
         let refused = journal(vm, &since, "-t ari-filter")?;
         let refused = filter_refusals(&refused);
         ensure!(refused.is_empty(), "the filter refused commands of the jobs:\n{}", refused.join("\n"));
@@ -1430,6 +1520,7 @@ fn filtered_jobs(ctx: &Ctx) -> Result<()> {
     })();
     let removed = vm.run(&format!(
         "{}zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm\n\
+         ! zfs list -H -o name {PUSHED_DATASET} >/dev/null 2>&1 || zfs destroy -r {PUSHED_DATASET}\n\
          ! grep -q ' {FILTER_KEY_COMMENT}$' /root/.ssh/authorized_keys && ! test -e {FILTER_PATH}",
         remove_filter()
     ));
@@ -1802,6 +1893,7 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
         );
 
         jobs.run(ctx, &fx)?;
+        assert_rsync_is_confined(vm, &fx, &options, SUDO_USER, &home)?;
         assert_a_crafted_frame_is_contained(vm, &host, &options, SUDO_USER)?;
         let refused = journal(vm, &since, "-t ari-filter")?;
         let refused = filter_refusals(&refused);
@@ -1846,7 +1938,8 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
         jobs.assert_clean(vm, &fx)
     })();
     let removed = vm.run(&format!(
-        "{}{}zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm\n{}",
+        "{}{}zfs list -H -o name tank/backups/zfs-lvm >/dev/null 2>&1 && zfs destroy -r tank/backups/zfs-lvm\n\
+         ! zfs list -H -o name {PUSHED_DATASET} >/dev/null 2>&1 || zfs destroy -r {PUSHED_DATASET}\n{}",
         remove_sudo_user(),
         remove_filter(),
         sudo_leftovers()
