@@ -1509,11 +1509,11 @@ fn filtered_jobs(ctx: &Ctx) -> Result<()> {
         println!("  installed: {FILTER_PATH} 0755, the key's line restrict,command=...");
 
         jobs.run(ctx, &fx)?;
-        assert_rsync_is_confined(vm, &fx, &options, "root", "/root")?;
         let refused = journal(vm, &since, "-t ari-filter")?;
         let refused = filter_refusals(&refused);
         ensure!(refused.is_empty(), "the filter refused commands of the jobs:\n{}", refused.join("\n"));
         println!("  journalctl -t ari-filter: nothing refused");
+        assert_rsync_is_confined(vm, &fx, &options, "root", "/root")?;
         assert_a_crafted_frame_is_contained(vm, &host, &options, "root")?;
         assert_refused_outside_the_plans(vm, &options, "root", &since)?;
         jobs.assert_clean(vm, &fx)
@@ -1824,7 +1824,14 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
         let authorize = ["authorize", "--host", "127.0.0.1", "--key", &public_file];
         let host = jobs.authorize_json(ctx, &fx, &authorize)?;
         let sudoers = host["sudoers"].as_str().with_context(|| format!("no sudoers drop-in in {host}"))?;
-        let rules = sudoers.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).count();
+        let rules = sudoers
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("Defaults") && !l.trim().is_empty())
+            .count();
+        ensure!(
+            sudoers.lines().any(|l| l == "Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""),
+            "the drop-in keeps no SSH_ORIGINAL_COMMAND for rrsync: {sudoers}"
+        );
         let lines: Vec<&str> =
             host["allowed"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
         ensure!(
@@ -1893,8 +1900,6 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
         );
 
         jobs.run(ctx, &fx)?;
-        assert_rsync_is_confined(vm, &fx, &options, SUDO_USER, &home)?;
-        assert_a_crafted_frame_is_contained(vm, &host, &options, SUDO_USER)?;
         let refused = journal(vm, &since, "-t ari-filter")?;
         let refused = filter_refusals(&refused);
         let logged = journal(vm, &since, "_COMM=sudo")?;
@@ -1911,6 +1916,8 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
             .filter(|l| l.starts_with(&format!("{SUDO_USER} : ")) && l.contains("COMMAND="))
             .count();
         println!("  journalctl -t ari-filter: nothing refused; _COMM=sudo: {ran} commands of {SUDO_USER} run as root, none refused");
+        assert_rsync_is_confined(vm, &fx, &options, SUDO_USER, &home)?;
+        assert_a_crafted_frame_is_contained(vm, &host, &options, SUDO_USER)?;
         // sshd ends a session's processes a moment after its connection closes.
         let deadline = Instant::now() + Duration::from_secs(10);
         let left = loop {
