@@ -121,9 +121,13 @@ impl HostFilter {
                     "getent passwd {quoted} >/dev/null 2>&1 || fail {}\n",
                     single_quoted(&format!("no user {user} here"))
                 ));
-                out.push_str(&format!(
-                    "[ \"$(id -u)\" = 0 ] || [ \"$(id -un)\" = {quoted} ] || fail \"this runs as $(id -un), not as \"{quoted}\" whose key it installs: run it as \"{quoted}\" or as root\"\n"
-                ));
+                // Under remote_sudo only root may run it, which the drop-in's check says.
+                if !self.ssh.sudo {
+                    let run_as = if user == "root" { String::new() } else { format!(" \"{quoted}\", or as") };
+                    out.push_str(&format!(
+                        "[ \"$(id -u)\" = 0 ] || [ \"$(id -un)\" = {quoted} ] || fail \"this runs as $(id -un), not as \"{quoted}\" whose key it installs: run it as{run_as} root\"\n"
+                    ));
+                }
                 quoted
             }
             None => "\"$(id -un)\"".to_string(),
