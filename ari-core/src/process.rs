@@ -122,8 +122,10 @@ pub enum ProcessError {
         /// Its standard error.
         stderr: String,
     },
-    /// ari's ssh filter on the host refused the command (exit 126, `ari-filter: refused`): the
-    /// filter installed there is not the one this ari makes for the job, most likely older.
+    /// ari's ssh filter on the host refused the command (exit 126, `ari-filter: refused`), or
+    /// what a local tool started there through its own ssh (the tool's exit status, the filter's
+    /// line in its output): the filter installed there is not the one this ari makes for the
+    /// job, most likely older.
     #[error(
         "{command} was refused by the ssh filter on {host} (exit status {code}): that filter may be older than this ari or than the job; run `ari check --connect`, and install the filter the jobs need: {}{}",
         crate::ssh::filter_installer(host, *sudo),
@@ -513,6 +515,13 @@ fn execute(
         (Some(code @ FILTER_REFUSED_STATUS), Host::Remote(host)) if shown.contains(FILTER_REFUSED) => {
             let sudo = session.is_some_and(|session| session.ssh().sudo);
             ProcessError::Filtered { command: describe(), host: host.clone(), code, sudo, stderr: shown }
+        }
+        // A local tool (rdiff-backup, rsync) whose own ssh the filter refused, on the one host
+        // it reaches: the tool exits with a status of its own, the filter's line in its output.
+        (Some(code), Host::Local) if shown.contains(FILTER_REFUSED) && destinations.len() == 1 => {
+            let host = destinations[0].rsplit_once('@').map_or(destinations[0].as_str(), |(_, host)| host);
+            let sudo = session.is_some_and(|session| session.ssh().sudo);
+            ProcessError::Filtered { command: describe(), host: host.to_string(), code, sudo, stderr: shown }
         }
         (Some(code), _) => ProcessError::Exited { command: describe(), code, stderr: shown },
         (None, _) => ProcessError::Signaled {

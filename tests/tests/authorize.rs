@@ -529,6 +529,21 @@ fn a_run_that_an_older_filter_refuses_names_the_check_and_the_installer() {
         // Made for these jobs, by this ari: ok. Then as another ari, and an older one, made it.
         let entry = rig.authorize();
         let path = PathBuf::from(entry["filter_path"].as_str().unwrap());
+        // An older ari's filter allowed another rdiff-backup server line than this ari's: the
+        // local rdiff-backup's own ssh is refused, and its error says the same.
+        let made = std::fs::read_to_string(&path).unwrap();
+        let without_server: String =
+            made.lines().filter(|l| !l.contains("rdiff-backup server")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, &without_server).unwrap();
+        let out = rig.world.run(&fx.path("jobs.d/other.yaml"));
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains(&format!("was refused by the ssh filter on {host} (exit status ")), "{err}");
+        let step = err.lines().find(|l| l.contains("main step rdiff-backup failed")).unwrap_or_default();
+        assert!(step.contains(&format!("was refused by the ssh filter on {host}")), "rdiff-backup's: {err}");
+        assert!(err.contains(&format!("install the filter the jobs need: {install}")), "{err}");
+        std::fs::write(&path, &made).unwrap();
+        assert_exit(&rig.world.run(&fx.path("jobs.d/other.yaml")), 0);
         let out = run(rig.world.ari().args(["check", "--connect"]));
         assert_exit(&out, 0);
         let made = std::fs::read_to_string(&path).unwrap();
