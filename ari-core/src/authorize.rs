@@ -116,6 +116,31 @@ impl HostFilter {
         let mut out = String::new();
         out.push_str("set -e; umask 022\n");
         out.push_str("new=; draft=\nfail() { [ -z \"$new\" ] || rm -f \"$new\"; [ -z \"$draft\" ] || rm -f \"$draft\"; echo \"ari: $1; nothing installed\" >&2; exit 1; }\n");
+        // Before anything is written: the user whose key this is, and who runs it.
+        let user = match &owner {
+            Some(user) => {
+                let quoted = single_quoted(user);
+                out.push_str(&format!(
+                    "getent passwd {quoted} >/dev/null 2>&1 || fail {}\n",
+                    single_quoted(&format!("no user {user} here"))
+                ));
+                // Under remote_sudo only root may run it, which the drop-in's check says.
+                if !self.ssh.sudo {
+                    let run_as = if user == "root" { String::new() } else { format!(" \"{quoted}\", or as") };
+                    out.push_str(&format!(
+                        "[ \"$(id -u)\" = 0 ] || [ \"$(id -un)\" = {quoted} ] || fail \"this runs as $(id -un), not as \"{quoted}\" whose key it installs: run it as{run_as} root\"\n"
+                    ));
+                }
+                quoted
+            }
+            None => "\"$(id -un)\"".to_string(),
+        };
+        // sshd starts the filter with the user's login shell: one that reads a startup file
+        // first (bash's ~/.bashrc) runs whatever that file says before the filter.
+        out.push_str(&format!(
+            "shell=$(getent passwd {user} | cut -d: -f7) || shell=\ncase ${{shell:-/bin/sh}} in\n{}) ;;\n*) echo \"ari: warning: the login shell of \"{user}\" here is $shell, which runs its startup files (bash: ~/.bashrc) before ari's filter: use /bin/sh (chsh -s /bin/sh \"{user}\")\" >&2 ;;\nesac\n",
+            PLAIN_SHELLS.join("|")
+        ));
         if self.ssh.sudo {
             out.push_str(
                 "[ \"$(id -u)\" = 0 ] || fail \"the sudoers drop-in needs root: run this as root (ari authorize --installer | ssh ADMIN@HOST sudo sh)\"\n\
@@ -382,11 +407,14 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
     }
     let mut filters: Vec<HostFilter> = by_destination.into_values().collect();
     for filter in &mut filters {
-        // ari's own: the connection check, reading the installed filter back, and stopping a
-        // command's process group.
+        // ari's own: the connection check, reading the installed filter back, the remote user's
+        // login shell, and stopping a command's process group.
         let ssh = &filter.ssh;
         filter.exact.insert(ssh.remote_text(&crate::step::Program::Argv(vec!["true".to_string()])));
         filter.exact.insert(ssh.remote_text(&read_back(filter).program));
+        // Without sudo even under remote_sudo: any user may read the user database, and the
+        // drop-in then needs no rule for it.
+        filter.exact.insert(ssh.clone().sudo(false).remote_text(&login_shell_query(filter).program));
         let stop = CommandPattern::with_variable(
             Host::Remote(filter.host.clone()),
             crate::remote::kill_text(ssh, KILL_TEMPLATE),
@@ -438,28 +466,139 @@ pub fn read_back(filter: &HostFilter) -> Command {
     Command::argv(Host::Remote(filter.host.clone()), ["cat", &filter.path])
 }
 
+/// The command that reads the remote user's entry in the host's user database, whose 7th field
+/// is the login shell that sshd starts the filter with (`ari check --connect`). It runs without
+/// sudo, even under `remote_sudo`: the filter allows it so.
+pub fn login_shell_query(filter: &HostFilter) -> Command {
+    Command::argv(Host::Remote(filter.host.clone()), ["getent", "passwd", remote_user(filter)])
+}
+
+/// The user ari's key logs in as on `filter`'s host: `remote_user`, or root when ssh's own
+/// configuration chooses it.
+pub fn remote_user(filter: &HostFilter) -> &str {
+    filter.ssh.user.as_deref().unwrap_or("root")
+}
+
+/// The login shells that run the filter without reading a startup file first (bash started by
+/// sshd reads `~/.bashrc`, zsh `~/.zshenv`), and those that run nothing at all.
+pub const PLAIN_SHELLS: &[&str] = &[
+    "/bin/sh",
+    "/usr/bin/sh",
+    "/bin/dash",
+    "/usr/bin/dash",
+    "/bin/false",
+    "/usr/bin/false",
+    "/sbin/nologin",
+    "/usr/sbin/nologin",
+    "/bin/nologin",
+];
+
+/// The warning for `user`'s login shell on `host`, from the user's `getent passwd` line: none for
+/// a shell of [`PLAIN_SHELLS`] (or an entry without a shell field: sshd then uses `/bin/sh`).
+pub fn login_shell_warning(user: &str, host: &str, passwd_entry: &str) -> Option<String> {
+    let shell = passwd_entry.split(':').nth(6).map(str::trim).filter(|shell| !shell.is_empty())?;
+    if PLAIN_SHELLS.contains(&shell) {
+        return None;
+    }
+    let reads = match shell.rsplit('/').next().unwrap_or_default() {
+        "bash" => "~/.bashrc",
+        "zsh" => "~/.zshenv",
+        _ => "its startup files",
+    };
+    Some(format!(
+        "{user}'s login shell on {host} is {}, which runs {reads} before ari's filter: use /bin/sh (chsh -s /bin/sh {user})",
+        crate::kinds::shown(shell)
+    ))
+}
+
 /// What `ari check --connect` finds wrong with the filter installed on a host (`installed`, as
-/// read back) for the jobs `filter` was made from: a job that changed since the filter was made,
-/// one that is not in it. None when every job is as the filter knows it.
-pub fn stale_jobs(filter: &HostFilter, installed: &str) -> Vec<String> {
+/// read back) for the jobs `filter` was made from: every reason it is not the filter they need,
+/// from its header (the ari and filter-format that made it, its rules' and its sudoers drop-in's
+/// digests, its jobs'). None when it is that filter, byte for byte.
+pub fn out_of_date(filter: &HostFilter, installed: &str) -> Vec<String> {
+    if sha256_hex(installed.as_bytes()) == filter.checksum {
+        return Vec::new();
+    }
+    let header = |key: &str| {
+        installed.lines().find_map(|line| line.strip_prefix(key)).map(|rest| rest.trim().to_string())
+    };
+    let mut reasons = Vec::new();
+    let this = env!("CARGO_PKG_VERSION");
+    match header(VERSION_LINE) {
+        None => reasons.push(format!("it was made by an ari older than {FIRST_RECORDING_VERSION}")),
+        Some(version) if version != this => {
+            reasons.push(format!("it was made by ari {}, this is ari {this}", crate::kinds::shown(&version)))
+        }
+        Some(_) => {}
+    }
+    if let Some(format) = header(FORMAT_LINE).filter(|format| *format != FILTER_FORMAT.to_string()) {
+        reasons.push(format!(
+            "its filter-format is {}, this ari writes {FILTER_FORMAT}",
+            crate::kinds::shown(&format)
+        ));
+    }
+    if header(RULES_LINE).is_some_and(|rules| rules != rules_digest(filter)) {
+        reasons.push("it lets through other commands than the jobs run now".to_string());
+    }
+    match (header(SUDOERS_LINE), filter.sudoers()) {
+        (Some(recorded), Some(sudoers)) if recorded != sha256_hex(sudoers.as_bytes()) => {
+            reasons.push("its sudoers drop-in was made for other commands".to_string())
+        }
+        (None, Some(_)) if header(VERSION_LINE).is_some() => {
+            reasons.push("it was made without remote_sudo, and the jobs set it".to_string())
+        }
+        (Some(_), None) => {
+            reasons.push("it was made for remote_sudo, and the jobs no longer set it".to_string())
+        }
+        _ => {}
+    }
     let recorded: BTreeMap<&str, &str> = installed
         .lines()
         .filter_map(|line| line.strip_prefix(JOB_LINE))
         .filter_map(|rest| rest.split_once(' '))
         .collect();
-    filter
-        .job_digests
-        .iter()
-        .filter_map(|(job, digest)| match recorded.get(job.as_str()) {
-            Some(recorded) if recorded == digest => None,
-            Some(_) => Some(format!("job {job} changed since the filter was made")),
-            None => Some(format!("job {job} is not in the filter")),
-        })
-        .collect()
+    for (job, digest) in &filter.job_digests {
+        match recorded.get(job.as_str()) {
+            Some(recorded) if recorded == digest => {}
+            Some(_) => reasons.push(format!("job {job} changed since the filter was made")),
+            None => reasons.push(format!("job {job} is not in the filter")),
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push(
+            "it is not the filter this ari makes for the jobs (it was changed after it was made)".to_string(),
+        );
+    }
+    reasons
 }
 
 /// How the filter's header records a job: `# ari job LABEL DIGEST`.
 const JOB_LINE: &str = "# ari job ";
+
+/// How the filter's header records the ari that made it: `# ari version X.Y.Z`.
+const VERSION_LINE: &str = "# ari version ";
+
+/// How the filter's header records its format: `# ari filter-format N`.
+const FORMAT_LINE: &str = "# ari filter-format ";
+
+/// How the filter's header records what it lets through: `# ari rules SHA256`.
+const RULES_LINE: &str = "# ari rules ";
+
+/// How the filter's header records the sudoers drop-in made with it: `# ari sudoers SHA256`.
+const SUDOERS_LINE: &str = "# ari sudoers ";
+
+/// The filter's format: what its header records and how it takes a command apart. A filter of
+/// another format is replaced whatever its rules.
+pub const FILTER_FORMAT: u32 = 2;
+
+/// The first ari whose filters record what made them: a filter without those lines is older.
+const FIRST_RECORDING_VERSION: &str = "0.4.0";
+
+/// What the whole filter lets through, as a digest: its exact lines and its patterns, as
+/// [`digest`] takes one job's.
+fn rules_digest(filter: &HostFilter) -> String {
+    digest(&filter.ssh, &filter.exact, &filter.patterns)
+}
 
 /// A command's argv as sudo sees it: an argv's words, a shell text as `/bin/sh -c TEXT`.
 fn argv_of(program: &crate::step::Program) -> Vec<String> {
@@ -625,6 +764,12 @@ fn script(filter: &HostFilter) -> String {
          # (auth.warning, tag ari-filter). Install it unchanged: `ari check --connect` compares\n\
          # its SHA-256 with the one the jobs need. Regenerate it when a job changes.\n",
     );
+    out.push_str(&format!("{VERSION_LINE}{}\n", env!("CARGO_PKG_VERSION")));
+    out.push_str(&format!("{FORMAT_LINE}{FILTER_FORMAT}\n"));
+    out.push_str(&format!("{RULES_LINE}{}\n", rules_digest(filter)));
+    if let Some(sudoers) = filter.sudoers() {
+        out.push_str(&format!("{SUDOERS_LINE}{}\n", sha256_hex(sudoers.as_bytes())));
+    }
     for (job, digest) in &filter.job_digests {
         out.push_str(&format!("{JOB_LINE}{job} {digest}\n"));
     }
@@ -764,6 +909,127 @@ mod tests {
         assert!(sudo_entry(&words(&["/bin/sh", "-c", &long]), None).is_ok(), "the longest rule sudo matches");
         let err = sudo_entry(&words(&["/bin/sh", "-c", &format!("{long}a")]), None).unwrap_err();
         assert!(err.contains("too long for a sudoers rule"), "{err}");
+    }
+
+    /// A filter for jobs `a` and `b` on `h`, as `filters` finishes one.
+    fn made(sudo: bool) -> HostFilter {
+        let mut filter = HostFilter {
+            host: "h".into(),
+            destination: "backup@h".into(),
+            ssh: crate::ssh::Ssh::new("ssh").user("backup").sudo(sudo),
+            path: "/usr/local/sbin/ari-filter".into(),
+            extra_options: None,
+            keys_file: None,
+            jobs: vec!["a".into(), "b".into()],
+            job_digests: [("a".to_string(), "1".repeat(64)), ("b".to_string(), "2".repeat(64))].into(),
+            exact: ["true".to_string(), "lvs vg0".to_string()].into(),
+            patterns: vec![CommandPattern::with_variable(
+                Host::named("h"),
+                "zfs snapshot p@x-{}",
+                Chars::DIGITS,
+            )],
+            notes: BTreeSet::new(),
+            sudo_entries: [("lvs".to_string(), "^vg0$".to_string())].into(),
+            sudo_env_keep: BTreeSet::new(),
+            script: String::new(),
+            checksum: String::new(),
+        };
+        filter.script = script(&filter);
+        filter.checksum = sha256_hex(filter.script.as_bytes());
+        filter
+    }
+
+    /// The reasons `out_of_date` gives for the filter's script with `edit` made to it.
+    fn check(sudo: bool, edit: impl Fn(&str) -> String, expected: &[&str]) {
+        let filter = made(sudo);
+        let installed = edit(&filter.script);
+        assert_eq!(out_of_date(&filter, &installed), expected, "{installed}");
+    }
+
+    #[test]
+    fn the_filter_header_says_what_made_it_and_check_names_every_difference() {
+        let version = env!("CARGO_PKG_VERSION");
+        let header = made(true).script;
+        for line in [
+            format!("# ari version {version}\n"),
+            "# ari filter-format 2\n".to_string(),
+            format!("# ari rules {}\n", rules_digest(&made(true))),
+            format!("# ari sudoers {}\n", sha256_hex(made(true).sudoers().unwrap().as_bytes())),
+            format!("# ari job a {}\n", "1".repeat(64)),
+        ] {
+            assert!(header.contains(&line), "{line}: {header}");
+        }
+        assert!(!made(false).script.contains("# ari sudoers "), "no drop-in without remote_sudo");
+
+        let drop = |prefix: &'static str| {
+            move |s: &str| -> String {
+                s.lines().filter(|l| !l.starts_with(prefix)).map(|l| format!("{l}\n")).collect()
+            }
+        };
+        let swap = |from: String, to: String| move |s: &str| -> String { s.replace(&from, &to) };
+        check(true, |s| s.to_string(), &[]);
+        check(false, |s| s.to_string(), &[]);
+        check(
+            false,
+            |s| drop("# ari version ")(&drop("# ari filter-format ")(&drop("# ari rules ")(s))),
+            &["it was made by an ari older than 0.4.0"],
+        );
+        check(
+            false,
+            swap(format!("# ari version {version}"), "# ari version 0.3.0".into()),
+            &[&format!("it was made by ari 0.3.0, this is ari {version}")],
+        );
+        check(
+            false,
+            swap("# ari filter-format 2".into(), "# ari filter-format 1".into()),
+            &["its filter-format is 1, this ari writes 2"],
+        );
+        check(
+            false,
+            swap(
+                format!("# ari rules {}", rules_digest(&made(false))),
+                format!("# ari rules {}", "0".repeat(64)),
+            ),
+            &["it lets through other commands than the jobs run now"],
+        );
+        let sudoers = sha256_hex(made(true).sudoers().unwrap().as_bytes());
+        check(
+            true,
+            swap(format!("# ari sudoers {sudoers}"), format!("# ari sudoers {}", "0".repeat(64))),
+            &["its sudoers drop-in was made for other commands"],
+        );
+        check(true, drop("# ari sudoers "), &["it was made without remote_sudo, and the jobs set it"]);
+        check(
+            false,
+            |s| s.replace("# ari job a", "# ari sudoers 0\n# ari job a"),
+            &["it was made for remote_sudo, and the jobs no longer set it"],
+        );
+        check(
+            false,
+            swap(format!("# ari job a {}", "1".repeat(64)), format!("# ari job a {}", "3".repeat(64))),
+            &["job a changed since the filter was made"],
+        );
+        check(false, drop("# ari job b "), &["job b is not in the filter"]);
+        check(
+            false,
+            |s| s.replace("exec /bin/sh", "exec  /bin/sh"),
+            &["it is not the filter this ari makes for the jobs (it was changed after it was made)"],
+        );
+    }
+
+    #[test]
+    fn a_login_shell_that_reads_a_startup_file_is_warned_of() {
+        let warning = |entry: &str| login_shell_warning("backup", "h", entry);
+        assert_eq!(
+            warning("backup:x:1:1::/home/backup:/bin/bash").as_deref(),
+            Some("backup's login shell on h is /bin/bash, which runs ~/.bashrc before ari's filter: use /bin/sh (chsh -s /bin/sh backup)")
+        );
+        assert!(warning("backup:x:1:1::/home/backup:/usr/bin/zsh").unwrap().contains("runs ~/.zshenv"));
+        assert!(warning("backup:x:1:1::/home/backup:/bin/ksh").unwrap().contains("runs its startup files"));
+        for plain in ["/bin/sh", "/bin/dash", "/usr/bin/dash", "/bin/false", "/usr/sbin/nologin", ""] {
+            assert_eq!(warning(&format!("backup:x:1:1::/home/backup:{plain}")), None, "{plain}");
+        }
+        assert_eq!(warning(""), None, "no entry: nothing to say");
     }
 
     #[test]

@@ -122,6 +122,28 @@ pub enum ProcessError {
         /// Its standard error.
         stderr: String,
     },
+    /// ari's ssh filter on the host refused the command (exit 126, `ari-filter: refused`), or
+    /// what a local tool started there through its own ssh (the tool's exit status, the filter's
+    /// line in its output): the filter installed there is not the one this ari makes for the
+    /// job, most likely older.
+    #[error(
+        "{command} was refused by the ssh filter on {host} (exit status {code}): that filter may be older than this ari or than the job; run `ari check --connect`, and install the filter the jobs need: {}{}",
+        crate::ssh::filter_installer(host, *sudo),
+        tail(stderr)
+    )]
+    Filtered {
+        /// The command and its host.
+        command: String,
+        /// The host whose filter refused it.
+        host: String,
+        /// The exit status.
+        code: i32,
+        /// Whether the host is reached with `remote_sudo`, whose filter an admin installs as root
+        /// ([`crate::ssh::filter_installer`]).
+        sudo: bool,
+        /// The filter's standard error.
+        stderr: String,
+    },
     /// ssh itself failed (exit 255): the host is unreachable, refused the key, ...
     #[error("{command}: ssh to {host} failed (exit status 255){}", tail(stderr))]
     Ssh {
@@ -490,6 +512,17 @@ fn execute(
         (Some(127), host) if !matches!(command.program, Program::Argv(_)) || !host.is_local() => {
             ProcessError::CommandNotFound { command: describe(), host: host.to_string(), stderr: shown }
         }
+        (Some(code @ FILTER_REFUSED_STATUS), Host::Remote(host)) if shown.contains(FILTER_REFUSED) => {
+            let sudo = session.is_some_and(|session| session.ssh().sudo);
+            ProcessError::Filtered { command: describe(), host: host.clone(), code, sudo, stderr: shown }
+        }
+        // A local tool (rdiff-backup, rsync) whose own ssh the filter refused, on the one host
+        // it reaches: the tool exits with a status of its own, the filter's line in its output.
+        (Some(code), Host::Local) if shown.contains(FILTER_REFUSED) && destinations.len() == 1 => {
+            let host = destinations[0].rsplit_once('@').map_or(destinations[0].as_str(), |(_, host)| host);
+            let sudo = session.is_some_and(|session| session.ssh().sudo);
+            ProcessError::Filtered { command: describe(), host: host.to_string(), code, sudo, stderr: shown }
+        }
         (Some(code), _) => ProcessError::Exited { command: describe(), code, stderr: shown },
         (None, _) => ProcessError::Signaled {
             command: describe(),
@@ -498,6 +531,11 @@ fn execute(
         },
     })
 }
+
+/// What ari's ssh filter prints on standard error when it refuses a command, and its exit status
+/// then (`ari authorize`'s script).
+const FILTER_REFUSED: &str = "ari-filter: refused";
+const FILTER_REFUSED_STATUS: i32 = 126;
 
 fn spawn_error(argv: &[String], source: io::Error) -> ProcessError {
     match source.kind() {

@@ -431,6 +431,11 @@ impl Session {
         Session::with(connections, None, PLAIN_CONNECT_TIMEOUT)
     }
 
+    /// How this session reaches remote hosts.
+    pub(crate) fn ssh(&self) -> &Ssh {
+        self.connections.ssh()
+    }
+
     fn with(
         connections: Connections,
         state: Option<crate::fsutil::StateDir>,

@@ -149,6 +149,14 @@ impl Ssh {
     }
 }
 
+/// The command an admin runs with their own access to install the ssh filter that the jobs need
+/// on `host` (`ari authorize`): as root under `remote_sudo` (`sudo`), whose sudoers drop-in needs
+/// it, else as the admin; an installed filter refuses `--install` over ari's own key.
+pub fn filter_installer(host: &str, sudo: bool) -> String {
+    let sudo = if sudo { "sudo " } else { "" };
+    format!("ari authorize --host {host} --installer | ssh ADMIN@{host} {sudo}sh")
+}
+
 /// `command` (sh text) under ari's remote wrapper without a marker: for a command that a tool on
 /// one remote host starts on another (rsync's `--rsync-path` on the source host reaching the ZFS
 /// host), which then stops once its ssh connection is gone.

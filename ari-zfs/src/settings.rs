@@ -44,7 +44,7 @@ pub static RSYNC_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "zfs",
     SettingKind::Words,
     Some("--archive --acls --numeric-ids --delete --inplace"),
-    "rsync options",
+    "rsync options: only those that rrsync's write-only server takes and that change neither where data goes nor what runs (docs/jobs.md lists them)",
 );
 /// The rsync binary, on the source host.
 pub static RSYNC_PATH: Setting<String> = Setting::with_kind(

@@ -172,7 +172,11 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
             "a server serves {root} only: {servers:?}"
         );
     }
-    assert!(allowed.iter().all(|c| c.starts_with(sudo_)), "{allowed:?}");
+    // ari's own reading of the login shell runs without sudo: any user may read it, and the
+    // drop-in needs no rule for it.
+    let login_shell = format!("getent passwd {}", rig.sshd.user());
+    assert!(allowed.contains(&login_shell.as_str()), "{allowed:?}");
+    assert!(allowed.iter().all(|c| c.starts_with(sudo_) || *c == login_shell), "{allowed:?}");
     let patterns: Vec<&str> = entry["allowed_patterns"]
         .as_array()
         .unwrap()
@@ -198,6 +202,7 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
     assert_eq!(rig.world.fakes.zfs_snapshots().len(), 1, "the zfs job's snapshot");
     let out = run(rig.world.ari().args(["check", "--connect"]));
     assert_exit(&out, 0);
+    assert_login_shell_warning(&rig, &stdout(&out));
     let out = run(rig.world.ari().args(["history", "web"]));
     assert_exit(&out, 0);
 
@@ -350,6 +355,12 @@ fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since(
     assert_exit(&out, 2);
     assert!(stdout(&out).contains("job db changed since the filter was made"), "{}", stdout(&out));
     assert!(stdout(&out).contains("job new is not in the filter"), "{}", stdout(&out));
+    let install = format!("ari authorize --host {0} --installer | ssh ADMIN@{0} sh", rig.host());
+    assert!(
+        stdout(&out).contains(&format!("{install}\n")),
+        "one line, ending with the command: {}",
+        stdout(&out)
+    );
 
     // The admin installs the new one with their own access (here: this machine is the host).
     let out = run(rig.world.ari().args(["authorize", "--host", rig.host(), "--key", &key, "--installer"]));
@@ -357,6 +368,16 @@ fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since(
     let path = format!("{}:{}", rig.world.fx.p("logger-bin"), std::env::var("PATH").unwrap_or_default());
     let installed = run(Command::new("sh").arg("-c").arg(stdout(&out)).env("PATH", path));
     assert_exit(&installed, 0);
+    let shell = login_shell(rig.sshd.user());
+    assert_eq!(
+        stderr(&installed).contains(&format!(
+            "ari: warning: the login shell of {} here is {shell}, which runs its startup files",
+            rig.sshd.user()
+        )),
+        !PLAIN_SHELLS.contains(&shell.as_str()),
+        "{}",
+        stderr(&installed)
+    );
     let out = run(rig.world.ari().args(["check", "--connect"]));
     assert_exit(&out, 0);
     assert_exit(&rig.world.run(&db), 0);
@@ -397,7 +418,8 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     assert!(!rules.iter().any(|r| r.contains("^--server")), "{sudoers}");
     let allowed =
         entry["allowed"].as_array().unwrap().len() + entry["allowed_patterns"].as_array().unwrap().len();
-    assert_eq!(rules.len(), allowed, "a rule per allowed command:\n{sudoers}");
+    assert_eq!(rules.len(), allowed - 1, "a rule per allowed command but getent's:\n{sudoers}");
+    assert!(!sudoers.contains("getent"), "{sudoers}");
     for expected in [
         "NOPASSWD: @lvcreate@ ^-s -L 1G vg0/root -n root-ari_backup$",
         "NOPASSWD: @zfs@ ^snapshot pool/backups/web@ari-backup-[A-Za-z0-9_.:-]+$",
@@ -433,4 +455,183 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     std::fs::write(&file, filled).unwrap();
     let checked = run(Command::new(visudo).arg("-cf").arg(&file));
     assert_exit(&checked, 0);
+}
+
+/// The shells that read no startup file before sshd's command (and those that run none).
+const PLAIN_SHELLS: [&str; 4] = ["/bin/sh", "/usr/bin/sh", "/bin/dash", "/usr/bin/dash"];
+
+/// `user`'s login shell on this machine, the harness sshd's host.
+fn login_shell(user: &str) -> String {
+    let out = run(Command::new("getent").args(["passwd", user]));
+    assert_exit(&out, 0);
+    stdout(&out).trim_end().rsplit(':').next().unwrap().to_string()
+}
+
+/// `ari check --connect`'s output warns of the remote user's login shell exactly when it reads a
+/// startup file (root's bash on Debian reads ~/.bashrc under sshd).
+fn assert_login_shell_warning(rig: &Rig, checked: &str) {
+    let (user, host) = (rig.sshd.user(), rig.host());
+    let shell = login_shell(user);
+    let warned = checked.lines().find(|l| l.starts_with(&format!("warning: {user}'s login shell on {host}")));
+    if PLAIN_SHELLS.contains(&shell.as_str()) {
+        assert_eq!(warned, None, "{checked}");
+    } else if shell.ends_with("/bash") {
+        assert_eq!(
+            warned,
+            Some(format!("warning: {user}'s login shell on {host} is {shell}, which runs ~/.bashrc before ari's filter: use /bin/sh (chsh -s /bin/sh {user})").as_str()),
+            "{checked}"
+        );
+    } else {
+        assert!(warned.is_some_and(|w| w.contains(&format!(" is {shell}, "))), "{checked}");
+    }
+}
+
+#[test]
+fn a_run_that_an_older_filter_refuses_names_the_check_and_the_installer() {
+    for sudo in [false, true] {
+        let rig = Rig::with_sudo(sudo);
+        let (fx, host) = (&rig.world.fx, rig.host());
+        let src = fx.make_tree("src", &[("a", "one")]);
+        fx.write_job(
+            "other.yaml",
+            &format!("label: other\nsource_hostname: {host}\ninclude: [{}]\n", src.display()),
+        );
+        // The filter in place is made for the jobs there were: `hooked` came after it.
+        rig.authorize();
+        let hooked = fx.write_job(
+            "hooked.yaml",
+            &format!(
+                "label: hooked\nsource_hostname: {host}\ninclude: [{}]\npre:\n  - {{command: [touch, {}], host: {host}}}\n",
+                src.display(),
+                fx.p("pre-ran")
+            ),
+        );
+        let out = rig.world.run(&hooked);
+        assert_exit(&out, 1);
+        let sudo_ = if sudo { "sudo " } else { "" };
+        let install = format!("ari authorize --host {host} --installer | ssh ADMIN@{host} {sudo_}sh");
+        let err = stderr(&out);
+        for said in [
+            format!("was refused by the ssh filter on {host} (exit status 126)"),
+            "that filter may be older than this ari or than the job".to_string(),
+            "run `ari check --connect`".to_string(),
+            format!("install the filter the jobs need: {install}"),
+        ] {
+            assert!(err.contains(&said), "{said}:\n{err}");
+        }
+        assert!(!fx.path("pre-ran").exists(), "the hook did not run");
+        assert!(rig.logged().contains("touch"), "the filter logged its refusal: {}", rig.logged());
+
+        let out = run(rig.world.ari().args(["check", "--connect"]));
+        assert_exit(&out, 2);
+        let checked = stdout(&out);
+        let problems: Vec<&str> = checked.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(problems.len(), 1, "one problem for the host: {}", stdout(&out));
+        assert!(
+            problems[0].contains("it lets through other commands than the jobs run now"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].contains("job hooked is not in the filter"), "{}", problems[0]);
+        assert!(problems[0].ends_with(&install), "{}", problems[0]);
+
+        // Made for these jobs, by this ari: ok. Then as another ari, and an older one, made it.
+        let entry = rig.authorize();
+        let path = PathBuf::from(entry["filter_path"].as_str().unwrap());
+        // An older ari's filter allowed another rdiff-backup server line than this ari's: the
+        // local rdiff-backup's own ssh is refused, and its error says the same.
+        let made = std::fs::read_to_string(&path).unwrap();
+        let without_server: String =
+            made.lines().filter(|l| !l.contains("rdiff-backup server")).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, &without_server).unwrap();
+        let out = rig.world.run(&fx.path("jobs.d/other.yaml"));
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains(&format!("was refused by the ssh filter on {host} (exit status ")), "{err}");
+        let step = err.lines().find(|l| l.contains("main step rdiff-backup failed")).unwrap_or_default();
+        assert!(step.contains(&format!("was refused by the ssh filter on {host}")), "rdiff-backup's: {err}");
+        assert!(err.contains(&format!("install the filter the jobs need: {install}")), "{err}");
+        std::fs::write(&path, &made).unwrap();
+        assert_exit(&rig.world.run(&fx.path("jobs.d/other.yaml")), 0);
+        let out = run(rig.world.ari().args(["check", "--connect"]));
+        assert_exit(&out, 0);
+        let made = std::fs::read_to_string(&path).unwrap();
+        let version = env!("CARGO_PKG_VERSION");
+        std::fs::write(&path, made.replace(&format!("# ari version {version}\n"), "# ari version 0.3.0\n"))
+            .unwrap();
+        let out = run(rig.world.ari().args(["check", "--connect"]));
+        assert_exit(&out, 2);
+        assert!(
+            stdout(&out).contains(&format!("it was made by ari 0.3.0, this is ari {version}; the jobs'")),
+            "{}",
+            stdout(&out)
+        );
+        let older: String = made
+            .lines()
+            .filter(|l| {
+                !["# ari version", "# ari filter-format", "# ari rules", "# ari sudoers"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, older).unwrap();
+        let out = run(rig.world.ari().args(["check", "--connect"]));
+        assert_exit(&out, 2);
+        assert!(
+            stdout(&out).contains("it was made by an ari older than 0.4.0; the jobs'"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains(&format!("{install}\n")), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn the_installer_writes_nothing_for_a_user_that_is_not_there_or_not_the_one_running_it() {
+    let rig = Rig::new();
+    let (fx, host) = (&rig.world.fx, rig.host());
+    fx.write_job("plain.yaml", &format!("label: plain\nsource_hostname: {host}\ninclude: [/etc]\n"));
+    let key = format!("{}.pub", rig.sshd.client_key_path().display());
+    let keys = fx.p("keys/authorized_keys");
+    let installer = |user: &str| {
+        let out = run(rig
+            .world
+            .ari()
+            .args(["authorize", "--host", host, "--key", &key, "--installer", "--set"])
+            .arg(format!("remote_user={user}"))
+            .arg("--set")
+            .arg(format!("authorized_keys_file={keys}"))
+            // A user other than root starts no systemd unit for rdiff-backup's server.
+            .args(["--set", "rdiff_backup_server_confinement=none"]));
+        assert_exit(&out, 0);
+        stdout(&out)
+    };
+    let nothing_written = || {
+        assert!(
+            !fx.path("ssh-filter").exists() && !fx.path("ssh-filter.ari-new").exists(),
+            "no filter written"
+        );
+        assert!(!fx.path("keys").exists(), "no authorized_keys written");
+    };
+
+    let out = run(Command::new("sh").arg("-c").arg(installer("ari-no-such-user")));
+    assert_exit(&out, 1);
+    assert_eq!(stderr(&out), "ari: no user ari-no-such-user here; nothing installed\n");
+    nothing_written();
+
+    // Not root, and not the user whose key it installs (daemon's, a user of every Debian).
+    let setpriv = require_tool("setpriv", "util-linux");
+    let out = run(Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .arg(installer("daemon"))
+        .current_dir("/"));
+    assert_exit(&out, 1);
+    let nobody = run(Command::new("getent").args(["passwd", "65534"]));
+    let nobody = stdout(&nobody).split(':').next().unwrap_or_default().to_string();
+    assert_eq!(
+        stderr(&out),
+        format!("ari: this runs as {nobody}, not as daemon whose key it installs: run it as daemon, or as root; nothing installed\n")
+    );
+    nothing_written();
 }

@@ -124,10 +124,11 @@ fn install(filters: &[HostFilter], plans: &[&ari_core::pipeline::JobPlan], key: 
         let host = Host::Remote(filter.host.clone());
         match runner.run(&Command::shell(host.clone(), filter.installer(key))) {
             Ok(output) => print!("{}", output.shown_stdout()),
-            Err(ProcessError::Exited { code: 126, stderr, .. }) if stderr.contains("ari-filter") => {
+            Err(ProcessError::Filtered { .. }) => {
                 log::error!(
-                    "{}: a filter is in place and lets ari's key run only the jobs' commands, so it cannot replace itself; install the new one with your own access: ari authorize --host {} --installer | ssh ADMIN@{} sh",
-                    filter.destination, filter.host, filter.host
+                    "{}: a filter is in place and lets ari's key run only the jobs' commands, so it cannot replace itself; install the new one with your own access: {}",
+                    filter.destination,
+                    ari_core::ssh::filter_installer(&filter.host, filter.ssh.sudo)
                 );
                 code = exit::worst(code, exit::JOB_FAILED);
                 continue;

@@ -109,9 +109,11 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     }
 }
 
-/// Compares the ssh filter installed on `filter`'s host with the one the jobs need: a job that
-/// changed since it was made, or that is not in it, is a problem (its next run would be refused
-/// there); a host without a filter is only noted.
+/// Compares the ssh filter installed on `filter`'s host with the one the jobs need: every reason
+/// it is not that filter (another ari, format, rules or sudoers drop-in, a job that changed or
+/// that is not in it) is a problem, one line per host, ending with the command that installs the
+/// right one (the jobs' next run would be refused there); a host without a filter is only noted.
+/// Where a filter is in place, the remote user's login shell is checked too.
 fn check_filter(
     filter: &ari_core::authorize::HostFilter,
     plans: &[ari_core::pipeline::JobPlan],
@@ -119,31 +121,30 @@ fn check_filter(
     problems: &mut Vec<String>,
 ) {
     let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else { return };
+    let install = ari_core::ssh::filter_installer(&filter.host, filter.ssh.sudo);
     let runner = Runner::new(plan.ssh.clone(), false);
     match runner.run(&ari_core::authorize::read_back(filter)) {
         Ok(output) => {
-            let stale = match output.stdout() {
-                Ok(installed) => ari_core::authorize::stale_jobs(filter, installed),
+            let reasons = match output.stdout() {
+                Ok(installed) => ari_core::authorize::out_of_date(filter, installed),
                 Err(too_long) => vec![format!("it cannot be read: {too_long}")],
             };
-            if stale.is_empty() {
+            if reasons.is_empty() {
                 let _ = writeln!(out, "ok: ssh filter {} on {}", filter.path, filter.destination);
             } else {
                 problems.push(format!(
-                    "the ssh filter {} on {} is out of date: {}; its commands will be refused there until `ari authorize --host {}` is installed",
+                    "the ssh filter {} on {} is out of date: {}; the jobs' commands will be refused there until the filter they need is installed: {install}",
                     filter.path,
                     filter.destination,
-                    stale.join("; "),
-                    filter.host
+                    reasons.join("; "),
                 ));
             }
+            login_shell(filter, out);
         }
-        Err(ari_core::process::ProcessError::Exited { code: 126, stderr, .. })
-            if stderr.contains("ari-filter") =>
-        {
+        Err(ari_core::process::ProcessError::Filtered { .. }) => {
             problems.push(format!(
-                "the ssh filter {} on {} is not the one the jobs need (it refused to be read back): install `ari authorize --host {}`",
-                filter.path, filter.destination, filter.host
+                "the ssh filter {} on {} is not the one the jobs need (it refused to be read back): install the one they need: {install}",
+                filter.path, filter.destination
             ));
         }
         Err(_) => {
@@ -153,6 +154,25 @@ fn check_filter(
                 filter.path, filter.destination
             );
         }
+    }
+}
+
+/// Warns when the remote user's login shell, which sshd starts to run the filter, reads startup
+/// files first (bash's `~/.bashrc`): a file the user can write would be a way around the filter.
+/// Asked without sudo, as the filter lets it through.
+fn login_shell(filter: &ari_core::authorize::HostFilter, out: &mut String) {
+    let query = ari_core::authorize::login_shell_query(filter);
+    let runner = Runner::new(filter.ssh.clone().sudo(false), false);
+    match runner.run(&query) {
+        Ok(output) => {
+            let entry = output.shown_stdout().lines().next().unwrap_or_default();
+            let user = ari_core::authorize::remote_user(filter);
+            if let Some(warning) = ari_core::authorize::login_shell_warning(user, &filter.host, entry) {
+                let _ = writeln!(out, "warning: {warning}");
+            }
+        }
+        // An older filter refuses the query: the problem above already says to replace it.
+        Err(err) => log::debug!("cannot read the login shell on {}: {err}", filter.destination),
     }
 }
 
