@@ -178,19 +178,38 @@ impl HostFilter {
         }
         out.push_str("mv -f \"$new\" \"$filter\"\n");
         out.push_str(&format!("keys={keys}\n"));
-        out.push_str("dir=$(dirname \"$keys\"); [ -d \"$dir\" ] || { mkdir -p \"$dir\"; chmod 700 \"$dir\"; made_dir=1; }\n");
-        out.push_str("[ -e \"$keys\" ] || : > \"$keys\"\n");
-        out.push_str(&format!(
-            "grep -v -F -e {} \"$keys\" > \"$keys.ari-new\" || :\nprintf '%s\\n' {} >> \"$keys.ari-new\"\nchmod 600 \"$keys.ari-new\"; mv -f \"$keys.ari-new\" \"$keys\"\n",
+        // The key's line goes in by whoever may write there: root writes only into a
+        // directory no one else can write (nor plant a link in); anywhere else (the remote
+        // user's own ~/.ssh) the user does, so that a link planted there reaches only what the
+        // user could write anyway.
+        let keys_part = format!(
+            "set -e; umask 077; keys=$1; dir=$(dirname \"$keys\")\n\
+             [ -d \"$dir\" ] || mkdir -p \"$dir\"\n\
+             [ -e \"$keys\" ] || : > \"$keys\"\n\
+             grep -v -F -e {} \"$keys\" > \"$keys.ari-new\" || [ $? = 1 ]\n\
+             printf '%s\\n' {} >> \"$keys.ari-new\"\n\
+             chmod 600 \"$keys.ari-new\"; mv -f \"$keys.ari-new\" \"$keys\"\n",
             single_quoted(blob),
             single_quoted(&self.key_line(key))
-        ));
-        if let Some(user) = &owner {
-            // The file is the remote user's, whoever ran this.
-            out.push_str(&format!(
-                "if [ \"$(id -u)\" = 0 ] && [ {0} != root ]; then chown {0}: \"$keys\"; [ -z \"${{made_dir-}}\" ] || chown {0}: \"$dir\"; fi\n",
-                single_quoted(user)
-            ));
+        );
+        out.push_str(&format!("keys_part={}\n", single_quoted(&keys_part)));
+        out.push_str(
+            "root_only() { [ -d \"$1\" ] && [ ! -L \"$1\" ] && [ \"$(stat -c %u \"$1\")\" = 0 ] && [ $((0$(stat -c %a \"$1\") & 022)) = 0 ]; }\n\
+             fail_keys() { echo \"ari: installed $filter, but not the key's line in $keys: $1\" >&2; exit 1; }\n",
+        );
+        match &owner {
+            Some(user) if user != "root" => out.push_str(&format!(
+                "if [ \"$(id -u)\" != 0 ] || root_only \"$(dirname \"$keys\")\"; then\n\
+                 \tsh -c \"$keys_part\" sh \"$keys\" || fail_keys \"it could not be written\"\n\
+                 \t[ \"$(id -u)\" != 0 ] || chown {0}: \"$keys\"\n\
+                 else\n\
+                 \tif command -v runuser >/dev/null 2>&1; then runuser -u {0} -- sh -c \"$keys_part\" sh \"$keys\"; else su -s /bin/sh -c \"$keys_part\" {0} sh \"$keys\"; fi \\\n\
+                 \t\t|| fail_keys \"written as {1}, who owns its directory, it could not be\"\n\
+                 fi\n",
+                single_quoted(user),
+                user.replace(['"', '\\', '$', '`'], "_"),
+            )),
+            _ => out.push_str("sh -c \"$keys_part\" sh \"$keys\" || fail_keys \"it could not be written\"\n"),
         }
         out.push_str(&format!(
             "echo \"ari: installed $filter (sha256 {}) and the key's line in $keys\"\n",
@@ -694,9 +713,12 @@ impl HostFilter {
             out.push_str(&format!("{user} ALL=(root) NOPASSWD: {} {args}\n", path(program)));
         }
         // sudo resets the environment; the request the filter hands a program is kept for that
-        // program alone (the program judges it: the filter wrote it from what it matched).
+        // program alone (the program judges it: the filter wrote it from what it matched). And
+        // the program runs from `/`: sudo matches the arguments joined by spaces, so its rule
+        // (`rrsync ^-wo DIR$`) also admits the one argument `-wo DIR`, which rrsync takes for
+        // a directory relative to where it runs; only root can make one under `/`.
         for (program, variable) in &self.sudo_env_keep {
-            out.push_str(&format!("Defaults!{} env_keep += \"{variable}\"\n", path(program)));
+            out.push_str(&format!("Defaults!{} env_keep += \"{variable}\", runcwd=/\n", path(program)));
         }
         Some(out)
     }

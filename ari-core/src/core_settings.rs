@@ -228,7 +228,7 @@ crate::register_settings!(PING_URL, PING_TIMEOUT, PING_RETRIES, PING_EXIT_CODE,)
 pub static SSH_FILTER_PATH: Setting<String> = Setting::with_kind(
     "ssh_filter_path",
     "core",
-    SettingKind::Text(&kinds::PATH),
+    SettingKind::Text(&kinds::PLAIN_PATH),
     Some("/usr/local/lib/ari-backup/ssh-filter"),
     "path on each remote host of the ssh filter that ari authorize generates (the forced command of ari's key there)",
 );

@@ -159,6 +159,28 @@ pub static PATH: TextKind = TextKind {
     check: check_path,
 };
 
+/// A path that goes, as it is, into the key's `command="..."` and a sudoers rule (the filter's).
+pub static PLAIN_PATH: TextKind = TextKind {
+    name: "path",
+    accepts: "an absolute, normalised path of letters, digits and `/._+-` (it goes into the key's forced command and a sudoers rule as it is)",
+    check: check_plain_path,
+};
+
+/// Checks a [`PLAIN_PATH`]: a path sudo matches as one argument (no space: its rules match the
+/// arguments joined by spaces) and that needs no quoting.
+pub fn check_plain_path(path: &str) -> Result<(), String> {
+    check_path(path)?;
+    if let Some(c) =
+        path.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '+' | '-')))
+    {
+        return Err(format!(
+            "holds `{}`; this path takes letters, digits and `/._+-` only",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
+
 /// A program: an absolute path, or a name looked up on PATH.
 pub static PROGRAM: TextKind = TextKind {
     name: "program",
@@ -365,6 +387,10 @@ pub fn check_user(user: &str) -> Result<(), String> {
     }
     if user.len() > 32 {
         return Err("is longer than a user name can be (32 characters)".into());
+    }
+    // The drop-in names the user first in each rule, where sudoers reads these as its own.
+    if ["ALL", "Defaults"].contains(&user) || user.ends_with("_Alias") {
+        return Err(format!("is a word of sudoers' (`{user}`), not a user name ari takes"));
     }
     Ok(())
 }
@@ -756,6 +782,23 @@ mod tests {
                 ("$(id)", "holds `$`"),
                 (".hidden", "must not start with `.`"),
                 (&"u".repeat(33), "longer than"),
+                ("ALL", "a word of sudoers'"),
+                ("Defaults", "a word of sudoers'"),
+                ("User_Alias", "a word of sudoers'"),
+            ],
+        );
+    }
+
+    #[test]
+    fn plain_paths() {
+        check(
+            &PLAIN_PATH,
+            &["/usr/local/lib/ari-backup/ssh-filter", "/opt/ari+x/f_1.sh"],
+            &[
+                ("/usr/local/lib/ari filter", "holds ` `"),
+                ("/x\"y", "holds `\\\"`"),
+                ("/x'y", "holds `\\'`"),
+                ("relative", "absolute"),
             ],
         );
     }

@@ -414,7 +414,7 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     // rule lets rsync's server itself run as root.
     assert!(sudoers.contains("NOPASSWD: @rrsync@ ^-wo /tmp/"), "{sudoers}");
     let defaults: Vec<&str> = sudoers.lines().filter(|l| l.starts_with("Defaults")).collect();
-    assert_eq!(defaults, ["Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""], "{sudoers}");
+    assert_eq!(defaults, ["Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\", runcwd=/"], "{sudoers}");
     assert!(!rules.iter().any(|r| r.contains("^--server")), "{sudoers}");
     let allowed =
         entry["allowed"].as_array().unwrap().len() + entry["allowed_patterns"].as_array().unwrap().len();
@@ -634,4 +634,71 @@ fn the_installer_writes_nothing_for_a_user_that_is_not_there_or_not_the_one_runn
         format!("ari: this runs as {nobody}, not as daemon whose key it installs: run it as daemon, or as root; nothing installed\n")
     );
     nothing_written();
+}
+
+/// Run by root for another user (the documented `--installer | ssh ADMIN@HOST sudo sh`), the
+/// installer writes the key's line as that user wherever that user could plant a link: a link
+/// the user put at `authorized_keys.ari-new` (to a file of root's) or at `authorized_keys`
+/// (to a secret of root's) reaches only what the user could write or read anyway.
+#[test]
+fn run_by_root_the_installer_follows_no_link_the_remote_user_planted() {
+    let rig = Rig::new();
+    let (fx, host) = (&rig.world.fx, rig.host());
+    fx.write_job("plain.yaml", &format!("label: plain\nsource_hostname: {host}\ninclude: [/etc]\n"));
+    let key = format!("{}.pub", rig.sshd.client_key_path().display());
+    let nobody = run(Command::new("getent").args(["passwd", "65534"]));
+    let nobody = stdout(&nobody).split(':').next().unwrap_or_default().to_string();
+    assert!(!nobody.is_empty(), "a user 65534 (nobody) on this machine");
+    // The user's own directory for its keys, as ~/.ssh is.
+    let keys_dir = fx.path("user-keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    std::os::unix::fs::chown(&keys_dir, Some(65534), Some(65534)).unwrap();
+    let keys = keys_dir.join("authorized_keys");
+    let victim = fx.path("root-file");
+    let secret = fx.path("root-secret");
+    std::fs::write(&victim, "root's own\n").unwrap();
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = run(rig
+        .world
+        .ari()
+        .args(["authorize", "--host", host, "--key", &key, "--installer", "--set"])
+        .arg(format!("remote_user={nobody}"))
+        .arg("--set")
+        .arg(format!("authorized_keys_file={}", keys.display()))
+        .args(["--set", "rdiff_backup_server_confinement=none"]));
+    assert_exit(&out, 0);
+    let installer = stdout(&out);
+
+    for (planted, target) in [(keys_dir.join("authorized_keys.ari-new"), &victim), (keys.clone(), &secret)] {
+        let _ = std::fs::remove_file(keys_dir.join("authorized_keys.ari-new"));
+        let _ = std::fs::remove_file(&keys);
+        std::os::unix::fs::symlink(target, &planted).unwrap();
+        let out = run(Command::new("sh").arg("-c").arg(&installer).current_dir("/"));
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains("but not the key's line"), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "root's own\n",
+            "root's file through {planted:?}"
+        );
+        let meta = std::fs::metadata(&victim).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0, "root's file stays root's");
+        let readable: Vec<String> = std::fs::read_dir(&keys_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_type().unwrap().is_symlink())
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect();
+        assert!(!readable.iter().any(|t| t.contains("s3cret")), "root's secret copied out: {readable:?}");
+    }
+
+    // Without links, the line goes in, as the user's own file.
+    let _ = std::fs::remove_file(&keys);
+    let out = run(Command::new("sh").arg("-c").arg(&installer).current_dir("/"));
+    assert_exit(&out, 0);
+    let written = std::fs::read_to_string(&keys).unwrap();
+    assert!(written.contains("restrict,command="), "{written}");
+    let meta = std::fs::metadata(&keys).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534, "the user's own file");
 }

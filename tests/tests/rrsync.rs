@@ -301,7 +301,10 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
     // Until the drop-in is made: sudo allows nothing.
     let live = Live::start(Some(&|_: &World| "Defaults env_reset\n".to_string()), "remote_sudo: true\n");
     let drop_in = live.entry["sudoers"].as_str().expect("a drop-in under remote_sudo");
-    assert!(drop_in.contains("Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""), "{drop_in}");
+    assert!(
+        drop_in.contains("Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\", runcwd=/"),
+        "{drop_in}"
+    );
     let fakes = live.world.fakes.bin_dir();
     let mut filled = format!(
         "Defaults env_reset\nDefaults secure_path=\"{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n",
@@ -345,6 +348,42 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
         let _ = live.rsync(&["-ab", "--rsync-path=sudo -n -- rsync", option, &src, &dst]);
         live.assert_confined(option, &home_before);
     }
+    // A shell as the remote user (not the key: the filter passes only the two words) could
+    // give rrsync's rule one argument, `-wo DIR`, which sudo's joined match admits and rrsync
+    // reads as a directory relative to where it runs: read-write, there. The drop-in runs
+    // rrsync from `/` (`runcwd`), where only root could make `-wo /...`; without it, rrsync
+    // takes the planted directory, which holds a link to the whole host.
+    let attack_dir = live.world.fx.path("attacker-cwd");
+    let planted = attack_dir.join(format!("-wo {}", live.dst.display()));
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/", &planted).unwrap();
+    let split = |sudoers_file: &Path| {
+        let script = "mount --bind \"$1\" /etc/sudoers && cd \"$2\" && SSH_ORIGINAL_COMMAND='rsync --server --sender -logDtpre.iLsfxC . etc/hostname' exec sudo -n -- \"$3\" \"$4\"";
+        run(Command::new("unshare")
+            .args(["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
+            .arg(sudoers_file)
+            .arg(&attack_dir)
+            .arg(require_tool("rrsync", "rsync"))
+            .arg(format!("-wo {}", live.dst.display()))
+            .stdin(std::process::Stdio::null()))
+    };
+    // rrsync looks for `/-wo DIR` (its lock, or its directory check, says it is not there).
+    let out = split(&sudoers);
+    let missing = |text: &str| {
+        text.contains(&format!("'/-wo {}'", live.dst.display()))
+            || text.contains("Restricted directory does not exist")
+    };
+    assert!(missing(&stderr(&out)), "{}", stderr(&out));
+    let without = live.world.fx.path("sudoers-without-runcwd");
+    std::fs::write(&without, filled.replace(", runcwd=/", "")).unwrap();
+    std::fs::set_permissions(&without, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
+    let out = split(&without);
+    assert!(
+        !missing(&stderr(&out)) && !stderr(&out).contains("sudo:"),
+        "without runcwd the split reaches the planted directory: {}",
+        stderr(&out)
+    );
+
     // sudo itself: what the drop-in does not name is refused, even for a line the filter
     // would let through were it the jobs'.
     let out = live.ssh("sudo -n -- rsync --server --sender -logDtpre.iLsfxC . /etc/hostname");
