@@ -8,7 +8,7 @@ use crate::ledger::{Entry, Ledger};
 use crate::pipeline::{attempt_step, undo_if_present, StepError, StepFailure, StepRecord};
 use crate::process::{self, ProcessError, Runner};
 use crate::process_record::{Liveness, ProcessRecord};
-use crate::step::Step;
+use crate::step::{Command, Host, Program, Step, REPAIRED_PID};
 
 /// How long a repair waits for the process of the step it repairs to end: a process that ari's
 /// death sent SIGTERM (`PR_SET_PDEATHSIG`) may take a moment to go, and its children with it.
@@ -21,10 +21,25 @@ pub(crate) fn repair_or_undo(
     runner: &Runner,
     records: &mut Vec<StepRecord>,
 ) -> Result<(), StepError> {
+    let mut step = entry.step();
     if let Some(process) = &entry.after {
         wait_until_gone(process, &entry.name, runner)?;
+        if let Some(present) = step.present.as_mut() {
+            present.query = with_repaired_pid(&present.query, process.pid);
+        }
     }
-    undo_if_present(&entry.step(), runner, records)
+    undo_if_present(&step, runner, records)
+}
+
+/// `query` with [`REPAIRED_PID`] set to `pid` before it, when it is local shell text (the only
+/// kind that reads it).
+fn with_repaired_pid(query: &Command, pid: u32) -> Command {
+    match (&query.host, &query.program) {
+        (Host::Local, Program::Shell(script)) => {
+            Command::shell(Host::Local, format!("{REPAIRED_PID}={pid}; {script}"))
+        }
+        _ => query.clone(),
+    }
 }
 
 /// Returns once `process` and its group are proven gone, waiting up to [`PROCESS_GRACE`]; an

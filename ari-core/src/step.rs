@@ -562,6 +562,12 @@ pub struct Step {
     pub repairs: Vec<Step>,
 }
 
+/// The shell variable in which a repair's presence query, when it is local shell text, finds
+/// the id of the process whose step it repairs, once that process is proven gone
+/// ([`Step::repaired_by`]): so that it can tell that process's leftovers from another's
+/// (rdiff-backup's session marker names the process that wrote it).
+pub const REPAIRED_PID: &str = "ARI_REPAIRED_PID";
+
 impl Step {
     /// A step that runs `command` once, always.
     pub fn run(phase: Phase, name: impl Into<String>, command: Command) -> Step {

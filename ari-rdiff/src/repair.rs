@@ -12,9 +12,13 @@
 //! check of live ids (ari's record has proven the session gone), at a verbosity that shows its
 //! words, status 2 counting as success only with the words that say the regress happened.
 //!
-//! `--force` is safe only while the store holds two markers: with rdiff-backup's API 201, a
-//! forced regress of a store that needs none removes its newest backup. The repair's presence
-//! query is that count, asked right before it runs.
+//! `--force` is safe only while the store holds two markers, the newer one ari's session's: with
+//! rdiff-backup's API 201, a forced regress of a store that needs none removes its newest
+//! backup, and one of a session that is not ari's (rdiff-backup run by hand into the store)
+//! would undo what that session, perhaps still running, wrote. The repair's presence query,
+//! asked right before it runs, is that count and the newer marker's `PID N` line, which must
+//! name the process of the step it repairs (the engine gives it as `$ARI_REPAIRED_PID`, once
+//! that process is proven gone); without it, nothing is forced.
 //!
 //! With API 201 (`--api-version 201`), an interrupted first backup also leaves its lock file,
 //! and rdiff-backup refuses to start again while it is there ("an initial backup in a strange
@@ -51,7 +55,13 @@ pub fn repairs(program: &str, cli: Cli, destination: &str) -> Vec<Step> {
             "regress the store",
             Command::argv(Host::Local, regress(program, cli, destination)),
         )
-        .present_while(Command::shell(Host::Local, format!("{markers}; test -e \"$2\"")))
+        .present_while(Command::shell(
+            Host::Local,
+            format!(
+                "{markers}; test -e \"$2\" && grep -qx \"PID ${{{pid}:?}}\" \"$2\"",
+                pid = ari_core::step::REPAIRED_PID
+            ),
+        ))
         .tolerating(2, REGRESSED)
         .removes(format!("the unfinished session in {destination}, if the backup left one")),
         Step::run(
@@ -91,7 +101,9 @@ mod tests {
             std::fs::write(data.join(file), "PID 4242\n").unwrap();
         }
         let query = &repair.present.as_ref().unwrap().query;
-        assert!(matches!(query.program, Program::Shell(_)), "{query}");
+        let Program::Shell(script) = &query.program else { panic!("{query}") };
+        // As the engine gives it: the repaired process's id (4242, the markers' own here).
+        let query = &Command::shell(Host::Local, format!("ARI_REPAIRED_PID=4242; {script}"));
         // Run as the pipeline runs it.
         match Runner::new(Ssh::new("ssh"), false).run(query) {
             Ok(_) => true,
@@ -123,6 +135,29 @@ mod tests {
         check(&[one, two, "lock.yml"], (true, false));
         check(&["lock.yml"], (false, true));
         check(&["lock.yml", "error_log.2026-01-01T00:00:00Z.data"], (false, true));
+    }
+
+    #[test]
+    fn only_a_session_of_the_repaired_process_is_regressed_by_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("rdiff-backup-data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("current_mirror.2026-01-01T00:00:00Z.data"), "PID 4242\n").unwrap();
+        // The newer marker: another process's session (rdiff-backup run by hand).
+        std::fs::write(data.join("current_mirror.2026-01-02T00:00:00Z.data"), "PID 42\n").unwrap();
+        let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, dir.path().to_str().unwrap());
+        let query = &repairs[0].present.as_ref().unwrap().query;
+        let Program::Shell(script) = &query.program else { panic!("{query}") };
+        let runner = Runner::new(Ssh::new("ssh"), false);
+        let ran = |prefix: &str| runner.run(&Command::shell(Host::Local, format!("{prefix}{script}")));
+        assert!(ran("ARI_REPAIRED_PID=42; ").is_ok(), "the newer marker is the repaired process's");
+        for (prefix, what) in [
+            ("ARI_REPAIRED_PID=4242; ", "the older marker's"),
+            ("ARI_REPAIRED_PID=4; ", "a prefix of 42"),
+            ("", "no process"),
+        ] {
+            assert!(matches!(ran(prefix), Err(ProcessError::Exited { .. })), "{what}: not needed");
+        }
     }
 
     #[test]

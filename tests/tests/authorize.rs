@@ -414,7 +414,11 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     // rule lets rsync's server itself run as root.
     assert!(sudoers.contains("NOPASSWD: @rrsync@ ^-wo /tmp/"), "{sudoers}");
     let defaults: Vec<&str> = sudoers.lines().filter(|l| l.starts_with("Defaults")).collect();
-    assert_eq!(defaults, ["Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\", runcwd=/"], "{sudoers}");
+    assert_eq!(
+        defaults,
+        ["Defaults:backup runcwd=/", "Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""],
+        "{sudoers}"
+    );
     assert!(!rules.iter().any(|r| r.contains("^--server")), "{sudoers}");
     let allowed =
         entry["allowed"].as_array().unwrap().len() + entry["allowed_patterns"].as_array().unwrap().len();

@@ -518,6 +518,8 @@ fn a_recorded_process_that_still_runs_holds_the_repair_and_the_job_back() {
     let mut live = Live::start();
     let (_, start) = state_and_start(live.id()).expect("the sleep runs");
     fake_record(&crash, live.id(), start);
+    // The session's marker names the recorded process, as rdiff-backup's own would.
+    rewrite_newest_marker(&crash, live.id());
     let before = tests::fingerprint(&crash.store());
 
     let out = crash.run(&[]);
@@ -541,6 +543,42 @@ fn a_recorded_process_that_still_runs_holds_the_repair_and_the_job_back() {
     assert_eq!(markers(&crash.store()), 1, "{}", crash.context(&out));
     crash.assert_verified();
     assert_eq!(backup_times(&crash.store()), [first]);
+}
+
+/// Rewrites the newest session marker of the crash's store to name `pid`.
+fn rewrite_newest_marker(crash: &Crash, pid: u32) {
+    let data = crash.store().join("rdiff-backup-data");
+    let mut found: Vec<_> = fs::read_dir(&data)
+        .expect("the store's data")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("current_mirror.")))
+        .collect();
+    found.sort();
+    let newest = found.last().expect("a session marker");
+    fs::write(newest, format!("PID {pid}\n")).expect("rewrite the marker");
+}
+
+/// The newer session marker names a live process that is not the one ari recorded (a session
+/// of rdiff-backup's started by hand into the store): the record proves ari's session gone,
+/// not that one, so ari forces no regress over it: the run fails (rdiff-backup will not back up
+/// over an unfinished session), and the store keeps both markers.
+#[test]
+fn a_session_that_is_not_the_recorded_process_is_never_regressed_by_force() {
+    let crash = Crash::new(false, "another session");
+    crash.first_backup();
+    crash.change_every_file();
+    let (out, _) = crash.kill_at(Moment::Incrementing);
+    assert_interrupted(&crash, &out);
+    wait_until_the_session_ended(&crash);
+    let mut live = Live::start();
+    rewrite_newest_marker(&crash, live.id());
+
+    let out = crash.run(&[]);
+    assert!(live.is_running(), "the other session's process was touched");
+    assert_ne!(out.status.code(), Some(0), "{}", crash.context(&out));
+    assert_eq!(markers(&crash.store()), 2, "{}", crash.context(&out));
+    live.end();
 }
 
 /// rdiff-backup takes any live pid in a marker as its session still running. Here both the

@@ -301,10 +301,7 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
     // Until the drop-in is made: sudo allows nothing.
     let live = Live::start(Some(&|_: &World| "Defaults env_reset\n".to_string()), "remote_sudo: true\n");
     let drop_in = live.entry["sudoers"].as_str().expect("a drop-in under remote_sudo");
-    assert!(
-        drop_in.contains("Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\", runcwd=/"),
-        "{drop_in}"
-    );
+    assert!(drop_in.contains("Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""), "{drop_in}");
     let fakes = live.world.fakes.bin_dir();
     let mut filled = format!(
         "Defaults env_reset\nDefaults secure_path=\"{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\n",
@@ -350,8 +347,8 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
     }
     // A shell as the remote user (not the key: the filter passes only the two words) could
     // give rrsync's rule one argument, `-wo DIR`, which sudo's joined match admits and rrsync
-    // reads as a directory relative to where it runs: read-write, there. The drop-in runs
-    // rrsync from `/` (`runcwd`), where only root could make `-wo /...`; without it, rrsync
+    // reads as a directory relative to where it runs: read-write, there. The drop-in runs the
+    // user's commands from `/` (`runcwd`), where only root could make `-wo /...`; without it, rrsync
     // takes the planted directory, which holds a link to the whole host.
     let attack_dir = live.world.fx.path("attacker-cwd");
     let planted = attack_dir.join(format!("-wo {}", live.dst.display()));
@@ -375,7 +372,8 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
     };
     assert!(missing(&stderr(&out)), "{}", stderr(&out));
     let without = live.world.fx.path("sudoers-without-runcwd");
-    std::fs::write(&without, filled.replace(", runcwd=/", "")).unwrap();
+    assert!(filled.contains("\nDefaults:root runcwd=/\n"), "{filled}");
+    std::fs::write(&without, filled.replace("\nDefaults:root runcwd=/\n", "\n")).unwrap();
     std::fs::set_permissions(&without, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
     let out = split(&without);
     assert!(

@@ -1829,7 +1829,7 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
             .filter(|l| !l.starts_with('#') && !l.starts_with("Defaults") && !l.trim().is_empty())
             .count();
         ensure!(
-            sudoers.lines().any(|l| l == "Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\", runcwd=/"),
+            sudoers.lines().any(|l| l == "Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""),
             "the drop-in keeps no SSH_ORIGINAL_COMMAND for rrsync: {sudoers}"
         );
         let lines: Vec<&str> =
