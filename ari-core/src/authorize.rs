@@ -179,8 +179,9 @@ impl HostFilter {
         out.push_str("mv -f \"$new\" \"$filter\"\n");
         out.push_str(&format!("keys={keys}\n"));
         // The key's line goes in by whoever may write there: root writes only into a
-        // directory no one else can write (nor plant a link in); anywhere else (the remote
-        // user's own ~/.ssh) the user does, so that a link planted there reaches only what the
+        // directory that no one else can write (nor plant a link in, nor swap for another:
+        // every directory above it root's alone too); anywhere else (the remote user's own
+        // ~/.ssh, or a root-owned ~/.ssh in a home the user owns) the user does, so that a link planted there reaches only what the
         // user could write anyway.
         let keys_part = format!(
             "set -e; umask 077; keys=$1; dir=$(dirname \"$keys\")\n\
@@ -194,14 +195,14 @@ impl HostFilter {
         );
         out.push_str(&format!("keys_part={}\n", single_quoted(&keys_part)));
         out.push_str(
-            "root_only() { [ -d \"$1\" ] && [ ! -L \"$1\" ] && [ \"$(stat -c %u \"$1\")\" = 0 ] && [ $((0$(stat -c %a \"$1\") & 022)) = 0 ]; }\n\
+            "root_only() { d=$1; while :; do [ -d \"$d\" ] && [ ! -L \"$d\" ] && [ \"$(stat -c %u \"$d\")\" = 0 ] && [ $((0$(stat -c %a \"$d\") & 022)) = 0 ] || return 1; [ \"$d\" != / ] || return 0; d=$(dirname \"$d\"); done; }\n\
              fail_keys() { echo \"ari: installed $filter, but not the key's line in $keys: $1\" >&2; exit 1; }\n",
         );
         match &owner {
             Some(user) if user != "root" => out.push_str(&format!(
                 "if [ \"$(id -u)\" != 0 ] || root_only \"$(dirname \"$keys\")\"; then\n\
                  \tsh -c \"$keys_part\" sh \"$keys\" || fail_keys \"it could not be written\"\n\
-                 \t[ \"$(id -u)\" != 0 ] || chown {0}: \"$keys\"\n\
+                 \t[ \"$(id -u)\" != 0 ] || chown -h {0}: \"$keys\"\n\
                  else\n\
                  \tif command -v runuser >/dev/null 2>&1; then runuser -u {0} -- sh -c \"$keys_part\" sh \"$keys\"; else su -s /bin/sh -c \"$keys_part\" {0} sh \"$keys\"; fi \\\n\
                  \t\t|| fail_keys \"written as {1}, who owns its directory, it could not be\"\n\

@@ -697,6 +697,27 @@ fn run_by_root_the_installer_follows_no_link_the_remote_user_planted() {
         assert!(!readable.iter().any(|t| t.contains("s3cret")), "root's secret copied out: {readable:?}");
     }
 
+    // A directory of root's in one of the user's (a root-owned ~/.ssh in the user's home): the
+    // user could swap it for a link between root's check and root's writes, so the user writes,
+    // and here cannot; nothing of root's is touched.
+    let home = fx.path("user-home");
+    let ssh_dir = home.join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let out = run(rig
+        .world
+        .ari()
+        .args(["authorize", "--host", host, "--key", &key, "--installer", "--set"])
+        .arg(format!("remote_user={nobody}"))
+        .arg("--set")
+        .arg(format!("authorized_keys_file={}", ssh_dir.join("authorized_keys").display()))
+        .args(["--set", "rdiff_backup_server_confinement=none"]));
+    assert_exit(&out, 0);
+    let out = run(Command::new("sh").arg("-c").arg(stdout(&out)).current_dir("/"));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("but not the key's line"), "{}", stderr(&out));
+    assert!(!ssh_dir.join("authorized_keys").exists(), "root wrote into a directory the user could swap");
+
     // Without links, the line goes in, as the user's own file.
     let _ = std::fs::remove_file(&keys);
     let out = run(Command::new("sh").arg("-c").arg(&installer).current_dir("/"));
