@@ -306,7 +306,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         if let Host::Remote(host) = &command.host {
             let on = by_host.entry(host.clone()).or_default();
             on.exact.insert(plan.ssh.remote_text(&command.program));
-            on.argv.insert((argv_of(&command.program), None));
+            on.argv.insert((crate::ssh::sudo_argv(&command.program).to_vec(), None));
         }
     };
     let history = plan.history.as_ref().map(|query| &query.command);
@@ -315,6 +315,9 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         if let Some(probe) = &step.present {
             exact(&probe.query, &mut by_host);
         }
+        // A dynamic step's expansions are argv commands that ari runs (through sudo as any of
+        // its own); what another step declares is what its tool starts through the job's ssh.
+        let expands = matches!(step.action, crate::step::Action::Dynamic { .. });
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
             let on = by_host.entry(host.clone()).or_default();
@@ -328,6 +331,11 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
                         on.env_keep.insert((program.clone(), handover.variable.to_string()));
                     }
                 }
+                None if expands => {
+                    let script = crate::ssh::sudo_script(&pattern.template, true);
+                    let words = vec!["/bin/sh".to_string(), "-c".to_string(), script];
+                    on.argv.insert((words, variable.then_some(pattern.chars)));
+                }
                 None => {
                     let words = shell_words::split(&pattern.template)
                         .unwrap_or_else(|_| vec![pattern.template.clone()]);
@@ -335,7 +343,11 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
                 }
             }
             let mut pattern = pattern.clone();
-            pattern.template = plan.ssh.remote_program(&pattern.template);
+            pattern.template = if expands {
+                plan.ssh.remote_argv_template(&pattern.template)
+            } else {
+                plan.ssh.remote_program(&pattern.template)
+            };
             if !variable {
                 on.exact.insert(pattern.template.clone());
             } else if !on.patterns.contains(&pattern) {
@@ -444,16 +456,14 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
             filter.patterns.push(stop);
         }
         if filter.ssh.sudo {
+            use crate::step::Program;
             let own = [
-                (vec!["true".to_string()], None),
-                (vec!["cat".to_string(), filter.path.clone()], None),
-                (
-                    vec!["/bin/sh".to_string(), "-c".to_string(), KILL_TEMPLATE.to_string()],
-                    Some(Chars::DIGITS),
-                ),
+                (Program::Argv(vec!["true".to_string()]), None),
+                (read_back(filter).program, None),
+                (Program::Shell(KILL_TEMPLATE.to_string()), Some(Chars::DIGITS)),
             ];
-            for (words, chars) in own {
-                filter.sudo_entries.insert(sudo_entry(&words, chars)?);
+            for (program, chars) in own {
+                filter.sudo_entries.insert(sudo_entry(&crate::ssh::sudo_argv(&program), chars)?);
             }
         }
         filter.script = script(filter);
@@ -620,14 +630,6 @@ fn rules_digest(filter: &HostFilter) -> String {
     digest(&filter.ssh, &filter.exact, &filter.patterns)
 }
 
-/// A command's argv as sudo sees it: an argv's words, a shell text as `/bin/sh -c TEXT`.
-fn argv_of(program: &crate::step::Program) -> Vec<String> {
-    match program {
-        crate::step::Program::Argv(words) => words.clone(),
-        crate::step::Program::Shell(script) => vec!["/bin/sh".to_string(), "-c".to_string(), script.clone()],
-    }
-}
-
 /// The sudoers form of a command: its program, and its arguments as a regular expression that
 /// sudo (1.9.10 and later) matches against them joined by spaces: the fixed text literal, each
 /// `{}` one or more of `chars`. An argument sudoers cannot hold (a newline) is an error.
@@ -646,6 +648,19 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
             "`{}` spans lines, which a sudoers rule cannot allow: put it in a script on the host, and call that",
             first_line(&joined)
         ));
+    }
+    // A command in ari's subshell (`ssh::sudo_argv`) whose own text could end the subshell
+    // early would let another split of the rule run a piece of it.
+    if let [c, script] = args {
+        let inner = script.strip_prefix("( ").and_then(|t| t.strip_suffix(" )"));
+        if let Some(inner) = inner.filter(|_| program == "/bin/sh" && c == "-c") {
+            if !crate::ssh::closes_only_at_its_end(inner) {
+                return Err(format!(
+                    "`{}` has a `)` that closes more than it opens, or a `#` comment: under remote_sudo each command runs as one `( ... )` text, which that would cut short; put it in a script on the host, and call that",
+                    crate::kinds::shown(first_line(inner))
+                ));
+            }
+        }
     }
     let mut regex = String::from("^");
     let mut parts = joined.split("{}").peekable();
@@ -767,7 +782,9 @@ fn handover_text(ssh: &crate::ssh::Ssh, handover: &Handover) -> String {
         "{}={} {}",
         handover.variable,
         single_quoted(&handover.request),
-        ssh.remote_text(&crate::step::Program::Argv(handover.argv.clone()))
+        // The program itself, not in a subshell: sudo keeps the request for it alone, and its
+        // rule's one other split is answered by `runcwd` (see `sudoers`).
+        ssh.remote_program(&crate::quote::shell_join(&handover.argv))
     )
 }
 
@@ -894,7 +911,7 @@ mod tests {
             );
             let sent = crate::remote::kill_text(&ssh, &crate::remote::kill_script(4242));
             assert!(pattern.matches(&sent), "{sent}");
-            assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c 'g=4242; "), sudo, "{sent}");
+            assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c '( g=4242; "), sudo, "{sent}");
             for tampered in [
                 sent.replace(" -gt 1 ]", " -gt 0 ]"),
                 sent.replacen("4242", "4242 ", 1),

@@ -35,6 +35,62 @@ pub struct Ssh {
 /// What goes before a remote command under `remote_sudo`.
 pub const SUDO: &str = "sudo -n -- ";
 
+/// The argv sudo runs for `program` under `remote_sudo`: `/bin/sh -c` and the command as one
+/// text in a subshell. sudo matches a rule's arguments joined by spaces, so a rule admits every
+/// other split of the same text into arguments; with the whole command in `( ... )`, whose
+/// only unquoted `)` that closes it is the last character, every other split hands `sh -c` a
+/// text cut before that `)`, which no shell runs (a syntax error), or an option it refuses
+/// (`-c (`). An argv's words are quoted ([`crate::quote::shell_join`]), so no `)` of theirs is
+/// unquoted; a shell text is checked for it by `ari authorize` ([`closes_only_at_its_end`]).
+pub fn sudo_argv(program: &Program) -> [String; 3] {
+    let script = match program {
+        Program::Argv(words) => sudo_script(&crate::quote::shell_join(words), true),
+        Program::Shell(script) => sudo_script(script, false),
+    };
+    ["/bin/sh".to_string(), "-c".to_string(), script]
+}
+
+/// `text` as a subshell, `( exec TEXT )` for an argv's text (the command replaces the
+/// subshell), `( TEXT )` for a shell text.
+pub fn sudo_script(text: &str, exec: bool) -> String {
+    if exec {
+        format!("( exec {text} )")
+    } else {
+        format!("( {text} )")
+    }
+}
+
+/// Whether `( text )` ends only at its last `)`: no unquoted `)` in `text` closes more than it
+/// opened (a `case` pattern's `a)`), and no unquoted `#` starts a comment (which would hide the
+/// last `)`). Quotes (`'...'`, `"..."`, a backslash) are followed as sh reads them; a text that
+/// is not valid sh on its own is a failure of its own when it runs.
+pub fn closes_only_at_its_end(text: &str) -> bool {
+    let mut depth = 0usize;
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut word_start = true;
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            word_start = false;
+            continue;
+        }
+        match c {
+            '\\' if !single => escaped = true,
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '(' if !single && !double => depth += 1,
+            ')' if !single && !double => match depth.checked_sub(1) {
+                Some(less) => depth = less,
+                None => return false,
+            },
+            '#' if !single && !double && word_start => return false,
+            _ => {}
+        }
+        word_start = !single && !double && (c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'));
+    }
+    true
+}
+
 impl Ssh {
     /// ssh at `path`, with port, user and options left to ssh's own configuration: a start for
     /// tests and examples.
@@ -107,15 +163,23 @@ impl Ssh {
 
     /// The command line a remote host's shell gets for `program` (before ari's remote wrapper):
     /// the argv quoted word by word, or the shell text; under `remote_sudo`, through `sudo -n --`
-    /// (a shell text as `sudo -n -- /bin/sh -c TEXT`).
+    /// as one shell text in a subshell, [`sudo_script`] (`sudo -n -- /bin/sh -c '( exec ARGV )'`,
+    /// `sudo -n -- /bin/sh -c '( TEXT )'`).
     pub fn remote_text(&self, program: &Program) -> String {
         match (program, self.sudo) {
             (Program::Argv(words), false) => crate::quote::shell_join(words),
             (Program::Shell(script), false) => script.clone(),
-            (Program::Argv(words), true) => format!("{SUDO}{}", crate::quote::shell_join(words)),
-            (Program::Shell(script), true) => {
-                format!("{SUDO}{}", crate::quote::shell_join(["/bin/sh", "-c", script]))
-            }
+            (program, true) => format!("{SUDO}{}", crate::quote::shell_join(sudo_argv(program))),
+        }
+    }
+
+    /// [`Ssh::remote_text`] of an argv whose quoted text is `template` (a pattern's, `{}` for its
+    /// variable part): what ari sends for each command the pattern matches.
+    pub fn remote_argv_template(&self, template: &str) -> String {
+        if self.sudo {
+            format!("{SUDO}{}", crate::quote::shell_join(["/bin/sh", "-c", &sudo_script(template, true)]))
+        } else {
+            template.to_string()
         }
     }
 
@@ -182,6 +246,51 @@ impl Command {
                 argv.push(ssh.remote_text(program));
                 argv
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The proof `sudo_argv` rests on, with the host's own `/bin/sh`: the whole text runs, and
+    /// every other split of sudo's joined arguments hands sh a text it will not run (each cut at
+    /// a space, and `-c` joined with the text).
+    #[test]
+    fn every_other_split_of_a_command_under_sudo_is_one_no_shell_runs() {
+        #[allow(clippy::disallowed_methods)] // the proof is what the real sh does
+        let sh = |args: &[&str]| std::process::Command::new("/bin/sh").args(args).output().unwrap();
+        let programs = [
+            Program::Argv(
+                ["lvcreate", "-s", "-L", "1G", "vg0/root", "-n", "root-ari_backup"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            Program::Argv(["printf", "%s", "a )", "b; c", "it's", "#x", "$(id)"].map(String::from).to_vec()),
+            Program::Shell("echo hooked > /tmp/x && echo \"a ) b\" | tr a b".to_string()),
+            Program::Shell(crate::remote::KILL_TEMPLATE.replace("{}", "4242")),
+        ];
+        for program in &programs {
+            let [_, c, script] = sudo_argv(program);
+            assert!(sh(&["-n", &c, &script]).status.success(), "the whole text: {script}");
+            for (cut, _) in script.match_indices(' ') {
+                let piece = &script[..cut];
+                assert!(!sh(&["-n", "-c", piece]).status.success(), "a split that runs `{piece}`");
+            }
+            assert!(!sh(&[&format!("-c {script}")]).status.success(), "`-c` joined with its text");
+        }
+    }
+
+    #[test]
+    fn a_shell_text_that_could_end_the_subshell_early_is_found() {
+        for fine in
+            ["echo a", "echo \"a ) b\" 'c ) d' e\\)", "echo $(date) $((1+2))", "echo a#b", "x=1; y=(a)"]
+        {
+            assert!(closes_only_at_its_end(fine), "{fine}");
+        }
+        for cut in ["case $x in a) echo ;; esac", "echo a ) ; id ; ( b", "echo a # comment", "a;#x"] {
+            assert!(!closes_only_at_its_end(cut), "{cut}");
         }
     }
 }

@@ -137,7 +137,7 @@ fn under_remote_sudo_every_remote_command_goes_through_sudo_and_the_filter() {
         "rdiff-backup server",
         "rrsync -wo ",
         "zfs snapshot",
-        "/bin/sh -c echo hooked",
+        "/bin/sh -c ( echo hooked",
         "touch ",
     ] {
         assert!(
@@ -183,12 +183,16 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
         .iter()
         .map(|p| p["template"].as_str().unwrap())
         .collect();
-    for start in [
-        "zfs snapshot pool/backups/web@ari-backup-{}",
-        "zfs destroy pool/backups/web@ari-backup-{}",
-        "rsync --server {}",
+    // What ari runs itself goes through sudo as one text in a subshell; what rsync starts
+    // through the job's ssh arrives as rsync writes it.
+    let ours =
+        |text: &str| if sudo { format!("sudo -n -- /bin/sh -c '( exec {text} )'") } else { text.to_string() };
+    for expected in [
+        ours("zfs snapshot pool/backups/web@ari-backup-{}"),
+        ours("zfs destroy pool/backups/web@ari-backup-{}"),
+        format!("{sudo_}rsync --server {{}}{}", rig.world.fx.p("zfs/web")),
     ] {
-        assert!(patterns.iter().any(|p| p.starts_with(&format!("{sudo_}{start}"))), "{start}: {patterns:?}");
+        assert!(patterns.contains(&expected.as_str()), "{expected}: {patterns:?}");
     }
 
     for job in [&plain, &db, &web] {
@@ -425,9 +429,10 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     assert_eq!(rules.len(), allowed - 1, "a rule per allowed command but getent's:\n{sudoers}");
     assert!(!sudoers.contains("getent"), "{sudoers}");
     for expected in [
-        "NOPASSWD: @lvcreate@ ^-s -L 1G vg0/root -n root-ari_backup$",
-        "NOPASSWD: @zfs@ ^snapshot pool/backups/web@ari-backup-[A-Za-z0-9_.:-]+$",
-        "NOPASSWD: @true@ \"\"",
+        // Each command as one text in a subshell, whose every other split no shell runs.
+        "NOPASSWD: /bin/sh ^-c \\( exec lvcreate -s -L 1G vg0/root -n root-ari_backup \\)$",
+        "NOPASSWD: /bin/sh ^-c \\( exec zfs snapshot pool/backups/web@ari-backup-[A-Za-z0-9_.:-]+ \\)$",
+        "NOPASSWD: /bin/sh ^-c \\( exec true \\)$",
     ] {
         assert!(sudoers.contains(expected), "{expected}:\n{sudoers}");
     }

@@ -382,6 +382,23 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
         stderr(&out)
     );
 
+    // Every other rule is one text in a subshell: sudo admits its other splits (here the text
+    // cut after `zfs list`, its rest as `$0 $1 ...`), and sh runs none of them.
+    let rule = filled.lines().find(|l| l.contains("( exec zfs list")).expect("the zfs list rule");
+    let text = rule.split_once("^-c ").unwrap().1.trim_end_matches('$').replace('\\', "");
+    let (head, rest) = text.split_at(text.find(" -H").unwrap());
+    let script = "mount --bind \"$1\" /etc/sudoers && shift && cd / && exec sudo -n -- /bin/sh -c \"$@\"";
+    let calls = live.world.fakes.calls_of("zfs").len();
+    let out = run(Command::new("unshare")
+        .args(["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
+        .arg(&sudoers)
+        .arg(head)
+        .args(rest.split_whitespace())
+        .stdin(std::process::Stdio::null()));
+    assert!(!stderr(&out).contains("sudo:"), "sudo admits the split: {}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "sh refuses `{head}`: {}", stderr(&out));
+    assert_eq!(live.world.fakes.calls_of("zfs").len(), calls, "zfs ran");
+
     // sudo itself: what the drop-in does not name is refused, even for a line the filter
     // would let through were it the jobs'.
     let out = live.ssh("sudo -n -- rsync --server --sender -logDtpre.iLsfxC . /etc/hostname");
