@@ -447,6 +447,10 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         // Without sudo even under remote_sudo: any user may read the user database, and the
         // drop-in then needs no rule for it.
         filter.exact.insert(ssh.clone().sudo(false).remote_text(&login_shell_query(filter).program));
+        // And, as plainly, whether each program the filter hands a request to can run there.
+        for probe in handover_probes(filter) {
+            filter.exact.insert(ssh.clone().sudo(false).remote_text(&probe.program));
+        }
         let stop = CommandPattern::with_variable(
             Host::Remote(filter.host.clone()),
             crate::remote::kill_text(ssh, KILL_TEMPLATE),
@@ -501,6 +505,19 @@ pub fn read_back(filter: &HostFilter) -> Command {
 /// sudo, even under `remote_sudo`: the filter allows it so.
 pub fn login_shell_query(filter: &HostFilter) -> Command {
     Command::argv(Host::Remote(filter.host.clone()), ["getent", "passwd", remote_user(filter)])
+}
+
+/// The commands that show each program the filter hands a request to can run on its host
+/// (`rrsync -help`: rrsync is there, and its interpreter): run without sudo, as the filter
+/// allows them (`ari check --connect`).
+pub fn handover_probes(filter: &HostFilter) -> Vec<Command> {
+    let probes: BTreeSet<&Vec<String>> = filter
+        .patterns
+        .iter()
+        .filter_map(|p| p.handover.as_ref().map(|h| &h.probe))
+        .filter(|probe| !probe.is_empty())
+        .collect();
+    probes.into_iter().map(|probe| Command::argv(Host::Remote(filter.host.clone()), probe)).collect()
 }
 
 /// The user ari's key logs in as on `filter`'s host: `remote_user`, or root when ssh's own
@@ -654,11 +671,25 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
     if let [c, script] = args {
         let inner = script.strip_prefix("( ").and_then(|t| t.strip_suffix(" )"));
         if let Some(inner) = inner.filter(|_| program == "/bin/sh" && c == "-c") {
-            if !crate::ssh::closes_only_at_its_end(inner) {
-                return Err(format!(
-                    "`{}` has a `)` that closes more than it opens, or a `#` comment: under remote_sudo each command runs as one `( ... )` text, which that would cut short; put it in a script on the host, and call that",
+            let cut_short = |why: &str| {
+                format!(
+                    "`{}` {why}: under remote_sudo each command runs as one `( ... )` text, and sudo would also run a piece of it; put it in a script on the host, and call that",
                     crate::kinds::shown(first_line(inner))
-                ));
+                )
+            };
+            if !crate::ssh::closes_only_at_its_end(inner) {
+                return Err(cut_short("has a `)` that closes more than it opens, or a `#` comment"));
+            }
+            // A shell text (a hook's): the shells here must refuse every piece of it that
+            // sudo's joined match also admits. An argv's text needs no such proof: its words
+            // are quoted, so no `(` or `)` of theirs is read as one.
+            if !inner.starts_with("exec ") {
+                if let Some(piece) = runnable_piece(script) {
+                    return Err(cut_short(&format!(
+                        "has a piece that a shell runs on its own (`{}`)",
+                        crate::kinds::shown(&piece)
+                    )));
+                }
             }
         }
     }
@@ -682,6 +713,29 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
     }
     Ok((program.clone(), regex))
 }
+
+/// The first piece of `script` (cut before a space, as sudo's joined match admits) that a shell
+/// of this machine (`/bin/sh`, and bash where there is one) parses as a whole program
+/// (`sh -n -c PIECE`); none when every piece is a syntax error. A shell that cannot be started
+/// counts as parsing it: what is not proven refused is not admitted.
+fn runnable_piece(script: &str) -> Option<String> {
+    let shells: Vec<&str> =
+        ["/bin/sh", "/bin/bash"].into_iter().filter(|s| std::path::Path::new(s).exists()).collect();
+    let runner = crate::process::Runner::new(crate::ssh::Ssh::new("ssh"), false);
+    script.match_indices(' ').map(|(cut, _)| &script[..cut]).find_map(|piece| {
+        shells
+            .iter()
+            .any(|shell| {
+                let check = Command::argv(Host::Local, [*shell, "-n", "-c", piece]);
+                !matches!(runner.run(&check), Err(crate::process::ProcessError::Exited { .. }))
+            })
+            .then(|| piece.to_string())
+    })
+}
+
+/// The path on which the drop-in's commands find their programs (sudoers' `secure_path`,
+/// Debian's own): never the remote user's PATH, which that user could fill.
+const SECURE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The longest argument text (`^...$`, with its backslashes) of a sudoers rule that sudo still
 /// matches: sudo 1.9.13 (Debian 12) parses a longer one without a complaint, `visudo -c` too, and
@@ -714,8 +768,9 @@ impl HostFilter {
             "# ari's sudoers drop-in for {} (jobs: {}), generated by `ari authorize` of ari {}.\n\
              # It lets {user} run as root exactly the commands of these jobs, each through `sudo -n`.\n\
              # Each runs from `/`: sudo matches a rule's arguments joined by spaces, so a rule also\n\
-             # admits other splits of its words, whose relative paths then name nothing {user} made.\n\
-             Defaults:{user} runcwd=/\n",
+             # admits other splits of its words, whose relative paths then name nothing {user} made;\n\
+             # and each finds its programs on this path alone, not on {user}'s.\n\
+             Defaults:{user} runcwd=/, env_reset, secure_path=\"{SECURE_PATH}\"\n",
             self.destination,
             self.jobs.join(", "),
             env!("CARGO_PKG_VERSION")
@@ -1070,6 +1125,27 @@ mod tests {
             assert_eq!(warning(&format!("backup:x:1:1::/home/backup:{plain}")), None, "{plain}");
         }
         assert_eq!(warning(""), None, "no entry: nothing to say");
+    }
+
+    #[test]
+    fn a_hook_with_a_piece_a_shell_runs_on_its_own_is_no_sudoers_rule() {
+        let rule = |text: &str| {
+            sudo_entry(&crate::ssh::sudo_argv(&crate::step::Program::Shell(text.to_string())), None)
+        };
+        for fine in ["echo hooked > /tmp/x", "mysqldump db > /root/db.sql", "echo \"$(date)\" >> /var/log/x"]
+        {
+            assert!(rule(fine).is_ok(), "{fine}: {:?}", rule(fine));
+        }
+        // What the paren count alone let through (a third review): sh closes the subshell early.
+        for cut in [
+            "echo ${x#(} ) ; echo PWNED > /tmp/x ; ( true",
+            "echo ${x:-(} ) ; id ; ( true",
+            "echo \"$(echo \"(\")\" ) ; id ; ( true",
+            "case $x in a) id ;; esac",
+        ] {
+            let err = rule(cut).unwrap_err();
+            assert!(err.contains("put it in a script on the host"), "{cut}: {err}");
+        }
     }
 
     #[test]

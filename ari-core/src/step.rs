@@ -359,6 +359,9 @@ pub struct Handover {
     pub variable: &'static str,
     /// The request, `{}` standing for the matched command's variable part (`rsync --server {}.`).
     pub request: String,
+    /// A harmless argv that runs only when the program can (`rrsync -help`: rrsync there, and
+    /// its interpreter): `ari check --connect` runs it, without sudo, as the filter allows.
+    pub probe: Vec<String>,
 }
 
 impl Handover {
@@ -368,7 +371,22 @@ impl Handover {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Handover { argv: argv.into_iter().map(Into::into).collect(), variable, request: request.into() }
+        Handover {
+            argv: argv.into_iter().map(Into::into).collect(),
+            variable,
+            request: request.into(),
+            probe: Vec::new(),
+        }
+    }
+
+    /// The same, with `probe`: an argv that shows the program can run on the host.
+    pub fn probed_by<I, S>(mut self, probe: I) -> Handover
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.probe = probe.into_iter().map(Into::into).collect();
+        self
     }
 }
 

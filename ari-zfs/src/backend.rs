@@ -203,11 +203,10 @@ impl BackupBackend for ZfsBackend {
                 format!("rsync --server {{}}{path}"),
                 Chars::RSYNC_SERVER_OPTIONS,
             )
-            .handed_to(Handover::new(
-                ["rrsync", "-wo", path],
-                "SSH_ORIGINAL_COMMAND",
-                "rsync --server {}.",
-            ))
+            .handed_to(
+                Handover::new(["rrsync", "-wo", path], "SSH_ORIGINAL_COMMAND", "rsync --server {}.")
+                    .probed_by(["rrsync", "-help"]),
+            )
         });
         argv.push(target.rsync_dst);
         let mut step = Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))

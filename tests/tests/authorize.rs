@@ -176,7 +176,12 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
     // drop-in needs no rule for it.
     let login_shell = format!("getent passwd {}", rig.sshd.user());
     assert!(allowed.contains(&login_shell.as_str()), "{allowed:?}");
-    assert!(allowed.iter().all(|c| c.starts_with(sudo_) || *c == login_shell), "{allowed:?}");
+    // So does the probe of rrsync, which the filter hands rsync's server to.
+    assert!(allowed.contains(&"rrsync -help"), "{allowed:?}");
+    assert!(
+        allowed.iter().all(|c| c.starts_with(sudo_) || *c == login_shell || *c == "rrsync -help"),
+        "{allowed:?}"
+    );
     let patterns: Vec<&str> = entry["allowed_patterns"]
         .as_array()
         .unwrap()
@@ -420,13 +425,20 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
     let defaults: Vec<&str> = sudoers.lines().filter(|l| l.starts_with("Defaults")).collect();
     assert_eq!(
         defaults,
-        ["Defaults:backup runcwd=/", "Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""],
+        [
+            "Defaults:backup runcwd=/, env_reset, secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"",
+            "Defaults!@rrsync@ env_keep += \"SSH_ORIGINAL_COMMAND\""
+        ],
         "{sudoers}"
     );
     assert!(!rules.iter().any(|r| r.contains("^--server")), "{sudoers}");
     let allowed =
         entry["allowed"].as_array().unwrap().len() + entry["allowed_patterns"].as_array().unwrap().len();
-    assert_eq!(rules.len(), allowed - 1, "a rule per allowed command but getent's:\n{sudoers}");
+    assert_eq!(
+        rules.len(),
+        allowed - 2,
+        "a rule per allowed command but getent's and rrsync -help's:\n{sudoers}"
+    );
     assert!(!sudoers.contains("getent"), "{sudoers}");
     for expected in [
         // Each command as one text in a subshell, whose every other split no shell runs.

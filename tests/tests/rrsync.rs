@@ -156,7 +156,7 @@ impl Live {
 
     /// The attacker's ssh, sending `line` as the command.
     fn ssh(&self, line: &str) -> Output {
-        run(self.sshd.ssh_command().arg(self.sshd.host_alias()).arg(line))
+        run(self.sshd.ssh_command().arg(line))
     }
 
     fn remote(&self, path: &str) -> String {
@@ -272,6 +272,30 @@ fn through_the_filter_rsync_writes_only_inside_rsync_dst_and_reads_nothing() {
     live_attacks(false);
 }
 
+/// `ari check --connect` runs rrsync's probe through the filter: a host where rrsync cannot run
+/// (here its interpreter is missing, as when python3 is not installed) is a problem, named.
+#[test]
+fn check_connect_says_when_rrsync_cannot_run_on_the_zfs_host() {
+    let live = Live::start(None, "");
+    let out = run(live.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 0);
+    assert!(tests::stdout(&out).contains("ok: ssh filter"), "{}", tests::stdout(&out));
+    // First on the sshd's PATH: an rrsync that fails as one does without python3 (execve's
+    // ENOENT for the interpreter, which sh reports as the program not found, 127; a real one
+    // here would only make sh search on and find the machine's).
+    let broken = live.world.fakes.bin_dir().join("rrsync");
+    std::fs::write(&broken, "#!/bin/sh\necho \"sh: 1: rrsync: not found\" >&2\nexit 127\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run(live.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 2);
+    assert!(
+        tests::stdout(&out).contains("`rrsync -help` cannot run on")
+            && tests::stdout(&out).contains("apt install rsync python3"),
+        "{}",
+        tests::stdout(&out)
+    );
+}
+
 /// The mutation check: the same filter, widened back to running the rsync server as it is
 /// (the handover taken out), lets the first attack write the login's `~/.bashrc`, which the
 /// oracle above sees.
@@ -308,7 +332,8 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
         fakes.display()
     );
     for line in drop_in.lines() {
-        let mut line = line.to_string();
+        // The fakes are this host's zfs: first on the drop-in's own path too.
+        let mut line = line.replace("secure_path=\"", &format!("secure_path=\"{}:", fakes.display()));
         while let Some(start) = line.find('@') {
             let Some(len) = line[start + 1..].find('@') else { break };
             let program = line[start + 1..start + 1 + len].to_string();
@@ -372,8 +397,8 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
     };
     assert!(missing(&stderr(&out)), "{}", stderr(&out));
     let without = live.world.fx.path("sudoers-without-runcwd");
-    assert!(filled.contains("\nDefaults:root runcwd=/\n"), "{filled}");
-    std::fs::write(&without, filled.replace("\nDefaults:root runcwd=/\n", "\n")).unwrap();
+    assert!(filled.contains("\nDefaults:root runcwd=/, "), "{filled}");
+    std::fs::write(&without, filled.replace("\nDefaults:root runcwd=/, ", "\nDefaults:root ")).unwrap();
     std::fs::set_permissions(&without, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
     let out = split(&without);
     assert!(
@@ -398,6 +423,42 @@ fn under_real_sudo_the_drop_in_hands_rrsync_its_request_and_rsync_stays_inside()
     assert!(!stderr(&out).contains("sudo:"), "sudo admits the split: {}", stderr(&out));
     assert_eq!(out.status.code(), Some(2), "sh refuses `{head}`: {}", stderr(&out));
     assert_eq!(live.world.fakes.calls_of("zfs").len(), calls, "zfs ran");
+
+    // The programs a rule names are found on the drop-in's own secure_path, not on the caller's
+    // PATH (a third review: with no secure_path in the host's sudoers, a `true` of the user's
+    // ran as root). Here the host's sudoers has none; the caller's PATH starts with a `true`
+    // that leaves a mark.
+    let hijack = live.world.fx.path("hijack");
+    std::fs::create_dir_all(&hijack).unwrap();
+    let mark = live.world.fx.path("hijacked");
+    let fake_true = hijack.join("true");
+    std::fs::write(&fake_true, format!("#!/bin/sh\ntouch {}\n", mark.display())).unwrap();
+    std::fs::set_permissions(&fake_true, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let host_has_none: String =
+        filled.lines().filter(|l| !l.starts_with("Defaults secure_path")).map(|l| format!("{l}\n")).collect();
+    let hijacked = |sudoers_text: &str| {
+        let file = live.world.fx.path("sudoers-hijack");
+        std::fs::write(&file, sudoers_text).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
+        let _ = std::fs::remove_file(&mark);
+        let script = "mount --bind \"$1\" /etc/sudoers && cd / && PATH=\"$2:/usr/bin:/bin\" exec sudo -n -- /bin/sh -c '( exec true )'";
+        let out = run(Command::new("unshare")
+            .args(["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
+            .arg(&file)
+            .arg(&hijack)
+            .stdin(std::process::Stdio::null()));
+        assert!(!stderr(&out).contains("sudo:"), "sudo allows it: {}", stderr(&out));
+        mark.exists()
+    };
+    assert!(!hijacked(&host_has_none), "the caller's `true` ran as root");
+    let without_secure_path =
+        host_has_none.replace(&format!(", secure_path=\"{}:", fakes.display()), ", secure_path_unused=\"");
+    let without_secure_path: String = without_secure_path
+        .lines()
+        .filter(|l| !l.contains("secure_path_unused"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(hijacked(&without_secure_path), "without a secure_path anywhere, the caller's PATH wins");
 
     // sudo itself: what the drop-in does not name is refused, even for a line the filter
     // would let through were it the jobs'.

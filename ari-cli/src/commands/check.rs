@@ -140,6 +140,7 @@ fn check_filter(
                 ));
             }
             login_shell(filter, out);
+            handover_programs(filter, problems);
         }
         Err(ari_core::process::ProcessError::Filtered { .. }) => {
             problems.push(format!(
@@ -173,6 +174,26 @@ fn login_shell(filter: &ari_core::authorize::HostFilter, out: &mut String) {
         }
         // An older filter refuses the query: the problem above already says to replace it.
         Err(err) => log::debug!("cannot read the login shell on {}: {err}", filter.destination),
+    }
+}
+
+/// Runs, without sudo as the filter allows, each probe of a program the filter hands requests
+/// to (`rrsync -help`): one that cannot run there (rrsync or python3 missing) is a problem, as
+/// every run of the job would fail at it.
+fn handover_programs(filter: &ari_core::authorize::HostFilter, problems: &mut Vec<String>) {
+    let runner = Runner::new(filter.ssh.clone().sudo(false), false);
+    for probe in ari_core::authorize::handover_probes(filter) {
+        match runner.run(&probe) {
+            Ok(_) => {}
+            // An older filter refuses the probe: the problem above already says to replace it.
+            Err(ari_core::process::ProcessError::Filtered { .. }) => {}
+            Err(err) => problems.push(format!(
+                "`{}` cannot run on {}: {}; the filter hands rsync's server to it (Debian: apt install rsync python3)",
+                ari_core::step::remote_line(&probe),
+                filter.destination,
+                chain(&err)
+            )),
+        }
     }
 }
 

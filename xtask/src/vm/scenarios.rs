@@ -1836,11 +1836,11 @@ fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
             host["allowed"].as_array().into_iter().flatten().filter_map(|l| l.as_str()).collect();
         ensure!(
             host["destination"] == format!("{SUDO_USER}@127.0.0.1")
-                && lines.iter().all(|l| l.starts_with("sudo -n -- ") || l.starts_with("getent passwd "))
-                && rules + 1 == allowed(&host, "allowed") + allowed(&host, "allowed_patterns"),
-            "ari authorize --json under remote_sudo: expected {SUDO_USER}@127.0.0.1, every line through `sudo -n --` but the login shell's query, and a rule per command but that one: {host}"
+                && lines.iter().all(|l| l.starts_with("sudo -n -- ") || l.starts_with("getent passwd ") || *l == "rrsync -help")
+                && rules + 2 == allowed(&host, "allowed") + allowed(&host, "allowed_patterns"),
+            "ari authorize --json under remote_sudo: expected {SUDO_USER}@127.0.0.1, every line through `sudo -n --` but the login shell's query and rrsync's probe, and a rule per command but those: {host}"
         );
-        println!("  the sudoers drop-in has {rules} rules, one per command (the login shell's `getent passwd` needs none)");
+        println!("  the sudoers drop-in has {rules} rules, one per command (the login shell's `getent passwd` and `rrsync -help` need none)");
 
         fx.ari_expect(ctx, &[&authorize[..], &["--installer"]].concat(), 0)?;
         let installer = fx.path("installer.sh");
