@@ -35,9 +35,11 @@ fn cargo(args: &[&str]) -> Command {
 /// Formatting, clippy, the build of its binary and its unit tests.
 pub fn build_and_unit_test() -> Result<()> {
     shell::run(cargo(&["fmt"]).args(["--", "--check"]))?;
-    shell::run(cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
-    shell::run(&mut cargo(&["build"]))?;
-    shell::run(&mut cargo(&["test"]))
+    // `--locked`: its Cargo.lock is the one committed, so a dependency that drifted (ari's
+    // own version, a crate ari-cli took on) fails here instead of rewriting the file.
+    shell::run(cargo(&["clippy", "--locked", "--all-targets"]).args(["--", "-D", "warnings"]))?;
+    shell::run(&mut cargo(&["build", "--locked"]))?;
+    shell::run(&mut cargo(&["test", "--locked"]))
 }
 
 /// One scenario's files, all in a temporary directory.
