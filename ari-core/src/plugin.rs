@@ -221,6 +221,10 @@ pub struct HistoryQuery {
     pub command: crate::step::Command,
     /// Reads its standard output.
     pub parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+    /// A path on the backup server that exists once the store holds a backup (rdiff-backup's
+    /// `rdiff-backup-data`): without it the store holds none yet, and the command (whose tool
+    /// would call that an error) does not run. None: the command says.
+    pub marker: Option<String>,
 }
 
 impl HistoryQuery {
@@ -229,7 +233,19 @@ impl HistoryQuery {
         command: crate::step::Command,
         parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
     ) -> HistoryQuery {
-        HistoryQuery { command, parse }
+        HistoryQuery { command, parse, marker: None }
+    }
+
+    /// The same, the store holding no backup yet while `path` (on the backup server) is not
+    /// there.
+    pub fn marked_by(mut self, path: impl Into<String>) -> HistoryQuery {
+        self.marker = Some(path.into());
+        self
+    }
+
+    /// Whether the store shows that it holds no backup yet: its marker is not there.
+    pub fn holds_none_yet(&self) -> bool {
+        self.marker.as_ref().is_some_and(|marker| std::fs::symlink_metadata(marker).is_err())
     }
 }
 

@@ -226,12 +226,13 @@ impl BackupBackend for RdiffBackend {
     }
 
     fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
-        let argv = argv::list_increments(
-            &job.get(&RDIFF_BACKUP_PATH),
-            RdiffBackend::cli(job),
-            &RdiffBackend::destination(job)?,
-        );
-        Ok(Some(HistoryQuery::new(Command::argv(Host::Local, argv), argv::increments)))
+        let destination = RdiffBackend::destination(job)?;
+        let argv = argv::list_increments(&job.get(&RDIFF_BACKUP_PATH), RdiffBackend::cli(job), &destination);
+        // Before its first backup the store has no rdiff-backup-data, which rdiff-backup's
+        // listing calls an error ("couldn't be identified as being within an existing backup
+        // repository").
+        let data = format!("{}/rdiff-backup-data", destination.trim_end_matches('/'));
+        Ok(Some(HistoryQuery::new(Command::argv(Host::Local, argv), argv::increments).marked_by(data)))
     }
 
     fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {

@@ -79,3 +79,31 @@ fn a_zfs_jobs_snapshots_come_from_the_zfs_host_and_a_command_job_has_none() {
         stderr(&out)
     );
 }
+
+/// Before its first backup a job's store holds none, and `ari history` says so (exit 0), where
+/// rdiff-backup's own listing calls the missing repository an error; `ari restore` has nothing to
+/// restore from (exit 1). A store that is there but broken is still the tool's to report.
+#[test]
+fn a_job_without_a_backup_yet_has_an_empty_history() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "one")]);
+    fx.write_job("fresh.yaml", &format!("include: [{}]\n", src.display()));
+
+    let out = run(fx.ari().args(["history", "fresh"]));
+    assert_exit(&out, 0);
+    assert_eq!(stdout(&out), "job fresh (rdiff): no backups yet\n");
+    let json = history_json(fx.ari().args(["history", "fresh", "--json"]));
+    assert_eq!(json["backups"], serde_json::json!([]), "{json}");
+    let out =
+        run(fx.ari().args(["restore", "fresh", &src.join("a").display().to_string(), "--to", &fx.p("to")]));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("job fresh has no backup yet"), "{}", stderr(&out));
+
+    // A repository directory that rdiff-backup cannot read: its error, not an empty history.
+    let store = fx.path("store/fresh/rdiff-backup-data");
+    std::fs::create_dir_all(&store).unwrap();
+    let out = run(fx.ari().args(["history", "fresh"]));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("listing the backups failed"), "{}", stderr(&out));
+}

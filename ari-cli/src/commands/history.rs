@@ -47,6 +47,9 @@ pub fn list(
     plan: &ari_core::pipeline::JobPlan,
     query: &ari_core::plugin::HistoryQuery,
 ) -> Option<Vec<StoredBackup>> {
+    if query.holds_none_yet() {
+        return Some(Vec::new());
+    }
     let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
         Ok(output) => output,
         Err(err) => {
@@ -64,6 +67,9 @@ pub fn list(
 }
 
 fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
+    if backups.is_empty() {
+        return format!("job {label} ({backend}): no backups yet\n");
+    }
     let mut out = format!("job {label} ({backend}): {} backups, newest first\n", backups.len());
     for backup in backups {
         let size = backup.size.map(humane_bytes).unwrap_or_else(|| "-".into());

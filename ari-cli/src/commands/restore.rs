@@ -67,6 +67,10 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
 
     // Which backup: from what the store holds now.
     let Some(backups) = super::history::list(plan, query) else { return exit::JOB_FAILED };
+    if backups.is_empty() {
+        log::error!("job {} has no backup yet: there is nothing to restore from", plan.label());
+        return exit::JOB_FAILED;
+    }
     let now = jiff::Timestamp::now().as_second();
     let backup = match restore::select(&backups, request.at.as_deref(), now) {
         Ok(backup) => backup,
