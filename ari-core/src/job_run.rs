@@ -257,9 +257,13 @@ pub(crate) fn master_timeout(plan: &JobPlan) -> Duration {
     Duration::from_secs(connect + 10)
 }
 
-/// Waits, when the job's last run ended in this very second, for the next one: tools that name
-/// a backup by the second (rdiff-backup's increments) refuse a second backup within it.
+/// Waits, when the job's last run ended in this very second, for the next one, for a backend
+/// whose tool names a backup by the second (rdiff-backup's increments) and refuses a second
+/// backup within it ([`crate::plugin::BackupBackend::names_backups_by_the_second`]).
 fn wait_for_the_next_second(plan: &JobPlan) {
+    if !crate::plugin::backend(plan.backend).is_some_and(|b| b.names_backups_by_the_second()) {
+        return;
+    }
     // A history that cannot be read gives no time to wait for; the run's own record of it
     // moves a corrupt one aside and says so.
     let history = History::read(Path::new(&plan.state_dir()), plan.label()).unwrap_or_default();

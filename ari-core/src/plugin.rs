@@ -346,6 +346,14 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// One line for `ari backends`.
     fn summary(&self) -> &'static str;
 
+    /// Whether the store tells its backups apart by the second (rdiff-backup names an increment
+    /// by it and refuses a second one within it; ZFS records a snapshot's creation by it, which
+    /// orders `ari history` and `--at`): the engine then starts a run no earlier than the second
+    /// after the job's last run ended. False by default: no wait.
+    fn names_backups_by_the_second(&self) -> bool {
+        false
+    }
+
     /// Gathers what building the steps needs to know about the system (a tool's version),
     /// before the plan is built; the facts come back in the context (`job.facts()`). It may
     /// only ask (`job.tool_version`): `ari plan` and `ari check` run it too.

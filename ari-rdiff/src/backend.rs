@@ -58,6 +58,11 @@ impl BackupBackend for RdiffBackend {
         "rdiff-backup from the source host into BACKUP_STORE_PATH/LABEL, with reverse increments"
     }
 
+    /// An increment is named by its second, and rdiff-backup refuses a second backup within it.
+    fn names_backups_by_the_second(&self) -> bool {
+        true
+    }
+
     fn probe(&self, job: &JobContext) -> Result<Facts, ConfigError> {
         let mut facts = Facts::new();
         if job.get(&RDIFF_BACKUP_CLI) != "auto" {

@@ -65,6 +65,12 @@ impl BackupBackend for ZfsBackend {
         "rsync from the source host into a ZFS dataset, then a ZFS snapshot, then expiry"
     }
 
+    /// ZFS records a snapshot's creation by the second, which orders `ari history` and `--at`:
+    /// two snapshots of one second could not be told apart.
+    fn names_backups_by_the_second(&self) -> bool {
+        true
+    }
+
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (crate::names).
         let target = target(job)?;

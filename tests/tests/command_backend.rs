@@ -245,3 +245,16 @@ fn bad_input_exits_2_naming_the_key() {
         &["job tool: command: `ari-no-such-backup-tool` not found"],
     );
 }
+
+/// The wait for the next second after a job's last run belongs to backends whose tool names a
+/// backup by its second (rdiff-backup): a command job run again at once does not wait.
+#[test]
+fn a_command_job_run_again_at_once_does_not_wait_for_the_next_second() {
+    let fx = Fixture::new();
+    let job = fx.write_job("quick.yaml", "label: quick\nbackend: command\ncommand: [\"true\"]\n");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("run_command"), "the debug log is on: {}", stderr(&out));
+    assert!(!stderr(&out).contains("waiting"), "it waited: {}", stderr(&out));
+}
