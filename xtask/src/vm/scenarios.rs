@@ -1357,6 +1357,39 @@ impl FilteredJobs {
     }
 }
 
+/// Options of ari-zfs's allow-list (ari-zfs/src/rrsync.rs) that go together, those the client
+/// sends to the server as long options among them.
+const RSYNC_OPTIONS_BATCH: &[&str] = &[
+    "-aHAXxSUEmOJ",
+    "--delete-delay",
+    "--numeric-ids",
+    "--partial",
+    "--mkpath",
+    "--fsync",
+    "--open-noatime",
+    "--preallocate",
+    "--munge-links",
+    "--safe-links",
+    "--size-only",
+    "--force",
+    "--ignore-errors",
+    "--delete-excluded",
+    "--super",
+    "--no-implied-dirs",
+    "--itemize-changes",
+    "--compress-level=3",
+    "--bwlimit=100M",
+    "--timeout=30",
+    "--max-delete=1000",
+    "--max-size=1G",
+    "--min-size=1",
+    "--modify-window=1",
+    "--block-size=4096",
+    "--skip-compress=gz",
+    "--checksum-choice=md5",
+    "--info=stats2",
+];
+
 /// The filtered key (`options`, as `user`, whose home is `home`) used by an attacker's own rsync
 /// against the pushed job's destination, with server options that write outside it on a plain
 /// rsync server: a log file in the login's home (`.bashrc`, which bash runs at every login), a
@@ -1379,6 +1412,26 @@ fn assert_rsync_is_confined(vm: &Vm, fx: &Fixture, options: &[String], user: &st
     std::fs::create_dir_all(&stolen)?;
     let src = format!("{}/", fx.p("pushed-src"));
     let rsync_path: &[&str] = if user == "root" { &[] } else { &["--rsync-path=sudo -n -- rsync"] };
+    // First what a job may give (rsync_options): the guest's rrsync 3.2.7 takes the options that
+    // the client sends as long ones, where its tables differ from 3.5.0's, all at once.
+    let out = Command::new("rsync")
+        .args(["-e", &ssh])
+        .args(rsync_path)
+        .args(RSYNC_OPTIONS_BATCH)
+        .args([src.as_str(), dst.as_str()])
+        .stdin(Stdio::null())
+        .output()
+        .context("start rsync")?;
+    ensure!(
+        out.status.success(),
+        "rsync with options a job may give, through the filter to the guest's rrsync: {}, {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "  rsync with {} of the options a job may give: through the filter and rrsync 3.2.7",
+        RSYNC_OPTIONS_BATCH.len()
+    );
     let attacks: [&[&str]; 4] = [
         &["-a", "-M--log-file=.bashrc", &src, &dst],
         &["-a", "-M--log-file=../x", &src, &dst],
