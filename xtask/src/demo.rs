@@ -85,8 +85,9 @@ impl Demo {
 }
 
 pub fn run() -> Result<()> {
+    // The demo backs up a local tree with rdiff-backup, and needs nothing else of the tests'.
     shell::header("system tools");
-    deps::ensure()?;
+    deps::ensure_packages(&[("rdiff-backup", "rdiff-backup")])?;
 
     shell::header("build ari");
     shell::run(shell::cargo().args(["build", "-p", "ari-cli"]))?;
