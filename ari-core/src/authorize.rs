@@ -332,8 +332,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
                     }
                 }
                 None if expands => {
-                    let script = crate::ssh::sudo_script(&pattern.template, true);
-                    let words = vec!["/bin/sh".to_string(), "-c".to_string(), script];
+                    let words = crate::ssh::sudo_words(&pattern.template, true).to_vec();
                     on.argv.insert((words, variable.then_some(pattern.chars)));
                 }
                 None => {
@@ -666,31 +665,17 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
             first_line(&joined)
         ));
     }
-    // A command in ari's subshell (`ssh::sudo_argv`) whose own text could end the subshell
-    // early would let another split of the rule run a piece of it.
+    // A shell text in ari's subshell (`ssh::sudo_argv`, a hook's): the shells here must run the
+    // whole and refuse every other split of it. An argv's needs no such proof: its words are
+    // quoted, so no `(`, `)` or `#` of theirs counts.
     if let [c, script] = args {
-        let inner = script.strip_prefix("( ").and_then(|t| t.strip_suffix(" )"));
-        if let Some(inner) = inner.filter(|_| program == "/bin/sh" && c == "-c") {
-            let cut_short = |why: &str| {
+        if program == "/bin/sh" && c == "-c" && script.starts_with("( ") && !script.starts_with("( exec ") {
+            only_the_whole_runs(script).map_err(|why| {
                 format!(
-                    "`{}` {why}: under remote_sudo each command runs as one `( ... )` text, and sudo would also run a piece of it; put it in a script on the host, and call that",
-                    crate::kinds::shown(first_line(inner))
+                    "`{}` {why}: under remote_sudo each command runs as one `( ... )` text, which sudo also admits cut short; put it in a script on the host, and call that",
+                    crate::kinds::shown(first_line(script))
                 )
-            };
-            if !crate::ssh::closes_only_at_its_end(inner) {
-                return Err(cut_short("has a `)` that closes more than it opens, or a `#` comment"));
-            }
-            // A shell text (a hook's): the shells here must refuse every piece of it that
-            // sudo's joined match also admits. An argv's text needs no such proof: its words
-            // are quoted, so no `(` or `)` of theirs is read as one.
-            if !inner.starts_with("exec ") {
-                if let Some(piece) = runnable_piece(script) {
-                    return Err(cut_short(&format!(
-                        "has a piece that a shell runs on its own (`{}`)",
-                        crate::kinds::shown(&piece)
-                    )));
-                }
-            }
+            })?;
         }
     }
     let mut regex = String::from("^");
@@ -714,23 +699,30 @@ fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(String, String)
     Ok((program.clone(), regex))
 }
 
-/// The first piece of `script` (cut before a space, as sudo's joined match admits) that a shell
-/// of this machine (`/bin/sh`, and bash where there is one) parses as a whole program
-/// (`sh -n -c PIECE`); none when every piece is a syntax error. A shell that cannot be started
-/// counts as parsing it: what is not proven refused is not admitted.
-fn runnable_piece(script: &str) -> Option<String> {
+/// Whether `script` (`( TEXT )`) runs whole and no piece of it does: this machine's shells
+/// (`/bin/sh`, and bash where there is one) parse the whole (`sh -n -c`) and refuse every piece
+/// cut before a space, as sudo's joined match admits them. A shell that cannot be started
+/// counts against it: what is not proven refused is not admitted.
+fn only_the_whole_runs(script: &str) -> Result<(), String> {
     let shells: Vec<&str> =
         ["/bin/sh", "/bin/bash"].into_iter().filter(|s| std::path::Path::new(s).exists()).collect();
     let runner = crate::process::Runner::new(crate::ssh::Ssh::new("ssh"), false);
-    script.match_indices(' ').map(|(cut, _)| &script[..cut]).find_map(|piece| {
+    let parses = |text: &str| {
         shells
             .iter()
-            .any(|shell| {
-                let check = Command::argv(Host::Local, [*shell, "-n", "-c", piece]);
-                !matches!(runner.run(&check), Err(crate::process::ProcessError::Exited { .. }))
-            })
-            .then(|| piece.to_string())
-    })
+            .map(|shell| runner.run(&Command::argv(Host::Local, [*shell, "-n", "-c", text])))
+            .collect::<Vec<_>>()
+    };
+    if !parses(script).iter().all(Result::is_ok) {
+        return Err("is no shell text the subshell runs (it does not parse there, or a `#` comment hides its `)`)".into());
+    }
+    let runs = |piece: &str| {
+        parses(piece).iter().any(|parsed| !matches!(parsed, Err(crate::process::ProcessError::Exited { .. })))
+    };
+    match script.match_indices(' ').map(|(cut, _)| &script[..cut]).find(|piece| runs(piece)) {
+        Some(piece) => Err(format!("has a piece that a shell runs on its own (`{}`)", crate::kinds::shown(piece))),
+        None => Ok(()),
+    }
 }
 
 /// The path on which the drop-in's commands find their programs (sudoers' `secure_path`,
@@ -1132,16 +1124,23 @@ mod tests {
         let rule = |text: &str| {
             sudo_entry(&crate::ssh::sudo_argv(&crate::step::Program::Shell(text.to_string())), None)
         };
-        for fine in ["echo hooked > /tmp/x", "mysqldump db > /root/db.sql", "echo \"$(date)\" >> /var/log/x"]
-        {
+        // A `case` in the subshell is fine: its `)` closes nothing of ari's.
+        for fine in [
+            "echo hooked > /tmp/x",
+            "mysqldump db > /root/db.sql",
+            "echo \"$(date)\" >> /var/log/x",
+            "case $x in a) id ;; esac",
+        ] {
             assert!(rule(fine).is_ok(), "{fine}: {:?}", rule(fine));
         }
-        // What the paren count alone let through (a third review): sh closes the subshell early.
+        // Texts a shell closes early (a third review found these past a paren count), and a
+        // comment that hides the subshell's end.
         for cut in [
             "echo ${x#(} ) ; echo PWNED > /tmp/x ; ( true",
             "echo ${x:-(} ) ; id ; ( true",
             "echo \"$(echo \"(\")\" ) ; id ; ( true",
-            "case $x in a) id ;; esac",
+            "echo a ) ; id ; ( b",
+            "echo a # a comment",
         ] {
             let err = rule(cut).unwrap_err();
             assert!(err.contains("put it in a script on the host"), "{cut}: {err}");

@@ -37,58 +37,23 @@ pub const SUDO: &str = "sudo -n -- ";
 
 /// The argv sudo runs for `program` under `remote_sudo`: `/bin/sh -c` and the command as one
 /// text in a subshell. sudo matches a rule's arguments joined by spaces, so a rule admits every
-/// other split of the same text into arguments; with the whole command in `( ... )`, whose
-/// only unquoted `)` that closes it is the last character, every other split hands `sh -c` a
-/// text cut before that `)`, which no shell runs (a syntax error), or an option it refuses
-/// (`-c (`). An argv's words are quoted ([`crate::quote::shell_join`]), so no `)` of theirs is
-/// unquoted; a shell text is checked for it by `ari authorize` ([`closes_only_at_its_end`]).
-pub fn sudo_argv(program: &Program) -> [String; 3] {
-    let script = match program {
-        Program::Argv(words) => sudo_script(&crate::quote::shell_join(words), true),
-        Program::Shell(script) => sudo_script(script, false),
-    };
+/// other split of the same text into arguments; with the whole command in `( ... )`, closed by
+/// its last character, every other split hands `sh -c` a text cut before that `)`, which no
+/// shell runs (a syntax error), or an option it refuses (`-c (`). An argv's words are quoted
+/// ([`crate::quote::shell_join`]), so no `(` or `)` of theirs counts; `ari authorize` asks the
+/// shells about a shell text's pieces.
+pub(crate) fn sudo_argv(program: &Program) -> [String; 3] {
+    match program {
+        Program::Argv(words) => sudo_words(&crate::quote::shell_join(words), true),
+        Program::Shell(script) => sudo_words(script, false),
+    }
+}
+
+/// `/bin/sh -c` and `text` as a subshell: `( exec TEXT )` for an argv's quoted text (the command
+/// replaces the subshell), `( TEXT )` for a shell text.
+pub(crate) fn sudo_words(text: &str, exec: bool) -> [String; 3] {
+    let script = if exec { format!("( exec {text} )") } else { format!("( {text} )") };
     ["/bin/sh".to_string(), "-c".to_string(), script]
-}
-
-/// `text` as a subshell, `( exec TEXT )` for an argv's text (the command replaces the
-/// subshell), `( TEXT )` for a shell text.
-pub fn sudo_script(text: &str, exec: bool) -> String {
-    if exec {
-        format!("( exec {text} )")
-    } else {
-        format!("( {text} )")
-    }
-}
-
-/// Whether `( text )` ends only at its last `)`: no unquoted `)` in `text` closes more than it
-/// opened (a `case` pattern's `a)`), and no unquoted `#` starts a comment (which would hide the
-/// last `)`). Quotes (`'...'`, `"..."`, a backslash) are followed as sh reads them; a text that
-/// is not valid sh on its own is a failure of its own when it runs.
-pub fn closes_only_at_its_end(text: &str) -> bool {
-    let mut depth = 0usize;
-    let (mut single, mut double, mut escaped) = (false, false, false);
-    let mut word_start = true;
-    for c in text.chars() {
-        if escaped {
-            escaped = false;
-            word_start = false;
-            continue;
-        }
-        match c {
-            '\\' if !single => escaped = true,
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '(' if !single && !double => depth += 1,
-            ')' if !single && !double => match depth.checked_sub(1) {
-                Some(less) => depth = less,
-                None => return false,
-            },
-            '#' if !single && !double && word_start => return false,
-            _ => {}
-        }
-        word_start = !single && !double && (c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')'));
-    }
-    true
 }
 
 impl Ssh {
@@ -163,7 +128,7 @@ impl Ssh {
 
     /// The command line a remote host's shell gets for `program` (before ari's remote wrapper):
     /// the argv quoted word by word, or the shell text; under `remote_sudo`, through `sudo -n --`
-    /// as one shell text in a subshell, [`sudo_script`] (`sudo -n -- /bin/sh -c '( exec ARGV )'`,
+    /// as one shell text in a subshell, [`sudo_argv`] (`sudo -n -- /bin/sh -c '( exec ARGV )'`,
     /// `sudo -n -- /bin/sh -c '( TEXT )'`).
     pub fn remote_text(&self, program: &Program) -> String {
         match (program, self.sudo) {
@@ -175,9 +140,9 @@ impl Ssh {
 
     /// [`Ssh::remote_text`] of an argv whose quoted text is `template` (a pattern's, `{}` for its
     /// variable part): what ari sends for each command the pattern matches.
-    pub fn remote_argv_template(&self, template: &str) -> String {
+    pub(crate) fn remote_argv_template(&self, template: &str) -> String {
         if self.sudo {
-            format!("{SUDO}{}", crate::quote::shell_join(["/bin/sh", "-c", &sudo_script(template, true)]))
+            format!("{SUDO}{}", crate::quote::shell_join(sudo_words(template, true)))
         } else {
             template.to_string()
         }
@@ -279,18 +244,6 @@ mod tests {
                 assert!(!sh(&["-n", "-c", piece]).status.success(), "a split that runs `{piece}`");
             }
             assert!(!sh(&[&format!("-c {script}")]).status.success(), "`-c` joined with its text");
-        }
-    }
-
-    #[test]
-    fn a_shell_text_that_could_end_the_subshell_early_is_found() {
-        for fine in
-            ["echo a", "echo \"a ) b\" 'c ) d' e\\)", "echo $(date) $((1+2))", "echo a#b", "x=1; y=(a)"]
-        {
-            assert!(closes_only_at_its_end(fine), "{fine}");
-        }
-        for cut in ["case $x in a) echo ;; esac", "echo a ) ; id ; ( b", "echo a # comment", "a;#x"] {
-            assert!(!closes_only_at_its_end(cut), "{cut}");
         }
     }
 }
