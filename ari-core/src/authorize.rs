@@ -147,15 +147,14 @@ impl HostFilter {
                  [ -x /usr/sbin/visudo ] || fail \"sudo is not installed here (apt install sudo)\"\n",
             );
         }
-        // A program the filter hands a request to must be there, and its interpreter too
-        // (rrsync is Python, and rsync's package only suggests python3).
-        for program in self.handover_programs() {
+        // A program the filter hands a request to must run here: its probe (`rrsync -help`)
+        // finds it and its interpreter (rrsync is Python, and rsync's package only suggests
+        // python3), as `ari check --connect` asks later.
+        for probe in handover_probes(self) {
+            let line = crate::step::remote_line(&probe);
             out.push_str(&format!(
-                "p=$(command -v {0}) || fail {1}\n\
-                 i=$(head -n 1 \"$p\"); case $i in '#!'*) i=${{i#'#!'}}; i=${{i# }}; i=${{i%% *}} ;; *) i= ;; esac\n\
-                 [ -z \"$i\" ] || [ -x \"$i\" ] || fail \"$p needs $i, which is not installed here\"\n",
-                single_quoted(&program),
-                single_quoted(&format!("{program} is not installed here (the filter hands it rsync's requests; Debian: apt install rsync python3)")),
+                "{line} >/dev/null 2>&1 || fail {}\n",
+                single_quoted(&format!("`{line}` does not run here, and the filter hands rsync's requests to it (Debian: apt install rsync python3)"))
             ));
         }
         // Every draft is written and checked before anything goes in place.
@@ -208,7 +207,8 @@ impl HostFilter {
                  \t\t|| fail_keys \"written as {1}, who owns its directory, it could not be\"\n\
                  fi\n",
                 single_quoted(user),
-                user.replace(['"', '\\', '$', '`'], "_"),
+                // A name of kinds::USER: letters, digits and `_.-`, nothing a shell reads.
+                user,
             )),
             _ => out.push_str("sh -c \"$keys_part\" sh \"$keys\" || fail_keys \"it could not be written\"\n"),
         }
@@ -257,11 +257,6 @@ impl HostFilter {
              chmod 440 \"$draft\"\n",
         );
         out
-    }
-
-    /// The programs that the filter hands a request to (`rrsync`).
-    fn handover_programs(&self) -> BTreeSet<String> {
-        self.patterns.iter().filter_map(|p| p.handover.as_ref()?.argv.first().cloned()).collect()
     }
 
     /// As data, for `ari authorize --json`.
@@ -714,13 +709,18 @@ fn only_the_whole_runs(script: &str) -> Result<(), String> {
             .collect::<Vec<_>>()
     };
     if !parses(script).iter().all(Result::is_ok) {
-        return Err("is no shell text the subshell runs (it does not parse there, or a `#` comment hides its `)`)".into());
+        return Err(
+            "is no shell text the subshell runs (it does not parse there, or a `#` comment hides its `)`)"
+                .into(),
+        );
     }
     let runs = |piece: &str| {
         parses(piece).iter().any(|parsed| !matches!(parsed, Err(crate::process::ProcessError::Exited { .. })))
     };
     match script.match_indices(' ').map(|(cut, _)| &script[..cut]).find(|piece| runs(piece)) {
-        Some(piece) => Err(format!("has a piece that a shell runs on its own (`{}`)", crate::kinds::shown(piece))),
+        Some(piece) => {
+            Err(format!("has a piece that a shell runs on its own (`{}`)", crate::kinds::shown(piece)))
+        }
         None => Ok(()),
     }
 }

@@ -273,9 +273,10 @@ fn through_the_filter_rsync_writes_only_inside_rsync_dst_and_reads_nothing() {
 }
 
 /// `ari check --connect` runs rrsync's probe through the filter: a host where rrsync cannot run
-/// (here its interpreter is missing, as when python3 is not installed) is a problem, named.
+/// (here its interpreter is missing, as when python3 is not installed) is a problem, named; and
+/// the installer, run there, stops before it writes anything.
 #[test]
-fn check_connect_says_when_rrsync_cannot_run_on_the_zfs_host() {
+fn check_connect_and_the_installer_say_when_rrsync_cannot_run_on_the_zfs_host() {
     let live = Live::start(None, "");
     let out = run(live.world.ari().args(["check", "--connect"]));
     assert_exit(&out, 0);
@@ -294,6 +295,29 @@ fn check_connect_says_when_rrsync_cannot_run_on_the_zfs_host() {
         "{}",
         tests::stdout(&out)
     );
+
+    let key = format!("{}.pub", live.sshd.client_key_path().display());
+    let host = live.sshd.host_alias();
+    // Its keys in the fixture, never the machine's, should the installer get that far.
+    let keys = format!("authorized_keys_file={}", live.world.fx.p("installer-keys"));
+    let out = run(live.world.ari().args([
+        "authorize",
+        "--host",
+        host,
+        "--key",
+        &key,
+        "--installer",
+        "--set",
+        &keys,
+    ]));
+    assert_exit(&out, 0);
+    let filter = live.entry["filter_path"].as_str().unwrap();
+    std::fs::remove_file(filter).unwrap();
+    let path = format!("{}:/usr/bin:/bin", live.world.fakes.bin_dir().display());
+    let out = run(Command::new("sh").arg("-c").arg(tests::stdout(&out)).env("PATH", path));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("`rrsync -help` does not run here"), "{}", stderr(&out));
+    assert!(!Path::new(filter).exists(), "the installer wrote the filter");
 }
 
 /// The mutation check: the same filter, widened back to running the rsync server as it is
