@@ -118,20 +118,6 @@ impl BackupBackend for ZfsBackend {
         }
         crate::rrsync::check_rsync_options(&job.get(&RSYNC_OPTIONS))
             .map_err(|why| job.error_at("rsync_options", why))?;
-        if rsync_destination_host(&target.rsync_dst).is_some() {
-            // rsync sends the path as it is only when no character needs its escaping; the
-            // ZFS host's filter matches it, and hands it to rrsync, as written.
-            let path = rsync_destination_path(&target.rsync_dst);
-            if !path.chars().all(|c| c.is_ascii_alphanumeric() || "/._+,:@=-".contains(c)) {
-                return Err(job.error_at(
-                    "rsync_dst",
-                    format!(
-                        "the path `{}` has characters rsync escapes on its way to the ZFS host (a space, a quote, a brace...); a remote rsync_dst's path holds letters, digits and `/._+,:@=-`",
-                        kinds::shown(path)
-                    ),
-                ));
-            }
-        }
         if job.snapshot_source().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",

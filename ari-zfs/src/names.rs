@@ -17,7 +17,7 @@ pub static DATASET: TextKind = TextKind {
 /// Where rsync writes.
 pub static RSYNC_DESTINATION: TextKind = TextKind {
     name: "rsync destination",
-    accepts: "HOST:/PATH (or USER@HOST:/PATH, [IPV6]:/PATH), or an absolute /PATH on the source host; PATH absolute and normalised",
+    accepts: "HOST:/PATH (or USER@HOST:/PATH, [IPV6]:/PATH), or an absolute /PATH on the source host; PATH absolute and normalised, and on a HOST not `/` and of letters, digits and `/._+,:@=-`",
     check: check_rsync_destination,
 };
 
@@ -119,7 +119,20 @@ pub fn check_rsync_destination(destination: &str) -> Result<(), String> {
     if path.starts_with(':') {
         return Err("names an rsync daemon module (`HOST::MODULE`); ari writes over ssh: HOST:/PATH".into());
     }
-    check_path(path).map_err(|why| format!("has the path `{path}`, which {why}"))
+    check_path(path).map_err(|why| format!("has the path `{path}`, which {why}"))?;
+    // The ZFS host's filter matches the path as rsync sends it, and hands it to rrsync as the one
+    // directory the key may write: rsync sends it as it is only when no character needs its
+    // escaping, and `/` would be the whole host.
+    if let Some(c) = path.chars().find(|c| !(c.is_ascii_alphanumeric() || "/._+,:@=-".contains(*c))) {
+        return Err(format!(
+            "has `{}` in its path, which rsync escapes on its way to the host; a remote path holds letters, digits and `/._+,:@=-`",
+            c.escape_default()
+        ));
+    }
+    if path == "/" {
+        return Err("writes into the host's `/`: name the directory in the dataset".into());
+    }
+    Ok(())
 }
 
 /// The host part of a checked rsync destination, without a user: `zfs` of `backup@zfs:/p`,
@@ -353,6 +366,9 @@ mod tests {
                 ("x;y@zfs:/p", "has the user `x;y`"),
                 ("zfs:/p/../q", "`..`"),
                 ("[::1:/p", "without its `]`"),
+                ("zfs:/", "the host's `/`"),
+                ("zfs:/p q", "has ` ` in its path"),
+                ("zfs:/p{}", "has `{` in its path"),
             ],
         );
     }
