@@ -116,6 +116,25 @@ impl Rig {
         entry
     }
 
+    /// With a plain rdiff job of the host in jobs_dir: `ari authorize --installer` for
+    /// `user`'s key line in `keys` (a user other than root starts no systemd unit for
+    /// rdiff-backup's server, so that job says `none`).
+    fn installer_for(&self, user: &str, keys: &str) -> String {
+        let host = self.host();
+        self.world
+            .fx
+            .write_job("plain.yaml", &format!("label: plain\nsource_hostname: {host}\ninclude: [/etc]\n"));
+        let key = format!("{}.pub", self.sshd.client_key_path().display());
+        let out = run(self
+            .world
+            .ari()
+            .args(["authorize", "--host", host, "--key", &key, "--installer"])
+            .args(["--set", &format!("remote_user={user}"), "--set", &format!("authorized_keys_file={keys}")])
+            .args(["--set", "rdiff_backup_server_confinement=none"]));
+        assert_exit(&out, 0);
+        stdout(&out)
+    }
+
     fn logged(&self) -> String {
         std::fs::read_to_string(&self.logged).unwrap()
     }
@@ -611,23 +630,9 @@ fn a_run_that_an_older_filter_refuses_names_the_check_and_the_installer() {
 #[test]
 fn the_installer_writes_nothing_for_a_user_that_is_not_there_or_not_the_one_running_it() {
     let rig = Rig::new();
-    let (fx, host) = (&rig.world.fx, rig.host());
-    fx.write_job("plain.yaml", &format!("label: plain\nsource_hostname: {host}\ninclude: [/etc]\n"));
-    let key = format!("{}.pub", rig.sshd.client_key_path().display());
+    let fx = &rig.world.fx;
     let keys = fx.p("keys/authorized_keys");
-    let installer = |user: &str| {
-        let out = run(rig
-            .world
-            .ari()
-            .args(["authorize", "--host", host, "--key", &key, "--installer", "--set"])
-            .arg(format!("remote_user={user}"))
-            .arg("--set")
-            .arg(format!("authorized_keys_file={keys}"))
-            // A user other than root starts no systemd unit for rdiff-backup's server.
-            .args(["--set", "rdiff_backup_server_confinement=none"]));
-        assert_exit(&out, 0);
-        stdout(&out)
-    };
+    let installer = |user: &str| rig.installer_for(user, &keys);
     let nothing_written = || {
         assert!(
             !fx.path("ssh-filter").exists() && !fx.path("ssh-filter.ari-new").exists(),
@@ -664,9 +669,7 @@ fn the_installer_writes_nothing_for_a_user_that_is_not_there_or_not_the_one_runn
 #[test]
 fn run_by_root_the_installer_follows_no_link_the_remote_user_planted() {
     let rig = Rig::new();
-    let (fx, host) = (&rig.world.fx, rig.host());
-    fx.write_job("plain.yaml", &format!("label: plain\nsource_hostname: {host}\ninclude: [/etc]\n"));
-    let key = format!("{}.pub", rig.sshd.client_key_path().display());
+    let fx = &rig.world.fx;
     let nobody = run(Command::new("getent").args(["passwd", "65534"]));
     let nobody = stdout(&nobody).split(':').next().unwrap_or_default().to_string();
     assert!(!nobody.is_empty(), "a user 65534 (nobody) on this machine");
@@ -680,16 +683,7 @@ fn run_by_root_the_installer_follows_no_link_the_remote_user_planted() {
     std::fs::write(&victim, "root's own\n").unwrap();
     std::fs::write(&secret, "s3cret\n").unwrap();
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let out = run(rig
-        .world
-        .ari()
-        .args(["authorize", "--host", host, "--key", &key, "--installer", "--set"])
-        .arg(format!("remote_user={nobody}"))
-        .arg("--set")
-        .arg(format!("authorized_keys_file={}", keys.display()))
-        .args(["--set", "rdiff_backup_server_confinement=none"]));
-    assert_exit(&out, 0);
-    let installer = stdout(&out);
+    let installer = rig.installer_for(&nobody, &keys.display().to_string());
 
     for (planted, target) in [(keys_dir.join("authorized_keys.ari-new"), &victim), (keys.clone(), &secret)] {
         let _ = std::fs::remove_file(keys_dir.join("authorized_keys.ari-new"));
@@ -721,16 +715,8 @@ fn run_by_root_the_installer_follows_no_link_the_remote_user_planted() {
     let ssh_dir = home.join(".ssh");
     std::fs::create_dir_all(&ssh_dir).unwrap();
     std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
-    let out = run(rig
-        .world
-        .ari()
-        .args(["authorize", "--host", host, "--key", &key, "--installer", "--set"])
-        .arg(format!("remote_user={nobody}"))
-        .arg("--set")
-        .arg(format!("authorized_keys_file={}", ssh_dir.join("authorized_keys").display()))
-        .args(["--set", "rdiff_backup_server_confinement=none"]));
-    assert_exit(&out, 0);
-    let out = run(Command::new("sh").arg("-c").arg(stdout(&out)).current_dir("/"));
+    let swappable = rig.installer_for(&nobody, &ssh_dir.join("authorized_keys").display().to_string());
+    let out = run(Command::new("sh").arg("-c").arg(swappable).current_dir("/"));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("but not the key's line"), "{}", stderr(&out));
     assert!(!ssh_dir.join("authorized_keys").exists(), "root wrote into a directory the user could swap");

@@ -509,12 +509,7 @@ fn fake_record(crash: &Crash, pid: u32, start_ticks: u64) {
 /// regresses the store.
 #[test]
 fn a_recorded_process_that_still_runs_holds_the_repair_and_the_job_back() {
-    let crash = Crash::new(false, "a live recorded process");
-    let first = crash.first_backup();
-    crash.change_every_file();
-    let (out, _) = crash.kill_at(Moment::Incrementing);
-    assert_interrupted(&crash, &out);
-    wait_until_the_session_ended(&crash);
+    let (crash, first) = killed_while_incrementing("a live recorded process");
     let mut live = Live::start();
     let (_, start) = state_and_start(live.id()).expect("the sleep runs");
     fake_record(&crash, live.id(), start);
@@ -545,6 +540,18 @@ fn a_recorded_process_that_still_runs_holds_the_repair_and_the_job_back() {
     assert_eq!(backup_times(&crash.store()), [first]);
 }
 
+/// A local job's second backup killed while it increments, its session proven ended: the crash
+/// and the time of the first backup.
+fn killed_while_incrementing(scenario: &str) -> (Crash, u64) {
+    let crash = Crash::new(false, scenario);
+    let first = crash.first_backup();
+    crash.change_every_file();
+    let (out, _) = crash.kill_at(Moment::Incrementing);
+    assert_interrupted(&crash, &out);
+    wait_until_the_session_ended(&crash);
+    (crash, first)
+}
+
 /// Rewrites the newest session marker of the crash's store to name `pid`.
 fn rewrite_newest_marker(crash: &Crash, pid: u32) {
     let data = crash.store().join("rdiff-backup-data");
@@ -565,12 +572,7 @@ fn rewrite_newest_marker(crash: &Crash, pid: u32) {
 /// over an unfinished session), and the store keeps both markers.
 #[test]
 fn a_session_that_is_not_the_recorded_process_is_never_regressed_by_force() {
-    let crash = Crash::new(false, "another session");
-    crash.first_backup();
-    crash.change_every_file();
-    let (out, _) = crash.kill_at(Moment::Incrementing);
-    assert_interrupted(&crash, &out);
-    wait_until_the_session_ended(&crash);
+    let (crash, _) = killed_while_incrementing("another session");
     let mut live = Live::start();
     rewrite_newest_marker(&crash, live.id());
 
@@ -587,12 +589,7 @@ fn a_session_that_is_not_the_recorded_process_is_never_regressed_by_force() {
 /// is gone, and the next run regresses and backs up.
 #[test]
 fn a_recorded_pid_now_of_another_process_is_gone_though_rdiff_backup_thinks_it_runs() {
-    let crash = Crash::new(false, "a reused pid");
-    crash.first_backup();
-    crash.change_every_file();
-    let (out, _) = crash.kill_at(Moment::Incrementing);
-    assert_interrupted(&crash, &out);
-    wait_until_the_session_ended(&crash);
+    let (crash, _) = killed_while_incrementing("a reused pid");
     let mut live = Live::start();
     let (_, start) = state_and_start(live.id()).expect("the sleep runs");
     fake_record(&crash, live.id(), start - 1);
