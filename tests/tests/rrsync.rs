@@ -187,7 +187,9 @@ fn live_attacks(sudo: bool) {
     let home_before = fingerprint(&live.home);
 
     // The login bash reads ~/.bashrc here: a .bashrc the key could write would run.
-    let _ = live.ssh("true");
+    // ari's own `true` passes the filter as sent: the refusals below are the filter's own.
+    let allowed = if sudo { "sudo -n -- /bin/sh -c '( exec true )'" } else { "true" };
+    assert_exit(&live.ssh(allowed), 0);
     assert!(live.world.fx.path("bashrc-ran").exists(), "the login shell read the scratch ~/.bashrc");
 
     // The job runs through the filter, rsync handed to rrsync, nothing refused.
@@ -263,6 +265,7 @@ fn live_attacks(sudo: bool) {
     ] {
         let out = live.ssh(&line);
         assert_exit(&out, 126);
+        assert!(stderr(&out).contains("ari-filter: refused (not a command of the jobs)"), "{}", stderr(&out));
         live.assert_confined(&line, &home_before);
     }
 }
