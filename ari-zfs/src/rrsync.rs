@@ -101,7 +101,7 @@ pub fn check_rsync_options(options: &[String]) -> Result<(), String> {
 }
 
 fn check_option(option: &str) -> Result<(), String> {
-    let refused = "is no rsync option ari passes: rsync's server on the ZFS host runs under rrsync's write-only mode, and ari takes only options that change neither where data goes nor what runs (docs/settings.md lists them)";
+    let refused = "is no rsync option ari passes: rsync's server on the ZFS host runs under rrsync's write-only mode, and ari takes only options that change neither where data goes nor what runs (docs/jobs.md lists them)";
     if let Some(long) = option.strip_prefix("--") {
         return match long.split_once('=') {
             None if FLAGS.contains(&long) => Ok(()),
