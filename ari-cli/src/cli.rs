@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use ari_core::config::DEFAULT_CONFIG_PATH;
+use ari_core::engine::config::DEFAULT_CONFIG_PATH;
 use ari_core::settings::{self, Layer, SettingKind, Source};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -226,7 +226,7 @@ fn command_for(selected: Option<&str>) -> Command {
                 ))
                 .arg(Arg::new("at").long("at").value_name("TIME").help(format!(
                     "which backup (default: the newest): {}",
-                    ari_core::restore::TIME_FORMS
+                    ari_core::engine::restore::TIME_FORMS
                 )))
                 .arg(
                     Arg::new("to")
@@ -343,7 +343,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, i32> {
     })?;
     from_matches(&matches).map_err(|message| {
         eprintln!("ari [ERROR] command line: {message}");
-        ari_core::exit::USAGE
+        ari_core::engine::exit::USAGE
     })
 }
 

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ari_core::engine::pipeline::JobPlan;
 use ari_core::job::{default_label, Job};
-use ari_core::pipeline::JobPlan;
 use ari_core::settings::Layer;
 
 /// Suffixes of files that editors and package managers leave beside a config file.

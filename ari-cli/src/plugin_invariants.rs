@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use ari_core::engine::pipeline::JobPlan;
 use ari_core::job::Job;
-use ari_core::pipeline::JobPlan;
 use ari_core::plugin;
 use ari_core::settings::{self, Layer, Source};
 use ari_core::step::{Program, Step};

@@ -20,59 +20,15 @@
 
 #![deny(missing_docs)]
 
-pub mod core_settings;
-pub mod error;
-pub mod job;
-pub mod kinds;
-pub mod plugin;
-pub mod prelude;
-pub mod quote;
-pub mod settings;
-pub mod ssh;
-pub mod step;
-pub mod testkit;
+mod contract;
+#[doc(hidden)]
+pub mod engine;
 
-#[doc(hidden)]
-pub mod authorize;
-#[doc(hidden)]
-pub mod config;
-#[doc(hidden)]
-pub mod exit;
-#[doc(hidden)]
-pub mod fsutil;
-#[doc(hidden)]
-pub mod history;
-#[doc(hidden)]
-pub mod job_run;
-#[doc(hidden)]
-pub mod ledger;
-#[doc(hidden)]
-pub mod lock;
-#[doc(hidden)]
-pub mod log_context;
-#[doc(hidden)]
-pub mod metrics;
-#[doc(hidden)]
-pub mod pipeline;
-#[doc(hidden)]
-pub mod process;
-#[doc(hidden)]
-pub mod process_record;
-#[doc(hidden)]
-pub mod remote;
-mod repair;
-#[doc(hidden)]
-pub mod report;
-#[doc(hidden)]
-pub mod restore;
-#[doc(hidden)]
-pub mod schedule;
-#[doc(hidden)]
-pub mod tool_version;
-#[doc(hidden)]
-pub mod yaml;
-
+pub use contract::{core_settings, error, job, kinds, plugin, prelude, quote, settings, ssh, step, testkit};
 pub use error::ConfigError;
 
 #[doc(hidden)]
 pub use inventory;
+
+#[cfg(test)]
+mod parse_props;

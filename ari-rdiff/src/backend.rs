@@ -63,6 +63,15 @@ impl BackupBackend for RdiffBackend {
         true
     }
 
+    /// Which command line the installed rdiff-backup takes, when `rdiff_backup_cli` is `auto`.
+    fn probed_versions(&self, job: &JobContext) -> Vec<String> {
+        if job.get(&RDIFF_BACKUP_CLI) == "auto" {
+            vec![job.get(&RDIFF_BACKUP_PATH)]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn probe(&self, job: &JobContext) -> Result<Facts, ConfigError> {
         let mut facts = Facts::new();
         if job.get(&RDIFF_BACKUP_CLI) != "auto" {
@@ -70,7 +79,7 @@ impl BackupBackend for RdiffBackend {
         }
         let program = job.get(&RDIFF_BACKUP_PATH);
         // A missing binary is reported with every other missing tool; until then assume new.
-        let Some(version) = job.tool_version(&program, &["--version"]).map_err(|err| {
+        let Some(version) = job.tool_version(&program).map_err(|err| {
             job.error_at("rdiff_backup_path", format!("cannot ask `{program}` its version: {err}"))
         })?
         else {

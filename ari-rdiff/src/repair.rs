@@ -83,9 +83,8 @@ pub fn repairs(program: &str, cli: Cli, destination: &str) -> Vec<Step> {
 mod tests {
     use std::path::Path;
 
-    use ari_core::process::{ProcessError, Runner};
-    use ari_core::ssh::Ssh;
     use ari_core::step::{Action, Program};
+    use ari_core::testkit::{self, Ended};
 
     use super::*;
 
@@ -105,10 +104,10 @@ mod tests {
         // As the engine gives it: the repaired process's id (4242, the markers' own here).
         let query = &Command::shell(Host::Local, format!("ARI_REPAIRED_PID=4242; {script}"));
         // Run as the pipeline runs it.
-        match Runner::new(Ssh::new("ssh"), false).run(query) {
-            Ok(_) => true,
-            Err(ProcessError::Exited { code: 1, .. }) => false,
-            Err(err) => panic!("{err}"),
+        match testkit::run(query) {
+            Ok(Ended::Succeeded) => true,
+            Ok(Ended::Exited(1)) => false,
+            other => panic!("{other:?}"),
         }
     }
 
@@ -148,15 +147,18 @@ mod tests {
         let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, dir.path().to_str().unwrap());
         let query = &repairs[0].present.as_ref().unwrap().query;
         let Program::Shell(script) = &query.program else { panic!("{query}") };
-        let runner = Runner::new(Ssh::new("ssh"), false);
-        let ran = |prefix: &str| runner.run(&Command::shell(Host::Local, format!("{prefix}{script}")));
-        assert!(ran("ARI_REPAIRED_PID=42; ").is_ok(), "the newer marker is the repaired process's");
+        let ran = |prefix: &str| testkit::run(&Command::shell(Host::Local, format!("{prefix}{script}")));
+        assert_eq!(
+            ran("ARI_REPAIRED_PID=42; "),
+            Ok(Ended::Succeeded),
+            "the newer marker is the repaired process's"
+        );
         for (prefix, what) in [
             ("ARI_REPAIRED_PID=4242; ", "the older marker's"),
             ("ARI_REPAIRED_PID=4; ", "a prefix of 42"),
             ("", "no process"),
         ] {
-            assert!(matches!(ran(prefix), Err(ProcessError::Exited { .. })), "{what}: not needed");
+            assert!(matches!(ran(prefix), Ok(Ended::Exited(_))), "{what}: not needed");
         }
     }
 

@@ -57,7 +57,7 @@ fn check_timespec_at(spec: &str, now: i64) -> Result<(), String> {
             _ => Err(every("is a time still to come")),
         };
     }
-    if let Some(seconds) = ari_core::restore::interval_seconds(spec) {
+    if let Some(seconds) = ari_core::kinds::interval_seconds(spec) {
         if seconds == 0 {
             return Err(every("is an interval of zero"));
         }

@@ -267,7 +267,7 @@ fn commands_that_are_not_in_the_plans_are_refused_and_logged() {
     rig.write_jobs();
     rig.authorize();
     let marker = "echo ari-remote-pgid 0123456789abcdef $$ >&2; ";
-    let watcher = ari_core::remote::WATCHER;
+    let watcher = ari_core::testkit::remote_wrapper(None);
     let wrapped = |body: &str| format!("{marker}{watcher}{body}");
     let allowed = [
         wrapped("true"),

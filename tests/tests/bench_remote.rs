@@ -113,7 +113,7 @@ fn remote_lvm_rdiff_job_with_and_without_connection_sharing() {
         median(seconds)
     };
     results.insert("median_shared_true_seconds".into(), through_master("true").into());
-    let wrapped = format!("{}true", ari_core::remote::prefix(Some("0123456789abcdef")));
+    let wrapped = format!("{}true", ari_core::testkit::remote_wrapper(Some("0123456789abcdef")));
     results.insert("median_shared_wrapped_true_seconds".into(), through_master(&wrapped).into());
     let _ = sshd.ssh_command().args(["-S"]).arg(&socket).args(["-O", "exit"]).output();
     let _ = master.wait();

@@ -173,7 +173,10 @@ fn plan_json_shows_the_command_step() {
         local_argv[local_argv.len() - 2..],
         [
             "backup@db-server",
-            &format!("{}restic -r /srv/restic backup --tag db /etc", ari_core::remote::prefix(Some("NONCE")))
+            &format!(
+                "{}restic -r /srv/restic backup --tag db /etc",
+                ari_core::testkit::remote_wrapper(Some("NONCE"))
+            )
         ]
     );
 

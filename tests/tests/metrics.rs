@@ -240,7 +240,7 @@ fn a_metrics_file_is_written_only_where_nothing_is_or_over_a_file_of_aris_own() 
 /// The names of ari's metrics: what the dashboard and the alert rules may use.
 fn metric_names() -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let record = ari_core::history::RunRecord {
+    let record = ari_core::engine::history::RunRecord {
         started: 1,
         duration_seconds: 1.0,
         exit: 0,
@@ -248,8 +248,8 @@ fn metric_names() -> Vec<String> {
         files: Some(1),
         bytes: Some(1),
     };
-    ari_core::history::History::record(dir.path(), "x", record).unwrap();
-    ari_core::metrics::render(dir.path(), 3.0)
+    ari_core::engine::history::History::record(dir.path(), "x", record).unwrap();
+    ari_core::engine::metrics::render(dir.path(), 3.0)
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())

@@ -16,8 +16,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// The modules of ari-core's plugin API (lib.rs documents the split; the engine's modules are
-/// `#[doc(hidden)]`).
+/// The modules of ari-core's plugin API: lib.rs and the files of `src/contract/` (lib.rs
+/// documents the split).
 const PLUGIN_MODULES: &[&str] = &[
     "lib",
     "core_settings",
@@ -224,9 +224,19 @@ fn module_items(module: &str, text: &str) -> Vec<String> {
 fn listing() -> Vec<String> {
     let mut all = BTreeSet::new();
     for module in PLUGIN_MODULES {
-        let path = core_dir().join("src").join(format!("{module}.rs"));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        all.extend(module_items(module, &text));
+        let room = if *module == "lib" { "" } else { "contract" };
+        let path = core_dir().join("src").join(room).join(format!("{module}.rs"));
+        // A module's own files (`job/file.rs`: reading a job file) add to its items.
+        let mut paths = vec![path.clone()];
+        if let Ok(entries) = std::fs::read_dir(path.with_extension("")) {
+            let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            children.sort();
+            paths.extend(children.into_iter().filter(|p| p.extension().is_some_and(|e| e == "rs")));
+        }
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            all.extend(module_items(module, &text));
+        }
     }
     // A trait impl is API when the type it is for is.
     let public: BTreeSet<String> = all

@@ -391,7 +391,7 @@ fn plugin_crates_depend_on_ari_core_only() {
 fn only_the_process_module_spawns_processes() {
     let report = violations(
         spawns,
-        |file| file.ends_with("ari-core/src/process.rs"),
+        |file| file.ends_with("ari-core/src/engine/process.rs"),
         "spawn through ari_core::process",
     );
     assert!(report.is_empty(), "{report}");
@@ -407,7 +407,7 @@ fn only_fsutil_writes_files() {
     let report = violations(
         writes,
         |file| {
-            file.ends_with("ari-core/src/fsutil.rs") || file.starts_with(root().join("ari-core/src/fsutil"))
+            file.ends_with("ari-core/src/engine/fsutil.rs") || file.starts_with(root().join("ari-core/src/engine/fsutil"))
         },
         "write state through ari_core::fsutil::StateDir",
     );
@@ -433,9 +433,9 @@ fn each_rule_finds_what_it_forbids_where_it_is_allowed() {
             .map(|(_, code)| code.as_str())
             .unwrap_or_else(|| panic!("{path} is not among the files checked"))
     };
-    assert!(spawns(code("ari-core/src/process.rs")).contains(&"duct::"));
-    assert!(writes(code("ari-core/src/fsutil.rs")).contains(&"OpenOptions"));
-    assert!(writes(code("ari-core/src/fsutil/restore_target.rs")).contains(&"renameat"));
+    assert!(spawns(code("ari-core/src/engine/process.rs")).contains(&"duct::"));
+    assert!(writes(code("ari-core/src/engine/fsutil.rs")).contains(&"OpenOptions"));
+    assert!(writes(code("ari-core/src/engine/fsutil/restore_target.rs")).contains(&"renameat"));
     assert!(prints(code("ari-cli/src/commands/run_all.rs")).contains(&"print!("));
     // ari-cli's test module of its plugins is declared out of line: its file is left out.
     assert!(!shipped.iter().any(|(file, _)| file.ends_with("ari-cli/src/plugin_invariants.rs")));

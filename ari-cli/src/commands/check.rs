@@ -6,18 +6,18 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use ari_core::exit;
-use ari_core::fsutil::StateDir;
-use ari_core::ledger::Ledger;
-use ari_core::pipeline;
-use ari_core::process::Runner;
+use ari_core::engine::exit;
+use ari_core::engine::fsutil::StateDir;
+use ari_core::engine::ledger::Ledger;
+use ari_core::engine::pipeline;
+use ari_core::engine::process::Runner;
 use ari_core::step::{Command, Host};
 
 use super::{chain, Context};
 use crate::jobs;
 
 pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
-    ari_core::fsutil::forbid_writes();
+    ari_core::engine::fsutil::forbid_writes();
     // One write at the end: a check of a thousand jobs prints a thousand lines.
     let mut out = String::new();
     let mut problems = Vec::new();
@@ -58,7 +58,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     problems.extend(state);
     // A run only warns when it cannot write the metrics file; check says it before.
     if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
-        match ari_core::fsutil::outside_file_problem(std::path::Path::new(&path)) {
+        match ari_core::engine::fsutil::outside_file_problem(std::path::Path::new(&path)) {
             None => {
                 let _ = writeln!(out, "ok: metrics_file {path}");
             }
@@ -85,7 +85,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             }
         }
         let plan_refs: Vec<_> = plans.iter().collect();
-        match ari_core::authorize::filters(&plan_refs, None) {
+        match ari_core::engine::authorize::filters(&plan_refs, None) {
             Ok(filters) => {
                 for filter in &filters {
                     check_filter(filter, &plans, &mut out, &mut problems);
@@ -115,18 +115,18 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
 /// right one (the jobs' next run would be refused there); a host without a filter is only noted.
 /// Where a filter is in place, the remote user's login shell is checked too.
 fn check_filter(
-    filter: &ari_core::authorize::HostFilter,
-    plans: &[ari_core::pipeline::JobPlan],
+    filter: &ari_core::engine::authorize::HostFilter,
+    plans: &[ari_core::engine::pipeline::JobPlan],
     out: &mut String,
     problems: &mut Vec<String>,
 ) {
     let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else { return };
     let install = ari_core::ssh::filter_installer(&filter.host, filter.ssh.sudo);
     let runner = Runner::new(plan.ssh.clone(), false);
-    match runner.run(&ari_core::authorize::read_back(filter)) {
+    match runner.run(&ari_core::engine::authorize::read_back(filter)) {
         Ok(output) => {
             let reasons = match output.stdout() {
-                Ok(installed) => ari_core::authorize::out_of_date(filter, installed),
+                Ok(installed) => ari_core::engine::authorize::out_of_date(filter, installed),
                 Err(too_long) => vec![format!("it cannot be read: {too_long}")],
             };
             if reasons.is_empty() {
@@ -142,7 +142,7 @@ fn check_filter(
             login_shell(filter, out);
             handover_programs(filter, problems);
         }
-        Err(ari_core::process::ProcessError::Filtered { .. }) => {
+        Err(ari_core::engine::process::ProcessError::Filtered { .. }) => {
             problems.push(format!(
                 "the ssh filter {} on {} is not the one the jobs need (it refused to be read back): install the one they need: {install}",
                 filter.path, filter.destination
@@ -161,14 +161,15 @@ fn check_filter(
 /// Warns when the remote user's login shell, which sshd starts to run the filter, reads startup
 /// files first (bash's `~/.bashrc`): a file the user can write would be a way around the filter.
 /// Asked without sudo, as the filter lets it through.
-fn login_shell(filter: &ari_core::authorize::HostFilter, out: &mut String) {
-    let query = ari_core::authorize::login_shell_query(filter);
+fn login_shell(filter: &ari_core::engine::authorize::HostFilter, out: &mut String) {
+    let query = ari_core::engine::authorize::login_shell_query(filter);
     let runner = Runner::new(filter.ssh.clone().sudo(false), false);
     match runner.run(&query) {
         Ok(output) => {
             let entry = output.shown_stdout().lines().next().unwrap_or_default();
-            let user = ari_core::authorize::remote_user(filter);
-            if let Some(warning) = ari_core::authorize::login_shell_warning(user, &filter.host, entry) {
+            let user = ari_core::engine::authorize::remote_user(filter);
+            if let Some(warning) = ari_core::engine::authorize::login_shell_warning(user, &filter.host, entry)
+            {
                 let _ = writeln!(out, "warning: {warning}");
             }
         }
@@ -180,13 +181,13 @@ fn login_shell(filter: &ari_core::authorize::HostFilter, out: &mut String) {
 /// Runs, without sudo as the filter allows, each probe of a program the filter hands requests
 /// to (`rrsync -help`): one that cannot run there (rrsync or python3 missing) is a problem, as
 /// every run of the job would fail at it.
-fn handover_programs(filter: &ari_core::authorize::HostFilter, problems: &mut Vec<String>) {
+fn handover_programs(filter: &ari_core::engine::authorize::HostFilter, problems: &mut Vec<String>) {
     let runner = Runner::new(filter.ssh.clone().sudo(false), false);
-    for probe in ari_core::authorize::handover_probes(filter) {
+    for probe in ari_core::engine::authorize::handover_probes(filter) {
         match runner.run(&probe) {
             Ok(_) => {}
             // An older filter refuses the probe: the problem above already says to replace it.
-            Err(ari_core::process::ProcessError::Filtered { .. }) => {}
+            Err(ari_core::engine::process::ProcessError::Filtered { .. }) => {}
             Err(err) => problems.push(format!(
                 "`{}` cannot run on {}: {}; the filter hands rsync's server to it (Debian: apt install rsync python3)",
                 ari_core::step::remote_line(&probe),
@@ -205,7 +206,7 @@ fn state_problems(context: &Context) -> Vec<String> {
     let found = StateDir::new(&state_dir).problems();
     let mut problems: Vec<String> = found.iter().map(|err| chain(err)).collect();
     // A state_dir that another user could redirect is all there is to say about it.
-    if found.iter().any(|err| matches!(err, ari_core::fsutil::StateError::UntrustedSymlink { .. })) {
+    if found.iter().any(|err| matches!(err, ari_core::engine::fsutil::StateError::UntrustedSymlink { .. })) {
         return problems;
     }
     let labels = match Ledger::pending(&state_dir) {
@@ -215,7 +216,7 @@ fn state_problems(context: &Context) -> Vec<String> {
             return problems;
         }
     };
-    let ssh = ari_core::process::Ssh::from_settings(&context.base);
+    let ssh = ari_core::engine::process::Ssh::from_settings(&context.base);
     for label in labels {
         match Ledger::open(&state_dir, &label, &ssh) {
             Ok(ledger) if ledger.is_empty() => {}

@@ -16,9 +16,9 @@ mod status;
 
 use std::path::PathBuf;
 
-use ari_core::config::GlobalConfig;
 use ari_core::core_settings::{DEBUG, DRY_RUN, JOBS_DIR, STATE_DIR, STDERR_LOGGING};
-use ari_core::exit;
+use ari_core::engine::config::GlobalConfig;
+use ari_core::engine::exit;
 use ari_core::settings::{Layer, Settings};
 
 pub use authorize::Output as AuthorizeOutput;

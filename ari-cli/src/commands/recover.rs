@@ -9,13 +9,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use ari_core::core_settings::COMMAND_TIMEOUT;
-use ari_core::exit;
+use ari_core::engine::exit;
+use ari_core::engine::job_run::{self, RecoverOutcome, StopFlags};
+use ari_core::engine::ledger::{Entry, Ledger, Shown};
+use ari_core::engine::lock::{Lock, LockError};
+use ari_core::engine::log_context::set_job_label;
+use ari_core::engine::process::Ssh;
 use ari_core::job::Job;
-use ari_core::job_run::{self, RecoverOutcome, StopFlags};
-use ari_core::ledger::{Entry, Ledger, Shown};
-use ari_core::lock::{Lock, LockError};
-use ari_core::log_context::set_job_label;
-use ari_core::process::Ssh;
 
 use super::run::present_recovery;
 use super::{chain, signals, usage_errors, Context};
@@ -27,7 +27,7 @@ const SHOWN_BYTES: usize = 64 * 1024;
 
 pub fn recover(context: &Context, names: &[String], action: RecoverAction) -> i32 {
     if action == RecoverAction::Show {
-        ari_core::fsutil::forbid_writes();
+        ari_core::engine::fsutil::forbid_writes();
     }
     let state_dir = context.state_dir();
     let labels = match labels(context, names) {

@@ -6,11 +6,11 @@
 
 use std::path::PathBuf;
 
+use ari_core::engine::exit;
+use ari_core::engine::fsutil::restore_target::RestoreTarget;
+use ari_core::engine::restore::{self, RestoreError, Wanted};
 use ari_core::error::chain;
-use ari_core::exit;
-use ari_core::fsutil::restore_target::RestoreTarget;
 use ari_core::plugin::{join_path, RestoreRequest};
-use ari_core::restore::{self, RestoreError, Wanted};
 use ari_core::step::Host;
 
 use super::{signals, usage_errors, Context};
@@ -42,7 +42,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     };
     let Some(plan) = plans.first() else { return usage_errors(&[format!("no job {}", request.job)]) };
     let label = plan.label();
-    ari_core::log_context::set_job_label(Some(label));
+    ari_core::engine::log_context::set_job_label(Some(label));
     if let Err(why) = restore::check_path(&request.path, &plan.job.include, &plan.job.exclude) {
         return usage_errors(&[why]);
     }
@@ -88,7 +88,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     let wanted = Wanted::new(path.clone(), backup.clone(), target, request.force);
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
     if dry_run {
-        ari_core::fsutil::forbid_writes();
+        ari_core::engine::fsutil::forbid_writes();
     }
     let stop = match signals::install() {
         Ok(stop) => stop,
@@ -156,7 +156,7 @@ fn directory(to: &str) -> Result<PathBuf, String> {
 
 /// The command that puts `target` (the restored `path`) back in its place on the job's host,
 /// reaching it as the job does (its ssh, port and options).
-fn copy_back(plan: &ari_core::pipeline::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
+fn copy_back(plan: &ari_core::engine::pipeline::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
     let slash = if is_dir { "/" } else { "" };
     let quote = |word: &str| ari_core::quote::shell_join([word]);
     let (to, rsh) = match Host::named(&plan.job.source_hostname) {

@@ -3,12 +3,12 @@
 //! each ended.
 
 use ari_core::core_settings::DRY_RUN;
+use ari_core::engine::exit;
+use ari_core::engine::job_run::{self, JobOutcome, JobRun, RunWarning};
+use ari_core::engine::log_context::set_job_label;
+use ari_core::engine::pipeline::{self, JobPlan, JobReport, Recovery};
+use ari_core::engine::report;
 use ari_core::error::chain;
-use ari_core::exit;
-use ari_core::job_run::{self, JobOutcome, JobRun, RunWarning};
-use ari_core::log_context::set_job_label;
-use ari_core::pipeline::{self, JobPlan, JobReport, Recovery};
-use ari_core::report;
 
 use super::{signals, usage_errors, Context};
 use crate::jobs;
@@ -71,7 +71,8 @@ pub fn write_report(
         }
     }
     if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
-        if let Err(why) = ari_core::metrics::write(&context.state_dir(), std::path::Path::new(&path)) {
+        if let Err(why) = ari_core::engine::metrics::write(&context.state_dir(), std::path::Path::new(&path))
+        {
             log::warn!("{why}");
         }
     }

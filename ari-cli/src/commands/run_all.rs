@@ -9,14 +9,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ari_core::core_settings::{DEBUG, DRY_RUN, MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, SUMMARY};
-use ari_core::exit;
-use ari_core::history::History;
-use ari_core::job_run::{self, JobRun, StopFlags};
-use ari_core::lock::Lock;
-use ari_core::log_context::set_job_label;
-use ari_core::pipeline::{self, JobPlan};
-use ari_core::process::humane;
-use ari_core::schedule::{self, Candidate};
+use ari_core::engine::exit;
+use ari_core::engine::history::History;
+use ari_core::engine::job_run::{self, JobRun, StopFlags};
+use ari_core::engine::lock::Lock;
+use ari_core::engine::log_context::set_job_label;
+use ari_core::engine::pipeline::{self, JobPlan};
+use ari_core::engine::process::humane;
+use ari_core::engine::schedule::{self, Candidate};
 
 use super::run::{present, write_report};
 use super::settings::table;

@@ -4,10 +4,10 @@
 //! cannot be read is an error on stderr and a row that says so, never "never run".
 
 use ari_core::core_settings::MAX_AGE;
-use ari_core::exit;
-use ari_core::history::{History, HistoryError};
+use ari_core::engine::exit;
+use ari_core::engine::history::{History, HistoryError};
+use ari_core::engine::process::humane;
 use ari_core::job::{default_label, Job};
-use ari_core::process::humane;
 
 use super::settings::table;
 use super::{chain, usage_errors, Context};

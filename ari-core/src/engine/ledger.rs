@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{Area, StateDir, StateError};
-use crate::process_record::ProcessRecord;
+use crate::engine::fsutil::{Area, StateDir, StateError};
+use crate::engine::process_record::ProcessRecord;
 use crate::ssh::Ssh;
 use crate::step::{Command, Host, Phase, Program, Retry, Step, Tolerated};
 

@@ -7,16 +7,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::fsutil::restore_target::{Placed, RestoreTarget, TargetError};
-use crate::fsutil::StateError;
-use crate::job_run::StopFlags;
+use crate::engine::fsutil::restore_target::{Placed, RestoreTarget, TargetError};
+use crate::engine::fsutil::StateError;
+use crate::engine::job_run::StopFlags;
+use crate::engine::lock::{Lock, LockError};
+use crate::engine::pipeline::JobPlan;
+use crate::engine::process::{Output, ProcessError, Runner};
+use crate::engine::remote::Session;
 use crate::kinds;
-use crate::lock::{Lock, LockError};
-use crate::pipeline::JobPlan;
 use crate::plugin::{join_path, relative_to, Restore, RestoreRequest, StoredBackup};
-use crate::process::{Output, ProcessError, Runner};
-use crate::remote::Session;
-use crate::step::Tolerated;
 
 /// What `--at` accepts, for error messages and `--help`.
 pub const TIME_FORMS: &str = "a backup's name as `ari history` lists it; `now`; `NB` for the Nth backup before the newest (`0B` is the newest); an interval back from now (`3D`, `2W3D`, `12h`: s, m, h, D, W, M = 30 days, Y = 365 days); seconds since the epoch; a date `2026-11-30` (its midnight, local time); a local time `2026-11-30 03:00` or `2026-11-30T03:00:00`; or a time with its offset `2026-11-30T03:00:00+01:00`";
@@ -92,7 +91,7 @@ fn moment(time: &str, now: i64) -> Option<i64> {
     if is_number(time) {
         return time.parse().ok();
     }
-    if let Some(seconds) = interval_seconds(time) {
+    if let Some(seconds) = kinds::interval_seconds(time) {
         return Some(now.saturating_sub(seconds));
     }
     if let Ok(timestamp) = time.parse::<jiff::Timestamp>() {
@@ -111,34 +110,6 @@ fn moment(time: &str, now: i64) -> Option<i64> {
                 .map(|date| date.to_datetime(jiff::civil::Time::midnight()))
         })?;
     civil.to_zoned(tz).ok().map(|zoned| zoned.timestamp().as_second())
-}
-
-/// `2W3D`: numbers, each with a unit (`s`, `m`, `h`, `D`, `W`, `M` = 30 days, `Y` = 365 days),
-/// as rdiff-backup reads intervals; in seconds. None for anything else, or past what an i64
-/// holds. The one reader of the form: rdiff's `remove_older_than_timespec` checks with it too.
-pub fn interval_seconds(text: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit: i64 = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'D' => 86_400,
-            'W' => 7 * 86_400,
-            'M' => 30 * 86_400,
-            'Y' => 365 * 86_400,
-            _ => return None,
-        };
-        let n: i64 = digits.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        digits.clear();
-    }
-    (digits.is_empty() && !text.is_empty()).then_some(total)
 }
 
 /// Checks that `path` (absolute, normalised) is one the job backs up, as far as its include
@@ -259,8 +230,9 @@ pub fn run(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<Placed, 
     let state_dir = Path::new(&state_dir);
     let label = plan.label();
     let _lock = Lock::try_acquire(state_dir, label, &format!("job {label}")).map_err(RestoreError::Locked)?;
-    let session = Session::open(plan.connections.clone(), state_dir, crate::job_run::master_timeout(plan))
-        .map_err(RestoreError::NoRunDirectory)?;
+    let session =
+        Session::open(plan.connections.clone(), state_dir, crate::engine::job_run::master_timeout(plan))
+            .map_err(RestoreError::NoRunDirectory)?;
     let session = Arc::new(session);
     let staging = match wanted.target.stage(&plan.directories, wanted.force) {
         Ok(staging) => staging,
@@ -341,7 +313,11 @@ fn copy(runner: &Runner, restore: &Restore) -> Result<bool, RestoreError> {
     log::info!("restoring: {command}");
     match runner.run(&command) {
         Ok(_) => Ok(false),
-        Err(ref error) if Tolerated::counts_as_success(&restore.tolerated, error, "the copy") => Ok(false),
+        Err(ref error)
+            if crate::engine::process::counts_as_success(&restore.tolerated, error, "the copy") =>
+        {
+            Ok(false)
+        }
         Err(ProcessError::Exited { code, ref stderr, .. })
             if restore.absent.iter().any(|absent| absent.accepts(code, stderr)) =>
         {
@@ -390,16 +366,6 @@ mod tests {
         assert!(err.contains("no backup's name and no time"), "{err}");
         let err = select(&[], None, 5_000).unwrap_err();
         assert!(err.contains("no backup of the job yet"), "{err}");
-    }
-
-    #[test]
-    fn intervals_read_as_rdiff_backup_reads_them() {
-        assert_eq!(interval_seconds("2W3D"), Some(17 * 86_400));
-        assert_eq!(interval_seconds("1Y"), Some(365 * 86_400));
-        assert_eq!(interval_seconds("1M"), Some(30 * 86_400));
-        for bad in ["", "D", "3", "3d", "3D2", "99999999999999999999Y"] {
-            assert_eq!(interval_seconds(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::remote::Session;
+use crate::engine::remote::Session;
 pub use crate::ssh::Ssh;
-use crate::step::{Command, Host, Program};
+use crate::step::{Command, Host, Program, Tolerated};
 
 /// How many lines of a failed command's stderr an error shows.
 const STDERR_TAIL_LINES: usize = 10;
@@ -781,7 +781,7 @@ impl Capture {
                     let marker = std::str::from_utf8(&line)
                         .ok()
                         .filter(|_| whole)
-                        .and_then(crate::remote::parse_marker);
+                        .and_then(crate::engine::remote::parse_marker);
                     match marker.and_then(|(nonce, pgid)| {
                         nonces.iter().find(|(n, _)| n == nonce).map(|(_, dest)| (dest.clone(), pgid))
                     }) {
@@ -938,10 +938,22 @@ fn signal_group(group: i32, signal: i32) {
     let _ = unsafe { libc::kill(-group, signal) };
 }
 
+/// Whether `error` is an exit that one of `tolerated` accepts; if so, it logs a warning that
+/// `what` (`the copy`, a step's name) exited with it, with its last line of output.
+pub fn counts_as_success(tolerated: &[Tolerated], error: &ProcessError, what: &str) -> bool {
+    let ProcessError::Exited { code, stderr, .. } = error else { return false };
+    if !tolerated.iter().any(|t| t.accepts(*code, stderr)) {
+        return false;
+    }
+    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    log::warn!("{what} exited with status {code}, which counts as success: {last}");
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process_record::{Liveness, ProcessRecord};
+    use crate::engine::process_record::{Liveness, ProcessRecord};
 
     fn ssh() -> Ssh {
         Ssh {
@@ -1056,7 +1068,7 @@ mod tests {
     #[test]
     fn markers_are_whole_lines_and_a_line_without_end_costs_no_more_than_the_limit() {
         let nonce = "0123456789abcdef".to_string();
-        let marker = format!("{} {nonce} 4242\n", crate::remote::MARKER);
+        let marker = format!("{} {nonce} 4242\n", crate::ssh::MARKER);
         // A marker hidden past MARKER_LINE in a long line is part of that line, not a marker.
         let hidden = format!("{}{marker}", "y".repeat(MARKER_LINE as usize));
         let endless = "z".repeat(5000);

@@ -5,18 +5,18 @@
 //!
 //! Each property runs a fixed number of cases from a fixed seed, so that a run is the same on
 //! every machine and a failure is reproduced by running the test again; proptest then prints the
-//! smallest input it shrank the failure to. As an integration test of ari-core, only core's own
+//! smallest input it shrank the failure to. As a unit test of ari-core, only core's own
 //! settings are registered here and no backend: `backend:` is always refused, which the
 //! properties allow for.
 
 use std::path::Path;
 
-use ari_core::config::GlobalConfig;
-use ari_core::job::Job;
-use ari_core::kinds;
-use ari_core::settings::{self, SettingKind, Value};
-use ari_core::step::Program;
-use ari_core::ConfigError;
+use crate::engine::config::GlobalConfig;
+use crate::job::Job;
+use crate::kinds;
+use crate::settings::{self, SettingKind, Value};
+use crate::step::Program;
+use crate::ConfigError;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -356,7 +356,7 @@ proptest! {
 
     #[test]
     fn locate_never_panics_and_finds_positions_inside_the_text(text in any_text(), path in key_path()) {
-        if let Some((line, column)) = ari_core::yaml::locate(&text, &path) {
+        if let Some((line, column)) = crate::contract::yaml::locate(&text, &path) {
             prop_assert!(line >= 1 && column >= 1);
             prop_assert!(line <= lines_of(&text), "line {line} of {}", lines_of(&text));
         }
@@ -499,7 +499,7 @@ proptest! {
         2 => "[a-z/=:,.@%+_ {}~!#^*?$'\"\\\\-]{0,12}",
         1 => prop::sample::select(VALUES).prop_map(str::to_string),
     ]) {
-        let quoted = ari_core::quote::shell_quote(&word);
+        let quoted = crate::quote::shell_quote(&word);
         prop_assert_eq!(shell_words::split(&quoted), Ok(vec![word.clone()]), "quoted as {}", quoted);
         if !quoted.starts_with('\'') {
             prop_assert_eq!(&*quoted, word.as_str());
@@ -511,7 +511,7 @@ proptest! {
 
     #[test]
     fn joined_words_read_back_as_themselves(words in prop::collection::vec(any::<String>(), 0..6)) {
-        let line = ari_core::quote::shell_join(&words);
+        let line = crate::quote::shell_join(&words);
         prop_assert_eq!(shell_words::split(&line), Ok(words));
     }
 }

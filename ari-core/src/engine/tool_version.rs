@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::fsutil::{Area, StateDir};
-use crate::process::{self, ProcessError};
+use crate::engine::fsutil::{Area, StateDir};
+use crate::engine::process::{self, ProcessError};
 
 const CACHE_FILE: &str = "tool-versions.json";
 

@@ -18,8 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::Digest as _;
 
 use crate::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
-use crate::pipeline::JobPlan;
-use crate::remote::{KILL_TEMPLATE, MARKER_START, WATCHER};
+use crate::engine::pipeline::JobPlan;
+use crate::engine::remote::KILL_TEMPLATE;
+use crate::ssh::{MARKER_START, WATCHER};
 use crate::step::{Chars, Command, CommandPattern, Handover, Host};
 
 mod installed;
@@ -290,7 +291,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         }
         let stop = CommandPattern::with_variable(
             Host::Remote(filter.host.clone()),
-            crate::remote::kill_text(ssh, KILL_TEMPLATE),
+            crate::engine::remote::kill_text(ssh, KILL_TEMPLATE),
             Chars::DIGITS,
         );
         if !filter.patterns.contains(&stop) {
@@ -481,10 +482,10 @@ mod tests {
 
     #[test]
     fn the_wrapper_the_filter_takes_off_is_the_one_ari_puts_on() {
-        let wrapped = crate::remote::prefix(Some("0123456789abcdef"));
+        let wrapped = crate::ssh::prefix(Some("0123456789abcdef"));
         assert_eq!(wrapped, format!("{MARKER_START}0123456789abcdef $$ >&2; {WATCHER}"));
-        assert_eq!(crate::remote::prefix(None), WATCHER);
-        assert_eq!(crate::remote::kill_script(42), KILL_TEMPLATE.replace("{}", "42"));
+        assert_eq!(crate::ssh::prefix(None), WATCHER);
+        assert_eq!(crate::engine::remote::kill_script(42), KILL_TEMPLATE.replace("{}", "42"));
     }
 
     #[test]
@@ -499,10 +500,10 @@ mod tests {
             let ssh = crate::ssh::Ssh::new("ssh").sudo(sudo);
             let pattern = CommandPattern::with_variable(
                 Host::named("h"),
-                crate::remote::kill_text(&ssh, KILL_TEMPLATE),
+                crate::engine::remote::kill_text(&ssh, KILL_TEMPLATE),
                 Chars::DIGITS,
             );
-            let sent = crate::remote::kill_text(&ssh, &crate::remote::kill_script(4242));
+            let sent = crate::engine::remote::kill_text(&ssh, &crate::engine::remote::kill_script(4242));
             assert!(pattern.matches(&sent), "{sent}");
             assert_eq!(sent.starts_with("sudo -n -- /bin/sh -c '( g=4242; "), sudo, "{sent}");
             for tampered in [

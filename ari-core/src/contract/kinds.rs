@@ -677,9 +677,48 @@ pub fn check_ssh_options(options: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `2W3D`: numbers, each with a unit (`s`, `m`, `h`, `D`, `W`, `M` = 30 days, `Y` = 365 days),
+/// as rdiff-backup reads intervals and `ari restore --at` takes them; in seconds. None for
+/// anything else, or past what an i64 holds. The one reader of the form: the engine's `--at`
+/// and rdiff's `remove_older_than_timespec` both read with it.
+pub fn interval_seconds(text: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'D' => 86_400,
+            'W' => 7 * 86_400,
+            'M' => 30 * 86_400,
+            'Y' => 365 * 86_400,
+            _ => return None,
+        };
+        let n: i64 = digits.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    (digits.is_empty() && !text.is_empty()).then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_read_as_rdiff_backup_reads_them() {
+        assert_eq!(interval_seconds("2W3D"), Some(17 * 86_400));
+        assert_eq!(interval_seconds("1Y"), Some(365 * 86_400));
+        assert_eq!(interval_seconds("1M"), Some(30 * 86_400));
+        for bad in ["", "D", "3", "3d", "3D2", "99999999999999999999Y"] {
+            assert_eq!(interval_seconds(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn urls_are_http_with_a_host() {

@@ -1,14 +1,14 @@
 //! Run reports: each `ari run` and `ari run-all` writes one JSON file to `state_dir/reports`
 //! (jobs, their hosts, steps, commands, exit codes, start, end, duration, outcome, cleanup,
-//! warnings; each job's part is [`JobRun::to_json`](crate::job_run::JobRun::to_json)), and keeps
+//! warnings; each job's part is [`JobRun::to_json`](crate::engine::job_run::JobRun::to_json)), and keeps
 //! the newest `KEPT_REPORTS`. A report that cannot be written costs no backup: the caller shows
 //! the error, and the exit code stays the backups'.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::engine::fsutil::{Area, StateDir, StateError};
 use crate::error::chain;
-use crate::fsutil::{Area, StateDir, StateError};
 
 /// How many run reports `state_dir/reports` keeps.
 const KEPT_REPORTS: usize = 100;

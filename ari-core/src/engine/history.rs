@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{Area, StateDir, StateError};
+use crate::engine::fsutil::{Area, StateDir, StateError};
 
 /// How many runs a history keeps.
 const KEPT_RUNS: usize = 30;
@@ -126,7 +126,7 @@ impl History {
 
     /// The last successful run.
     pub fn last_success(&self) -> Option<&RunRecord> {
-        self.runs.iter().rev().find(|r| r.exit == crate::exit::SUCCESS)
+        self.runs.iter().rev().find(|r| r.exit == crate::engine::exit::SUCCESS)
     }
 
     /// The median duration of the recent successful runs, if there are any.
@@ -135,7 +135,7 @@ impl History {
             .runs
             .iter()
             .rev()
-            .filter(|r| r.exit == crate::exit::SUCCESS)
+            .filter(|r| r.exit == crate::engine::exit::SUCCESS)
             .take(EXPECTED_FROM)
             .map(|r| r.duration_seconds)
             .collect();

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ledger::{Entry, Ledger};
-use crate::pipeline::{attempt_step, undo_if_present, StepError, StepFailure, StepRecord};
-use crate::process::{self, ProcessError, Runner};
-use crate::process_record::{Liveness, ProcessRecord};
+use crate::engine::ledger::{Entry, Ledger};
+use crate::engine::pipeline::{attempt_step, undo_if_present, StepError, StepFailure, StepRecord};
+use crate::engine::process::{self, ProcessError, Runner};
+use crate::engine::process_record::{Liveness, ProcessRecord};
 use crate::step::{Command, Host, Program, Step, REPAIRED_PID};
 
 /// How long a repair waits for the process of the step it repairs to end: a process that ari's

@@ -190,7 +190,7 @@ pub fn filter_installer(host: &str, sudo: bool) -> String {
 /// one remote host starts on another (rsync's `--rsync-path` on the source host reaching the ZFS
 /// host), which then stops once its ssh connection is gone.
 pub fn watched(command: &str) -> String {
-    crate::remote::watched(command)
+    format!("{}{command}", prefix(None))
 }
 
 impl Command {
@@ -215,6 +215,37 @@ impl Command {
     }
 }
 
+// The remote wrapper: the words before every remote command (the engine's `remote` module says
+// what they are for and puts them there).
+
+/// The first word of the line that the remote wrapper prints to stderr.
+pub(crate) const MARKER: &str = "ari-remote-pgid";
+
+/// The watcher: while the shell's parent (sshd's session process) lives, nothing; once it is
+/// gone, SIGTERM to the whole group, and SIGKILL five seconds later. It holds none of the
+/// session's descriptors, so it never keeps the session open, and the shell stops it when it
+/// exits (the EXIT trap). No braces and no `!` outside `$!`, so that every POSIX shell, and an
+/// interactive one, reads it the same.
+const WATCH: &str = "(while kill -0 $PPID 2>/dev/null; do sleep 1; done; trap '' TERM; kill -TERM 0; \
+                     sleep 5; kill -KILL 0) </dev/null >/dev/null 2>&1 & ari_watch=$!; \
+                     trap 'kill $ari_watch 2>/dev/null' EXIT; ";
+
+/// The sh text that goes before a remote command: the marker line (with `nonce`, when ari
+/// reaches the host itself and can stop the group there), then the watcher.
+pub(crate) fn prefix(nonce: Option<&str>) -> String {
+    match nonce {
+        Some(nonce) => format!("echo {MARKER} {nonce} $$ >&2; {WATCH}"),
+        None => WATCH.to_string(),
+    }
+}
+
+/// The start of the remote wrapper with a marker, up to its nonce.
+pub(crate) const MARKER_START: &str = "echo ari-remote-pgid ";
+
+/// The remote wrapper's watcher, which follows the marker (and goes alone before a command that
+/// a tool on one host starts on another).
+pub(crate) const WATCHER: &str = WATCH;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +265,7 @@ mod tests {
             ),
             Program::Argv(["printf", "%s", "a )", "b; c", "it's", "#x", "$(id)"].map(String::from).to_vec()),
             Program::Shell("echo hooked > /tmp/x && echo \"a ) b\" | tr a b".to_string()),
-            Program::Shell(crate::remote::KILL_TEMPLATE.replace("{}", "4242")),
+            Program::Shell(crate::engine::remote::KILL_TEMPLATE.replace("{}", "4242")),
         ];
         for program in &programs {
             let [_, c, script] = sudo_argv(program);

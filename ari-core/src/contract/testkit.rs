@@ -11,11 +11,11 @@
 
 use std::path::Path;
 
-use crate::config::GlobalConfig;
+use crate::engine::config::GlobalConfig;
+use crate::engine::pipeline::JobPlan;
 use crate::error::ConfigError;
 use crate::job::Job;
-use crate::pipeline::JobPlan;
-use crate::plugin::{self, Facts, JobContext, SnapshotSource};
+use crate::plugin::{self, Facts, JobContext, Provided, SnapshotSource};
 use crate::settings::{Layer, Settings, Source};
 use crate::step::Step;
 
@@ -31,6 +31,7 @@ pub struct TestJob {
     settings: Settings,
     facts: Facts,
     source: Option<&'static dyn SnapshotSource>,
+    provided: Provided,
 }
 
 impl TestJob {
@@ -51,13 +52,15 @@ impl TestJob {
         let config = Layer::new(Source::Config(CONFIG_PATH.into()));
         let settings = job.settings_under(&config, &Layer::new(Source::CommandLine));
         let source = job.snapshot.as_deref().and_then(plugin::source);
-        Ok(TestJob { job, config, settings, facts: Facts::new(), source })
+        let provided = provided(&job, &settings);
+        Ok(TestJob { job, config, settings, facts: Facts::new(), source, provided })
     }
 
     /// The same job under the global config `yaml`; panics when ari would refuse it.
     pub fn with_config(mut self, yaml: &str) -> TestJob {
         self.config = GlobalConfig::parse(Path::new(CONFIG_PATH), yaml).unwrap_or_else(|err| panic!("{err}"));
         self.settings = self.job.settings_under(&self.config, &Layer::new(Source::CommandLine));
+        self.provided = provided(&self.job, &self.settings);
         self
     }
 
@@ -76,7 +79,7 @@ impl TestJob {
 
     /// The context a plugin gets for this job.
     pub fn context(&self) -> JobContext<'_> {
-        JobContext::new(&self.job, &self.settings, self.source, &self.facts)
+        JobContext::new(&self.job, &self.settings, self.source, &self.facts, &self.provided)
     }
 
     /// Every step of the job in the order a fully successful run takes them, cleanup
@@ -86,4 +89,43 @@ impl TestJob {
         let plan = JobPlan::build(self.job.clone(), &self.config, &Layer::new(Source::CommandLine), None)?;
         Ok(plan.steps().into_iter().cloned().collect())
     }
+}
+
+/// What the engine would hand the job's contexts: its ssh wrapper's path (no program's version:
+/// a test sets the facts its probe would find instead).
+fn provided(job: &Job, settings: &Settings) -> Provided {
+    let state_dir = settings.get(&crate::core_settings::STATE_DIR);
+    let ssh_wrapper =
+        crate::engine::remote::wrapper_path(&state_dir, &job.label).to_string_lossy().into_owned();
+    Provided { ssh_wrapper, ..Provided::default() }
+}
+
+/// How a command ended when [`run`] ran it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// It exited with status 0.
+    Succeeded,
+    /// It exited with this other status.
+    Exited(i32),
+}
+
+/// Runs a local `command` as the pipeline runs a step's (stdin from `/dev/null`, its own
+/// process group): for a plugin's tests of what a command does, such as a repair's presence
+/// query against a store laid out by the test. An error says why it did not run or end by
+/// exiting (not found, killed by a signal), with its output.
+pub fn run(command: &crate::step::Command) -> Result<Ended, String> {
+    use crate::engine::process::{ProcessError, Runner};
+    match Runner::new(crate::ssh::Ssh::new("ssh"), false).run(command) {
+        Ok(_) => Ok(Ended::Succeeded),
+        Err(ProcessError::Exited { code, .. }) => Ok(Ended::Exited(code)),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// The words ari puts before every remote command it runs: the remote wrapper, with the
+/// marker line that carries `nonce` (a plan shows `NONCE`), or, without one, the watcher alone
+/// (what goes before a command that a tool on one host starts on another).
+pub fn remote_wrapper(nonce: Option<&str>) -> String {
+    crate::ssh::prefix(nonce)
 }

@@ -46,6 +46,15 @@ impl Facts {
     }
 }
 
+/// What the engine hands every context of a job, found before any plugin is asked: where the
+/// job's ssh wrapper is, and the version of each program a backend's `probed_versions` named
+/// (`None`: not found; an error: it did not answer).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Provided {
+    pub(crate) ssh_wrapper: String,
+    pub(crate) versions: BTreeMap<String, Result<Option<String>, String>>,
+}
+
 /// Everything a plugin may look at to build a job's steps: the job, its effective settings,
 /// its snapshot source, and what the probe phase found.
 #[derive(Clone, Copy)]
@@ -54,17 +63,19 @@ pub struct JobContext<'a> {
     settings: &'a Settings,
     snapshot: Option<&'a dyn SnapshotSource>,
     facts: &'a Facts,
+    provided: &'a Provided,
 }
 
 impl<'a> JobContext<'a> {
     /// A context (the engine makes them; so does `testkit`).
-    pub fn new(
+    pub(crate) fn new(
         job: &'a Job,
         settings: &'a Settings,
         snapshot: Option<&'a dyn SnapshotSource>,
         facts: &'a Facts,
+        provided: &'a Provided,
     ) -> JobContext<'a> {
-        JobContext { job, settings, snapshot, facts }
+        JobContext { job, settings, snapshot, facts, provided }
     }
 
     /// The job.
@@ -87,16 +98,17 @@ impl<'a> JobContext<'a> {
         self.facts
     }
 
-    /// For a probe: the first line that `program --version` prints (or `args` instead of
-    /// `--version`), asked once and cached in `state_dir` while the binary is unchanged; `None`
-    /// when the program is not found (it is reported with every other missing tool). Asking runs
-    /// the program; `ari plan` and `ari check` write nothing, so they do not fill the cache.
-    pub fn tool_version(&self, program: &str, args: &[&str]) -> Result<Option<String>, String> {
-        let Ok(resolved) = crate::process::resolve_program(program) else { return Ok(None) };
-        let state_dir = self.get(&crate::core_settings::STATE_DIR);
-        crate::tool_version::tool_version(&resolved, args, std::path::Path::new(&state_dir))
-            .map(Some)
-            .map_err(|err| err.to_string())
+    /// For a probe: the first line that `program --version` prints, for a program that the
+    /// backend's [`BackupBackend::probed_versions`] named. The engine asked it before the probe,
+    /// once, and caches it in `state_dir` while the binary is unchanged (`ari plan` and `ari
+    /// check` write nothing, so they do not fill the cache). `None` when the program is not
+    /// found (it is reported with every other missing tool); an error when it did not answer,
+    /// or when `probed_versions` did not name it.
+    pub fn tool_version(&self, program: &str) -> Result<Option<String>, String> {
+        match self.provided.versions.get(program) {
+            Some(version) => version.clone(),
+            None => Err(format!("`{program}` is not among the programs the backend's probed_versions names")),
+        }
     }
 
     /// The value of a setting for this job.
@@ -120,8 +132,7 @@ impl<'a> JobContext<'a> {
     /// shared connection, and runs COMMAND under ari's remote wrapper, so that it stops when ari
     /// stops it. ari writes it when a run starts and removes it when the run ends.
     pub fn ssh_wrapper(&self) -> String {
-        let state_dir = self.get(&crate::core_settings::STATE_DIR);
-        crate::remote::wrapper_path(&state_dir, &self.job.label).to_string_lossy().into_owned()
+        self.provided.ssh_wrapper.clone()
     }
 
     /// Where the snapshot source makes the source's files visible on the source host, if the job
@@ -352,6 +363,13 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// after the job's last run ended. False by default: no wait.
     fn names_backups_by_the_second(&self) -> bool {
         false
+    }
+
+    /// The local programs whose version the probe reads (`job.tool_version`): the engine runs
+    /// `PROGRAM --version` for each before the probe, and never runs anything a plugin did not
+    /// name here. None by default.
+    fn probed_versions(&self, _job: &JobContext) -> Vec<String> {
+        Vec::new()
     }
 
     /// Gathers what building the steps needs to know about the system (a tool's version),

@@ -511,7 +511,7 @@ impl Settings {
             .documents
             .iter()
             .find(|(s, _)| s == source)
-            .and_then(|(_, text)| crate::yaml::locate(text, key));
+            .and_then(|(_, text)| crate::contract::yaml::locate(text, key));
         Some(ConfigError { file: Some(file.clone()), position, message: format!("{key}: {message}") })
     }
 
@@ -574,7 +574,7 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         SettingKind::Duration | SettingKind::DurationAtMost(_) => check_duration(def.kind, text),
         SettingKind::String | SettingKind::Text(_) => check_string(def.kind, text),
         SettingKind::List | SettingKind::Checked(_) if text.trim_start().starts_with('[') => {
-            crate::yaml::value_text(text)?;
+            crate::contract::yaml::value_text(text)?;
             let list: Vec<String> =
                 serde_yaml::from_str(text).map_err(|err| format!("expected a list like [a, b]: {err}"))?;
             check_list(def.kind, list)

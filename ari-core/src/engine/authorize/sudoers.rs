@@ -65,7 +65,7 @@ pub(super) fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(Stri
 fn only_the_whole_runs(script: &str) -> Result<(), String> {
     let shells: Vec<&str> =
         ["/bin/sh", "/bin/bash"].into_iter().filter(|s| std::path::Path::new(s).exists()).collect();
-    let runner = crate::process::Runner::new(crate::ssh::Ssh::new("ssh"), false);
+    let runner = crate::engine::process::Runner::new(crate::ssh::Ssh::new("ssh"), false);
     let parses = |text: &str| {
         shells
             .iter()
@@ -79,7 +79,9 @@ fn only_the_whole_runs(script: &str) -> Result<(), String> {
         );
     }
     let runs = |piece: &str| {
-        parses(piece).iter().any(|parsed| !matches!(parsed, Err(crate::process::ProcessError::Exited { .. })))
+        parses(piece)
+            .iter()
+            .any(|parsed| !matches!(parsed, Err(crate::engine::process::ProcessError::Exited { .. })))
     };
     match script.match_indices(' ').map(|(cut, _)| &script[..cut]).find(|piece| runs(piece)) {
         Some(piece) => {

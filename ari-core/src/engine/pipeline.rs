@@ -6,18 +6,20 @@
 //! happened before it, and all their errors are collected. `ari plan` prints the same plan that
 //! [`run`] executes.
 
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
+use crate::engine::exit;
+use crate::engine::ledger::Ledger;
+use crate::engine::process::{self, ProcessError, Runner, Ssh};
+use crate::engine::remote::{self, Connections};
+use crate::engine::tool_version;
 use crate::error::ConfigError;
-use crate::exit;
 use crate::job::{HookCommand, Job};
-use crate::ledger::Ledger;
-use crate::plugin::{self, Directory, Facts, JobContext, Tool};
-use crate::process::{self, ProcessError, Runner, Ssh};
-use crate::remote::Connections;
+use crate::plugin::{self, Directory, Facts, JobContext, Provided, Tool};
 use crate::settings::{Layer, Settings};
-use crate::step::{Action, Command, Host, Outcome, Phase, Step, Tolerated};
+use crate::step::{Action, Command, Host, Outcome, Phase, Step};
 
 /// Everything a job will do, built before anything runs.
 #[derive(Debug)]
@@ -52,6 +54,8 @@ pub struct JobPlan {
     pub history: Option<plugin::HistoryQuery>,
     /// What the backend's probe found, for hooks asked after planning (`restore`).
     pub facts: Facts,
+    /// What the engine found for the job's contexts (its ssh wrapper, the probed versions).
+    provided: Provided,
 }
 
 impl JobPlan {
@@ -80,10 +84,25 @@ impl JobPlan {
         };
         // The probe phase: what the steps depend on that only the system can tell.
         let nothing = Facts::new();
-        let probing = JobContext::new(&job, &settings, source, &nothing);
+        let mut provided = Provided {
+            ssh_wrapper: remote::wrapper_path(&settings.get(&STATE_DIR), &job.label)
+                .to_string_lossy()
+                .into_owned(),
+            ..Provided::default()
+        };
+        let asking = JobContext::new(&job, &settings, source, &nothing, &provided);
+        provided.versions = backend
+            .probed_versions(&asking)
+            .into_iter()
+            .map(|program| {
+                let version = probed_version(&program, &settings.get(&STATE_DIR));
+                (program, version)
+            })
+            .collect();
+        let probing = JobContext::new(&job, &settings, source, &nothing, &provided);
         let mut facts = Facts::new();
         facts.extend(backend.probe(&probing)?);
-        let ctx = JobContext::new(&job, &settings, source, &facts);
+        let ctx = JobContext::new(&job, &settings, source, &facts, &provided);
         let mut tools = Vec::new();
         if let Some(source) = source {
             source.check(&ctx)?;
@@ -126,6 +145,7 @@ impl JobPlan {
             directories,
             history,
             facts,
+            provided,
         };
         // Every host the job touches is reached over ssh: its own steps', and the source that
         // rdiff-backup or rsync reach with their own ssh.
@@ -196,7 +216,7 @@ impl JobPlan {
     pub fn restore(&self, request: &plugin::RestoreRequest) -> Result<Option<plugin::Restore>, ConfigError> {
         let Some(backend) = plugin::backend(self.backend) else { return Ok(None) };
         let source = self.job.snapshot.as_deref().and_then(plugin::source);
-        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts);
+        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
         backend.restore(&ctx, request)
     }
 
@@ -207,7 +227,7 @@ impl JobPlan {
         for step in self.steps().into_iter().chain(repairs) {
             let probe = step.present.as_ref().map(|probe| &probe.query);
             for command in std::iter::once(step.action.command()).chain(probe) {
-                let argv = self.connections.argv(command, crate::remote::PLAN_NONCE);
+                let argv = self.connections.argv(command, crate::engine::remote::PLAN_NONCE);
                 if let Err(why) = process::fits_command_line(&argv) {
                     return Err(ConfigError::in_file(
                         &self.job.path,
@@ -266,6 +286,15 @@ impl JobPlan {
     }
 }
 
+/// The first line `program --version` prints (cached in `state_dir`), `None` when the program is
+/// not found: what `JobContext::tool_version` answers.
+fn probed_version(program: &str, state_dir: &str) -> Result<Option<String>, String> {
+    let Ok(resolved) = process::resolve_program(program) else { return Ok(None) };
+    tool_version::tool_version(&resolved, &["--version"], Path::new(state_dir))
+        .map(Some)
+        .map_err(|err| err.to_string())
+}
+
 fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
     hooks
         .iter()
@@ -288,7 +317,7 @@ fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
         crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
         crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
     };
-    object.insert("local_argv".into(), connections.argv(command, crate::remote::PLAN_NONCE).into());
+    object.insert("local_argv".into(), connections.argv(command, crate::engine::remote::PLAN_NONCE).into());
     match &step.action {
         Action::RefuseIf { reason, .. } => {
             object.insert("refuse_if_success".into(), reason.clone().into());
@@ -627,7 +656,7 @@ pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
             let result = if step.repairs.is_empty() {
                 run_step(step, runner, &mut records)
             } else {
-                crate::repair::run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
+                crate::engine::repair::run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
             };
             if let (Some(step), Some(entry)) = (step.undo.as_deref(), entry) {
                 match &result {
@@ -800,7 +829,7 @@ pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
             recovery.failures.push(StepFailure::new(&step, StepError::HeldBack { process: process.clone() }));
             continue;
         }
-        match crate::repair::repair_or_undo(entry, runner, &mut records) {
+        match crate::engine::repair::repair_or_undo(entry, runner, &mut records) {
             Ok(()) => match ledger.remove(entry.id) {
                 Ok(()) => recovery.undone.push(step.name.clone()),
                 Err(source) => recovery.failures.push(StepFailure::new(&step, StepError::Ledger { source })),
@@ -869,7 +898,11 @@ pub(crate) fn attempt_step(
             Ok(output) => {
                 Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(output.shown_stdout())))
             }
-            Err(ref error) if Tolerated::counts_as_success(&step.tolerated, error, &step.name) => Ok(None),
+            Err(ref error)
+                if crate::engine::process::counts_as_success(&step.tolerated, error, &step.name) =>
+            {
+                Ok(None)
+            }
             Err(error) => Err(error.into()),
         },
         Action::RefuseIf { command, reason } => match runner.run(command) {

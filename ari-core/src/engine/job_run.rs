@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT, SSH_CONNECT_TIMEOUT};
+use crate::engine::exit;
+use crate::engine::history::{History, RunRecord};
+use crate::engine::ledger::{Ledger, LedgerError};
+use crate::engine::lock::{Lock, LockError};
+use crate::engine::pipeline::{self, JobPlan, JobReport, Recovery};
+use crate::engine::process::{Runner, Ssh};
+use crate::engine::remote::Session;
 use crate::error::chain;
-use crate::exit;
-use crate::history::{History, RunRecord};
-use crate::ledger::{Ledger, LedgerError};
-use crate::lock::{Lock, LockError};
-use crate::pipeline::{self, JobPlan, JobReport, Recovery};
-use crate::process::{Runner, Ssh};
-use crate::remote::Session;
 
 /// The flags that stop a run, which the signal handlers set.
 #[derive(Debug, Clone, Default)]
@@ -52,7 +52,7 @@ pub enum JobOutcome {
     NotStarted,
     /// The job's private run directory (its ssh wrapper, its control sockets) could not be
     /// made: nothing ran.
-    NoRunDirectory(crate::fsutil::StateError),
+    NoRunDirectory(crate::engine::fsutil::StateError),
 }
 
 /// What went wrong beside a job's backup.

@@ -257,22 +257,6 @@ impl Tolerated {
     pub fn accepts(&self, code: i32, output: &str) -> bool {
         self.code == code && !self.output.is_empty() && output.contains(&*self.output)
     }
-
-    /// Whether `error` is an exit that one of `tolerated` accepts; if so, it logs a warning that
-    /// `what` (`the copy`, a step's name) exited with it, with its last line of output.
-    pub fn counts_as_success(
-        tolerated: &[Tolerated],
-        error: &crate::process::ProcessError,
-        what: &str,
-    ) -> bool {
-        let crate::process::ProcessError::Exited { code, stderr, .. } = error else { return false };
-        if !tolerated.iter().any(|t| t.accepts(*code, stderr)) {
-            return false;
-        }
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
-        log::warn!("{what} exited with status {code}, which counts as success: {last}");
-        true
-    }
 }
 
 /// The characters a variable part of a [`CommandPattern`] may hold, as a POSIX sh bracket

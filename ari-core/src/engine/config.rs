@@ -30,7 +30,7 @@ pub struct GlobalConfig {
 impl GlobalConfig {
     /// Loads the config at `path`; `explicit` says whether the user named it (then it must exist).
     pub fn load(path: &Path, explicit: bool) -> Result<GlobalConfig, ConfigError> {
-        let text = match crate::yaml::read_file(path) {
+        let text = match crate::contract::yaml::read_file(path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 return Ok(GlobalConfig {
@@ -52,7 +52,7 @@ impl GlobalConfig {
 
     /// Parses the text of a config file.
     pub fn parse(path: &Path, text: &str) -> Result<Layer, ConfigError> {
-        let text = crate::yaml::document(path, text)?;
+        let text = crate::contract::yaml::document(path, text)?;
         let layer = match ConfigSeed(path).deserialize(serde_yaml::Deserializer::from_str(text)) {
             Ok(Some(layer)) => layer,
             Ok(None) => {

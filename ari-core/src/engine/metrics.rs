@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::fsutil::{Area, StateDir};
-use crate::history::History;
+use crate::engine::fsutil::{Area, StateDir};
+use crate::engine::history::History;
 
 /// The metrics of every job with a history under `state_dir`, at `now` (seconds since the epoch).
 /// A history that cannot be read (corrupt, or refused) is a warning, and its job shows only
@@ -106,14 +106,14 @@ fn escape(value: &str) -> String {
 /// Writes the metrics of every job under `state_dir` to `path`; the error says why not.
 pub fn write(state_dir: &Path, path: &Path) -> Result<(), String> {
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-    crate::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644)
+    crate::engine::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644)
         .map_err(|err| format!("the metrics file could not be written: {}", crate::error::chain(&err)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::RunRecord;
+    use crate::engine::history::RunRecord;
 
     #[test]
     fn every_job_with_a_history_gets_its_metrics() {

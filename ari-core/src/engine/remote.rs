@@ -4,7 +4,8 @@
 //!
 //! - **The remote wrapper.** Every command that ari runs on a remote host, and every command that
 //!   rdiff-backup or rsync start there through the job's ssh wrapper, is preceded by a few words
-//!   of POSIX sh ([`prefix`]). They print the command's process group (`ari-remote-pgid NONCE
+//!   of POSIX sh ([`prefix`](crate::ssh::prefix), which the contract's `ssh` module holds since a plugin's
+//!   [`watched`](crate::ssh::watched) uses it too). They print the command's process group (`ari-remote-pgid NONCE
 //!   PGID`, NONCE a secret of the run and destination) so that ari can stop exactly that group on
 //!   the host when it stops the command; and they start a watcher that stops the group when the
 //!   ssh connection is gone (sshd's session process, the shell's parent, has exited), which is
@@ -27,14 +28,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::process;
+use crate::engine::process;
 
 use crate::quote::{shell_join, shell_quote};
-use crate::ssh::Ssh;
+use crate::ssh::{prefix, Ssh, MARKER};
 use crate::step::{Command, Host, Program};
-
-/// The first word of the line that the remote wrapper prints to stderr.
-pub const MARKER: &str = "ari-remote-pgid";
 
 /// The nonce a plan shows, where no run has drawn one yet.
 pub const PLAN_NONCE: &str = "NONCE";
@@ -45,31 +43,6 @@ const WRAPPER: &str = "ssh";
 /// The longest control socket path ssh can bind: `sun_path` holds 108 bytes with its NUL, and
 /// ssh binds a temporary name 17 bytes longer (`PATH.XXXXXXXXXXXXXXXX`) before renaming it.
 const SOCKET_PATH_MAX: usize = 90;
-
-/// The watcher: while the shell's parent (sshd's session process) lives, nothing; once it is
-/// gone, SIGTERM to the whole group, and SIGKILL five seconds later. It holds none of the
-/// session's descriptors, so it never keeps the session open, and the shell stops it when it
-/// exits (the EXIT trap). No braces and no `!` outside `$!`, so that every POSIX shell, and an
-/// interactive one, reads it the same.
-const WATCH: &str = "(while kill -0 $PPID 2>/dev/null; do sleep 1; done; trap '' TERM; kill -TERM 0; \
-                     sleep 5; kill -KILL 0) </dev/null >/dev/null 2>&1 & ari_watch=$!; \
-                     trap 'kill $ari_watch 2>/dev/null' EXIT; ";
-
-/// The sh text that goes before a remote command: the marker line (with `nonce`, when ari
-/// reaches the host itself and can stop the group there), then the watcher.
-pub fn prefix(nonce: Option<&str>) -> String {
-    match nonce {
-        Some(nonce) => format!("echo {MARKER} {nonce} $$ >&2; {WATCH}"),
-        None => WATCH.to_string(),
-    }
-}
-
-/// The remote wrapper without a marker, for a command that a tool on one remote host starts on
-/// another (rsync on the source host reaching the ZFS host): the watcher still stops it when its
-/// connection is gone.
-pub fn watched(command: &str) -> String {
-    format!("{}{command}", prefix(None))
-}
 
 /// The sh command that stops process group `pgid` on a host: SIGTERM, then SIGKILL once five
 /// seconds passed with the group still there; it returns once the group is gone.
@@ -92,13 +65,6 @@ pub const KILL_TEMPLATE: &str = "g={}; [ \"$g\" -gt 1 ] && [ \"$g\" -le 4194304 
                                  kill -TERM -$g 2>/dev/null || exit 0; i=0; while kill -0 -$g 2>/dev/null; do \
                                  i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -$g 2>/dev/null; exit 0; fi; \
                                  sleep 0.1 2>/dev/null || sleep 1; done";
-
-/// The start of the remote wrapper with a marker, up to its nonce.
-pub const MARKER_START: &str = "echo ari-remote-pgid ";
-
-/// The remote wrapper's watcher, which follows the marker (and goes alone before a command that
-/// a tool on one host starts on another).
-pub const WATCHER: &str = WATCH;
 
 /// Parses the line that the remote wrapper prints: `(nonce, pgid)`. A group id of 0 or 1 (which
 /// `kill` reads as "this group" and "every process") is never one of a command's.
@@ -416,7 +382,7 @@ const PLAIN_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 pub struct Session {
     connections: Connections,
     /// The state directory holding the run directory, when this session made one.
-    state: Option<crate::fsutil::StateDir>,
+    state: Option<crate::engine::fsutil::StateDir>,
     connect_timeout: std::time::Duration,
     nonces: Mutex<BTreeMap<String, String>>,
     masters: Mutex<BTreeMap<String, Option<process::Master>>>,
@@ -438,7 +404,7 @@ impl Session {
 
     fn with(
         connections: Connections,
-        state: Option<crate::fsutil::StateDir>,
+        state: Option<crate::engine::fsutil::StateDir>,
         connect_timeout: std::time::Duration,
     ) -> Session {
         Session {
@@ -458,8 +424,8 @@ impl Session {
         connections: Connections,
         state_dir: &Path,
         connect_timeout: std::time::Duration,
-    ) -> Result<Session, crate::fsutil::StateError> {
-        use crate::fsutil::{Area, StateDir};
+    ) -> Result<Session, crate::engine::fsutil::StateError> {
+        use crate::engine::fsutil::{Area, StateDir};
         let state = StateDir::new(state_dir);
         let name = dir_name(&connections.run_dir);
         let (_, stale) = state.private_dir(Area::Run, &name)?;
@@ -583,7 +549,7 @@ impl Session {
         }
         if let Some(state) = &self.state {
             let name = dir_name(&self.connections.run_dir);
-            if let Err(err) = state.remove_private_dir(crate::fsutil::Area::Run, &name) {
+            if let Err(err) = state.remove_private_dir(crate::engine::fsutil::Area::Run, &name) {
                 log::warn!("{}", crate::error::chain(&err));
             }
         }
