@@ -4,10 +4,11 @@
 //! shared/reference/vm-recipe.md) has real `lvcreate`, `mount` and `zfs`, and the real `ari`
 //! binary on the host backs it up over ssh as a remote host. `build` makes (or reuses) the guest
 //! image in a fixed cache directory, `up`/`ssh`/`down` are for poking at a guest by hand, and
-//! `test` runs the scenarios (`vm/scenarios.rs`) against a guest of its own, always stopping it;
+//! `test` runs the scenarios (`vm/scenarios/`) against a guest of its own, always stopping it;
 //! a second `test` on the machine waits for the first.
 //! Modules: `image` (the cached image and the host packages), `machine` (one running guest:
-//! boot, saved state, ssh, stop) and `scenarios` (the guest's setup and the real-tool checks).
+//! boot, saved state, ssh, stop) and `scenarios` (the guest's setup and the real-tool checks,
+//! a file per family of scenarios).
 
 mod image;
 mod machine;
