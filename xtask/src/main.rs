@@ -23,8 +23,6 @@ mod deps;
 mod dist;
 mod docs_examples;
 mod example;
-mod fleet;
-mod hostile_yaml;
 mod invariants;
 mod shell;
 mod test;
