@@ -17,9 +17,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root").to_path_buf()
-}
+use super::root;
 
 /// Every crate folder of the workspace (a folder at the top level with a Cargo.toml).
 fn crates() -> Vec<String> {
