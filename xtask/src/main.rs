@@ -15,17 +15,13 @@
 // which std::process does not expose.
 #![allow(unsafe_code)]
 
-mod api;
 mod bench;
+mod checks;
 mod deb;
 mod demo;
 mod deps;
 mod dist;
-mod docs_examples;
 mod example;
-mod fleet;
-mod hostile_yaml;
-mod invariants;
 mod shell;
 mod test;
 mod vm;

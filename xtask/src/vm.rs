@@ -4,12 +4,16 @@
 //! shared/reference/vm-recipe.md) has real `lvcreate`, `mount` and `zfs`, and the real `ari`
 //! binary on the host backs it up over ssh as a remote host. `build` makes (or reuses) the guest
 //! image in a fixed cache directory, `up`/`ssh`/`down` are for poking at a guest by hand, and
-//! `test` runs the scenarios (`vm/scenarios.rs`) against a guest of its own, always stopping it;
+//! `test` runs the scenarios (`vm/scenarios/`) against a guest of its own, always stopping it;
 //! a second `test` on the machine waits for the first.
-//! Modules: `image` (the cached image and the host packages), `machine` (one running guest:
-//! boot, saved state, ssh, stop) and `scenarios` (the guest's setup and the real-tool checks).
+//! Modules: `cache` (the fixed cache directory and its locks), `image` (the cached image and
+//! the host packages), `instance` (a guest's directory, state file and lock, and stopping what
+//! it records), `machine` (one running guest: boot, saved state, ssh, stop) and `scenarios` (the guest's setup and the real-tool checks,
+//! a file per family of scenarios).
 
+mod cache;
 mod image;
+mod instance;
 mod machine;
 mod scenarios;
 
@@ -17,7 +21,7 @@ use anyhow::{bail, Result};
 use std::time::Instant;
 
 use crate::shell;
-use machine::Instance;
+use instance::Instance;
 
 #[derive(Debug, clap::Args)]
 pub struct VmArgs {

@@ -13,11 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::cache::{lock_cache, CACHE_DIR};
+use super::instance::running_guests;
 use crate::{deps, shell};
-
-/// Where the image lives. Fixed on purpose: every checkout and CI run on a machine reuses one
-/// image instead of spending a quarter of an hour on its own.
-pub const CACHE_DIR: &str = "/var/cache/ari-vm";
 
 /// The build script, run with bash. Part of the recipe hash.
 const BUILD_SCRIPT: &str = include_str!("build-image.sh");
@@ -96,30 +94,6 @@ impl Image {
     }
 }
 
-/// Takes the cache directory's lock, so that two commands never build the image or save the VM
-/// state at the same time.
-pub fn lock_cache() -> Result<File> {
-    fs::create_dir_all(CACHE_DIR).with_context(|| format!("create {CACHE_DIR}"))?;
-    lock(&Path::new(CACHE_DIR).join("lock"), &format!("another xtask using {CACHE_DIR}"))
-}
-
-/// Takes an exclusive kernel file lock on `path` (created when missing), saying that it waits
-/// for `holder` while another process holds it. The lock is released when the returned file is
-/// closed, and so also when its process dies, however it dies.
-pub fn lock(path: &Path, holder: &str) -> Result<File> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))?;
-    if file.try_lock().is_err() {
-        println!("waiting for {holder}...");
-        file.lock().with_context(|| format!("lock {}", path.display()))?;
-    }
-    Ok(file)
-}
-
 /// Returns the cached image, building it first when it is missing, its recipe changed, or
 /// `force` is set. Installs the host tools first either way: booting needs qemu too.
 pub fn ensure(force: bool) -> Result<Image> {
@@ -134,7 +108,7 @@ pub fn ensure(force: bool) -> Result<Image> {
         "building the image in {CACHE_DIR} (recipe {}): 11 to 13 minutes on 2 cores, mostly the zfs-dkms build",
         &image.hash[..12]
     );
-    let running = super::machine::running_guests();
+    let running = running_guests();
     if !running.is_empty() {
         let names: Vec<String> = running.iter().map(|p| p.display().to_string()).collect();
         bail!("the image must be rebuilt, but guests run on it ({}); stop them first", names.join(", "));

@@ -7,16 +7,13 @@
 #![cfg(test)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+
+use super::root;
 
 /// The walk-through.
 const DOC: &str = "docs/writing-a-backend.md";
 /// The crate it walks through.
 const CRATE: &str = "examples/ari-restic";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root").to_path_buf()
-}
 
 /// A fenced code block of a Markdown text.
 #[derive(Debug, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench::{measure, median, XorShift};
+use super::measure::{measure, median};
+use super::xorshift::XorShift;
 use crate::shell;
 
 const FLEET_JOBS: usize = 40;

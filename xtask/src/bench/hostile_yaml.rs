@@ -15,7 +15,7 @@ use std::process::Command;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::bench::{measure_any_exit, median};
+use super::measure::{measure_any_exit, median};
 use crate::shell;
 
 const RSS_MIB_TARGET: f64 = 100.0;

@@ -17,9 +17,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace root").to_path_buf()
-}
+use super::root;
 
 /// Every crate folder of the workspace (a folder at the top level with a Cargo.toml).
 fn crates() -> Vec<String> {
@@ -38,7 +36,7 @@ fn plugin_crates() -> Vec<String> {
     crates().into_iter().filter(|c| c.starts_with("ari-") && c != "ari-core" && c != "ari-cli").collect()
 }
 
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -64,19 +62,19 @@ const TEST_FILE_ATTRIBUTE: &str = "#![cfg(test)]";
 
 /// A source file as the rules read it.
 #[derive(Debug)]
-struct Scanned {
+pub(super) struct Scanned {
     /// The whole file but its test items, with comments and the insides of literals blanked
     /// (line breaks kept, so that the code keeps its lines).
-    code: String,
+    pub(super) code: String,
     /// The test modules it declares out of line (`#[cfg(test)] mod name;`), whose files are test
     /// code too.
-    test_modules: Vec<String>,
+    pub(super) test_modules: Vec<String>,
 }
 
 /// Reads `text` whole: blanks comments and literals, then leaves out every item under
 /// `#[cfg(test)]` up to its end (its matching `}`, or its `;`), and all of a file that opens
 /// with `#![cfg(test)]`. The code after a test item is read like the code before it.
-fn scan(text: &str) -> Scanned {
+pub(super) fn scan(text: &str) -> Scanned {
     let chars: Vec<char> = blank_comments_and_literals(text).chars().collect();
     let mut code = String::with_capacity(chars.len());
     let mut test_modules = Vec::new();
@@ -147,7 +145,7 @@ fn item_after(chars: &[char], from: usize) -> (usize, usize) {
 }
 
 /// The index of the bracket that closes the one at `open`.
-fn closing(chars: &[char], open: usize) -> Option<usize> {
+pub(super) fn closing(chars: &[char], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (i, c) in chars.iter().enumerate().skip(open) {
         match c {
@@ -277,7 +275,7 @@ fn raw_string(c: &[char], at: usize) -> Option<(usize, usize)> {
 
 /// Where the module `name` that `parent` declares lives: beside `parent` when that is a
 /// `lib.rs`, `main.rs` or `mod.rs`, else in the folder named like `parent`.
-fn module_files(parent: &Path, name: &str) -> [PathBuf; 2] {
+pub(super) fn module_files(parent: &Path, name: &str) -> [PathBuf; 2] {
     let dir = parent.parent().expect("a source file sits in a folder");
     let stem = parent.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     let base = if matches!(stem, "lib" | "main" | "mod") { dir.to_path_buf() } else { dir.join(stem) };

@@ -9,21 +9,29 @@
 //!
 //! Others live in files of their own: fleet and many jobs (`fleet.rs`), the remote job
 //! (`tests/tests/bench_remote.rs`), and the worst job files to load (`hostile_yaml.rs`,
-//! `--only yaml`).
+//! `--only yaml`). All of them measure through `measure.rs`, and the inputs that must be the
+//! same on every machine come from `xorshift.rs`.
 //!
 //! Results are medians after one warm-up run, printed beside the targets and
 //! the Python original's numbers, and written to target/bench/results.json.
 //! Missing a target is reported, not an error; a measured command that
 //! fails is an error, since its timing would mean nothing.
 
+mod fleet;
+mod hostile_yaml;
+mod measure;
+mod xorshift;
+
 use crate::{deps, shell};
 use anyhow::{bail, ensure, Context, Result};
+use measure::{measure, median, Sample};
 use serde_json::{json, Value};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::Command;
+use std::time::{Instant, SystemTime};
+use xorshift::XorShift;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -73,16 +81,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     let ari = shell::target_dir().join("release/ari");
     if want("fleet") {
-        results.insert("fleet".into(), crate::fleet::fleet(&ari)?);
+        results.insert("fleet".into(), fleet::fleet(&ari)?);
     }
     if want("many-jobs") {
-        results.insert("many_jobs".into(), crate::fleet::many_jobs(&ari, args.dry_run_runs)?);
+        results.insert("many_jobs".into(), fleet::many_jobs(&ari, args.dry_run_runs)?);
     }
     if want("remote") {
         results.insert("remote".into(), remote(args.runs)?);
     }
     if want("yaml") {
-        results.insert("hostile_yaml".into(), crate::hostile_yaml::hostile_yaml(&ari)?);
+        results.insert("hostile_yaml".into(), hostile_yaml::hostile_yaml(&ari)?);
     }
     let json_path = shell::target_dir().join("bench/results.json");
     fs::create_dir_all(json_path.parent().unwrap_or(Path::new(".")))?;
@@ -279,102 +287,6 @@ fn display_argv(argv: &[String]) -> String {
     argv.iter().map(|a| shell::quote(a.as_ref())).collect::<Vec<_>>().join(" ")
 }
 
-/// One measured run.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Sample {
-    pub(crate) wall: Duration,
-    /// ru_maxrss from wait4, in KiB (Linux's unit).
-    max_rss_kib: i64,
-}
-
-impl Sample {
-    pub(crate) fn mib(&self) -> f64 {
-        self.max_rss_kib as f64 / 1024.0
-    }
-
-    pub(crate) fn ms(&self) -> f64 {
-        self.wall.as_secs_f64() * 1e3
-    }
-}
-
-/// Runs `cmd` to completion, timing it from spawn to reaping, and reads its
-/// peak RSS from wait4.
-///
-/// std's Child::wait does not return resource usage, so we reap the child
-/// ourselves. Linux's wait4 reports the larger of the child's own peak RSS
-/// and that of the descendants it waited for: for `ari run` that includes
-/// rdiff-backup, for a dry run (which spawns nothing) it is ari alone.
-pub(crate) fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
-    let (sample, status) = reap(cmd, log)?;
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let output = fs::read_to_string(log).unwrap_or_default();
-        bail!("`{}` failed ({}); its output:\n{output}", shell::display(cmd), describe_status(status));
-    }
-    Ok(sample)
-}
-
-/// As [`measure`], for a command whose refusal is what is measured: its exit code, whatever it
-/// is; killed by a signal is still an error.
-pub(crate) fn measure_any_exit(cmd: &mut Command, log: &Path) -> Result<(Sample, i32)> {
-    let (sample, status) = reap(cmd, log)?;
-    if !libc::WIFEXITED(status) {
-        bail!("`{}` did not exit ({})", shell::display(cmd), describe_status(status));
-    }
-    Ok((sample, libc::WEXITSTATUS(status)))
-}
-
-/// Runs `cmd` to completion with its output in `log`: its sample and its wait status.
-fn reap(cmd: &mut Command, log: &Path) -> Result<(Sample, libc::c_int)> {
-    let shown = shell::display(cmd);
-    let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
-    let started = Instant::now();
-    let child = cmd.spawn().with_context(|| format!("could not start `{shown}`"))?;
-    let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data for which all-zero bytes are valid.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: pid is our own unreaped child, and both out-pointers are
-        // valid for writes for the duration of the call.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if reaped == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).with_context(|| format!("waiting for `{shown}`"));
-        }
-    }
-    let wall = started.elapsed();
-    // Already reaped above; dropping a std Child neither waits nor kills.
-    drop(child);
-    Ok((Sample { wall, max_rss_kib: usage.ru_maxrss }, status))
-}
-
-fn describe_status(status: libc::c_int) -> String {
-    if libc::WIFEXITED(status) {
-        format!("exit status {}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        format!("killed by signal {}", libc::WTERMSIG(status))
-    } else {
-        format!("wait status {status:#x}")
-    }
-}
-
-/// The median; the mean of the two middle values for an even count, NaN
-/// for no values.
-pub(crate) fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
 /// Summary numbers of one batch of samples.
 struct Stats {
     median_ms: f64,
@@ -470,26 +382,6 @@ impl Report {
     }
 }
 
-/// xorshift64: a tiny deterministic generator, so every machine benchmarks
-/// the same tree without a dependency on a random-number crate.
-pub(crate) struct XorShift(u64);
-
-impl XorShift {
-    pub(crate) fn new(seed: u64) -> Self {
-        // Any non-zero state works; mix the seed so small seeds differ a lot.
-        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub(crate) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 /// The benchmark tree: relative path and size of each file. Files come in
 /// pairs MEAN + d and MEAN - d, so sizes vary but the total is exactly
 /// TOTAL_BYTES.
@@ -538,14 +430,6 @@ fn yaml_path(path: &Path) -> Result<String> {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&[7.0]), 7.0);
-        assert!(median(&[]).is_nan());
-    }
 
     #[test]
     fn file_plan_has_the_promised_shape() {
