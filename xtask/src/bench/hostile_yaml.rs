@@ -1,6 +1,6 @@
 //! The hostile-input benchmark of `cargo xtask bench` (`--only yaml`): the time and peak RSS of
 //! `ari list` (every job of jobs_dir, loaded) and `ari check JOB` (loaded and planned) for the
-//! worst job files the YAML bounds (ari-core/src/yaml.rs) let through or refuse: alias bombs
+//! worst job files the YAML bounds (ari-core/src/contract/yaml.rs) let through or refuse: alias bombs
 //! (issue 17's 76 KB and 706 KB files), documents just under the node and value budgets, 8 MiB of
 //! one scalar, of one-letter words and of nesting, and a 2 MB value an error echoes. The jobs
 //! are `backend: command`, so that `ari check` starts no tool whose time would hide ari's.

@@ -234,7 +234,8 @@ fn listing() -> Vec<String> {
             paths.extend(children.into_iter().filter(|p| p.extension().is_some_and(|e| e == "rs")));
         }
         for path in paths {
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let text =
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
             all.extend(module_items(module, &text));
         }
     }

@@ -405,7 +405,8 @@ fn only_fsutil_writes_files() {
     let report = violations(
         writes,
         |file| {
-            file.ends_with("ari-core/src/engine/fsutil.rs") || file.starts_with(root().join("ari-core/src/engine/fsutil"))
+            file.ends_with("ari-core/src/engine/fsutil.rs")
+                || file.starts_with(root().join("ari-core/src/engine/fsutil"))
         },
         "write state through ari_core::fsutil::StateDir",
     );
