@@ -23,5 +23,6 @@ pub mod remote;
 mod repair;
 pub mod report;
 pub mod restore;
+pub mod runner;
 pub mod schedule;
 pub mod tool_version;

@@ -11,11 +11,11 @@
 
 use std::path::Path;
 
+use crate::contract::job::Job;
+use crate::contract::kinds;
+use crate::contract::settings::{self, SettingKind, Value};
+use crate::contract::step::Program;
 use crate::engine::config::GlobalConfig;
-use crate::job::Job;
-use crate::kinds;
-use crate::settings::{self, SettingKind, Value};
-use crate::step::Program;
 use crate::ConfigError;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -499,7 +499,7 @@ proptest! {
         2 => "[a-z/=:,.@%+_ {}~!#^*?$'\"\\\\-]{0,12}",
         1 => prop::sample::select(VALUES).prop_map(str::to_string),
     ]) {
-        let quoted = crate::quote::shell_quote(&word);
+        let quoted = crate::contract::quote::shell_quote(&word);
         prop_assert_eq!(shell_words::split(&quoted), Ok(vec![word.clone()]), "quoted as {}", quoted);
         if !quoted.starts_with('\'') {
             prop_assert_eq!(&*quoted, word.as_str());
@@ -511,7 +511,7 @@ proptest! {
 
     #[test]
     fn joined_words_read_back_as_themselves(words in prop::collection::vec(any::<String>(), 0..6)) {
-        let line = crate::quote::shell_join(&words);
+        let line = crate::contract::quote::shell_join(&words);
         prop_assert_eq!(shell_words::split(&line), Ok(words));
     }
 }

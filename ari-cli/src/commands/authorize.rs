@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use ari_core::engine::authorize::{self, HostFilter};
 use ari_core::engine::exit;
-use ari_core::engine::process::{ProcessError, Runner};
+use ari_core::engine::process::ProcessError;
+use ari_core::engine::runner::Runner;
 use ari_core::error::chain;
 use ari_core::step::{Command, Host};
 

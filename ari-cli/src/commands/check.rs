@@ -10,7 +10,7 @@ use ari_core::engine::exit;
 use ari_core::engine::fsutil::StateDir;
 use ari_core::engine::ledger::Ledger;
 use ari_core::engine::pipeline;
-use ari_core::engine::process::Runner;
+use ari_core::engine::runner::Runner;
 use ari_core::step::{Command, Host};
 
 use super::{chain, Context};

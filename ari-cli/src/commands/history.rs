@@ -3,7 +3,7 @@
 //! the space each holds). Runs one read-only query, and writes nothing.
 
 use ari_core::engine::exit;
-use ari_core::engine::process::Runner;
+use ari_core::engine::runner::Runner;
 use ari_core::plugin::StoredBackup;
 
 use super::{usage_errors, Context};

@@ -3,8 +3,8 @@
 //! Names and defaults are the original ari-backup's, so an existing `ari-backup.conf.yaml` works
 //! unchanged; `ssh_options`, `jobs_dir` and `state_dir` are new.
 
-use crate::kinds;
-use crate::settings::{Setting, SettingKind};
+use crate::contract::kinds;
+use crate::contract::settings::{Setting, SettingKind};
 
 /// Log everything, with file and line, to stderr.
 pub static DEBUG: Setting<bool> =

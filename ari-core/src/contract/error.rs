@@ -76,7 +76,7 @@ const MESSAGE_BYTES: usize = 2048;
 
 /// A message as ari shows it: control characters escaped, each value it quotes (between
 /// backticks, or the double quotes of serde's `string "..."`, whose escaped quotes it skips) cut
-/// to a few hundred bytes by [`crate::kinds::shown`], and every other run of it to
+/// to a few hundred bytes by [`crate::contract::kinds::shown`], and every other run of it to
 /// [`PROSE_BYTES`], in case a value held a quote of its own, and the whole to
 /// [`MESSAGE_BYTES`]. Idempotent, so that a message
 /// built of values already shown, or bounded twice, comes out the same.
@@ -94,7 +94,7 @@ pub fn bounded(message: &str) -> String {
         let inside = &rest[open + 1..];
         let close = closing(inside, quote);
         out.push(quote);
-        out.push_str(&crate::kinds::shown(&inside[..close]));
+        out.push_str(&crate::contract::kinds::shown(&inside[..close]));
         match inside[close..].chars().next() {
             Some(c) => {
                 out.push(c);
@@ -128,11 +128,11 @@ fn closing(text: &str, quote: char) -> usize {
 
 /// A message's own words: escaped, and cut only past [`PROSE_BYTES`].
 fn prose(text: &str) -> String {
-    let escaped = crate::kinds::escaped(text);
+    let escaped = crate::contract::kinds::escaped(text);
     if escaped.len() <= PROSE_BYTES {
         escaped
     } else {
-        crate::kinds::shown(text)
+        crate::contract::kinds::shown(text)
     }
 }
 

@@ -16,15 +16,14 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::error::ConfigError;
-use crate::kinds::{self, TextKind};
-use crate::settings::{self, Layer};
-use crate::step::{Program, When};
+use crate::contract::error::ConfigError;
+use crate::contract::kinds::{self, TextKind};
+use crate::contract::settings::{self, Layer};
+use crate::contract::step::{Program, When};
 
-pub use crate::kinds::{check_host, check_label};
+pub use crate::contract::kinds::{check_host, check_label};
 
-mod file;
-pub(crate) use file::fail_at_value;
+pub(crate) mod file;
 
 /// The job's own keys, beside which any registered setting may appear.
 #[doc(hidden)]
@@ -116,8 +115,12 @@ pub struct HookCommand {
 impl Job {
     /// The job's effective settings under the global config and the command line: the one way
     /// every command resolves them (defaults < config < job file < command line).
-    pub fn settings_under(&self, config: &Layer, command_line: &Layer) -> crate::settings::Settings {
-        crate::settings::Settings::resolve([config, &self.settings, command_line])
+    pub fn settings_under(
+        &self,
+        config: &Layer,
+        command_line: &Layer,
+    ) -> crate::contract::settings::Settings {
+        crate::contract::settings::Settings::resolve([config, &self.settings, command_line])
     }
 
     /// The line and column of a key of the job file (`include[1]`, `volumes[0].mount_point`).
@@ -182,7 +185,8 @@ impl<'de> Visitor<'de> for Checked {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        (self.0.check)(v).map_err(|err| E::custom(format!("`{}` {err}", crate::kinds::shown(v))))?;
+        (self.0.check)(v)
+            .map_err(|err| E::custom(format!("`{}` {err}", crate::contract::kinds::shown(v))))?;
         Ok(v.to_string())
     }
 }

@@ -10,8 +10,8 @@
 //! a host that is an option). Each check returns why a value is refused, as a fragment that
 //! follows the value in a message ("`-x` must not start with `-` ...").
 //!
-//! [`SettingKind::Text`]: crate::settings::SettingKind::Text
-//! [`SettingKind::Checked`]: crate::settings::SettingKind::Checked
+//! [`SettingKind::Text`]: crate::contract::settings::SettingKind::Text
+//! [`SettingKind::Checked`]: crate::contract::settings::SettingKind::Checked
 
 /// A kind of text value: its name in help and docs, what it accepts, and its check.
 #[derive(Debug)]

@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
-use crate::error::ConfigError;
-use crate::job::Job;
-use crate::settings::{Setting, SettingType, Settings};
-use crate::ssh::Ssh;
-use crate::step::{Host, Retry, Step};
+use crate::contract::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
+use crate::contract::error::ConfigError;
+use crate::contract::job::Job;
+use crate::contract::settings::{Setting, SettingType, Settings};
+use crate::contract::ssh::Ssh;
+use crate::contract::step::{Host, Retry, Step};
 
 /// What a plugin learned in its probe phase (a tool's version), handed back to it in the
 /// context it builds its steps from.
@@ -160,7 +160,7 @@ impl<'a> JobContext<'a> {
     pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigError {
         let message = message.into();
         let name = key.split(['.', '[']).next().unwrap_or(key);
-        if crate::settings::find(name).is_some() {
+        if crate::contract::settings::find(name).is_some() {
             match self.settings.error_at(key, &message) {
                 Some(error) => return error,
                 None => return self.job.error_at(key, format!("{message} (this is its default)")),
@@ -229,7 +229,7 @@ impl StoredBackup {
 #[non_exhaustive]
 pub struct HistoryQuery {
     /// The command, on whichever host holds the store.
-    pub command: crate::step::Command,
+    pub command: crate::contract::step::Command,
     /// Reads its standard output.
     pub parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
     /// A path on the backup server that exists once the store holds a backup (rdiff-backup's
@@ -241,7 +241,7 @@ pub struct HistoryQuery {
 impl HistoryQuery {
     /// Lists the backups with `command`, read by `parse`.
     pub fn new(
-        command: crate::step::Command,
+        command: crate::contract::step::Command,
         parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
     ) -> HistoryQuery {
         HistoryQuery { command, parse, marker: None }
@@ -289,7 +289,7 @@ impl RestoreRequest {
 }
 
 /// Builds a restore's copy from what its query printed.
-pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::step::Command, String> + Send + Sync>;
+pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::contract::step::Command, String> + Send + Sync>;
 
 /// How a backend copies a path out of its store: the copy, built from what an optional
 /// read-only query printed (the dataset's mount point); the error says what in that output was
@@ -298,19 +298,19 @@ pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::step::Command, String> 
 #[non_exhaustive]
 pub struct Restore {
     /// Asked first, on whichever host holds the store; its standard output goes to `copy`.
-    pub query: Option<crate::step::Command>,
+    pub query: Option<crate::contract::step::Command>,
     /// The copy itself.
     pub copy: CopyCommand,
     /// Exit statuses of the copy that count as success with the output that says so.
-    pub tolerated: Vec<crate::step::Tolerated>,
+    pub tolerated: Vec<crate::contract::step::Tolerated>,
     /// Exit statuses of the copy that, with the output that says so, mean that the backup does
     /// not hold the path (as a copy that exits 0 and makes nothing does).
-    pub absent: Vec<crate::step::Tolerated>,
+    pub absent: Vec<crate::contract::step::Tolerated>,
 }
 
 impl Restore {
     /// A restore that is one command.
-    pub fn new(copy: crate::step::Command) -> Restore {
+    pub fn new(copy: crate::contract::step::Command) -> Restore {
         Restore {
             query: None,
             copy: Arc::new(move |_| Ok(copy.clone())),
@@ -321,8 +321,8 @@ impl Restore {
 
     /// A restore whose command is built from what `query` prints.
     pub fn after(
-        query: crate::step::Command,
-        copy: impl Fn(&str) -> Result<crate::step::Command, String> + Send + Sync + 'static,
+        query: crate::contract::step::Command,
+        copy: impl Fn(&str) -> Result<crate::contract::step::Command, String> + Send + Sync + 'static,
     ) -> Restore {
         Restore { query: Some(query), copy: Arc::new(copy), tolerated: Vec::new(), absent: Vec::new() }
     }
@@ -330,7 +330,7 @@ impl Restore {
     /// The same restore, counting exit status `code` of the copy as success when its standard
     /// error holds `output`.
     pub fn tolerating(mut self, code: i32, output: &'static str) -> Restore {
-        self.tolerated.push(crate::step::Tolerated::new(code, output));
+        self.tolerated.push(crate::contract::step::Tolerated::new(code, output));
         self
     }
 
@@ -338,7 +338,7 @@ impl Restore {
     /// `output`, as the backup not holding the path (rsync's "No such file or directory" for its
     /// source): `ari restore` then exits 2, as for a copy that makes nothing.
     pub fn absent_when(mut self, code: i32, output: &'static str) -> Restore {
-        self.absent.push(crate::step::Tolerated::new(code, output));
+        self.absent.push(crate::contract::step::Tolerated::new(code, output));
         self
     }
 }

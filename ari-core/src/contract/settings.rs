@@ -14,8 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
-use crate::error::ConfigError;
-use crate::kinds::{check_no_nul, ListKind, TextKind};
+use crate::contract::error::ConfigError;
+use crate::contract::kinds::{check_no_nul, ListKind, TextKind};
 
 /// The type of a setting's value, which decides how YAML and command-line values are parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,8 +134,8 @@ impl SettingDef {
     /// a secret (a monitoring service's check id, a password), by its scheme and host only.
     pub fn shown(&self, value: &Value) -> String {
         match (self.kind, value) {
-            (SettingKind::Text(kind), Value::String(url)) if *kind == crate::kinds::URL => {
-                crate::kinds::shown_url(url)
+            (SettingKind::Text(kind), Value::String(url)) if *kind == crate::contract::kinds::URL => {
+                crate::contract::kinds::shown_url(url)
             }
             _ => value.to_string(),
         }
@@ -212,14 +212,13 @@ impl SettingType for std::time::Duration {
 
 /// Parses a positive duration (`90s`, `2h`, `1h 30m`, or ISO 8601 `PT2H`).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let parsed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{}` is not a duration like 90s, 30m or 2h", crate::kinds::shown(text)))?;
+    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        format!("`{}` is not a duration like 90s, 30m or 2h", crate::contract::kinds::shown(text))
+    })?;
     std::time::Duration::try_from(parsed)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("`{}` is not a positive duration", crate::kinds::shown(text)))
+        .ok_or_else(|| format!("`{}` is not a positive duration", crate::contract::kinds::shown(text)))
 }
 
 impl<T: SettingType> SettingType for Option<T> {
@@ -459,7 +458,7 @@ impl Layer {
         let def = find(name).ok_or_else(|| {
             format!(
                 "unknown setting `{name}`{}",
-                crate::error::did_you_mean(name, registry().keys().copied())
+                crate::contract::error::did_you_mean(name, registry().keys().copied())
             )
         })?;
         let value = parse_text(def, text)?;
@@ -561,13 +560,12 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         SettingKind::Bool => match text.to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(Value::Bool(true)),
             "false" | "no" | "off" | "0" => Ok(Value::Bool(false)),
-            _ => Err(format!("expected true or false, found `{}`", crate::kinds::shown(text))),
+            _ => Err(format!("expected true or false, found `{}`", crate::contract::kinds::shown(text))),
         },
         SettingKind::Integer { min, max } => {
-            let number: i64 = text
-                .trim()
-                .parse()
-                .map_err(|_| format!("expected an integer, found `{}`", crate::kinds::shown(text)))?;
+            let number: i64 = text.trim().parse().map_err(|_| {
+                format!("expected an integer, found `{}`", crate::contract::kinds::shown(text))
+            })?;
             check_range(number, min, max)
         }
         SettingKind::Choice(choices) => check_choice(text, choices),
@@ -580,8 +578,9 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
             check_list(def.kind, list)
         }
         SettingKind::List | SettingKind::Words | SettingKind::Checked(_) | SettingKind::CheckedWords(_) => {
-            let words = shell_words::split(text)
-                .map_err(|err| format!("cannot split `{}` into words: {err}", crate::kinds::shown(text)))?;
+            let words = shell_words::split(text).map_err(|err| {
+                format!("cannot split `{}` into words: {err}", crate::contract::kinds::shown(text))
+            })?;
             check_list(def.kind, words)
         }
     }
@@ -595,8 +594,10 @@ fn check_string(kind: SettingKind, text: &str) -> Result<Value, String> {
         _ => check_no_nul(text),
     };
     let shown = match kind {
-        SettingKind::Text(kind) if *kind == crate::kinds::URL => crate::kinds::shown_url(text),
-        _ => crate::kinds::shown(text),
+        SettingKind::Text(kind) if *kind == crate::contract::kinds::URL => {
+            crate::contract::kinds::shown_url(text)
+        }
+        _ => crate::contract::kinds::shown(text),
     };
     checked.map_err(|why| format!("`{shown}` {why}"))?;
     Ok(Value::String(text.to_string()))
@@ -605,7 +606,7 @@ fn check_string(kind: SettingKind, text: &str) -> Result<Value, String> {
 /// A list value checked against its kind: no NUL in any item, and a list kind's own check.
 fn check_list(kind: SettingKind, items: Vec<String>) -> Result<Value, String> {
     for item in &items {
-        check_no_nul(item).map_err(|why| format!("`{}` {why}", crate::kinds::shown(item)))?;
+        check_no_nul(item).map_err(|why| format!("`{}` {why}", crate::contract::kinds::shown(item)))?;
     }
     if let SettingKind::Checked(kind) | SettingKind::CheckedWords(kind) = kind {
         (kind.check)(&items)?;
@@ -620,7 +621,7 @@ fn check_duration(kind: SettingKind, text: &str) -> Result<Value, String> {
         if duration > std::time::Duration::from_secs(max) {
             return Err(format!(
                 "`{}` is longer than {}, the most this setting takes",
-                crate::kinds::shown(text.trim()),
+                crate::contract::kinds::shown(text.trim()),
                 seconds_shown(max)
             ));
         }
@@ -652,8 +653,8 @@ fn check_choice(text: &str, choices: &[&str]) -> Result<Value, String> {
         Err(format!(
             "expected one of {}, found `{}`{}",
             choices.join(", "),
-            crate::kinds::shown(text),
-            crate::error::did_you_mean(text, choices.iter().copied())
+            crate::contract::kinds::shown(text),
+            crate::contract::error::did_you_mean(text, choices.iter().copied())
         ))
     }
 }
@@ -739,7 +740,10 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::Choice(choices) => check_choice(v, choices).map_err(E::custom),
             SettingKind::Words | SettingKind::CheckedWords(_) => {
                 let words = shell_words::split(v).map_err(|err| {
-                    E::custom(format!("cannot split `{}` into words: {err}", crate::kinds::shown(v)))
+                    E::custom(format!(
+                        "cannot split `{}` into words: {err}",
+                        crate::contract::kinds::shown(v)
+                    ))
                 })?;
                 check_list(self.0.kind, words).map_err(E::custom)
             }
@@ -856,7 +860,7 @@ mod tests {
     static SECRET_URL: SettingDef = SettingDef {
         name: "u",
         owner: "test",
-        kind: SettingKind::Text(&crate::kinds::URL),
+        kind: SettingKind::Text(&crate::contract::kinds::URL),
         default: None,
         help: "",
         optional: true,
@@ -950,7 +954,7 @@ mod tests {
     }
 
     /// Words with no `-x` among them, for the checked-words kind below.
-    static NO_X: crate::kinds::ListKind = crate::kinds::ListKind {
+    static NO_X: crate::contract::kinds::ListKind = crate::contract::kinds::ListKind {
         name: "words without -x",
         accepts: "",
         check: |words| match words.iter().any(|w| w == "-x") {

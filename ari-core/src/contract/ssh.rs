@@ -2,12 +2,12 @@
 //! commands and for the ssh that rdiff-backup and rsync start. Plugins get it from
 //! `JobContext::ssh` when a tool of theirs starts its own ssh (`--remote-schema`, rsync's `-e`).
 
-use crate::core_settings::{
+use crate::contract::core_settings::{
     REMOTE_SUDO, REMOTE_USER, SSH_BATCH_MODE, SSH_CONNECT_TIMEOUT, SSH_OPTIONS, SSH_PATH, SSH_PORT,
     SSH_SERVER_ALIVE_COUNT_MAX, SSH_SERVER_ALIVE_INTERVAL,
 };
-use crate::settings::Settings;
-use crate::step::{Command, Host, Program};
+use crate::contract::settings::Settings;
+use crate::contract::step::{Command, Host, Program};
 
 /// How ari reaches remote hosts: the same for its own commands and for the ssh that
 /// rdiff-backup and rsync start.
@@ -40,11 +40,11 @@ pub const SUDO: &str = "sudo -n -- ";
 /// other split of the same text into arguments; with the whole command in `( ... )`, closed by
 /// its last character, every other split hands `sh -c` a text cut before that `)`, which no
 /// shell runs (a syntax error), or an option it refuses (`-c (`). An argv's words are quoted
-/// ([`crate::quote::shell_join`]), so no `(` or `)` of theirs counts; `ari authorize` asks the
+/// ([`crate::contract::quote::shell_join`]), so no `(` or `)` of theirs counts; `ari authorize` asks the
 /// shells about a shell text's pieces.
 pub(crate) fn sudo_argv(program: &Program) -> [String; 3] {
     match program {
-        Program::Argv(words) => sudo_words(&crate::quote::shell_join(words), true),
+        Program::Argv(words) => sudo_words(&crate::contract::quote::shell_join(words), true),
         Program::Shell(script) => sudo_words(script, false),
     }
 }
@@ -132,9 +132,9 @@ impl Ssh {
     /// `sudo -n -- /bin/sh -c '( TEXT )'`).
     pub fn remote_text(&self, program: &Program) -> String {
         match (program, self.sudo) {
-            (Program::Argv(words), false) => crate::quote::shell_join(words),
+            (Program::Argv(words), false) => crate::contract::quote::shell_join(words),
             (Program::Shell(script), false) => script.clone(),
-            (program, true) => format!("{SUDO}{}", crate::quote::shell_join(sudo_argv(program))),
+            (program, true) => format!("{SUDO}{}", crate::contract::quote::shell_join(sudo_argv(program))),
         }
     }
 
@@ -142,7 +142,7 @@ impl Ssh {
     /// variable part): what ari sends for each command the pattern matches.
     pub(crate) fn remote_argv_template(&self, template: &str) -> String {
         if self.sudo {
-            format!("{SUDO}{}", crate::quote::shell_join(sudo_words(template, true)))
+            format!("{SUDO}{}", crate::contract::quote::shell_join(sudo_words(template, true)))
         } else {
             template.to_string()
         }

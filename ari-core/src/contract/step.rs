@@ -55,8 +55,10 @@ impl fmt::Display for Program {
     /// and terminals).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Program::Argv(argv) => write!(f, "{}", crate::kinds::escaped(&crate::quote::shell_join(argv))),
-            Program::Shell(script) => write!(f, "{}", crate::kinds::escaped(script)),
+            Program::Argv(argv) => {
+                write!(f, "{}", crate::contract::kinds::escaped(&crate::contract::quote::shell_join(argv)))
+            }
+            Program::Shell(script) => write!(f, "{}", crate::contract::kinds::escaped(script)),
         }
     }
 }
@@ -184,8 +186,8 @@ impl<'de> serde::Deserialize<'de> for When {
                     "failure" => Ok(When::Failure),
                     _ => Err(E::custom(format!(
                         "expected one of always, success, failure, found `{}`{}",
-                        crate::kinds::shown(v),
-                        crate::error::did_you_mean(v, NAMES)
+                        crate::contract::kinds::shown(v),
+                        crate::contract::error::did_you_mean(v, NAMES)
                     ))),
                 }
             }
@@ -384,7 +386,7 @@ impl CommandPattern {
     {
         CommandPattern {
             host,
-            template: format!("{}{{}}", crate::quote::shell_join(words)),
+            template: format!("{}{{}}", crate::contract::quote::shell_join(words)),
             chars,
             note: None,
             handover: None,
@@ -433,7 +435,7 @@ impl CommandPattern {
 /// The remote command line of `command` as the remote shell gets it (after ari's remote wrapper).
 pub fn remote_line(command: &Command) -> String {
     match &command.program {
-        Program::Argv(words) => crate::quote::shell_join(words),
+        Program::Argv(words) => crate::contract::quote::shell_join(words),
         Program::Shell(script) => script.clone(),
     }
 }

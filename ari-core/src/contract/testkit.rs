@@ -11,13 +11,13 @@
 
 use std::path::Path;
 
+use crate::contract::error::ConfigError;
+use crate::contract::job::Job;
+use crate::contract::plugin::{self, Facts, JobContext, Provided, SnapshotSource};
+use crate::contract::settings::{Layer, Settings, Source};
+use crate::contract::step::Step;
 use crate::engine::config::GlobalConfig;
 use crate::engine::pipeline::JobPlan;
-use crate::error::ConfigError;
-use crate::job::Job;
-use crate::plugin::{self, Facts, JobContext, Provided, SnapshotSource};
-use crate::settings::{Layer, Settings, Source};
-use crate::step::Step;
 
 /// The path test jobs are read as.
 const JOB_PATH: &str = "/etc/ari-backup/jobs.d/test.yaml";
@@ -94,7 +94,7 @@ impl TestJob {
 /// What the engine would hand the job's contexts: its ssh wrapper's path (no program's version:
 /// a test sets the facts its probe would find instead).
 fn provided(job: &Job, settings: &Settings) -> Provided {
-    let state_dir = settings.get(&crate::core_settings::STATE_DIR);
+    let state_dir = settings.get(&crate::contract::core_settings::STATE_DIR);
     let ssh_wrapper =
         crate::engine::remote::wrapper_path(&state_dir, &job.label).to_string_lossy().into_owned();
     Provided { ssh_wrapper, ..Provided::default() }
@@ -114,9 +114,10 @@ pub enum Ended {
 /// process group): for a plugin's tests of what a command does, such as a repair's presence
 /// query against a store laid out by the test. An error says why it did not run or end by
 /// exiting (not found, killed by a signal), with its output.
-pub fn run(command: &crate::step::Command) -> Result<Ended, String> {
-    use crate::engine::process::{ProcessError, Runner};
-    match Runner::new(crate::ssh::Ssh::new("ssh"), false).run(command) {
+pub fn run(command: &crate::contract::step::Command) -> Result<Ended, String> {
+    use crate::engine::process::ProcessError;
+    use crate::engine::runner::Runner;
+    match Runner::new(crate::contract::ssh::Ssh::new("ssh"), false).run(command) {
         Ok(_) => Ok(Ended::Succeeded),
         Err(ProcessError::Exited { code, .. }) => Ok(Ended::Exited(code)),
         Err(err) => Err(err.to_string()),
@@ -127,5 +128,5 @@ pub fn run(command: &crate::step::Command) -> Result<Ended, String> {
 /// marker line that carries `nonce` (a plan shows `NONCE`), or, without one, the watcher alone
 /// (what goes before a command that a tool on one host starts on another).
 pub fn remote_wrapper(nonce: Option<&str>) -> String {
-    crate::ssh::prefix(nonce)
+    crate::contract::ssh::prefix(nonce)
 }

@@ -38,7 +38,7 @@ use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::error::ConfigError;
+use crate::contract::error::ConfigError;
 use events::{Event, Mark, Node, Parser};
 
 /// The largest config or job file ari reads: generous for any real file (a thousand includes
@@ -252,12 +252,12 @@ fn no_tag(node: &Node) -> Result<(), String> {
     };
     Err(format!(
         "the YAML tag `{}` is not read: ari reads every value by what its key holds; remove the tag (quote a value to make it text)",
-        crate::kinds::shown(&written)
+        crate::contract::kinds::shown(&written)
     ))
 }
 
 fn shown_name(name: &[u8]) -> String {
-    crate::kinds::shown(&String::from_utf8_lossy(name))
+    crate::contract::kinds::shown(&String::from_utf8_lossy(name))
 }
 
 /// The 1-based line and column of the node at `path` in `text` (`label`, `include[2]`,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::error::{did_you_mean, ConfigError};
-use crate::settings::{self, Layer, Source, ValueSeed};
+use crate::contract::error::{did_you_mean, ConfigError};
+use crate::contract::settings::{self, Layer, Source, ValueSeed};
 
 /// Where the global config lives unless `--config` or `ARI_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ari-backup/ari-backup.conf.yaml";
@@ -113,16 +113,16 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
         while let Some(key) = map.next_key::<String>()? {
             let Some(def) = settings::registry().get(key.as_str()).copied() else {
                 let hint = did_you_mean(&key, settings::registry().keys().copied());
-                let job_key = crate::job::JOB_KEYS.contains(&key.as_str());
+                let job_key = crate::contract::job::JOB_KEYS.contains(&key.as_str());
                 let message = if job_key {
                     format!("`{key}` belongs in a job file, not in the global config")
                 } else {
                     format!("unknown setting `{key}`{hint}")
                 };
-                return crate::job::fail_at_value(&mut map, message);
+                return crate::contract::job::file::fail_at_value(&mut map, message);
             };
             if layer.values.contains_key(def.name) {
-                return crate::job::fail_at_value(&mut map, format!("`{key}` appears twice"));
+                return crate::contract::job::file::fail_at_value(&mut map, format!("`{key}` appears twice"));
             }
             let value = map.next_value_seed(ValueSeed(def))?;
             layer.values.insert(def.name, value);

@@ -211,7 +211,11 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
         let err = History::read(dir.path(), "db").unwrap_err();
         assert!(matches!(err, HistoryError::Unreadable { .. }), "{err:?}");
-        assert!(crate::error::chain(&err).contains("is a symlink"), "{}", crate::error::chain(&err));
+        assert!(
+            crate::contract::error::chain(&err).contains("is a symlink"),
+            "{}",
+            crate::contract::error::chain(&err)
+        );
         assert!(History::record(dir.path(), "db", run(1.0, 0)).is_err());
         assert!(path.symlink_metadata().unwrap().file_type().is_symlink(), "left as it was");
     }

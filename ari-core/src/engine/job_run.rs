@@ -10,15 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT, SSH_CONNECT_TIMEOUT};
+use crate::contract::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT, SSH_CONNECT_TIMEOUT};
+use crate::contract::error::chain;
 use crate::engine::exit;
 use crate::engine::history::{History, RunRecord};
 use crate::engine::ledger::{Ledger, LedgerError};
 use crate::engine::lock::{Lock, LockError};
 use crate::engine::pipeline::{self, JobPlan, JobReport, Recovery};
-use crate::engine::process::{Runner, Ssh};
+use crate::engine::process::Ssh;
 use crate::engine::remote::Session;
-use crate::error::chain;
+use crate::engine::runner::Runner;
 
 /// The flags that stop a run, which the signal handlers set.
 #[derive(Debug, Clone, Default)]
@@ -170,7 +171,7 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
         let ended = jiff::Timestamp::now().as_microsecond() as f64 / 1e6;
         let transfer = match &run.outcome {
             JobOutcome::Ran(report) => report.transfer(),
-            _ => crate::step::Transfer::default(),
+            _ => crate::contract::step::Transfer::default(),
         };
         let record = RunRecord {
             started: start,
@@ -259,9 +260,9 @@ pub(crate) fn master_timeout(plan: &JobPlan) -> Duration {
 
 /// Waits, when the job's last run ended in this very second, for the next one, for a backend
 /// whose tool names a backup by the second (rdiff-backup's increments) and refuses a second
-/// backup within it ([`crate::plugin::BackupBackend::names_backups_by_the_second`]).
+/// backup within it ([`crate::contract::plugin::BackupBackend::names_backups_by_the_second`]).
 fn wait_for_the_next_second(plan: &JobPlan) {
-    if !crate::plugin::backend(plan.backend).is_some_and(|b| b.names_backups_by_the_second()) {
+    if !crate::contract::plugin::backend(plan.backend).is_some_and(|b| b.names_backups_by_the_second()) {
         return;
     }
     // A history that cannot be read gives no time to wait for; the run's own record of it

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::ssh::Ssh;
+use crate::contract::step::{Command, Host, Phase, Program, Retry, Step, Tolerated};
 use crate::engine::fsutil::{Area, StateDir, StateError};
 use crate::engine::process_record::ProcessRecord;
-use crate::ssh::Ssh;
-use crate::step::{Command, Host, Phase, Program, Retry, Step, Tolerated};
 
 /// A command as the ledger stores it: `{"host": ..., "argv": [...]}` or `{"host": ...,
 /// "shell": "..."}`. It always holds a command on a plain host name: a file that says otherwise
@@ -40,7 +40,7 @@ impl TryFrom<RawCommand> for CommandRecord {
     type Error = String;
 
     fn try_from(raw: RawCommand) -> Result<CommandRecord, String> {
-        crate::job::check_host(&raw.host)
+        crate::contract::job::check_host(&raw.host)
             .map_err(|e| format!("a command's host `{}` {e}", raw.host.escape_debug()))?;
         let host = Host::named(&raw.host);
         let command = match (raw.argv, raw.shell) {
@@ -146,10 +146,10 @@ impl Entry {
             interval: std::time::Duration::from_secs(self.retry_interval_seconds),
         });
         step.removes = self.removes.clone();
-        step.present = self
-            .present
-            .as_ref()
-            .map(|query| crate::step::Probe { query: query.command(), expect: self.present_expect.clone() });
+        step.present = self.present.as_ref().map(|query| crate::contract::step::Probe {
+            query: query.command(),
+            expect: self.present_expect.clone(),
+        });
         step.tolerated = self.tolerated.iter().map(|t| Tolerated::new(t.code, t.output.clone())).collect();
         step
     }
@@ -246,7 +246,7 @@ impl LedgerError {
     /// What ari says about a ledger of job `label` that it cannot use: why, and for a refused or
     /// corrupt one, the two commands that show and clear it.
     pub fn advice(&self, label: &str) -> String {
-        let why = crate::error::chain(self);
+        let why = crate::contract::error::chain(self);
         if self.needs_the_admin() {
             format!(
                 "{why}; ari runs nothing from it, and job {label} does not run until it is cleared: see what it \

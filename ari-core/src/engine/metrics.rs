@@ -21,7 +21,7 @@ pub fn render(state_dir: &Path, now: f64) -> String {
         .map(|label| match History::read(state_dir, &label) {
             Ok(history) => (label, Some(history)),
             Err(err) => {
-                log::warn!("the metrics leave out job {label}: {}", crate::error::chain(&err));
+                log::warn!("the metrics leave out job {label}: {}", crate::contract::error::chain(&err));
                 (label, None)
             }
         })
@@ -106,8 +106,9 @@ fn escape(value: &str) -> String {
 /// Writes the metrics of every job under `state_dir` to `path`; the error says why not.
 pub fn write(state_dir: &Path, path: &Path) -> Result<(), String> {
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-    crate::engine::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644)
-        .map_err(|err| format!("the metrics file could not be written: {}", crate::error::chain(&err)))
+    crate::engine::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644).map_err(|err| {
+        format!("the metrics file could not be written: {}", crate::contract::error::chain(&err))
+    })
 }
 
 #[cfg(test)]

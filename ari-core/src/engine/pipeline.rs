@@ -9,17 +9,18 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
+use crate::contract::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
+use crate::contract::error::ConfigError;
+use crate::contract::job::{HookCommand, Job};
+use crate::contract::plugin::{self, Directory, Facts, JobContext, Provided, Tool};
+use crate::contract::settings::{Layer, Settings};
+use crate::contract::step::{Action, Command, Host, Outcome, Phase, Step};
 use crate::engine::exit;
 use crate::engine::ledger::Ledger;
-use crate::engine::process::{self, ProcessError, Runner, Ssh};
+use crate::engine::process::{self, ProcessError, Ssh};
 use crate::engine::remote::{self, Connections};
+use crate::engine::runner::Runner;
 use crate::engine::tool_version;
-use crate::error::ConfigError;
-use crate::job::{HookCommand, Job};
-use crate::plugin::{self, Directory, Facts, JobContext, Provided, Tool};
-use crate::settings::{Layer, Settings};
-use crate::step::{Action, Command, Host, Outcome, Phase, Step};
 
 /// Everything a job will do, built before anything runs.
 #[derive(Debug)]
@@ -122,8 +123,11 @@ impl JobPlan {
         }
         // Backend post steps run only after success (and after each other: see `run`), and
         // the plan says so, whatever the plugin set.
-        let backend_post: Vec<Step> =
-            backend.post_steps(&ctx)?.into_iter().map(|step| step.when(crate::step::When::Success)).collect();
+        let backend_post: Vec<Step> = backend
+            .post_steps(&ctx)?
+            .into_iter()
+            .map(|step| step.when(crate::contract::step::When::Success))
+            .collect();
         let pre = hook_steps(Phase::Pre, &job.pre);
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
         let post = hook_steps(Phase::Post, &job.post);
@@ -314,8 +318,8 @@ fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
     object.insert("when".into(), step.when.as_str().into());
     object.insert("host".into(), command.host.to_string().into());
     match &command.program {
-        crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
-        crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
+        crate::contract::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+        crate::contract::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
     };
     object.insert("local_argv".into(), connections.argv(command, crate::engine::remote::PLAN_NONCE).into());
     match &step.action {
@@ -334,8 +338,10 @@ fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
         // A destructive step's proof runs before it: part of what `run` executes.
         let mut proof = serde_json::Map::new();
         match &probe.query.program {
-            crate::step::Program::Argv(argv) => proof.insert("argv".into(), argv.clone().into()),
-            crate::step::Program::Shell(script) => proof.insert("shell".into(), script.clone().into()),
+            crate::contract::step::Program::Argv(argv) => proof.insert("argv".into(), argv.clone().into()),
+            crate::contract::step::Program::Shell(script) => {
+                proof.insert("shell".into(), script.clone().into())
+            }
         };
         proof.insert("expect".into(), probe.expect.clone().unwrap_or_default().into());
         object.insert("proof".into(), serde_json::Value::Object(proof));
@@ -357,8 +363,10 @@ fn repair_json(repair: &Step) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         object.insert("host".into(), command.host.to_string().into());
         match &command.program {
-            crate::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
-            crate::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
+            crate::contract::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+            crate::contract::step::Program::Shell(script) => {
+                object.insert("shell".into(), script.clone().into())
+            }
         };
         object
     };
@@ -507,14 +515,14 @@ pub struct StepRecord {
     /// How long it took, retries included.
     pub duration: Duration,
     /// What it transferred, when it is a backup step whose tool said.
-    pub transfer: Option<crate::step::Transfer>,
+    pub transfer: Option<crate::contract::step::Transfer>,
 }
 
 impl StepRecord {
     /// The record of `step`, which ended with `result` after `duration`, retries included.
     pub(crate) fn of(
         step: &Step,
-        result: &Result<Option<crate::step::Transfer>, StepError>,
+        result: &Result<Option<crate::contract::step::Transfer>, StepError>,
         duration: Duration,
     ) -> StepRecord {
         StepRecord {
@@ -564,11 +572,11 @@ impl JobReport {
     }
 
     /// What the job's backup steps transferred, as far as their tools said.
-    pub fn transfer(&self) -> crate::step::Transfer {
+    pub fn transfer(&self) -> crate::contract::step::Transfer {
         self.records
             .iter()
             .filter_map(|r| r.transfer)
-            .fold(crate::step::Transfer::default(), |sum, t| sum + t)
+            .fold(crate::contract::step::Transfer::default(), |sum, t| sum + t)
     }
 
     /// The report as JSON, for the run report in `state_dir/reports`.
@@ -874,7 +882,7 @@ pub(crate) fn attempt_step(
     step: &Step,
     runner: &Runner,
     on_start: Option<process::OnStart<'_>>,
-) -> Result<Option<crate::step::Transfer>, StepError> {
+) -> Result<Option<crate::contract::step::Transfer>, StepError> {
     // A destructive step proves its target first, every time: `lvremove` only a snapshot of
     // the job's own volume.
     if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
@@ -926,7 +934,8 @@ pub(crate) fn attempt_step(
             if let Some(undeclared) = commands.iter().find(|command| {
                 !command.host.is_local()
                     && !step.may_run.iter().any(|pattern| {
-                        pattern.host == command.host && pattern.matches(&crate::step::remote_line(command))
+                        pattern.host == command.host
+                            && pattern.matches(&crate::contract::step::remote_line(command))
                     })
             }) {
                 return Err(StepError::Expand {

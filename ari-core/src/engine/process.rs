@@ -8,24 +8,26 @@
 //! searched), failed to start, exited non-zero (with the last lines of stderr), killed by a
 //! signal, interrupted.
 
-use std::io::{self, BufRead as _, Read as _, Write as _};
-use std::os::fd::{AsRawFd as _, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::io;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::engine::remote::Session;
-pub use crate::ssh::Ssh;
-use crate::step::{Command, Host, Program, Tolerated};
+pub use crate::contract::ssh::Ssh;
+use crate::contract::step::{Command, Host, Program, Tolerated};
+
+mod capture;
+mod group;
+
+use capture::Capture;
+pub use capture::{OUTPUT_HEAD, OUTPUT_TAIL};
+pub use group::OnStart;
+use group::{own_group, start_gated, stop_group, KILL_GRACE, POLL};
 
 /// How many lines of a failed command's stderr an error shows.
 const STDERR_TAIL_LINES: usize = 10;
-/// How often a waiting runner looks at its cancel flag.
-const POLL: Duration = Duration::from_millis(100);
-/// How long a stopped command gets to exit after SIGTERM before it gets SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long, once a command has exited, ari waits for the end of its output: a process it left
 /// behind holding the pipes (a daemon a hook started) must not hold the job.
 const OUTPUT_GRACE: Duration = Duration::from_secs(2);
@@ -33,14 +35,6 @@ const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 const MARKER_GRACE: Duration = Duration::from_secs(1);
 /// How often ari looks for a starting master connection's control socket.
 const MASTER_POLL: Duration = Duration::from_millis(20);
-
-/// How much of a stream of a command's output ari keeps from its start: more than any listing
-/// ari reads (`zfs list` of a dataset with a hundred thousand snapshots is 7 MiB). Past it, only
-/// the stream's end is kept, so that a host printing without end costs ari no more than this.
-pub const OUTPUT_HEAD: usize = 16 << 20;
-/// How much of the end of a stream longer than [`OUTPUT_HEAD`] ari keeps: its last lines, for an
-/// error or a summary a tool prints at its end.
-pub const OUTPUT_TAIL: usize = 64 << 10;
 
 /// What a finished command printed, decoded lossily as UTF-8; of a stream longer than
 /// [`OUTPUT_HEAD`], its start and its end around a line that says how much was left out.
@@ -86,7 +80,7 @@ impl Output {
 #[non_exhaustive]
 pub enum ProcessError {
     /// The program is not on PATH (or not executable at the path given).
-    #[error("`{}` not found (searched PATH={path})", crate::kinds::shown(.program))]
+    #[error("`{}` not found (searched PATH={path})", crate::contract::kinds::shown(.program))]
     NotFound {
         /// The program as named.
         program: String,
@@ -128,7 +122,7 @@ pub enum ProcessError {
     /// job, most likely older.
     #[error(
         "{command} was refused by the ssh filter on {host} (exit status {code}): that filter may be older than this ari or than the job; run `ari check --connect`, and install the filter the jobs need: {}{}",
-        crate::ssh::filter_installer(host, *sudo),
+        crate::contract::ssh::filter_installer(host, *sudo),
         tail(stderr)
     )]
     Filtered {
@@ -139,7 +133,7 @@ pub enum ProcessError {
         /// The exit status.
         code: i32,
         /// Whether the host is reached with `remote_sudo`, whose filter an admin installs as root
-        /// ([`crate::ssh::filter_installer`]).
+        /// ([`crate::contract::ssh::filter_installer`]).
         sudo: bool,
         /// The filter's standard error.
         stderr: String,
@@ -273,13 +267,13 @@ fn arg_max() -> usize {
 
 /// A point in time by which a command must end, and the limit it comes from.
 #[derive(Debug, Clone)]
-struct Deadline {
-    at: Instant,
-    limit: String,
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) limit: String,
 }
 
 impl Deadline {
-    fn after(limit: Duration, setting: &str) -> Deadline {
+    pub(crate) fn after(limit: Duration, setting: &str) -> Deadline {
         Deadline { at: Instant::now() + limit, limit: format!("{setting} {}", humane(limit)) }
     }
 }
@@ -291,118 +285,9 @@ pub fn humane(duration: Duration) -> String {
         .unwrap_or_else(|_| format!("{duration:?}"))
 }
 
-/// Runs the commands of one job: for real, or only logging them in a dry run.
-#[derive(Debug, Clone)]
-pub struct Runner {
-    session: Arc<Session>,
-    dry_run: bool,
-    cancel: Arc<AtomicBool>,
-    abort: Arc<AtomicBool>,
-    command_timeout: Option<Duration>,
-    job_deadline: Option<Deadline>,
-}
-
-impl Runner {
-    /// A runner that reaches remote hosts with `ssh`, a connection per command.
-    pub fn new(ssh: Ssh, dry_run: bool) -> Runner {
-        Runner {
-            session: Arc::new(Session::plain(ssh)),
-            dry_run,
-            cancel: Arc::new(AtomicBool::new(false)),
-            abort: Arc::new(AtomicBool::new(false)),
-            command_timeout: None,
-            job_deadline: None,
-        }
-    }
-
-    /// The same runner, reaching remote hosts through `session` (the job's shared connections).
-    pub fn with_session(mut self, session: Arc<Session>) -> Runner {
-        self.session = session;
-        self
-    }
-
-    /// The same runner, whose cleanup is stopped once `flag` is set (by a third signal).
-    pub fn with_abort(mut self, flag: Arc<AtomicBool>) -> Runner {
-        self.abort = flag;
-        self
-    }
-
-    /// The same runner, stopping its running command once `flag` is set (by a signal handler).
-    pub fn with_cancel(mut self, flag: Arc<AtomicBool>) -> Runner {
-        self.cancel = flag;
-        self
-    }
-
-    /// The same runner, killing any command that runs longer than `limit` (`command_timeout`).
-    pub fn with_command_timeout(mut self, limit: Option<Duration>) -> Runner {
-        self.command_timeout = limit;
-        self
-    }
-
-    /// The same runner, killing whatever runs once `limit` from now has passed (`job_timeout`).
-    pub fn with_job_timeout(mut self, limit: Option<Duration>) -> Runner {
-        self.job_deadline = limit.map(|limit| Deadline::after(limit, "job_timeout"));
-        self
-    }
-
-    /// The runner for cleanup: no job deadline (cleanup runs after it), and stopped only by the
-    /// abort flag (the third signal), not by the flag that stopped the job.
-    pub fn for_cleanup(&self) -> Runner {
-        Runner { cancel: self.abort.clone(), job_deadline: None, ..self.clone() }
-    }
-
-    /// Whether the job's deadline has passed.
-    pub fn job_expired(&self) -> Option<String> {
-        self.job_deadline.as_ref().filter(|d| Instant::now() >= d.at).map(|d| d.limit.clone())
-    }
-
-    /// Whether commands are only logged.
-    pub fn is_dry_run(&self) -> bool {
-        self.dry_run
-    }
-
-    /// Whether ari was asked to stop.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::SeqCst)
-    }
-
-    /// Runs `command` to completion (or logs it in a dry run); success is exit status 0.
-    pub fn run(&self, command: &Command) -> Result<Output, ProcessError> {
-        self.run_gated(command, None)
-    }
-
-    /// Runs `command` as [`Runner::run`] does, but holds the process it starts before it
-    /// executes anything, until `on_start`, told the process's pid, has returned: what
-    /// `on_start` records about the process (its repair in the ledger) is there before the
-    /// process can do anything. An error from `on_start` ends the process at that point, and the
-    /// command fails to start. A process held there ends by itself when ari dies.
-    pub fn run_watched(&self, command: &Command, on_start: OnStart<'_>) -> Result<Output, ProcessError> {
-        self.run_gated(command, Some(on_start))
-    }
-
-    fn run_gated(&self, command: &Command, on_start: Option<OnStart<'_>>) -> Result<Output, ProcessError> {
-        let argv = self.session.argv(command);
-        if self.dry_run {
-            log::info!("dry run, not running on {}: {}", command.host, shown_argv(&argv));
-            return Ok(Output::default());
-        }
-        log::debug!("run_command on {}: {}", command.host, shown_argv(&argv));
-        let own = self.command_timeout.map(|limit| Deadline::after(limit, "command_timeout"));
-        let deadline = match (own, &self.job_deadline) {
-            (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
-            (Some(own), _) => Some(own),
-            (None, job) => job.clone(),
-        };
-        execute(command, &argv, &self.cancel, deadline, Some(&self.session), on_start)
-    }
-}
-
-/// What [`Runner::run_watched`] calls with the started process's pid before it may execute.
-pub type OnStart<'a> = &'a mut (dyn FnMut(u32) -> io::Result<()> + Send);
-
 /// An argv as a log line shows it: quoted as for a shell, control characters escaped.
-fn shown_argv(argv: &[String]) -> String {
-    crate::kinds::escaped(&crate::quote::shell_join(argv))
+pub(crate) fn shown_argv(argv: &[String]) -> String {
+    crate::contract::kinds::escaped(&crate::contract::quote::shell_join(argv))
 }
 
 /// Runs a read-only local query, even in a dry run (a tool's `--version`, say).
@@ -422,22 +307,35 @@ pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
 /// How long a read-only query (a tool's `--version`) may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn execute(
+/// What a command that reaches remote hosts brings to its run (the runner's session gives it):
+/// a stopped command is stopped on its hosts too, and a refusal by a host's filter is told
+/// apart.
+pub(crate) struct Reach<'a> {
+    /// The hosts it reaches (`[USER@]HOST`), whose shared connections are up.
+    pub(crate) destinations: Vec<String>,
+    /// `(nonce, destination)`: the markers of the remote wrapper that name its process groups.
+    pub(crate) nonces: Vec<(String, String)>,
+    /// Whether ari's commands run through sudo on its hosts.
+    pub(crate) sudo: bool,
+    /// Stops the remote process groups the command reported, when ari stops it.
+    pub(crate) stop_groups: &'a (dyn Fn(&[(String, u32)]) + Sync),
+}
+
+/// Runs `argv` (what `command` became) to its end, its deadline or `cancel`; `reach` is how it
+/// reaches remote hosts, if it does.
+pub(crate) fn execute(
     command: &Command,
     argv: &[String],
     cancel: &AtomicBool,
     deadline: Option<Deadline>,
-    session: Option<&Session>,
+    reach: Option<Reach<'_>>,
     on_start: Option<OnStart<'_>>,
 ) -> Result<Output, ProcessError> {
     let describe = || command.to_string();
-    // The hosts this command reaches: their shared connections come up first, and a stopped
-    // command is stopped there too.
-    let destinations = session.map(|s| s.destinations_of(command, argv)).unwrap_or_default();
-    if let Some(session) = session.filter(|_| !destinations.is_empty()) {
-        session.connect(&destinations, cancel);
-    }
-    let nonces = session.filter(|_| !destinations.is_empty()).map(Session::by_nonce).unwrap_or_default();
+    let sudo = reach.as_ref().is_some_and(|reach| reach.sudo);
+    let reach = reach.filter(|reach| !reach.destinations.is_empty());
+    let destinations: &[String] = reach.as_ref().map_or(&[], |reach| &reach.destinations);
+    let nonces = reach.as_ref().map(|reach| reach.nonces.clone()).unwrap_or_default();
     let (stdout_read, stdout_write) = io::pipe().map_err(|source| spawn_error(argv, source))?;
     let (stderr_read, stderr_write) = io::pipe().map_err(|source| spawn_error(argv, source))?;
     #[allow(clippy::disallowed_methods)] // this module is the one process spawner
@@ -469,9 +367,9 @@ fn execute(
     };
     let stop = |why: &str| {
         log::debug!("{} {why}: stopping it", describe());
-        if let Some(session) = session.filter(|_| !destinations.is_empty()) {
+        if let Some(reach) = &reach {
             let groups = stderr.groups(MARKER_GRACE);
-            session.stop_groups(&groups);
+            (reach.stop_groups)(&groups);
         }
         stop_group(&handle);
     };
@@ -513,14 +411,12 @@ fn execute(
             ProcessError::CommandNotFound { command: describe(), host: host.to_string(), stderr: shown }
         }
         (Some(code @ FILTER_REFUSED_STATUS), Host::Remote(host)) if shown.contains(FILTER_REFUSED) => {
-            let sudo = session.is_some_and(|session| session.ssh().sudo);
             ProcessError::Filtered { command: describe(), host: host.clone(), code, sudo, stderr: shown }
         }
         // A local tool (rdiff-backup, rsync) whose own ssh the filter refused, on the one host
         // it reaches: the tool exits with a status of its own, the filter's line in its output.
         (Some(code), Host::Local) if shown.contains(FILTER_REFUSED) && destinations.len() == 1 => {
             let host = destinations[0].rsplit_once('@').map_or(destinations[0].as_str(), |(_, host)| host);
-            let sudo = session.is_some_and(|session| session.ssh().sudo);
             ProcessError::Filtered { command: describe(), host: host.to_string(), code, sudo, stderr: shown }
         }
         (Some(code), _) => ProcessError::Exited { command: describe(), code, stderr: shown },
@@ -545,275 +441,6 @@ fn spawn_error(argv: &[String], source: io::Error) -> ProcessError {
         },
         _ => ProcessError::Spawn { program: argv[0].clone(), source },
     }
-}
-
-/// `expression` in its own process group, so that stopping it stops everything it started, and
-/// sent SIGTERM when ari dies (even by SIGKILL): an ssh left running would keep its remote
-/// command running.
-#[allow(unsafe_code)]
-fn own_group(expression: duct::Expression) -> duct::Expression {
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    expression.before_spawn(move |child| {
-        child.process_group(0);
-        // SAFETY: the hook runs in the forked child before exec, and calls only prctl and
-        // getppid, which are async-signal-safe and touch no memory of the parent's.
-        unsafe {
-            child.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // ari died between fork and prctl: the signal would never come.
-                if libc::getppid() != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-        Ok(())
-    })
-}
-
-/// The byte that lets a process held at its gate go on; any other, or the gate's end, stops it.
-const GATE_OPEN: u8 = b'g';
-/// The byte that stops it.
-const GATE_SHUT: u8 = b's';
-/// How often a process held at its gate looks whether ari is still there.
-const GATE_POLL_MS: libc::c_int = 100;
-
-/// The pipes between ari and a process held at its gate, as the forked child sees them: it
-/// reports its pid on one and waits for a byte on the other.
-#[derive(Debug, Clone, Copy)]
-struct GateFds {
-    report_read: RawFd,
-    report_write: RawFd,
-    gate_read: RawFd,
-    gate_write: RawFd,
-}
-
-/// Starts `expression` held at a gate: the forked child writes its pid to ari and waits,
-/// before it executes the program, until ari answers. A thread of ari's reads the pid, calls
-/// `on_start` and answers with its outcome, while this thread is blocked in the spawn (which
-/// returns only once the child has executed the program, or failed to).
-#[allow(unsafe_code)]
-fn start_gated(expression: &duct::Expression, on_start: OnStart<'_>) -> io::Result<duct::Handle> {
-    let (report_read, report_write) = io::pipe()?;
-    let (gate_read, gate_write) = io::pipe()?;
-    // The child gets its standard streams on 0, 1 and 2 before the gate: a pipe end there (ari
-    // started with one closed) would be replaced, so each end moves above them.
-    let (mut report_read, report_write) = (above_stdio(report_read)?, above_stdio(report_write)?);
-    let (gate_read, mut gate_write) = (above_stdio(gate_read)?, above_stdio(gate_write)?);
-    let fds = GateFds {
-        report_read: report_read.as_raw_fd(),
-        report_write: report_write.as_raw_fd(),
-        gate_read: gate_read.as_raw_fd(),
-        gate_write: gate_write.as_raw_fd(),
-    };
-    let parent = std::process::id();
-    let gated = expression.before_spawn(move |child| {
-        // SAFETY: the hook runs in the forked child before exec and makes only
-        // async-signal-safe calls (close, getpid, write, poll, read, getppid) on descriptors
-        // the child inherited; it touches no memory of the parent's.
-        unsafe {
-            child.pre_exec(move || wait_at_gate(fds, parent));
-        }
-        Ok(())
-    });
-    std::thread::scope(|scope| {
-        let watcher = scope.spawn(move || -> io::Result<()> {
-            let mut pid = [0u8; 4];
-            // The end of the pipe before a pid: no child reached the gate.
-            report_read.read_exact(&mut pid)?;
-            let recorded = on_start(u32::from_ne_bytes(pid));
-            let answer = if recorded.is_ok() { GATE_OPEN } else { GATE_SHUT };
-            // A child that is gone cannot be told; the spawn then says how it ended.
-            let _ = gate_write.write_all(&[answer]);
-            recorded
-        });
-        let started = gated.start();
-        // ari's own copies of the child's ends: once they are closed, a watcher still waiting
-        // for a pid sees the pipe end (the fork failed) instead of waiting forever.
-        drop(report_write);
-        drop(gate_read);
-        let watched = watcher.join().unwrap_or_else(|_| Err(io::Error::other("the gate's watcher panicked")));
-        match (started, watched) {
-            (Ok(handle), _) => Ok(handle),
-            // What `on_start` said is why the child never ran.
-            (Err(_), Err(recorded)) if recorded.kind() != io::ErrorKind::UnexpectedEof => Err(recorded),
-            (Err(spawned), _) => Err(spawned),
-        }
-    })
-}
-
-/// `end`, or a copy of it on a descriptor above 2 when it is on 0, 1 or 2 (a copy is made with
-/// `F_DUPFD_CLOEXEC` from 3 up).
-fn above_stdio<T: std::os::fd::AsFd + From<std::os::fd::OwnedFd>>(end: T) -> io::Result<T> {
-    if end.as_fd().as_raw_fd() > 2 {
-        return Ok(end);
-    }
-    Ok(T::from(end.as_fd().try_clone_to_owned()?))
-}
-
-/// The forked child's side of the gate: report its pid, then wait for ari's answer, looking
-/// every 100 ms whether ari is still its parent (ari killed meanwhile never answers).
-#[allow(unsafe_code)]
-fn wait_at_gate(fds: GateFds, parent: u32) -> io::Result<()> {
-    let interrupted = || io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
-    // SAFETY: close, getpid, write, poll, read and getppid are async-signal-safe, take plain
-    // integers and buffers on this stack, and act only on the descriptors named.
-    unsafe {
-        // The child's copies of ari's ends: the gate's end must reach the child when ari dies.
-        libc::close(fds.report_read);
-        libc::close(fds.gate_write);
-        let pid = libc::getpid().to_ne_bytes();
-        let mut written = 0;
-        while written < pid.len() {
-            let n = libc::write(fds.report_write, pid[written..].as_ptr().cast(), pid.len() - written);
-            match n {
-                1.. => written += n as usize,
-                _ if interrupted() => {}
-                _ => return Err(io::Error::last_os_error()),
-            }
-        }
-        libc::close(fds.report_write);
-        loop {
-            let mut poll = libc::pollfd { fd: fds.gate_read, events: libc::POLLIN, revents: 0 };
-            if libc::poll(&mut poll, 1, GATE_POLL_MS) > 0 {
-                let mut byte = 0u8;
-                match libc::read(fds.gate_read, (&raw mut byte).cast(), 1) {
-                    1 if byte == GATE_OPEN => return Ok(()),
-                    -1 if interrupted() => continue,
-                    _ => return Err(io::Error::from_raw_os_error(libc::ECANCELED)),
-                }
-            }
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-        }
-    }
-}
-
-/// What ari keeps of one output stream: its first `head` bytes, then its last `tail` bytes.
-#[derive(Debug)]
-struct Kept {
-    head: Vec<u8>,
-    tail: Vec<u8>,
-    omitted: u64,
-    limits: (usize, usize),
-}
-
-impl Kept {
-    fn new(head: usize, tail: usize) -> Kept {
-        Kept { head: Vec::new(), tail: Vec::new(), omitted: 0, limits: (head, tail) }
-    }
-
-    fn push(&mut self, bytes: &[u8]) {
-        let (head, tail) = self.limits;
-        let (first, rest) = bytes.split_at(head.saturating_sub(self.head.len()).min(bytes.len()));
-        self.head.extend_from_slice(first);
-        self.tail.extend_from_slice(rest);
-        // Cut back only when the end has grown to twice its size, so each byte moves once.
-        if self.tail.len() > 2 * tail {
-            let cut = self.tail.len() - tail;
-            self.tail.drain(..cut);
-            self.omitted += cut as u64;
-        }
-    }
-
-    /// The text kept, and how many bytes were left out of it.
-    fn text(&mut self) -> (String, u64) {
-        let (_, tail) = self.limits;
-        if self.tail.len() > tail {
-            let cut = self.tail.len() - tail;
-            self.tail.drain(..cut);
-            self.omitted += cut as u64;
-        }
-        let mut text = String::from_utf8_lossy(&self.head).into_owned();
-        if self.omitted > 0 {
-            text.push_str(&format!("\n[ari: {} bytes of output left out here]\n", self.omitted));
-        }
-        text.push_str(&String::from_utf8_lossy(&self.tail));
-        (text, self.omitted)
-    }
-}
-
-/// The longest line ari's remote wrapper prints (a marker: nonce and process group id), with
-/// room to spare; a longer line is read in pieces of this size, none of them a marker.
-const MARKER_LINE: u64 = 256;
-
-/// One of a running command's output pipes, read by a thread of its own into memory (what
-/// [`Kept`] keeps of it). On stderr, the lines of ari's remote wrapper that carry one of
-/// `nonces` are taken out and kept as the remote process groups of the command.
-struct Capture {
-    bytes: Arc<Mutex<Kept>>,
-    groups: Arc<Mutex<Vec<(String, u32)>>>,
-    ended: mpsc::Receiver<()>,
-}
-
-impl Capture {
-    /// Reads `pipe` until its end; `nonces` are `(nonce, destination)`.
-    fn start(pipe: io::PipeReader, nonces: Vec<(String, String)>) -> Capture {
-        Capture::keeping(pipe, nonces, Kept::new(OUTPUT_HEAD, OUTPUT_TAIL))
-    }
-
-    fn keeping(pipe: impl io::Read + Send + 'static, nonces: Vec<(String, String)>, kept: Kept) -> Capture {
-        let bytes = Arc::new(Mutex::new(kept));
-        let groups = Arc::new(Mutex::new(Vec::new()));
-        let (end, ended) = mpsc::channel();
-        let (into, found) = (Arc::clone(&bytes), Arc::clone(&groups));
-        std::thread::spawn(move || {
-            if nonces.is_empty() {
-                let mut pipe = pipe;
-                let mut chunk = [0u8; 8192];
-                while let Ok(read @ 1..) = pipe.read(&mut chunk) {
-                    lock(&into).push(&chunk[..read]);
-                }
-            } else {
-                let mut pipe = io::BufReader::new(pipe);
-                let mut line = Vec::new();
-                // A marker is a whole line: a piece of a longer one never counts as one.
-                let mut at_line_start = true;
-                while (&mut pipe).take(MARKER_LINE).read_until(b'\n', &mut line).is_ok_and(|read| read > 0) {
-                    // Ended by a newline, or the pipe's end: not cut off at MARKER_LINE.
-                    let ended = line.ends_with(b"\n") || (line.len() as u64) < MARKER_LINE;
-                    let whole = at_line_start && ended;
-                    at_line_start = ended;
-                    let marker = std::str::from_utf8(&line)
-                        .ok()
-                        .filter(|_| whole)
-                        .and_then(crate::engine::remote::parse_marker);
-                    match marker.and_then(|(nonce, pgid)| {
-                        nonces.iter().find(|(n, _)| n == nonce).map(|(_, dest)| (dest.clone(), pgid))
-                    }) {
-                        Some(group) => lock(&found).push(group),
-                        None => lock(&into).push(&line),
-                    }
-                    line.clear();
-                }
-            }
-            let _ = end.send(());
-        });
-        Capture { bytes, groups, ended }
-    }
-
-    /// The remote process groups reported so far, waiting up to `grace` for a first one.
-    fn groups(&self, grace: Duration) -> Vec<(String, u32)> {
-        let until = Instant::now() + grace;
-        while lock(&self.groups).is_empty() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        lock(&self.groups).clone()
-    }
-
-    /// What was kept, once the pipe ended or `grace` passed, and how many bytes were left out.
-    fn finish(self, grace: Duration) -> (String, u64) {
-        let _ = self.ended.recv_timeout(grace);
-        lock(&self.bytes).text()
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A shared ssh connection's master: ssh in the foreground, in its own process group.
@@ -916,28 +543,6 @@ fn log_output(stdout: &str, stderr: &str) {
     }
 }
 
-/// Stops a running command's whole process group: SIGTERM, then SIGKILL after a grace period.
-fn stop_group(handle: &duct::Handle) {
-    let Some(pid) = handle.pids().first().copied() else { return };
-    let group = pid as i32;
-    signal_group(group, libc::SIGTERM);
-    let deadline = Instant::now() + KILL_GRACE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = handle.wait_timeout(POLL) {
-            return;
-        }
-    }
-    signal_group(group, libc::SIGKILL);
-    let _ = handle.wait();
-}
-
-#[allow(unsafe_code)]
-fn signal_group(group: i32, signal: i32) {
-    // SAFETY: kill(2) takes plain integers and has no memory effects; a negative pid names the
-    // process group that this module created for the child (process_group(0) above).
-    let _ = unsafe { libc::kill(-group, signal) };
-}
-
 /// Whether `error` is an exit that one of `tolerated` accepts; if so, it logs a warning that
 /// `what` (`the copy`, a step's name) exited with it, with its last line of output.
 pub fn counts_as_success(tolerated: &[Tolerated], error: &ProcessError, what: &str) -> bool {
@@ -954,6 +559,7 @@ pub fn counts_as_success(tolerated: &[Tolerated], error: &ProcessError, what: &s
 mod tests {
     use super::*;
     use crate::engine::process_record::{Liveness, ProcessRecord};
+    use crate::engine::runner::Runner;
 
     fn ssh() -> Ssh {
         Ssh {
@@ -1028,23 +634,6 @@ mod tests {
     }
 
     #[test]
-    fn an_output_keeps_its_start_and_its_end_and_counts_what_it_left_out() {
-        let kept = |chunks: &[&str]| {
-            let mut kept = Kept::new(4, 3);
-            chunks.iter().for_each(|chunk| kept.push(chunk.as_bytes()));
-            kept.text()
-        };
-        assert_eq!(kept(&[]), (String::new(), 0));
-        assert_eq!(kept(&["abcdefg"]), ("abcdefg".into(), 0), "start and end meet: all of it");
-        assert_eq!(kept(&["ab", "cd", "efg"]), ("abcdefg".into(), 0));
-        assert_eq!(kept(&["abcdefgh"]), ("abcd\n[ari: 1 bytes of output left out here]\nfgh".into(), 1));
-        assert_eq!(
-            kept(&["abc", &"x".repeat(1000), "yz"]),
-            ("abcx\n[ari: 998 bytes of output left out here]\nxyz".into(), 998)
-        );
-    }
-
-    #[test]
     fn a_command_printing_more_than_ari_keeps_has_no_whole_output() {
         let size = OUTPUT_HEAD + 3 * OUTPUT_TAIL + 5;
         let out =
@@ -1063,30 +652,6 @@ mod tests {
                 "it printed more than the 16 MiB of output ari reads ({omitted} bytes more were left out)"
             )
         );
-    }
-
-    #[test]
-    fn markers_are_whole_lines_and_a_line_without_end_costs_no_more_than_the_limit() {
-        let nonce = "0123456789abcdef".to_string();
-        let marker = format!("{} {nonce} 4242\n", crate::ssh::MARKER);
-        // A marker hidden past MARKER_LINE in a long line is part of that line, not a marker.
-        let hidden = format!("{}{marker}", "y".repeat(MARKER_LINE as usize));
-        let endless = "z".repeat(5000);
-        let text = format!("before\n{marker}{hidden}{endless}");
-        let capture = Capture::keeping(
-            io::Cursor::new(text.into_bytes()),
-            vec![(nonce, "backup@db".into())],
-            Kept::new(600, 100),
-        );
-        capture.ended.recv_timeout(Duration::from_secs(10)).expect("the whole text is read");
-        let groups = lock(&capture.groups).clone();
-        let (kept, omitted) = capture.finish(Duration::ZERO);
-        assert_eq!(groups, [("backup@db".to_string(), 4242)], "only the whole line is a marker");
-        // What is not a marker is kept as it came, the marker line taken out.
-        let rest = format!("before\n{hidden}{endless}");
-        assert!(kept.starts_with(&rest[..600]), "{kept}");
-        assert!(kept.ends_with(&format!(" left out here]\n{}", "z".repeat(100))), "{kept}");
-        assert_eq!(omitted, (rest.len() - 600 - 100) as u64);
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl TryFrom<RawRecord> for ProcessRecord {
         if !is_boot_id(&raw.boot_id) {
             return Err(format!(
                 "a process record's boot_id `{}` is not a boot id",
-                crate::kinds::shown(&raw.boot_id)
+                crate::contract::kinds::shown(&raw.boot_id)
             ));
         }
         Ok(ProcessRecord { pid: raw.pid, start_ticks: raw.start_ticks, boot_id: raw.boot_id })
@@ -127,13 +127,16 @@ fn boot_id() -> io::Result<String> {
     if is_boot_id(&id) {
         Ok(id)
     } else {
-        Err(io::Error::other(format!("{BOOT_ID} holds `{}`, which is no boot id", crate::kinds::shown(&id))))
+        Err(io::Error::other(format!(
+            "{BOOT_ID} holds `{}`, which is no boot id",
+            crate::contract::kinds::shown(&id)
+        )))
     }
 }
 
 /// `pid 4242 (rdiff-backup)`.
 fn named(pid: u32, stat: &Stat) -> String {
-    format!("pid {pid} ({})", crate::kinds::shown(&stat.name))
+    format!("pid {pid} ({})", crate::contract::kinds::shown(&stat.name))
 }
 
 impl ProcessRecord {
@@ -155,7 +158,7 @@ impl ProcessRecord {
                 return Ok(Liveness::Gone(format!(
                     "pid {} now belongs to another process ({}), which started later",
                     self.pid,
-                    crate::kinds::shown(&now.name)
+                    crate::contract::kinds::shown(&now.name)
                 )));
             }
             Some(now) if !now.ended() => return Ok(Liveness::Running(named(self.pid, now))),

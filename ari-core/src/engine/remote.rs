@@ -4,8 +4,8 @@
 //!
 //! - **The remote wrapper.** Every command that ari runs on a remote host, and every command that
 //!   rdiff-backup or rsync start there through the job's ssh wrapper, is preceded by a few words
-//!   of POSIX sh ([`prefix`](crate::ssh::prefix), which the contract's `ssh` module holds since a plugin's
-//!   [`watched`](crate::ssh::watched) uses it too). They print the command's process group (`ari-remote-pgid NONCE
+//!   of POSIX sh ([`prefix`](crate::contract::ssh::prefix), which the contract's `ssh` module holds since a plugin's
+//!   [`watched`](crate::contract::ssh::watched) uses it too). They print the command's process group (`ari-remote-pgid NONCE
 //!   PGID`, NONCE a secret of the run and destination) so that ari can stop exactly that group on
 //!   the host when it stops the command; and they start a watcher that stops the group when the
 //!   ssh connection is gone (sshd's session process, the shell's parent, has exited), which is
@@ -30,9 +30,9 @@ use std::sync::Mutex;
 
 use crate::engine::process;
 
-use crate::quote::{shell_join, shell_quote};
-use crate::ssh::{prefix, Ssh, MARKER};
-use crate::step::{Command, Host, Program};
+use crate::contract::quote::{shell_join, shell_quote};
+use crate::contract::ssh::{prefix, Ssh};
+use crate::contract::step::{Command, Host, Program};
 
 /// The nonce a plan shows, where no run has drawn one yet.
 pub const PLAN_NONCE: &str = "NONCE";
@@ -65,18 +65,6 @@ pub const KILL_TEMPLATE: &str = "g={}; [ \"$g\" -gt 1 ] && [ \"$g\" -le 4194304 
                                  kill -TERM -$g 2>/dev/null || exit 0; i=0; while kill -0 -$g 2>/dev/null; do \
                                  i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -$g 2>/dev/null; exit 0; fi; \
                                  sleep 0.1 2>/dev/null || sleep 1; done";
-
-/// Parses the line that the remote wrapper prints: `(nonce, pgid)`. A group id of 0 or 1 (which
-/// `kill` reads as "this group" and "every process") is never one of a command's.
-pub fn parse_marker(line: &str) -> Option<(&str, u32)> {
-    let mut words = line.trim_end_matches(['\r', '\n']).split(' ');
-    if words.next() != Some(MARKER) {
-        return None;
-    }
-    let nonce = words.next()?;
-    let pgid: u32 = words.next()?.parse().ok()?;
-    (words.next().is_none() && pgid > 1).then_some((nonce, pgid))
-}
 
 /// The job's private directory under `state_dir/run`: named after the label, or after a hash of
 /// it when the label would make its control sockets' paths too long.
@@ -288,13 +276,13 @@ impl Connections {
             out.push_str(&format!(
                 "       {}
 ",
-                crate::kinds::escaped(&shell_join(&argv))
+                crate::contract::kinds::escaped(&shell_join(&argv))
             ));
         }
         out.push_str(&format!(
             "       rdiff-backup and rsync use {}, which runs the same ssh
 ",
-            crate::kinds::escaped(&self.wrapper().display().to_string())
+            crate::contract::kinds::escaped(&self.wrapper().display().to_string())
         ));
         out
     }
@@ -343,7 +331,7 @@ impl Connections {
             label = self.label,
             default_user = shell_quote(&default_user),
             watch = shell_quote(&prefix(None)),
-            sudo = if self.ssh.sudo { crate::ssh::SUDO } else { "" },
+            sudo = if self.ssh.sudo { crate::contract::ssh::SUDO } else { "" },
         )
     }
 }
@@ -550,7 +538,7 @@ impl Session {
         if let Some(state) = &self.state {
             let name = dir_name(&self.connections.run_dir);
             if let Err(err) = state.remove_private_dir(crate::engine::fsutil::Area::Run, &name) {
-                log::warn!("{}", crate::error::chain(&err));
+                log::warn!("{}", crate::contract::error::chain(&err));
             }
         }
         std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
@@ -569,16 +557,6 @@ mod tests {
     fn connections(sharing: bool) -> Connections {
         let ssh = Ssh::new("/usr/bin/ssh").port(2222).user("backup").options(["-F", "/etc/a b/config"]);
         Connections::new(ssh, "/var/lib/ari-backup", "db", sharing, ["db-1", "localhost", "zfs", "db-1"])
-    }
-
-    #[test]
-    fn markers_parse_only_as_written() {
-        assert_eq!(parse_marker("ari-remote-pgid 0123abcd 4242\n"), Some(("0123abcd", 4242)));
-        assert_eq!(parse_marker("ari-remote-pgid x 1"), None, "group 1 is every process");
-        assert_eq!(parse_marker("ari-remote-pgid x 0"), None);
-        assert_eq!(parse_marker("ari-remote-pgid x -5"), None);
-        assert_eq!(parse_marker("ari-remote-pgid x 12 extra"), None);
-        assert_eq!(parse_marker("something ari-remote-pgid x 12"), None);
     }
 
     #[test]

@@ -7,15 +7,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::contract::kinds;
+use crate::contract::plugin::{join_path, relative_to, Restore, RestoreRequest, StoredBackup};
 use crate::engine::fsutil::restore_target::{Placed, RestoreTarget, TargetError};
 use crate::engine::fsutil::StateError;
 use crate::engine::job_run::StopFlags;
 use crate::engine::lock::{Lock, LockError};
 use crate::engine::pipeline::JobPlan;
-use crate::engine::process::{Output, ProcessError, Runner};
+use crate::engine::process::{Output, ProcessError};
 use crate::engine::remote::Session;
-use crate::kinds;
-use crate::plugin::{join_path, relative_to, Restore, RestoreRequest, StoredBackup};
+use crate::engine::runner::Runner;
 
 /// What `--at` accepts, for error messages and `--help`.
 pub const TIME_FORMS: &str = "a backup's name as `ari history` lists it; `now`; `NB` for the Nth backup before the newest (`0B` is the newest); an interval back from now (`3D`, `2W3D`, `12h`: s, m, h, D, W, M = 30 days, Y = 365 days); seconds since the epoch; a date `2026-11-30` (its midnight, local time); a local time `2026-11-30 03:00` or `2026-11-30T03:00:00`; or a time with its offset `2026-11-30T03:00:00+01:00`";
@@ -296,7 +297,7 @@ fn backend_restore(plan: &JobPlan, request: &RestoreRequest) -> Result<Restore, 
 }
 
 /// The copy's command, from what the restore's query printed.
-fn copy_command(runner: &Runner, restore: &Restore) -> Result<crate::step::Command, RestoreError> {
+fn copy_command(runner: &Runner, restore: &Restore) -> Result<crate::contract::step::Command, RestoreError> {
     let printed = match &restore.query {
         Some(query) => {
             runner.run(query).map_err(|source| RestoreError::Query { command: query.to_string(), source })?
@@ -398,7 +399,8 @@ mod tests {
 
     #[test]
     fn errors_name_their_cause_once() {
-        let check = |err: RestoreError, expected: &str| assert_eq!(crate::error::chain(&err), expected);
+        let check =
+            |err: RestoreError, expected: &str| assert_eq!(crate::contract::error::chain(&err), expected);
         check(
             RestoreError::Target(TargetError::RootIntoRoot),
             "--to: PATH / is restored as --to itself, so --to cannot be /",

@@ -11,11 +11,11 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::Deserialize;
 
 use super::{check_label, default_label, Checked, HookCommand, Job, Volume, JOB_KEYS};
-use crate::error::{did_you_mean, ConfigError};
-use crate::kinds::{self, check_no_nul};
-use crate::plugin;
-use crate::settings::{self, Layer, Source, ValueSeed};
-use crate::step::{Program, When};
+use crate::contract::error::{did_you_mean, ConfigError};
+use crate::contract::kinds::{self, check_no_nul};
+use crate::contract::plugin;
+use crate::contract::settings::{self, Layer, Source, ValueSeed};
+use crate::contract::step::{Program, When};
 
 impl Job {
     /// Reads and parses a job file.
@@ -412,8 +412,9 @@ impl<'de> Visitor<'de> for ProgramVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProgramSpec, A::Error> {
         let mut words = Vec::new();
         while let Some(word) = seq.next_element::<String>()? {
-            check_no_nul(&word)
-                .map_err(|why| de::Error::custom(format!("`{}` {why}", crate::kinds::shown(&word))))?;
+            check_no_nul(&word).map_err(|why| {
+                de::Error::custom(format!("`{}` {why}", crate::contract::kinds::shown(&word)))
+            })?;
             words.push(word);
         }
         let Some(program) = words.first().filter(|w| !w.is_empty()) else {
@@ -422,7 +423,7 @@ impl<'de> Visitor<'de> for ProgramVisitor {
         // Run without a shell, the first word is what is executed: a relative path would be
         // looked for in whatever directory ari (or the remote shell) happens to start in.
         kinds::check_program(program).map_err(|why| {
-            de::Error::custom(format!("the program `{}` {why}", crate::kinds::shown(program)))
+            de::Error::custom(format!("the program `{}` {why}", crate::contract::kinds::shown(program)))
         })?;
         Ok(ProgramSpec(Program::Argv(words)))
     }

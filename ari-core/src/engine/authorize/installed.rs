@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{digest, sha256_hex, HostFilter};
-use crate::step::{Command, Host};
+use crate::contract::step::{Command, Host};
 
 /// The command that reads the installed filter back (`ari check --connect`).
 pub fn read_back(filter: &HostFilter) -> Command {
@@ -66,7 +66,7 @@ pub fn login_shell_warning(user: &str, host: &str, passwd_entry: &str) -> Option
     };
     Some(format!(
         "{user}'s login shell on {host} is {}, which runs {reads} before ari's filter: use /bin/sh (chsh -s /bin/sh {user})",
-        crate::kinds::shown(shell)
+        crate::contract::kinds::shown(shell)
     ))
 }
 
@@ -85,15 +85,16 @@ pub fn out_of_date(filter: &HostFilter, installed: &str) -> Vec<String> {
     let this = env!("CARGO_PKG_VERSION");
     match header(VERSION_LINE) {
         None => reasons.push(format!("it was made by an ari older than {FIRST_RECORDING_VERSION}")),
-        Some(version) if version != this => {
-            reasons.push(format!("it was made by ari {}, this is ari {this}", crate::kinds::shown(&version)))
-        }
+        Some(version) if version != this => reasons.push(format!(
+            "it was made by ari {}, this is ari {this}",
+            crate::contract::kinds::shown(&version)
+        )),
         Some(_) => {}
     }
     if let Some(format) = header(FORMAT_LINE).filter(|format| *format != FILTER_FORMAT.to_string()) {
         reasons.push(format!(
             "its filter-format is {}, this ari writes {FILTER_FORMAT}",
-            crate::kinds::shown(&format)
+            crate::contract::kinds::shown(&format)
         ));
     }
     if header(RULES_LINE).is_some_and(|rules| rules != rules_digest(filter)) {

@@ -28,7 +28,7 @@ impl HostFilter {
             (None, None) => "\"$HOME/.ssh/authorized_keys\"".to_string(),
         };
         // What ari sends to check a connection, as the filter must let it through.
-        let probe = self.ssh.remote_text(&crate::step::Program::Argv(vec!["true".to_string()]));
+        let probe = self.ssh.remote_text(&crate::contract::step::Program::Argv(vec!["true".to_string()]));
         let mut out = String::new();
         out.push_str("set -e; umask 022\n");
         out.push_str("new=; draft=\nfail() { [ -z \"$new\" ] || rm -f \"$new\"; [ -z \"$draft\" ] || rm -f \"$draft\"; echo \"ari: $1; nothing installed\" >&2; exit 1; }\n");
@@ -67,7 +67,7 @@ impl HostFilter {
         // finds it and its interpreter (rrsync is Python, and rsync's package only suggests
         // python3), as `ari check --connect` asks later.
         for probe in handover_probes(self) {
-            let line = crate::step::remote_line(&probe);
+            let line = crate::contract::step::remote_line(&probe);
             out.push_str(&format!(
                 "{line} >/dev/null 2>&1 || fail {}\n",
                 single_quoted(&format!("`{line}` does not run here, and the filter hands rsync's requests to it (Debian: apt install rsync python3)"))

@@ -3,7 +3,7 @@
 //!
 //! Every remote command a job runs is in its plan as data: its steps' commands, their undos and
 //! probes (which recovery after a crash runs too), the store's history query, and what a step
-//! declares it may run beyond them ([`crate::step::CommandPattern`]: a dynamic step's expansions,
+//! declares it may run beyond them ([`crate::contract::step::CommandPattern`]: a dynamic step's expansions,
 //! which the pipeline refuses to run when they match none, and what a local tool starts there
 //! through the job's ssh). To those ari adds its own: `true` (`ari check --connect`) and the
 //! script that stops a remote process group. The filter takes the command line sshd hands it
@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::Digest as _;
 
-use crate::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
+use crate::contract::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
+use crate::contract::ssh::{MARKER_START, WATCHER};
+use crate::contract::step::{Chars, Command, CommandPattern, Handover, Host};
 use crate::engine::pipeline::JobPlan;
 use crate::engine::remote::KILL_TEMPLATE;
-use crate::ssh::{MARKER_START, WATCHER};
-use crate::step::{Chars, Command, CommandPattern, Handover, Host};
 
 mod installed;
 mod installer;
@@ -42,7 +42,7 @@ pub struct HostFilter {
     /// The ssh destination: the host with the jobs' `remote_user`.
     pub destination: String,
     /// How the jobs reach it (`remote_sudo` among it).
-    pub ssh: crate::ssh::Ssh,
+    pub ssh: crate::contract::ssh::Ssh,
     /// Where the filter goes on the host (`ssh_filter_path`).
     pub path: String,
     /// More options of the key's line (`ssh_key_options`).
@@ -145,7 +145,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         if let Host::Remote(host) = &command.host {
             let on = by_host.entry(host.clone()).or_default();
             on.exact.insert(plan.ssh.remote_text(&command.program));
-            on.argv.insert((crate::ssh::sudo_argv(&command.program).to_vec(), None));
+            on.argv.insert((crate::contract::ssh::sudo_argv(&command.program).to_vec(), None));
         }
     };
     let history = plan.history.as_ref().map(|query| &query.command);
@@ -156,7 +156,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         }
         // A dynamic step's expansions are argv commands that ari runs (through sudo as any of
         // its own); what another step declares is what its tool starts through the job's ssh.
-        let expands = matches!(step.action, crate::step::Action::Dynamic { .. });
+        let expands = matches!(step.action, crate::contract::step::Action::Dynamic { .. });
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
             let on = by_host.entry(host.clone()).or_default();
@@ -171,7 +171,7 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
                     }
                 }
                 None if expands => {
-                    let words = crate::ssh::sudo_words(&pattern.template, true).to_vec();
+                    let words = crate::contract::ssh::sudo_words(&pattern.template, true).to_vec();
                     on.argv.insert((words, variable.then_some(pattern.chars)));
                 }
                 None => {
@@ -280,7 +280,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
         // ari's own: the connection check, reading the installed filter back, the remote user's
         // login shell, and stopping a command's process group.
         let ssh = &filter.ssh;
-        filter.exact.insert(ssh.remote_text(&crate::step::Program::Argv(vec!["true".to_string()])));
+        filter.exact.insert(ssh.remote_text(&crate::contract::step::Program::Argv(vec!["true".to_string()])));
         filter.exact.insert(ssh.remote_text(&read_back(filter).program));
         // Without sudo even under remote_sudo: any user may read the user database, and the
         // drop-in then needs no rule for it.
@@ -298,14 +298,14 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
             filter.patterns.push(stop);
         }
         if filter.ssh.sudo {
-            use crate::step::Program;
+            use crate::contract::step::Program;
             let own = [
                 (Program::Argv(vec!["true".to_string()]), None),
                 (read_back(filter).program, None),
                 (Program::Shell(KILL_TEMPLATE.to_string()), Some(Chars::DIGITS)),
             ];
             for (program, chars) in own {
-                filter.sudo_entries.insert(sudo_entry(&crate::ssh::sudo_argv(&program), chars)?);
+                filter.sudo_entries.insert(sudo_entry(&crate::contract::ssh::sudo_argv(&program), chars)?);
             }
         }
         filter.script = script(filter);
@@ -316,7 +316,7 @@ pub fn filters(plans: &[&JobPlan], only_host: Option<&str>) -> Result<Vec<HostFi
 
 /// What one job runs on one host, as a digest: its exact lines and its patterns (with what the
 /// filter runs in their place), in order.
-fn digest(ssh: &crate::ssh::Ssh, exact: &BTreeSet<String>, patterns: &[CommandPattern]) -> String {
+fn digest(ssh: &crate::contract::ssh::Ssh, exact: &BTreeSet<String>, patterns: &[CommandPattern]) -> String {
     let mut text = String::new();
     for line in exact {
         text.push_str(&format!("{line}\0"));
@@ -339,7 +339,10 @@ fn digest(ssh: &crate::ssh::Ssh, exact: &BTreeSet<String>, patterns: &[CommandPa
 pub fn check_key_blob(blob: &str) -> Result<(), String> {
     if blob.len() < 64 || !blob.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
     {
-        return Err(format!("`{}` is not the base64 of an ssh public key", crate::kinds::shown(blob)));
+        return Err(format!(
+            "`{}` is not the base64 of an ssh public key",
+            crate::contract::kinds::shown(blob)
+        ));
     }
     Ok(())
 }
@@ -370,14 +373,14 @@ fn double_quoted_template(template: &str) -> String {
 /// the host's shell gets it: the request in its variable, single-quoted (`{}` standing for the
 /// matched variable part, whose characters hold no `'`), then the program, through sudo under
 /// `remote_sudo`.
-fn handover_text(ssh: &crate::ssh::Ssh, handover: &Handover) -> String {
+fn handover_text(ssh: &crate::contract::ssh::Ssh, handover: &Handover) -> String {
     format!(
         "{}={} {}",
         handover.variable,
         single_quoted(&handover.request),
         // The program itself, not in a subshell: sudo keeps the request for it alone, and its
         // rule's one other split is answered by `runcwd` (see `sudoers`).
-        ssh.remote_program(&crate::quote::shell_join(&handover.argv))
+        ssh.remote_program(&crate::contract::quote::shell_join(&handover.argv))
     )
 }
 
@@ -482,9 +485,9 @@ mod tests {
 
     #[test]
     fn the_wrapper_the_filter_takes_off_is_the_one_ari_puts_on() {
-        let wrapped = crate::ssh::prefix(Some("0123456789abcdef"));
+        let wrapped = crate::contract::ssh::prefix(Some("0123456789abcdef"));
         assert_eq!(wrapped, format!("{MARKER_START}0123456789abcdef $$ >&2; {WATCHER}"));
-        assert_eq!(crate::ssh::prefix(None), WATCHER);
+        assert_eq!(crate::contract::ssh::prefix(None), WATCHER);
         assert_eq!(crate::engine::remote::kill_script(42), KILL_TEMPLATE.replace("{}", "42"));
     }
 
@@ -497,7 +500,7 @@ mod tests {
     #[test]
     fn the_stop_script_matches_its_pattern_with_sudo_and_without() {
         for sudo in [false, true] {
-            let ssh = crate::ssh::Ssh::new("ssh").sudo(sudo);
+            let ssh = crate::contract::ssh::Ssh::new("ssh").sudo(sudo);
             let pattern = CommandPattern::with_variable(
                 Host::named("h"),
                 crate::engine::remote::kill_text(&ssh, KILL_TEMPLATE),
@@ -550,7 +553,7 @@ mod tests {
         let mut filter = HostFilter {
             host: "h".into(),
             destination: "backup@h".into(),
-            ssh: crate::ssh::Ssh::new("ssh").user("backup").sudo(sudo),
+            ssh: crate::contract::ssh::Ssh::new("ssh").user("backup").sudo(sudo),
             path: "/usr/local/sbin/ari-filter".into(),
             extra_options: None,
             keys_file: None,
@@ -669,7 +672,10 @@ mod tests {
     #[test]
     fn a_hook_with_a_piece_a_shell_runs_on_its_own_is_no_sudoers_rule() {
         let rule = |text: &str| {
-            sudo_entry(&crate::ssh::sudo_argv(&crate::step::Program::Shell(text.to_string())), None)
+            sudo_entry(
+                &crate::contract::ssh::sudo_argv(&crate::contract::step::Program::Shell(text.to_string())),
+                None,
+            )
         };
         // A `case` in the subshell is fine: its `)` closes nothing of ari's.
         for fine in [

@@ -3,7 +3,7 @@
 //! shell runs (`ssh::sudo_argv`), proven for a hook's text by asking the shells.
 
 use super::{first_line, HostFilter};
-use crate::step::{Chars, Command, Host};
+use crate::contract::step::{Chars, Command, Host};
 
 /// The sudoers form of a command: its program, and its arguments as a regular expression that
 /// sudo (1.9.10 and later) matches against them joined by spaces: the fixed text literal, each
@@ -14,7 +14,7 @@ pub(super) fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(Stri
     if program.is_empty() || !program.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.+-/".contains(&b)) {
         return Err(format!(
             "the program `{}` is no name a sudoers rule can hold: give the hook a plain program name or path",
-            crate::kinds::shown(program)
+            crate::contract::kinds::shown(program)
         ));
     }
     let joined = args.join(" ");
@@ -32,7 +32,7 @@ pub(super) fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(Stri
             only_the_whole_runs(script).map_err(|why| {
                 format!(
                     "`{}` {why}: under remote_sudo each command runs as one `( ... )` text, which sudo also admits cut short; put it in a script on the host, and call that",
-                    crate::kinds::shown(first_line(script))
+                    crate::contract::kinds::shown(first_line(script))
                 )
             })?;
         }
@@ -51,7 +51,7 @@ pub(super) fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(Stri
         let head: String = first_line(&joined).chars().take(80).collect();
         return Err(format!(
             "`{program} {}...` is too long for a sudoers rule: its arguments take {} characters there, and sudo matches none longer than {SUDOERS_ARGS_MAX}; shorten it (a hook: put it in a script on the host)",
-            crate::kinds::shown(&head),
+            crate::contract::kinds::shown(&head),
             regex.len()
         ));
     }
@@ -65,7 +65,7 @@ pub(super) fn sudo_entry(words: &[String], chars: Option<Chars>) -> Result<(Stri
 fn only_the_whole_runs(script: &str) -> Result<(), String> {
     let shells: Vec<&str> =
         ["/bin/sh", "/bin/bash"].into_iter().filter(|s| std::path::Path::new(s).exists()).collect();
-    let runner = crate::engine::process::Runner::new(crate::ssh::Ssh::new("ssh"), false);
+    let runner = crate::engine::runner::Runner::new(crate::contract::ssh::Ssh::new("ssh"), false);
     let parses = |text: &str| {
         shells
             .iter()
@@ -84,9 +84,10 @@ fn only_the_whole_runs(script: &str) -> Result<(), String> {
             .any(|parsed| !matches!(parsed, Err(crate::engine::process::ProcessError::Exited { .. })))
     };
     match script.match_indices(' ').map(|(cut, _)| &script[..cut]).find(|piece| runs(piece)) {
-        Some(piece) => {
-            Err(format!("has a piece that a shell runs on its own (`{}`)", crate::kinds::shown(piece)))
-        }
+        Some(piece) => Err(format!(
+            "has a piece that a shell runs on its own (`{}`)",
+            crate::contract::kinds::shown(piece)
+        )),
         None => Ok(()),
     }
 }

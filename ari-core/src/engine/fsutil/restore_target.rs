@@ -34,7 +34,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, CWD};
 use rustix::io::Errno;
 
 use super::{effective_uid, user_text, DIR_MODE, WRITE_BITS};
-use crate::plugin::Directory;
+use crate::contract::plugin::Directory;
 
 /// How many symlinks DIR's path may pass through: the kernel's own limit.
 const MAX_LINKS: usize = 40;
@@ -414,7 +414,7 @@ impl Staging {
     /// DIR's path; DIR is then as it was. What cannot be removed is logged.
     pub fn discard(self) {
         if let Err(err) = remove_tree(self.anchor.fd.as_fd(), &self.name, &self.path(), None, 0) {
-            log::warn!("{}", crate::error::chain(&err));
+            log::warn!("{}", crate::contract::error::chain(&err));
         }
         drop(self.copy);
         drop(self.dir);
@@ -725,7 +725,7 @@ fn make_staging(anchor: &Held) -> Result<(OsString, OwnedFd, OwnedFd), TargetErr
             Ok((dir, copy)) => Ok((name, dir, copy)),
             Err(err) => {
                 if let Err(left) = remove_tree(anchor.fd.as_fd(), &name, &path, None, 0) {
-                    log::warn!("{}", crate::error::chain(&left));
+                    log::warn!("{}", crate::contract::error::chain(&left));
                 }
                 Err(err)
             }
