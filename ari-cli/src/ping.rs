@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ari_core::core_settings::{PING_EXIT_CODE, PING_RETRIES, PING_TIMEOUT, PING_URL};
-use ari_core::engine::pipeline::JobPlan;
+use ari_core::engine::plan::JobPlan;
 use ari_core::kinds::{self, shown_url};
 
 /// How many of a job's last log lines a ping carries.

@@ -37,7 +37,7 @@ pub fn authorize(
     key: Option<&str>,
     output: Output,
 ) -> i32 {
-    ari_core::engine::fsutil::forbid_writes();
+    ari_core::engine::files::forbid_writes();
     let names: Vec<String> = if names.is_empty() {
         match jobs::discover(&context.jobs_dir()) {
             Ok(paths) => paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
@@ -115,7 +115,7 @@ fn key_line(filter: &HostFilter, key: Option<&str>) -> String {
 
 /// Installs each filter and the key's line over the ssh of a job that reaches the host, then
 /// checks that the key still gets in, now through the filter.
-fn install(filters: &[HostFilter], plans: &[&ari_core::engine::pipeline::JobPlan], key: &str) -> i32 {
+fn install(filters: &[HostFilter], plans: &[&ari_core::engine::plan::JobPlan], key: &str) -> i32 {
     let mut code = exit::SUCCESS;
     for filter in filters {
         let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else {

@@ -7,9 +7,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use ari_core::engine::exit;
-use ari_core::engine::fsutil::StateDir;
+use ari_core::engine::files::StateDir;
 use ari_core::engine::ledger::Ledger;
-use ari_core::engine::pipeline;
 use ari_core::engine::runner::Runner;
 use ari_core::step::{Command, Host};
 
@@ -17,7 +16,7 @@ use super::{chain, Context};
 use crate::jobs;
 
 pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
-    ari_core::engine::fsutil::forbid_writes();
+    ari_core::engine::files::forbid_writes();
     // One write at the end: a check of a thousand jobs prints a thousand lines.
     let mut out = String::new();
     let mut problems = Vec::new();
@@ -40,7 +39,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     let (plans, errors) =
         jobs::plan_names(&names, &context.jobs_dir(), &context.config.layer, &context.command_line);
     problems.extend(errors);
-    problems.extend(pipeline::missing_tools(&plans).iter().map(ToString::to_string));
+    problems.extend(ari_core::engine::preflight::missing_tools(&plans).iter().map(ToString::to_string));
     for plan in &plans {
         let _ = writeln!(
             out,
@@ -58,7 +57,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     problems.extend(state);
     // A run only warns when it cannot write the metrics file; check says it before.
     if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
-        match ari_core::engine::fsutil::outside_file_problem(std::path::Path::new(&path)) {
+        match ari_core::engine::files::outside_file_problem(std::path::Path::new(&path)) {
             None => {
                 let _ = writeln!(out, "ok: metrics_file {path}");
             }
@@ -116,7 +115,7 @@ pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
 /// Where a filter is in place, the remote user's login shell is checked too.
 fn check_filter(
     filter: &ari_core::engine::authorize::HostFilter,
-    plans: &[ari_core::engine::pipeline::JobPlan],
+    plans: &[ari_core::engine::plan::JobPlan],
     out: &mut String,
     problems: &mut Vec<String>,
 ) {
@@ -206,7 +205,7 @@ fn state_problems(context: &Context) -> Vec<String> {
     let found = StateDir::new(&state_dir).problems();
     let mut problems: Vec<String> = found.iter().map(|err| chain(err)).collect();
     // A state_dir that another user could redirect is all there is to say about it.
-    if found.iter().any(|err| matches!(err, ari_core::engine::fsutil::StateError::UntrustedSymlink { .. })) {
+    if found.iter().any(|err| matches!(err, ari_core::engine::files::StateError::UntrustedSymlink { .. })) {
         return problems;
     }
     let labels = match Ledger::pending(&state_dir) {

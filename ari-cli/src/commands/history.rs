@@ -10,7 +10,7 @@ use super::{usage_errors, Context};
 use crate::jobs;
 
 pub fn history(context: &Context, name: &str, json: bool) -> i32 {
-    ari_core::engine::fsutil::forbid_writes();
+    ari_core::engine::files::forbid_writes();
     let plans = match jobs::plan_all(
         &[name.to_string()],
         &context.jobs_dir(),
@@ -44,7 +44,7 @@ pub fn history(context: &Context, name: &str, json: bool) -> i32 {
 /// The backups `query` lists for `plan`'s job (read-only, on whichever host holds the store);
 /// none, with the error logged, when the listing fails or prints what ari cannot read.
 pub fn list(
-    plan: &ari_core::engine::pipeline::JobPlan,
+    plan: &ari_core::engine::plan::JobPlan,
     query: &ari_core::plugin::HistoryQuery,
 ) -> Option<Vec<StoredBackup>> {
     if query.holds_none_yet() {

@@ -3,14 +3,14 @@
 //! cache).
 
 use ari_core::engine::exit;
-use ari_core::engine::pipeline::JobPlan;
+use ari_core::engine::plan::JobPlan;
 use ari_core::step::{Action, Program};
 
 use super::{usage_errors, Context};
 use crate::jobs;
 
 pub fn plan(context: &Context, names: &[String], json: bool) -> i32 {
-    ari_core::engine::fsutil::forbid_writes();
+    ari_core::engine::files::forbid_writes();
     let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
     {
         Ok(plans) => plans,

@@ -27,7 +27,7 @@ const SHOWN_BYTES: usize = 64 * 1024;
 
 pub fn recover(context: &Context, names: &[String], action: RecoverAction) -> i32 {
     if action == RecoverAction::Show {
-        ari_core::engine::fsutil::forbid_writes();
+        ari_core::engine::files::forbid_writes();
     }
     let state_dir = context.state_dir();
     let labels = match labels(context, names) {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use ari_core::engine::exit;
-use ari_core::engine::fsutil::restore_target::RestoreTarget;
+use ari_core::engine::files::restore_target::RestoreTarget;
 use ari_core::engine::restore::{self, RestoreError, Wanted};
 use ari_core::error::chain;
 use ari_core::plugin::{join_path, RestoreRequest};
@@ -88,7 +88,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     let wanted = Wanted::new(path.clone(), backup.clone(), target, request.force);
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
     if dry_run {
-        ari_core::engine::fsutil::forbid_writes();
+        ari_core::engine::files::forbid_writes();
     }
     let stop = match signals::install() {
         Ok(stop) => stop,
@@ -156,7 +156,7 @@ fn directory(to: &str) -> Result<PathBuf, String> {
 
 /// The command that puts `target` (the restored `path`) back in its place on the job's host,
 /// reaching it as the job does (its ssh, port and options).
-fn copy_back(plan: &ari_core::engine::pipeline::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
+fn copy_back(plan: &ari_core::engine::plan::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
     let slash = if is_dir { "/" } else { "" };
     let quote = |word: &str| ari_core::quote::shell_join([word]);
     let (to, rsh) = match Host::named(&plan.job.source_hostname) {

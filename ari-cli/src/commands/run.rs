@@ -6,7 +6,9 @@ use ari_core::core_settings::DRY_RUN;
 use ari_core::engine::exit;
 use ari_core::engine::job_run::{self, JobOutcome, JobRun, RunWarning};
 use ari_core::engine::log_context::set_job_label;
-use ari_core::engine::pipeline::{self, JobPlan, JobReport, Recovery};
+use ari_core::engine::pipeline::JobReport;
+use ari_core::engine::plan::JobPlan;
+use ari_core::engine::recovery::Recovery;
 use ari_core::engine::report;
 use ari_core::error::chain;
 
@@ -19,7 +21,7 @@ pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
         Ok(plans) => plans,
         Err(errors) => return usage_errors(&errors),
     };
-    let missing = pipeline::missing_tools(&plans);
+    let missing = ari_core::engine::preflight::missing_tools(&plans);
     if !missing.is_empty() {
         let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
         return usage_errors(&errors);

@@ -14,7 +14,7 @@ use ari_core::engine::history::History;
 use ari_core::engine::job_run::{self, JobRun, StopFlags};
 use ari_core::engine::lock::Lock;
 use ari_core::engine::log_context::set_job_label;
-use ari_core::engine::pipeline::{self, JobPlan};
+use ari_core::engine::plan::JobPlan;
 use ari_core::engine::process::humane;
 use ari_core::engine::schedule::{self, Candidate};
 
@@ -104,7 +104,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
     for (path, planned) in jobs::plan_each(&paths, &context.config.layer, &context.command_line) {
         match planned {
             Ok(plan) => {
-                let missing = pipeline::missing_tools(std::slice::from_ref(&plan));
+                let missing = ari_core::engine::preflight::missing_tools(std::slice::from_ref(&plan));
                 if missing.is_empty() {
                     plans.push(plan);
                 } else {

@@ -26,7 +26,7 @@ pub fn shell_quote(word: &str) -> Cow<'_, str> {
     if plain {
         Cow::Borrowed(word)
     } else {
-        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
+        Cow::Owned(single_quoted(word))
     }
 }
 
@@ -55,6 +55,11 @@ pub fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
 /// The words as an rsync `-e` command, each quoted by [`rsync_rsh_quote`].
 pub fn rsync_rsh_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
     words.into_iter().map(|w| rsync_rsh_quote(w.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
+}
+
+/// `word` in single quotes for a POSIX shell, whatever it holds (a `'` as `'\''`).
+pub(crate) fn single_quoted(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 #[cfg(test)]

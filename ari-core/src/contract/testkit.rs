@@ -17,7 +17,7 @@ use crate::contract::plugin::{self, Facts, JobContext, Provided, SnapshotSource}
 use crate::contract::settings::{Layer, Settings, Source};
 use crate::contract::step::Step;
 use crate::engine::config::GlobalConfig;
-use crate::engine::pipeline::JobPlan;
+use crate::engine::plan::JobPlan;
 
 /// The path test jobs are read as.
 const JOB_PATH: &str = "/etc/ari-backup/jobs.d/test.yaml";

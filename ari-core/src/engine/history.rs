@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::fsutil::{Area, StateDir, StateError};
+use crate::engine::files::{Area, StateDir, StateError};
 
 /// How many runs a history keeps.
 const KEPT_RUNS: usize = 30;

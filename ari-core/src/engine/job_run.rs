@@ -16,8 +16,10 @@ use crate::engine::exit;
 use crate::engine::history::{History, RunRecord};
 use crate::engine::ledger::{Ledger, LedgerError};
 use crate::engine::lock::{Lock, LockError};
-use crate::engine::pipeline::{self, JobPlan, JobReport, Recovery};
+use crate::engine::pipeline::{self, JobReport};
+use crate::engine::plan::JobPlan;
 use crate::engine::process::Ssh;
+use crate::engine::recovery::Recovery;
 use crate::engine::remote::Session;
 use crate::engine::runner::Runner;
 
@@ -53,7 +55,7 @@ pub enum JobOutcome {
     NotStarted,
     /// The job's private run directory (its ssh wrapper, its control sockets) could not be
     /// made: nothing ran.
-    NoRunDirectory(crate::engine::fsutil::StateError),
+    NoRunDirectory(crate::engine::files::StateError),
 }
 
 /// What went wrong beside a job's backup.
@@ -295,7 +297,7 @@ fn undo_ledger(ledger: &mut Ledger, stop: &StopFlags, command_timeout: Option<Du
     let runner = Runner::new(ledger.ssh().clone(), false)
         .with_cancel(stop.interrupted.clone())
         .with_command_timeout(command_timeout);
-    pipeline::recover(ledger, &runner)
+    crate::engine::recovery::recover(ledger, &runner)
 }
 
 /// How recovering a job's ledger ended.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::ssh::Ssh;
 use crate::contract::step::{Command, Host, Phase, Program, Retry, Step, Tolerated};
-use crate::engine::fsutil::{Area, StateDir, StateError};
+use crate::engine::files::{Area, StateDir, StateError};
 use crate::engine::process_record::ProcessRecord;
 
 /// A command as the ledger stores it: `{"host": ..., "argv": [...]}` or `{"host": ...,

@@ -11,7 +11,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::engine::fsutil::{Area, StateDir, StateError};
+use crate::engine::files::{Area, StateDir, StateError};
 
 /// Why a lock could not be taken.
 #[derive(Debug, thiserror::Error)]

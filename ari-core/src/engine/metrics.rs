@@ -1,13 +1,13 @@
 //! Prometheus metrics of every job, for node_exporter's textfile collector (`metrics_file`):
 //! rendered from the jobs' histories in `state_dir`, so that `ari run JOB` and `ari run-all`
 //! write the same file, with every job in it, whichever ran last. Written atomically after
-//! every real run through `fsutil::write_outside_file` (never over a device, a FIFO, a symlink
+//! every real run through `files::write_outside_file` (never over a device, a FIFO, a symlink
 //! or another user's file); a failure to write it is a warning, never the run's failure.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::engine::fsutil::{Area, StateDir};
+use crate::engine::files::{Area, StateDir};
 use crate::engine::history::History;
 
 /// The metrics of every job with a history under `state_dir`, at `now` (seconds since the epoch).
@@ -106,7 +106,7 @@ fn escape(value: &str) -> String {
 /// Writes the metrics of every job under `state_dir` to `path`; the error says why not.
 pub fn write(state_dir: &Path, path: &Path) -> Result<(), String> {
     let now = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
-    crate::engine::fsutil::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644).map_err(|err| {
+    crate::engine::files::write_outside_file(path, render(state_dir, now).as_bytes(), 0o644).map_err(|err| {
         format!("the metrics file could not be written: {}", crate::contract::error::chain(&err))
     })
 }

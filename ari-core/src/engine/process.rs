@@ -307,6 +307,9 @@ pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
 /// How long a read-only query (a tool's `--version`) may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Stops remote process groups, each `(destination, pgid)`.
+pub(crate) type StopGroups<'a> = dyn Fn(&[(String, u32)]) + Sync + 'a;
+
 /// What a command that reaches remote hosts brings to its run (the runner's session gives it):
 /// a stopped command is stopped on its hosts too, and a refusal by a host's filter is told
 /// apart.
@@ -318,7 +321,7 @@ pub(crate) struct Reach<'a> {
     /// Whether ari's commands run through sudo on its hosts.
     pub(crate) sudo: bool,
     /// Stops the remote process groups the command reported, when ari stops it.
-    pub(crate) stop_groups: &'a (dyn Fn(&[(String, u32)]) + Sync),
+    pub(crate) stop_groups: &'a StopGroups<'a>,
 }
 
 /// Runs `argv` (what `command` became) to its end, its deadline or `cancel`; `reach` is how it

@@ -370,7 +370,7 @@ const PLAIN_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 pub struct Session {
     connections: Connections,
     /// The state directory holding the run directory, when this session made one.
-    state: Option<crate::engine::fsutil::StateDir>,
+    state: Option<crate::engine::files::StateDir>,
     connect_timeout: std::time::Duration,
     nonces: Mutex<BTreeMap<String, String>>,
     masters: Mutex<BTreeMap<String, Option<process::Master>>>,
@@ -392,7 +392,7 @@ impl Session {
 
     fn with(
         connections: Connections,
-        state: Option<crate::engine::fsutil::StateDir>,
+        state: Option<crate::engine::files::StateDir>,
         connect_timeout: std::time::Duration,
     ) -> Session {
         Session {
@@ -412,8 +412,8 @@ impl Session {
         connections: Connections,
         state_dir: &Path,
         connect_timeout: std::time::Duration,
-    ) -> Result<Session, crate::engine::fsutil::StateError> {
-        use crate::engine::fsutil::{Area, StateDir};
+    ) -> Result<Session, crate::engine::files::StateError> {
+        use crate::engine::files::{Area, StateDir};
         let state = StateDir::new(state_dir);
         let name = dir_name(&connections.run_dir);
         let (_, stale) = state.private_dir(Area::Run, &name)?;
@@ -537,7 +537,7 @@ impl Session {
         }
         if let Some(state) = &self.state {
             let name = dir_name(&self.connections.run_dir);
-            if let Err(err) = state.remove_private_dir(crate::engine::fsutil::Area::Run, &name) {
+            if let Err(err) = state.remove_private_dir(crate::engine::files::Area::Run, &name) {
                 log::warn!("{}", crate::contract::error::chain(&err));
             }
         }

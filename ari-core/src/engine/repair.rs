@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::contract::step::{Command, Host, Program, Step, REPAIRED_PID};
 use crate::engine::ledger::{Entry, Ledger};
-use crate::engine::pipeline::{attempt_step, undo_if_present, StepError, StepFailure, StepRecord};
 use crate::engine::process::{self, ProcessError};
 use crate::engine::process_record::{Liveness, ProcessRecord};
 use crate::engine::runner::Runner;
+use crate::engine::step_run::{attempt_step, undo_if_present, StepError, StepFailure, StepRecord};
 
 /// How long a repair waits for the process of the step it repairs to end: a process that ari's
 /// death sent SIGTERM (`PR_SET_PDEATHSIG`) may take a moment to go, and its children with it.

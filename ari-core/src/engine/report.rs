@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::contract::error::chain;
-use crate::engine::fsutil::{Area, StateDir, StateError};
+use crate::engine::files::{Area, StateDir, StateError};
 
 /// How many run reports `state_dir/reports` keeps.
 const KEPT_REPORTS: usize = 100;

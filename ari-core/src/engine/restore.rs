@@ -1,7 +1,7 @@
 //! `ari restore`'s engine part, the same for every backend: which stored backup a `--at TIME`
 //! names, whether a path is one the job backs up, and the copy, run under the job's lock with
 //! its connections into a private staging directory in DIR, then moved to DIR/PATH
-//! (`fsutil::restore_target` says how that stays inside DIR). The backend only says how to copy
+//! (`files::restore_target` says how that stays inside DIR). The backend only says how to copy
 //! (`BackupBackend::restore`).
 
 use std::path::Path;
@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use crate::contract::kinds;
 use crate::contract::plugin::{join_path, relative_to, Restore, RestoreRequest, StoredBackup};
-use crate::engine::fsutil::restore_target::{Placed, RestoreTarget, TargetError};
-use crate::engine::fsutil::StateError;
+use crate::engine::files::restore_target::{Placed, RestoreTarget, TargetError};
+use crate::engine::files::StateError;
 use crate::engine::job_run::StopFlags;
 use crate::engine::lock::{Lock, LockError};
-use crate::engine::pipeline::JobPlan;
+use crate::engine::plan::JobPlan;
 use crate::engine::process::{Output, ProcessError};
 use crate::engine::remote::Session;
 use crate::engine::runner::Runner;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::engine::fsutil::{Area, StateDir};
+use crate::engine::files::{Area, StateDir};
 use crate::engine::process::{self, ProcessError};
 
 const CACHE_FILE: &str = "tool-versions.json";

@@ -236,7 +236,9 @@ fn listing() -> Vec<String> {
         for path in paths {
             let text =
                 std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-            all.extend(module_items(module, &text));
+            // Inside ari-core the contract's modules are `crate::contract::NAME`; a plugin names
+            // them `ari_core::NAME` (lib.rs re-exports them), as the listing does.
+            all.extend(module_items(module, &text).into_iter().map(|item| item.replace("crate::contract::", "crate::")));
         }
     }
     // A trait impl is API when the type it is for is.

@@ -1,6 +1,6 @@
 //! Architecture invariants that code can check, as tests (ARCHITECTURE.md names them):
 //! plugin crates depend on ari-core only, only ari-core's `process` module spawns processes,
-//! only ari-core's `fsutil` makes, writes, moves or removes files, library crates never print,
+//! only ari-core's `engine/files` makes, writes, moves or removes files, library crates never print,
 //! every source file opens with a `//!` paragraph, and ARCHITECTURE.md mentions every crate.
 //!
 //! The three rules about code read every file whole. They are rules about what ships, so each
@@ -398,20 +398,20 @@ fn only_the_process_module_spawns_processes() {
     assert!(report.is_empty(), "{report}");
 }
 
-/// Every file ari writes is state, and state goes through `fsutil::StateDir` (private modes, no
+/// Every file ari writes is state, and state goes through `files::StateDir` (private modes, no
 /// symlinks followed, no stranger's file trusted), or is a restore, which goes through
-/// `fsutil::restore_target` (held directories, no symlink followed below DIR): no other code
+/// `files::restore_target` (held directories, no symlink followed below DIR): no other code
 /// opens a file for writing, makes a directory, or moves, removes or chmods a file. Test code
 /// writes its fixtures into temp dirs, which are no state.
 #[test]
-fn only_fsutil_writes_files() {
+fn only_the_files_module_writes_files() {
     let report = violations(
         writes,
         |file| {
-            file.ends_with("ari-core/src/engine/fsutil.rs")
-                || file.starts_with(root().join("ari-core/src/engine/fsutil"))
+            file.ends_with("ari-core/src/engine/files.rs")
+                || file.starts_with(root().join("ari-core/src/engine/files"))
         },
-        "write state through ari_core::fsutil::StateDir",
+        "write state through ari-core's engine::files::StateDir",
     );
     assert!(report.is_empty(), "{report}");
 }
@@ -436,8 +436,8 @@ fn each_rule_finds_what_it_forbids_where_it_is_allowed() {
             .unwrap_or_else(|| panic!("{path} is not among the files checked"))
     };
     assert!(spawns(code("ari-core/src/engine/process.rs")).contains(&"duct::"));
-    assert!(writes(code("ari-core/src/engine/fsutil.rs")).contains(&"OpenOptions"));
-    assert!(writes(code("ari-core/src/engine/fsutil/restore_target.rs")).contains(&"renameat"));
+    assert!(writes(code("ari-core/src/engine/files/state_dir.rs")).contains(&"OpenOptions"));
+    assert!(writes(code("ari-core/src/engine/files/restore_target.rs")).contains(&"renameat"));
     assert!(prints(code("ari-cli/src/commands/run_all.rs")).contains(&"print!("));
     // ari-cli's test module of its plugins is declared out of line: its file is left out.
     assert!(!shipped.iter().any(|(file, _)| file.ends_with("ari-cli/src/plugin_invariants.rs")));

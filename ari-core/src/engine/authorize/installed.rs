@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{digest, sha256_hex, HostFilter};
+use super::host_filter::{digest, sha256_hex, HostFilter};
 use crate::contract::step::{Command, Host};
 
 /// The command that reads the installed filter back (`ari check --connect`).

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{check_key_blob, handover_probes, single_quoted, HostFilter, PLAIN_SHELLS};
+use super::host_filter::{check_key_blob, HostFilter};
+use super::installed::{handover_probes, PLAIN_SHELLS};
+use crate::contract::quote::single_quoted;
 
 impl HostFilter {
     /// A POSIX sh script that installs the filter and the key's line on the host, run there as

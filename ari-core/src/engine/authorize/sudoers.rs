@@ -2,7 +2,7 @@
 //! them (joined by spaces), each command one shell text in a subshell whose other splits no
 //! shell runs (`ssh::sudo_argv`), proven for a hook's text by asking the shells.
 
-use super::{first_line, HostFilter};
+use super::host_filter::{first_line, HostFilter};
 use crate::contract::step::{Chars, Command, Host};
 
 /// The sudoers form of a command: its program, and its arguments as a regular expression that

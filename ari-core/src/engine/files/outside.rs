@@ -27,7 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{effective_uid, guard_write, swapper, user_text, Swapper};
+use super::guard::{effective_uid, guard_write, swapper, user_text, Swapper};
 
 /// Why a file outside `state_dir` was not written.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, CWD};
 use rustix::io::Errno;
 
-use super::{effective_uid, user_text, DIR_MODE, WRITE_BITS};
+use super::guard::{effective_uid, user_text, DIR_MODE, WRITE_BITS};
 use crate::contract::plugin::Directory;
 
 /// How many symlinks DIR's path may pass through: the kernel's own limit.
@@ -256,7 +256,7 @@ impl RestoreTarget {
     /// fresh staging directory in it, each checked as [`RestoreTarget::check`] does. On an
     /// error, what it made is removed again.
     pub fn stage(&self, directories: &[Directory], force: bool) -> Result<Staging, TargetError> {
-        super::guard_write(&self.anchor)
+        super::guard::guard_write(&self.anchor)
             .map_err(|_| TargetError::WritesForbidden { path: self.anchor.clone() })?;
         let stores = Stores::find(directories);
         let mut walk = Walk { make: true, stores: &stores, target: self.path(), made: Vec::new() };
@@ -633,7 +633,7 @@ impl Walk<'_> {
     /// Makes `name` in `parent`, 0700 whatever the umask, and remembers it for [`undo`]; one
     /// that appeared meanwhile is opened and judged instead.
     fn make_dir(&mut self, parent: &Held, name: &OsStr, path: PathBuf) -> Result<Next, TargetError> {
-        super::guard_write(&path).map_err(|_| TargetError::WritesForbidden { path: path.clone() })?;
+        super::guard::guard_write(&path).map_err(|_| TargetError::WritesForbidden { path: path.clone() })?;
         match rustix::fs::mkdirat(&parent.fd, name, Mode::from_raw_mode(DIR_MODE)) {
             Ok(()) => {}
             Err(Errno::EXIST) => {

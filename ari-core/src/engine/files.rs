@@ -1,0 +1,13 @@
+//! Every file ari writes, and nothing else in ari writes one: its state directory
+//! (`state_dir.rs`, the one way to read and write locks, ledgers, history, reports and caches),
+//! files outside it for other programs (`outside.rs`, the metrics file), and what `ari restore`
+//! places (`restore_target.rs`); `guard.rs` is what they share.
+
+mod guard;
+mod outside;
+pub mod restore_target;
+mod state_dir;
+
+pub use guard::{forbid_writes, StateError};
+pub use outside::{outside_file_problem, write_outside_file, OutsideError};
+pub use state_dir::{create_private_dirs, Area, StateDir};

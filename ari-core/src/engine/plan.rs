@@ -1,0 +1,371 @@
+//! A job's plan: its steps from the plugins and its hooks, the tools and directories it needs,
+//! and how `ari plan` shows it; built once, checked whole before anything runs.
+
+use std::path::Path;
+
+use crate::contract::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
+use crate::contract::error::ConfigError;
+use crate::contract::job::{HookCommand, Job};
+use crate::contract::plugin::{self, Directory, Facts, JobContext, Provided, Tool};
+use crate::contract::settings::{Layer, Settings};
+use crate::contract::step::{Action, Command, Host, Phase, Step};
+use crate::engine::process::{self, Ssh};
+use crate::engine::remote::{self, Connections};
+use crate::engine::tool_version;
+
+/// Everything a job will do, built before anything runs.
+#[derive(Debug)]
+pub struct JobPlan {
+    /// The job.
+    pub job: Job,
+    /// The backend that runs it.
+    pub backend: &'static str,
+    /// Its effective settings.
+    pub settings: Settings,
+    /// How its commands reach remote hosts.
+    pub ssh: Ssh,
+    /// Its connections to them: shared or not, and the ssh wrapper its tools use.
+    pub connections: Connections,
+    /// The job's `pre` commands.
+    pub pre: Vec<Step>,
+    /// Snapshot creation and mounting, each step with its undo.
+    pub snapshot: Vec<Step>,
+    /// The job's `after_snapshot` commands.
+    pub after_snapshot: Vec<Step>,
+    /// The backup.
+    pub main: Vec<Step>,
+    /// The backend's post steps (after success only).
+    pub backend_post: Vec<Step>,
+    /// The job's `post` commands.
+    pub post: Vec<Step>,
+    /// Local programs the plan needs.
+    pub tools: Vec<Tool>,
+    /// Local directories that must exist.
+    pub directories: Vec<Directory>,
+    /// How `ari history` lists the backups the store holds, when the backend can.
+    pub history: Option<plugin::HistoryQuery>,
+    /// What the backend's probe found, for hooks asked after planning (`restore`).
+    pub facts: Facts,
+    /// What the engine found for the job's contexts (its ssh wrapper, the probed versions).
+    provided: Provided,
+}
+
+impl JobPlan {
+    /// Resolves the job's settings over `global` and under `command_line`, checks the job with
+    /// its plugins, and builds every step; a job that names no backend gets `default_backend`.
+    pub fn build(
+        job: Job,
+        global: &Layer,
+        command_line: &Layer,
+        default_backend: Option<&str>,
+    ) -> Result<JobPlan, ConfigError> {
+        let settings = job.settings_under(global, command_line);
+        let name = match (&job.backend, default_backend) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(default)) => default,
+            (None, None) => return Err(ConfigError::in_file(&job.path, "backend: the job names no backend")),
+        };
+        let backend = plugin::backend(name)
+            .ok_or_else(|| job.error_at("backend", format!("unknown backend `{name}`")))?;
+        job.check_owners(backend.name())?;
+        let source = match &job.snapshot {
+            Some(name) => Some(plugin::source(name).ok_or_else(|| {
+                ConfigError::in_file(&job.path, format!("snapshot: unknown snapshot source `{name}`"))
+            })?),
+            None => None,
+        };
+        // The probe phase: what the steps depend on that only the system can tell.
+        let nothing = Facts::new();
+        let mut provided = Provided {
+            ssh_wrapper: remote::wrapper_path(&settings.get(&STATE_DIR), &job.label)
+                .to_string_lossy()
+                .into_owned(),
+            ..Provided::default()
+        };
+        let asking = JobContext::new(&job, &settings, source, &nothing, &provided);
+        provided.versions = backend
+            .probed_versions(&asking)
+            .into_iter()
+            .map(|program| {
+                let version = probed_version(&program, &settings.get(&STATE_DIR));
+                (program, version)
+            })
+            .collect();
+        let probing = JobContext::new(&job, &settings, source, &nothing, &provided);
+        let mut facts = Facts::new();
+        facts.extend(backend.probe(&probing)?);
+        let ctx = JobContext::new(&job, &settings, source, &facts, &provided);
+        let mut tools = Vec::new();
+        if let Some(source) = source {
+            source.check(&ctx)?;
+            tools.extend(source.tools(&ctx));
+        }
+        backend.check(&ctx)?;
+        tools.extend(backend.tools(&ctx));
+        let directories = backend.directories(&ctx);
+        let history = backend.history(&ctx)?;
+        let snapshot = match source {
+            Some(source) => source.steps(&ctx)?,
+            None => Vec::new(),
+        };
+        let mut main = backend.main_steps(&ctx)?;
+        if settings.get(&RETRY_BACKUP) {
+            main = main.into_iter().map(|step| step.retry(ctx.cleanup_retry())).collect();
+        }
+        // Backend post steps run only after success (and after each other: see `run`), and
+        // the plan says so, whatever the plugin set.
+        let backend_post: Vec<Step> = backend
+            .post_steps(&ctx)?
+            .into_iter()
+            .map(|step| step.when(crate::contract::step::When::Success))
+            .collect();
+        let pre = hook_steps(Phase::Pre, &job.pre);
+        let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
+        let post = hook_steps(Phase::Post, &job.post);
+        let ssh = Ssh::from_settings(&settings);
+        let connections = Connections::new(ssh.clone(), &settings.get(&STATE_DIR), &job.label, false, []);
+        let mut plan = JobPlan {
+            job,
+            backend: backend.name(),
+            settings,
+            ssh,
+            connections,
+            pre,
+            snapshot,
+            after_snapshot,
+            main,
+            backend_post,
+            post,
+            tools,
+            directories,
+            history,
+            facts,
+            provided,
+        };
+        // Every host the job touches is reached over ssh: its own steps', and the source that
+        // rdiff-backup or rsync reach with their own ssh.
+        let hosts = plan.hosts();
+        if hosts.iter().any(|host| !Host::named(host).is_local()) {
+            plan.tools.push(Tool::new("ssh_path", plan.ssh.path.clone()));
+        }
+        plan.connections = Connections::new(
+            plan.ssh.clone(),
+            &plan.state_dir(),
+            plan.label(),
+            plan.settings.get(&SSH_CONNECTION_SHARING),
+            hosts.iter().map(String::as_str),
+        );
+        plan.check_repairs()?;
+        plan.check_command_lines()?;
+        Ok(plan)
+    }
+
+    /// Refuses repairs the engine cannot keep its promise for (`Step::repaired_by`): only a
+    /// snapshot or main step that runs a command on the backup server can be repaired (its
+    /// process is the one whose end ari proves), and each repair is a command there with a
+    /// presence query.
+    fn check_repairs(&self) -> Result<(), ConfigError> {
+        let refuse = |step: &Step, why: &str| {
+            Err(ConfigError::in_file(
+                &self.job.path,
+                format!("the {} backend's step `{}` cannot be repaired: {why}", self.backend, step.name),
+            ))
+        };
+        for step in self.steps() {
+            if step.repairs.is_empty() {
+                continue;
+            }
+            if !matches!(step.phase, Phase::Snapshot | Phase::Main) {
+                return refuse(step, "only snapshot and main steps may declare repairs");
+            }
+            if !matches!(&step.action, Action::Run(command) if command.host.is_local()) {
+                return refuse(
+                    step,
+                    "it does not run one command on the backup server, whose end ari could prove",
+                );
+            }
+            for repair in &step.repairs {
+                if !matches!(&repair.action, Action::Run(command) if command.host.is_local()) {
+                    return refuse(
+                        step,
+                        &format!("its repair `{}` is not one command on the backup server", repair.name),
+                    );
+                }
+                if !repair.present.as_ref().is_some_and(|probe| probe.query.host.is_local()) {
+                    return refuse(
+                        step,
+                        &format!("its repair `{}` has no presence query on the backup server", repair.name),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The job's label.
+    pub fn label(&self) -> &str {
+        &self.job.label
+    }
+
+    /// How the backend copies what `request` asks for out of its store; `None` when it cannot.
+    pub fn restore(&self, request: &plugin::RestoreRequest) -> Result<Option<plugin::Restore>, ConfigError> {
+        let Some(backend) = plugin::backend(self.backend) else { return Ok(None) };
+        let source = self.job.snapshot.as_deref().and_then(plugin::source);
+        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
+        backend.restore(&ctx, request)
+    }
+
+    /// Refuses a plan with a command line longer than the system takes (a million includes),
+    /// which would otherwise fail at run time, after the `pre` commands ran.
+    fn check_command_lines(&self) -> Result<(), ConfigError> {
+        let repairs = self.steps().into_iter().flat_map(|step| &step.repairs);
+        for step in self.steps().into_iter().chain(repairs) {
+            let probe = step.present.as_ref().map(|probe| &probe.query);
+            for command in std::iter::once(step.action.command()).chain(probe) {
+                let argv = self.connections.argv(command, crate::engine::remote::PLAN_NONCE);
+                if let Err(why) = process::fits_command_line(&argv) {
+                    return Err(ConfigError::in_file(
+                        &self.job.path,
+                        format!(
+                            "the command of step `{}` would be {why}; back up fewer paths, or use patterns (`/srv/**`) instead of long lists",
+                            step.name
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every step in the order a fully successful run takes them, cleanup included.
+    pub fn steps(&self) -> Vec<&Step> {
+        let mut steps: Vec<&Step> = Vec::new();
+        steps.extend(&self.pre);
+        steps.extend(&self.snapshot);
+        steps.extend(&self.after_snapshot);
+        steps.extend(&self.main);
+        steps.extend(self.snapshot.iter().rev().filter_map(|s| s.undo.as_deref()));
+        steps.extend(&self.backend_post);
+        steps.extend(&self.post);
+        steps
+    }
+
+    /// The plan as the JSON object `ari plan --json` prints (its format is in DESIGN.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        let steps: Vec<serde_json::Value> =
+            self.steps().iter().map(|s| step_json(s, &self.connections)).collect();
+        serde_json::json!({
+            "job": self.job.label,
+            "backend": self.backend,
+            "steps": steps,
+            "connections": self.connections.to_json(),
+        })
+    }
+
+    /// Every host the job touches: its source host, and every remote host its steps run on
+    /// (a ZFS host, a hook's host). The backup server itself counts only as a source.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts = std::collections::BTreeSet::new();
+        hosts.insert(self.job.source_hostname.clone());
+        for step in self.steps() {
+            if let Host::Remote(host) = &step.action.command().host {
+                hosts.insert(host.clone());
+            }
+        }
+        hosts.into_iter().collect()
+    }
+
+    /// The directory of ari's own state for this job's settings.
+    pub fn state_dir(&self) -> String {
+        self.settings.get(&STATE_DIR)
+    }
+}
+
+/// The first line `program --version` prints (cached in `state_dir`), `None` when the program is
+/// not found: what `JobContext::tool_version` answers.
+fn probed_version(program: &str, state_dir: &str) -> Result<Option<String>, String> {
+    let Ok(resolved) = process::resolve_program(program) else { return Ok(None) };
+    tool_version::tool_version(&resolved, &["--version"], Path::new(state_dir))
+        .map(Some)
+        .map_err(|err| err.to_string())
+}
+
+fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
+    hooks
+        .iter()
+        .enumerate()
+        .map(|(i, hook)| {
+            let command = Command { host: Host::named(&hook.host), program: hook.program.clone() };
+            Step::run(phase, format!("{}[{i}]", phase.as_str()), command).when(hook.when)
+        })
+        .collect()
+}
+
+fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
+    let command = step.action.command();
+    let mut object = serde_json::Map::new();
+    object.insert("phase".into(), step.phase.as_str().into());
+    object.insert("name".into(), step.name.clone().into());
+    object.insert("when".into(), step.when.as_str().into());
+    object.insert("host".into(), command.host.to_string().into());
+    match &command.program {
+        crate::contract::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+        crate::contract::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
+    };
+    object.insert("local_argv".into(), connections.argv(command, crate::engine::remote::PLAN_NONCE).into());
+    match &step.action {
+        Action::RefuseIf { reason, .. } => {
+            object.insert("refuse_if_success".into(), reason.clone().into());
+        }
+        Action::Dynamic { .. } => {
+            object.insert("dynamic".into(), true.into());
+            if let Some(pattern) = &step.shows {
+                object.insert("then".into(), pattern.clone().into());
+            }
+        }
+        Action::Run(_) => {}
+    }
+    if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
+        // A destructive step's proof runs before it: part of what `run` executes.
+        let mut proof = serde_json::Map::new();
+        match &probe.query.program {
+            crate::contract::step::Program::Argv(argv) => proof.insert("argv".into(), argv.clone().into()),
+            crate::contract::step::Program::Shell(script) => {
+                proof.insert("shell".into(), script.clone().into())
+            }
+        };
+        proof.insert("expect".into(), probe.expect.clone().unwrap_or_default().into());
+        object.insert("proof".into(), serde_json::Value::Object(proof));
+    }
+    if step.retry.max_retries > 0 {
+        object.insert("retries".into(), step.retry.max_retries.into());
+        object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());
+    }
+    if !step.repairs.is_empty() {
+        object.insert("repairs".into(), step.repairs.iter().map(repair_json).collect::<Vec<_>>().into());
+    }
+    serde_json::Value::Object(object)
+}
+
+/// A repair as the plan shows it: what runs, and the query that must succeed first. It runs
+/// only when its step does not end normally, once the step's process has ended.
+fn repair_json(repair: &Step) -> serde_json::Value {
+    let program = |command: &Command| {
+        let mut object = serde_json::Map::new();
+        object.insert("host".into(), command.host.to_string().into());
+        match &command.program {
+            crate::contract::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
+            crate::contract::step::Program::Shell(script) => {
+                object.insert("shell".into(), script.clone().into())
+            }
+        };
+        object
+    };
+    let mut object = serde_json::Map::new();
+    object.insert("name".into(), repair.name.clone().into());
+    object.extend(program(repair.action.command()));
+    if let Some(probe) = &repair.present {
+        object.insert("only_while".into(), serde_json::Value::Object(program(&probe.query)));
+    }
+    serde_json::Value::Object(object)
+}

@@ -1,0 +1,296 @@
+//! Running one step: the proof of a destructive step's target before each try, the tries its
+//! retry policy allows, the exit statuses it tolerates, and why it failed.
+
+use std::time::{Duration, Instant};
+
+use crate::contract::step::{Action, Phase, Step};
+use crate::engine::process::{self, ProcessError};
+use crate::engine::runner::Runner;
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// A command did not succeed.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    /// A check that must fail succeeded.
+    #[error("{command} succeeded: {reason}")]
+    Refused {
+        /// The check and its host.
+        command: String,
+        /// Why that stops the job.
+        reason: String,
+    },
+    /// A destructive step's target is not what ari made, so the step did not run.
+    #[error("refused: {query} shows `{found}`, not `{expected}`, so its target is not what ari made")]
+    NotOurs {
+        /// The proving query and its host.
+        query: String,
+        /// What it should have shown.
+        expected: String,
+        /// What it showed.
+        found: String,
+    },
+    /// A dynamic step could not make sense of its query's output; nothing was run.
+    #[error("cannot use the output of {command}: {message}")]
+    Expand {
+        /// The query and its host.
+        command: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// Several commands of a dynamic step failed.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ProcessError>),
+    /// ari was interrupted while no step of the job was running: between two steps, or during
+    /// cleanup or the post steps, which go on regardless.
+    #[error("ari was interrupted {when}")]
+    Interrupted {
+        /// When: `between steps, after rdiff-backup succeeded`, `during cleanup`.
+        when: String,
+    },
+    /// The job reached its deadline before this step started.
+    #[error("not started: the job reached {limit}")]
+    JobTimeout {
+        /// `job_timeout 6h`.
+        limit: String,
+    },
+    /// A third signal aborted cleanup before this step ran; the ledger keeps it.
+    #[error("not run: cleanup was aborted; `ari recover` will undo it")]
+    Aborted,
+    /// The ledger could not be written, so the step did not run (or its entry stays).
+    #[error("cannot update the ledger")]
+    Ledger {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A repair did not run: a process of the step it repairs still runs, and might still write
+    /// what the repair would change.
+    #[error("not run: {process}, started by the step it repairs, is still running after {waited}; nothing is repaired while it may still write")]
+    StillRunning {
+        /// The process (`pid 4242 (rdiff-backup)`).
+        process: String,
+        /// How long ari waited for it to end (`10s`).
+        waited: String,
+    },
+    /// An entry older than a repair whose process still runs: it stays for a later recovery.
+    #[error("not run: {process}, started by the crashed run, is still running")]
+    HeldBack {
+        /// The process.
+        process: String,
+    },
+    /// Whether a repair's process has ended could not be read from `/proc`.
+    #[error("cannot tell whether the process of the step it repairs has ended")]
+    Liveness {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A failed step of a job.
+#[derive(Debug)]
+pub struct StepFailure {
+    /// The step's name.
+    pub step: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// What went wrong.
+    pub error: StepError,
+    /// What the step would have removed, now left behind (cleanup steps).
+    pub removes: Option<String>,
+}
+
+impl StepFailure {
+    pub(crate) fn new(step: &Step, error: StepError) -> StepFailure {
+        StepFailure { step: step.name.clone(), phase: step.phase, error, removes: step.removes.clone() }
+    }
+
+    /// An interrupt that came while no step was running: it names no step, only when it came.
+    pub(crate) fn interrupted(phase: Phase, when: String) -> StepFailure {
+        StepFailure { step: String::new(), phase, error: StepError::Interrupted { when }, removes: None }
+    }
+
+    /// Whether the failure is of no step: an interrupt between steps.
+    pub fn is_between_steps(&self) -> bool {
+        self.step.is_empty()
+    }
+}
+
+/// When an interrupt came that stopped no step: after the last step that ran, if one did.
+pub(crate) fn between_steps(last: Option<&Step>) -> String {
+    match last {
+        Some(step) => format!("between steps, after {} succeeded", step.name),
+        None => "before the first step".to_string(),
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    /// The step's name.
+    pub step: String,
+    /// Its phase.
+    pub phase: Phase,
+    /// Where its command ran.
+    pub host: String,
+    /// The command as it ran (`` `lvcreate ...` on db``).
+    pub command: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// How long it took, retries included.
+    pub duration: Duration,
+    /// What it transferred, when it is a backup step whose tool said.
+    pub transfer: Option<crate::contract::step::Transfer>,
+}
+
+impl StepRecord {
+    /// The record of `step`, which ended with `result` after `duration`, retries included.
+    pub(crate) fn of(
+        step: &Step,
+        result: &Result<Option<crate::contract::step::Transfer>, StepError>,
+        duration: Duration,
+    ) -> StepRecord {
+        StepRecord {
+            step: step.name.clone(),
+            phase: step.phase,
+            host: step.action.command().host.to_string(),
+            command: step.action.command().to_string(),
+            error: result.as_ref().err().map(|e| e.to_string()),
+            duration,
+            transfer: result.as_ref().ok().copied().flatten(),
+        }
+    }
+}
+
+/// Runs an undo step only while what it removes is still there: an undo whose thing is gone
+/// (a snapshot already removed, a directory never made) has nothing to do.
+pub(crate) fn undo_if_present(
+    step: &Step,
+    runner: &Runner,
+    records: &mut Vec<StepRecord>,
+) -> Result<(), StepError> {
+    if let Some(present) = &step.present {
+        match runner.run(&present.query) {
+            Ok(_) => {}
+            Err(ProcessError::Exited { .. }) => {
+                log::info!(
+                    "{}: nothing to undo, {} is gone",
+                    step.name,
+                    step.removes.as_deref().unwrap_or("it")
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    run_step(step, runner, records)
+}
+
+pub(crate) fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+    let clock = Instant::now();
+    let mut attempt = 0;
+    let result = loop {
+        let result = attempt_step(step, runner, None);
+        match result {
+            Err(ref error) if attempt < step.retry.max_retries && !runner.is_cancelled() => {
+                attempt += 1;
+                log::warn!(
+                    "{} failed, retry {attempt} of {} in {}s: {error}",
+                    step.name,
+                    step.retry.max_retries,
+                    step.retry.interval.as_secs()
+                );
+                std::thread::sleep(step.retry.interval);
+            }
+            result => break result,
+        }
+    };
+    records.push(StepRecord::of(step, &result, clock.elapsed()));
+    result.map(|_| ())
+}
+
+/// Runs a step once; what it transferred, when it reports that. A command step with `on_start`
+/// is started through [`Runner::run_watched`].
+pub(crate) fn attempt_step(
+    step: &Step,
+    runner: &Runner,
+    on_start: Option<process::OnStart<'_>>,
+) -> Result<Option<crate::contract::step::Transfer>, StepError> {
+    // A destructive step proves its target first, every time: `lvremove` only a snapshot of
+    // the job's own volume.
+    if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
+        let output = runner.run(&probe.query)?;
+        let shown = output.stdout().map_err(|too_long| StepError::Expand {
+            command: probe.query.to_string(),
+            message: too_long.to_string(),
+        })?;
+        if !runner.is_dry_run() && !probe.matches(shown) {
+            return Err(StepError::NotOurs {
+                query: probe.query.to_string(),
+                expected: probe.expect.as_deref().unwrap_or_default().join(" "),
+                found: shown.split_whitespace().collect::<Vec<_>>().join(" "),
+            });
+        }
+    }
+    match &step.action {
+        Action::Run(command) => match on_start
+            .map_or_else(|| runner.run(command), |f| runner.run_watched(command, f))
+        {
+            Ok(output) => {
+                Ok(step.statistics.filter(|_| !runner.is_dry_run()).map(|read| read(output.shown_stdout())))
+            }
+            Err(ref error)
+                if crate::engine::process::counts_as_success(&step.tolerated, error, &step.name) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        },
+        Action::RefuseIf { command, reason } => match runner.run(command) {
+            Ok(_) if runner.is_dry_run() => Ok(None),
+            Ok(_) => Err(StepError::Refused { command: command.to_string(), reason: reason.clone() }),
+            Err(ProcessError::Exited { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        },
+        Action::Dynamic { query, expand } => {
+            let output = runner.run(query)?;
+            if runner.is_dry_run() {
+                return Ok(None);
+            }
+            let commands = output
+                .stdout()
+                .map_err(|too_long| too_long.to_string())
+                .and_then(|printed| expand(printed))
+                .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
+            // A remote command the step does not declare never runs: what `ari authorize` lets
+            // through a host's filter is what the step may expand to.
+            if let Some(undeclared) = commands.iter().find(|command| {
+                !command.host.is_local()
+                    && !step.may_run.iter().any(|pattern| {
+                        pattern.host == command.host
+                            && pattern.matches(&crate::contract::step::remote_line(command))
+                    })
+            }) {
+                return Err(StepError::Expand {
+                    command: query.to_string(),
+                    message: format!(
+                        "it expanded to `{undeclared}`, which is none of the commands the step declares it may run there"
+                    ),
+                });
+            }
+            let errors: Vec<ProcessError> =
+                commands.iter().filter_map(|command| runner.run(command).err()).collect();
+            let mut errors = errors.into_iter();
+            match (errors.next(), errors.next()) {
+                (None, _) => Ok(None),
+                (Some(only), None) => Err(only.into()),
+                (Some(first), Some(second)) => {
+                    Err(StepError::Several([first, second].into_iter().chain(errors).collect()))
+                }
+            }
+        }
+    }
+}
