@@ -10,6 +10,7 @@
 mod cli;
 mod commands;
 pub mod docs;
+mod job_keys;
 mod jobs;
 mod logging;
 pub mod manual;
