@@ -30,10 +30,7 @@ pub const SHELLS: &[(clap_complete::Shell, &str)] = &[
 /// The completion script for `shell`, rendered into memory (clap_complete's `generate` panics
 /// on a closed stdout).
 pub fn completion(shell: clap_complete::Shell) -> String {
-    let mut command = crate::cli::full_command();
-    let mut buffer = Vec::new();
-    clap_complete::generate(shell, &mut command, "ari", &mut buffer);
-    String::from_utf8_lossy(&buffer).into_owned()
+    crate::commands::completions::script(shell, crate::cli::full_command())
 }
 
 /// Every completion script, by file name.
