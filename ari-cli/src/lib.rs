@@ -9,7 +9,9 @@
 
 mod cli;
 mod commands;
+mod dispatch;
 pub mod docs;
+mod job_keys;
 mod jobs;
 mod logging;
 pub mod manual;
@@ -39,5 +41,5 @@ pub fn run(args: Vec<std::ffi::OsString>) -> i32 {
         Ok(invocation) => invocation,
         Err(code) => return code,
     };
-    commands::dispatch(invocation)
+    dispatch::dispatch(invocation)
 }

@@ -9,6 +9,8 @@ use ari_core::settings::{self, Scope, SettingDef};
 use clap::Command;
 use roff::{bold, italic, roman, Roff};
 
+pub use crate::job_keys::JOB_KEY_HELP;
+
 /// A generated file: its name (`ari-run.1`, `ari.bash`) and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generated {
@@ -28,10 +30,7 @@ pub const SHELLS: &[(clap_complete::Shell, &str)] = &[
 /// The completion script for `shell`, rendered into memory (clap_complete's `generate` panics
 /// on a closed stdout).
 pub fn completion(shell: clap_complete::Shell) -> String {
-    let mut command = crate::cli::full_command();
-    let mut buffer = Vec::new();
-    clap_complete::generate(shell, &mut command, "ari", &mut buffer);
-    String::from_utf8_lossy(&buffer).into_owned()
+    crate::commands::completions::script(shell, crate::cli::full_command())
 }
 
 /// Every completion script, by file name.
@@ -71,20 +70,6 @@ fn render_man(command: Command) -> String {
     let _ = clap_mangen::Man::new(command).render(&mut buffer);
     String::from_utf8_lossy(&buffer).into_owned()
 }
-
-/// The job file's own keys (ari_core::job::JOB_KEYS, in its order) and what each means.
-pub const JOB_KEY_HELP: &[(&str, &str)] = &[
-    ("label", "the job's name in logs and the last part of its backup's path; default: the file name without .yaml/.yml"),
-    ("backend", "a registered backend (ari backends lists them); default: rdiff"),
-    ("source_hostname", "the host whose files are backed up; localhost is the backup server, any other is reached over ssh"),
-    ("include", "what to back up: absolute paths or rdiff-backup patterns starting with *, as on the source host"),
-    ("exclude", "what not to back up, in the same form"),
-    ("snapshot", "a snapshot source (lvm): the backup reads a frozen, crash-consistent view"),
-    ("volumes", "for snapshot: lvm, a list of {name: vg/lv, mount_point: /path, mount_options: ro}"),
-    ("pre", "commands run in order before any snapshot; the first failure stops the job"),
-    ("after_snapshot", "commands run once the snapshots are mounted, before the backup"),
-    ("post", "commands run after everything else, each as its when says (always, success, failure)"),
-];
 
 fn page_header(roff: &mut Roff, title: &str, section: &str, summary: &str) {
     roff.control("TH", [title, section, "", &format!("ari {}", env!("CARGO_PKG_VERSION")), "ari"])

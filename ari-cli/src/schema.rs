@@ -10,6 +10,8 @@
 use ari_core::settings::{self, Scope, SettingDef, SettingKind};
 use serde_json::{json, Map, Value};
 
+use crate::job_keys::JOB_KEY_HELP;
+
 /// Which file a schema describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -108,7 +110,7 @@ fn job_schema() -> Value {
     let sources: Vec<&str> = ari_core::plugin::sources().map(|s| s.name()).collect();
     let paths = json!({"type": "array", "items": {"type": "string"}});
     let mut properties = Map::new();
-    let help: std::collections::BTreeMap<&str, &str> = crate::manual::JOB_KEY_HELP.iter().copied().collect();
+    let help: std::collections::BTreeMap<&str, &str> = JOB_KEY_HELP.iter().copied().collect();
     let own = |key: &str, mut schema: Value| {
         schema["description"] = help.get(key).copied().unwrap_or_default().into();
         (key.to_string(), schema)

@@ -14,12 +14,57 @@ use ari_core::engine::runner::Runner;
 use ari_core::error::chain;
 use ari_core::step::{Command, Host};
 
-use super::{usage_errors, Context};
+use clap::{Arg, ArgAction, ArgMatches};
+
+use super::context::{jobs_arg, jobs_of, usage_errors, Context, Exec};
 use crate::jobs;
+
+pub fn cli() -> clap::Command {
+    clap::Command::new("authorize")
+        .about("print, for each host the jobs touch, the ssh filter that lets ari's key run only their commands, and the key's authorized_keys line")
+        .arg(jobs_arg(false))
+        .arg(Arg::new("host").long("host").value_name("HOST").help(
+            "only this host, covering every job (of jobs_dir, when no JOB is named) that touches it",
+        ))
+        .arg(Arg::new("key").long("key").value_name("FILE").help(
+            "the public key ari logs in with (default: the first of ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub)",
+        ))
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as JSON"))
+        .arg(
+            Arg::new("installer")
+                .long("installer")
+                .action(ArgAction::SetTrue)
+                .conflicts_with_all(["json", "install"])
+                .help("print a sh script that installs the filter and the key's line, to run on the host (ssh ADMIN@HOST sh)"),
+        )
+        .arg(
+            Arg::new("install")
+                .long("install")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("json")
+                .help("install them over the jobs' own ssh connection (while the key is not yet filtered), then check that the key gets through"),
+        )
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let jobs = jobs_of(matches);
+    let host = matches.get_one::<String>("host").cloned();
+    let key = matches.get_one::<String>("key").cloned();
+    let output = if matches.get_flag("install") {
+        Output::Install
+    } else if matches.get_flag("installer") {
+        Output::Installer
+    } else if matches.get_flag("json") {
+        Output::Json
+    } else {
+        Output::Text
+    };
+    Ok(Exec::with_config(move |context| authorize(context, &jobs, host.as_deref(), key.as_deref(), output)))
+}
 
 /// What `ari authorize` does with the filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+enum Output {
     /// Prints them, with what to do.
     Text,
     /// Prints them as JSON.
@@ -30,7 +75,7 @@ pub enum Output {
     Install,
 }
 
-pub fn authorize(
+fn authorize(
     context: &Context,
     names: &[String],
     host: Option<&str>,

@@ -3,8 +3,19 @@
 use ari_core::engine::exit;
 use ari_core::plugin;
 use ari_core::settings;
+use clap::{ArgMatches, Command};
 
-pub fn backends() -> i32 {
+use super::context::Exec;
+
+pub fn cli() -> Command {
+    Command::new("backends").about("registered backends and snapshot sources")
+}
+
+pub fn exec(_: &ArgMatches) -> Result<Exec, String> {
+    Ok(Exec::with_config(|_| backends()))
+}
+
+fn backends() -> i32 {
     let mut out = String::from("backends:\n");
     let mut backends: Vec<_> = plugin::backends().collect();
     backends.sort_by_key(|b| b.name());

@@ -12,10 +12,30 @@ use ari_core::engine::ledger::Ledger;
 use ari_core::engine::runner::Runner;
 use ari_core::step::{Command, Host};
 
-use super::{chain, Context};
+use ari_core::error::chain;
+use clap::{Arg, ArgAction, ArgMatches};
+
+use super::context::{jobs_arg, jobs_of, Context, Exec};
 use crate::jobs;
 
-pub fn check(context: &Context, names: &[String], connect: bool) -> i32 {
+pub fn cli() -> clap::Command {
+    clap::Command::new("check")
+        .about("validate the config and jobs (all of jobs_dir when none is named) and find the tools they need")
+        .arg(jobs_arg(false))
+        .arg(
+            Arg::new("connect")
+                .long("connect")
+                .action(ArgAction::SetTrue)
+                .help("also log in to every remote host over ssh, and compare its ssh filter (ari authorize) with the jobs"),
+        )
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let (jobs, connect) = (jobs_of(matches), matches.get_flag("connect"));
+    Ok(Exec::with_config(move |context| check(context, &jobs, connect)))
+}
+
+fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     ari_core::engine::files::forbid_writes();
     // One write at the end: a check of a thousand jobs prints a thousand lines.
     let mut out = String::new();

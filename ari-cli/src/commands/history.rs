@@ -6,10 +6,26 @@ use ari_core::engine::exit;
 use ari_core::engine::runner::Runner;
 use ari_core::plugin::StoredBackup;
 
-use super::{usage_errors, Context};
+use ari_core::error::chain;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{usage_errors, Context, Exec};
 use crate::jobs;
 
-pub fn history(context: &Context, name: &str, json: bool) -> i32 {
+pub fn cli() -> Command {
+    Command::new("history")
+        .about("the backups the job's store holds, newest first: rdiff-backup increments with their sizes, or the dataset's ZFS snapshots")
+        .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as one JSON object"))
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let job = matches.get_one::<String>("job").cloned().ok_or("history: a job is required")?;
+    let json = matches.get_flag("json");
+    Ok(Exec::with_config(move |context| history(context, &job, json)))
+}
+
+fn history(context: &Context, name: &str, json: bool) -> i32 {
     ari_core::engine::files::forbid_writes();
     let plans = match jobs::plan_all(
         &[name.to_string()],
@@ -53,7 +69,7 @@ pub fn list(
     let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
         Ok(output) => output,
         Err(err) => {
-            log::error!("listing the backups failed: {}", super::chain(&err));
+            log::error!("listing the backups failed: {}", chain(&err));
             return None;
         }
     };

@@ -3,11 +3,21 @@
 
 use ari_core::engine::exit;
 
+use clap::{ArgMatches, Command};
+
+use super::context::{usage_errors, Context, Exec};
 use super::settings::table;
-use super::{usage_errors, Context};
 use crate::jobs::{self, Entry};
 
-pub fn list(context: &Context) -> i32 {
+pub fn cli() -> Command {
+    Command::new("list").about("every entry of jobs_dir: enabled, invalid, or skipped and why")
+}
+
+pub fn exec(_: &ArgMatches) -> Result<Exec, String> {
+    Ok(Exec::with_config(list))
+}
+
+fn list(context: &Context) -> i32 {
     let entries = match jobs::scan(&context.jobs_dir()) {
         Ok(entries) => entries,
         Err(err) => return usage_errors(&[err]),

@@ -1,8 +1,18 @@
-//! The subcommands, and what they share: the global config, logging, and reporting errors.
+//! The subcommands, one file each, as in cargo's `src/bin/cargo/commands/`: each file owns its
+//! clap definition (`cli`), the parsing of its arguments into their types and what they run
+//! (`exec`). [`BUILTIN`] lists them; `cli.rs` builds the command line from it and finds the
+//! subcommand a line names in it, by name. Adding a subcommand is its file, its `mod` line and
+//! its line in [`BUILTIN`].
+//!
+//! What the subcommands share is in files of its own (`context.rs`, `signals.rs`), which use none
+//! of them; a subcommand may use another's helpers (`run_all` presents jobs as `run` does), never
+//! this file, so that the uses run one way.
 
 mod authorize;
 mod backends;
 mod check;
+pub(crate) mod completions;
+pub(crate) mod context;
 mod history;
 mod list;
 mod plan;
@@ -10,103 +20,42 @@ mod recover;
 mod restore;
 mod run;
 mod run_all;
+mod schema;
 mod settings;
 mod signals;
 mod status;
 
-use std::path::PathBuf;
+use clap::{ArgMatches, Command};
 
-use ari_core::core_settings::{DEBUG, DRY_RUN, JOBS_DIR, STATE_DIR, STDERR_LOGGING};
-use ari_core::engine::config::GlobalConfig;
-use ari_core::engine::exit;
-use ari_core::settings::{Layer, Settings};
+use context::Exec;
 
-pub use authorize::Output as AuthorizeOutput;
-
-use crate::cli::{Invocation, Subcommand};
-use crate::logging::{self, LogSettings};
-
-/// What every subcommand starts from.
-pub struct Context {
-    /// The global config.
-    pub config: GlobalConfig,
-    /// Settings from the command line.
-    pub command_line: Layer,
-    /// Settings before any job: defaults, config, command line.
-    pub base: Settings,
+/// A subcommand: its clap definition and what its parsed arguments run.
+pub struct Builtin {
+    /// The clap command, without the setting options (which `cli.rs` adds).
+    pub cli: fn() -> Command,
+    /// Parses the subcommand's matches into what it runs; an error is a usage error.
+    pub exec: fn(&ArgMatches) -> Result<Exec, String>,
 }
 
-impl Context {
-    /// `jobs_dir` as the config and command line set it.
-    pub fn jobs_dir(&self) -> PathBuf {
-        PathBuf::from(self.base.get(&JOBS_DIR))
-    }
+/// Every subcommand, in the order `ari --help` lists them.
+pub const BUILTIN: &[Builtin] = &[
+    Builtin { cli: run::cli, exec: run::exec },
+    Builtin { cli: run_all::cli, exec: run_all::exec },
+    Builtin { cli: list::cli, exec: list::exec },
+    Builtin { cli: status::cli, exec: status::exec },
+    Builtin { cli: recover::cli, exec: recover::exec },
+    Builtin { cli: plan::cli, exec: plan::exec },
+    Builtin { cli: check::cli, exec: check::exec },
+    Builtin { cli: settings::cli, exec: settings::exec },
+    Builtin { cli: backends::cli, exec: backends::exec },
+    Builtin { cli: history::cli, exec: history::exec },
+    Builtin { cli: restore::cli, exec: restore::exec },
+    Builtin { cli: authorize::cli, exec: authorize::exec },
+    Builtin { cli: schema::cli, exec: schema::exec },
+    Builtin { cli: completions::cli, exec: completions::exec },
+];
 
-    /// `state_dir` as the config and command line set it.
-    pub fn state_dir(&self) -> PathBuf {
-        PathBuf::from(self.base.get(&STATE_DIR))
-    }
+/// The subcommand called `name`.
+pub fn find(name: &str) -> Option<&'static Builtin> {
+    BUILTIN.iter().find(|builtin| (builtin.cli)().get_name() == name)
 }
-
-/// Runs the subcommand and returns the exit code.
-pub fn dispatch(invocation: Invocation) -> i32 {
-    let Invocation { command, config, config_explicit, settings: command_line } = invocation;
-    // Generated from ari itself: they need no config. A closed pipe (`... | head`) is no error.
-    let generated = match command {
-        Subcommand::Completions { shell } => Some(crate::manual::completion(shell)),
-        Subcommand::Schema { which } => Some(crate::schema::rendered(which)),
-        _ => None,
-    };
-    if let Some(text) = generated {
-        use std::io::Write as _;
-        let _ = std::io::stdout().write_all(text.as_bytes());
-        return exit::SUCCESS;
-    }
-    let loaded = GlobalConfig::load(&config, config_explicit);
-    let config_layer = loaded.as_ref().map(|c| c.layer.clone()).unwrap_or_else(|_| Layer::default());
-    let base = Settings::resolve([&config_layer, &command_line]);
-    logging::init(&LogSettings {
-        debug: base.get(&DEBUG),
-        dry_run: base.get(&DRY_RUN),
-        stderr_logging: base.get(&STDERR_LOGGING),
-    });
-    let config = match loaded {
-        Ok(config) => config,
-        Err(err) => {
-            log::error!("{err}");
-            return exit::USAGE;
-        }
-    };
-    let context = Context { config, command_line, base };
-    match command {
-        Subcommand::Run { jobs, wait } => run::run(&context, &jobs, wait),
-        Subcommand::Recover { jobs, action } => recover::recover(&context, &jobs, action),
-        Subcommand::RunAll { wait } => run_all::run_all(&context, wait),
-        Subcommand::List => list::list(&context),
-        Subcommand::Status => status::status(&context),
-        Subcommand::Plan { jobs, json } => plan::plan(&context, &jobs, json),
-        Subcommand::Check { jobs, connect } => check::check(&context, &jobs, connect),
-        Subcommand::Settings { job } => settings::settings(&context, job.as_deref()),
-        Subcommand::Backends => backends::backends(),
-        Subcommand::History { job, json } => history::history(&context, &job, json),
-        Subcommand::Authorize { jobs, host, key, output } => {
-            authorize::authorize(&context, &jobs, host.as_deref(), key.as_deref(), output)
-        }
-        Subcommand::Restore { job, path, at, to, force } => {
-            restore::restore(&context, &restore::Request { job, path, at, to, force })
-        }
-        // Printed above, before the config is read.
-        Subcommand::Completions { .. } | Subcommand::Schema { .. } => exit::SUCCESS,
-    }
-}
-
-/// Logs each error once and returns the usage exit code.
-pub fn usage_errors(errors: &[String]) -> i32 {
-    for err in errors {
-        log::error!("{err}");
-    }
-    log::error!("nothing ran: fix the error{} above first", if errors.len() == 1 { "" } else { "s" });
-    exit::USAGE
-}
-
-pub use ari_core::error::chain;

@@ -6,10 +6,29 @@ use ari_core::engine::exit;
 use ari_core::engine::plan::JobPlan;
 use ari_core::step::{Action, Program};
 
-use super::{usage_errors, Context};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{jobs_arg, jobs_of, usage_errors, Context, Exec};
 use crate::jobs;
 
-pub fn plan(context: &Context, names: &[String], json: bool) -> i32 {
+pub fn cli() -> Command {
+    Command::new("plan")
+        .about("print every step and command that run would execute, cleanup included; runs nothing")
+        .arg(jobs_arg(true))
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("one JSON object per job"))
+}
+
+/// The jobs, and whether to print JSON.
+fn args(matches: &ArgMatches) -> (Vec<String>, bool) {
+    (jobs_of(matches), matches.get_flag("json"))
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let (jobs, json) = args(matches);
+    Ok(Exec::with_config(move |context| plan(context, &jobs, json)))
+}
+
+fn plan(context: &Context, names: &[String], json: bool) -> i32 {
     ari_core::engine::files::forbid_writes();
     let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
     {
@@ -103,5 +122,17 @@ fn shown(program: &Program) -> String {
     match program {
         Program::Argv(argv) => ari_core::kinds::escaped(&ari_core::quote::shell_join(argv)),
         Program::Shell(script) => format!("sh: {}", ari_core::kinds::escaped(script)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_after_the_job_and_settings_before_the_subcommand() {
+        let matches =
+            crate::cli::subcommand_matches(&["--debug", "--dry_run=false", "plan", "job", "--json"]);
+        assert_eq!(args(&matches), (vec!["job".into()], true));
     }
 }

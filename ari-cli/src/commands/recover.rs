@@ -17,16 +17,72 @@ use ari_core::engine::log_context::set_job_label;
 use ari_core::engine::process::Ssh;
 use ari_core::job::Job;
 
+use ari_core::error::chain;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{jobs_arg, jobs_of, usage_errors, Context, Exec};
 use super::run::present_recovery;
-use super::{chain, signals, usage_errors, Context};
-use crate::cli::RecoverAction;
+use super::signals;
 use crate::jobs;
 
 /// How much of a ledger's raw bytes `--show` prints.
 const SHOWN_BYTES: usize = 64 * 1024;
 
-pub fn recover(context: &Context, names: &[String], action: RecoverAction) -> i32 {
-    if action == RecoverAction::Show {
+pub fn cli() -> Command {
+    Command::new("recover")
+        .about("undo what a crashed run left behind, from the job's ledger (every job's when none is named)")
+        .arg(jobs_arg(false))
+        .arg(
+            Arg::new("show")
+                .long("show")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("forget")
+                .help("print what each ledger holds (for a refused or corrupt one: why, and its raw bytes); changes nothing"),
+        )
+        .arg(
+            Arg::new("forget")
+                .long("forget")
+                .action(ArgAction::SetTrue)
+                .requires("jobs")
+                .help("move the job's ledger aside (LABEL.json.forgotten-TIME), so that the job runs again; nothing it lists is undone: check that by hand"),
+        )
+        .arg(
+            Arg::new("yes")
+                .long("yes")
+                .action(ArgAction::SetTrue)
+                .requires("forget")
+                .help("with --forget: do not ask for confirmation (required without a terminal)"),
+        )
+}
+
+/// What `ari recover` does with each job's ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Undo what it records (the default).
+    Undo,
+    /// `--show`: print what it holds, changing nothing.
+    Show,
+    /// `--forget`: move it aside, so that the job runs again; `yes` skips the question.
+    Forget { yes: bool },
+}
+
+fn action(matches: &ArgMatches) -> Action {
+    if matches.get_flag("show") {
+        Action::Show
+    } else if matches.get_flag("forget") {
+        Action::Forget { yes: matches.get_flag("yes") }
+    } else {
+        Action::Undo
+    }
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let (jobs, action) = (jobs_of(matches), action(matches));
+    Ok(Exec::with_config(move |context| recover(context, &jobs, action)))
+}
+
+fn recover(context: &Context, names: &[String], action: Action) -> i32 {
+    if action == Action::Show {
         ari_core::engine::files::forbid_writes();
     }
     let state_dir = context.state_dir();
@@ -40,13 +96,13 @@ pub fn recover(context: &Context, names: &[String], action: RecoverAction) -> i3
     }
     let ssh = Ssh::from_settings(&context.base);
     match action {
-        RecoverAction::Show => {
+        Action::Show => {
             labels.iter().map(|label| show(&state_dir, label, &ssh)).fold(exit::SUCCESS, exit::worst)
         }
-        RecoverAction::Forget { yes } => {
+        Action::Forget { yes } => {
             labels.iter().map(|label| forget(&state_dir, label, &ssh, yes)).fold(exit::SUCCESS, exit::worst)
         }
-        RecoverAction::Undo => undo(context, &state_dir, &labels),
+        Action::Undo => undo(context, &state_dir, &labels),
     }
 }
 
@@ -332,6 +388,22 @@ fn forget_one(state_dir: &Path, label: &str, ssh: &Ssh, yes: bool) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn recover_shows_or_forgets() {
+        let action = |args: &[&str]| action(&crate::cli::subcommand_matches(args));
+        assert_eq!(action(&["recover"]), Action::Undo);
+        assert_eq!(action(&["recover", "--show"]), Action::Show);
+        assert_eq!(action(&["recover", "db", "--forget"]), Action::Forget { yes: false });
+        assert_eq!(action(&["recover", "db", "--forget", "--yes"]), Action::Forget { yes: true });
+        // The subcommand's own command: the first word is the program's name.
+        let refused = |args: &[&str]| cli().try_get_matches_from(args).is_err();
+        assert!(refused(&["recover", "--forget"]), "--forget names its jobs");
+        assert!(refused(&["recover", "db", "--yes"]), "--yes only with --forget");
+        assert!(refused(&["recover", "db", "--show", "--forget"]));
+    }
+
     #[test]
     fn raw_bytes_are_escaped_so_that_nothing_hides() {
         let check = |bytes: &[u8], expected: &str| assert_eq!(super::escape(bytes), expected, "{bytes:?}");

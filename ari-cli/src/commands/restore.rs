@@ -13,19 +13,62 @@ use ari_core::error::chain;
 use ari_core::plugin::{join_path, RestoreRequest};
 use ari_core::step::Host;
 
-use super::{signals, usage_errors, Context};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{usage_errors, Context, Exec};
+use super::history::list;
+use super::signals;
 use crate::jobs;
 
-/// What the command line asked for.
-pub struct Request {
-    pub job: String,
-    pub path: String,
-    pub at: Option<String>,
-    pub to: String,
-    pub force: bool,
+pub fn cli() -> Command {
+    Command::new("restore")
+        .about("copy a path out of the job's store, as a backup holds it, into a directory of this machine")
+        .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
+        .arg(Arg::new("path").value_name("PATH").required(true).help(
+            "the path as the job names it on its host (/etc/nginx), also when the job reads it from a snapshot",
+        ))
+        .arg(
+            Arg::new("at")
+                .long("at")
+                .value_name("TIME")
+                .help(format!("which backup (default: the newest): {}", restore::TIME_FORMS)),
+        )
+        .arg(
+            Arg::new("to")
+                .long("to")
+                .value_name("DIR")
+                .required(true)
+                .help("restore into DIR/PATH (DIR/etc/nginx); missing directories are made 0700, and every directory on the way must be root's or ari's user's, writable by no one else unless sticky (/tmp)"),
+        )
+        .arg(
+            Arg::new("force")
+                .long("force")
+                .action(ArgAction::SetTrue)
+                .help("replace DIR/PATH if it exists, in one swap, removing only what was there (without it, ari never overwrites)"),
+        )
 }
 
-pub fn restore(context: &Context, request: &Request) -> i32 {
+/// What the command line asked for.
+struct Request {
+    job: String,
+    path: String,
+    at: Option<String>,
+    to: String,
+    force: bool,
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let request = Request {
+        job: matches.get_one::<String>("job").cloned().ok_or("restore: a job is required")?,
+        path: matches.get_one::<String>("path").cloned().ok_or("restore: a path is required")?,
+        at: matches.get_one::<String>("at").cloned(),
+        to: matches.get_one::<String>("to").cloned().ok_or("restore: --to DIR is required")?,
+        force: matches.get_flag("force"),
+    };
+    Ok(Exec::with_config(move |context| restore(context, &request)))
+}
+
+fn restore(context: &Context, request: &Request) -> i32 {
     if let Some(at) = &request.at {
         if let Err(why) = restore::check_time(at) {
             return usage_errors(&[why]);
@@ -66,7 +109,7 @@ pub fn restore(context: &Context, request: &Request) -> i32 {
     };
 
     // Which backup: from what the store holds now.
-    let Some(backups) = super::history::list(plan, query) else { return exit::JOB_FAILED };
+    let Some(backups) = list(plan, query) else { return exit::JOB_FAILED };
     if backups.is_empty() {
         log::error!("job {} has no backup yet: there is nothing to restore from", plan.label());
         return exit::JOB_FAILED;

@@ -12,10 +12,32 @@ use ari_core::engine::recovery::Recovery;
 use ari_core::engine::report;
 use ari_core::error::chain;
 
-use super::{signals, usage_errors, Context};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{jobs_arg, jobs_of, usage_errors, Context, Exec};
+use super::signals;
 use crate::jobs;
 
-pub fn run(context: &Context, names: &[String], wait: bool) -> i32 {
+pub fn cli() -> Command {
+    Command::new("run").about("run jobs, one after another").arg(jobs_arg(true)).arg(
+        Arg::new("wait")
+            .long("wait")
+            .action(ArgAction::SetTrue)
+            .help("wait for a run of the same job that is already running, instead of exiting"),
+    )
+}
+
+/// The jobs, and whether to wait.
+fn args(matches: &ArgMatches) -> (Vec<String>, bool) {
+    (jobs_of(matches), matches.get_flag("wait"))
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let (jobs, wait) = args(matches);
+    Ok(Exec::with_config(move |context| run(context, &jobs, wait)))
+}
+
+fn run(context: &Context, names: &[String], wait: bool) -> i32 {
     let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
     {
         Ok(plans) => plans,
@@ -165,5 +187,18 @@ fn present_report(report: &JobReport) {
         exit::SUCCESS => log::info!("job succeeded in {:.1}s", report.duration.as_secs_f64()),
         exit::CLEANUP_FAILED => log::error!("job failed and its cleanup failed (exit 3)"),
         _ => log::error!("job failed (exit 1)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_among_setting_options() {
+        let matches = crate::cli::subcommand_matches(crate::cli::RUN_WITH_SETTINGS);
+        assert_eq!(args(&matches), (vec!["./job".into()], false));
+        let matches = crate::cli::subcommand_matches(&["run", "a", "--wait", "b"]);
+        assert_eq!(args(&matches), (vec!["a".into(), "b".into()], true));
     }
 }

@@ -18,9 +18,13 @@ use ari_core::engine::plan::JobPlan;
 use ari_core::engine::process::humane;
 use ari_core::engine::schedule::{self, Candidate};
 
+use ari_core::error::chain;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{usage_errors, Context, Exec};
 use super::run::{present, write_report};
 use super::settings::table;
-use super::{signals, usage_errors, Context};
+use super::signals;
 use crate::jobs;
 
 /// How one job of the run ended.
@@ -79,7 +83,21 @@ impl schedule::Executor for Threads<'_, '_> {
     }
 }
 
-pub fn run_all(context: &Context, wait: bool) -> i32 {
+pub fn cli() -> Command {
+    Command::new("run-all").about("run every enabled job of jobs_dir in parallel (the cron entry point)").arg(
+        Arg::new("wait")
+            .long("wait")
+            .action(ArgAction::SetTrue)
+            .help("wait for a run-all that is already running, instead of exiting"),
+    )
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let wait = matches.get_flag("wait");
+    Ok(Exec::with_config(move |context| run_all(context, wait)))
+}
+
+fn run_all(context: &Context, wait: bool) -> i32 {
     let started = SystemTime::now();
     let clock = Instant::now();
     let state_dir = context.state_dir();
@@ -90,7 +108,7 @@ pub fn run_all(context: &Context, wait: bool) -> i32 {
         match Lock::acquire(&state_dir, "run-all", "ari run-all", wait) {
             Ok(lock) => Some(lock),
             Err(err) => {
-                log::error!("{}", super::chain(&err));
+                log::error!("{}", chain(&err));
                 return exit::JOB_FAILED;
             }
         }
@@ -274,7 +292,7 @@ fn expected_duration(plan: &JobPlan) -> Option<f64> {
     match History::read(&PathBuf::from(plan.state_dir()), plan.label()) {
         Ok(history) => history.expected_duration(),
         Err(err) => {
-            log::warn!("ordering job {} as a new one: {}", plan.label(), super::chain(&err));
+            log::warn!("ordering job {} as a new one: {}", plan.label(), chain(&err));
             None
         }
     }

@@ -5,10 +5,23 @@ use ari_core::engine::exit;
 use ari_core::job::Job;
 use ari_core::settings;
 
-use super::{usage_errors, Context};
+use clap::{Arg, ArgMatches, Command};
+
+use super::context::{usage_errors, Context, Exec};
 use crate::jobs;
 
-pub fn settings(context: &Context, job: Option<&str>) -> i32 {
+pub fn cli() -> Command {
+    Command::new("settings")
+        .about("every setting: effective value, where it came from, owner, help")
+        .arg(Arg::new("job").value_name("JOB").help("show the values as this job sees them"))
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let job = matches.get_one::<String>("job").cloned();
+    Ok(Exec::with_config(move |context| settings(context, job.as_deref())))
+}
+
+fn settings(context: &Context, job: Option<&str>) -> i32 {
     let effective = match job {
         None => context.base.clone(),
         Some(name) => {

@@ -9,11 +9,23 @@ use ari_core::engine::history::{History, HistoryError};
 use ari_core::engine::process::humane;
 use ari_core::job::{default_label, Job};
 
+use ari_core::error::chain;
+use clap::{ArgMatches, Command};
+
+use super::context::{usage_errors, Context, Exec};
 use super::settings::table;
-use super::{chain, usage_errors, Context};
 use crate::jobs;
 
-pub fn status(context: &Context) -> i32 {
+pub fn cli() -> Command {
+    Command::new("status")
+        .about("last outcome and age of each job; exit 1 when a job's last success is older than max_age")
+}
+
+pub fn exec(_: &ArgMatches) -> Result<Exec, String> {
+    Ok(Exec::with_config(status))
+}
+
+fn status(context: &Context) -> i32 {
     let paths = match jobs::discover(&context.jobs_dir()) {
         Ok(paths) => paths,
         Err(err) => return usage_errors(&[err]),

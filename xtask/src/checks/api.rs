@@ -238,7 +238,11 @@ fn listing() -> Vec<String> {
                 std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
             // Inside ari-core the contract's modules are `crate::contract::NAME`; a plugin names
             // them `ari_core::NAME` (lib.rs re-exports them), as the listing does.
-            all.extend(module_items(module, &text).into_iter().map(|item| item.replace("crate::contract::", "crate::")));
+            all.extend(
+                module_items(module, &text)
+                    .into_iter()
+                    .map(|item| item.replace("crate::contract::", "crate::")),
+            );
         }
     }
     // A trait impl is API when the type it is for is.
