@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use ari_core::engine::config::DEFAULT_CONFIG_PATH;
+use ari_core::engine_api::config::DEFAULT_CONFIG_PATH;
 use ari_core::settings::{self, Layer, SettingKind, Source};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -117,7 +117,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, i32> {
     })?;
     from_matches(&matches).map_err(|message| {
         eprintln!("ari [ERROR] command line: {message}");
-        ari_core::engine::exit::USAGE
+        ari_core::engine_api::exit::USAGE
     })
 }
 

@@ -5,8 +5,8 @@
 use std::io::Write as _;
 
 use ari_core::core_settings::{DEBUG, DRY_RUN, STDERR_LOGGING};
-use ari_core::engine::config::GlobalConfig;
-use ari_core::engine::exit;
+use ari_core::engine_api::config::GlobalConfig;
+use ari_core::engine_api::exit;
 use ari_core::settings::{Layer, Settings};
 
 use crate::cli::{self, Invocation};

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ari_core::engine::plan::JobPlan;
+use ari_core::engine_api::plan::JobPlan;
 use ari_core::job::{default_label, Job};
 use ari_core::settings::Layer;
 

@@ -29,7 +29,7 @@ pub fn init(settings: &LogSettings) {
     let stderr = fern::Dispatch::new()
         .level(stderr_level)
         .format(move |out, message, record| {
-            let label = ari_core::engine::log_context::job_label();
+            let label = ari_core::engine_api::log_context::job_label();
             let prefix = match &label {
                 Some(label) => format!("ari ({label}) [{}]", record.level()),
                 None => format!("ari [{}]", record.level()),
@@ -57,7 +57,7 @@ pub fn init(settings: &LogSettings) {
         let syslog = fern::Dispatch::new()
             .level(if debug { LevelFilter::Debug } else { LevelFilter::Info })
             .format(|out, message, record| {
-                let label = ari_core::engine::log_context::job_label().unwrap_or_else(|| "-".into());
+                let label = ari_core::engine_api::log_context::job_label().unwrap_or_else(|| "-".into());
                 out.finish(format_args!("({label}) [{}] {message}", record.level()))
             })
             .chain(logger);

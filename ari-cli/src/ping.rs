@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ari_core::core_settings::{PING_EXIT_CODE, PING_RETRIES, PING_TIMEOUT, PING_URL};
-use ari_core::engine::plan::JobPlan;
+use ari_core::engine_api::plan::JobPlan;
 use ari_core::kinds::{self, shown_url};
 
 /// How many of a job's last log lines a ping carries.
@@ -25,7 +25,7 @@ static TAILS: Mutex<BTreeMap<String, VecDeque<String>>> = Mutex::new(BTreeMap::n
 
 /// Keeps a log line of the job the current thread works for (called by the logger).
 pub fn remember(record: &log::Record) {
-    let Some(label) = ari_core::engine::log_context::job_label() else { return };
+    let Some(label) = ari_core::engine_api::log_context::job_label() else { return };
     if record.level() > log::Level::Info {
         return;
     }
@@ -82,7 +82,7 @@ impl Pings {
         let (agent, url, label, retries) =
             (pings.agent.clone(), pings.url.clone(), pings.label.clone(), pings.retries);
         pings.start = Some(std::thread::spawn(move || {
-            ari_core::engine::log_context::set_job_label(Some(&label));
+            ari_core::engine_api::log_context::set_job_label(Some(&label));
             send(&agent, &url, "/start", "", retries);
         }));
         Some(pings)

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ari_core::engine::plan::JobPlan;
+use ari_core::engine_api::plan::JobPlan;
 use ari_core::job::Job;
 use ari_core::plugin;
 use ari_core::settings::{self, Layer, Source};

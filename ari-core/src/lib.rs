@@ -10,25 +10,102 @@
 //! it with the committed listing `ari-core/api.txt`: a change that removes or alters any of it
 //! fails until the version is bumped.
 //!
-//! **The engine** (the pipeline that runs plans, the one process spawner, the job runner and the
-//! scheduler, the state directory, ledgers, locks, history and reports, config and YAML reading)
-//! is public so that `ari-cli` can use it, but hidden from this documentation and outside that
-//! promise: it may change in any release.
+//! **The engine** (`src/engine/`: planning and running, the one process spawner, remote
+//! sessions, the job runner and the scheduler, the state directory, ledgers, locks, history,
+//! reports, metrics, restore, `ari authorize`, the global config) is the crate's own: its items
+//! are `pub(crate)` (`unreachable_pub` says so), and ari-cli reaches what it runs through one
+//! curated list, the hidden module `engine_api`, which is outside that promise and may change
+//! in any release. The contract (`src/contract/`) never names the engine, except the test kit;
+//! xtask's `rooms` checks fail otherwise.
 //!
 //! It must never print (it logs through `log`; only `ari-cli` sets logging up), never parse
 //! command lines, and never clean up external state in `Drop`.
 
 #![deny(missing_docs)]
+// An engine item ari-cli does not use is the crate's own: `pub` is for the contract and the
+// curated list below.
+#![warn(unreachable_pub)]
 
 mod contract;
-#[doc(hidden)]
-pub mod engine;
+mod engine;
 
 pub use contract::{core_settings, error, job, kinds, plugin, prelude, quote, settings, ssh, step, testkit};
 pub use error::ConfigError;
 
 #[doc(hidden)]
 pub use inventory;
+
+/// The engine as ari-cli runs it: the one list of what ari-cli uses of it, and no promise (it
+/// may change in any release, and `api.txt` does not list it). Everything else of the engine is
+/// the crate's own.
+#[doc(hidden)]
+pub mod engine_api {
+    pub mod authorize {
+        pub use crate::engine::authorize::{
+            check_key_blob, filters, handover_probes, login_shell_query, login_shell_warning, out_of_date,
+            read_back, remote_user, HostFilter,
+        };
+    }
+    pub mod config {
+        pub use crate::engine::config::{GlobalConfig, DEFAULT_CONFIG_PATH};
+    }
+    pub mod exit {
+        pub use crate::engine::exit::{worst, CLEANUP_FAILED, JOB_FAILED, SUCCESS, USAGE};
+    }
+    pub mod files {
+        pub use crate::engine::files::restore_target::RestoreTarget;
+        pub use crate::engine::files::{forbid_writes, outside_file_problem, StateDir, StateError};
+    }
+    pub mod history {
+        pub use crate::engine::history::{History, HistoryError};
+    }
+    pub mod job_run {
+        pub use crate::engine::job_run::{
+            recover_job, run_job, JobOutcome, JobRun, RecoverOutcome, RunWarning, StopFlags,
+        };
+    }
+    pub mod ledger {
+        pub use crate::engine::ledger::{Entry, Ledger, Shown};
+    }
+    pub mod lock {
+        pub use crate::engine::lock::{Lock, LockError};
+    }
+    pub mod log_context {
+        pub use crate::engine::log_context::{job_label, set_job_label};
+    }
+    pub mod metrics {
+        pub use crate::engine::metrics::write;
+    }
+    pub mod pipeline {
+        pub use crate::engine::pipeline::JobReport;
+    }
+    pub mod plan {
+        pub use crate::engine::plan::JobPlan;
+    }
+    pub mod preflight {
+        pub use crate::engine::preflight::missing_tools;
+    }
+    pub mod process {
+        pub use crate::engine::process::{humane, ProcessError};
+    }
+    pub mod recovery {
+        pub use crate::engine::recovery::Recovery;
+    }
+    pub mod report {
+        pub use crate::engine::report::write_run_report;
+    }
+    pub mod restore {
+        pub use crate::engine::restore::{
+            check_path, check_time, preview, run, select, shown_time, RestoreError, Wanted, TIME_FORMS,
+        };
+    }
+    pub mod runner {
+        pub use crate::engine::runner::Runner;
+    }
+    pub mod schedule {
+        pub use crate::engine::schedule::{run, Candidate, Executor};
+    }
+}
 
 #[cfg(test)]
 mod parse_props;

@@ -237,19 +237,17 @@ fn a_metrics_file_is_written_only_where_nothing_is_or_over_a_file_of_aris_own() 
     assert!(stdout(&out).contains(&format!("ok: metrics_file {}\n", target.display())), "{}", stdout(&out));
 }
 
-/// The names of ari's metrics: what the dashboard and the alert rules may use.
+/// The names of ari's metrics: what the dashboard and the alert rules may use, as the metrics
+/// file of a real backup (which reports files and bytes) holds them.
 fn metric_names() -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let record = ari_core::engine::history::RunRecord {
-        started: 1,
-        duration_seconds: 1.0,
-        exit: 0,
-        ended: Some(2.0),
-        files: Some(1),
-        bytes: Some(1),
-    };
-    ari_core::engine::history::History::record(dir.path(), "x", record).unwrap();
-    ari_core::engine::metrics::render(dir.path(), 3.0)
+    rdiff_backup();
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.path("metrics")).unwrap();
+    fx.write_config(&format!("metrics_file: {}\n", fx.p("metrics/ari.prom")));
+    let src = fx.make_tree("src", &[("a", "1")]);
+    let job = fx.write_job("x.yaml", &format!("include: [{}]\n", src.display()));
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    metrics(&fx)
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())

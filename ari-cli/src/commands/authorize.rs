@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use ari_core::engine::authorize::{self, HostFilter};
-use ari_core::engine::exit;
-use ari_core::engine::process::ProcessError;
-use ari_core::engine::runner::Runner;
+use ari_core::engine_api::authorize::{self, HostFilter};
+use ari_core::engine_api::exit;
+use ari_core::engine_api::process::ProcessError;
+use ari_core::engine_api::runner::Runner;
 use ari_core::error::chain;
 use ari_core::step::{Command, Host};
 
@@ -82,7 +82,7 @@ fn authorize(
     key: Option<&str>,
     output: Output,
 ) -> i32 {
-    ari_core::engine::files::forbid_writes();
+    ari_core::engine_api::files::forbid_writes();
     let names: Vec<String> = if names.is_empty() {
         match jobs::discover(&context.jobs_dir()) {
             Ok(paths) => paths.iter().map(|p| p.to_string_lossy().into_owned()).collect(),
@@ -160,7 +160,7 @@ fn key_line(filter: &HostFilter, key: Option<&str>) -> String {
 
 /// Installs each filter and the key's line over the ssh of a job that reaches the host, then
 /// checks that the key still gets in, now through the filter.
-fn install(filters: &[HostFilter], plans: &[&ari_core::engine::plan::JobPlan], key: &str) -> i32 {
+fn install(filters: &[HostFilter], plans: &[&ari_core::engine_api::plan::JobPlan], key: &str) -> i32 {
     let mut code = exit::SUCCESS;
     for filter in filters {
         let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else {

@@ -1,6 +1,6 @@
 //! `ari backends`: the registered backends and snapshot sources, with their settings.
 
-use ari_core::engine::exit;
+use ari_core::engine_api::exit;
 use ari_core::plugin;
 use ari_core::settings;
 use clap::{ArgMatches, Command};

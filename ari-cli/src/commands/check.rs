@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use ari_core::engine::exit;
-use ari_core::engine::files::StateDir;
-use ari_core::engine::ledger::Ledger;
-use ari_core::engine::runner::Runner;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::files::StateDir;
+use ari_core::engine_api::ledger::Ledger;
+use ari_core::engine_api::runner::Runner;
 use ari_core::step::{Command, Host};
 
 use ari_core::error::chain;
@@ -36,7 +36,7 @@ pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
 }
 
 fn check(context: &Context, names: &[String], connect: bool) -> i32 {
-    ari_core::engine::files::forbid_writes();
+    ari_core::engine_api::files::forbid_writes();
     // One write at the end: a check of a thousand jobs prints a thousand lines.
     let mut out = String::new();
     let mut problems = Vec::new();
@@ -59,7 +59,7 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     let (plans, errors) =
         jobs::plan_names(&names, &context.jobs_dir(), &context.config.layer, &context.command_line);
     problems.extend(errors);
-    problems.extend(ari_core::engine::preflight::missing_tools(&plans).iter().map(ToString::to_string));
+    problems.extend(ari_core::engine_api::preflight::missing_tools(&plans).iter().map(ToString::to_string));
     for plan in &plans {
         let _ = writeln!(
             out,
@@ -77,7 +77,7 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
     problems.extend(state);
     // A run only warns when it cannot write the metrics file; check says it before.
     if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
-        match ari_core::engine::files::outside_file_problem(std::path::Path::new(&path)) {
+        match ari_core::engine_api::files::outside_file_problem(std::path::Path::new(&path)) {
             None => {
                 let _ = writeln!(out, "ok: metrics_file {path}");
             }
@@ -104,7 +104,7 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             }
         }
         let plan_refs: Vec<_> = plans.iter().collect();
-        match ari_core::engine::authorize::filters(&plan_refs, None) {
+        match ari_core::engine_api::authorize::filters(&plan_refs, None) {
             Ok(filters) => {
                 for filter in &filters {
                     check_filter(filter, &plans, &mut out, &mut problems);
@@ -134,18 +134,18 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
 /// right one (the jobs' next run would be refused there); a host without a filter is only noted.
 /// Where a filter is in place, the remote user's login shell is checked too.
 fn check_filter(
-    filter: &ari_core::engine::authorize::HostFilter,
-    plans: &[ari_core::engine::plan::JobPlan],
+    filter: &ari_core::engine_api::authorize::HostFilter,
+    plans: &[ari_core::engine_api::plan::JobPlan],
     out: &mut String,
     problems: &mut Vec<String>,
 ) {
     let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else { return };
     let install = ari_core::ssh::filter_installer(&filter.host, filter.ssh.sudo);
     let runner = Runner::new(plan.ssh.clone(), false);
-    match runner.run(&ari_core::engine::authorize::read_back(filter)) {
+    match runner.run(&ari_core::engine_api::authorize::read_back(filter)) {
         Ok(output) => {
             let reasons = match output.stdout() {
-                Ok(installed) => ari_core::engine::authorize::out_of_date(filter, installed),
+                Ok(installed) => ari_core::engine_api::authorize::out_of_date(filter, installed),
                 Err(too_long) => vec![format!("it cannot be read: {too_long}")],
             };
             if reasons.is_empty() {
@@ -161,7 +161,7 @@ fn check_filter(
             login_shell(filter, out);
             handover_programs(filter, problems);
         }
-        Err(ari_core::engine::process::ProcessError::Filtered { .. }) => {
+        Err(ari_core::engine_api::process::ProcessError::Filtered { .. }) => {
             problems.push(format!(
                 "the ssh filter {} on {} is not the one the jobs need (it refused to be read back): install the one they need: {install}",
                 filter.path, filter.destination
@@ -180,14 +180,15 @@ fn check_filter(
 /// Warns when the remote user's login shell, which sshd starts to run the filter, reads startup
 /// files first (bash's `~/.bashrc`): a file the user can write would be a way around the filter.
 /// Asked without sudo, as the filter lets it through.
-fn login_shell(filter: &ari_core::engine::authorize::HostFilter, out: &mut String) {
-    let query = ari_core::engine::authorize::login_shell_query(filter);
+fn login_shell(filter: &ari_core::engine_api::authorize::HostFilter, out: &mut String) {
+    let query = ari_core::engine_api::authorize::login_shell_query(filter);
     let runner = Runner::new(filter.ssh.clone().sudo(false), false);
     match runner.run(&query) {
         Ok(output) => {
             let entry = output.shown_stdout().lines().next().unwrap_or_default();
-            let user = ari_core::engine::authorize::remote_user(filter);
-            if let Some(warning) = ari_core::engine::authorize::login_shell_warning(user, &filter.host, entry)
+            let user = ari_core::engine_api::authorize::remote_user(filter);
+            if let Some(warning) =
+                ari_core::engine_api::authorize::login_shell_warning(user, &filter.host, entry)
             {
                 let _ = writeln!(out, "warning: {warning}");
             }
@@ -200,13 +201,13 @@ fn login_shell(filter: &ari_core::engine::authorize::HostFilter, out: &mut Strin
 /// Runs, without sudo as the filter allows, each probe of a program the filter hands requests
 /// to (`rrsync -help`): one that cannot run there (rrsync or python3 missing) is a problem, as
 /// every run of the job would fail at it.
-fn handover_programs(filter: &ari_core::engine::authorize::HostFilter, problems: &mut Vec<String>) {
+fn handover_programs(filter: &ari_core::engine_api::authorize::HostFilter, problems: &mut Vec<String>) {
     let runner = Runner::new(filter.ssh.clone().sudo(false), false);
-    for probe in ari_core::engine::authorize::handover_probes(filter) {
+    for probe in ari_core::engine_api::authorize::handover_probes(filter) {
         match runner.run(&probe) {
             Ok(_) => {}
             // An older filter refuses the probe: the problem above already says to replace it.
-            Err(ari_core::engine::process::ProcessError::Filtered { .. }) => {}
+            Err(ari_core::engine_api::process::ProcessError::Filtered { .. }) => {}
             Err(err) => problems.push(format!(
                 "`{}` cannot run on {}: {}; the filter hands rsync's server to it (Debian: apt install rsync python3)",
                 ari_core::step::remote_line(&probe),
@@ -225,7 +226,8 @@ fn state_problems(context: &Context) -> Vec<String> {
     let found = StateDir::new(&state_dir).problems();
     let mut problems: Vec<String> = found.iter().map(|err| chain(err)).collect();
     // A state_dir that another user could redirect is all there is to say about it.
-    if found.iter().any(|err| matches!(err, ari_core::engine::files::StateError::UntrustedSymlink { .. })) {
+    if found.iter().any(|err| matches!(err, ari_core::engine_api::files::StateError::UntrustedSymlink { .. }))
+    {
         return problems;
     }
     let labels = match Ledger::pending(&state_dir) {
@@ -235,7 +237,7 @@ fn state_problems(context: &Context) -> Vec<String> {
             return problems;
         }
     };
-    let ssh = ari_core::engine::process::Ssh::from_settings(&context.base);
+    let ssh = ari_core::ssh::Ssh::from_settings(&context.base);
     for label in labels {
         match Ledger::open(&state_dir, &label, &ssh) {
             Ok(ledger) if ledger.is_empty() => {}

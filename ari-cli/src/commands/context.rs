@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use ari_core::core_settings::{JOBS_DIR, STATE_DIR};
-use ari_core::engine::config::GlobalConfig;
-use ari_core::engine::exit;
+use ari_core::engine_api::config::GlobalConfig;
+use ari_core::engine_api::exit;
 use ari_core::settings::{Layer, Settings};
 use clap::{Arg, Command};
 

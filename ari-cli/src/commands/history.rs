@@ -2,8 +2,8 @@
 //! tool lists them (rdiff-backup's increments with their sizes, the dataset's ZFS snapshots with
 //! the space each holds). Runs one read-only query, and writes nothing.
 
-use ari_core::engine::exit;
-use ari_core::engine::runner::Runner;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::runner::Runner;
 use ari_core::plugin::StoredBackup;
 
 use ari_core::error::chain;
@@ -26,7 +26,7 @@ pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
 }
 
 fn history(context: &Context, name: &str, json: bool) -> i32 {
-    ari_core::engine::files::forbid_writes();
+    ari_core::engine_api::files::forbid_writes();
     let plans = match jobs::plan_all(
         &[name.to_string()],
         &context.jobs_dir(),
@@ -44,7 +44,7 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
             plan.backend
         )]);
     };
-    ari_core::engine::log_context::set_job_label(Some(plan.label()));
+    ari_core::engine_api::log_context::set_job_label(Some(plan.label()));
     let Some(mut backups) = list(plan, query) else { return exit::JOB_FAILED };
     backups.sort_by_key(|b| std::cmp::Reverse(b.time));
     let text = if json {
@@ -60,7 +60,7 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
 /// The backups `query` lists for `plan`'s job (read-only, on whichever host holds the store);
 /// none, with the error logged, when the listing fails or prints what ari cannot read.
 pub fn list(
-    plan: &ari_core::engine::plan::JobPlan,
+    plan: &ari_core::engine_api::plan::JobPlan,
     query: &ari_core::plugin::HistoryQuery,
 ) -> Option<Vec<StoredBackup>> {
     if query.holds_none_yet() {
@@ -91,7 +91,7 @@ fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
         let size = backup.size.map(humane_bytes).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "  {:<26} {:>10}  {}\n",
-            ari_core::engine::restore::shown_time(backup.time),
+            ari_core::engine_api::restore::shown_time(backup.time),
             size,
             backup.name
         ));

@@ -1,7 +1,7 @@
 //! `ari list`: every entry of jobs_dir: enabled (with its label, backend and source), invalid
 //! (with the error), or skipped and why.
 
-use ari_core::engine::exit;
+use ari_core::engine_api::exit;
 
 use clap::{ArgMatches, Command};
 

@@ -2,8 +2,8 @@
 //! cleanup included. Runs nothing, and writes nothing to state_dir (not even the tool-version
 //! cache).
 
-use ari_core::engine::exit;
-use ari_core::engine::plan::JobPlan;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::plan::JobPlan;
 use ari_core::step::{Action, Program};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -29,7 +29,7 @@ pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
 }
 
 fn plan(context: &Context, names: &[String], json: bool) -> i32 {
-    ari_core::engine::files::forbid_writes();
+    ari_core::engine_api::files::forbid_writes();
     let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
     {
         Ok(plans) => plans,

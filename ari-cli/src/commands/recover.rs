@@ -9,13 +9,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use ari_core::core_settings::COMMAND_TIMEOUT;
-use ari_core::engine::exit;
-use ari_core::engine::job_run::{self, RecoverOutcome, StopFlags};
-use ari_core::engine::ledger::{Entry, Ledger, Shown};
-use ari_core::engine::lock::{Lock, LockError};
-use ari_core::engine::log_context::set_job_label;
-use ari_core::engine::process::Ssh;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::job_run::{self, RecoverOutcome, StopFlags};
+use ari_core::engine_api::ledger::{Entry, Ledger, Shown};
+use ari_core::engine_api::lock::{Lock, LockError};
+use ari_core::engine_api::log_context::set_job_label;
 use ari_core::job::Job;
+use ari_core::ssh::Ssh;
 
 use ari_core::error::chain;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -83,7 +83,7 @@ pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
 
 fn recover(context: &Context, names: &[String], action: Action) -> i32 {
     if action == Action::Show {
-        ari_core::engine::files::forbid_writes();
+        ari_core::engine_api::files::forbid_writes();
     }
     let state_dir = context.state_dir();
     let labels = match labels(context, names) {

@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use ari_core::engine::exit;
-use ari_core::engine::files::restore_target::RestoreTarget;
-use ari_core::engine::restore::{self, RestoreError, Wanted};
+use ari_core::engine_api::exit;
+use ari_core::engine_api::files::RestoreTarget;
+use ari_core::engine_api::restore::{self, RestoreError, Wanted};
 use ari_core::error::chain;
 use ari_core::plugin::{join_path, RestoreRequest};
 use ari_core::step::Host;
@@ -85,7 +85,7 @@ fn restore(context: &Context, request: &Request) -> i32 {
     };
     let Some(plan) = plans.first() else { return usage_errors(&[format!("no job {}", request.job)]) };
     let label = plan.label();
-    ari_core::engine::log_context::set_job_label(Some(label));
+    ari_core::engine_api::log_context::set_job_label(Some(label));
     if let Err(why) = restore::check_path(&request.path, &plan.job.include, &plan.job.exclude) {
         return usage_errors(&[why]);
     }
@@ -131,7 +131,7 @@ fn restore(context: &Context, request: &Request) -> i32 {
     let wanted = Wanted::new(path.clone(), backup.clone(), target, request.force);
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
     if dry_run {
-        ari_core::engine::files::forbid_writes();
+        ari_core::engine_api::files::forbid_writes();
     }
     let stop = match signals::install() {
         Ok(stop) => stop,
@@ -199,7 +199,7 @@ fn directory(to: &str) -> Result<PathBuf, String> {
 
 /// The command that puts `target` (the restored `path`) back in its place on the job's host,
 /// reaching it as the job does (its ssh, port and options).
-fn copy_back(plan: &ari_core::engine::plan::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
+fn copy_back(plan: &ari_core::engine_api::plan::JobPlan, target: &str, path: &str, is_dir: bool) -> String {
     let slash = if is_dir { "/" } else { "" };
     let quote = |word: &str| ari_core::quote::shell_join([word]);
     let (to, rsh) = match Host::named(&plan.job.source_hostname) {

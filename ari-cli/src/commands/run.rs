@@ -3,13 +3,13 @@
 //! each ended.
 
 use ari_core::core_settings::DRY_RUN;
-use ari_core::engine::exit;
-use ari_core::engine::job_run::{self, JobOutcome, JobRun, RunWarning};
-use ari_core::engine::log_context::set_job_label;
-use ari_core::engine::pipeline::JobReport;
-use ari_core::engine::plan::JobPlan;
-use ari_core::engine::recovery::Recovery;
-use ari_core::engine::report;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::job_run::{self, JobOutcome, JobRun, RunWarning};
+use ari_core::engine_api::log_context::set_job_label;
+use ari_core::engine_api::pipeline::JobReport;
+use ari_core::engine_api::plan::JobPlan;
+use ari_core::engine_api::recovery::Recovery;
+use ari_core::engine_api::report;
 use ari_core::error::chain;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -43,7 +43,7 @@ fn run(context: &Context, names: &[String], wait: bool) -> i32 {
         Ok(plans) => plans,
         Err(errors) => return usage_errors(&errors),
     };
-    let missing = ari_core::engine::preflight::missing_tools(&plans);
+    let missing = ari_core::engine_api::preflight::missing_tools(&plans);
     if !missing.is_empty() {
         let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
         return usage_errors(&errors);
@@ -95,7 +95,8 @@ pub fn write_report(
         }
     }
     if let Some(path) = context.base.get(&ari_core::core_settings::METRICS_FILE) {
-        if let Err(why) = ari_core::engine::metrics::write(&context.state_dir(), std::path::Path::new(&path))
+        if let Err(why) =
+            ari_core::engine_api::metrics::write(&context.state_dir(), std::path::Path::new(&path))
         {
             log::warn!("{why}");
         }

@@ -9,14 +9,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ari_core::core_settings::{DEBUG, DRY_RUN, MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, SUMMARY};
-use ari_core::engine::exit;
-use ari_core::engine::history::History;
-use ari_core::engine::job_run::{self, JobRun, StopFlags};
-use ari_core::engine::lock::Lock;
-use ari_core::engine::log_context::set_job_label;
-use ari_core::engine::plan::JobPlan;
-use ari_core::engine::process::humane;
-use ari_core::engine::schedule::{self, Candidate};
+use ari_core::engine_api::exit;
+use ari_core::engine_api::history::History;
+use ari_core::engine_api::job_run::{self, JobRun, StopFlags};
+use ari_core::engine_api::lock::Lock;
+use ari_core::engine_api::log_context::set_job_label;
+use ari_core::engine_api::plan::JobPlan;
+use ari_core::engine_api::process::humane;
+use ari_core::engine_api::schedule::{self, Candidate};
 
 use ari_core::error::chain;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -122,7 +122,7 @@ fn run_all(context: &Context, wait: bool) -> i32 {
     for (path, planned) in jobs::plan_each(&paths, &context.config.layer, &context.command_line) {
         match planned {
             Ok(plan) => {
-                let missing = ari_core::engine::preflight::missing_tools(std::slice::from_ref(&plan));
+                let missing = ari_core::engine_api::preflight::missing_tools(std::slice::from_ref(&plan));
                 if missing.is_empty() {
                     plans.push(plan);
                 } else {

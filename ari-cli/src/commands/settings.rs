@@ -1,7 +1,7 @@
 //! `ari settings [JOB]`: every setting with its effective value, where it came from, its owner
 //! and its help.
 
-use ari_core::engine::exit;
+use ari_core::engine_api::exit;
 use ari_core::job::Job;
 use ari_core::settings;
 

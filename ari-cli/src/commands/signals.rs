@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ari_core::engine::job_run::StopFlags;
+use ari_core::engine_api::job_run::StopFlags;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 

@@ -4,9 +4,9 @@
 //! cannot be read is an error on stderr and a row that says so, never "never run".
 
 use ari_core::core_settings::MAX_AGE;
-use ari_core::engine::exit;
-use ari_core::engine::history::{History, HistoryError};
-use ari_core::engine::process::humane;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::history::{History, HistoryError};
+use ari_core::engine_api::process::humane;
 use ari_core::job::{default_label, Job};
 
 use ari_core::error::chain;

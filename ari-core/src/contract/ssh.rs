@@ -128,7 +128,7 @@ impl Ssh {
 
     /// The command line a remote host's shell gets for `program` (before ari's remote wrapper):
     /// the argv quoted word by word, or the shell text; under `remote_sudo`, through `sudo -n --`
-    /// as one shell text in a subshell, [`sudo_argv`] (`sudo -n -- /bin/sh -c '( exec ARGV )'`,
+    /// as one shell text in a subshell, `sudo_argv` (`sudo -n -- /bin/sh -c '( exec ARGV )'`,
     /// `sudo -n -- /bin/sh -c '( TEXT )'`).
     pub fn remote_text(&self, program: &Program) -> String {
         match (program, self.sudo) {

@@ -43,23 +43,23 @@ use events::{Event, Mark, Node, Parser};
 
 /// The largest config or job file ari reads: generous for any real file (a thousand includes
 /// are 30 KB), small enough to parse in well under a second.
-pub const MAX_DOCUMENT_BYTES: usize = 8 << 20;
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 8 << 20;
 
 /// The deepest nesting of sequences and mappings (`[a, [b]]`, `- - x`, indented keys) ari reads.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// The most nodes (scalars, sequences, mappings) a document may hold, aliases expanded: a job
 /// of a thousand includes and a hundred hooks holds a few thousand.
-pub const MAX_NODES: usize = 100_000;
+pub(crate) const MAX_NODES: usize = 100_000;
 
 /// The most bytes of scalars a document may hold, aliases expanded: what a file of
 /// [`MAX_DOCUMENT_BYTES`] could hold without them.
-pub const MAX_VALUE_BYTES: usize = MAX_DOCUMENT_BYTES;
+pub(crate) const MAX_VALUE_BYTES: usize = MAX_DOCUMENT_BYTES;
 
 /// Reads a config or job file, no further than [`MAX_DOCUMENT_BYTES`] (and a byte order mark)
 /// allows: a file of gigabytes, or `--config /dev/zero`, costs no more memory than one of 8 MiB.
 /// A longer file is an error of kind `FileTooLarge` that says so.
-pub fn read_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read as _;
     let file = std::fs::File::open(path)?;
     let limit = MAX_DOCUMENT_BYTES + '\u{feff}'.len_utf8();
@@ -82,7 +82,7 @@ pub fn read_file(path: &Path) -> std::io::Result<String> {
 
 /// The text of a config or job file, ready for the YAML parser: without a byte order mark, and
 /// checked against the size, depth and alias limits and for tags.
-pub fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, ConfigError> {
+pub(crate) fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, ConfigError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(ConfigError::in_file(
@@ -104,7 +104,7 @@ pub fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, ConfigError> 
 
 /// A value written as YAML on the command line (`--set exclude=[a, b]`), checked as a file's
 /// text is: the same limits, the error saying where in the value.
-pub fn value_text(text: &str) -> Result<(), String> {
+pub(crate) fn value_text(text: &str) -> Result<(), String> {
     if text.len() > MAX_DOCUMENT_BYTES {
         return Err(format!(
             "the value is {} bytes, more than the {MAX_DOCUMENT_BYTES} bytes ari reads",
@@ -262,7 +262,7 @@ fn shown_name(name: &[u8]) -> String {
 
 /// The 1-based line and column of the node at `path` in `text` (`label`, `include[2]`,
 /// `volumes[1].mount_point`), as serde_yaml reports positions; `None` when it is not there.
-pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+pub(crate) fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let segments = segments(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let deserializer = serde_yaml::Deserializer::from_str(text);

@@ -5,9 +5,11 @@
 
 mod guard;
 mod outside;
-pub mod restore_target;
+pub(crate) mod restore_target;
 mod state_dir;
 
 pub use guard::{forbid_writes, StateError};
-pub use outside::{outside_file_problem, write_outside_file, OutsideError};
-pub use state_dir::{create_private_dirs, Area, StateDir};
+pub use outside::outside_file_problem;
+pub(crate) use outside::write_outside_file;
+pub(crate) use state_dir::Area;
+pub use state_dir::StateDir;

@@ -13,7 +13,7 @@ use crate::engine::history::History;
 /// The metrics of every job with a history under `state_dir`, at `now` (seconds since the epoch).
 /// A history that cannot be read (corrupt, or refused) is a warning, and its job shows only
 /// `ari_job_history_readable 0` until its next run starts a new one.
-pub fn render(state_dir: &Path, now: f64) -> String {
+pub(crate) fn render(state_dir: &Path, now: f64) -> String {
     let files = StateDir::new(state_dir).list(Area::History, ".json").unwrap_or_default();
     let labels = files.iter().filter_map(|name| name.strip_suffix(".json")).map(String::from);
     let read: Vec<(String, Option<History>)> = labels

@@ -103,7 +103,7 @@ struct PendingUndo<'a> {
 
 /// Runs a plan: the only place that decides what runs after what. Before a step that makes
 /// something runs, its undo is recorded in `ledger`; once undone, the entry goes.
-pub fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
+pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut records = Vec::new();

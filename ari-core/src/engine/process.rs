@@ -15,15 +15,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-pub use crate::contract::ssh::Ssh;
+pub(crate) use crate::contract::ssh::Ssh;
 use crate::contract::step::{Command, Host, Program, Tolerated};
 
 mod capture;
 mod group;
 
 use capture::Capture;
-pub use capture::{OUTPUT_HEAD, OUTPUT_TAIL};
-pub use group::OnStart;
+pub(crate) use capture::OUTPUT_HEAD;
+pub(crate) use group::OnStart;
 use group::{own_group, start_gated, stop_group, KILL_GRACE, POLL};
 
 /// How many lines of a failed command's stderr an error shows.
@@ -217,7 +217,7 @@ fn without_tracebacks(text: &str) -> Vec<&str> {
 }
 
 /// Finds a program as a command line would: a name on PATH, or a path that must be executable.
-pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
+pub(crate) fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
     which::which(program).map_err(|_| ProcessError::NotFound {
         program: program.to_string(),
         path: std::env::var("PATH").unwrap_or_default(),
@@ -229,7 +229,7 @@ pub fn resolve_program(program: &str) -> Result<PathBuf, ProcessError> {
 const MAX_ARG_BYTES: usize = 32 * 4096;
 
 /// Whether `argv` fits the system's limits on a command line; the error says by how much not.
-pub fn fits_command_line(argv: &[String]) -> Result<(), String> {
+pub(crate) fn fits_command_line(argv: &[String]) -> Result<(), String> {
     if let Some(longest) = argv.iter().map(String::len).max().filter(|len| *len >= MAX_ARG_BYTES) {
         return Err(format!(
             "an argument of {longest} bytes, more than the {MAX_ARG_BYTES} one argument may have"
@@ -291,7 +291,7 @@ pub(crate) fn shown_argv(argv: &[String]) -> String {
 }
 
 /// Runs a read-only local query, even in a dry run (a tool's `--version`, say).
-pub fn query(argv: &[String]) -> Result<Output, ProcessError> {
+pub(crate) fn query(argv: &[String]) -> Result<Output, ProcessError> {
     let command = Command::argv(Host::Local, argv.iter().cloned());
     log::debug!("query: {}", shown_argv(argv));
     execute(
@@ -548,7 +548,7 @@ fn log_output(stdout: &str, stderr: &str) {
 
 /// Whether `error` is an exit that one of `tolerated` accepts; if so, it logs a warning that
 /// `what` (`the copy`, a step's name) exited with it, with its last line of output.
-pub fn counts_as_success(tolerated: &[Tolerated], error: &ProcessError, what: &str) -> bool {
+pub(crate) fn counts_as_success(tolerated: &[Tolerated], error: &ProcessError, what: &str) -> bool {
     let ProcessError::Exited { code, stderr, .. } = error else { return false };
     if !tolerated.iter().any(|t| t.accepts(*code, stderr)) {
         return false;
@@ -561,6 +561,7 @@ pub fn counts_as_success(tolerated: &[Tolerated], error: &ProcessError, what: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::process::capture::OUTPUT_TAIL;
     use crate::engine::process_record::{Liveness, ProcessRecord};
     use crate::engine::runner::Runner;
 

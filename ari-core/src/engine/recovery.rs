@@ -16,7 +16,7 @@ pub struct Recovery {
 
 /// Undoes what a ledger records, newest first, each only while its thing is still there;
 /// undone entries leave the ledger, failed ones stay for the next try.
-pub fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
+pub(crate) fn recover(ledger: &mut Ledger, runner: &Runner) -> Recovery {
     let mut recovery = Recovery { undone: Vec::new(), failures: Vec::new() };
     let mut records = Vec::new();
     let entries: Vec<_> = ledger.entries().to_vec();

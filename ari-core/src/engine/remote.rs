@@ -35,7 +35,7 @@ use crate::contract::ssh::{prefix, Ssh};
 use crate::contract::step::{Command, Host, Program};
 
 /// The nonce a plan shows, where no run has drawn one yet.
-pub const PLAN_NONCE: &str = "NONCE";
+pub(crate) const PLAN_NONCE: &str = "NONCE";
 
 /// The name of the job's ssh wrapper in its run directory.
 const WRAPPER: &str = "ssh";
@@ -46,13 +46,13 @@ const SOCKET_PATH_MAX: usize = 90;
 
 /// The sh command that stops process group `pgid` on a host: SIGTERM, then SIGKILL once five
 /// seconds passed with the group still there; it returns once the group is gone.
-pub fn kill_script(pgid: u32) -> String {
+pub(crate) fn kill_script(pgid: u32) -> String {
     KILL_TEMPLATE.replace("{}", &pgid.to_string())
 }
 
 /// The stop script `script` as the host's shell gets it: through sudo under `remote_sudo` (the
 /// group may be root's).
-pub fn kill_text(ssh: &Ssh, script: &str) -> String {
+pub(crate) fn kill_text(ssh: &Ssh, script: &str) -> String {
     ssh.remote_text(&Program::Shell(script.to_string()))
 }
 
@@ -61,14 +61,14 @@ pub fn kill_text(ssh: &Ssh, script: &str) -> String {
 /// the same script as the filter. Both allow any digits there, so the script itself refuses a
 /// group that is none of a command's: `kill -TERM -1` (or `-01`) signals every process, and a
 /// number past the largest pid could wrap to it in a shell that does not refuse it.
-pub const KILL_TEMPLATE: &str = "g={}; [ \"$g\" -gt 1 ] && [ \"$g\" -le 4194304 ] || exit 0; \
+pub(crate) const KILL_TEMPLATE: &str = "g={}; [ \"$g\" -gt 1 ] && [ \"$g\" -le 4194304 ] || exit 0; \
                                  kill -TERM -$g 2>/dev/null || exit 0; i=0; while kill -0 -$g 2>/dev/null; do \
                                  i=$((i+1)); if [ $i -gt 50 ]; then kill -KILL -$g 2>/dev/null; exit 0; fi; \
                                  sleep 0.1 2>/dev/null || sleep 1; done";
 
 /// The job's private directory under `state_dir/run`: named after the label, or after a hash of
 /// it when the label would make its control sockets' paths too long.
-pub fn run_dir(state_dir: &str, label: &str) -> PathBuf {
+pub(crate) fn run_dir(state_dir: &str, label: &str) -> PathBuf {
     let run = Path::new(state_dir).join("run");
     let named = run.join(label);
     if socket_fits(&named) {
@@ -91,7 +91,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The path of the job's ssh wrapper.
-pub fn wrapper_path(state_dir: &str, label: &str) -> PathBuf {
+pub(crate) fn wrapper_path(state_dir: &str, label: &str) -> PathBuf {
     run_dir(state_dir, label).join(WRAPPER)
 }
 
@@ -337,7 +337,7 @@ impl Connections {
 }
 
 /// The request to the master listening on `socket` to exit.
-pub fn exit_argv(ssh_path: &str, socket: &Path) -> Vec<String> {
+pub(crate) fn exit_argv(ssh_path: &str, socket: &Path) -> Vec<String> {
     let mut argv = vec![ssh_path.to_string()];
     argv.extend(["-S".to_string(), control_path(socket), "-O".to_string(), "exit".to_string()]);
     // ssh wants a destination even for a control command; the socket decides.
@@ -346,7 +346,7 @@ pub fn exit_argv(ssh_path: &str, socket: &Path) -> Vec<String> {
 }
 
 /// A fresh secret for one destination of one run: 16 hex digits from the kernel's random source.
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::io::Read as _;
     let mut bytes = [0u8; 8];
     // /dev/urandom never blocks once the system is up; should it be missing, a nonce from the

@@ -22,7 +22,7 @@ pub struct Candidate {
 }
 
 /// Indexes of `candidates` in the order they should start.
-pub fn order(candidates: &[Candidate]) -> Vec<usize> {
+pub(crate) fn order(candidates: &[Candidate]) -> Vec<usize> {
     let mut indexes: Vec<usize> = (0..candidates.len()).collect();
     indexes.sort_by(|&a, &b| {
         let (a, b) = (&candidates[a], &candidates[b]);
@@ -38,25 +38,25 @@ pub fn order(candidates: &[Candidate]) -> Vec<usize> {
 
 /// Jobs running per host.
 #[derive(Debug, Default, Clone)]
-pub struct HostLoad {
+pub(crate) struct HostLoad {
     running: BTreeMap<String, u32>,
 }
 
 impl HostLoad {
     /// Whether `candidate` may start under `per_host`.
-    pub fn admits(&self, candidate: &Candidate, per_host: u32) -> bool {
+    pub(crate) fn admits(&self, candidate: &Candidate, per_host: u32) -> bool {
         candidate.hosts.iter().all(|h| self.running.get(h).copied().unwrap_or(0) < per_host)
     }
 
     /// Counts `candidate`'s hosts as busy.
-    pub fn start(&mut self, candidate: &Candidate) {
+    pub(crate) fn start(&mut self, candidate: &Candidate) {
         for host in &candidate.hosts {
             *self.running.entry(host.clone()).or_default() += 1;
         }
     }
 
     /// Frees `candidate`'s hosts.
-    pub fn finish(&mut self, candidate: &Candidate) {
+    pub(crate) fn finish(&mut self, candidate: &Candidate) {
         for host in &candidate.hosts {
             if let Some(count) = self.running.get_mut(host) {
                 *count = count.saturating_sub(1);
@@ -66,7 +66,12 @@ impl HostLoad {
 }
 
 /// The position in `queue` of the first job that may start now.
-pub fn pick(queue: &[usize], candidates: &[Candidate], load: &HostLoad, per_host: u32) -> Option<usize> {
+pub(crate) fn pick(
+    queue: &[usize],
+    candidates: &[Candidate],
+    load: &HostLoad,
+    per_host: u32,
+) -> Option<usize> {
     queue.iter().position(|&i| load.admits(&candidates[i], per_host))
 }
 
@@ -83,7 +88,7 @@ pub trait Executor {
 }
 
 /// Runs the candidates through `executor`, at most `slots` at once and `per_host` on a host, in
-/// [`order`], each admitted by [`pick`] as soon as a slot is free. Returns the indexes of the
+/// `order`, each admitted by `pick` as soon as a slot is free. Returns the indexes of the
 /// jobs it never started (the executor was stopping).
 pub fn run(candidates: &[Candidate], slots: usize, per_host: u32, executor: &mut dyn Executor) -> Vec<usize> {
     let mut queue = order(candidates);

@@ -15,7 +15,7 @@ const CACHE_FILE: &str = "tool-versions.json";
 
 /// The first line that `program args...` prints, from the cache in `state_dir` when the binary
 /// is unchanged since it was asked.
-pub fn tool_version(program: &Path, args: &[&str], state_dir: &Path) -> Result<String, ProcessError> {
+pub(crate) fn tool_version(program: &Path, args: &[&str], state_dir: &Path) -> Result<String, ProcessError> {
     let key = cache_key(program, args);
     let state = StateDir::new(state_dir);
     let mut cache: BTreeMap<String, String> = match state.read(Area::Cache, CACHE_FILE) {

@@ -32,7 +32,7 @@ fn crates() -> Vec<String> {
 }
 
 /// Plugin crates: everything named `ari-*` except the core and the command.
-fn plugin_crates() -> Vec<String> {
+pub(super) fn plugin_crates() -> Vec<String> {
     crates().into_iter().filter(|c| c.starts_with("ari-") && c != "ari-core" && c != "ari-cli").collect()
 }
 
@@ -174,7 +174,7 @@ fn out_of_line_module(item: &str) -> Option<String> {
 
 /// `text` with every comment and the inside of every string and character literal replaced by
 /// spaces (line breaks kept). Lifetimes and labels (`'a`) are code.
-fn blank_comments_and_literals(text: &str) -> String {
+pub(super) fn blank_comments_and_literals(text: &str) -> String {
     let c: Vec<char> = text.chars().collect();
     let mut out = c.clone();
     let blank = |out: &mut Vec<char>, from: usize, to: usize| {

@@ -117,7 +117,7 @@ pub fn check_key_blob(blob: &str) -> Result<(), String> {
 }
 
 /// The SHA-256 of `bytes`, in lower-case hex, as `sha256sum` prints it.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -40,7 +40,7 @@ pub fn remote_user(filter: &HostFilter) -> &str {
 
 /// The login shells that run the filter without reading a startup file first (bash started by
 /// sshd reads `~/.bashrc`, zsh `~/.zshenv`), and those that run nothing at all.
-pub const PLAIN_SHELLS: &[&str] = &[
+pub(crate) const PLAIN_SHELLS: &[&str] = &[
     "/bin/sh",
     "/usr/bin/sh",
     "/bin/dash",
@@ -53,7 +53,7 @@ pub const PLAIN_SHELLS: &[&str] = &[
 ];
 
 /// The warning for `user`'s login shell on `host`, from the user's `getent passwd` line: none for
-/// a shell of [`PLAIN_SHELLS`] (or an entry without a shell field: sshd then uses `/bin/sh`).
+/// a shell of `PLAIN_SHELLS` (or an entry without a shell field: sshd then uses `/bin/sh`).
 pub fn login_shell_warning(user: &str, host: &str, passwd_entry: &str) -> Option<String> {
     let shell = passwd_entry.split(':').nth(6).map(str::trim).filter(|shell| !shell.is_empty())?;
     if PLAIN_SHELLS.contains(&shell) {
@@ -149,7 +149,7 @@ pub(super) const SUDOERS_LINE: &str = "# ari sudoers ";
 
 /// The filter's format: what its header records and how it takes a command apart. A filter of
 /// another format is replaced whatever its rules.
-pub const FILTER_FORMAT: u32 = 2;
+pub(crate) const FILTER_FORMAT: u32 = 2;
 
 /// The first ari whose filters record what made them: a filter without those lines is older.
 const FIRST_RECORDING_VERSION: &str = "0.4.0";

@@ -27,12 +27,13 @@ mod installed;
 mod installer;
 mod sudoers;
 
-pub use host_filter::{check_key_blob, sha256_hex, HostFilter};
+pub(crate) use host_filter::sha256_hex;
+pub use host_filter::{check_key_blob, HostFilter};
 use host_filter::{digest, double_quoted_template, first_line, handover_text};
 
+pub(crate) use installed::FILTER_FORMAT;
 pub use installed::{
     handover_probes, login_shell_query, login_shell_warning, out_of_date, read_back, remote_user,
-    FILTER_FORMAT, PLAIN_SHELLS,
 };
 use installed::{rules_digest, FORMAT_LINE, JOB_LINE, RULES_LINE, SUDOERS_LINE, VERSION_LINE};
 use sudoers::sudo_entry;

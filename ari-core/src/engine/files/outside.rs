@@ -118,7 +118,7 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 /// Writes `bytes` to `path`, a file outside `state_dir` that other programs read, with `mode`
 /// (0644 for the metrics file), atomically and durably: only where nothing is or over a regular
 /// file of ari's user, in a directory no other user can swap it in (see the module's doc).
-pub fn write_outside_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), OutsideError> {
+pub(crate) fn write_outside_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), OutsideError> {
     if guard_write(path).is_err() {
         return Err(OutsideError::WritesForbidden { path: path.to_path_buf() });
     }
@@ -154,7 +154,7 @@ pub fn write_outside_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Ou
     File::from(dir_fd).sync_all().map_err(io_error("sync", &dir))
 }
 
-/// What would stop [`write_outside_file`] from writing `path`, found without writing: for
+/// What would stop `write_outside_file` from writing `path`, found without writing: for
 /// `ari check`. A missing directory is a problem; a missing file is not.
 pub fn outside_file_problem(path: &Path) -> Option<OutsideError> {
     let check = || {

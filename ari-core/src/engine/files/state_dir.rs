@@ -512,30 +512,6 @@ impl StateDir {
     }
 }
 
-/// Makes `path` and every missing directory above it, each new one 0700 whatever the umask
-/// (what `ari restore` copies out may be secret); directories already there are left as they
-/// are.
-pub fn create_private_dirs(path: &Path) -> Result<(), StateError> {
-    guard_write(path)?;
-    let mut missing = Vec::new();
-    let mut dir = path;
-    while fs::symlink_metadata(dir).is_err() {
-        missing.push(dir);
-        match dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => dir = parent,
-            _ => break,
-        }
-    }
-    for dir in missing.into_iter().rev() {
-        fs::DirBuilder::new()
-            .mode(DIR_MODE)
-            .create(dir)
-            .and_then(|()| fs::set_permissions(dir, Permissions::from_mode(DIR_MODE)))
-            .map_err(StateError::io("create", dir))?;
-    }
-    Ok(())
-}
-
 /// A new, empty file `.tmp-PID-N` in `dir`, 0600, made with `O_EXCL` (so never through
 /// anything already there).
 fn create_temp(dir: &Path) -> Result<(PathBuf, File), StateError> {

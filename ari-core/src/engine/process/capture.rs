@@ -11,10 +11,10 @@ use crate::contract::ssh::MARKER;
 /// How much of a stream of a command's output ari keeps from its start: more than any listing
 /// ari reads (`zfs list` of a dataset with a hundred thousand snapshots is 7 MiB). Past it, only
 /// the stream's end is kept, so that a host printing without end costs ari no more than this.
-pub const OUTPUT_HEAD: usize = 16 << 20;
+pub(crate) const OUTPUT_HEAD: usize = 16 << 20;
 /// How much of the end of a stream longer than [`OUTPUT_HEAD`] ari keeps: its last lines, for an
 /// error or a summary a tool prints at its end.
-pub const OUTPUT_TAIL: usize = 64 << 10;
+pub(crate) const OUTPUT_TAIL: usize = 64 << 10;
 
 /// What ari keeps of one output stream: its first `head` bytes, then its last `tail` bytes.
 #[derive(Debug)]
@@ -142,7 +142,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Parses the line that the remote wrapper prints: `(nonce, pgid)`. A group id of 0 or 1 (which
 /// `kill` reads as "this group" and "every process") is never one of a command's.
-pub fn parse_marker(line: &str) -> Option<(&str, u32)> {
+pub(super) fn parse_marker(line: &str) -> Option<(&str, u32)> {
     let mut words = line.trim_end_matches(['\r', '\n']).split(' ');
     if words.next() != Some(MARKER) {
         return None;

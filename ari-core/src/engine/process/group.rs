@@ -13,7 +13,7 @@ pub(crate) const POLL: Duration = Duration::from_millis(100);
 pub(crate) const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// What `Runner::run_watched` calls with the started process's pid before it may execute.
-pub type OnStart<'a> = &'a mut (dyn FnMut(u32) -> io::Result<()> + Send);
+pub(crate) type OnStart<'a> = &'a mut (dyn FnMut(u32) -> io::Result<()> + Send);
 
 /// `expression` in its own process group, so that stopping it stops everything it started, and
 /// sent SIGTERM when ari dies (even by SIGKILL): an ssh left running would keep its remote
