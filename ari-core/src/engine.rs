@@ -18,6 +18,7 @@ pub(crate) mod log_context;
 pub(crate) mod metrics;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
+pub(crate) mod plan_json;
 pub(crate) mod preflight;
 pub(crate) mod process;
 pub(crate) mod process_record;

@@ -81,6 +81,7 @@ pub mod engine_api {
     }
     pub mod plan {
         pub use crate::engine::plan::JobPlan;
+        pub use crate::engine::plan_json::plan_json;
     }
     pub mod preflight {
         pub use crate::engine::preflight::missing_tools;
@@ -92,7 +93,7 @@ pub mod engine_api {
         pub use crate::engine::recovery::Recovery;
     }
     pub mod report {
-        pub use crate::engine::report::write_run_report;
+        pub use crate::engine::report::{write_run_report, Invalid, RunAllLimits};
     }
     pub mod restore {
         pub use crate::engine::restore::{

@@ -136,15 +136,13 @@ fn authorize(
         return exit::SUCCESS;
     }
     let text = if output == Output::Json {
-        let hosts: Vec<serde_json::Value> = filters
-            .iter()
-            .map(|filter| {
-                let mut value = filter.to_json();
-                value["authorized_keys_line"] = key_line(filter, key.as_deref()).into();
-                value
-            })
-            .collect();
-        serde_json::to_string_pretty(&serde_json::json!({ "hosts": hosts })).unwrap_or_default() + "\n"
+        /// `ari authorize --json`: each host's filter.
+        #[derive(serde::Serialize)]
+        struct AuthorizeJson {
+            hosts: Vec<serde_json::Value>,
+        }
+        let hosts = filters.iter().map(|filter| filter.to_json(key_line(filter, key.as_deref()))).collect();
+        serde_json::to_string_pretty(&AuthorizeJson { hosts }).unwrap_or_default() + "\n"
     } else {
         filters.iter().map(|filter| as_text(filter, key.as_deref())).collect::<Vec<_>>().join("\n")
     };

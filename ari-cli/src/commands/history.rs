@@ -99,16 +99,34 @@ fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
     out
 }
 
+/// `ari history --json`: the job, its backend, and its backups, newest first.
+#[derive(serde::Serialize)]
+struct HistoryJson<'a> {
+    job: &'a str,
+    backend: &'a str,
+    backups: Vec<BackupJson<'a>>,
+}
+
+/// One backup: its time (seconds since the epoch, and as RFC 3339), its name, its size.
+#[derive(serde::Serialize)]
+struct BackupJson<'a> {
+    time: i64,
+    time_rfc3339: String,
+    name: &'a str,
+    size: Option<u64>,
+}
+
 fn as_json(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
-    let entries: Vec<serde_json::Value> = backups
+    let backups = backups
         .iter()
-        .map(|b| {
-            let rfc3339 = jiff::Timestamp::from_second(b.time).map(|t| t.to_string()).unwrap_or_default();
-            serde_json::json!({"time": b.time, "time_rfc3339": rfc3339, "name": b.name, "size": b.size})
+        .map(|b| BackupJson {
+            time: b.time,
+            time_rfc3339: jiff::Timestamp::from_second(b.time).map(|t| t.to_string()).unwrap_or_default(),
+            name: &b.name,
+            size: b.size,
         })
         .collect();
-    let json = serde_json::json!({"job": label, "backend": backend, "backups": entries});
-    serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
+    serde_json::to_string_pretty(&HistoryJson { job: label, backend, backups }).unwrap_or_default() + "\n"
 }
 
 /// Bytes as a person reads them: `4.0 KiB`.

@@ -38,7 +38,10 @@ fn plan(context: &Context, names: &[String], json: bool) -> i32 {
     let mut out = String::new();
     for plan in &plans {
         if json {
-            out.push_str(&serde_json::to_string_pretty(&plan.to_json()).unwrap_or_default());
+            out.push_str(
+                &serde_json::to_string_pretty(&ari_core::engine_api::plan::plan_json(plan))
+                    .unwrap_or_default(),
+            );
             out.push('\n');
         } else {
             out.push_str(&render(plan));

@@ -68,7 +68,7 @@ fn run(context: &Context, names: &[String], wait: bool) -> i32 {
         set_job_label(None);
     }
     if !plans.iter().all(|p| p.settings.get(&DRY_RUN)) {
-        write_report(context, "run", started, code, reports, Vec::new(), serde_json::json!({}));
+        write_report(context, "run", started, code, reports, Vec::new(), None);
     }
     code
 }
@@ -81,11 +81,11 @@ pub fn write_report(
     started: std::time::SystemTime,
     code: i32,
     jobs: Vec<serde_json::Value>,
-    invalid: Vec<serde_json::Value>,
-    extra: serde_json::Value,
+    invalid: Vec<report::Invalid>,
+    limits: Option<report::RunAllLimits>,
 ) {
     if let Err(err) =
-        report::write_run_report(&context.state_dir(), command, started, code, jobs, invalid, extra)
+        report::write_run_report(&context.state_dir(), command, started, code, jobs, invalid, limits)
     {
         let what = format!("the run report could not be written: {}", chain(&err));
         if code == exit::SUCCESS {

@@ -16,6 +16,7 @@ use ari_core::engine_api::lock::Lock;
 use ari_core::engine_api::log_context::set_job_label;
 use ari_core::engine_api::plan::JobPlan;
 use ari_core::engine_api::process::humane;
+use ari_core::engine_api::report;
 use ari_core::engine_api::schedule::{self, Candidate};
 
 use ari_core::error::chain;
@@ -204,13 +205,14 @@ fn run_all(context: &Context, wait: bool) -> i32 {
     let mut invalid_json = Vec::new();
     for (path, err) in &invalid {
         code = exit::worst(code, exit::USAGE);
-        invalid_json.push(serde_json::json!({ "file": path.display().to_string(), "error": err }));
+        invalid_json.push(report::Invalid { file: path.display().to_string(), error: err.to_string() });
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         rows.push([name, "invalid".into(), exit::USAGE.to_string(), "-".into()]);
     }
     if !dry_run {
-        let extra = serde_json::json!({ "max_concurrent_jobs": slots, "max_jobs_per_host": per_host });
-        write_report(context, "run-all", started, code, jobs_json, invalid_json, extra);
+        let limits =
+            report::RunAllLimits { max_concurrent_jobs: slots as u64, max_jobs_per_host: per_host as u64 };
+        write_report(context, "run-all", started, code, jobs_json, invalid_json, Some(limits));
     }
     let show = match context.base.get(&SUMMARY).as_str() {
         "always" => true,

@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::Serialize;
+
 use crate::contract::core_settings::{COMMAND_TIMEOUT, DRY_RUN, JOB_TIMEOUT, SSH_CONNECT_TIMEOUT};
 use crate::contract::error::chain;
+use crate::contract::step::Outcome;
 use crate::engine::exit;
 use crate::engine::history::{History, RunRecord};
 use crate::engine::ledger::{Ledger, LedgerError};
@@ -22,6 +25,7 @@ use crate::engine::process::Ssh;
 use crate::engine::recovery::Recovery;
 use crate::engine::remote::Session;
 use crate::engine::runner::Runner;
+use crate::engine::step_run::StepFailure;
 
 /// The flags that stop a run, which the signal handlers set.
 #[derive(Debug, Clone, Default)]
@@ -140,24 +144,117 @@ impl JobRun {
     /// The job's part of a run report: its steps, exit code, file, hosts, and why it did not
     /// run or what went wrong beside it.
     pub fn to_json(&self, plan: &JobPlan) -> serde_json::Value {
-        let code = self.exit_code();
-        let mut json = match &self.outcome {
-            JobOutcome::Ran(report) => report.to_json(),
-            _ => serde_json::json!({ "job": plan.label(), "steps": [] }),
+        serde_json::to_value(JobJson::of(self, plan)).unwrap_or_default()
+    }
+}
+
+/// A job's part of a run report. A job whose steps ran has their times and failures; one that
+/// did not says why (`error`).
+#[derive(Debug, Serialize)]
+struct JobJson<'a> {
+    job: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    exit: i32,
+    #[serde(flatten)]
+    ran: Option<RanJson<'a>>,
+    steps: Vec<StepRecordJson<'a>>,
+    backend: &'a str,
+    file: String,
+    hosts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    warnings: Vec<String>,
+}
+
+/// What only a job whose steps ran has.
+#[derive(Debug, Serialize)]
+struct RanJson<'a> {
+    start: f64,
+    end: f64,
+    duration_seconds: f64,
+    failure: Option<FailureJson<'a>>,
+    cleanup_failures: Vec<FailureJson<'a>>,
+    post_failures: Vec<FailureJson<'a>>,
+}
+
+/// A step that failed.
+#[derive(Debug, Serialize)]
+struct FailureJson<'a> {
+    step: &'a str,
+    phase: &'static str,
+    error: String,
+    left_behind: Option<&'a str>,
+}
+
+/// A step that ran.
+#[derive(Debug, Serialize)]
+struct StepRecordJson<'a> {
+    step: &'a str,
+    phase: &'static str,
+    host: &'a str,
+    command: &'a str,
+    ok: bool,
+    error: Option<&'a str>,
+    duration_seconds: f64,
+}
+
+impl<'a> JobJson<'a> {
+    fn of(run: &'a JobRun, plan: &'a JobPlan) -> JobJson<'a> {
+        let seconds =
+            |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let failure = |f: &'a StepFailure| FailureJson {
+            step: &f.step,
+            phase: f.phase.as_str(),
+            error: f.error.to_string(),
+            left_behind: f.removes.as_deref(),
         };
-        json["exit"] = code.into();
-        json["backend"] = plan.backend.into();
-        json["file"] = plan.job.path.display().to_string().into();
-        json["hosts"] = plan.hosts().into();
-        if let Some(error) = self.refusal(plan.label()) {
-            json["outcome"] = "failure".into();
-            json["error"] = error.into();
+        let report = match &run.outcome {
+            JobOutcome::Ran(report) => Some(report),
+            _ => None,
+        };
+        let error = run.refusal(plan.label());
+        let ran_outcome =
+            report.map(|r| if matches!(r.outcome, Outcome::Success) { "success" } else { "failure" });
+        let outcome = match (ran_outcome, &error) {
+            (_, Some(_)) => Some("failure"),
+            (Some("success"), None) if !run.warnings.is_empty() => Some("warning"),
+            (outcome, None) => outcome,
+        };
+        JobJson {
+            job: report.map_or(plan.label(), |r| &r.label),
+            outcome,
+            exit: run.exit_code(),
+            ran: report.map(|r| RanJson {
+                start: seconds(r.started),
+                end: seconds(r.started + r.duration),
+                duration_seconds: r.duration.as_secs_f64(),
+                failure: r.failure.as_ref().map(failure),
+                cleanup_failures: r.cleanup_failures.iter().map(failure).collect(),
+                post_failures: r.post_failures.iter().map(failure).collect(),
+            }),
+            steps: report
+                .map(|r| {
+                    r.records
+                        .iter()
+                        .map(|r| StepRecordJson {
+                            step: &r.step,
+                            phase: r.phase.as_str(),
+                            host: &r.host,
+                            command: &r.command,
+                            ok: r.error.is_none(),
+                            error: r.error.as_deref(),
+                            duration_seconds: r.duration.as_secs_f64(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            backend: plan.backend,
+            file: plan.job.path.display().to_string(),
+            hosts: plan.hosts(),
+            error,
+            warnings: run.warnings.iter().map(ToString::to_string).collect(),
         }
-        if !self.warnings.is_empty() && json["outcome"] == "success" {
-            json["outcome"] = "warning".into();
-        }
-        json["warnings"] = self.warnings.iter().map(ToString::to_string).collect::<Vec<_>>().into();
-        json
     }
 }
 

@@ -57,39 +57,6 @@ impl JobReport {
             .filter_map(|r| r.transfer)
             .fold(crate::contract::step::Transfer::default(), |sum, t| sum + t)
     }
-
-    /// The report as JSON, for the run report in `state_dir/reports`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let seconds =
-            |t: SystemTime| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let failure = |f: &StepFailure| {
-            serde_json::json!({
-                "step": f.step, "phase": f.phase.as_str(), "error": f.error.to_string(), "left_behind": f.removes,
-            })
-        };
-        let steps: Vec<serde_json::Value> = self
-            .records
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "step": r.step, "phase": r.phase.as_str(), "host": r.host, "command": r.command,
-                    "ok": r.error.is_none(), "error": r.error, "duration_seconds": r.duration.as_secs_f64(),
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "job": self.label,
-            "outcome": match self.outcome { Outcome::Success => "success", _ => "failure" },
-            "exit": self.exit_code(),
-            "start": seconds(self.started),
-            "end": seconds(self.started + self.duration),
-            "duration_seconds": self.duration.as_secs_f64(),
-            "failure": self.failure.as_ref().map(failure),
-            "cleanup_failures": self.cleanup_failures.iter().map(failure).collect::<Vec<_>>(),
-            "post_failures": self.post_failures.iter().map(failure).collect::<Vec<_>>(),
-            "steps": steps,
-        })
-    }
 }
 
 /// An undo waiting for the cleanup phase: its step, its ledger entry, and whether it runs only

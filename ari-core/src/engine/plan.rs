@@ -250,18 +250,6 @@ impl JobPlan {
         steps
     }
 
-    /// The plan as the JSON object `ari plan --json` prints (its format is in DESIGN.md).
-    pub fn to_json(&self) -> serde_json::Value {
-        let steps: Vec<serde_json::Value> =
-            self.steps().iter().map(|s| step_json(s, &self.connections)).collect();
-        serde_json::json!({
-            "job": self.job.label,
-            "backend": self.backend,
-            "steps": steps,
-            "connections": self.connections.to_json(),
-        })
-    }
-
     /// Every host the job touches: its source host, and every remote host its steps run on
     /// (a ZFS host, a hook's host). The backup server itself counts only as a source.
     pub fn hosts(&self) -> Vec<String> {
@@ -299,73 +287,4 @@ fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
             Step::run(phase, format!("{}[{i}]", phase.as_str()), command).when(hook.when)
         })
         .collect()
-}
-
-fn step_json(step: &Step, connections: &Connections) -> serde_json::Value {
-    let command = step.action.command();
-    let mut object = serde_json::Map::new();
-    object.insert("phase".into(), step.phase.as_str().into());
-    object.insert("name".into(), step.name.clone().into());
-    object.insert("when".into(), step.when.as_str().into());
-    object.insert("host".into(), command.host.to_string().into());
-    match &command.program {
-        crate::contract::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
-        crate::contract::step::Program::Shell(script) => object.insert("shell".into(), script.clone().into()),
-    };
-    object.insert("local_argv".into(), connections.argv(command, crate::engine::remote::PLAN_NONCE).into());
-    match &step.action {
-        Action::RefuseIf { reason, .. } => {
-            object.insert("refuse_if_success".into(), reason.clone().into());
-        }
-        Action::Dynamic { .. } => {
-            object.insert("dynamic".into(), true.into());
-            if let Some(pattern) = &step.shows {
-                object.insert("then".into(), pattern.clone().into());
-            }
-        }
-        Action::Run(_) => {}
-    }
-    if let Some(probe) = step.present.as_ref().filter(|p| p.expect.is_some()) {
-        // A destructive step's proof runs before it: part of what `run` executes.
-        let mut proof = serde_json::Map::new();
-        match &probe.query.program {
-            crate::contract::step::Program::Argv(argv) => proof.insert("argv".into(), argv.clone().into()),
-            crate::contract::step::Program::Shell(script) => {
-                proof.insert("shell".into(), script.clone().into())
-            }
-        };
-        proof.insert("expect".into(), probe.expect.clone().unwrap_or_default().into());
-        object.insert("proof".into(), serde_json::Value::Object(proof));
-    }
-    if step.retry.max_retries > 0 {
-        object.insert("retries".into(), step.retry.max_retries.into());
-        object.insert("retry_interval_seconds".into(), step.retry.interval.as_secs().into());
-    }
-    if !step.repairs.is_empty() {
-        object.insert("repairs".into(), step.repairs.iter().map(repair_json).collect::<Vec<_>>().into());
-    }
-    serde_json::Value::Object(object)
-}
-
-/// A repair as the plan shows it: what runs, and the query that must succeed first. It runs
-/// only when its step does not end normally, once the step's process has ended.
-fn repair_json(repair: &Step) -> serde_json::Value {
-    let program = |command: &Command| {
-        let mut object = serde_json::Map::new();
-        object.insert("host".into(), command.host.to_string().into());
-        match &command.program {
-            crate::contract::step::Program::Argv(argv) => object.insert("argv".into(), argv.clone().into()),
-            crate::contract::step::Program::Shell(script) => {
-                object.insert("shell".into(), script.clone().into())
-            }
-        };
-        object
-    };
-    let mut object = serde_json::Map::new();
-    object.insert("name".into(), repair.name.clone().into());
-    object.extend(program(repair.action.command()));
-    if let Some(probe) = &repair.present {
-        object.insert("only_while".into(), serde_json::Value::Object(program(&probe.query)));
-    }
-    serde_json::Value::Object(object)
 }

@@ -100,6 +100,23 @@ fn control_path(path: &Path) -> String {
     path.to_string_lossy().replace('%', "%%")
 }
 
+/// A job's connections as `ari plan --json` shows them.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ConnectionsJson {
+    shared: bool,
+    unshared_because: Option<String>,
+    ssh_wrapper: String,
+    hosts: Vec<DestinationJson>,
+}
+
+/// One destination: how ari reaches it, and its control socket when shared.
+#[derive(Debug, serde::Serialize)]
+struct DestinationJson {
+    destination: String,
+    ssh: Vec<String>,
+    socket: Option<String>,
+}
+
 /// How one job reaches its remote hosts: its ssh settings, its private directory, and the
 /// destinations whose connections its commands share.
 #[derive(Debug, Clone)]
@@ -236,24 +253,21 @@ impl Connections {
 
     /// What `ari plan` shows of the connections: for each destination, the ssh that reaches it
     /// (without the destination) and its control socket when shared; and the ssh wrapper.
-    pub fn to_json(&self) -> serde_json::Value {
-        let hosts: Vec<serde_json::Value> = self
-            .destinations
-            .iter()
-            .map(|destination| {
-                serde_json::json!({
-                    "destination": destination,
-                    "ssh": self.ssh_argv(destination),
-                    "socket": self.socket(destination).map(|s| s.display().to_string()),
+    pub(crate) fn to_json(&self) -> ConnectionsJson {
+        ConnectionsJson {
+            shared: self.unshared.is_none(),
+            unshared_because: self.unshared.clone(),
+            ssh_wrapper: self.wrapper().display().to_string(),
+            hosts: self
+                .destinations
+                .iter()
+                .map(|destination| DestinationJson {
+                    destination: destination.clone(),
+                    ssh: self.ssh_argv(destination),
+                    socket: self.socket(destination).map(|s| s.display().to_string()),
                 })
-            })
-            .collect();
-        serde_json::json!({
-            "shared": self.unshared.is_none(),
-            "unshared_because": self.unshared,
-            "ssh_wrapper": self.wrapper().display().to_string(),
-            "hosts": hosts,
-        })
+                .collect(),
+        }
     }
 
     /// The same as text, a line per destination (nothing for a job that stays local).

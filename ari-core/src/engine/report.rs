@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use serde::Serialize;
+
 use crate::contract::error::chain;
 use crate::engine::files::{Area, StateDir, StateError};
 
@@ -17,6 +19,41 @@ fn seconds(time: SystemTime) -> f64 {
     time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// A run report: the command, its times and exit code, each job's part
+/// ([`JobRun::to_json`](crate::engine::job_run::JobRun::to_json)), the job files it refused, and
+/// `run-all`'s limits.
+#[derive(Debug, Serialize)]
+struct RunReport<'a> {
+    command: &'a str,
+    pid: u32,
+    start: f64,
+    end: f64,
+    duration_seconds: f64,
+    exit: i32,
+    jobs: Vec<serde_json::Value>,
+    invalid: Vec<Invalid>,
+    #[serde(flatten)]
+    limits: Option<RunAllLimits>,
+}
+
+/// A job file the run refused, and why.
+#[derive(Debug, Serialize)]
+pub struct Invalid {
+    /// The job file.
+    pub file: String,
+    /// ari's error about it.
+    pub error: String,
+}
+
+/// `run-all`'s limits, as its report records them.
+#[derive(Debug, Serialize)]
+pub struct RunAllLimits {
+    /// `max_concurrent_jobs`.
+    pub max_concurrent_jobs: u64,
+    /// `max_jobs_per_host`.
+    pub max_jobs_per_host: u64,
+}
+
 /// Writes a run report and prunes the old ones; the error, when it cannot be written, is for
 /// the caller to show: it costs no backup.
 pub fn write_run_report(
@@ -25,23 +62,21 @@ pub fn write_run_report(
     started: SystemTime,
     code: i32,
     jobs: Vec<serde_json::Value>,
-    invalid: Vec<serde_json::Value>,
-    extra: serde_json::Value,
+    invalid: Vec<Invalid>,
+    limits: Option<RunAllLimits>,
 ) -> Result<PathBuf, StateError> {
     let ended = SystemTime::now();
-    let mut report = serde_json::json!({
-        "command": command,
-        "pid": std::process::id(),
-        "start": seconds(started),
-        "end": seconds(ended),
-        "duration_seconds": seconds(ended) - seconds(started),
-        "exit": code,
-        "jobs": jobs,
-        "invalid": invalid,
-    });
-    if let (Some(report), Some(extra)) = (report.as_object_mut(), extra.as_object()) {
-        report.extend(extra.clone());
-    }
+    let report = RunReport {
+        command,
+        pid: std::process::id(),
+        start: seconds(started),
+        end: seconds(ended),
+        duration_seconds: seconds(ended) - seconds(started),
+        exit: code,
+        jobs,
+        invalid,
+        limits,
+    };
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.6fZ").to_string();
     let name = format!("{command}-{stamp}-{}.json", std::process::id());
     let bytes = serde_json::to_vec_pretty(&report).unwrap_or_default();

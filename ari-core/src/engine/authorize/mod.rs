@@ -15,6 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
+
 use crate::contract::core_settings::{AUTHORIZED_KEYS_FILE, SSH_FILTER_PATH, SSH_KEY_OPTIONS};
 use crate::contract::quote::single_quoted;
 use crate::contract::ssh::{MARKER_START, WATCHER};
@@ -38,27 +40,59 @@ pub use installed::{
 use installed::{rules_digest, FORMAT_LINE, JOB_LINE, RULES_LINE, SUDOERS_LINE, VERSION_LINE};
 use sudoers::sudo_entry;
 
+/// One host's filter as `ari authorize --json` shows it.
+#[derive(Debug, Serialize)]
+struct FilterJson<'a> {
+    host: &'a str,
+    destination: &'a str,
+    jobs: &'a [String],
+    filter_path: &'a str,
+    filter_sha256: &'a str,
+    key_options: String,
+    allowed: &'a BTreeSet<String>,
+    allowed_patterns: Vec<PatternJson<'a>>,
+    filter: &'a str,
+    sudoers: Option<String>,
+    notes: &'a BTreeSet<String>,
+    authorized_keys_line: String,
+}
+
+/// A command line the filter allows with a variable part.
+#[derive(Debug, Serialize)]
+struct PatternJson<'a> {
+    template: &'a str,
+    variable: &'static str,
+    characters: &'static str,
+    handed_to: Option<String>,
+}
+
 impl HostFilter {
-    /// As data, for `ari authorize --json`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "host": self.host,
-            "destination": self.destination,
-            "jobs": self.jobs,
-            "filter_path": self.path,
-            "filter_sha256": self.checksum,
-            "key_options": self.key_options(),
-            "allowed": self.exact.iter().collect::<Vec<_>>(),
-            "allowed_patterns": self.patterns.iter().map(|p| serde_json::json!({
-                "template": p.template,
-                "variable": p.chars.what,
-                "characters": p.chars.set,
-                "handed_to": p.handover.as_ref().map(|h| handover_text(&self.ssh, h)),
-            })).collect::<Vec<_>>(),
-            "filter": self.script,
-            "sudoers": self.sudoers(),
-            "notes": self.notes.iter().collect::<Vec<_>>(),
-        })
+    /// As data, for `ari authorize --json`, with the key's `authorized_keys` line.
+    pub fn to_json(&self, authorized_keys_line: String) -> serde_json::Value {
+        let json = FilterJson {
+            host: &self.host,
+            destination: &self.destination,
+            jobs: &self.jobs,
+            filter_path: &self.path,
+            filter_sha256: &self.checksum,
+            key_options: self.key_options(),
+            allowed: &self.exact,
+            allowed_patterns: self
+                .patterns
+                .iter()
+                .map(|p| PatternJson {
+                    template: &p.template,
+                    variable: p.chars.what,
+                    characters: p.chars.set,
+                    handed_to: p.handover.as_ref().map(|h| handover_text(&self.ssh, h)),
+                })
+                .collect(),
+            filter: &self.script,
+            sudoers: self.sudoers(),
+            notes: &self.notes,
+            authorized_keys_line,
+        };
+        serde_json::to_value(json).unwrap_or_default()
     }
 }
 
