@@ -124,25 +124,47 @@ fn settings_page() -> String {
     roff.render()
 }
 
+/// Runs `program args` with `input` on its stdin, for ari-cli's tests that check what it
+/// generates with the real tool (groff, bash, zsh, python3's jsonschema): its output, or a panic
+/// saying how to install `package`. The tests crate has its own (`tests::run_with_stdin`), which
+/// ari-cli's unit tests do not depend on.
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // the tests run groff, bash and zsh on what they generate
+#[allow(clippy::disallowed_methods)] // the tests run the real tools on what ari-cli generates
+pub(crate) fn run_with_stdin(
+    program: &str,
+    args: &[&str],
+    input: &[u8],
+    package: &str,
+) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!("{program} is needed for this test ({err}): apt-get install -y {package}")
+        });
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    // Written from another thread, so that a tool that answers before it has read everything
+    // cannot block the test; one that stops reading early gives its answer in its output.
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let _ = stdin.write_all(input);
+        });
+        child.wait_with_output().unwrap_or_else(|err| panic!("waiting for {program}: {err}"))
+    })
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Runs `program args` with `input` on stdin; its stderr, or a panic saying how to install it.
+    /// Runs `program args` with `input` on stdin; its stderr.
     fn stderr_of(program: &str, package: &str, args: &[&str], input: &str) -> String {
-        use std::io::Write as _;
-        let mut child = std::process::Command::new(program)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| {
-                panic!("{program} is needed for this test ({err}): apt-get install -y {package}")
-            });
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write to it");
-        let out = child.wait_with_output().expect("wait for it");
+        let out = run_with_stdin(program, args, input.as_bytes(), package);
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 

@@ -202,7 +202,6 @@ pub fn rendered(which: Which) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // the tests run python3's jsonschema on what they generate
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
@@ -214,23 +213,19 @@ mod tests {
     /// Validates each `(name, instance)` against the schema of `which` with python3-jsonschema
     /// (checking the schema itself first); the errors of each, by name.
     fn validate(which: Which, instances: &[(String, Value)]) -> Vec<(String, Vec<String>)> {
-        use std::io::Write as _;
         const SCRIPT: &str = "import json, sys, jsonschema\n\
             data = json.load(sys.stdin)\n\
             jsonschema.Draft7Validator.check_schema(data['schema'])\n\
             validator = jsonschema.Draft7Validator(data['schema'])\n\
             for name, instance in data['instances']:\n\
             \x20   print(json.dumps([name, [e.message for e in validator.iter_errors(instance)]]))\n";
-        let mut child = std::process::Command::new("/usr/bin/python3")
-            .args(["-c", SCRIPT])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run /usr/bin/python3");
-        let input = json!({"schema": schema(which), "instances": instances});
-        child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
-        let out = child.wait_with_output().expect("wait");
+        let input = json!({"schema": schema(which), "instances": instances}).to_string();
+        let out = crate::manual::run_with_stdin(
+            "/usr/bin/python3",
+            &["-c", SCRIPT],
+            input.as_bytes(),
+            "python3-jsonschema",
+        );
         assert!(
             out.status.success(),
             "python3's jsonschema failed (apt-get install -y python3-jsonschema):\n{}",

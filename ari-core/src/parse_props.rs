@@ -241,16 +241,26 @@ fn lines_of(text: &str) -> usize {
     }
 }
 
-/// An error of a file: it names the file first, its position is in the file, and it shows
-/// control characters escaped.
+/// The errors of a file (one per line, when it has several): each names the file first, its
+/// position is in the file, and it shows control characters escaped.
 fn check_error(err: &ConfigError, path: &str, text: &str) -> Result<(), TestCaseError> {
     let shown = err.to_string();
-    prop_assert!(shown.starts_with(&format!("{path}:")), "error does not start with the path: {shown}");
-    prop_assert_eq!(err.file.as_deref(), Some(Path::new(path)));
-    prop_assert!(!shown.chars().any(char::is_control), "a control character in the error: {shown:?}");
-    if let Some((line, column)) = err.position {
-        prop_assert!(line >= 1 && column >= 1, "position {line}:{column}: {shown}");
-        prop_assert!(line <= lines_of(text), "line {line} of {} lines: {shown}", lines_of(text));
+    prop_assert_eq!(shown.lines().count(), 1 + err.others.len(), "one line per error: {:?}", shown);
+    for line in shown.lines() {
+        prop_assert!(line.starts_with(&format!("{path}:")), "error does not start with the path: {shown}");
+        prop_assert!(!line.chars().any(char::is_control), "a control character in the error: {shown:?}");
+    }
+    let at = |err: &ConfigError| err.position.unwrap_or((usize::MAX, usize::MAX));
+    prop_assert!(
+        std::iter::once(err).chain(&err.others).zip(&err.others).all(|(a, b)| at(a) <= at(b)),
+        "errors out of file order: {shown}"
+    );
+    for err in std::iter::once(err).chain(&err.others) {
+        prop_assert_eq!(err.file.as_deref(), Some(Path::new(path)));
+        if let Some((line, column)) = err.position {
+            prop_assert!(line >= 1 && column >= 1, "position {line}:{column}: {shown}");
+            prop_assert!(line <= lines_of(text), "line {line} of {} lines: {shown}", lines_of(text));
+        }
     }
     Ok(())
 }

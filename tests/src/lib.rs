@@ -33,7 +33,8 @@ pub use wait::eventually;
 pub use worlds::World;
 
 use std::fmt::Write as _;
-use std::process::{Command, Output};
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
 
 /// Runs `cmd` to completion and returns its output, whatever its exit
 /// status, so that the test can assert on it.
@@ -45,6 +46,31 @@ pub fn run(cmd: &mut Command) -> Output {
         Ok(output) => output,
         Err(err) => panic!("could not start {}: {err}", describe(cmd)),
     }
+}
+
+/// Like [`run`], with `input` written to the command's stdin (from another thread, so that a
+/// command that answers before it has read everything cannot block the test). The command may
+/// stop reading early: what it did not read is dropped.
+///
+/// Panics only when the command cannot be started at all, with the full command line in the
+/// message.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = match cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+        Ok(child) => child,
+        Err(err) => panic!("could not start {}: {err}", describe(cmd)),
+    };
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // A command that exits without reading all of it closes the pipe: that is its
+            // answer, which the test judges from the output.
+            let _ = stdin.write_all(input);
+        });
+        match child.wait_with_output() {
+            Ok(output) => output,
+            Err(err) => panic!("could not wait for {}: {err}", describe(cmd)),
+        }
+    })
 }
 
 /// Like [`run`], but also panics when the command does not exit with
@@ -101,7 +127,7 @@ pub fn describe_output(cmd: &Command, output: &Output) -> String {
 }
 
 /// Quotes a word for a POSIX shell, leaving plain words readable.
-fn quote(word: &str) -> String {
+pub fn quote(word: &str) -> String {
     let plain =
         !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
     if plain {

@@ -191,7 +191,7 @@ fn rdiff_jobs_run_through_the_filter_with_their_servers_restricted_to_the_source
 /// rdiff-backup's `--remote-schema` that reaches the host through the filter with `line`, as the
 /// key's holder would write it: ssh, the host, and the allowed line as one word.
 fn schema(sshd: &Sshd, line: &str) -> String {
-    format!("ssh -F {} {{h}} '{}'", sshd.ssh_config_path().display(), line.replace('\'', "'\\''"))
+    format!("ssh -F {} {{h}} {}", sshd.ssh_config_path().display(), tests::quote(line))
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
-use tests::{run, stderr, Fixture};
+use tests::{assert_exit, run, stderr, stdout, Fixture};
 
 use tests::assert_refused as check;
 
@@ -166,6 +166,33 @@ fn every_bad_job_is_reported_together() {
     let err = stderr(&out);
     assert!(err.contains("one.yaml:2:9") && err.contains("two.yaml:2:11"), "{err}");
     assert!(err.contains("nothing ran: fix the errors above first"), "{err}");
+}
+
+#[test]
+fn every_error_of_a_job_file_in_one_run() {
+    let fx = Fixture::new();
+    let job = fx.write_job("typos.yaml", "include: [/etc]\nincldue: [/srv]\nsource_hostnme: db\n");
+    let out = run(fx.ari().arg("check").arg(&job));
+    assert_exit(&out, 2);
+    let expected = format!(
+        "error: {file}:2:10: incldue: unknown key `incldue` (did you mean `include`?)\n\
+         {file}:3:17: source_hostnme: unknown key `source_hostnme` (did you mean `source_hostname`?)\n",
+        file = job.display()
+    );
+    assert!(stdout(&out).contains(&expected), "`{expected}` not in:\n{}", stdout(&out));
+    let out = run(fx.ari().arg("plan").arg(&job));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains(&expected.replace("error: ", "ari [ERROR] ")), "{}", stderr(&out));
+    // `run` says the same and runs nothing; a setting of another backend and a wrong type are
+    // errors of their own, in file order.
+    check(
+        "mixed.yaml",
+        "backend: rdiff\nzfs_keep_min: 2\ninclude: [/etc]\nssh_port: x\nrsync_dst: a:/b\nexlcude: [/tmp]\n",
+        &["FILE:2:15: zfs_keep_min: `zfs_keep_min` is a setting of `zfs`, which this job does not use (backend: rdiff)\n\
+           FILE:4:11: ssh_port: invalid type: string \"x\", expected an integer\n\
+           FILE:5:12: rsync_dst: `rsync_dst` is a setting of `zfs`, which this job does not use (backend: rdiff)\n\
+           FILE:6:10: exlcude: unknown key `exlcude` (did you mean `exclude`?)\n"],
+    );
 }
 
 #[test]

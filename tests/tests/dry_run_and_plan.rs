@@ -143,17 +143,7 @@ fn plan_argv_is_what_run_executes() {
 }
 
 fn shell_words_join(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| {
-            if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
-                w.clone()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.iter().map(|w| tests::quote(w)).collect::<Vec<_>>().join(" ")
 }
 
 #[test]

@@ -343,8 +343,11 @@ fn judge(what: &str, out: &Output, job: &Path, problems: &mut Vec<String>) {
         problems.push(format!("ari {what} exited 2 without naming the job file"));
     }
     // An error shows a value's control characters escaped (`\u{1b}`), so that a job file cannot
-    // write to the terminal or to syslog through ari's errors.
-    if let Some(line) = error_lines(&text).find(|line| line.chars().any(char::is_control)) {
+    // write to the terminal or to syslog through ari's errors; a file's further errors are
+    // lines of their own, each starting with the file.
+    let file = job.display().to_string();
+    let further = text.lines().filter(|line| line.starts_with(&file));
+    if let Some(line) = error_lines(&text).chain(further).find(|line| line.chars().any(char::is_control)) {
         problems.push(format!("ari {what} printed a control character in an error: {}", line.escape_debug()));
     }
     if problems.len() > before {

@@ -10,24 +10,16 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use tests::rdiff::rdiff_backup;
-use tests::{assert_exit, require_tool, run, stderr, stdout, Fixture};
+use tests::{assert_exit, require_tool, run, run_with_stdin, stderr, stdout, Fixture};
 
 fn metrics(fx: &Fixture) -> String {
     std::fs::read_to_string(fx.path("metrics/ari.prom")).expect("the metrics file")
 }
 
 fn promtool_accepts(text: &str) {
-    use std::io::Write as _;
     let promtool = require_tool("promtool", "prometheus");
-    let mut child = std::process::Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out =
+        run_with_stdin(std::process::Command::new(promtool).args(["check", "metrics"]), text.as_bytes());
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}\n{text}");
 }

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 
 use tests::fakes::Fakes;
 use tests::rdiff::rdiff_backup;
-use tests::{ari_bin, assert_exit, fingerprint, require_tool, run, stderr, stdout, Fixture};
+use tests::{ari_bin, assert_exit, fingerprint, require_tool, run, run_with_stdin, stderr, stdout, Fixture};
 
 /// The unprivileged user the tests run ari as.
 const NOBODY: u32 = 65534;
@@ -422,11 +422,8 @@ fn forget_on_a_terminal_asks_and_only_yes_forgets() {
             fx.config_path().display()
         );
         let mut command = Command::new(&script);
-        command.args(["-q", "-e", "-c", &line, "/dev/null"]).env_remove("ARI_CONFIG").stdin(Stdio::piped());
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start script");
-        use std::io::Write as _;
-        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        command.args(["-q", "-e", "-c", &line, "/dev/null"]).env_remove("ARI_CONFIG");
+        run_with_stdin(&mut command, answer.as_bytes())
     };
     for answer in ["\n", "n\n", "no\n"] {
         let out = on_a_terminal(answer);

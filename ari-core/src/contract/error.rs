@@ -15,17 +15,20 @@ pub struct ConfigError {
     pub position: Option<(usize, usize)>,
     /// The message; it names the key (`ssh_port: invalid type ...`).
     pub message: String,
+    /// The file's further errors, in file order, each shown on a line of its own after this
+    /// one, so that one run reports every error of a file; empty for most errors.
+    pub others: Vec<ConfigError>,
 }
 
 impl ConfigError {
     /// An error in `file` without a position (for example a missing required key).
     pub fn in_file(file: impl Into<PathBuf>, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: Some(file.into()), position: None, message: message.into() }
+        ConfigError { file: Some(file.into()), position: None, message: message.into(), others: Vec::new() }
     }
 
     /// An error in a command-line value.
     pub fn command_line(message: impl Into<String>) -> ConfigError {
-        ConfigError { file: None, position: None, message: message.into() }
+        ConfigError { file: None, position: None, message: message.into(), others: Vec::new() }
     }
 
     /// Converts a YAML error of `file` into a config error with its position, adding a
@@ -51,19 +54,52 @@ impl ConfigError {
                 message = stripped.to_string();
             }
         }
-        ConfigError { file: Some(file.to_path_buf()), position, message: add_field_suggestion(message) }
+        ConfigError {
+            file: Some(file.to_path_buf()),
+            position,
+            message: add_field_suggestion(message),
+            others: Vec::new(),
+        }
+    }
+
+    /// Several errors as one: `first`, then each of `rest` (and its others) as its others, in
+    /// the order given.
+    pub(crate) fn together(
+        mut first: ConfigError,
+        rest: impl IntoIterator<Item = ConfigError>,
+    ) -> ConfigError {
+        for mut error in rest {
+            let others = std::mem::take(&mut error.others);
+            first.others.push(error);
+            first.others.extend(others);
+        }
+        first
+    }
+
+    /// `errors` as one error, or `Ok` when there is none.
+    pub(crate) fn any(errors: impl IntoIterator<Item = ConfigError>) -> Result<(), ConfigError> {
+        let mut errors = errors.into_iter();
+        match errors.next() {
+            Some(first) => Err(ConfigError::together(first, errors)),
+            None => Ok(()),
+        }
     }
 }
 
 impl fmt::Display for ConfigError {
-    /// `FILE:LINE:COLUMN: message`, the message [`bounded`] whoever built it.
+    /// `FILE:LINE:COLUMN: message`, the message [`bounded`] whoever built it; then each of the
+    /// others the same way, on a line of its own.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let message = bounded(&self.message);
         match (&self.file, self.position) {
-            (Some(file), Some((line, column))) => write!(f, "{}:{line}:{column}: {message}", file.display()),
-            (Some(file), None) => write!(f, "{}: {message}", file.display()),
-            (None, _) => write!(f, "command line: {message}"),
+            (Some(file), Some((line, column))) => write!(f, "{}:{line}:{column}: {message}", file.display())?,
+            (Some(file), None) => write!(f, "{}: {message}", file.display())?,
+            (None, _) => write!(f, "command line: {message}")?,
         }
+        for other in &self.others {
+            write!(f, "\n{other}")?;
+        }
+        Ok(())
     }
 }
 

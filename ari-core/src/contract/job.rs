@@ -4,10 +4,12 @@
 //! known name), is `file.rs`.
 //!
 //! The job's own keys (`label`, `backend`, `include`, `pre`, ...) and any registered setting share
-//! the top level of the file. Parsing is one pass of a serde `DeserializeSeed` that checks every
-//! key as it is read, so that its errors carry the position serde_yaml attaches; what depends on
-//! several keys (a setting's owner against `backend` and `snapshot`, which may come later in the
-//! file) is checked after that pass, and points at the key's line.
+//! the top level of the file. Parsing is a pass of a serde `DeserializeSeed` that checks every
+//! key as it is read, so that its errors carry the position serde_yaml attaches; a pass that
+//! fails in a key's value is made again without that key, so that one run reports the first
+//! error of every key. What depends on several keys (a setting's owner against `backend` and
+//! `snapshot`, which may come later in the file) is checked after that, and points at the key's
+//! line.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -128,35 +130,50 @@ impl Job {
         crate::contract::yaml::locate(&self.document, key)
     }
 
-    /// Refuses a setting of a plugin the job does not use (its `backend`, or its snapshot
-    /// source), at the setting's line.
+    /// Refuses every setting of a plugin the job does not use (its `backend`, or its snapshot
+    /// source), each at the setting's line.
     pub(crate) fn check_owners(&self, backend: &str) -> Result<(), ConfigError> {
-        for key in &self.keys {
-            let Some(def) = settings::registry().get(key.as_str()) else { continue };
-            let allowed =
-                def.owner == "core" || def.owner == backend || Some(def.owner) == self.snapshot.as_deref();
-            if !allowed {
-                return Err(self.error_at(
-                    key,
-                    format!(
-                        "`{key}` is a setting of `{}`, which this job does not use (backend: {backend}{})",
-                        def.owner,
-                        self.snapshot.as_deref().map(|s| format!(", snapshot: {s}")).unwrap_or_default(),
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let errors = foreign_settings(&self.keys, backend, self.snapshot.as_deref())
+            .map(|(key, message)| self.error_at(key, message));
+        ConfigError::any(errors)
     }
 
     /// An error about a key of the job file, at its line and column.
     pub fn error_at(&self, key: &str, message: impl fmt::Display) -> ConfigError {
-        ConfigError {
-            file: Some(self.path.clone()),
-            position: self.position(key),
-            message: format!("{key}: {message}"),
-        }
+        key_error(&self.path, &self.document, key, message)
     }
+}
+
+/// An error about a key of the job file at `path`, whose text is `document`, at the key's line
+/// and column.
+pub(crate) fn key_error(path: &Path, document: &str, key: &str, message: impl fmt::Display) -> ConfigError {
+    ConfigError {
+        file: Some(path.to_path_buf()),
+        position: crate::contract::yaml::locate(document, key),
+        message: format!("{key}: {message}"),
+        others: Vec::new(),
+    }
+}
+
+/// The settings among `keys` of a plugin the job does not use (neither `backend` nor
+/// `snapshot`), each with why it is refused.
+pub(crate) fn foreign_settings<'a>(
+    keys: &'a [String],
+    backend: &'a str,
+    snapshot: Option<&'a str>,
+) -> impl Iterator<Item = (&'a str, String)> + 'a {
+    keys.iter().filter_map(move |key| {
+        let def = settings::registry().get(key.as_str())?;
+        let allowed = def.owner == "core" || def.owner == backend || Some(def.owner) == snapshot;
+        (!allowed).then(|| {
+            let message = format!(
+                "`{key}` is a setting of `{}`, which this job does not use (backend: {backend}{})",
+                def.owner,
+                snapshot.map(|s| format!(", snapshot: {s}")).unwrap_or_default(),
+            );
+            (key.as_str(), message)
+        })
+    })
 }
 
 /// The label a job file without `label:` gets: its name without `.yaml` or `.yml`.
@@ -298,6 +315,98 @@ mod tests {
         check(
             "include: [/etc]\nlabel: a\nlabel: b\n",
             "/etc/ari-backup/jobs.d/web.yaml:3:8: label: `label` appears twice",
+        );
+    }
+
+    #[test]
+    fn every_error_of_a_file_at_once() {
+        let check = |text: &str, expected: &[&str]| {
+            let err = Job::parse(Path::new("/etc/ari-backup/jobs.d/web.yaml"), text).unwrap_err();
+            let shown = err.to_string();
+            let lines: Vec<&str> = shown.lines().collect();
+            assert_eq!(lines, expected, "for {text:?}");
+            assert_eq!(err.others.len() + 1, expected.len(), "one error each: {err:?}");
+        };
+        let file = "/etc/ari-backup/jobs.d/web.yaml";
+        check(
+            "include: [/etc]\nincldue: [/srv]\nsource_hostnme: db\n",
+            &[
+                &format!("{file}:2:10: incldue: unknown key `incldue` (did you mean `include`?)"),
+                &format!("{file}:3:17: source_hostnme: unknown key `source_hostnme` (did you mean `source_hostname`?)"),
+            ],
+        );
+        // A wrong type, a typo inside a hook (one error a value: serde stops inside it), a typo.
+        check(
+            "ssh_port: twenty-two\npre:\n  - comand: [true]\n  - comand: [false]\nlabl: x\n",
+            &[
+                &format!("{file}:1:11: ssh_port: invalid type: string \"twenty-two\", expected an integer"),
+                &format!("{file}:3:5: pre[0]: unknown field `comand`, expected `command` or `host` (did you mean `command`?)"),
+                &format!("{file}:5:7: labl: unknown key `labl` (did you mean `label`?)"),
+            ],
+        );
+        // No backend is registered in ari-core's own tests.
+        check(
+            "backend: rdif\ninclude: [/etc]\nexlcude: [/tmp]\n",
+            &[
+                &format!("{file}:1:10: backend: unknown backend `rdif` (known: none)"),
+                &format!("{file}:3:10: exlcude: unknown key `exlcude` (did you mean `exclude`?)"),
+            ],
+        );
+        let slash =
+            "label: `a/b` must start with a letter or digit and hold only letters, digits, `.`, `_` and `-`";
+        // The checks across keys add theirs, in file order, but not about a key that failed:
+        // `volumes` of a job whose `snapshot` is unknown, a bad value checked again.
+        check(
+            "volumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\nlabel: a/b\n",
+            &[
+                &format!("{file}:1:10: volumes: only a job with `snapshot:` has volumes"),
+                &format!("{file}:3:8: {slash}"),
+            ],
+        );
+        check(
+            "snapshot: lvn\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\n",
+            &[&format!("{file}:1:11: snapshot: unknown snapshot source `lvn` (known: none)")],
+        );
+        check(
+            "include: [/etc]\nvolumes: 5\n",
+            &[&format!("{file}:2:10: volumes: invalid type: integer `5`, expected a sequence")],
+        );
+        // A key twice, the first time with a bad value: both are errors.
+        check(
+            "label: a/b\ninclude: [/etc]\nlabel: b\n",
+            &[&format!("{file}:1:8: {slash}"), &format!("{file}:3:8: label: `label` appears twice")],
+        );
+        // A file YAML cannot read reports its first error alone, as it always did.
+        check(
+            "incldue: [/etc]\ninclude: [/etc\n",
+            &[&format!("{file}:1:10: incldue: unknown key `incldue` (did you mean `include`?)")],
+        );
+        check(
+            "include: [/etc\nincldue: [/etc]\n",
+            &[&format!("{file}:2:8: did not find expected ',' or ']' at line 2 column 8, while parsing a flow sequence at line 1 column 10")],
+        );
+        check(
+            "include: [/etc]\nincldue: [/etc]\n---\nlabel: x\n",
+            &[&format!("{file}:2:10: incldue: unknown key `incldue` (did you mean `include`?)")],
+        );
+        // A file of typos stops after MAX_ERRORS, each a pass over the file.
+        let typos: String = (0..30).map(|i| format!("key{i}: x\n")).collect();
+        let err = Job::parse(Path::new(file), &typos).unwrap_err();
+        assert_eq!(err.others.len(), file::MAX_ERRORS, "{err}");
+        assert_eq!(
+            err.others[file::MAX_ERRORS - 2].to_string(),
+            format!("{file}:20:8: key19: unknown key `key19`")
+        );
+        assert_eq!(
+            err.others[file::MAX_ERRORS - 1].to_string(),
+            format!("{file}: stopped after 20 errors: fix these, and the next run reports what is left")
+        );
+        // One error is shown as it always was, alone.
+        let err = Job::parse(Path::new(file), "include: [/etc]\nbakend: rdiff\n").unwrap_err();
+        assert!(err.others.is_empty());
+        assert_eq!(
+            err.to_string(),
+            format!("{file}:2:9: bakend: unknown key `bakend` (did you mean `backend`?)")
         );
     }
 }

@@ -511,7 +511,12 @@ impl Settings {
             .iter()
             .find(|(s, _)| s == source)
             .and_then(|(_, text)| crate::contract::yaml::locate(text, key));
-        Some(ConfigError { file: Some(file.clone()), position, message: format!("{key}: {message}") })
+        Some(ConfigError {
+            file: Some(file.clone()),
+            position,
+            message: format!("{key}: {message}"),
+            others: Vec::new(),
+        })
     }
 
     /// The value of a typed setting: as set, or its default, even when the setting is not

@@ -98,6 +98,7 @@ pub(crate) fn document<'a>(path: &Path, text: &'a str) -> Result<&'a str, Config
         file: Some(path.to_path_buf()),
         position: Some(refusal.at.position()),
         message: refusal.message,
+        others: Vec::new(),
     })?;
     Ok(text)
 }

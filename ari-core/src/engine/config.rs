@@ -4,6 +4,7 @@
 //! file named by `--config` or `ARI_CONFIG` must exist. Any registered setting may appear, of any
 //! plugin: the global config serves every job.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::contract::error::{did_you_mean, ConfigError};
+use crate::contract::job::file::{every_key, Pass};
 use crate::contract::settings::{self, Layer, Source, ValueSeed};
 
 /// Where the global config lives unless `--config` or `ARI_CONFIG` says otherwise.
@@ -50,21 +52,22 @@ impl GlobalConfig {
         Ok(GlobalConfig { path: path.to_path_buf(), found: true, layer })
     }
 
-    /// Parses the text of a config file.
+    /// Parses the text of a config file; the error names every error of the file, in file
+    /// order, as a job file's does.
     pub fn parse(path: &Path, text: &str) -> Result<Layer, ConfigError> {
         let text = crate::contract::yaml::document(path, text)?;
-        let layer = match ConfigSeed(path).deserialize(serde_yaml::Deserializer::from_str(text)) {
-            Ok(Some(layer)) => layer,
-            Ok(None) => {
-                return Err(ConfigError::in_file(path, "the config file must be a mapping of settings"))
-            }
-            Err(err) => return Err(ConfigError::from_yaml(path, &err)),
+        let (layer, errors) = every_key(path, text, |pass| {
+            ConfigSeed(path, pass).deserialize(serde_yaml::Deserializer::from_str(text))
+        })?;
+        ConfigError::any(errors)?;
+        let Some(layer) = layer else {
+            return Err(ConfigError::in_file(path, "the config file must be a mapping of settings"));
         };
         Ok(layer.with_document(Arc::from(text)))
     }
 }
 
-struct ConfigSeed<'a>(&'a Path);
+struct ConfigSeed<'a>(&'a Path, &'a Pass);
 
 /// Reads a config file: a layer, or `None` when the file is not a mapping.
 impl<'de> DeserializeSeed<'de> for ConfigSeed<'_> {
@@ -110,7 +113,13 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Layer>, A::Error> {
         let mut layer = Layer::new(Source::Config(self.0.to_path_buf()));
+        let mut seen = BTreeSet::new();
         while let Some(key) = map.next_key::<String>()? {
+            // A key skipped still counts as seen, so that a second one is still an error.
+            let first = seen.insert(key.clone());
+            if self.1.skipped(&mut map)? {
+                continue;
+            }
             let Some(def) = settings::registry().get(key.as_str()).copied() else {
                 let hint = did_you_mean(&key, settings::registry().keys().copied());
                 let job_key = crate::contract::job::JOB_KEYS.contains(&key.as_str());
@@ -121,11 +130,12 @@ impl<'de> Visitor<'de> for ConfigSeed<'_> {
                 };
                 return crate::contract::job::file::fail_at_value(&mut map, message);
             };
-            if layer.values.contains_key(def.name) {
+            if !first {
                 return crate::contract::job::file::fail_at_value(&mut map, format!("`{key}` appears twice"));
             }
             let value = map.next_value_seed(ValueSeed(def))?;
             layer.values.insert(def.name, value);
+            self.1.done();
         }
         Ok(Some(layer))
     }
@@ -145,6 +155,14 @@ mod tests {
         assert_eq!(err, "/etc/ari-backup/ari-backup.conf.yaml:1:11: ssh_prot: unknown setting `ssh_prot` (did you mean `ssh_port`?)");
         let err = GlobalConfig::parse(path, "include: [/etc]\n").unwrap_err().to_string();
         assert!(err.contains("`include` belongs in a job file"), "{err}");
+        // Every error at once, in file order; a key twice, the first time with a bad value.
+        let err = GlobalConfig::parse(path, "ssh_prot: 22\nssh_port: x\nremote_user: a\nssh_port: 2\n");
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "/etc/ari-backup/ari-backup.conf.yaml:1:11: ssh_prot: unknown setting `ssh_prot` (did you mean `ssh_port`?)\n\
+             /etc/ari-backup/ari-backup.conf.yaml:2:11: ssh_port: invalid type: string \"x\", expected an integer\n\
+             /etc/ari-backup/ari-backup.conf.yaml:4:11: ssh_port: `ssh_port` appears twice"
+        );
     }
 
     #[test]

@@ -1,7 +1,13 @@
-//! Reading a job file into the [`Job`] model: one strict pass of a serde `DeserializeSeed` that
+//! Reading a job file into the [`Job`] model: a strict pass of a serde `DeserializeSeed` that
 //! checks every key as it reads it (by its kind, against the registered settings and plugins),
 //! so that every error carries the position serde_yaml attaches; then what spans several keys.
+//!
+//! serde cannot go on inside a value once it has failed there, so a pass that fails in the value
+//! of a top-level key is made again with that key skipped ([`every_key`]), until a pass gets
+//! through: one run reports the first error of every key, in file order, and what spans several
+//! keys adds its own, about the keys that were read.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
@@ -10,7 +16,9 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{check_label, default_label, Checked, HookCommand, Job, Volume, JOB_KEYS};
+use super::{
+    check_label, default_label, foreign_settings, key_error, Checked, HookCommand, Job, Volume, JOB_KEYS,
+};
 use crate::contract::error::{did_you_mean, ConfigError};
 use crate::contract::kinds::{self, check_no_nul};
 use crate::contract::plugin;
@@ -28,14 +36,15 @@ impl Job {
         Job::parse(path, &text)
     }
 
-    /// Parses the text of a job file.
+    /// Parses the text of a job file; the error names every error of the file, in file order.
     pub fn parse(path: &Path, text: &str) -> Result<Job, ConfigError> {
         let text = crate::contract::yaml::document(path, text)?;
-        let shape = JobSeed { path }
-            .deserialize(serde_yaml::Deserializer::from_str(text))
-            .map_err(|err| ConfigError::from_yaml(path, &err))?;
+        let (shape, mut errors) = every_key(path, text, |pass| {
+            JobSeed { path, pass }.deserialize(serde_yaml::Deserializer::from_str(text))
+        })?;
         let raw = match shape {
             Shape::Job(raw) => raw,
+            // Only a mapping has keys that can fail, so these come alone.
             Shape::Empty => {
                 return Err(ConfigError::in_file(
                     path,
@@ -49,7 +58,9 @@ impl Job {
                 ))
             }
         };
-        check_combinations(path, text, &raw)?;
+        errors.extend(check_combinations(path, text, &raw));
+        errors.sort_by_key(|error| error.position.unwrap_or((usize::MAX, usize::MAX)));
+        ConfigError::any(errors)?;
         let label = match raw.label {
             Some(label) => label,
             None => {
@@ -90,33 +101,128 @@ enum Shape {
     Other,
 }
 
+/// The most errors a file reports: each costs a pass over the file.
+pub(crate) const MAX_ERRORS: usize = 20;
+
+/// A pass over a document: which top-level keys it skips (by their place in the file, as a key
+/// may appear twice), and which key's value it is reading, so that a failed pass says which.
+#[derive(Default)]
+pub(crate) struct Pass {
+    skip: BTreeSet<usize>,
+    /// The place of the next top-level key.
+    next: Cell<usize>,
+    reading: Cell<Option<usize>>,
+}
+
+impl Pass {
+    /// For the top-level key just read from `map`: skips its value, and says so, when an earlier
+    /// pass failed in it; otherwise notes that its value is being read, until [`Pass::done`].
+    pub(crate) fn skipped<'de, A: MapAccess<'de>>(&self, map: &mut A) -> Result<bool, A::Error> {
+        let index = self.next.replace(self.next.get() + 1);
+        if self.skip.contains(&index) {
+            map.next_value::<de::IgnoredAny>()?;
+            return Ok(true);
+        }
+        self.reading.set(Some(index));
+        Ok(false)
+    }
+
+    /// The value of the key being read was read without error.
+    pub(crate) fn done(&self) {
+        self.reading.set(None);
+    }
+}
+
+/// Runs `run` over the document `text` of `path` until a pass gets through: a pass that fails in
+/// the value of a top-level key is run again with that key skipped. The value of the pass that
+/// got through, with the error of each key skipped on the way (in file order). The errors found,
+/// as one, when it stops first: after [`MAX_ERRORS`] errors, or at an error that is not in a
+/// key's value. A document that YAML cannot read (a syntax error, more than one document)
+/// reports its first error alone.
+pub(crate) fn every_key<T>(
+    path: &Path,
+    text: &str,
+    run: impl Fn(&Pass) -> Result<T, serde_yaml::Error>,
+) -> Result<(T, Vec<ConfigError>), ConfigError> {
+    let mut pass = Pass::default();
+    let mut errors = Vec::new();
+    loop {
+        pass.next.set(0);
+        pass.reading.set(None);
+        let err = match run(&pass) {
+            Ok(value) => return Ok((value, errors)),
+            Err(err) => err,
+        };
+        let error = ConfigError::from_yaml(path, &err);
+        let Some(index) = pass.reading.get() else {
+            return Err(stopped(errors, error));
+        };
+        // In a document YAML cannot read, every pass would fail again at the fault, whichever
+        // value reaches it: such a file reports its first error only, as ari always did.
+        if errors.is_empty() && de::IgnoredAny::deserialize(serde_yaml::Deserializer::from_str(text)).is_err()
+        {
+            return Err(error);
+        }
+        errors.push(error);
+        pass.skip.insert(index);
+        if errors.len() == MAX_ERRORS {
+            let last = ConfigError::in_file(
+                path,
+                format!(
+                    "stopped after {MAX_ERRORS} errors: fix these, and the next run reports what is left"
+                ),
+            );
+            return Err(stopped(errors, last));
+        }
+    }
+}
+
+/// The errors found before `last`, then `last`, as one.
+fn stopped(errors: Vec<ConfigError>, last: ConfigError) -> ConfigError {
+    let mut errors = errors.into_iter();
+    match errors.next() {
+        Some(first) => ConfigError::together(first, errors.chain([last])),
+        None => last,
+    }
+}
+
 /// Checks what depends on several keys (a setting's owner against the job's backend and snapshot
-/// source), after the one pass over the file; the error points at the key's line.
-fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Result<(), ConfigError> {
-    let at = |key: &str, message: String| ConfigError {
-        file: Some(path.to_path_buf()),
-        position: crate::contract::yaml::locate(text, key),
-        message: format!("{key}: {message}"),
-    };
+/// source, when the file names both), after the keys were read; each error points at its key's
+/// line. Keys whose value failed were not read, and are left out: checking them again, or
+/// checking others against them, would report one error twice.
+fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let at = |key: &str, message: String| key_error(path, text, key, message);
+    if raw.snapshot.is_none() && raw.failed.iter().any(|k| k == "snapshot") {
+        return errors;
+    }
     if raw.snapshot.is_none() {
         if raw.keys.iter().any(|k| k == "volumes") {
-            return Err(at("volumes", "only a job with `snapshot:` has volumes".into()));
+            errors.push(at("volumes", "only a job with `snapshot:` has volumes".into()));
         }
         if raw.keys.iter().any(|k| k == "after_snapshot") {
-            return Err(at(
+            errors.push(at(
                 "after_snapshot",
                 "only a job with `snapshot:` has after_snapshot commands (use `pre` instead)".into(),
             ));
         }
     }
-    Ok(())
+    // Without `backend:`, the binary's default backend decides, which only planning knows.
+    if let Some(backend) = raw.backend.as_deref() {
+        for (key, message) in foreign_settings(&raw.keys, backend, raw.snapshot.as_deref()) {
+            errors.push(at(key, message));
+        }
+    }
+    errors
 }
 
 /// What the strict pass reads, before defaults.
 #[derive(Default)]
 struct RawJob {
-    /// Every top-level key, in file order.
+    /// Every top-level key that was read, in file order.
     keys: Vec<String>,
+    /// The top-level keys skipped because an earlier pass failed in their value.
+    failed: Vec<String>,
     label: Option<String>,
     backend: Option<String>,
     source_hostname: Option<String>,
@@ -138,6 +244,7 @@ impl Default for Layer {
 
 struct JobSeed<'a> {
     path: &'a Path,
+    pass: &'a Pass,
 }
 
 impl<'de> DeserializeSeed<'de> for JobSeed<'_> {
@@ -186,7 +293,13 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
             RawJob { settings: Layer::new(Source::Job(self.path.to_path_buf())), ..RawJob::default() };
         let mut seen = BTreeSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key.clone()) {
+            // A key skipped still counts as seen, so that a second one is still an error.
+            let first = seen.insert(key.clone());
+            if self.pass.skipped(&mut map)? {
+                job.failed.push(key);
+                continue;
+            }
+            if !first {
                 return fail_at_value(&mut map, format!("`{key}` appears twice"));
             }
             job.keys.push(key.clone());
@@ -224,6 +337,7 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
                     job.settings.values.insert(def.name, value);
                 }
             }
+            self.pass.done();
         }
         Ok(Shape::Job(Box::new(job)))
     }
