@@ -178,7 +178,9 @@ pub fn plan_names(
     for (_, planned) in plan_each(&paths, global, command_line) {
         match planned {
             Ok(plan) => plans.push(plan),
-            Err(err) => errors.push(err),
+            // A job file's errors, one a line (ari-core reports them all at once): each is a
+            // problem of its own.
+            Err(err) => errors.extend(err.lines().map(String::from)),
         }
     }
     (plans, errors)

@@ -174,12 +174,14 @@ fn every_error_of_a_job_file_in_one_run() {
     let job = fx.write_job("typos.yaml", "include: [/etc]\nincldue: [/srv]\nsource_hostnme: db\n");
     let out = run(fx.ari().arg("check").arg(&job));
     assert_exit(&out, 2);
+    // Each error is a problem of its own, with its own line.
     let expected = format!(
         "error: {file}:2:10: incldue: unknown key `incldue` (did you mean `include`?)\n\
-         {file}:3:17: source_hostnme: unknown key `source_hostnme` (did you mean `source_hostname`?)\n",
+         error: {file}:3:17: source_hostnme: unknown key `source_hostnme` (did you mean `source_hostname`?)\n",
         file = job.display()
     );
     assert!(stdout(&out).contains(&expected), "`{expected}` not in:\n{}", stdout(&out));
+    assert!(stdout(&out).contains("2 problems found"), "{}", stdout(&out));
     let out = run(fx.ari().arg("plan").arg(&job));
     assert_exit(&out, 2);
     assert!(stderr(&out).contains(&expected.replace("error: ", "ari [ERROR] ")), "{}", stderr(&out));
@@ -189,9 +191,9 @@ fn every_error_of_a_job_file_in_one_run() {
         "mixed.yaml",
         "backend: rdiff\nzfs_keep_min: 2\ninclude: [/etc]\nssh_port: x\nrsync_dst: a:/b\nexlcude: [/tmp]\n",
         &["FILE:2:15: zfs_keep_min: `zfs_keep_min` is a setting of `zfs`, which this job does not use (backend: rdiff)\n\
-           FILE:4:11: ssh_port: invalid type: string \"x\", expected an integer\n\
-           FILE:5:12: rsync_dst: `rsync_dst` is a setting of `zfs`, which this job does not use (backend: rdiff)\n\
-           FILE:6:10: exlcude: unknown key `exlcude` (did you mean `exclude`?)\n"],
+           ari [ERROR] FILE:4:11: ssh_port: invalid type: string \"x\", expected an integer\n\
+           ari [ERROR] FILE:5:12: rsync_dst: `rsync_dst` is a setting of `zfs`, which this job does not use (backend: rdiff)\n\
+           ari [ERROR] FILE:6:10: exlcude: unknown key `exlcude` (did you mean `exclude`?)\n"],
     );
 }
 
