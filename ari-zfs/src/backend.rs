@@ -7,13 +7,13 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, Restore, RestoreRequest, StoredBackup,
     Tool,
 };
-use ari_core::step::{Chars, Command, CommandPattern, Handover, Host, Phase, Step};
+use ari_core::step::{Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
 use crate::names::{
     is_zfs_name, rsync_destination_host, rsync_destination_path, timestamp, timestamp_width, FREE_SUFFIX_MAX,
-    SNAPSHOT_NAME_MAX,
+    SNAPSHOT_NAME_MAX, ZFS_NAME,
 };
 use crate::settings::*;
 
@@ -193,7 +193,7 @@ impl BackupBackend for ZfsBackend {
             CommandPattern::with_variable(
                 Host::named(host),
                 format!("rsync --server {{}}{path}"),
-                Chars::RSYNC_SERVER_OPTIONS,
+                crate::rrsync::RSYNC_SERVER_OPTIONS,
             )
             .handed_to(
                 Handover::new(["rrsync", "-wo", path], "SSH_ORIGINAL_COMMAND", "rsync --server {}.")
@@ -328,8 +328,8 @@ impl BackupBackend for ZfsBackend {
         let own = format!("{dataset}@{prefix}");
         let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name)
             .showing(pattern)
-            .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], Chars::ZFS_NAME));
-        let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], Chars::ZFS_NAME);
+            .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], ZFS_NAME));
+        let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
 
         let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
         let expand = Arc::new(move |listing: &str| {

@@ -6,6 +6,7 @@
 //! refused before anything runs.
 
 use ari_core::kinds::{check_host, check_path, check_user, TextKind};
+use ari_core::step::Chars;
 
 /// A ZFS dataset, `POOL/PATH`.
 pub static DATASET: TextKind = TextKind {
@@ -37,6 +38,10 @@ pub static TIMESTAMP_FORMAT: TextKind = TextKind {
 
 /// The longest dataset or snapshot name ZFS takes.
 const ZFS_NAME_MAX: usize = 255;
+
+/// The characters of a ZFS name part after the dataset (`2026-12-02--0300`), as a host's filter
+/// lets them through in ari's `zfs snapshot` and `zfs destroy`: those of [`is_zfs_name`].
+pub const ZFS_NAME: Chars = Chars::new("a ZFS name part", "A-Za-z0-9_.:-");
 
 /// A ZFS name part: what `zfs` accepts between the `/` of a dataset and after `@`.
 pub fn is_zfs_name(text: &str) -> bool {
@@ -318,6 +323,13 @@ pub fn check_timestamp_format(format: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_filter_lets_through_the_characters_of_a_zfs_name() {
+        for c in (0..=127u8).map(char::from) {
+            assert_eq!(ZFS_NAME.contains(c), is_zfs_name(&c.to_string()), "{c:?}");
+        }
+    }
 
     #[track_caller]
     fn check(kind: &TextKind, ok: &[&str], bad: &[(&str, &str)]) {

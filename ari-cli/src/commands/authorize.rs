@@ -301,7 +301,7 @@ fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
             out,
             "#   {}   ({{}}: {})",
             pattern.template.lines().next().unwrap_or_default(),
-            pattern.chars.what
+            pattern.chars.what()
         );
     }
     out

@@ -262,27 +262,44 @@ impl Tolerated {
 }
 
 /// The characters a variable part of a [`CommandPattern`] may hold, as a POSIX sh bracket
-/// expression's body (`A-Za-z0-9_.:-`), named for messages.
+/// expression's body (`A-Za-z0-9_.:-`), named for messages. A plugin declares the sets of its
+/// own tool's names as constants ([`Chars::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[non_exhaustive]
 pub struct Chars {
-    /// What the part is (`a ZFS snapshot name part`).
-    pub what: &'static str,
-    /// The characters, as a bracket expression's body: ranges of ASCII letters and digits, and
-    /// single characters from `_.:,=+@% -` (a `-` last).
-    pub set: &'static str,
+    /// What the part is (`a ZFS name part`).
+    pub(crate) what: &'static str,
+    /// The characters, as a bracket expression's body.
+    pub(crate) set: &'static str,
 }
 
 impl Chars {
-    /// The characters of ZFS names after the dataset (`2026-12-02--0300`).
-    pub const ZFS_NAME: Chars = Chars { what: "a ZFS name part", set: "A-Za-z0-9_.:-" };
+    /// The characters of `set`, a part named `what` in messages (`a ZFS name part`). `set` is a
+    /// POSIX sh bracket expression's body: ranges within ASCII lower-case letters, upper-case
+    /// letters or digits (`a-z`, `A-F`, `0-9`), and single letters, digits or characters of
+    /// `_.:,=+@% `, a `-` only last. Anything else (a `/`, a quote, a `]`, `!` or `^`) would
+    /// let more through a host's filter than the part needs, or mean something else there:
+    /// such a set is a build error where it makes a constant.
+    ///
+    /// ```compile_fail
+    /// // `/` would let a path through.
+    /// const PATHS: ari_core::step::Chars = ari_core::step::Chars::new("a path", "a-z/");
+    /// ```
+    pub const fn new(what: &'static str, set: &'static str) -> Chars {
+        assert!(
+            is_bracket_body(set.as_bytes()),
+            "a Chars set holds ranges and characters a filter takes as they are"
+        );
+        Chars { what, set }
+    }
+
     /// Decimal digits.
-    pub const DIGITS: Chars = Chars { what: "a number", set: "0-9" };
-    /// Lower-case hexadecimal digits.
-    pub const HEX: Chars = Chars { what: "hexadecimal digits", set: "0-9a-f" };
-    /// rsync's server options (`-logDtprze.iLsfxCIvu --delete --log-format=%i . `): letters,
-    /// digits, spaces and `.=,_%-`, and no `/`, so that no absolute path hides in them.
-    pub const RSYNC_SERVER_OPTIONS: Chars = Chars { what: "rsync's server options", set: "A-Za-z0-9 .=,_%-" };
+    pub(crate) const DIGITS: Chars = Chars::new("a number", "0-9");
+
+    /// What the part is, for messages.
+    #[doc(hidden)]
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
 
     /// Whether `c` is one of the characters.
     pub fn contains(&self, c: char) -> bool {
@@ -303,6 +320,36 @@ impl Chars {
         }
         false
     }
+}
+
+/// Whether `set` is a bracket expression's body of the kind [`Chars::new`] takes, read as
+/// [`Chars::contains`] reads it: `X-Y` where a `-` follows one character and precedes another.
+const fn is_bracket_body(set: &[u8]) -> bool {
+    if set.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < set.len() {
+        if i + 2 < set.len() && set[i + 1] == b'-' {
+            let (low, high) = (set[i], set[i + 2]);
+            let same_class = (low.is_ascii_lowercase() && high.is_ascii_lowercase())
+                || (low.is_ascii_uppercase() && high.is_ascii_uppercase())
+                || (low.is_ascii_digit() && high.is_ascii_digit());
+            if !same_class || low > high {
+                return false;
+            }
+            i += 3;
+        } else {
+            let c = set[i];
+            let plain = c.is_ascii_alphanumeric()
+                || matches!(c, b'_' | b'.' | b':' | b',' | b'=' | b'+' | b'@' | b'%' | b' ');
+            if !plain && !(c == b'-' && i + 1 == set.len()) {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    true
 }
 
 /// A command line that a step may run on a host without it being in the plan word for word: what
@@ -708,11 +755,15 @@ impl Step {
 mod pattern_tests {
     use super::*;
 
+    /// A ZFS name part's characters, and rsync's server options' (their owners, ari-zfs, declare
+    /// them), for the tests.
+    const NAME: Chars = Chars::new("a ZFS name part", "A-Za-z0-9_.:-");
+    const OPTIONS: Chars = Chars::new("rsync's server options", "A-Za-z0-9 .=,_%-");
+
     #[test]
     fn a_pattern_matches_its_template_with_one_value_of_its_characters() {
         let host = Host::named("zfs");
-        let snapshot =
-            CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", "p/x@ari-"], Chars::ZFS_NAME);
+        let snapshot = CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", "p/x@ari-"], NAME);
         assert!(snapshot.matches("zfs snapshot p/x@ari-2026-12-02--0300"));
         assert!(!snapshot.matches("zfs snapshot p/x@ari-"), "an empty value");
         assert!(!snapshot.matches("zfs snapshot p/x@ari-a;rm -rf /"));
@@ -724,8 +775,7 @@ mod pattern_tests {
         let exact = CommandPattern::exact(host.clone(), "rdiff-backup server");
         assert!(exact.matches("rdiff-backup server"));
         assert!(!exact.matches("rdiff-backup server --x"));
-        let rsync =
-            CommandPattern::with_variable(host, "rsync --server {}/zfs/web", Chars::RSYNC_SERVER_OPTIONS);
+        let rsync = CommandPattern::with_variable(host, "rsync --server {}/zfs/web", OPTIONS);
         assert!(rsync.matches("rsync --server -logDtprze.iLsfxCIvu --stats --delete . /zfs/web"));
         assert!(!rsync.matches("rsync --server -e.x . /zfs/web/../etc"));
         assert!(!rsync.matches("rsync --server --log-file=/etc/x . /zfs/web"));
@@ -733,11 +783,20 @@ mod pattern_tests {
 
     #[test]
     fn character_sets_read_as_bracket_expressions() {
-        assert!(
-            Chars::ZFS_NAME.contains('-') && Chars::ZFS_NAME.contains('Q') && Chars::ZFS_NAME.contains(':')
-        );
-        assert!(!Chars::ZFS_NAME.contains('/') && !Chars::ZFS_NAME.contains(' '));
-        assert!(Chars::RSYNC_SERVER_OPTIONS.contains(' ') && !Chars::RSYNC_SERVER_OPTIONS.contains('/'));
-        assert!(Chars::HEX.contains('f') && !Chars::HEX.contains('g'));
+        assert!(NAME.contains('-') && NAME.contains('Q') && NAME.contains(':'));
+        assert!(!NAME.contains('/') && !NAME.contains(' '));
+        assert!(OPTIONS.contains(' ') && !OPTIONS.contains('/'));
+        let hex = Chars::new("hexadecimal digits", "0-9a-f");
+        assert!(hex.contains('f') && !hex.contains('g'));
+    }
+
+    #[test]
+    fn a_set_holds_ranges_and_characters_a_filter_takes_as_they_are() {
+        for good in ["0-9", "A-Za-z0-9_.:-", "A-Za-z0-9 .=,_%-", "a", "-", "x@+,=%"] {
+            assert!(is_bracket_body(good.as_bytes()), "{good}");
+        }
+        for bad in ["", "a-z/", "'", "\\", "]", "!a", "^a", "a-9", "z-a", "_-a", "--x", "-a", "\u{e9}"] {
+            assert!(!is_bracket_body(bad.as_bytes()), "{bad}");
+        }
     }
 }
