@@ -105,8 +105,8 @@ impl SnapshotSource for LvmSource {
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (kinds::VOLUME, kinds::PATH,
-        // kinds::LV_SUFFIX, SIZE); what is left spans several values, or is this source's own
-        // rule for a value the job model reads (a volume's mount options, by `MOUNT_OPTIONS`).
+        // LV_SUFFIX, SIZE); what is left spans several values, or is this source's own rule for
+        // a value the job model reads (a volume's mount options, by `MOUNT_OPTIONS`).
         if job.job().volumes.is_empty() {
             return Err(job.error_at("volumes", "a job with `snapshot: lvm` needs at least one volume"));
         }
@@ -115,7 +115,8 @@ impl SnapshotSource for LvmSource {
         for volume in &job.job().volumes {
             let (vg, lv) = volume.name.split_once('/').unwrap_or(("", &volume.name));
             let snapshot = format!("{lv}{suffix}");
-            kinds::check_lvm_name("logical volume", &snapshot).map_err(|why| {
+            // The job model's rule for a volume (`kinds::VOLUME`) is LVM's for its names.
+            kinds::VOLUME.check(&format!("{vg}/{snapshot}")).map_err(|why| {
                 job.error_at(
                     "snapshot_suffix",
                     format!(

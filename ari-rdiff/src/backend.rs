@@ -111,7 +111,7 @@ impl BackupBackend for RdiffBackend {
             kinds::check_include_pattern(entry).map_err(|why| entry_error("include", i, entry, &why))?;
         }
         for (i, entry) in job.job().exclude.iter().enumerate() {
-            kinds::check_path_pattern(entry).map_err(|why| entry_error("exclude", i, entry, &why))?;
+            kinds::PATH_PATTERN.check(entry).map_err(|why| entry_error("exclude", i, entry, &why))?;
             if kinds::is_whole_tree_glob(entry) || entry.trim_end_matches('/').is_empty() {
                 return Err(entry_error(
                     "exclude",

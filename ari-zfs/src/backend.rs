@@ -102,7 +102,7 @@ impl BackupBackend for ZfsBackend {
                 kinds::is_whole_tree_glob(path)
                     .then(|| "is a glob of the whole tree: write `/` to send everything".to_string())
             };
-            if let Some(why) = whole().or_else(|| kinds::check_path(path).err()).or_else(glob) {
+            if let Some(why) = whole().or_else(|| kinds::PATH.check(path).err()).or_else(glob) {
                 return Err(job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path))));
             }
         }
@@ -260,7 +260,7 @@ impl BackupBackend for ZfsBackend {
         // rsync's sender says so, and exits 23, when the snapshot has nothing at the path.
         let restore = Restore::after(query, move |printed: &str| {
             let mountpoint = printed.trim();
-            if kinds::check_path(mountpoint).is_err() {
+            if kinds::PATH.check(mountpoint).is_err() {
                 return Err(format!(
                     "the dataset {dataset} has the mountpoint `{}`; ari reads a snapshot under MOUNTPOINT/.zfs/snapshot, so the dataset must be mounted",
                     kinds::shown(mountpoint)

@@ -21,7 +21,7 @@ use crate::contract::kinds::{self, TextKind};
 use crate::contract::settings::{self, Layer};
 use crate::contract::step::{Program, When};
 
-pub use crate::contract::kinds::{check_host, check_label};
+pub(crate) use crate::contract::kinds::{check_host, check_label};
 
 pub(crate) mod file;
 

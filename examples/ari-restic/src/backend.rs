@@ -79,7 +79,7 @@ impl BackupBackend for ResticBackend {
         // keys must be for restic, and what spans several settings.
         restic(job)?;
         for (i, path) in job.job().include.iter().enumerate() {
-            kinds::check_path(path).map_err(|why| {
+            kinds::PATH.check(path).map_err(|why| {
                 job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path)))
             })?;
         }
