@@ -1,11 +1,9 @@
 //! The zfs backend: checks, tools, the rsync step, the ZFS snapshot and expiry steps.
 
-use std::sync::Arc;
-
 use ari_core::kinds;
 use ari_core::plugin::{
-    join_path, relative_to, BackupBackend, HistoryQuery, JobContext, Restore, RestoreRequest, StoredBackup,
-    Tool,
+    join_path, relative_to, BackupBackend, HistoryQuery, JobContext, PluginError, Restore, RestoreRequest,
+    StoredBackup, Tool,
 };
 use ari_core::step::{Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
@@ -261,15 +259,15 @@ impl BackupBackend for ZfsBackend {
         let restore = Restore::after(query, move |printed: &str| {
             let mountpoint = printed.trim();
             if kinds::PATH.check(mountpoint).is_err() {
-                return Err(format!(
+                return Err(PluginError::new(format!(
                     "the dataset {dataset} has the mountpoint `{}`; ari reads a snapshot under MOUNTPOINT/.zfs/snapshot, so the dataset must be mounted",
                     kinds::shown(mountpoint)
-                ));
+                )));
             }
             let inside = relative_to(&written_to, mountpoint).ok_or_else(|| {
-                format!(
+                PluginError::new(format!(
                     "rsync_dst's path {written_to} is not inside the mount point {mountpoint} of {dataset}"
-                )
+                ))
             })?;
             let snapshot = join_path(mountpoint, &format!(".zfs/snapshot/{}", request.backup.name));
             let source = join_path(&join_path(&snapshot, inside), &request.path);
@@ -312,18 +310,18 @@ impl BackupBackend for ZfsBackend {
         let pattern = format!("zfs snapshot {dataset}@{prefix}{format}");
         let name = {
             let (dataset, prefix, host) = (dataset.clone(), prefix.clone(), host.clone());
-            Arc::new(move |listing: &str| {
+            move |listing: &str| -> Result<Vec<Command>, PluginError> {
                 let stamp = timestamp(&format)?;
                 let name = free_name(listing, &format!("{dataset}@{prefix}{stamp}"));
                 // check() bounds what the format can give; this holds whatever a clock or a
                 // listing says.
                 if name.len() > SNAPSHOT_NAME_MAX {
-                    return Err(format!(
+                    return Err(PluginError::new(format!(
                         "the snapshot name `{name}` is longer than the {SNAPSHOT_NAME_MAX} characters ZFS takes"
-                    ));
+                    )));
                 }
                 Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
-            })
+            }
         };
         let own = format!("{dataset}@{prefix}");
         let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name)
@@ -332,17 +330,19 @@ impl BackupBackend for ZfsBackend {
         let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
 
         let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
-        let expand = Arc::new(move |listing: &str| {
+        let expand = move |listing: &str| -> Result<Vec<Command>, PluginError> {
             let now = jiff::Timestamp::now().as_second();
             let names = expired_snapshots(listing, &dataset, &prefix, days, keep_min, now)?;
             // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
             // held: never the dataset itself, a child, or another's snapshot.
             let own = format!("{dataset}@{prefix}");
             if let Some(other) = names.iter().find(|name| !name.strip_prefix(&own).is_some_and(is_zfs_name)) {
-                return Err(format!("refusing to destroy `{other}`: it is not a snapshot `{own}...`"));
+                return Err(PluginError::new(format!(
+                    "refusing to destroy `{other}`: it is not a snapshot `{own}...`"
+                )));
             }
             Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
-        });
+        };
         let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).may_run(destroys);
         Ok(vec![snapshot, expiry])
     }
@@ -350,19 +350,19 @@ impl BackupBackend for ZfsBackend {
 
 /// The dataset's snapshots from `zfs list -H -p -o name,creation,used`: each snapshot's name
 /// (after `@`), creation time and the space it holds.
-fn snapshot_listing(stdout: &str) -> Result<Vec<StoredBackup>, String> {
+fn snapshot_listing(stdout: &str) -> Result<Vec<StoredBackup>, PluginError> {
     stdout
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
             let fields: Vec<&str> = line.split('\t').collect();
             let [name, creation, used] = fields[..] else {
-                return Err(format!("a zfs list line that is not name, creation and used: `{line}`"));
+                return Err(format!("a zfs list line that is not name, creation and used: `{line}`").into());
             };
             let (_, snapshot) = name.split_once('@').ok_or_else(|| format!("`{name}` is no snapshot"))?;
             // The name goes into the path `ari restore` reads (`.zfs/snapshot/NAME`).
             if !is_zfs_name(snapshot) {
-                return Err(format!("`{}` is no snapshot name ZFS makes", ari_core::kinds::shown(snapshot)));
+                return Err(format!("`{}` is no snapshot name ZFS makes", kinds::shown(snapshot)).into());
             }
             let time = creation
                 .parse::<i64>()

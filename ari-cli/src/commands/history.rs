@@ -73,7 +73,11 @@ pub fn list(
             return None;
         }
     };
-    match output.stdout().map_err(|too_long| too_long.to_string()).and_then(query.parse) {
+    match output
+        .stdout()
+        .map_err(|too_long| too_long.to_string())
+        .and_then(|printed| (query.parse)(printed).map_err(|err| err.to_string()))
+    {
         Ok(backups) => Some(backups),
         Err(why) => {
             log::error!("{} printed what ari cannot read: {why}", query.command);

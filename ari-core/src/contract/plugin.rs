@@ -19,6 +19,10 @@ use crate::contract::settings::{Setting, SettingType, Settings};
 use crate::contract::ssh::Ssh;
 use crate::contract::step::{Host, Retry, Step};
 
+mod error;
+
+pub use error::PluginError;
+
 /// What a plugin learned in its probe phase (a tool's version), handed back to it in the
 /// context it builds its steps from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,7 +56,7 @@ impl Facts {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Provided {
     pub(crate) ssh_wrapper: String,
-    pub(crate) versions: BTreeMap<String, Result<Option<String>, String>>,
+    pub(crate) versions: BTreeMap<String, Result<Option<String>, PluginError>>,
 }
 
 /// Everything a plugin may look at to build a job's steps: the job, its effective settings,
@@ -104,10 +108,12 @@ impl<'a> JobContext<'a> {
     /// check` write nothing, so they do not fill the cache). `None` when the program is not
     /// found (it is reported with every other missing tool); an error when it did not answer,
     /// or when `probed_versions` did not name it.
-    pub fn tool_version(&self, program: &str) -> Result<Option<String>, String> {
+    pub fn tool_version(&self, program: &str) -> Result<Option<String>, PluginError> {
         match self.provided.versions.get(program) {
             Some(version) => version.clone(),
-            None => Err(format!("`{program}` is not among the programs the backend's probed_versions names")),
+            None => Err(PluginError::new(format!(
+                "`{program}` is not among the programs the backend's probed_versions names"
+            ))),
         }
     }
 
@@ -231,7 +237,7 @@ pub struct HistoryQuery {
     /// The command, on whichever host holds the store.
     pub command: crate::contract::step::Command,
     /// Reads its standard output.
-    pub parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+    pub parse: fn(&str) -> Result<Vec<StoredBackup>, PluginError>,
     /// A path on the backup server that exists once the store holds a backup (rdiff-backup's
     /// `rdiff-backup-data`): without it the store holds none yet, and the command (whose tool
     /// would call that an error) does not run. None: the command says.
@@ -242,7 +248,7 @@ impl HistoryQuery {
     /// Lists the backups with `command`, read by `parse`.
     pub fn new(
         command: crate::contract::step::Command,
-        parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+        parse: fn(&str) -> Result<Vec<StoredBackup>, PluginError>,
     ) -> HistoryQuery {
         HistoryQuery { command, parse, marker: None }
     }
@@ -289,7 +295,7 @@ impl RestoreRequest {
 }
 
 /// Builds a restore's copy from what its query printed.
-pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::contract::step::Command, String> + Send + Sync>;
+pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::contract::step::Command, PluginError> + Send + Sync>;
 
 /// How a backend copies a path out of its store: the copy, built from what an optional
 /// read-only query printed (the dataset's mount point); the error says what in that output was
@@ -322,7 +328,7 @@ impl Restore {
     /// A restore whose command is built from what `query` prints.
     pub fn after(
         query: crate::contract::step::Command,
-        copy: impl Fn(&str) -> Result<crate::contract::step::Command, String> + Send + Sync + 'static,
+        copy: impl Fn(&str) -> Result<crate::contract::step::Command, PluginError> + Send + Sync + 'static,
     ) -> Restore {
         Restore { query: Some(query), copy: Arc::new(copy), tolerated: Vec::new(), absent: Vec::new() }
     }

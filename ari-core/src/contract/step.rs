@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::contract::plugin::PluginError;
+
 /// Where a command runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Host {
@@ -488,7 +490,7 @@ pub fn remote_line(command: &Command) -> String {
 }
 
 /// Derives the commands of a dynamic step from the output of its query.
-pub type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, String> + Send + Sync>;
+pub(crate) type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, PluginError> + Send + Sync>;
 
 /// What a step does.
 #[derive(Clone)]
@@ -710,10 +712,16 @@ impl Step {
         }
     }
 
-    /// A step that runs `query`, then the commands `expand` derives from its output.
-    pub fn dynamic(phase: Phase, name: impl Into<String>, query: Command, expand: Expand) -> Step {
+    /// A step that runs `query`, then the commands `expand` derives from its output (an error
+    /// fails the step before any runs).
+    pub fn dynamic(
+        phase: Phase,
+        name: impl Into<String>,
+        query: Command,
+        expand: impl Fn(&str) -> Result<Vec<Command>, PluginError> + Send + Sync + 'static,
+    ) -> Step {
         Step {
-            action: Action::Dynamic { query, expand },
+            action: Action::Dynamic { query, expand: Arc::new(expand) },
             ..Step::run(phase, name, Command::argv(Host::Local, Vec::<String>::new()))
         }
     }

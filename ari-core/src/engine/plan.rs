@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::contract::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
 use crate::contract::error::ConfigError;
 use crate::contract::job::{HookCommand, Job};
-use crate::contract::plugin::{self, Directory, Facts, JobContext, Provided, Tool};
+use crate::contract::plugin::{self, Directory, Facts, JobContext, PluginError, Provided, Tool};
 use crate::contract::settings::{Layer, Settings};
 use crate::contract::step::{Action, Command, Host, Phase, Step};
 use crate::engine::process::{self, Ssh};
@@ -283,11 +283,11 @@ impl JobPlan {
 
 /// The first line `program --version` prints (cached in `state_dir`), `None` when the program is
 /// not found: what `JobContext::tool_version` answers.
-fn probed_version(program: &str, state_dir: &str) -> Result<Option<String>, String> {
+fn probed_version(program: &str, state_dir: &str) -> Result<Option<String>, PluginError> {
     let Ok(resolved) = process::resolve_program(program) else { return Ok(None) };
     tool_version::tool_version(&resolved, &["--version"], Path::new(state_dir))
         .map(Some)
-        .map_err(|err| err.to_string())
+        .map_err(|err| PluginError::new(err.to_string()))
 }
 
 fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
