@@ -22,11 +22,7 @@ fn host(job: &JobContext) -> Host {
 
 /// The command's argv with its placeholders filled in; the error names the key.
 fn argv(job: &JobContext) -> Result<Vec<String>, ConfigError> {
-    let command = job.get(&COMMAND).ok_or_else(|| {
-        job.error(
-            "command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]",
-        )
-    })?;
+    let command = job.require(&COMMAND)?;
     let snapshot_root = job.snapshot_root();
     let placeholders = Placeholders { label: &job.job().label, snapshot_root: snapshot_root.as_deref() };
     argv::expand(&command, &placeholders).map_err(|message| job.error_at("command", message))
@@ -177,7 +173,11 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        check("source_hostname: db-server\n", false, Err("command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]"));
+        check(
+            "source_hostname: db-server\n",
+            false,
+            Err("command: required by the command backend; set it in the job file or the global config"),
+        );
         check(
             "command: []\n",
             false,

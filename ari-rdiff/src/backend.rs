@@ -19,12 +19,7 @@ ari_core::register_backend!(RdiffBackend);
 
 impl RdiffBackend {
     fn destination(job: &JobContext) -> Result<String, ConfigError> {
-        let store = job.get(&BACKUP_STORE_PATH).ok_or_else(|| {
-            job.error(
-                "backup_store_path: required by the rdiff backend; set it in the global config or in the job file",
-            )
-        })?;
-        Ok(join_path(&store, &job.job().label))
+        Ok(join_path(&job.require(&BACKUP_STORE_PATH)?, &job.job().label))
     }
 
     /// The source root as rdiff-backup reads it: the snapshot's mount base, or top_level_src_dir.

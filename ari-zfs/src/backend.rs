@@ -28,18 +28,12 @@ struct Target {
     expiration_days: u32,
 }
 
-fn required<T>(job: &JobContext, value: Option<T>, name: &str) -> Result<T, ConfigError> {
-    value.ok_or_else(|| {
-        job.error(format!("{name}: required by the zfs backend; set it in the job file or the global config"))
-    })
-}
-
 fn target(job: &JobContext) -> Result<Target, ConfigError> {
     Ok(Target {
-        rsync_dst: required(job, job.get(&RSYNC_DST), "rsync_dst")?,
-        zfs_host: Host::named(&required(job, job.get(&ZFS_HOSTNAME), "zfs_hostname")?),
-        dataset: required(job, job.get(&DATASET_NAME), "dataset_name")?,
-        expiration_days: required(job, job.get(&SNAPSHOT_EXPIRATION_DAYS), "snapshot_expiration_days")?,
+        rsync_dst: job.require(&RSYNC_DST)?,
+        zfs_host: Host::named(&job.require(&ZFS_HOSTNAME)?),
+        dataset: job.require(&DATASET_NAME)?,
+        expiration_days: job.require(&SNAPSHOT_EXPIRATION_DAYS)?,
     })
 }
 

@@ -155,9 +155,22 @@ impl<'a> JobContext<'a> {
         }
     }
 
-    /// An error about this job as a whole, naming its file (a required key that is missing).
-    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+    /// An error about this job as a whole, naming its file.
+    fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError::in_file(&self.job.path, message)
+    }
+
+    /// The value of a setting without a default that the plugin cannot do without
+    /// (`backup_store_path`), or the error that names the job file and says where to set it:
+    /// `NAME: required by the OWNER backend; set it in the job file or the global config`.
+    pub fn require<T: SettingType>(&self, setting: &Setting<Option<T>>) -> Result<T, ConfigError> {
+        self.get(setting).ok_or_else(|| {
+            let (name, owner) = (setting.def.name, setting.def.owner);
+            let plugin = if source(owner).is_some() { "snapshot source" } else { "backend" };
+            self.error(format!(
+                "{name}: required by the {owner} {plugin}; set it in the job file or the global config"
+            ))
+        })
     }
 
     /// An error about `key`, a job key (`volumes[1].mount_point`) or a setting, at the line and
@@ -522,6 +535,18 @@ mod tests {
         assert_eq!(relative_to("/etc/hosts", "/"), Some("etc/hosts"));
         assert_eq!(relative_to("/srvx", "/srv"), None);
         assert_eq!(relative_to("/etc", "/srv"), None);
+    }
+
+    #[test]
+    fn a_required_setting_is_its_value_or_an_error_that_says_where_to_set_it() {
+        use crate::contract::testkit::TestJob;
+        static STORE: Setting<Option<String>> = Setting::new("store_path", "tester", None, "a store");
+        let job = TestJob::parse("include: [/etc]\nremote_user: backup\n");
+        assert_eq!(job.context().require(&crate::contract::core_settings::REMOTE_USER), Ok("backup".into()));
+        assert_eq!(
+            job.context().require(&STORE).unwrap_err().to_string(),
+            "/etc/ari-backup/jobs.d/test.yaml: store_path: required by the tester backend; set it in the job file or the global config"
+        );
     }
 
     #[test]

@@ -11,15 +11,8 @@ register_backend!(ResticBackend);
 
 /// `restic -r REPOSITORY --password-file FILE`, the start of every restic command.
 fn restic(job: &JobContext) -> Result<Vec<String>, ConfigError> {
-    let required = |value: Option<String>, name: &str| {
-        value.ok_or_else(|| {
-            job.error(format!(
-                "{name}: required by the restic backend; set it in the job file or the global config"
-            ))
-        })
-    };
-    let repository = required(job.get(&RESTIC_REPOSITORY), "restic_repository")?;
-    let password_file = required(job.get(&RESTIC_PASSWORD_FILE), "restic_password_file")?;
+    let repository = job.require(&RESTIC_REPOSITORY)?;
+    let password_file = job.require(&RESTIC_PASSWORD_FILE)?;
     Ok(vec![job.get(&RESTIC_PATH), "-r".into(), repository, "--password-file".into(), password_file])
 }
 
