@@ -58,6 +58,11 @@ impl BackupBackend for RdiffBackend {
         true
     }
 
+    /// rdiff-backup fails with a Python traceback: each is cut to its exception line.
+    fn error_lines<'a>(&self, lines: Vec<&'a str>) -> Vec<&'a str> {
+        crate::tracebacks::without_tracebacks(lines)
+    }
+
     /// Which command line the installed rdiff-backup takes, when `rdiff_backup_cli` is `auto`.
     fn probed_versions(&self, job: &JobContext) -> Vec<String> {
         if job.get(&RDIFF_BACKUP_CLI) == "auto" {

@@ -21,6 +21,7 @@ pub mod options;
 mod repair;
 mod settings;
 pub mod timespec;
+mod tracebacks;
 
 pub use backend::RdiffBackend;
 pub use settings::*;

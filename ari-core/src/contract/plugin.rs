@@ -433,6 +433,17 @@ pub trait BackupBackend: Send + Sync + 'static {
     fn restore(&self, _job: &JobContext, _request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
         Ok(None)
     }
+
+    /// The lines of a failed command's output that an error about it shows (its last ten), from
+    /// the output's non-empty lines: all of them by default. A backend whose tool buries its
+    /// cause under lines that say little cuts them here (rdiff-backup's Python tracebacks, down
+    /// to their exception line), so that what came before (ssh's `Connection refused`) stays
+    /// among the lines shown. A tool's output reaches other commands' errors too (through ssh,
+    /// from a hook that runs it), so the engine gives every failed command's lines to every
+    /// linked backend in turn: a backend keeps, as they are, the lines it does not know.
+    fn error_lines<'a>(&self, lines: Vec<&'a str>) -> Vec<&'a str> {
+        lines
+    }
 }
 
 /// A snapshot source: it makes a frozen view of the source host's files before the backup and
