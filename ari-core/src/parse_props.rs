@@ -405,7 +405,6 @@ const TEXT_KINDS: &[&kinds::TextKind] = &[
     &kinds::PATH,
     &kinds::PROGRAM,
     &kinds::LABEL,
-    &kinds::PATH_PATTERN,
     &kinds::VOLUME,
     &kinds::MOUNT_OPTIONS,
 ];

@@ -238,8 +238,11 @@ mod tests {
         ])
     }
 
+    /// The ssh of a job as root, on `port`, with `options`: none of it but the user reaches
+    /// rdiff-backup's argv, which goes through the job's ssh wrapper.
     fn ssh(port: u16, options: &[&str]) -> Ssh {
-        Ssh::new("/usr/bin/ssh").port(port).user("root").options(strings(options))
+        let job = format!("remote_user: root\nssh_port: {port}\nssh_options: {options:?}\ninclude: [/]\n");
+        ari_core::testkit::TestJob::parse(&job).context().ssh()
     }
 
     fn backup<'a>(cli: Cli, ssh: &'a Ssh, options: &'a [String], source: Source) -> Vec<String> {

@@ -19,6 +19,7 @@ mod backend;
 mod confine;
 pub mod options;
 mod repair;
+mod selection;
 mod settings;
 pub mod timespec;
 mod tracebacks;

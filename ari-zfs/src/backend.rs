@@ -110,7 +110,7 @@ impl BackupBackend for ZfsBackend {
         }
         crate::rrsync::check_rsync_options(&job.get(&RSYNC_OPTIONS))
             .map_err(|why| job.error_at("rsync_options", why))?;
-        if job.snapshot_source().is_none() && job.job().include.is_empty() {
+        if job.snapshot_root().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",
                 "without a snapshot source, the zfs backend sends only what include lists",
@@ -143,8 +143,8 @@ impl BackupBackend for ZfsBackend {
             // rsync it starts there stops once that connection is gone.
             let ssh = job.ssh();
             let mut e = ssh.base_argv();
-            if let Some(user) = &ssh.user {
-                e.extend(["-l".to_string(), user.clone()]);
+            if let Some(user) = ssh.remote_user() {
+                e.extend(["-l".to_string(), user.to_string()]);
             }
             argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
             argv.push(format!("--rsync-path={}", ari_core::ssh::watched(&ssh.remote_program("rsync"))));
@@ -263,14 +263,14 @@ impl BackupBackend for ZfsBackend {
                     "rsync_dst's path {written_to} is not inside the mount point {mountpoint} of {dataset}"
                 ))
             })?;
-            let snapshot = join_path(mountpoint, &format!(".zfs/snapshot/{}", request.backup.name));
-            let source = join_path(&join_path(&snapshot, inside), &request.path);
+            let snapshot = join_path(mountpoint, &format!(".zfs/snapshot/{}", request.backup().name()));
+            let source = join_path(&join_path(&snapshot, inside), request.path());
             // rsync copies a path into a directory under its own name; the root's content into
             // the target itself.
-            let (source, into) = if request.path.trim_matches('/').is_empty() {
-                (format!("{source}/"), format!("{}/", request.target))
+            let (source, into) = if request.path().trim_matches('/').is_empty() {
+                (format!("{source}/"), format!("{}/", request.target()))
             } else {
-                let parent = std::path::Path::new(&request.target)
+                let parent = std::path::Path::new(request.target())
                     .parent()
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "/".into());

@@ -46,7 +46,7 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
     };
     ari_core::engine_api::log_context::set_job_label(Some(plan.label()));
     let Some(mut backups) = list(plan, query) else { return exit::JOB_FAILED };
-    backups.sort_by_key(|b| std::cmp::Reverse(b.time));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.time()));
     let text = if json {
         as_json(plan.label(), plan.backend, &backups)
     } else {
@@ -66,7 +66,7 @@ pub fn list(
     if query.holds_none_yet() {
         return Some(Vec::new());
     }
-    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
+    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command()) {
         Ok(output) => output,
         Err(err) => {
             log::error!("listing the backups failed: {}", chain(&err));
@@ -76,11 +76,11 @@ pub fn list(
     match output
         .stdout()
         .map_err(|too_long| too_long.to_string())
-        .and_then(|printed| (query.parse)(printed).map_err(|err| err.to_string()))
+        .and_then(|printed| query.read(printed).map_err(|err| err.to_string()))
     {
         Ok(backups) => Some(backups),
         Err(why) => {
-            log::error!("{} printed what ari cannot read: {why}", query.command);
+            log::error!("{} printed what ari cannot read: {why}", query.command());
             None
         }
     }
@@ -92,12 +92,12 @@ fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
     }
     let mut out = format!("job {label} ({backend}): {} backups, newest first\n", backups.len());
     for backup in backups {
-        let size = backup.size.map(humane_bytes).unwrap_or_else(|| "-".into());
+        let size = backup.size().map(humane_bytes).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "  {:<26} {:>10}  {}\n",
-            ari_core::engine_api::restore::shown_time(backup.time),
+            ari_core::engine_api::restore::shown_time(backup.time()),
             size,
-            backup.name
+            backup.name()
         ));
     }
     out
@@ -107,8 +107,8 @@ fn as_json(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
     let entries: Vec<serde_json::Value> = backups
         .iter()
         .map(|b| {
-            let rfc3339 = jiff::Timestamp::from_second(b.time).map(|t| t.to_string()).unwrap_or_default();
-            serde_json::json!({"time": b.time, "time_rfc3339": rfc3339, "name": b.name, "size": b.size})
+            let rfc3339 = jiff::Timestamp::from_second(b.time()).map(|t| t.to_string()).unwrap_or_default();
+            serde_json::json!({"time": b.time(), "time_rfc3339": rfc3339, "name": b.name(), "size": b.size()})
         })
         .collect();
     let json = serde_json::json!({"job": label, "backend": backend, "backups": entries});

@@ -243,14 +243,6 @@ pub(crate) static LABEL: TextKind = TextKind {
     check: check_label,
 };
 
-/// A path or rdiff-backup pattern of `include` and `exclude`.
-pub static PATH_PATTERN: TextKind = TextKind {
-    name: "path or pattern",
-    accepts:
-        "an absolute path, or a pattern starting with `/` or `**`; no `.` or `..` parts, no control characters",
-    check: check_path_pattern,
-};
-
 /// An entry of `include` or `exclude` before its backend reads it: any non-empty text without
 /// control characters (what else it must be, each backend checks).
 pub(crate) static ENTRY: TextKind = TextKind {
@@ -272,21 +264,6 @@ pub static MOUNT_OPTIONS: TextKind = TextKind {
     accepts: "comma-separated mount options without spaces or empty items, not starting with `-`",
     check: check_mount_options,
 };
-
-// A kind is a static: two kinds are the same when they are the same static.
-impl PartialEq for TextKind {
-    fn eq(&self, other: &TextKind) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-impl Eq for TextKind {}
-
-impl PartialEq for ListKind {
-    fn eq(&self, other: &ListKind) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-impl Eq for ListKind {}
 
 /// ssh options, as on ssh's command line.
 pub(crate) static SSH_OPTIONS: ListKind = ListKind {
@@ -496,45 +473,11 @@ pub(crate) fn check_entry(entry: &str) -> Result<(), String> {
     check_no_control(entry)
 }
 
-/// Checks an include or exclude entry of rdiff-backup: a normalised absolute path, or a pattern
-/// starting with `/` or `**`. rdiff-backup matches a pattern against whole paths, which start
-/// with `/`: one starting with a single `*` (`*.tmp`) matches nothing, and rdiff-backup stops.
-pub(crate) fn check_path_pattern(path: &str) -> Result<(), String> {
-    if path.is_empty() {
-        return Err("is empty".into());
-    }
-    check_no_control(path)?;
-    if !(path.starts_with('/') || path.starts_with("**")) {
-        return Err(
-            "is not an absolute path (nor a pattern starting with `**`, which matches anywhere: `**/*.tmp`)"
-                .into(),
-        );
-    }
-    check_parts(path)
-}
-
 /// Whether `pattern` matches every path: a glob of nothing but `*` in each part (`*`, `**`,
 /// `/*`, `/**/*`). `/` itself, which names the whole tree as a path, is not a glob.
 pub fn is_whole_tree_glob(pattern: &str) -> bool {
     let parts: Vec<&str> = pattern.split('/').filter(|part| !part.is_empty()).collect();
     !parts.is_empty() && parts.iter().all(|part| part.chars().all(|c| c == '*'))
-}
-
-/// Checks what a job includes, as a path or a pattern (rdiff-backup's): absolute, since a
-/// relative pattern (`**/cache`) includes whatever matches anywhere on the host, and no glob
-/// of the whole tree (`*` includes all of `/`); `/` says that, when it is meant.
-pub fn check_include_pattern(path: &str) -> Result<(), String> {
-    if is_whole_tree_glob(path) {
-        return Err("is a glob of the whole tree: write `/` to back up everything".into());
-    }
-    if path.starts_with("**") {
-        return Err("is a relative pattern, which includes what it matches anywhere on the host: write where, from `/` (`/home/**/cache`)".into());
-    }
-    if !path.is_empty() && !path.starts_with('/') {
-        check_no_control(path)?;
-        return Err("is not an absolute path (it must start with `/`)".into());
-    }
-    check_path_pattern(path)
 }
 
 /// Checks a program: an absolute path, or a bare name looked up on PATH.
@@ -886,42 +829,10 @@ mod tests {
                 (&"/xxxxxxx".repeat(600), "longer than a path"),
             ],
         );
-        check(
-            &PATH_PATTERN,
-            &["/etc", "**/*.tmp", "/srv/**/cache", "/srv/data/", "/", "**"],
-            &[
-                ("etc", "not an absolute path"),
-                ("*.tmp", "not an absolute path"),
-                ("*", "not an absolute path"),
-                ("ignorecase:/etc", "not an absolute path"),
-                ("/srv/../etc", "`..`"),
-                ("/srv/./x", "`.`"),
-                ("", "is empty"),
-            ],
-        );
     }
 
     #[test]
-    fn includes_are_absolute_and_no_glob_of_everything() {
-        let include = TextKind { name: "include", accepts: "", check: check_include_pattern };
-        check(
-            &include,
-            &["/", "/etc", "/srv/**/cache", "/home/*/Documents", "/*.conf", "/srv/data/"],
-            &[
-                ("etc", "not an absolute path (it must start with `/`)"),
-                ("*.conf", "not an absolute path (it must start with `/`)"),
-                ("", "is empty"),
-                ("-x\n", "control character"),
-                ("*", "glob of the whole tree"),
-                ("**", "glob of the whole tree"),
-                ("**/cache", "is a relative pattern"),
-                ("/*", "glob of the whole tree: write `/`"),
-                ("/**", "glob of the whole tree"),
-                ("/**/*", "glob of the whole tree"),
-                ("/*/", "glob of the whole tree"),
-                ("/srv/../etc", "`..`"),
-            ],
-        );
+    fn globs_of_the_whole_tree() {
         assert!(is_whole_tree_glob("*") && is_whole_tree_glob("**") && is_whole_tree_glob("/***"));
         assert!(!is_whole_tree_glob("/") && !is_whole_tree_glob("") && !is_whole_tree_glob("/*/x"));
     }

@@ -44,7 +44,7 @@ pub fn shell_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
 
 /// `word` as rsync splits its `-e` command: on spaces only, with `'...'` or `"..."` quoting in
 /// which a doubled quote stands for itself, and no backslash escapes.
-pub fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
+pub(crate) fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
     if !word.is_empty() && !word.contains([' ', '\'', '"']) {
         Cow::Borrowed(word)
     } else {

@@ -67,12 +67,11 @@ impl fmt::Display for Program {
 
 /// A program on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Command {
     /// Where it runs.
-    pub host: Host,
+    pub(crate) host: Host,
     /// What runs.
-    pub program: Program,
+    pub(crate) program: Program,
 }
 
 impl Command {
@@ -88,6 +87,16 @@ impl Command {
     /// A shell command on `host`.
     pub fn shell(host: Host, script: impl Into<String>) -> Command {
         Command { host, program: Program::Shell(script.into()) }
+    }
+
+    /// Where it runs.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// What runs.
+    pub fn program(&self) -> &Program {
+        &self.program
     }
 }
 
@@ -131,8 +140,7 @@ impl Phase {
 
 /// The result of the steps up to the main step, as told to the post steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The pre steps, the snapshot and the main step succeeded.
     Success,
     /// Something before the post steps failed (or the job was interrupted).
@@ -154,7 +162,7 @@ pub enum When {
 
 impl When {
     /// Whether a step with this condition runs after `outcome`.
-    pub fn applies(self, outcome: Outcome) -> bool {
+    pub(crate) fn applies(self, outcome: Outcome) -> bool {
         match self {
             When::Always => true,
             When::Success => outcome == Outcome::Success,
@@ -198,41 +206,35 @@ impl<'de> serde::Deserialize<'de> for When {
     }
 }
 
-/// How often a failed step is tried again.
+/// How often a failed step is tried again: the engine's policy for cleanup steps
+/// (`max_retries`, `retry_interval`), and for the backup with `retry_backup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Retry {
+pub(crate) struct Retry {
     /// Tries after the first one.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// Pause between tries.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 }
 
 impl Retry {
-    /// `max_retries` tries after the first, `interval` apart.
-    pub fn new(max_retries: u32, interval: Duration) -> Retry {
-        Retry { max_retries, interval }
-    }
-
     /// Run once; a failure is final.
-    pub const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
+    pub(crate) const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
 }
 
 /// A read-only query about what a cleanup step removes: whether it is still there and, for a
 /// destructive step, whether it is what ari made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Probe {
+pub(crate) struct Probe {
     /// The query; exit status 0 means the thing is there.
-    pub query: Command,
+    pub(crate) query: Command,
     /// The words its standard output must consist of for the thing to be ari's; `None` when
     /// the exit status says all.
-    pub expect: Option<Vec<String>>,
+    pub(crate) expect: Option<Vec<String>>,
 }
 
 impl Probe {
     /// Whether the query's output shows what the probe expects.
-    pub fn matches(&self, stdout: &str) -> bool {
+    pub(crate) fn matches(&self, stdout: &str) -> bool {
         match &self.expect {
             Some(words) => stdout.split_whitespace().eq(words.iter().map(String::as_str)),
             None => true,
@@ -242,23 +244,22 @@ impl Probe {
 
 /// A non-zero exit status that counts as success only with the output that says it is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Tolerated {
+pub(crate) struct Tolerated {
     /// The exit status.
-    pub code: i32,
+    pub(crate) code: i32,
     /// What the command's standard error (or output, when that is empty) must hold: the tool's
     /// own words, or, for a repair read back from the ledger, the words it was recorded with.
-    pub output: std::borrow::Cow<'static, str>,
+    pub(crate) output: std::borrow::Cow<'static, str>,
 }
 
 impl Tolerated {
     /// Exit status `code` with `output` in what the command printed.
-    pub fn new(code: i32, output: impl Into<std::borrow::Cow<'static, str>>) -> Tolerated {
+    pub(crate) fn new(code: i32, output: impl Into<std::borrow::Cow<'static, str>>) -> Tolerated {
         Tolerated { code, output: output.into() }
     }
 
     /// Whether a command that exited with `code`, printing `output`, succeeded after all.
-    pub fn accepts(&self, code: i32, output: &str) -> bool {
+    pub(crate) fn accepts(&self, code: i32, output: &str) -> bool {
         self.code == code && !self.output.is_empty() && output.contains(&*self.output)
     }
 }
@@ -361,21 +362,20 @@ const fn is_bracket_body(set: &[u8]) -> bool {
 /// value at every `{}`, one or more of `chars`). The pipeline refuses an expansion that matches
 /// none of its step's patterns, and `ari authorize` lets exactly these through a host's filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CommandPattern {
     /// Where the command runs.
-    pub host: Host,
+    pub(crate) host: Host,
     /// The command line, `{}` standing for the variable part; without `{}`, the exact line.
-    pub template: String,
+    pub(crate) template: String,
     /// What the variable part may hold.
-    pub chars: Chars,
+    pub(crate) chars: Chars,
     /// What the command lets ari's key do on the host beyond the job's own work, in a sentence
     /// that `ari authorize` shows beside the filter (a server that reads the whole host, a tool
     /// whose protocol runs the client's code): none when it does only what the job needs.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// What a host's filter runs instead of a matching command: a program that restricts the
     /// request itself (rsync's `rrsync`), none when the filter runs the command as it is.
-    pub handover: Option<Handover>,
+    pub(crate) handover: Option<Handover>,
 }
 
 /// A program that a host's filter runs in place of a command it matched, handing it the
@@ -385,18 +385,17 @@ pub struct CommandPattern {
 /// against its tables and keeps inside DIR). ari's own argv does not change: the filter
 /// rewrites what arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Handover {
     /// The program and its arguments (`rrsync -wo /tank/web`), fixed; under `remote_sudo` it
     /// runs through sudo, which keeps `variable` for it alone.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// The environment variable that carries the request (`SSH_ORIGINAL_COMMAND`).
-    pub variable: &'static str,
+    pub(crate) variable: &'static str,
     /// The request, `{}` standing for the matched command's variable part (`rsync --server {}.`).
-    pub request: String,
+    pub(crate) request: String,
     /// A harmless argv that runs only when the program can (`rrsync -help`: rrsync there, and
     /// its interpreter): `ari check --connect` runs it, without sudo, as the filter allows.
-    pub probe: Vec<String>,
+    pub(crate) probe: Vec<String>,
 }
 
 impl Handover {
@@ -472,8 +471,20 @@ impl CommandPattern {
         self
     }
 
+    /// The command line, `{}` standing for the variable part.
+    #[doc(hidden)]
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// What the variable part may hold.
+    #[doc(hidden)]
+    pub fn chars(&self) -> Chars {
+        self.chars
+    }
+
     /// Whether the remote command line `line` is one the pattern allows.
-    pub fn matches(&self, line: &str) -> bool {
+    pub(crate) fn matches(&self, line: &str) -> bool {
         let Some((fixed, _)) = self.template.split_once("{}") else { return line == self.template };
         let Some(rest) = line.strip_prefix(fixed) else { return false };
         let value: String = rest.chars().take_while(|c| self.chars.contains(*c)).collect();
@@ -482,6 +493,7 @@ impl CommandPattern {
 }
 
 /// The remote command line of `command` as the remote shell gets it (after ari's remote wrapper).
+#[doc(hidden)]
 pub fn remote_line(command: &Command) -> String {
     match &command.program {
         Program::Argv(words) => crate::contract::quote::shell_join(words),
@@ -494,8 +506,7 @@ pub(crate) type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, PluginError> +
 
 /// What a step does.
 #[derive(Clone)]
-#[non_exhaustive]
-pub enum Action {
+pub(crate) enum Action {
     /// Run a command; the step succeeds when it exits 0.
     Run(Command),
     /// Run a check that must fail: exit 0 means the step refuses to go on, for `reason`
@@ -518,7 +529,7 @@ pub enum Action {
 
 impl Action {
     /// The command the step starts with (the query of a dynamic step).
-    pub fn command(&self) -> &Command {
+    pub(crate) fn command(&self) -> &Command {
         match self {
             Action::Run(command) => command,
             Action::RefuseIf { command, .. } => command,
@@ -542,12 +553,11 @@ impl fmt::Debug for Action {
 /// What a backup step moved, as its tool reports it: files changed (new, changed or deleted)
 /// and bytes transferred. Either is `None` where the tool does not say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
 pub struct Transfer {
     /// Files new, changed or deleted.
-    pub files: Option<u64>,
+    pub(crate) files: Option<u64>,
     /// Bytes of the files sent.
-    pub bytes: Option<u64>,
+    pub(crate) bytes: Option<u64>,
 }
 
 impl Transfer {
@@ -571,48 +581,47 @@ impl std::ops::Add for Transfer {
 }
 
 /// Reads what a successful step transferred from its standard output.
-pub type Statistics = fn(&str) -> Transfer;
+pub(crate) type Statistics = fn(&str) -> Transfer;
 
 /// One step of a job.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct Step {
     /// The phase it belongs to.
-    pub phase: Phase,
+    pub(crate) phase: Phase,
     /// A short name for logs and plans (`pre[0]`, `rdiff-backup`, `remove increments`).
-    pub name: String,
+    pub(crate) name: String,
     /// When it runs (post steps only; other phases always use `Always`).
-    pub when: When,
+    pub(crate) when: When,
     /// What it does.
-    pub action: Action,
+    pub(crate) action: Action,
     /// How often it is retried.
-    pub retry: Retry,
+    pub(crate) retry: Retry,
     /// The step that undoes this one, run in the cleanup phase once this one succeeded
     /// (the `umount` of a `mount`, the `lvremove` of an `lvcreate`).
-    pub undo: Option<Box<Step>>,
+    pub(crate) undo: Option<Box<Step>>,
     /// Non-zero exit statuses that still count as success, with a warning, when the output
     /// says why (rdiff-backup's retention exits 2 when no increment is old enough to remove, and
     /// also on a usage error).
-    pub tolerated: Vec<Tolerated>,
+    pub(crate) tolerated: Vec<Tolerated>,
     /// For a cleanup step: what it removes, named as left behind when it fails
     /// (`snapshot vg0/root-ari_backup on db-server`).
-    pub removes: Option<String>,
+    pub(crate) removes: Option<String>,
     /// For a dynamic step: what it runs after its query, as a pattern (`zfs snapshot
     /// pool/x@ari-backup-%Y-%m-%d--%H%M`), for plans.
-    pub shows: Option<String>,
+    pub(crate) shows: Option<String>,
     /// For a cleanup step: a query that succeeds while what it removes is still there
     /// (`mountpoint -q DIR`). Recovery after a crash runs the step only then, so undoing is
     /// idempotent: a snapshot already gone is fine. A probe that expects an output is also the
     /// proof a destructive step gives before every run that its target is what ari made.
-    pub present: Option<Probe>,
+    pub(crate) present: Option<Probe>,
     /// For a backup step: how to read what it transferred from its output (metrics).
-    pub statistics: Option<Statistics>,
+    pub(crate) statistics: Option<Statistics>,
     /// Remote command lines the step may run that its commands do not spell out: what a dynamic
     /// step expands to, what its tool starts on a host (see [`CommandPattern`]).
-    pub may_run: Vec<CommandPattern>,
+    pub(crate) may_run: Vec<CommandPattern>,
     /// What repairs the state this step leaves when it does not end normally (see
     /// [`Step::repaired_by`]), in the order they run.
-    pub repairs: Vec<Step>,
+    pub(crate) repairs: Vec<Step>,
 }
 
 /// The shell variable in which a repair's presence query, when it is local shell text, finds
@@ -642,7 +651,7 @@ impl Step {
     }
 
     /// The same step, reading what it transferred from its standard output with `statistics`.
-    pub fn reporting(mut self, statistics: Statistics) -> Step {
+    pub fn reporting(mut self, statistics: fn(&str) -> Transfer) -> Step {
         self.statistics = Some(statistics);
         self
     }
@@ -741,13 +750,13 @@ impl Step {
     }
 
     /// The same step, run only when `when` applies.
-    pub fn when(mut self, when: When) -> Step {
+    pub(crate) fn when(mut self, when: When) -> Step {
         self.when = when;
         self
     }
 
     /// The same step, retried by `retry`.
-    pub fn retry(mut self, retry: Retry) -> Step {
+    pub(crate) fn retry(mut self, retry: Retry) -> Step {
         self.retry = retry;
         self
     }
@@ -756,6 +765,57 @@ impl Step {
     pub fn undo(mut self, undo: Step) -> Step {
         self.undo = Some(Box::new(undo));
         self
+    }
+
+    // What a step is, for a plugin's tests.
+
+    /// The phase it belongs to.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Its name in logs and plans.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When it runs: `Always` but for post steps (a backend's run only after success).
+    pub fn runs_when(&self) -> When {
+        self.when
+    }
+
+    /// The command it starts with: what it runs, the check of a refusal, the query of a
+    /// dynamic step.
+    pub fn command(&self) -> &Command {
+        self.action.command()
+    }
+
+    /// The step that undoes it in the cleanup phase, if any.
+    pub fn undone_by(&self) -> Option<&Step> {
+        self.undo.as_deref()
+    }
+
+    /// The query that tells whether what it removes is still there ([`Step::present_while`],
+    /// [`Step::proven_by`]), with the words that query must print to prove its target, if any.
+    pub fn presence(&self) -> Option<(&Command, Option<&[String]>)> {
+        self.present.as_ref().map(|probe| (&probe.query, probe.expect.as_deref()))
+    }
+
+    /// What it removes, as reported when it fails ([`Step::removes`]).
+    pub fn removal(&self) -> Option<&str> {
+        self.removes.as_deref()
+    }
+
+    /// What repairs the state it leaves when it does not end normally ([`Step::repaired_by`]).
+    #[doc(hidden)]
+    pub fn repairs(&self) -> &[Step] {
+        &self.repairs
+    }
+
+    /// Whether it counts an exit with status `code`, having printed `output`, as success
+    /// ([`Step::tolerating`]).
+    pub fn tolerates(&self, code: i32, output: &str) -> bool {
+        self.tolerated.iter().any(|tolerated| tolerated.accepts(code, output))
     }
 }
 

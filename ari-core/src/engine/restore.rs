@@ -314,11 +314,6 @@ fn copy(runner: &Runner, restore: &Restore) -> Result<bool, RestoreError> {
     log::info!("restoring: {command}");
     match runner.run(&command) {
         Ok(_) => Ok(false),
-        Err(ref error)
-            if crate::engine::process::counts_as_success(&restore.tolerated, error, "the copy") =>
-        {
-            Ok(false)
-        }
         Err(ProcessError::Exited { code, ref stderr, .. })
             if restore.absent.iter().any(|absent| absent.accepts(code, stderr)) =>
         {

@@ -84,7 +84,7 @@ impl BackupBackend for ResticBackend {
                 ));
             }
         }
-        if job.job().include.is_empty() && job.snapshot_source().is_none() {
+        if job.job().include.is_empty() && job.snapshot_root().is_none() {
             return Err(job.error_at("include", "the restic backend needs at least one path to back up"));
         }
         if keep_options(job).is_empty() {

@@ -9,8 +9,8 @@
 /// not read; the engine shows it after the command whose output it was
 /// (`cannot use the output of ...: MESSAGE`).
 ///
-/// A `String` or `&str` converts into one, so that `?` carries a message from a helper that
-/// returns `Result<_, String>`.
+/// A `String` converts into one, so that `?` carries a message from a helper that returns
+/// `Result<_, String>`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct PluginError {
@@ -26,12 +26,6 @@ impl PluginError {
 
 impl From<String> for PluginError {
     fn from(message: String) -> PluginError {
-        PluginError::new(message)
-    }
-}
-
-impl From<&str> for PluginError {
-    fn from(message: &str) -> PluginError {
         PluginError::new(message)
     }
 }

@@ -420,7 +420,11 @@ mod tests {
         let mut filter = HostFilter {
             host: "h".into(),
             destination: "backup@h".into(),
-            ssh: crate::contract::ssh::Ssh::new("ssh").user("backup").sudo(sudo),
+            ssh: crate::contract::ssh::Ssh {
+                user: Some("backup".into()),
+                ..crate::contract::ssh::Ssh::new("ssh")
+            }
+            .sudo(sudo),
             path: "/usr/local/sbin/ari-filter".into(),
             extra_options: None,
             keys_file: None,
