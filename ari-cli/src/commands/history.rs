@@ -66,7 +66,7 @@ pub fn list(
     if query.holds_none_yet() {
         return Some(Vec::new());
     }
-    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command()) {
+    let output = match Runner::new(plan.ssh.clone(), false).run(query.command()) {
         Ok(output) => output,
         Err(err) => {
             log::error!("listing the backups failed: {}", chain(&err));

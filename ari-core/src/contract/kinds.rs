@@ -15,7 +15,7 @@
 
 /// A kind of text value: its name in help and docs, what it accepts, and its check. A plugin
 /// declares one as a static ([`TextKind::new`]) and names it in a setting
-/// ([`SettingKind::Text`]).
+/// ([`SettingKind::Text`](crate::contract::settings::SettingKind::Text)).
 #[derive(Debug)]
 pub struct TextKind {
     /// The name in help, errors and docs (`host`, `path`, `timespec`).

@@ -19,7 +19,7 @@ use crate::contract::settings::{Setting, SettingType, Settings, Source};
 use crate::contract::ssh::Ssh;
 use crate::contract::step::{Host, Retry, Step};
 
-mod error;
+pub(crate) mod error;
 
 pub use error::PluginError;
 

@@ -52,7 +52,8 @@ pub(crate) fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
     }
 }
 
-/// The words as an rsync `-e` command, each quoted by [`rsync_rsh_quote`].
+/// The words as an rsync `-e` command, which rsync splits on spaces only: a word with a space
+/// or a quote goes in single quotes, a `'` in it doubled.
 pub fn rsync_rsh_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
     words.into_iter().map(|w| rsync_rsh_quote(w.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::contract::plugin::PluginError;
+use crate::contract::plugin::error::PluginError;
 
 /// Where a command runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -346,7 +346,8 @@ const fn is_bracket_body(set: &[u8]) -> bool {
             let c = set[i];
             let plain = c.is_ascii_alphanumeric()
                 || matches!(c, b'_' | b'.' | b':' | b',' | b'=' | b'+' | b'@' | b'%' | b' ');
-            if !plain && !(c == b'-' && i + 1 == set.len()) {
+            let last_dash = c == b'-' && i + 1 == set.len();
+            if !(plain || last_dash) {
                 return false;
             }
             i += 1;
