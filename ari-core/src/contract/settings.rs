@@ -439,6 +439,7 @@ impl fmt::Display for Source {
 
 /// The values one source sets, each already checked against its setting's kind.
 #[derive(Debug, Clone)]
+#[doc(hidden)]
 pub struct Layer {
     /// Where these values come from.
     #[doc(hidden)]
@@ -481,7 +482,9 @@ impl Layer {
 }
 
 /// The effective settings of one job: every registered setting's value and where it came from.
+/// A plugin reads them through its context (`JobContext::get`).
 #[derive(Debug, Clone)]
+#[doc(hidden)]
 pub struct Settings {
     values: BTreeMap<&'static str, (Value, Source)>,
     /// The text of each file a value came from, shared with its layer.
