@@ -39,7 +39,7 @@ const ORIGINS: [&str; 2] = ["vg0/root", "vg1/data"];
 const DESTRUCTIVE: [&str; 5] = ["lvremove", "zfs", "rm", "umount", "rmdir"];
 
 fn undo_steps(plan: &JobPlan) -> Vec<&Step> {
-    plan.snapshot.iter().filter_map(|step| step.undo.as_deref()).collect()
+    plan.snapshot.iter().filter_map(|step| step.undone_by()).collect()
 }
 
 #[test]
@@ -59,35 +59,35 @@ fn no_undo_step_can_name_an_origin_volume() {
                 let plan = JobPlan::build(job, &empty, &empty, None).unwrap_or_else(|e| panic!("{e}"));
                 plans += 1;
                 for undo in undo_steps(&plan) {
-                    let Program::Argv(argv) = &undo.action.command().program else {
-                        panic!("{}: an undo step runs through a shell", undo.name);
+                    let Program::Argv(argv) = undo.command().program() else {
+                        panic!("{}: an undo step runs through a shell", undo.name());
                     };
                     for origin in ORIGINS {
                         let device = format!("/dev/{origin}");
                         assert!(
                             !argv.iter().any(|word| word == origin || *word == device),
                             "{} (suffix {suffix:?}) names the origin {origin}: {argv:?}",
-                            undo.name
+                            undo.name()
                         );
                     }
                     assert!(
-                        undo.present.is_some(),
+                        undo.presence().is_some(),
                         "{}: no query tells whether its thing is there",
-                        undo.name
+                        undo.name()
                     );
-                    assert!(undo.removes.is_some(), "{}: does not say what it removes", undo.name);
+                    assert!(undo.removal().is_some(), "{}: does not say what it removes", undo.name());
                     if DESTRUCTIVE.contains(&argv[0].as_str()) {
-                        let proof = undo.present.as_ref().and_then(|p| p.expect.as_ref());
+                        let proof = undo.presence().and_then(|(_, expect)| expect);
                         assert!(
                             proof.is_some(),
                             "{} destroys without proving its target: {argv:?}",
-                            undo.name
+                            undo.name()
                         );
                     }
                     assert!(
                         !(argv[0] == "rm" && argv.iter().any(|w| w.starts_with('-') && w.contains('r'))),
                         "{}: a recursive remove: {argv:?}",
-                        undo.name
+                        undo.name()
                     );
                 }
             }
@@ -122,18 +122,18 @@ fn every_repair_says_what_it_repairs_and_removes_nothing_recursively() {
         let job = Job::parse(Path::new("/jobs/db.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
         let empty = Layer::new(Source::Default);
         let plan = JobPlan::build(job, &empty, &empty, None).unwrap_or_else(|e| panic!("{e}"));
-        for repair in plan.steps().iter().flat_map(|step| &step.repairs) {
+        for repair in plan.steps().iter().flat_map(|step| step.repairs()) {
             repairs += 1;
-            let Program::Argv(argv) = &repair.action.command().program else {
-                panic!("{}: a repair runs through a shell", repair.name);
+            let Program::Argv(argv) = repair.command().program() else {
+                panic!("{}: a repair runs through a shell", repair.name());
             };
-            assert!(repair.action.command().host.is_local(), "{}: not on the backup server", repair.name);
-            assert!(repair.present.is_some(), "{}: no query tells whether it is needed", repair.name);
-            assert!(repair.removes.is_some(), "{}: does not say what it repairs", repair.name);
+            assert!(repair.command().host().is_local(), "{}: not on the backup server", repair.name());
+            assert!(repair.presence().is_some(), "{}: no query tells whether it is needed", repair.name());
+            assert!(repair.removal().is_some(), "{}: does not say what it repairs", repair.name());
             assert!(
                 !(argv[0] == "rm" && argv.iter().any(|w| w.starts_with('-') && w.contains('r'))),
                 "{}: a recursive remove: {argv:?}",
-                repair.name
+                repair.name()
             );
         }
     }

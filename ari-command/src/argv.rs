@@ -52,7 +52,8 @@ pub fn expand(command: &[String], placeholders: &Placeholders) -> Result<Vec<Str
         .collect::<Result<Vec<_>, _>>()?;
     // Run without a shell, the first word is what is executed (a placeholder in it filled in):
     // a relative path would be looked for wherever ari, or the remote shell, happens to start.
-    ari_core::kinds::check_program(&filled[0])
+    ari_core::kinds::PROGRAM
+        .check(&filled[0])
         .map_err(|why| format!("the program `{}` {why}", ari_core::kinds::shown(&filled[0])))?;
     Ok(filled)
 }

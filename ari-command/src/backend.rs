@@ -22,11 +22,7 @@ fn host(job: &JobContext) -> Host {
 
 /// The command's argv with its placeholders filled in; the error names the key.
 fn argv(job: &JobContext) -> Result<Vec<String>, ConfigError> {
-    let command = job.get(&COMMAND).ok_or_else(|| {
-        job.error(
-            "command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]",
-        )
-    })?;
+    let command = job.require(&COMMAND)?;
     let snapshot_root = job.snapshot_root();
     let placeholders = Placeholders { label: &job.job().label, snapshot_root: snapshot_root.as_deref() };
     argv::expand(&command, &placeholders).map_err(|message| job.error_at("command", message))
@@ -124,11 +120,10 @@ mod tests {
             assert!(backend.post_steps(job).unwrap().is_empty(), "no post steps");
             let steps = backend.main_steps(job).map_err(|e| e.to_string())?;
             let [step] = steps.as_slice() else { panic!("one main step, not {steps:?}") };
-            let command = step.action.command();
-            let Program::Argv(argv) = &command.program else { panic!("no shell: {command:?}") };
-            let tools: Vec<String> =
-                backend.tools(job).iter().map(|t| format!("{}={}", t.setting, t.program)).collect();
-            Ok(format!("{} on {}: {argv:?} tools {tools:?}", step.name, command.host))
+            let command = step.command();
+            let Program::Argv(argv) = command.program() else { panic!("no shell: {command:?}") };
+            let tools = backend.tools(job);
+            Ok(format!("{} on {}: {argv:?} tools {tools:?}", step.name(), command.host()))
         })
     }
 
@@ -153,7 +148,7 @@ mod tests {
             "command: restic -r /srv/restic backup --tag '{label}' /etc\n",
             false,
             Ok(
-                r#"restic on localhost: ["restic", "-r", "/srv/restic", "backup", "--tag", "db", "/etc"] tools ["command=restic"]"#,
+                r#"restic on localhost: ["restic", "-r", "/srv/restic", "backup", "--tag", "db", "/etc"] tools [Tool { setting: "command", program: "restic" }]"#,
             ),
         );
         check(
@@ -164,20 +159,24 @@ mod tests {
         check(
             "source_hostname: db-server\ncommand_host: local\ncommand: [rsync, -a, 'db-server:{snapshot_root}/', /srv/db]\n",
             true,
-            Ok(r#"rsync on localhost: ["rsync", "-a", "db-server:/snap/db/", "/srv/db"] tools ["command=rsync"]"#),
+            Ok(r#"rsync on localhost: ["rsync", "-a", "db-server:/snap/db/", "/srv/db"] tools [Tool { setting: "command", program: "rsync" }]"#),
         );
         check(
             "command_host: source\ncommand: [tar, -C, '{snapshot_root}', -cf, /srv/db.tar, .]\n",
             true,
             Ok(
-                r#"tar on localhost: ["tar", "-C", "/snap/db", "-cf", "/srv/db.tar", "."] tools ["command=tar"]"#,
+                r#"tar on localhost: ["tar", "-C", "/snap/db", "-cf", "/srv/db.tar", "."] tools [Tool { setting: "command", program: "tar" }]"#,
             ),
         );
     }
 
     #[test]
     fn errors_name_the_key() {
-        check("source_hostname: db-server\n", false, Err("command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]"));
+        check(
+            "source_hostname: db-server\n",
+            false,
+            Err("command: required by the command backend; set it in the job file or the global config"),
+        );
         check(
             "command: []\n",
             false,
@@ -215,7 +214,7 @@ mod tests {
         let yaml = "source_hostname: db-server\nremote_user: backup\nssh_port: 2222\ncommand: [sh, -c, 'pg_dump --file \"/var/backups/{label} dump.sql\" app', \"it's\"]\n";
         let local_argv = with_job(yaml, false, |job| {
             let steps = CommandBackend.main_steps(job).unwrap();
-            steps[0].action.command().local_argv(&job.ssh())
+            steps[0].command().local_argv(&job.ssh())
         });
         insta::assert_yaml_snapshot!(local_argv);
     }

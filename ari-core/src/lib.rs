@@ -5,10 +5,12 @@
 //! for: the traits [`plugin::BackupBackend`] and [`plugin::SnapshotSource`], the
 //! [`plugin::JobContext`] they build steps from, steps as data ([`step`]), settings and their
 //! kinds ([`settings`], [`kinds`], [`core_settings`]), the job model ([`job`]), errors
-//! ([`ConfigError`]), quoting for tools that start their own ssh ([`quote`], [`ssh`]), a test kit
-//! ([`testkit`]), and a [`prelude`] of all a plugin usually needs. `cargo xtask test` compares
-//! it with the committed listing `ari-core/api.txt`: a change that removes or alters any of it
-//! fails until the version is bumped.
+//! ([`ConfigError`], [`plugin::PluginError`]), quoting for tools that start their own ssh
+//! ([`quote`], [`ssh`]), a test kit ([`testkit`]), and a [`prelude`] of all a plugin usually
+//! needs. It is what ari's own plugins use: what only the engine uses is the crate's own, and
+//! what only `ari-cli` also uses is `#[doc(hidden)]`. `cargo xtask test` compares it with the
+//! committed listing `ari-core/api.txt`: a change that removes or alters any of it fails until
+//! the version is bumped.
 //!
 //! **The engine** (`src/engine/`: planning and running, the one process spawner, remote
 //! sessions, the job runner and the scheduler, the state directory, ledgers, locks, history,

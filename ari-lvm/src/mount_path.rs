@@ -112,8 +112,8 @@ mod tests {
         let (query, expect) = proof(&Host::Local, &dirs, None);
         assert_eq!(expect, dirs);
         assert_eq!(
-            query.program,
-            ari_core::step::Program::Argv(words(&[
+            query.program(),
+            &ari_core::step::Program::Argv(words(&[
                 "find",
                 "-P",
                 "/",
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn a_mount_point_is_matched_as_itself() {
         let (query, _) = proof(&Host::Local, &chain("/m/a*b"), Some("/m/a*b"));
-        let ari_core::step::Program::Argv(argv) = query.program else { panic!("an argv") };
+        let ari_core::step::Program::Argv(argv) = query.program() else { panic!("an argv") };
         let at = argv.iter().position(|w| w == "-path").expect("a -path test");
         assert_eq!(argv[at + 1], "/m/a\\*b");
         assert_eq!(glob_literal("/a[1]?\\"), "/a\\[1\\]\\?\\\\");

@@ -26,15 +26,16 @@ pub const ALLOWED: &[(&str, &str)] = &[
 ];
 
 /// `mount -o` options of a snapshot: only [`ALLOWED`] ones.
-pub static MOUNT_OPTIONS: TextKind = TextKind {
-    name: "snapshot mount options",
-    accepts: "comma-separated options that only restrict the mount: ro, rw, noatime, nodiratime, relatime, nodev, nosuid, noexec, nosymfollow, norecovery, noload (ext4), nouuid (XFS)",
-    check: check_mount_options,
-};
+pub static MOUNT_OPTIONS: TextKind = TextKind::new(
+    "snapshot mount options",
+    "comma-separated options that only restrict the mount: ro, rw, noatime, nodiratime, relatime, nodev, nosuid, noexec, nosymfollow, norecovery, noload (ext4), nouuid (XFS)",
+    check_mount_options,
+);
 
-/// Checks a snapshot's `mount -o` options: well formed, and each one of [`ALLOWED`].
+/// Checks a snapshot's `mount -o` options: well formed, as the job model reads a volume's
+/// (`kinds::MOUNT_OPTIONS`), and each one of [`ALLOWED`].
 pub fn check_mount_options(options: &str) -> Result<(), String> {
-    kinds::check_mount_options(options)?;
+    kinds::MOUNT_OPTIONS.check(options)?;
     for option in options.split(',') {
         let name = option.split_once('=').map_or(option, |(name, _)| name);
         if ALLOWED.iter().any(|(allowed, _)| *allowed == option) {

@@ -17,7 +17,7 @@ pub static SNAPSHOT_MOUNT_ROOT: Setting<String> = Setting::with_kind(
 pub static SNAPSHOT_SUFFIX: Setting<String> = Setting::with_kind(
     "snapshot_suffix",
     "lvm",
-    SettingKind::Text(&kinds::LV_SUFFIX),
+    SettingKind::Text(&LV_SUFFIX),
     Some("-ari_backup"),
     "a snapshot's LV name is the volume's LV name plus this suffix",
 );
@@ -31,11 +31,33 @@ pub static SNAPSHOT_SIZE: Setting<String> = Setting::with_kind(
 );
 
 /// A size as `lvcreate -L` takes it.
-pub static SIZE: TextKind = TextKind {
-    name: "size",
-    accepts: "a positive size as lvcreate -L takes it: a number with an optional unit b, s, k, m, g, t, p, e (`1G`, `500M`, `2.5g`; megabytes without one)",
-    check: check_size,
-};
+pub static SIZE: TextKind = TextKind::new(
+    "size",
+    "a positive size as lvcreate -L takes it: a number with an optional unit b, s, k, m, g, t, p, e (`1G`, `500M`, `2.5g`; megabytes without one)",
+    check_size,
+);
+
+/// The suffix that makes a snapshot's LV name from its origin's.
+pub static LV_SUFFIX: TextKind = TextKind::new(
+    "lv suffix",
+    "a non-empty suffix of LVM name characters (letters, digits, `+`, `_`, `.`, `-`)",
+    check_lv_suffix,
+);
+
+/// Checks a snapshot suffix: never empty, so that a snapshot can never be named as its origin.
+/// Whether the name it makes is one LVM takes, the source checks with each volume's name.
+pub fn check_lv_suffix(suffix: &str) -> Result<(), String> {
+    if suffix.is_empty() {
+        return Err("is empty, which would give the snapshot its origin's name".into());
+    }
+    match suffix.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '_' | '.' | '-'))) {
+        Some(c) => Err(format!(
+            "holds `{}` (LVM names hold letters, digits, `+`, `_`, `.`, `-`)",
+            c.escape_default()
+        )),
+        None => Ok(()),
+    }
+}
 
 /// Checks an `lvcreate -L` size: a positive number with an optional unit.
 pub fn check_size(size: &str) -> Result<(), String> {
@@ -59,6 +81,17 @@ ari_core::register_settings!(SNAPSHOT_MOUNT_ROOT, SNAPSHOT_SUFFIX, SNAPSHOT_SIZE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suffixes() {
+        for ok in ["-ari_backup", "_snap", ".1"] {
+            assert_eq!(check_lv_suffix(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [("", "its origin's name"), ("/x", "`/`"), ("a b", "` `")] {
+            let err = check_lv_suffix(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn sizes() {

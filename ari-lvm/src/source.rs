@@ -105,8 +105,8 @@ impl SnapshotSource for LvmSource {
 
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (kinds::VOLUME, kinds::PATH,
-        // kinds::LV_SUFFIX, SIZE); what is left spans several values, or is this source's own
-        // rule for a value the job model reads (a volume's mount options, by `MOUNT_OPTIONS`).
+        // LV_SUFFIX, SIZE); what is left spans several values, or is this source's own rule for
+        // a value the job model reads (a volume's mount options, by `MOUNT_OPTIONS`).
         if job.job().volumes.is_empty() {
             return Err(job.error_at("volumes", "a job with `snapshot: lvm` needs at least one volume"));
         }
@@ -115,7 +115,8 @@ impl SnapshotSource for LvmSource {
         for volume in &job.job().volumes {
             let (vg, lv) = volume.name.split_once('/').unwrap_or(("", &volume.name));
             let snapshot = format!("{lv}{suffix}");
-            kinds::check_lvm_name("logical volume", &snapshot).map_err(|why| {
+            // The job model's rule for a volume (`kinds::VOLUME`) is LVM's for its names.
+            kinds::VOLUME.check(&format!("{vg}/{snapshot}")).map_err(|why| {
                 job.error_at(
                     "snapshot_suffix",
                     format!(
@@ -217,7 +218,6 @@ impl SnapshotSource for LvmSource {
 
     fn steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let host = job.source_host();
-        let retry = job.cleanup_retry();
         let size = job.get(&SNAPSHOT_SIZE);
         let volumes = volumes(job);
         let base = base(job);
@@ -236,7 +236,6 @@ impl SnapshotSource for LvmSource {
                 format!("lvremove {}", v.snapshot),
                 on(words(&["lvremove", "-f", &v.snapshot])),
             )
-            .retry(retry)
             .removes(at(format!("snapshot {}", v.snapshot)))
             .proven_by(
                 on(words(&["lvs", "--noheadings", "-o", "vg_name,lv_name,origin", &v.snapshot])),
@@ -249,7 +248,6 @@ impl SnapshotSource for LvmSource {
         let rmdir = |dir: &str| {
             let (query, expect) = proof(&host, &chain(dir), None);
             Step::run(Phase::Cleanup, format!("rmdir {dir}"), on(words(&["rmdir", dir])))
-                .retry(retry)
                 .removes(at(format!("directory {dir}")))
                 .proven_by(query, expect)
         };
@@ -310,7 +308,6 @@ impl SnapshotSource for LvmSource {
             let (mounted, at_target) = mounted_at(&host, &v.device, &v.target);
             let umount =
                 Step::run(Phase::Cleanup, format!("umount {}", v.target), on(words(&["umount", &v.device])))
-                    .retry(retry)
                     .removes(at(format!("mount of {} at {}", v.device, v.target)))
                     .proven_by(mounted, at_target);
             steps.push(
@@ -373,11 +370,11 @@ mod tests {
 #[cfg(test)]
 mod undo_tests {
     use super::*;
-    use ari_core::step::{Action, Program};
+    use ari_core::step::Program;
     use ari_core::testkit::TestJob;
 
     fn argv(command: &Command) -> Vec<String> {
-        match &command.program {
+        match command.program() {
             Program::Argv(argv) => argv.clone(),
             Program::Shell(script) => panic!("a shell command: {script}"),
         }
@@ -387,9 +384,9 @@ mod undo_tests {
     fn shown(steps: &[Step]) -> Vec<String> {
         let mut lines = Vec::new();
         for step in steps {
-            for step in std::iter::once(step).chain(step.undo.as_deref()) {
-                let mut line = argv(step.action.command()).join(" ");
-                if let Some(expect) = step.present.as_ref().and_then(|p| p.expect.as_ref()) {
+            for step in std::iter::once(step).chain(step.undone_by()) {
+                let mut line = argv(step.command()).join(" ");
+                if let Some((_, Some(expect))) = step.presence() {
                     line.push_str(&format!("  [proof: {}]", expect.join(" ")));
                 }
                 lines.push(line);
@@ -408,14 +405,13 @@ mod undo_tests {
         let ctx = job.context();
         LvmSource.check(&ctx).unwrap();
         let steps = LvmSource.steps(&ctx).unwrap();
-        let undos: Vec<&Step> = steps.iter().filter_map(|s| s.undo.as_deref()).collect();
+        let undos: Vec<&Step> = steps.iter().filter_map(|s| s.undone_by()).collect();
         assert_eq!(undos.len(), 4 + 1 + 4, "4 lvremove, 1 rmdir of the base, 4 umount");
         for undo in undos {
-            let probe =
-                undo.present.as_ref().unwrap_or_else(|| panic!("{} has no presence query", undo.name));
-            assert!(probe.expect.is_some(), "{} does not prove its target", undo.name);
-            assert!(undo.removes.is_some(), "{} does not say what it removes", undo.name);
-            assert!(undo.retry.max_retries > 0, "{} is not retried", undo.name);
+            let (_, expect) =
+                undo.presence().unwrap_or_else(|| panic!("{} has no presence query", undo.name()));
+            assert!(expect.is_some(), "{} does not prove its target", undo.name());
+            assert!(undo.removal().is_some(), "{} does not say what it removes", undo.name());
         }
     }
 
@@ -456,12 +452,10 @@ mod undo_tests {
             ]
         );
         for step in &steps {
-            if let Action::Run(command) = &step.action {
-                let argv = argv(command);
-                if argv[0] == "mkdir" || argv[0] == "mount" {
-                    let proof = step.present.as_ref().and_then(|p| p.expect.as_ref());
-                    assert!(proof.is_some(), "{} runs without a proof of its path", step.name);
-                }
+            let argv = argv(step.command());
+            if argv[0] == "mkdir" || argv[0] == "mount" {
+                let proof = step.presence().and_then(|(_, expect)| expect);
+                assert!(proof.is_some(), "{} runs without a proof of its path", step.name());
             }
         }
     }

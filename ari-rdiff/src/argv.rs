@@ -1,6 +1,7 @@
 //! The argv of rdiff-backup for a backup and for retention, in both command lines: pure
 //! functions of their inputs, checked by snapshot tests.
 
+use ari_core::plugin::PluginError;
 use ari_core::ssh::Ssh;
 
 use crate::options::split_global_options;
@@ -155,7 +156,7 @@ pub fn list_increments(program: &str, cli: Cli, destination: &str) -> Vec<String
 
 /// Reads what `list_increments` printed: each backup's time (its name, as `--at` takes it)
 /// and, in the new command line, its own size.
-pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, String> {
+pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, PluginError> {
     use ari_core::plugin::StoredBackup;
     let mut backups = Vec::new();
     let mut size = None;
@@ -179,7 +180,7 @@ pub fn increments(stdout: &str) -> Result<Vec<ari_core::plugin::StoredBackup>, S
             let time = time.parse::<i64>().map_err(|_| format!("a time that is no number: `{line}`"))?;
             backups.push(StoredBackup::new(time, time.to_string(), None));
         } else {
-            return Err(format!("an increment listing line ari does not understand: `{line}`"));
+            return Err(format!("an increment listing line ari does not understand: `{line}`").into());
         }
     }
     Ok(backups)
@@ -237,8 +238,11 @@ mod tests {
         ])
     }
 
+    /// The ssh of a job as root, on `port`, with `options`: none of it but the user reaches
+    /// rdiff-backup's argv, which goes through the job's ssh wrapper.
     fn ssh(port: u16, options: &[&str]) -> Ssh {
-        Ssh::new("/usr/bin/ssh").port(port).user("root").options(strings(options))
+        let job = format!("remote_user: root\nssh_port: {port}\nssh_options: {options:?}\ninclude: [/]\n");
+        ari_core::testkit::TestJob::parse(&job).context().ssh()
     }
 
     fn backup<'a>(cli: Cli, ssh: &'a Ssh, options: &'a [String], source: Source) -> Vec<String> {

@@ -19,12 +19,7 @@ ari_core::register_backend!(RdiffBackend);
 
 impl RdiffBackend {
     fn destination(job: &JobContext) -> Result<String, ConfigError> {
-        let store = job.get(&BACKUP_STORE_PATH).ok_or_else(|| {
-            job.error(
-                "backup_store_path: required by the rdiff backend; set it in the global config or in the job file",
-            )
-        })?;
-        Ok(join_path(&store, &job.job().label))
+        Ok(join_path(&job.require(&BACKUP_STORE_PATH)?, &job.job().label))
     }
 
     /// The source root as rdiff-backup reads it: the snapshot's mount base, or top_level_src_dir.
@@ -61,6 +56,11 @@ impl BackupBackend for RdiffBackend {
     /// An increment is named by its second, and rdiff-backup refuses a second backup within it.
     fn names_backups_by_the_second(&self) -> bool {
         true
+    }
+
+    /// rdiff-backup fails with a Python traceback: each is cut to its exception line.
+    fn error_lines<'a>(&self, lines: Vec<&'a str>) -> Vec<&'a str> {
+        crate::tracebacks::without_tracebacks(lines)
     }
 
     /// Which command line the installed rdiff-backup takes, when `rdiff_backup_cli` is `auto`.
@@ -108,10 +108,10 @@ impl BackupBackend for RdiffBackend {
             job.error_at(&format!("{key}[{i}]"), format!("`{}` {why}", kinds::shown(entry)))
         };
         for (i, entry) in job.job().include.iter().enumerate() {
-            kinds::check_include_pattern(entry).map_err(|why| entry_error("include", i, entry, &why))?;
+            crate::selection::check_include(entry).map_err(|why| entry_error("include", i, entry, &why))?;
         }
         for (i, entry) in job.job().exclude.iter().enumerate() {
-            kinds::check_path_pattern(entry).map_err(|why| entry_error("exclude", i, entry, &why))?;
+            crate::selection::check_pattern(entry).map_err(|why| entry_error("exclude", i, entry, &why))?;
             if kinds::is_whole_tree_glob(entry) || entry.trim_end_matches('/').is_empty() {
                 return Err(entry_error(
                     "exclude",
@@ -123,11 +123,9 @@ impl BackupBackend for RdiffBackend {
         }
         // A backup at a time of its own is one run's: in a file, every later run would be
         // refused by rdiff-backup (a backup older than the last).
-        let from_a_file = !matches!(
-            job.settings().source(RDIFF_BACKUP_OPTIONS.name()),
-            None | Some(ari_core::settings::Source::CommandLine)
-        );
-        if from_a_file && crate::options::sets_the_time(&job.get(&RDIFF_BACKUP_OPTIONS)) {
+        if job.set_in_a_file(&RDIFF_BACKUP_OPTIONS)
+            && crate::options::sets_the_time(&job.get(&RDIFF_BACKUP_OPTIONS))
+        {
             return Err(job.error_at(
                 "rdiff_backup_options",
                 "`--current-time` gives one run's backup a time of its own; set in a file, every run after the first fails (rdiff-backup takes no backup older than the last): pass it with --set for that run",
@@ -256,12 +254,12 @@ impl BackupBackend for RdiffBackend {
             Some(_) => "/".to_string(),
             None => job.get(&TOP_LEVEL_SRC_DIR),
         };
-        let relative = relative_to(&request.path, &root).ok_or_else(|| {
+        let relative = relative_to(request.path(), &root).ok_or_else(|| {
             job.error_at(
                 "top_level_src_dir",
                 format!(
                     "`{}` is not under the job's source root {root}, which the store mirrors",
-                    request.path
+                    request.path()
                 ),
             )
         })?;
@@ -269,9 +267,9 @@ impl BackupBackend for RdiffBackend {
         let argv = argv::restore(
             &job.get(&RDIFF_BACKUP_PATH),
             RdiffBackend::cli(job),
-            &request.backup.name,
+            request.backup().name(),
             &source,
-            &request.target,
+            request.target(),
         );
         // The target never exists (ari replaces an old one itself, after the copy), so
         // rdiff-backup needs no --force; a path the backup does not hold makes nothing.

@@ -19,8 +19,10 @@ mod backend;
 mod confine;
 pub mod options;
 mod repair;
+mod selection;
 mod settings;
 pub mod timespec;
+mod tracebacks;
 
 pub use backend::RdiffBackend;
 pub use settings::*;

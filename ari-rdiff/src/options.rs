@@ -15,11 +15,11 @@
 use ari_core::kinds::{self, ListKind};
 
 /// The options of every backup, checked.
-pub static RDIFF_OPTIONS: ListKind = ListKind {
-    name: "rdiff-backup options",
-    accepts: "rdiff-backup options that choose what is backed up and how it is stored (`--exclude-fifos`, `--exclude-regexp RE`, `--no-acls`, `--terminal-verbosity 1`; see docs/jobs.md), each spelled out; none that runs a program, sends data elsewhere, widens the job's include, or is an action",
-    check: check_options,
-};
+pub static RDIFF_OPTIONS: ListKind = ListKind::new(
+    "rdiff-backup options",
+    "rdiff-backup options that choose what is backed up and how it is stored (`--exclude-fifos`, `--exclude-regexp RE`, `--no-acls`, `--terminal-verbosity 1`; see docs/jobs.md), each spelled out; none that runs a program, sends data elsewhere, widens the job's include, or is an action",
+    check_options,
+);
 
 /// Where rdiff-backup 2.1+ takes an option: before the action, or after `backup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,7 +311,7 @@ fn check_value(takes: Takes, value: &str) -> Result<(), String> {
             Err("is not a file name (without `/`)".into())
         }
         Takes::FileName => Ok(()),
-        Takes::Path => kinds::check_path(value),
+        Takes::Path => kinds::PATH.check(value),
         Takes::PastSeconds => match value.parse::<i64>() {
             Ok(seconds) if value.bytes().all(|b| b.is_ascii_digit()) && seconds < now() => Ok(()),
             // rdiff-backup takes no backup older than the last: one in the future stops every

@@ -24,11 +24,11 @@
 use ari_core::kinds::TextKind;
 
 /// An rdiff-backup time spec.
-pub static TIMESPEC: TextKind = TextKind {
-    name: "timespec",
-    accepts: "an rdiff-backup time spec that keeps the newest increment: an interval of at least an hour like `1M`, `2W3D`, `10D`; `5B` (backups, at least `1B`); a past date `2024-01-25` or time `2024-01-25T07:00:00+02:00`; past seconds since the epoch; not `now`",
-    check: check_timespec,
-};
+pub static TIMESPEC: TextKind = TextKind::new(
+    "timespec",
+    "an rdiff-backup time spec that keeps the newest increment: an interval of at least an hour like `1M`, `2W3D`, `10D`; `5B` (backups, at least `1B`); a past date `2024-01-25` or time `2024-01-25T07:00:00+02:00`; past seconds since the epoch; not `now`",
+    check_timespec,
+);
 
 /// The shortest interval retention takes: shorter ones remove every increment at every run.
 pub const SHORTEST_INTERVAL: i64 = 3600;

@@ -1,19 +1,17 @@
 //! The zfs backend: checks, tools, the rsync step, the ZFS snapshot and expiry steps.
 
-use std::sync::Arc;
-
 use ari_core::kinds;
 use ari_core::plugin::{
-    join_path, relative_to, BackupBackend, HistoryQuery, JobContext, Restore, RestoreRequest, StoredBackup,
-    Tool,
+    join_path, relative_to, BackupBackend, HistoryQuery, JobContext, PluginError, Restore, RestoreRequest,
+    StoredBackup, Tool,
 };
-use ari_core::step::{Chars, Command, CommandPattern, Handover, Host, Phase, Step};
+use ari_core::step::{Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
 
 use crate::expiry::expired_snapshots;
 use crate::names::{
     is_zfs_name, rsync_destination_host, rsync_destination_path, timestamp, timestamp_width, FREE_SUFFIX_MAX,
-    SNAPSHOT_NAME_MAX,
+    SNAPSHOT_NAME_MAX, ZFS_NAME,
 };
 use crate::settings::*;
 
@@ -30,18 +28,12 @@ struct Target {
     expiration_days: u32,
 }
 
-fn required<T>(job: &JobContext, value: Option<T>, name: &str) -> Result<T, ConfigError> {
-    value.ok_or_else(|| {
-        job.error(format!("{name}: required by the zfs backend; set it in the job file or the global config"))
-    })
-}
-
 fn target(job: &JobContext) -> Result<Target, ConfigError> {
     Ok(Target {
-        rsync_dst: required(job, job.get(&RSYNC_DST), "rsync_dst")?,
-        zfs_host: Host::named(&required(job, job.get(&ZFS_HOSTNAME), "zfs_hostname")?),
-        dataset: required(job, job.get(&DATASET_NAME), "dataset_name")?,
-        expiration_days: required(job, job.get(&SNAPSHOT_EXPIRATION_DAYS), "snapshot_expiration_days")?,
+        rsync_dst: job.require(&RSYNC_DST)?,
+        zfs_host: Host::named(&job.require(&ZFS_HOSTNAME)?),
+        dataset: job.require(&DATASET_NAME)?,
+        expiration_days: job.require(&SNAPSHOT_EXPIRATION_DAYS)?,
     })
 }
 
@@ -102,7 +94,7 @@ impl BackupBackend for ZfsBackend {
                 kinds::is_whole_tree_glob(path)
                     .then(|| "is a glob of the whole tree: write `/` to send everything".to_string())
             };
-            if let Some(why) = whole().or_else(|| kinds::check_path(path).err()).or_else(glob) {
+            if let Some(why) = whole().or_else(|| kinds::PATH.check(path).err()).or_else(glob) {
                 return Err(job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path))));
             }
         }
@@ -118,7 +110,7 @@ impl BackupBackend for ZfsBackend {
         }
         crate::rrsync::check_rsync_options(&job.get(&RSYNC_OPTIONS))
             .map_err(|why| job.error_at("rsync_options", why))?;
-        if job.snapshot_source().is_none() && job.job().include.is_empty() {
+        if job.snapshot_root().is_none() && job.job().include.is_empty() {
             return Err(job.error_at(
                 "include",
                 "without a snapshot source, the zfs backend sends only what include lists",
@@ -151,8 +143,8 @@ impl BackupBackend for ZfsBackend {
             // rsync it starts there stops once that connection is gone.
             let ssh = job.ssh();
             let mut e = ssh.base_argv();
-            if let Some(user) = &ssh.user {
-                e.extend(["-l".to_string(), user.clone()]);
+            if let Some(user) = ssh.remote_user() {
+                e.extend(["-l".to_string(), user.to_string()]);
             }
             argv.extend(["-e".to_string(), ari_core::quote::rsync_rsh_join(&e)]);
             argv.push(format!("--rsync-path={}", ari_core::ssh::watched(&ssh.remote_program("rsync"))));
@@ -193,7 +185,7 @@ impl BackupBackend for ZfsBackend {
             CommandPattern::with_variable(
                 Host::named(host),
                 format!("rsync --server {{}}{path}"),
-                Chars::RSYNC_SERVER_OPTIONS,
+                crate::rrsync::RSYNC_SERVER_OPTIONS,
             )
             .handed_to(
                 Handover::new(["rrsync", "-wo", path], "SSH_ORIGINAL_COMMAND", "rsync --server {}.")
@@ -260,25 +252,25 @@ impl BackupBackend for ZfsBackend {
         // rsync's sender says so, and exits 23, when the snapshot has nothing at the path.
         let restore = Restore::after(query, move |printed: &str| {
             let mountpoint = printed.trim();
-            if kinds::check_path(mountpoint).is_err() {
-                return Err(format!(
+            if kinds::PATH.check(mountpoint).is_err() {
+                return Err(PluginError::new(format!(
                     "the dataset {dataset} has the mountpoint `{}`; ari reads a snapshot under MOUNTPOINT/.zfs/snapshot, so the dataset must be mounted",
                     kinds::shown(mountpoint)
-                ));
+                )));
             }
             let inside = relative_to(&written_to, mountpoint).ok_or_else(|| {
-                format!(
+                PluginError::new(format!(
                     "rsync_dst's path {written_to} is not inside the mount point {mountpoint} of {dataset}"
-                )
+                ))
             })?;
-            let snapshot = join_path(mountpoint, &format!(".zfs/snapshot/{}", request.backup.name));
-            let source = join_path(&join_path(&snapshot, inside), &request.path);
+            let snapshot = join_path(mountpoint, &format!(".zfs/snapshot/{}", request.backup().name()));
+            let source = join_path(&join_path(&snapshot, inside), request.path());
             // rsync copies a path into a directory under its own name; the root's content into
             // the target itself.
-            let (source, into) = if request.path.trim_matches('/').is_empty() {
-                (format!("{source}/"), format!("{}/", request.target))
+            let (source, into) = if request.path().trim_matches('/').is_empty() {
+                (format!("{source}/"), format!("{}/", request.target()))
             } else {
-                let parent = std::path::Path::new(&request.target)
+                let parent = std::path::Path::new(request.target())
                     .parent()
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "/".into());
@@ -312,37 +304,39 @@ impl BackupBackend for ZfsBackend {
         let pattern = format!("zfs snapshot {dataset}@{prefix}{format}");
         let name = {
             let (dataset, prefix, host) = (dataset.clone(), prefix.clone(), host.clone());
-            Arc::new(move |listing: &str| {
+            move |listing: &str| -> Result<Vec<Command>, PluginError> {
                 let stamp = timestamp(&format)?;
                 let name = free_name(listing, &format!("{dataset}@{prefix}{stamp}"));
                 // check() bounds what the format can give; this holds whatever a clock or a
                 // listing says.
                 if name.len() > SNAPSHOT_NAME_MAX {
-                    return Err(format!(
+                    return Err(PluginError::new(format!(
                         "the snapshot name `{name}` is longer than the {SNAPSHOT_NAME_MAX} characters ZFS takes"
-                    ));
+                    )));
                 }
                 Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
-            })
+            }
         };
         let own = format!("{dataset}@{prefix}");
         let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name)
             .showing(pattern)
-            .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], Chars::ZFS_NAME));
-        let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], Chars::ZFS_NAME);
+            .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], ZFS_NAME));
+        let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
 
         let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
-        let expand = Arc::new(move |listing: &str| {
+        let expand = move |listing: &str| -> Result<Vec<Command>, PluginError> {
             let now = jiff::Timestamp::now().as_second();
             let names = expired_snapshots(listing, &dataset, &prefix, days, keep_min, now)?;
             // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
             // held: never the dataset itself, a child, or another's snapshot.
             let own = format!("{dataset}@{prefix}");
             if let Some(other) = names.iter().find(|name| !name.strip_prefix(&own).is_some_and(is_zfs_name)) {
-                return Err(format!("refusing to destroy `{other}`: it is not a snapshot `{own}...`"));
+                return Err(PluginError::new(format!(
+                    "refusing to destroy `{other}`: it is not a snapshot `{own}...`"
+                )));
             }
             Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
-        });
+        };
         let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).may_run(destroys);
         Ok(vec![snapshot, expiry])
     }
@@ -350,19 +344,19 @@ impl BackupBackend for ZfsBackend {
 
 /// The dataset's snapshots from `zfs list -H -p -o name,creation,used`: each snapshot's name
 /// (after `@`), creation time and the space it holds.
-fn snapshot_listing(stdout: &str) -> Result<Vec<StoredBackup>, String> {
+fn snapshot_listing(stdout: &str) -> Result<Vec<StoredBackup>, PluginError> {
     stdout
         .lines()
         .filter(|line| !line.trim().is_empty())
         .map(|line| {
             let fields: Vec<&str> = line.split('\t').collect();
             let [name, creation, used] = fields[..] else {
-                return Err(format!("a zfs list line that is not name, creation and used: `{line}`"));
+                return Err(format!("a zfs list line that is not name, creation and used: `{line}`").into());
             };
             let (_, snapshot) = name.split_once('@').ok_or_else(|| format!("`{name}` is no snapshot"))?;
             // The name goes into the path `ari restore` reads (`.zfs/snapshot/NAME`).
             if !is_zfs_name(snapshot) {
-                return Err(format!("`{}` is no snapshot name ZFS makes", ari_core::kinds::shown(snapshot)));
+                return Err(format!("`{}` is no snapshot name ZFS makes", kinds::shown(snapshot)).into());
             }
             let time = creation
                 .parse::<i64>()

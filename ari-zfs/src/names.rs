@@ -5,38 +5,43 @@
 //! destination without a host would write into a local directory of the source host; both are
 //! refused before anything runs.
 
-use ari_core::kinds::{check_host, check_path, check_user, TextKind};
+use ari_core::kinds::{TextKind, HOST, PATH, USER};
+use ari_core::step::Chars;
 
 /// A ZFS dataset, `POOL/PATH`.
-pub static DATASET: TextKind = TextKind {
-    name: "dataset",
-    accepts: "a ZFS dataset, POOL/PATH: parts of letters, digits, `_`, `-`, `:`, `.`, the pool starting with a letter, no snapshot (`@`)",
-    check: check_dataset,
-};
+pub static DATASET: TextKind = TextKind::new(
+    "dataset",
+    "a ZFS dataset, POOL/PATH: parts of letters, digits, `_`, `-`, `:`, `.`, the pool starting with a letter, no snapshot (`@`)",
+    check_dataset,
+);
 
 /// Where rsync writes.
-pub static RSYNC_DESTINATION: TextKind = TextKind {
-    name: "rsync destination",
-    accepts: "HOST:/PATH (or USER@HOST:/PATH, [IPV6]:/PATH), or an absolute /PATH on the source host; PATH absolute and normalised, and on a HOST not `/` and of letters, digits and `/._+,:@=-`",
-    check: check_rsync_destination,
-};
+pub static RSYNC_DESTINATION: TextKind = TextKind::new(
+    "rsync destination",
+    "HOST:/PATH (or USER@HOST:/PATH, [IPV6]:/PATH), or an absolute /PATH on the source host; PATH absolute and normalised, and on a HOST not `/` and of letters, digits and `/._+,:@=-`",
+    check_rsync_destination,
+);
 
 /// The prefix of ari's snapshot names.
-pub static SNAPSHOT_PREFIX: TextKind = TextKind {
-    name: "snapshot prefix",
-    accepts: "a non-empty part of a ZFS snapshot name: letters, digits, `_`, `-`, `:`, `.`",
-    check: check_prefix,
-};
+pub static SNAPSHOT_PREFIX: TextKind = TextKind::new(
+    "snapshot prefix",
+    "a non-empty part of a ZFS snapshot name: letters, digits, `_`, `-`, `:`, `.`",
+    check_prefix,
+);
 
 /// The strftime format of the timestamp in new snapshot names.
-pub static TIMESTAMP_FORMAT: TextKind = TextKind {
-    name: "strftime format",
-    accepts: "a strftime format (`%Y-%m-%d--%H%M`) whose output, at any time in any time zone, is part of a ZFS snapshot name: letters, digits, `_`, `-`, `:`, `.` and conversions that give digits or names (`%Y %m %d %H %M %S %F %T %s %a %b`...; not the time zone's `%Z`, `%z`, `%Q`, nor space padding or a width), at most 200 characters",
-    check: check_timestamp_format,
-};
+pub static TIMESTAMP_FORMAT: TextKind = TextKind::new(
+    "strftime format",
+    "a strftime format (`%Y-%m-%d--%H%M`) whose output, at any time in any time zone, is part of a ZFS snapshot name: letters, digits, `_`, `-`, `:`, `.` and conversions that give digits or names (`%Y %m %d %H %M %S %F %T %s %a %b`...; not the time zone's `%Z`, `%z`, `%Q`, nor space padding or a width), at most 200 characters",
+    check_timestamp_format,
+);
 
 /// The longest dataset or snapshot name ZFS takes.
 const ZFS_NAME_MAX: usize = 255;
+
+/// The characters of a ZFS name part after the dataset (`2026-12-02--0300`), as a host's filter
+/// lets them through in ari's `zfs snapshot` and `zfs destroy`: those of [`is_zfs_name`].
+pub const ZFS_NAME: Chars = Chars::new("a ZFS name part", "A-Za-z0-9_.:-");
 
 /// A ZFS name part: what `zfs` accepts between the `/` of a dataset and after `@`.
 pub fn is_zfs_name(text: &str) -> bool {
@@ -90,12 +95,12 @@ pub fn check_rsync_destination(destination: &str) -> Result<(), String> {
         return Err("must not start with `-` (rsync would read it as an option)".into());
     }
     if destination.starts_with('/') {
-        return check_path(destination);
+        return PATH.check(destination);
     }
     let (host_part, path) = if let Some(rest) = destination.strip_prefix('[') {
         let (address, after) = rest.split_once(']').ok_or("has a `[` without its `]`")?;
         let path = after.strip_prefix(':').ok_or("needs `:` after `[ADDRESS]`, then the path")?;
-        check_host(address).map_err(|why| format!("has the host `{address}`, which {why}"))?;
+        HOST.check(address).map_err(|why| format!("has the host `{address}`, which {why}"))?;
         (None, path)
     } else {
         let Some((host, path)) = destination.split_once(':') else {
@@ -109,17 +114,17 @@ pub fn check_rsync_destination(destination: &str) -> Result<(), String> {
     if let Some(host) = host_part {
         let host = match host.split_once('@') {
             Some((user, host)) => {
-                check_user(user).map_err(|why| format!("has the user `{user}`, which {why}"))?;
+                USER.check(user).map_err(|why| format!("has the user `{user}`, which {why}"))?;
                 host
             }
             None => host,
         };
-        check_host(host).map_err(|why| format!("has the host `{host}`, which {why}"))?;
+        HOST.check(host).map_err(|why| format!("has the host `{host}`, which {why}"))?;
     }
     if path.starts_with(':') {
         return Err("names an rsync daemon module (`HOST::MODULE`); ari writes over ssh: HOST:/PATH".into());
     }
-    check_path(path).map_err(|why| format!("has the path `{path}`, which {why}"))?;
+    PATH.check(path).map_err(|why| format!("has the path `{path}`, which {why}"))?;
     // The ZFS host's filter matches the path as rsync sends it, and hands it to rrsync as the one
     // directory the key may write: rsync sends it as it is only when no character needs its
     // escaping, and `/` would be the whole host.
@@ -319,13 +324,20 @@ pub fn check_timestamp_format(format: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_filter_lets_through_the_characters_of_a_zfs_name() {
+        for c in (0..=127u8).map(char::from) {
+            assert_eq!(ZFS_NAME.contains(c), is_zfs_name(&c.to_string()), "{c:?}");
+        }
+    }
+
     #[track_caller]
     fn check(kind: &TextKind, ok: &[&str], bad: &[(&str, &str)]) {
         for value in ok {
-            assert_eq!((kind.check)(value), Ok(()), "{value:?}");
+            assert_eq!(kind.check(value), Ok(()), "{value:?}");
         }
         for (value, why) in bad {
-            let err = (kind.check)(value).expect_err(value);
+            let err = kind.check(value).expect_err(value);
             assert!(err.contains(why), "{value:?}: `{why}` not in `{err}`");
         }
     }

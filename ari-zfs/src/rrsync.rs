@@ -11,6 +11,13 @@
 //! (`--debug`), that sends from the server (`--sender`, `--remove-source-files`), and rsync's
 //! remote options (`-M`).
 
+use ari_core::step::Chars;
+
+/// rsync's server options as the client sends them (`-logDtprze.iLsfxCIvu --delete
+/// --log-format=%i . `): letters, digits, spaces and `.=,_%-`, and no `/`, so that no absolute
+/// path hides in them. The ZFS host's filter lets them through to rrsync, which checks each.
+pub const RSYNC_SERVER_OPTIONS: Chars = Chars::new("rsync's server options", "A-Za-z0-9 .=,_%-");
+
 /// Long options without a value.
 const FLAGS: &[&str] = &[
     "acls",
@@ -157,6 +164,12 @@ pub fn accepted_examples() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_options_hold_no_path() {
+        assert!(RSYNC_SERVER_OPTIONS.contains(' ') && RSYNC_SERVER_OPTIONS.contains('%'));
+        assert!(!RSYNC_SERVER_OPTIONS.contains('/') && !RSYNC_SERVER_OPTIONS.contains('\''));
+    }
 
     fn words(text: &str) -> Vec<String> {
         text.split_whitespace().map(str::to_string).collect()

@@ -209,7 +209,7 @@ fn bad_input_exits_2_naming_the_key() {
     assert_refused(
         "missing.yaml",
         "backend: command\n",
-        &["FILE: command: required by the command backend: the program and its arguments, e.g. [restic, backup, /etc]"],
+        &["FILE: command: required by the command backend; set it in the job file or the global config"],
     );
     assert_refused("empty.yaml", "backend: command\ncommand: []\n", &["FILE:2:10: command: is empty"]);
     assert_refused(

@@ -33,13 +33,13 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
         SettingKind::Choice(_) => "bogus".to_string(),
         SettingKind::Words => "--a 'unbalanced".to_string(),
         SettingKind::String => "a\0b".to_string(),
-        SettingKind::Checked(kind) if kind.name == "ssh options" => {
+        SettingKind::Checked(kind) if kind.name() == "ssh options" => {
             return format!("[\"-oProxyCommand=touch {marker}\", example.com]")
         }
-        SettingKind::CheckedWords(kind) if kind.name == "rdiff-backup options" => {
+        SettingKind::CheckedWords(kind) if kind.name() == "rdiff-backup options" => {
             return format!("[--remote-schema, \"touch {marker}\"]")
         }
-        SettingKind::Text(kind) => match kind.name {
+        SettingKind::Text(kind) => match kind.name() {
             "host" => format!("-oProxyCommand=touch {marker}"),
             "user" => format!("x;touch {marker};"),
             "path" => "/var/lib/../../tmp".to_string(),

@@ -172,7 +172,7 @@ fn install(filters: &[HostFilter], plans: &[&ari_core::engine_api::plan::JobPlan
                 log::error!(
                     "{}: a filter is in place and lets ari's key run only the jobs' commands, so it cannot replace itself; install the new one with your own access: {}",
                     filter.destination,
-                    ari_core::ssh::filter_installer(&filter.host, filter.ssh.sudo)
+                    ari_core::ssh::filter_installer(&filter.host, filter.ssh.uses_sudo())
                 );
                 code = exit::worst(code, exit::JOB_FAILED);
                 continue;
@@ -275,7 +275,7 @@ fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
         );
     }
     if let Some((user, _)) = filter.destination.split_once('@').filter(|(user, _)| *user != "root") {
-        if !filter.ssh.sudo {
+        if !filter.ssh.uses_sudo() {
             let _ = writeln!(
                 out,
                 "# Note: ari logs in as {user} without remote_sudo, so the commands run as {user}; snapshots, mounts and zfs need root: set remote_sudo: true for a sudoers drop-in as well"
@@ -298,8 +298,8 @@ fn as_text(filter: &HostFilter, key: Option<&str>) -> String {
         let _ = writeln!(
             out,
             "#   {}   ({{}}: {})",
-            pattern.template.lines().next().unwrap_or_default(),
-            pattern.chars.what
+            pattern.template().lines().next().unwrap_or_default(),
+            pattern.chars().what()
         );
     }
     out

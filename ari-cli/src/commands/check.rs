@@ -91,7 +91,7 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             // their own ssh) and the hosts its steps run on.
             for host in plan.hosts() {
                 let Host::Remote(host) = Host::named(&host) else { continue };
-                if !seen.insert((plan.ssh.destination(&host), plan.ssh.port, plan.ssh.options.clone())) {
+                if !seen.insert((plan.ssh.destination(&host), plan.ssh.port(), plan.ssh.options().to_vec())) {
                     continue;
                 }
                 let runner = Runner::new(plan.ssh.clone(), false);
@@ -140,7 +140,7 @@ fn check_filter(
     problems: &mut Vec<String>,
 ) {
     let Some(plan) = plans.iter().find(|plan| filter.serves(plan)) else { return };
-    let install = ari_core::ssh::filter_installer(&filter.host, filter.ssh.sudo);
+    let install = ari_core::ssh::filter_installer(&filter.host, filter.ssh.uses_sudo());
     let runner = Runner::new(plan.ssh.clone(), false);
     match runner.run(&ari_core::engine_api::authorize::read_back(filter)) {
         Ok(output) => {

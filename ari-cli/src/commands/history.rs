@@ -46,7 +46,7 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
     };
     ari_core::engine_api::log_context::set_job_label(Some(plan.label()));
     let Some(mut backups) = list(plan, query) else { return exit::JOB_FAILED };
-    backups.sort_by_key(|b| std::cmp::Reverse(b.time));
+    backups.sort_by_key(|b| std::cmp::Reverse(b.time()));
     let text = if json {
         as_json(plan.label(), plan.backend, &backups)
     } else {
@@ -66,17 +66,21 @@ pub fn list(
     if query.holds_none_yet() {
         return Some(Vec::new());
     }
-    let output = match Runner::new(plan.ssh.clone(), false).run(&query.command) {
+    let output = match Runner::new(plan.ssh.clone(), false).run(query.command()) {
         Ok(output) => output,
         Err(err) => {
             log::error!("listing the backups failed: {}", chain(&err));
             return None;
         }
     };
-    match output.stdout().map_err(|too_long| too_long.to_string()).and_then(query.parse) {
+    match output
+        .stdout()
+        .map_err(|too_long| too_long.to_string())
+        .and_then(|printed| query.read(printed).map_err(|err| err.to_string()))
+    {
         Ok(backups) => Some(backups),
         Err(why) => {
-            log::error!("{} printed what ari cannot read: {why}", query.command);
+            log::error!("{} printed what ari cannot read: {why}", query.command());
             None
         }
     }
@@ -88,12 +92,12 @@ fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
     }
     let mut out = format!("job {label} ({backend}): {} backups, newest first\n", backups.len());
     for backup in backups {
-        let size = backup.size.map(humane_bytes).unwrap_or_else(|| "-".into());
+        let size = backup.size().map(humane_bytes).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
             "  {:<26} {:>10}  {}\n",
-            ari_core::engine_api::restore::shown_time(backup.time),
+            ari_core::engine_api::restore::shown_time(backup.time()),
             size,
-            backup.name
+            backup.name()
         ));
     }
     out
@@ -120,10 +124,10 @@ fn as_json(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
     let backups = backups
         .iter()
         .map(|b| BackupJson {
-            time: b.time,
-            time_rfc3339: jiff::Timestamp::from_second(b.time).map(|t| t.to_string()).unwrap_or_default(),
-            name: &b.name,
-            size: b.size,
+            time: b.time(),
+            time_rfc3339: jiff::Timestamp::from_second(b.time()).map(|t| t.to_string()).unwrap_or_default(),
+            name: b.name(),
+            size: b.size(),
         })
         .collect();
     serde_json::to_string_pretty(&HistoryJson { job: label, backend, backups }).unwrap_or_default() + "\n"

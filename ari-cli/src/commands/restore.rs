@@ -137,8 +137,8 @@ fn restore(context: &Context, request: &Request) -> i32 {
         Ok(stop) => stop,
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
-    let when = restore::shown_time(backup.time);
-    log::info!("restoring {path} as of {when} (backup {}) to {shown}", backup.name);
+    let when = restore::shown_time(backup.time());
+    log::info!("restoring {path} as of {when} (backup {}) to {shown}", backup.name());
     if dry_run {
         return match restore::preview(plan, &wanted, &stop) {
             Ok(()) => exit::SUCCESS,
@@ -150,7 +150,7 @@ fn restore(context: &Context, request: &Request) -> i32 {
     }
     match restore::run(plan, &wanted, &stop) {
         Ok(placed) => {
-            println!("restored {path} as of {when} (backup {}) to {shown}", backup.name);
+            println!("restored {path} as of {when} (backup {}) to {shown}", backup.name());
             println!("ari copies nothing back; to put it in place on the job's host:");
             println!("  {}", copy_back(plan, &shown, &path, placed.is_dir));
             match placed.leftover {
@@ -206,11 +206,11 @@ fn copy_back(plan: &ari_core::engine_api::plan::JobPlan, target: &str, path: &st
         Host::Local => (format!("{path}{slash}"), String::new()),
         Host::Remote(host) => {
             let ssh = &plan.ssh;
-            let mut words = vec![ssh.path.clone()];
-            if let Some(port) = ssh.port {
+            let mut words = vec![ssh.path().to_string()];
+            if let Some(port) = ssh.port() {
                 words.extend(["-p".to_string(), port.to_string()]);
             }
-            words.extend(ssh.options.iter().cloned());
+            words.extend(ssh.options().iter().cloned());
             let rsh = if words.len() > 1 {
                 format!("-e {} ", quote(&ari_core::quote::rsync_rsh_join(&words)))
             } else {

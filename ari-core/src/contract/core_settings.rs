@@ -2,19 +2,24 @@
 //!
 //! Names and defaults are the original ari-backup's, so an existing `ari-backup.conf.yaml` works
 //! unchanged; `ssh_options`, `jobs_dir` and `state_dir` are new.
+//!
+//! A plugin reads the few it needs here (`remote_user`, `remote_sudo`, `state_dir`); the rest
+//! are the engine's, and reach a plugin through the context (`JobContext::ssh`), if at all.
 
 use crate::contract::kinds;
 use crate::contract::settings::{Setting, SettingKind};
 
 /// Log everything, with file and line, to stderr.
+#[doc(hidden)]
 pub static DEBUG: Setting<bool> =
     Setting::new("debug", "core", Some("false"), "log everything to stderr, with file:line")
         .for_the_process();
 /// Log each command and run none.
+#[doc(hidden)]
 pub static DRY_RUN: Setting<bool> =
     Setting::new("dry_run", "core", Some("false"), "log each command and run none").for_the_process();
 /// How often a retried step (a cleanup step) is tried again before it counts as failed.
-pub static MAX_RETRIES: Setting<u32> = Setting::with_kind(
+pub(crate) static MAX_RETRIES: Setting<u32> = Setting::with_kind(
     "max_retries",
     "core",
     SettingKind::Integer { min: 0, max: 100 },
@@ -22,7 +27,7 @@ pub static MAX_RETRIES: Setting<u32> = Setting::with_kind(
     "retries of a step that is retried (cleanup) before it counts as failed",
 );
 /// Seconds between retries.
-pub static RETRY_INTERVAL: Setting<u32> = Setting::with_kind(
+pub(crate) static RETRY_INTERVAL: Setting<u32> = Setting::with_kind(
     "retry_interval",
     "core",
     SettingKind::Integer { min: 0, max: 3600 },
@@ -38,7 +43,7 @@ pub static REMOTE_USER: Setting<Option<String>> = Setting::with_kind(
     "ssh user on remote hosts; unset: ssh's own configuration decides (User in ~/.ssh/config, else the local user)",
 );
 /// The ssh binary.
-pub static SSH_PATH: Setting<String> = Setting::with_kind(
+pub(crate) static SSH_PATH: Setting<String> = Setting::with_kind(
     "ssh_path",
     "core",
     SettingKind::Text(&kinds::PROGRAM),
@@ -46,7 +51,7 @@ pub static SSH_PATH: Setting<String> = Setting::with_kind(
     "ssh binary",
 );
 /// The ssh port of remote hosts; unset, ssh's own configuration decides.
-pub static SSH_PORT: Setting<Option<u16>> = Setting::with_kind(
+pub(crate) static SSH_PORT: Setting<Option<u16>> = Setting::with_kind(
     "ssh_port",
     "core",
     SettingKind::Integer { min: 1, max: 65535 },
@@ -54,7 +59,7 @@ pub static SSH_PORT: Setting<Option<u16>> = Setting::with_kind(
     "ssh port of remote hosts; unset: ssh's own configuration decides (Port in ~/.ssh/config, else 22)",
 );
 /// Extra ssh options, passed to every ssh that ari starts (its own, rdiff-backup's, rsync's).
-pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
+pub(crate) static SSH_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "ssh_options",
     "core",
     SettingKind::Checked(&kinds::SSH_OPTIONS),
@@ -62,9 +67,11 @@ pub static SSH_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
     "extra ssh options for every ssh ari starts, e.g. [-F, /etc/ari-backup/ssh_config]",
 );
 /// Log errors to stderr.
+#[doc(hidden)]
 pub static STDERR_LOGGING: Setting<bool> =
     Setting::new("stderr_logging", "core", Some("true"), "log errors to stderr").for_the_process();
 /// Where job files live.
+#[doc(hidden)]
 pub static JOBS_DIR: Setting<String> = Setting::with_kind(
     "jobs_dir",
     "core",
@@ -84,6 +91,7 @@ pub static STATE_DIR: Setting<String> = Setting::with_kind(
 .for_the_process();
 
 /// Kill a command that runs longer than this.
+#[doc(hidden)]
 pub static COMMAND_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
     "command_timeout",
     "core",
@@ -91,28 +99,28 @@ pub static COMMAND_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
     "kill a command (its whole process group) that runs longer than this, e.g. 2h; none by default",
 );
 /// Stop a job that runs longer than this; its cleanup still runs.
-pub static JOB_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
+pub(crate) static JOB_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
     "job_timeout",
     "core",
     None,
     "stop a job that runs longer than this, e.g. 6h (its cleanup still runs); none by default",
 );
 /// Retry a failed backup step like a cleanup step.
-pub static RETRY_BACKUP: Setting<bool> = Setting::new(
+pub(crate) static RETRY_BACKUP: Setting<bool> = Setting::new(
     "retry_backup",
     "core",
     Some("false"),
     "retry a failed main (backup) step max_retries times, as cleanup steps are",
 );
 /// ssh never prompts.
-pub static SSH_BATCH_MODE: Setting<bool> = Setting::new(
+pub(crate) static SSH_BATCH_MODE: Setting<bool> = Setting::new(
     "ssh_batch_mode",
     "core",
     Some("true"),
     "pass -o BatchMode=yes to every ssh, so that it fails instead of prompting",
 );
 /// Seconds ssh waits for a connection.
-pub static SSH_CONNECT_TIMEOUT: Setting<u32> = Setting::with_kind(
+pub(crate) static SSH_CONNECT_TIMEOUT: Setting<u32> = Setting::with_kind(
     "ssh_connect_timeout",
     "core",
     SettingKind::Integer { min: 0, max: 3600 },
@@ -120,7 +128,7 @@ pub static SSH_CONNECT_TIMEOUT: Setting<u32> = Setting::with_kind(
     "seconds every ssh waits to connect (-o ConnectTimeout); 0 leaves ssh's own default",
 );
 /// Seconds between ssh keepalives.
-pub static SSH_SERVER_ALIVE_INTERVAL: Setting<u32> = Setting::with_kind(
+pub(crate) static SSH_SERVER_ALIVE_INTERVAL: Setting<u32> = Setting::with_kind(
     "ssh_server_alive_interval",
     "core",
     SettingKind::Integer { min: 0, max: 3600 },
@@ -128,7 +136,7 @@ pub static SSH_SERVER_ALIVE_INTERVAL: Setting<u32> = Setting::with_kind(
     "seconds between ssh keepalives (-o ServerAliveInterval); 0 turns them off",
 );
 /// Keepalives without an answer before ssh gives up.
-pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::with_kind(
+pub(crate) static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::with_kind(
     "ssh_server_alive_count_max",
     "core",
     SettingKind::Integer { min: 0, max: 100 },
@@ -136,7 +144,7 @@ pub static SSH_SERVER_ALIVE_COUNT_MAX: Setting<u32> = Setting::with_kind(
     "unanswered keepalives before ssh gives up on a dead host (-o ServerAliveCountMax)",
 );
 /// Whether a job's commands to a host share one ssh connection.
-pub static SSH_CONNECTION_SHARING: Setting<bool> = Setting::new(
+pub(crate) static SSH_CONNECTION_SHARING: Setting<bool> = Setting::new(
     "ssh_connection_sharing",
     "core",
     Some("true"),
@@ -144,6 +152,7 @@ pub static SSH_CONNECTION_SHARING: Setting<bool> = Setting::new(
 );
 
 /// How many jobs `ari run-all` runs at once.
+#[doc(hidden)]
 pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::with_kind(
     "max_concurrent_jobs",
     "core",
@@ -153,6 +162,7 @@ pub static MAX_CONCURRENT_JOBS: Setting<u32> = Setting::with_kind(
 )
 .for_the_process();
 /// How many jobs touching one host run at once.
+#[doc(hidden)]
 pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::with_kind(
     "max_jobs_per_host",
     "core",
@@ -162,6 +172,7 @@ pub static MAX_JOBS_PER_HOST: Setting<u32> = Setting::with_kind(
 )
 .for_the_process();
 /// `ari status` flags a job whose last success is older than this.
+#[doc(hidden)]
 pub static MAX_AGE: Setting<Option<std::time::Duration>> = Setting::new(
     "max_age",
     "core",
@@ -170,6 +181,7 @@ pub static MAX_AGE: Setting<Option<std::time::Duration>> = Setting::new(
 )
 .for_the_process();
 /// When `ari run-all` prints its summary table.
+#[doc(hidden)]
 pub static SUMMARY: Setting<String> = Setting::with_kind(
     "summary",
     "core",
@@ -180,6 +192,7 @@ pub static SUMMARY: Setting<String> = Setting::with_kind(
 .for_the_process();
 
 /// The monitoring URL a job pings (healthchecks.io conventions).
+#[doc(hidden)]
 pub static PING_URL: Setting<Option<String>> = Setting::with_kind(
     "ping_url",
     "core",
@@ -188,6 +201,7 @@ pub static PING_URL: Setting<Option<String>> = Setting::with_kind(
     "ping this URL when the job starts (URL/start), succeeds (URL) and fails (URL/fail), with the log's last lines as the body (healthchecks.io conventions); unset: none",
 );
 /// How long one ping may take.
+#[doc(hidden)]
 pub static PING_TIMEOUT: Setting<std::time::Duration> = Setting::with_kind(
     "ping_timeout",
     "core",
@@ -196,6 +210,7 @@ pub static PING_TIMEOUT: Setting<std::time::Duration> = Setting::with_kind(
     "how long one try of a ping may take, connecting included, at most 1h; a ping never fails a backup",
 );
 /// How often a failed ping is tried again.
+#[doc(hidden)]
 pub static PING_RETRIES: Setting<u32> = Setting::with_kind(
     "ping_retries",
     "core",
@@ -204,6 +219,7 @@ pub static PING_RETRIES: Setting<u32> = Setting::with_kind(
     "tries more for a ping that failed (no answer, an error status), a second apart",
 );
 /// Whether a failure is pinged with its exit code.
+#[doc(hidden)]
 pub static PING_EXIT_CODE: Setting<bool> = Setting::new(
     "ping_exit_code",
     "core",
@@ -212,6 +228,7 @@ pub static PING_EXIT_CODE: Setting<bool> = Setting::new(
 );
 
 /// Where ari writes Prometheus metrics after every real run.
+#[doc(hidden)]
 pub static METRICS_FILE: Setting<Option<String>> = Setting::with_kind(
     "metrics_file",
     "core",
@@ -225,7 +242,7 @@ crate::register_settings!(MAX_CONCURRENT_JOBS, MAX_JOBS_PER_HOST, MAX_AGE, SUMMA
 crate::register_settings!(PING_URL, PING_TIMEOUT, PING_RETRIES, PING_EXIT_CODE,);
 
 /// Where a host keeps the ssh filter that `ari authorize` generates for ari's key.
-pub static SSH_FILTER_PATH: Setting<String> = Setting::with_kind(
+pub(crate) static SSH_FILTER_PATH: Setting<String> = Setting::with_kind(
     "ssh_filter_path",
     "core",
     SettingKind::Text(&kinds::PLAIN_PATH),
@@ -234,7 +251,7 @@ pub static SSH_FILTER_PATH: Setting<String> = Setting::with_kind(
 );
 
 /// Options of ari's key on its hosts beside `restrict` and the filter (`from="192.0.2.10"`).
-pub static SSH_KEY_OPTIONS: Setting<Option<String>> = Setting::with_kind(
+pub(crate) static SSH_KEY_OPTIONS: Setting<Option<String>> = Setting::with_kind(
     "ssh_key_options",
     "core",
     SettingKind::Text(&kinds::KEY_OPTIONS),
@@ -243,7 +260,7 @@ pub static SSH_KEY_OPTIONS: Setting<Option<String>> = Setting::with_kind(
 );
 
 /// The authorized_keys file of the remote user that `ari authorize --install` writes.
-pub static AUTHORIZED_KEYS_FILE: Setting<Option<String>> = Setting::with_kind(
+pub(crate) static AUTHORIZED_KEYS_FILE: Setting<Option<String>> = Setting::with_kind(
     "authorized_keys_file",
     "core",
     SettingKind::Text(&kinds::PATH),

@@ -10,23 +10,29 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The file the error is in; `None` for the command line.
+    #[doc(hidden)]
     pub file: Option<PathBuf>,
     /// 1-based line and column of the offending value, when known.
+    #[doc(hidden)]
     pub position: Option<(usize, usize)>,
     /// The message; it names the key (`ssh_port: invalid type ...`).
+    #[doc(hidden)]
     pub message: String,
     /// The file's further errors, in file order, each shown on a line of its own after this
     /// one, so that one run reports every error of a file; empty for most errors.
+    #[doc(hidden)]
     pub others: Vec<ConfigError>,
 }
 
 impl ConfigError {
     /// An error in `file` without a position (for example a missing required key).
+    #[doc(hidden)]
     pub fn in_file(file: impl Into<PathBuf>, message: impl Into<String>) -> ConfigError {
         ConfigError { file: Some(file.into()), position: None, message: message.into(), others: Vec::new() }
     }
 
     /// An error in a command-line value.
+    #[doc(hidden)]
     pub fn command_line(message: impl Into<String>) -> ConfigError {
         ConfigError { file: None, position: None, message: message.into(), others: Vec::new() }
     }

@@ -23,7 +23,7 @@ use crate::contract::kinds::{self, TextKind};
 use crate::contract::settings::{self, Layer};
 use crate::contract::step::{Program, When};
 
-pub use crate::contract::kinds::{check_host, check_label};
+pub(crate) use crate::contract::kinds::{check_host, check_label};
 
 pub(crate) mod file;
 
@@ -46,11 +46,13 @@ pub const JOB_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Job {
     /// The job file.
+    #[doc(hidden)]
     pub path: PathBuf,
     /// The job's name, in logs and in the backup's path.
     pub label: String,
     /// The registered backend that runs the main step, as the file names it; without one, the
     /// `ari` binary's default (rdiff for ari's own).
+    #[doc(hidden)]
     pub backend: Option<String>,
     /// The host whose files are backed up; `localhost` is the backup server.
     pub source_hostname: String,
@@ -59,16 +61,21 @@ pub struct Job {
     /// Paths or patterns not to back up.
     pub exclude: Vec<String>,
     /// The registered snapshot source, if any.
+    #[doc(hidden)]
     pub snapshot: Option<String>,
     /// Volumes for the snapshot source.
     pub volumes: Vec<Volume>,
     /// Commands before any snapshot; the first failure stops the job.
+    #[doc(hidden)]
     pub pre: Vec<HookCommand>,
     /// Commands once the snapshots are mounted, before the main step.
+    #[doc(hidden)]
     pub after_snapshot: Vec<HookCommand>,
     /// Commands after everything else; each runs even if one before it failed.
+    #[doc(hidden)]
     pub post: Vec<HookCommand>,
     /// The settings the job file sets.
+    #[doc(hidden)]
     pub settings: Layer,
     /// The file's text, where an error about one of its keys finds its line.
     document: Arc<str>,
@@ -103,7 +110,9 @@ fn mount_options<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
     Checked(&kinds::MOUNT_OPTIONS).deserialize(deserializer).map(Some)
 }
 
-/// A command of a job's `pre`, `after_snapshot` or `post` list.
+/// A command of a job's `pre`, `after_snapshot` or `post` list (the engine's: a plugin never
+/// sees hooks).
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookCommand {
     /// What to run.
@@ -117,6 +126,7 @@ pub struct HookCommand {
 impl Job {
     /// The job's effective settings under the global config and the command line: the one way
     /// every command resolves them (defaults < config < job file < command line).
+    #[doc(hidden)]
     pub fn settings_under(
         &self,
         config: &Layer,
@@ -126,6 +136,7 @@ impl Job {
     }
 
     /// The line and column of a key of the job file (`include[1]`, `volumes[0].mount_point`).
+    #[doc(hidden)]
     pub fn position(&self, key: &str) -> Option<(usize, usize)> {
         crate::contract::yaml::locate(&self.document, key)
     }
@@ -139,6 +150,7 @@ impl Job {
     }
 
     /// An error about a key of the job file, at its line and column.
+    #[doc(hidden)]
     pub fn error_at(&self, key: &str, message: impl fmt::Display) -> ConfigError {
         key_error(&self.path, &self.document, key, message)
     }

@@ -15,9 +15,13 @@ use std::sync::Arc;
 use crate::contract::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
 use crate::contract::error::ConfigError;
 use crate::contract::job::Job;
-use crate::contract::settings::{Setting, SettingType, Settings};
+use crate::contract::settings::{Setting, SettingType, Settings, Source};
 use crate::contract::ssh::Ssh;
 use crate::contract::step::{Host, Retry, Step};
+
+pub(crate) mod error;
+
+pub use error::PluginError;
 
 /// What a plugin learned in its probe phase (a tool's version), handed back to it in the
 /// context it builds its steps from.
@@ -52,7 +56,7 @@ impl Facts {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Provided {
     pub(crate) ssh_wrapper: String,
-    pub(crate) versions: BTreeMap<String, Result<Option<String>, String>>,
+    pub(crate) versions: BTreeMap<String, Result<Option<String>, PluginError>>,
 }
 
 /// Everything a plugin may look at to build a job's steps: the job, its effective settings,
@@ -83,16 +87,6 @@ impl<'a> JobContext<'a> {
         self.job
     }
 
-    /// The job's effective settings.
-    pub fn settings(&self) -> &'a Settings {
-        self.settings
-    }
-
-    /// The job's snapshot source, if it has one.
-    pub fn snapshot_source(&self) -> Option<&'a dyn SnapshotSource> {
-        self.snapshot
-    }
-
     /// What the probe phase found (empty while probing).
     pub fn facts(&self) -> &'a Facts {
         self.facts
@@ -104,16 +98,25 @@ impl<'a> JobContext<'a> {
     /// check` write nothing, so they do not fill the cache). `None` when the program is not
     /// found (it is reported with every other missing tool); an error when it did not answer,
     /// or when `probed_versions` did not name it.
-    pub fn tool_version(&self, program: &str) -> Result<Option<String>, String> {
+    pub fn tool_version(&self, program: &str) -> Result<Option<String>, PluginError> {
         match self.provided.versions.get(program) {
             Some(version) => version.clone(),
-            None => Err(format!("`{program}` is not among the programs the backend's probed_versions names")),
+            None => Err(PluginError::new(format!(
+                "`{program}` is not among the programs the backend's probed_versions names"
+            ))),
         }
     }
 
     /// The value of a setting for this job.
     pub fn get<T: SettingType>(&self, setting: &Setting<T>) -> T {
         self.settings.get(setting)
+    }
+
+    /// Whether the job's value of `setting` comes from a file, the global config or the job
+    /// file, rather than from the command line or the setting's default: a value that holds for
+    /// one run only (rdiff-backup's `--current-time`) belongs on the command line.
+    pub fn set_in_a_file<T: SettingType>(&self, setting: &Setting<T>) -> bool {
+        matches!(self.settings.source(setting.def.name), Some(Source::Config(_) | Source::Job(_)))
     }
 
     /// The host whose files are backed up.
@@ -142,16 +145,29 @@ impl<'a> JobContext<'a> {
     }
 
     /// The retry policy of cleanup steps: `max_retries` tries more, `retry_interval` apart.
-    pub fn cleanup_retry(&self) -> Retry {
+    pub(crate) fn cleanup_retry(&self) -> Retry {
         Retry {
             max_retries: self.get(&MAX_RETRIES),
             interval: std::time::Duration::from_secs(u64::from(self.get(&RETRY_INTERVAL))),
         }
     }
 
-    /// An error about this job as a whole, naming its file (a required key that is missing).
-    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+    /// An error about this job as a whole, naming its file.
+    fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError::in_file(&self.job.path, message)
+    }
+
+    /// The value of a setting without a default that the plugin cannot do without
+    /// (`backup_store_path`), or the error that names the job file and says where to set it:
+    /// `NAME: required by the OWNER backend; set it in the job file or the global config`.
+    pub fn require<T: SettingType>(&self, setting: &Setting<Option<T>>) -> Result<T, ConfigError> {
+        self.get(setting).ok_or_else(|| {
+            let (name, owner) = (setting.def.name, setting.def.owner);
+            let plugin = if source(owner).is_some() { "snapshot source" } else { "backend" };
+            self.error(format!(
+                "{name}: required by the {owner} {plugin}; set it in the job file or the global config"
+            ))
+        })
     }
 
     /// An error about `key`, a job key (`volumes[1].mount_point`) or a setting, at the line and
@@ -172,22 +188,20 @@ impl<'a> JobContext<'a> {
 
 /// A local program a plugin needs, with the setting that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Tool {
     /// The setting that names the program (`rdiff_backup_path`).
-    pub setting: &'static str,
+    pub(crate) setting: &'static str,
     /// The program: a path, or a name looked up on PATH.
-    pub program: String,
+    pub(crate) program: String,
 }
 
 /// A local directory a plugin needs to exist (the backup store), with the setting that names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Directory {
     /// The setting that names the directory (`backup_store_path`).
-    pub setting: &'static str,
+    pub(crate) setting: &'static str,
     /// The directory, an absolute path.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 impl Tool {
@@ -206,14 +220,13 @@ impl Directory {
 
 /// One backup the store holds, as `ari history` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
 pub struct StoredBackup {
     /// When it was made, seconds since the epoch.
-    pub time: i64,
+    pub(crate) time: i64,
     /// Its name in the store (an rdiff-backup increment's time, a ZFS snapshot's name).
-    pub name: String,
+    pub(crate) name: String,
     /// The space it takes, in bytes, where the tool says.
-    pub size: Option<u64>,
+    pub(crate) size: Option<u64>,
 }
 
 impl StoredBackup {
@@ -221,28 +234,44 @@ impl StoredBackup {
     pub fn new(time: i64, name: impl Into<String>, size: Option<u64>) -> StoredBackup {
         StoredBackup { time, name: name.into(), size }
     }
+
+    /// Its name in the store, as [`BackupBackend::history`] listed it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When it was made, seconds since the epoch.
+    #[doc(hidden)]
+    pub fn time(&self) -> i64 {
+        self.time
+    }
+
+    /// The space it takes, in bytes, where the tool says.
+    #[doc(hidden)]
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
 }
 
 /// How to list the backups a job's store holds: a read-only command, and how to read what it
 /// prints (the error says what in the output was not understood).
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct HistoryQuery {
     /// The command, on whichever host holds the store.
-    pub command: crate::contract::step::Command,
+    pub(crate) command: crate::contract::step::Command,
     /// Reads its standard output.
-    pub parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+    pub(crate) parse: fn(&str) -> Result<Vec<StoredBackup>, PluginError>,
     /// A path on the backup server that exists once the store holds a backup (rdiff-backup's
     /// `rdiff-backup-data`): without it the store holds none yet, and the command (whose tool
     /// would call that an error) does not run. None: the command says.
-    pub marker: Option<String>,
+    pub(crate) marker: Option<String>,
 }
 
 impl HistoryQuery {
     /// Lists the backups with `command`, read by `parse`.
     pub fn new(
         command: crate::contract::step::Command,
-        parse: fn(&str) -> Result<Vec<StoredBackup>, String>,
+        parse: fn(&str) -> Result<Vec<StoredBackup>, PluginError>,
     ) -> HistoryQuery {
         HistoryQuery { command, parse, marker: None }
     }
@@ -255,8 +284,21 @@ impl HistoryQuery {
     }
 
     /// Whether the store shows that it holds no backup yet: its marker is not there.
+    #[doc(hidden)]
     pub fn holds_none_yet(&self) -> bool {
         self.marker.as_ref().is_some_and(|marker| std::fs::symlink_metadata(marker).is_err())
+    }
+
+    /// The command that lists the backups.
+    #[doc(hidden)]
+    pub fn command(&self) -> &crate::contract::step::Command {
+        &self.command
+    }
+
+    /// The backups the command's standard output lists.
+    #[doc(hidden)]
+    pub fn read(&self, stdout: &str) -> Result<Vec<StoredBackup>, PluginError> {
+        (self.parse)(stdout)
     }
 }
 
@@ -270,68 +312,70 @@ impl HistoryQuery {
 /// only with `--force`, and a copy that makes nothing means that the backup does not hold
 /// `path`.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct RestoreRequest {
     /// The path as the job names it: the path on the source host, even when the job reads it
     /// from a snapshot.
-    pub path: String,
+    pub(crate) path: String,
     /// The backup to copy it out of.
-    pub backup: StoredBackup,
+    pub(crate) backup: StoredBackup,
     /// The local path to create.
-    pub target: String,
+    pub(crate) target: String,
 }
 
 impl RestoreRequest {
+    /// The path as the job names it: the path on the source host, even when the job reads it
+    /// from a snapshot.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The backup to copy it out of.
+    pub fn backup(&self) -> &StoredBackup {
+        &self.backup
+    }
+
+    /// The local path to create.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// `path` as `backup` holds it, copied to `target`.
+    #[doc(hidden)]
     pub fn new(path: impl Into<String>, backup: StoredBackup, target: impl Into<String>) -> Self {
         RestoreRequest { path: path.into(), backup, target: target.into() }
     }
 }
 
 /// Builds a restore's copy from what its query printed.
-pub type CopyCommand = Arc<dyn Fn(&str) -> Result<crate::contract::step::Command, String> + Send + Sync>;
+pub(crate) type CopyCommand =
+    Arc<dyn Fn(&str) -> Result<crate::contract::step::Command, PluginError> + Send + Sync>;
 
 /// How a backend copies a path out of its store: the copy, built from what an optional
 /// read-only query printed (the dataset's mount point); the error says what in that output was
 /// not understood.
 #[derive(Clone)]
-#[non_exhaustive]
 pub struct Restore {
     /// Asked first, on whichever host holds the store; its standard output goes to `copy`.
-    pub query: Option<crate::contract::step::Command>,
+    pub(crate) query: Option<crate::contract::step::Command>,
     /// The copy itself.
-    pub copy: CopyCommand,
-    /// Exit statuses of the copy that count as success with the output that says so.
-    pub tolerated: Vec<crate::contract::step::Tolerated>,
+    pub(crate) copy: CopyCommand,
     /// Exit statuses of the copy that, with the output that says so, mean that the backup does
     /// not hold the path (as a copy that exits 0 and makes nothing does).
-    pub absent: Vec<crate::contract::step::Tolerated>,
+    pub(crate) absent: Vec<crate::contract::step::Tolerated>,
 }
 
 impl Restore {
     /// A restore that is one command.
     pub fn new(copy: crate::contract::step::Command) -> Restore {
-        Restore {
-            query: None,
-            copy: Arc::new(move |_| Ok(copy.clone())),
-            tolerated: Vec::new(),
-            absent: Vec::new(),
-        }
+        Restore { query: None, copy: Arc::new(move |_| Ok(copy.clone())), absent: Vec::new() }
     }
 
     /// A restore whose command is built from what `query` prints.
     pub fn after(
         query: crate::contract::step::Command,
-        copy: impl Fn(&str) -> Result<crate::contract::step::Command, String> + Send + Sync + 'static,
+        copy: impl Fn(&str) -> Result<crate::contract::step::Command, PluginError> + Send + Sync + 'static,
     ) -> Restore {
-        Restore { query: Some(query), copy: Arc::new(copy), tolerated: Vec::new(), absent: Vec::new() }
-    }
-
-    /// The same restore, counting exit status `code` of the copy as success when its standard
-    /// error holds `output`.
-    pub fn tolerating(mut self, code: i32, output: &'static str) -> Restore {
-        self.tolerated.push(crate::contract::step::Tolerated::new(code, output));
-        self
+        Restore { query: Some(query), copy: Arc::new(copy), absent: Vec::new() }
     }
 
     /// The same restore, reading exit status `code` of the copy, when its standard error holds
@@ -413,6 +457,17 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// private directory the copy goes into (see [`RestoreRequest`]).
     fn restore(&self, _job: &JobContext, _request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
         Ok(None)
+    }
+
+    /// The lines of a failed command's output that an error about it shows (its last ten), from
+    /// the output's non-empty lines: all of them by default. A backend whose tool buries its
+    /// cause under lines that say little cuts them here (rdiff-backup's Python tracebacks, down
+    /// to their exception line), so that what came before (ssh's `Connection refused`) stays
+    /// among the lines shown. A tool's output reaches other commands' errors too (through ssh,
+    /// from a hook that runs it), so the engine gives every failed command's lines to every
+    /// linked backend in turn: a backend keeps, as they are, the lines it does not know.
+    fn error_lines<'a>(&self, lines: Vec<&'a str>) -> Vec<&'a str> {
+        lines
     }
 }
 
@@ -516,6 +571,18 @@ mod tests {
         assert_eq!(relative_to("/etc/hosts", "/"), Some("etc/hosts"));
         assert_eq!(relative_to("/srvx", "/srv"), None);
         assert_eq!(relative_to("/etc", "/srv"), None);
+    }
+
+    #[test]
+    fn a_required_setting_is_its_value_or_an_error_that_says_where_to_set_it() {
+        use crate::contract::testkit::TestJob;
+        static STORE: Setting<Option<String>> = Setting::new("store_path", "tester", None, "a store");
+        let job = TestJob::parse("include: [/etc]\nremote_user: backup\n");
+        assert_eq!(job.context().require(&crate::contract::core_settings::REMOTE_USER), Ok("backup".into()));
+        assert_eq!(
+            job.context().require(&STORE).unwrap_err().to_string(),
+            "/etc/ari-backup/jobs.d/test.yaml: store_path: required by the tester backend; set it in the job file or the global config"
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 pub use crate::contract::error::ConfigError;
 pub use crate::contract::kinds::{self, ListKind, TextKind};
 pub use crate::contract::plugin::{
-    join_path, BackupBackend, Directory, Facts, JobContext, SnapshotSource, Tool,
+    join_path, BackupBackend, Directory, Facts, JobContext, PluginError, SnapshotSource, Tool,
 };
-pub use crate::contract::settings::{Scope, Setting, SettingKind};
-pub use crate::contract::step::{Command, Host, Phase, Program, Retry, Step, When};
+pub use crate::contract::settings::{Setting, SettingKind};
+pub use crate::contract::step::{Command, Host, Phase, Program, Step, When};
 pub use crate::{register_backend, register_settings, register_source};

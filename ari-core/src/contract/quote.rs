@@ -44,7 +44,7 @@ pub fn shell_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
 
 /// `word` as rsync splits its `-e` command: on spaces only, with `'...'` or `"..."` quoting in
 /// which a doubled quote stands for itself, and no backslash escapes.
-pub fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
+pub(crate) fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
     if !word.is_empty() && !word.contains([' ', '\'', '"']) {
         Cow::Borrowed(word)
     } else {
@@ -52,7 +52,8 @@ pub fn rsync_rsh_quote(word: &str) -> Cow<'_, str> {
     }
 }
 
-/// The words as an rsync `-e` command, each quoted by [`rsync_rsh_quote`].
+/// The words as an rsync `-e` command, which rsync splits on spaces only: a word with a space
+/// or a quote goes in single quotes, a `'` in it doubled.
 pub fn rsync_rsh_join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
     words.into_iter().map(|w| rsync_rsh_quote(w.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
 }

@@ -18,7 +18,7 @@ use crate::contract::error::ConfigError;
 use crate::contract::kinds::{check_no_nul, ListKind, TextKind};
 
 /// The type of a setting's value, which decides how YAML and command-line values are parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum SettingKind {
     /// `true` or `false`.
@@ -53,6 +53,7 @@ pub enum SettingKind {
 
 impl SettingKind {
     /// How the kind reads in help and error messages.
+    #[doc(hidden)]
     pub fn describe(&self) -> String {
         match self {
             SettingKind::Bool => "boolean".into(),
@@ -69,6 +70,7 @@ impl SettingKind {
     }
 
     /// What values the kind accepts, for the settings reference.
+    #[doc(hidden)]
     pub fn accepts(&self) -> String {
         match self {
             SettingKind::Bool => "`true` or `false`".into(),
@@ -91,6 +93,7 @@ impl SettingKind {
 
 /// The description of one setting, as registered.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct SettingDef {
     /// snake_case name, as in the config and job files.
     pub name: &'static str,
@@ -109,6 +112,7 @@ pub struct SettingDef {
 }
 
 /// Where a setting may be set.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Scope {
@@ -120,6 +124,7 @@ pub enum Scope {
     Process,
 }
 
+#[doc(hidden)]
 impl SettingDef {
     /// The default as a value, if the setting has one.
     pub fn default_value(&self) -> Option<Value> {
@@ -134,7 +139,9 @@ impl SettingDef {
     /// a secret (a monitoring service's check id, a password), by its scheme and host only.
     pub fn shown(&self, value: &Value) -> String {
         match (self.kind, value) {
-            (SettingKind::Text(kind), Value::String(url)) if *kind == crate::contract::kinds::URL => {
+            (SettingKind::Text(kind), Value::String(url))
+                if std::ptr::eq(kind, &crate::contract::kinds::URL) =>
+            {
                 crate::contract::kinds::shown_url(url)
             }
             _ => value.to_string(),
@@ -145,10 +152,13 @@ impl SettingDef {
 /// A Rust type that a setting's value converts to.
 pub trait SettingType: Sized {
     /// The kind of value the setting holds.
+    #[doc(hidden)]
     const KIND: SettingKind;
     /// Whether the setting may be unset (`Option<T>`).
+    #[doc(hidden)]
     const OPTIONAL: bool = false;
     /// Converts a value already checked against [`Self::KIND`].
+    #[doc(hidden)]
     fn from_value(value: Option<&Value>) -> Option<Self>;
 }
 
@@ -211,7 +221,7 @@ impl SettingType for std::time::Duration {
 }
 
 /// Parses a positive duration (`90s`, `2h`, `1h 30m`, or ISO 8601 `PT2H`).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
         format!("`{}` is not a duration like 90s, 30m or 2h", crate::contract::kinds::shown(text))
     })?;
@@ -239,7 +249,8 @@ impl<T: SettingType> SettingType for Option<T> {
 /// ari_core::register_settings!(RSYNC_PATH);
 /// ```
 pub struct Setting<T> {
-    /// What the registry knows of this setting.
+    /// What the registry knows of this setting (`register_settings!` names it).
+    #[doc(hidden)]
     pub def: SettingDef,
     marker: PhantomData<fn() -> T>,
 }
@@ -291,14 +302,9 @@ impl<T: SettingType> Setting<T> {
 
     /// The same setting, of the process rather than of a job: set once for the whole `ari`
     /// process, in the global config or on the command line, never in a job file.
-    pub const fn for_the_process(mut self) -> Setting<T> {
+    pub(crate) const fn for_the_process(mut self) -> Setting<T> {
         self.def.scope = Scope::Process;
         self
-    }
-
-    /// The setting's name.
-    pub fn name(&self) -> &'static str {
-        self.def.name
     }
 }
 
@@ -338,6 +344,7 @@ macro_rules! register_settings {
 }
 
 /// Every registered setting, sorted by name.
+#[doc(hidden)]
 pub fn registry() -> &'static BTreeMap<&'static str, &'static SettingDef> {
     static REGISTRY: OnceLock<BTreeMap<&'static str, &'static SettingDef>> = OnceLock::new();
     REGISTRY.get_or_init(|| {
@@ -360,11 +367,13 @@ fn defaults() -> &'static BTreeMap<&'static str, Value> {
 }
 
 /// Looks a setting up by name, snake_case or kebab-case.
+#[doc(hidden)]
 pub fn find(name: &str) -> Option<&'static SettingDef> {
     registry().get(name.replace('-', "_").as_str()).copied()
 }
 
 /// A setting's value.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Value {
@@ -403,6 +412,7 @@ impl Value {
 }
 
 /// Where a value came from.
+#[doc(hidden)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Source {
@@ -429,10 +439,13 @@ impl fmt::Display for Source {
 
 /// The values one source sets, each already checked against its setting's kind.
 #[derive(Debug, Clone)]
+#[doc(hidden)]
 pub struct Layer {
     /// Where these values come from.
+    #[doc(hidden)]
     pub source: Source,
     /// Values by setting name.
+    #[doc(hidden)]
     pub values: BTreeMap<&'static str, Value>,
     /// The text of the file they were read from, where an error about one of them finds its line.
     document: Option<Arc<str>>,
@@ -440,6 +453,7 @@ pub struct Layer {
 
 impl Layer {
     /// An empty layer.
+    #[doc(hidden)]
     pub fn new(source: Source) -> Layer {
         Layer { source, values: BTreeMap::new(), document: None }
     }
@@ -468,7 +482,9 @@ impl Layer {
 }
 
 /// The effective settings of one job: every registered setting's value and where it came from.
+/// A plugin reads them through its context (`JobContext::get`).
 #[derive(Debug, Clone)]
+#[doc(hidden)]
 pub struct Settings {
     values: BTreeMap<&'static str, (Value, Source)>,
     /// The text of each file a value came from, shared with its layer.
@@ -525,6 +541,7 @@ impl Settings {
     /// A setting's kind fits its type and a non-optional one has a default, both checked when
     /// the static compiles; what is left is a default that its own kind refuses, which the
     /// registry's tests catch for every linked plugin.
+    #[doc(hidden)]
     pub fn get<T: SettingType>(&self, setting: &Setting<T>) -> T {
         let own_default;
         let value = match self.value(setting.def.name) {
@@ -543,6 +560,7 @@ impl Settings {
     }
 
     /// The raw value of a setting, if it has one.
+    #[doc(hidden)]
     pub fn value(&self, name: &str) -> Option<&Value> {
         match self.values.get(name) {
             Some((value, _)) => Some(value),
@@ -551,6 +569,7 @@ impl Settings {
     }
 
     /// Where a setting's value came from; `None` when it has neither a default nor a value.
+    #[doc(hidden)]
     pub fn source(&self, name: &str) -> Option<&Source> {
         match self.values.get(name) {
             Some((_, source)) => Some(source),
@@ -560,6 +579,7 @@ impl Settings {
 }
 
 /// Parses a value written as text (a default, or the command line).
+#[doc(hidden)]
 pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
     match def.kind {
         SettingKind::Bool => match text.to_ascii_lowercase().as_str() {
@@ -599,7 +619,7 @@ fn check_string(kind: SettingKind, text: &str) -> Result<Value, String> {
         _ => check_no_nul(text),
     };
     let shown = match kind {
-        SettingKind::Text(kind) if *kind == crate::contract::kinds::URL => {
+        SettingKind::Text(kind) if std::ptr::eq(kind, &crate::contract::kinds::URL) => {
             crate::contract::kinds::shown_url(text)
         }
         _ => crate::contract::kinds::shown(text),

@@ -12,28 +12,27 @@ use crate::contract::step::{Command, Host, Program};
 /// How ari reaches remote hosts: the same for its own commands and for the ssh that
 /// rdiff-backup and rsync start.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
 pub struct Ssh {
     /// The ssh binary (`ssh_path`).
-    pub path: String,
+    pub(crate) path: String,
     /// `ssh_port`; `None` leaves the port to ssh's own configuration.
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// `remote_user`; `None` leaves the user to ssh's own configuration.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// `ssh_options`, passed before the destination.
-    pub options: Vec<String>,
+    pub(crate) options: Vec<String>,
     /// ari's own `-o` options from `ssh_batch_mode`, `ssh_connect_timeout` and the keepalive
     /// settings. They come after `options`: ssh keeps the first value of an option, so an admin's
     /// `-o ConnectTimeout=...` in `ssh_options` wins.
-    pub defaults: Vec<String>,
+    pub(crate) defaults: Vec<String>,
     /// `remote_sudo`: every remote command runs through `sudo -n --` (after ari's remote
     /// wrapper, which stays the login shell's).
     #[serde(default)]
-    pub sudo: bool,
+    pub(crate) sudo: bool,
 }
 
 /// What goes before a remote command under `remote_sudo`.
-pub const SUDO: &str = "sudo -n -- ";
+pub(crate) const SUDO: &str = "sudo -n -- ";
 
 /// The argv sudo runs for `program` under `remote_sudo`: `/bin/sh -c` and the command as one
 /// text in a subshell. sudo matches a rule's arguments joined by spaces, so a rule admits every
@@ -57,9 +56,8 @@ pub(crate) fn sudo_words(text: &str, exec: bool) -> [String; 3] {
 }
 
 impl Ssh {
-    /// ssh at `path`, with port, user and options left to ssh's own configuration: a start for
-    /// tests and examples.
-    pub fn new(path: impl Into<String>) -> Ssh {
+    /// ssh at `path`, with port, user and options left to ssh's own configuration.
+    pub(crate) fn new(path: impl Into<String>) -> Ssh {
         Ssh {
             path: path.into(),
             port: None,
@@ -70,37 +68,39 @@ impl Ssh {
         }
     }
 
-    /// The same, on `port`.
-    pub fn port(mut self, port: u16) -> Ssh {
-        self.port = Some(port);
-        self
-    }
-
-    /// The same, as `user`.
-    pub fn user(mut self, user: impl Into<String>) -> Ssh {
-        self.user = Some(user.into());
-        self
-    }
-
-    /// The same, with these options before the destination.
-    pub fn options<S: Into<String>>(mut self, options: impl IntoIterator<Item = S>) -> Ssh {
-        self.options = options.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The same, running every remote command through `sudo -n --`.
+    /// The same, running every remote command through `sudo -n --`, or not.
+    #[doc(hidden)]
     pub fn sudo(mut self, sudo: bool) -> Ssh {
         self.sudo = sudo;
         self
     }
 
-    /// The same, with ari's own `-o` options after the admin's.
-    pub fn defaults<S: Into<String>>(mut self, defaults: impl IntoIterator<Item = S>) -> Ssh {
-        self.defaults = defaults.into_iter().map(Into::into).collect();
-        self
+    /// The ssh binary (`ssh_path`).
+    #[doc(hidden)]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `ssh_port`, when set.
+    #[doc(hidden)]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// `ssh_options`.
+    #[doc(hidden)]
+    pub fn options(&self) -> &[String] {
+        &self.options
+    }
+
+    /// Whether remote commands run through `sudo -n --` (`remote_sudo`).
+    #[doc(hidden)]
+    pub fn uses_sudo(&self) -> bool {
+        self.sudo
     }
 
     /// The ssh settings of a job.
+    #[doc(hidden)]
     pub fn from_settings(settings: &Settings) -> Ssh {
         let mut defaults = Vec::new();
         let mut option = |text: String| defaults.extend(["-o".to_string(), text]);
@@ -130,7 +130,7 @@ impl Ssh {
     /// the argv quoted word by word, or the shell text; under `remote_sudo`, through `sudo -n --`
     /// as one shell text in a subshell, `sudo_argv` (`sudo -n -- /bin/sh -c '( exec ARGV )'`,
     /// `sudo -n -- /bin/sh -c '( TEXT )'`).
-    pub fn remote_text(&self, program: &Program) -> String {
+    pub(crate) fn remote_text(&self, program: &Program) -> String {
         match (program, self.sudo) {
             (Program::Argv(words), false) => crate::contract::quote::shell_join(words),
             (Program::Shell(script), false) => script.clone(),
@@ -169,6 +169,11 @@ impl Ssh {
         argv
     }
 
+    /// The user ari logs in as (`remote_user`); `None` leaves it to ssh's configuration.
+    pub fn remote_user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     /// `remote_user@host`, or `host` when the user is left to ssh's configuration.
     pub fn destination(&self, host: &str) -> String {
         match &self.user {
@@ -181,6 +186,7 @@ impl Ssh {
 /// The command an admin runs with their own access to install the ssh filter that the jobs need
 /// on `host` (`ari authorize`): as root under `remote_sudo` (`sudo`), whose sudoers drop-in needs
 /// it, else as the admin; an installed filter refuses `--install` over ari's own key.
+#[doc(hidden)]
 pub fn filter_installer(host: &str, sudo: bool) -> String {
     let sudo = if sudo { "sudo " } else { "" };
     format!("ari authorize --host {host} --installer | ssh ADMIN@{host} {sudo}sh")

@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::contract::plugin::error::PluginError;
+
 /// Where a command runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Host {
@@ -65,12 +67,11 @@ impl fmt::Display for Program {
 
 /// A program on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Command {
     /// Where it runs.
-    pub host: Host,
+    pub(crate) host: Host,
     /// What runs.
-    pub program: Program,
+    pub(crate) program: Program,
 }
 
 impl Command {
@@ -86,6 +87,16 @@ impl Command {
     /// A shell command on `host`.
     pub fn shell(host: Host, script: impl Into<String>) -> Command {
         Command { host, program: Program::Shell(script.into()) }
+    }
+
+    /// Where it runs.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// What runs.
+    pub fn program(&self) -> &Program {
+        &self.program
     }
 }
 
@@ -129,8 +140,7 @@ impl Phase {
 
 /// The result of the steps up to the main step, as told to the post steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The pre steps, the snapshot and the main step succeeded.
     Success,
     /// Something before the post steps failed (or the job was interrupted).
@@ -152,7 +162,7 @@ pub enum When {
 
 impl When {
     /// Whether a step with this condition runs after `outcome`.
-    pub fn applies(self, outcome: Outcome) -> bool {
+    pub(crate) fn applies(self, outcome: Outcome) -> bool {
         match self {
             When::Always => true,
             When::Success => outcome == Outcome::Success,
@@ -196,41 +206,35 @@ impl<'de> serde::Deserialize<'de> for When {
     }
 }
 
-/// How often a failed step is tried again.
+/// How often a failed step is tried again: the engine's policy for cleanup steps
+/// (`max_retries`, `retry_interval`), and for the backup with `retry_backup`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Retry {
+pub(crate) struct Retry {
     /// Tries after the first one.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
     /// Pause between tries.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 }
 
 impl Retry {
-    /// `max_retries` tries after the first, `interval` apart.
-    pub fn new(max_retries: u32, interval: Duration) -> Retry {
-        Retry { max_retries, interval }
-    }
-
     /// Run once; a failure is final.
-    pub const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
+    pub(crate) const NEVER: Retry = Retry { max_retries: 0, interval: Duration::ZERO };
 }
 
 /// A read-only query about what a cleanup step removes: whether it is still there and, for a
 /// destructive step, whether it is what ari made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Probe {
+pub(crate) struct Probe {
     /// The query; exit status 0 means the thing is there.
-    pub query: Command,
+    pub(crate) query: Command,
     /// The words its standard output must consist of for the thing to be ari's; `None` when
     /// the exit status says all.
-    pub expect: Option<Vec<String>>,
+    pub(crate) expect: Option<Vec<String>>,
 }
 
 impl Probe {
     /// Whether the query's output shows what the probe expects.
-    pub fn matches(&self, stdout: &str) -> bool {
+    pub(crate) fn matches(&self, stdout: &str) -> bool {
         match &self.expect {
             Some(words) => stdout.split_whitespace().eq(words.iter().map(String::as_str)),
             None => true,
@@ -240,49 +244,65 @@ impl Probe {
 
 /// A non-zero exit status that counts as success only with the output that says it is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Tolerated {
+pub(crate) struct Tolerated {
     /// The exit status.
-    pub code: i32,
+    pub(crate) code: i32,
     /// What the command's standard error (or output, when that is empty) must hold: the tool's
     /// own words, or, for a repair read back from the ledger, the words it was recorded with.
-    pub output: std::borrow::Cow<'static, str>,
+    pub(crate) output: std::borrow::Cow<'static, str>,
 }
 
 impl Tolerated {
     /// Exit status `code` with `output` in what the command printed.
-    pub fn new(code: i32, output: impl Into<std::borrow::Cow<'static, str>>) -> Tolerated {
+    pub(crate) fn new(code: i32, output: impl Into<std::borrow::Cow<'static, str>>) -> Tolerated {
         Tolerated { code, output: output.into() }
     }
 
     /// Whether a command that exited with `code`, printing `output`, succeeded after all.
-    pub fn accepts(&self, code: i32, output: &str) -> bool {
+    pub(crate) fn accepts(&self, code: i32, output: &str) -> bool {
         self.code == code && !self.output.is_empty() && output.contains(&*self.output)
     }
 }
 
 /// The characters a variable part of a [`CommandPattern`] may hold, as a POSIX sh bracket
-/// expression's body (`A-Za-z0-9_.:-`), named for messages.
+/// expression's body (`A-Za-z0-9_.:-`), named for messages. A plugin declares the sets of its
+/// own tool's names as constants ([`Chars::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[non_exhaustive]
 pub struct Chars {
-    /// What the part is (`a ZFS snapshot name part`).
-    pub what: &'static str,
-    /// The characters, as a bracket expression's body: ranges of ASCII letters and digits, and
-    /// single characters from `_.:,=+@% -` (a `-` last).
-    pub set: &'static str,
+    /// What the part is (`a ZFS name part`).
+    pub(crate) what: &'static str,
+    /// The characters, as a bracket expression's body.
+    pub(crate) set: &'static str,
 }
 
 impl Chars {
-    /// The characters of ZFS names after the dataset (`2026-12-02--0300`).
-    pub const ZFS_NAME: Chars = Chars { what: "a ZFS name part", set: "A-Za-z0-9_.:-" };
+    /// The characters of `set`, a part named `what` in messages (`a ZFS name part`). `set` is a
+    /// POSIX sh bracket expression's body: ranges within ASCII lower-case letters, upper-case
+    /// letters or digits (`a-z`, `A-F`, `0-9`), and single letters, digits or characters of
+    /// `_.:,=+@% `, a `-` only last. Anything else (a `/`, a quote, a `]`, `!` or `^`) would
+    /// let more through a host's filter than the part needs, or mean something else there:
+    /// such a set is a build error where it makes a constant.
+    ///
+    /// ```compile_fail
+    /// // `/` would let a path through.
+    /// const PATHS: ari_core::step::Chars = ari_core::step::Chars::new("a path", "a-z/");
+    /// ```
+    pub const fn new(what: &'static str, set: &'static str) -> Chars {
+        assert!(
+            is_bracket_body(set.as_bytes()),
+            "a Chars set holds ranges and characters a filter takes as they are"
+        );
+        Chars { what, set }
+    }
+
     /// Decimal digits.
-    pub const DIGITS: Chars = Chars { what: "a number", set: "0-9" };
-    /// Lower-case hexadecimal digits.
-    pub const HEX: Chars = Chars { what: "hexadecimal digits", set: "0-9a-f" };
-    /// rsync's server options (`-logDtprze.iLsfxCIvu --delete --log-format=%i . `): letters,
-    /// digits, spaces and `.=,_%-`, and no `/`, so that no absolute path hides in them.
-    pub const RSYNC_SERVER_OPTIONS: Chars = Chars { what: "rsync's server options", set: "A-Za-z0-9 .=,_%-" };
+    pub(crate) const DIGITS: Chars = Chars::new("a number", "0-9");
+
+    /// What the part is, for messages.
+    #[doc(hidden)]
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
 
     /// Whether `c` is one of the characters.
     pub fn contains(&self, c: char) -> bool {
@@ -305,6 +325,37 @@ impl Chars {
     }
 }
 
+/// Whether `set` is a bracket expression's body of the kind [`Chars::new`] takes, read as
+/// [`Chars::contains`] reads it: `X-Y` where a `-` follows one character and precedes another.
+const fn is_bracket_body(set: &[u8]) -> bool {
+    if set.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < set.len() {
+        if i + 2 < set.len() && set[i + 1] == b'-' {
+            let (low, high) = (set[i], set[i + 2]);
+            let same_class = (low.is_ascii_lowercase() && high.is_ascii_lowercase())
+                || (low.is_ascii_uppercase() && high.is_ascii_uppercase())
+                || (low.is_ascii_digit() && high.is_ascii_digit());
+            if !same_class || low > high {
+                return false;
+            }
+            i += 3;
+        } else {
+            let c = set[i];
+            let plain = c.is_ascii_alphanumeric()
+                || matches!(c, b'_' | b'.' | b':' | b',' | b'=' | b'+' | b'@' | b'%' | b' ');
+            let last_dash = c == b'-' && i + 1 == set.len();
+            if !(plain || last_dash) {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    true
+}
+
 /// A command line that a step may run on a host without it being in the plan word for word: what
 /// a dynamic step expands to (`zfs snapshot pool/x@ari-backup-` and a timestamp), or what a
 /// local tool starts there through the job's ssh (`rdiff-backup server`). `template` is the
@@ -312,21 +363,20 @@ impl Chars {
 /// value at every `{}`, one or more of `chars`). The pipeline refuses an expansion that matches
 /// none of its step's patterns, and `ari authorize` lets exactly these through a host's filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CommandPattern {
     /// Where the command runs.
-    pub host: Host,
+    pub(crate) host: Host,
     /// The command line, `{}` standing for the variable part; without `{}`, the exact line.
-    pub template: String,
+    pub(crate) template: String,
     /// What the variable part may hold.
-    pub chars: Chars,
+    pub(crate) chars: Chars,
     /// What the command lets ari's key do on the host beyond the job's own work, in a sentence
     /// that `ari authorize` shows beside the filter (a server that reads the whole host, a tool
     /// whose protocol runs the client's code): none when it does only what the job needs.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
     /// What a host's filter runs instead of a matching command: a program that restricts the
     /// request itself (rsync's `rrsync`), none when the filter runs the command as it is.
-    pub handover: Option<Handover>,
+    pub(crate) handover: Option<Handover>,
 }
 
 /// A program that a host's filter runs in place of a command it matched, handing it the
@@ -336,18 +386,17 @@ pub struct CommandPattern {
 /// against its tables and keeps inside DIR). ari's own argv does not change: the filter
 /// rewrites what arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Handover {
     /// The program and its arguments (`rrsync -wo /tank/web`), fixed; under `remote_sudo` it
     /// runs through sudo, which keeps `variable` for it alone.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// The environment variable that carries the request (`SSH_ORIGINAL_COMMAND`).
-    pub variable: &'static str,
+    pub(crate) variable: &'static str,
     /// The request, `{}` standing for the matched command's variable part (`rsync --server {}.`).
-    pub request: String,
+    pub(crate) request: String,
     /// A harmless argv that runs only when the program can (`rrsync -help`: rrsync there, and
     /// its interpreter): `ari check --connect` runs it, without sudo, as the filter allows.
-    pub probe: Vec<String>,
+    pub(crate) probe: Vec<String>,
 }
 
 impl Handover {
@@ -423,8 +472,20 @@ impl CommandPattern {
         self
     }
 
+    /// The command line, `{}` standing for the variable part.
+    #[doc(hidden)]
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// What the variable part may hold.
+    #[doc(hidden)]
+    pub fn chars(&self) -> Chars {
+        self.chars
+    }
+
     /// Whether the remote command line `line` is one the pattern allows.
-    pub fn matches(&self, line: &str) -> bool {
+    pub(crate) fn matches(&self, line: &str) -> bool {
         let Some((fixed, _)) = self.template.split_once("{}") else { return line == self.template };
         let Some(rest) = line.strip_prefix(fixed) else { return false };
         let value: String = rest.chars().take_while(|c| self.chars.contains(*c)).collect();
@@ -433,6 +494,7 @@ impl CommandPattern {
 }
 
 /// The remote command line of `command` as the remote shell gets it (after ari's remote wrapper).
+#[doc(hidden)]
 pub fn remote_line(command: &Command) -> String {
     match &command.program {
         Program::Argv(words) => crate::contract::quote::shell_join(words),
@@ -441,12 +503,11 @@ pub fn remote_line(command: &Command) -> String {
 }
 
 /// Derives the commands of a dynamic step from the output of its query.
-pub type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, String> + Send + Sync>;
+pub(crate) type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, PluginError> + Send + Sync>;
 
 /// What a step does.
 #[derive(Clone)]
-#[non_exhaustive]
-pub enum Action {
+pub(crate) enum Action {
     /// Run a command; the step succeeds when it exits 0.
     Run(Command),
     /// Run a check that must fail: exit 0 means the step refuses to go on, for `reason`
@@ -469,7 +530,7 @@ pub enum Action {
 
 impl Action {
     /// The command the step starts with (the query of a dynamic step).
-    pub fn command(&self) -> &Command {
+    pub(crate) fn command(&self) -> &Command {
         match self {
             Action::Run(command) => command,
             Action::RefuseIf { command, .. } => command,
@@ -493,12 +554,11 @@ impl fmt::Debug for Action {
 /// What a backup step moved, as its tool reports it: files changed (new, changed or deleted)
 /// and bytes transferred. Either is `None` where the tool does not say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
 pub struct Transfer {
     /// Files new, changed or deleted.
-    pub files: Option<u64>,
+    pub(crate) files: Option<u64>,
     /// Bytes of the files sent.
-    pub bytes: Option<u64>,
+    pub(crate) bytes: Option<u64>,
 }
 
 impl Transfer {
@@ -522,48 +582,47 @@ impl std::ops::Add for Transfer {
 }
 
 /// Reads what a successful step transferred from its standard output.
-pub type Statistics = fn(&str) -> Transfer;
+pub(crate) type Statistics = fn(&str) -> Transfer;
 
 /// One step of a job.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct Step {
     /// The phase it belongs to.
-    pub phase: Phase,
+    pub(crate) phase: Phase,
     /// A short name for logs and plans (`pre[0]`, `rdiff-backup`, `remove increments`).
-    pub name: String,
+    pub(crate) name: String,
     /// When it runs (post steps only; other phases always use `Always`).
-    pub when: When,
+    pub(crate) when: When,
     /// What it does.
-    pub action: Action,
+    pub(crate) action: Action,
     /// How often it is retried.
-    pub retry: Retry,
+    pub(crate) retry: Retry,
     /// The step that undoes this one, run in the cleanup phase once this one succeeded
     /// (the `umount` of a `mount`, the `lvremove` of an `lvcreate`).
-    pub undo: Option<Box<Step>>,
+    pub(crate) undo: Option<Box<Step>>,
     /// Non-zero exit statuses that still count as success, with a warning, when the output
     /// says why (rdiff-backup's retention exits 2 when no increment is old enough to remove, and
     /// also on a usage error).
-    pub tolerated: Vec<Tolerated>,
+    pub(crate) tolerated: Vec<Tolerated>,
     /// For a cleanup step: what it removes, named as left behind when it fails
     /// (`snapshot vg0/root-ari_backup on db-server`).
-    pub removes: Option<String>,
+    pub(crate) removes: Option<String>,
     /// For a dynamic step: what it runs after its query, as a pattern (`zfs snapshot
     /// pool/x@ari-backup-%Y-%m-%d--%H%M`), for plans.
-    pub shows: Option<String>,
+    pub(crate) shows: Option<String>,
     /// For a cleanup step: a query that succeeds while what it removes is still there
     /// (`mountpoint -q DIR`). Recovery after a crash runs the step only then, so undoing is
     /// idempotent: a snapshot already gone is fine. A probe that expects an output is also the
     /// proof a destructive step gives before every run that its target is what ari made.
-    pub present: Option<Probe>,
+    pub(crate) present: Option<Probe>,
     /// For a backup step: how to read what it transferred from its output (metrics).
-    pub statistics: Option<Statistics>,
+    pub(crate) statistics: Option<Statistics>,
     /// Remote command lines the step may run that its commands do not spell out: what a dynamic
     /// step expands to, what its tool starts on a host (see [`CommandPattern`]).
-    pub may_run: Vec<CommandPattern>,
+    pub(crate) may_run: Vec<CommandPattern>,
     /// What repairs the state this step leaves when it does not end normally (see
     /// [`Step::repaired_by`]), in the order they run.
-    pub repairs: Vec<Step>,
+    pub(crate) repairs: Vec<Step>,
 }
 
 /// The shell variable in which a repair's presence query, when it is local shell text, finds
@@ -593,7 +652,7 @@ impl Step {
     }
 
     /// The same step, reading what it transferred from its standard output with `statistics`.
-    pub fn reporting(mut self, statistics: Statistics) -> Step {
+    pub fn reporting(mut self, statistics: fn(&str) -> Transfer) -> Step {
         self.statistics = Some(statistics);
         self
     }
@@ -663,10 +722,16 @@ impl Step {
         }
     }
 
-    /// A step that runs `query`, then the commands `expand` derives from its output.
-    pub fn dynamic(phase: Phase, name: impl Into<String>, query: Command, expand: Expand) -> Step {
+    /// A step that runs `query`, then the commands `expand` derives from its output (an error
+    /// fails the step before any runs).
+    pub fn dynamic(
+        phase: Phase,
+        name: impl Into<String>,
+        query: Command,
+        expand: impl Fn(&str) -> Result<Vec<Command>, PluginError> + Send + Sync + 'static,
+    ) -> Step {
         Step {
-            action: Action::Dynamic { query, expand },
+            action: Action::Dynamic { query, expand: Arc::new(expand) },
             ..Step::run(phase, name, Command::argv(Host::Local, Vec::<String>::new()))
         }
     }
@@ -686,13 +751,13 @@ impl Step {
     }
 
     /// The same step, run only when `when` applies.
-    pub fn when(mut self, when: When) -> Step {
+    pub(crate) fn when(mut self, when: When) -> Step {
         self.when = when;
         self
     }
 
     /// The same step, retried by `retry`.
-    pub fn retry(mut self, retry: Retry) -> Step {
+    pub(crate) fn retry(mut self, retry: Retry) -> Step {
         self.retry = retry;
         self
     }
@@ -702,17 +767,72 @@ impl Step {
         self.undo = Some(Box::new(undo));
         self
     }
+
+    // What a step is, for a plugin's tests.
+
+    /// The phase it belongs to.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Its name in logs and plans.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When it runs: `Always` but for post steps (a backend's run only after success).
+    pub fn runs_when(&self) -> When {
+        self.when
+    }
+
+    /// The command it starts with: what it runs, the check of a refusal, the query of a
+    /// dynamic step.
+    pub fn command(&self) -> &Command {
+        self.action.command()
+    }
+
+    /// The step that undoes it in the cleanup phase, if any.
+    pub fn undone_by(&self) -> Option<&Step> {
+        self.undo.as_deref()
+    }
+
+    /// The query that tells whether what it removes is still there ([`Step::present_while`],
+    /// [`Step::proven_by`]), with the words that query must print to prove its target, if any.
+    pub fn presence(&self) -> Option<(&Command, Option<&[String]>)> {
+        self.present.as_ref().map(|probe| (&probe.query, probe.expect.as_deref()))
+    }
+
+    /// What it removes, as reported when it fails ([`Step::removes`]).
+    pub fn removal(&self) -> Option<&str> {
+        self.removes.as_deref()
+    }
+
+    /// What repairs the state it leaves when it does not end normally ([`Step::repaired_by`]).
+    #[doc(hidden)]
+    pub fn repairs(&self) -> &[Step] {
+        &self.repairs
+    }
+
+    /// Whether it counts an exit with status `code`, having printed `output`, as success
+    /// ([`Step::tolerating`]).
+    pub fn tolerates(&self, code: i32, output: &str) -> bool {
+        self.tolerated.iter().any(|tolerated| tolerated.accepts(code, output))
+    }
 }
 
 #[cfg(test)]
 mod pattern_tests {
     use super::*;
 
+    /// A ZFS name part's characters, and rsync's server options' (their owners, ari-zfs, declare
+    /// them), for the tests.
+    const NAME: Chars = Chars::new("a ZFS name part", "A-Za-z0-9_.:-");
+    const OPTIONS: Chars = Chars::new("rsync's server options", "A-Za-z0-9 .=,_%-");
+
     #[test]
     fn a_pattern_matches_its_template_with_one_value_of_its_characters() {
         let host = Host::named("zfs");
-        let snapshot =
-            CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", "p/x@ari-"], Chars::ZFS_NAME);
+        let snapshot = CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", "p/x@ari-"], NAME);
         assert!(snapshot.matches("zfs snapshot p/x@ari-2026-12-02--0300"));
         assert!(!snapshot.matches("zfs snapshot p/x@ari-"), "an empty value");
         assert!(!snapshot.matches("zfs snapshot p/x@ari-a;rm -rf /"));
@@ -724,8 +844,7 @@ mod pattern_tests {
         let exact = CommandPattern::exact(host.clone(), "rdiff-backup server");
         assert!(exact.matches("rdiff-backup server"));
         assert!(!exact.matches("rdiff-backup server --x"));
-        let rsync =
-            CommandPattern::with_variable(host, "rsync --server {}/zfs/web", Chars::RSYNC_SERVER_OPTIONS);
+        let rsync = CommandPattern::with_variable(host, "rsync --server {}/zfs/web", OPTIONS);
         assert!(rsync.matches("rsync --server -logDtprze.iLsfxCIvu --stats --delete . /zfs/web"));
         assert!(!rsync.matches("rsync --server -e.x . /zfs/web/../etc"));
         assert!(!rsync.matches("rsync --server --log-file=/etc/x . /zfs/web"));
@@ -733,11 +852,20 @@ mod pattern_tests {
 
     #[test]
     fn character_sets_read_as_bracket_expressions() {
-        assert!(
-            Chars::ZFS_NAME.contains('-') && Chars::ZFS_NAME.contains('Q') && Chars::ZFS_NAME.contains(':')
-        );
-        assert!(!Chars::ZFS_NAME.contains('/') && !Chars::ZFS_NAME.contains(' '));
-        assert!(Chars::RSYNC_SERVER_OPTIONS.contains(' ') && !Chars::RSYNC_SERVER_OPTIONS.contains('/'));
-        assert!(Chars::HEX.contains('f') && !Chars::HEX.contains('g'));
+        assert!(NAME.contains('-') && NAME.contains('Q') && NAME.contains(':'));
+        assert!(!NAME.contains('/') && !NAME.contains(' '));
+        assert!(OPTIONS.contains(' ') && !OPTIONS.contains('/'));
+        let hex = Chars::new("hexadecimal digits", "0-9a-f");
+        assert!(hex.contains('f') && !hex.contains('g'));
+    }
+
+    #[test]
+    fn a_set_holds_ranges_and_characters_a_filter_takes_as_they_are() {
+        for good in ["0-9", "A-Za-z0-9_.:-", "A-Za-z0-9 .=,_%-", "a", "-", "x@+,=%"] {
+            assert!(is_bracket_body(good.as_bytes()), "{good}");
+        }
+        for bad in ["", "a-z/", "'", "\\", "]", "!a", "^a", "a-9", "z-a", "_-a", "--x", "-a", "\u{e9}"] {
+            assert!(!is_bracket_body(bad.as_bytes()), "{bad}");
+        }
     }
 }

@@ -4,9 +4,9 @@
 //! ```
 //! use ari_core::testkit::TestJob;
 //!
-//! let job = TestJob::parse("include: [/etc]\nssh_port: 2222\n");
+//! let job = TestJob::parse("include: [/etc]\nremote_user: backup\n");
 //! assert_eq!(job.context().job().include, ["/etc"]);
-//! assert_eq!(job.context().ssh().port, Some(2222));
+//! assert_eq!(job.context().ssh().remote_user(), Some("backup"));
 //! ```
 
 use std::path::Path;
@@ -24,7 +24,7 @@ const JOB_PATH: &str = "/etc/ari-backup/jobs.d/test.yaml";
 /// The path test configs are read as.
 const CONFIG_PATH: &str = "/etc/ari-backup/ari-backup.conf.yaml";
 
-/// A job of a test, with its settings, the facts its probe would find, and its snapshot source.
+/// A job of a test, with its settings and its snapshot source.
 pub struct TestJob {
     job: Job,
     config: Layer,
@@ -37,12 +37,7 @@ pub struct TestJob {
 impl TestJob {
     /// The job file `yaml`; panics with ari's error when ari would refuse it.
     pub fn parse(yaml: &str) -> TestJob {
-        TestJob::try_parse(yaml).unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// The job file `yaml`, or ari's error about it.
-    pub fn try_parse(yaml: &str) -> Result<TestJob, ConfigError> {
-        TestJob::try_parse_at(JOB_PATH, yaml)
+        TestJob::try_parse_at(JOB_PATH, yaml).unwrap_or_else(|err| panic!("{err}"))
     }
 
     /// The job file `yaml` read as `path` (which gives the job its default label, and errors
@@ -61,12 +56,6 @@ impl TestJob {
         self.config = GlobalConfig::parse(Path::new(CONFIG_PATH), yaml).unwrap_or_else(|err| panic!("{err}"));
         self.settings = self.job.settings_under(&self.config, &Layer::new(Source::CommandLine));
         self.provided = provided(&self.job, &self.settings);
-        self
-    }
-
-    /// The same job, as if its probe had found `key` to be `value`.
-    pub fn with_fact(mut self, key: &str, value: &str) -> TestJob {
-        self.facts.insert(key, value);
         self
     }
 
@@ -91,8 +80,8 @@ impl TestJob {
     }
 }
 
-/// What the engine would hand the job's contexts: its ssh wrapper's path (no program's version:
-/// a test sets the facts its probe would find instead).
+/// What the engine would hand the job's contexts: its ssh wrapper's path (no program's version,
+/// and the context has no facts: a test sets what a probe would choose, `rdiff_backup_cli: new`).
 fn provided(job: &Job, settings: &Settings) -> Provided {
     let state_dir = settings.get(&crate::contract::core_settings::STATE_DIR);
     let ssh_wrapper =
@@ -100,26 +89,16 @@ fn provided(job: &Job, settings: &Settings) -> Provided {
     Provided { ssh_wrapper, ..Provided::default() }
 }
 
-/// How a command ended when [`run`] ran it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Ended {
-    /// It exited with status 0.
-    Succeeded,
-    /// It exited with this other status.
-    Exited(i32),
-}
-
 /// Runs a local `command` as the pipeline runs a step's (stdin from `/dev/null`, its own
 /// process group): for a plugin's tests of what a command does, such as a repair's presence
-/// query against a store laid out by the test. An error says why it did not run or end by
-/// exiting (not found, killed by a signal), with its output.
-pub fn run(command: &crate::contract::step::Command) -> Result<Ended, String> {
+/// query against a store laid out by the test. Its exit status (0: it succeeded), or why it did
+/// not run or end by exiting (not found, killed by a signal), with its output.
+pub fn run(command: &crate::contract::step::Command) -> Result<i32, String> {
     use crate::engine::process::ProcessError;
     use crate::engine::runner::Runner;
     match Runner::new(crate::contract::ssh::Ssh::new("ssh"), false).run(command) {
-        Ok(_) => Ok(Ended::Succeeded),
-        Err(ProcessError::Exited { code, .. }) => Ok(Ended::Exited(code)),
+        Ok(_) => Ok(0),
+        Err(ProcessError::Exited { code, .. }) => Ok(code),
         Err(err) => Err(err.to_string()),
     }
 }
@@ -127,6 +106,7 @@ pub fn run(command: &crate::contract::step::Command) -> Result<Ended, String> {
 /// The words ari puts before every remote command it runs: the remote wrapper, with the
 /// marker line that carries `nonce` (a plan shows `NONCE`), or, without one, the watcher alone
 /// (what goes before a command that a tool on one host starts on another).
+#[doc(hidden)]
 pub fn remote_wrapper(nonce: Option<&str>) -> String {
     crate::contract::ssh::prefix(nonce)
 }

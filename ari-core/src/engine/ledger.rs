@@ -474,7 +474,7 @@ mod tests {
     use super::*;
 
     fn ssh() -> Ssh {
-        Ssh::new("/usr/bin/ssh").port(22).user("root")
+        Ssh { port: Some(22), user: Some("root".into()), ..Ssh::new("/usr/bin/ssh") }
     }
 
     fn undo(name: &str) -> Step {

@@ -22,7 +22,7 @@ pub struct JobReport {
     /// The job's label.
     pub label: String,
     /// The outcome of the steps up to the main step.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// The failure that stopped the job before cleanup, if any.
     pub failure: Option<StepFailure>,
     /// Every cleanup step that failed even after its retries: something may be left behind.

@@ -6,9 +6,9 @@ use std::path::Path;
 use crate::contract::core_settings::{RETRY_BACKUP, SSH_CONNECTION_SHARING, STATE_DIR};
 use crate::contract::error::ConfigError;
 use crate::contract::job::{HookCommand, Job};
-use crate::contract::plugin::{self, Directory, Facts, JobContext, Provided, Tool};
+use crate::contract::plugin::{self, Directory, Facts, JobContext, PluginError, Provided, Tool};
 use crate::contract::settings::{Layer, Settings};
-use crate::contract::step::{Action, Command, Host, Phase, Step};
+use crate::contract::step::{Action, Command, Host, Phase, Program, Step, When};
 use crate::engine::process::{self, Ssh};
 use crate::engine::remote::{self, Connections};
 use crate::engine::tool_version;
@@ -104,10 +104,18 @@ impl JobPlan {
         tools.extend(backend.tools(&ctx));
         let directories = backend.directories(&ctx);
         let history = backend.history(&ctx)?;
-        let snapshot = match source {
+        // Every cleanup step is retried by the cleanup policy (max_retries, retry_interval),
+        // whatever the plugin set: undoing what a snapshot made must not give up at a hiccup.
+        let snapshot: Vec<Step> = match source {
             Some(source) => source.steps(&ctx)?,
             None => Vec::new(),
-        };
+        }
+        .into_iter()
+        .map(|mut step| {
+            step.undo = step.undo.map(|undo| Box::new(undo.retry(ctx.cleanup_retry())));
+            step
+        })
+        .collect();
         let mut main = backend.main_steps(&ctx)?;
         if settings.get(&RETRY_BACKUP) {
             main = main.into_iter().map(|step| step.retry(ctx.cleanup_retry())).collect();
@@ -250,6 +258,78 @@ impl JobPlan {
         steps
     }
 
+    /// The plan as `ari plan` prints it for a person.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "job {} (backend {}, source {}{})\n",
+            self.label(),
+            self.backend,
+            self.job.source_hostname,
+            self.job.snapshot.as_deref().map(|s| format!(", snapshot {s}")).unwrap_or_default()
+        );
+        for (i, step) in self.steps().iter().enumerate() {
+            let command = step.action.command();
+            let when = match step.when {
+                When::Always => String::new(),
+                when => format!(" [when {}]", when.as_str()),
+            };
+            let text = shown_program(&command.program);
+            out.push_str(&format!(
+                "{:>3}. {:<14} {} on {}{when}\n",
+                i + 1,
+                step.phase.as_str(),
+                step.name,
+                command.host
+            ));
+            out.push_str(&format!("       {text}\n"));
+            match &step.action {
+                Action::RefuseIf { reason, .. } => {
+                    out.push_str(&format!("       (stops the job if it succeeds: {reason})\n"))
+                }
+                Action::Dynamic { .. } => {
+                    out.push_str("       (dynamic: the commands that follow depend on its output)\n");
+                    if let Some(pattern) = &step.shows {
+                        out.push_str(&format!(
+                            "       (then: {})\n",
+                            crate::contract::kinds::escaped(pattern)
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            if let Some(probe) = step.present.as_ref() {
+                if let (Program::Argv(argv), Some(expect)) = (&probe.query.program, &probe.expect) {
+                    out.push_str(&format!(
+                        "       (runs only after `{}` shows `{}`)\n",
+                        crate::contract::quote::shell_join(argv),
+                        expect.join(" ")
+                    ));
+                }
+            }
+            for repair in &step.repairs {
+                let only_while = repair
+                    .present
+                    .as_ref()
+                    .map(|probe| format!(", only while `{}` succeeds", shown_program(&probe.query.program)));
+                out.push_str(&format!(
+                    "       (if it does not end normally, once its process has ended: {}: {}{})\n",
+                    repair.name,
+                    shown_program(&repair.action.command().program),
+                    only_while.unwrap_or_default()
+                ));
+            }
+            if step.retry.max_retries > 0 {
+                out.push_str(&format!(
+                    "       (retried up to {} times, {}s apart)\n",
+                    step.retry.max_retries,
+                    step.retry.interval.as_secs()
+                ));
+            }
+        }
+        out.push_str(&self.connections.render());
+        out
+    }
+
     /// Every host the job touches: its source host, and every remote host its steps run on
     /// (a ZFS host, a hook's host). The backup server itself counts only as a source.
     pub fn hosts(&self) -> Vec<String> {
@@ -271,11 +351,11 @@ impl JobPlan {
 
 /// The first line `program --version` prints (cached in `state_dir`), `None` when the program is
 /// not found: what `JobContext::tool_version` answers.
-fn probed_version(program: &str, state_dir: &str) -> Result<Option<String>, String> {
+fn probed_version(program: &str, state_dir: &str) -> Result<Option<String>, PluginError> {
     let Ok(resolved) = process::resolve_program(program) else { return Ok(None) };
     tool_version::tool_version(&resolved, &["--version"], Path::new(state_dir))
         .map(Some)
-        .map_err(|err| err.to_string())
+        .map_err(|err| PluginError::new(err.to_string()))
 }
 
 fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
@@ -287,4 +367,12 @@ fn hook_steps(phase: Phase, hooks: &[HookCommand]) -> Vec<Step> {
             Step::run(phase, format!("{}[{i}]", phase.as_str()), command).when(hook.when)
         })
         .collect()
+}
+
+/// A command's program as the plan shows it, control characters escaped.
+fn shown_program(program: &Program) -> String {
+    match program {
+        Program::Argv(argv) => crate::contract::kinds::escaped(&crate::contract::quote::shell_join(argv)),
+        Program::Shell(script) => format!("sh: {}", crate::contract::kinds::escaped(script)),
+    }
 }

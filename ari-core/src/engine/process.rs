@@ -184,7 +184,7 @@ pub enum ProcessError {
 }
 
 fn tail(text: &str) -> String {
-    let lines = without_tracebacks(text);
+    let lines = error_lines(text);
     if lines.is_empty() {
         return String::new();
     }
@@ -197,23 +197,11 @@ fn tail(text: &str) -> String {
     out
 }
 
-/// The non-empty lines of `text`, with each Python traceback (rdiff-backup's way of failing)
-/// cut down to its exception line, so that the lines before it (ssh's "Connection refused",
-/// say) stay within the tail an error shows.
-fn without_tracebacks(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut in_traceback = false;
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        if line.starts_with("Traceback (most recent call last)") {
-            in_traceback = true;
-        } else if in_traceback && !line.starts_with(char::is_whitespace) {
-            in_traceback = false;
-            lines.push(line);
-        } else if !in_traceback {
-            lines.push(line);
-        }
-    }
-    lines
+/// The non-empty lines of `text` that an error shows, as every linked backend cuts them
+/// (`BackupBackend::error_lines`: rdiff-backup's tracebacks down to their exception line).
+fn error_lines(text: &str) -> Vec<&str> {
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    crate::contract::plugin::backends().fold(lines, |lines, backend| backend.error_lines(lines))
 }
 
 /// Finds a program as a command line would: a name on PATH, or a path that must be executable.
@@ -479,7 +467,7 @@ pub(crate) fn start_master(
         match handle.try_wait() {
             Ok(Some(output)) => {
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                let last = without_tracebacks(&stderr).last().map(|l| l.to_string());
+                let last = error_lines(&stderr).last().map(|l| l.to_string());
                 return Err(last.unwrap_or_else(|| format!("ssh exited with {}", output.status)));
             }
             Err(err) => return Err(err.to_string()),
@@ -659,15 +647,16 @@ mod tests {
     }
 
     #[test]
-    fn tracebacks_shrink_to_their_exception() {
-        let text = "ssh: connect to host 127.0.0.1 port 1: Connection refused\n\
-                    Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n    f()\n\
-                    AttributeError: 'NoneType' object has no attribute 'lstat'\n";
+    fn an_error_shows_the_last_lines_of_the_output() {
+        let text = format!("first\n\n{}", (1..=12).map(|i| format!("line {i}\n")).collect::<String>());
         assert_eq!(
-            tail(text),
-            "; last lines of its output:\n    ssh: connect to host 127.0.0.1 port 1: Connection refused\n    \
-             AttributeError: 'NoneType' object has no attribute 'lstat'"
+            tail(&text),
+            format!(
+                "; last lines of its output:{}",
+                (3..=12).map(|i| format!("\n    line {i}")).collect::<String>()
+            )
         );
+        assert_eq!(tail(" \n\n"), "");
     }
 
     #[test]

@@ -569,7 +569,12 @@ mod tests {
     use super::*;
 
     fn connections(sharing: bool) -> Connections {
-        let ssh = Ssh::new("/usr/bin/ssh").port(2222).user("backup").options(["-F", "/etc/a b/config"]);
+        let ssh = Ssh {
+            port: Some(2222),
+            user: Some("backup".into()),
+            options: vec!["-F".into(), "/etc/a b/config".into()],
+            ..Ssh::new("/usr/bin/ssh")
+        };
         Connections::new(ssh, "/var/lib/ari-backup", "db", sharing, ["db-1", "localhost", "zfs", "db-1"])
     }
 

@@ -305,7 +305,7 @@ fn copy_command(runner: &Runner, restore: &Restore) -> Result<crate::contract::s
         None => Output::default(),
     };
     let printed = printed.stdout().map_err(|too_long| RestoreError::Unreadable(too_long.to_string()))?;
-    (restore.copy)(printed).map_err(RestoreError::Unreadable)
+    (restore.copy)(printed).map_err(|err| RestoreError::Unreadable(err.to_string()))
 }
 
 /// Runs the copy; true when its exit says that the backup does not hold the path.
@@ -314,11 +314,6 @@ fn copy(runner: &Runner, restore: &Restore) -> Result<bool, RestoreError> {
     log::info!("restoring: {command}");
     match runner.run(&command) {
         Ok(_) => Ok(false),
-        Err(ref error)
-            if crate::engine::process::counts_as_success(&restore.tolerated, error, "the copy") =>
-        {
-            Ok(false)
-        }
         Err(ProcessError::Exited { code, ref stderr, .. })
             if restore.absent.iter().any(|absent| absent.accepts(code, stderr)) =>
         {

@@ -263,7 +263,7 @@ pub(crate) fn attempt_step(
             let commands = output
                 .stdout()
                 .map_err(|too_long| too_long.to_string())
-                .and_then(|printed| expand(printed))
+                .and_then(|printed| expand(printed).map_err(|err| err.to_string()))
                 .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
             // A remote command the step does not declare never runs: what `ari authorize` lets
             // through a host's filter is what the step may expand to.

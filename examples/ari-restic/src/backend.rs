@@ -11,15 +11,8 @@ register_backend!(ResticBackend);
 
 /// `restic -r REPOSITORY --password-file FILE`, the start of every restic command.
 fn restic(job: &JobContext) -> Result<Vec<String>, ConfigError> {
-    let required = |value: Option<String>, name: &str| {
-        value.ok_or_else(|| {
-            job.error(format!(
-                "{name}: required by the restic backend; set it in the job file or the global config"
-            ))
-        })
-    };
-    let repository = required(job.get(&RESTIC_REPOSITORY), "restic_repository")?;
-    let password_file = required(job.get(&RESTIC_PASSWORD_FILE), "restic_password_file")?;
+    let repository = job.require(&RESTIC_REPOSITORY)?;
+    let password_file = job.require(&RESTIC_PASSWORD_FILE)?;
     Ok(vec![job.get(&RESTIC_PATH), "-r".into(), repository, "--password-file".into(), password_file])
 }
 
@@ -79,7 +72,7 @@ impl BackupBackend for ResticBackend {
         // keys must be for restic, and what spans several settings.
         restic(job)?;
         for (i, path) in job.job().include.iter().enumerate() {
-            kinds::check_path(path).map_err(|why| {
+            kinds::PATH.check(path).map_err(|why| {
                 job.error_at(&format!("include[{i}]"), format!("`{}` {why}", kinds::shown(path)))
             })?;
         }
@@ -91,7 +84,7 @@ impl BackupBackend for ResticBackend {
                 ));
             }
         }
-        if job.job().include.is_empty() && job.snapshot_source().is_none() {
+        if job.job().include.is_empty() && job.snapshot_root().is_none() {
             return Err(job.error_at("include", "the restic backend needs at least one path to back up"));
         }
         if keep_options(job).is_empty() {

@@ -3,11 +3,11 @@
 use ari_core::prelude::*;
 
 /// A restic repository as `-r` takes it: a local directory, or `BACKEND:LOCATION`.
-pub static REPOSITORY: TextKind = TextKind {
-    name: "restic repository",
-    accepts: "an absolute path, or BACKEND:LOCATION with a restic backend (local:, sftp:, rest:, s3:, b2:, azure:, gs:, swift:, rclone:)",
-    check: check_repository,
-};
+pub static REPOSITORY: TextKind = TextKind::new(
+    "restic repository",
+    "an absolute path, or BACKEND:LOCATION with a restic backend (local:, sftp:, rest:, s3:, b2:, azure:, gs:, swift:, rclone:)",
+    check_repository,
+);
 
 /// restic's repository backends, as `-r` spells them.
 const BACKENDS: &[&str] = &["local", "sftp", "rest", "s3", "b2", "azure", "gs", "swift", "rclone"];
@@ -15,11 +15,11 @@ const BACKENDS: &[&str] = &["local", "sftp", "rest", "s3", "b2", "azure", "gs", 
 /// Checks a repository: an absolute normalised path, or a known backend and a location.
 pub fn check_repository(text: &str) -> Result<(), String> {
     if text.starts_with('/') {
-        return kinds::check_path(text);
+        return kinds::PATH.check(text);
     }
     kinds::check_no_control(text)?;
     match text.split_once(':') {
-        Some(("local", path)) => kinds::check_path(path),
+        Some(("local", path)) => kinds::PATH.check(path),
         Some((backend, location)) if BACKENDS.contains(&backend) && !location.is_empty() => Ok(()),
         _ => Err(format!(
             "is neither an absolute path nor BACKEND:LOCATION with a restic backend ({})",

@@ -52,7 +52,7 @@ fn steps(yaml: &str, frozen: bool) -> Result<Vec<String>, String> {
     Ok(main
         .iter()
         .chain(&post)
-        .map(|s| format!("{} {}: {}", s.phase.as_str(), s.name, s.action.command()))
+        .map(|s| format!("{} {}: {}", s.phase().as_str(), s.name(), s.command()))
         .collect())
 }
 
@@ -174,24 +174,22 @@ fn repositories() {
 
 #[test]
 fn local_tools_only_for_a_local_source() {
-    let tools = |yaml: &str| {
-        let job = job(yaml, false).unwrap();
-        ResticBackend
-            .tools(&job.context())
-            .iter()
-            .map(|t| format!("{}={}", t.setting, t.program))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(tools("include: [/etc]\n"), ["restic_path=restic", "include=test"]);
-    assert_eq!(tools("include: [/etc]\nsource_hostname: db-server\n"), Vec::<String>::new());
+    let tools = |yaml: &str| ResticBackend.tools(&job(yaml, false).unwrap().context());
+    assert_eq!(
+        tools("include: [/etc]\n"),
+        [Tool::new("restic_path", "restic"), Tool::new("include", "test")]
+    );
+    assert_eq!(tools("include: [/etc]\nsource_hostname: db-server\n"), []);
 }
 
 #[test]
 fn ari_plans_forget_after_the_backup_and_only_after_its_success() {
     let job = job("include: [/etc]\n", false).unwrap();
     let steps = job.steps().unwrap_or_else(|e| panic!("{e}"));
-    let plan: Vec<String> =
-        steps.iter().map(|s| format!("{} {} {}", s.phase.as_str(), s.name, s.when.as_str())).collect();
+    let plan: Vec<String> = steps
+        .iter()
+        .map(|s| format!("{} {} {}", s.phase().as_str(), s.name(), s.runs_when().as_str()))
+        .collect();
     assert_eq!(
         plan,
         ["main restic include exists always", "main restic backup always", "post restic forget success"]
@@ -200,10 +198,16 @@ fn ari_plans_forget_after_the_backup_and_only_after_its_success() {
 
 #[test]
 fn every_default_is_a_valid_value_of_its_kind() {
-    let ours: Vec<_> = ari_core::settings::registry().values().filter(|def| def.owner == "restic").collect();
-    assert_eq!(ours.len(), 7);
-    for def in ours {
-        // default_value panics when a default does not parse by its kind.
-        assert_eq!(def.default_value().is_some(), !def.optional, "{}", def.name);
-    }
+    // A setting the job leaves unset reads its default, parsed by the setting's kind: a default
+    // its kind refuses panics here.
+    let job = job("include: [/etc]\n", false).unwrap();
+    let job = job.context();
+    assert_eq!(job.get(&crate::RESTIC_PATH), "restic");
+    let keeps = [
+        &crate::RESTIC_KEEP_LAST,
+        &crate::RESTIC_KEEP_DAILY,
+        &crate::RESTIC_KEEP_WEEKLY,
+        &crate::RESTIC_KEEP_MONTHLY,
+    ];
+    assert_eq!(keeps.map(|keep| job.get(keep)), [0, 7, 4, 12]);
 }

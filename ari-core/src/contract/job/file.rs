@@ -37,6 +37,7 @@ impl Job {
     }
 
     /// Parses the text of a job file; the error names every error of the file, in file order.
+    #[doc(hidden)]
     pub fn parse(path: &Path, text: &str) -> Result<Job, ConfigError> {
         let text = crate::contract::yaml::document(path, text)?;
         let (shape, mut errors) = every_key(path, text, |pass| {

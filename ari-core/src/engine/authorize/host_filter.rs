@@ -35,7 +35,7 @@ pub struct HostFilter {
     /// The command lines with a variable part.
     pub patterns: Vec<CommandPattern>,
     /// What the allowed commands let the key do beyond the jobs' own work
-    /// ([`CommandPattern::note`]), for `ari authorize` to say beside the filter.
+    /// ([`CommandPattern::noting`]), for `ari authorize` to say beside the filter.
     pub notes: BTreeSet<String>,
     /// Under `remote_sudo`: each command as sudoers matches it (program, then its arguments as
     /// a regular expression), for the drop-in.

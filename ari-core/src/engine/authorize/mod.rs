@@ -433,7 +433,12 @@ mod tests {
             ("mount".to_string(), "^-o ro\\,noatime /dev/x /mnt$".to_string())
         );
         assert_eq!(
-            sudo_entry(&words(&["zfs", "snapshot", "p/x@a-{}"]), Some(Chars::ZFS_NAME)).unwrap().1,
+            sudo_entry(
+                &words(&["zfs", "snapshot", "p/x@a-{}"]),
+                Some(Chars::new("a ZFS name part", "A-Za-z0-9_.:-"))
+            )
+            .unwrap()
+            .1,
             "^snapshot p/x@a-[A-Za-z0-9_.:-]+$"
         );
         assert!(sudo_entry(&words(&["/bin/sh", "-c", "a\nb"]), None).is_err(), "a line break");
@@ -449,7 +454,11 @@ mod tests {
         let mut filter = HostFilter {
             host: "h".into(),
             destination: "backup@h".into(),
-            ssh: crate::contract::ssh::Ssh::new("ssh").user("backup").sudo(sudo),
+            ssh: crate::contract::ssh::Ssh {
+                user: Some("backup".into()),
+                ..crate::contract::ssh::Ssh::new("ssh")
+            }
+            .sudo(sudo),
             path: "/usr/local/sbin/ari-filter".into(),
             extra_options: None,
             keys_file: None,
