@@ -18,7 +18,10 @@
 //! would undo what that session, perhaps still running, wrote. The repair's presence query,
 //! asked right before it runs, is that count and the newer marker's `PID N` line, which must
 //! name the process of the step it repairs (the engine gives it as `$ARI_REPAIRED_PID`, once
-//! that process is proven gone); without it, nothing is forced.
+//! that process is proven gone); without it, nothing is forced. A newer marker that is empty
+//! counts too: rdiff-backup creates the file before it writes its id into it, so a session
+//! killed in between leaves it empty, and rdiff-backup itself takes a marker without an id for
+//! a session that is over (its next run would regress, and end with status 2).
 //!
 //! With API 201 (`--api-version 201`), an interrupted first backup also leaves its lock file,
 //! and rdiff-backup refuses to start again while it is there ("an initial backup in a strange
@@ -58,7 +61,7 @@ pub fn repairs(program: &str, cli: Cli, destination: &str) -> Vec<Step> {
         .present_while(Command::shell(
             Host::Local,
             format!(
-                "{markers}; test -e \"$2\" && grep -qx \"PID ${{{pid}:?}}\" \"$2\"",
+                "{markers}; test -e \"$2\" && {{ grep -qx \"PID ${{{pid}:?}}\" \"$2\" || test ! -s \"$2\"; }}",
                 pid = ari_core::step::REPAIRED_PID
             ),
         ))
@@ -156,6 +159,24 @@ mod tests {
         ] {
             assert!(matches!(ran(prefix), Ok(code) if code != 0), "{what}: not needed");
         }
+    }
+
+    #[test]
+    fn a_session_killed_before_its_marker_names_it_is_regressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("rdiff-backup-data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("current_mirror.2026-01-01T00:00:00Z.data"), "PID 42\n").unwrap();
+        // The newer marker as a session killed between creating it and writing its id left it.
+        std::fs::write(data.join("current_mirror.2026-01-02T00:00:00Z.data"), "").unwrap();
+        let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, dir.path().to_str().unwrap());
+        let (query, _) = repairs[0].presence().unwrap();
+        let Program::Shell(script) = query.program() else { panic!("{query}") };
+        let ran = |prefix: &str| testkit::run(&Command::shell(Host::Local, format!("{prefix}{script}")));
+        assert_eq!(ran("ARI_REPAIRED_PID=4242; "), Ok(0), "an empty newer marker is a session that is over");
+        // With one marker only, nothing is regressed, empty or not.
+        std::fs::remove_file(data.join("current_mirror.2026-01-01T00:00:00Z.data")).unwrap();
+        assert_ne!(ran("ARI_REPAIRED_PID=4242; "), Ok(0), "one marker: no unfinished session");
     }
 
     #[test]
