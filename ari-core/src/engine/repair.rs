@@ -9,7 +9,9 @@ use crate::engine::ledger::{Entry, Ledger};
 use crate::engine::process::{self, ProcessError};
 use crate::engine::process_record::{Liveness, ProcessRecord};
 use crate::engine::runner::Runner;
-use crate::engine::step_run::{attempt_step, undo_if_present, StepError, StepFailure, StepRecord};
+use crate::engine::step_run::{
+    attempt_step, undo_if_present, wait_to_retry, StepError, StepFailure, StepRecord,
+};
 
 /// How long a repair waits for the process of the step it repairs to end: a process that ari's
 /// death sent SIGTERM (`PR_SET_PDEATHSIG`) may take a moment to go, and its children with it.
@@ -124,13 +126,7 @@ pub(crate) fn run_repaired(
         match result {
             Err(ref error) if repaired && attempt < step.retry.max_retries && !runner.is_cancelled() => {
                 attempt += 1;
-                log::warn!(
-                    "{} failed, retry {attempt} of {} in {}s: {error}",
-                    step.name,
-                    step.retry.max_retries,
-                    step.retry.interval.as_secs()
-                );
-                std::thread::sleep(step.retry.interval);
+                wait_to_retry(step, attempt, error);
             }
             result => break result,
         }

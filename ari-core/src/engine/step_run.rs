@@ -189,6 +189,18 @@ pub(crate) fn undo_if_present(
     run_step(step, runner, records)
 }
 
+/// Says that `step` failed with `error` and will be tried again (`attempt` of its retries), and
+/// waits its retry interval.
+pub(crate) fn wait_to_retry(step: &Step, attempt: u32, error: &StepError) {
+    log::warn!(
+        "{} failed, retry {attempt} of {} in {}s: {error}",
+        step.name,
+        step.retry.max_retries,
+        step.retry.interval.as_secs()
+    );
+    std::thread::sleep(step.retry.interval);
+}
+
 pub(crate) fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
     let clock = Instant::now();
     let mut attempt = 0;
@@ -197,13 +209,7 @@ pub(crate) fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecor
         match result {
             Err(ref error) if attempt < step.retry.max_retries && !runner.is_cancelled() => {
                 attempt += 1;
-                log::warn!(
-                    "{} failed, retry {attempt} of {} in {}s: {error}",
-                    step.name,
-                    step.retry.max_retries,
-                    step.retry.interval.as_secs()
-                );
-                std::thread::sleep(step.retry.interval);
+                wait_to_retry(step, attempt, error);
             }
             result => break result,
         }
