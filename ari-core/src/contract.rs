@@ -13,6 +13,7 @@ pub mod kinds;
 pub mod plugin;
 pub mod prelude;
 pub mod quote;
+pub mod sample;
 pub mod settings;
 pub mod ssh;
 pub mod step;

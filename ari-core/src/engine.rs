@@ -31,3 +31,5 @@ pub(crate) mod runner;
 pub(crate) mod schedule;
 pub(crate) mod step_run;
 pub(crate) mod tool_version;
+pub(crate) mod verify;
+pub(crate) mod verify_job;

@@ -31,7 +31,9 @@
 mod contract;
 mod engine;
 
-pub use contract::{core_settings, error, job, kinds, plugin, prelude, quote, settings, ssh, step, testkit};
+pub use contract::{
+    core_settings, error, job, kinds, plugin, prelude, quote, sample, settings, ssh, step, testkit,
+};
 pub use error::ConfigError;
 
 #[doc(hidden)]
@@ -107,6 +109,10 @@ pub mod engine_api {
     }
     pub mod schedule {
         pub use crate::engine::schedule::{run, Candidate, Executor};
+    }
+    pub mod verify {
+        pub use crate::engine::verify::{summary, Verdict, VerdictJson};
+        pub use crate::engine::verify_job::{check_job, VerifyError};
     }
 }
 

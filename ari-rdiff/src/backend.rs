@@ -5,6 +5,7 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Restore,
     RestoreRequest, Tool,
 };
+use ari_core::sample::Sample;
 use ari_core::step::{Command, CommandPattern, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -245,6 +246,24 @@ impl BackupBackend for RdiffBackend {
         // repository").
         let data = format!("{}/rdiff-backup-data", destination.trim_end_matches('/'));
         Ok(Some(HistoryQuery::new(Command::argv(Host::Local, argv), argv::increments).marked_by(data)))
+    }
+
+    /// The mirror holds the root's files at their paths, beside `rdiff-backup-data`.
+    fn sample(&self, job: &JobContext) -> Result<Option<Sample>, ConfigError> {
+        let root = if job.snapshot_root().is_some() { "/".to_string() } else { job.get(&TOP_LEVEL_SRC_DIR) };
+        let mut sample = Sample::new(root.clone(), Host::Local, RdiffBackend::destination(job)?)
+            .beside_the_backup(Sample::literal("/rdiff-backup-data"));
+        for entry in &job.job().include {
+            if let Some((base, rule)) = crate::selection::sample_rule(entry, &root) {
+                sample = sample.including(base, rule);
+            }
+        }
+        for entry in &job.job().exclude {
+            if let Some((_, rule)) = crate::selection::sample_rule(entry, &root) {
+                sample = sample.excluding(rule);
+            }
+        }
+        Ok(Some(sample))
     }
 
     fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {

@@ -39,6 +39,76 @@ pub fn check_include(path: &str) -> Result<(), String> {
     check_pattern(path)
 }
 
+/// An include or exclude entry as a spot check's rule (see `ari_core::sample::Sample`), from the
+/// source root `root`: the directory its matches lie in, and the POSIX extended regular
+/// expression that rdiff-backup's own translation of the glob gives (`**` any text, `*` and
+/// `?` any but `/`, `[...]` a class, `[!...]` its complement). `None` for an absolute entry
+/// outside `root`, which rdiff-backup never reaches.
+pub fn sample_rule(entry: &str, root: &str) -> Option<(String, String)> {
+    let entry = if entry.len() > 1 { entry.trim_end_matches('/') } else { entry };
+    let from_root = match entry.strip_prefix("**") {
+        Some(_) => entry.to_string(),
+        None => format!("/{}", ari_core::plugin::relative_to(entry, root)?),
+    };
+    let literal_end = from_root.find(['*', '?', '[']).unwrap_or(from_root.len());
+    let base = if literal_end == from_root.len() {
+        from_root.clone()
+    } else {
+        from_root[..literal_end].rsplit_once('/').map(|(dir, _)| dir).unwrap_or_default().to_string()
+    };
+    let base = if base.is_empty() { "/".to_string() } else { base };
+    let rule = if from_root == "/" { String::new() } else { glob_rule(&from_root) };
+    Some((base, rule))
+}
+
+/// rdiff-backup's `glob_to_re`, written for POSIX extended regular expressions.
+fn glob_rule(glob: &str) -> String {
+    let chars: Vec<char> = glob.chars().collect();
+    let mut rule = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                rule.push_str(".*");
+                i += 2;
+                continue;
+            }
+            '*' => rule.push_str("[^/]*"),
+            '?' => rule.push_str("[^/]"),
+            '[' => {
+                let mut j = i + 1;
+                if chars.get(j) == Some(&'!') {
+                    j += 1;
+                }
+                if chars.get(j) == Some(&']') {
+                    j += 1;
+                }
+                while j < chars.len() && chars[j] != ']' {
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    rule.push_str("\\[");
+                } else {
+                    let body: String = chars[i + 1..j].iter().collect();
+                    rule.push_str(&match body.strip_prefix('!') {
+                        Some(rest) => format!("[^{rest}]"),
+                        // A leading `^` is a literal in rdiff-backup's class: last, it is one here.
+                        None => match body.strip_prefix('^') {
+                            Some("") => "\\^".to_string(),
+                            Some(rest) => format!("[{rest}^]"),
+                            None => format!("[{body}]"),
+                        },
+                    });
+                    i = j;
+                }
+            }
+            c => rule.push_str(&ari_core::sample::Sample::literal(&c.to_string())),
+        }
+        i += 1;
+    }
+    rule
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +165,22 @@ mod tests {
                 ("/srv/../etc", "`..`"),
             ],
         );
+    }
+
+    #[test]
+    fn entries_become_the_rules_rdiff_backup_matches_them_by() {
+        let rule = |entry: &str, root: &str| sample_rule(entry, root);
+        let some = |base: &str, rule: &str| Some((base.to_string(), rule.to_string()));
+        assert_eq!(rule("/", "/"), some("/", ""));
+        assert_eq!(rule("/etc", "/"), some("/etc", "/etc"));
+        assert_eq!(rule("/srv/data/", "/"), some("/srv/data", "/srv/data"));
+        assert_eq!(rule("/home/*/Documents", "/"), some("/home", "/home/[^/]*/Documents"));
+        assert_eq!(rule("/srv/**/cache", "/"), some("/srv", "/srv/.*/cache"));
+        assert_eq!(rule("/*.conf", "/"), some("/", "/[^/]*\\.conf"));
+        assert_eq!(rule("**/*.tmp", "/"), some("/", ".*/[^/]*\\.tmp"));
+        assert_eq!(rule("/a/file?[!x][^y][a-c]", "/"), some("/a", "/a/file[^/][^x][y^][a-c]"));
+        assert_eq!(rule("/a/[x", "/"), some("/a", "/a/\\[x"));
+        assert_eq!(rule("/srv/www", "/srv"), some("/www", "/www"));
+        assert_eq!(rule("/etc", "/srv"), None);
     }
 }

@@ -46,6 +46,8 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
             "program" => format!("x;touch {marker}"),
             "lv suffix" => String::new(),
             "size" => "0".to_string(),
+            "sample" => "0%".to_string(),
+            "bytes" => "-1G".to_string(),
             "timespec" => "--force".to_string(),
             "dataset" => "-r".to_string(),
             "rsync destination" => "local/path".to_string(),

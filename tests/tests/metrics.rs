@@ -230,14 +230,16 @@ fn a_metrics_file_is_written_only_where_nothing_is_or_over_a_file_of_aris_own() 
 }
 
 /// The names of ari's metrics: what the dashboard and the alert rules may use, as the metrics
-/// file of a real backup (which reports files and bytes) holds them.
+/// file of a real backup (which reports files and bytes, and is spot-checked every week) holds
+/// them.
 fn metric_names() -> Vec<String> {
     rdiff_backup();
     let fx = Fixture::new();
     std::fs::create_dir_all(fx.path("metrics")).unwrap();
     fx.write_config(&format!("metrics_file: {}\n", fx.p("metrics/ari.prom")));
     let src = fx.make_tree("src", &[("a", "1")]);
-    let job = fx.write_job("x.yaml", &format!("include: [{}]\n", src.display()));
+    let job = fx
+        .write_job("x.yaml", &format!("include: [{}]\nverify_sample: 1\nverify_every: 7d\n", src.display()));
     assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
     metrics(&fx)
         .lines()

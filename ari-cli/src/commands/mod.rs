@@ -24,6 +24,7 @@ mod schema;
 mod settings;
 mod signals;
 mod status;
+mod verify;
 
 use clap::{ArgMatches, Command};
 
@@ -50,6 +51,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin { cli: backends::cli, exec: backends::exec },
     Builtin { cli: history::cli, exec: history::exec },
     Builtin { cli: restore::cli, exec: restore::exec },
+    Builtin { cli: verify::cli, exec: verify::exec },
     Builtin { cli: authorize::cli, exec: authorize::exec },
     Builtin { cli: schema::cli, exec: schema::exec },
     Builtin { cli: completions::cli, exec: completions::exec },

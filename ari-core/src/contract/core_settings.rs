@@ -105,6 +105,29 @@ pub(crate) static JOB_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::n
     None,
     "stop a job that runs longer than this, e.g. 6h (its cleanup still runs); none by default",
 );
+/// The share or count of the job's files a run's spot check compares.
+pub(crate) static VERIFY_SAMPLE: Setting<Option<String>> = Setting::with_kind(
+    "verify_sample",
+    "core",
+    SettingKind::Text(&kinds::SAMPLE),
+    None,
+    "after the backup, compare this share (1%) or count (500) of the job's files on the host with the store, inside the snapshot when there is one; none by default",
+);
+/// The most bytes a spot check hashes on each side.
+pub(crate) static VERIFY_MAX_BYTES: Setting<Option<String>> = Setting::with_kind(
+    "verify_max_bytes",
+    "core",
+    SettingKind::Text(&kinds::BYTES),
+    None,
+    "the most bytes a spot check hashes on each side, e.g. 1G (files past it are compared by size and metadata only); no limit by default",
+);
+/// How often a run includes the spot check.
+pub(crate) static VERIFY_EVERY: Setting<Option<std::time::Duration>> = Setting::new(
+    "verify_every",
+    "core",
+    None,
+    "run the spot check only when the last one is older than this, e.g. 7d; every run by default",
+);
 /// Retry a failed backup step like a cleanup step.
 pub(crate) static RETRY_BACKUP: Setting<bool> = Setting::new(
     "retry_backup",
@@ -278,6 +301,8 @@ pub static REMOTE_SUDO: Setting<bool> = Setting::with_kind(
 );
 
 crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE, REMOTE_SUDO,);
+
+crate::register_settings!(VERIFY_SAMPLE, VERIFY_MAX_BYTES, VERIFY_EVERY,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

@@ -191,6 +191,82 @@ pub fn shown_url(url: &str) -> String {
     format!("{}://{}/…", shown(scheme), shown(host))
 }
 
+/// How many of a job's files a spot check picks: a share (`1%`, `0.5%`) or a count (`500`).
+pub(crate) static SAMPLE: TextKind = TextKind {
+    name: "sample",
+    accepts: "a share of the files, from `0.0001%` to `100%` (`1%`), or a count of files (`500`)",
+    check: |text| sample(text).map(|_| ()),
+};
+
+/// A number of bytes (`1G`, `500M`, `4096`).
+pub(crate) static BYTES: TextKind = TextKind {
+    name: "bytes",
+    accepts: "a positive number of bytes, with an optional unit K, M, G or T (powers of 1024): `1G`, `500M`, `4096`",
+    check: |text| bytes(text).map(|_| ()),
+};
+
+/// How many files a spot check picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SampleSize {
+    /// This many files in a million.
+    PerMillion(u32),
+    /// This many files.
+    Count(u64),
+}
+
+/// Reads a [`SAMPLE`].
+pub(crate) fn sample(text: &str) -> Result<SampleSize, String> {
+    if let Some(share) = text.strip_suffix('%') {
+        let (whole, fraction) = share.split_once('.').unwrap_or((share, ""));
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        let dot_without_digits = share.contains('.') && fraction.is_empty();
+        if whole.is_empty()
+            || dot_without_digits
+            || !digits(whole)
+            || !digits(fraction)
+            || fraction.len() > 4
+            || whole.len() > 3
+        {
+            return Err("is not a share like 1% or 0.5% (at most four decimals)".to_string());
+        }
+        let per_million: u32 =
+            format!("{whole}{fraction:0<4}").parse().map_err(|_| "is not a share like 1%".to_string())?;
+        return match per_million {
+            0 => Err("picks no file: leave verify_sample unset to check none".to_string()),
+            1..=1_000_000 => Ok(SampleSize::PerMillion(per_million)),
+            _ => Err("is more than 100%".to_string()),
+        };
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("picks no file: leave verify_sample unset to check none".to_string()),
+        Ok(count) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(SampleSize::Count(count)),
+        _ => Err("is neither a share like 1% nor a count of files like 500".to_string()),
+    }
+}
+
+/// Reads [`BYTES`].
+pub(crate) fn bytes(text: &str) -> Result<u64, String> {
+    let number = text.strip_suffix("iB").or_else(|| text.strip_suffix('B')).unwrap_or(text);
+    let (digits, unit) = match number.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => number.split_at(at),
+        None => (number, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        "T" | "t" => 40,
+        _ => return Err("is not a number of bytes like 1G, 500M or 4096".to_string()),
+    };
+    let value: u64 =
+        digits.parse().map_err(|_| "is not a number of bytes like 1G, 500M or 4096".to_string())?;
+    if value == 0 {
+        return Err("is zero".to_string());
+    }
+    value.checked_mul(1 << shift).ok_or_else(|| "is more bytes than ari counts".to_string())
+}
+
 /// A user name on a remote host.
 pub static USER: TextKind = TextKind {
     name: "user",
@@ -835,6 +911,36 @@ mod tests {
     fn globs_of_the_whole_tree() {
         assert!(is_whole_tree_glob("*") && is_whole_tree_glob("**") && is_whole_tree_glob("/***"));
         assert!(!is_whole_tree_glob("/") && !is_whole_tree_glob("") && !is_whole_tree_glob("/*/x"));
+    }
+
+    #[test]
+    fn samples_and_byte_counts() {
+        assert_eq!(sample("1%"), Ok(SampleSize::PerMillion(10_000)));
+        assert_eq!(sample("0.0001%"), Ok(SampleSize::PerMillion(1)));
+        assert_eq!(sample("100%"), Ok(SampleSize::PerMillion(1_000_000)));
+        assert_eq!(sample("500"), Ok(SampleSize::Count(500)));
+        for (bad, why) in [
+            ("0%", "picks no file"),
+            ("0", "picks no file"),
+            ("101%", "more than 100%"),
+            ("0.00001%", "at most four decimals"),
+            ("%", "not a share"),
+            ("1.%", "is not a share"),
+            ("-5", "neither a share"),
+            ("+5", "neither a share"),
+            ("5 %", "not a share"),
+            ("", "neither a share"),
+        ] {
+            let err = sample(bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: `{why}` not in `{err}`");
+        }
+        assert_eq!(bytes("4096"), Ok(4096));
+        assert_eq!(bytes("1G"), Ok(1 << 30));
+        assert_eq!(bytes("500MiB"), Ok(500 << 20));
+        assert_eq!(bytes("2k"), Ok(2048));
+        for bad in ["0", "", "1X", "-1G", "1.5G", "99999999999T", "G"] {
+            assert!(bytes(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::contract::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
 use crate::contract::error::ConfigError;
 use crate::contract::job::Job;
+use crate::contract::sample::Sample;
 use crate::contract::settings::{Setting, SettingType, Settings, Source};
 use crate::contract::ssh::Ssh;
 use crate::contract::step::{Host, Retry, Step};
@@ -456,6 +457,14 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// when ari is; the engine resolved the request's time, checked its path, and made the
     /// private directory the copy goes into (see [`RestoreRequest`]).
     fn restore(&self, _job: &JobContext, _request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
+        Ok(None)
+    }
+
+    /// What a spot check of the job's backup compares (`verify_sample`): the files the job backs
+    /// up, by the backend's own include and exclude rules, and where the store holds them; none
+    /// by default (a job that sets `verify_sample` is then refused). The engine builds, runs and
+    /// judges the check: see [`Sample`].
+    fn sample(&self, _job: &JobContext) -> Result<Option<Sample>, ConfigError> {
         Ok(None)
     }
 

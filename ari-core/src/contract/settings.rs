@@ -220,11 +220,22 @@ impl SettingType for std::time::Duration {
     }
 }
 
-/// Parses a positive duration (`90s`, `2h`, `1h 30m`, or ISO 8601 `PT2H`).
+/// Parses a positive duration (`90s`, `2h`, `1h 30m`, `7d`, or ISO 8601 `PT2H`); a day is 24
+/// hours, and weeks (`2w`) are seven of them; months and years, whose length varies, are refused.
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let parsed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
-        format!("`{}` is not a duration like 90s, 30m or 2h", crate::contract::kinds::shown(text))
-    })?;
+    let refused =
+        || format!("`{}` is not a duration like 90s, 30m, 2h or 7d", crate::contract::kinds::shown(text));
+    let parsed: jiff::SignedDuration = match text.trim().parse() {
+        Ok(duration) => duration,
+        Err(_) => {
+            let span: jiff::Span = text.trim().parse().map_err(|_| refused())?;
+            if span.get_months() != 0 || span.get_years() != 0 {
+                return Err(refused());
+            }
+            let days = jiff::SpanRelativeTo::days_are_24_hours();
+            span.to_duration(days).map_err(|_| refused())?
+        }
+    };
     std::time::Duration::try_from(parsed)
         .ok()
         .filter(|d| !d.is_zero())
@@ -722,7 +733,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::List => write!(f, "a list of strings"),
             SettingKind::Words => write!(f, "a string of words or a list of strings"),
             SettingKind::Choice(choices) => write!(f, "one of {}", choices.join(", ")),
-            SettingKind::Duration => write!(f, "a duration like 90s, 30m or 2h"),
+            SettingKind::Duration => write!(f, "a duration like 90s, 30m, 2h or 7d (a day is 24 hours)"),
             SettingKind::DurationAtMost(max) => {
                 write!(f, "a duration like 90s, 30m or 2h, at most {}", seconds_shown(max))
             }
@@ -953,7 +964,12 @@ mod tests {
         check(&CHOICE, "new", Ok(Value::String("new".into())));
         check(&DURATION, "90s", Ok(Value::String("90s".into())));
         check(&DURATION, "1h 30m", Ok(Value::String("1h 30m".into())));
-        check(&DURATION, "soon", Err("`soon` is not a duration like 90s, 30m or 2h"));
+        check(&DURATION, "soon", Err("`soon` is not a duration like 90s, 30m, 2h or 7d"));
+        check(&DURATION, "7d", Ok(Value::String("7d".into())));
+        check(&DURATION, "2w 1d", Ok(Value::String("2w 1d".into())));
+        check(&DURATION, "1 month", Err("`1 month` is not a duration like 90s, 30m, 2h or 7d"));
+        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("1w 12h"), Ok(std::time::Duration::from_secs(7 * 86400 + 12 * 3600)));
         check(&DURATION, "0s", Err("`0s` is not a positive duration"));
         check(
             &CHOICE,

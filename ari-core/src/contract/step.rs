@@ -118,6 +118,9 @@ pub enum Phase {
     AfterSnapshot,
     /// The backup itself.
     Main,
+    /// The spot check of what the backup stored against what it read (`verify_sample`), while
+    /// the snapshot it read is still there.
+    Verify,
     /// Undoing what the snapshot phase made: unmount, remove.
     Cleanup,
     /// The backend's post steps (retention, expiry) and the job's `post` commands.
@@ -132,6 +135,7 @@ impl Phase {
             Phase::Snapshot => "snapshot",
             Phase::AfterSnapshot => "after_snapshot",
             Phase::Main => "main",
+            Phase::Verify => "verify",
             Phase::Cleanup => "cleanup",
             Phase::Post => "post",
         }
@@ -526,6 +530,22 @@ pub(crate) enum Action {
         /// Turns the query's output into commands; an error fails the step before any runs.
         expand: Expand,
     },
+    /// List, pick, hash and compare a sample of the backup on both sides: the engine's own
+    /// spot check (`verify_sample`), whose commands it builds.
+    Verify(Box<VerifySides>),
+}
+
+/// The two sides of a spot check: the same listing command in the source root and in the
+/// store, each taking the run's seed as its last word (`SEED` in a plan).
+#[derive(Debug, Clone)]
+pub(crate) struct VerifySides {
+    /// On the source host, in the snapshot's mount base or the source root.
+    pub(crate) source: Command,
+    /// Where the store is, in the directory that holds the backup.
+    pub(crate) store: Command,
+    /// Whether the source is the snapshot the backup read, so that any difference is a defect;
+    /// without one, a file whose size or time changed since the backup is only reported.
+    pub(crate) exact: bool,
 }
 
 impl Action {
@@ -535,6 +555,7 @@ impl Action {
             Action::Run(command) => command,
             Action::RefuseIf { command, .. } => command,
             Action::Dynamic { query, .. } => query,
+            Action::Verify(sides) => &sides.source,
         }
     }
 }
@@ -547,6 +568,7 @@ impl fmt::Debug for Action {
                 f.debug_struct("RefuseIf").field("command", command).field("reason", reason).finish()
             }
             Action::Dynamic { query, .. } => f.debug_struct("Dynamic").field("query", query).finish(),
+            Action::Verify(sides) => f.debug_tuple("Verify").field(sides).finish(),
         }
     }
 }

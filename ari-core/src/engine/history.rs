@@ -64,6 +64,46 @@ pub struct RunRecord {
     /// Bytes the backup transferred, where its tool said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// What the run's spot check found, when one ran to a verdict: a backup that failed it is
+    /// marked so here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyRecord>,
+}
+
+/// What a run's spot check found (`verify_sample`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyRecord {
+    /// Whether the backup held what the host held.
+    pub passed: bool,
+    /// Files compared.
+    pub files: u64,
+    /// Bytes compared by content.
+    pub bytes: u64,
+    /// Files missing, extra, differing or unreadable.
+    pub failed: u64,
+    /// Files that changed since the backup read them (live checks only).
+    pub changed: u64,
+    /// The job's `verify_every` in seconds, when set: how old a check may be, for the alert
+    /// that reads it from the metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_seconds: Option<u64>,
+}
+
+impl VerifyRecord {
+    /// The record of `verdict`.
+    pub(crate) fn of(
+        verdict: &crate::engine::verify::Verdict,
+        every: Option<std::time::Duration>,
+    ) -> VerifyRecord {
+        VerifyRecord {
+            passed: verdict.passed(),
+            files: verdict.files,
+            bytes: verdict.bytes,
+            failed: verdict.findings.len() as u64,
+            changed: verdict.changed,
+            every_seconds: every.map(|every| every.as_secs()),
+        }
+    }
 }
 
 /// A job's recent runs, oldest first.
@@ -74,6 +114,11 @@ pub struct History {
 }
 
 impl History {
+    /// The last run whose spot check ran to a verdict.
+    pub(crate) fn last_verified(&self) -> Option<(&RunRecord, &VerifyRecord)> {
+        self.runs.iter().rev().find_map(|run| Some((run, run.verify.as_ref()?)))
+    }
+
     /// Where a job's history lives.
     pub fn path(state_dir: &Path, label: &str) -> PathBuf {
         StateDir::new(state_dir).dir(Area::History).join(History::file_name(label))
@@ -159,6 +204,7 @@ mod tests {
             ended: None,
             files: None,
             bytes: None,
+            verify: None,
         }
     }
 

@@ -279,6 +279,13 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
             ended: Some(ended),
             files: transfer.files,
             bytes: transfer.bytes,
+            verify: match &run.outcome {
+                JobOutcome::Ran(report) => report.verdict().map(|verdict| {
+                    let every = plan.settings.get(&crate::contract::core_settings::VERIFY_EVERY);
+                    crate::engine::history::VerifyRecord::of(verdict, every)
+                }),
+                _ => None,
+            },
         };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
             Ok(None) => {}
@@ -312,7 +319,8 @@ fn run_under_lock(
             Ok(_) => {}
             Err(err) => log::warn!("a real run would not run: {}", err.advice(label)),
         }
-        return (JobOutcome::Ran(pipeline::run(plan, &runner, &mut Ledger::disabled())), None, Vec::new());
+        let report = pipeline::run(plan, &runner, &mut Ledger::disabled(), verify_due(plan));
+        return (JobOutcome::Ran(report), None, Vec::new());
     }
     let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), wait) {
         Ok(lock) => lock,
@@ -342,9 +350,25 @@ fn run_under_lock(
     };
     let runner = runner.with_session(Arc::clone(&session));
     wait_for_the_next_second(plan);
-    let report = pipeline::run(plan, &runner, &mut ledger);
+    let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan));
     let warnings = session.close().into_iter().map(RunWarning::SharingFailed).collect();
     (JobOutcome::Ran(report), recovery, warnings)
+}
+
+/// Whether this run includes the spot check: always, unless `verify_every` is set and a check
+/// ran to a verdict within it (a run whose check failed does not count: the next one checks
+/// again).
+fn verify_due(plan: &JobPlan) -> bool {
+    let Some(every) = plan.settings.get(&crate::contract::core_settings::VERIFY_EVERY) else { return true };
+    if plan.verify.is_empty() {
+        return false;
+    }
+    let history = History::read(Path::new(&plan.state_dir()), plan.label()).unwrap_or_default();
+    let last = history.runs.iter().rev().find(|run| run.verify.as_ref().is_some_and(|v| v.passed));
+    let now = jiff::Timestamp::now().as_second();
+    last.is_none_or(|run| {
+        now.saturating_sub(run.started) >= i64::try_from(every.as_secs()).unwrap_or(i64::MAX)
+    })
 }
 
 /// How long a shared connection may take to come up: ssh's own connect timeout, and then some

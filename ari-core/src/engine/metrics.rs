@@ -48,7 +48,7 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
         );
     }
     type Value = fn(&History) -> Option<f64>;
-    let per_job: [(&str, &str, Value); 7] = [
+    let per_job: [(&str, &str, Value); 13] = [
         ("ari_job_last_run_start_timestamp_seconds", "When the job's last run started.", |h| {
             h.last().map(|r| r.started as f64)
         }),
@@ -75,6 +75,32 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
             "ari_job_last_run_transferred_bytes",
             "Bytes of files the job's last run sent, as its tool reported.",
             |h| h.last().and_then(|r| r.bytes).map(|n| n as f64),
+        ),
+        (
+            "ari_job_last_verify_timestamp_seconds",
+            "When the run whose spot check (verify_sample) last gave a verdict ended.",
+            |h| h.last_verified().map(|(r, _)| r.ended.unwrap_or(r.started as f64 + r.duration_seconds)),
+        ),
+        (
+            "ari_job_last_verify_success",
+            "1 when the last spot check found the backup as the host held it, else 0.",
+            |h| h.last_verified().map(|(_, v)| if v.passed { 1.0 } else { 0.0 }),
+        ),
+        ("ari_job_last_verify_files", "Files the last spot check compared.", |h| {
+            h.last_verified().map(|(_, v)| v.files as f64)
+        }),
+        ("ari_job_last_verify_bytes", "Bytes the last spot check compared by content.", |h| {
+            h.last_verified().map(|(_, v)| v.bytes as f64)
+        }),
+        (
+            "ari_job_last_verify_mismatches",
+            "Files the last spot check found missing, extra, differing or unreadable.",
+            |h| h.last_verified().map(|(_, v)| v.failed as f64),
+        ),
+        (
+            "ari_job_verify_interval_seconds",
+            "The job's verify_every: a spot check older than twice this is overdue.",
+            |h| h.last_verified().and_then(|(_, v)| v.every_seconds).map(|s| s as f64),
         ),
     ];
     for (name, help, value) in per_job {
@@ -126,6 +152,7 @@ mod tests {
             ended: Some(started as f64 + 12.5),
             files,
             bytes: files.map(|f| f * 100),
+            verify: None,
         };
         History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
         History::record(dir.path(), "db", record(1, 1_800_086_400, None)).unwrap();

@@ -1,6 +1,6 @@
 //! The job pipeline: a job's steps as one plan, and the one function that runs a plan.
 //!
-//! Order: `pre` → snapshot → `after_snapshot` → main → cleanup (the undo of every snapshot step
+//! Order: `pre` → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
 //! that succeeded, in reverse order) → the backend's post steps → `post`. The first failure
 //! before cleanup stops the steps before cleanup; every cleanup and post step runs whatever
 //! happened before it, and all their errors are collected. `ari plan` prints the same plan that
@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::contract::step::{Outcome, Phase, Step};
+use crate::contract::step::{Action, Outcome, Phase, Step};
 use crate::engine::exit;
 use crate::engine::ledger::Ledger;
 use crate::engine::plan::JobPlan;
@@ -57,6 +57,11 @@ impl JobReport {
             .filter_map(|r| r.transfer)
             .fold(crate::contract::step::Transfer::default(), |sum, t| sum + t)
     }
+
+    /// What the spot check found, when it ran to a verdict.
+    pub(crate) fn verdict(&self) -> Option<&crate::engine::verify::Verdict> {
+        self.records.iter().find_map(|r| r.verdict.as_ref())
+    }
 }
 
 /// An undo waiting for the cleanup phase: its step, its ledger entry, and whether it runs only
@@ -70,7 +75,9 @@ struct PendingUndo<'a> {
 
 /// Runs a plan: the only place that decides what runs after what. Before a step that makes
 /// something runs, its undo is recorded in `ledger`; once undone, the entry goes.
-pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobReport {
+/// The spot check runs only when `verify_due`; with it, a backup that does not hold what the
+/// host held fails the job, so that no retention step follows it.
+pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger, verify_due: bool) -> JobReport {
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut records = Vec::new();
@@ -81,12 +88,15 @@ pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobRe
     // The last step that ran and succeeded, for an interrupt that comes between steps.
     let mut last_done: Option<&Step> = None;
 
+    let no_steps = Vec::new();
+    let since = started.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
     log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
     'steps: for (message, steps) in [
         ("processing pre-job hooks", &plan.pre),
         ("creating snapshots", &plan.snapshot),
         ("processing after-snapshot hooks", &plan.after_snapshot),
         ("data backup started", &plan.main),
+        ("verifying a sample of the backup", if verify_due { &plan.verify } else { &no_steps }),
     ] {
         if !steps.is_empty() {
             log::info!("{message}");
@@ -107,7 +117,9 @@ pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobRe
                     break 'steps;
                 }
             };
-            let result = if step.repairs.is_empty() {
+            let result = if let Action::Verify(sides) = &step.action {
+                crate::engine::step_run::run_verify(step, sides, runner, since, &mut records)
+            } else if step.repairs.is_empty() {
                 run_step(step, runner, &mut records)
             } else {
                 crate::engine::repair::run_repaired(step, runner, ledger, &mut records, &mut repair_failures)
@@ -136,6 +148,9 @@ pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger) -> JobRe
     }
     if failure.is_none() {
         log::info!("data backup complete");
+    }
+    if !verify_due && !plan.verify.is_empty() {
+        log::info!("verify: not due in this run (verify_every)");
     }
 
     // Cleanup and post steps run even after an interrupt or past the job's deadline: their

@@ -34,6 +34,8 @@ pub struct JobPlan {
     pub after_snapshot: Vec<Step>,
     /// The backup.
     pub main: Vec<Step>,
+    /// The spot check (`verify_sample`), after the backup and before cleanup.
+    pub verify: Vec<Step>,
     /// The backend's post steps (after success only).
     pub backend_post: Vec<Step>,
     /// The job's `post` commands.
@@ -120,6 +122,15 @@ impl JobPlan {
         if settings.get(&RETRY_BACKUP) {
             main = main.into_iter().map(|step| step.retry(ctx.cleanup_retry())).collect();
         }
+        let verify: Vec<Step> = crate::engine::verify::step(
+            &job,
+            &settings,
+            backend,
+            backend.sample(&ctx)?,
+            ctx.snapshot_root().as_deref(),
+        )?
+        .into_iter()
+        .collect();
         // Backend post steps run only after success (and after each other: see `run`), and
         // the plan says so, whatever the plugin set.
         let backend_post: Vec<Step> = backend
@@ -142,6 +153,7 @@ impl JobPlan {
             snapshot,
             after_snapshot,
             main,
+            verify,
             backend_post,
             post,
             tools,
@@ -223,6 +235,15 @@ impl JobPlan {
         backend.restore(&ctx, request)
     }
 
+    /// The two sides of a live check of the job's store against its host (`ari verify`).
+    pub(crate) fn live_verify(&self) -> Result<crate::contract::step::VerifySides, ConfigError> {
+        let backend = plugin::backend(self.backend)
+            .ok_or_else(|| self.job.error_at("backend", format!("unknown backend `{}`", self.backend)))?;
+        let source = self.job.snapshot.as_deref().and_then(plugin::source);
+        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
+        crate::engine::verify::live(&self.job, &self.settings, backend, backend.sample(&ctx)?)
+    }
+
     /// Refuses a plan with a command line longer than the system takes (a million includes),
     /// which would otherwise fail at run time, after the `pre` commands ran.
     fn check_command_lines(&self) -> Result<(), ConfigError> {
@@ -252,6 +273,7 @@ impl JobPlan {
         steps.extend(&self.snapshot);
         steps.extend(&self.after_snapshot);
         steps.extend(&self.main);
+        steps.extend(&self.verify);
         steps.extend(self.snapshot.iter().rev().filter_map(|s| s.undo.as_deref()));
         steps.extend(&self.backend_post);
         steps.extend(&self.post);
@@ -285,6 +307,13 @@ impl JobPlan {
             match &step.action {
                 Action::RefuseIf { reason, .. } => {
                     out.push_str(&format!("       (stops the job if it succeeds: {reason})\n"))
+                }
+                Action::Verify(sides) => {
+                    out.push_str(&format!(
+                        "       (compared with, on {}: {})\n",
+                        sides.store.host,
+                        shown_program(&sides.store.program)
+                    ));
                 }
                 Action::Dynamic { .. } => {
                     out.push_str("       (dynamic: the commands that follow depend on its output)\n");

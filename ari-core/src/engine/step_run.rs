@@ -56,6 +56,9 @@ pub enum StepError {
         /// `job_timeout 6h`.
         limit: String,
     },
+    /// The spot check failed, or found files the backup does not hold as the host held them.
+    #[error(transparent)]
+    Verification(#[from] crate::engine::verify::VerifyFailure),
     /// A third signal aborted cleanup before this step ran; the ledger keeps it.
     #[error("not run: cleanup was aborted; `ari recover` will undo it")]
     Aborted,
@@ -144,6 +147,8 @@ pub struct StepRecord {
     pub duration: Duration,
     /// What it transferred, when it is a backup step whose tool said.
     pub transfer: Option<crate::contract::step::Transfer>,
+    /// What it found, when it is the spot check.
+    pub(crate) verdict: Option<crate::engine::verify::compare::Verdict>,
 }
 
 impl StepRecord {
@@ -161,6 +166,7 @@ impl StepRecord {
             error: result.as_ref().err().map(|e| e.to_string()),
             duration,
             transfer: result.as_ref().ok().copied().flatten(),
+            verdict: None,
         }
     }
 }
@@ -218,6 +224,29 @@ pub(crate) fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecor
     result.map(|_| ())
 }
 
+/// Runs a spot check's two sides at once with a fresh seed and judges them; `since` is when the
+/// backup started (for a live check). Its record holds the verdict, failed or not.
+pub(crate) fn run_verify(
+    step: &Step,
+    sides: &crate::contract::step::VerifySides,
+    runner: &Runner,
+    since: Option<f64>,
+    records: &mut Vec<StepRecord>,
+) -> Result<(), StepError> {
+    let clock = Instant::now();
+    let result = crate::engine::verify::attempt(sides, runner, since).map_err(StepError::from);
+    let verdict = match &result {
+        Ok(verdict) => Some(verdict.clone()),
+        Err(StepError::Verification(failure)) => failure.verdict().cloned(),
+        Err(_) => None,
+    };
+    let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
+    record.error = result.as_ref().err().map(ToString::to_string);
+    record.verdict = verdict;
+    records.push(record);
+    result.map(|_| ())
+}
+
 /// Runs a step once; what it transferred, when it reports that. A command step with `on_start`
 /// is started through [`Runner::run_watched`].
 pub(crate) fn attempt_step(
@@ -261,6 +290,8 @@ pub(crate) fn attempt_step(
             Err(ProcessError::Exited { .. }) => Ok(None),
             Err(error) => Err(error.into()),
         },
+        // The pipeline runs a spot check with the backup's start; elsewhere it is live.
+        Action::Verify(sides) => Ok(crate::engine::verify::attempt(sides, runner, None).map(|_| None)?),
         Action::Dynamic { query, expand } => {
             let output = runner.run(query)?;
             if runner.is_dry_run() {

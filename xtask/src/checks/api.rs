@@ -27,6 +27,7 @@ const PLUGIN_MODULES: &[&str] = &[
     "plugin",
     "prelude",
     "quote",
+    "sample",
     "settings",
     "ssh",
     "step",

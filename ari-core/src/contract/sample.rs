@@ -1,0 +1,94 @@
+//! What a spot check compares of a job's backup (`verify_sample`): the files the job backs up, as
+//! its backend selects them, and where its store holds them. A backend describes its selection
+//! ([`Sample`]); the engine lists, picks, hashes and compares, the same way on both sides, with
+//! one fixed command line per side (see `docs/verify.md`).
+
+use crate::contract::step::Host;
+
+/// The files a job backs up, by its backend's own include and exclude rules, and where the
+/// store holds them ([`BackupBackend::sample`](crate::plugin::BackupBackend::sample)).
+///
+/// Rules are POSIX extended regular expressions over a path as the backup sees it from its
+/// source root (`/home/ann/notes.txt` for `/srv/home/ann/notes.txt` under the root `/srv`),
+/// matched against the whole path. With a snapshot source the engine lists the snapshot's mount
+/// base in the run instead of the root, and `ari verify` lists the root: so the root is where
+/// the backup reads a job without a snapshot (`/`, or rdiff's `top_level_src_dir`), whose
+/// snapshot's mount base stands for `/`. A path is backed up when
+/// it or a directory above it matches an [`including`](Sample::including) rule, and neither it
+/// nor a directory above it matches an [`excluding`](Sample::excluding) rule: an exclude wins,
+/// as it does for rdiff-backup's selection when the excludes come first and for rsync's filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sample {
+    /// Where the backup reads the host's files without a snapshot.
+    pub(crate) source_root: String,
+    /// Where each included tree starts (a directory, absolute, normalised) and its rule.
+    pub(crate) includes: Vec<(String, String)>,
+    /// Rules for what is not backed up, with everything below it.
+    pub(crate) excludes: Vec<String>,
+    /// The host that holds the store.
+    pub(crate) store: Host,
+    /// The directory of the store that holds the source root's files.
+    pub(crate) store_root: String,
+    /// Rules for what the store holds beside the backup (rdiff-backup's `rdiff-backup-data`).
+    pub(crate) store_only: Vec<String>,
+}
+
+impl Sample {
+    /// The files below `source_root` on the job's source host, which the store on `store`
+    /// holds in its directory `store_root`, each file at its path from the source root.
+    pub fn new(source_root: impl Into<String>, store: Host, store_root: impl Into<String>) -> Sample {
+        Sample {
+            source_root: source_root.into(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            store,
+            store_root: store_root.into(),
+            store_only: Vec::new(),
+        }
+    }
+
+    /// The same, backing up what `rule` matches below `base` (the longest directory that every
+    /// path the rule matches lies in: `/home` for `/home/[^/]*/notes`), with everything below.
+    pub fn including(mut self, base: impl Into<String>, rule: impl Into<String>) -> Sample {
+        self.includes.push((base.into(), rule.into()));
+        self
+    }
+
+    /// The same, not backing up what `rule` matches, nor anything below it.
+    pub fn excluding(mut self, rule: impl Into<String>) -> Sample {
+        self.excludes.push(rule.into());
+        self
+    }
+
+    /// The same, with `rule` matching what the store holds beside the backup, at the same paths
+    /// (`/rdiff-backup-data`): the store's side leaves it out, with everything below.
+    pub fn beside_the_backup(mut self, rule: impl Into<String>) -> Sample {
+        self.store_only.push(rule.into());
+        self
+    }
+
+    /// `text` as a rule that matches exactly it: every character a POSIX extended regular
+    /// expression reads specially, escaped.
+    pub fn literal(text: &str) -> String {
+        let mut rule = String::with_capacity(text.len());
+        for c in text.chars() {
+            if "\\.[]()*+?{}|^$".contains(c) {
+                rule.push('\\');
+            }
+            rule.push(c);
+        }
+        rule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_literal_rule_escapes_what_a_regular_expression_reads() {
+        assert_eq!(Sample::literal("/srv/a.b (1)/[x]*"), "/srv/a\\.b \\(1\\)/\\[x\\]\\*");
+        assert_eq!(Sample::literal("/plain/path"), "/plain/path");
+    }
+}

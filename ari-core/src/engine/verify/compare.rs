@@ -1,0 +1,364 @@
+//! Judging two listings: the host's (in the snapshot the backup read, or live) against the
+//! store's. With the snapshot, any difference is a defect. Live, a regular file whose size or
+//! modification time differs from the store's changed since the backup read it, as did a
+//! symlink whose target differs and whose status changed after the backup started, a file only
+//! the host holds whose status changed after then, and a file only the store holds (deleted
+//! since): those are counted as changed, never as failures.
+
+use crate::engine::verify::listing::{Entry, Listing};
+
+/// How the listings are judged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Judging {
+    /// The host's side is the snapshot the backup read.
+    pub(crate) exact: bool,
+    /// Live: when the backup started (seconds since the epoch), if known; a file only the host
+    /// holds whose status changed since is new since the backup.
+    pub(crate) since: Option<f64>,
+    /// A count of files was picked (not a share): each side kept the first so many, so only
+    /// the keys both reached are compared.
+    pub(crate) count: Option<u64>,
+}
+
+/// What differs about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Difference {
+    /// On the host, not in the store.
+    Missing,
+    /// In the store, not on the host.
+    Extra,
+    /// On both, differing in these (`content`, `size`, `type`, `mode`, `owner`, `target`).
+    Differs(Vec<&'static str>),
+    /// Picked for hashing on a side that printed no hash for it: it could not be read there.
+    Unreadable(&'static str),
+}
+
+/// A file that failed the check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Finding {
+    /// Its path from the source root.
+    pub(crate) path: String,
+    /// What differs.
+    pub(crate) difference: Difference,
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Verdict {
+    /// Files compared (on both sides, not changed since the backup).
+    pub(crate) files: u64,
+    /// Bytes whose content was compared, as the host's side counted them.
+    pub(crate) bytes: u64,
+    /// Files compared by content.
+    pub(crate) hashed: u64,
+    /// Files that changed since the backup read them (live only): reported, not failures.
+    pub(crate) changed: u64,
+    /// Whether modes and owners were compared (both sides ran as root).
+    pub(crate) metadata: bool,
+    /// Every file that failed, in path order.
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl Verdict {
+    /// Whether the backup passed.
+    pub(crate) fn passed(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Compares the host's listing `source` with the store's `store`.
+pub(crate) fn compare(source: &Listing, store: &Listing, judging: Judging) -> Verdict {
+    let metadata = source.uid == 0 && store.uid == 0;
+    // With a count, each side kept the first N keys of its own files: beyond the smaller last
+    // key of a side that kept N, the other side may hold files this one cut.
+    let reached = |listing: &Listing| {
+        let full = judging.count.is_some_and(|count| listing.entries.len() as u64 >= count);
+        full.then(|| listing.entries.values().map(|e| e.key).max().unwrap_or(0))
+    };
+    let limit = [reached(source), reached(store)].into_iter().flatten().min().unwrap_or(u64::MAX);
+    let mut findings = Vec::new();
+    let (mut files, mut bytes, mut hashed, mut changed) = (0, 0, 0, 0);
+    for (path, host) in source.entries.iter().filter(|(_, e)| e.key <= limit) {
+        let Some(kept) = store.entries.get(path) else {
+            let new_since = match (judging.exact, judging.since) {
+                (true, _) => false,
+                (false, Some(since)) => host.ctime >= since,
+                (false, None) => true,
+            };
+            if new_since {
+                changed += 1;
+            } else {
+                findings.push(Finding { path: path.clone(), difference: Difference::Missing });
+            }
+            continue;
+        };
+        if !judging.exact && changed_since(host, kept, judging.since) {
+            changed += 1;
+            continue;
+        }
+        files += 1;
+        let mut differs = differences(host, kept, metadata);
+        if host.kind == 'f' && host.size == kept.size && host.hashed && kept.hashed {
+            match (source.hashes.get(path), store.hashes.get(path)) {
+                (Some(a), Some(b)) => {
+                    hashed += 1;
+                    bytes += host.size;
+                    if a != b {
+                        differs.insert(0, "content");
+                    }
+                }
+                (None, _) => {
+                    findings.push(Finding { path: path.clone(), difference: Difference::Unreadable("host") });
+                    continue;
+                }
+                (_, None) => {
+                    findings
+                        .push(Finding { path: path.clone(), difference: Difference::Unreadable("store") });
+                    continue;
+                }
+            }
+        }
+        if !differs.is_empty() {
+            findings.push(Finding { path: path.clone(), difference: Difference::Differs(differs) });
+        }
+    }
+    for (path, _) in store.entries.iter().filter(|(p, e)| e.key <= limit && !source.entries.contains_key(*p))
+    {
+        if judging.exact {
+            findings.push(Finding { path: path.clone(), difference: Difference::Extra });
+        } else {
+            changed += 1;
+        }
+    }
+    findings.sort_by(|a, b| a.path.cmp(&b.path));
+    Verdict { files, bytes, hashed, changed, metadata, findings }
+}
+
+/// Live: whether the host's file may have changed since the backup read it. A regular file
+/// whose size or modification time differs from the store's did (both tools keep the time, to
+/// the second); a symlink, whose time neither keeps, did when its target differs and its status
+/// changed since the backup started (or that is unknown).
+fn changed_since(host: &Entry, kept: &Entry, since: Option<f64>) -> bool {
+    match (host.kind, kept.kind) {
+        ('f', 'f') => host.size != kept.size || host.mtime != kept.mtime,
+        ('l', 'l') => host.target != kept.target && since.is_none_or(|since| host.ctime >= since),
+        _ => true,
+    }
+}
+
+/// What differs between a file's two entries, content aside.
+fn differences(host: &Entry, kept: &Entry, metadata: bool) -> Vec<&'static str> {
+    let mut differs = Vec::new();
+    if host.kind != kept.kind {
+        differs.push("type");
+        return differs;
+    }
+    match host.kind {
+        'l' => {
+            if host.target != kept.target {
+                differs.push("target");
+            }
+        }
+        _ => {
+            if host.size != kept.size {
+                differs.push("size");
+            }
+            if metadata && host.mode != kept.mode {
+                differs.push("mode");
+            }
+        }
+    }
+    if metadata && host.owner != kept.owner {
+        differs.push("owner");
+    }
+    differs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(key: u64, size: u64, mtime: i64, ctime: f64) -> Entry {
+        Entry {
+            key,
+            kind: 'f',
+            mode: "644".into(),
+            owner: (0, 0),
+            size,
+            mtime,
+            ctime,
+            target: String::new(),
+            hashed: true,
+        }
+    }
+
+    fn listing(uid: u32, files: &[(&str, Entry, &str)]) -> Listing {
+        let mut listing = Listing { uid, status: 0, ..Listing::default() };
+        for (path, entry, hash) in files {
+            listing.entries.insert(path.to_string(), entry.clone());
+            if !hash.is_empty() {
+                listing.hashes.insert(path.to_string(), hash.to_string());
+            }
+        }
+        listing
+    }
+
+    const EXACT: Judging = Judging { exact: true, since: None, count: None };
+
+    fn differences(verdict: &Verdict) -> Vec<(&str, &Difference)> {
+        verdict.findings.iter().map(|f| (f.path.as_str(), &f.difference)).collect()
+    }
+
+    #[test]
+    fn the_same_files_pass() {
+        let files = [("/a", file(1, 5, 10, 10.0), "aa"), ("/b", file(2, 7, 10, 10.0), "bb")];
+        let verdict = compare(&listing(0, &files), &listing(0, &files), EXACT);
+        assert!(verdict.passed(), "{verdict:?}");
+        assert_eq!((verdict.files, verdict.hashed, verdict.bytes, verdict.metadata), (2, 2, 12, true));
+    }
+
+    #[test]
+    fn with_the_snapshot_every_difference_fails() {
+        let mut link = file(5, 3, 10, 10.0);
+        link.kind = 'l';
+        link.target = "../x".into();
+        let mut other_link = link.clone();
+        other_link.target = "../y".into();
+        let mut mode = file(6, 1, 10, 10.0);
+        mode.mode = "600".into();
+        let mut owner = file(7, 1, 10, 10.0);
+        owner.owner = (1000, 0);
+        let mut unhashed = file(8, 1, 10, 10.0);
+        unhashed.hashed = true;
+        let host = listing(
+            0,
+            &[
+                ("/content", file(1, 5, 10, 10.0), "aa"),
+                ("/missing", file(2, 5, 10, 10.0), "aa"),
+                ("/size", file(3, 5, 10, 10.0), "aa"),
+                ("/link", link, ""),
+                ("/mode", file(6, 1, 10, 10.0), "cc"),
+                ("/owner", file(7, 1, 10, 10.0), "cc"),
+                ("/unread", unhashed.clone(), ""),
+            ],
+        );
+        let store = listing(
+            0,
+            &[
+                ("/content", file(1, 5, 10, 10.0), "ab"),
+                ("/extra", file(4, 5, 10, 10.0), "aa"),
+                ("/size", file(3, 6, 10, 10.0), "aa"),
+                ("/link", other_link, ""),
+                ("/mode", mode, "cc"),
+                ("/owner", owner, "cc"),
+                ("/unread", unhashed, "dd"),
+            ],
+        );
+        let verdict = compare(&host, &store, EXACT);
+        assert_eq!(
+            differences(&verdict),
+            [
+                ("/content", &Difference::Differs(vec!["content"])),
+                ("/extra", &Difference::Extra),
+                ("/link", &Difference::Differs(vec!["target"])),
+                ("/missing", &Difference::Missing),
+                ("/mode", &Difference::Differs(vec!["mode"])),
+                ("/owner", &Difference::Differs(vec!["owner"])),
+                ("/size", &Difference::Differs(vec!["size"])),
+                ("/unread", &Difference::Unreadable("host")),
+            ]
+        );
+    }
+
+    #[test]
+    fn modes_and_owners_count_only_when_both_sides_ran_as_root() {
+        let mut mine = file(1, 1, 10, 10.0);
+        mine.owner = (1000, 1000);
+        mine.mode = "600".into();
+        let host = listing(0, &[("/a", file(1, 1, 10, 10.0), "aa")]);
+        let verdict = compare(&host, &listing(1000, &[("/a", mine, "aa")]), EXACT);
+        assert!(verdict.passed() && !verdict.metadata, "{verdict:?}");
+    }
+
+    #[test]
+    fn live_what_changed_since_the_backup_is_counted_never_failed() {
+        let live = Judging { exact: false, since: Some(100.0), count: None };
+        let host = listing(
+            0,
+            &[
+                ("/edited", file(1, 6, 120, 120.0), "new"),
+                ("/new", file(2, 1, 120, 120.0), "aa"),
+                ("/never-backed-up", file(3, 1, 50, 50.0), "aa"),
+                ("/rotten", file(4, 1, 50, 50.0), "aa"),
+            ],
+        );
+        let store = listing(
+            0,
+            &[
+                ("/edited", file(1, 5, 90, 90.0), "old"),
+                ("/deleted", file(5, 1, 50, 50.0), "aa"),
+                ("/rotten", file(4, 1, 50, 50.0), "bb"),
+            ],
+        );
+        let verdict = compare(&host, &store, live);
+        assert_eq!(
+            differences(&verdict),
+            [("/never-backed-up", &Difference::Missing), ("/rotten", &Difference::Differs(vec!["content"])),]
+        );
+        assert_eq!((verdict.changed, verdict.files), (3, 1));
+        // Without the backup's start, a file only the host holds may be new: counted, not failed.
+        let unknown = compare(&host, &store, Judging { since: None, ..live });
+        assert_eq!(differences(&unknown), [("/rotten", &Difference::Differs(vec!["content"]))]);
+    }
+
+    #[test]
+    fn live_a_symlink_is_judged_by_its_target_and_status_not_its_time() {
+        let live = Judging { exact: false, since: Some(100.0), count: None };
+        let link = |target: &str, mtime: i64, ctime: f64| Entry {
+            kind: 'l',
+            target: target.into(),
+            hashed: false,
+            ..file(1, 3, mtime, ctime)
+        };
+        let host = listing(
+            0,
+            &[
+                ("/same", link("a", 50, 50.0), ""),
+                ("/rotten", link("a", 50, 50.0), ""),
+                ("/new", link("b", 150, 150.0), ""),
+            ],
+        );
+        let store = listing(
+            0,
+            &[
+                ("/same", link("a", 99, 99.0), ""),
+                ("/rotten", link("b", 50, 50.0), ""),
+                ("/new", link("a", 50, 50.0), ""),
+            ],
+        );
+        let verdict = compare(&host, &store, live);
+        assert_eq!(differences(&verdict), [("/rotten", &Difference::Differs(vec!["target"]))]);
+        assert_eq!((verdict.files, verdict.changed), (2, 1));
+    }
+
+    #[test]
+    fn a_count_compares_only_the_keys_both_sides_reached() {
+        // Each side kept its first two keys: the host 1 and 3, the store 1 and 2 (the host has
+        // no file 2). Key 3 is past what the store reached: not judged.
+        let count = Judging { count: Some(2), ..EXACT };
+        let host = listing(0, &[("/a", file(1, 1, 1, 1.0), "aa"), ("/c", file(3, 1, 1, 1.0), "aa")]);
+        let store = listing(0, &[("/a", file(1, 1, 1, 1.0), "aa"), ("/b", file(2, 1, 1, 1.0), "aa")]);
+        let verdict = compare(&host, &store, count);
+        assert_eq!(differences(&verdict), [("/b", &Difference::Extra)]);
+    }
+
+    #[test]
+    fn a_file_past_the_byte_cap_is_compared_without_its_content() {
+        let mut big = file(1, 9, 1, 1.0);
+        big.hashed = false;
+        let host = listing(0, &[("/big", big.clone(), "")]);
+        let verdict = compare(&host, &listing(0, &[("/big", big, "")]), EXACT);
+        assert!(verdict.passed());
+        assert_eq!((verdict.files, verdict.hashed, verdict.bytes), (1, 0, 0));
+    }
+}

@@ -1,0 +1,155 @@
+//! The listing command of a spot check: one fixed POSIX sh line per side that lists the files
+//! the job backs up (regular files and symlinks, no link followed: `find -P`), picks some by a
+//! seeded hash of each path, and hashes the picked regular files (`sha256sum`) up to the byte
+//! cap, in the order of that hash, so that a large file waits no longer than a small one. It
+//! needs GNU find, awk, sort, head, xargs and sha256sum: coreutils and what every Debian has.
+//! Its only argument is the seed, so the line a host's filter allows is fixed.
+//!
+//! What it prints, each field ending in a NUL byte: `ari-verify 1 UID` (its format and the
+//! user it ran as); `S STATUS`, find's exit status; per picked file `R FLAG KEY TYPE MODE UID
+//! GID SIZE MTIME CTIME`, then the symlink's target (empty for a file), then the path
+//! (`./home/ann/notes`), `FLAG` being `H` when its content is hashed below and `-` when not;
+//! last, `sha256sum -z`'s `HASH  PATH` for each hashed file.
+
+use crate::contract::kinds::SampleSize;
+use crate::contract::quote::single_quoted;
+use crate::contract::sample::Sample;
+
+/// The word a plan shows where a run puts its seed.
+pub(crate) const SEED: &str = "SEED";
+
+/// The name the script runs under (`$0`), which the filter's line shows.
+pub(crate) const NAME: &str = "ari-verify";
+
+/// Which side of the check a listing is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The host's files, in the snapshot's mount base or the source root.
+    Source,
+    /// The store's copy.
+    Store,
+}
+
+/// The argv that lists, picks and hashes in `root` the files `sample` selects: `sh -c SCRIPT
+/// ari-verify SEED`, the seed's word replaced by the run's.
+pub(crate) fn argv(
+    sample: &Sample,
+    side: Side,
+    root: &str,
+    size: SampleSize,
+    cap: Option<u64>,
+) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script(sample, side, root, size, cap), NAME.into(), SEED.into()]
+}
+
+/// Checks what a backend's sample says before any of it reaches a command line: each base an
+/// absolute normalised path, each rule a non-empty line.
+pub(crate) fn check(sample: &Sample) -> Result<(), String> {
+    if sample.includes.is_empty() {
+        return Err("it names nothing the job backs up".into());
+    }
+    for (base, rule) in &sample.includes {
+        crate::contract::kinds::PATH
+            .check(base)
+            .map_err(|why| format!("an include's base `{base}` {why}"))?;
+        check_rule(rule)?;
+    }
+    for (what, root) in [("store's", &sample.store_root), ("source's", &sample.source_root)] {
+        crate::contract::kinds::PATH.check(root).map_err(|why| format!("the {what} root `{root}` {why}"))?;
+    }
+    sample.excludes.iter().chain(&sample.store_only).try_for_each(|rule| check_rule(rule))
+}
+
+fn check_rule(rule: &str) -> Result<(), String> {
+    if rule.is_empty() || rule.contains(['\0', '\n', '\r']) {
+        return Err(format!("the rule `{}` is empty or holds a NUL or a line break", rule.escape_default()));
+    }
+    Ok(())
+}
+
+/// Where find starts: each include's base, none inside another, as a path from the root.
+fn starts(sample: &Sample) -> Vec<String> {
+    let mut bases: Vec<&str> = sample.includes.iter().map(|(base, _)| base.as_str()).collect();
+    bases.sort_unstable();
+    bases.dedup();
+    let inside = |outer: &str, inner: &str| {
+        outer != inner
+            && (outer == "/" || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/')))
+    };
+    bases
+        .iter()
+        .filter(|base| !bases.iter().any(|outer| inside(outer, base)))
+        .map(|base| if *base == "/" { ".".to_string() } else { format!(".{base}") })
+        .collect()
+}
+
+/// One rule over the whole of each path find prints (`./home/ann`) from rules over paths from
+/// the source root (`/home/ann`).
+fn anchored(rules: &[&String], below: bool) -> String {
+    let alternatives: Vec<&str> = rules.iter().map(|rule| rule.as_str()).collect();
+    format!("\\.({}){}", alternatives.join("|"), if below { "(/.*)?" } else { "" })
+}
+
+fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option<u64>) -> String {
+    let includes: Vec<&String> = sample.includes.iter().map(|(_, rule)| rule).collect();
+    let mut excludes: Vec<&String> = sample.excludes.iter().collect();
+    if side == Side::Store {
+        excludes.extend(&sample.store_only);
+    }
+    let prune = if excludes.is_empty() {
+        String::new()
+    } else {
+        format!("-regex {} -prune -o ", single_quoted(&anchored(&excludes, false)))
+    };
+    let (per_million, count) = match size {
+        SampleSize::PerMillion(share) => (share, None),
+        SampleSize::Count(count) => (1_000_000, Some(count)),
+    };
+    // The status line sorts first (key -1), so a count keeps one more.
+    let head = count.map(|count| format!(" | head -z -n {}", count.saturating_add(1))).unwrap_or_default();
+    let starts: Vec<String> = starts(sample).iter().map(|start| single_quoted(start)).collect();
+    [
+        "export LC_ALL=C; seed=$1; cd -P -- ",
+        &single_quoted(root),
+        " || exit 3; set --; for p in ",
+        &starts.join(" "),
+        "; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; ",
+        "printf 'ari-verify 1 %s\\0' \"$(id -u)\"; ",
+        "{ [ $# -eq 0 ] || find -P \"$@\" -regextype posix-extended ",
+        &prune,
+        "\\( -type f -o -type l \\) -regex ",
+        &single_quoted(&anchored(&includes, true)),
+        " -printf '%y %m %U %G %s %T@ %C@ %p\\0%l\\0'; printf 'S %s\\0\\0' \"$?\"; } | awk -v seed=\"$seed\" -v share=",
+        &per_million.to_string(),
+        " ",
+        &single_quoted(PICK),
+        " | sort -z -n -k1,1",
+        &head,
+        " | awk -v cap=",
+        &cap.map_or_else(|| "-1".to_string(), |cap| cap.to_string()),
+        " ",
+        &single_quoted(HASH),
+    ]
+    .concat()
+}
+
+/// Picks files by a hash of the path and the seed (the path's bytes, modulo a prime below 2^32,
+/// exact in awk's doubles, and printed with `%.0f`: mawk's `%d` stops at 2^31), keyed by that
+/// hash; the link target goes before the path with its
+/// length, so that one NUL-ended record holds both.
+const PICK: &str = "BEGIN { RS = sprintf(\"%c\", 0); for (i = 1; i < 256; i++) ord[sprintf(\"%c\", i)] = i } \
+NR % 2 == 1 { rec = $0; next } \
+substr(rec, 1, 2) == \"S \" { printf \"-1 %s%c\", rec, 0; next } \
+{ n = 0; for (i = 1; i <= 7; i++) n += index(substr(rec, n + 1), \" \"); path = substr(rec, n + 1); \
+h = seed % 4294967291; for (i = 1; i <= length(path); i++) h = (h * 131 + ord[substr(path, i, 1)]) % 4294967291; \
+if (h % 1000000 < share) printf \"%.0f %s %d %s%s%c\", h, substr(rec, 1, n - 1), length($0), $0, path, 0 }";
+
+/// Prints each picked file's fields, its target and its path, and hashes regular files in the
+/// picked order while they fit in the cap (all of them when the cap is -1).
+const HASH: &str = "BEGIN { RS = sprintf(\"%c\", 0); n = 0; used = 0 } \
+{ split($0, f, \" \"); if (f[1] == -1) { printf \"%s%c\", substr($0, 4), 0; next } \
+off = 0; for (i = 1; i <= 9; i++) off += index(substr($0, off + 1), \" \"); \
+target = substr($0, off + 1, f[9]); path = substr($0, off + 1 + f[9]); flag = \"-\"; \
+if (f[2] == \"f\" && (cap < 0 || used + f[6] <= cap)) { used += f[6]; flag = \"H\"; hashed[++n] = path } \
+printf \"R %s %s %s %s %s %s %s %s %s%c%s%c%s%c\", flag, f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], 0, target, 0, path, 0 } \
+END { fflush(); cmd = \"xargs -0r sha256sum -z --\"; for (i = 1; i <= n; i++) printf \"%s%c\", hashed[i], 0 | cmd; close(cmd) }";

@@ -1,0 +1,244 @@
+//! The spot check (`verify_sample`) and `ari verify`, with the real rdiff-backup, find, awk and
+//! sha256sum: a backup that holds what the host held passes, locally, through the harness sshd
+//! and inside an LVM snapshot of the fakes; honest faults fail it (a byte flipped in the
+//! mirror with its size and time kept, which rdiff-backup's own quick check then never
+//! repairs; a file gone from the mirror, whose metadata rdiff-backup still holds), the job fails, no increment is removed in that run,
+//! and the history and the metrics say so. Live checks count what changed since the backup.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::path::{Path, PathBuf};
+
+use tests::rdiff::rdiff_backup;
+use tests::{assert_exit, run, stderr, stdout, Fixture, Sshd, World};
+
+/// A tree with a file, a file in a directory with a space, a symlink, a FIFO (not backed up),
+/// and a file the job excludes.
+fn tree(fx: &Fixture) -> PathBuf {
+    let src = fx.make_tree(
+        "src",
+        &[("etc/app.conf", "x=1\n"), ("srv/a dir/data", "rows\n"), ("srv/cache/junk", "tmp\n")],
+    );
+    std::os::unix::fs::symlink("../etc/app.conf", src.join("srv/conf")).unwrap();
+    assert_exit(&run(std::process::Command::new("mkfifo").arg(src.join("srv/fifo"))), 0);
+    src
+}
+
+fn job(fx: &Fixture, src: &Path, extra: &str) -> PathBuf {
+    fx.write_job(
+        "web.yaml",
+        &format!(
+            "include: [{src}]\nexclude: [{src}/srv/cache]\nverify_sample: 100%\n{extra}",
+            src = src.display()
+        ),
+    )
+}
+
+/// The mirror's copy of `path` (absolute, on the host).
+fn mirrored(fx: &Fixture, label: &str, path: &Path) -> PathBuf {
+    fx.path(&format!("store/{label}")).join(path.strip_prefix("/").unwrap())
+}
+
+/// Changes the first byte of `file`, keeping its size and modification time: what a disk that
+/// rots does, and what rdiff-backup's quick check (size and time) never sees.
+fn flip_first_byte(file: &Path) {
+    let mtime = std::fs::metadata(file).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(file, &bytes).unwrap();
+    std::fs::File::options().write(true).open(file).unwrap().set_modified(mtime).unwrap();
+}
+
+fn history(fx: &Fixture, label: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fx.path(&format!("state/history/{label}.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn last_verify(fx: &Fixture, label: &str) -> serde_json::Value {
+    history(fx, label)["runs"].as_array().unwrap().last().unwrap()["verify"].clone()
+}
+
+#[test]
+fn a_backup_that_holds_what_the_host_held_passes_and_the_history_says_so() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, "");
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert_exit(&out, 0);
+    let said = stderr(&out);
+    assert!(said.contains("verify: 3 files compared (2 by content"), "{said}");
+    let verify = last_verify(&fx, "web");
+    assert_eq!(verify["passed"], true, "{verify}");
+    assert_eq!((verify["files"].as_u64(), verify["failed"].as_u64()), (Some(3), Some(0)), "{verify}");
+}
+
+#[test]
+fn a_flipped_byte_in_the_mirror_fails_the_job_names_the_file_and_removes_no_increment() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.path("metrics")).unwrap();
+    fx.write_config(&format!("metrics_file: {}\n", fx.p("metrics/ari.prom")));
+    let src = tree(&fx);
+    let job = job(&fx, &src, "remove_older_than_timespec: 1B\n");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    flip_first_byte(&mirrored(&fx, "web", &src.join("srv/a dir/data")));
+
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert_exit(&out, 1);
+    let said = stderr(&out);
+    assert!(
+        said.contains("1 of 3 files failed (1 differing)")
+            && said.contains("/srv/a dir/data (content differs)"),
+        "{said}"
+    );
+    assert!(said.contains("skipping remove increments"), "no retention after a failed check: {said}");
+    let verify = last_verify(&fx, "web");
+    assert_eq!((verify["passed"].as_bool(), verify["failed"].as_u64()), (Some(false), Some(1)), "{verify}");
+    assert_eq!(history(&fx, "web")["runs"][1]["exit"], 1);
+    let metrics = std::fs::read_to_string(fx.path("metrics/ari.prom")).unwrap();
+    for line in [
+        "ari_job_last_verify_success{job=\"web\"} 0",
+        "ari_job_last_verify_mismatches{job=\"web\"} 1",
+        "ari_job_last_verify_files{job=\"web\"} 3",
+    ] {
+        assert!(metrics.contains(line), "`{line}` not in:\n{metrics}");
+    }
+
+    // ari verify finds it too, live, and says so as JSON.
+    let out = run(fx.ari().args(["verify", "web", "--json"]));
+    assert_exit(&out, 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["passed"], false, "{json}");
+    let failed = &json["verdict"]["failed"][0];
+    assert!(failed["path"].as_str().unwrap().ends_with("/srv/a dir/data"), "{json}");
+    assert_eq!(
+        (failed["problem"].as_str(), &failed["fields"][0]),
+        (Some("differs"), &serde_json::json!("content"))
+    );
+}
+
+#[test]
+fn a_file_gone_from_the_mirror_is_missing_from_the_store() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, "");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    std::fs::remove_file(mirrored(&fx, "web", &src.join("etc/app.conf"))).unwrap();
+    // A stray file in the mirror is not one: rdiff-backup removes what the host no longer holds.
+    std::fs::write(mirrored(&fx, "web", &src.join("srv/stray")), "not on the host").unwrap();
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_exit(&out, 1);
+    let said = stderr(&out);
+    assert!(said.contains("1 of 3 files failed (1 missing from the store)"), "{said}");
+    assert!(said.contains("/etc/app.conf (missing from the store)"), "{said}");
+}
+
+#[test]
+fn verify_every_runs_the_check_only_when_the_last_passing_one_is_older() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, "verify_every: 7d\n");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    assert_eq!(last_verify(&fx, "web")["passed"], true);
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("verify: not due in this run"), "{}", stderr(&out));
+    assert!(last_verify(&fx, "web").is_null(), "the second run checked nothing");
+    assert_eq!(
+        history(&fx, "web")["runs"][0]["verify"]["every_seconds"],
+        7 * 86400,
+        "the interval reaches the metrics"
+    );
+}
+
+#[test]
+fn ari_verify_counts_what_changed_since_the_backup_and_fails_only_on_what_did_not() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, "");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    std::fs::write(src.join("etc/app.conf"), "x=22\n").unwrap();
+    std::fs::write(src.join("etc/new.conf"), "new\n").unwrap();
+    std::fs::remove_file(src.join("srv/conf")).unwrap();
+    let out = run(fx.ari().args(["verify", "web"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("3 changed since the backup, 0 failed"), "{}", stdout(&out));
+    // A count and a share on the command line; a bad one is a usage error.
+    assert_exit(&run(fx.ari().args(["verify", "web", "--sample", "1"])), 0);
+    let out = run(fx.ari().args(["verify", "web", "--sample", "150%"]));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("--sample: `150%` is more than 100%"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_remote_backup_passes_its_check_through_the_harness_sshd() {
+    rdiff_backup();
+    let sshd = Sshd::start();
+    let fx = Fixture::new();
+    fx.write_config(&sshd.config_yaml());
+    let src = tree(&fx);
+    let job = fx.write_job(
+        "web.yaml",
+        &format!(
+            "source_hostname: {}\ninclude: [{src}]\nexclude: [{src}/srv/cache]\nverify_sample: 100%\n",
+            sshd.host_alias(),
+            src = src.display()
+        ),
+    );
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
+    let verify = last_verify(&fx, "web");
+    assert_eq!((verify["passed"].as_bool(), verify["files"].as_u64()), (Some(true), Some(3)), "{verify}");
+    flip_first_byte(&mirrored(&fx, "web", &src.join("etc/app.conf")));
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("/etc/app.conf (content differs)"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_lvm_job_compares_inside_the_snapshot() {
+    rdiff_backup();
+    let lvm = World::lvm();
+    let job = lvm.fx.write_job(
+        "root.yaml",
+        "label: root\nsnapshot: lvm\nvolumes: [{name: vg0/root, mount_point: /}]\ninclude: [/etc]\nverify_sample: 100%\n",
+    );
+    assert_exit(&lvm.run(&job), 0);
+    let verify = last_verify(&lvm.fx, "root");
+    assert_eq!((verify["passed"].as_bool(), verify["files"].as_u64()), (Some(true), Some(2)), "{verify}");
+    lvm.assert_clean();
+    flip_first_byte(&lvm.fx.path("store/root/etc/hosts"));
+    let out = lvm.run(&job);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("/etc/hosts (content differs)"), "{}", stderr(&out));
+    lvm.assert_clean();
+}
+
+#[test]
+fn a_bad_sample_or_a_backend_without_one_is_refused_before_anything_runs() {
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "1")]);
+    for (yaml, expected) in [
+        (
+            format!("include: [{}]\nverify_sample: 0%\n", src.display()),
+            "web.yaml:2:16: verify_sample: `0%` picks no file",
+        ),
+        (
+            format!("include: [{}]\nverify_sample: 1%\nverify_max_bytes: 1X\n", src.display()),
+            "web.yaml:3:19: verify_max_bytes",
+        ),
+        (
+            "backend: command\ncommand: [\"true\"]\nverify_sample: 1%\n".to_string(),
+            "the command backend cannot compare its store with the host",
+        ),
+    ] {
+        let job = fx.write_job("web.yaml", &yaml);
+        let out = run(fx.ari().arg("run").arg(&job));
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(expected), "{yaml}: `{expected}` not in:\n{}", stderr(&out));
+    }
+}
