@@ -18,6 +18,7 @@ struct Rig {
     world: World,
     sshd: Sshd,
     logged: PathBuf,
+    sudo: bool,
 }
 
 impl Rig {
@@ -53,7 +54,7 @@ impl Rig {
         ));
         std::fs::create_dir_all(world.fx.path("zfs/web")).unwrap();
         world.fakes.add_dataset("pool/backups/web");
-        Rig { world, sshd, logged }
+        Rig { world, sshd, logged, sudo }
     }
 
     fn host(&self) -> &'static str {
@@ -65,10 +66,12 @@ impl Rig {
     fn write_jobs(&self) -> [PathBuf; 3] {
         let (fx, host) = (&self.world.fx, self.host());
         let src = fx.make_tree("src", &[("a", "one")]);
+        // The spot check's line is longer than a sudoers rule can match: without sudo only.
+        let verify = if self.sudo { "" } else { "verify_sample: 100%\n" };
         let plain = fx.write_job(
             "plain.yaml",
             &format!(
-                "label: plain\nsource_hostname: {host}\ninclude: [{src}]\npre:\n  - {{command: [touch, {mark}], host: {host}}}\n  - {{command: \"echo hooked > {said}\", host: {host}}}\npost:\n  - {{command: [\"true\"]}}\n",
+                "label: plain\nsource_hostname: {host}\ninclude: [{src}]\n{verify}pre:\n  - {{command: [touch, {mark}], host: {host}}}\n  - {{command: \"echo hooked > {said}\", host: {host}}}\npost:\n  - {{command: [\"true\"]}}\n",
                 src = src.display(),
                 mark = fx.p("pre-ran"),
                 said = fx.p("pre-said"),
@@ -77,7 +80,7 @@ impl Rig {
         let db = fx.write_job(
             "db.yaml",
             &format!(
-                "label: db\nsource_hostname: {host}\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"ro,noatime\"}}\ninclude: [/etc, /srv/data]\n"
+                "label: db\nsource_hostname: {host}\nsnapshot: lvm\nvolumes:\n  - {{name: vg0/root, mount_point: /}}\n  - {{name: vg1/data, mount_point: /srv/data, mount_options: \"ro,noatime\"}}\ninclude: [/etc, /srv/data]\n{verify}"
             ),
         );
         let web = fx.write_job(
@@ -223,6 +226,18 @@ fn every_job_kind_runs_through_the_filter(sudo: bool) -> Rig {
         let out = rig.world.run(job);
         assert_eq!(out.status.code(), Some(0), "{}\nrefused:\n{}", stderr(&out), rig.logged());
     }
+    // Both rdiff jobs' spot checks ran through the filter, each to a verdict that passed.
+    for label in ["plain", "db"].into_iter().filter(|_| !sudo) {
+        let history =
+            std::fs::read_to_string(rig.world.fx.path(&format!("state/history/{label}.json"))).unwrap();
+        let history: serde_json::Value = serde_json::from_str(&history).unwrap();
+        let verify = &history["runs"][0]["verify"];
+        assert!(verify["passed"] == true && verify["files"].as_u64() > Some(0), "{label}: {history}");
+    }
+    assert!(
+        patterns.iter().filter(|p| p.contains(" ari-verify {}")).count() == if sudo { 0 } else { 2 },
+        "one spot check line per rdiff job: {patterns:?}"
+    );
     assert!(
         rig.world.fx.path("pre-ran").exists() && rig.world.fx.path("pre-said").exists(),
         "the remote hooks ran"
@@ -367,10 +382,17 @@ fn install_keeps_other_keys_and_check_connect_names_the_jobs_that_changed_since(
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("cannot replace itself"), "{}", stderr(&out));
 
-    // A job whose commands there changed (an include is not one: the snapshot is read from the
-    // backup server) and a new job are named.
+    // A job whose commands there changed and a new job are named. An include is one only for
+    // a job that verifies (its spot check lists the includes on the host; the backup reads the
+    // snapshot from the backup server).
     let text = std::fs::read_to_string(&db).unwrap();
     std::fs::write(&db, text.replace("include: [/etc, /srv/data]", "include: [/etc, /srv/data, /var]"))
+        .unwrap();
+    let out = run(rig.world.ari().args(["check", "--connect"]));
+    assert_exit(&out, 2);
+    assert!(stdout(&out).contains("job db changed since the filter was made"), "{}", stdout(&out));
+    let text = std::fs::read_to_string(&db).unwrap();
+    std::fs::write(&db, text.replace("include: [/etc, /srv/data, /var]", "include: [/etc, /srv/data]"))
         .unwrap();
     let out = run(rig.world.ari().args(["check", "--connect"]));
     assert_exit(&out, 0);

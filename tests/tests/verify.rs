@@ -242,3 +242,18 @@ fn a_bad_sample_or_a_backend_without_one_is_refused_before_anything_runs() {
         assert!(stderr(&out).contains(expected), "{yaml}: `{expected}` not in:\n{}", stderr(&out));
     }
 }
+
+#[test]
+fn under_remote_sudo_a_spot_check_no_sudoers_rule_can_allow_is_refused_for_its_job_alone() {
+    let fx = Fixture::new();
+    fx.write_config("remote_sudo: true\nremote_user: backup\n");
+    let job = fx.write_job("web.yaml", "source_hostname: web.example\ninclude: [/etc]\nverify_sample: 1%\n");
+    let out = run(fx.ari().arg("plan").arg(&job));
+    assert_exit(&out, 2);
+    let said = stderr(&out);
+    assert!(
+        said.contains("web.yaml:3:16: verify_sample: under remote_sudo, the spot check's command on web.example cannot be allowed by sudo")
+            && said.contains("sudo matches none longer than 1023"),
+        "{said}"
+    );
+}

@@ -12,7 +12,7 @@ pub(crate) mod script;
 
 use std::hash::{BuildHasher, Hasher};
 
-use crate::contract::core_settings::{VERIFY_MAX_BYTES, VERIFY_SAMPLE};
+use crate::contract::core_settings::{REMOTE_SUDO, VERIFY_MAX_BYTES, VERIFY_SAMPLE};
 use crate::contract::error::ConfigError;
 use crate::contract::job::Job;
 use crate::contract::kinds;
@@ -22,6 +22,7 @@ use crate::contract::settings::Settings;
 use crate::contract::step::{
     Action, Chars, Command, CommandPattern, Host, Phase, Program, Step, VerifySides,
 };
+use crate::engine::authorize::sudo_rule::sudo_entry;
 use crate::engine::process::ProcessError;
 use crate::engine::runner::Runner;
 
@@ -48,10 +49,24 @@ pub(crate) fn step(
     let mut step = Step::run(Phase::Verify, "verify", sides.source.clone());
     // The one line each remote side may run, its last word the seed.
     for command in [&sides.source, &sides.store] {
-        if let (Host::Remote(_), Program::Argv(argv)) = (&command.host, &command.program) {
+        if let (Host::Remote(host), Program::Argv(argv)) = (&command.host, &command.program) {
             let words = &argv[..argv.len() - 1];
-            let pattern = CommandPattern::argv_then(command.host.clone(), words, Chars::DIGITS)
+            let template = format!("{} {{}}", crate::contract::quote::shell_join(words));
+            let pattern = CommandPattern::with_variable(command.host.clone(), template, Chars::DIGITS)
                 .noting("lists, and hashes a sample of, the files the job backs up");
+            // Under remote_sudo a host's drop-in must allow the line as one rule: refused now,
+            // for this job alone, when sudo could match no rule that long.
+            if settings.get(&REMOTE_SUDO) {
+                let words = crate::contract::ssh::sudo_words(pattern.template(), true);
+                if let Err(why) = sudo_entry(&words, Some(Chars::DIGITS)) {
+                    let message = format!(
+                        "under remote_sudo, the spot check's command on {host} cannot be allowed by sudo: {why}. Verify this job with a remote_user of root, or with fewer and shorter include and exclude entries"
+                    );
+                    return Err(settings
+                        .error_at("verify_sample", &message)
+                        .unwrap_or_else(|| job.error_at("verify_sample", message)));
+                }
+            }
             step = step.may_run(pattern);
         }
     }

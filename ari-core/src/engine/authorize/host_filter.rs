@@ -147,8 +147,3 @@ pub(super) fn handover_text(ssh: &crate::contract::ssh::Ssh, handover: &Handover
         ssh.remote_program(&crate::contract::quote::shell_join(&handover.argv))
     )
 }
-
-/// The first line of `text`.
-pub(super) fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
-}

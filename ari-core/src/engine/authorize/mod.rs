@@ -27,18 +27,19 @@ use crate::engine::remote::KILL_TEMPLATE;
 mod host_filter;
 mod installed;
 mod installer;
+pub(crate) mod sudo_rule;
 mod sudoers;
 
 pub(crate) use host_filter::sha256_hex;
 pub use host_filter::{check_key_blob, HostFilter};
-use host_filter::{digest, double_quoted_template, first_line, handover_text};
+use host_filter::{digest, double_quoted_template, handover_text};
+use sudo_rule::{first_line, sudo_entry};
 
 pub(crate) use installed::FILTER_FORMAT;
 pub use installed::{
     handover_probes, login_shell_query, login_shell_warning, out_of_date, read_back, remote_user,
 };
 use installed::{rules_digest, FORMAT_LINE, JOB_LINE, RULES_LINE, SUDOERS_LINE, VERSION_LINE};
-use sudoers::sudo_entry;
 
 /// One host's filter as `ari authorize --json` shows it.
 #[derive(Debug, Serialize)]
@@ -120,13 +121,20 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
     };
     let history = plan.history.as_ref().map(|query| &query.command);
     for step in plan.steps() {
-        exact(step.action.command(), &mut by_host);
+        // A spot check's sides carry the run's seed: their patterns below allow them.
+        if !matches!(step.action, crate::contract::step::Action::Verify(_)) {
+            exact(step.action.command(), &mut by_host);
+        }
         if let Some(probe) = &step.present {
             exact(&probe.query, &mut by_host);
         }
         // A dynamic step's expansions are argv commands that ari runs (through sudo as any of
         // its own); what another step declares is what its tool starts through the job's ssh.
-        let expands = matches!(step.action, crate::contract::step::Action::Dynamic { .. });
+        // So are a spot check's sides, each an argv that ends in the run's seed.
+        let expands = matches!(
+            step.action,
+            crate::contract::step::Action::Dynamic { .. } | crate::contract::step::Action::Verify(_)
+        );
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };
             let on = by_host.entry(host.clone()).or_default();
@@ -376,7 +384,7 @@ fn script(filter: &HostFilter) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::sudoers::SUDOERS_ARGS_MAX;
+    use super::sudo_rule::SUDOERS_ARGS_MAX;
     use super::*;
 
     #[test]
