@@ -61,7 +61,7 @@ pub mod engine_api {
         pub use crate::engine::files::{forbid_writes, outside_file_problem, StateDir, StateError};
     }
     pub mod history {
-        pub use crate::engine::history::{History, HistoryError};
+        pub use crate::engine::history::{History, HistoryError, RunRecord, VerifyRecord};
     }
     pub mod job_run {
         pub use crate::engine::job_run::{

@@ -105,6 +105,25 @@ fn a_flipped_byte_in_the_mirror_fails_the_job_names_the_file_and_removes_no_incr
         assert!(metrics.contains(line), "`{line}` not in:\n{metrics}");
     }
 
+    // The run report, ari status and a restore from that backup say so too.
+    let reports = fx.path("state/reports");
+    let mut names: Vec<_> = std::fs::read_dir(&reports).unwrap().flatten().map(|e| e.path()).collect();
+    names.sort();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(names.last().unwrap()).unwrap()).unwrap();
+    let verified = &report["jobs"][0]["verify"];
+    assert_eq!(
+        (verified["files"].as_u64(), verified["failed"][0]["problem"].as_str()),
+        (Some(3), Some("differs")),
+        "{report}"
+    );
+    let status = stdout(&run(fx.ari().arg("status")));
+    assert!(status.contains("verify failed (1)") && status.contains("FAILED"), "{status}");
+    let out =
+        run(fx.ari().args(["restore", "web"]).arg(src.join("srv")).arg("--to").arg(fx.path("restored")));
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("was made by a run whose spot check found 1 file"), "{}", stderr(&out));
+
     // ari verify finds it too, live, and says so as JSON.
     let out = run(fx.ari().args(["verify", "web", "--json"]));
     assert_exit(&out, 1);

@@ -127,6 +127,7 @@ fn restore(context: &Context, request: &Request) -> i32 {
         Ok(None) => return usage_errors(&[format!("the {} backend cannot restore", plan.backend)]),
         Err(err) => return usage_errors(&[err.to_string()]),
     }
+    warn_if_it_failed_verification(context, plan.label(), backup.time(), backup.name());
     let shown = target.path().display().to_string();
     let wanted = Wanted::new(path.clone(), backup.clone(), target, request.force);
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
@@ -180,6 +181,30 @@ fn restore(context: &Context, request: &Request) -> i32 {
             log::error!("restoring {path} failed: {}; {shown} is as it was", chain(&err));
             exit::JOB_FAILED
         }
+    }
+}
+
+/// Warns when the backup at `time` was made by a run whose spot check failed: the restore goes
+/// on (it may still be the best copy there is), but the admin is told.
+fn warn_if_it_failed_verification(context: &Context, label: &str, time: i64, name: &str) {
+    let Ok(history) = ari_core::engine_api::history::History::read(&context.state_dir(), label) else {
+        return;
+    };
+    // The latest run that started by the backup's time and ended after it (rdiff-backup names
+    // an increment by its session's start, within the run).
+    let made_by = history.runs.iter().rev().find(|run| {
+        let ended = run.ended.map_or(run.started + run.duration_seconds.ceil() as i64, |e| e.ceil() as i64);
+        run.started <= time && time <= ended
+    });
+    if let Some(verify) = made_by.and_then(|run| run.verify.as_ref()).filter(|v| !v.passed) {
+        let warning = format!(
+            "backup {name} was made by a run whose spot check found {} file{} that it does not hold as the host held them: what it restores may be damaged (docs/verify.md)",
+            verify.failed,
+            if verify.failed == 1 { "" } else { "s" }
+        );
+        // Said on stderr whatever the logging: the admin restoring must see it.
+        eprintln!("warning: {warning}");
+        log::warn!("{warning}");
     }
 }
 

@@ -53,7 +53,7 @@ fn status(context: &Context) -> i32 {
                     _ => "history unreadable",
                 };
                 let state = if max_age.is_some() { "STALE" } else { "UNKNOWN" };
-                rows.push([label, unknown.into(), "?".into(), "?".into(), state.into()]);
+                rows.push([label, unknown.into(), "?".into(), "?".into(), "?".into(), state.into()]);
                 continue;
             }
         };
@@ -69,15 +69,31 @@ fn status(context: &Context) -> i32 {
         if too_old {
             stale += 1;
         }
+        // A run whose spot check failed is a failed run, and says why.
+        let last_outcome = |r: &ari_core::engine_api::history::RunRecord| match &r.verify {
+            Some(verify) if !verify.passed => "verify failed (1)".to_string(),
+            _ => outcome(r.exit).to_string(),
+        };
+        let verified = match history.last_verified() {
+            Some((run, verify)) if verify.passed => format!("passed {}", age(run.started)),
+            Some((run, verify)) => format!(
+                "FAILED {} ({} file{})",
+                age(run.started),
+                verify.failed,
+                if verify.failed == 1 { "" } else { "s" }
+            ),
+            None => "-".to_string(),
+        };
         rows.push([
             label,
-            last.map(|r| outcome(r.exit).to_string()).unwrap_or_else(|| "never run".into()),
+            last.map(last_outcome).unwrap_or_else(|| "never run".into()),
             last.map(|r| age(r.started)).unwrap_or_else(|| "-".into()),
             success.map(|r| age(r.started)).unwrap_or_else(|| "never".into()),
+            verified,
             if too_old { "STALE".to_string() } else { "ok".to_string() },
         ]);
     }
-    print!("{}", table(&["JOB", "LAST OUTCOME", "LAST RUN", "LAST SUCCESS", "STATE"], &rows));
+    print!("{}", table(&["JOB", "LAST OUTCOME", "LAST RUN", "LAST SUCCESS", "LAST VERIFY", "STATE"], &rows));
     match max_age {
         Some(limit) if stale > 0 => {
             println!(

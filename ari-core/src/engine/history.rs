@@ -115,7 +115,7 @@ pub struct History {
 
 impl History {
     /// The last run whose spot check ran to a verdict.
-    pub(crate) fn last_verified(&self) -> Option<(&RunRecord, &VerifyRecord)> {
+    pub fn last_verified(&self) -> Option<(&RunRecord, &VerifyRecord)> {
         self.runs.iter().rev().find_map(|run| Some((run, run.verify.as_ref()?)))
     }
 

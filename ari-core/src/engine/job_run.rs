@@ -176,6 +176,9 @@ struct RanJson<'a> {
     failure: Option<FailureJson<'a>>,
     cleanup_failures: Vec<FailureJson<'a>>,
     post_failures: Vec<FailureJson<'a>>,
+    /// What the spot check found, when it ran to a verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<crate::engine::verify::VerdictJson<'a>>,
 }
 
 /// A step that failed.
@@ -232,6 +235,7 @@ impl<'a> JobJson<'a> {
                 failure: r.failure.as_ref().map(failure),
                 cleanup_failures: r.cleanup_failures.iter().map(failure).collect(),
                 post_failures: r.post_failures.iter().map(failure).collect(),
+                verify: r.verdict().map(crate::engine::verify::VerdictJson::of),
             }),
             steps: report
                 .map(|r| {
