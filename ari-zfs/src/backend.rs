@@ -192,13 +192,15 @@ impl BackupBackend for ZfsBackend {
                     .probed_by(["rrsync", "-help"]),
             )
         });
-        argv.push(target.rsync_dst);
+        argv.push(target.rsync_dst.clone());
         let mut step = Step::run(Phase::Main, "rsync", Command::argv(job.source_host(), argv))
             .reporting(rsync_statistics);
         if let Some(server) = server {
             step = step.may_run(server);
         }
-        Ok(vec![step])
+        // The snapshot is part of the backup: taken right after rsync, while the source's
+        // snapshot is still mounted, so that a spot check compares it with what rsync read.
+        Ok(vec![step, snapshot_step(job, &target)])
     }
 
     fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
@@ -291,36 +293,9 @@ impl BackupBackend for ZfsBackend {
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let target = target(job)?;
         let host = target.zfs_host.clone();
-        let query = Command::argv(
-            host.clone(),
-            ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-d", "1", &target.dataset],
-        );
+        let query = listing_query(&target);
         let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
-        let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
-
-        // The snapshot is named when the step runs (a run-all job may start hours after it was
-        // planned), and never as one the dataset already has: a second run within the
-        // timestamp's minute gets `-2`.
-        let pattern = format!("zfs snapshot {dataset}@{prefix}{format}");
-        let name = {
-            let (dataset, prefix, host) = (dataset.clone(), prefix.clone(), host.clone());
-            move |listing: &str| -> Result<Vec<Command>, PluginError> {
-                let stamp = timestamp(&format)?;
-                let name = free_name(listing, &format!("{dataset}@{prefix}{stamp}"));
-                // check() bounds what the format can give; this holds whatever a clock or a
-                // listing says.
-                if name.len() > SNAPSHOT_NAME_MAX {
-                    return Err(PluginError::new(format!(
-                        "the snapshot name `{name}` is longer than the {SNAPSHOT_NAME_MAX} characters ZFS takes"
-                    )));
-                }
-                Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
-            }
-        };
         let own = format!("{dataset}@{prefix}");
-        let snapshot = Step::dynamic(Phase::Post, "zfs snapshot", query.clone(), name)
-            .showing(pattern)
-            .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], ZFS_NAME));
         let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
 
         let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
@@ -338,8 +313,48 @@ impl BackupBackend for ZfsBackend {
             Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
         };
         let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).may_run(destroys);
-        Ok(vec![snapshot, expiry])
+        Ok(vec![expiry])
     }
+}
+
+/// `zfs list` of the dataset's snapshots with their creation times: what names a new snapshot
+/// and what expiry reads.
+fn listing_query(target: &Target) -> Command {
+    Command::argv(
+        target.zfs_host.clone(),
+        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-d", "1", &target.dataset],
+    )
+}
+
+/// The `zfs snapshot` step: a dynamic step that names the snapshot when it runs.
+fn snapshot_step(job: &JobContext, target: &Target) -> Step {
+    let host = target.zfs_host.clone();
+    let query = listing_query(target);
+    let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
+    let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
+    // The snapshot is named when the step runs (a run-all job may start hours after it was
+    // planned), and never as one the dataset already has: a second run within the
+    // timestamp's minute gets `-2`.
+    let pattern = format!("zfs snapshot {dataset}@{prefix}{format}");
+    let name = {
+        let (dataset, prefix, host) = (dataset.clone(), prefix.clone(), host.clone());
+        move |listing: &str| -> Result<Vec<Command>, PluginError> {
+            let stamp = timestamp(&format)?;
+            let name = free_name(listing, &format!("{dataset}@{prefix}{stamp}"));
+            // check() bounds what the format can give; this holds whatever a clock or a
+            // listing says.
+            if name.len() > SNAPSHOT_NAME_MAX {
+                return Err(PluginError::new(format!(
+                    "the snapshot name `{name}` is longer than the {SNAPSHOT_NAME_MAX} characters ZFS takes"
+                )));
+            }
+            Ok(vec![Command::argv(host.clone(), ["zfs", "snapshot", &name])])
+        }
+    };
+    let own = format!("{dataset}@{prefix}");
+    Step::dynamic(Phase::Main, "zfs snapshot", query, name)
+        .showing(pattern)
+        .may_run(CommandPattern::argv_then(host.clone(), ["zfs", "snapshot", &own], ZFS_NAME))
 }
 
 /// The dataset's snapshots from `zfs list -H -p -o name,creation,used`: each snapshot's name

@@ -84,7 +84,8 @@ enum Step {
 /// Where a step runs in the pipeline, which decides what its failure means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Snapshot steps and the main step: a failure stops the job, cleanup follows.
+    /// Snapshot steps and the main steps (the backup, and the zfs backend's snapshot of what it
+    /// wrote): a failure stops the job, cleanup follows.
     Making,
     /// Undo steps: retried, never interrupted by the first signals.
     Cleanup,
@@ -104,9 +105,9 @@ impl Step {
 
     fn phase(self) -> Phase {
         match self {
-            Step::LvCreate | Step::Mountpoint | Step::Mount | Step::Main => Phase::Making,
+            Step::LvCreate | Step::Mountpoint | Step::Mount | Step::Main | Step::ZfsSnapshot => Phase::Making,
             Step::Findmnt | Step::Umount | Step::LvRemove => Phase::Cleanup,
-            Step::Retention | Step::ZfsSnapshot | Step::ZfsList => Phase::Post,
+            Step::Retention | Step::ZfsList => Phase::Post,
         }
     }
 
@@ -366,7 +367,7 @@ impl Rig {
             Step::Retention => {
                 ("post step remove increments failed".into(), "Retention: injected failure".into())
             }
-            Step::ZfsSnapshot => ("post step zfs snapshot failed".into(), injected),
+            Step::ZfsSnapshot => ("main step zfs snapshot failed".into(), injected),
             Step::ZfsList => ("post step zfs expiry failed".into(), injected),
             Step::Findmnt | Step::Umount | Step::LvRemove => {
                 unreachable!("a failing cleanup step is told by what it leaves")

@@ -177,7 +177,7 @@ fn a_failed_zfs_snapshot_is_followed_by_no_expiry() {
 ",
     ));
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("post step zfs snapshot failed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("main step zfs snapshot failed"), "{}", stderr(&out));
     let calls: Vec<String> = zfs.fakes.calls_of("zfs").iter().map(|c| c.args.join(" ")).collect();
     let snapshot = calls.iter().position(|c| c.starts_with("snapshot ")).expect("a zfs snapshot call");
     assert!(
