@@ -5,6 +5,7 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, PluginError, Restore, RestoreRequest,
     StoredBackup, Tool,
 };
+use ari_core::sample::Sample;
 use ari_core::step::{Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -224,6 +225,45 @@ impl BackupBackend for ZfsBackend {
         Ok(Some(HistoryQuery::new(query, snapshot_listing)))
     }
 
+    /// The dataset's newest snapshot holds, at rsync_dst's place in it, what rsync sent from the
+    /// root: found on the ZFS host by the listing itself (the snapshot's name is the run's).
+    fn sample(&self, job: &JobContext) -> Result<Option<Sample>, ConfigError> {
+        let target = target(job)?;
+        let finder = [
+            "sh".to_string(),
+            "-c".to_string(),
+            NEWEST_SNAPSHOT_DIR.to_string(),
+            "ari-store".to_string(),
+            target.dataset.clone(),
+            job.get(&ZFS_SNAPSHOT_PREFIX),
+            rsync_destination_path(&target.rsync_dst).to_string(),
+        ];
+        let mut sample = Sample::new("/", target.zfs_host.clone(), "/").in_store_found_by(finder);
+        let include = &job.job().include;
+        if include.is_empty() {
+            sample = sample.including("/", "");
+        }
+        for path in include {
+            let path = join_path("/", path);
+            sample = if path == "/" {
+                sample.including("/", "")
+            } else {
+                sample.including(path.clone(), Sample::literal(&path))
+            };
+        }
+        // rsync's own `--exclude /.zfs`, then the job's.
+        sample = sample.excluding(Sample::literal("/.zfs"));
+        for pattern in &job.job().exclude {
+            let rule = crate::selection::exclude_rule(pattern);
+            sample = if rule.directories_only {
+                sample.excluding_directories(rule.rule)
+            } else {
+                sample.excluding(rule.rule)
+            };
+        }
+        Ok(Some(sample))
+    }
+
     fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
         let target = target(job)?;
         let query = Command::argv(
@@ -316,6 +356,17 @@ impl BackupBackend for ZfsBackend {
         Ok(vec![expiry])
     }
 }
+
+/// Prints where the newest snapshot of the dataset `$1` shows `$3` (rsync_dst's path, inside
+/// the dataset's mount point): `MOUNTPOINT/.zfs/snapshot/NAME/...`, when that snapshot is one of
+/// ari's (`$1@$2...`); fails otherwise. It only reads: `zfs list` (the listing the snapshot and
+/// expiry steps use, newest by creation, the listing's order kept among equal seconds) and
+/// `zfs get mountpoint`.
+const NEWEST_SNAPSHOT_DIR: &str = "snap=$(zfs list -H -p -t snapshot -o name,creation -d 1 \"$1\" | sort -s -n -k2,2 | tail -n 1 | cut -f1) || exit 3; \
+case $snap in \"$1@$2\"?*) ;; *) echo \"ari-verify: the newest snapshot of $1 is not one of ari's ($snap)\" >&2; exit 3 ;; esac; \
+mp=$(zfs get -H -p -o value mountpoint \"$1\") || exit 3; \
+case $3 in \"$mp\" | \"$mp\"/*) ;; *) echo \"ari-verify: $3 is not inside the mount point $mp of $1\" >&2; exit 3 ;; esac; \
+printf '%s\\n' \"$mp/.zfs/snapshot/${snap#*@}${3#\"$mp\"}\"";
 
 /// `zfs list` of the dataset's snapshots with their creation times: what names a new snapshot
 /// and what expiry reads.

@@ -13,6 +13,7 @@ mod backend;
 mod expiry;
 pub mod names;
 pub mod rrsync;
+pub mod selection;
 mod settings;
 
 pub use backend::ZfsBackend;

@@ -276,3 +276,112 @@ fn under_remote_sudo_a_spot_check_no_sudoers_rule_can_allow_is_refused_for_its_j
         "{said}"
     );
 }
+
+/// A zfs job over an LVM snapshot of the fakes into a mounted fake dataset, with rsync exclude
+/// patterns of each kind: what rsync sends and what the spot check lists must agree.
+fn zfs_world() -> (World, PathBuf) {
+    tests::require_tool("rsync", "rsync");
+    rdiff_backup();
+    let lvm = World::lvm();
+    let dataset_dir = lvm.fx.path("zfs/web");
+    std::fs::create_dir_all(&dataset_dir).unwrap();
+    lvm.fakes.add_mounted_dataset("pool/backups/web", &dataset_dir);
+    for (name, text) in [("etc/x.tmp", "temp\n"), ("etc/cache/c", "cached\n"), ("etc/skip", "skip\n")] {
+        let file = lvm.fx.path("origin-root").join(name);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+    // A file named like the directory pattern is sent: only directories match `cache/`.
+    std::fs::write(lvm.fx.path("origin-root/etc/cache.d"), "kept\n").unwrap();
+    let job = lvm.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\nsnapshot: lvm\nvolumes: [{{name: vg0/root, mount_point: /}}]\ninclude: [/etc]\nexclude: [\"*.tmp\", cache/, /etc/skip]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\nverify_sample: 100%\n",
+            dataset_dir.display()
+        ),
+    );
+    (lvm, job)
+}
+
+#[test]
+fn a_zfs_job_compares_the_new_zfs_snapshot_with_the_lvm_snapshot_rsync_read() {
+    let (lvm, job) = zfs_world();
+    let out = lvm.run(&job);
+    assert_exit(&out, 0);
+    let verify = last_verify(&lvm.fx, "web");
+    // hosts, app.conf and cache.d: the excludes hold on both sides.
+    assert_eq!((verify["passed"].as_bool(), verify["files"].as_u64()), (Some(true), Some(3)), "{verify}");
+    lvm.assert_clean();
+    // The plan lists the ZFS snapshot before cleanup, and the check between them.
+    let plan = stdout(&run(lvm.ari().arg("plan").arg(&job)));
+    let (snapshot, verify_at, umount) = (
+        plan.find("zfs snapshot on").unwrap(),
+        plan.find("verify on").unwrap(),
+        plan.find("cleanup").unwrap(),
+    );
+    assert!(snapshot < verify_at && verify_at < umount, "{plan}");
+}
+
+#[test]
+fn a_zfs_snapshot_that_lacks_a_file_fails_and_a_change_in_the_live_dataset_does_not_count() {
+    let (lvm, job) = zfs_world();
+    // rsync on the source skips a file the job includes (an honest fault: an rsync option
+    // that skips files by size, which the job's selection does not know).
+    let original = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(&job, format!("{original}rsync_options: [--archive, --numeric-ids, --max-size=10]\n"))
+        .unwrap();
+    let out = lvm.run(&job);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("/etc/hosts (missing from the store)"), "{}", stderr(&out));
+    lvm.assert_clean();
+    assert!(
+        lvm.tools_called().iter().all(|call| !call.starts_with("zfs destroy")),
+        "no expiry after a failed check"
+    );
+
+    lvm.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn a_change_in_the_live_dataset_after_the_snapshot_does_not_count_but_a_damaged_snapshot_does() {
+    // A zfs job without a snapshot source, so that `ari verify` reads the same tree live.
+    tests::require_tool("rsync", "rsync");
+    let zfs = World::new();
+    let dataset_dir = zfs.fx.path("zfs/web");
+    std::fs::create_dir_all(&dataset_dir).unwrap();
+    zfs.fakes.add_mounted_dataset("pool/backups/web", &dataset_dir);
+    // No FIFO: rsync sends one, and the fake's snapshot cannot copy it.
+    let src = zfs.fx.make_tree(
+        "src",
+        &[("etc/app.conf", "x=1\n"), ("srv/a dir/data", "rows\n"), ("srv/cache/junk", "tmp\n")],
+    );
+    std::os::unix::fs::symlink("../etc/app.conf", src.join("srv/conf")).unwrap();
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{src}]\nexclude: [{src}/srv/cache]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\nverify_sample: 100%\n",
+            dataset_dir.display(),
+            src = src.display()
+        ),
+    );
+    assert_exit(&zfs.run(&job), 0);
+    assert_eq!(last_verify(&zfs.fx, "web")["files"], 3);
+    // The store's side reads the newest ZFS snapshot, never the dataset rsync writes into: a
+    // byte flipped there, its size and time kept, would fail the check if it did.
+    let hosts = src.join("etc/app.conf");
+    flip_first_byte(&dataset_dir.join(hosts.strip_prefix("/").unwrap()));
+    let out = run(zfs.ari().args(["verify", "web"]));
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("3 files compared") && stdout(&out).contains("0 failed"),
+        "{}",
+        stdout(&out)
+    );
+    // A damaged snapshot (the fake's copy can be written; a real one cannot) fails it.
+    let snapshots = zfs.fakes.zfs_snapshots();
+    let newest = snapshots.last().unwrap().0.split_once('@').unwrap().1.to_string();
+    flip_first_byte(&dataset_dir.join(".zfs/snapshot").join(newest).join(hosts.strip_prefix("/").unwrap()));
+    let out = run(zfs.ari().args(["verify", "web"]));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("/etc/app.conf (content differs)"), "{}", stderr(&out));
+}

@@ -32,6 +32,12 @@ pub struct Sample {
     pub(crate) store_root: String,
     /// Rules for what the store holds beside the backup (rdiff-backup's `rdiff-backup-data`).
     pub(crate) store_only: Vec<String>,
+    /// Rules for directories that are not backed up, with everything below them (rsync's
+    /// `cache/`): a file they match is.
+    pub(crate) excluded_directories: Vec<String>,
+    /// An argv, run on the store's host, whose last line of output is the store's directory
+    /// instead of `store_root` (the newest ZFS snapshot's): see [`Sample::in_store_found_by`].
+    pub(crate) store_finder: Option<Vec<String>>,
 }
 
 impl Sample {
@@ -45,6 +51,8 @@ impl Sample {
             store,
             store_root: store_root.into(),
             store_only: Vec::new(),
+            excluded_directories: Vec::new(),
+            store_finder: None,
         }
     }
 
@@ -58,6 +66,28 @@ impl Sample {
     /// The same, not backing up what `rule` matches, nor anything below it.
     pub fn excluding(mut self, rule: impl Into<String>) -> Sample {
         self.excludes.push(rule.into());
+        self
+    }
+
+    /// The same, not backing up the directories `rule` matches, nor anything below them; a
+    /// file it matches is backed up (rsync's `cache/`).
+    pub fn excluding_directories(mut self, rule: impl Into<String>) -> Sample {
+        self.excluded_directories.push(rule.into());
+        self
+    }
+
+    /// The same, the store's directory being what `finder` prints (one line) when it
+    /// runs on the store's host at the start of the store's listing, not `store_root`: for a
+    /// store whose copy of this run's backup has a name only the store knows (the newest ZFS
+    /// snapshot, under `MOUNTPOINT/.zfs/snapshot/NAME`). `finder` must only read, print an
+    /// absolute path, and exit non-zero when it finds nothing: the listing fails then. It is
+    /// part of the store's fixed command line, so a host's filter allows it with the rest.
+    pub fn in_store_found_by<I, S>(mut self, finder: I) -> Sample
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.store_finder = Some(finder.into_iter().map(Into::into).collect());
         self
     }
 

@@ -57,7 +57,17 @@ pub(crate) fn check(sample: &Sample) -> Result<(), String> {
     for (what, root) in [("store's", &sample.store_root), ("source's", &sample.source_root)] {
         crate::contract::kinds::PATH.check(root).map_err(|why| format!("the {what} root `{root}` {why}"))?;
     }
-    sample.excludes.iter().chain(&sample.store_only).try_for_each(|rule| check_rule(rule))
+    if let Some(finder) = &sample.store_finder {
+        if finder.is_empty() || finder.iter().any(|word| word.contains('\0')) {
+            return Err("the store's finder is empty or holds a NUL".into());
+        }
+    }
+    sample
+        .excludes
+        .iter()
+        .chain(&sample.store_only)
+        .chain(&sample.excluded_directories)
+        .try_for_each(|rule| check_rule(rule))
 }
 
 fn check_rule(rule: &str) -> Result<(), String> {
@@ -96,10 +106,26 @@ fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option
     if side == Side::Store {
         excludes.extend(&sample.store_only);
     }
-    let prune = if excludes.is_empty() {
-        String::new()
-    } else {
-        format!("-regex {} -prune -o ", single_quoted(&anchored(&excludes, false)))
+    let directories: Vec<&String> = sample.excluded_directories.iter().collect();
+    let prune = match (excludes.is_empty(), directories.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => format!("-regex {} -prune -o ", single_quoted(&anchored(&excludes, false))),
+        (true, false) => {
+            format!("-type d -regex {} -prune -o ", single_quoted(&anchored(&directories, false)))
+        }
+        (false, false) => format!(
+            "\\( -regex {} -o -type d -regex {} \\) -prune -o ",
+            single_quoted(&anchored(&excludes, false)),
+            single_quoted(&anchored(&directories, false))
+        ),
+    };
+    // Where the listing runs: the root, or (the store's) what its finder prints.
+    let enter = match (side, &sample.store_finder) {
+        (Side::Store, Some(finder)) => format!(
+            "root=$({}) || exit 3; case $root in /*) ;; *) echo \"ari-verify: the store's finder printed no directory\" >&2; exit 3 ;; esac; cd -P -- \"$root\" || exit 3; ",
+            crate::contract::quote::shell_join(finder)
+        ),
+        _ => format!("cd -P -- {} || exit 3; ", single_quoted(root)),
     };
     let (per_million, count) = match size {
         SampleSize::PerMillion(share) => (share, None),
@@ -109,9 +135,9 @@ fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option
     let head = count.map(|count| format!(" | head -z -n {}", count.saturating_add(1))).unwrap_or_default();
     let starts: Vec<String> = starts(sample).iter().map(|start| single_quoted(start)).collect();
     [
-        "export LC_ALL=C; seed=$1; cd -P -- ",
-        &single_quoted(root),
-        " || exit 3; set --; for p in ",
+        "export LC_ALL=C; seed=$1; ",
+        &enter,
+        "set --; for p in ",
         &starts.join(" "),
         "; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; ",
         "printf 'ari-verify 1 %s\\0' \"$(id -u)\"; ",
