@@ -112,7 +112,7 @@ pub mod engine_api {
     }
     pub mod verify {
         pub use crate::engine::verify::{summary, Verdict, VerdictJson};
-        pub use crate::engine::verify_job::{check_job, VerifyError};
+        pub use crate::engine::verify_job::{check_job, Checked, StoreChecked, VerifyError};
     }
 }
 

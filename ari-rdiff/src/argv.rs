@@ -198,6 +198,20 @@ pub fn restore(program: &str, cli: Cli, time: &str, source: &str, target: &str) 
     argv
 }
 
+/// The argv that checks the repository's files against the SHA-1 digests rdiff-backup recorded
+/// for them, as of the backup at `time` (a backup's time) or the newest.
+pub fn verify(program: &str, cli: Cli, time: Option<&str>, destination: &str) -> Vec<String> {
+    let mut argv = vec![program.to_string(), "--terminal-verbosity".to_string(), "3".to_string()];
+    match (cli, time) {
+        (Cli::New, None) => argv.push("verify".to_string()),
+        (Cli::New, Some(time)) => argv.extend(["verify".to_string(), "--at".to_string(), time.to_string()]),
+        (Cli::Legacy, None) => argv.push("--verify".to_string()),
+        (Cli::Legacy, Some(time)) => argv.extend(["--verify-at-time".to_string(), time.to_string()]),
+    }
+    argv.push(destination.to_string());
+    argv
+}
+
 /// The argv that removes increments older than `timespec`.
 pub fn retention(program: &str, cli: Cli, timespec: &str, destination: &str) -> Vec<String> {
     let words: &[&str] = match cli {
@@ -441,5 +455,22 @@ mod props {
             let version = format!("{before}{major}.{minor}{rest}{after}");
             prop_assert_eq!(cli_for_version(&version), Some(Cli::Legacy), "{:?}", version);
         }
+    }
+
+    #[test]
+    fn verify_argv_for_both_command_lines() {
+        assert_eq!(
+            verify("rdiff-backup", Cli::New, None, "/s/web"),
+            ["rdiff-backup", "--terminal-verbosity", "3", "verify", "/s/web"]
+        );
+        assert_eq!(
+            verify("rdiff-backup", Cli::New, Some("1700000000"), "/s/web"),
+            ["rdiff-backup", "--terminal-verbosity", "3", "verify", "--at", "1700000000", "/s/web"]
+        );
+        assert_eq!(
+            verify("rdiff-backup", Cli::Legacy, Some("1700000000"), "/s/web"),
+            ["rdiff-backup", "--terminal-verbosity", "3", "--verify-at-time", "1700000000", "/s/web"]
+        );
+        assert_eq!(verify("rdiff-backup", Cli::Legacy, None, "/s/web")[3], "--verify");
     }
 }

@@ -3,9 +3,9 @@
 use ari_core::kinds;
 use ari_core::plugin::{
     join_path, relative_to, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Restore,
-    RestoreRequest, Tool,
+    RestoreRequest, StoredBackup, Tool,
 };
-use ari_core::sample::Sample;
+use ari_core::sample::{Sample, StoreCheck};
 use ari_core::step::{Command, CommandPattern, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -264,6 +264,30 @@ impl BackupBackend for RdiffBackend {
             }
         }
         Ok(Some(sample))
+    }
+
+    /// rdiff-backup's own `verify` of the mirror (the newest backup) and of the oldest backup,
+    /// whose files it rebuilds through every increment in between: a damaged mirror file or a
+    /// damaged increment on the way fails one of them (exit 2, naming the file).
+    fn store_checks(
+        &self,
+        job: &JobContext,
+        backups: &[StoredBackup],
+    ) -> Result<Vec<StoreCheck>, ConfigError> {
+        let (program, cli, store) =
+            (job.get(&RDIFF_BACKUP_PATH), RdiffBackend::cli(job), RdiffBackend::destination(job)?);
+        let mut checks = vec![StoreCheck::new(
+            "rdiff-backup verify of the mirror",
+            Command::argv(Host::Local, argv::verify(&program, cli, None, &store)),
+        )];
+        if let [oldest, _, ..] = backups {
+            let time = oldest.time().to_string();
+            checks.push(StoreCheck::new(
+                format!("rdiff-backup verify of the oldest backup ({})", oldest.name()),
+                Command::argv(Host::Local, argv::verify(&program, cli, Some(&time), &store)),
+            ));
+        }
+        Ok(checks)
     }
 
     fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {

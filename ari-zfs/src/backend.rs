@@ -5,7 +5,7 @@ use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, PluginError, Restore, RestoreRequest,
     StoredBackup, Tool,
 };
-use ari_core::sample::Sample;
+use ari_core::sample::{Sample, StoreCheck};
 use ari_core::step::{Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
 
@@ -262,6 +262,26 @@ impl BackupBackend for ZfsBackend {
             };
         }
         Ok(Some(sample))
+    }
+
+    /// The health of the dataset's pool and the age of its last scrub (`zpool status`).
+    fn store_checks(
+        &self,
+        job: &JobContext,
+        _backups: &[StoredBackup],
+    ) -> Result<Vec<StoreCheck>, ConfigError> {
+        let target = target(job)?;
+        let pool = target.dataset.split('/').next().unwrap_or(&target.dataset).to_string();
+        let max = job.get(&VERIFY_MAX_SCRUB_AGE).map(|age| age.as_secs());
+        let check = StoreCheck::new(
+            format!("the health of pool {pool}"),
+            crate::pool::status_command(target.zfs_host, &pool),
+        )
+        .judged_by(move |printed: &str| {
+            let status = crate::pool::read_status(printed)?;
+            crate::pool::judge(&status, max, jiff::Timestamp::now().as_second()).map_err(PluginError::new)
+        });
+        Ok(vec![check])
     }
 
     fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {

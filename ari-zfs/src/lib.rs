@@ -12,6 +12,7 @@
 mod backend;
 mod expiry;
 pub mod names;
+pub mod pool;
 pub mod rrsync;
 pub mod selection;
 mod settings;

@@ -79,6 +79,14 @@ pub static ZFS_KEEP_MIN: Setting<u32> = Setting::with_kind(
     "never destroy the newest this many prefixed snapshots, however old (at least 1)",
 );
 
+/// How old the pool's last scrub may be for `ari verify --full` to pass.
+pub static VERIFY_MAX_SCRUB_AGE: Setting<Option<std::time::Duration>> = Setting::new(
+    "verify_max_scrub_age",
+    "zfs",
+    None,
+    "ari verify --full fails when the dataset's pool was last scrubbed longer ago than this, e.g. 35d (or never); no limit by default",
+);
+
 ari_core::register_settings!(
     RSYNC_DST,
     ZFS_HOSTNAME,
@@ -89,4 +97,5 @@ ari_core::register_settings!(
     ZFS_SNAPSHOT_PREFIX,
     ZFS_SNAPSHOT_TIMESTAMP_FORMAT,
     ZFS_KEEP_MIN,
+    VERIFY_MAX_SCRUB_AGE,
 );

@@ -385,3 +385,88 @@ fn a_change_in_the_live_dataset_after_the_snapshot_does_not_count_but_a_damaged_
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("/etc/app.conf (content differs)"), "{}", stderr(&out));
 }
+
+#[test]
+fn ari_verify_full_runs_rdiff_backups_own_verify_of_the_mirror_and_the_oldest_backup() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, "");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    std::fs::write(src.join("etc/app.conf"), "x=2\n").unwrap();
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let out = run(fx.ari().args(["verify", "web", "--full"]));
+    assert_exit(&out, 0);
+    let said = stdout(&out);
+    assert!(
+        said.contains("rdiff-backup verify of the mirror: ok")
+            && said.contains("rdiff-backup verify of the oldest backup ("),
+        "{said}"
+    );
+    // A byte flipped in a file both backups share: the mirror holds it, and the oldest backup is
+    // rebuilt from it. rdiff-backup's own check names it (and so does the spot check).
+    flip_first_byte(&mirrored(&fx, "web", &src.join("srv/a dir/data")));
+    let out = run(fx.ari().args(["verify", "web", "--full", "--json"]));
+    assert_exit(&out, 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let checks = json["store_checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2, "{json}");
+    for check in checks {
+        assert_eq!(check["passed"], false, "{json}");
+        assert!(check["detail"].as_str().unwrap().contains("doesn't match recorded digest"), "{json}");
+    }
+}
+
+#[test]
+fn ari_verify_full_judges_the_zfs_pool_by_its_state_errors_and_last_scrub() {
+    tests::require_tool("rsync", "rsync");
+    let zfs = World::new();
+    let dataset_dir = zfs.fx.path("zfs/web");
+    std::fs::create_dir_all(&dataset_dir).unwrap();
+    zfs.fakes.add_mounted_dataset("pool/backups/web", &dataset_dir);
+    let src = zfs.fx.make_tree("src", &[("etc/app.conf", "x=1\n")]);
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{}]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\nverify_max_scrub_age: 7d\n",
+            src.display(),
+            dataset_dir.display()
+        ),
+    );
+    assert_exit(&zfs.run(&job), 0);
+    // zpool, as `zpool status pool` prints a pool: the status in a file the test writes.
+    let status = zfs.fx.path("zpool-status");
+    zfs.fx.write_script(
+        "zpool-bin/zpool",
+        &format!(
+            "#!/bin/sh\n[ \"$*\" = 'status pool' ] && [ \"$TZ\" = UTC ] || exit 99\ncat {}\n",
+            status.display()
+        ),
+    );
+    let verify = |status_text: &str| {
+        std::fs::write(&status, status_text).unwrap();
+        let mut ari = zfs.ari();
+        let path = format!("{}:{}", zfs.fx.p("zpool-bin"), zfs.fakes.path_env().to_string_lossy());
+        run(ari.env("PATH", path).args(["verify", "web", "--full"]))
+    };
+    let scrubbed = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(48)).unwrap();
+    let when = scrubbed.to_zoned(jiff::tz::TimeZone::UTC).strftime("%a %b %e %H:%M:%S %Y").to_string();
+    let healthy = format!(
+        "  pool: pool\n state: ONLINE\n  scan: scrub repaired 0B in 00:00:01 with 0 errors on {when}\nconfig:\n\nerrors: No known data errors\n"
+    );
+    let out = verify(&healthy);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("the health of pool pool: ONLINE, last scrubbed 2.0 days ago without errors"),
+        "{}",
+        stdout(&out)
+    );
+    let out = verify(&healthy.replace("state: ONLINE", "state: DEGRADED"));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("the pool is DEGRADED, not ONLINE"), "{}", stderr(&out));
+    let old = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(24 * 40)).unwrap();
+    let old = old.to_zoned(jiff::tz::TimeZone::UTC).strftime("%a %b %e %H:%M:%S %Y").to_string();
+    let out = verify(&healthy.replace(&when, &old));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("longer than verify_max_scrub_age (7.0 days)"), "{}", stderr(&out));
+}

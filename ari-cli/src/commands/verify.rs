@@ -1,10 +1,11 @@
-//! `ari verify JOB [--sample N|N%] [--json]`: a spot check of the job's store against its live
-//! host, outside the nightly run and under the job's lock: the same listing on both sides as a
-//! run's `verify_sample` check, with what changed since the last backup counted, not failed. It
-//! makes no snapshot and writes nothing but the job's lock and run directory.
+//! `ari verify JOB [--sample N|N%] [--full] [--json]`: a spot check of the job's store against its
+//! live host, outside the nightly run and under the job's lock: the same listing on both sides as
+//! a run's `verify_sample` check, with what changed since the last backup counted, not failed;
+//! with `--full`, then the backend's checks of the whole store. It makes no snapshot and writes
+//! nothing but the job's lock and run directory.
 
 use ari_core::engine_api::exit;
-use ari_core::engine_api::verify::{self, Verdict, VerifyError};
+use ari_core::engine_api::verify::{self, Checked, StoreChecked, VerifyError};
 use ari_core::error::chain;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
@@ -22,17 +23,20 @@ pub fn cli() -> Command {
                 .value_name("N|N%")
                 .help("how many files: a count (500) or a share (5%); default: the job's verify_sample, else 1%"),
         )
+        .arg(Arg::new("full").long("full").action(ArgAction::SetTrue).help(
+            "then check the whole store: rdiff-backup's own verify of the mirror and of the oldest backup; a ZFS pool's health and last scrub (verify_max_scrub_age)",
+        ))
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as one JSON object"))
 }
 
 pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
     let job = matches.get_one::<String>("job").cloned().ok_or("verify: a job is required")?;
     let sample = matches.get_one::<String>("sample").cloned();
-    let json = matches.get_flag("json");
-    Ok(Exec::with_config(move |context| check(context, &job, sample.as_deref(), json)))
+    let (full, json) = (matches.get_flag("full"), matches.get_flag("json"));
+    Ok(Exec::with_config(move |context| check(context, &job, sample.as_deref(), full, json)))
 }
 
-fn check(context: &Context, name: &str, sample: Option<&str>, json: bool) -> i32 {
+fn check(context: &Context, name: &str, sample: Option<&str>, full: bool, json: bool) -> i32 {
     let mut command_line = context.command_line.clone();
     if let Some(sample) = sample {
         if let Err(why) = command_line.set_from_text("verify_sample", sample) {
@@ -54,28 +58,47 @@ fn check(context: &Context, name: &str, sample: Option<&str>, json: bool) -> i32
         Ok(stop) => stop,
         Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
     };
-    let result = verify::check_job(plan, &stop);
-    let verdict = match &result {
-        Ok(verdict) => Some(verdict),
-        Err(err) => err.verdict(),
-    };
-    if json {
-        let shown = VerifyJson::of(plan.label(), verdict, result.as_ref().err());
-        println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
-    } else if let Some(verdict) = verdict {
-        println!("job {}: {}", plan.label(), verify::summary(verdict));
-    }
-    match result {
-        Ok(_) => exit::SUCCESS,
-        Err(VerifyError::Config(err)) => usage_errors(&[err.to_string()]),
+    let checked = match verify::check_job(plan, &stop, full) {
+        Ok(checked) => checked,
+        Err(VerifyError::Config(err)) => return usage_errors(&[err.to_string()]),
         Err(err) => {
             log::error!("{}", chain(&err));
-            exit::JOB_FAILED
+            return exit::JOB_FAILED;
         }
+    };
+    if json {
+        let shown = VerifyJson::of(plan.label(), &checked);
+        println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+    } else {
+        if let Some(verdict) =
+            checked.spot.as_ref().ok().or_else(|| checked.spot.as_ref().err().and_then(|f| f.verdict()))
+        {
+            println!("job {}: {}", plan.label(), verify::summary(verdict));
+        }
+        for check in &checked.store {
+            match &check.result {
+                Ok(line) => println!("job {}: {}: {line}", plan.label(), check.name),
+                Err(_) => println!("job {}: {}: FAILED", plan.label(), check.name),
+            }
+        }
+    }
+    if let Err(failure) = &checked.spot {
+        log::error!("{}", chain(failure));
+    }
+    for StoreChecked { name, command, result } in &checked.store {
+        if let Err(why) = result {
+            log::error!("{name} failed: {command}: {why}");
+        }
+    }
+    if checked.passed() {
+        exit::SUCCESS
+    } else {
+        exit::JOB_FAILED
     }
 }
 
-/// `ari verify --json`: the job, whether it passed, the counts, and every file that failed.
+/// `ari verify --json`: the job, whether everything passed, the spot check's counts and every
+/// file that failed, and each check of the whole store.
 #[derive(serde::Serialize)]
 struct VerifyJson<'a> {
     job: &'a str,
@@ -84,15 +107,42 @@ struct VerifyJson<'a> {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verdict: Option<verify::VerdictJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    store_checks: Vec<StoreCheckJson<'a>>,
+}
+
+/// One check of the whole store.
+#[derive(serde::Serialize)]
+struct StoreCheckJson<'a> {
+    name: &'a str,
+    command: &'a str,
+    passed: bool,
+    detail: &'a str,
 }
 
 impl<'a> VerifyJson<'a> {
-    fn of(job: &'a str, verdict: Option<&'a Verdict>, error: Option<&VerifyError>) -> VerifyJson<'a> {
+    fn of(job: &'a str, checked: &'a Checked) -> VerifyJson<'a> {
+        let verdict = match &checked.spot {
+            Ok(verdict) => Some(verdict),
+            Err(failure) => failure.verdict(),
+        };
         VerifyJson {
             job,
-            passed: error.is_none(),
-            error: error.map(|err| chain(err)),
+            passed: checked.passed(),
+            error: checked.spot.as_ref().err().map(|failure| chain(failure)),
             verdict: verdict.map(verify::VerdictJson::of),
+            store_checks: checked
+                .store
+                .iter()
+                .map(|check| StoreCheckJson {
+                    name: &check.name,
+                    command: &check.command,
+                    passed: check.result.is_ok(),
+                    detail: match &check.result {
+                        Ok(line) | Err(line) => line,
+                    },
+                })
+                .collect(),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::contract::core_settings::{MAX_RETRIES, RETRY_INTERVAL};
 use crate::contract::error::ConfigError;
 use crate::contract::job::Job;
-use crate::contract::sample::Sample;
+use crate::contract::sample::{Sample, StoreCheck};
 use crate::contract::settings::{Setting, SettingType, Settings, Source};
 use crate::contract::ssh::Ssh;
 use crate::contract::step::{Host, Retry, Step};
@@ -466,6 +466,17 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// judges the check: see [`Sample`].
     fn sample(&self, _job: &JobContext) -> Result<Option<Sample>, ConfigError> {
         Ok(None)
+    }
+
+    /// The checks of the whole store that `ari verify --full` runs after its spot check, given
+    /// the backups `history` listed (oldest first): the tool's own verification of what it
+    /// stored, the health of the disks under it; none by default.
+    fn store_checks(
+        &self,
+        _job: &JobContext,
+        _backups: &[StoredBackup],
+    ) -> Result<Vec<StoreCheck>, ConfigError> {
+        Ok(Vec::new())
     }
 
     /// The lines of a failed command's output that an error about it shows (its last ten), from

@@ -3,7 +3,11 @@
 //! ([`Sample`]); the engine lists, picks, hashes and compares, the same way on both sides, with
 //! one fixed command line per side (see `docs/verify.md`).
 
-use crate::contract::step::Host;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::contract::plugin::error::PluginError;
+use crate::contract::step::{Command, Host};
 
 /// The files a job backs up, by its backend's own include and exclude rules, and where the
 /// store holds them ([`BackupBackend::sample`](crate::plugin::BackupBackend::sample)).
@@ -109,6 +113,52 @@ impl Sample {
             rule.push(c);
         }
         rule
+    }
+}
+
+/// Judges what a [`StoreCheck`]'s command printed: a line for the report when the store is
+/// sound, the problem otherwise.
+pub(crate) type Judge = Arc<dyn Fn(&str) -> Result<String, PluginError> + Send + Sync>;
+
+/// One check of a whole store for `ari verify --full`
+/// ([`BackupBackend::store_checks`](crate::plugin::BackupBackend::store_checks)): a command that
+/// only reads, on the store's host, which must exit 0 (rdiff-backup's own `verify`), and an
+/// optional judge of what it printed (a ZFS pool's health and its last scrub).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct StoreCheck {
+    /// What it checks, for the report (`the mirror's hashes`).
+    pub(crate) name: String,
+    /// The command.
+    pub(crate) command: Command,
+    /// Judges its standard output; none: its exit status says.
+    pub(crate) judge: Option<Judge>,
+}
+
+impl StoreCheck {
+    /// A check named `name` (`the pool's health`) that passes when `command` exits 0.
+    pub fn new(name: impl Into<String>, command: Command) -> StoreCheck {
+        StoreCheck { name: name.into(), command, judge: None }
+    }
+
+    /// The same, passing only when `judge`, given the command's standard output, returns a
+    /// line for the report (`ONLINE, scrubbed 3 days ago`) rather than the problem it found.
+    pub fn judged_by(
+        mut self,
+        judge: impl Fn(&str) -> Result<String, PluginError> + Send + Sync + 'static,
+    ) -> StoreCheck {
+        self.judge = Some(Arc::new(judge));
+        self
+    }
+}
+
+impl fmt::Debug for StoreCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreCheck")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("judged", &self.judge.is_some())
+            .finish()
     }
 }
 

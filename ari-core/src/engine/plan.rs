@@ -244,6 +244,17 @@ impl JobPlan {
         crate::engine::verify::live(&self.job, &self.settings, backend, backend.sample(&ctx)?)
     }
 
+    /// The backend's checks of the whole store (`ari verify --full`), given the backups it holds.
+    pub(crate) fn store_checks(
+        &self,
+        backups: &[plugin::StoredBackup],
+    ) -> Result<Vec<crate::contract::sample::StoreCheck>, ConfigError> {
+        let Some(backend) = plugin::backend(self.backend) else { return Ok(Vec::new()) };
+        let source = self.job.snapshot.as_deref().and_then(plugin::source);
+        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
+        backend.store_checks(&ctx, backups)
+    }
+
     /// Refuses a plan with a command line longer than the system takes (a million includes),
     /// which would otherwise fail at run time, after the `pre` commands ran.
     fn check_command_lines(&self) -> Result<(), ConfigError> {

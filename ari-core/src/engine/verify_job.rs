@@ -1,6 +1,8 @@
-//! `ari verify JOB`: a spot check outside the nightly run, under the job's lock, against the
-//! live host (no snapshot is made, also for a job with a snapshot source): what changed since
-//! the last backup read it is counted, not failed (see `verify/compare.rs`).
+//! `ari verify JOB [--full]`: a spot check outside the nightly run, under the job's lock, against
+//! the live host (no snapshot is made, also for a job with a snapshot source): what changed since
+//! the last backup read it is counted, not failed (see `verify/compare.rs`). With `--full`, then
+//! the backend's checks of the whole store (`BackupBackend::store_checks`), each on its own:
+//! rdiff-backup's `verify` of the mirror and of the oldest backup, a ZFS pool's health.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use crate::engine::remote::Session;
 use crate::engine::runner::Runner;
 use crate::engine::verify::{self, Verdict, VerifyFailure};
 
-/// Why `ari verify` gave no verdict, or what failed.
+/// Why `ari verify` could not check.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
@@ -27,24 +29,38 @@ pub enum VerifyError {
     /// The job's private run directory could not be made.
     #[error("cannot make the job's run directory")]
     NoRunDirectory(#[source] crate::engine::files::StateError),
-    /// The check ran and failed, or could not run.
-    #[error(transparent)]
-    Failed(VerifyFailure),
 }
 
-impl VerifyError {
-    /// What the check found, when it ran to a verdict that failed.
-    pub fn verdict(&self) -> Option<&Verdict> {
-        match self {
-            VerifyError::Failed(failure) => failure.verdict(),
-            _ => None,
-        }
+/// What `ari verify` found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The spot check: its verdict when the backup passed.
+    pub spot: Result<Verdict, VerifyFailure>,
+    /// With `--full`, each check of the whole store.
+    pub store: Vec<StoreChecked>,
+}
+
+impl Checked {
+    /// Whether everything passed.
+    pub fn passed(&self) -> bool {
+        self.spot.is_ok() && self.store.iter().all(|check| check.result.is_ok())
     }
 }
 
-/// Checks `plan`'s store against its live host, under the job's lock; the verdict when it
-/// passed.
-pub fn check_job(plan: &JobPlan, stop: &StopFlags) -> Result<Verdict, VerifyError> {
+/// One check of the whole store, and how it ended: the line it reported, or the problem.
+#[derive(Debug)]
+pub struct StoreChecked {
+    /// What it checks.
+    pub name: String,
+    /// Its command and host.
+    pub command: String,
+    /// The report's line, or what failed.
+    pub result: Result<String, String>,
+}
+
+/// Checks `plan`'s store against its live host, under the job's lock; with `full`, then the
+/// backend's checks of the whole store.
+pub fn check_job(plan: &JobPlan, stop: &StopFlags, full: bool) -> Result<Checked, VerifyError> {
     let sides = plan.live_verify().map_err(VerifyError::Config)?;
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
@@ -62,9 +78,55 @@ pub fn check_job(plan: &JobPlan, stop: &StopFlags) -> Result<Verdict, VerifyErro
     let since = History::read(state_dir, label).ok().and_then(|history| {
         history.runs.iter().rev().find(|run| run.exit == 0).map(|run| run.started as f64)
     });
-    let result = verify::attempt(&sides, &runner, since);
+    let spot = verify::attempt(&sides, &runner, since);
+    let store = if full { store_checks(plan, &runner) } else { Ok(Vec::new()) };
     for warning in session.close() {
         log::warn!("{warning}");
     }
-    result.map_err(VerifyError::Failed)
+    Ok(Checked { spot, store: store.map_err(VerifyError::Config)? })
+}
+
+/// Runs the backend's checks of the whole store, each whatever the others gave.
+fn store_checks(plan: &JobPlan, runner: &Runner) -> Result<Vec<StoreChecked>, ConfigError> {
+    let backups = match &plan.history {
+        Some(query) if !query.holds_none_yet() => {
+            let listed = runner
+                .run(query.command())
+                .map_err(|err| err.to_string())
+                .and_then(|output| output.stdout().map(str::to_string).map_err(|err| err.to_string()))
+                .and_then(|printed| query.read(&printed).map_err(|err| err.to_string()));
+            match listed {
+                Ok(mut backups) => {
+                    backups.sort_by_key(|backup| backup.time());
+                    backups
+                }
+                Err(why) => {
+                    return Ok(vec![StoreChecked {
+                        name: "the store's backups".into(),
+                        command: query.command().to_string(),
+                        result: Err(format!("cannot list them: {why}")),
+                    }])
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    Ok(plan
+        .store_checks(&backups)?
+        .into_iter()
+        .map(|check| {
+            log::info!("checking {}: {}", check.name, check.command);
+            let result = runner
+                .run(&check.command)
+                .map_err(|err| crate::contract::error::chain(&err))
+                .and_then(|output| match &check.judge {
+                    None => Ok("ok".to_string()),
+                    Some(judge) => output
+                        .stdout()
+                        .map_err(|err| err.to_string())
+                        .and_then(|printed| judge(printed).map_err(|err| err.to_string())),
+                });
+            StoreChecked { name: check.name, command: check.command.to_string(), result }
+        })
+        .collect())
 }

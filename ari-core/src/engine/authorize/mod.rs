@@ -174,6 +174,11 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
     if let Some(query) = history {
         exact(query, &mut by_host);
     }
+    // `ari verify --full`'s checks of the whole store (a ZFS pool's status): none depends on
+    // the backups the store holds, except rdiff's, which run on the backup server.
+    for check in plan.store_checks(&[]).unwrap_or_default() {
+        exact(&check.command, &mut by_host);
+    }
     // Hosts that only a tool reaches (rdiff-backup's source) are in the plan's hosts too.
     for host in plan.hosts() {
         if let Host::Remote(host) = Host::named(&host) {

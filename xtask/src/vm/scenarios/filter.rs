@@ -31,7 +31,7 @@ pub(super) fn filtered_jobs(ctx: &Ctx) -> Result<()> {
     let since = vm.run("date +%s")?.trim().to_string();
     vm.run(&format!("printf '%s\\n' '{public}' >> /root/.ssh/authorized_keys"))?;
     let result = (|| {
-        let jobs = FilteredJobs::new(vm, &fx)?;
+        let jobs = FilteredJobs::new(vm, &fx, true)?;
         let public_file = fx.p("id_ed25519.pub");
         let authorize = ["authorize", "--host", "127.0.0.1", "--key", &public_file];
         let host = jobs.authorize_json(ctx, &fx, &authorize)?;
@@ -130,6 +130,8 @@ pub(super) struct FilteredJobs {
     /// dataset through the filter, which hands the server to the guest's rrsync (3.2.7).
     pushed: &'static str,
     pushed_job: String,
+    /// Whether the rdiff and zfs jobs verify.
+    verify: bool,
 }
 
 /// The dataset the pushed job writes into, and a file its source holds.
@@ -139,13 +141,17 @@ const PUSHED_FILE: (&str, &str) = ("pushed-src/etc/pushed.conf", "pushed through
 impl FilteredJobs {
     /// Prepares the guest for them (the dataset, the origins' content, the old snapshot) and
     /// writes their files into the fixture.
-    pub(super) fn new(vm: &Vm, fx: &Fixture) -> Result<FilteredJobs> {
+    /// With `verify`, the rdiff and zfs-over-LVM jobs also run their spot check of every file
+    /// through the filter (not under `remote_sudo`, whose rules cannot hold its line).
+    pub(super) fn new(vm: &Vm, fx: &Fixture, verify: bool) -> Result<FilteredJobs> {
         let (rdiff, zfs, dataset) = ("lvm-rdiff-filtered", "zfs-lvm-filtered", "tank/backups/zfs-lvm");
         vm.run(&format!("zfs create {dataset} && {RDIFF_ORIGIN}"))?;
         let old = format!("{dataset}@ari-backup-old-5d");
         old_snapshots(vm, &[(5, &old)])?;
-        let rdiff_job = fx.job(rdiff, &lvm_rdiff_job(rdiff))?.display().to_string();
-        let zfs_job = fx.job(zfs, &zfs_lvm_job(zfs, dataset, "%Y-%m-%d--%H%M%S", ""))?.display().to_string();
+        let verifying = if verify { "verify_sample: 100%\n" } else { "" };
+        let rdiff_job = fx.job(rdiff, &format!("{}{verifying}", lvm_rdiff_job(rdiff)))?.display().to_string();
+        let zfs_job =
+            fx.job(zfs, &zfs_lvm_job(zfs, dataset, "%Y-%m-%d--%H%M%S", verifying))?.display().to_string();
         let pushed = "zfs-pushed-filtered";
         vm.run(&format!("zfs create {PUSHED_DATASET}"))?;
         let (file, content) = PUSHED_FILE;
@@ -161,7 +167,7 @@ impl FilteredJobs {
             )?
             .display()
             .to_string();
-        Ok(FilteredJobs { rdiff, zfs, dataset, old, rdiff_job, zfs_job, pushed, pushed_job })
+        Ok(FilteredJobs { rdiff, zfs, dataset, old, rdiff_job, zfs_job, pushed, pushed_job, verify })
     }
 
     /// `ari authorize --host 127.0.0.1 --key KEY.pub --json`, which must name one host with both
@@ -245,6 +251,11 @@ impl FilteredJobs {
 
     /// Neither job left a ledger, a snapshot or a mount.
     pub(super) fn assert_clean(&self, vm: &Vm, fx: &Fixture) -> Result<()> {
+        if self.verify {
+            for label in [self.rdiff, self.zfs] {
+                super::verify::assert_verified(fx, label)?;
+            }
+        }
         for label in [self.rdiff, self.zfs, self.pushed] {
             assert_no_ledger(fx, label)?;
             assert_clean(vm, label)?;

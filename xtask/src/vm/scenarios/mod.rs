@@ -19,7 +19,8 @@
 //! `crash` (the crash ledger), `timeout` (`job_timeout` mid-transfer), `package` (the .deb
 //! through its systemd unit), `filter` (the ssh filter of `ari authorize --install`, with
 //! rrsync's confinement), `frame` (a crafted rdiff-backup frame against the confinement) and
-//! `sudo` (the filter and sudoers as a non-root user). What they share (the context, the host
+//! `sudo` (the filter and sudoers as a non-root user), `verify` (the spot check in real LVM and
+//! ZFS snapshots, and honest faults that fail it). What they share (the context, the host
 //! fixture, job texts, the clean-guest checks) is in `fixture`; no family uses this file, so
 //! the runner can name them all without an import circle.
 
@@ -31,6 +32,7 @@ mod lvm;
 mod package;
 mod sudo;
 mod timeout;
+mod verify;
 mod zfs;
 
 use anyhow::{bail, ensure, Result};
@@ -62,6 +64,14 @@ const SCENARIOS: &[Scenario] = &[
     Scenario { name: "lvm_failures_leave_nothing_behind", run: lvm::lvm_failures_leave_nothing },
     Scenario { name: "zfs_over_lvm_snapshots_and_expires_by_real_creation_times", run: zfs::zfs_over_lvm },
     Scenario { name: "crash_ledger_recover_undoes_real_snapshots_and_mounts", run: crash::crash_ledger },
+    Scenario {
+        name: "verify_lvm_rdiff_spot_check_reads_the_snapshot_and_fails_on_a_flipped_byte",
+        run: verify::lvm_rdiff_verify,
+    },
+    Scenario {
+        name: "verify_lvm_zfs_spot_check_reads_the_zfs_snapshot_and_fails_on_a_skipped_file",
+        run: verify::lvm_zfs_verify,
+    },
     Scenario {
         name: "job_timeout_mid_transfer_lvm_rdiff_unmounts_on_the_first_try",
         run: timeout::job_timeout_lvm_rdiff,

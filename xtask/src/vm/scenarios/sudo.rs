@@ -39,7 +39,7 @@ pub(super) fn sudo_filtered_jobs(ctx: &Ctx) -> Result<()> {
     let result = (|| {
         let passwd = vm.run(&format!("useradd -m -s /bin/sh {SUDO_USER} && getent passwd {SUDO_USER}"))?;
         println!("  user made: {}", passwd.trim());
-        let jobs = FilteredJobs::new(vm, &fx)?;
+        let jobs = FilteredJobs::new(vm, &fx, false)?;
         let public_file = fx.p("id_ed25519.pub");
         let authorize = ["authorize", "--host", "127.0.0.1", "--key", &public_file];
         let host = jobs.authorize_json(ctx, &fx, &authorize)?;
