@@ -546,6 +546,8 @@ pub(crate) struct VerifySides {
     /// Whether the source is the snapshot the backup read, so that any difference is a defect;
     /// without one, a file whose size or time changed since the backup is only reported.
     pub(crate) exact: bool,
+    /// The most files each side lists: past the first this many keys, a side's listing is cut.
+    pub(crate) kept: u64,
 }
 
 impl Action {

@@ -124,6 +124,7 @@ fn sides(
         source: Command::argv(source_host, source),
         store: Command::argv(sample.store.clone(), store),
         exact: snapshot_root.is_some(),
+        kept: script::kept(size),
     })
 }
 
@@ -203,12 +204,8 @@ pub(crate) fn attempt(
         }
     };
     let (source_listing, store_listing) = (read(&source, &source_output)?, read(&store, &store_output)?);
-    let count = match &sides.source.program {
-        Program::Argv(words) => count_of(words),
-        Program::Shell(_) => None,
-    };
-    let verdict =
-        compare::compare(&source_listing, &store_listing, Judging { exact: sides.exact, since, count });
+    let judging = Judging { exact: sides.exact, since, count: Some(sides.kept) };
+    let verdict = compare::compare(&source_listing, &store_listing, judging);
     log::info!("{}", summary(&verdict));
     if verdict.passed() {
         Ok(verdict)
@@ -229,14 +226,6 @@ fn seeded(command: &Command, seed: &str) -> Command {
         }
         Program::Shell(_) => command.clone(),
     }
-}
-
-/// The count a listing script keeps (`head -z -n N+1`), if it picks a count.
-fn count_of(words: &[String]) -> Option<u64> {
-    let script = words.get(2)?;
-    let (_, rest) = script.split_once("| head -z -n ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse::<u64>().ok().map(|kept| kept.saturating_sub(1))
 }
 
 /// One line for the log: what was compared.

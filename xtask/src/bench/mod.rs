@@ -7,7 +7,8 @@
 //!   ari's own overhead;
 //! - dry run of one job: ari's start-up, config loading and planning.
 //!
-//! Others live in files of their own: fleet and many jobs (`fleet.rs`), the remote job
+//! Others live in files of their own: the spot check's cost on the same tree (`verify.rs`),
+//! fleet and many jobs (`fleet.rs`), the remote job
 //! (`tests/tests/bench_remote.rs`), and the worst job files to load (`hostile_yaml.rs`,
 //! `--only yaml`). All of them measure through `measure.rs`, and the inputs that must be the
 //! same on every machine come from `xorshift.rs`.
@@ -20,6 +21,7 @@
 mod fleet;
 mod hostile_yaml;
 mod measure;
+mod verify;
 mod xorshift;
 
 use crate::{deps, shell};
@@ -45,7 +47,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 50)]
     dry_run_runs: usize,
 
-    /// Run only these benchmarks: backup (with the dry run), fleet, many-jobs, remote, yaml.
+    /// Run only these benchmarks: backup (with the dry run), verify (the spot check's cost, on
+    /// the backup benchmark's tree), fleet, many-jobs, remote, yaml.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -76,8 +79,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     shell::run(shell::cargo().args(["build", "--release", "-p", "ari-cli"]))?;
     let want = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let mut results = serde_json::Map::new();
-    if want("backup") {
-        results.extend(backup_benchmarks(args)?.as_object().cloned().unwrap_or_default());
+    if want("backup") || want("verify") {
+        let measured = backup_benchmarks(args, want("backup"), want("verify"))?;
+        results.extend(measured.as_object().cloned().unwrap_or_default());
     }
     let ari = shell::target_dir().join("release/ari");
     if want("fleet") {
@@ -118,8 +122,9 @@ fn remote(runs: usize) -> Result<Value> {
     Ok(result)
 }
 
-/// The incremental no-change backup against bare rdiff-backup, and the dry run of one job.
-fn backup_benchmarks(args: &BenchArgs) -> Result<Value> {
+/// The incremental no-change backup against bare rdiff-backup, and the dry run of one job
+/// (`timed`); the spot check's cost on the same tree and store (`verify`).
+fn backup_benchmarks(args: &BenchArgs, timed: bool, verify: bool) -> Result<Value> {
     let target = shell::target_dir();
     let dir = target.join("bench");
     let bench = Bench {
@@ -136,6 +141,23 @@ fn backup_benchmarks(args: &BenchArgs) -> Result<Value> {
     shell::header("initial full backup (not timed)");
     shell::run(&mut bench.ari_run(&[]))?;
     let mut last_backup = SystemTime::now();
+
+    let mut results = serde_json::Map::new();
+    if verify {
+        let setup = verify::Setup {
+            ari: &bench.ari,
+            config: &bench.config,
+            job: &bench.job,
+            src: &bench.dir.join("src"),
+            mirror: &bench.dir.join("store/bench"),
+            logs: &bench.logs,
+        };
+        results.insert("verify".into(), verify::verify_benchmarks(&setup, args.runs, last_backup)?);
+        last_backup = SystemTime::now();
+    }
+    if !timed {
+        return Ok(Value::Object(results));
+    }
 
     shell::header("the bare rdiff-backup command, from `ari plan --json`");
     let bare_argv = bench.bare_argv()?;
@@ -180,7 +202,8 @@ fn backup_benchmarks(args: &BenchArgs) -> Result<Value> {
     let report = Report::new(&ari_samples, &bare_samples, &dry_samples);
     shell::header("results");
     report.print(args);
-    Ok(report.json(args, &bare_argv))
+    results.extend(report.json(args, &bare_argv).as_object().cloned().unwrap_or_default());
+    Ok(Value::Object(results))
 }
 
 /// Paths of the benchmark setup.

@@ -15,8 +15,8 @@ pub(crate) struct Judging {
     /// Live: when the backup started (seconds since the epoch), if known; a file only the host
     /// holds whose status changed since is new since the backup.
     pub(crate) since: Option<f64>,
-    /// A count of files was picked (not a share): each side kept the first so many, so only
-    /// the keys both reached are compared.
+    /// The most files each side kept (the first so many keys): when a side reached it, only the
+    /// keys both sides reached are compared.
     pub(crate) count: Option<u64>,
 }
 

@@ -21,6 +21,19 @@ pub(crate) const SEED: &str = "SEED";
 /// The name the script runs under (`$0`), which the filter's line shows.
 pub(crate) const NAME: &str = "ari-verify";
 
+/// The most files a side lists, whatever the sample: picked in the order of their seeded hash,
+/// so the first this many are a sample too. It bounds what ari reads of each side (about 200
+/// bytes a file, well within the 16 MiB of a command's output it keeps) on a tree of any size.
+pub(crate) const MAX_PICKED: u64 = 30_000;
+
+/// How many files a side keeps at most: the count asked for, never more than [`MAX_PICKED`].
+pub(crate) fn kept(size: SampleSize) -> u64 {
+    match size {
+        SampleSize::PerMillion(_) => MAX_PICKED,
+        SampleSize::Count(count) => count.min(MAX_PICKED),
+    }
+}
+
 /// Which side of the check a listing is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -127,12 +140,12 @@ fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option
         ),
         _ => format!("cd -P -- {} || exit 3; ", single_quoted(root)),
     };
-    let (per_million, count) = match size {
-        SampleSize::PerMillion(share) => (share, None),
-        SampleSize::Count(count) => (1_000_000, Some(count)),
+    let per_million = match size {
+        SampleSize::PerMillion(share) => share,
+        SampleSize::Count(_) => 1_000_000,
     };
-    // The status line sorts first (key -1), so a count keeps one more.
-    let head = count.map(|count| format!(" | head -z -n {}", count.saturating_add(1))).unwrap_or_default();
+    // The status line sorts first (key -1), so a side keeps one more.
+    let head = format!(" | head -z -n {}", kept(size) + 1);
     let starts: Vec<String> = starts(sample).iter().map(|start| single_quoted(start)).collect();
     [
         "export LC_ALL=C; seed=$1; ",
