@@ -250,6 +250,13 @@ impl BackupBackend for RdiffBackend {
 
     /// The mirror holds the root's files at their paths, beside `rdiff-backup-data`.
     fn sample(&self, job: &JobContext) -> Result<Option<Sample>, ConfigError> {
+        let options = job.get(&RDIFF_BACKUP_OPTIONS);
+        if let Some(option) = crate::options::changes_the_selection(&options) {
+            return Err(job.error_at(
+                "rdiff_backup_options",
+                format!("`{option}` changes which files rdiff-backup stores beyond include and exclude, which the spot check (verify_sample) lists by: it would call what it leaves out missing, every run; drop it or verify_sample"),
+            ));
+        }
         let root = if job.snapshot_root().is_some() { "/".to_string() } else { job.get(&TOP_LEVEL_SRC_DIR) };
         let mut sample = Sample::new(root.clone(), Host::Local, RdiffBackend::destination(job)?)
             .beside_the_backup(Sample::literal("/rdiff-backup-data"));
@@ -262,6 +269,11 @@ impl BackupBackend for RdiffBackend {
             if let Some((_, rule)) = crate::selection::sample_rule(entry, &root) {
                 sample = sample.excluding(rule);
             }
+        }
+        // rdiff-backup maps owners by name unless told to keep their numbers; on one host the
+        // names are the same users.
+        if job.source_host().is_local() || crate::options::keeps_numeric_owners(&options) {
+            sample = sample.comparing_owners();
         }
         Ok(Some(sample))
     }

@@ -334,6 +334,29 @@ pub fn sets_the_time(options: &[String]) -> bool {
     options.iter().any(|word| split(word).0 == "--current-time")
 }
 
+/// The first option that changes which regular files and symlinks rdiff-backup stores beyond
+/// the job's include and exclude (`--exclude-regexp`, `--exclude-if-present`, a size limit,
+/// another filesystem, symlinks): a spot check, which lists by the job's selection, would call
+/// what it leaves out missing, every run.
+pub fn changes_the_selection(options: &[String]) -> Option<&str> {
+    const SELECTING: &[&str] = &[
+        "--exclude-symbolic-links",
+        "--exclude-special-files",
+        "--exclude-other-filesystems",
+        "--exclude-regexp",
+        "--exclude-if-present",
+        "--max-file-size",
+        "--min-file-size",
+    ];
+    options.iter().map(|word| split(word).0).find(|name| SELECTING.contains(name))
+}
+
+/// Whether rdiff-backup keeps owners as the source's numbers (`--preserve-numerical-ids`)
+/// rather than mapping them by name.
+pub fn keeps_numeric_owners(options: &[String]) -> bool {
+    options.iter().any(|word| split(word).0 == "--preserve-numerical-ids")
+}
+
 /// The options ari passes on: each name, where it goes, and whether it takes a value.
 pub fn allowed_options() -> impl Iterator<Item = (&'static str, Place, bool)> {
     ALLOWED.iter().map(|&(name, place, takes)| (name, place, takes != Takes::Nothing))

@@ -61,26 +61,36 @@ pub fn sample_rule(entry: &str, root: &str) -> Option<(String, String)> {
     Some((base, rule))
 }
 
-/// rdiff-backup's `glob_to_re`, written for POSIX extended regular expressions.
+/// rdiff-backup 2.2's `_glob_to_re` (rdiff_backup/selection.py), written for POSIX extended
+/// regular expressions: `\` takes the next character as it is, `**` is any text, `*` and `?`
+/// any but `/`, `[...]` a class (`[!...]` and `[^...]` its complement, a first `]` in it), and a
+/// `[` without its `]` itself. In an ERE class a backslash is itself, as Python's doubled one is.
 fn glob_rule(glob: &str) -> String {
     let chars: Vec<char> = glob.chars().collect();
     let mut rule = String::new();
     let mut i = 0;
     while i < chars.len() {
-        match chars[i] {
-            '*' if chars.get(i + 1) == Some(&'*') => {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '\\' => {
+                // The next character as it is (the backslash itself when it is the last).
+                let next = chars.get(i).copied().unwrap_or('\\');
+                rule.push_str(&ari_core::sample::Sample::literal(&next.to_string()));
+                i += 1;
+            }
+            '*' if chars.get(i) == Some(&'*') => {
                 rule.push_str(".*");
-                i += 2;
-                continue;
+                i += 1;
             }
             '*' => rule.push_str("[^/]*"),
             '?' => rule.push_str("[^/]"),
             '[' => {
-                let mut j = i + 1;
-                if chars.get(j) == Some(&'!') {
+                let mut j = i;
+                if j < chars.len() && matches!(chars[j], '!' | '^') {
                     j += 1;
                 }
-                if chars.get(j) == Some(&']') {
+                if j < chars.len() && chars[j] == ']' {
                     j += 1;
                 }
                 while j < chars.len() && chars[j] != ']' {
@@ -89,22 +99,17 @@ fn glob_rule(glob: &str) -> String {
                 if j >= chars.len() {
                     rule.push_str("\\[");
                 } else {
-                    let body: String = chars[i + 1..j].iter().collect();
-                    rule.push_str(&match body.strip_prefix('!') {
-                        Some(rest) => format!("[^{rest}]"),
-                        // A leading `^` is a literal in rdiff-backup's class: last, it is one here.
-                        None => match body.strip_prefix('^') {
-                            Some("") => "\\^".to_string(),
-                            Some(rest) => format!("[{rest}^]"),
-                            None => format!("[{body}]"),
-                        },
-                    });
-                    i = j;
+                    let body: String = chars[i..j].iter().collect();
+                    let body = match body.strip_prefix(['!', '^']) {
+                        Some(rest) => format!("^{rest}"),
+                        None => body,
+                    };
+                    rule.push_str(&format!("[{body}]"));
+                    i = j + 1;
                 }
             }
             c => rule.push_str(&ari_core::sample::Sample::literal(&c.to_string())),
         }
-        i += 1;
     }
     rule
 }
@@ -178,7 +183,9 @@ mod tests {
         assert_eq!(rule("/srv/**/cache", "/"), some("/srv", "/srv/.*/cache"));
         assert_eq!(rule("/*.conf", "/"), some("/", "/[^/]*\\.conf"));
         assert_eq!(rule("**/*.tmp", "/"), some("/", ".*/[^/]*\\.tmp"));
-        assert_eq!(rule("/a/file?[!x][^y][a-c]", "/"), some("/a", "/a/file[^/][^x][y^][a-c]"));
+        assert_eq!(rule("/a/file?[!x][^y][a-c]", "/"), some("/a", "/a/file[^/][^x][^y][a-c]"));
+        assert_eq!(rule("/a/\\*x\\[", "/"), some("/a", "/a/\\*x\\["));
+        assert_eq!(rule("/a/[]x]", "/"), some("/a", "/a/[]x]"));
         assert_eq!(rule("/a/[x", "/"), some("/a", "/a/\\[x"));
         assert_eq!(rule("/srv/www", "/srv"), some("/www", "/www"));
         assert_eq!(rule("/etc", "/srv"), None);

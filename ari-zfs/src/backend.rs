@@ -229,6 +229,13 @@ impl BackupBackend for ZfsBackend {
     /// root: found on the ZFS host by the listing itself (the snapshot's name is the run's).
     fn sample(&self, job: &JobContext) -> Result<Option<Sample>, ConfigError> {
         let target = target(job)?;
+        let options = job.get(&RSYNC_OPTIONS);
+        if let Some(option) = crate::rrsync::changes_the_selection(&options) {
+            return Err(job.error_at(
+                "rsync_options",
+                format!("`{option}` changes which of the host's files the dataset holds beyond include and exclude (or keeps what the host deleted), which the spot check (verify_sample) lists by: it would fail every run; drop it (keep --delete) or verify_sample"),
+            ));
+        }
         let finder = [
             "sh".to_string(),
             "-c".to_string(),
@@ -260,6 +267,9 @@ impl BackupBackend for ZfsBackend {
             } else {
                 sample.excluding(rule.rule)
             };
+        }
+        if options.iter().any(|option| option == "--numeric-ids") {
+            sample = sample.comparing_owners();
         }
         Ok(Some(sample))
     }

@@ -126,6 +126,30 @@ fn check_option(option: &str) -> Result<(), String> {
     }
 }
 
+/// The first option that changes which of the files rsync reads reach the dataset (a size limit,
+/// another filesystem, only existing or only new files, size alone as the quick check), or a
+/// missing `--delete` (what the host deleted stays): a spot check, which compares the dataset
+/// with what the job's selection lists on the host, would fail on it every run.
+pub fn changes_the_selection(options: &[String]) -> Option<String> {
+    const LONG: &[&str] =
+        &["existing", "ignore-existing", "one-file-system", "update", "max-size", "min-size", "size-only"];
+    for option in options {
+        if let Some(long) = option.strip_prefix("--") {
+            let name = long.split_once('=').map_or(long, |(name, _)| name);
+            if LONG.contains(&name) {
+                return Some(option.clone());
+            }
+        } else if let Some(letters) = option.strip_prefix('-') {
+            if letters.contains(['x', 'u']) {
+                return Some(option.clone());
+            }
+        }
+    }
+    let deletes =
+        options.iter().any(|o| o == "--delete" || (o.starts_with("--delete-") && o != "--delete-excluded"));
+    (!deletes).then(|| "(no --delete)".to_string())
+}
+
 /// A value: a size, a rate, a count or a name list, of the characters rsync's server line
 /// and the filter's pattern carry (letters, digits, `.`, `,`, `_`, `-`, and no `-` first).
 fn check_value(value: &str) -> Result<(), String> {

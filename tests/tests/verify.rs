@@ -323,22 +323,37 @@ fn a_zfs_job_compares_the_new_zfs_snapshot_with_the_lvm_snapshot_rsync_read() {
 }
 
 #[test]
-fn a_zfs_snapshot_that_lacks_a_file_fails_and_a_change_in_the_live_dataset_does_not_count() {
+fn a_file_rsync_did_not_send_again_fails_and_options_that_leave_files_out_are_refused() {
     let (lvm, job) = zfs_world();
-    // rsync on the source skips a file the job includes (an honest fault: an rsync option
-    // that skips files by size, which the job's selection does not know).
-    let original = std::fs::read_to_string(&job).unwrap();
-    std::fs::write(&job, format!("{original}rsync_options: [--archive, --numeric-ids, --max-size=10]\n"))
-        .unwrap();
+    // An honest fault: a source file rewritten with its size and time kept, which rsync's quick
+    // check does not send again. The LVM snapshot holds the new content, the new ZFS snapshot
+    // the old: the check fails, and no expiry runs.
+    assert_exit(&lvm.run(&job), 0);
+    flip_first_byte(&lvm.fx.path("origin-root/etc/hosts"));
     let out = lvm.run(&job);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("/etc/hosts (missing from the store)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/etc/hosts (content differs)"), "{}", stderr(&out));
     lvm.assert_clean();
     assert!(
         lvm.tools_called().iter().all(|call| !call.starts_with("zfs destroy")),
         "no expiry after a failed check"
     );
-
+    // An rsync option that leaves out files the job includes cannot go with the check.
+    let original = std::fs::read_to_string(&job).unwrap();
+    for options in [
+        "[--archive, --numeric-ids, --delete, --max-size=10]",
+        "[--archive, --numeric-ids]",
+        "[-axv, --delete]",
+    ] {
+        std::fs::write(&job, format!("{original}rsync_options: {options}\n")).unwrap();
+        let out = lvm.run(&job);
+        assert_exit(&out, 2);
+        assert!(
+            stderr(&out).contains("rsync_options: `") && stderr(&out).contains("spot check (verify_sample)"),
+            "{options}: {}",
+            stderr(&out)
+        );
+    }
     lvm.fakes.assert_no_unexpected_calls();
 }
 
@@ -393,7 +408,9 @@ fn ari_verify_full_runs_rdiff_backups_own_verify_of_the_mirror_and_the_oldest_ba
     let src = tree(&fx);
     let job = job(&fx, &src, "");
     assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
-    std::fs::write(src.join("etc/app.conf"), "x=2\n").unwrap();
+    // Another size: a rewrite of the same size within the backup's second is one rdiff-backup's
+    // quick check misses, and the spot check rightly fails on.
+    std::fs::write(src.join("etc/app.conf"), "x=22\n").unwrap();
     assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
     let out = run(fx.ari().args(["verify", "web", "--full"]));
     assert_exit(&out, 0);
@@ -469,4 +486,86 @@ fn ari_verify_full_judges_the_zfs_pool_by_its_state_errors_and_last_scrub() {
     let out = verify(&healthy.replace(&when, &old));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("longer than verify_max_scrub_age (7.0 days)"), "{}", stderr(&out));
+}
+
+#[test]
+fn rdiff_options_that_leave_files_out_are_refused_with_the_check() {
+    let fx = Fixture::new();
+    let src = fx.make_tree("src", &[("a", "1")]);
+    for option in ["--exclude-if-present .nobackup", "--max-file-size 1000", "--exclude-regexp x"] {
+        let job = job(&fx, &src, &format!("rdiff_backup_options: {option}\n"));
+        let out = run(fx.ari().arg("check").arg(&job));
+        assert_exit(&out, 2);
+        assert!(
+            stdout(&out).contains("rdiff_backup_options: `")
+                || stderr(&out).contains("rdiff_backup_options: `"),
+            "{option}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_symlink_above_an_include_is_followed_on_neither_side() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    // The host's src/proj is a symlink to a directory elsewhere: rdiff-backup stores the link,
+    // and the mirror's copy of it points where it points on the backup server.
+    let outside = fx.make_tree("outside", &[("docs/secret-name", "not the job's\n")]);
+    let src = fx.make_tree("src", &[("keep", "1\n")]);
+    std::os::unix::fs::symlink(&outside, src.join("proj")).unwrap();
+    let job = fx.write_job(
+        "web.yaml",
+        &format!("include: [{src}/proj/docs, {src}/keep]\nverify_sample: 100%\n", src = src.display()),
+    );
+    let out = run(fx.ari().arg("run").arg(&job).arg("--debug"));
+    assert_exit(&out, 0);
+    assert!(!stderr(&out).contains("secret-name"), "a listing followed the symlink: {}", stderr(&out));
+    assert_eq!(last_verify(&fx, "web")["files"], 1, "only keep");
+    let out = run(fx.ari().args(["verify", "web", "--json"]));
+    assert_exit(&out, 0);
+    assert!(!stdout(&out).contains("secret-name"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_host_that_lists_nothing_of_what_the_store_holds_fails_the_check() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, "");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    std::fs::rename(&src, fx.path("moved-away")).unwrap();
+    let out = run(fx.ari().args(["verify", "web"]));
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("it listed none of the files the job backs up, of which the store holds 3"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_side_that_runs_past_verify_timeout_is_stopped_and_fails_the_check() {
+    rdiff_backup();
+    // The host's sha256sum hangs (a FIFO swapped in for a listed file would): verify_timeout
+    // stops it even without command_timeout.
+    let fx = Fixture::new();
+    let slow = fx.write_script("slow-bin/sha256sum", "#!/bin/sh\nexec sleep 60\n");
+    let sshd = Sshd::builder().path_prefix(slow.parent().unwrap()).start();
+    fx.write_config(&sshd.config_yaml());
+    let src = fx.make_tree("src", &[("a", "1\n")]);
+    let job = fx.write_job(
+        "web.yaml",
+        &format!(
+            "source_hostname: {}\ninclude: [{}]\nverify_sample: 100%\nverify_timeout: 2s\n",
+            sshd.host_alias(),
+            src.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("verify_timeout 2s"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(50), "the hung side was not stopped");
 }

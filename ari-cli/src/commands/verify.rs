@@ -106,7 +106,7 @@ struct VerifyJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    verdict: Option<verify::VerdictJson<'a>>,
+    verdict: Option<verify::VerdictJson>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     store_checks: Vec<StoreCheckJson<'a>>,
 }

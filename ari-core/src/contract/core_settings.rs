@@ -121,6 +121,13 @@ pub(crate) static VERIFY_MAX_BYTES: Setting<Option<String>> = Setting::with_kind
     None,
     "the most bytes a spot check hashes on each side, e.g. 1G (files past it are compared by size and metadata only); no limit by default",
 );
+/// The longest each side of a spot check may run.
+pub(crate) static VERIFY_TIMEOUT: Setting<std::time::Duration> = Setting::new(
+    "verify_timeout",
+    "core",
+    Some("2h"),
+    "stop a spot check (each side's listing and hashing) that runs longer than this, and fail it; command_timeout, when shorter, wins",
+);
 /// How often a run includes the spot check.
 pub(crate) static VERIFY_EVERY: Setting<Option<std::time::Duration>> = Setting::new(
     "verify_every",
@@ -302,7 +309,7 @@ pub static REMOTE_SUDO: Setting<bool> = Setting::with_kind(
 
 crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE, REMOTE_SUDO,);
 
-crate::register_settings!(VERIFY_SAMPLE, VERIFY_MAX_BYTES, VERIFY_EVERY,);
+crate::register_settings!(VERIFY_SAMPLE, VERIFY_MAX_BYTES, VERIFY_EVERY, VERIFY_TIMEOUT,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

@@ -42,6 +42,8 @@ pub struct Sample {
     /// An argv, run on the store's host, whose last line of output is the store's directory
     /// instead of `store_root` (the newest ZFS snapshot's): see [`Sample::in_store_found_by`].
     pub(crate) store_finder: Option<Vec<String>>,
+    /// Whether the store keeps each file's owner and group as the host's numbers.
+    pub(crate) owners: bool,
 }
 
 impl Sample {
@@ -57,6 +59,7 @@ impl Sample {
             store_only: Vec::new(),
             excluded_directories: Vec::new(),
             store_finder: None,
+            owners: false,
         }
     }
 
@@ -92,6 +95,15 @@ impl Sample {
         S: Into<String>,
     {
         self.store_finder = Some(finder.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The same, the store keeping each file's owner and group as the host's numbers (rsync's
+    /// `--numeric-ids`; rdiff-backup's `--preserve-numerical-ids`, or a local source), so that
+    /// a spot check compares them. Without it owners are not compared: a tool that maps them by
+    /// name gives another number wherever the two systems' users differ.
+    pub fn comparing_owners(mut self) -> Sample {
+        self.owners = true;
         self
     }
 

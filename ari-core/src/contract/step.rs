@@ -548,6 +548,10 @@ pub(crate) struct VerifySides {
     pub(crate) exact: bool,
     /// The most files each side lists: past the first this many keys, a side's listing is cut.
     pub(crate) kept: u64,
+    /// Whether the store keeps the host's owners as their numbers, so that they can be compared.
+    pub(crate) owners: bool,
+    /// The longest each side may run (`verify_timeout`).
+    pub(crate) timeout: std::time::Duration,
 }
 
 impl Action {

@@ -178,7 +178,7 @@ struct RanJson<'a> {
     post_failures: Vec<FailureJson<'a>>,
     /// What the spot check found, when it ran to a verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
-    verify: Option<crate::engine::verify::VerdictJson<'a>>,
+    verify: Option<crate::engine::verify::VerdictJson>,
 }
 
 /// A step that failed.

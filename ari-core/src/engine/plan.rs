@@ -126,7 +126,12 @@ impl JobPlan {
             &job,
             &settings,
             backend,
-            backend.sample(&ctx)?,
+            // Asked only of a job that verifies: a backend may refuse what the check cannot follow.
+            if settings.get(&crate::contract::core_settings::VERIFY_SAMPLE).is_some() {
+                backend.sample(&ctx)?
+            } else {
+                None
+            },
             ctx.snapshot_root().as_deref(),
         )?
         .into_iter()
@@ -261,7 +266,12 @@ impl JobPlan {
         let repairs = self.steps().into_iter().flat_map(|step| &step.repairs);
         for step in self.steps().into_iter().chain(repairs) {
             let probe = step.present.as_ref().map(|probe| &probe.query);
-            for command in std::iter::once(step.action.command()).chain(probe) {
+            // A spot check's store side too: it runs after the backup, where a refusal is late.
+            let store = match &step.action {
+                Action::Verify(sides) => Some(&sides.store),
+                _ => None,
+            };
+            for command in std::iter::once(step.action.command()).chain(probe).chain(store) {
                 let argv = self.connections.argv(command, crate::engine::remote::PLAN_NONCE);
                 if let Err(why) = process::fits_command_line(&argv) {
                     return Err(ConfigError::in_file(

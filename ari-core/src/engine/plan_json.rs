@@ -89,6 +89,9 @@ struct StepJson<'a> {
     retry_interval_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     repairs: Vec<RepairJson<'a>>,
+    /// A spot check's store side (its host side is `argv`), each ending in the run's seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify_store: Option<CommandJson<'a>>,
 }
 
 impl<'a> StepJson<'a> {
@@ -114,6 +117,10 @@ impl<'a> StepJson<'a> {
             retries: (step.retry.max_retries > 0).then_some(step.retry.max_retries),
             retry_interval_seconds: (step.retry.max_retries > 0).then_some(step.retry.interval.as_secs()),
             repairs: step.repairs.iter().map(RepairJson::of).collect(),
+            verify_store: match &step.action {
+                Action::Verify(sides) => Some(CommandJson::of(&sides.store)),
+                _ => None,
+            },
         }
     }
 }

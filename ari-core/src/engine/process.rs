@@ -42,6 +42,9 @@ const MASTER_POLL: Duration = Duration::from_millis(20);
 pub struct Output {
     stdout: String,
     stdout_omitted: u64,
+    /// Standard output's bytes, when they are whole and not UTF-8 (`stdout` then shows them
+    /// with replacement characters).
+    stdout_raw: Option<Vec<u8>>,
     stderr: String,
 }
 
@@ -59,6 +62,15 @@ impl Output {
     pub fn stdout(&self) -> Result<&str, OutputTooLong> {
         match self.stdout_omitted {
             0 => Ok(&self.stdout),
+            omitted => Err(OutputTooLong { omitted }),
+        }
+    }
+
+    /// Standard output's bytes, whole, for a reader whose fields are bytes (file names, which
+    /// need not be UTF-8); an error when it was longer than ari keeps.
+    pub(crate) fn stdout_bytes(&self) -> Result<&[u8], OutputTooLong> {
+        match self.stdout_omitted {
+            0 => Ok(self.stdout_raw.as_deref().unwrap_or(self.stdout.as_bytes())),
             omitted => Err(OutputTooLong { omitted }),
         }
     }
@@ -387,11 +399,11 @@ pub(crate) fn execute(
     let _ = waiter.join();
     let output = handle.wait().map_err(|source| ProcessError::Wait { command: describe(), source })?;
     let status = output.status;
-    let (stdout, stdout_omitted) = stdout.finish(OUTPUT_GRACE);
+    let (stdout, stdout_omitted, stdout_raw) = stdout.finish_raw(OUTPUT_GRACE);
     let (stderr, _) = stderr.finish(OUTPUT_GRACE);
     log_output(&stdout, &stderr);
     if status.success() {
-        return Ok(Output { stdout, stdout_omitted, stderr });
+        return Ok(Output { stdout, stdout_omitted, stdout_raw, stderr });
     }
     let shown = if stderr.trim().is_empty() { stdout } else { stderr };
     Err(match (status.code(), &command.host) {

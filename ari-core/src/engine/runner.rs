@@ -18,6 +18,8 @@ pub struct Runner {
     cancel: Arc<AtomicBool>,
     abort: Arc<AtomicBool>,
     command_timeout: Option<Duration>,
+    /// A limit of its own for the commands of one step, named in errors (`verify_timeout`).
+    step_timeout: Option<(Duration, &'static str)>,
     job_deadline: Option<Deadline>,
 }
 
@@ -30,6 +32,7 @@ impl Runner {
             cancel: Arc::new(AtomicBool::new(false)),
             abort: Arc::new(AtomicBool::new(false)),
             command_timeout: None,
+            step_timeout: None,
             job_deadline: None,
         }
     }
@@ -55,6 +58,13 @@ impl Runner {
     /// The same runner, killing any command that runs longer than `limit` (`command_timeout`).
     pub fn with_command_timeout(mut self, limit: Option<Duration>) -> Runner {
         self.command_timeout = limit;
+        self
+    }
+
+    /// The same runner, killing any command that runs longer than `limit` (named `setting` in
+    /// errors) or its own `command_timeout`, whichever is shorter.
+    pub(crate) fn with_step_timeout(mut self, limit: Duration, setting: &'static str) -> Runner {
+        self.step_timeout = Some((limit, setting));
         self
     }
 
@@ -106,7 +116,13 @@ impl Runner {
             return Ok(Output::default());
         }
         log::debug!("run_command on {}: {}", command.host, process::shown_argv(&argv));
-        let own = self.command_timeout.map(|limit| Deadline::after(limit, "command_timeout"));
+        let own = match (self.command_timeout, self.step_timeout) {
+            (Some(command), Some((step, _))) if command <= step => {
+                Some(Deadline::after(command, "command_timeout"))
+            }
+            (_, Some((step, setting))) => Some(Deadline::after(step, setting)),
+            (command, None) => command.map(|limit| Deadline::after(limit, "command_timeout")),
+        };
         let deadline = match (own, &self.job_deadline) {
             (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
             (Some(own), _) => Some(own),

@@ -12,7 +12,7 @@ pub(crate) mod script;
 
 use std::hash::{BuildHasher, Hasher};
 
-use crate::contract::core_settings::{REMOTE_SUDO, VERIFY_MAX_BYTES, VERIFY_SAMPLE};
+use crate::contract::core_settings::{REMOTE_SUDO, VERIFY_MAX_BYTES, VERIFY_SAMPLE, VERIFY_TIMEOUT};
 use crate::contract::error::ConfigError;
 use crate::contract::job::Job;
 use crate::contract::kinds;
@@ -45,10 +45,17 @@ pub(crate) fn step(
     snapshot_root: Option<&str>,
 ) -> Result<Option<Step>, ConfigError> {
     let Some(size) = settings.get(&VERIFY_SAMPLE) else { return Ok(None) };
+    // `ari verify` of a job with a snapshot lists the live root instead: a line of its own.
+    let live = match snapshot_root {
+        Some(_) => Some(sides(job, settings, backend, sample.clone(), &size, None)?),
+        None => None,
+    };
     let sides = sides(job, settings, backend, sample, &size, snapshot_root)?;
     let mut step = Step::run(Phase::Verify, "verify", sides.source.clone());
     // The one line each remote side may run, its last word the seed.
-    for command in [&sides.source, &sides.store] {
+    let commands =
+        [&sides.source, &sides.store].into_iter().chain(live.iter().flat_map(|l| [&l.source, &l.store]));
+    for command in commands {
         if let (Host::Remote(host), Program::Argv(argv)) = (&command.host, &command.program) {
             let words = &argv[..argv.len() - 1];
             let template = format!("{} {{}}", crate::contract::quote::shell_join(words));
@@ -67,7 +74,9 @@ pub(crate) fn step(
                         .unwrap_or_else(|| job.error_at("verify_sample", message)));
                 }
             }
-            step = step.may_run(pattern);
+            if !step.may_run.contains(&pattern) {
+                step = step.may_run(pattern);
+            }
         }
     }
     step.action = Action::Verify(Box::new(sides));
@@ -125,6 +134,8 @@ fn sides(
         store: Command::argv(sample.store.clone(), store),
         exact: snapshot_root.is_some(),
         kept: script::kept(size),
+        owners: sample.owners,
+        timeout: settings.get(&VERIFY_TIMEOUT),
     })
 }
 
@@ -169,6 +180,7 @@ pub(crate) fn attempt(
     runner: &Runner,
     since: Option<f64>,
 ) -> Result<Verdict, VerifyFailure> {
+    let runner = &runner.clone().with_step_timeout(sides.timeout, "verify_timeout");
     let seed = (std::collections::hash_map::RandomState::new().build_hasher().finish() >> 32).to_string();
     let source = seeded(&sides.source, &seed);
     let store = seeded(&sides.store, &seed);
@@ -188,7 +200,7 @@ pub(crate) fn attempt(
     }
     let read = |command: &Command, output: &crate::engine::process::Output| {
         let listing = output
-            .stdout()
+            .stdout_bytes()
             .map_err(|too_long| too_long.to_string())
             .and_then(Listing::read)
             .map_err(|message| VerifyFailure::Listing { command: command.to_string(), message })?;
@@ -204,7 +216,18 @@ pub(crate) fn attempt(
         }
     };
     let (source_listing, store_listing) = (read(&source, &source_output)?, read(&store, &store_output)?);
-    let judging = Judging { exact: sides.exact, since, count: Some(sides.kept) };
+    // A host that lists nothing of what the store holds compared nothing: never a pass.
+    if source_listing.entries.is_empty() && !store_listing.entries.is_empty() {
+        return Err(VerifyFailure::Listing {
+            command: source.to_string(),
+            message: format!(
+                "it listed none of the files the job backs up, of which the store holds {}{}",
+                store_listing.entries.len(),
+                if store_listing.entries.len() as u64 >= sides.kept { " or more" } else { "" }
+            ),
+        });
+    }
+    let judging = Judging { exact: sides.exact, since, count: Some(sides.kept), owners: sides.owners };
     let verdict = compare::compare(&source_listing, &store_listing, judging);
     log::info!("{}", summary(&verdict));
     if verdict.passed() {
@@ -237,7 +260,11 @@ pub fn summary(verdict: &Verdict) -> String {
         shown_bytes(verdict.bytes),
         verdict.changed,
         verdict.findings.len(),
-        if verdict.metadata { "" } else { "; modes and owners not compared (a side did not run as root)" }
+        match (verdict.modes, verdict.owners) {
+            (true, true) => "",
+            (true, false) => "; owners not compared (the store does not keep them as the host's numbers)",
+            _ => "; modes and owners not compared (a side did not run as root)",
+        }
     )
 }
 
@@ -272,7 +299,7 @@ fn failure(verdict: &Verdict) -> String {
                 Difference::Differs(fields) => format!("{} differ", fields.join(", ")),
                 Difference::Unreadable(side) => format!("could not be read on the {side}'s side"),
             };
-            format!("{} ({what})", finding.path.escape_debug())
+            format!("{} ({what})", listing::shown(&finding.path))
         })
         .collect();
     let more = verdict.findings.len().saturating_sub(NAMED);
@@ -288,20 +315,21 @@ fn failure(verdict: &Verdict) -> String {
 
 /// A verdict as JSON (`ari verify --json`, the run report): the counts and every failed file.
 #[derive(Debug, serde::Serialize)]
-pub struct VerdictJson<'a> {
+pub struct VerdictJson {
     files: u64,
     hashed: u64,
     bytes: u64,
     changed: u64,
-    modes_and_owners_compared: bool,
-    failed: Vec<FindingJson<'a>>,
+    modes_compared: bool,
+    owners_compared: bool,
+    failed: Vec<FindingJson>,
 }
 
 /// A failed file: its path, and what differs (`missing`, `extra`, `differs` with its fields,
 /// `unreadable` with the side).
 #[derive(Debug, serde::Serialize)]
-struct FindingJson<'a> {
-    path: &'a str,
+struct FindingJson {
+    path: String,
     problem: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     fields: Vec<&'static str>,
@@ -309,15 +337,16 @@ struct FindingJson<'a> {
     side: Option<&'static str>,
 }
 
-impl<'a> VerdictJson<'a> {
+impl VerdictJson {
     /// The JSON of `verdict`.
-    pub fn of(verdict: &'a Verdict) -> VerdictJson<'a> {
+    pub fn of(verdict: &Verdict) -> VerdictJson {
         VerdictJson {
             files: verdict.files,
             hashed: verdict.hashed,
             bytes: verdict.bytes,
             changed: verdict.changed,
-            modes_and_owners_compared: verdict.metadata,
+            modes_compared: verdict.modes,
+            owners_compared: verdict.owners,
             failed: verdict
                 .findings
                 .iter()
@@ -328,7 +357,7 @@ impl<'a> VerdictJson<'a> {
                         Difference::Differs(fields) => ("differs", fields.clone(), None),
                         Difference::Unreadable(side) => ("unreadable", Vec::new(), Some(*side)),
                     };
-                    FindingJson { path: &finding.path, problem, fields, side }
+                    FindingJson { path: listing::shown(&finding.path), problem, fields, side }
                 })
                 .collect(),
         }
@@ -362,7 +391,7 @@ mod tests {
         let mut argv = script::argv(sample, side, root, size, cap);
         *argv.last_mut().unwrap() = "7".into();
         let output = Runner::new(Ssh::new("ssh"), false).run(&Command::argv(Host::Local, argv)).unwrap();
-        let listing = Listing::read(output.stdout().unwrap()).unwrap();
+        let listing = Listing::read(output.stdout_bytes().unwrap()).unwrap();
         assert_eq!(listing.status, 0, "{}", output.stderr());
         listing
     }
@@ -399,7 +428,7 @@ mod tests {
         let (_dir, host, store) = trees();
         let all = SampleSize::PerMillion(1_000_000);
         let source = listed(&sample(), Side::Source, &host, all, None);
-        let paths: Vec<&str> = source.entries.keys().map(String::as_str).collect();
+        let paths: Vec<String> = source.entries.keys().map(|path| listing::shown(path)).collect();
         assert_eq!(
             paths,
             [
@@ -408,17 +437,17 @@ mod tests {
                 "/data/big",
                 "/data/deep/er/file",
                 "/data/link",
-                "/data/new\nline",
-                "/data/not-utf8-\u{fffd}",
+                "/data/new\\nline",
+                "/data/not-utf8-\\xff",
                 "/data/x'quote\"",
             ]
         );
-        assert_eq!(source.entries["/data/link"].target, "../outside");
+        assert_eq!(source.entries[&b"/data/link".to_vec()].target, b"../outside");
         assert_eq!(source.hashes.len(), 7, "every regular file hashed: {:?}", source.hashes.keys());
         let verdict = compare::compare(
             &source,
             &listed(&sample(), Side::Store, &store, all, None),
-            Judging { exact: true, since: None, count: None },
+            Judging { exact: true, since: None, count: None, owners: true },
         );
         assert!(verdict.passed(), "{verdict:?}");
         assert_eq!(verdict.files, 8);
@@ -432,14 +461,14 @@ mod tests {
         std::fs::write(&file, b"deep/er/filf").unwrap();
         std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
         let all = SampleSize::PerMillion(1_000_000);
-        let exact = Judging { exact: true, since: None, count: None };
+        let exact = Judging { exact: true, since: None, count: None, owners: true };
         let verdict = compare::compare(
             &listed(&sample(), Side::Source, &host, all, None),
             &listed(&sample(), Side::Store, &store, all, None),
             exact,
         );
         assert_eq!(verdict.findings.len(), 1, "{verdict:?}");
-        assert_eq!(verdict.findings[0].path, "/data/deep/er/file");
+        assert_eq!(verdict.findings[0].path, b"/data/deep/er/file");
         assert!(failure(&verdict).contains("/data/deep/er/file (content differs)"), "{}", failure(&verdict));
     }
 
@@ -453,7 +482,7 @@ mod tests {
         ] {
             let source = listed(&sample(), Side::Source, &host, size, cap);
             let kept = listed(&sample(), Side::Store, &store, size, cap);
-            let picked = |listing: &Listing| -> Vec<(String, u64, bool)> {
+            let picked = |listing: &Listing| -> Vec<(Vec<u8>, u64, bool)> {
                 listing.entries.iter().map(|(path, e)| (path.clone(), e.key, e.hashed)).collect()
             };
             assert_eq!(picked(&source), picked(&kept), "{size:?} {cap:?}");
@@ -462,7 +491,7 @@ mod tests {
             }
             if let Some(cap) = cap {
                 let hashed: u64 = source.entries.values().filter(|e| e.hashed).map(|e| e.size).sum();
-                assert!(hashed <= cap && !source.entries["/data/big"].hashed, "{hashed} > {cap}");
+                assert!(hashed <= cap && !source.entries[&b"/data/big".to_vec()].hashed, "{hashed} > {cap}");
             }
         }
         // Another seed picks other files: the sample rotates.
@@ -475,7 +504,12 @@ mod tests {
                 let output = Runner::new(Ssh::new("ssh"), false)
                     .run(&Command::argv(Host::Local, argv.clone()))
                     .unwrap();
-                Listing::read(output.stdout().unwrap()).unwrap().entries.into_keys().collect()
+                Listing::read(output.stdout_bytes().unwrap())
+                    .unwrap()
+                    .entries
+                    .into_keys()
+                    .map(|p| listing::shown(&p))
+                    .collect()
             })
             .collect();
         assert!(picks.len() > 5, "20 seeds picked only {} different samples", picks.len());

@@ -75,8 +75,11 @@ pub fn check_job(plan: &JobPlan, stop: &StopFlags, full: bool) -> Result<Checked
         .with_session(Arc::clone(&session));
     // A file only the host holds that changed after the last successful run started may be
     // newer than its backup; without a history, any may be.
+    // Its start to the microsecond where the history has the end (a file made just before the
+    // run, in the same second, is older than it).
     let since = History::read(state_dir, label).ok().and_then(|history| {
-        history.runs.iter().rev().find(|run| run.exit == 0).map(|run| run.started as f64)
+        let run = history.runs.iter().rev().find(|run| run.exit == 0)?;
+        Some(run.ended.map_or(run.started as f64, |ended| ended - run.duration_seconds))
     });
     let spot = verify::attempt(&sides, &runner, since);
     let store = if full { store_checks(plan, &runner) } else { Ok(Vec::new()) };

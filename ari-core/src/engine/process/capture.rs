@@ -43,6 +43,18 @@ impl Kept {
         }
     }
 
+    /// All the bytes there were, when none was left out and they are not UTF-8 (which
+    /// [`Kept::text`] shows with replacement characters): for a reader whose fields are bytes,
+    /// such as file names.
+    fn raw_if_not_text(&self) -> Option<Vec<u8>> {
+        if self.omitted > 0 || self.tail.len() > self.limits.1 {
+            return None;
+        }
+        let mut all = self.head.clone();
+        all.extend_from_slice(&self.tail);
+        std::str::from_utf8(&all).is_err().then_some(all)
+    }
+
     /// The text kept, and how many bytes were left out of it.
     pub(crate) fn text(&mut self) -> (String, u64) {
         let (_, tail) = self.limits;
@@ -131,8 +143,17 @@ impl Capture {
 
     /// What was kept, once the pipe ended or `grace` passed, and how many bytes were left out.
     pub(crate) fn finish(self, grace: Duration) -> (String, u64) {
+        let (text, omitted, _) = self.finish_raw(grace);
+        (text, omitted)
+    }
+
+    /// As [`Capture::finish`], with the bytes themselves when they are whole and not UTF-8.
+    pub(crate) fn finish_raw(self, grace: Duration) -> (String, u64, Option<Vec<u8>>) {
         let _ = self.ended.recv_timeout(grace);
-        lock(&self.bytes).text()
+        let mut kept = lock(&self.bytes);
+        let raw = kept.raw_if_not_text();
+        let (text, omitted) = kept.text();
+        (text, omitted, raw)
     }
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Judging {
     /// The most files each side kept (the first so many keys): when a side reached it, only the
     /// keys both sides reached are compared.
     pub(crate) count: Option<u64>,
+    /// Whether the store keeps owners as the host's numbers (`Sample::comparing_owners`).
+    pub(crate) owners: bool,
 }
 
 /// What differs about a file.
@@ -36,8 +38,8 @@ pub(crate) enum Difference {
 /// A file that failed the check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Finding {
-    /// Its path from the source root.
-    pub(crate) path: String,
+    /// Its path from the source root, as its bytes.
+    pub(crate) path: Vec<u8>,
     /// What differs.
     pub(crate) difference: Difference,
 }
@@ -53,8 +55,11 @@ pub struct Verdict {
     pub(crate) hashed: u64,
     /// Files that changed since the backup read them (live only): reported, not failures.
     pub(crate) changed: u64,
-    /// Whether modes and owners were compared (both sides ran as root).
-    pub(crate) metadata: bool,
+    /// Whether modes were compared (both sides ran as root).
+    pub(crate) modes: bool,
+    /// Whether owners were compared (both sides ran as root, and the store keeps them as the
+    /// host's numbers).
+    pub(crate) owners: bool,
     /// Every file that failed, in path order.
     pub(crate) findings: Vec<Finding>,
 }
@@ -68,7 +73,8 @@ impl Verdict {
 
 /// Compares the host's listing `source` with the store's `store`.
 pub(crate) fn compare(source: &Listing, store: &Listing, judging: Judging) -> Verdict {
-    let metadata = source.uid == 0 && store.uid == 0;
+    let modes = source.uid == 0 && store.uid == 0;
+    let owners = modes && judging.owners;
     // With a count, each side kept the first N keys of its own files: beyond the smaller last
     // key of a side that kept N, the other side may hold files this one cut.
     let reached = |listing: &Listing| {
@@ -97,7 +103,7 @@ pub(crate) fn compare(source: &Listing, store: &Listing, judging: Judging) -> Ve
             continue;
         }
         files += 1;
-        let mut differs = differences(host, kept, metadata);
+        let mut differs = differences(host, kept, modes, owners);
         if host.kind == 'f' && host.size == kept.size && host.hashed && kept.hashed {
             match (source.hashes.get(path), store.hashes.get(path)) {
                 (Some(a), Some(b)) => {
@@ -131,23 +137,29 @@ pub(crate) fn compare(source: &Listing, store: &Listing, judging: Judging) -> Ve
         }
     }
     findings.sort_by(|a, b| a.path.cmp(&b.path));
-    Verdict { files, bytes, hashed, changed, metadata, findings }
+    Verdict { files, bytes, hashed, changed, modes, owners, findings }
 }
 
 /// Live: whether the host's file may have changed since the backup read it. A regular file
 /// whose size or modification time differs from the store's did (both tools keep the time, to
-/// the second); a symlink, whose time neither keeps, did when its target differs and its status
+/// the second), as did one whose status changed since the backup started; a symlink, whose time neither keeps, did when its target differs and its status
 /// changed since the backup started (or that is unknown).
 fn changed_since(host: &Entry, kept: &Entry, since: Option<f64>) -> bool {
     match (host.kind, kept.kind) {
-        ('f', 'f') => host.size != kept.size || host.mtime != kept.mtime,
+        // A file whose status changed since the backup started may have been rewritten with
+        // its size and time put back: only the status's time cannot be set.
+        ('f', 'f') => {
+            host.size != kept.size
+                || host.mtime != kept.mtime
+                || since.is_some_and(|since| host.ctime >= since)
+        }
         ('l', 'l') => host.target != kept.target && since.is_none_or(|since| host.ctime >= since),
         _ => true,
     }
 }
 
 /// What differs between a file's two entries, content aside.
-fn differences(host: &Entry, kept: &Entry, metadata: bool) -> Vec<&'static str> {
+fn differences(host: &Entry, kept: &Entry, modes: bool, owners: bool) -> Vec<&'static str> {
     let mut differs = Vec::new();
     if host.kind != kept.kind {
         differs.push("type");
@@ -163,12 +175,12 @@ fn differences(host: &Entry, kept: &Entry, metadata: bool) -> Vec<&'static str> 
             if host.size != kept.size {
                 differs.push("size");
             }
-            if metadata && host.mode != kept.mode {
+            if modes && host.mode != kept.mode {
                 differs.push("mode");
             }
         }
     }
-    if metadata && host.owner != kept.owner {
+    if owners && host.owner != kept.owner {
         differs.push("owner");
     }
     differs
@@ -187,7 +199,7 @@ mod tests {
             size,
             mtime,
             ctime,
-            target: String::new(),
+            target: Vec::new(),
             hashed: true,
         }
     }
@@ -195,18 +207,18 @@ mod tests {
     fn listing(uid: u32, files: &[(&str, Entry, &str)]) -> Listing {
         let mut listing = Listing { uid, status: 0, ..Listing::default() };
         for (path, entry, hash) in files {
-            listing.entries.insert(path.to_string(), entry.clone());
+            listing.entries.insert(path.as_bytes().to_vec(), entry.clone());
             if !hash.is_empty() {
-                listing.hashes.insert(path.to_string(), hash.to_string());
+                listing.hashes.insert(path.as_bytes().to_vec(), hash.to_string());
             }
         }
         listing
     }
 
-    const EXACT: Judging = Judging { exact: true, since: None, count: None };
+    const EXACT: Judging = Judging { exact: true, since: None, count: None, owners: true };
 
     fn differences(verdict: &Verdict) -> Vec<(&str, &Difference)> {
-        verdict.findings.iter().map(|f| (f.path.as_str(), &f.difference)).collect()
+        verdict.findings.iter().map(|f| (std::str::from_utf8(&f.path).unwrap(), &f.difference)).collect()
     }
 
     #[test]
@@ -214,16 +226,19 @@ mod tests {
         let files = [("/a", file(1, 5, 10, 10.0), "aa"), ("/b", file(2, 7, 10, 10.0), "bb")];
         let verdict = compare(&listing(0, &files), &listing(0, &files), EXACT);
         assert!(verdict.passed(), "{verdict:?}");
-        assert_eq!((verdict.files, verdict.hashed, verdict.bytes, verdict.metadata), (2, 2, 12, true));
+        assert_eq!(
+            (verdict.files, verdict.hashed, verdict.bytes, verdict.modes, verdict.owners),
+            (2, 2, 12, true, true)
+        );
     }
 
     #[test]
     fn with_the_snapshot_every_difference_fails() {
         let mut link = file(5, 3, 10, 10.0);
         link.kind = 'l';
-        link.target = "../x".into();
+        link.target = b"../x".to_vec();
         let mut other_link = link.clone();
-        other_link.target = "../y".into();
+        other_link.target = b"../y".to_vec();
         let mut mode = file(6, 1, 10, 10.0);
         mode.mode = "600".into();
         let mut owner = file(7, 1, 10, 10.0);
@@ -277,12 +292,18 @@ mod tests {
         mine.mode = "600".into();
         let host = listing(0, &[("/a", file(1, 1, 10, 10.0), "aa")]);
         let verdict = compare(&host, &listing(1000, &[("/a", mine, "aa")]), EXACT);
-        assert!(verdict.passed() && !verdict.metadata, "{verdict:?}");
+        assert!(verdict.passed() && !verdict.modes && !verdict.owners, "{verdict:?}");
+        // A store that maps owners by name: modes compared, owners not.
+        let mut other = file(1, 1, 10, 10.0);
+        other.owner = (1000, 1000);
+        let by_name = Judging { owners: false, ..EXACT };
+        let verdict = compare(&host, &listing(0, &[("/a", other, "aa")]), by_name);
+        assert!(verdict.passed() && verdict.modes && !verdict.owners, "{verdict:?}");
     }
 
     #[test]
     fn live_what_changed_since_the_backup_is_counted_never_failed() {
-        let live = Judging { exact: false, since: Some(100.0), count: None };
+        let live = Judging { exact: false, since: Some(100.0), count: None, owners: true };
         let host = listing(
             0,
             &[
@@ -313,10 +334,10 @@ mod tests {
 
     #[test]
     fn live_a_symlink_is_judged_by_its_target_and_status_not_its_time() {
-        let live = Judging { exact: false, since: Some(100.0), count: None };
+        let live = Judging { exact: false, since: Some(100.0), count: None, owners: true };
         let link = |target: &str, mtime: i64, ctime: f64| Entry {
             kind: 'l',
-            target: target.into(),
+            target: target.as_bytes().to_vec(),
             hashed: false,
             ..file(1, 3, mtime, ctime)
         };

@@ -1,5 +1,7 @@
 //! Reading what one side's listing command printed (see `script.rs`): every field checked, so
-//! that a host printing something else is an error, never a file that passed.
+//! that a host printing something else is an error, never a file that passed. Paths and link
+//! targets are bytes, as the filesystem has them: two names that differ only in bytes that are
+//! not UTF-8 are two files.
 
 use std::collections::BTreeMap;
 
@@ -20,8 +22,8 @@ pub(crate) struct Entry {
     pub(crate) mtime: i64,
     /// Status change time, seconds since the epoch.
     pub(crate) ctime: f64,
-    /// A symlink's target, as its text.
-    pub(crate) target: String,
+    /// A symlink's target, as its bytes.
+    pub(crate) target: Vec<u8>,
     /// Whether the side hashed its content.
     pub(crate) hashed: bool,
 }
@@ -34,37 +36,47 @@ pub(crate) struct Listing {
     /// find's exit status.
     pub(crate) status: i32,
     /// Picked files by path from the root (`/home/ann/notes`).
-    pub(crate) entries: BTreeMap<String, Entry>,
+    pub(crate) entries: BTreeMap<Vec<u8>, Entry>,
     /// The SHA-256 of each hashed file's content, by path.
-    pub(crate) hashes: BTreeMap<String, String>,
+    pub(crate) hashes: BTreeMap<Vec<u8>, String>,
 }
 
 impl Listing {
     /// Reads a listing; the error says what is wrong with it.
-    pub(crate) fn read(text: &str) -> Result<Listing, String> {
-        let mut fields = text.split('\0');
+    pub(crate) fn read(bytes: &[u8]) -> Result<Listing, String> {
+        let mut fields = bytes.split(|b| *b == 0);
         let header = fields.next().unwrap_or_default();
-        let uid = header
-            .strip_prefix("ari-verify 1 ")
+        let uid = std::str::from_utf8(header)
+            .ok()
+            .and_then(|header| header.strip_prefix("ari-verify 1 "))
             .and_then(|uid| uid.parse().ok())
             .ok_or_else(|| format!("it began with `{}`, not ari's listing header", shown(header)))?;
         let mut listing = Listing { uid, status: -1, ..Listing::default() };
         let mut status_seen = false;
         while let Some(field) = fields.next() {
-            if field.is_empty() && fields.clone().all(str::is_empty) {
+            if field.is_empty() && fields.clone().all(<[u8]>::is_empty) {
                 break;
             }
-            if let Some(status) = field.strip_prefix("S ") {
-                listing.status = status.parse().map_err(|_| format!("bad status line `{}`", shown(field)))?;
+            if let Some(status) = field.strip_prefix(b"S ") {
+                listing.status = std::str::from_utf8(status)
+                    .ok()
+                    .and_then(|status| status.parse().ok())
+                    .ok_or_else(|| format!("bad status line `{}`", shown(field)))?;
                 status_seen = true;
-            } else if let Some(record) = field.strip_prefix("R ") {
+            } else if let Some(record) = field.strip_prefix(b"R ") {
                 let (target, path) = match (fields.next(), fields.next()) {
                     (Some(target), Some(path)) => (target, path),
                     _ => return Err(format!("a record without its target and path: `{}`", shown(field))),
                 };
-                let entry = entry(record, target).ok_or_else(|| format!("bad record `{}`", shown(field)))?;
-                listing.entries.insert(from_root(path)?, entry);
-            } else if let Some((hash, path)) = field.split_once("  ").filter(|(hash, _)| is_sha256(hash)) {
+                let entry = std::str::from_utf8(record)
+                    .ok()
+                    .and_then(|record| entry(record, target))
+                    .ok_or_else(|| format!("bad record `{}`", shown(field)))?;
+                let path = from_root(path)?;
+                if listing.entries.insert(path.clone(), entry).is_some() {
+                    return Err(format!("the path `{}` is listed twice", shown(&path)));
+                }
+            } else if let Some((hash, path)) = hash_line(field) {
                 listing.hashes.insert(from_root(path)?, hash.to_string());
             } else {
                 return Err(format!("an unknown line `{}`", shown(field)));
@@ -77,15 +89,22 @@ impl Listing {
     }
 }
 
+/// `sha256sum -z`'s `HASH  PATH`.
+fn hash_line(field: &[u8]) -> Option<(&str, &[u8])> {
+    let hash = std::str::from_utf8(field.get(..64)?).ok().filter(|hash| is_sha256(hash))?;
+    let path = field.get(64..)?.strip_prefix(b"  ")?;
+    Some((hash, path))
+}
+
 /// A path as find printed it (`./home/ann`), as the backup sees it from its root (`/home/ann`).
-fn from_root(path: &str) -> Result<String, String> {
-    match path.strip_prefix("./") {
-        Some(rest) if !rest.is_empty() => Ok(format!("/{rest}")),
+fn from_root(path: &[u8]) -> Result<Vec<u8>, String> {
+    match path.strip_prefix(b"./") {
+        Some(rest) if !rest.is_empty() => Ok([b"/", rest].concat()),
         _ => Err(format!("a path `{}` that is not below the root", shown(path))),
     }
 }
 
-fn entry(record: &str, target: &str) -> Option<Entry> {
+fn entry(record: &str, target: &[u8]) -> Option<Entry> {
     let words: Vec<&str> = record.split(' ').collect();
     let [flag, key, kind, mode, uid, gid, size, mtime, ctime] = words[..] else { return None };
     let kind = match kind {
@@ -105,7 +124,7 @@ fn entry(record: &str, target: &str) -> Option<Entry> {
         size: size.parse().ok()?,
         mtime: mtime.floor() as i64,
         ctime: ctime.parse().ok()?,
-        target: target.to_string(),
+        target: target.to_vec(),
         hashed: match flag {
             "H" => true,
             "-" => false,
@@ -118,12 +137,25 @@ fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// A field as an error shows it: escaped, and cut at 200 characters.
-fn shown(field: &str) -> String {
-    let escaped: String = field.escape_default().collect();
-    match escaped.char_indices().nth(200) {
-        Some((at, _)) => format!("{}...", &escaped[..at]),
-        None => escaped,
+/// Bytes as an error or a report shows them: UTF-8 as it is, control characters and every other
+/// byte escaped (`\xff`), cut at 200 characters.
+pub(crate) fn shown(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.extend(chunk.valid().chars().flat_map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        }));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    match out.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &out[..at]),
+        None => out,
     }
 }
 
@@ -139,16 +171,31 @@ mod tests {
             "ari-verify 1 0\0S 0\0R H 12 f 644 0 0 0 1700000000.5 1700000001.25\0\0./a b/c\0\
              R - 13 l 777 1000 1000 5 1700000000.0 1700000000.0\0../x\0./link\0{HASH}  ./a b/c\0"
         );
-        let listing = Listing::read(&text).unwrap();
+        let listing = Listing::read(text.as_bytes()).unwrap();
         assert_eq!((listing.uid, listing.status), (0, 0));
-        let file = &listing.entries["/a b/c"];
+        let file = &listing.entries[&b"/a b/c".to_vec()];
         assert_eq!(
             (file.key, file.kind, file.size, file.mtime, file.hashed),
             (12, 'f', 0, 1_700_000_000, true)
         );
-        assert_eq!(listing.entries["/link"].target, "../x");
-        assert_eq!(listing.entries["/link"].owner, (1000, 1000));
-        assert_eq!(listing.hashes["/a b/c"], HASH);
+        assert_eq!(listing.entries[&b"/link".to_vec()].target, b"../x");
+        assert_eq!(listing.entries[&b"/link".to_vec()].owner, (1000, 1000));
+        assert_eq!(listing.hashes[&b"/a b/c".to_vec()], HASH);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_stay_apart_and_a_path_listed_twice_is_refused() {
+        let mut text = b"ari-verify 1 0\0S 0\0".to_vec();
+        for name in [&b"./a\xff"[..], b"./a\xfe"] {
+            text.extend_from_slice(b"R - 1 f 644 0 0 0 1 1\0\0");
+            text.extend_from_slice(name);
+            text.push(0);
+        }
+        let listing = Listing::read(&text).unwrap();
+        assert_eq!(listing.entries.len(), 2);
+        assert_eq!(shown(b"/a\xff\n\\"), "/a\\xff\\n\\\\");
+        text.extend_from_slice(b"R - 1 f 644 0 0 0 1 1\0\0./a\xff\0");
+        assert!(Listing::read(&text).unwrap_err().contains("listed twice"));
     }
 
     #[test]
@@ -163,7 +210,7 @@ mod tests {
             ("ari-verify 1 0\0S 0\0R H 1 f 644 0 0 0 1 1\0", "without its target"),
             ("ari-verify 1 0\0S 0\0hello\0", "unknown line"),
         ] {
-            let err = Listing::read(text).unwrap_err();
+            let err = Listing::read(text.as_bytes()).unwrap_err();
             assert!(err.contains(why), "{text:?}: `{why}` not in `{err}`");
         }
     }

@@ -65,7 +65,10 @@ pub(crate) fn check(sample: &Sample) -> Result<(), String> {
         crate::contract::kinds::PATH
             .check(base)
             .map_err(|why| format!("an include's base `{base}` {why}"))?;
-        check_rule(rule)?;
+        // An empty include rule is the base itself: everything below it.
+        if rule.contains(['\0', '\n', '\r']) {
+            return Err(format!("the rule `{}` holds a NUL or a line break", rule.escape_default()));
+        }
     }
     for (what, root) in [("store's", &sample.store_root), ("source's", &sample.source_root)] {
         crate::contract::kinds::PATH.check(root).map_err(|why| format!("the {what} root `{root}` {why}"))?;
@@ -152,7 +155,11 @@ fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option
         &enter,
         "set --; for p in ",
         &starts.join(" "),
-        "; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; ",
+        // A start is listed only when every directory on the way to it is one, not a symlink:
+        // `find -P` follows no link below a start, but the kernel follows those above it.
+        "; do q=${p#./}; c=.; while [ \"$q\" != \"${q#*/}\" ]; do c=$c/${q%%/*}; q=${q#*/}; \
+         { [ -d \"$c\" ] && [ ! -L \"$c\" ]; } || continue 2; done; \
+         if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; ",
         "printf 'ari-verify 1 %s\\0' \"$(id -u)\"; ",
         "{ [ $# -eq 0 ] || find -P \"$@\" -regextype posix-extended ",
         &prune,
@@ -192,3 +199,30 @@ target = substr($0, off + 1, f[9]); path = substr($0, off + 1 + f[9]); flag = \"
 if (f[2] == \"f\" && (cap < 0 || used + f[6] <= cap)) { used += f[6]; flag = \"H\"; hashed[++n] = path } \
 printf \"R %s %s %s %s %s %s %s %s %s%c%s%c%s%c\", flag, f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], 0, target, 0, path, 0 } \
 END { fflush(); cmd = \"xargs -0r sha256sum -z --\"; for (i = 1; i <= n; i++) printf \"%s%c\", hashed[i], 0 | cmd; close(cmd) }";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::step::Host;
+
+    #[test]
+    fn a_sample_of_the_whole_root_is_one_rules_may_name_and_bad_rules_are_refused() {
+        let whole = Sample::new("/", Host::Local, "/store").including("/", "");
+        assert_eq!(check(&whole), Ok(()));
+        assert_eq!(starts(&whole), ["."]);
+        let nested = Sample::new("/", Host::Local, "/store")
+            .including("/srv", "/srv")
+            .including("/srv/www", "/srv/www")
+            .including("/etc", "/etc");
+        assert_eq!(starts(&nested), ["./etc", "./srv"]);
+        for bad in [
+            Sample::new("/", Host::Local, "/store"),
+            whole.clone().excluding(""),
+            whole.clone().excluding("a\nb"),
+            Sample::new("/", Host::Local, "store").including("/", ""),
+            Sample::new("/", Host::Local, "/store").including("srv", "/srv"),
+        ] {
+            assert!(check(&bad).is_err(), "{bad:?}");
+        }
+    }
+}
