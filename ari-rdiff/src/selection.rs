@@ -2,6 +2,7 @@
 //! paths, or globs that rdiff-backup matches against whole paths, which start with `/`.
 
 use ari_core::kinds;
+use ari_core::sample::Sample;
 
 /// Checks an include or exclude entry of rdiff-backup: a normalised absolute path, or a pattern
 /// starting with `/` or `**`. rdiff-backup matches a pattern against whole paths, which start
@@ -57,61 +58,8 @@ pub fn sample_rule(entry: &str, root: &str) -> Option<(String, String)> {
         from_root[..literal_end].rsplit_once('/').map(|(dir, _)| dir).unwrap_or_default().to_string()
     };
     let base = if base.is_empty() { "/".to_string() } else { base };
-    let rule = if from_root == "/" { String::new() } else { glob_rule(&from_root) };
+    let rule = if from_root == "/" { String::new() } else { Sample::glob(&from_root) };
     Some((base, rule))
-}
-
-/// rdiff-backup 2.2's `_glob_to_re` (rdiff_backup/selection.py), written for POSIX extended
-/// regular expressions: `\` takes the next character as it is, `**` is any text, `*` and `?`
-/// any but `/`, `[...]` a class (`[!...]` and `[^...]` its complement, a first `]` in it), and a
-/// `[` without its `]` itself. In an ERE class a backslash is itself, as Python's doubled one is.
-fn glob_rule(glob: &str) -> String {
-    let chars: Vec<char> = glob.chars().collect();
-    let mut rule = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        i += 1;
-        match c {
-            '\\' => {
-                // The next character as it is (the backslash itself when it is the last).
-                let next = chars.get(i).copied().unwrap_or('\\');
-                rule.push_str(&ari_core::sample::Sample::literal(&next.to_string()));
-                i += 1;
-            }
-            '*' if chars.get(i) == Some(&'*') => {
-                rule.push_str(".*");
-                i += 1;
-            }
-            '*' => rule.push_str("[^/]*"),
-            '?' => rule.push_str("[^/]"),
-            '[' => {
-                let mut j = i;
-                if j < chars.len() && matches!(chars[j], '!' | '^') {
-                    j += 1;
-                }
-                if j < chars.len() && chars[j] == ']' {
-                    j += 1;
-                }
-                while j < chars.len() && chars[j] != ']' {
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    rule.push_str("\\[");
-                } else {
-                    let body: String = chars[i..j].iter().collect();
-                    let body = match body.strip_prefix(['!', '^']) {
-                        Some(rest) => format!("^{rest}"),
-                        None => body,
-                    };
-                    rule.push_str(&format!("[{body}]"));
-                    i = j + 1;
-                }
-            }
-            c => rule.push_str(&ari_core::sample::Sample::literal(&c.to_string())),
-        }
-    }
-    rule
 }
 
 #[cfg(test)]

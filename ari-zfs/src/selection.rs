@@ -25,49 +25,10 @@ pub fn exclude_rule(pattern: &str) -> ExcludeRule {
         _ => (pattern, false),
     };
     let rule = match pattern.strip_prefix('/') {
-        Some(anchored) => format!("/{}", glob_rule(anchored)),
-        None => format!(".*/{}", glob_rule(pattern)),
+        Some(anchored) => format!("/{}", Sample::glob(anchored)),
+        None => format!(".*/{}", Sample::glob(pattern)),
     };
     ExcludeRule { rule, directories_only }
-}
-
-/// An rsync wildcard pattern as a POSIX extended regular expression.
-fn glob_rule(glob: &str) -> String {
-    let chars: Vec<char> = glob.chars().collect();
-    let mut rule = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '*' if chars.get(i + 1) == Some(&'*') => {
-                rule.push_str(".*");
-                i += 2;
-                continue;
-            }
-            '*' => rule.push_str("[^/]*"),
-            '?' => rule.push_str("[^/]"),
-            '\\' if i + 1 < chars.len() => {
-                rule.push_str(&Sample::literal(&chars[i + 1].to_string()));
-                i += 1;
-            }
-            '[' => match chars[i + 1..].iter().skip(1).position(|c| *c == ']') {
-                // The class's body: at least one character (a first `]` is one), up to the next `]`.
-                Some(at) => {
-                    let end = i + 2 + at;
-                    let body: String = chars[i + 1..end].iter().collect();
-                    let body = match body.strip_prefix('!') {
-                        Some(rest) => format!("^{rest}"),
-                        None => body,
-                    };
-                    rule.push_str(&format!("[{body}]"));
-                    i = end;
-                }
-                None => rule.push_str("\\["),
-            },
-            c => rule.push_str(&Sample::literal(&c.to_string())),
-        }
-        i += 1;
-    }
-    rule
 }
 
 #[cfg(test)]

@@ -34,6 +34,17 @@ fn job(fx: &Fixture, src: &Path, extra: &str) -> PathBuf {
     )
 }
 
+/// A fixture whose local job over [`tree`] (with `extra` lines) has made one backup whose check
+/// passed: the fixture, the tree, the job.
+fn backed_up(extra: &str) -> (Fixture, PathBuf, PathBuf) {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let src = tree(&fx);
+    let job = job(&fx, &src, extra);
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    (fx, src, job)
+}
+
 /// The mirror's copy of `path` (absolute, on the host).
 fn mirrored(fx: &Fixture, label: &str, path: &Path) -> PathBuf {
     fx.path(&format!("store/{label}")).join(path.strip_prefix("/").unwrap())
@@ -139,11 +150,7 @@ fn a_flipped_byte_in_the_mirror_fails_the_job_names_the_file_and_removes_no_incr
 
 #[test]
 fn a_file_gone_from_the_mirror_is_missing_from_the_store() {
-    rdiff_backup();
-    let fx = Fixture::new();
-    let src = tree(&fx);
-    let job = job(&fx, &src, "");
-    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let (fx, src, job) = backed_up("");
     std::fs::remove_file(mirrored(&fx, "web", &src.join("etc/app.conf"))).unwrap();
     // A stray file in the mirror is not one: rdiff-backup removes what the host no longer holds.
     std::fs::write(mirrored(&fx, "web", &src.join("srv/stray")), "not on the host").unwrap();
@@ -175,11 +182,7 @@ fn verify_every_runs_the_check_only_when_the_last_passing_one_is_older() {
 
 #[test]
 fn ari_verify_counts_what_changed_since_the_backup_and_fails_only_on_what_did_not() {
-    rdiff_backup();
-    let fx = Fixture::new();
-    let src = tree(&fx);
-    let job = job(&fx, &src, "");
-    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let (fx, src, _) = backed_up("");
     std::fs::write(src.join("etc/app.conf"), "x=22\n").unwrap();
     std::fs::write(src.join("etc/new.conf"), "new\n").unwrap();
     std::fs::remove_file(src.join("srv/conf")).unwrap();
@@ -403,11 +406,7 @@ fn a_change_in_the_live_dataset_after_the_snapshot_does_not_count_but_a_damaged_
 
 #[test]
 fn ari_verify_full_runs_rdiff_backups_own_verify_of_the_mirror_and_the_oldest_backup() {
-    rdiff_backup();
-    let fx = Fixture::new();
-    let src = tree(&fx);
-    let job = job(&fx, &src, "");
-    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let (fx, src, job) = backed_up("");
     // Another size: a rewrite of the same size within the backup's second is one rdiff-backup's
     // quick check misses, and the spot check rightly fails on.
     std::fs::write(src.join("etc/app.conf"), "x=22\n").unwrap();
@@ -530,11 +529,7 @@ fn a_symlink_above_an_include_is_followed_on_neither_side() {
 
 #[test]
 fn a_host_that_lists_nothing_of_what_the_store_holds_fails_the_check() {
-    rdiff_backup();
-    let fx = Fixture::new();
-    let src = tree(&fx);
-    let job = job(&fx, &src, "");
-    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let (fx, src, _) = backed_up("");
     std::fs::rename(&src, fx.path("moved-away")).unwrap();
     let out = run(fx.ari().args(["verify", "web"]));
     assert_exit(&out, 1);

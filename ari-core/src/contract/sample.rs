@@ -114,6 +114,60 @@ impl Sample {
         self
     }
 
+    /// A shell glob as the rule that matches what it matches, as rdiff-backup 2.2's `_glob_to_re`
+    /// (rdiff_backup/selection.py) reads it, which is also how rsync's wildmatch reads its
+    /// patterns: `\` takes the next character as it is, `**` is any text, `*` and `?`
+    /// any but `/`, `[...]` a class (`[!...]` and `[^...]` its complement, a first `]` in it), and a
+    /// `[` without its `]` itself. In an ERE class a backslash is itself, as Python's doubled one is.
+    pub fn glob(glob: &str) -> String {
+        let chars: Vec<char> = glob.chars().collect();
+        let mut rule = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            i += 1;
+            match c {
+                '\\' => {
+                    // The next character as it is (the backslash itself when it is the last).
+                    let next = chars.get(i).copied().unwrap_or('\\');
+                    rule.push_str(&Sample::literal(&next.to_string()));
+                    i += 1;
+                }
+                '*' if chars.get(i) == Some(&'*') => {
+                    rule.push_str(".*");
+                    i += 1;
+                }
+                '*' => rule.push_str("[^/]*"),
+                '?' => rule.push_str("[^/]"),
+                '[' => {
+                    let mut j = i;
+                    if j < chars.len() && matches!(chars[j], '!' | '^') {
+                        j += 1;
+                    }
+                    if j < chars.len() && chars[j] == ']' {
+                        j += 1;
+                    }
+                    while j < chars.len() && chars[j] != ']' {
+                        j += 1;
+                    }
+                    if j >= chars.len() {
+                        rule.push_str("\\[");
+                    } else {
+                        let body: String = chars[i..j].iter().collect();
+                        let body = match body.strip_prefix(['!', '^']) {
+                            Some(rest) => format!("^{rest}"),
+                            None => body,
+                        };
+                        rule.push_str(&format!("[{body}]"));
+                        i = j + 1;
+                    }
+                }
+                c => rule.push_str(&Sample::literal(&c.to_string())),
+            }
+        }
+        rule
+    }
+
     /// `text` as a rule that matches exactly it: every character a POSIX extended regular
     /// expression reads specially, escaped.
     pub fn literal(text: &str) -> String {

@@ -2,8 +2,9 @@
 //! snapshot, whose origin an `after_snapshot` command changes before the backup (the check
 //! passes: it reads the snapshot, as the backup did), and inside a real ZFS snapshot. Then
 //! honest faults fail it: a byte of a stored file flipped with its size and time kept (rdiff's
-//! quick check never sends it again), and a file rsync skips on the source (`--max-size`); a
-//! byte flipped in the live dataset after the snapshot does not count. Every run leaves the
+//! quick check never sends it again), and a file rewritten on the host with its size and time
+//! kept (rsync's quick check skips it); a byte flipped in the live dataset after the snapshot
+//! does not count. Every run leaves the
 //! guest clean.
 
 use anyhow::{ensure, Result};
@@ -33,6 +34,11 @@ pub(super) fn assert_verified(fx: &Fixture, label: &str) -> Result<()> {
     );
     println!("  {label}: spot check passed, {} files compared", verify["files"]);
     Ok(())
+}
+
+/// A guest command that flips the first byte of `file`, keeping its size and modification time.
+fn flip_in_guest(file: &str) -> String {
+    format!("f={file}; t=$(stat -c %y $f); printf 'X' | dd of=$f bs=1 seek=0 conv=notrunc status=none; touch -d \"$t\" $f; sync")
 }
 
 /// Flips the first byte of `file` on this machine, keeping its size and modification time.
@@ -73,8 +79,8 @@ pub(super) fn lvm_rdiff_verify(ctx: &Ctx) -> Result<()> {
 }
 
 /// The zfs backend over LVM with a spot check of every file against the new ZFS snapshot; a file
-/// rsync skips fails it and keeps expiry from running; a byte flipped in the live dataset after
-/// the snapshot does not count (`ari verify` reads the snapshot).
+/// rsync did not send again fails it and keeps expiry from running; a byte flipped in the live
+/// dataset after the snapshot does not count (`ari verify` reads the snapshot).
 pub(super) fn lvm_zfs_verify(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let (label, dataset) = ("zfs-lvm-verify", "tank/backups/zfs-lvm-verify");
@@ -89,30 +95,29 @@ pub(super) fn lvm_zfs_verify(ctx: &Ctx) -> Result<()> {
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)?;
 
-    // rsync skips blob.bin (4 MiB) on the source: the snapshot lacks a file the job includes.
+    // An honest fault: blob.bin rewritten on the host with its size and time kept, which
+    // rsync's quick check does not send again: the LVM snapshot holds the new content, the new
+    // ZFS snapshot the old one.
     let snapshots = zfs_snapshots(vm, dataset)?.len();
-    let skipping =
-        fx.job(label, &job_text("rsync_options: [--archive, --numeric-ids, --delete, --max-size=1M]\n"))?;
-    vm.run(&format!("rm /{dataset}/srv/data/blob.bin"))?;
-    let stderr = fx.ari_expect(ctx, &["run", &skipping.display().to_string()], 1)?;
+    vm.run(&flip_in_guest("/srv/data/blob.bin"))?;
+    let stderr = fx.ari_expect(ctx, &["run", &job], 1)?;
     ensure!(
-        stderr.contains("/srv/data/blob.bin (missing from the store)"),
+        stderr.contains("/srv/data/blob.bin (content differs)"),
         "the failed check does not name blob.bin: {stderr}"
     );
     ensure!(
         zfs_snapshots(vm, dataset)?.len() == snapshots + 1,
         "the failed run's snapshot is kept, and nothing expired"
     );
-    println!("  rsync --max-size skipped blob.bin: exit 1, blob.bin missing from the store");
+    println!("  blob.bin rewritten with its size and time kept: rsync skipped it, exit 1, blob.bin named");
     assert_clean(vm, label)?;
+    // Touched, it is sent again.
+    vm.run("touch /srv/data/blob.bin && sync")?;
 
     // Back to the full job; then a byte flipped in the live dataset after its snapshot.
-    let job = fx.job(label, &job_text(""))?.display().to_string();
     fx.ari_expect(ctx, &["run", &job], 0)?;
     assert_verified(&fx, label)?;
-    vm.run(&format!(
-        "f=/{dataset}/srv/data/blob.bin; t=$(stat -c %y $f); printf 'X' | dd of=$f bs=1 seek=0 conv=notrunc status=none; touch -d \"$t\" $f; sync"
-    ))?;
+    vm.run(&flip_in_guest(&format!("/{dataset}/srv/data/blob.bin")))?;
     fx.ari_expect(ctx, &["verify", label, "--sample", "100%"], 0)?;
     ensure!(fx.stdout().contains(" 0 failed"), "ari verify counted the live dataset: {}", fx.stdout());
     println!(
