@@ -127,8 +127,26 @@ fn sides(
     })?;
     let source_host = Host::named(&job.source_hostname);
     let root = snapshot_root.unwrap_or(&sample.source_root);
-    let source = script::argv(&sample, Side::Source, root, size, cap);
-    let store = script::argv(&sample, Side::Store, &sample.store_root, size, cap);
+    // Live, a job with a snapshot source lists only what its volumes hold, as the backup reads
+    // only them (their snapshots): never another filesystem of the host, nor `/proc`.
+    let volumes: Option<Vec<String>> = (snapshot_root.is_none() && job.snapshot.is_some())
+        .then(|| job.volumes.iter().map(|volume| volume.mount_point.clone()).collect());
+    let source = script::argv(&script::Listed {
+        sample: &sample,
+        side: Side::Source,
+        root,
+        volumes: volumes.as_deref(),
+        size,
+        cap,
+    });
+    let store = script::argv(&script::Listed {
+        sample: &sample,
+        side: Side::Store,
+        root: &sample.store_root,
+        volumes: None,
+        size,
+        cap,
+    });
     Ok(VerifySides {
         source: Command::argv(source_host, source),
         store: Command::argv(sample.store.clone(), store),
@@ -388,7 +406,7 @@ mod tests {
     /// The listing of `root` as the real command prints it, with the seed 7, whose sample is
     /// `tree`'s files below `root`, without what `excluded` names.
     fn listed(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option<u64>) -> Listing {
-        let mut argv = script::argv(sample, side, root, size, cap);
+        let mut argv = script::argv(&script::Listed { sample, side, root, volumes: None, size, cap });
         *argv.last_mut().unwrap() = "7".into();
         let output = Runner::new(Ssh::new("ssh"), false).run(&Command::argv(Host::Local, argv)).unwrap();
         let listing = Listing::read(output.stdout_bytes().unwrap()).unwrap();
@@ -497,7 +515,16 @@ mod tests {
         // Another seed picks other files: the sample rotates.
         let half = SampleSize::PerMillion(500_000);
         let seven = listed(&sample(), Side::Source, &host, half, None);
-        let mut argv = script::argv(&sample(), Side::Source, &host, half, None);
+        let sample = sample();
+        let listed = script::Listed {
+            sample: &sample,
+            side: Side::Source,
+            root: &host,
+            volumes: None,
+            size: half,
+            cap: None,
+        };
+        let mut argv = script::argv(&listed);
         let picks: std::collections::BTreeSet<Vec<String>> = (1..20)
             .map(|seed| {
                 *argv.last_mut().unwrap() = seed.to_string();

@@ -72,9 +72,17 @@ impl Listing {
                     .ok()
                     .and_then(|record| entry(record, target))
                     .ok_or_else(|| format!("bad record `{}`", shown(field)))?;
+                // A path listed twice as the same file (a volume that is not mounted where the
+                // job says, so that two starts reach it) is one file; listed as two, an error.
                 let path = from_root(path)?;
-                if listing.entries.insert(path.clone(), entry).is_some() {
-                    return Err(format!("the path `{}` is listed twice", shown(&path)));
+                match listing.entries.get(&path) {
+                    Some(listed) if *listed != entry => {
+                        return Err(format!("the path `{}` is listed twice, as two files", shown(&path)))
+                    }
+                    Some(_) => {}
+                    None => {
+                        listing.entries.insert(path, entry);
+                    }
                 }
             } else if let Some((hash, path)) = hash_line(field) {
                 listing.hashes.insert(from_root(path)?, hash.to_string());
@@ -194,8 +202,11 @@ mod tests {
         let listing = Listing::read(&text).unwrap();
         assert_eq!(listing.entries.len(), 2);
         assert_eq!(shown(b"/a\xff\n\\"), "/a\\xff\\n\\\\");
+        // The same file twice is one; another file at the same path is an error.
         text.extend_from_slice(b"R - 1 f 644 0 0 0 1 1\0\0./a\xff\0");
-        assert!(Listing::read(&text).unwrap_err().contains("listed twice"));
+        assert_eq!(Listing::read(&text).unwrap().entries.len(), 2);
+        text.extend_from_slice(b"R - 1 f 644 0 0 9 1 1\0\0./a\xff\0");
+        assert!(Listing::read(&text).unwrap_err().contains("listed twice, as two files"));
     }
 
     #[test]

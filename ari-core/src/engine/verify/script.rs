@@ -43,16 +43,24 @@ pub(crate) enum Side {
     Store,
 }
 
-/// The argv that lists, picks and hashes in `root` the files `sample` selects: `sh -c SCRIPT
-/// ari-verify SEED`, the seed's word replaced by the run's.
-pub(crate) fn argv(
-    sample: &Sample,
-    side: Side,
-    root: &str,
-    size: SampleSize,
-    cap: Option<u64>,
-) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), script(sample, side, root, size, cap), NAME.into(), SEED.into()]
+/// What one side lists, and how many of its files it keeps and hashes.
+pub(crate) struct Listed<'a> {
+    pub(crate) sample: &'a Sample,
+    pub(crate) side: Side,
+    /// Where the listing runs (the store's side may find its own: `Sample::in_store_found_by`).
+    pub(crate) root: &'a str,
+    /// Live, for a job with a snapshot source: the mount points of its volumes, each listed on
+    /// its own filesystem, so that what the job does not snapshot (other filesystems, `/proc`)
+    /// is never read.
+    pub(crate) volumes: Option<&'a [String]>,
+    pub(crate) size: SampleSize,
+    pub(crate) cap: Option<u64>,
+}
+
+/// The argv that lists, picks and hashes what `listed` says: `sh -c SCRIPT ari-verify SEED`, the
+/// seed's word replaced by the run's.
+pub(crate) fn argv(listed: &Listed) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), script(listed), NAME.into(), SEED.into()]
 }
 
 /// Checks what a backend's sample says before any of it reaches a command line: each base an
@@ -93,20 +101,42 @@ fn check_rule(rule: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Where find starts: each include's base, none inside another, as a path from the root.
-fn starts(sample: &Sample) -> Vec<String> {
+/// Whether `inner` is `outer` or below it (absolute paths).
+fn within(inner: &str, outer: &str) -> bool {
+    inner == outer || outer == "/" || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Where find starts, as paths from the root: each include's base, none inside another; with
+/// `volumes`, only what they hold: a base inside a volume, and a volume inside a base.
+fn starts(sample: &Sample, volumes: Option<&[String]>) -> Vec<String> {
     let mut bases: Vec<&str> = sample.includes.iter().map(|(base, _)| base.as_str()).collect();
     bases.sort_unstable();
     bases.dedup();
-    let inside = |outer: &str, inner: &str| {
-        outer != inner
-            && (outer == "/" || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/')))
-    };
-    bases
+    let outermost: Vec<&str> = bases
         .iter()
-        .filter(|base| !bases.iter().any(|outer| inside(outer, base)))
-        .map(|base| if *base == "/" { ".".to_string() } else { format!(".{base}") })
-        .collect()
+        .copied()
+        .filter(|base| !bases.iter().any(|outer| outer != base && within(base, outer)))
+        .collect();
+    let mut starts: Vec<&str> = match volumes {
+        None => outermost,
+        Some(volumes) => outermost
+            .iter()
+            .flat_map(|base| {
+                volumes.iter().filter_map(move |volume| {
+                    if within(base, volume) {
+                        Some(*base)
+                    } else if within(volume, base) {
+                        Some(volume.as_str())
+                    } else {
+                        None
+                    }
+                })
+            })
+            .collect(),
+    };
+    starts.sort_unstable();
+    starts.dedup();
+    starts.iter().map(|start| if *start == "/" { ".".to_string() } else { format!(".{start}") }).collect()
 }
 
 /// One rule over the whole of each path find prints (`./home/ann`) from rules over paths from
@@ -116,7 +146,8 @@ fn anchored(rules: &[&String], below: bool) -> String {
     format!("\\.({}){}", alternatives.join("|"), if below { "(/.*)?" } else { "" })
 }
 
-fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option<u64>) -> String {
+fn script(listed: &Listed) -> String {
+    let Listed { sample, side, root, volumes, size, cap } = *listed;
     let includes: Vec<&String> = sample.includes.iter().map(|(_, rule)| rule).collect();
     let mut excludes: Vec<&String> = sample.excludes.iter().collect();
     if side == Side::Store {
@@ -149,7 +180,9 @@ fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option
     };
     // The status line sorts first (key -1), so a side keeps one more.
     let head = format!(" | head -z -n {}", kept(size) + 1);
-    let starts: Vec<String> = starts(sample).iter().map(|start| single_quoted(start)).collect();
+    let starts: Vec<String> = starts(sample, volumes).iter().map(|start| single_quoted(start)).collect();
+    // Each volume's files on its own filesystem: another one mounted inside it is not the job's.
+    let one_filesystem = if volumes.is_some() { "-xdev " } else { "" };
     [
         "export LC_ALL=C; seed=$1; ",
         &enter,
@@ -161,7 +194,9 @@ fn script(sample: &Sample, side: Side, root: &str, size: SampleSize, cap: Option
          { [ -d \"$c\" ] && [ ! -L \"$c\" ]; } || continue 2; done; \
          if [ -e \"$p\" ] || [ -L \"$p\" ]; then set -- \"$@\" \"$p\"; fi; done; ",
         "printf 'ari-verify 1 %s\\0' \"$(id -u)\"; ",
-        "{ [ $# -eq 0 ] || find -P \"$@\" -regextype posix-extended ",
+        "{ [ $# -eq 0 ] || find -P \"$@\" ",
+        one_filesystem,
+        "-regextype posix-extended ",
         &prune,
         "\\( -type f -o -type l \\) -regex ",
         &single_quoted(&anchored(&includes, true)),
@@ -209,12 +244,18 @@ mod tests {
     fn a_sample_of_the_whole_root_is_one_rules_may_name_and_bad_rules_are_refused() {
         let whole = Sample::new("/", Host::Local, "/store").including("/", "");
         assert_eq!(check(&whole), Ok(()));
-        assert_eq!(starts(&whole), ["."]);
+        assert_eq!(starts(&whole, None), ["."]);
+        // Live, with volumes at / and /srv/data: each listed on its own filesystem.
+        let volumes = ["/".to_string(), "/srv/data".to_string()];
+        assert_eq!(starts(&whole, Some(&volumes)), [".", "./srv/data"]);
         let nested = Sample::new("/", Host::Local, "/store")
             .including("/srv", "/srv")
             .including("/srv/www", "/srv/www")
             .including("/etc", "/etc");
-        assert_eq!(starts(&nested), ["./etc", "./srv"]);
+        assert_eq!(starts(&nested, None), ["./etc", "./srv"]);
+        assert_eq!(starts(&nested, Some(&volumes)), ["./etc", "./srv", "./srv/data"]);
+        let data_only = ["/srv/data".to_string()];
+        assert_eq!(starts(&nested, Some(&data_only)), ["./srv/data"]);
         for bad in [
             Sample::new("/", Host::Local, "/store"),
             whole.clone().excluding(""),
