@@ -69,7 +69,7 @@ const SCENARIOS: &[Scenario] = &[
         run: verify::lvm_rdiff_verify,
     },
     Scenario {
-        name: "verify_lvm_zfs_spot_check_reads_the_zfs_snapshot_and_fails_on_a_skipped_file",
+        name: "verify_lvm_zfs_spot_check_reads_the_zfs_snapshot_and_fails_on_a_file_rsync_did_not_send",
         run: verify::lvm_zfs_verify,
     },
     Scenario {
