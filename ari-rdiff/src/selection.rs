@@ -51,7 +51,8 @@ pub fn sample_rule(entry: &str, root: &str) -> Option<(String, String)> {
         Some(_) => entry.to_string(),
         None => format!("/{}", ari_core::plugin::relative_to(entry, root)?),
     };
-    let literal_end = from_root.find(['*', '?', '[']).unwrap_or(from_root.len());
+    // A backslash escapes the next character: the base ends before the first of them too.
+    let literal_end = from_root.find(['*', '?', '[', '\\']).unwrap_or(from_root.len());
     let base = if literal_end == from_root.len() {
         from_root.clone()
     } else {
@@ -136,6 +137,8 @@ mod tests {
         assert_eq!(rule("/a/[]x]", "/"), some("/a", "/a/[]x]"));
         assert_eq!(rule("/a/[x", "/"), some("/a", "/a/\\[x"));
         assert_eq!(rule("/srv/www", "/srv"), some("/www", "/www"));
+        // An escaped character ends the base as a wildcard does.
+        assert_eq!(rule("/srv/My\\ Files", "/"), some("/srv", "/srv/My Files"));
         assert_eq!(rule("/etc", "/srv"), None);
     }
 }

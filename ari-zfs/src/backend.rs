@@ -387,16 +387,21 @@ impl BackupBackend for ZfsBackend {
     }
 }
 
-/// Prints where the newest snapshot of the dataset `$1` shows `$3` (rsync_dst's path, inside
-/// the dataset's mount point): `MOUNTPOINT/.zfs/snapshot/NAME/...`, when that snapshot is one of
-/// ari's (`$1@$2...`); fails otherwise. It only reads: `zfs list` (the listing the snapshot and
-/// expiry steps use, newest by creation, the listing's order kept among equal seconds) and
-/// `zfs get mountpoint`.
-const NEWEST_SNAPSHOT_DIR: &str = "snap=$(zfs list -H -p -t snapshot -o name,creation -d 1 \"$1\" | sort -s -n -k2,2 | tail -n 1 | cut -f1) || exit 3; \
-case $snap in \"$1@$2\"?*) ;; *) echo \"ari-verify: the newest snapshot of $1 is not one of ari's ($snap)\" >&2; exit 3 ;; esac; \
+/// Prints where the newest of ari's snapshots of the dataset `$1` (`$1@$2...`) shows `$3`
+/// (rsync_dst's path, inside the dataset's mount point): `MOUNTPOINT/.zfs/snapshot/NAME/...`,
+/// each directory below the snapshot's root walked without a symlink; fails otherwise. It only
+/// reads: `zfs list` (the listing the snapshot and expiry steps use, newest by creation, the
+/// listing's order kept among equal seconds; another tool's newer snapshots are passed over)
+/// and `zfs get mountpoint`.
+const NEWEST_SNAPSHOT_DIR: &str = "snap=$(zfs list -H -p -t snapshot -o name,creation -d 1 \"$1\" | sort -s -n -k2,2 | cut -f1 | \
+{ last=; while IFS= read -r name; do case $name in \"$1@$2\"?*) last=$name ;; esac; done; printf '%s' \"$last\"; }); \
+case ${snap#*@} in '' | */* | . | ..) echo \"ari-verify: $1 has no snapshot $1@$2... to compare\" >&2; exit 3 ;; esac; \
 mp=$(zfs get -H -p -o value mountpoint \"$1\") || exit 3; \
 case $3 in \"$mp\" | \"$mp\"/*) ;; *) echo \"ari-verify: $3 is not inside the mount point $mp of $1\" >&2; exit 3 ;; esac; \
-printf '%s\\n' \"$mp/.zfs/snapshot/${snap#*@}${3#\"$mp\"}\"";
+dir=$mp/.zfs/snapshot/${snap#*@}; rest=${3#\"$mp\"}; rest=${rest#/}; \
+while [ -n \"$rest\" ]; do dir=$dir/${rest%%/*}; { [ -d \"$dir\" ] && [ ! -L \"$dir\" ]; } || exit 3; \
+case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac; done; \
+printf '%s\\n' \"$dir\"";
 
 /// `zfs list` of the dataset's snapshots with their creation times: what names a new snapshot
 /// and what expiry reads.

@@ -16,6 +16,9 @@ pub struct PoolStatus {
     pub scan: Scan,
     /// Whether its `errors:` line says there are none (`No known data errors`).
     pub no_known_errors: bool,
+    /// Devices of its `config:` table whose read, write or checksum error count is not 0, as
+    /// `NAME READ WRITE CKSUM`.
+    pub device_errors: Vec<String>,
 }
 
 /// A pool's last scan, as its `scan:` line gives it.
@@ -23,8 +26,11 @@ pub struct PoolStatus {
 pub enum Scan {
     /// `none requested`: never scrubbed.
     Never,
-    /// A scrub is running now.
-    ScrubRunning,
+    /// A scrub is running now, since this time (seconds since the epoch).
+    ScrubRunning {
+        /// When it started.
+        since: i64,
+    },
     /// The last scrub ended at this time (seconds since the epoch) and found this many errors.
     Scrubbed {
         /// When it ended.
@@ -53,7 +59,9 @@ pub fn read_status(text: &str) -> Result<PoolStatus, PluginError> {
     }
     let scan = match field("scan:") {
         None | Some("none requested") => Scan::Never,
-        Some(line) if line.starts_with("scrub in progress") => Scan::ScrubRunning,
+        Some(line) if line.starts_with("scrub in progress since ") => {
+            Scan::ScrubRunning { since: utc_time(&line["scrub in progress since ".len()..])? }
+        }
         Some(line) if line.starts_with("scrub repaired") => {
             let errors = line
                 .split_once(" with ")
@@ -67,7 +75,31 @@ pub fn read_status(text: &str) -> Result<PoolStatus, PluginError> {
         Some(line) => Scan::Other(line.to_string()),
     };
     let no_known_errors = field("errors:").is_some_and(|line| line == "No known data errors");
-    Ok(PoolStatus { state: state.to_string(), scan, no_known_errors })
+    Ok(PoolStatus { state: state.to_string(), scan, no_known_errors, device_errors: device_errors(text) })
+}
+
+/// The devices of the `config:` table (`NAME STATE READ WRITE CKSUM`, after its header) whose
+/// counts are not all 0 (`1.2K` and the like count as not 0).
+fn device_errors(text: &str) -> Vec<String> {
+    let rows = text.lines().skip_while(|line| line.trim() != "config:").skip(1);
+    let mut found = Vec::new();
+    let mut header_seen = false;
+    for line in rows {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"errors:") {
+            break;
+        }
+        if words.starts_with(&["NAME", "STATE", "READ", "WRITE", "CKSUM"]) {
+            header_seen = true;
+            continue;
+        }
+        if let (true, [name, _state, read, write, cksum, ..]) = (header_seen, &words[..]) {
+            if [read, write, cksum].iter().any(|count| **count != "0") {
+                found.push(format!("{name} {read} {write} {cksum}"));
+            }
+        }
+    }
+    found
 }
 
 /// A time as `zpool status` prints it under `TZ=UTC` (`Sun Dec  6 00:24:01 2026`).
@@ -91,6 +123,12 @@ pub fn judge(status: &PoolStatus, max_scrub_age: Option<u64>, now: i64) -> Resul
     if !status.no_known_errors {
         return Err("the pool reports data errors (`zpool status -v` names the files)".into());
     }
+    if !status.device_errors.is_empty() {
+        return Err(format!(
+            "devices report errors (NAME READ WRITE CKSUM): {}",
+            status.device_errors.join(", ")
+        ));
+    }
     let age = |at: i64| u64::try_from(now.saturating_sub(at)).unwrap_or(0);
     let days = |seconds: u64| format!("{:.1} days", seconds as f64 / 86_400.0);
     match (&status.scan, max_scrub_age) {
@@ -105,7 +143,13 @@ pub fn judge(status: &PoolStatus, max_scrub_age: Option<u64>, now: i64) -> Resul
         (Scan::Scrubbed { at, .. }, _) => {
             Ok(format!("ONLINE, last scrubbed {} ago without errors", days(age(*at))))
         }
-        (Scan::ScrubRunning, _) => Ok("ONLINE, a scrub is running".into()),
+        // A scrub that has run longer than the limit is no recent scrub.
+        (Scan::ScrubRunning { since }, Some(max)) if age(*since) > max => Err(format!(
+            "its scrub has been running for {}, longer than verify_max_scrub_age ({})",
+            days(age(*since)),
+            days(max)
+        )),
+        (Scan::ScrubRunning { .. }, _) => Ok("ONLINE, a scrub is running".into()),
         (Scan::Never, Some(_)) => Err("it was never scrubbed, and verify_max_scrub_age is set".into()),
         (Scan::Other(line), Some(_)) => {
             Err(format!("its last scan is no finished scrub (`{line}`), and verify_max_scrub_age is set"))
@@ -140,7 +184,8 @@ errors: No known data errors
             PoolStatus {
                 state: "ONLINE".into(),
                 scan: Scan::Scrubbed { at, errors: 0 },
-                no_known_errors: true
+                no_known_errors: true,
+                device_errors: Vec::new()
             }
         );
         assert_eq!(
@@ -175,7 +220,18 @@ errors: No known data errors
             &HEALTHY.replace("scrub repaired 0B in 00:00:01 with 0 errors on", "scrub in progress since"),
         )
         .unwrap();
-        assert_eq!(running.scan, Scan::ScrubRunning);
+        assert_eq!(running.scan, Scan::ScrubRunning { since: 1_796_516_641 });
+        let late = judge(&running, Some(35 * 86_400), 1_796_516_641 + 200 * 86_400).unwrap_err();
+        assert!(late.contains("running for 200.0 days"), "{late}");
+        assert!(judge(&running, Some(35 * 86_400), 1_796_516_641 + 86_400).is_ok());
+        let cksum =
+            read_status(&HEALTHY.replace(
+                "\t  vdc       ONLINE       0     0     0",
+                "\t  vdc       ONLINE       0     0   847",
+            ))
+            .unwrap();
+        assert_eq!(cksum.device_errors, ["vdc 0 0 847"]);
+        assert!(judge(&cksum, None, 0).unwrap_err().contains("vdc 0 0 847"));
         let resilver = read_status(&HEALTHY.replace("scrub repaired", "resilvered")).unwrap();
         assert!(matches!(resilver.scan, Scan::Other(_)) && judge(&resilver, Some(1), 0).is_err());
     }

@@ -131,8 +131,23 @@ fn check_option(option: &str) -> Result<(), String> {
 /// missing `--delete` (what the host deleted stays): a spot check, which compares the dataset
 /// with what the job's selection lists on the host, would fail on it every run.
 pub fn changes_the_selection(options: &[String]) -> Option<String> {
-    const LONG: &[&str] =
-        &["existing", "ignore-existing", "one-file-system", "update", "max-size", "min-size", "size-only"];
+    const LONG: &[&str] = &[
+        "existing",
+        "ignore-existing",
+        "one-file-system",
+        "update",
+        "max-size",
+        "min-size",
+        "size-only",
+        "max-delete",
+        // What rsync does with symlinks, beyond storing them as they are.
+        "safe-links",
+        "munge-links",
+        "copy-links",
+        "copy-unsafe-links",
+        "copy-dirlinks",
+        "keep-dirlinks",
+    ];
     for option in options {
         if let Some(long) = option.strip_prefix("--") {
             let name = long.split_once('=').map_or(long, |(name, _)| name);
@@ -147,7 +162,16 @@ pub fn changes_the_selection(options: &[String]) -> Option<String> {
     }
     let deletes =
         options.iter().any(|o| o == "--delete" || (o.starts_with("--delete-") && o != "--delete-excluded"));
-    (!deletes).then(|| "(no --delete)".to_string())
+    if !deletes {
+        return Some("(no --delete)".to_string());
+    }
+    // Symlinks are stored as symlinks only with -l (in -a).
+    let links = options.iter().any(|o| {
+        o == "--archive"
+            || o == "--links"
+            || (!o.starts_with("--") && o.starts_with('-') && o.contains(['a', 'l']))
+    });
+    (!links).then(|| "(no --links: symlinks are not stored)".to_string())
 }
 
 /// A value: a size, a rate, a count or a name list, of the characters rsync's server line
@@ -246,6 +270,23 @@ mod tests {
             "--",
         ] {
             assert!(check_rsync_options(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn options_that_leave_files_out_are_named() {
+        let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(changes_the_selection(&words(&["--archive", "--numeric-ids", "--delete"])), None);
+        assert_eq!(changes_the_selection(&words(&["-a", "--delete-after"])), None);
+        for (options, named) in [
+            (&["--archive", "--delete", "--max-size=1M"][..], "--max-size=1M"),
+            (&["-axH", "--delete"], "-axH"),
+            (&["-au", "--delete"], "-au"),
+            (&["--archive", "--delete", "--safe-links"], "--safe-links"),
+            (&["--archive"], "(no --delete)"),
+            (&["-rt", "--delete"], "(no --links: symlinks are not stored)"),
+        ] {
+            assert_eq!(changes_the_selection(&words(options)).as_deref(), Some(named), "{options:?}");
         }
     }
 }

@@ -24,9 +24,17 @@ pub fn exclude_rule(pattern: &str) -> ExcludeRule {
         Some(rest) if !rest.is_empty() => (rest, true),
         _ => (pattern, false),
     };
+    // rsync reads a pattern without `*`, `?` or `[` as it is, backslashes included.
+    let read = |text: &str| {
+        if text.contains(['*', '?', '[']) {
+            Sample::glob(text)
+        } else {
+            Sample::literal(text)
+        }
+    };
     let rule = match pattern.strip_prefix('/') {
-        Some(anchored) => format!("/{}", Sample::glob(anchored)),
-        None => format!(".*/{}", Sample::glob(pattern)),
+        Some(anchored) => format!("/{}", read(anchored)),
+        None => format!(".*/{}", read(pattern)),
     };
     ExcludeRule { rule, directories_only }
 }
@@ -52,5 +60,7 @@ mod tests {
         assert_eq!(rule("file?[!x][a-c]\\*"), of(".*/file[^/][^x][a-c]\\*", false));
         assert_eq!(rule("a[b"), of(".*/a\\[b", false));
         assert_eq!(rule("[]x]"), of(".*/[]x]", false));
+        // Without a wildcard rsync takes a backslash as it is.
+        assert_eq!(rule("foo\\bar"), of(".*/foo\\\\bar", false));
     }
 }

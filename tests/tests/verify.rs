@@ -278,6 +278,11 @@ fn under_remote_sudo_a_spot_check_no_sudoers_rule_can_allow_is_refused_for_its_j
             && said.contains("sudo matches none longer than 1023"),
         "{said}"
     );
+    // ari verify of a job that sets no verify_sample is refused the same way, before it connects.
+    fx.write_job("web.yaml", "source_hostname: web.example\ninclude: [/etc]\n");
+    let out = run(fx.ari().args(["verify", "web"]));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("cannot be allowed by sudo"), "{}", stderr(&out));
 }
 
 /// A zfs job over an LVM snapshot of the fakes into a mounted fake dataset, with rsync exclude
@@ -347,6 +352,7 @@ fn a_file_rsync_did_not_send_again_fails_and_options_that_leave_files_out_are_re
         "[--archive, --numeric-ids, --delete, --max-size=10]",
         "[--archive, --numeric-ids]",
         "[-axv, --delete]",
+        "[--archive, --delete, --safe-links]",
     ] {
         std::fs::write(&job, format!("{original}rsync_options: {options}\n")).unwrap();
         let out = lvm.run(&job);
@@ -459,12 +465,17 @@ fn ari_verify_full_judges_the_zfs_pool_by_its_state_errors_and_last_scrub() {
             status.display()
         ),
     );
-    let verify = |status_text: &str| {
+    let verify_with = |status_text: &str, extra: &str| {
         std::fs::write(&status, status_text).unwrap();
         let mut ari = zfs.ari();
         let path = format!("{}:{}", zfs.fx.p("zpool-bin"), zfs.fakes.path_env().to_string_lossy());
-        run(ari.env("PATH", path).args(["verify", "web", "--full"]))
+        ari.env("PATH", path).args(["verify", "web", "--full"]);
+        if !extra.is_empty() {
+            ari.arg(extra);
+        }
+        run(&mut ari)
     };
+    let verify = |status_text: &str| verify_with(status_text, "");
     let scrubbed = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(48)).unwrap();
     let when = scrubbed.to_zoned(jiff::tz::TimeZone::UTC).strftime("%a %b %e %H:%M:%S %Y").to_string();
     let healthy = format!(
@@ -485,6 +496,13 @@ fn ari_verify_full_judges_the_zfs_pool_by_its_state_errors_and_last_scrub() {
     let out = verify(&healthy.replace(&when, &old));
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("longer than verify_max_scrub_age (7.0 days)"), "{}", stderr(&out));
+    // A zpool that hangs (a suspended pool) is stopped at verify_timeout: the lock is not kept.
+    zfs.fx.write_script("zpool-bin/zpool", "#!/bin/sh\nexec sleep 60\n");
+    let started = std::time::Instant::now();
+    let out = verify_with(&healthy, "--verify_timeout=2s");
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("verify_timeout 2s"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(40), "the hung zpool was not stopped");
 }
 
 #[test]

@@ -56,24 +56,7 @@ pub(crate) fn step(
     let commands =
         [&sides.source, &sides.store].into_iter().chain(live.iter().flat_map(|l| [&l.source, &l.store]));
     for command in commands {
-        if let (Host::Remote(host), Program::Argv(argv)) = (&command.host, &command.program) {
-            let words = &argv[..argv.len() - 1];
-            let template = format!("{} {{}}", crate::contract::quote::shell_join(words));
-            let pattern = CommandPattern::with_variable(command.host.clone(), template, Chars::DIGITS)
-                .noting("lists, and hashes a sample of, the files the job backs up");
-            // Under remote_sudo a host's drop-in must allow the line as one rule: refused now,
-            // for this job alone, when sudo could match no rule that long.
-            if settings.get(&REMOTE_SUDO) {
-                let words = crate::contract::ssh::sudo_words(pattern.template(), true);
-                if let Err(why) = sudo_entry(&words, Some(Chars::DIGITS)) {
-                    let message = format!(
-                        "under remote_sudo, the spot check's command on {host} cannot be allowed by sudo: {why}. Verify this job with a remote_user of root, or with fewer and shorter include and exclude entries"
-                    );
-                    return Err(settings
-                        .error_at("verify_sample", &message)
-                        .unwrap_or_else(|| job.error_at("verify_sample", message)));
-                }
-            }
+        if let Some(pattern) = pattern(command) {
             if !step.may_run.contains(&pattern) {
                 step = step.may_run(pattern);
             }
@@ -81,6 +64,17 @@ pub(crate) fn step(
     }
     step.action = Action::Verify(Box::new(sides));
     Ok(Some(step))
+}
+
+/// The one line a remote side may run, its last word the seed; none for a local side.
+fn pattern(command: &Command) -> Option<CommandPattern> {
+    let (Host::Remote(_), Program::Argv(argv)) = (&command.host, &command.program) else { return None };
+    let words = &argv[..argv.len() - 1];
+    let template = format!("{} {{}}", crate::contract::quote::shell_join(words));
+    Some(
+        CommandPattern::with_variable(command.host.clone(), template, Chars::DIGITS)
+            .noting("lists, and hashes a sample of, the files the job backs up"),
+    )
 }
 
 /// The sides of a live check of the job (`ari verify`): the backend's source root against the
@@ -147,6 +141,24 @@ fn sides(
         size,
         cap,
     });
+    // Under remote_sudo a host's drop-in must allow each remote side as one rule: refused now,
+    // for this job alone, when sudo could match no rule that long (the run's check and `ari
+    // verify`'s alike).
+    if settings.get(&REMOTE_SUDO) {
+        for command in [
+            Command::argv(source_host.clone(), source.clone()),
+            Command::argv(sample.store.clone(), store.clone()),
+        ] {
+            let Some(pattern) = pattern(&command) else { continue };
+            let words = crate::contract::ssh::sudo_words(pattern.template(), true);
+            if let Err(why) = sudo_entry(&words, Some(Chars::DIGITS)) {
+                return Err(setting_error(format!(
+                    "under remote_sudo, the spot check's command on {} cannot be allowed by sudo: {why}. Verify this job with a remote_user of root, or with fewer and shorter include and exclude entries",
+                    command.host
+                )));
+            }
+        }
+    }
     Ok(VerifySides {
         source: Command::argv(source_host, source),
         store: Command::argv(sample.store.clone(), store),
@@ -248,6 +260,12 @@ pub(crate) fn attempt(
     let judging = Judging { exact: sides.exact, since, count: Some(sides.kept), owners: sides.owners };
     let verdict = compare::compare(&source_listing, &store_listing, judging);
     log::info!("{}", summary(&verdict));
+    if verdict.files == 0 && verdict.findings.is_empty() {
+        // Not a failure (a job may back up nothing yet), but no proof either.
+        log::warn!(
+            "verify: no file was compared: neither side lists a file the job backs up (an include that does not exist, or lies below a symlink, on the host)"
+        );
+    }
     if verdict.passed() {
         Ok(verdict)
     } else {

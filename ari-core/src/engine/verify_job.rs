@@ -82,7 +82,10 @@ pub fn check_job(plan: &JobPlan, stop: &StopFlags, full: bool) -> Result<Checked
         Some(run.ended.map_or(run.started as f64, |ended| ended - run.duration_seconds))
     });
     let spot = verify::attempt(&sides, &runner, since);
-    let store = if full { store_checks(plan, &runner) } else { Ok(Vec::new()) };
+    // The checks of the whole store are bounded as the spot check is: a hung `zpool status`
+    // (a suspended pool) must not keep the job's lock.
+    let bounded = runner.clone().with_step_timeout(sides.timeout, "verify_timeout");
+    let store = if full { store_checks(plan, &bounded) } else { Ok(Vec::new()) };
     for warning in session.close() {
         log::warn!("{warning}");
     }
