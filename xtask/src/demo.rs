@@ -326,6 +326,7 @@ fn print_hints(demo: &Demo) {
          rdiff-backup restore --at 1B {in_store} {restored}\n    \
          diff {restored} {changed}\n\
          Run the job again, or see what it would run:\n    {run}\n    {dry}\n\
+         Compare every file of the source with the store (docs/verify.md):\n    {verify}\n\
          The demo lives in {root}; `cargo xtask demo` recreates it.",
         history = ari(&format!("history {DEMO_LABEL}")),
         restore = ari(&format!(
@@ -336,6 +337,7 @@ fn print_hints(demo: &Demo) {
         changed = q(&demo.source.join(CHANGED_FILE)),
         run = shell::display(&demo.run_job()),
         dry = shell::display(demo.run_job().arg("--dry-run")),
+        verify = ari(&format!("verify {DEMO_LABEL} --sample 100%")),
         root = q(&demo.root),
     );
 }
