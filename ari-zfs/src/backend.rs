@@ -236,16 +236,17 @@ impl BackupBackend for ZfsBackend {
                 format!("`{option}` changes which of the host's files the dataset holds beyond include and exclude (or keeps what the host deleted), which the spot check (verify_sample) lists by: it would fail every run; drop it (keep --delete) or verify_sample"),
             ));
         }
-        let finder = [
-            "sh".to_string(),
-            "-c".to_string(),
-            NEWEST_SNAPSHOT_DIR.to_string(),
-            "ari-store".to_string(),
-            target.dataset.clone(),
-            job.get(&ZFS_SNAPSHOT_PREFIX),
-            rsync_destination_path(&target.rsync_dst).to_string(),
-        ];
-        let mut sample = Sample::new("/", target.zfs_host.clone(), "/").in_store_found_by(finder);
+        let prefix = job.get(&ZFS_SNAPSHOT_PREFIX);
+        let finder =
+            on_newest_snapshot(&target, &prefix, SNAPSHOT_DIR, rsync_destination_path(&target.rsync_dst));
+        // The snapshot the run compared gets its verdict as a user property.
+        let mark = |verdict: &str| {
+            let script = format!("zfs set {VERIFY_PROPERTY}=\"$3\" \"$snap\"");
+            Command::argv(target.zfs_host.clone(), on_newest_snapshot(&target, &prefix, &script, verdict))
+        };
+        let mut sample = Sample::new("/", target.zfs_host.clone(), "/")
+            .in_store_found_by(finder)
+            .marked_by(mark("passed"), mark("failed"));
         let include = &job.job().include;
         if include.is_empty() {
             sample = sample.including("/", "");
@@ -387,21 +388,41 @@ impl BackupBackend for ZfsBackend {
     }
 }
 
-/// Prints where the newest of ari's snapshots of the dataset `$1` (`$1@$2...`) shows `$3`
-/// (rsync_dst's path, inside the dataset's mount point): `MOUNTPOINT/.zfs/snapshot/NAME/...`,
-/// each directory below the snapshot's root walked without a symlink; fails otherwise. It only
-/// reads: `zfs list` (the listing the snapshot and expiry steps use, newest by creation, the
-/// listing's order kept among equal seconds; another tool's newer snapshots are passed over)
-/// and `zfs get mountpoint`.
-const NEWEST_SNAPSHOT_DIR: &str = "snap=$(zfs list -H -p -t snapshot -o name,creation -d 1 \"$1\" | sort -s -n -k2,2 | cut -f1 | \
+/// Sets `snap` to the newest of ari's snapshots of the dataset `$1` (`$1@$2...`) by creation
+/// (`zfs list`, the listing the snapshot and expiry steps use, its order kept among equal
+/// seconds; another tool's newer snapshots are passed over), and fails unless there is one
+/// whose name is a name.
+const NEWEST_SNAPSHOT: &str = "snap=$(zfs list -H -p -t snapshot -o name,creation -d 1 \"$1\" | sort -s -n -k2,2 | cut -f1 | \
 { last=; while IFS= read -r name; do case $name in \"$1@$2\"?*) last=$name ;; esac; done; printf '%s' \"$last\"; }); \
-case ${snap#*@} in '' | */* | . | ..) echo \"ari-verify: $1 has no snapshot $1@$2... to compare\" >&2; exit 3 ;; esac; \
-mp=$(zfs get -H -p -o value mountpoint \"$1\") || exit 3; \
+case ${snap#*@} in '' | */* | . | ..) echo \"ari-verify: $1 has no snapshot $1@$2... to compare\" >&2; exit 3 ;; esac; ";
+
+/// After [`NEWEST_SNAPSHOT`], prints where that snapshot shows `$3` (rsync_dst's path, inside
+/// the dataset's mount point): `MOUNTPOINT/.zfs/snapshot/NAME/...`, each directory below the
+/// snapshot's root walked without a symlink; fails otherwise. It only reads (`zfs get
+/// mountpoint`).
+const SNAPSHOT_DIR: &str = "mp=$(zfs get -H -p -o value mountpoint \"$1\") || exit 3; \
 case $3 in \"$mp\" | \"$mp\"/*) ;; *) echo \"ari-verify: $3 is not inside the mount point $mp of $1\" >&2; exit 3 ;; esac; \
 dir=$mp/.zfs/snapshot/${snap#*@}; rest=${3#\"$mp\"}; rest=${rest#/}; \
 while [ -n \"$rest\" ]; do dir=$dir/${rest%%/*}; { [ -d \"$dir\" ] && [ ! -L \"$dir\" ]; } || exit 3; \
 case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac; done; \
 printf '%s\\n' \"$dir\"";
+
+/// The user property a run's spot check leaves on the snapshot it compared: `passed` or `failed`.
+pub const VERIFY_PROPERTY: &str = "ari:verify";
+
+/// The argv that runs `script` after [`NEWEST_SNAPSHOT`] with the dataset, the prefix and
+/// `last` as `$1`, `$2` and `$3`.
+fn on_newest_snapshot(target: &Target, prefix: &str, script: &str, last: &str) -> Vec<String> {
+    vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!("{NEWEST_SNAPSHOT}{script}"),
+        "ari-store".to_string(),
+        target.dataset.clone(),
+        prefix.to_string(),
+        last.to_string(),
+    ]
+}
 
 /// `zfs list` of the dataset's snapshots with their creation times: what names a new snapshot
 /// and what expiry reads.

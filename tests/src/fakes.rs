@@ -108,6 +108,9 @@ pub struct ZfsSnapshot {
     pub name: String,
     /// Epoch seconds, as `zfs list -p` shows it.
     pub creation: i64,
+    /// User properties (`ari:verify`), as `zfs set` gave them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 /// One rule of `faults.json`: which calls of a tool misbehave, and how. Every field but
@@ -352,7 +355,11 @@ impl Fakes {
     pub fn add_zfs_snapshot(&self, name: &str, creation: i64) {
         assert!(name.contains('@'), "a ZFS snapshot is named dataset@name, got {name:?}");
         self.update_state(|state| {
-            state.zfs_snapshots.push(ZfsSnapshot { name: name.to_owned(), creation });
+            state.zfs_snapshots.push(ZfsSnapshot {
+                name: name.to_owned(),
+                creation,
+                properties: Default::default(),
+            });
         });
     }
 
@@ -429,6 +436,11 @@ impl Fakes {
     /// The ZFS snapshots that exist, with their creation times, oldest made first.
     pub fn zfs_snapshots(&self) -> Vec<(String, i64)> {
         self.state().zfs_snapshots.into_iter().map(|s| (s.name, s.creation)).collect()
+    }
+
+    /// The user property `property` of the snapshot `name`, as `zfs set` gave it.
+    pub fn zfs_property(&self, name: &str, property: &str) -> Option<String> {
+        self.state().zfs_snapshots.into_iter().find(|s| s.name == name)?.properties.get(property).cloned()
     }
 
     /// Every call of every fake so far, oldest first.

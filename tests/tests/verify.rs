@@ -320,6 +320,9 @@ fn a_zfs_job_compares_the_new_zfs_snapshot_with_the_lvm_snapshot_rsync_read() {
     // hosts, app.conf and cache.d: the excludes hold on both sides.
     assert_eq!((verify["passed"].as_bool(), verify["files"].as_u64()), (Some(true), Some(3)), "{verify}");
     lvm.assert_clean();
+    // The snapshot the check compared carries its verdict.
+    let (newest, _) = lvm.fakes.zfs_snapshots().pop().unwrap();
+    assert_eq!(lvm.fakes.zfs_property(&newest, "ari:verify").as_deref(), Some("passed"));
     // The plan lists the ZFS snapshot before cleanup, and the check between them.
     let plan = stdout(&run(lvm.ari().arg("plan").arg(&job)));
     let (snapshot, verify_at, umount) = (
@@ -346,6 +349,8 @@ fn a_file_rsync_did_not_send_again_fails_and_options_that_leave_files_out_are_re
         lvm.tools_called().iter().all(|call| !call.starts_with("zfs destroy")),
         "no expiry after a failed check"
     );
+    let (newest, _) = lvm.fakes.zfs_snapshots().pop().unwrap();
+    assert_eq!(lvm.fakes.zfs_property(&newest, "ari:verify").as_deref(), Some("failed"));
     // An rsync option that leaves out files the job includes cannot go with the check.
     let original = std::fs::read_to_string(&job).unwrap();
     for options in [

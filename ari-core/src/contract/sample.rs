@@ -44,6 +44,9 @@ pub struct Sample {
     pub(crate) store_finder: Option<Vec<String>>,
     /// Whether the store keeps each file's owner and group as the host's numbers.
     pub(crate) owners: bool,
+    /// The commands that mark the backup the check compared as passed, and as failed (a ZFS
+    /// user property of the snapshot): see [`Sample::marked_by`].
+    pub(crate) marks: Option<(Command, Command)>,
 }
 
 impl Sample {
@@ -60,6 +63,7 @@ impl Sample {
             excluded_directories: Vec::new(),
             store_finder: None,
             owners: false,
+            marks: None,
         }
     }
 
@@ -104,6 +108,15 @@ impl Sample {
     /// name gives another number wherever the two systems' users differ.
     pub fn comparing_owners(mut self) -> Sample {
         self.owners = true;
+        self
+    }
+
+    /// The same, the backup a run's check compared being marked in the store by `passed` or
+    /// `failed`, run once the check has a verdict (`zfs set ari:verify=failed` on the run's
+    /// snapshot): fixed commands that find the backup themselves, as the store's finder does. A
+    /// mark that fails is a warning; the check's verdict stands.
+    pub fn marked_by(mut self, passed: Command, failed: Command) -> Sample {
+        self.marks = Some((passed, failed));
         self
     }
 

@@ -552,6 +552,8 @@ pub(crate) struct VerifySides {
     pub(crate) owners: bool,
     /// The longest each side may run (`verify_timeout`).
     pub(crate) timeout: std::time::Duration,
+    /// What marks the compared backup as passed and as failed, in a run (`Sample::marked_by`).
+    pub(crate) marks: Option<(Command, Command)>,
 }
 
 impl Action {

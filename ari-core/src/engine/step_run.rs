@@ -240,6 +240,14 @@ pub(crate) fn run_verify(
         Err(StepError::Verification(failure)) => failure.verdict().cloned(),
         Err(_) => None,
     };
+    // The store marks the backup it compared, once there is a verdict (a ZFS user property):
+    // a mark that fails is a warning, the verdict stands.
+    if let (Some((passed, failed)), Some(verdict), false) = (&sides.marks, &verdict, runner.is_dry_run()) {
+        let mark = if verdict.passed() { passed } else { failed };
+        if let Err(err) = runner.run(mark) {
+            log::warn!("the compared backup could not be marked: {}", crate::contract::error::chain(&err));
+        }
+    }
     let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
     record.error = result.as_ref().err().map(ToString::to_string);
     record.verdict = verdict;

@@ -62,6 +62,13 @@ pub(crate) fn step(
             }
         }
     }
+    // And the marks of the compared backup, as they are.
+    for mark in sides.marks.iter().flat_map(|(passed, failed)| [passed, failed]) {
+        if let Host::Remote(_) = &mark.host {
+            let line = crate::contract::step::remote_line(mark);
+            step = step.may_run(CommandPattern::exact(mark.host.clone(), line));
+        }
+    }
     step.action = Action::Verify(Box::new(sides));
     Ok(Some(step))
 }
@@ -166,6 +173,8 @@ fn sides(
         kept: script::kept(size),
         owners: sample.owners,
         timeout: settings.get(&VERIFY_TIMEOUT),
+        // Only a run marks what it made; `ari verify` judges the store as it is.
+        marks: sample.marks.clone().filter(|_| snapshot_root.is_some() || job.snapshot.is_none()),
     })
 }
 

@@ -233,6 +233,11 @@ enum Op {
     ZfsGetMountpoint {
         dataset: String,
     },
+    ZfsSet {
+        property: String,
+        value: String,
+        name: String,
+    },
 }
 
 /// Recognizes a call, or says why it is unexpected.
@@ -350,6 +355,20 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
                 return Err(format!("zfs list takes a dataset here, got {dataset:?}"));
             }
             Ok(Op::ZfsList { dataset, used })
+        }
+        "set" => {
+            let options = Options::parse(args, &[], &[])?;
+            let [assignment, name] = options.positionals()?;
+            let (property, value) = assignment
+                .split_once('=')
+                .filter(|(property, _)| property.contains(':'))
+                .ok_or_else(|| {
+                    format!("the fake zfs set takes one user property PROP:NAME=VALUE, got {assignment:?}")
+                })?;
+            if !name.contains('@') {
+                return Err(format!("the fake zfs set marks snapshots only, got {name:?}"));
+            }
+            Ok(Op::ZfsSet { property: property.to_string(), value: value.to_string(), name })
         }
         "destroy" => {
             let options = Options::parse(args, &[], &[])?;
@@ -585,7 +604,11 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                 fs::create_dir_all(&shown)?;
                 copy_tree_except(Path::new(mountpoint), &shown, ".zfs")?;
             }
-            state.zfs_snapshots.push(ZfsSnapshot { name: name.clone(), creation });
+            state.zfs_snapshots.push(ZfsSnapshot {
+                name: name.clone(),
+                creation,
+                properties: Default::default(),
+            });
             Outcome::ok("")
         }
         Op::ZfsGetMountpoint { dataset } => {
@@ -613,6 +636,15 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                     })
                     .collect::<String>(),
             )
+        }
+        Op::ZfsSet { property, value, name } => {
+            match state.zfs_snapshots.iter_mut().find(|snapshot| snapshot.name == *name) {
+                Some(snapshot) => {
+                    snapshot.properties.insert(property.clone(), value.clone());
+                    Outcome::ok("")
+                }
+                None => Outcome::fail(1, format!("cannot open '{name}': dataset does not exist")),
+            }
         }
         Op::ZfsDestroy { name } => {
             let before = state.zfs_snapshots.len();

@@ -36,6 +36,15 @@ pub(super) fn assert_verified(fx: &Fixture, label: &str) -> Result<()> {
     Ok(())
 }
 
+/// Fails unless the newest snapshot of `dataset` carries `ari:verify` = `verdict`.
+fn assert_mark(vm: &crate::vm::machine::Vm, dataset: &str, verdict: &str) -> Result<()> {
+    let newest = zfs_snapshots(vm, dataset)?.pop().unwrap_or_default();
+    let mark = vm.run(&format!("zfs get -H -o value ari:verify {newest}"))?;
+    ensure!(mark.trim() == verdict, "{newest} is marked ari:verify={}, expected {verdict}", mark.trim());
+    println!("  {newest}: ari:verify={verdict}");
+    Ok(())
+}
+
 /// A guest command that flips the first byte of `file`, keeping its size and modification time.
 fn flip_in_guest(file: &str) -> String {
     format!("f={file}; t=$(stat -c %y $f); printf 'X' | dd of=$f bs=1 seek=0 conv=notrunc status=none; touch -d \"$t\" $f; sync")
@@ -92,6 +101,7 @@ pub(super) fn lvm_zfs_verify(ctx: &Ctx) -> Result<()> {
     let job = fx.job(label, &job_text(""))?.display().to_string();
     fx.ari_expect(ctx, &["run", &job], 0)?;
     assert_verified(&fx, label)?;
+    assert_mark(vm, dataset, "passed")?;
     assert_no_ledger(&fx, label)?;
     assert_clean(vm, label)?;
 
@@ -109,6 +119,7 @@ pub(super) fn lvm_zfs_verify(ctx: &Ctx) -> Result<()> {
         zfs_snapshots(vm, dataset)?.len() == snapshots + 1,
         "the failed run's snapshot is kept, and nothing expired"
     );
+    assert_mark(vm, dataset, "failed")?;
     println!("  blob.bin rewritten with its size and time kept: rsync skipped it, exit 1, blob.bin named");
     assert_clean(vm, label)?;
     // Touched, it is sent again.
