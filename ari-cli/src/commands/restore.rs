@@ -190,13 +190,7 @@ fn warn_if_it_failed_verification(context: &Context, label: &str, time: i64, nam
     let Ok(history) = ari_core::engine_api::history::History::read(&context.state_dir(), label) else {
         return;
     };
-    // The latest run that started by the backup's time and ended after it (rdiff-backup names
-    // an increment by its session's start, within the run).
-    let made_by = history.runs.iter().rev().find(|run| {
-        let ended = run.ended.map_or(run.started + run.duration_seconds.ceil() as i64, |e| e.ceil() as i64);
-        run.started <= time && time <= ended
-    });
-    if let Some(verify) = made_by.and_then(|run| run.verify.as_ref()).filter(|v| !v.passed) {
+    if let Some(verify) = history.made_by(time).and_then(|run| run.verify.as_ref()).filter(|v| !v.passed) {
         let warning = format!(
             "backup {name} was made by a run whose spot check found {} file{} that it does not hold as the host held them: what it restores may be damaged (docs/verify.md)",
             verify.failed,

@@ -106,18 +106,16 @@ pub(crate) static JOB_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::n
     "stop a job that runs longer than this, e.g. 6h (its cleanup still runs); none by default",
 );
 /// The share or count of the job's files a run's spot check compares.
-pub(crate) static VERIFY_SAMPLE: Setting<Option<String>> = Setting::with_kind(
+pub(crate) static VERIFY_SAMPLE: Setting<Option<kinds::SampleSize>> = Setting::new(
     "verify_sample",
     "core",
-    SettingKind::Text(&kinds::SAMPLE),
     None,
     "after the backup, compare this share (1%) or count (500) of the job's files on the host with the store, inside the snapshot when there is one; none by default",
 );
 /// The most bytes a spot check hashes on each side.
-pub(crate) static VERIFY_MAX_BYTES: Setting<Option<String>> = Setting::with_kind(
+pub(crate) static VERIFY_MAX_BYTES: Setting<Option<kinds::ByteCount>> = Setting::new(
     "verify_max_bytes",
     "core",
-    SettingKind::Text(&kinds::BYTES),
     None,
     "the most bytes a spot check hashes on each side, e.g. 1G (files past it are compared by size and metadata only); no limit by default",
 );

@@ -70,6 +70,19 @@ pub struct RunRecord {
     pub verify: Option<VerifyRecord>,
 }
 
+impl RunRecord {
+    /// When the run started, to the microsecond where the record has its end (older histories
+    /// lack it: the second then).
+    pub fn start(&self) -> f64 {
+        self.ended.map_or(self.started as f64, |ended| ended - self.duration_seconds)
+    }
+
+    /// When the run ended (older histories: from its start and its duration).
+    pub fn end(&self) -> f64 {
+        self.ended.unwrap_or(self.started as f64 + self.duration_seconds)
+    }
+}
+
 /// What a run's spot check found (`verify_sample`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifyRecord {
@@ -114,6 +127,13 @@ pub struct History {
 }
 
 impl History {
+    /// The run that made a backup at `time` (seconds since the epoch, as the backend's history
+    /// names it: rdiff-backup's increment by its session's start, a ZFS snapshot by its
+    /// creation, both within the run): the latest run that started by then and ended after.
+    pub fn made_by(&self, time: i64) -> Option<&RunRecord> {
+        self.runs.iter().rev().find(|run| run.started <= time && time as f64 <= run.end().ceil())
+    }
+
     /// The last run whose spot check ran to a verdict.
     pub fn last_verified(&self) -> Option<(&RunRecord, &VerifyRecord)> {
         self.runs.iter().rev().find_map(|run| Some((run, run.verify.as_ref()?)))
@@ -264,5 +284,27 @@ mod tests {
         );
         assert!(History::record(dir.path(), "db", run(1.0, 0)).is_err());
         assert!(path.symlink_metadata().unwrap().file_type().is_symlink(), "left as it was");
+    }
+
+    #[test]
+    fn a_backup_is_made_by_the_latest_run_that_started_by_its_time_and_ended_after() {
+        let at = |started: i64, ended: f64| RunRecord {
+            started,
+            ended: Some(ended),
+            ..run(ended - started as f64, 0)
+        };
+        let history = History { runs: vec![at(100, 101.4), at(101, 103.2)] };
+        assert_eq!(history.made_by(100).map(|r| r.started), Some(100));
+        assert_eq!(
+            history.made_by(101).map(|r| r.started),
+            Some(101),
+            "the later of two that hold the second"
+        );
+        assert_eq!(history.made_by(104).map(|r| r.started), Some(101), "ended 103.2: its last second is 104");
+        assert_eq!(history.made_by(105), None);
+        assert_eq!(history.made_by(99), None);
+        assert!(
+            (history.runs[1].start() - 101.0).abs() < 1e-9 && (history.runs[1].end() - 103.2).abs() < 1e-9
+        );
     }
 }

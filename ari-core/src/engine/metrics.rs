@@ -64,7 +64,7 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
             h.last().map(|r| if r.exit == 0 { 1.0 } else { 0.0 })
         }),
         ("ari_job_last_success_timestamp_seconds", "When the job's last successful run ended.", |h| {
-            h.last_success().map(|r| r.ended.unwrap_or(r.started as f64 + r.duration_seconds))
+            h.last_success().map(|r| r.end())
         }),
         (
             "ari_job_last_run_changed_files",
@@ -79,7 +79,7 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
         (
             "ari_job_last_verify_timestamp_seconds",
             "When the run whose spot check (verify_sample) last gave a verdict ended.",
-            |h| h.last_verified().map(|(r, _)| r.ended.unwrap_or(r.started as f64 + r.duration_seconds)),
+            |h| h.last_verified().map(|(r, _)| r.end()),
         ),
         (
             "ari_job_last_verify_success",

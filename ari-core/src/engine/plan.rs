@@ -232,21 +232,26 @@ impl JobPlan {
         &self.job.label
     }
 
+    /// Asks the job's backend `ask` with the job's context, as the plan was built (the facts its
+    /// probe found): for the hooks called after planning (`restore`, the spot checks). `None`
+    /// when the backend is not linked.
+    fn ask_backend<T>(&self, ask: impl FnOnce(&dyn plugin::BackupBackend, &JobContext) -> T) -> Option<T> {
+        let backend = plugin::backend(self.backend)?;
+        let source = self.job.snapshot.as_deref().and_then(plugin::source);
+        Some(ask(backend, &JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided)))
+    }
+
     /// How the backend copies what `request` asks for out of its store; `None` when it cannot.
     pub fn restore(&self, request: &plugin::RestoreRequest) -> Result<Option<plugin::Restore>, ConfigError> {
-        let Some(backend) = plugin::backend(self.backend) else { return Ok(None) };
-        let source = self.job.snapshot.as_deref().and_then(plugin::source);
-        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
-        backend.restore(&ctx, request)
+        self.ask_backend(|backend, ctx| backend.restore(ctx, request)).unwrap_or(Ok(None))
     }
 
     /// The two sides of a live check of the job's store against its host (`ari verify`).
     pub(crate) fn live_verify(&self) -> Result<crate::contract::step::VerifySides, ConfigError> {
-        let backend = plugin::backend(self.backend)
-            .ok_or_else(|| self.job.error_at("backend", format!("unknown backend `{}`", self.backend)))?;
-        let source = self.job.snapshot.as_deref().and_then(plugin::source);
-        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
-        crate::engine::verify::live(&self.job, &self.settings, backend, backend.sample(&ctx)?)
+        self.ask_backend(|backend, ctx| {
+            crate::engine::verify::live(&self.job, &self.settings, backend, backend.sample(ctx)?)
+        })
+        .unwrap_or_else(|| Err(self.job.error_at("backend", format!("unknown backend `{}`", self.backend))))
     }
 
     /// The backend's checks of the whole store (`ari verify --full`), given the backups it holds.
@@ -254,10 +259,7 @@ impl JobPlan {
         &self,
         backups: &[plugin::StoredBackup],
     ) -> Result<Vec<crate::contract::sample::StoreCheck>, ConfigError> {
-        let Some(backend) = plugin::backend(self.backend) else { return Ok(Vec::new()) };
-        let source = self.job.snapshot.as_deref().and_then(plugin::source);
-        let ctx = JobContext::new(&self.job, &self.settings, source, &self.facts, &self.provided);
-        backend.store_checks(&ctx, backups)
+        self.ask_backend(|backend, ctx| backend.store_checks(ctx, backups)).unwrap_or(Ok(Vec::new()))
     }
 
     /// Refuses a plan with a command line longer than the system takes (a million includes),

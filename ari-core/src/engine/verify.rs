@@ -15,7 +15,7 @@ use std::hash::{BuildHasher, Hasher};
 use crate::contract::core_settings::{REMOTE_SUDO, VERIFY_MAX_BYTES, VERIFY_SAMPLE, VERIFY_TIMEOUT};
 use crate::contract::error::ConfigError;
 use crate::contract::job::Job;
-use crate::contract::kinds;
+use crate::contract::kinds::SampleSize;
 use crate::contract::plugin::BackupBackend;
 use crate::contract::sample::Sample;
 use crate::contract::settings::Settings;
@@ -47,10 +47,10 @@ pub(crate) fn step(
     let Some(size) = settings.get(&VERIFY_SAMPLE) else { return Ok(None) };
     // `ari verify` of a job with a snapshot lists the live root instead: a line of its own.
     let live = match snapshot_root {
-        Some(_) => Some(sides(job, settings, backend, sample.clone(), &size, None)?),
+        Some(_) => Some(sides(job, settings, backend, sample.clone(), size, None)?),
         None => None,
     };
-    let sides = sides(job, settings, backend, sample, &size, snapshot_root)?;
+    let sides = sides(job, settings, backend, sample, size, snapshot_root)?;
     let mut step = Step::run(Phase::Verify, "verify", sides.source.clone());
     // The one line each remote side may run, its last word the seed.
     let commands =
@@ -92,8 +92,9 @@ pub(crate) fn live(
     backend: &dyn BackupBackend,
     sample: Option<Sample>,
 ) -> Result<VerifySides, ConfigError> {
-    let size = settings.get(&VERIFY_SAMPLE).unwrap_or_else(|| "1%".to_string());
-    sides(job, settings, backend, sample, &size, None)
+    let size = settings.get(&VERIFY_SAMPLE).unwrap_or(SampleSize::PerMillion(10_000));
+    // Only a run marks what it made: `ari verify` judges the store as it is.
+    Ok(VerifySides { marks: None, ..sides(job, settings, backend, sample, size, None)? })
 }
 
 fn sides(
@@ -101,22 +102,13 @@ fn sides(
     settings: &Settings,
     backend: &dyn BackupBackend,
     sample: Option<Sample>,
-    size: &str,
+    size: SampleSize,
     snapshot_root: Option<&str>,
 ) -> Result<VerifySides, ConfigError> {
     let setting_error = |message: String| {
         settings.error_at("verify_sample", &message).unwrap_or_else(|| job.error_at("verify_sample", message))
     };
-    let size = kinds::sample(size).map_err(|why| setting_error(format!("`{}` {why}", kinds::shown(size))))?;
-    let cap = match settings.get(&VERIFY_MAX_BYTES) {
-        Some(cap) => Some(kinds::bytes(&cap).map_err(|why| {
-            let message = format!("`{}` {why}", kinds::shown(&cap));
-            settings
-                .error_at("verify_max_bytes", &message)
-                .unwrap_or_else(|| job.error_at("verify_max_bytes", message))
-        })?),
-        None => None,
-    };
+    let cap = settings.get(&VERIFY_MAX_BYTES).map(|bytes| bytes.0);
     let Some(sample) = sample else {
         return Err(setting_error(format!(
             "the {} backend cannot compare its store with the host: leave verify_sample unset for this job",
@@ -173,8 +165,7 @@ fn sides(
         kept: script::kept(size),
         owners: sample.owners,
         timeout: settings.get(&VERIFY_TIMEOUT),
-        // Only a run marks what it made; `ari verify` judges the store as it is.
-        marks: sample.marks.clone().filter(|_| snapshot_root.is_some() || job.snapshot.is_none()),
+        marks: sample.marks.clone(),
     })
 }
 
@@ -266,7 +257,7 @@ pub(crate) fn attempt(
             ),
         });
     }
-    let judging = Judging { exact: sides.exact, since, count: Some(sides.kept), owners: sides.owners };
+    let judging = Judging { exact: sides.exact, since, count: sides.kept, owners: sides.owners };
     let verdict = compare::compare(&source_listing, &store_listing, judging);
     log::info!("{}", summary(&verdict));
     if verdict.files == 0 && verdict.findings.is_empty() {
@@ -492,7 +483,7 @@ mod tests {
         let verdict = compare::compare(
             &source,
             &listed(&sample(), Side::Store, &store, all, None),
-            Judging { exact: true, since: None, count: None, owners: true },
+            Judging { exact: true, since: None, count: u64::MAX, owners: true },
         );
         assert!(verdict.passed(), "{verdict:?}");
         assert_eq!(verdict.files, 8);
@@ -506,7 +497,7 @@ mod tests {
         std::fs::write(&file, b"deep/er/filf").unwrap();
         std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
         let all = SampleSize::PerMillion(1_000_000);
-        let exact = Judging { exact: true, since: None, count: None, owners: true };
+        let exact = Judging { exact: true, since: None, count: u64::MAX, owners: true };
         let verdict = compare::compare(
             &listed(&sample(), Side::Source, &host, all, None),
             &listed(&sample(), Side::Store, &store, all, None),

@@ -79,7 +79,7 @@ pub fn check_job(plan: &JobPlan, stop: &StopFlags, full: bool) -> Result<Checked
     // run, in the same second, is older than it).
     let since = History::read(state_dir, label).ok().and_then(|history| {
         let run = history.runs.iter().rev().find(|run| run.exit == 0)?;
-        Some(run.ended.map_or(run.started as f64, |ended| ended - run.duration_seconds))
+        Some(run.start())
     });
     let spot = verify::attempt(&sides, &runner, since);
     // The checks of the whole store are bounded as the spot check is: a hung `zpool status`

@@ -17,7 +17,7 @@ pub(crate) struct Judging {
     pub(crate) since: Option<f64>,
     /// The most files each side kept (the first so many keys): when a side reached it, only the
     /// keys both sides reached are compared.
-    pub(crate) count: Option<u64>,
+    pub(crate) count: u64,
     /// Whether the store keeps owners as the host's numbers (`Sample::comparing_owners`).
     pub(crate) owners: bool,
 }
@@ -78,7 +78,7 @@ pub(crate) fn compare(source: &Listing, store: &Listing, judging: Judging) -> Ve
     // With a count, each side kept the first N keys of its own files: beyond the smaller last
     // key of a side that kept N, the other side may hold files this one cut.
     let reached = |listing: &Listing| {
-        let full = judging.count.is_some_and(|count| listing.entries.len() as u64 >= count);
+        let full = listing.entries.len() as u64 >= judging.count;
         full.then(|| listing.entries.values().map(|e| e.key).max().unwrap_or(0))
     };
     let limit = [reached(source), reached(store)].into_iter().flatten().min().unwrap_or(u64::MAX);
@@ -215,7 +215,7 @@ mod tests {
         listing
     }
 
-    const EXACT: Judging = Judging { exact: true, since: None, count: None, owners: true };
+    const EXACT: Judging = Judging { exact: true, since: None, count: u64::MAX, owners: true };
 
     fn differences(verdict: &Verdict) -> Vec<(&str, &Difference)> {
         verdict.findings.iter().map(|f| (std::str::from_utf8(&f.path).unwrap(), &f.difference)).collect()
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn live_what_changed_since_the_backup_is_counted_never_failed() {
-        let live = Judging { exact: false, since: Some(100.0), count: None, owners: true };
+        let live = Judging { exact: false, since: Some(100.0), count: u64::MAX, owners: true };
         let host = listing(
             0,
             &[
@@ -334,7 +334,7 @@ mod tests {
 
     #[test]
     fn live_a_symlink_is_judged_by_its_target_and_status_not_its_time() {
-        let live = Judging { exact: false, since: Some(100.0), count: None, owners: true };
+        let live = Judging { exact: false, since: Some(100.0), count: u64::MAX, owners: true };
         let link = |target: &str, mtime: i64, ctime: f64| Entry {
             kind: 'l',
             target: target.as_bytes().to_vec(),
@@ -366,7 +366,7 @@ mod tests {
     fn a_count_compares_only_the_keys_both_sides_reached() {
         // Each side kept its first two keys: the host 1 and 3, the store 1 and 2 (the host has
         // no file 2). Key 3 is past what the store reached: not judged.
-        let count = Judging { count: Some(2), ..EXACT };
+        let count = Judging { count: 2, ..EXACT };
         let host = listing(0, &[("/a", file(1, 1, 1, 1.0), "aa"), ("/c", file(3, 1, 1, 1.0), "aa")]);
         let store = listing(0, &[("/a", file(1, 1, 1, 1.0), "aa"), ("/b", file(2, 1, 1, 1.0), "aa")]);
         let verdict = compare(&host, &store, count);
