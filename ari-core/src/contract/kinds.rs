@@ -218,27 +218,6 @@ pub(crate) enum SampleSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ByteCount(pub(crate) u64);
 
-impl crate::contract::settings::SettingType for SampleSize {
-    const KIND: crate::contract::settings::SettingKind =
-        crate::contract::settings::SettingKind::Text(&SAMPLE);
-    fn from_value(value: Option<&crate::contract::settings::Value>) -> Option<Self> {
-        match value? {
-            crate::contract::settings::Value::String(text) => sample(text).ok(),
-            _ => None,
-        }
-    }
-}
-
-impl crate::contract::settings::SettingType for ByteCount {
-    const KIND: crate::contract::settings::SettingKind = crate::contract::settings::SettingKind::Text(&BYTES);
-    fn from_value(value: Option<&crate::contract::settings::Value>) -> Option<Self> {
-        match value? {
-            crate::contract::settings::Value::String(text) => bytes(text).ok().map(ByteCount),
-            _ => None,
-        }
-    }
-}
-
 /// Reads a [`SAMPLE`].
 pub(crate) fn sample(text: &str) -> Result<SampleSize, String> {
     if let Some(share) = text.strip_suffix('%') {

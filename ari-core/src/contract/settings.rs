@@ -220,6 +220,28 @@ impl SettingType for std::time::Duration {
     }
 }
 
+impl SettingType for crate::contract::kinds::SampleSize {
+    const KIND: SettingKind = SettingKind::Text(&crate::contract::kinds::SAMPLE);
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::String(text) => crate::contract::kinds::sample(text).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl SettingType for crate::contract::kinds::ByteCount {
+    const KIND: SettingKind = SettingKind::Text(&crate::contract::kinds::BYTES);
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::String(text) => {
+                crate::contract::kinds::bytes(text).ok().map(crate::contract::kinds::ByteCount)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Parses a positive duration (`90s`, `2h`, `1h 30m`, `7d`, or ISO 8601 `PT2H`); a day is 24
 /// hours, and weeks (`2w`) are seven of them; months and years, whose length varies, are refused.
 pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
