@@ -79,6 +79,10 @@ fn a_backup_that_holds_what_the_host_held_passes_and_the_history_says_so() {
     assert_exit(&out, 0);
     let said = stderr(&out);
     assert!(said.contains("verify: 3 files compared (2 by content"), "{said}");
+    // A share that picks none of the three still compares one file.
+    let out = run(fx.ari().args(["verify", "web", "--sample", "0.0001%"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("verify: 1 file compared"), "{}", stdout(&out));
     let verify = last_verify(&fx, "web");
     assert_eq!(verify["passed"], true, "{verify}");
     assert_eq!((verify["files"].as_u64(), verify["failed"].as_u64()), (Some(3), Some(0)), "{verify}");

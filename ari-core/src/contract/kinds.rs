@@ -236,13 +236,13 @@ pub(crate) fn sample(text: &str) -> Result<SampleSize, String> {
         let per_million: u32 =
             format!("{whole}{fraction:0<4}").parse().map_err(|_| "is not a share like 1%".to_string())?;
         return match per_million {
-            0 => Err("picks no file: leave verify_sample unset to check none".to_string()),
+            0 => Err("picks no file: give a share above 0% or a count of at least 1".to_string()),
             1..=1_000_000 => Ok(SampleSize::PerMillion(per_million)),
             _ => Err("is more than 100%".to_string()),
         };
     }
     match text.parse::<u64>() {
-        Ok(0) => Err("picks no file: leave verify_sample unset to check none".to_string()),
+        Ok(0) => Err("picks no file: give a share above 0% or a count of at least 1".to_string()),
         Ok(count) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(SampleSize::Count(count)),
         _ => Err("is neither a share like 1% nor a count of files like 500".to_string()),
     }
@@ -261,12 +261,12 @@ pub(crate) fn bytes(text: &str) -> Result<u64, String> {
         "M" | "m" => 20,
         "G" | "g" => 30,
         "T" | "t" => 40,
-        _ => return Err("is not a number of bytes like 1G, 500M or 4096".to_string()),
+        _ => return Err("is not a whole number of bytes like 1G, 500M or 4096".to_string()),
     };
     let value: u64 =
-        digits.parse().map_err(|_| "is not a number of bytes like 1G, 500M or 4096".to_string())?;
+        digits.parse().map_err(|_| "is not a whole number of bytes like 1G, 500M or 4096".to_string())?;
     if value == 0 {
-        return Err("is zero".to_string());
+        return Err("is zero (leave the setting unset for no limit)".to_string());
     }
     value.checked_mul(1 << shift).ok_or_else(|| "is more bytes than ari counts".to_string())
 }

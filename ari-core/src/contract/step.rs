@@ -546,8 +546,9 @@ pub(crate) struct VerifySides {
     /// Whether the source is the snapshot the backup read, so that any difference is a defect;
     /// without one, a file whose size or time changed since the backup is only reported.
     pub(crate) exact: bool,
-    /// The most files each side lists: past the first this many keys, a side's listing is cut.
-    pub(crate) kept: u64,
+    /// How many files each side picks (the engine derives from it the key below which a side
+    /// picks, and the most files it keeps).
+    pub(crate) size: crate::contract::kinds::SampleSize,
     /// Whether the store keeps the host's owners as their numbers, so that they can be compared.
     pub(crate) owners: bool,
     /// The longest each side may run (`verify_timeout`).

@@ -162,7 +162,7 @@ fn sides(
         source: Command::argv(source_host, source),
         store: Command::argv(sample.store.clone(), store),
         exact: snapshot_root.is_some(),
-        kept: script::kept(size),
+        size,
         owners: sample.owners,
         timeout: settings.get(&VERIFY_TIMEOUT),
         marks: sample.marks.clone(),
@@ -253,11 +253,17 @@ pub(crate) fn attempt(
             message: format!(
                 "it listed none of the files the job backs up, of which the store holds {}{}",
                 store_listing.entries.len(),
-                if store_listing.entries.len() as u64 >= sides.kept { " or more" } else { "" }
+                if store_listing.entries.len() as u64 >= script::kept(sides.size) { " or more" } else { "" }
             ),
         });
     }
-    let judging = Judging { exact: sides.exact, since, count: sides.kept, owners: sides.owners };
+    let judging = Judging {
+        exact: sides.exact,
+        since,
+        count: script::kept(sides.size),
+        below: script::threshold(sides.size),
+        owners: sides.owners,
+    };
     let verdict = compare::compare(&source_listing, &store_listing, judging);
     log::info!("{}", summary(&verdict));
     if verdict.files == 0 && verdict.findings.is_empty() {
@@ -290,8 +296,9 @@ fn seeded(command: &Command, seed: &str) -> Command {
 /// One line for the log: what was compared.
 pub fn summary(verdict: &Verdict) -> String {
     format!(
-        "verify: {} files compared ({} by content, {}), {} changed since the backup, {} failed{}",
+        "verify: {} file{} compared ({} by content, {}), {} changed since the backup, {} failed{}",
         verdict.files,
+        if verdict.files == 1 { "" } else { "s" },
         verdict.hashed,
         shown_bytes(verdict.bytes),
         verdict.changed,
@@ -483,7 +490,7 @@ mod tests {
         let verdict = compare::compare(
             &source,
             &listed(&sample(), Side::Store, &store, all, None),
-            Judging { exact: true, since: None, count: u64::MAX, owners: true },
+            Judging { exact: true, since: None, count: u64::MAX, below: u64::MAX, owners: true },
         );
         assert!(verdict.passed(), "{verdict:?}");
         assert_eq!(verdict.files, 8);
@@ -497,7 +504,7 @@ mod tests {
         std::fs::write(&file, b"deep/er/filf").unwrap();
         std::fs::File::options().write(true).open(&file).unwrap().set_modified(mtime).unwrap();
         let all = SampleSize::PerMillion(1_000_000);
-        let exact = Judging { exact: true, since: None, count: u64::MAX, owners: true };
+        let exact = Judging { exact: true, since: None, count: u64::MAX, below: u64::MAX, owners: true };
         let verdict = compare::compare(
             &listed(&sample(), Side::Source, &host, all, None),
             &listed(&sample(), Side::Store, &store, all, None),
@@ -530,6 +537,14 @@ mod tests {
                 assert!(hashed <= cap && !source.entries[&b"/data/big".to_vec()].hashed, "{hashed} > {cap}");
             }
         }
+        // A share too small to pick any file of this tree still lists one on each side, the same.
+        let tiny = SampleSize::PerMillion(1);
+        let (source, kept) = (
+            listed(&sample(), Side::Source, &host, tiny, None),
+            listed(&sample(), Side::Store, &store, tiny, None),
+        );
+        assert_eq!(source.entries.len(), 1);
+        assert_eq!(source.entries.keys().collect::<Vec<_>>(), kept.entries.keys().collect::<Vec<_>>());
         // Another seed picks other files: the sample rotates.
         let half = SampleSize::PerMillion(500_000);
         let seven = listed(&sample(), Side::Source, &host, half, None);

@@ -15,9 +15,11 @@ pub(crate) struct Judging {
     /// Live: when the backup started (seconds since the epoch), if known; a file only the host
     /// holds whose status changed since is new since the backup.
     pub(crate) since: Option<f64>,
-    /// The most files each side kept (the first so many keys): when a side reached it, only the
-    /// keys both sides reached are compared.
+    /// The most files each side kept (the first so many keys).
     pub(crate) count: u64,
+    /// The key below which a side picked every file it has; a side that had none there listed
+    /// the first above it instead.
+    pub(crate) below: u64,
     /// Whether the store keeps owners as the host's numbers (`Sample::comparing_owners`).
     pub(crate) owners: bool,
 }
@@ -75,13 +77,18 @@ impl Verdict {
 pub(crate) fn compare(source: &Listing, store: &Listing, judging: Judging) -> Verdict {
     let modes = source.uid == 0 && store.uid == 0;
     let owners = modes && judging.owners;
-    // With a count, each side kept the first N keys of its own files: beyond the smaller last
-    // key of a side that kept N, the other side may hold files this one cut.
-    let reached = |listing: &Listing| {
-        let full = listing.entries.len() as u64 >= judging.count;
-        full.then(|| listing.entries.values().map(|e| e.key).max().unwrap_or(0))
+    // Each side listed a prefix of the one seeded order: every file it has below `below`, cut
+    // after `count` files, or, having none below, its first file above. What a side covers ends
+    // at its last key when it was cut or went above, else just below `below`; only the keys
+    // both sides cover are judged.
+    let covered = |listing: &Listing| {
+        let last = listing.entries.values().map(|e| e.key).max();
+        match last {
+            Some(last) if last >= judging.below || listing.entries.len() as u64 >= judging.count => last,
+            _ => judging.below.saturating_sub(1),
+        }
     };
-    let limit = [reached(source), reached(store)].into_iter().flatten().min().unwrap_or(u64::MAX);
+    let limit = covered(source).min(covered(store));
     let mut findings = Vec::new();
     let (mut files, mut bytes, mut hashed, mut changed) = (0, 0, 0, 0);
     for (path, host) in source.entries.iter().filter(|(_, e)| e.key <= limit) {
@@ -215,7 +222,8 @@ mod tests {
         listing
     }
 
-    const EXACT: Judging = Judging { exact: true, since: None, count: u64::MAX, owners: true };
+    const EXACT: Judging =
+        Judging { exact: true, since: None, count: u64::MAX, below: u64::MAX, owners: true };
 
     fn differences(verdict: &Verdict) -> Vec<(&str, &Difference)> {
         verdict.findings.iter().map(|f| (std::str::from_utf8(&f.path).unwrap(), &f.difference)).collect()
@@ -303,7 +311,8 @@ mod tests {
 
     #[test]
     fn live_what_changed_since_the_backup_is_counted_never_failed() {
-        let live = Judging { exact: false, since: Some(100.0), count: u64::MAX, owners: true };
+        let live =
+            Judging { exact: false, since: Some(100.0), count: u64::MAX, below: u64::MAX, owners: true };
         let host = listing(
             0,
             &[
@@ -334,7 +343,8 @@ mod tests {
 
     #[test]
     fn live_a_symlink_is_judged_by_its_target_and_status_not_its_time() {
-        let live = Judging { exact: false, since: Some(100.0), count: u64::MAX, owners: true };
+        let live =
+            Judging { exact: false, since: Some(100.0), count: u64::MAX, below: u64::MAX, owners: true };
         let link = |target: &str, mtime: i64, ctime: f64| Entry {
             kind: 'l',
             target: target.as_bytes().to_vec(),
@@ -371,6 +381,22 @@ mod tests {
         let store = listing(0, &[("/a", file(1, 1, 1, 1.0), "aa"), ("/b", file(2, 1, 1, 1.0), "aa")]);
         let verdict = compare(&host, &store, count);
         assert_eq!(differences(&verdict), [("/b", &Difference::Extra)]);
+    }
+
+    #[test]
+    fn a_side_with_no_file_below_the_share_lists_its_first_and_only_what_both_cover_is_judged() {
+        let share = Judging { below: 10, ..EXACT };
+        // Neither side has a key below 10: each lists its first above, the same file.
+        let host = listing(0, &[("/a", file(50, 1, 1, 1.0), "aa")]);
+        let verdict = compare(&host, &listing(0, &[("/a", file(50, 1, 1, 1.0), "aa")]), share);
+        assert!(verdict.passed() && verdict.files == 1, "{verdict:?}");
+        // The host has two below 10; the store none, so it listed its first above: the host's
+        // two are truly missing from the store, and the store's first is past what the host
+        // covers (below 10), not judged.
+        let host = listing(0, &[("/a", file(3, 1, 1, 1.0), "aa"), ("/b", file(7, 1, 1, 1.0), "aa")]);
+        let store = listing(0, &[("/c", file(40, 1, 1, 1.0), "aa")]);
+        let verdict = compare(&host, &store, share);
+        assert_eq!(differences(&verdict), [("/a", &Difference::Missing), ("/b", &Difference::Missing)]);
     }
 
     #[test]

@@ -26,6 +26,19 @@ pub(crate) const NAME: &str = "ari-verify";
 /// bytes a file, well within the 16 MiB of a command's output it keeps) on a tree of any size.
 pub(crate) const MAX_PICKED: u64 = 30_000;
 
+/// The prime the listing's path hash is taken modulo: every key is below it.
+const KEY_MODULUS: u64 = 4_294_967_291;
+
+/// The key below which a side picks a file: a share of the key range, so that what a side picks
+/// is a prefix of the seeded order, the same on both sides (everything for a count, which the
+/// side cuts after so many instead).
+pub(crate) fn threshold(size: SampleSize) -> u64 {
+    match size {
+        SampleSize::PerMillion(share) => (u128::from(KEY_MODULUS) * u128::from(share) / 1_000_000) as u64,
+        SampleSize::Count(_) => KEY_MODULUS,
+    }
+}
+
 /// How many files a side keeps at most: the count asked for, never more than [`MAX_PICKED`].
 pub(crate) fn kept(size: SampleSize) -> u64 {
     match size {
@@ -174,10 +187,7 @@ fn script(listed: &Listed) -> String {
         ),
         _ => format!("cd -P -- {} || exit 3; ", single_quoted(root)),
     };
-    let per_million = match size {
-        SampleSize::PerMillion(share) => share,
-        SampleSize::Count(_) => 1_000_000,
-    };
+    let below = threshold(size).to_string();
     // The status line sorts first (key -1), so a side keeps one more.
     let head = format!(" | head -z -n {}", kept(size) + 1);
     let starts: Vec<String> = starts(sample, volumes).iter().map(|start| single_quoted(start)).collect();
@@ -200,13 +210,15 @@ fn script(listed: &Listed) -> String {
         &prune,
         "\\( -type f -o -type l \\) -regex ",
         &single_quoted(&anchored(&includes, true)),
-        " -printf '%y %m %U %G %s %T@ %C@ %p\\0%l\\0'; printf 'S %s\\0\\0' \"$?\"; } | awk -v seed=\"$seed\" -v share=",
-        &per_million.to_string(),
+        " -printf '%y %m %U %G %s %T@ %C@ %p\\0%l\\0'; printf 'S %s\\0\\0' \"$?\"; } | awk -v seed=\"$seed\" -v below=",
+        &below,
         " ",
         &single_quoted(PICK),
         " | sort -z -n -k1,1",
         &head,
-        " | awk -v cap=",
+        " | awk -v below=",
+        &below,
+        " -v cap=",
         &cap.map_or_else(|| "-1".to_string(), |cap| cap.to_string()),
         " ",
         &single_quoted(HASH),
@@ -216,19 +228,25 @@ fn script(listed: &Listed) -> String {
 
 /// Picks files by a hash of the path and the seed (the path's bytes, modulo a prime below 2^32,
 /// exact in awk's doubles, and printed with `%.0f`: mawk's `%d` stops at 2^31), keyed by that
-/// hash; the link target goes before the path with its
-/// length, so that one NUL-ended record holds both.
+/// hash: each file whose key is below `below`, and the one with the lowest key above it, which
+/// the next stage keeps only when no file was below (so that a share of a small tree still
+/// compares a file). The link target goes before the path with its length, so that one
+/// NUL-ended record holds both.
 const PICK: &str = "BEGIN { RS = sprintf(\"%c\", 0); for (i = 1; i < 256; i++) ord[sprintf(\"%c\", i)] = i } \
 NR % 2 == 1 { rec = $0; next } \
 substr(rec, 1, 2) == \"S \" { printf \"-1 %s%c\", rec, 0; next } \
 { n = 0; for (i = 1; i <= 7; i++) n += index(substr(rec, n + 1), \" \"); path = substr(rec, n + 1); \
 h = seed % 4294967291; for (i = 1; i <= length(path); i++) h = (h * 131 + ord[substr(path, i, 1)]) % 4294967291; \
-if (h % 1000000 < share) printf \"%.0f %s %d %s%s%c\", h, substr(rec, 1, n - 1), length($0), $0, path, 0 }";
+line = sprintf(\"%.0f %s %d %s%s\", h, substr(rec, 1, n - 1), length($0), $0, path); \
+if (h < below) printf \"%s%c\", line, 0; else if (first == \"\" || h < firsth) { first = line; firsth = h } } \
+END { if (first != \"\") printf \"%s%c\", first, 0 }";
 
-/// Prints each picked file's fields, its target and its path, and hashes regular files in the
-/// picked order while they fit in the cap (all of them when the cap is -1).
-const HASH: &str = "BEGIN { RS = sprintf(\"%c\", 0); n = 0; used = 0 } \
+/// Prints each picked file's fields, its target and its path (the one above `below` only when
+/// none was below), and hashes regular files in the picked order while they fit in the cap (all
+/// of them when the cap is -1).
+const HASH: &str = "BEGIN { RS = sprintf(\"%c\", 0); n = 0; used = 0; listed = 0 } \
 { split($0, f, \" \"); if (f[1] == -1) { printf \"%s%c\", substr($0, 4), 0; next } \
+if (f[1] + 0 >= below && listed > 0) next; listed++; \
 off = 0; for (i = 1; i <= 9; i++) off += index(substr($0, off + 1), \" \"); \
 target = substr($0, off + 1, f[9]); path = substr($0, off + 1 + f[9]); flag = \"-\"; \
 if (f[2] == \"f\" && (cap < 0 || used + f[6] <= cap)) { used += f[6]; flag = \"H\"; hashed[++n] = path } \
