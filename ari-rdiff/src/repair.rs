@@ -139,18 +139,29 @@ mod tests {
         check(&["lock.yml", "error_log.2026-01-01T00:00:00Z.data"], (false, true));
     }
 
-    #[test]
-    fn only_a_session_of_the_repaired_process_is_regressed_by_force() {
+    /// A store whose `rdiff-backup-data` holds the session markers `older` and `newer` (their
+    /// texts), and the regress's presence query: the status it exits with after `prefix`.
+    fn regress_query(older: &str, newer: &str) -> (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("rdiff-backup-data");
         std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("current_mirror.2026-01-01T00:00:00Z.data"), "PID 4242\n").unwrap();
-        // The newer marker: another process's session (rdiff-backup run by hand).
-        std::fs::write(data.join("current_mirror.2026-01-02T00:00:00Z.data"), "PID 42\n").unwrap();
+        std::fs::write(data.join("current_mirror.2026-01-01T00:00:00Z.data"), older).unwrap();
+        std::fs::write(data.join("current_mirror.2026-01-02T00:00:00Z.data"), newer).unwrap();
         let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, dir.path().to_str().unwrap());
         let (query, _) = repairs[0].presence().unwrap();
         let Program::Shell(script) = query.program() else { panic!("{query}") };
-        let ran = |prefix: &str| testkit::run(&Command::shell(Host::Local, format!("{prefix}{script}")));
+        (dir, script.clone())
+    }
+
+    fn ran(script: &str, prefix: &str) -> Result<i32, String> {
+        testkit::run(&Command::shell(Host::Local, format!("{prefix}{script}")))
+    }
+
+    #[test]
+    fn only_a_session_of_the_repaired_process_is_regressed_by_force() {
+        // The newer marker: another process's session (rdiff-backup run by hand).
+        let (_dir, script) = regress_query("PID 4242\n", "PID 42\n");
+        let ran = |prefix: &str| ran(&script, prefix);
         assert_eq!(ran("ARI_REPAIRED_PID=42; "), Ok(0), "the newer marker is the repaired process's");
         for (prefix, what) in [
             ("ARI_REPAIRED_PID=4242; ", "the older marker's"),
@@ -163,18 +174,12 @@ mod tests {
 
     #[test]
     fn a_session_killed_before_its_marker_names_it_is_regressed() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("rdiff-backup-data");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("current_mirror.2026-01-01T00:00:00Z.data"), "PID 42\n").unwrap();
         // The newer marker as a session killed between creating it and writing its id left it.
-        std::fs::write(data.join("current_mirror.2026-01-02T00:00:00Z.data"), "").unwrap();
-        let repairs = repairs("/usr/bin/rdiff-backup", Cli::New, dir.path().to_str().unwrap());
-        let (query, _) = repairs[0].presence().unwrap();
-        let Program::Shell(script) = query.program() else { panic!("{query}") };
-        let ran = |prefix: &str| testkit::run(&Command::shell(Host::Local, format!("{prefix}{script}")));
+        let (dir, script) = regress_query("PID 42\n", "");
+        let ran = |prefix: &str| ran(&script, prefix);
         assert_eq!(ran("ARI_REPAIRED_PID=4242; "), Ok(0), "an empty newer marker is a session that is over");
         // With one marker only, nothing is regressed, empty or not.
+        let data = dir.path().join("rdiff-backup-data");
         std::fs::remove_file(data.join("current_mirror.2026-01-01T00:00:00Z.data")).unwrap();
         assert_ne!(ran("ARI_REPAIRED_PID=4242; "), Ok(0), "one marker: no unfinished session");
     }
