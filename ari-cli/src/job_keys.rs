@@ -13,4 +13,5 @@ pub const JOB_KEY_HELP: &[(&str, &str)] = &[
     ("pre", "commands run in order before any snapshot; the first failure stops the job"),
     ("after_snapshot", "commands run once the snapshots are mounted, before the backup"),
     ("post", "commands run after everything else, each as its when says (always, success, failure)"),
+    ("dumps", "database dumps streamed from their host into the store after pre, before any snapshot: {name, type: postgresql|mysql|mongodb|sqlite, database, path, globals} or {name, command}, with host, container, container_engine, run_as, options, compress (none|zstd), timeout (docs/jobs.md)"),
 ];

@@ -105,6 +105,39 @@ fn hook_schema(with_when: bool) -> Value {
     })
 }
 
+/// A `dumps:` list: each entry a `type` with its keys, or a `command`.
+fn dump_schema() -> Value {
+    let word = json!({"type": "string"});
+    let command = json!({"anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ]});
+    json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name"],
+            "oneOf": [{"required": ["type"]}, {"required": ["command"]}],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$", "maxLength": 128, "description": "the dump's label: its file's name in the store"},
+                "type": {"enum": ["postgresql", "mysql", "mongodb", "sqlite"]},
+                "command": command,
+                "database": {"type": "string", "pattern": "^[A-Za-z0-9_$][A-Za-z0-9_$.-]*$", "maxLength": 63},
+                "globals": {"type": "boolean", "description": "postgresql: pg_dumpall --globals-only instead of a database"},
+                "path": {"type": "string", "pattern": "^/", "description": "sqlite: the database file on the host"},
+                "host": {"type": "string", "description": "where the dump runs; default: source_hostname"},
+                "container": {"type": "string", "description": "a container on the host to run the dump in"},
+                "container_engine": {"enum": ["docker", "podman"], "default": "docker"},
+                "run_as": {"type": "string", "description": "the user the dump runs as (runuser, or the container's --user)"},
+                "options": {"type": "array", "items": word, "description": "extra options of the dump tool, from its allow-list; valued ones as --name=VALUE"},
+                "compress": {"enum": ["none", "zstd"], "default": "none"},
+                "timeout": {"type": "string", "pattern": "^\\s*[0-9]", "description": "default: dump_timeout"},
+            },
+        },
+    })
+}
+
 fn job_schema() -> Value {
     let backends: Vec<&str> = ari_core::plugin::backends().map(|b| b.name()).collect();
     let sources: Vec<&str> = ari_core::plugin::sources().map(|s| s.name()).collect();
@@ -141,6 +174,7 @@ fn job_schema() -> Value {
         own("pre", hook_schema(false)),
         own("after_snapshot", hook_schema(false)),
         own("post", hook_schema(true)),
+        own("dumps", dump_schema()),
     ]);
     for def in settings::registry().values().filter(|d| d.scope == Scope::Job) {
         properties.insert(def.name.to_string(), setting_schema(def));

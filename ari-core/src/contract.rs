@@ -7,6 +7,8 @@
 //! builds a plan the way `ari plan` does. xtask's `contract_never_names_the_engine` checks it.
 
 pub mod core_settings;
+pub mod dump_store;
+pub(crate) mod end_check;
 pub mod error;
 pub mod job;
 pub mod kinds;

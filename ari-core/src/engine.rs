@@ -8,6 +8,7 @@
 
 pub(crate) mod authorize;
 pub(crate) mod config;
+pub(crate) mod dumps;
 pub(crate) mod exit;
 pub(crate) mod files;
 pub(crate) mod history;

@@ -1,5 +1,7 @@
 //! The rdiff backend: checks, tools, the backup step and the retention step.
 
+use ari_core::dump_store::DumpStore;
+use ari_core::job::dump::DUMPS_DIR;
 use ari_core::kinds;
 use ari_core::plugin::{
     join_path, relative_to, BackupBackend, Directory, Facts, HistoryQuery, JobContext, Restore,
@@ -21,6 +23,13 @@ ari_core::register_backend!(RdiffBackend);
 impl RdiffBackend {
     fn destination(job: &JobContext) -> Result<String, ConfigError> {
         Ok(join_path(&job.require(&BACKUP_STORE_PATH)?, &job.job().label))
+    }
+
+    /// Where the job's dumps land, and the store rdiff-backup versions them into.
+    fn dump_stores(job: &JobContext) -> Result<(String, String), ConfigError> {
+        let dumps = join_path(&job.require(&BACKUP_STORE_PATH)?, DUMPS_DIR);
+        let label = &job.job().label;
+        Ok((join_path(&join_path(&dumps, ".incoming"), label), join_path(&dumps, label)))
     }
 
     /// The source root as rdiff-backup reads it: the snapshot's mount base, or top_level_src_dir.
@@ -333,18 +342,37 @@ impl BackupBackend for RdiffBackend {
 
     fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         let Some(timespec) = job.get(&REMOVE_OLDER_THAN_TIMESPEC) else { return Ok(Vec::new()) };
-        let argv = argv::retention(
-            &job.get(&RDIFF_BACKUP_PATH),
-            RdiffBackend::cli(job),
-            &timespec,
-            &RdiffBackend::destination(job)?,
-        );
+        let mut stores = vec![("remove increments", RdiffBackend::destination(job)?)];
+        if !job.job().dumps.is_empty() {
+            stores.push(("remove dump increments", RdiffBackend::dump_stores(job)?.1));
+        }
         // Exit status 2 is rdiff-backup's "warnings only", which retention gives when no
         // increment is old enough to remove: a normal night, not a failure. It is also
         // argparse's usage error, so only the warning's own words make it a success.
-        let step = Step::run(Phase::Post, "remove increments", Command::argv(Host::Local, argv))
-            .tolerating(2, "No increment is older than");
-        Ok(vec![step])
+        Ok(stores
+            .into_iter()
+            .map(|(name, store)| {
+                let argv =
+                    argv::retention(&job.get(&RDIFF_BACKUP_PATH), RdiffBackend::cli(job), &timespec, &store);
+                Step::run(Phase::Post, name, Command::argv(Host::Local, argv))
+                    .tolerating(2, "No increment is older than")
+            })
+            .collect())
+    }
+
+    /// Dumps land beside the job stores, in `BACKUP_STORE_PATH/.ari-dumps/.incoming/LABEL`, and
+    /// rdiff-backup versions that directory into `BACKUP_STORE_PATH/.ari-dumps/LABEL` (a store of
+    /// its own, with the job's retention): no label starts with a dot, so neither can collide
+    /// with a job's store.
+    fn dump_store(&self, job: &JobContext) -> Result<Option<DumpStore>, ConfigError> {
+        let (incoming, versioned) = RdiffBackend::dump_stores(job)?;
+        let program = job.get(&RDIFF_BACKUP_PATH);
+        let argv = match RdiffBackend::cli(job) {
+            Cli::New => vec![program, "backup".to_string(), incoming.clone(), versioned],
+            Cli::Legacy => vec![program, incoming.clone(), versioned],
+        };
+        let version = Step::run(Phase::Main, "version dumps", Command::argv(Host::Local, argv));
+        Ok(Some(DumpStore::new(Host::Local, incoming).then(version)))
     }
 }
 

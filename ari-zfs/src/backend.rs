@@ -1,5 +1,7 @@
 //! The zfs backend: checks, tools, the rsync step, the ZFS snapshot and expiry steps.
 
+use ari_core::dump_store::DumpStore;
+use ari_core::job::dump::DUMPS_DIR;
 use ari_core::kinds;
 use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, PluginError, Restore, RestoreRequest,
@@ -155,6 +157,15 @@ impl BackupBackend for ZfsBackend {
         // The admin's options come after ari's: rsync keeps the last of an option.
         argv.extend(job.get(&RSYNC_OPTIONS));
         argv.extend(["--exclude".to_string(), "/.zfs".to_string()]);
+        if !job.job().dumps.is_empty() {
+            // The dumps ari wrote into the destination before rsync: never deleted there
+            // (`P`, which only the receiving side reads), never sent from the host.
+            argv.extend([
+                format!("--filter=P /{DUMPS_DIR}/"),
+                "--exclude".to_string(),
+                format!("/{DUMPS_DIR}"),
+            ]);
+        }
         for path in &job.job().exclude {
             argv.extend(["--exclude".to_string(), path.clone()]);
         }
@@ -259,8 +270,12 @@ impl BackupBackend for ZfsBackend {
                 sample.including(path.clone(), Sample::literal(&path))
             };
         }
-        // rsync's own `--exclude /.zfs`, then the job's.
+        // rsync's own `--exclude /.zfs` (and the dumps' directory, checked by their formats
+        // instead), then the job's.
         sample = sample.excluding(Sample::literal("/.zfs"));
+        if !job.job().dumps.is_empty() {
+            sample = sample.excluding(Sample::literal(&format!("/{DUMPS_DIR}")));
+        }
         for pattern in &job.job().exclude {
             let rule = crate::selection::exclude_rule(pattern);
             sample = if rule.directories_only {
@@ -273,6 +288,15 @@ impl BackupBackend for ZfsBackend {
             sample = sample.comparing_owners();
         }
         Ok(Some(sample))
+    }
+
+    /// Dumps land in `.ari-dumps` inside rsync_dst on the ZFS host, before rsync and the ZFS
+    /// snapshot: one snapshot holds the files and the dumps of a run, and expiry treats them
+    /// alike.
+    fn dump_store(&self, job: &JobContext) -> Result<Option<DumpStore>, ConfigError> {
+        let target = target(job)?;
+        let directory = join_path(rsync_destination_path(&target.rsync_dst), DUMPS_DIR);
+        Ok(Some(DumpStore::new(target.zfs_host, directory)))
     }
 
     /// The health of the dataset's pool and the age of its last scrub (`zpool status`).

@@ -239,7 +239,13 @@ fn metric_names() -> Vec<String> {
     fx.write_config(&format!("metrics_file: {}\n", fx.p("metrics/ari.prom")));
     let src = fx.make_tree("src", &[("a", "1")]);
     let job = fx
-        .write_job("x.yaml", &format!("include: [{}]\nverify_sample: 1\nverify_every: 7d\n", src.display()));
+        .write_job(
+        "x.yaml",
+        &format!(
+            "include: [{}]\nverify_sample: 1\nverify_every: 7d\ndumps:\n  - {{name: d, command: [echo, dump]}}\n",
+            src.display()
+        ),
+    );
     assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
     metrics(&fx)
         .lines()

@@ -1,8 +1,9 @@
 //! `cargo xtask deps`: makes sure the system tools that the tests, the demo
 //! and the benchmarks run are installed. ari drives rdiff-backup over ssh, so
 //! the integration tests need rdiff-backup, rsync, an ssh client and an sshd
-//! they can start themselves, zsh to stand in for a login shell, and restic
-//! for the example backend in examples/ari-restic. On Debian-like systems, as
+//! they can start themselves, zsh to stand in for a login shell, restic
+//! for the example backend in examples/ari-restic, and the database servers and
+//! clients that the dump tests stream from. On Debian-like systems, as
 //! root, missing tools are installed with apt-get; otherwise we print the
 //! command to run, since guessing at sudo or another package manager would
 //! surprise people.
@@ -41,6 +42,15 @@ const TOOLS: &[Tool] = &[
     // The sudoers drop-in of `ari authorize` is checked with `visudo -cf` on a file of its own
     // (the machine's sudoers is never touched).
     Tool { binary: "/usr/sbin/visudo", package: "sudo" },
+    // Database dumps (`dumps:`) are tested against real servers the tests start themselves:
+    // PostgreSQL (the server package's binaries, without its cluster: initdb runs in a temp
+    // directory), MariaDB (the server core without the package that starts a system daemon),
+    // SQLite; zstd compresses dumps.
+    Tool { binary: "/usr/lib/postgresql/15/bin/initdb", package: "postgresql-15" },
+    Tool { binary: "/usr/sbin/mariadbd", package: "mariadb-server-core" },
+    Tool { binary: "mysqldump", package: "mariadb-client" },
+    Tool { binary: "sqlite3", package: "sqlite3" },
+    Tool { binary: "zstd", package: "zstd" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with

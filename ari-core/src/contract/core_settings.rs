@@ -126,6 +126,13 @@ pub(crate) static VERIFY_TIMEOUT: Setting<std::time::Duration> = Setting::new(
     Some("2h"),
     "stop a spot check (each side's listing and hashing) that runs longer than this, and fail it; command_timeout, when shorter, wins",
 );
+/// The longest a database dump (`dumps:`) may run, unless its entry sets `timeout`.
+pub(crate) static DUMP_TIMEOUT: Setting<std::time::Duration> = Setting::new(
+    "dump_timeout",
+    "core",
+    Some("6h"),
+    "stop a database dump (`dumps:`) that runs longer than this, and fail the job; an entry's `timeout` sets its own, and command_timeout, when shorter, wins",
+);
 /// How often a run includes the spot check.
 pub(crate) static VERIFY_EVERY: Setting<Option<std::time::Duration>> = Setting::new(
     "verify_every",
@@ -307,7 +314,7 @@ pub static REMOTE_SUDO: Setting<bool> = Setting::with_kind(
 
 crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE, REMOTE_SUDO,);
 
-crate::register_settings!(VERIFY_SAMPLE, VERIFY_MAX_BYTES, VERIFY_EVERY, VERIFY_TIMEOUT,);
+crate::register_settings!(VERIFY_SAMPLE, VERIFY_MAX_BYTES, VERIFY_EVERY, VERIFY_TIMEOUT, DUMP_TIMEOUT,);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

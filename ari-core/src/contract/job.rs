@@ -25,7 +25,9 @@ use crate::contract::step::{Program, When};
 
 pub(crate) use crate::contract::kinds::{check_host, check_label};
 
+pub mod dump;
 pub(crate) mod file;
+mod program;
 
 /// The job's own keys, beside which any registered setting may appear.
 #[doc(hidden)]
@@ -40,6 +42,7 @@ pub const JOB_KEYS: &[&str] = &[
     "pre",
     "after_snapshot",
     "post",
+    "dumps",
 ];
 
 /// One backup job, parsed and checked.
@@ -74,6 +77,9 @@ pub struct Job {
     /// Commands after everything else; each runs even if one before it failed.
     #[doc(hidden)]
     pub post: Vec<HookCommand>,
+    /// Database dumps (or commands' output) streamed into the store before any snapshot.
+    #[doc(hidden)]
+    pub dumps: Vec<dump::Dump>,
     /// The settings the job file sets.
     #[doc(hidden)]
     pub settings: Layer,

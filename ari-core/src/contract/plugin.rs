@@ -468,6 +468,17 @@ pub trait BackupBackend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Where the job's database dumps (`dumps:`) land; none by default (a job with dumps is
+    /// then refused). Asked only of a job that has dumps. The engine streams each dump into the
+    /// directory and checks it; the backend keeps the directory with its backup: inside what
+    /// it backs up and snapshots (zfs), or versioned by a step of its own (rdiff).
+    fn dump_store(
+        &self,
+        _job: &JobContext,
+    ) -> Result<Option<crate::contract::dump_store::DumpStore>, ConfigError> {
+        Ok(None)
+    }
+
     /// The checks of the whole store that `ari verify --full` runs after its spot check, given
     /// the backups `history` listed (oldest first): the tool's own verification of what it
     /// stored, the health of the disks under it; none by default.

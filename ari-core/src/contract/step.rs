@@ -112,6 +112,8 @@ impl fmt::Display for Command {
 pub enum Phase {
     /// The job's `pre` commands.
     Pre,
+    /// The job's database dumps (`dumps:`), streamed into the store before any snapshot.
+    Dump,
     /// Snapshot creation and mounting.
     Snapshot,
     /// The job's `after_snapshot` commands.
@@ -132,6 +134,7 @@ impl Phase {
     pub fn as_str(&self) -> &'static str {
         match self {
             Phase::Pre => "pre",
+            Phase::Dump => "dump",
             Phase::Snapshot => "snapshot",
             Phase::AfterSnapshot => "after_snapshot",
             Phase::Main => "main",
@@ -533,6 +536,28 @@ pub(crate) enum Action {
     /// List, pick, hash and compare a sample of the backup on both sides: the engine's own
     /// spot check (`verify_sample`), whose commands it builds.
     Verify(Box<VerifySides>),
+    /// Stream a dump from its host into the store: the engine's own (`dumps:`), whose commands
+    /// it builds.
+    Dump(Box<DumpStream>),
+}
+
+/// A dump's stream: the dump's command on its host, whose standard output ari reads (counting
+/// it and keeping its start and end for the format's check) and hands to the compressor, if
+/// any, and the writer, which keeps it under a temporary name in the store.
+#[derive(Debug, Clone)]
+pub(crate) struct DumpStream {
+    /// The dump's label.
+    pub(crate) name: String,
+    /// The dump tool, on its host.
+    pub(crate) source: Command,
+    /// The compressor, on the backup server.
+    pub(crate) compress: Option<Command>,
+    /// What writes the stream to the temporary name, on the store's host.
+    pub(crate) writer: Command,
+    /// What the dump's first and last bytes must hold, by its format.
+    pub(crate) check: crate::contract::end_check::EndCheck,
+    /// The longest it may run (the entry's `timeout`, or `dump_timeout`).
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// The two sides of a spot check: the same listing command in the source root and in the
@@ -565,6 +590,7 @@ impl Action {
             Action::RefuseIf { command, .. } => command,
             Action::Dynamic { query, .. } => query,
             Action::Verify(sides) => &sides.source,
+            Action::Dump(stream) => &stream.source,
         }
     }
 }
@@ -578,6 +604,7 @@ impl fmt::Debug for Action {
             }
             Action::Dynamic { query, .. } => f.debug_struct("Dynamic").field("query", query).finish(),
             Action::Verify(sides) => f.debug_tuple("Verify").field(sides).finish(),
+            Action::Dump(stream) => f.debug_tuple("Dump").field(stream).finish(),
         }
     }
 }

@@ -68,6 +68,40 @@ pub struct RunRecord {
     /// marked so here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyRecord>,
+    /// The run's database dumps that ran, in order: each one's size and time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dumps: Vec<DumpRecord>,
+}
+
+/// One database dump of a run (`dumps:`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpRecord {
+    /// Its label.
+    pub name: String,
+    /// Whether it streamed whole and passed its format's check (and so replaced the previous).
+    pub ok: bool,
+    /// How many bytes the dump tool wrote (before compression), as far as it came.
+    pub bytes: u64,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl DumpRecord {
+    /// The dumps among a run's step records.
+    pub(crate) fn of_steps(records: &[crate::engine::step_run::StepRecord]) -> Vec<DumpRecord> {
+        records
+            .iter()
+            .filter_map(|record| {
+                let (name, bytes) = record.dumped.as_ref()?;
+                Some(DumpRecord {
+                    name: name.clone(),
+                    ok: record.error.is_none(),
+                    bytes: *bytes,
+                    seconds: record.duration.as_secs_f64(),
+                })
+            })
+            .collect()
+    }
 }
 
 impl RunRecord {
@@ -225,6 +259,7 @@ mod tests {
             files: None,
             bytes: None,
             verify: None,
+            dumps: Vec::new(),
         }
     }
 

@@ -179,6 +179,9 @@ struct RanJson<'a> {
     /// What the spot check found, when it ran to a verdict.
     #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<crate::engine::verify::VerdictJson>,
+    /// The database dumps that ran: each one's size and time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dumps: Vec<crate::engine::history::DumpRecord>,
 }
 
 /// A step that failed.
@@ -236,6 +239,7 @@ impl<'a> JobJson<'a> {
                 cleanup_failures: r.cleanup_failures.iter().map(failure).collect(),
                 post_failures: r.post_failures.iter().map(failure).collect(),
                 verify: r.verdict().map(crate::engine::verify::VerdictJson::of),
+                dumps: crate::engine::history::DumpRecord::of_steps(&r.records),
             }),
             steps: report
                 .map(|r| {
@@ -289,6 +293,10 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
                     crate::engine::history::VerifyRecord::of(verdict, every)
                 }),
                 _ => None,
+            },
+            dumps: match &run.outcome {
+                JobOutcome::Ran(report) => crate::engine::history::DumpRecord::of_steps(&report.records),
+                _ => Vec::new(),
             },
         };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {

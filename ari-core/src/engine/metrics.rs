@@ -115,6 +115,33 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
             }
         });
     }
+    // Each dump of the job's last run that had dumps, by its label.
+    type DumpValue = fn(&crate::engine::history::DumpRecord) -> f64;
+    let per_dump: [(&str, &str, DumpValue); 3] = [
+        ("ari_job_dump_success", "1 when the dump streamed whole and passed its format's check in the job's last run with dumps, else 0.", |d| {
+            if d.ok { 1.0 } else { 0.0 }
+        }),
+        ("ari_job_dump_bytes", "Bytes the dump tool wrote (before compression) in the job's last run with dumps.", |d| d.bytes as f64),
+        ("ari_job_dump_duration_seconds", "How long the dump took in the job's last run with dumps.", |d| d.seconds),
+    ];
+    for (name, help, value) in per_dump {
+        let samples: Vec<(String, String, f64)> = jobs
+            .iter()
+            .filter_map(|(label, history)| {
+                Some((label, history.runs.iter().rev().find(|r| !r.dumps.is_empty())?))
+            })
+            .flat_map(|(label, run)| run.dumps.iter().map(move |d| (label.clone(), d.name.clone(), value(d))))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        family(&mut out, name, help, |out| {
+            for (label, dump, value) in &samples {
+                let _ =
+                    writeln!(out, "{name}{{job=\"{}\",dump=\"{}\"}} {value}", escape(label), escape(dump));
+            }
+        });
+    }
     out
 }
 
@@ -153,6 +180,7 @@ mod tests {
             files,
             bytes: files.map(|f| f * 100),
             verify: None,
+            dumps: Vec::new(),
         };
         History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
         History::record(dir.path(), "db", record(1, 1_800_086_400, None)).unwrap();

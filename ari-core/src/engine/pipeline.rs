@@ -1,6 +1,6 @@
 //! The job pipeline: a job's steps as one plan, and the one function that runs a plan.
 //!
-//! Order: `pre` → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
+//! Order: `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
 //! that succeeded, in reverse order) → the backend's post steps → `post`. The first failure
 //! before cleanup stops the steps before cleanup; every cleanup and post step runs whatever
 //! happened before it, and all their errors are collected. `ari plan` prints the same plan that
@@ -93,6 +93,7 @@ pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger, verify_d
     log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
     'steps: for (message, steps) in [
         ("processing pre-job hooks", &plan.pre),
+        ("streaming database dumps", &plan.dumps),
         ("creating snapshots", &plan.snapshot),
         ("processing after-snapshot hooks", &plan.after_snapshot),
         ("data backup started", &plan.main),
@@ -119,6 +120,8 @@ pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger, verify_d
             };
             let result = if let Action::Verify(sides) = &step.action {
                 crate::engine::step_run::run_verify(step, sides, runner, since, &mut records)
+            } else if let Action::Dump(stream) = &step.action {
+                crate::engine::step_run::run_dump(step, stream, runner, &mut records)
             } else if step.repairs.is_empty() {
                 run_step(step, runner, &mut records)
             } else {

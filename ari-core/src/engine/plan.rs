@@ -28,6 +28,8 @@ pub struct JobPlan {
     pub connections: Connections,
     /// The job's `pre` commands.
     pub pre: Vec<Step>,
+    /// The job's database dumps, streamed into the store after `pre`, before any snapshot.
+    pub dumps: Vec<Step>,
     /// Snapshot creation and mounting, each step with its undo.
     pub snapshot: Vec<Step>,
     /// The job's `after_snapshot` commands.
@@ -143,6 +145,15 @@ impl JobPlan {
             .into_iter()
             .map(|step| step.when(crate::contract::step::When::Success))
             .collect();
+        let dumps = if job.dumps.is_empty() {
+            Vec::new()
+        } else {
+            let store = backend
+                .dump_store(&ctx)?
+                .ok_or_else(|| crate::engine::dumps::no_store(&job, backend.name()))?;
+            tools.extend(crate::engine::dumps::tools(&job));
+            crate::engine::dumps::steps(&job, &settings, store)
+        };
         let pre = hook_steps(Phase::Pre, &job.pre);
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
         let post = hook_steps(Phase::Post, &job.post);
@@ -155,6 +166,7 @@ impl JobPlan {
             ssh,
             connections,
             pre,
+            dumps,
             snapshot,
             after_snapshot,
             main,
@@ -271,6 +283,7 @@ impl JobPlan {
             // A spot check's store side too: it runs after the backup, where a refusal is late.
             let store = match &step.action {
                 Action::Verify(sides) => Some(&sides.store),
+                Action::Dump(stream) => Some(&stream.writer),
                 _ => None,
             };
             for command in std::iter::once(step.action.command()).chain(probe).chain(store) {
@@ -293,6 +306,7 @@ impl JobPlan {
     pub fn steps(&self) -> Vec<&Step> {
         let mut steps: Vec<&Step> = Vec::new();
         steps.extend(&self.pre);
+        steps.extend(&self.dumps);
         steps.extend(&self.snapshot);
         steps.extend(&self.after_snapshot);
         steps.extend(&self.main);
@@ -336,6 +350,20 @@ impl JobPlan {
                         "       (compared with, on {}: {})\n",
                         sides.store.host,
                         shown_program(&sides.store.program)
+                    ));
+                }
+                Action::Dump(stream) => {
+                    if let Some(compress) = &stream.compress {
+                        out.push_str(&format!(
+                            "       (through, on {}: {})\n",
+                            compress.host,
+                            shown_program(&compress.program)
+                        ));
+                    }
+                    out.push_str(&format!(
+                        "       (into, on {}: {})\n",
+                        stream.writer.host,
+                        shown_program(&stream.writer.program)
                     ));
                 }
                 Action::Dynamic { .. } => {

@@ -92,6 +92,12 @@ struct StepJson<'a> {
     /// A spot check's store side (its host side is `argv`), each ending in the run's seed.
     #[serde(skip_serializing_if = "Option::is_none")]
     verify_store: Option<CommandJson<'a>>,
+    /// A dump's compressor, on the backup server (the dump tool is `argv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dump_compress: Option<CommandJson<'a>>,
+    /// What writes a dump's stream into the store, under a temporary name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dump_writer: Option<CommandJson<'a>>,
 }
 
 impl<'a> StepJson<'a> {
@@ -119,6 +125,14 @@ impl<'a> StepJson<'a> {
             repairs: step.repairs.iter().map(RepairJson::of).collect(),
             verify_store: match &step.action {
                 Action::Verify(sides) => Some(CommandJson::of(&sides.store)),
+                _ => None,
+            },
+            dump_compress: match &step.action {
+                Action::Dump(stream) => stream.compress.as_ref().map(CommandJson::of),
+                _ => None,
+            },
+            dump_writer: match &step.action {
+                Action::Dump(stream) => Some(CommandJson::of(&stream.writer)),
                 _ => None,
             },
         }

@@ -20,6 +20,7 @@ use crate::contract::step::{Command, Host, Program, Tolerated};
 
 mod capture;
 mod group;
+pub(crate) mod stream;
 
 use capture::Capture;
 pub(crate) use capture::OUTPUT_HEAD;
@@ -30,9 +31,9 @@ use group::{own_group, start_gated, stop_group, KILL_GRACE, POLL};
 const STDERR_TAIL_LINES: usize = 10;
 /// How long, once a command has exited, ari waits for the end of its output: a process it left
 /// behind holding the pipes (a daemon a hook started) must not hold the job.
-const OUTPUT_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// How long a stopped remote command may take to report its process group, when it has not yet.
-const MARKER_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const MARKER_GRACE: Duration = Duration::from_secs(1);
 /// How often ari looks for a starting master connection's control socket.
 const MASTER_POLL: Duration = Duration::from_millis(20);
 
@@ -405,8 +406,22 @@ pub(crate) fn execute(
     if status.success() {
         return Ok(Output { stdout, stdout_omitted, stdout_raw, stderr });
     }
+    Err(failure(command, status, stdout, stderr, destinations, sudo))
+}
+
+/// Why `command`, which reached `destinations` (through sudo there when `sudo`), did not succeed
+/// with `status`, from what it printed.
+pub(crate) fn failure(
+    command: &Command,
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+    destinations: &[String],
+    sudo: bool,
+) -> ProcessError {
+    let describe = || command.to_string();
     let shown = if stderr.trim().is_empty() { stdout } else { stderr };
-    Err(match (status.code(), &command.host) {
+    match (status.code(), &command.host) {
         (Some(255), Host::Remote(host)) => {
             ProcessError::Ssh { command: describe(), host: host.clone(), stderr: shown }
         }
@@ -428,7 +443,7 @@ pub(crate) fn execute(
             signal: status.signal().unwrap_or_default(),
             stderr: shown,
         },
-    })
+    }
 }
 
 /// What ari's ssh filter prints on standard error when it refuses a command, and its exit status
@@ -436,7 +451,7 @@ pub(crate) fn execute(
 const FILTER_REFUSED: &str = "ari-filter: refused";
 const FILTER_REFUSED_STATUS: i32 = 126;
 
-fn spawn_error(argv: &[String], source: io::Error) -> ProcessError {
+pub(crate) fn spawn_error(argv: &[String], source: io::Error) -> ProcessError {
     match source.kind() {
         io::ErrorKind::NotFound => ProcessError::NotFound {
             program: argv[0].clone(),

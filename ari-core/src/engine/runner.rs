@@ -116,18 +116,7 @@ impl Runner {
             return Ok(Output::default());
         }
         log::debug!("run_command on {}: {}", command.host, process::shown_argv(&argv));
-        let own = match (self.command_timeout, self.step_timeout) {
-            (Some(command), Some((step, _))) if command <= step => {
-                Some(Deadline::after(command, "command_timeout"))
-            }
-            (_, Some((step, setting))) => Some(Deadline::after(step, setting)),
-            (command, None) => command.map(|limit| Deadline::after(limit, "command_timeout")),
-        };
-        let deadline = match (own, &self.job_deadline) {
-            (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
-            (Some(own), _) => Some(own),
-            (None, job) => job.clone(),
-        };
+        let deadline = self.deadline();
         // The hosts this command reaches: their shared connections come up first, and a
         // stopped command is stopped there too.
         let destinations = self.session.destinations_of(command, &argv);
@@ -138,5 +127,63 @@ impl Runner {
         let stop_groups = |groups: &[(String, u32)]| self.session.stop_groups(groups);
         let reach = Reach { destinations, nonces, sudo: self.session.ssh().sudo, stop_groups: &stop_groups };
         process::execute(command, &argv, &self.cancel, deadline, Some(reach), on_start)
+    }
+
+    /// The deadline of a command started now: the shorter of its own limit (`command_timeout`,
+    /// or the step's) and what is left of the job's.
+    fn deadline(&self) -> Option<Deadline> {
+        let own = match (self.command_timeout, self.step_timeout) {
+            (Some(command), Some((step, _))) if command <= step => {
+                Some(Deadline::after(command, "command_timeout"))
+            }
+            (_, Some((step, setting))) => Some(Deadline::after(step, setting)),
+            (command, None) => command.map(|limit| Deadline::after(limit, "command_timeout")),
+        };
+        match (own, &self.job_deadline) {
+            (Some(own), Some(job)) if job.at < own.at => Some(job.clone()),
+            (Some(own), _) => Some(own),
+            (None, job) => job.clone(),
+        }
+    }
+
+    /// Streams `source`'s output through ari into `sinks`, each the next one's input
+    /// (`process::stream`), under this runner's limits; `keep` is how many of the stream's
+    /// first and last bytes come back. A dry run logs each command and runs none.
+    pub(crate) fn stream(
+        &self,
+        source: &Command,
+        sinks: &[&Command],
+        keep: usize,
+    ) -> Result<process::stream::Streamed, process::stream::Stopped> {
+        let stages: Vec<process::stream::Stage<'_>> = std::iter::once(source)
+            .chain(sinks.iter().copied())
+            .map(|command| process::stream::Stage { command, argv: self.session.argv(command) })
+            .collect();
+        for stage in &stages {
+            let shown = process::shown_argv(&stage.argv);
+            if self.dry_run {
+                log::info!("dry run, not running on {}: {shown}", stage.command.host);
+            } else {
+                log::debug!("run_command on {}: {shown}", stage.command.host);
+            }
+        }
+        if self.dry_run {
+            return Ok(process::stream::Streamed::default());
+        }
+        let mut destinations: Vec<String> = Vec::new();
+        for stage in &stages {
+            for destination in self.session.destinations_of(stage.command, &stage.argv) {
+                if !destinations.contains(&destination) {
+                    destinations.push(destination);
+                }
+            }
+        }
+        if !destinations.is_empty() {
+            self.session.connect(&destinations, &self.cancel);
+        }
+        let nonces = if destinations.is_empty() { Vec::new() } else { self.session.by_nonce() };
+        let stop_groups = |groups: &[(String, u32)]| self.session.stop_groups(groups);
+        let reach = Reach { destinations, nonces, sudo: self.session.ssh().sudo, stop_groups: &stop_groups };
+        process::stream::stream(&stages[0], &stages[1..], &self.cancel, self.deadline(), Some(reach), keep)
     }
 }

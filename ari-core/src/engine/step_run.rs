@@ -59,6 +59,17 @@ pub enum StepError {
     /// The spot check failed, or found files the backup does not hold as the host held them.
     #[error(transparent)]
     Verification(#[from] crate::engine::verify::VerifyFailure),
+    /// Every stage of a dump's stream exited 0, but its bytes are not a whole dump of its format:
+    /// the previous dump stays.
+    #[error("dump {name} is not whole ({bytes} bytes): {why}; the previous dump is kept")]
+    Dump {
+        /// The dump's label.
+        name: String,
+        /// What its bytes lack.
+        why: String,
+        /// How many bytes came.
+        bytes: u64,
+    },
     /// A third signal aborted cleanup before this step ran; the ledger keeps it.
     #[error("not run: cleanup was aborted; `ari recover` will undo it")]
     Aborted,
@@ -149,6 +160,8 @@ pub struct StepRecord {
     pub transfer: Option<crate::contract::step::Transfer>,
     /// What it found, when it is the spot check.
     pub(crate) verdict: Option<crate::engine::verify::compare::Verdict>,
+    /// What it streamed, when it is a dump that ran: its label and size.
+    pub(crate) dumped: Option<(String, u64)>,
 }
 
 impl StepRecord {
@@ -167,6 +180,7 @@ impl StepRecord {
             duration,
             transfer: result.as_ref().ok().copied().flatten(),
             verdict: None,
+            dumped: None,
         }
     }
 }
@@ -255,6 +269,51 @@ pub(crate) fn run_verify(
     result.map(|_| ())
 }
 
+/// Streams a dump into the store's temporary name and checks its bytes by its format; its record
+/// holds its size, whether it succeeded or not (a dump cut short has the size it reached).
+pub(crate) fn run_dump(
+    step: &Step,
+    stream: &crate::contract::step::DumpStream,
+    runner: &Runner,
+    records: &mut Vec<StepRecord>,
+) -> Result<(), StepError> {
+    let clock = Instant::now();
+    let (bytes, result) = attempt_dump(stream, runner);
+    let result = result.map(|()| None);
+    let mut record = StepRecord::of(step, &result, clock.elapsed());
+    record.dumped = Some((stream.name.clone(), bytes)).filter(|_| !runner.is_dry_run());
+    records.push(record);
+    if result.is_ok() && !runner.is_dry_run() {
+        log::info!(
+            "dump {}: {bytes} bytes in {}",
+            stream.name,
+            crate::engine::process::humane(clock.elapsed())
+        );
+    }
+    result.map(|_| ())
+}
+
+/// Streams a dump and checks it: how many bytes the dump tool wrote, and how it ended.
+fn attempt_dump(stream: &crate::contract::step::DumpStream, runner: &Runner) -> (u64, Result<(), StepError>) {
+    let runner = runner.clone().with_step_timeout(stream.timeout, "the dump's timeout");
+    let sinks: Vec<&crate::contract::step::Command> =
+        stream.compress.iter().chain([&stream.writer]).collect();
+    let keep = crate::contract::end_check::EndCheck::TAIL;
+    let streamed = match runner.stream(&stream.source, &sinks, keep) {
+        Ok(streamed) => streamed,
+        Err(stopped) => return (stopped.bytes, Err(stopped.error.into())),
+    };
+    if runner.is_dry_run() {
+        return (0, Ok(()));
+    }
+    let judged = stream.check.judge(&streamed.head, &streamed.tail).map_err(|why| StepError::Dump {
+        name: stream.name.clone(),
+        why,
+        bytes: streamed.bytes,
+    });
+    (streamed.bytes, judged)
+}
+
 /// Runs a step once; what it transferred, when it reports that. A command step with `on_start`
 /// is started through [`Runner::run_watched`].
 pub(crate) fn attempt_step(
@@ -298,6 +357,7 @@ pub(crate) fn attempt_step(
             Err(ProcessError::Exited { .. }) => Ok(None),
             Err(error) => Err(error.into()),
         },
+        Action::Dump(stream) => attempt_dump(stream, runner).1.map(|()| None),
         // The pipeline runs a spot check with the backup's start; elsewhere it is live.
         Action::Verify(sides) => Ok(crate::engine::verify::attempt(sides, runner, None).map(|_| None)?),
         Action::Dynamic { query, expand } => {

@@ -20,10 +20,13 @@ use super::{
     check_label, default_label, foreign_settings, key_error, Checked, HookCommand, Job, Volume, JOB_KEYS,
 };
 use crate::contract::error::{did_you_mean, ConfigError};
-use crate::contract::kinds::{self, check_no_nul};
+use crate::contract::kinds;
 use crate::contract::plugin;
 use crate::contract::settings::{self, Layer, Source, ValueSeed};
-use crate::contract::step::{Program, When};
+use crate::contract::step::When;
+
+use super::dump::Dump;
+use super::program::ProgramSpec;
 
 impl Job {
     /// Reads and parses a job file.
@@ -88,6 +91,7 @@ impl Job {
             pre: raw.pre,
             after_snapshot: raw.after_snapshot,
             post: raw.post,
+            dumps: raw.dumps,
             settings: raw.settings.with_document(Arc::clone(&document)),
             document,
             keys: raw.keys,
@@ -208,6 +212,9 @@ fn check_combinations(path: &Path, text: &str, raw: &RawJob) -> Vec<ConfigError>
             ));
         }
     }
+    if let Err((i, why)) = super::dump::check_names(&raw.dumps) {
+        errors.push(at(&format!("dumps[{i}].name"), why));
+    }
     // Without `backend:`, the binary's default backend decides, which only planning knows.
     if let Some(backend) = raw.backend.as_deref() {
         for (key, message) in foreign_settings(&raw.keys, backend, raw.snapshot.as_deref()) {
@@ -234,6 +241,7 @@ struct RawJob {
     pre: Vec<HookCommand>,
     after_snapshot: Vec<HookCommand>,
     post: Vec<HookCommand>,
+    dumps: Vec<Dump>,
     settings: Layer,
 }
 
@@ -315,6 +323,7 @@ impl<'de> Visitor<'de> for JobSeed<'_> {
                 "pre" => job.pre = hooks(map.next_value::<Vec<RawHook>>()?),
                 "after_snapshot" => job.after_snapshot = hooks(map.next_value::<Vec<RawHook>>()?),
                 "post" => job.post = posts(map.next_value::<Vec<RawPost>>()?),
+                "dumps" => job.dumps = map.next_value::<Vec<Dump>>()?,
                 name => {
                     let def = match settings::registry().get(name) {
                         Some(def) => *def,
@@ -495,52 +504,6 @@ fn hook(command: ProgramSpec, host: Option<HostName>, when: When) -> HookCommand
         program: command.0,
         host: host.map(|h| h.0).unwrap_or_else(|| "localhost".to_string()),
         when,
-    }
-}
-
-/// A command: a string for a shell, or a list run without one.
-struct ProgramSpec(Program);
-
-impl<'de> Deserialize<'de> for ProgramSpec {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ProgramSpec, D::Error> {
-        deserializer.deserialize_any(ProgramVisitor)
-    }
-}
-
-struct ProgramVisitor;
-
-impl<'de> Visitor<'de> for ProgramVisitor {
-    type Value = ProgramSpec;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a command: a string for a shell, or a list of words")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<ProgramSpec, E> {
-        if v.trim().is_empty() {
-            return Err(E::custom("the command is empty"));
-        }
-        check_no_nul(v).map_err(|why| E::custom(format!("the command {why}")))?;
-        Ok(ProgramSpec(Program::Shell(v.to_string())))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ProgramSpec, A::Error> {
-        let mut words = Vec::new();
-        while let Some(word) = seq.next_element::<String>()? {
-            check_no_nul(&word).map_err(|why| {
-                de::Error::custom(format!("`{}` {why}", crate::contract::kinds::shown(&word)))
-            })?;
-            words.push(word);
-        }
-        let Some(program) = words.first().filter(|w| !w.is_empty()) else {
-            return Err(de::Error::custom("the command is empty"));
-        };
-        // Run without a shell, the first word is what is executed: a relative path would be
-        // looked for in whatever directory ari (or the remote shell) happens to start in.
-        kinds::check_program(program).map_err(|why| {
-            de::Error::custom(format!("the program `{}` {why}", crate::contract::kinds::shown(program)))
-        })?;
-        Ok(ProgramSpec(Program::Argv(words)))
     }
 }
 

@@ -128,6 +128,10 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         if let Some(probe) = &step.present {
             exact(&probe.query, &mut by_host);
         }
+        // A dump's writer, on the store's host: as fixed as the dump itself.
+        if let crate::contract::step::Action::Dump(stream) = &step.action {
+            exact(&stream.writer, &mut by_host);
+        }
         // A dynamic step's expansions are argv commands that ari runs (through sudo as any of
         // its own); what another step declares is what its tool starts through the job's ssh.
         // So are a spot check's sides, each an argv that ends in the run's seed.

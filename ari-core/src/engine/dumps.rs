@@ -1,0 +1,229 @@
+//! The dump phase (`dumps:`, docs/jobs.md): for each dump, a step that streams the dump tool's
+//! output from its host through ari (and a compressor on the backup server) into a temporary
+//! name in the store's dump directory, then a step that renames it over the previous dump; then
+//! what the backend runs once every dump landed (rdiff's versioning).
+//!
+//! *Invariant:* a dump replaces the previous one only after every stage of its stream exited 0
+//! and its bytes passed its format's check: the rename is a step of its own, which the phase
+//! reaches only after the stream's step succeeded. Every command here is fixed by the job (no
+//! run-time value reaches a host), so `ari authorize` allows each exactly.
+
+use std::time::Duration;
+
+use crate::contract::core_settings::DUMP_TIMEOUT;
+use crate::contract::dump_store::DumpStore;
+use crate::contract::error::ConfigError;
+use crate::contract::job::dump::{Compression, Dump, DumpOf};
+use crate::contract::job::Job;
+use crate::contract::plugin::Tool;
+use crate::contract::settings::Settings;
+use crate::contract::step::{Action, Command, DumpStream, Host, Phase, Program, Step};
+
+/// Writes its input to `$1/$2`, a temporary name, and syncs it: in the directory `$1` (made
+/// when missing, 0700), entered without following a symbolic link anywhere on its path (`pwd
+/// -P` must be `$1` itself), so that nothing on the store's host can send the dump elsewhere;
+/// the name is made anew (`set -C`: never through a link someone left there).
+pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; rm -f -- "$2" && set -C && cat > "$2" && sync -- "$2""#;
+
+/// Renames `$1/$2` (what [`WRITE`] wrote) to `$1/$3` over the previous dump, and syncs the
+/// directory; in `$1` entered as [`WRITE`] does.
+pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; mv -fT -- "$2" "$3" && sync -- ."#;
+
+/// The file a dump is kept as: its name, its format's extension, `.zst` when compressed.
+pub(crate) fn file_name(dump: &Dump) -> String {
+    let extension = match &dump.of {
+        DumpOf::Postgresql { database: Some(_) } => "pgdump",
+        DumpOf::Postgresql { database: None } | DumpOf::Mysql { .. } | DumpOf::Sqlite { .. } => "sql",
+        DumpOf::Mongodb { .. } => "archive",
+        DumpOf::Command(_) => "dump",
+    };
+    match dump.compress {
+        Compression::None => format!("{}.{extension}", dump.name),
+        Compression::Zstd => format!("{}.{extension}.zst", dump.name),
+    }
+}
+
+/// The dump tool's command line, before the container or user it runs as.
+fn tool(dump: &Dump) -> Program {
+    let words = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let argv = match &dump.of {
+        DumpOf::Postgresql { database: Some(database) } => {
+            let mut argv = words(&["pg_dump", "--format=custom"]);
+            argv.extend(dump.options.iter().cloned());
+            argv.push(database.clone());
+            argv
+        }
+        DumpOf::Postgresql { database: None } => {
+            let mut argv = words(&["pg_dumpall", "--globals-only"]);
+            argv.extend(dump.options.iter().cloned());
+            argv
+        }
+        DumpOf::Mysql { database } => {
+            let mut argv = words(&["mysqldump"]);
+            // mysqldump reads --defaults-extra-file only as its first option.
+            let (defaults, rest): (Vec<&String>, Vec<&String>) =
+                dump.options.iter().partition(|o| o.starts_with("--defaults-extra-file="));
+            argv.extend(defaults.into_iter().cloned());
+            argv.push("--single-transaction".to_string());
+            argv.extend(rest.into_iter().cloned());
+            match database {
+                Some(database) => argv.extend(["--databases".to_string(), database.clone()]),
+                None => argv.push("--all-databases".to_string()),
+            }
+            argv
+        }
+        DumpOf::Mongodb { database } => {
+            let mut argv = words(&["mongodump", "--archive"]);
+            argv.extend(dump.options.iter().cloned());
+            argv.extend(database.iter().map(|database| format!("--db={database}")));
+            argv
+        }
+        // `.dump` writes the whole database as SQL in one transaction; read-only, it changes
+        // nothing (`.backup` cannot write to stdout).
+        DumpOf::Sqlite { path } => words(&["sqlite3", "-readonly", path, ".dump"]),
+        DumpOf::Command(program) => return program.clone(),
+    };
+    Program::Argv(argv)
+}
+
+/// The dump's command on its host: the tool, inside its container or as its user.
+pub(crate) fn source(job: &Job, dump: &Dump) -> Command {
+    let host = Host::named(dump.host.as_deref().unwrap_or(&job.source_hostname));
+    let inner = tool(dump);
+    let prefix: Vec<String> = match (&dump.container, &dump.run_as) {
+        (Some(container), user) => {
+            let mut prefix = vec![container.engine.clone(), "exec".to_string()];
+            if let Some(user) = user {
+                prefix.extend(["--user".to_string(), user.clone()]);
+            }
+            prefix.push(container.name.clone());
+            prefix
+        }
+        (None, Some(user)) => vec!["runuser".to_string(), "-u".to_string(), user.clone(), "--".to_string()],
+        (None, None) => Vec::new(),
+    };
+    match (inner, prefix.is_empty()) {
+        (program, true) => Command { host, program },
+        (Program::Argv(argv), false) => Command::argv(host, prefix.into_iter().chain(argv)),
+        (Program::Shell(text), false) => {
+            Command::argv(host, prefix.into_iter().chain(["sh".to_string(), "-c".to_string(), text]))
+        }
+    }
+}
+
+/// The dump phase's steps of `job`, whose dumps land in `store`.
+pub(crate) fn steps(job: &Job, settings: &Settings, store: DumpStore) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let default_timeout: Duration = settings.get(&DUMP_TIMEOUT);
+    for dump in &job.dumps {
+        let file = file_name(dump);
+        let partial = format!(".{file}.partial");
+        let on_store = |script: &str, names: &[&str]| {
+            let mut argv =
+                vec!["sh".to_string(), "-c".to_string(), script.to_string(), "ari-dump".to_string()];
+            argv.push(store.directory.clone());
+            argv.extend(names.iter().map(|name| name.to_string()));
+            Command::argv(store.host.clone(), argv)
+        };
+        let stream = DumpStream {
+            name: dump.name.clone(),
+            source: source(job, dump),
+            compress: match dump.compress {
+                Compression::None => None,
+                Compression::Zstd => {
+                    Some(Command::argv(Host::Local, ["zstd", "-q", "-c", "-T0", "--rsyncable"]))
+                }
+            },
+            writer: on_store(WRITE, &[&partial]),
+            check: dump.of.end_check(),
+            timeout: dump.timeout.unwrap_or(default_timeout),
+        };
+        let mut step = Step::run(Phase::Dump, format!("dump {}", dump.name), stream.source.clone());
+        step.action = Action::Dump(Box::new(stream));
+        steps.push(step);
+        steps.push(Step::run(
+            Phase::Dump,
+            format!("keep dump {}", dump.name),
+            on_store(KEEP, &[&partial, &file]),
+        ));
+    }
+    steps.extend(store.then.into_iter().map(|mut step| {
+        step.phase = Phase::Dump;
+        step
+    }));
+    steps
+}
+
+/// The local programs the dumps need: the compressor.
+pub(crate) fn tools(job: &Job) -> Vec<Tool> {
+    let compressed = job.dumps.iter().any(|dump| dump.compress == Compression::Zstd);
+    compressed.then(|| Tool::new("dumps", "zstd")).into_iter().collect()
+}
+
+/// Refuses a job with dumps whose backend keeps none.
+pub(crate) fn no_store(job: &Job, backend: &str) -> ConfigError {
+    job.error_at("dumps", format!("the {backend} backend keeps no database dumps"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(dumps: &str) -> Job {
+        Job::parse(
+            std::path::Path::new("/etc/ari-backup/jobs.d/db.yaml"),
+            &format!("source_hostname: db\ndumps:\n{dumps}"),
+        )
+        .unwrap()
+    }
+
+    fn check(dump: &str, expected: &str) {
+        let job = job(&format!("  - {dump}\n"));
+        let command = source(&job, &job.dumps[0]);
+        assert_eq!(command.to_string(), expected, "{dump}");
+    }
+
+    #[test]
+    fn each_kind_runs_its_tool_on_its_host() {
+        check(
+            "{name: app, type: postgresql, database: app, run_as: postgres}",
+            "`runuser -u postgres -- pg_dump --format=custom app` on db",
+        );
+        check(
+            "{name: g, type: postgresql, globals: true, options: [--no-role-passwords]}",
+            "`pg_dumpall --globals-only --no-role-passwords` on db",
+        );
+        check(
+            "{name: all, type: mysql, options: [--routines, '--defaults-extra-file=/etc/ari/my.cnf']}",
+            "`mysqldump --defaults-extra-file=/etc/ari/my.cnf --single-transaction --routines --all-databases` on db",
+        );
+        check(
+            "{name: one, type: mysql, database: shop, host: localhost}",
+            "`mysqldump --single-transaction --databases shop` on localhost",
+        );
+        check(
+            "{name: u, type: mongodb, database: users, container: mongo}",
+            "`docker exec mongo mongodump --archive --db=users` on db",
+        );
+        check(
+            "{name: u, type: mongodb, container: mongo, container_engine: podman, run_as: mongodb}",
+            "`podman exec --user mongodb mongo mongodump --archive` on db",
+        );
+        check(
+            "{name: c, type: sqlite, path: /var/lib/app/db.sqlite3}",
+            "`sqlite3 -readonly /var/lib/app/db.sqlite3 .dump` on db",
+        );
+        check("{name: ldap, command: [slapcat, -n, '1']}", "`slapcat -n 1` on db");
+        check(
+            "{name: s, command: 'pg_dump app | head', run_as: postgres}",
+            "`runuser -u postgres -- sh -c 'pg_dump app | head'` on db",
+        );
+    }
+
+    #[test]
+    fn files_are_named_by_label_format_and_compression() {
+        let job = job("  - {name: app, type: postgresql, database: app}\n  - {name: all, type: mysql, compress: zstd}\n  - {name: x, command: [x]}\n");
+        let names: Vec<String> = job.dumps.iter().map(file_name).collect();
+        assert_eq!(names, ["app.pgdump", "all.sql.zst", "x.dump"]);
+    }
+}

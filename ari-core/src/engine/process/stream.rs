@@ -1,0 +1,249 @@
+//! A stream through processes: a dump tool's standard output, read by ari (which counts it and
+//! keeps its first and last bytes for the format's check, in fixed memory), handed to the
+//! stages that follow (a compressor, the writer), each the next one's input. Every stage is a
+//! process of its own, in a group of its own that ends when ari dies, and each one's exit
+//! status is read on its own: the stream succeeds only when every stage exited 0, and a failure
+//! names the stage that caused it (the writer, when it stopped reading; else the first).
+//!
+//! ari sits in the stream rather than joining the stages with one `pipe` so that the stream's
+//! size and ends are known without reading the stored file again, and so that no stage takes
+//! the end of its input for the end of a dump before ari has every status: the writer only
+//! writes a temporary name, which a step of its own renames once this returned success.
+
+use std::io::{self, Read as _, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::capture::Capture;
+use super::group::{own_group, stop_group, POLL};
+use super::{failure, spawn_error, Deadline, ProcessError, Reach, MARKER_GRACE, OUTPUT_GRACE};
+use crate::contract::step::Command;
+
+/// One stage of a stream: the command, and the argv it became.
+pub(crate) struct Stage<'a> {
+    pub(crate) command: &'a Command,
+    pub(crate) argv: Vec<String>,
+}
+
+/// What went through a stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Streamed {
+    /// Its size.
+    pub(crate) bytes: u64,
+    /// Its first bytes (at most `keep`).
+    pub(crate) head: Vec<u8>,
+    /// Its last bytes (at most `keep`).
+    pub(crate) tail: Vec<u8>,
+}
+
+/// A stream that did not succeed: why, and how many bytes had gone through it by then.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub(crate) error: ProcessError,
+    pub(crate) bytes: u64,
+}
+
+impl Stopped {
+    fn before(error: ProcessError) -> Stopped {
+        Stopped { error, bytes: 0 }
+    }
+}
+
+/// A stream that could not start (a pipe, a stage): nothing went through it. A sink already
+/// started sees its input end and exits; what it wrote is only ever a temporary name.
+impl From<ProcessError> for Stopped {
+    fn from(error: ProcessError) -> Stopped {
+        Stopped::before(error)
+    }
+}
+
+/// How much ari reads from the source at a time.
+const CHUNK: usize = 256 << 10;
+
+/// A started stage: its process and what it prints on stderr.
+struct Running<'a> {
+    stage: &'a Stage<'a>,
+    handle: duct::Handle,
+    stderr: Capture,
+    stdout: Option<Capture>,
+}
+
+/// Runs `source` with its output through ari into `sinks` (a compressor, then the writer;
+/// the last one's output is kept as any command's), to the end of every stage, the deadline
+/// or `cancel`; `keep` is how many of the stream's first and last bytes come back.
+pub(crate) fn stream(
+    source: &Stage<'_>,
+    sinks: &[Stage<'_>],
+    cancel: &AtomicBool,
+    deadline: Option<Deadline>,
+    reach: Option<Reach<'_>>,
+    keep: usize,
+) -> Result<Streamed, Stopped> {
+    let sudo = reach.as_ref().is_some_and(|reach| reach.sudo);
+    let reach = reach.filter(|reach| !reach.destinations.is_empty());
+    let destinations: Vec<String> =
+        reach.as_ref().map(|reach| reach.destinations.clone()).unwrap_or_default();
+    let nonces = reach.as_ref().map(|reach| reach.nonces.clone()).unwrap_or_default();
+    let describe = || source.command.to_string();
+
+    // The sinks first, from the last: each one writes into the input of the one after it.
+    let mut running: Vec<Running<'_>> = Vec::new();
+    let (last_read, mut output) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
+    let mut last_read = Some(last_read);
+    for stage in sinks.iter().rev() {
+        let (input_read, input_write) = io::pipe().map_err(|err| spawn_error(&stage.argv, err))?;
+        let (stderr_read, stderr_write) = io::pipe().map_err(|err| spawn_error(&stage.argv, err))?;
+        #[allow(clippy::disallowed_methods)] // this module is the one process spawner
+        let expression = own_group(duct::cmd(&stage.argv[0], &stage.argv[1..]))
+            .stdin_file(input_read)
+            .stdout_file(output)
+            .stderr_file(stderr_write)
+            .unchecked();
+        let handle = expression.start().map_err(|err| spawn_error(&stage.argv, err));
+        drop(expression);
+        let handle = match handle {
+            Ok(handle) => handle,
+            Err(err) => {
+                stop_all(&running, &reach);
+                return Err(Stopped::before(err));
+            }
+        };
+        let stdout = last_read.take().map(|read| Capture::start(read, Vec::new()));
+        running.push(Running { stage, handle, stderr: Capture::start(stderr_read, nonces.clone()), stdout });
+        output = input_write;
+    }
+    running.reverse();
+    let mut feed = output;
+
+    // The source, whose output ari reads.
+    let (mut from_source, source_output) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
+    let (stderr_read, stderr_write) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
+    #[allow(clippy::disallowed_methods)] // this module is the one process spawner
+    let expression = own_group(duct::cmd(&source.argv[0], &source.argv[1..]))
+        .stdin_null()
+        .stdout_file(source_output)
+        .stderr_file(stderr_write)
+        .unchecked();
+    let handle = expression.start().map_err(|err| spawn_error(&source.argv, err));
+    drop(expression);
+    let handle = match handle {
+        Ok(handle) => handle,
+        Err(err) => {
+            drop(feed);
+            stop_all(&running, &reach);
+            return Err(Stopped::before(err));
+        }
+    };
+    running.insert(
+        0,
+        Running { stage: source, handle, stderr: Capture::start(stderr_read, nonces), stdout: None },
+    );
+
+    // ari's part: read, count, keep the ends, hand on. A sink that stops reading ends the copy.
+    let copier = std::thread::spawn(move || -> (Streamed, Option<io::Error>, bool) {
+        let mut streamed = Streamed::default();
+        let mut buffer = vec![0u8; CHUNK];
+        loop {
+            let read = match from_source.read(&mut buffer) {
+                Ok(0) => return (streamed, None, false),
+                Ok(read) => read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return (streamed, Some(err), false),
+            };
+            let chunk = &buffer[..read];
+            streamed.bytes += read as u64;
+            if streamed.head.len() < keep {
+                let room = keep - streamed.head.len();
+                streamed.head.extend_from_slice(&chunk[..room.min(read)]);
+            }
+            streamed.tail.extend_from_slice(chunk);
+            if streamed.tail.len() > 2 * keep {
+                let cut = streamed.tail.len() - keep;
+                streamed.tail.drain(..cut);
+            }
+            if let Err(err) = feed.write_all(chunk) {
+                // The sink is gone: the source learns it when it next writes.
+                return (streamed, Some(err), true);
+            }
+        }
+    });
+
+    // Wait for every stage, looking at the flag and the deadline in between.
+    let mut statuses: Vec<Option<std::process::ExitStatus>> = vec![None; running.len()];
+    loop {
+        for (i, stage) in running.iter().enumerate() {
+            if statuses[i].is_none() {
+                match stage.handle.try_wait() {
+                    Ok(Some(output)) => statuses[i] = Some(output.status),
+                    Ok(None) => {}
+                    Err(source) => {
+                        stop_all(&running, &reach);
+                        let bytes = copier.join().map_or(0, |(streamed, ..)| streamed.bytes);
+                        let error = ProcessError::Wait { command: stage.stage.command.to_string(), source };
+                        return Err(Stopped { error, bytes });
+                    }
+                }
+            }
+        }
+        if statuses.iter().all(Option::is_some) {
+            break;
+        }
+        if cancel.load(Ordering::SeqCst) {
+            log::debug!("{} was interrupted: stopping it", describe());
+            stop_all(&running, &reach);
+            let bytes = copier.join().map_or(0, |(streamed, ..)| streamed.bytes);
+            return Err(Stopped { error: ProcessError::Interrupted { command: describe() }, bytes });
+        }
+        if let Some(deadline) = deadline.as_ref().filter(|d| Instant::now() >= d.at) {
+            log::debug!("{} reached {}: stopping it", describe(), deadline.limit);
+            stop_all(&running, &reach);
+            let bytes = copier.join().map_or(0, |(streamed, ..)| streamed.bytes);
+            let error = ProcessError::TimedOut { command: describe(), limit: deadline.limit.clone() };
+            return Err(Stopped { error, bytes });
+        }
+        std::thread::sleep(POLL);
+    }
+    let (streamed, copy_error, sink_gone) = copier.join().unwrap_or_else(|_| {
+        (Streamed::default(), Some(io::Error::other("ari's copy of the stream panicked")), false)
+    });
+    let mut failures = Vec::new();
+    for (i, (stage, status)) in running.into_iter().zip(statuses).enumerate() {
+        let status = status.expect("every stage ended");
+        let (stderr, _) = stage.stderr.finish(OUTPUT_GRACE);
+        let stdout = stage.stdout.map(|out| out.finish(OUTPUT_GRACE).0).unwrap_or_default();
+        for line in stderr.lines() {
+            log::debug!("stderr: {line}");
+        }
+        if !status.success() {
+            failures.push((i, failure(stage.stage.command, status, stdout, stderr, &destinations, sudo)));
+        }
+    }
+    // The source's failure explains the rest, unless a sink stopped reading first.
+    let sink_failed = failures.iter().position(|(i, _)| *i > 0).filter(|_| sink_gone);
+    let blamed = match sink_failed {
+        Some(at) => Some(failures.swap_remove(at).1),
+        None => failures.into_iter().next().map(|(_, failure)| failure),
+    };
+    if let Some(failure) = blamed {
+        return Err(Stopped { error: failure, bytes: streamed.bytes });
+    }
+    if let Some(source) = copy_error {
+        return Err(Stopped {
+            error: ProcessError::Wait { command: describe(), source },
+            bytes: streamed.bytes,
+        });
+    }
+    Ok(streamed)
+}
+
+/// Stops every started stage, on its hosts first.
+fn stop_all(running: &[Running<'_>], reach: &Option<Reach<'_>>) {
+    if let Some(reach) = reach {
+        let groups: Vec<(String, u32)> =
+            running.iter().flat_map(|stage| stage.stderr.groups(MARKER_GRACE)).collect();
+        (reach.stop_groups)(&groups);
+    }
+    for stage in running {
+        stop_group(&stage.handle);
+    }
+}
