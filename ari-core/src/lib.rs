@@ -62,7 +62,7 @@ pub mod engine_api {
         pub use crate::engine::files::{forbid_writes, outside_file_problem, StateDir, StateError};
     }
     pub mod history {
-        pub use crate::engine::history::{History, HistoryError, RunRecord, VerifyRecord};
+        pub use crate::engine::history::{DumpRecord, History, HistoryError, RunRecord, VerifyRecord};
     }
     pub mod job_run {
         pub use crate::engine::job_run::{
@@ -102,7 +102,8 @@ pub mod engine_api {
     }
     pub mod restore {
         pub use crate::engine::restore::{
-            check_path, check_time, preview, run, select, shown_time, RestoreError, Wanted, TIME_FORMS,
+            check_path, check_time, decompress, dump_source, preview, run, select, shown_time, DumpSource,
+            RestoreError, Wanted, TIME_FORMS,
         };
     }
     pub mod runner {

@@ -367,12 +367,22 @@ impl BackupBackend for RdiffBackend {
     fn dump_store(&self, job: &JobContext) -> Result<Option<DumpStore>, ConfigError> {
         let (incoming, versioned) = RdiffBackend::dump_stores(job)?;
         let program = job.get(&RDIFF_BACKUP_PATH);
-        let argv = match RdiffBackend::cli(job) {
-            Cli::New => vec![program, "backup".to_string(), incoming.clone(), versioned],
-            Cli::Legacy => vec![program, incoming.clone(), versioned],
+        let cli = RdiffBackend::cli(job);
+        let argv = match cli {
+            Cli::New => vec![program.clone(), "backup".to_string(), incoming.clone(), versioned.clone()],
+            Cli::Legacy => vec![program.clone(), incoming.clone(), versioned.clone()],
         };
         let version = Step::run(Phase::Main, "version dumps", Command::argv(Host::Local, argv));
-        Ok(Some(DumpStore::new(Host::Local, incoming).then(version)))
+        // `ari restore --dump`: the dump store's increments, and a dump out of one of them.
+        let list = argv::list_increments(&program, cli, &versioned);
+        let data = format!("{}/rdiff-backup-data", versioned.trim_end_matches('/'));
+        let history = HistoryQuery::new(Command::argv(Host::Local, list), argv::increments).marked_by(data);
+        let restore = move |request: &RestoreRequest| {
+            let source = join_path(&versioned, request.path());
+            let argv = argv::restore(&program, cli, request.backup().name(), &source, request.target());
+            Ok(Restore::new(Command::argv(Host::Local, argv)))
+        };
+        Ok(Some(DumpStore::new(Host::Local, incoming).then(version).kept_apart(history, restore)))
     }
 }
 

@@ -296,7 +296,9 @@ impl BackupBackend for ZfsBackend {
     fn dump_store(&self, job: &JobContext) -> Result<Option<DumpStore>, ConfigError> {
         let target = target(job)?;
         let directory = join_path(rsync_destination_path(&target.rsync_dst), DUMPS_DIR);
-        Ok(Some(DumpStore::new(target.zfs_host, directory)))
+        // The dataset holds what rsync sent from the host's root at rsync_dst: a dump is the
+        // path `/.ari-dumps/FILE` of every snapshot, restored as any path is.
+        Ok(Some(DumpStore::new(target.zfs_host, directory).kept_in_backups(format!("/{DUMPS_DIR}"))))
     }
 
     /// The health of the dataset's pool and the age of its last scrub (`zpool status`).

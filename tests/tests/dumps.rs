@@ -113,6 +113,26 @@ fn a_sqlite_dump_restores_to_the_same_rows_locally_and_through_sshd_and_is_versi
     assert_exit(&out, 0);
     assert_eq!(increments(&versioned(&fx, "web")), 2);
     assert!(std::fs::read_to_string(versioned(&fx, "web").join("here.sql")).unwrap().contains("'changed'"));
+    // `ari restore --dump`: the newest, an older one, decompressed or as stored.
+    let restore = |name: &str, extra: &[&str], to: &str| {
+        let out = run(fx.ari().args(["restore", "web", "--dump", name, "--to", &fx.p(to)]).args(extra));
+        assert_exit(&out, 0);
+        stdout(&out)
+    };
+    let said = restore("here", &[], "r0");
+    assert!(said.contains("to load it: sqlite3 NEW.db < "), "{said}");
+    assert!(std::fs::read_to_string(fx.path("r0/here.sql")).unwrap().contains("'changed'"));
+    restore("here", &["--at", "1B"], "r1");
+    assert!(!std::fs::read_to_string(fx.path("r1/here.sql")).unwrap().contains("'changed'"));
+    restore("there", &[], "r2");
+    assert!(std::fs::read_to_string(fx.path("r2/there.sql")).unwrap().contains("'changed'"));
+    restore("there", &["--raw"], "r3");
+    assert!(fx.path("r3/there.sql.zst").exists() && !fx.path("r3/there.sql").exists());
+    let out = run(fx.ari().args(["restore", "web", "--dump", "nope", "--to", &fx.p("r4")]));
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("its dumps: here, there"), "{}", stderr(&out));
+    let out = run(fx.ari().args(["history", "web"]));
+    assert!(stdout(&out).contains("dumps: here "), "{}", stdout(&out));
 }
 
 /// A PostgreSQL server in a directory of its own, run by `nobody` (initdb refuses root), reached
@@ -442,9 +462,9 @@ fn the_filter_allows_every_dump_and_refuses_a_changed_one() {
 fn a_zfs_job_keeps_its_dumps_in_the_dataset_where_rsync_leaves_them() {
     require_tool("rsync", "rsync");
     let zfs = World::new();
-    zfs.fakes.add_dataset("pool/backups/web");
     let dst = zfs.fx.path("zfs/web");
     std::fs::create_dir_all(&dst).unwrap();
+    zfs.fakes.add_mounted_dataset("pool/backups/web", &dst);
     let src = zfs.fx.make_tree("src", &[("etc/hosts", "127.0.0.1\n")]);
     let job = |verify: &str| {
         zfs.fx.write_job(
@@ -480,4 +500,46 @@ fn a_zfs_job_keeps_its_dumps_in_the_dataset_where_rsync_leaves_them() {
         assert_exit(&out, 0);
         assert_eq!(std::fs::read_to_string(dst.join(".ari-dumps/ldap.dump")).unwrap(), "the dump\n");
     }
+    // Each snapshot holds the run's dumps with its files: a dump comes back out of one.
+    let out = run(zfs.ari().args(["restore", "web", "--dump", "ldap", "--at", "1B", "--to", &zfs.fx.p("r")]));
+    assert_exit(&out, 0);
+    assert_eq!(std::fs::read_to_string(zfs.fx.path("r/ldap.dump")).unwrap(), "the dump\n");
+    zfs.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn a_mongodb_archive_is_kept_whole_and_one_without_its_terminator_is_refused() {
+    rdiff_backup();
+    // Debian packages no MongoDB: a fake mongodump that writes a known archive (the magic
+    // number, a body, the terminator) when asked for `--archive --db=users`, and a cut one when
+    // asked for another database.
+    let fx = Fixture::new();
+    fx.write_config("");
+    fx.write_script(
+        "bin/mongodump",
+        "#!/bin/sh\n[ \"$1\" = --archive ] || { echo \"fake mongodump: want --archive first, got $*\" >&2; exit 9; }\nprintf '\\155\\342\\231\\201archive-body'\n[ \"$2\" = --db=users ] && printf '\\377\\377\\377\\377'\nexit 0\n",
+    );
+    let src = fx.make_tree("src", &[("a", "1")]);
+    let job = |database: &str| {
+        fx.write_job(
+            "web.yaml",
+            &format!(
+                "include: [{}]\ndumps:\n  - {{name: users, type: mongodb, database: {database}, host: localhost}}\n",
+                src.display()
+            ),
+        )
+    };
+    let path = format!("{}:{}", fx.p("bin"), std::env::var("PATH").unwrap());
+    let out = run(fx.ari().arg("run").arg(job("users")).env("PATH", &path));
+    assert_exit(&out, 0);
+    let kept = std::fs::read(incoming(&fx, "web").join("users.archive")).unwrap();
+    assert_eq!(kept, b"\x6d\xe2\x99\x81archive-body\xff\xff\xff\xff");
+    let out = run(fx.ari().arg("run").arg(job("cut")).env("PATH", &path));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("dump users is not whole"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(incoming(&fx, "web").join("users.archive")).unwrap(),
+        kept,
+        "the previous dump stays"
+    );
 }

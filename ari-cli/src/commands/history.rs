@@ -1,8 +1,10 @@
 //! `ari history JOB [--json]`: the backups the job's store holds, newest first, as the backend's
 //! tool lists them (rdiff-backup's increments with their sizes, the dataset's ZFS snapshots with
-//! the space each holds). Runs one read-only query, and writes nothing.
+//! the space each holds), each with the database dumps the run that made it streamed (from
+//! ari's own history of the job). Runs one read-only query, and writes nothing.
 
 use ari_core::engine_api::exit;
+use ari_core::engine_api::history::DumpRecord;
 use ari_core::engine_api::runner::Runner;
 use ari_core::plugin::StoredBackup;
 
@@ -47,10 +49,16 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
     ari_core::engine_api::log_context::set_job_label(Some(plan.label()));
     let Some(mut backups) = list(plan, query) else { return exit::JOB_FAILED };
     backups.sort_by_key(|b| std::cmp::Reverse(b.time()));
+    // The dumps of the run that made each backup, as ari's history of the job recorded them.
+    let runs =
+        ari_core::engine_api::history::History::read(&context.state_dir(), plan.label()).unwrap_or_default();
+    let dumps = |backup: &StoredBackup| -> Vec<DumpRecord> {
+        runs.made_by(backup.time()).map(|run| run.dumps.clone()).unwrap_or_default()
+    };
     let text = if json {
-        as_json(plan.label(), plan.backend, &backups)
+        as_json(plan.label(), plan.backend, &backups, dumps)
     } else {
-        as_table(plan.label(), plan.backend, &backups)
+        as_table(plan.label(), plan.backend, &backups, dumps)
     };
     use std::io::Write as _;
     let _ = std::io::stdout().write_all(text.as_bytes());
@@ -86,7 +94,12 @@ pub fn list(
     }
 }
 
-fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
+fn as_table(
+    label: &str,
+    backend: &str,
+    backups: &[StoredBackup],
+    dumps: impl Fn(&StoredBackup) -> Vec<DumpRecord>,
+) -> String {
     if backups.is_empty() {
         return format!("job {label} ({backend}): no backups yet\n");
     }
@@ -99,6 +112,13 @@ fn as_table(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
             size,
             backup.name()
         ));
+        let dumps: Vec<String> = dumps(backup)
+            .iter()
+            .map(|d| format!("{} {}{}", d.name, humane_bytes(d.bytes), if d.ok { "" } else { " (failed)" }))
+            .collect();
+        if !dumps.is_empty() {
+            out.push_str(&format!("  {:<26} dumps: {}\n", "", dumps.join(", ")));
+        }
     }
     out
 }
@@ -118,9 +138,17 @@ struct BackupJson<'a> {
     time_rfc3339: String,
     name: &'a str,
     size: Option<u64>,
+    /// The dumps the run that made it streamed (`ari restore --dump NAME --at NAME`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dumps: Vec<DumpRecord>,
 }
 
-fn as_json(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
+fn as_json(
+    label: &str,
+    backend: &str,
+    backups: &[StoredBackup],
+    dumps: impl Fn(&StoredBackup) -> Vec<DumpRecord>,
+) -> String {
     let backups = backups
         .iter()
         .map(|b| BackupJson {
@@ -128,6 +156,7 @@ fn as_json(label: &str, backend: &str, backups: &[StoredBackup]) -> String {
             time_rfc3339: jiff::Timestamp::from_second(b.time()).map(|t| t.to_string()).unwrap_or_default(),
             name: b.name(),
             size: b.size(),
+            dumps: dumps(b),
         })
         .collect();
     serde_json::to_string_pretty(&HistoryJson { job: label, backend, backups }).unwrap_or_default() + "\n"

@@ -1,5 +1,7 @@
 //! `ari restore JOB PATH [--at TIME] --to DIR [--force]`: copies PATH, as the job names it on
-//! its host, out of the job's store as one backup holds it, into DIR/PATH on this machine. Every
+//! its host, out of the job's store as one backup holds it, into DIR/PATH on this machine;
+//! `ari restore JOB --dump NAME [--at TIME] --to DIR [--raw]` writes one of the job's database
+//! dumps into DIR (decompressed unless `--raw`) and shows the command that loads it. Every
 //! value is checked, DIR's directories judged, the store's history read and the backup chosen
 //! before anything is written; the copy itself runs under the job's lock, through ari-core's
 //! restore engine, which keeps it inside DIR.
@@ -24,9 +26,23 @@ pub fn cli() -> Command {
     Command::new("restore")
         .about("copy a path out of the job's store, as a backup holds it, into a directory of this machine")
         .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
-        .arg(Arg::new("path").value_name("PATH").required(true).help(
-            "the path as the job names it on its host (/etc/nginx), also when the job reads it from a snapshot",
+        .arg(
+            Arg::new("path")
+                .value_name("PATH")
+                .required_unless_present("dump")
+                .conflicts_with("dump")
+                .help("the path as the job names it on its host (/etc/nginx), also when the job reads it from a snapshot"),
+        )
+        .arg(Arg::new("dump").long("dump").value_name("NAME").help(
+            "instead of a path: the job's database dump NAME (its `dumps:` entry), written to DIR/FILE",
         ))
+        .arg(
+            Arg::new("raw")
+                .long("raw")
+                .action(ArgAction::SetTrue)
+                .requires("dump")
+                .help("with --dump: keep a compressed dump as it is stored (FILE.zst)"),
+        )
         .arg(
             Arg::new("at")
                 .long("at")
@@ -51,7 +67,8 @@ pub fn cli() -> Command {
 /// What the command line asked for.
 struct Request {
     job: String,
-    path: String,
+    what: What,
+    raw: bool,
     at: Option<String>,
     to: String,
     force: bool,
@@ -60,7 +77,12 @@ struct Request {
 pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
     let request = Request {
         job: matches.get_one::<String>("job").cloned().ok_or("restore: a job is required")?,
-        path: matches.get_one::<String>("path").cloned().ok_or("restore: a path is required")?,
+        what: match (matches.get_one::<String>("path"), matches.get_one::<String>("dump")) {
+            (_, Some(dump)) => What::Dump(dump.clone()),
+            (Some(path), None) => What::Path(path.clone()),
+            (None, None) => return Err("restore: a path or --dump NAME is required".into()),
+        },
+        raw: matches.get_flag("raw"),
         at: matches.get_one::<String>("at").cloned(),
         to: matches.get_one::<String>("to").cloned().ok_or("restore: --to DIR is required")?,
         force: matches.get_flag("force"),
@@ -86,12 +108,22 @@ fn restore(context: &Context, request: &Request) -> i32 {
     let Some(plan) = plans.first() else { return usage_errors(&[format!("no job {}", request.job)]) };
     let label = plan.label();
     ari_core::engine_api::log_context::set_job_label(Some(label));
-    if let Err(why) = restore::check_path(&request.path, &plan.job.include, &plan.job.exclude) {
-        return usage_errors(&[why]);
-    }
-    let path = join_path("/", &request.path);
+    // What is copied, out of which store, and where it goes in DIR.
+    let (path, placed_as, dump) = match &request.what {
+        What::Path(path) => {
+            if let Err(why) = restore::check_path(path, &plan.job.include, &plan.job.exclude) {
+                return usage_errors(&[why]);
+            }
+            let path = join_path("/", path);
+            (path.clone(), path, None)
+        }
+        What::Dump(name) => match restore::dump_source(plan, name) {
+            Ok(source) => (source.path.clone(), format!("/{}", source.file), Some(source)),
+            Err(why) => return usage_errors(&[why]),
+        },
+    };
     let target = match directory(&request.to)
-        .and_then(|dir| RestoreTarget::new(&dir, &path).map_err(|err| format!("--to: {}", chain(&err))))
+        .and_then(|dir| RestoreTarget::new(&dir, &placed_as).map_err(|err| format!("--to: {}", chain(&err))))
     {
         Ok(target) => target,
         Err(why) => return usage_errors(&[why]),
@@ -101,7 +133,11 @@ fn restore(context: &Context, request: &Request) -> i32 {
     if let Err(err) = target.check(&plan.directories, request.force) {
         return usage_errors(&[format!("--to: {}", chain(&err))]);
     }
-    let Some(query) = &plan.history else {
+    let query = match &dump {
+        Some(source) => Some(&source.history),
+        None => plan.history.as_ref(),
+    };
+    let Some(query) = query else {
         return usage_errors(&[format!(
             "the {} backend keeps no backups that ari can restore from; ask its tool",
             plan.backend
@@ -129,7 +165,10 @@ fn restore(context: &Context, request: &Request) -> i32 {
     }
     warn_if_it_failed_verification(context, plan.label(), backup.time(), backup.name());
     let shown = target.path().display().to_string();
-    let wanted = Wanted::new(path.clone(), backup.clone(), target, request.force);
+    let wanted = match &dump {
+        Some(source) => Wanted::dump(source, backup.clone(), target, request.force),
+        None => Wanted::new(path.clone(), backup.clone(), target, request.force),
+    };
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
     if dry_run {
         ari_core::engine_api::files::forbid_writes();
@@ -150,6 +189,38 @@ fn restore(context: &Context, request: &Request) -> i32 {
         };
     }
     match restore::run(plan, &wanted, &stop) {
+        Ok(placed) if dump.is_some() => {
+            let source = dump.as_ref().expect("a dump");
+            let mut file = PathBuf::from(&shown);
+            if file.extension().is_some_and(|e| e == "zst") && !request.raw {
+                match restore::decompress(plan, &file, request.force) {
+                    Ok(plain) => file = plain,
+                    Err(err) => {
+                        log::error!(
+                            "the dump is restored as {shown}, but decompressing it failed: {}",
+                            chain(&err)
+                        );
+                        return exit::JOB_FAILED;
+                    }
+                }
+            }
+            let file = file.display().to_string();
+            println!("restored dump {} as of {when} (backup {}) to {file}", source.file, backup.name());
+            println!(
+                "to load it: {}",
+                source.load.replace("FILE", &ari_core::quote::shell_join([file.as_str()]))
+            );
+            match placed.leftover {
+                None => exit::SUCCESS,
+                Some(left) => {
+                    log::error!(
+                        "the dump is in place, but what it replaced was not all removed: {}",
+                        chain(&left)
+                    );
+                    exit::CLEANUP_FAILED
+                }
+            }
+        }
         Ok(placed) => {
             println!("restored {path} as of {when} (backup {}) to {shown}", backup.name());
             println!("ari copies nothing back; to put it in place on the job's host:");
@@ -182,6 +253,12 @@ fn restore(context: &Context, request: &Request) -> i32 {
             exit::JOB_FAILED
         }
     }
+}
+
+/// What `ari restore` copies: a path of the job's, or one of its dumps.
+enum What {
+    Path(String),
+    Dump(String),
 }
 
 /// Warns when the backup at `time` was made by a run whose spot check failed: the restore goes

@@ -43,6 +43,23 @@ pub(crate) fn file_name(dump: &Dump) -> String {
     }
 }
 
+/// How to load a dump once restored, as a command to show (`FILE` for its path).
+pub(crate) fn load_hint(dump: &Dump) -> String {
+    match &dump.of {
+        DumpOf::Postgresql { database: Some(database) } => {
+            format!("pg_restore --dbname={database} FILE (into an existing database; --create --dbname=postgres makes it)")
+        }
+        DumpOf::Postgresql { database: None } => "psql --file=FILE postgres".to_string(),
+        DumpOf::Mysql { .. } => "mysql < FILE".to_string(),
+        DumpOf::Mongodb { .. } if dump.options.iter().any(|o| o == "--gzip") => {
+            "mongorestore --gzip --archive=FILE".to_string()
+        }
+        DumpOf::Mongodb { .. } => "mongorestore --archive=FILE".to_string(),
+        DumpOf::Sqlite { .. } => "sqlite3 NEW.db < FILE".to_string(),
+        DumpOf::Command(program) => format!("FILE is what `{program}` wrote to its standard output"),
+    }
+}
+
 /// The dump tool's command line, before the container or user it runs as.
 fn tool(dump: &Dump) -> Program {
     let words = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();

@@ -52,6 +52,8 @@ pub struct JobPlan {
     pub facts: Facts,
     /// What the engine found for the job's contexts (its ssh wrapper, the probed versions).
     provided: Provided,
+    /// How the job's dumps come back out of the store, when it has dumps and its backend says.
+    pub(crate) dumps_kept: Option<crate::contract::dump_store::Kept>,
 }
 
 impl JobPlan {
@@ -145,14 +147,15 @@ impl JobPlan {
             .into_iter()
             .map(|step| step.when(crate::contract::step::When::Success))
             .collect();
-        let dumps = if job.dumps.is_empty() {
-            Vec::new()
+        let (dumps, dumps_kept) = if job.dumps.is_empty() {
+            (Vec::new(), None)
         } else {
             let store = backend
                 .dump_store(&ctx)?
                 .ok_or_else(|| crate::engine::dumps::no_store(&job, backend.name()))?;
             tools.extend(crate::engine::dumps::tools(&job));
-            crate::engine::dumps::steps(&job, &settings, store)
+            let kept = store.kept.clone();
+            (crate::engine::dumps::steps(&job, &settings, store), kept)
         };
         let pre = hook_steps(Phase::Pre, &job.pre);
         let after_snapshot = hook_steps(Phase::AfterSnapshot, &job.after_snapshot);
@@ -178,6 +181,7 @@ impl JobPlan {
             history,
             facts,
             provided,
+            dumps_kept,
         };
         // Every host the job touches is reached over ssh: its own steps', and the source that
         // rdiff-backup or rsync reach with their own ssh.

@@ -139,6 +139,21 @@ pub fn check_path(path: &str, include: &[String], exclude: &[String]) -> Result<
     Ok(())
 }
 
+/// Decompresses a restored dump `path` (`FILE.zst`) into FILE beside it, removing the
+/// compressed one; with `force`, over what is there.
+pub fn decompress(plan: &JobPlan, path: &Path, force: bool) -> Result<std::path::PathBuf, ProcessError> {
+    let shown = path.to_string_lossy().into_owned();
+    let plain = std::path::PathBuf::from(shown.strip_suffix(".zst").unwrap_or(&shown));
+    let mut argv = vec!["zstd", "-d", "-q", "--rm"];
+    if force {
+        argv.push("-f");
+    }
+    argv.extend(["--", &shown]);
+    let command = crate::contract::step::Command::argv(crate::contract::step::Host::Local, argv);
+    Runner::new(plan.ssh.clone(), false).run(&command)?;
+    Ok(plain)
+}
+
 /// What `ari restore` copies, out of which backup, to where.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -151,12 +166,66 @@ pub struct Wanted {
     pub target: RestoreTarget,
     /// Whether DIR/PATH may be replaced (`--force`).
     pub force: bool,
+    /// Whether it is a dump, from where the job's dumps are kept (`ari restore --dump`).
+    dump: bool,
 }
 
 impl Wanted {
     /// `path` as `backup` holds it, to `target`, replacing what is there only with `force`.
     pub fn new(path: impl Into<String>, backup: StoredBackup, target: RestoreTarget, force: bool) -> Wanted {
-        Wanted { path: path.into(), backup, target, force }
+        Wanted { path: path.into(), backup, target, force, dump: false }
+    }
+
+    /// The dump `source` names, as `backup` holds it, to `target`.
+    pub fn dump(source: &DumpSource, backup: StoredBackup, target: RestoreTarget, force: bool) -> Wanted {
+        Wanted { path: source.path.clone(), backup, target, force, dump: true }
+    }
+}
+
+/// Where `ari restore --dump NAME` finds a dump: its file, the path a backup holds it at, and
+/// how the backups that hold it are listed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DumpSource {
+    /// The dump's file (`app.pgdump.zst`).
+    pub file: String,
+    /// Where a backup holds it (`/.ari-dumps/app.pgdump.zst` in a zfs job's snapshots, `/FILE`
+    /// in an rdiff job's dump store).
+    pub path: String,
+    /// Lists the backups that hold it.
+    pub history: crate::contract::plugin::HistoryQuery,
+    /// How to load the restored file, as a command to show (FILE standing for its path).
+    pub load: String,
+}
+
+/// Where the job's dump `name` is kept, or why it cannot be restored.
+pub fn dump_source(plan: &JobPlan, name: &str) -> Result<DumpSource, String> {
+    let Some(dump) = plan.job.dumps.iter().find(|dump| dump.name == name) else {
+        let names: Vec<&str> = plan.job.dumps.iter().map(|dump| dump.name.as_str()).collect();
+        return Err(match names.is_empty() {
+            true => format!("--dump {name}: job {} has no dumps", plan.label()),
+            false => format!(
+                "--dump {name}: job {} has no dump of that name; its dumps: {}",
+                plan.label(),
+                names.join(", ")
+            ),
+        });
+    };
+    let file = crate::engine::dumps::file_name(dump);
+    let load = crate::engine::dumps::load_hint(dump);
+    use crate::contract::dump_store::Kept;
+    match &plan.dumps_kept {
+        Some(Kept::InBackups(directory)) => {
+            let history = plan
+                .history
+                .clone()
+                .ok_or_else(|| format!("the {} backend lists no backups", plan.backend))?;
+            Ok(DumpSource { path: join_path(directory, &file), file, history, load })
+        }
+        Some(Kept::Apart { history, .. }) => {
+            Ok(DumpSource { path: format!("/{file}"), file, history: history.clone(), load })
+        }
+        None => Err(format!("the {} backend cannot restore dumps", plan.backend)),
     }
 }
 
@@ -209,7 +278,8 @@ pub enum RestoreError {
 /// copy is shown, and nothing is written.
 pub fn preview(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<(), RestoreError> {
     let staged = wanted.target.staging_preview();
-    let restore = backend_restore(plan, &RestoreRequest::new(&wanted.path, wanted.backup.clone(), &staged))?;
+    let restore =
+        wanted_restore(plan, wanted, &RestoreRequest::new(&wanted.path, wanted.backup.clone(), &staged))?;
     let runner = Runner::new(plan.ssh.clone(), false).with_cancel(stop.interrupted.clone());
     let command = copy_command(&runner, &restore)?;
     log::info!("dry run: would restore with: {command}");
@@ -247,7 +317,7 @@ pub fn run(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<Placed, 
         .with_abort(stop.abort.clone())
         .with_session(Arc::clone(&session));
     let request = RestoreRequest::new(&wanted.path, wanted.backup.clone(), staging.copy_path());
-    let copied = backend_restore(plan, &request).and_then(|restore| copy(&runner, &restore));
+    let copied = wanted_restore(plan, wanted, &request).and_then(|restore| copy(&runner, &restore));
     close(&session);
     let absent = match copied {
         Ok(absent) => absent,
@@ -284,6 +354,21 @@ pub fn run(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<Placed, 
 fn close(session: &Session) {
     for warning in session.close() {
         log::warn!("{warning}");
+    }
+}
+
+/// The restore of `request`: from the dumps' own store for a dump kept apart, else the
+/// backend's.
+fn wanted_restore(
+    plan: &JobPlan,
+    wanted: &Wanted,
+    request: &RestoreRequest,
+) -> Result<Restore, RestoreError> {
+    match &plan.dumps_kept {
+        Some(crate::contract::dump_store::Kept::Apart { restore, .. }) if wanted.dump => {
+            restore(request).map_err(|err| RestoreError::Backend(err.to_string()))
+        }
+        _ => backend_restore(plan, request),
     }
 }
 
