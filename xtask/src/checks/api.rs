@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 const PLUGIN_MODULES: &[&str] = &[
     "lib",
     "core_settings",
+    "dump_store",
     "error",
     "job",
     "kinds",
