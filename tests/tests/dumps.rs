@@ -543,3 +543,75 @@ fn a_mongodb_archive_is_kept_whole_and_one_without_its_terminator_is_refused() {
         "the previous dump stays"
     );
 }
+
+#[test]
+fn under_remote_sudo_a_dump_runs_through_sudo_and_its_rule_passes_visudo() {
+    rdiff_backup();
+    let visudo = require_tool("/usr/sbin/visudo", "sudo");
+    let fx = Fixture::new();
+    // A fake sudo on the sshd's PATH that takes only `-n --`, records the command and runs it.
+    fx.write_script(
+        "sudo-bin/sudo",
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || {{ echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }}\nshift 2\nprintf '%s\\n' \"$*\" >> {}\nexec \"$@\"\n",
+            fx.p("sudo-log")
+        ),
+    );
+    let sshd = Sshd::builder().path_prefix(fx.path("sudo-bin")).start();
+    fx.write_config(&format!("{}remote_sudo: true\n", sshd.config_yaml()));
+    let db = fx.path("app.db");
+    sqlite(&db, "create table t(a); insert into t values (42);");
+    let src = fx.make_tree("src", &[("a", "1")]);
+    let job = fx.write_job(
+        "web.yaml",
+        &format!(
+            "source_hostname: {host}\ninclude: [{src}]\ndumps:\n  - {{name: app, type: sqlite, path: {db}, run_as: nobody}}\n",
+            host = sshd.host_alias(),
+            src = src.display(),
+            db = db.display(),
+        ),
+    );
+    // nobody reads the database through a directory it can search.
+    let top = tempfile::Builder::new().prefix("ari-sqlite").tempdir().unwrap();
+    std::fs::set_permissions(top.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let shared = top.path().join("app.db");
+    std::fs::copy(&db, &shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace(&db.display().to_string(), &shared.display().to_string());
+    std::fs::write(&job, text).unwrap();
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
+    let ran = std::fs::read_to_string(fx.path("sudo-log")).unwrap();
+    assert!(ran.contains("exec runuser -u nobody -- sqlite3 -readonly"), "{ran}");
+    assert!(std::fs::read_to_string(incoming(&fx, "web").join("app.sql")).unwrap().contains("42"));
+    // The drop-in's rule for it is exact, and visudo takes the drop-in.
+    let key = format!("{}.pub", sshd.client_key_path().display());
+    let out = run(fx
+        .ari()
+        .args(["authorize", "--host", sshd.host_alias(), "--key", &key, "--json"])
+        .args(["--set", "remote_user=backup"]));
+    assert_exit(&out, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let sudoers = json["hosts"][0]["sudoers"].as_str().unwrap().to_string();
+    let rule = format!(
+        "NOPASSWD: /bin/sh ^-c \\( exec runuser -u nobody -- sqlite3 -readonly {} \\.dump \\)$",
+        shared.display().to_string().replace('.', "\\.")
+    );
+    assert!(sudoers.contains(&rule), "{rule}\n{sudoers}");
+    let filled: String = sudoers
+        .lines()
+        .map(|line| match line.split_once("NOPASSWD: @").or_else(|| line.split_once("Defaults!@")) {
+            Some((head, rest)) => {
+                let (program, args) = rest.split_once("@ ").unwrap();
+                let head =
+                    if head.is_empty() { "Defaults!".to_string() } else { format!("{head}NOPASSWD: ") };
+                format!("{head}/usr/bin/{program} {args}\n")
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(fx.path("ari-sudoers"), filled).unwrap();
+    assert_exit(&run(Command::new(visudo).arg("-cf").arg(fx.path("ari-sudoers"))), 0);
+}

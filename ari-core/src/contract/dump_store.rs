@@ -20,10 +20,7 @@ pub(crate) enum Kept {
     InBackups(String),
     /// In a store of their own: `history` lists its backups, `restore` copies a dump out of one
     /// (the request's path is `/FILE`).
-    Apart {
-        history: HistoryQuery,
-        restore: DumpRestore,
-    },
+    Apart { history: HistoryQuery, restore: DumpRestore },
 }
 
 impl std::fmt::Debug for Kept {
