@@ -9,8 +9,8 @@
 //!
 //! Others live in files of their own: the spot check's cost on the same tree (`verify.rs`),
 //! fleet and many jobs (`fleet.rs`), the remote job
-//! (`tests/tests/bench_remote.rs`), and the worst job files to load (`hostile_yaml.rs`,
-//! `--only yaml`). All of them measure through `measure.rs`, and the inputs that must be the
+//! (`tests/tests/bench_remote.rs`), the worst job files to load (`hostile_yaml.rs`,
+//! `--only yaml`), and a database dump through ari (`dump.rs`, `--only dump`). All of them measure through `measure.rs`, and the inputs that must be the
 //! same on every machine come from `xorshift.rs`.
 //!
 //! Results are medians after one warm-up run, printed beside the targets and
@@ -18,6 +18,7 @@
 //! Missing a target is reported, not an error; a measured command that
 //! fails is an error, since its timing would mean nothing.
 
+mod dump;
 mod fleet;
 mod hostile_yaml;
 mod measure;
@@ -48,7 +49,8 @@ pub struct BenchArgs {
     dry_run_runs: usize,
 
     /// Run only these benchmarks: backup (with the dry run), verify (the spot check's cost, on
-    /// the backup benchmark's tree), fleet, many-jobs, remote, yaml.
+    /// the backup benchmark's tree), fleet, many-jobs, remote, yaml, dump (a 1 GiB database
+    /// dump through ari against the bare pipe).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -92,6 +94,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if want("remote") {
         results.insert("remote".into(), remote(args.runs)?);
+    }
+    if want("dump") {
+        results.insert("dump".into(), dump::dump_benchmarks(&ari, args.runs)?);
     }
     if want("yaml") {
         results.insert("hostile_yaml".into(), hostile_yaml::hostile_yaml(&ari)?);

@@ -1,6 +1,7 @@
 //! The zfs backend over LVM snapshots, everything in the guest: rsync into the dataset, a
 //! prefixed `zfs snapshot`, expiry against real creation times (made days old by setting the
-//! guest's clock back), `zfs_keep_min`, then `ari history` and `ari restore` against the real
+//! guest's clock back), `zfs_keep_min`, a command dump that lands in the same snapshot as the files
+//! (and comes back with `ari restore --dump`), then `ari history` and `ari restore` against the real
 //! snapshots, compared entry by entry with what `.zfs/snapshot` holds. Its job and its snapshot
 //! helpers are reused by the timeout and filter scenarios.
 
@@ -42,7 +43,9 @@ pub(super) fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
     let job_text = |format: &str, extra: &str| zfs_lvm_job(label, dataset, format, extra);
 
     // First run: the default zfs_keep_min (1) keeps only the new snapshot among the old ones.
-    let job = fx.job(label, &job_text("%Y-%m-%d--%H%M%S-first", ""))?;
+    // A command dump streams from the host into the dataset before the LVM snapshot is made.
+    let dumps = "dumps:\n  - {name: state, command: [cat, /srv/data/state.txt]}\n";
+    let job = fx.job(label, &job_text("%Y-%m-%d--%H%M%S-first", dumps))?;
     fx.ari_expect(ctx, &["run", &job.display().to_string()], 0)?;
     let arrived = vm.run(
         "cat /tank/backups/zfs-lvm/srv/data/state.txt /tank/backups/zfs-lvm/srv/data/db/table.dat && sha256sum /tank/backups/zfs-lvm/srv/data/blob.bin",
@@ -63,6 +66,30 @@ pub(super) fn zfs_over_lvm(ctx: &Ctx) -> Result<()> {
         first.split_once('@').map(|(_, s)| s).unwrap_or_default()
     ))?;
     ensure!(in_snapshot == "zfs-run-1\n", "the new snapshot does not hold the backup: {in_snapshot:?}");
+    // The run's dump is in the same snapshot as the files, and comes back out of it.
+    let dumped = vm.run(&format!(
+        "cat /tank/backups/zfs-lvm/.zfs/snapshot/{}/.ari-dumps/state.dump",
+        first.split_once('@').map(|(_, s)| s).unwrap_or_default()
+    ))?;
+    ensure!(dumped == "zfs-run-1\n", "the snapshot does not hold the run's dump: {dumped:?}");
+    let to = fx.path("restored-dump");
+    fx.ari_expect(
+        ctx,
+        &[
+            "restore",
+            &job.display().to_string(),
+            "--dump",
+            "state",
+            "--at",
+            "0B",
+            "--to",
+            &to.display().to_string(),
+        ],
+        0,
+    )?;
+    let restored = fs::read_to_string(to.join("state.dump")).context("read the restored dump")?;
+    ensure!(restored == "zfs-run-1\n", "ari restore --dump gave {restored:?}");
+    println!("  the dump is in the snapshot with the files, and ari restore --dump brings it back");
     let expected =
         [format!("{dataset}@manual-old"), first.clone(), format!("{dataset}/child@ari-backup-child-old")];
     ensure!(
