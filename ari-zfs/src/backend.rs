@@ -111,6 +111,23 @@ impl BackupBackend for ZfsBackend {
             };
             return Err(job.error_at(&format!("exclude[{i}]"), format!("`{}` {why}", kinds::shown(pattern))));
         }
+        // A remote source host pushes into rsync_dst itself, so it can replace what is there
+        // before the ZFS snapshot: a dump of another host (or of the backup server) would be
+        // only as true as this host. Its own dumps it could forge anyway.
+        if !job.source_host().is_local() {
+            for (i, dump) in job.job().dumps.iter().enumerate() {
+                let host = dump.host.as_deref().unwrap_or(&job.job().source_hostname);
+                if Host::named(host) != job.source_host() {
+                    return Err(job.error_at(
+                        &format!("dumps[{i}].host"),
+                        format!(
+                            "`{host}` is not the source host: {} writes rsync_dst itself, and could replace this dump before the ZFS snapshot; dump it in a job of its own host",
+                            job.job().source_hostname
+                        ),
+                    ));
+                }
+            }
+        }
         crate::rrsync::check_rsync_options(&job.get(&RSYNC_OPTIONS))
             .map_err(|why| job.error_at("rsync_options", why))?;
         if job.snapshot_root().is_none() && job.job().include.is_empty() {

@@ -615,3 +615,110 @@ fn under_remote_sudo_a_dump_runs_through_sudo_and_its_rule_passes_visudo() {
     std::fs::write(fx.path("ari-sudoers"), filled).unwrap();
     assert_exit(&run(Command::new(visudo).arg("-cf").arg(fx.path("ari-sudoers"))), 0);
 }
+
+#[test]
+fn a_remote_zfs_host_gets_its_dumps_through_ssh_and_a_planted_link_stops_them() {
+    require_tool("rsync", "rsync");
+    let zfs = World::new();
+    let dst = zfs.fx.path("zfs/web");
+    std::fs::create_dir_all(&dst).unwrap();
+    zfs.fakes.add_mounted_dataset("pool/backups/web", &dst);
+    let sshd = Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start();
+    zfs.write_config(&sshd.config_yaml());
+    let src = zfs.fx.make_tree("src", &[("etc/hosts", "127.0.0.1\n")]);
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{src}/etc]\nrsync_dst: {host}:{dst}\nzfs_hostname: {host}\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\ndumps:\n  - {{name: ldap, command: \"printf 'dn: o=x\\\\n'\", compress: zstd}}\n",
+            host = sshd.host_alias(),
+            src = src.display(),
+            dst = dst.display(),
+        ),
+    );
+    let out = zfs.run(&job);
+    assert!(out.status.success(), "{}\nsshd log:\n{}", stderr(&out), sshd.log_tail());
+    let stored = dst.join(".ari-dumps/ldap.dump.zst");
+    let out = run(Command::new("zstd").arg("-dc").arg(&stored));
+    assert_eq!(stdout(&out), "dn: o=x\n");
+    // What a source host's own rsync could leave in rsync_dst: the dump directory as a link to
+    // a directory elsewhere on the ZFS host. The writer refuses to enter it; nothing lands there.
+    let elsewhere = zfs.fx.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::rename(dst.join(".ari-dumps"), zfs.fx.path("old-dumps")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dst.join(".ari-dumps")).unwrap();
+    let out = zfs.run(&job);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("leads to"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing written through the link");
+}
+
+/// A local job with one command dump `db` printing 1.2 MiB of lines, and `bin` first on ari's
+/// PATH (fakes of the tools the stream's stages use).
+fn faked_tools_job(fx: &Fixture, compress: &str) -> (PathBuf, String) {
+    fx.write_config("");
+    let job = command_job(fx, "[sh, -c, 'seq 1 200000']", &format!(", compress: {compress}"));
+    let path = format!("{}:{}", fx.p("bin"), std::env::var("PATH").unwrap());
+    (job, path)
+}
+
+#[test]
+fn a_link_planted_between_the_writers_removal_and_its_open_is_never_written_through() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let (job, path) = faked_tools_job(&fx, "none");
+    assert_exit(&run(fx.ari().arg("run").arg(&job).env("PATH", &path)), 0);
+    let kept = std::fs::read(incoming(&fx, "web").join("db.dump")).unwrap();
+    // The race a host that writes the dump directory could win: right after the writer removes
+    // its temporary name, a link to a device takes its place (a shell's `set -C` would write
+    // through it: it refuses only an existing regular file).
+    fx.write_script(
+        "bin/rm",
+        "#!/bin/sh\n/bin/rm \"$@\" || exit\nfor last; do :; done\nln -s /dev/null \"$last\"\n",
+    );
+    let out = run(fx.ari().arg("run").arg(&job).env("PATH", &path));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("dump db"), "{}", stderr(&out));
+    let kept_now = std::fs::symlink_metadata(incoming(&fx, "web").join("db.dump")).unwrap();
+    assert!(kept_now.file_type().is_file(), "the dump is a file, not the planted link");
+    assert_eq!(std::fs::read(incoming(&fx, "web").join("db.dump")).unwrap(), kept, "the previous dump stays");
+}
+
+#[test]
+fn a_compressor_that_stops_early_with_status_zero_fails_the_dump() {
+    rdiff_backup();
+    require_tool("zstd", "zstd");
+    let fx = Fixture::new();
+    let (job, path) = faked_tools_job(&fx, "zstd");
+    let zstd = String::from_utf8(run(Command::new("sh").args(["-c", "command -v zstd"])).stdout).unwrap();
+    let zstd = zstd.trim();
+    // Reads a little, writes its start, exits 0: what ari reads of the source is whole, what is
+    // stored is not.
+    fx.write_script(
+        "bin/zstd",
+        &format!(
+            "#!/bin/sh\ncase \" $* \" in *' -t '*) exec {zstd} \"$@\" ;; esac\nhead -c 1000 | {zstd} -q -c\n"
+        ),
+    );
+    let out = run(fx.ari().arg("run").arg(&job).env("PATH", &path));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("stopped reading the stream before its end"), "{}", stderr(&out));
+    // One that reads everything but stores a cut frame: the stored file fails `zstd -t`.
+    fx.write_script("bin/zstd", &format!("#!/bin/sh\ncase \" $* \" in *' -t '*) exec {zstd} \"$@\" ;; esac\n{zstd} -q -c | head -c 100\ncat > /dev/null\n"));
+    let out = run(fx.ari().arg("run").arg(&job).env("PATH", &path));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("keep dump db"), "{}", stderr(&out));
+    assert!(!incoming(&fx, "web").join("db.dump.zst").exists(), "no cut dump kept");
+}
+
+#[test]
+fn a_zfs_job_with_a_remote_source_dumps_only_that_host() {
+    let fx = Fixture::new();
+    fx.write_config("");
+    let job = fx.write_job(
+        "web.yaml",
+        "label: web\nbackend: zfs\nsource_hostname: web1\ninclude: [/etc]\nrsync_dst: zfs1:/tank/web\nzfs_hostname: zfs1\ndataset_name: tank/web\nsnapshot_expiration_days: 60\ndumps:\n  - {name: own, command: [echo, a]}\n  - {name: other, command: [echo, b], host: db1}\n",
+    );
+    let out = run(fx.ari().arg("check").arg(&job));
+    assert_exit(&out, 2);
+    assert!(stdout(&out).contains("dumps[1].host: `db1` is not the source host"), "{}", stdout(&out));
+}

@@ -2,15 +2,16 @@
 //! all exited 0 but which stopped short): the bytes it starts with, and those it ends with.
 
 /// What a dump's bytes must show by its format, for a dump that stopped short to fail even when
-/// every process exited 0: its first bytes, and a text among its last bytes.
+/// every process exited 0: its first bytes, its last bytes, its last line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct EndCheck {
     /// The bytes it starts with.
     pub(crate) starts_with: &'static [u8],
     /// Bytes it ends with, give or take the whitespace after them.
     pub(crate) ends_with: &'static [u8],
-    /// The text somewhere in its last [`EndCheck::TAIL`] bytes.
-    pub(crate) ends_near: &'static [u8],
+    /// What its last non-blank line starts with (mysqldump escapes a newline in data, so no row
+    /// can make such a line).
+    pub(crate) last_line_starts_with: &'static [u8],
 }
 
 impl EndCheck {
@@ -33,11 +34,11 @@ impl EndCheck {
                 self.ends_with.escape_ascii()
             ));
         }
-        let near = &tail[tail.len().saturating_sub(Self::TAIL)..];
-        if !self.ends_near.is_empty() && !near.windows(self.ends_near.len()).any(|w| w == self.ends_near) {
+        let last_line = trimmed.rsplit(|&b| b == b'\n').next().unwrap_or_default();
+        if !last_line.starts_with(self.last_line_starts_with) {
             return Err(format!(
-                "its end lacks `{}`, which the tool writes once the dump is complete: it was cut short",
-                self.ends_near.escape_ascii()
+                "its last line is not `{}...`, which the tool writes once the dump is complete: it was cut short",
+                self.last_line_starts_with.escape_ascii()
             ));
         }
         Ok(())

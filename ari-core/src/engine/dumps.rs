@@ -20,14 +20,18 @@ use crate::contract::settings::Settings;
 use crate::contract::step::{Action, Command, DumpStream, Host, Phase, Program, Step};
 
 /// Writes its input to `$1/$2`, a temporary name, and syncs it: in the directory `$1` (made
-/// when missing, 0700), entered without following a symbolic link anywhere on its path (`pwd
-/// -P` must be `$1` itself), so that nothing on the store's host can send the dump elsewhere;
-/// the name is made anew (`set -C`: never through a link someone left there).
-pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; rm -f -- "$2" && set -C && cat > "$2" && sync -- "$2""#;
+/// when missing; 0700 whatever it was), entered without following a symbolic link anywhere on
+/// its path (`pwd -P` must be `$1` itself), so that nothing on the store's host can send the
+/// dump elsewhere. The name is made anew by `dd`'s `conv=excl` (`O_CREAT|O_EXCL`, which no
+/// existing name passes, a link to a device or a FIFO included: a shell's `set -C` would write
+/// through those) and `oflag=nofollow`.
+pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; chmod 700 . && rm -f -- "$2" && dd of="$2" bs=1M conv=excl,fsync oflag=nofollow status=none"#;
 
 /// Renames `$1/$2` (what [`WRITE`] wrote) to `$1/$3` over the previous dump, and syncs the
-/// directory; in `$1` entered as [`WRITE`] does.
-pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; mv -fT -- "$2" "$3" && sync -- ."#;
+/// directory; in `$1` entered as [`WRITE`] does. `$2` must be a regular file (not a link put in
+/// its place since), and a compressed dump must pass `zstd -t`: what was stored, not only what
+/// ari read, is whole.
+pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) zstd -q -t -- "$2" || exit 3 ;; esac; mv -fT -- "$2" "$3" && sync -- ."#;
 
 /// The file a dump is kept as: its name, its format's extension, `.zst` when compressed.
 pub(crate) fn file_name(dump: &Dump) -> String {
@@ -64,25 +68,22 @@ pub(crate) fn load_hint(dump: &Dump) -> String {
 fn tool(dump: &Dump) -> Program {
     let words = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     let argv = match &dump.of {
+        // `--no-password`: libpq asks /dev/tty, not stdin, so a dump run from a terminal would
+        // otherwise wait at a prompt no one sees until its timeout.
         DumpOf::Postgresql { database: Some(database) } => {
-            let mut argv = words(&["pg_dump", "--format=custom"]);
+            let mut argv = words(&["pg_dump", "--format=custom", "--no-password"]);
             argv.extend(dump.options.iter().cloned());
             argv.push(database.clone());
             argv
         }
         DumpOf::Postgresql { database: None } => {
-            let mut argv = words(&["pg_dumpall", "--globals-only"]);
+            let mut argv = words(&["pg_dumpall", "--globals-only", "--no-password"]);
             argv.extend(dump.options.iter().cloned());
             argv
         }
         DumpOf::Mysql { database } => {
-            let mut argv = words(&["mysqldump"]);
-            // mysqldump reads --defaults-extra-file only as its first option.
-            let (defaults, rest): (Vec<&String>, Vec<&String>) =
-                dump.options.iter().partition(|o| o.starts_with("--defaults-extra-file="));
-            argv.extend(defaults.into_iter().cloned());
-            argv.push("--single-transaction".to_string());
-            argv.extend(rest.into_iter().cloned());
+            let mut argv = words(&["mysqldump", "--single-transaction"]);
+            argv.extend(dump.options.iter().cloned());
             match database {
                 Some(database) => argv.extend(["--databases".to_string(), database.clone()]),
                 None => argv.push("--all-databases".to_string()),
@@ -204,15 +205,15 @@ mod tests {
     fn each_kind_runs_its_tool_on_its_host() {
         check(
             "{name: app, type: postgresql, database: app, run_as: postgres}",
-            "`runuser -u postgres -- pg_dump --format=custom app` on db",
+            "`runuser -u postgres -- pg_dump --format=custom --no-password app` on db",
         );
         check(
             "{name: g, type: postgresql, globals: true, options: [--no-role-passwords]}",
-            "`pg_dumpall --globals-only --no-role-passwords` on db",
+            "`pg_dumpall --globals-only --no-password --no-role-passwords` on db",
         );
         check(
-            "{name: all, type: mysql, options: [--routines, '--defaults-extra-file=/etc/ari/my.cnf']}",
-            "`mysqldump --defaults-extra-file=/etc/ari/my.cnf --single-transaction --routines --all-databases` on db",
+            "{name: all, type: mysql, options: [--routines, '--socket=/run/mysqld/mysqld.sock']}",
+            "`mysqldump --single-transaction --routines --socket=/run/mysqld/mysqld.sock --all-databases` on db",
         );
         check(
             "{name: one, type: mysql, database: shop, host: localhost}",

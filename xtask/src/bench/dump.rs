@@ -3,8 +3,10 @@
 //! - A 1 GiB dump (`cat` of a pseudo-random file, on the backup server: ssh would cost both
 //!   sides alike) through `ari run`: the time of its two steps (the stream into the temporary
 //!   name, and the rename over the previous dump), from the run report, against the bare pipe
-//!   that does the same work (`cat FILE > DIR/.tmp && sync DIR/.tmp && mv DIR/.tmp DIR/FILE &&
-//!   sync DIR`); then the same through `zstd -q -c -T0 --rsyncable` on both sides. The ratio is
+//!   that does the same work (`cat FILE | cat > DIR/.tmp && sync DIR/.tmp && mv DIR/.tmp
+//!   DIR/FILE && sync DIR`: the dump tool writes into a pipe, as into ssh, and a process writes
+//!   that to the file, as ssh would); then the same through `zstd -q -c -T0 --rsyncable` on both
+//!   sides. The ratio is
 //!   ari's throughput as a share of the bare pipe's (goal: at least 0.95).
 //! - ari's own peak memory (its `VmHWM`, read from /proc while it runs: wait4 would report
 //!   rdiff-backup's) for a 64 MiB and a 1 GiB dump: flat in the dump's size.
@@ -68,7 +70,7 @@ pub(super) fn dump_benchmarks(ari: &Path, runs: usize) -> Result<Value> {
     {
         let job = job(&format!("dump-{name}"), &big, compress)?;
         let bare = format!(
-            "cat {big}{through} > {dir}/.tmp && sync {dir}/.tmp && mv -f {dir}/.tmp {dir}/db && sync {dir}",
+            "cat {big} | {through} > {dir}/.tmp && sync {dir}/.tmp && mv -f {dir}/.tmp {dir}/db && sync {dir}",
             big = shell::quote(big.as_os_str()),
             dir = shell::quote(bare_dir.as_os_str()),
         );

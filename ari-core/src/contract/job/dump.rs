@@ -88,12 +88,16 @@ impl DumpOf {
             DumpOf::Postgresql { database: Some(_) } => {
                 EndCheck { starts_with: b"PGDMP", ..EndCheck::default() }
             }
-            // pg_dumpall's last comment.
-            DumpOf::Postgresql { database: None } => {
-                EndCheck { ends_near: b"PostgreSQL database cluster dump complete", ..EndCheck::default() }
+            // pg_dumpall's last comment, its three lines.
+            DumpOf::Postgresql { database: None } => EndCheck {
+                ends_with: b"--\n-- PostgreSQL database cluster dump complete\n--",
+                ..EndCheck::default()
+            },
+            // mysqldump (and mariadb-dump) writes this line last (ari allows no option that
+            // drops it).
+            DumpOf::Mysql { .. } => {
+                EndCheck { last_line_starts_with: b"-- Dump completed", ..EndCheck::default() }
             }
-            // mysqldump (and mariadb-dump) writes this line last, unless --skip-comments.
-            DumpOf::Mysql { .. } => EndCheck { ends_near: b"-- Dump completed", ..EndCheck::default() },
             // The archive's magic number (0x8199e26d, little-endian) and its terminator.
             DumpOf::Mongodb { .. } => EndCheck {
                 starts_with: b"\x6d\xe2\x99\x81",
@@ -165,7 +169,10 @@ fn check_container(name: &str) -> Result<(), String> {
 /// `--name=VALUE` (never a separate value word, which could be read as an option of its own).
 /// Left out on purpose: every option that writes a file (`pg_dump -f`, `mysqldump
 /// --result-file`/`--tab`, `mongodump --out`), takes a password or a connection string that
-/// may hold one, sets the format ari checks, or reads from elsewhere than the server.
+/// may hold one, sets the format ari checks or drops the end it checks (`--compact`,
+/// `--skip-comments`, mongodump's `--gzip`), reads options from a file that could say any of
+/// that (`--defaults-extra-file`: mysqldump takes `result-file` from it), or changes the server
+/// beyond the dump (`--dump-slave` stops a replica's SQL thread).
 struct Allowed {
     flags: &'static [&'static str],
     valued: &'static [&'static str],
@@ -240,7 +247,6 @@ const MYSQLDUMP: Allowed = Allowed {
         "--skip-lock-tables",
         "--quick",
         "--hex-blob",
-        "--skip-comments",
         "--skip-extended-insert",
         "--complete-insert",
         "--add-drop-database",
@@ -252,13 +258,10 @@ const MYSQLDUMP: Allowed = Allowed {
         "--flush-logs",
         "--flush-privileges",
         "--master-data",
-        "--dump-slave",
         "--order-by-primary",
-        "--compact",
         "--system=all",
     ],
     valued: &[
-        "--defaults-extra-file",
         "--socket",
         "--host",
         "--port",
@@ -275,7 +278,7 @@ const MYSQLDUMP: Allowed = Allowed {
 };
 
 const MONGODUMP: Allowed = Allowed {
-    flags: &["--oplog", "--gzip", "--quiet", "--dumpDbUsersAndRoles", "--ssl", "--tls"],
+    flags: &["--oplog", "--quiet", "--dumpDbUsersAndRoles", "--ssl", "--tls"],
     valued: &[
         "--host",
         "--port",
@@ -319,10 +322,14 @@ fn check_option(tool: &str, allowed: &Allowed, word: &str) -> Result<(), String>
     if ok {
         return Ok(());
     }
-    let why = if allowed.valued.contains(&name) && value.is_some_and(|v| v.starts_with('-')) {
+    let why = if allowed.valued.contains(&name) && value == Some("") {
+        format!("`{name}=` has an empty value")
+    } else if allowed.valued.contains(&name) && value.is_some_and(|v| v.starts_with('-')) {
         "has a value that starts with `-`, which the tool could read as an option".to_string()
     } else if allowed.valued.contains(&name) {
         format!("`{name}` takes its value in the same word: `{name}=VALUE`")
+    } else if name == "--defaults-extra-file" || name == "--defaults-file" {
+        "reads options from a file, which can set any of them (result-file too): keep credentials in the ~/.my.cnf of the user the dump runs as (run_as)".into()
     } else if matches!(
         name,
         "-f" | "--file"
@@ -626,7 +633,6 @@ mod tests {
             ("postgresql", "--no-owner"),
             ("postgresql", "--host=/run/postgresql"),
             ("postgresql", "--exclude-table=logs"),
-            ("mysql", "--defaults-extra-file=/etc/ari/my.cnf"),
             ("mysql", "--routines"),
             ("mongodb", "--config=/etc/ari/mongo.yaml"),
         ] {
@@ -642,6 +648,11 @@ mod tests {
             ("postgresql", "--host=-oops", "starts with `-`"),
             ("mysql", "--result-file=/etc/passwd", "writes the dump somewhere"),
             ("mysql", "--tab=/tmp", "writes the dump somewhere"),
+            ("mysql", "--defaults-extra-file=/home/u/my.cnf", "reads options from a file"),
+            ("mysql", "--compact", "not an option"),
+            ("mysql", "--skip-comments", "not an option"),
+            ("mongodb", "--gzip", "not an option"),
+            ("postgresql", "--host=", "empty value"),
             ("mysql", "--password=secret", "credential"),
             ("mysql", "-psecret", "not an option"),
             ("mongodb", "--out=/tmp", "writes the dump somewhere"),
@@ -663,6 +674,13 @@ mod tests {
             .judge(b"-- MariaDB dump", b"INSERT INTO t VALUES (1),(2")
             .unwrap_err()
             .contains("cut short"));
+        // A row that holds the end line's text is not the end line.
+        let cut = b"INSERT INTO t VALUES (99999,'-- Dump completed on 2026-01-01');\nINSERT INTO u VALUES (1";
+        assert!(mysql.judge(b"-- MariaDB dump", cut).is_err());
+        let globals = DumpOf::Postgresql { database: None }.end_check();
+        let whole = b"ALTER ROLE x;\n\n--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+        assert!(globals.judge(b"--", whole).is_ok());
+        assert!(globals.judge(b"--", b"-- PostgreSQL database cluster dump complete\nALTER ROLE y").is_err());
         let pg = DumpOf::Postgresql { database: Some("app".into()) }.end_check();
         assert!(pg.judge(b"PGDMP\x01\x0e", b"whatever").is_ok());
         assert!(pg.judge(b"", b"").is_err(), "an empty dump is no dump");

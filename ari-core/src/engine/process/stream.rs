@@ -57,8 +57,16 @@ impl From<ProcessError> for Stopped {
     }
 }
 
-/// How much ari reads from the source at a time.
-const CHUNK: usize = 256 << 10;
+/// How much ari reads from the source at a time, and the size it asks for each pipe of the
+/// stream (the kernel's default of 64 KiB costs a context switch per 64 KiB).
+const CHUNK: usize = 1 << 20;
+
+/// Asks for a pipe of [`CHUNK`] bytes; a kernel that gives less (`pipe-max-size`, a user's
+/// `pipe-user-pages-soft`) leaves the default, which only costs speed.
+fn widened<F: std::os::fd::AsFd>(end: F) -> F {
+    let _ = rustix::pipe::fcntl_setpipe_size(&end, CHUNK);
+    end
+}
 
 /// A started stage: its process and what it prints on stderr.
 struct Running<'a> {
@@ -92,6 +100,7 @@ pub(crate) fn stream(
     let mut last_read = Some(last_read);
     for stage in sinks.iter().rev() {
         let (input_read, input_write) = io::pipe().map_err(|err| spawn_error(&stage.argv, err))?;
+        let input_read = widened(input_read);
         let (stderr_read, stderr_write) = io::pipe().map_err(|err| spawn_error(&stage.argv, err))?;
         #[allow(clippy::disallowed_methods)] // this module is the one process spawner
         let expression = own_group(duct::cmd(&stage.argv[0], &stage.argv[1..]))
@@ -116,7 +125,8 @@ pub(crate) fn stream(
     let mut feed = output;
 
     // The source, whose output ari reads.
-    let (mut from_source, source_output) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
+    let (from_source, source_output) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
+    let mut from_source = widened(from_source);
     let (stderr_read, stderr_write) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
     #[allow(clippy::disallowed_methods)] // this module is the one process spawner
     let expression = own_group(duct::cmd(&source.argv[0], &source.argv[1..]))
@@ -156,10 +166,14 @@ pub(crate) fn stream(
                 let room = keep - streamed.head.len();
                 streamed.head.extend_from_slice(&chunk[..room.min(read)]);
             }
-            streamed.tail.extend_from_slice(chunk);
-            if streamed.tail.len() > 2 * keep {
-                let cut = streamed.tail.len() - keep;
-                streamed.tail.drain(..cut);
+            // The last `keep` bytes, copying no more of a long chunk than that.
+            if read >= keep {
+                streamed.tail.clear();
+                streamed.tail.extend_from_slice(&chunk[read - keep..]);
+            } else {
+                streamed.tail.extend_from_slice(chunk);
+                let excess = streamed.tail.len().saturating_sub(keep);
+                streamed.tail.drain(..excess);
             }
             if let Err(err) = feed.write_all(chunk) {
                 // The sink is gone: the source learns it when it next writes.
@@ -217,6 +231,15 @@ pub(crate) fn stream(
         if !status.success() {
             failures.push((i, failure(stage.stage.command, status, stdout, stderr, &destinations, sudo)));
         }
+    }
+    // A sink that stopped reading before the end and still exited 0 (the source then dies of
+    // the broken pipe): the sink is what failed.
+    if sink_gone && !failures.iter().any(|(i, _)| *i > 0) {
+        let error = ProcessError::Wait {
+            command: sinks[0].command.to_string(),
+            source: io::Error::other("it stopped reading the stream before its end"),
+        };
+        return Err(Stopped { error, bytes: streamed.bytes });
     }
     // The source's failure explains the rest, unless a sink stopped reading first.
     let sink_failed = failures.iter().position(|(i, _)| *i > 0).filter(|_| sink_gone);
