@@ -133,6 +133,24 @@ fn a_sqlite_dump_restores_to_the_same_rows_locally_and_through_sshd_and_is_versi
     assert!(stderr(&out).contains("its dumps: here, there"), "{}", stderr(&out));
     let out = run(fx.ari().args(["history", "web"]));
     assert!(stdout(&out).contains("dumps: here "), "{}", stdout(&out));
+    // `ari verify --full` reads each kept dump back and judges it by its format.
+    let verify = |expect: i32| {
+        let out = run(fx.ari().args(["verify", "web", "--full", "--json"]));
+        assert_exit(&out, expect);
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        json["store_checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().starts_with("dump ")).cloned().collect::<Vec<_>>()
+    };
+    let checks = verify(0);
+    assert_eq!(checks.len(), 2, "{checks:?}");
+    assert!(checks.iter().all(|c| c["passed"] == true), "{checks:?}");
+    // A kept dump cut short since (a disk that lost its end) fails it.
+    let kept = incoming(&fx, "web").join("here.sql");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    std::fs::write(&kept, &text[..text.len() / 2]).unwrap();
+    let checks = verify(1);
+    let here = checks.iter().find(|c| c["name"] == "dump here").unwrap();
+    assert_eq!(here["passed"], false, "{here}");
+    assert!(here["detail"].as_str().unwrap().contains("COMMIT;"), "{here}");
 }
 
 /// A PostgreSQL server in a directory of its own, run by `nobody` (initdb refuses root), reached

@@ -24,7 +24,7 @@ pub fn cli() -> Command {
                 .help("how many files: a count (500) or a share (5%); default: the job's verify_sample, else 1%"),
         )
         .arg(Arg::new("full").long("full").action(ArgAction::SetTrue).help(
-            "then check the whole store: rdiff-backup's own verify of the mirror and of the oldest backup; a ZFS pool's health and last scrub (verify_max_scrub_age)",
+            "then check the whole store: rdiff-backup's own verify of the mirror and of the oldest backup; a ZFS pool's health and last scrub (verify_max_scrub_age); each database dump it keeps, read back and judged by its format",
         ))
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("as one JSON object"))
 }

@@ -554,6 +554,10 @@ pub(crate) struct DumpStream {
     pub(crate) compress: Option<Command>,
     /// What writes the stream to the temporary name, on the store's host.
     pub(crate) writer: Command,
+    /// The store's dump directory, on the writer's host.
+    pub(crate) directory: String,
+    /// The dump's file in it.
+    pub(crate) file: String,
     /// What the dump's first and last bytes must hold, by its format.
     pub(crate) check: crate::contract::end_check::EndCheck,
     /// The longest it may run (the entry's `timeout`, or `dump_timeout`).

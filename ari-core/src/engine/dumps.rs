@@ -33,6 +33,44 @@ pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" |
 /// ari read, is whole.
 pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) zstd -q -t -- "$2" || exit 3 ;; esac; mv -fT -- "$2" "$3" && sync -- ."#;
 
+/// Reads the dump `$2` that the store keeps in `$1` (entered as [`WRITE`] does): its size,
+/// then its first and last 4 KiB, decompressed when it is compressed (which `zstd -t` checks
+/// first); for `ari verify --full`, which judges them by the dump's format. It changes nothing.
+pub(crate) const CHECK: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: there is no dump $2 in $1" >&2; exit 4; }; case $2 in *.zst) zstd -q -t -- "$2" || exit 5; zstd -dc -- "$2" | wc -c; zstd -dc -- "$2" | head -c 4096; zstd -dc -- "$2" | tail -c 4096 ;; *) wc -c < "$2"; head -c 4096 -- "$2"; tail -c 4096 -- "$2" ;; esac"#;
+
+/// `ari verify --full`'s check of each dump the store keeps: its label, the read-only command
+/// ([`CHECK`]) on the store's host, and what its bytes must show.
+pub(crate) fn checks(dump_steps: &[Step]) -> Vec<(String, Command, crate::contract::end_check::EndCheck)> {
+    dump_steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Dump(stream) => {
+                let argv = ["sh", "-c", CHECK, "ari-dump", &stream.directory, &stream.file];
+                Some((stream.name.clone(), Command::argv(stream.writer.host.clone(), argv), stream.check))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Judges what [`CHECK`] printed (a size line, then the first and last bytes, each at most
+/// `EndCheck::TAIL`): the dump's size, or why it is not whole.
+pub(crate) fn judge_stored(printed: &[u8], check: &crate::contract::end_check::EndCheck) -> Result<u64, String> {
+    let keep = crate::contract::end_check::EndCheck::TAIL as u64;
+    let newline = printed.iter().position(|&b| b == b'\n').ok_or("it printed no size")?;
+    let size: u64 = std::str::from_utf8(&printed[..newline])
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .ok_or("it printed no size")?;
+    let rest = &printed[newline + 1..];
+    let part = size.min(keep) as usize;
+    if rest.len() != 2 * part {
+        return Err(format!("it printed {} bytes of the dump's ends, not {}", rest.len(), 2 * part));
+    }
+    check.judge(&rest[..part], &rest[part..])?;
+    Ok(size)
+}
+
 /// The file a dump is kept as: its name, its format's extension, `.zst` when compressed.
 pub(crate) fn file_name(dump: &Dump) -> String {
     let extension = match &dump.of {
@@ -153,6 +191,8 @@ pub(crate) fn steps(job: &Job, settings: &Settings, store: DumpStore) -> Vec<Ste
                 }
             },
             writer: on_store(WRITE, &[&partial]),
+            directory: store.directory.clone(),
+            file: file.clone(),
             check: dump.of.end_check(),
             timeout: dump.timeout.unwrap_or(default_timeout),
         };
@@ -236,6 +276,19 @@ mod tests {
             "{name: s, command: 'pg_dump app | head', run_as: postgres}",
             "`runuser -u postgres -- sh -c 'pg_dump app | head'` on db",
         );
+    }
+
+    #[test]
+    fn a_stored_dump_is_judged_by_its_size_and_ends() {
+        let mysql = DumpOf::Mysql { database: None }.end_check();
+        let dump = b"-- MariaDB dump\nINSERT;\n-- Dump completed on 2026-12-07\n";
+        let printed = [format!("{}\n", dump.len()).as_bytes(), dump, dump].concat();
+        assert_eq!(judge_stored(&printed, &mysql), Ok(dump.len() as u64));
+        let cut = b"-- MariaDB dump\nINSERT;\n";
+        let printed = [format!("{}\n", cut.len()).as_bytes(), cut, cut].concat();
+        assert!(judge_stored(&printed, &mysql).unwrap_err().contains("cut short"));
+        assert!(judge_stored(b"12\nshort", &mysql).unwrap_err().contains("not 24"));
+        assert!(judge_stored(b"", &mysql).is_err());
     }
 
     #[test]

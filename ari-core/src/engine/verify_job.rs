@@ -117,6 +117,19 @@ fn store_checks(plan: &JobPlan, runner: &Runner) -> Result<Vec<StoreChecked>, Co
         }
         _ => Vec::new(),
     };
+    // Each dump the store keeps, read back and judged by its format (the spot check leaves the
+    // dump directory out of its comparison).
+    let dumps = crate::engine::dumps::checks(&plan.dumps).into_iter().map(|(name, command, check)| {
+        log::info!("checking dump {name}: {command}");
+        let result = runner
+            .run(&command)
+            .map_err(|err| crate::contract::error::chain(&err))
+            .and_then(|output| {
+                let printed = output.stdout_bytes().map_err(|err| err.to_string())?;
+                crate::engine::dumps::judge_stored(printed, &check).map(|size| format!("ok, {size} bytes"))
+            });
+        StoreChecked { name: format!("dump {name}"), command: command.to_string(), result }
+    });
     Ok(plan
         .store_checks(&backups)?
         .into_iter()
@@ -134,5 +147,6 @@ fn store_checks(plan: &JobPlan, runner: &Runner) -> Result<Vec<StoreChecked>, Co
                 });
             StoreChecked { name: check.name, command: check.command.to_string(), result }
         })
+        .chain(dumps)
         .collect())
 }

@@ -183,6 +183,10 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
     for check in plan.store_checks(&[]).unwrap_or_default() {
         exact(&check.command, &mut by_host);
     }
+    // And its reading of each dump the store keeps.
+    for (_, command, _) in crate::engine::dumps::checks(&plan.dumps) {
+        exact(&command, &mut by_host);
+    }
     // Hosts that only a tool reaches (rdiff-backup's source) are in the plan's hosts too.
     for host in plan.hosts() {
         if let Host::Remote(host) = Host::named(&host) {
