@@ -28,7 +28,7 @@ pub mod worlds;
 pub use fixture::{assert_exit, assert_refused, fingerprint, read_tree, stderr, stdout, Fixture};
 pub use running::Running;
 pub use sshd::{Shell, ShellMode, Sshd, SshdBuilder};
-pub use tools::{ari_bin, require_tool};
+pub use tools::{ari_bin, installed_sudoers, require_tool};
 pub use wait::eventually;
 pub use worlds::World;
 

@@ -91,3 +91,20 @@ fn legacy_bin_path(name: &str) -> Option<PathBuf> {
     }
     Some(dir.join(format!("{name}{}", env::consts::EXE_SUFFIX)))
 }
+
+/// A sudoers drop-in of `ari authorize` as its installer writes it on a host whose programs are
+/// in /usr/bin: each `@PROGRAM@` becomes the program's path, for `visudo -cf`.
+pub fn installed_sudoers(sudoers: &str) -> String {
+    sudoers
+        .lines()
+        .map(|line| match line.split_once("NOPASSWD: @").or_else(|| line.split_once("Defaults!@")) {
+            Some((head, rest)) => {
+                let (program, args) = rest.split_once("@ ").expect("@PROGRAM@ ARGS");
+                let head =
+                    if head.is_empty() { "Defaults!".to_string() } else { format!("{head}NOPASSWD: ") };
+                format!("{head}/usr/bin/{program} {args}\n")
+            }
+            None => format!("{line}\n"),
+        })
+        .collect()
+}

@@ -510,18 +510,7 @@ fn under_remote_sudo_the_sudoers_drop_in_passes_visudo_and_names_every_command()
         assert!(rule.ends_with(" --restrict-mode read-only$"), "{rule}");
     }
     // The installer's part: each @PROGRAM@ becomes the program's path on the host.
-    let filled: String = sudoers
-        .lines()
-        .map(|line| match line.split_once("NOPASSWD: @").or_else(|| line.split_once("Defaults!@")) {
-            Some((head, rest)) => {
-                let (program, args) = rest.split_once("@ ").unwrap();
-                let head =
-                    if head.is_empty() { "Defaults!".to_string() } else { format!("{head}NOPASSWD: ") };
-                format!("{head}/usr/bin/{program} {args}\n")
-            }
-            None => format!("{line}\n"),
-        })
-        .collect();
+    let filled = tests::installed_sudoers(sudoers);
     let file = rig.world.fx.path("ari-sudoers");
     std::fs::write(&file, filled).unwrap();
     let checked = run(Command::new(visudo).arg("-cf").arg(&file));

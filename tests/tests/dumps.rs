@@ -138,7 +138,13 @@ fn a_sqlite_dump_restores_to_the_same_rows_locally_and_through_sshd_and_is_versi
         let out = run(fx.ari().args(["verify", "web", "--full", "--json"]));
         assert_exit(&out, expect);
         let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        json["store_checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().starts_with("dump ")).cloned().collect::<Vec<_>>()
+        json["store_checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with("dump "))
+            .cloned()
+            .collect::<Vec<_>>()
     };
     let checks = verify(0);
     assert_eq!(checks.len(), 2, "{checks:?}");
@@ -312,10 +318,11 @@ fn mysql(socket: &Path, sql: &str) -> String {
 }
 
 #[test]
-fn a_mariadb_dump_restores_to_the_same_data() {
+fn a_mariadb_dump_through_sshd_restores_to_the_same_data() {
     rdiff_backup();
     let fx = Fixture::new();
-    fx.write_config("");
+    let sshd = Sshd::start();
+    fx.write_config(&sshd.config_yaml());
     let (_server, socket) = mariadb(&fx);
     mysql(&socket, "create database shop; create table shop.t (id int primary key, v varchar(64)); use shop; insert into t select seq, md5(seq) from seq_1_to_3000");
     let fingerprint = "select count(*), md5(group_concat(v order by id separator ',')) from shop.t";
@@ -324,7 +331,8 @@ fn a_mariadb_dump_restores_to_the_same_data() {
     let job = fx.write_job(
         "shop.yaml",
         &format!(
-            "include: [{src}]\ndumps:\n  - {{name: shop, type: mysql, database: shop, options: ['--socket={socket}', --user=root, --routines]}}\n",
+            "include: [{src}]\ndumps:\n  - {{name: shop, type: mysql, database: shop, host: {host}, options: ['--socket={socket}', --user=root, --routines]}}\n",
+            host = sshd.host_alias(),
             src = src.display(),
             socket = socket.display(),
         ),
@@ -618,18 +626,7 @@ fn under_remote_sudo_a_dump_runs_through_sudo_and_its_rule_passes_visudo() {
         shared.display().to_string().replace('.', "\\.")
     );
     assert!(sudoers.contains(&rule), "{rule}\n{sudoers}");
-    let filled: String = sudoers
-        .lines()
-        .map(|line| match line.split_once("NOPASSWD: @").or_else(|| line.split_once("Defaults!@")) {
-            Some((head, rest)) => {
-                let (program, args) = rest.split_once("@ ").unwrap();
-                let head =
-                    if head.is_empty() { "Defaults!".to_string() } else { format!("{head}NOPASSWD: ") };
-                format!("{head}/usr/bin/{program} {args}\n")
-            }
-            None => format!("{line}\n"),
-        })
-        .collect();
+    let filled = tests::installed_sudoers(&sudoers);
     std::fs::write(fx.path("ari-sudoers"), filled).unwrap();
     assert_exit(&run(Command::new(visudo).arg("-cf").arg(fx.path("ari-sudoers"))), 0);
 }

@@ -55,7 +55,10 @@ pub(crate) fn checks(dump_steps: &[Step]) -> Vec<(String, Command, crate::contra
 
 /// Judges what [`CHECK`] printed (a size line, then the first and last bytes, each at most
 /// `EndCheck::TAIL`): the dump's size, or why it is not whole.
-pub(crate) fn judge_stored(printed: &[u8], check: &crate::contract::end_check::EndCheck) -> Result<u64, String> {
+pub(crate) fn judge_stored(
+    printed: &[u8],
+    check: &crate::contract::end_check::EndCheck,
+) -> Result<u64, String> {
     let keep = crate::contract::end_check::EndCheck::TAIL as u64;
     let newline = printed.iter().position(|&b| b == b'\n').ok_or("it printed no size")?;
     let size: u64 = std::str::from_utf8(&printed[..newline])

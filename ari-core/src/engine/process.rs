@@ -20,6 +20,7 @@ use crate::contract::step::{Command, Host, Program, Tolerated};
 
 mod capture;
 mod group;
+mod relay;
 pub(crate) mod stream;
 
 use capture::Capture;

@@ -121,10 +121,8 @@ fn store_checks(plan: &JobPlan, runner: &Runner) -> Result<Vec<StoreChecked>, Co
     // dump directory out of its comparison).
     let dumps = crate::engine::dumps::checks(&plan.dumps).into_iter().map(|(name, command, check)| {
         log::info!("checking dump {name}: {command}");
-        let result = runner
-            .run(&command)
-            .map_err(|err| crate::contract::error::chain(&err))
-            .and_then(|output| {
+        let result =
+            runner.run(&command).map_err(|err| crate::contract::error::chain(&err)).and_then(|output| {
                 let printed = output.stdout_bytes().map_err(|err| err.to_string())?;
                 crate::engine::dumps::judge_stored(printed, &check).map(|size| format!("ok, {size} bytes"))
             });

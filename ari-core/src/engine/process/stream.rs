@@ -10,7 +10,7 @@
 //! the end of its input for the end of a dump before ari has every status: the writer only
 //! writes a temporary name, which a step of its own renames once this returned success.
 
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -25,16 +25,7 @@ pub(crate) struct Stage<'a> {
     pub(crate) argv: Vec<String>,
 }
 
-/// What went through a stream.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Streamed {
-    /// Its size.
-    pub(crate) bytes: u64,
-    /// Its first bytes (at most `keep`).
-    pub(crate) head: Vec<u8>,
-    /// Its last bytes (at most `keep`).
-    pub(crate) tail: Vec<u8>,
-}
+pub(crate) use super::relay::Streamed;
 
 /// A stream that did not succeed: why, and how many bytes had gone through it by then.
 #[derive(Debug)]
@@ -102,15 +93,7 @@ pub(crate) fn stream(
         let (input_read, input_write) = io::pipe().map_err(|err| spawn_error(&stage.argv, err))?;
         let input_read = widened(input_read);
         let (stderr_read, stderr_write) = io::pipe().map_err(|err| spawn_error(&stage.argv, err))?;
-        #[allow(clippy::disallowed_methods)] // this module is the one process spawner
-        let expression = own_group(duct::cmd(&stage.argv[0], &stage.argv[1..]))
-            .stdin_file(input_read)
-            .stdout_file(output)
-            .stderr_file(stderr_write)
-            .unchecked();
-        let handle = expression.start().map_err(|err| spawn_error(&stage.argv, err));
-        drop(expression);
-        let handle = match handle {
+        let handle = match start(stage, Some(input_read), output, stderr_write) {
             Ok(handle) => handle,
             Err(err) => {
                 stop_all(&running, &reach);
@@ -122,21 +105,13 @@ pub(crate) fn stream(
         output = input_write;
     }
     running.reverse();
-    let mut feed = output;
+    let feed = output;
 
     // The source, whose output ari reads.
     let (from_source, source_output) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
-    let mut from_source = widened(from_source);
+    let from_source = widened(from_source);
     let (stderr_read, stderr_write) = io::pipe().map_err(|err| spawn_error(&source.argv, err))?;
-    #[allow(clippy::disallowed_methods)] // this module is the one process spawner
-    let expression = own_group(duct::cmd(&source.argv[0], &source.argv[1..]))
-        .stdin_null()
-        .stdout_file(source_output)
-        .stderr_file(stderr_write)
-        .unchecked();
-    let handle = expression.start().map_err(|err| spawn_error(&source.argv, err));
-    drop(expression);
-    let handle = match handle {
+    let handle = match start(source, None, source_output, stderr_write) {
         Ok(handle) => handle,
         Err(err) => {
             drop(feed);
@@ -149,38 +124,8 @@ pub(crate) fn stream(
         Running { stage: source, handle, stderr: Capture::start(stderr_read, nonces), stdout: None },
     );
 
-    // ari's part: read, count, keep the ends, hand on. A sink that stops reading ends the copy.
-    let copier = std::thread::spawn(move || -> (Streamed, Option<io::Error>, bool) {
-        let mut streamed = Streamed::default();
-        let mut buffer = vec![0u8; CHUNK];
-        loop {
-            let read = match from_source.read(&mut buffer) {
-                Ok(0) => return (streamed, None, false),
-                Ok(read) => read,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return (streamed, Some(err), false),
-            };
-            let chunk = &buffer[..read];
-            streamed.bytes += read as u64;
-            if streamed.head.len() < keep {
-                let room = keep - streamed.head.len();
-                streamed.head.extend_from_slice(&chunk[..room.min(read)]);
-            }
-            // The last `keep` bytes, copying no more of a long chunk than that.
-            if read >= keep {
-                streamed.tail.clear();
-                streamed.tail.extend_from_slice(&chunk[read - keep..]);
-            } else {
-                streamed.tail.extend_from_slice(chunk);
-                let excess = streamed.tail.len().saturating_sub(keep);
-                streamed.tail.drain(..excess);
-            }
-            if let Err(err) = feed.write_all(chunk) {
-                // The sink is gone: the source learns it when it next writes.
-                return (streamed, Some(err), true);
-            }
-        }
-    });
+    // ari's part: hand on, count, keep the ends. A sink that stops reading ends it.
+    let copier = std::thread::spawn(move || super::relay::relay(from_source, feed, keep));
 
     // Wait for every stage, looking at the flag and the deadline in between.
     let mut statuses: Vec<Option<std::process::ExitStatus>> = vec![None; running.len()];
@@ -192,7 +137,7 @@ pub(crate) fn stream(
                     Ok(None) => {}
                     Err(source) => {
                         stop_all(&running, &reach);
-                        let bytes = copier.join().map_or(0, |(streamed, ..)| streamed.bytes);
+                        let bytes = copier.join().map_or(0, |relayed| relayed.streamed.bytes);
                         let error = ProcessError::Wait { command: stage.stage.command.to_string(), source };
                         return Err(Stopped { error, bytes });
                     }
@@ -205,21 +150,24 @@ pub(crate) fn stream(
         if cancel.load(Ordering::SeqCst) {
             log::debug!("{} was interrupted: stopping it", describe());
             stop_all(&running, &reach);
-            let bytes = copier.join().map_or(0, |(streamed, ..)| streamed.bytes);
+            let bytes = copier.join().map_or(0, |relayed| relayed.streamed.bytes);
             return Err(Stopped { error: ProcessError::Interrupted { command: describe() }, bytes });
         }
         if let Some(deadline) = deadline.as_ref().filter(|d| Instant::now() >= d.at) {
             log::debug!("{} reached {}: stopping it", describe(), deadline.limit);
             stop_all(&running, &reach);
-            let bytes = copier.join().map_or(0, |(streamed, ..)| streamed.bytes);
+            let bytes = copier.join().map_or(0, |relayed| relayed.streamed.bytes);
             let error = ProcessError::TimedOut { command: describe(), limit: deadline.limit.clone() };
             return Err(Stopped { error, bytes });
         }
         std::thread::sleep(POLL);
     }
-    let (streamed, copy_error, sink_gone) = copier.join().unwrap_or_else(|_| {
-        (Streamed::default(), Some(io::Error::other("ari's copy of the stream panicked")), false)
+    let relayed = copier.join().unwrap_or_else(|_| super::relay::Relayed {
+        streamed: Streamed::default(),
+        error: Some(io::Error::other("ari's relay of the stream panicked")),
+        sink_gone: false,
     });
+    let (streamed, copy_error, sink_gone) = (relayed.streamed, relayed.error, relayed.sink_gone);
     let mut failures = Vec::new();
     for (i, (stage, status)) in running.into_iter().zip(statuses).enumerate() {
         let status = status.expect("every stage ended");
@@ -257,6 +205,29 @@ pub(crate) fn stream(
         });
     }
     Ok(streamed)
+}
+
+/// Starts `stage` in a group of its own with these standard streams (stdin `/dev/null` when
+/// none). The expression, which holds the pipes' ends too, is gone when this returns: a pipe
+/// ends when the processes that hold it have closed it.
+fn start(
+    stage: &Stage<'_>,
+    stdin: Option<io::PipeReader>,
+    stdout: io::PipeWriter,
+    stderr: io::PipeWriter,
+) -> Result<duct::Handle, ProcessError> {
+    #[allow(clippy::disallowed_methods)] // this module is the one process spawner
+    let expression = own_group(duct::cmd(&stage.argv[0], &stage.argv[1..]));
+    let expression = match stdin {
+        Some(stdin) => expression.stdin_file(stdin),
+        None => expression.stdin_null(),
+    };
+    expression
+        .stdout_file(stdout)
+        .stderr_file(stderr)
+        .unchecked()
+        .start()
+        .map_err(|err| spawn_error(&stage.argv, err))
 }
 
 /// Stops every started stage, on its hosts first.
