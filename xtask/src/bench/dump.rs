@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::data::{write_pseudo_random, yaml_path};
 use super::measure::{measure, median};
-use super::{write_pseudo_random, yaml_path};
 use crate::shell;
 
 const BIG: u64 = 1 << 30;

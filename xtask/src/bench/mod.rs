@@ -18,6 +18,7 @@
 //! Missing a target is reported, not an error; a measured command that
 //! fails is an error, since its timing would mean nothing.
 
+mod data;
 mod dump;
 mod fleet;
 mod hostile_yaml;
@@ -29,8 +30,9 @@ use crate::{deps, shell};
 use anyhow::{bail, ensure, Context, Result};
 use measure::{measure, median, Sample};
 use serde_json::{json, Value};
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
+
+use data::{write_pseudo_random, yaml_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Instant, SystemTime};
@@ -427,31 +429,6 @@ fn file_plan() -> Vec<(PathBuf, u64)> {
         files.push((rel, size));
     }
     files
-}
-
-/// Writes `size` pseudo-random bytes seeded by `seed`.
-fn write_pseudo_random(path: &Path, size: u64, seed: u64) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 16, file);
-    let mut rng = XorShift::new(seed);
-    let mut left = size;
-    while left > 0 {
-        let bytes = rng.next().to_le_bytes();
-        let n = left.min(8) as usize;
-        out.write_all(&bytes[..n])?;
-        left -= n as u64;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// A path as a YAML double-quoted scalar (JSON string syntax is valid YAML).
-fn yaml_path(path: &Path) -> Result<String> {
-    let text = path.to_str().with_context(|| format!("{} is not valid UTF-8", path.display()))?;
-    Ok(serde_json::to_string(text)?)
 }
 
 #[cfg(test)]
