@@ -157,6 +157,14 @@ fn a_sqlite_dump_restores_to_the_same_rows_locally_and_through_sshd_and_is_versi
     let here = checks.iter().find(|c| c["name"] == "dump here").unwrap();
     assert_eq!(here["passed"], false, "{here}");
     assert!(here["detail"].as_str().unwrap().contains("COMMIT;"), "{here}");
+    // A link in the dump's place is not read through, however whole what it names looks.
+    let elsewhere = fx.path("elsewhere.sql");
+    std::fs::write(&elsewhere, text).unwrap();
+    std::fs::remove_file(&kept).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &kept).unwrap();
+    let checks = verify(1);
+    let here = checks.iter().find(|c| c["name"] == "dump here").unwrap();
+    assert!(here["detail"].as_str().unwrap().contains("there is no dump here.sql"), "{here}");
 }
 
 /// A PostgreSQL server in a directory of its own, run by `nobody` (initdb refuses root), reached

@@ -34,9 +34,12 @@ pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" |
 pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) zstd -q -t -- "$2" || exit 3 ;; esac; mv -fT -- "$2" "$3" && sync -- ."#;
 
 /// Reads the dump `$2` that the store keeps in `$1` (entered as [`WRITE`] does): its size,
-/// then its first and last 4 KiB, decompressed when it is compressed (which `zstd -t` checks
-/// first); for `ari verify --full`, which judges them by the dump's format. It changes nothing.
-pub(crate) const CHECK: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: there is no dump $2 in $1" >&2; exit 4; }; case $2 in *.zst) zstd -q -t -- "$2" || exit 5; zstd -dc -- "$2" | wc -c; zstd -dc -- "$2" | head -c 4096; zstd -dc -- "$2" | tail -c 4096 ;; *) wc -c < "$2"; head -c 4096 -- "$2"; tail -c 4096 -- "$2" ;; esac"#;
+/// then its first and last 4 KiB (of a plain dump: from its size and one read of each end; of a
+/// compressed one: decompressed, after `zstd -t`); for `ari verify --full`, which judges them by
+/// the dump's format. Every read opens the
+/// file with `dd iflag=nofollow`, so that a link put in its place (by a host that writes the
+/// directory) is never read through. It changes nothing.
+pub(crate) const CHECK: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: there is no dump $2 in $1" >&2; exit 4; }; r() { dd if="$2" iflag=nofollow bs=1M status=none; }; case $2 in *.zst) r "$@" | zstd -q -t || exit 5; r "$@" | zstd -q -d -c | wc -c; r "$@" | zstd -q -d -c | head -c 4096; r "$@" | zstd -q -d -c | tail -c 4096 ;; *) n=$(stat -c %s -- "$2") || exit 3; echo "$n"; r "$@" | head -c 4096; if [ "$n" -gt 4096 ]; then o=$((n - 4096)); else o=0; fi; dd if="$2" iflag=nofollow,skip_bytes skip="$o" bs=4096 count=1 status=none ;; esac"#;
 
 /// `ari verify --full`'s check of each dump the store keeps: its label, the read-only command
 /// ([`CHECK`]) on the store's host, and what its bytes must show.
