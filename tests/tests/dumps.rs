@@ -538,7 +538,37 @@ fn a_zfs_job_keeps_its_dumps_in_the_dataset_where_rsync_leaves_them() {
     let out = run(zfs.ari().args(["restore", "web", "--dump", "ldap", "--at", "1B", "--to", &zfs.fx.p("r")]));
     assert_exit(&out, 0);
     assert_eq!(std::fs::read_to_string(zfs.fx.path("r/ldap.dump")).unwrap(), "the dump\n");
+    // A snapshot that holds a link where the dump was (its host wrote rsync_dst): restored as
+    // it is, and refused as a dump, never read through.
+    let secret = zfs.fx.path("secret");
+    std::fs::write(&secret, "not a dump\n").unwrap();
+    let mut snapshots: Vec<PathBuf> =
+        std::fs::read_dir(dst.join(".zfs/snapshot")).unwrap().map(|e| e.unwrap().path()).collect();
+    snapshots.sort();
+    let planted = snapshots.last().unwrap().join(".ari-dumps/ldap.dump");
+    std::fs::remove_file(&planted).unwrap();
+    std::os::unix::fs::symlink(&secret, &planted).unwrap();
+    let out = run(zfs.ari().args(["restore", "web", "--dump", "ldap", "--to", &zfs.fx.p("r2")]));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("as something other than a file"), "{}", stderr(&out));
     zfs.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn a_dump_of_many_tiny_writes_arrives_whole() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    fx.write_config("");
+    // 3000 writes of one byte each, some with a pause between: what a slow, chatty dump tool
+    // does; the relay must neither lose a byte nor stall.
+    let job = command_job(
+        &fx,
+        "\"i=0; while [ $i -lt 3000 ]; do printf x; i=$((i+1)); [ $((i % 500)) -eq 0 ] && sleep 0.05; done\"",
+        ", timeout: 60s",
+    );
+    let out = run(fx.ari().arg("run").arg(&job));
+    assert_exit(&out, 0);
+    assert_eq!(std::fs::read_to_string(incoming(&fx, "web").join("db.dump")).unwrap(), "x".repeat(3000));
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::jobs;
 
 pub fn cli() -> Command {
     Command::new("restore")
-        .about("copy a path out of the job's store, as a backup holds it, into a directory of this machine")
+        .about("copy a path (or, with --dump, a database dump) out of the job's store, as a backup holds it, into a directory of this machine")
         .arg(Arg::new("job").value_name("JOB").required(true).help("a job file, or the name of one in jobs_dir"))
         .arg(
             Arg::new("path")
@@ -192,6 +192,16 @@ fn restore(context: &Context, request: &Request) -> i32 {
         Ok(placed) if dump.is_some() => {
             let source = dump.as_ref().expect("a dump");
             let mut file = PathBuf::from(&shown);
+            // A host that writes its store (a zfs job's rsync_dst) can leave a link where the dump
+            // was: never read through it.
+            if !std::fs::symlink_metadata(&file).is_ok_and(|meta| meta.file_type().is_file()) {
+                log::error!(
+                    "backup {} holds {} as something other than a file (a symbolic link?): it is at {shown}, neither decompressed nor to be loaded",
+                    backup.name(),
+                    source.file
+                );
+                return exit::JOB_FAILED;
+            }
             if file.extension().is_some_and(|e| e == "zst") && !request.raw {
                 match restore::decompress(plan, &file, request.force) {
                     Ok(plain) => file = plain,

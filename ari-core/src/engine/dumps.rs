@@ -30,8 +30,9 @@ pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" |
 /// Renames `$1/$2` (what [`WRITE`] wrote) to `$1/$3` over the previous dump, and syncs the
 /// directory; in `$1` entered as [`WRITE`] does. `$2` must be a regular file (not a link put in
 /// its place since), and a compressed dump must pass `zstd -t`: what was stored, not only what
-/// ari read, is whole.
-pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) zstd -q -t -- "$2" || exit 3 ;; esac; mv -fT -- "$2" "$3" && sync -- ."#;
+/// ari read, is whole; what the rename put in place must be that file still (a link swapped in
+/// between the test and the rename is removed, and the dump fails).
+pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) zstd -q -t -- "$2" || exit 3 ;; esac; mv -fT -- "$2" "$3" && { [ -f "$3" ] && [ ! -L "$3" ]; } || { rm -f -- "$3"; echo "ari-dump: $3 is not the file the dump wrote" >&2; exit 3; }; sync -- ."#;
 
 /// Reads the dump `$2` that the store keeps in `$1` (entered as [`WRITE`] does): its size,
 /// then its first and last 4 KiB (of a plain dump: from its size and one read of each end; of a

@@ -144,6 +144,13 @@ pub fn check_path(path: &str, include: &[String], exclude: &[String]) -> Result<
 pub fn decompress(plan: &JobPlan, path: &Path, force: bool) -> Result<std::path::PathBuf, ProcessError> {
     let shown = path.to_string_lossy().into_owned();
     let plain = std::path::PathBuf::from(shown.strip_suffix(".zst").unwrap_or(&shown));
+    // zstd would read through a link: what a backup holds as the dump must be a file.
+    if !std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_file()) {
+        return Err(ProcessError::Spawn {
+            program: "zstd".into(),
+            source: std::io::Error::other(format!("{shown} is not a regular file: not decompressed")),
+        });
+    }
     let mut argv = vec!["zstd", "-d", "-q", "--rm"];
     if force {
         argv.push("-f");

@@ -172,7 +172,8 @@ fn check_container(name: &str) -> Result<(), String> {
 /// may hold one, sets the format ari checks or drops the end it checks (`--compact`,
 /// `--skip-comments`, mongodump's `--gzip`), reads options from a file that could say any of
 /// that (`--defaults-extra-file`: mysqldump takes `result-file` from it), or changes the server
-/// beyond the dump (`--dump-slave` stops a replica's SQL thread).
+/// beyond the dump (`--dump-slave` stops a replica's SQL thread; `--where` is SQL, which `INTO
+/// OUTFILE` makes the server write a file with).
 struct Allowed {
     flags: &'static [&'static str],
     valued: &'static [&'static str],
@@ -273,7 +274,6 @@ const MYSQLDUMP: Allowed = Allowed {
         "--ignore-table",
         "--ignore-database",
         "--set-gtid-purged",
-        "--where",
     ],
 };
 
@@ -351,7 +351,7 @@ fn check_option(tool: &str, allowed: &Allowed, word: &str) -> Result<(), String>
         || name == "--dbname"
         || name == "-d"
     {
-        "would put a credential on the command line, where every user of the host sees it: keep it in ~/.pgpass, a --defaults-extra-file or a --config file on the host".into()
+        "would put a credential on the command line, where every user of the host sees it: keep it on the host, in the ~/.pgpass or ~/.my.cnf of the user the dump runs as (run_as), or mongodump's --config file".into()
     } else {
         format!("is not an option of {tool} that ari passes (docs/jobs.md lists them)")
     };
@@ -650,6 +650,7 @@ mod tests {
             ("mysql", "--tab=/tmp", "writes the dump somewhere"),
             ("mysql", "--defaults-extra-file=/home/u/my.cnf", "reads options from a file"),
             ("mysql", "--compact", "not an option"),
+            ("mysql", "--where=1 INTO OUTFILE /tmp/x", "not an option"),
             ("mysql", "--skip-comments", "not an option"),
             ("mongodb", "--gzip", "not an option"),
             ("postgresql", "--host=", "empty value"),

@@ -125,7 +125,13 @@ pub(crate) fn stream(
     );
 
     // ari's part: hand on, count, keep the ends. A sink that stops reading ends it.
-    let copier = std::thread::spawn(move || super::relay::relay(from_source, feed, keep));
+    // Its end comes through a channel, and is waited for only so long (OUTPUT_GRACE): a process
+    // that left the source's group and still holds its output must not hold the job.
+    let (relay_done, relay_end) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = relay_done.send(super::relay::relay(from_source, feed, keep));
+    });
+    let bytes_so_far = || relay_end.recv_timeout(OUTPUT_GRACE).map_or(0, |relayed| relayed.streamed.bytes);
 
     // Wait for every stage, looking at the flag and the deadline in between.
     let mut statuses: Vec<Option<std::process::ExitStatus>> = vec![None; running.len()];
@@ -137,7 +143,7 @@ pub(crate) fn stream(
                     Ok(None) => {}
                     Err(source) => {
                         stop_all(&running, &reach);
-                        let bytes = copier.join().map_or(0, |relayed| relayed.streamed.bytes);
+                        let bytes = bytes_so_far();
                         let error = ProcessError::Wait { command: stage.stage.command.to_string(), source };
                         return Err(Stopped { error, bytes });
                     }
@@ -150,23 +156,22 @@ pub(crate) fn stream(
         if cancel.load(Ordering::SeqCst) {
             log::debug!("{} was interrupted: stopping it", describe());
             stop_all(&running, &reach);
-            let bytes = copier.join().map_or(0, |relayed| relayed.streamed.bytes);
+            let bytes = bytes_so_far();
             return Err(Stopped { error: ProcessError::Interrupted { command: describe() }, bytes });
         }
         if let Some(deadline) = deadline.as_ref().filter(|d| Instant::now() >= d.at) {
             log::debug!("{} reached {}: stopping it", describe(), deadline.limit);
             stop_all(&running, &reach);
-            let bytes = copier.join().map_or(0, |relayed| relayed.streamed.bytes);
+            let bytes = bytes_so_far();
             let error = ProcessError::TimedOut { command: describe(), limit: deadline.limit.clone() };
             return Err(Stopped { error, bytes });
         }
         std::thread::sleep(POLL);
     }
-    let relayed = copier.join().unwrap_or_else(|_| super::relay::Relayed {
-        streamed: Streamed::default(),
-        error: Some(io::Error::other("ari's relay of the stream panicked")),
-        sink_gone: false,
-    });
+    let Ok(relayed) = relay_end.recv_timeout(OUTPUT_GRACE) else {
+        let source = io::Error::other("a process it started still holds its output after every stage ended");
+        return Err(Stopped { error: ProcessError::Wait { command: describe(), source }, bytes: 0 });
+    };
     let (streamed, copy_error, sink_gone) = (relayed.streamed, relayed.error, relayed.sink_gone);
     let mut failures = Vec::new();
     for (i, (stage, status)) in running.into_iter().zip(statuses).enumerate() {
