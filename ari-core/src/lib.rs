@@ -102,8 +102,8 @@ pub mod engine_api {
     }
     pub mod restore {
         pub use crate::engine::restore::{
-            check_path, check_time, decompress, dump_source, preview, run, select, shown_time, DumpSource,
-            RestoreError, Wanted, TIME_FORMS,
+            check_path, check_time, dump_source, preview, run, select, shown_time, DumpSource, RestoreError,
+            Wanted, TIME_FORMS,
         };
     }
     pub mod runner {

@@ -775,3 +775,18 @@ fn a_zfs_job_with_a_remote_source_dumps_only_that_host() {
     assert_exit(&out, 2);
     assert!(stdout(&out).contains("dumps[1].host: `db1` is not the source host"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_rename_that_fails_keeps_the_previous_dump() {
+    rdiff_backup();
+    let fx = Fixture::new();
+    let (job, path) = faked_tools_job(&fx, "none");
+    assert_exit(&run(fx.ari().arg("run").arg(&job).env("PATH", &path)), 0);
+    let kept = std::fs::read(incoming(&fx, "web").join("db.dump")).unwrap();
+    // A rename that fails, as on a full file system.
+    fx.write_script("bin/mv", "#!/bin/sh\necho 'mv: No space left on device' >&2\nexit 1\n");
+    let out = run(fx.ari().arg("run").arg(&job).env("PATH", &path));
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("keep dump db"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(incoming(&fx, "web").join("db.dump")).unwrap(), kept, "the previous dump stays");
+}

@@ -118,7 +118,14 @@ fn restore(context: &Context, request: &Request) -> i32 {
             (path.clone(), path, None)
         }
         What::Dump(name) => match restore::dump_source(plan, name) {
-            Ok(source) => (source.path.clone(), format!("/{}", source.file), Some(source)),
+            // A compressed dump is decompressed before it is placed, unless --raw.
+            Ok(source) => {
+                let file = match source.file.strip_suffix(".zst").filter(|_| !request.raw) {
+                    Some(plain) => plain.to_string(),
+                    None => source.file.clone(),
+                };
+                (source.path.clone(), format!("/{file}"), Some(source))
+            }
             Err(why) => return usage_errors(&[why]),
         },
     };
@@ -166,7 +173,10 @@ fn restore(context: &Context, request: &Request) -> i32 {
     warn_if_it_failed_verification(context, plan.label(), backup.time(), backup.name());
     let shown = target.path().display().to_string();
     let wanted = match &dump {
-        Some(source) => Wanted::dump(source, backup.clone(), target, request.force),
+        Some(source) => {
+            let decompress = source.file.ends_with(".zst") && !request.raw;
+            Wanted::dump(source, backup.clone(), target, request.force, decompress)
+        }
         None => Wanted::new(path.clone(), backup.clone(), target, request.force),
     };
     let dry_run = plan.settings.get(&ari_core::core_settings::DRY_RUN);
@@ -191,30 +201,7 @@ fn restore(context: &Context, request: &Request) -> i32 {
     match restore::run(plan, &wanted, &stop) {
         Ok(placed) if dump.is_some() => {
             let source = dump.as_ref().expect("a dump");
-            let mut file = PathBuf::from(&shown);
-            // A host that writes its store (a zfs job's rsync_dst) can leave a link where the dump
-            // was: never read through it.
-            if !std::fs::symlink_metadata(&file).is_ok_and(|meta| meta.file_type().is_file()) {
-                log::error!(
-                    "backup {} holds {} as something other than a file (a symbolic link?): it is at {shown}, neither decompressed nor to be loaded",
-                    backup.name(),
-                    source.file
-                );
-                return exit::JOB_FAILED;
-            }
-            if file.extension().is_some_and(|e| e == "zst") && !request.raw {
-                match restore::decompress(plan, &file, request.force) {
-                    Ok(plain) => file = plain,
-                    Err(err) => {
-                        log::error!(
-                            "the dump is restored as {shown}, but decompressing it failed: {}",
-                            chain(&err)
-                        );
-                        return exit::JOB_FAILED;
-                    }
-                }
-            }
-            let file = file.display().to_string();
+            let file = shown.clone();
             println!("restored dump {} as of {when} (backup {}) to {file}", source.file, backup.name());
             println!(
                 "to load it: {}",

@@ -29,18 +29,20 @@ pub(crate) const WRITE: &str = r#"umask 077; mkdir -p -- "$1" && cd -P -- "$1" |
 
 /// Renames `$1/$2` (what [`WRITE`] wrote) to `$1/$3` over the previous dump, and syncs the
 /// directory; in `$1` entered as [`WRITE`] does. `$2` must be a regular file (not a link put in
-/// its place since), and a compressed dump must pass `zstd -t`: what was stored, not only what
+/// its place since), and a compressed dump must pass `zstd -t`, read through `dd
+/// iflag=nofollow,nonblock` (no link followed, and a FIFO swapped in reads as empty instead of
+/// blocking): what was stored, not only what
 /// ari read, is whole; what the rename put in place must be that file still (a link swapped in
 /// between the test and the rename is removed, and the dump fails).
-pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) zstd -q -t -- "$2" || exit 3 ;; esac; mv -fT -- "$2" "$3" && { [ -f "$3" ] && [ ! -L "$3" ]; } || { rm -f -- "$3"; echo "ari-dump: $3 is not the file the dump wrote" >&2; exit 3; }; sync -- ."#;
+pub(crate) const KEEP: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: $2 is not the file the dump wrote" >&2; exit 3; }; case $3 in *.zst) dd if="$2" iflag=nofollow,nonblock bs=1M status=none | zstd -q -t || exit 3 ;; esac; mv -fT -- "$2" "$3" || exit 3; { [ -f "$3" ] && [ ! -L "$3" ]; } || { rm -f -- "$3"; echo "ari-dump: $3 is not the file the dump wrote" >&2; exit 3; }; sync -- ."#;
 
 /// Reads the dump `$2` that the store keeps in `$1` (entered as [`WRITE`] does): its size,
 /// then its first and last 4 KiB (of a plain dump: from its size and one read of each end; of a
 /// compressed one: decompressed, after `zstd -t`); for `ari verify --full`, which judges them by
 /// the dump's format. Every read opens the
-/// file with `dd iflag=nofollow`, so that a link put in its place (by a host that writes the
-/// directory) is never read through. It changes nothing.
-pub(crate) const CHECK: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: there is no dump $2 in $1" >&2; exit 4; }; r() { dd if="$2" iflag=nofollow bs=1M status=none; }; case $2 in *.zst) r "$@" | zstd -q -t || exit 5; r "$@" | zstd -q -d -c | wc -c; r "$@" | zstd -q -d -c | head -c 4096; r "$@" | zstd -q -d -c | tail -c 4096 ;; *) n=$(stat -c %s -- "$2") || exit 3; echo "$n"; r "$@" | head -c 4096; if [ "$n" -gt 4096 ]; then o=$((n - 4096)); else o=0; fi; dd if="$2" iflag=nofollow,skip_bytes skip="$o" bs=4096 count=1 status=none ;; esac"#;
+/// file with `dd iflag=nofollow,nonblock`, so that a link put in its place (by a host that
+/// writes the directory) is never read through, and a FIFO never blocks it. It changes nothing.
+pub(crate) const CHECK: &str = r#"cd -P -- "$1" || exit 3; [ "$(pwd -P)" = "$1" ] || { echo "ari-dump: $1 leads to $(pwd -P): refused" >&2; exit 3; }; { [ -f "$2" ] && [ ! -L "$2" ]; } || { echo "ari-dump: there is no dump $2 in $1" >&2; exit 4; }; r() { dd if="$2" iflag=nofollow,nonblock bs=1M status=none; }; case $2 in *.zst) r "$@" | zstd -q -t || exit 5; r "$@" | zstd -q -d -c | wc -c; r "$@" | zstd -q -d -c | head -c 4096; r "$@" | zstd -q -d -c | tail -c 4096 ;; *) n=$(stat -c %s -- "$2") || exit 3; echo "$n"; r "$@" | head -c 4096; if [ "$n" -gt 4096 ]; then o=$((n - 4096)); else o=0; fi; dd if="$2" iflag=nofollow,nonblock,skip_bytes skip="$o" bs=4096 count=1 status=none ;; esac"#;
 
 /// `ari verify --full`'s check of each dump the store keeps: its label, the read-only command
 /// ([`CHECK`]) on the store's host, and what its bytes must show.

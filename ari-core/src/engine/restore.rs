@@ -18,6 +18,10 @@ use crate::engine::process::{Output, ProcessError};
 use crate::engine::remote::Session;
 use crate::engine::runner::Runner;
 
+/// Decompresses the staged dump `$1` in place, in ari's private staging directory: into a new
+/// name beside it, then over it.
+const DECOMPRESS: &str = r#"zstd -d -q -o "$1.plain" -- "$1" && mv -f -- "$1.plain" "$1""#;
+
 /// What `--at` accepts, for error messages and `--help`.
 pub const TIME_FORMS: &str = "a backup's name as `ari history` lists it; `now`; `NB` for the Nth backup before the newest (`0B` is the newest); an interval back from now (`3D`, `2W3D`, `12h`: s, m, h, D, W, M = 30 days, Y = 365 days); seconds since the epoch; a date `2026-11-30` (its midnight, local time); a local time `2026-11-30 03:00` or `2026-11-30T03:00:00`; or a time with its offset `2026-11-30T03:00:00+01:00`";
 
@@ -139,28 +143,6 @@ pub fn check_path(path: &str, include: &[String], exclude: &[String]) -> Result<
     Ok(())
 }
 
-/// Decompresses a restored dump `path` (`FILE.zst`) into FILE beside it, removing the
-/// compressed one; with `force`, over what is there.
-pub fn decompress(plan: &JobPlan, path: &Path, force: bool) -> Result<std::path::PathBuf, ProcessError> {
-    let shown = path.to_string_lossy().into_owned();
-    let plain = std::path::PathBuf::from(shown.strip_suffix(".zst").unwrap_or(&shown));
-    // zstd would read through a link: what a backup holds as the dump must be a file.
-    if !std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_file()) {
-        return Err(ProcessError::Spawn {
-            program: "zstd".into(),
-            source: std::io::Error::other(format!("{shown} is not a regular file: not decompressed")),
-        });
-    }
-    let mut argv = vec!["zstd", "-d", "-q", "--rm"];
-    if force {
-        argv.push("-f");
-    }
-    argv.extend(["--", &shown]);
-    let command = crate::contract::step::Command::argv(crate::contract::step::Host::Local, argv);
-    Runner::new(plan.ssh.clone(), false).run(&command)?;
-    Ok(plain)
-}
-
 /// What `ari restore` copies, out of which backup, to where.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -175,17 +157,27 @@ pub struct Wanted {
     pub force: bool,
     /// Whether it is a dump, from where the job's dumps are kept (`ari restore --dump`).
     dump: bool,
+    /// Whether the dump is decompressed (`zstd -d`) in the private staging directory, before it
+    /// is placed: never in DIR, where another user of a shared sticky directory could race it.
+    decompress: bool,
 }
 
 impl Wanted {
     /// `path` as `backup` holds it, to `target`, replacing what is there only with `force`.
     pub fn new(path: impl Into<String>, backup: StoredBackup, target: RestoreTarget, force: bool) -> Wanted {
-        Wanted { path: path.into(), backup, target, force, dump: false }
+        Wanted { path: path.into(), backup, target, force, dump: false, decompress: false }
     }
 
-    /// The dump `source` names, as `backup` holds it, to `target`.
-    pub fn dump(source: &DumpSource, backup: StoredBackup, target: RestoreTarget, force: bool) -> Wanted {
-        Wanted { path: source.path.clone(), backup, target, force, dump: true }
+    /// The dump `source` names, as `backup` holds it, to `target` (DIR/FILE, or DIR/FILE
+    /// without `.zst` when `decompress`).
+    pub fn dump(
+        source: &DumpSource,
+        backup: StoredBackup,
+        target: RestoreTarget,
+        force: bool,
+        decompress: bool,
+    ) -> Wanted {
+        Wanted { path: source.path.clone(), backup, target, force, dump: true, decompress }
     }
 }
 
@@ -336,6 +328,34 @@ pub fn run(plan: &JobPlan, wanted: &Wanted, stop: &StopFlags) -> Result<Placed, 
     let not_held =
         || RestoreError::NotInBackup { path: wanted.path.clone(), backup: wanted.backup.name.clone() };
     match staging.holds_copy() {
+        Ok(true) if !absent && wanted.dump => {
+            // What a backup holds as a dump must be a file (a host that writes its store can
+            // leave a link there), and is decompressed where no one else can reach it.
+            match staging.holds_file() {
+                Ok(true) => {}
+                Ok(false) => {
+                    staging.discard();
+                    return Err(RestoreError::Backend(format!(
+                        "backup {} holds {} as something other than a file (a symbolic link?): nothing was written",
+                        wanted.backup.name, wanted.path
+                    )));
+                }
+                Err(err) => {
+                    staging.discard();
+                    return Err(RestoreError::Place(err));
+                }
+            }
+            if wanted.decompress {
+                let staged = staging.copy_path();
+                let argv = ["sh", "-c", DECOMPRESS, "ari-restore", staged.as_str()];
+                let command = crate::contract::step::Command::argv(crate::contract::step::Host::Local, argv);
+                if let Err(err) = runner.run(&command) {
+                    staging.discard();
+                    return Err(RestoreError::Copy(err));
+                }
+            }
+            staging.place(wanted.force).map_err(RestoreError::Place)
+        }
         Ok(true) if !absent => staging.place(wanted.force).map_err(RestoreError::Place),
         Ok(true) => {
             let shown = staging.path();

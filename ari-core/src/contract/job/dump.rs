@@ -172,8 +172,10 @@ fn check_container(name: &str) -> Result<(), String> {
 /// may hold one, sets the format ari checks or drops the end it checks (`--compact`,
 /// `--skip-comments`, mongodump's `--gzip`), reads options from a file that could say any of
 /// that (`--defaults-extra-file`: mysqldump takes `result-file` from it), or changes the server
-/// beyond the dump (`--dump-slave` stops a replica's SQL thread; `--where` is SQL, which `INTO
-/// OUTFILE` makes the server write a file with).
+/// beyond the dump (`--dump-slave` stops a replica's SQL thread, `--flush-logs` and
+/// `--flush-privileges` flush the server's, `--master-data` writes a `CHANGE MASTER TO` that
+/// loading the dump runs; `--where` is SQL, which `INTO OUTFILE` makes the server write a file
+/// with).
 struct Allowed {
     flags: &'static [&'static str],
     valued: &'static [&'static str],
@@ -256,9 +258,6 @@ const MYSQLDUMP: Allowed = Allowed {
         "--no-create-db",
         "--no-create-info",
         "--no-data",
-        "--flush-logs",
-        "--flush-privileges",
-        "--master-data",
         "--order-by-primary",
         "--system=all",
     ],

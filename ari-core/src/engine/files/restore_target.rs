@@ -339,6 +339,15 @@ impl Staging {
         }
     }
 
+    /// Whether the copy at NAME is a regular file (a link there is not followed).
+    pub fn holds_file(&self) -> Result<bool, TargetError> {
+        match rustix::fs::statat(&self.copy, self.target.name(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile),
+            Err(Errno::NOENT) => Ok(false),
+            Err(errno) => Err(failed("inspect", &self.path().join(COPY).join(self.target.name()))(errno)),
+        }
+    }
+
     /// Moves the copy to DIR/PATH (with `force`, in one exchange with what was there) and
     /// removes the staging directory. On an error DIR/PATH is as it was, and the staging
     /// directory and the directories ari made are removed (a failure to remove them is logged).
