@@ -10,6 +10,7 @@
 //! It depends on ari-core only and builds steps as data; it never runs anything itself.
 
 mod backend;
+pub mod calendar;
 mod expiry;
 pub mod names;
 pub mod pool;
