@@ -133,6 +133,13 @@ pub(crate) static DUMP_TIMEOUT: Setting<std::time::Duration> = Setting::new(
     Some("6h"),
     "stop a database dump (`dumps:`) that runs longer than this, and fail the job; an entry's `timeout` sets its own, and command_timeout, when shorter, wins",
 );
+/// How old the last success may be before a run expires nothing (the stale guard).
+pub(crate) static KEEP_WHEN_STALE: Setting<Option<std::time::Duration>> = Setting::new(
+    "keep_when_stale",
+    "core",
+    None,
+    "expire nothing (no retention, no ZFS expiry) in a run when the job's previous success ended longer ago than this, e.g. 7d, or is unknown, or the last run's spot check failed: a host that was down keeps its history; off by default",
+);
 /// How often a run includes the spot check.
 pub(crate) static VERIFY_EVERY: Setting<Option<std::time::Duration>> = Setting::new(
     "verify_every",
@@ -314,7 +321,14 @@ pub static REMOTE_SUDO: Setting<bool> = Setting::with_kind(
 
 crate::register_settings!(SSH_FILTER_PATH, SSH_KEY_OPTIONS, AUTHORIZED_KEYS_FILE, REMOTE_SUDO,);
 
-crate::register_settings!(VERIFY_SAMPLE, VERIFY_MAX_BYTES, VERIFY_EVERY, VERIFY_TIMEOUT, DUMP_TIMEOUT,);
+crate::register_settings!(
+    VERIFY_SAMPLE,
+    VERIFY_MAX_BYTES,
+    VERIFY_EVERY,
+    VERIFY_TIMEOUT,
+    DUMP_TIMEOUT,
+    KEEP_WHEN_STALE,
+);
 
 crate::register_settings!(
     COMMAND_TIMEOUT,

@@ -72,6 +72,8 @@ pub enum RunWarning {
     HistoryMovedAside(std::path::PathBuf),
     /// A shared ssh connection did not come up, so its commands had a connection each: why.
     SharingFailed(String),
+    /// The stale guard (`keep_when_stale`) held the backend's retention and expiry: why.
+    ExpiryHeld(String),
 }
 
 impl std::fmt::Display for RunWarning {
@@ -84,6 +86,7 @@ impl std::fmt::Display for RunWarning {
                 aside.display()
             ),
             RunWarning::SharingFailed(why) => f.write_str(why),
+            RunWarning::ExpiryHeld(why) => write!(f, "nothing was expired: {why}"),
         }
     }
 }
@@ -331,7 +334,8 @@ fn run_under_lock(
             Ok(_) => {}
             Err(err) => log::warn!("a real run would not run: {}", err.advice(label)),
         }
-        let report = pipeline::run(plan, &runner, &mut Ledger::disabled(), verify_due(plan));
+        let held = expiry_held(plan);
+        let report = pipeline::run(plan, &runner, &mut Ledger::disabled(), verify_due(plan), held.as_deref());
         return (JobOutcome::Ran(report), None, Vec::new());
     }
     let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), wait) {
@@ -362,9 +366,51 @@ fn run_under_lock(
     };
     let runner = runner.with_session(Arc::clone(&session));
     wait_for_the_next_second(plan);
-    let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan));
-    let warnings = session.close().into_iter().map(RunWarning::SharingFailed).collect();
+    let held = expiry_held(plan);
+    let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan), held.as_deref());
+    let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
+    if let Some(why) = held.filter(|_| !plan.backend_post.is_empty()) {
+        warnings.push(RunWarning::ExpiryHeld(why));
+    }
     (JobOutcome::Ran(report), recovery, warnings)
+}
+
+/// Why this run expires nothing (`keep_when_stale`, the stale guard): the job's previous success
+/// ended longer ago than the setting, or is unknown (no history, or one that cannot be read), or
+/// the last run's spot check failed. None without the setting, or when none of that holds.
+fn expiry_held(plan: &JobPlan) -> Option<String> {
+    let limit = plan.settings.get(&crate::contract::core_settings::KEEP_WHEN_STALE)?;
+    let history = match History::read(Path::new(&plan.state_dir()), plan.label()) {
+        Ok(history) => history,
+        Err(err) => {
+            return Some(format!(
+                "the job's history cannot be read ({}), so its last success is unknown (keep_when_stale)",
+                crate::contract::error::chain(&err)
+            ))
+        }
+    };
+    if history.last().and_then(|run| run.verify.as_ref()).is_some_and(|verify| !verify.passed) {
+        return Some("the last run's spot check failed (keep_when_stale)".to_string());
+    }
+    let Some(success) = history.last_success() else {
+        return Some("no earlier successful run is recorded (keep_when_stale)".to_string());
+    };
+    let age = jiff::Timestamp::now().as_second() as f64 - success.end();
+    // Days where a person counts in days: `10 days`, `7d`.
+    let shown = |seconds: u64| match seconds {
+        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+        s => crate::engine::process::humane(Duration::from_secs(s)),
+    };
+    let limit_shown = match limit.as_secs() {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s => crate::engine::process::humane(Duration::from_secs(s)),
+    };
+    (age > limit.as_secs_f64()).then(|| {
+        format!(
+            "the last success ended {} ago, longer than keep_when_stale {limit_shown} (a host that was down keeps its history)",
+            shown(age.max(0.0) as u64)
+        )
+    })
 }
 
 /// Whether this run includes the spot check: always, unless `verify_every` is set and a check

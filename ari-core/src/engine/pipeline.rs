@@ -76,8 +76,15 @@ struct PendingUndo<'a> {
 /// Runs a plan: the only place that decides what runs after what. Before a step that makes
 /// something runs, its undo is recorded in `ledger`; once undone, the entry goes.
 /// The spot check runs only when `verify_due`; with it, a backup that does not hold what the
-/// host held fails the job, so that no retention step follows it.
-pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger, verify_due: bool) -> JobReport {
+/// host held fails the job, so that no retention step follows it. With `expiry_held` (why:
+/// the stale guard), no backend post step (retention, expiry) runs, whatever the outcome.
+pub(crate) fn run(
+    plan: &JobPlan,
+    runner: &Runner,
+    ledger: &mut Ledger,
+    verify_due: bool,
+    expiry_held: Option<&str>,
+) -> JobReport {
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut records = Vec::new();
@@ -201,6 +208,10 @@ pub(crate) fn run(plan: &JobPlan, runner: &Runner, ledger: &mut Ledger, verify_d
     for step in &plan.backend_post {
         if finisher.is_cancelled() {
             log::debug!("skipping {}: cleanup was aborted", step.name);
+            continue;
+        }
+        if let Some(why) = expiry_held.filter(|_| chain_holds) {
+            log::warn!("not running {}: {why}", step.name);
             continue;
         }
         if !chain_holds {
