@@ -29,17 +29,6 @@ pub enum Period {
 }
 
 impl Period {
-    /// Its name, as a `zfs_keep` key and in a preview.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Hourly => "hourly",
-            Period::Daily => "daily",
-            Period::Weekly => "weekly",
-            Period::Monthly => "monthly",
-            Period::Yearly => "yearly",
-        }
-    }
-
     /// The period that `time` falls in, in `tz`, as a key that orders periods in time.
     fn key(self, time: Timestamp, tz: &TimeZone) -> (i32, i32, i32, i32) {
         let local = time.to_zoned(tz.clone());
@@ -209,9 +198,12 @@ mod tests {
         );
     }
 
+    fn period() -> impl Strategy<Value = Period> {
+        prop_oneof![Just(Hourly), Just(Daily), Just(Weekly), Just(Monthly), Just(Yearly)]
+    }
+
     fn policy() -> impl Strategy<Value = Policy> {
-        let period = prop_oneof![Just(Hourly), Just(Daily), Just(Weekly), Just(Monthly), Just(Yearly)];
-        proptest::collection::btree_map(period, 1u32..20, 1..5)
+        proptest::collection::btree_map(period(), 1u32..20, 1..5)
             .prop_map(|rules| Policy { rules: rules.into_iter().collect() })
     }
 
@@ -235,7 +227,7 @@ mod tests {
             creations in history(),
             later in proptest::collection::vec(1_893_456_000i64..1_924_992_000, 0..30),
             count in 1u32..10,
-            period in prop_oneof![Just(Hourly), Just(Daily), Just(Weekly), Just(Monthly), Just(Yearly)],
+            period in period(),
         ) {
             let policy = Policy { rules: vec![(period, count)] };
             let tz = TimeZone::UTC;

@@ -288,6 +288,17 @@ mod tests {
     }
 
     #[test]
+    fn the_check_reads_as_many_bytes_of_each_end_as_the_judge_expects() {
+        let keep = crate::contract::end_check::EndCheck::TAIL;
+        assert!(CHECK.contains(&format!("head -c {keep}")), "{CHECK}");
+        assert!(CHECK.contains(&format!("tail -c {keep}")), "{CHECK}");
+        assert!(
+            CHECK.contains(&format!("n - {keep}")) && CHECK.contains(&format!("bs={keep} count=1")),
+            "{CHECK}"
+        );
+    }
+
+    #[test]
     fn a_stored_dump_is_judged_by_its_size_and_ends() {
         let mysql = DumpOf::Mysql { database: None }.end_check();
         let dump = b"-- MariaDB dump\nINSERT;\n-- Dump completed on 2026-12-07\n";

@@ -68,19 +68,6 @@ pub enum DumpOf {
 }
 
 impl DumpOf {
-    /// The name of its kind, as the job file's `type` says it (`command` for a command).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DumpOf::Postgresql { .. } => "postgresql",
-            DumpOf::Mysql { .. } => "mysql",
-            DumpOf::Mongodb { .. } => "mongodb",
-            DumpOf::Sqlite { .. } => "sqlite",
-            DumpOf::Command(_) => "command",
-        }
-    }
-}
-
-impl DumpOf {
     /// What the tool's output shows when the dump is whole.
     pub(crate) fn end_check(&self) -> EndCheck {
         match self {

@@ -31,8 +31,8 @@ pub(crate) struct Relayed {
     pub(crate) sink_gone: bool,
 }
 
-/// How much a read or a move takes at a time.
-const CHUNK: usize = 1 << 20;
+/// How much ari reads at a time, and the size it asks for each pipe of a stream.
+pub(super) const CHUNK: usize = 1 << 20;
 
 /// Hands everything `from` gives to `to` until `from`'s end, keeping `keep` bytes of each end.
 pub(crate) fn relay(mut from: io::PipeReader, mut to: io::PipeWriter, keep: usize) -> Relayed {
@@ -41,10 +41,10 @@ pub(crate) fn relay(mut from: io::PipeReader, mut to: io::PipeWriter, keep: usiz
     let mut end = Vec::new();
     loop {
         let read = match from.read(&mut buffer) {
-            Ok(0) => return finish(streamed, end, None, false, keep),
+            Ok(0) => return finish(streamed, end, None, false),
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return finish(streamed, end, Some(err), false, keep),
+            Err(err) => return finish(streamed, end, Some(err), false),
         };
         let chunk = &buffer[..read];
         if streamed.head.len() < keep {
@@ -62,20 +62,13 @@ pub(crate) fn relay(mut from: io::PipeReader, mut to: io::PipeWriter, keep: usiz
             end.drain(..excess);
         }
         if let Err(err) = to.write_all(chunk) {
-            return finish(streamed, end, Some(err), true, keep);
+            return finish(streamed, end, Some(err), true);
         }
     }
 }
 
 /// The relay's end, `end` being the stream's last bytes (at most `keep`).
-fn finish(
-    mut streamed: Streamed,
-    end: Vec<u8>,
-    error: Option<io::Error>,
-    sink_gone: bool,
-    keep: usize,
-) -> Relayed {
-    debug_assert!(end.len() <= keep);
+fn finish(mut streamed: Streamed, end: Vec<u8>, error: Option<io::Error>, sink_gone: bool) -> Relayed {
     streamed.tail = end;
     Relayed { streamed, error, sink_gone }
 }

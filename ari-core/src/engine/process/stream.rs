@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use super::capture::Capture;
 use super::group::{own_group, stop_group, POLL};
+use super::relay::CHUNK;
 use super::{failure, spawn_error, Deadline, ProcessError, Reach, MARKER_GRACE, OUTPUT_GRACE};
 use crate::contract::step::Command;
 
@@ -34,25 +35,16 @@ pub(crate) struct Stopped {
     pub(crate) bytes: u64,
 }
 
-impl Stopped {
-    fn before(error: ProcessError) -> Stopped {
-        Stopped { error, bytes: 0 }
-    }
-}
-
 /// A stream that could not start (a pipe, a stage): nothing went through it. A sink already
 /// started sees its input end and exits; what it wrote is only ever a temporary name.
 impl From<ProcessError> for Stopped {
     fn from(error: ProcessError) -> Stopped {
-        Stopped::before(error)
+        Stopped { error, bytes: 0 }
     }
 }
 
-/// How much ari reads from the source at a time, and the size it asks for each pipe of the
-/// stream (the kernel's default of 64 KiB costs a context switch per 64 KiB).
-const CHUNK: usize = 1 << 20;
-
-/// Asks for a pipe of [`CHUNK`] bytes; a kernel that gives less (`pipe-max-size`, a user's
+/// Asks for a pipe of [`CHUNK`] bytes (the kernel's default of 64 KiB costs a context switch
+/// per 64 KiB); a kernel that gives less (`pipe-max-size`, a user's
 /// `pipe-user-pages-soft`) leaves the default, which only costs speed.
 fn widened<F: std::os::fd::AsFd>(end: F) -> F {
     let _ = rustix::pipe::fcntl_setpipe_size(&end, CHUNK);
@@ -97,7 +89,7 @@ pub(crate) fn stream(
             Ok(handle) => handle,
             Err(err) => {
                 stop_all(&running, &reach);
-                return Err(Stopped::before(err));
+                return Err(Stopped::from(err));
             }
         };
         let stdout = last_read.take().map(|read| Capture::start(read, Vec::new()));
@@ -116,7 +108,7 @@ pub(crate) fn stream(
         Err(err) => {
             drop(feed);
             stop_all(&running, &reach);
-            return Err(Stopped::before(err));
+            return Err(Stopped::from(err));
         }
     };
     running.insert(
