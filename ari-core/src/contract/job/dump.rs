@@ -165,7 +165,52 @@ fn check_container(name: &str) -> Result<(), String> {
 /// with).
 struct Allowed {
     flags: &'static [&'static str],
-    valued: &'static [&'static str],
+    valued: &'static [(&'static str, Value)],
+}
+
+/// What an option's value is, checked as such.
+#[derive(Clone, Copy)]
+enum Value {
+    /// A host name or address ([`kinds::HOST`]), or a socket's directory (an absolute path).
+    Host,
+    /// A port, 1 to 65535.
+    Port,
+    /// A user or role name ([`kinds::USER`]).
+    User,
+    /// An absolute, normalised path ([`kinds::PATH`]).
+    Path,
+    /// A whole number.
+    Number,
+    /// A word: letters, digits and `_.:-` (an encoding, a size, a mechanism, `10s`).
+    Word,
+    /// A name or pattern of the database's own (a table, a schema, a collection, a replica
+    /// set's hosts): any text without control characters.
+    Pattern,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+}
+
+impl Value {
+    fn check(self, value: &str) -> Result<(), String> {
+        let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        match self {
+            Value::Host if value.starts_with('/') => kinds::PATH.check(value),
+            Value::Host => kinds::HOST.check(value),
+            Value::Port => match value.parse::<u16>() {
+                Ok(port) if port > 0 => Ok(()),
+                _ => Err("is no port (1 to 65535)".into()),
+            },
+            Value::User => kinds::USER.check(value),
+            Value::Path => kinds::PATH.check(value),
+            Value::Number if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+            Value::Number => Err("is no whole number".into()),
+            Value::Word if value.chars().all(word) => Ok(()),
+            Value::Word => Err("takes letters, digits and `_.:-` only".into()),
+            Value::Pattern => Ok(()),
+            Value::Choice(words) if words.contains(&value) => Ok(()),
+            Value::Choice(words) => Err(format!("is none of {}", words.join(", "))),
+        }
+    }
 }
 
 const PG_DUMP: Allowed = Allowed {
@@ -194,20 +239,20 @@ const PG_DUMP: Allowed = Allowed {
         "--load-via-partition-root",
     ],
     valued: &[
-        "--host",
-        "--port",
-        "--username",
-        "--role",
-        "--schema",
-        "--exclude-schema",
-        "--table",
-        "--exclude-table",
-        "--exclude-table-data",
-        "--encoding",
-        "--lock-wait-timeout",
-        "--compress",
-        "--extra-float-digits",
-        "--section",
+        ("--host", Value::Host),
+        ("--port", Value::Port),
+        ("--username", Value::User),
+        ("--role", Value::User),
+        ("--schema", Value::Pattern),
+        ("--exclude-schema", Value::Pattern),
+        ("--table", Value::Pattern),
+        ("--exclude-table", Value::Pattern),
+        ("--exclude-table-data", Value::Pattern),
+        ("--encoding", Value::Word),
+        ("--lock-wait-timeout", Value::Word),
+        ("--compress", Value::Word),
+        ("--extra-float-digits", Value::Number),
+        ("--section", Value::Choice(&["pre-data", "data", "post-data"])),
     ],
 };
 
@@ -224,7 +269,14 @@ const PG_DUMPALL: Allowed = Allowed {
         "--clean",
         "--if-exists",
     ],
-    valued: &["--host", "--port", "--username", "--role", "--lock-wait-timeout", "--encoding"],
+    valued: &[
+        ("--host", Value::Host),
+        ("--port", Value::Port),
+        ("--username", Value::User),
+        ("--role", Value::User),
+        ("--lock-wait-timeout", Value::Word),
+        ("--encoding", Value::Word),
+    ],
 };
 
 const MYSQLDUMP: Allowed = Allowed {
@@ -249,34 +301,34 @@ const MYSQLDUMP: Allowed = Allowed {
         "--system=all",
     ],
     valued: &[
-        "--socket",
-        "--host",
-        "--port",
-        "--user",
-        "--protocol",
-        "--default-character-set",
-        "--max-allowed-packet",
-        "--net-buffer-length",
-        "--ignore-table",
-        "--ignore-database",
-        "--set-gtid-purged",
+        ("--socket", Value::Path),
+        ("--host", Value::Host),
+        ("--port", Value::Port),
+        ("--user", Value::User),
+        ("--protocol", Value::Choice(&["tcp", "socket"])),
+        ("--default-character-set", Value::Word),
+        ("--max-allowed-packet", Value::Word),
+        ("--net-buffer-length", Value::Word),
+        ("--ignore-table", Value::Pattern),
+        ("--ignore-database", Value::Pattern),
+        ("--set-gtid-purged", Value::Choice(&["OFF", "ON", "AUTO"])),
     ],
 };
 
 const MONGODUMP: Allowed = Allowed {
     flags: &["--oplog", "--quiet", "--dumpDbUsersAndRoles", "--ssl", "--tls"],
     valued: &[
-        "--host",
-        "--port",
-        "--username",
-        "--authenticationDatabase",
-        "--authenticationMechanism",
-        "--config",
-        "--collection",
-        "--excludeCollection",
-        "--excludeCollectionsWithPrefix",
-        "--readPreference",
-        "--numParallelCollections",
+        ("--host", Value::Pattern),
+        ("--port", Value::Port),
+        ("--username", Value::User),
+        ("--authenticationDatabase", Value::Word),
+        ("--authenticationMechanism", Value::Word),
+        ("--config", Value::Path),
+        ("--collection", Value::Pattern),
+        ("--excludeCollection", Value::Pattern),
+        ("--excludeCollectionsWithPrefix", Value::Pattern),
+        ("--readPreference", Value::Word),
+        ("--numParallelCollections", Value::Number),
     ],
 };
 
@@ -298,21 +350,24 @@ fn check_option(tool: &str, allowed: &Allowed, word: &str) -> Result<(), String>
         Some((name, value)) => (name, Some(value)),
         None => (word, None),
     };
+    let kind = allowed.valued.iter().find(|(valued, _)| *valued == name).map(|(_, kind)| *kind);
     let ok = match value {
         None => allowed.flags.contains(&word),
         Some(value) => {
-            allowed.flags.contains(&word)
-                || (allowed.valued.contains(&name) && !value.is_empty() && !value.starts_with('-'))
+            allowed.flags.contains(&word) || (kind.is_some() && !value.is_empty() && !value.starts_with('-'))
         }
     };
+    if let (true, Some(kind), Some(value)) = (ok, kind, value) {
+        return kind.check(value).map_err(|why| format!("option `{shown}`: `{}` {why}", kinds::shown(value)));
+    }
     if ok {
         return Ok(());
     }
-    let why = if allowed.valued.contains(&name) && value == Some("") {
+    let why = if kind.is_some() && value == Some("") {
         format!("`{name}=` has an empty value")
-    } else if allowed.valued.contains(&name) && value.is_some_and(|v| v.starts_with('-')) {
+    } else if kind.is_some() && value.is_some_and(|v| v.starts_with('-')) {
         "has a value that starts with `-`, which the tool could read as an option".to_string()
-    } else if allowed.valued.contains(&name) {
+    } else if kind.is_some() {
         format!("`{name}` takes its value in the same word: `{name}=VALUE`")
     } else if name == "--defaults-extra-file" || name == "--defaults-file" {
         "reads options from a file, which can set any of them (result-file too): keep credentials in the ~/.my.cnf of the user the dump runs as (run_as)".into()
@@ -618,6 +673,11 @@ mod tests {
         for (kind, option) in [
             ("postgresql", "--no-owner"),
             ("postgresql", "--host=/run/postgresql"),
+            ("postgresql", "--host=db.example.com"),
+            ("postgresql", "--port=5433"),
+            ("postgresql", "--table=public.orders*"),
+            ("mysql", "--socket=/run/mysqld/mysqld.sock"),
+            ("mysql", "--set-gtid-purged=OFF"),
             ("postgresql", "--exclude-table=logs"),
             ("mysql", "--routines"),
             ("mongodb", "--config=/etc/ari/mongo.yaml"),
@@ -640,6 +700,12 @@ mod tests {
             ("mysql", "--skip-comments", "not an option"),
             ("mongodb", "--gzip", "not an option"),
             ("postgresql", "--host=", "empty value"),
+            ("postgresql", "--port=5432x", "no port"),
+            ("postgresql", "--host=db;touch x", "host"),
+            ("postgresql", "--section=all", "none of pre-data, data, post-data"),
+            ("mysql", "--socket=run/mysqld.sock", "absolute"),
+            ("mysql", "--user=root x", "user"),
+            ("mongodb", "--numParallelCollections=4x", "no whole number"),
             ("mysql", "--password=secret", "credential"),
             ("mysql", "-psecret", "not an option"),
             ("mongodb", "--out=/tmp", "writes the dump somewhere"),
