@@ -227,7 +227,7 @@ fn write_control(stage: &Path, version: &str, shlibs: &str) -> Result<()> {
          Installed-Size: {size_kib}\n\
          Depends: {shlibs}, openssh-client\n\
          Recommends: rdiff-backup, rsync\n\
-         Suggests: lvm2, zfsutils-linux, prometheus-node-exporter\n\
+         Suggests: lvm2, zfsutils-linux, prometheus-node-exporter, zstd\n\
          Section: admin\n\
          Priority: optional\n\
          Homepage: https://example.invalid/ari\n\
