@@ -308,6 +308,14 @@ impl BackupBackend for RdiffBackend {
                 Command::argv(Host::Local, argv::verify(&program, cli, Some(&time), &store)),
             ));
         }
+        // The dumps' own store (`ari restore --dump` restores out of it).
+        if !job.job().dumps.is_empty() {
+            let (_, versioned) = RdiffBackend::dump_stores(job)?;
+            checks.push(StoreCheck::new(
+                "rdiff-backup verify of the dump store's mirror",
+                Command::argv(Host::Local, argv::verify(&program, cli, None, &versioned)),
+            ));
+        }
         Ok(checks)
     }
 
@@ -372,7 +380,11 @@ impl BackupBackend for RdiffBackend {
             Cli::New => vec![program.clone(), "backup".to_string(), incoming.clone(), versioned.clone()],
             Cli::Legacy => vec![program.clone(), incoming.clone(), versioned.clone()],
         };
-        let version = Step::run(Phase::Main, "version dumps", Command::argv(Host::Local, argv));
+        let mut version = Step::run(Phase::Main, "version dumps", Command::argv(Host::Local, argv));
+        // A session that does not end normally leaves the dump store to regress, as the job's.
+        for repair in crate::repair::repairs(&program, cli, &versioned) {
+            version = version.repaired_by(repair);
+        }
         // `ari restore --dump`: the dump store's increments, and a dump out of one of them.
         let list = argv::list_increments(&program, cli, &versioned);
         let data = format!("{}/rdiff-backup-data", versioned.trim_end_matches('/'));

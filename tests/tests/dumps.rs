@@ -146,6 +146,14 @@ fn a_sqlite_dump_restores_to_the_same_rows_locally_and_through_sshd_and_is_versi
             .cloned()
             .collect::<Vec<_>>()
     };
+    let out = run(fx.ari().args(["verify", "web", "--full", "--json"]));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("rdiff-backup verify of the dump store's mirror"), "{}", stdout(&out));
+    // The versioning of the dumps is repaired as the job's own backup is, after a crash.
+    let plan = fx.plan_json(&job);
+    let version = plan["steps"].as_array().unwrap().iter().find(|s| s["name"] == "version dumps").unwrap();
+    assert_eq!(version["phase"], "dump");
+    assert!(version["repairs"].as_array().is_some_and(|r| !r.is_empty()), "{version}");
     let checks = verify(0);
     assert_eq!(checks.len(), 2, "{checks:?}");
     assert!(checks.iter().all(|c| c["passed"] == true), "{checks:?}");

@@ -50,8 +50,14 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
     let Some(mut backups) = list(plan, query) else { return exit::JOB_FAILED };
     backups.sort_by_key(|b| std::cmp::Reverse(b.time()));
     // The dumps of the run that made each backup, as ari's history of the job recorded them.
-    let runs =
-        ari_core::engine_api::history::History::read(&context.state_dir(), plan.label()).unwrap_or_default();
+    // A history that cannot be read is said, never taken for an empty one.
+    let runs = match ari_core::engine_api::history::History::read(&context.state_dir(), plan.label()) {
+        Ok(runs) => runs,
+        Err(err) => {
+            log::warn!("no dumps are shown: {}", chain(&err));
+            Default::default()
+        }
+    };
     let dumps = |backup: &StoredBackup| -> Vec<DumpRecord> {
         runs.made_by(backup.time()).map(|run| run.dumps.clone()).unwrap_or_default()
     };

@@ -261,8 +261,13 @@ enum What {
 /// Warns when the backup at `time` was made by a run whose spot check failed: the restore goes
 /// on (it may still be the best copy there is), but the admin is told.
 fn warn_if_it_failed_verification(context: &Context, label: &str, time: i64, name: &str) {
-    let Ok(history) = ari_core::engine_api::history::History::read(&context.state_dir(), label) else {
-        return;
+    let history = match ari_core::engine_api::history::History::read(&context.state_dir(), label) {
+        Ok(history) => history,
+        Err(err) => {
+            // Said, never taken for an empty one: the backup's check is unknown.
+            eprintln!("warning: whether backup {name} passed its spot check is unknown: {}", chain(&err));
+            return;
+        }
     };
     if let Some(verify) = history.made_by(time).and_then(|run| run.verify.as_ref()).filter(|v| !v.passed) {
         let warning = format!(

@@ -102,9 +102,6 @@ pub(crate) fn load_hint(dump: &Dump) -> String {
         }
         DumpOf::Postgresql { database: None } => "psql --file=FILE postgres".to_string(),
         DumpOf::Mysql { .. } => "mysql < FILE".to_string(),
-        DumpOf::Mongodb { .. } if dump.options.iter().any(|o| o == "--gzip") => {
-            "mongorestore --gzip --archive=FILE".to_string()
-        }
         DumpOf::Mongodb { .. } => "mongorestore --archive=FILE".to_string(),
         DumpOf::Sqlite { .. } => "sqlite3 NEW.db < FILE".to_string(),
         DumpOf::Command(program) => format!("FILE is what `{program}` wrote to its standard output"),

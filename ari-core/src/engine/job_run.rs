@@ -369,7 +369,8 @@ fn run_under_lock(
     let held = expiry_held(plan);
     let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan), held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
-    if let Some(why) = held.filter(|_| !plan.backend_post.is_empty()) {
+    // Only a run that reached its backend post steps (a backup that succeeded) had them held.
+    if let Some(why) = held.filter(|_| !plan.backend_post.is_empty() && report.outcome == Outcome::Success) {
         warnings.push(RunWarning::ExpiryHeld(why));
     }
     (JobOutcome::Ran(report), recovery, warnings)

@@ -216,8 +216,8 @@ impl JobPlan {
             if step.repairs.is_empty() {
                 continue;
             }
-            if !matches!(step.phase, Phase::Snapshot | Phase::Main) {
-                return refuse(step, "only snapshot and main steps may declare repairs");
+            if !matches!(step.phase, Phase::Snapshot | Phase::Dump | Phase::Main) {
+                return refuse(step, "only snapshot, dump and main steps may declare repairs");
             }
             if !matches!(&step.action, Action::Run(command) if command.host.is_local()) {
                 return refuse(

@@ -152,7 +152,7 @@ fn sides(
             let words = crate::contract::ssh::sudo_words(pattern.template(), true);
             if let Err(why) = sudo_entry(&words, Some(Chars::DIGITS)) {
                 return Err(setting_error(format!(
-                    "under remote_sudo, the spot check's command on {} cannot be allowed by sudo: {why}. Verify this job with a remote_user of root, or with fewer and shorter include and exclude entries",
+                    "under remote_sudo, the spot check's command on {} cannot be allowed by sudo: {why}. Verify this job with a remote_user of root behind the filter (docs/verify.md)",
                     command.host
                 )));
             }

@@ -77,10 +77,16 @@ pub fn check_job(plan: &JobPlan, stop: &StopFlags, full: bool) -> Result<Checked
     // newer than its backup; without a history, any may be.
     // Its start to the microsecond where the history has the end (a file made just before the
     // run, in the same second, is older than it).
-    let since = History::read(state_dir, label).ok().and_then(|history| {
-        let run = history.runs.iter().rev().find(|run| run.exit == 0)?;
-        Some(run.start())
-    });
+    let since = match History::read(state_dir, label) {
+        Ok(history) => history.last_success().map(|run| run.start()),
+        Err(err) => {
+            log::warn!(
+                "every file that differs is counted as changed since the backup: {}",
+                crate::contract::error::chain(&err)
+            );
+            None
+        }
+    };
     let spot = verify::attempt(&sides, &runner, since);
     // The checks of the whole store are bounded as the spot check is: a hung `zpool status`
     // (a suspended pool) must not keep the job's lock.

@@ -3,7 +3,6 @@
 //! the options of a dump tool from an allow-list of that tool's: nothing that writes a file,
 //! names a password, or changes the dump's format, which ari sets and checks.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer};
@@ -186,6 +185,9 @@ enum Value {
     /// A name or pattern of the database's own (a table, a schema, a collection, a replica
     /// set's hosts): any text without control characters.
     Pattern,
+    /// mongodump's hosts (`rs0/db1:27017,db2`): no `@` and no `://`, so no URI that could hold
+    /// a password.
+    Hosts,
     /// One of these words.
     Choice(&'static [&'static str]),
 }
@@ -207,6 +209,10 @@ impl Value {
             Value::Word if value.chars().all(word) => Ok(()),
             Value::Word => Err("takes letters, digits and `_.:-` only".into()),
             Value::Pattern => Ok(()),
+            Value::Hosts if value.contains('@') || value.contains("://") => {
+                Err("is a URI, which may hold a password: give the hosts (`rs0/db1:27017,db2`)".into())
+            }
+            Value::Hosts => Ok(()),
             Value::Choice(words) if words.contains(&value) => Ok(()),
             Value::Choice(words) => Err(format!("is none of {}", words.join(", "))),
         }
@@ -318,7 +324,7 @@ const MYSQLDUMP: Allowed = Allowed {
 const MONGODUMP: Allowed = Allowed {
     flags: &["--oplog", "--quiet", "--dumpDbUsersAndRoles", "--ssl", "--tls"],
     valued: &[
-        ("--host", Value::Pattern),
+        ("--host", Value::Hosts),
         ("--port", Value::Port),
         ("--username", Value::User),
         ("--authenticationDatabase", Value::Word),
@@ -595,15 +601,6 @@ impl Dump {
     }
 }
 
-impl fmt::Display for Compression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Compression::None => "none",
-            Compression::Zstd => "zstd",
-        })
-    }
-}
-
 /// Refuses two dumps of one name: each is one file in the store.
 pub(crate) fn check_names(dumps: &[Dump]) -> Result<(), (usize, String)> {
     for (i, dump) in dumps.iter().enumerate() {
@@ -681,6 +678,7 @@ mod tests {
             ("postgresql", "--exclude-table=logs"),
             ("mysql", "--routines"),
             ("mongodb", "--config=/etc/ari/mongo.yaml"),
+            ("mongodb", "--host=rs0/db1:27017,db2"),
         ] {
             assert!(read(&opts(kind, option)).is_ok(), "{kind} {option}");
         }
@@ -706,6 +704,8 @@ mod tests {
             ("mysql", "--socket=run/mysqld.sock", "absolute"),
             ("mysql", "--user=root x", "user"),
             ("mongodb", "--numParallelCollections=4x", "no whole number"),
+            ("mongodb", "--host=mongodb://u:secret@db1", "URI"),
+            ("mongodb", "--host=u:secret@db1", "URI"),
             ("mysql", "--password=secret", "credential"),
             ("mysql", "-psecret", "not an option"),
             ("mongodb", "--out=/tmp", "writes the dump somewhere"),
