@@ -53,6 +53,17 @@ fn setting_schema(def: &SettingDef) -> Value {
             json!({"type": ["string", "array"], "items": {"type": "string"}})
         }
         SettingKind::Choice(choices) => json!({"enum": choices}),
+        SettingKind::Counts(names) => {
+            let count = json!({"type": "integer", "minimum": 1, "maximum": ari_core::settings::Counts::MAX});
+            let properties: serde_json::Map<String, Value> =
+                names.iter().map(|name| (name.to_string(), count.clone())).collect();
+            json!({
+                "oneOf": [
+                    {"type": "object", "properties": properties, "additionalProperties": false, "minProperties": 1},
+                    {"type": "string"},
+                ]
+            })
+        }
         SettingKind::Duration | SettingKind::DurationAtMost(_) => {
             json!({"type": "string", "pattern": "^\\s*[0-9]"})
         }

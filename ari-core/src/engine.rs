@@ -28,6 +28,7 @@ pub(crate) mod remote;
 mod repair;
 pub(crate) mod report;
 pub(crate) mod restore;
+pub(crate) mod retention;
 pub(crate) mod runner;
 pub(crate) mod schedule;
 pub(crate) mod step_run;

@@ -5,13 +5,14 @@ use ari_core::job::dump::DUMPS_DIR;
 use ari_core::kinds;
 use ari_core::plugin::{
     join_path, relative_to, BackupBackend, HistoryQuery, JobContext, PluginError, Restore, RestoreRequest,
-    StoredBackup, Tool,
+    Retention, StoredBackup, Tool, Verdict,
 };
 use ari_core::sample::{Sample, StoreCheck};
 use ari_core::step::{Command, CommandPattern, Handover, Host, Phase, Step};
 use ari_core::ConfigError;
 
-use crate::expiry::expired_snapshots;
+use crate::calendar::{Period, Policy};
+use crate::expiry::{judge, Rules};
 use crate::names::{
     is_zfs_name, rsync_destination_host, rsync_destination_path, timestamp, timestamp_width, FREE_SUFFIX_MAX,
     SNAPSHOT_NAME_MAX, ZFS_NAME,
@@ -28,7 +29,6 @@ struct Target {
     rsync_dst: String,
     zfs_host: Host,
     dataset: String,
-    expiration_days: u32,
 }
 
 fn target(job: &JobContext) -> Result<Target, ConfigError> {
@@ -36,8 +36,25 @@ fn target(job: &JobContext) -> Result<Target, ConfigError> {
         rsync_dst: job.require(&RSYNC_DST)?,
         zfs_host: Host::named(&job.require(&ZFS_HOSTNAME)?),
         dataset: job.require(&DATASET_NAME)?,
-        expiration_days: job.require(&SNAPSHOT_EXPIRATION_DAYS)?,
     })
+}
+
+/// What keeps a snapshot: `snapshot_expiration_days`, `zfs_keep` (one of them is required) and
+/// `zfs_keep_min`.
+fn rules(job: &JobContext) -> Result<Rules, ConfigError> {
+    let expiration_days = job.get(&SNAPSHOT_EXPIRATION_DAYS);
+    let counts = job.get(&ZFS_KEEP).unwrap_or_default();
+    // The setting's kind allows only the periods' names.
+    let calendar = Policy {
+        rules: counts.0.iter().filter_map(|(name, count)| Some((Period::named(name)?, *count))).collect(),
+    };
+    if expiration_days.is_none() && calendar.rules.is_empty() {
+        return Err(ConfigError::in_file(
+            &job.job().path,
+            "snapshot_expiration_days or zfs_keep: the zfs backend needs one (or both) to know which snapshots to keep; set it in the job file or the global config",
+        ));
+    }
+    Ok(Rules { expiration_days, calendar, keep_min: job.get(&ZFS_KEEP_MIN) })
 }
 
 /// `wanted`, or the first of `wanted-2`, `wanted-3`, ... that the listing (of `zfs list -H -o
@@ -69,6 +86,7 @@ impl BackupBackend for ZfsBackend {
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         // Each value was checked for what it is when it was read (crate::names).
         let target = target(job)?;
+        rules(job)?;
         // The snapshot name as it can be at its longest, whatever the time and time zone.
         let prefix = job.get(&ZFS_SNAPSHOT_PREFIX);
         let stamp = timestamp_width(&job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT))
@@ -404,30 +422,39 @@ impl BackupBackend for ZfsBackend {
         Ok(Some(restore.absent_when(23, "failed: No such file or directory (2)")))
     }
 
-    fn post_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {
+    fn retention(&self, job: &JobContext) -> Result<Option<Retention>, ConfigError> {
         let target = target(job)?;
+        let rules = rules(job)?;
         let host = target.zfs_host.clone();
-        let query = listing_query(&target);
         let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
         let own = format!("{dataset}@{prefix}");
         let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
-
-        let (days, keep_min) = (target.expiration_days, job.get(&ZFS_KEEP_MIN));
-        let expand = move |listing: &str| -> Result<Vec<Command>, PluginError> {
-            let now = jiff::Timestamp::now().as_second();
-            let names = expired_snapshots(listing, &dataset, &prefix, days, keep_min, now)?;
+        // Periods are the backup server's local ones (TZ, or /etc/localtime).
+        let tz = jiff::tz::TimeZone::system();
+        let judge = move |listing: &str, now: i64| -> Result<Vec<Verdict>, PluginError> {
+            let judged = judge(listing, &dataset, &prefix, &rules, now, &tz)?;
             // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
             // held: never the dataset itself, a child, or another's snapshot.
             let own = format!("{dataset}@{prefix}");
-            if let Some(other) = names.iter().find(|name| !name.strip_prefix(&own).is_some_and(is_zfs_name)) {
+            if let Some(other) = judged.iter().find(|j| !j.name.strip_prefix(&own).is_some_and(is_zfs_name)) {
                 return Err(PluginError::new(format!(
-                    "refusing to destroy `{other}`: it is not a snapshot `{own}...`"
+                    "refusing to judge `{}`: it is not a snapshot `{own}...`",
+                    other.name
                 )));
             }
-            Ok(names.iter().map(|name| Command::argv(host.clone(), ["zfs", "destroy", name])).collect())
+            // Named as the history names them: the snapshot's name after `@`.
+            Ok(judged
+                .into_iter()
+                .map(|j| {
+                    let name = j.name[dataset.len() + 1..].to_string();
+                    Verdict::new(name, j.creation, j.kept_by.into_iter().map(String::from).collect())
+                })
+                .collect())
         };
-        let expiry = Step::dynamic(Phase::Post, "zfs expiry", query, expand).may_run(destroys);
-        Ok(vec![expiry])
+        let of = target.dataset.clone();
+        let destroy =
+            move |name: &str| Command::argv(host.clone(), ["zfs", "destroy", &format!("{of}@{name}")]);
+        Ok(Some(Retention::new("zfs expiry", listing_query(&target), judge, destroy, destroys)))
     }
 }
 

@@ -4,9 +4,6 @@
 //! snapshot may be kept by several rules. Periods are read in a time zone (the backup server's
 //! local one), weeks are ISO weeks, and a snapshot's time is its ZFS `creation`. A pure function:
 //! every rule is a table test, and the properties below are tested over random histories.
-//!
-//! Not yet wired into expiry: the setting, the stale guard and the preview are the rest of the
-//! issue.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +26,25 @@ pub enum Period {
 }
 
 impl Period {
+    /// Every period, shortest first, by its name in `zfs_keep`.
+    pub const ALL: [(Period, &'static str); 5] = [
+        (Period::Hourly, "hourly"),
+        (Period::Daily, "daily"),
+        (Period::Weekly, "weekly"),
+        (Period::Monthly, "monthly"),
+        (Period::Yearly, "yearly"),
+    ];
+
+    /// Its name in `zfs_keep`.
+    pub fn as_str(self) -> &'static str {
+        Period::ALL.iter().find(|(period, _)| *period == self).map_or("", |(_, name)| name)
+    }
+
+    /// The period of a name in `zfs_keep`.
+    pub fn named(name: &str) -> Option<Period> {
+        Period::ALL.iter().find(|(_, known)| *known == name).map(|(period, _)| *period)
+    }
+
     /// The period that `time` falls in, in `tz`, as a key that orders periods in time.
     fn key(self, time: Timestamp, tz: &TimeZone) -> (i32, i32, i32, i32) {
         let local = time.to_zoned(tz.clone());

@@ -1,23 +1,52 @@
-//! Which snapshots expiry destroys, from the output of
+//! Which snapshots expiry destroys, and which rules keep the others, from the output of
 //! `zfs list -H -p -t snapshot -o name,creation -d 1 DATASET`: a pure function, so that every
 //! rule is a unit test.
 //!
-//! Rules: only snapshots of the dataset itself (`DATASET@...`, never a child's), only those whose
-//! name after `@` starts with the prefix, only those at least the limit old, and never the newest
-//! `keep_min` prefixed ones, so a long outage (no new snapshots) cannot wipe the history. A line
-//! that does not parse is an error naming it, and no snapshot is destroyed.
+//! Candidates: only snapshots of the dataset itself (`DATASET@...`, never a child's), only
+//! those whose name after `@` starts with the prefix; another tool's snapshots are never judged.
+//! A candidate is kept by any rule that keeps it: the newest `keep_min` (so a long outage, with
+//! no new snapshots, cannot wipe the history), calendar retention (`zfs_keep`, see
+//! [`crate::calendar`]), and its age below `snapshot_expiration_days`. A line that does not
+//! parse is an error naming it, and no snapshot is destroyed.
+
+use jiff::tz::TimeZone;
+
+use crate::calendar::{self, Policy};
 
 const DAY: i64 = 86_400;
 
-/// The snapshots to destroy, oldest first.
-pub fn expired_snapshots(
+/// What keeps a snapshot: the job's retention settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// `snapshot_expiration_days`: a snapshot younger than this is kept.
+    pub expiration_days: Option<u32>,
+    /// `zfs_keep`: calendar retention.
+    pub calendar: Policy,
+    /// `zfs_keep_min`: the newest this many are kept.
+    pub keep_min: u32,
+}
+
+/// One of the dataset's own prefixed snapshots, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// Its full name, `DATASET@PREFIX...`.
+    pub name: String,
+    /// Its `creation`, seconds since the epoch.
+    pub creation: i64,
+    /// The rules that keep it (`keep_min`, `daily`, `age`), empty when it is destroyed.
+    pub kept_by: Vec<&'static str>,
+}
+
+/// Every candidate of the listing, oldest first, with the rules that keep it; periods are read
+/// in `tz`.
+pub fn judge(
     listing: &str,
     dataset: &str,
     prefix: &str,
-    expiration_days: u32,
-    keep_min: u32,
+    rules: &Rules,
     now: i64,
-) -> Result<Vec<String>, String> {
+    tz: &TimeZone,
+) -> Result<Vec<Judged>, String> {
     let mut ours: Vec<(i64, String)> = Vec::new();
     for (i, line) in listing.lines().enumerate() {
         if line.trim().is_empty() {
@@ -38,18 +67,49 @@ pub fn expired_snapshots(
             ours.push((creation, name.to_string()));
         }
     }
-    // Newest first, to keep the newest `keep_min`; equal times by name for a stable order.
-    ours.sort_by(|a, b| b.cmp(a));
-    let limit = i64::from(expiration_days) * DAY;
-    // Saturating: a creation time far in the past or future (zfs prints none, but a line is
-    // only text) must not overflow, and an age past i64's range is still past the limit.
-    let mut expired: Vec<(i64, String)> = ours
+    // Oldest first; equal times by name, for a stable order.
+    ours.sort();
+    let creations: Vec<i64> = ours.iter().map(|(creation, _)| *creation).collect();
+    let by_calendar = calendar::kept(&creations, &rules.calendar, tz);
+    let newest_kept = ours.len().saturating_sub(rules.keep_min as usize);
+    Ok(ours
         .into_iter()
-        .skip(keep_min as usize)
-        .filter(|(creation, _)| now.saturating_sub(*creation) >= limit)
-        .collect();
-    expired.sort();
-    Ok(expired.into_iter().map(|(_, name)| name).collect())
+        .enumerate()
+        .map(|(i, (creation, name))| {
+            let mut kept_by = Vec::new();
+            if i >= newest_kept {
+                kept_by.push("keep_min");
+            }
+            kept_by.extend(by_calendar.get(&i).into_iter().flatten().map(|period| period.as_str()));
+            // Saturating: a creation time far in the past or future (zfs prints none, but a
+            // line is only text) must not overflow, and an age past i64's range is still past
+            // the limit.
+            if let Some(days) = rules.expiration_days {
+                if now.saturating_sub(creation) < i64::from(days) * DAY {
+                    kept_by.push("age");
+                }
+            }
+            Judged { name, creation, kept_by }
+        })
+        .collect())
+}
+
+/// The snapshots that `snapshot_expiration_days` and `keep_min` alone destroy, oldest first.
+#[cfg(test)]
+fn expired_snapshots(
+    listing: &str,
+    dataset: &str,
+    prefix: &str,
+    expiration_days: u32,
+    keep_min: u32,
+    now: i64,
+) -> Result<Vec<String>, String> {
+    let rules = Rules { expiration_days: Some(expiration_days), calendar: Policy::default(), keep_min };
+    Ok(judge(listing, dataset, prefix, &rules, now, &TimeZone::UTC)?
+        .into_iter()
+        .filter(|judged| judged.kept_by.is_empty())
+        .map(|judged| judged.name)
+        .collect())
 }
 
 #[cfg(test)]
@@ -116,6 +176,48 @@ mod tests {
         assert_eq!(got, Vec::<String>::new());
         let got = expired_snapshots(&listing, DATASET, "ari-backup-", 0, 0, i64::MAX).unwrap();
         assert_eq!(got, ["pool/backups/web@ari-backup-min", "pool/backups/web@ari-backup-max"]);
+    }
+
+    /// Each of the dataset's own snapshots, oldest first, with the rules that keep it.
+    fn judged(listing: &str, rules: &Rules) -> Vec<(String, Vec<&'static str>)> {
+        judge(listing, DATASET, "ari-backup-", rules, NOW, &TimeZone::UTC)
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.name.trim_start_matches("pool/backups/web@ari-backup-").to_string(), j.kept_by))
+            .collect()
+    }
+
+    #[test]
+    fn every_rule_that_keeps_a_snapshot_is_named_and_a_snapshot_no_rule_keeps_is_destroyed() {
+        use crate::calendar::Period::{Daily, Monthly};
+        // NOW is 2027-01-15T08:00:00Z: one snapshot a day for 70 days, at 08:00 UTC.
+        let listing: String =
+            (0..70).rev().map(|days| line(&format!("pool/backups/web@ari-backup-{days}"), days)).collect();
+        let calendar = Policy { rules: vec![(Daily, 3), (Monthly, 2)] };
+        let rules = Rules { expiration_days: None, calendar: calendar.clone(), keep_min: 2 };
+        let kept: Vec<_> = judged(&listing, &rules).into_iter().filter(|(_, by)| !by.is_empty()).collect();
+        assert_eq!(
+            kept,
+            [
+                // The newest of December 2026, 15 days ago.
+                ("15".to_string(), vec!["monthly"]),
+                ("2".to_string(), vec!["daily"]),
+                ("1".to_string(), vec!["keep_min", "daily"]),
+                ("0".to_string(), vec!["keep_min", "daily", "monthly"]),
+            ]
+        );
+        // With snapshot_expiration_days too, a snapshot either keeps is kept.
+        let rules = Rules { expiration_days: Some(10), calendar, keep_min: 1 };
+        let got = judged(&listing, &rules);
+        assert_eq!(got.len(), 70);
+        let destroyed = got.iter().filter(|(_, by)| by.is_empty()).count();
+        assert_eq!(destroyed, 70 - 10 - 1, "ten younger than 10 days, and December's newest: {got:?}");
+        assert_eq!(got[69], ("0".to_string(), vec!["keep_min", "daily", "monthly", "age"]));
+        assert_eq!(got[60], ("9".to_string(), vec!["age"]));
+        assert_eq!(got[59], ("10".to_string(), vec![]));
+        // No rule at all keeps only keep_min.
+        let none = Rules { expiration_days: None, calendar: Policy::default(), keep_min: 1 };
+        assert_eq!(judged(&listing, &none).iter().filter(|(_, by)| by.is_empty()).count(), 69);
     }
 
     #[test]

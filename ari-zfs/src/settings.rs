@@ -2,7 +2,7 @@
 //! `zfs_keep_min` is new.
 
 use ari_core::kinds;
-use ari_core::settings::{Setting, SettingKind};
+use ari_core::settings::{Counts, Setting, SettingKind};
 
 use crate::names::{DATASET, RSYNC_DESTINATION, SNAPSHOT_PREFIX, TIMESTAMP_FORMAT};
 
@@ -36,7 +36,15 @@ pub static SNAPSHOT_EXPIRATION_DAYS: Setting<Option<u32>> = Setting::with_kind(
     "zfs",
     SettingKind::Integer { min: 1, max: 1_000_000 },
     None,
-    "destroy the dataset's ari snapshots at least this many days old (required)",
+    "destroy the dataset's ari snapshots at least this many days old, unless zfs_keep keeps them (this or zfs_keep is required)",
+);
+/// Calendar retention: how many hours, days, weeks, months and years keep a snapshot.
+pub static ZFS_KEEP: Setting<Option<Counts>> = Setting::with_kind(
+    "zfs_keep",
+    "zfs",
+    SettingKind::Counts(&["hourly", "daily", "weekly", "monthly", "yearly"]),
+    None,
+    "calendar retention: keep the newest snapshot of each of the last N hours, days, ISO weeks, months and years that hold one, e.g. {daily: 14, weekly: 8, monthly: 12} (local time; with snapshot_expiration_days, a snapshot either keeps is kept)",
 );
 /// rsync's options.
 pub static RSYNC_OPTIONS: Setting<Vec<String>> = Setting::with_kind(
@@ -92,6 +100,7 @@ ari_core::register_settings!(
     ZFS_HOSTNAME,
     DATASET_NAME,
     SNAPSHOT_EXPIRATION_DAYS,
+    ZFS_KEEP,
     RSYNC_OPTIONS,
     RSYNC_PATH,
     ZFS_SNAPSHOT_PREFIX,

@@ -39,6 +39,7 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
         SettingKind::CheckedWords(kind) if kind.name() == "rdiff-backup options" => {
             return format!("[--remote-schema, \"touch {marker}\"]")
         }
+        SettingKind::Counts(_) => "{daily: 0}".to_string(),
         SettingKind::Text(kind) => match kind.name() {
             "host" => format!("-oProxyCommand=touch {marker}"),
             "user" => format!("x;touch {marker};"),

@@ -1,7 +1,8 @@
 //! `ari history JOB [--json]`: the backups the job's store holds, newest first, as the backend's
 //! tool lists them (rdiff-backup's increments with their sizes, the dataset's ZFS snapshots with
 //! the space each holds), each with the database dumps the run that made it streamed (from
-//! ari's own history of the job). Runs one read-only query, and writes nothing.
+//! ari's own history of the job), and what the next run's retention does to each: kept, by which
+//! rules, or destroyed. Runs read-only queries, and writes nothing.
 
 use ari_core::engine_api::exit;
 use ari_core::engine_api::history::DumpRecord;
@@ -61,10 +62,23 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
     let dumps = |backup: &StoredBackup| -> Vec<DumpRecord> {
         runs.made_by(backup.time()).map(|run| run.dumps.clone()).unwrap_or_default()
     };
+    // What the next run's retention does to each backup; a judgement that fails is said.
+    let preview = match ari_core::engine_api::retention::preview_job(plan) {
+        Ok(preview) => preview,
+        Err(why) => {
+            log::warn!("what the next run keeps and destroys cannot be shown: {why}");
+            None
+        }
+    };
+    let next_run = |backup: &StoredBackup| -> Option<Vec<String>> {
+        let verdicts = &preview.as_ref()?.verdicts;
+        verdicts.iter().find(|v| v.name() == backup.name()).map(|v| v.kept_by().to_vec())
+    };
+    let held = preview.as_ref().and_then(|p| p.held.as_deref());
     let text = if json {
-        as_json(plan.label(), plan.backend, &backups, dumps)
+        as_json(plan.label(), plan.backend, &backups, dumps, next_run, held)
     } else {
-        as_table(plan.label(), plan.backend, &backups, dumps)
+        as_table(plan.label(), plan.backend, &backups, dumps, next_run, held)
     };
     use std::io::Write as _;
     let _ = std::io::stdout().write_all(text.as_bytes());
@@ -105,15 +119,23 @@ fn as_table(
     backend: &str,
     backups: &[StoredBackup],
     dumps: impl Fn(&StoredBackup) -> Vec<DumpRecord>,
+    next_run: impl Fn(&StoredBackup) -> Option<Vec<String>>,
+    held: Option<&str>,
 ) -> String {
     if backups.is_empty() {
         return format!("job {label} ({backend}): no backups yet\n");
     }
     let mut out = format!("job {label} ({backend}): {} backups, newest first\n", backups.len());
+    if let Some(why) = held {
+        out.push_str(&format!("  the stale guard holds, so the next run destroys nothing: {why}\n"));
+    }
     for backup in backups {
         let size = backup.size().map(humane_bytes).unwrap_or_else(|| "-".into());
+        let next = next_run(backup)
+            .map(|kept_by| format!("  next run: {}", super::prune::verdict_text(&kept_by)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  {:<26} {:>10}  {}\n",
+            "  {:<26} {:>10}  {}{next}\n",
             ari_core::engine_api::restore::shown_time(backup.time()),
             size,
             backup.name()
@@ -135,6 +157,9 @@ struct HistoryJson<'a> {
     job: &'a str,
     backend: &'a str,
     backups: Vec<BackupJson<'a>>,
+    /// Why the stale guard holds, so that the next run destroys nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention_held: Option<&'a str>,
 }
 
 /// One backup: its time (seconds since the epoch, and as RFC 3339), its name, its size.
@@ -147,6 +172,10 @@ struct BackupJson<'a> {
     /// The dumps the run that made it streamed (`ari restore --dump NAME --at NAME`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dumps: Vec<DumpRecord>,
+    /// What the next run's retention does to it: the rules that keep it, empty when it is
+    /// destroyed; absent when retention does not judge it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_run_kept_by: Option<Vec<String>>,
 }
 
 fn as_json(
@@ -154,6 +183,8 @@ fn as_json(
     backend: &str,
     backups: &[StoredBackup],
     dumps: impl Fn(&StoredBackup) -> Vec<DumpRecord>,
+    next_run: impl Fn(&StoredBackup) -> Option<Vec<String>>,
+    held: Option<&str>,
 ) -> String {
     let backups = backups
         .iter()
@@ -163,9 +194,12 @@ fn as_json(
             name: b.name(),
             size: b.size(),
             dumps: dumps(b),
+            next_run_kept_by: next_run(b),
         })
         .collect();
-    serde_json::to_string_pretty(&HistoryJson { job: label, backend, backups }).unwrap_or_default() + "\n"
+    serde_json::to_string_pretty(&HistoryJson { job: label, backend, backups, retention_held: held })
+        .unwrap_or_default()
+        + "\n"
 }
 
 /// Bytes as a person reads them: `4.0 KiB`.

@@ -16,6 +16,7 @@ pub(crate) mod context;
 mod history;
 mod list;
 mod plan;
+mod prune;
 mod recover;
 mod restore;
 mod run;
@@ -50,6 +51,7 @@ pub const BUILTIN: &[Builtin] = &[
     Builtin { cli: settings::cli, exec: settings::exec },
     Builtin { cli: backends::cli, exec: backends::exec },
     Builtin { cli: history::cli, exec: history::exec },
+    Builtin { cli: prune::cli, exec: prune::exec },
     Builtin { cli: restore::cli, exec: restore::exec },
     Builtin { cli: verify::cli, exec: verify::exec },
     Builtin { cli: authorize::cli, exec: authorize::exec },

@@ -20,9 +20,11 @@ use crate::contract::ssh::Ssh;
 use crate::contract::step::{Host, Retry, Step};
 
 pub(crate) mod error;
+pub(crate) mod retention;
 pub(crate) mod store;
 
 pub use error::PluginError;
+pub use retention::{Retention, Verdict};
 pub use store::{HistoryQuery, Restore, RestoreRequest, StoredBackup};
 
 /// What a plugin learned in its probe phase (a tool's version), handed back to it in the
@@ -270,6 +272,15 @@ pub trait BackupBackend: Send + Sync + 'static {
     /// after every one before it succeeded.
     fn post_steps(&self, _job: &JobContext) -> Result<Vec<Step>, ConfigError> {
         Ok(Vec::new())
+    }
+
+    /// How the store's retention lists, judges and destroys its backups; none by default (a
+    /// backend whose retention is one command of its tool's, as rdiff-backup's `remove
+    /// increments`, runs it as a post step). The engine adds the step after the post steps and
+    /// runs it only after a successful backup, unless the stale guard holds; `ari plan
+    /// --preview`, `ari history` and `ari prune` show and apply the same judgement.
+    fn retention(&self, _job: &JobContext) -> Result<Option<Retention>, ConfigError> {
+        Ok(None)
     }
 
     /// How `ari history` lists the backups the job's store holds; none by default (the backend

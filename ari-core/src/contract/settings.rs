@@ -49,6 +49,10 @@ pub enum SettingKind {
     /// Command-line words, as [`SettingKind::Words`] reads them, checked as a whole by their
     /// kind (rdiff-backup's options).
     CheckedWords(&'static ListKind),
+    /// A count for each of some of these names (`zfs_keep: {daily: 14, weekly: 8}`); on the
+    /// command line `daily=14,weekly=8`. Each count is a whole number from 1 to
+    /// [`Counts::MAX`]. An empty list of names is the base kind of [`Counts`].
+    Counts(&'static [&'static str]),
 }
 
 impl SettingKind {
@@ -66,6 +70,7 @@ impl SettingKind {
             SettingKind::DurationAtMost(max) => format!("duration, at most {}", seconds_shown(*max)),
             SettingKind::Text(kind) => kind.name.into(),
             SettingKind::Checked(kind) | SettingKind::CheckedWords(kind) => kind.name.into(),
+            SettingKind::Counts(_) => "counts".into(),
         }
     }
 
@@ -87,6 +92,10 @@ impl SettingKind {
             SettingKind::CheckedWords(kind) => {
                 format!("{}; a string split into words as a shell would, or a list", kind.accepts)
             }
+            SettingKind::Counts(_) => format!(
+                "a count from 1 to {} for each of some names (the setting's help says which): a map like `{{daily: 14, weekly: 8}}`, or `daily=14,weekly=8`",
+                Counts::MAX
+            ),
         }
     }
 }
@@ -205,6 +214,32 @@ impl SettingType for Vec<String> {
     fn from_value(value: Option<&Value>) -> Option<Self> {
         match value? {
             Value::List(l) => Some(l.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A [`SettingKind::Counts`] value: each name set, in the kind's order of names, with its count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(pub Vec<(String, u32)>);
+
+impl Counts {
+    /// The largest count.
+    pub const MAX: u32 = 1_000_000;
+}
+
+impl SettingType for Counts {
+    const KIND: SettingKind = SettingKind::Counts(&[]);
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::List(items) => items
+                .iter()
+                .map(|item| {
+                    let (name, count) = item.split_once('=')?;
+                    Some((name.to_string(), count.parse().ok()?))
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(Counts),
             _ => None,
         }
     }
@@ -349,6 +384,7 @@ const fn fits(kind: SettingKind, base: SettingKind) -> bool {
             min >= lowest && max <= highest && min <= max
         }
         (SettingKind::Bool, SettingKind::Bool)
+        | (SettingKind::Counts(_), SettingKind::Counts(_))
         | (SettingKind::Duration | SettingKind::DurationAtMost(_), SettingKind::Duration) => true,
         (
             SettingKind::String | SettingKind::Choice(_) | SettingKind::Text(_),
@@ -629,6 +665,26 @@ pub fn parse_text(def: &SettingDef, text: &str) -> Result<Value, String> {
         SettingKind::Choice(choices) => check_choice(text, choices),
         SettingKind::Duration | SettingKind::DurationAtMost(_) => check_duration(def.kind, text),
         SettingKind::String | SettingKind::Text(_) => check_string(def.kind, text),
+        SettingKind::Counts(names) if text.trim_start().starts_with('{') => {
+            crate::contract::yaml::value_text(text)?;
+            let map: BTreeMap<String, serde_yaml::Value> = serde_yaml::from_str(text)
+                .map_err(|err| format!("expected counts like {{daily: 14, weekly: 8}}: {err}"))?;
+            check_counts(names, map.into_iter().map(|(name, count)| (name, count_text(count))))
+        }
+        SettingKind::Counts(names) => {
+            let pairs = text
+                .split([',', ' '])
+                .filter(|item| !item.is_empty())
+                .map(|item| match item.split_once('=') {
+                    Some((name, count)) => Ok((name.to_string(), count.to_string())),
+                    None => Err(format!(
+                        "`{}` is not NAME=COUNT, as in daily=14,weekly=8",
+                        crate::contract::kinds::shown(item)
+                    )),
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            check_counts(names, pairs)
+        }
         SettingKind::List | SettingKind::Checked(_) if text.trim_start().starts_with('[') => {
             crate::contract::yaml::value_text(text)?;
             let list: Vec<String> =
@@ -670,6 +726,51 @@ fn check_list(kind: SettingKind, items: Vec<String>) -> Result<Value, String> {
         (kind.check)(&items)?;
     }
     Ok(Value::List(items))
+}
+
+/// Counts checked against their kind: each name one of the kind's, at most once, each count a
+/// whole number from 1 to [`Counts::MAX`], at least one; kept as `NAME=COUNT` items in the
+/// kind's order of names.
+fn check_counts(names: &[&str], pairs: impl IntoIterator<Item = (String, String)>) -> Result<Value, String> {
+    let mut counts: BTreeMap<usize, u32> = BTreeMap::new();
+    for (name, count) in pairs {
+        let shown = crate::contract::kinds::shown(&name);
+        let Some(index) = names.iter().position(|known| *known == name) else {
+            return Err(format!(
+                "`{shown}` is none of {}{}",
+                names.join(", "),
+                crate::contract::error::did_you_mean(&name, names.iter().copied())
+            ));
+        };
+        let count =
+            count.trim().parse::<u32>().ok().filter(|count| (1..=Counts::MAX).contains(count)).ok_or_else(
+                || {
+                    format!(
+                        "{shown}: `{}` is not a count from 1 to {}",
+                        crate::contract::kinds::shown(&count),
+                        Counts::MAX
+                    )
+                },
+            )?;
+        if counts.insert(index, count).is_some() {
+            return Err(format!("`{shown}` is given twice"));
+        }
+    }
+    if counts.is_empty() {
+        return Err(format!("no count: give at least one of {}", names.join(", ")));
+    }
+    Ok(Value::List(counts.into_iter().map(|(index, count)| format!("{}={count}", names[index])).collect()))
+}
+
+/// A count as YAML wrote it, as text for [`check_counts`] to read.
+fn count_text(count: serde_yaml::Value) -> String {
+    match count {
+        serde_yaml::Value::Number(number) => number.to_string(),
+        serde_yaml::Value::String(text) => text,
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Null => String::new(),
+        _ => "a list or map".to_string(),
+    }
 }
 
 /// A duration checked against its kind's bound.
@@ -764,6 +865,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::CheckedWords(kind) => {
                 write!(f, "{} as a string of words or a list of strings", kind.name)
             }
+            SettingKind::Counts(names) => write!(f, "counts like {{daily: 14}}, by {}", names.join(", ")),
         }
     }
 
@@ -808,6 +910,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             SettingKind::Duration | SettingKind::DurationAtMost(_) => {
                 check_duration(self.0.kind, v).map_err(E::custom)
             }
+            SettingKind::Counts(_) => parse_text(self.0, v).map_err(E::custom),
             _ => Err(E::invalid_type(de::Unexpected::Str(v), &self)),
         }
     }
@@ -826,6 +929,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
             }
             _ => Err(de::Error::invalid_type(de::Unexpected::Seq, &self)),
         }
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let SettingKind::Counts(names) = self.0.kind else {
+            return Err(de::Error::invalid_type(de::Unexpected::Map, &self));
+        };
+        let mut pairs = Vec::new();
+        while let Some((name, count)) = map.next_entry::<String, serde_yaml::Value>()? {
+            pairs.push((name, count_text(count)));
+        }
+        check_counts(names, pairs).map_err(de::Error::custom)
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
@@ -1044,6 +1158,51 @@ mod tests {
         assert!(yaml(&CHECKED_WORDS, "[--a, -x]").unwrap_err().contains("`-x` is refused"));
         assert_eq!(parse_text(&CHECKED_WORDS, "-x"), Err("`-x` is refused".into()));
         assert!(yaml(&CHECKED_WORDS, "1").unwrap_err().contains("words without -x as a string of words"));
+    }
+
+    static COUNTS: SettingDef = SettingDef {
+        name: "k",
+        owner: "test",
+        kind: SettingKind::Counts(&["daily", "weekly", "monthly"]),
+        default: None,
+        help: "",
+        optional: true,
+        scope: Scope::Job,
+    };
+
+    #[test]
+    fn counts_are_read_from_a_map_or_the_command_line_and_kept_in_the_kinds_order() {
+        let kept = Ok(words(&["daily=14", "monthly=12"]));
+        assert_eq!(yaml(&COUNTS, "{monthly: 12, daily: 14}"), kept);
+        assert_eq!(yaml(&COUNTS, "monthly: 12\ndaily: '14'"), kept);
+        assert_eq!(parse_text(&COUNTS, "monthly=12,daily=14"), kept);
+        assert_eq!(parse_text(&COUNTS, "daily=14 monthly=12"), kept);
+        assert_eq!(parse_text(&COUNTS, "{daily: 14, monthly: 12}"), kept);
+        let typed = Counts::from_value(kept.as_ref().ok()).unwrap();
+        assert_eq!(typed, Counts(vec![("daily".into(), 14), ("monthly".into(), 12)]));
+        let refused = |text: &str, why: &str| {
+            let yaml_error = yaml(&COUNTS, text).unwrap_err();
+            assert!(yaml_error.contains(why), "{text}: {yaml_error}");
+        };
+        refused("{dialy: 3}", "`dialy` is none of daily, weekly, monthly (did you mean `daily`?)");
+        refused("{daily: 0}", "daily: `0` is not a count from 1 to 1000000");
+        refused("{daily: -1}", "daily: `-1` is not a count");
+        refused("{daily: 1.5}", "daily: `1.5` is not a count");
+        refused("{daily: 1000001}", "not a count from 1 to 1000000");
+        refused("{daily: [1]}", "daily: `a list or map` is not a count");
+        refused("{daily: ~}", "daily: `` is not a count");
+        refused("{}", "no count: give at least one of daily, weekly, monthly");
+        refused("[daily]", "expected counts like {daily: 14}");
+        refused(
+            "7",
+            "invalid type: integer `7`, expected counts like {daily: 14}, by daily, weekly, monthly",
+        );
+        assert_eq!(parse_text(&COUNTS, "daily=2,daily=3"), Err("`daily` is given twice".into()));
+        assert_eq!(
+            parse_text(&COUNTS, "daily"),
+            Err("`daily` is not NAME=COUNT, as in daily=14,weekly=8".into())
+        );
+        assert!(parse_text(&COUNTS, "").unwrap_err().starts_with("no count"));
     }
 
     #[test]

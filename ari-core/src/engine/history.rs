@@ -71,6 +71,9 @@ pub struct RunRecord {
     /// The run's database dumps that ran, in order: each one's size and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dumps: Vec<DumpRecord>,
+    /// What the run's retention kept and destroyed, when it judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::engine::retention::Retained>,
 }
 
 /// One database dump of a run (`dumps:`).
@@ -260,6 +263,7 @@ mod tests {
             bytes: None,
             verify: None,
             dumps: Vec::new(),
+            retention: None,
         }
     }
 

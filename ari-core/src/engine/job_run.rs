@@ -185,6 +185,9 @@ struct RanJson<'a> {
     /// The database dumps that ran: each one's size and time.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     dumps: Vec<crate::engine::history::DumpRecord>,
+    /// What retention kept and destroyed, when it judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<crate::engine::retention::Retained>,
 }
 
 /// A step that failed.
@@ -243,6 +246,7 @@ impl<'a> JobJson<'a> {
                 post_failures: r.post_failures.iter().map(failure).collect(),
                 verify: r.verdict().map(crate::engine::verify::VerdictJson::of),
                 dumps: crate::engine::history::DumpRecord::of_steps(&r.records),
+                retention: r.retained(),
             }),
             steps: report
                 .map(|r| {
@@ -273,7 +277,7 @@ impl<'a> JobJson<'a> {
 pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait);
+    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait, false);
     let mut run = JobRun { outcome, recovery, warnings, started, duration: clock.elapsed() };
     // A run that another run's lock refused did nothing worth a place in the history.
     if !plan.settings.get(&DRY_RUN) && !matches!(run.outcome, JobOutcome::Locked(_)) {
@@ -301,6 +305,10 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
                 JobOutcome::Ran(report) => crate::engine::history::DumpRecord::of_steps(&report.records),
                 _ => Vec::new(),
             },
+            retention: match &run.outcome {
+                JobOutcome::Ran(report) => report.retained(),
+                _ => None,
+            },
         };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
             Ok(None) => {}
@@ -311,11 +319,25 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     run
 }
 
+/// `ari prune`: the job's backend post steps and retention alone, now, under the job's lock and
+/// the stale guard, after recovering what a crashed run left, as a run would run them after a
+/// successful backup. Nothing is recorded in the job's history: a prune is no backup, and the
+/// stale guard must not take it for one.
+pub fn prune_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait, true);
+    JobRun { outcome, recovery, warnings, started, duration: clock.elapsed() }
+}
+
 fn run_under_lock(
     plan: &JobPlan,
     stop: &StopFlags,
     wait: bool,
+    prune: bool,
 ) -> (JobOutcome, Option<Recovery>, Vec<RunWarning>) {
+    let scope =
+        if prune { pipeline::Scope::Prune } else { pipeline::Scope::Backup { verify_due: verify_due(plan) } };
     let dry_run = plan.settings.get(&DRY_RUN);
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
@@ -335,7 +357,7 @@ fn run_under_lock(
             Err(err) => log::warn!("a real run would not run: {}", err.advice(label)),
         }
         let held = expiry_held(plan);
-        let report = pipeline::run(plan, &runner, &mut Ledger::disabled(), verify_due(plan), held.as_deref());
+        let report = pipeline::run(plan, &runner, &mut Ledger::disabled(), scope, held.as_deref());
         return (JobOutcome::Ran(report), None, Vec::new());
     }
     let _lock = match Lock::acquire(state_dir, label, &format!("job {label}"), wait) {
@@ -367,7 +389,7 @@ fn run_under_lock(
     let runner = runner.with_session(Arc::clone(&session));
     wait_for_the_next_second(plan);
     let held = expiry_held(plan);
-    let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan), held.as_deref());
+    let report = pipeline::run(plan, &runner, &mut ledger, scope, held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
     // Only a run that reached its backend post steps (a backup that succeeded) had them held.
     if let Some(why) = held.filter(|_| !plan.backend_post.is_empty() && report.outcome == Outcome::Success) {
@@ -379,7 +401,7 @@ fn run_under_lock(
 /// Why this run expires nothing (`keep_when_stale`, the stale guard): the job's previous success
 /// ended longer ago than the setting, or is unknown (no history, or one that cannot be read), or
 /// the last run's spot check failed. None without the setting, or when none of that holds.
-fn expiry_held(plan: &JobPlan) -> Option<String> {
+pub(crate) fn expiry_held(plan: &JobPlan) -> Option<String> {
     let limit = plan.settings.get(&crate::contract::core_settings::KEEP_WHEN_STALE)?;
     let history = match History::read(Path::new(&plan.state_dir()), plan.label()) {
         Ok(history) => history,

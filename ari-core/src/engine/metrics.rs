@@ -115,6 +115,36 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
             }
         });
     }
+    // What retention kept and destroyed in the job's last run that judged.
+    type Count = fn(&crate::engine::retention::Retained) -> usize;
+    let retention: [(&str, &str, Count); 2] = [
+        (
+            "ari_job_retention_kept",
+            "Backups the job's retention kept, by its rules, in its last run that judged them.",
+            |r| r.kept,
+        ),
+        (
+            "ari_job_retention_destroyed",
+            "Backups the job's retention destroyed in its last run that judged them.",
+            |r| r.destroyed,
+        ),
+    ];
+    for (name, help, value) in retention {
+        let samples: Vec<(String, usize)> = jobs
+            .iter()
+            .filter_map(|(label, history)| {
+                let retained = history.runs.iter().rev().find_map(|run| run.retention)?;
+                Some((label.clone(), value(&retained)))
+            })
+            .collect();
+        if !samples.is_empty() {
+            family(&mut out, name, help, |out| {
+                for (label, value) in &samples {
+                    let _ = writeln!(out, "{name}{{job=\"{}\"}} {value}", escape(label));
+                }
+            });
+        }
+    }
     // Each dump of the job's last run that had dumps, by its label.
     type DumpValue = fn(&crate::engine::history::DumpRecord) -> f64;
     let per_dump: [(&str, &str, DumpValue); 3] = [
@@ -181,6 +211,9 @@ mod tests {
             bytes: files.map(|f| f * 100),
             verify: None,
             dumps: Vec::new(),
+            // A run that judged its backups: as many kept as it changed files, one destroyed.
+            retention: files
+                .map(|kept| crate::engine::retention::Retained { kept: kept as usize, destroyed: 1 }),
         };
         History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
         History::record(dir.path(), "db", record(1, 1_800_086_400, None)).unwrap();
@@ -188,6 +221,10 @@ mod tests {
         let text = render(dir.path(), 1_800_100_000.0);
         for line in [
             "ari_job_last_run_success{job=\"db\"} 0",
+            // The last run that judged, not the last run.
+            "ari_job_retention_kept{job=\"db\"} 3",
+            "ari_job_retention_destroyed{job=\"db\"} 1",
+            "ari_job_retention_kept{job=\"web\"} 0",
             "ari_job_last_run_success{job=\"web\"} 1",
             "ari_job_last_run_exit_code{job=\"db\"} 1",
             "ari_job_last_success_timestamp_seconds{job=\"db\"} 1800000012.5",

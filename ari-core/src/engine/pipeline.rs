@@ -58,10 +58,28 @@ impl JobReport {
             .fold(crate::contract::step::Transfer::default(), |sum, t| sum + t)
     }
 
+    /// What retention kept and destroyed, when it judged.
+    pub fn retained(&self) -> Option<crate::engine::retention::Retained> {
+        self.records.iter().find_map(|r| r.retained)
+    }
+
     /// What the spot check found, when it ran to a verdict.
     pub(crate) fn verdict(&self) -> Option<&crate::engine::verify::Verdict> {
         self.records.iter().find_map(|r| r.verdict.as_ref())
     }
+}
+
+/// What a run of the pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The whole job; its spot check only when due.
+    Backup {
+        /// Whether the spot check runs.
+        verify_due: bool,
+    },
+    /// Only the backend's post steps and retention (`ari prune`): applies a changed policy now,
+    /// under the same lock and stale guard as a run.
+    Prune,
 }
 
 /// An undo waiting for the cleanup phase: its step, its ledger entry, and whether it runs only
@@ -75,16 +93,21 @@ struct PendingUndo<'a> {
 
 /// Runs a plan: the only place that decides what runs after what. Before a step that makes
 /// something runs, its undo is recorded in `ledger`; once undone, the entry goes.
-/// The spot check runs only when `verify_due`; with it, a backup that does not hold what the
+/// `scope` says what runs: the whole job, or only the backend's post steps (`ari prune`).
+/// The spot check runs only when due; with it, a backup that does not hold what the
 /// host held fails the job, so that no retention step follows it. With `expiry_held` (why:
 /// the stale guard), no backend post step (retention, expiry) runs, whatever the outcome.
 pub(crate) fn run(
     plan: &JobPlan,
     runner: &Runner,
     ledger: &mut Ledger,
-    verify_due: bool,
+    scope: Scope,
     expiry_held: Option<&str>,
 ) -> JobReport {
+    let (backup, verify_due) = match scope {
+        Scope::Backup { verify_due } => (true, verify_due),
+        Scope::Prune => (false, false),
+    };
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut records = Vec::new();
@@ -106,6 +129,7 @@ pub(crate) fn run(
         ("data backup started", &plan.main),
         ("verifying a sample of the backup", if verify_due { &plan.verify } else { &no_steps }),
     ] {
+        let steps = if backup { steps } else { &no_steps };
         if !steps.is_empty() {
             log::info!("{message}");
         }
@@ -156,10 +180,10 @@ pub(crate) fn run(
             last_done = Some(step);
         }
     }
-    if failure.is_none() {
+    if failure.is_none() && backup {
         log::info!("data backup complete");
     }
-    if !verify_due && !plan.verify.is_empty() {
+    if backup && !verify_due && !plan.verify.is_empty() {
         log::info!("verify: not due in this run (verify_every)");
     }
 
@@ -226,7 +250,7 @@ pub(crate) fn run(
             chain_holds = false;
         }
     }
-    for step in &plan.post {
+    for step in plan.post.iter().filter(|_| backup) {
         if finisher.is_cancelled() {
             log::debug!("skipping {}: cleanup was aborted", step.name);
             continue;

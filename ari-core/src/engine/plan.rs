@@ -142,9 +142,11 @@ impl JobPlan {
         .collect();
         // Backend post steps run only after success (and after each other: see `run`), and
         // the plan says so, whatever the plugin set.
+        // The engine's retention step comes last, from what the backend judges.
         let backend_post: Vec<Step> = backend
             .post_steps(&ctx)?
             .into_iter()
+            .chain(backend.retention(&ctx)?.map(Step::retention))
             .map(|step| step.when(crate::contract::step::When::Success))
             .collect();
         let (dumps, dumps_kept) = if job.dumps.is_empty() {
@@ -278,6 +280,14 @@ impl JobPlan {
         self.ask_backend(|backend, ctx| backend.store_checks(ctx, backups)).unwrap_or(Ok(Vec::new()))
     }
 
+    /// The retention the engine judges and applies after the backend's post steps, if any.
+    pub(crate) fn retention(&self) -> Option<&crate::contract::plugin::Retention> {
+        self.backend_post.iter().find_map(|step| match &step.action {
+            Action::Retention(retention) => Some(retention.as_ref()),
+            _ => None,
+        })
+    }
+
     /// Refuses a plan with a command line longer than the system takes (a million includes),
     /// which would otherwise fail at run time, after the `pre` commands ran.
     fn check_command_lines(&self) -> Result<(), ConfigError> {
@@ -370,7 +380,7 @@ impl JobPlan {
                         shown_program(&stream.writer.program)
                     ));
                 }
-                Action::Dynamic { .. } => {
+                Action::Dynamic { .. } | Action::Retention(_) => {
                     out.push_str("       (dynamic: the commands that follow depend on its output)\n");
                     if let Some(pattern) = &step.shows {
                         out.push_str(&format!(

@@ -103,7 +103,7 @@ struct StepJson<'a> {
 impl<'a> StepJson<'a> {
     fn of(step: &'a Step, plan: &JobPlan) -> StepJson<'a> {
         let command = step.action.command();
-        let dynamic = matches!(step.action, Action::Dynamic { .. });
+        let dynamic = matches!(step.action, Action::Dynamic { .. } | Action::Retention(_));
         StepJson {
             phase: step.phase.as_str(),
             name: &step.name,

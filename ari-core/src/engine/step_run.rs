@@ -162,6 +162,8 @@ pub struct StepRecord {
     pub(crate) verdict: Option<crate::engine::verify::compare::Verdict>,
     /// What it streamed, when it is a dump that ran: its label and size.
     pub(crate) dumped: Option<(String, u64)>,
+    /// What it kept and destroyed, when it is a retention step that judged.
+    pub(crate) retained: Option<crate::engine::retention::Retained>,
 }
 
 impl StepRecord {
@@ -181,6 +183,7 @@ impl StepRecord {
             transfer: result.as_ref().ok().copied().flatten(),
             verdict: None,
             dumped: None,
+            retained: None,
         }
     }
 }
@@ -222,6 +225,9 @@ pub(crate) fn wait_to_retry(step: &Step, attempt: u32, error: &StepError) {
 }
 
 pub(crate) fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
+    if let Action::Retention(retention) = &step.action {
+        return crate::engine::retention::run(step, retention, runner, records);
+    }
     let clock = Instant::now();
     let mut attempt = 0;
     let result = loop {
@@ -358,6 +364,10 @@ pub(crate) fn attempt_step(
             Err(error) => Err(error.into()),
         },
         Action::Dump(stream) => attempt_dump(stream, runner).1.map(|()| None),
+        Action::Retention(retention) => {
+            let mut records = Vec::new();
+            crate::engine::retention::run(step, retention, runner, &mut records).map(|()| None)
+        }
         // The pipeline runs a spot check with the backup's start; elsewhere it is live.
         Action::Verify(sides) => Ok(crate::engine::verify::attempt(sides, runner, None).map(|_| None)?),
         Action::Dynamic { query, expand } => {

@@ -137,7 +137,9 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         // So are a spot check's sides, each an argv that ends in the run's seed.
         let expands = matches!(
             step.action,
-            crate::contract::step::Action::Dynamic { .. } | crate::contract::step::Action::Verify(_)
+            crate::contract::step::Action::Dynamic { .. }
+                | crate::contract::step::Action::Retention(_)
+                | crate::contract::step::Action::Verify(_)
         );
         for pattern in &step.may_run {
             let Host::Remote(host) = &pattern.host else { continue };

@@ -1,0 +1,130 @@
+//! `ari prune JOB... [--wait]`: applies the jobs' retention now (a changed `zfs_keep`, say),
+//! as a run would after a successful backup: under the job's lock, after recovering what a
+//! crashed run left, with the stale guard. It first shows what retention keeps, by rule, and
+//! what it destroys; with `--dry-run` it only shows that (the listing runs, read-only).
+
+use ari_core::core_settings::DRY_RUN;
+use ari_core::engine_api::exit;
+use ari_core::engine_api::job_run;
+use ari_core::engine_api::log_context::set_job_label;
+use ari_core::engine_api::retention::{preview_job, Preview};
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use super::context::{jobs_arg, jobs_of, usage_errors, Context, Exec};
+use super::signals;
+use crate::jobs;
+
+pub fn cli() -> Command {
+    Command::new("prune")
+        .about("apply the jobs' retention now, as a run would after a successful backup; with --dry-run, only show what it keeps and destroys")
+        .arg(jobs_arg(true))
+        .arg(
+            Arg::new("wait")
+                .long("wait")
+                .action(ArgAction::SetTrue)
+                .help("wait for a run of the same job that is already running, instead of exiting"),
+        )
+}
+
+pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
+    let (jobs, wait) = (jobs_of(matches), matches.get_flag("wait"));
+    Ok(Exec::with_config(move |context| prune(context, &jobs, wait)))
+}
+
+fn prune(context: &Context, names: &[String], wait: bool) -> i32 {
+    let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
+    {
+        Ok(plans) => plans,
+        Err(errors) => return usage_errors(&errors),
+    };
+    let missing = ari_core::engine_api::preflight::missing_tools(&plans);
+    if !missing.is_empty() {
+        let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return usage_errors(&errors);
+    }
+    let stop = match signals::install() {
+        Ok(stop) => stop,
+        Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
+    };
+    let mut code = exit::SUCCESS;
+    for plan in &plans {
+        set_job_label(Some(plan.label()));
+        match preview_job(plan) {
+            Ok(Some(preview)) => print!("{}", preview_text(plan.label(), &preview)),
+            Ok(None) => println!(
+                "job {}: the {} backend's retention is one command of its tool's; it runs as a post step",
+                plan.label(),
+                plan.backend
+            ),
+            Err(why) => {
+                log::error!("the store's backups cannot be judged: {why}");
+                code = exit::worst(code, exit::JOB_FAILED);
+                set_job_label(None);
+                continue;
+            }
+        }
+        if !plan.settings.get(&DRY_RUN) {
+            let run = job_run::prune_job(plan, &stop, wait);
+            super::run::present(plan, &run);
+            println!("job {}: {}", plan.label(), pruned(plan.label(), &run));
+            code = exit::worst(code, run.exit_code());
+        }
+        set_job_label(None);
+    }
+    code
+}
+
+/// What a prune did, in a line.
+fn pruned(label: &str, run: &job_run::JobRun) -> String {
+    if let Some(held) = run.warnings.iter().find(|w| matches!(w, job_run::RunWarning::ExpiryHeld(_))) {
+        return held.to_string();
+    }
+    match &run.outcome {
+        job_run::JobOutcome::Ran(report) => match (report.retained(), run.exit_code()) {
+            (Some(retained), exit::SUCCESS) => {
+                format!("pruned: {} kept, {} destroyed", retained.kept, retained.destroyed)
+            }
+            (Some(retained), _) => format!(
+                "pruning failed ({} kept, {} destroyed): see the errors above",
+                retained.kept, retained.destroyed
+            ),
+            (None, exit::SUCCESS) => "pruned".to_string(),
+            (None, _) => "pruning failed: see the errors above".to_string(),
+        },
+        _ => run.refusal(label).unwrap_or_else(|| "not pruned".to_string()),
+    }
+}
+
+/// What the next run's retention keeps, by rule, and destroys: newest first, as `ari history`
+/// lists backups.
+pub fn preview_text(label: &str, preview: &Preview) -> String {
+    let mut out = format!("job {label}: what {} keeps and destroys, newest first\n", preview.step);
+    if let Some(why) = &preview.held {
+        out.push_str(&format!("  the stale guard holds, so nothing is destroyed: {why}\n"));
+    }
+    if preview.verdicts.is_empty() {
+        out.push_str("  no backups to judge yet\n");
+        return out;
+    }
+    for verdict in preview.verdicts.iter().rev() {
+        out.push_str(&format!(
+            "  {:<26} {:<40} {}\n",
+            ari_core::engine_api::restore::shown_time(verdict.time()),
+            verdict.name(),
+            verdict_text(verdict.kept_by())
+        ));
+    }
+    let destroyed = preview.verdicts.iter().filter(|v| v.kept_by().is_empty()).count();
+    out.push_str(&format!("  {} kept, {destroyed} destroyed\n", preview.verdicts.len() - destroyed));
+    out
+}
+
+/// `keep: daily, weekly`, or `destroy`.
+pub fn verdict_text(kept_by: &[String]) -> String {
+    if kept_by.is_empty() {
+        "destroy".to_string()
+    } else {
+        format!("keep: {}", kept_by.join(", "))
+    }
+}
