@@ -66,7 +66,8 @@ pub mod engine_api {
     }
     pub mod job_run {
         pub use crate::engine::job_run::{
-            prune_job, recover_job, run_job, JobOutcome, JobRun, RecoverOutcome, RunWarning, StopFlags,
+            preview_retention, prune_job, recover_job, run_job, JobOutcome, JobRun, Preview, RecoverOutcome,
+            RunWarning, StopFlags,
         };
     }
     pub mod ledger {
@@ -105,9 +106,6 @@ pub mod engine_api {
             check_path, check_time, dump_source, preview, run, select, shown_time, DumpSource, RestoreError,
             Wanted, TIME_FORMS,
         };
-    }
-    pub mod retention {
-        pub use crate::engine::retention::{preview_job, Preview, Retained};
     }
     pub mod runner {
         pub use crate::engine::runner::Runner;

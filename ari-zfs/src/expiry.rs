@@ -221,6 +221,29 @@ mod tests {
     }
 
     #[test]
+    fn the_worked_example_of_docs_jobs_md() {
+        use crate::calendar::Period::{Daily, Monthly, Weekly};
+        let days = ["11-25", "11-26", "11-27", "11-28", "11-29", "11-30", "12-05", "12-06", "12-07"];
+        let listing: String = days
+            .iter()
+            .map(|day| {
+                let time: jiff::Timestamp = format!("2026-{day}T02:00:00Z").parse().unwrap();
+                format!("pool/backups/web@ari-backup-{day}\t{}\n", time.as_second())
+            })
+            .collect();
+        let calendar = Policy { rules: vec![(Daily, 3), (Weekly, 2), (Monthly, 2)] };
+        let rules = Rules { expiration_days: None, calendar, keep_min: 1 };
+        let kept: Vec<_> = judged(&listing, &rules).into_iter().filter(|(_, by)| !by.is_empty()).collect();
+        let expected = [
+            ("11-30", vec!["monthly"]),
+            ("12-05", vec!["daily"]),
+            ("12-06", vec!["daily", "weekly"]),
+            ("12-07", vec!["keep_min", "daily", "weekly", "monthly"]),
+        ];
+        assert_eq!(kept, expected.map(|(day, by)| (day.to_string(), by)));
+    }
+
+    #[test]
     fn malformed_listings_name_the_line() {
         let bad = |listing: &str, expected: &str| {
             let err = expired_snapshots(listing, DATASET, "ari-backup-", 60, 1, NOW).unwrap_err();

@@ -281,7 +281,7 @@ fn zfs_jobs_that_cannot_work() {
     check(
         "days.yaml",
         &base.replace("snapshot_expiration_days: 60\n", ""),
-        &["FILE: snapshot_expiration_days: required by the zfs backend"],
+        &["FILE: snapshot_expiration_days or zfs_keep: the zfs backend needs one (or both) to know which snapshots to keep"],
     );
     check(
         "keep.yaml",

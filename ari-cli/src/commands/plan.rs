@@ -40,7 +40,7 @@ fn plan(context: &Context, names: &[String], json: bool, preview: bool) -> i32 {
     let mut out = String::new();
     let mut code = exit::SUCCESS;
     for plan in &plans {
-        let previewed = match preview.then(|| ari_core::engine_api::retention::preview_job(plan)) {
+        let previewed = match preview.then(|| ari_core::engine_api::job_run::preview_retention(plan)) {
             Some(Err(why)) => {
                 log::error!("job {}: the store's backups cannot be judged: {why}", plan.label());
                 code = exit::JOB_FAILED;

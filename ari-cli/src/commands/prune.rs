@@ -6,25 +6,19 @@
 use ari_core::core_settings::DRY_RUN;
 use ari_core::engine_api::exit;
 use ari_core::engine_api::job_run;
+use ari_core::engine_api::job_run::{preview_retention, Preview};
 use ari_core::engine_api::log_context::set_job_label;
-use ari_core::engine_api::retention::{preview_job, Preview};
 
-use clap::{Arg, ArgAction, ArgMatches, Command};
+use clap::{ArgMatches, Command};
 
-use super::context::{jobs_arg, jobs_of, usage_errors, Context, Exec};
-use super::signals;
-use crate::jobs;
+use super::context::{jobs_arg, jobs_of, Context, Exec};
+use super::run::{ready_to_run, wait_arg};
 
 pub fn cli() -> Command {
     Command::new("prune")
         .about("apply the jobs' retention now, as a run would after a successful backup; with --dry-run, only show what it keeps and destroys")
         .arg(jobs_arg(true))
-        .arg(
-            Arg::new("wait")
-                .long("wait")
-                .action(ArgAction::SetTrue)
-                .help("wait for a run of the same job that is already running, instead of exiting"),
-        )
+        .arg(wait_arg())
 }
 
 pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
@@ -33,24 +27,14 @@ pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
 }
 
 fn prune(context: &Context, names: &[String], wait: bool) -> i32 {
-    let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
-    {
-        Ok(plans) => plans,
-        Err(errors) => return usage_errors(&errors),
-    };
-    let missing = ari_core::engine_api::preflight::missing_tools(&plans);
-    if !missing.is_empty() {
-        let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
-        return usage_errors(&errors);
-    }
-    let stop = match signals::install() {
-        Ok(stop) => stop,
-        Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
+    let (plans, stop) = match ready_to_run(context, names) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let mut code = exit::SUCCESS;
     for plan in &plans {
         set_job_label(Some(plan.label()));
-        match preview_job(plan) {
+        match preview_retention(plan) {
             Ok(Some(preview)) => print!("{}", preview_text(plan.label(), &preview)),
             Ok(None) => println!(
                 "job {}: the {} backend's retention is one command of its tool's; it runs as a post step",

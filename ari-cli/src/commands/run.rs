@@ -19,12 +19,30 @@ use super::signals;
 use crate::jobs;
 
 pub fn cli() -> Command {
-    Command::new("run").about("run jobs, one after another").arg(jobs_arg(true)).arg(
-        Arg::new("wait")
-            .long("wait")
-            .action(ArgAction::SetTrue)
-            .help("wait for a run of the same job that is already running, instead of exiting"),
-    )
+    Command::new("run").about("run jobs, one after another").arg(jobs_arg(true)).arg(wait_arg())
+}
+
+/// `--wait`: for a run of the same job that holds its lock.
+pub fn wait_arg() -> Arg {
+    Arg::new("wait")
+        .long("wait")
+        .action(ArgAction::SetTrue)
+        .help("wait for a run of the same job that is already running, instead of exiting")
+}
+
+/// The jobs planned, every tool found, and the signal handlers installed: what must hold before
+/// a job's lock is taken; else the exit code, the errors said.
+pub fn ready_to_run(context: &Context, names: &[String]) -> Result<(Vec<JobPlan>, job_run::StopFlags), i32> {
+    let plans = jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
+        .map_err(|errors| usage_errors(&errors))?;
+    let missing = ari_core::engine_api::preflight::missing_tools(&plans);
+    if !missing.is_empty() {
+        let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        return Err(usage_errors(&errors));
+    }
+    let stop = signals::install()
+        .map_err(|err| usage_errors(&[format!("cannot install signal handlers: {err}")]))?;
+    Ok((plans, stop))
 }
 
 /// The jobs, and whether to wait.
@@ -38,19 +56,9 @@ pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
 }
 
 fn run(context: &Context, names: &[String], wait: bool) -> i32 {
-    let plans = match jobs::plan_all(names, &context.jobs_dir(), &context.config.layer, &context.command_line)
-    {
-        Ok(plans) => plans,
-        Err(errors) => return usage_errors(&errors),
-    };
-    let missing = ari_core::engine_api::preflight::missing_tools(&plans);
-    if !missing.is_empty() {
-        let errors: Vec<String> = missing.iter().map(ToString::to_string).collect();
-        return usage_errors(&errors);
-    }
-    let stop = match signals::install() {
-        Ok(stop) => stop,
-        Err(err) => return usage_errors(&[format!("cannot install signal handlers: {err}")]),
+    let (plans, stop) = match ready_to_run(context, names) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let started = std::time::SystemTime::now();
     let mut code = exit::SUCCESS;

@@ -539,9 +539,9 @@ pub(crate) enum Action {
     /// Stream a dump from its host into the store: the engine's own (`dumps:`), whose commands
     /// it builds.
     Dump(Box<DumpStream>),
-    /// List the store's backups, judge them, destroy the unkept: the engine's own step from a
-    /// backend's [`Retention`](crate::contract::plugin::Retention).
-    Retention(Box<crate::contract::plugin::Retention>),
+    /// List the store's backups with this command; the plan's retention (a backend's
+    /// `Retention`) judges them and destroys the unkept: the engine's own step.
+    Retention(Command),
 }
 
 /// A dump's stream: the dump's command on its host, whose standard output ari reads (counting
@@ -598,7 +598,7 @@ impl Action {
             Action::Dynamic { query, .. } => query,
             Action::Verify(sides) => &sides.source,
             Action::Dump(stream) => &stream.source,
-            Action::Retention(retention) => &retention.listing,
+            Action::Retention(listing) => listing,
         }
     }
 }
@@ -613,7 +613,7 @@ impl fmt::Debug for Action {
             Action::Dynamic { query, .. } => f.debug_struct("Dynamic").field("query", query).finish(),
             Action::Verify(sides) => f.debug_tuple("Verify").field(sides).finish(),
             Action::Dump(stream) => f.debug_tuple("Dump").field(stream).finish(),
-            Action::Retention(retention) => f.debug_tuple("Retention").field(retention).finish(),
+            Action::Retention(listing) => f.debug_tuple("Retention").field(listing).finish(),
         }
     }
 }
@@ -809,19 +809,6 @@ impl Step {
     pub fn may_run(mut self, pattern: CommandPattern) -> Step {
         self.may_run.push(pattern);
         self
-    }
-
-    /// The engine's retention step, after the backend's post steps: what `retention` lists and
-    /// judges, destroyed by the commands it declared.
-    pub(crate) fn retention(retention: crate::contract::plugin::Retention) -> Step {
-        let destroys = retention.destroys.clone();
-        let shows = destroys.template.replace("{}", "...");
-        Step {
-            action: Action::Retention(Box::new(retention.clone())),
-            ..Step::run(Phase::Post, retention.name, Command::argv(Host::Local, Vec::<String>::new()))
-        }
-        .may_run(destroys)
-        .showing(format!("{shows}, for each backup that no rule keeps"))
     }
 
     /// The same dynamic step, showing in plans what it runs after its query, as a pattern.

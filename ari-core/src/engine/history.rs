@@ -73,7 +73,7 @@ pub struct RunRecord {
     pub dumps: Vec<DumpRecord>,
     /// What the run's retention kept and destroyed, when it judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention: Option<crate::engine::retention::Retained>,
+    pub retention: Option<crate::engine::step_run::Retained>,
 }
 
 /// One database dump of a run (`dumps:`).

@@ -187,7 +187,7 @@ struct RanJson<'a> {
     dumps: Vec<crate::engine::history::DumpRecord>,
     /// What retention kept and destroyed, when it judged.
     #[serde(skip_serializing_if = "Option::is_none")]
-    retention: Option<crate::engine::retention::Retained>,
+    retention: Option<crate::engine::step_run::Retained>,
 }
 
 /// A step that failed.
@@ -434,6 +434,28 @@ pub(crate) fn expiry_held(plan: &JobPlan) -> Option<String> {
             shown(age.max(0.0) as u64)
         )
     })
+}
+
+/// What the next run's retention would do to the backups the store holds now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    /// The retention step's name (`zfs expiry`).
+    pub step: String,
+    /// Why the stale guard holds, when it does: then nothing is destroyed.
+    pub held: Option<String>,
+    /// Every backup retention may destroy, oldest first, with the rules that keep it.
+    pub verdicts: Vec<crate::contract::plugin::Verdict>,
+}
+
+/// The preview of `plan`'s retention (its listing runs, read-only, on the store's host); none
+/// when its backend has no retention ari judges.
+pub fn preview_retention(plan: &JobPlan) -> Result<Option<Preview>, String> {
+    let Some(retention) = plan.retention() else { return Ok(None) };
+    let held = expiry_held(plan);
+    let runner =
+        Runner::new(plan.ssh.clone(), false).with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
+    let verdicts = crate::engine::retention::preview(retention, &runner, held.as_deref())?;
+    Ok(Some(Preview { step: retention.name.clone(), held, verdicts }))
 }
 
 /// Whether this run includes the spot check: always, unless `verify_every` is set and a check

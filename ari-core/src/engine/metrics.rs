@@ -116,7 +116,7 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
         });
     }
     // What retention kept and destroyed in the job's last run that judged.
-    type Count = fn(&crate::engine::retention::Retained) -> usize;
+    type Count = fn(&crate::engine::step_run::Retained) -> usize;
     let retention: [(&str, &str, Count); 2] = [
         (
             "ari_job_retention_kept",
@@ -213,7 +213,7 @@ mod tests {
             dumps: Vec::new(),
             // A run that judged its backups: as many kept as it changed files, one destroyed.
             retention: files
-                .map(|kept| crate::engine::retention::Retained { kept: kept as usize, destroyed: 1 }),
+                .map(|kept| crate::engine::step_run::Retained { kept: kept as usize, destroyed: 1 }),
         };
         History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
         History::record(dir.path(), "db", record(1, 1_800_086_400, None)).unwrap();

@@ -59,7 +59,7 @@ impl JobReport {
     }
 
     /// What retention kept and destroyed, when it judged.
-    pub fn retained(&self) -> Option<crate::engine::retention::Retained> {
+    pub fn retained(&self) -> Option<crate::engine::step_run::Retained> {
         self.records.iter().find_map(|r| r.retained)
     }
 
@@ -245,7 +245,13 @@ pub(crate) fn run(
             );
             continue;
         }
-        if let Err(error) = run_step(step, &finisher, &mut records) {
+        let result = match (&step.action, plan.retention()) {
+            (Action::Retention(_), Some(retention)) => {
+                crate::engine::retention::run(step, retention, &finisher, &mut records)
+            }
+            _ => run_step(step, &finisher, &mut records),
+        };
+        if let Err(error) = result {
             post_failures.push(StepFailure::new(step, error));
             chain_holds = false;
         }

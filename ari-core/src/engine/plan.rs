@@ -40,6 +40,9 @@ pub struct JobPlan {
     pub verify: Vec<Step>,
     /// The backend's post steps (after success only).
     pub backend_post: Vec<Step>,
+    /// What judges and destroys in the retention step among `backend_post`, if the backend has
+    /// one (see `engine::retention`).
+    pub(crate) retention: Option<crate::contract::plugin::Retention>,
     /// The job's `post` commands.
     pub post: Vec<Step>,
     /// Local programs the plan needs.
@@ -143,10 +146,11 @@ impl JobPlan {
         // Backend post steps run only after success (and after each other: see `run`), and
         // the plan says so, whatever the plugin set.
         // The engine's retention step comes last, from what the backend judges.
+        let retention = backend.retention(&ctx)?;
         let backend_post: Vec<Step> = backend
             .post_steps(&ctx)?
             .into_iter()
-            .chain(backend.retention(&ctx)?.map(Step::retention))
+            .chain(retention.as_ref().map(crate::engine::retention::step))
             .map(|step| step.when(crate::contract::step::When::Success))
             .collect();
         let (dumps, dumps_kept) = if job.dumps.is_empty() {
@@ -177,6 +181,7 @@ impl JobPlan {
             main,
             verify,
             backend_post,
+            retention,
             post,
             tools,
             directories,
@@ -282,10 +287,7 @@ impl JobPlan {
 
     /// The retention the engine judges and applies after the backend's post steps, if any.
     pub(crate) fn retention(&self) -> Option<&crate::contract::plugin::Retention> {
-        self.backend_post.iter().find_map(|step| match &step.action {
-            Action::Retention(retention) => Some(retention.as_ref()),
-            _ => None,
-        })
+        self.retention.as_ref()
     }
 
     /// Refuses a plan with a command line longer than the system takes (a million includes),

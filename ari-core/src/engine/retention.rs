@@ -6,12 +6,10 @@
 
 use std::time::Instant;
 
-use crate::contract::core_settings::COMMAND_TIMEOUT;
 use crate::contract::plugin::{Retention, Verdict};
 use crate::contract::step::{remote_line, Command};
-use crate::engine::plan::JobPlan;
 use crate::engine::runner::Runner;
-use crate::engine::step_run::{StepError, StepRecord};
+use crate::engine::step_run::{Retained, StepError, StepRecord};
 
 /// What the judgement decided: every candidate's verdict, oldest first, and the commands that
 /// destroy the unkept ones.
@@ -19,15 +17,6 @@ use crate::engine::step_run::{StepError, StepRecord};
 pub(crate) struct Decision {
     pub(crate) verdicts: Vec<Verdict>,
     pub(crate) destroy: Vec<Command>,
-}
-
-/// How many backups a retention step kept and destroyed, for the report and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Retained {
-    /// Candidates kept.
-    pub kept: usize,
-    /// Candidates destroyed.
-    pub destroyed: usize,
 }
 
 /// Judges what the listing printed, at `now`.
@@ -57,6 +46,19 @@ pub(crate) fn decide(retention: &Retention, listing: &str, now: i64) -> Result<D
         ));
     }
     Ok(Decision { verdicts, destroy })
+}
+
+/// The engine's retention step, after the backend's post steps: `retention`'s listing, then the
+/// judgement and the destroying commands it declared (`run`).
+pub(crate) fn step(retention: &Retention) -> crate::contract::step::Step {
+    use crate::contract::step::{Action, Phase, Step};
+    let shows = retention.destroys.template.replace("{}", "...");
+    Step {
+        action: Action::Retention(retention.listing.clone()),
+        ..Step::run(Phase::Post, &retention.name, retention.listing.clone())
+    }
+    .may_run(retention.destroys.clone())
+    .showing(format!("{shows}, for each backup that no rule keeps"))
 }
 
 /// Runs a retention step: the listing, the judgement, then each destroying command; its record
@@ -136,28 +138,6 @@ pub(crate) fn preview(
         }
     }
     Ok(verdicts)
-}
-
-/// What the next run's retention would do to the backups the store holds now.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Preview {
-    /// The retention step's name (`zfs expiry`).
-    pub step: String,
-    /// Why the stale guard holds, when it does: then nothing is destroyed.
-    pub held: Option<String>,
-    /// Every backup retention may destroy, oldest first, with the rules that keep it.
-    pub verdicts: Vec<Verdict>,
-}
-
-/// The preview of `plan`'s retention (its listing runs, read-only, on the store's host); none
-/// when its backend has no retention ari judges.
-pub fn preview_job(plan: &JobPlan) -> Result<Option<Preview>, String> {
-    let Some(retention) = plan.retention() else { return Ok(None) };
-    let held = crate::engine::job_run::expiry_held(plan);
-    let runner =
-        Runner::new(plan.ssh.clone(), false).with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
-    let verdicts = preview(retention, &runner, held.as_deref())?;
-    Ok(Some(Preview { step: retention.name.clone(), held, verdicts }))
 }
 
 #[cfg(test)]

@@ -163,7 +163,16 @@ pub struct StepRecord {
     /// What it streamed, when it is a dump that ran: its label and size.
     pub(crate) dumped: Option<(String, u64)>,
     /// What it kept and destroyed, when it is a retention step that judged.
-    pub(crate) retained: Option<crate::engine::retention::Retained>,
+    pub(crate) retained: Option<Retained>,
+}
+
+/// How many backups a retention step kept and destroyed, for the report and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retained {
+    /// Candidates kept.
+    pub kept: usize,
+    /// Candidates destroyed.
+    pub destroyed: usize,
 }
 
 impl StepRecord {
@@ -225,9 +234,6 @@ pub(crate) fn wait_to_retry(step: &Step, attempt: u32, error: &StepError) {
 }
 
 pub(crate) fn run_step(step: &Step, runner: &Runner, records: &mut Vec<StepRecord>) -> Result<(), StepError> {
-    if let Action::Retention(retention) = &step.action {
-        return crate::engine::retention::run(step, retention, runner, records);
-    }
     let clock = Instant::now();
     let mut attempt = 0;
     let result = loop {
@@ -364,10 +370,11 @@ pub(crate) fn attempt_step(
             Err(error) => Err(error.into()),
         },
         Action::Dump(stream) => attempt_dump(stream, runner).1.map(|()| None),
-        Action::Retention(retention) => {
-            let mut records = Vec::new();
-            crate::engine::retention::run(step, retention, runner, &mut records).map(|()| None)
-        }
+        // Its judgement is the plan's: the pipeline runs it (`retention::run`).
+        Action::Retention(listing) => Err(StepError::Expand {
+            command: listing.to_string(),
+            message: "a retention step runs only in its job's pipeline".into(),
+        }),
         // The pipeline runs a spot check with the backup's start; elsewhere it is live.
         Action::Verify(sides) => Ok(crate::engine::verify::attempt(sides, runner, None).map(|_| None)?),
         Action::Dynamic { query, expand } => {

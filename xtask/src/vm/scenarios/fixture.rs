@@ -113,7 +113,8 @@ impl Fixture {
     /// `ari --config CONFIG ARGS`, with its output going to files (read by `finish`).
     pub(super) fn spawn_ari(&self, ctx: &Ctx, args: &[&str]) -> Result<Child> {
         let mut cmd = Command::new(ctx.ari);
-        cmd.arg("--config").arg(self.config()).args(args).env_remove("ARI_CONFIG");
+        // Calendar periods in UTC, as the scenarios read ZFS's creation times.
+        cmd.arg("--config").arg(self.config()).args(args).env_remove("ARI_CONFIG").env("TZ", "UTC");
         println!("$ {}", shell::display(&cmd));
         cmd.stdin(Stdio::null())
             .stdout(fs::File::create(self.path("ari.out"))?)

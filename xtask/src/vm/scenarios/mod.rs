@@ -63,6 +63,10 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario { name: "lvm_failures_leave_nothing_behind", run: lvm::lvm_failures_leave_nothing },
     Scenario { name: "zfs_over_lvm_snapshots_and_expires_by_real_creation_times", run: zfs::zfs_over_lvm },
+    Scenario {
+        name: "zfs_keep_thins_real_snapshots_by_their_creation_times_and_prune_applies_a_tighter_policy",
+        run: zfs::zfs_keep,
+    },
     Scenario { name: "crash_ledger_recover_undoes_real_snapshots_and_mounts", run: crash::crash_ledger },
     Scenario {
         name: "verify_lvm_rdiff_spot_check_reads_the_snapshot_and_fails_on_a_flipped_byte",

@@ -6,6 +6,7 @@
 //! helpers are reused by the timeout and filter scenarios.
 
 use anyhow::{ensure, Context, Result};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -267,19 +268,25 @@ pub(super) fn zfs_snapshots(vm: &Vm, dataset: &str) -> Result<Vec<String>> {
 /// Makes snapshots with creation times in the past, by setting the guest's clock back for each
 /// (`days` old, snapshot name), then puts the clock right again whatever happened.
 pub(super) fn old_snapshots(vm: &Vm, snapshots: &[(u64, &str)]) -> Result<()> {
+    let hours: Vec<(u64, &str)> = snapshots.iter().map(|(days, name)| (days * 24, *name)).collect();
+    old_snapshots_hours(vm, &hours)
+}
+
+/// [`old_snapshots`], each `hours` old.
+fn old_snapshots_hours(vm: &Vm, snapshots: &[(u64, &str)]) -> Result<()> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let script: String = snapshots
         .iter()
-        .map(|(days, name)| format!("date -s @{} >/dev/null && zfs snapshot {name}\n", now - days * 86400))
+        .map(|(hours, name)| format!("date -s @{} >/dev/null && zfs snapshot {name}\n", now - hours * 3600))
         .collect();
     let made = vm.run(&format!("set -e\n{script}"));
     vm.set_clock()?;
     made?;
     // Proof that the trick worked: the creation times ZFS recorded are really that old.
-    for (days, name) in snapshots {
+    for (hours, name) in snapshots {
         let creation: u64 = vm.run(&format!("zfs get -H -p -o value creation {name}"))?.trim().parse()?;
         let age = now.saturating_sub(creation);
-        ensure!(age + 60 >= days * 86400, "{name} is {age} s old, expected {days} days");
+        ensure!(age + 60 >= hours * 3600, "{name} is {age} s old, expected {hours} hours");
     }
     Ok(())
 }
@@ -336,4 +343,152 @@ fn host_tree(dir: &Path) -> Result<Vec<String>> {
     walk(dir, dir, &mut lines)?;
     lines.sort();
     Ok(lines)
+}
+
+/// Calendar retention (`zfs_keep`) against the creation times real ZFS records: prefixed
+/// snapshots made over fourteen months by setting the guest's clock back, then three runs at
+/// guest times 41 days ago, two hours later, and now. After each run the dataset holds exactly
+/// what the rules keep by the creation times `zfs list -p` shows (read here in UTC, as ari
+/// reads them with `TZ=UTC`), and another tool's snapshot stays. Then a tighter policy: `ari
+/// plan --preview` names what it would destroy, and `ari prune` destroys exactly that.
+pub(super) fn zfs_keep(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let label = "zfs-keep";
+    let dataset = "tank/backups/zfs-keep";
+    vm.run(&format!("set -e\nzfs create {dataset}\nmkdir -p /srv/keep\necho kept > /srv/keep/file"))?;
+    let hours_ago = [
+        430 * 24,
+        400 * 24,
+        371 * 24,
+        200 * 24,
+        121 * 24,
+        100 * 24,
+        95 * 24,
+        70 * 24,
+        66 * 24,
+        60 * 24,
+        45 * 24,
+        44 * 24,
+        43 * 24 + 5,
+        43 * 24,
+    ];
+    let names: Vec<String> = (0..hours_ago.len()).map(|i| format!("{dataset}@ari-backup-seed-{i}")).collect();
+    let mut seeds: Vec<(u64, &str)> =
+        hours_ago.iter().zip(&names).map(|(hours, name)| (*hours, name.as_str())).collect();
+    let manual = format!("{dataset}@manual-before-upgrade");
+    seeds.push((300 * 24, &manual));
+    old_snapshots_hours(vm, &seeds)?;
+    let fx = Fixture::new(ctx)?;
+    let job_text = |keep: &str| {
+        format!(
+            "label: {label}\nsource_hostname: 127.0.0.1\ninclude: [/srv/keep]\nbackend: zfs\nrsync_dst: /{dataset}\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nzfs_keep: {keep}\nzfs_snapshot_timestamp_format: '%Y-%m-%d--%H%M%S'\n"
+        )
+    };
+    let rules: &[(&str, usize)] = &[("daily", 3), ("monthly", 3), ("yearly", 2)];
+    let job = fx.job(label, &job_text("{daily: 3, monthly: 3, yearly: 2}"))?;
+    let job = job.display().to_string();
+    let now = unix_now()?;
+    for (run, at) in [now - 41 * 86_400, now - 41 * 86_400 + 2 * 3600, now].into_iter().enumerate() {
+        let before = prefixed_snapshots(vm, dataset)?;
+        vm.run(&format!("date -s @{at} >/dev/null"))?;
+        let ran = fx.ari(ctx, &["run", &job]);
+        vm.set_clock()?;
+        let (code, stderr) = ran?;
+        ensure!(code == Some(0), "run {run} exited {code:?}: {stderr}");
+        let after = prefixed_snapshots(vm, dataset)?;
+        let made: Vec<_> = after.iter().filter(|s| !before.contains(s)).cloned().collect();
+        ensure!(made.len() == 1, "run {run} made {made:?}");
+        let judged: Vec<(String, i64)> = before.iter().chain(&made).cloned().collect();
+        let expected = calendar_keeps(&judged, rules);
+        let remaining: BTreeSet<String> = after.iter().map(|(name, _)| name.clone()).collect();
+        ensure!(
+            remaining == expected,
+            "run {run}: the dataset holds {remaining:?}; the rules keep {expected:?} of {judged:?}"
+        );
+        println!("  run {run}: {} of {} snapshots kept, as the rules say", remaining.len(), judged.len());
+    }
+    ensure!(zfs_snapshots(vm, dataset)?.contains(&manual), "another tool's snapshot was destroyed");
+
+    // A tighter policy: the preview names what goes, destroys nothing; prune destroys exactly it.
+    fx.job(label, &job_text("{daily: 1, monthly: 1}"))?;
+    let held = prefixed_snapshots(vm, dataset)?;
+    fx.ari_expect(ctx, &["plan", &job, "--preview"], 0)?;
+    let preview = fx.stdout();
+    let to_go: BTreeSet<String> = preview
+        .lines()
+        .filter(|line| line.trim_end().ends_with(" destroy"))
+        .filter_map(|line| line.split_whitespace().find(|w| w.starts_with("ari-backup-")))
+        .map(|name| format!("{dataset}@{name}"))
+        .collect();
+    let expected: BTreeSet<String> = held
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| !calendar_keeps(&held, &[("daily", 1), ("monthly", 1)]).contains(n))
+        .collect();
+    ensure!(
+        to_go == expected && !to_go.is_empty(),
+        "the preview destroys {to_go:?}, the rules {expected:?}:\n{preview}"
+    );
+    ensure!(prefixed_snapshots(vm, dataset)? == held, "the preview destroyed something");
+    fx.ari_expect(ctx, &["prune", &job], 0)?;
+    let left: BTreeSet<String> = prefixed_snapshots(vm, dataset)?.into_iter().map(|(n, _)| n).collect();
+    let kept: BTreeSet<String> = held.iter().map(|(n, _)| n.clone()).filter(|n| !to_go.contains(n)).collect();
+    ensure!(left == kept, "after prune the dataset holds {left:?}, expected {kept:?}");
+    println!("  prune with a tighter policy: destroyed the {} the preview named", to_go.len());
+    vm.run(&format!("zfs destroy -r {dataset} && rm -rf /srv/keep"))?;
+    Ok(())
+}
+
+/// The dataset's own `ari-backup-` snapshots with their creation times, as `zfs list -p` shows.
+fn prefixed_snapshots(vm: &Vm, dataset: &str) -> Result<Vec<(String, i64)>> {
+    let listing = vm.run(&format!("zfs list -H -p -t snapshot -o name,creation -d 1 {dataset}"))?;
+    let mut snapshots = Vec::new();
+    for line in listing.lines() {
+        let (name, creation) = line.split_once('\t').with_context(|| format!("zfs list printed {line:?}"))?;
+        if name.starts_with(&format!("{dataset}@ari-backup-")) {
+            snapshots.push((name.to_string(), creation.trim().parse()?));
+        }
+    }
+    Ok(snapshots)
+}
+
+/// What `rules` (daily, monthly, yearly, in UTC) and `zfs_keep_min: 1` keep of `snapshots`,
+/// read apart from ari: for each rule, newest first, the first snapshot of each of its N newest
+/// periods.
+fn calendar_keeps(snapshots: &[(String, i64)], rules: &[(&str, usize)]) -> BTreeSet<String> {
+    let mut newest_first = snapshots.to_vec();
+    newest_first.sort_by(|a, b| (b.1, &b.0).cmp(&(a.1, &a.0)));
+    let mut kept: BTreeSet<String> = newest_first.iter().take(1).map(|(n, _)| n.clone()).collect();
+    for (rule, count) in rules {
+        let mut periods = Vec::new();
+        for (name, creation) in &newest_first {
+            let (year, month, day) = civil_from_days(creation.div_euclid(86_400));
+            let period = match *rule {
+                "daily" => (year, month, day),
+                "monthly" => (year, month, 0),
+                _ => (year, 0, 0),
+            };
+            if !periods.contains(&period) {
+                if periods.len() == *count {
+                    break;
+                }
+                periods.push(period);
+                kept.insert(name.clone());
+            }
+        }
+    }
+    kept
+}
+
+/// The UTC date of a day since the epoch (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
