@@ -2,8 +2,10 @@
 //! prefixed `zfs snapshot`, expiry against real creation times (made days old by setting the
 //! guest's clock back), `zfs_keep_min`, a command dump that lands in the same snapshot as the files
 //! (and comes back with `ari restore --dump`), then `ari history` and `ari restore` against the real
-//! snapshots, compared entry by entry with what `.zfs/snapshot` holds. Its job and its snapshot
-//! helpers are reused by the timeout and filter scenarios.
+//! snapshots, compared entry by entry with what `.zfs/snapshot` holds. `zfs_keep` is calendar
+//! retention against real creation times, runs at set guest times, then `ari plan --preview`
+//! and `ari prune`. Its job and its snapshot helpers are reused by the timeout and filter
+//! scenarios.
 
 use anyhow::{ensure, Context, Result};
 use std::collections::BTreeSet;
