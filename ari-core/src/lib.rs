@@ -32,8 +32,8 @@ mod contract;
 mod engine;
 
 pub use contract::{
-    core_settings, dump_store, error, job, kinds, plugin, prelude, quote, sample, settings, ssh, step,
-    testkit,
+    capacity, core_settings, dump_store, error, job, kinds, plugin, prelude, quote, sample, settings, ssh,
+    step, testkit,
 };
 pub use error::ConfigError;
 

@@ -11,6 +11,7 @@
 
 mod backend;
 pub mod calendar;
+mod capacity;
 mod expiry;
 pub mod names;
 pub mod pool;

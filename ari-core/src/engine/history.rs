@@ -71,6 +71,9 @@ pub struct RunRecord {
     /// The run's database dumps that ran, in order: each one's size and time.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dumps: Vec<DumpRecord>,
+    /// What the run's capacity check read of the store and its pool, when it read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::engine::capacity::CapacityRecord>,
 }
 
 /// One database dump of a run (`dumps:`).
@@ -260,6 +263,7 @@ mod tests {
             bytes: None,
             verify: None,
             dumps: Vec::new(),
+            capacity: None,
         }
     }
 

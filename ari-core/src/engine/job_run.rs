@@ -74,6 +74,8 @@ pub enum RunWarning {
     SharingFailed(String),
     /// The stale guard (`keep_when_stale`) held the backend's retention and expiry: why.
     ExpiryHeld(String),
+    /// The pool under the job's store is DEGRADED (the capacity check): what it said.
+    PoolDegraded(String),
 }
 
 impl std::fmt::Display for RunWarning {
@@ -87,6 +89,7 @@ impl std::fmt::Display for RunWarning {
             ),
             RunWarning::SharingFailed(why) => f.write_str(why),
             RunWarning::ExpiryHeld(why) => write!(f, "nothing was expired: {why}"),
+            RunWarning::PoolDegraded(why) => f.write_str(why),
         }
     }
 }
@@ -301,6 +304,10 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
                 JobOutcome::Ran(report) => crate::engine::history::DumpRecord::of_steps(&report.records),
                 _ => Vec::new(),
             },
+            capacity: match &run.outcome {
+                JobOutcome::Ran(report) => report.capacity.clone(),
+                _ => None,
+            },
         };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
             Ok(None) => {}
@@ -369,6 +376,7 @@ fn run_under_lock(
     let held = expiry_held(plan);
     let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan), held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
+    warnings.extend(report.capacity_warnings.iter().cloned().map(RunWarning::PoolDegraded));
     // Only a run that reached its backend post steps (a backup that succeeded) had them held.
     if let Some(why) = held.filter(|_| !plan.backend_post.is_empty() && report.outcome == Outcome::Success) {
         warnings.push(RunWarning::ExpiryHeld(why));

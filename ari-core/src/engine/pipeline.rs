@@ -1,6 +1,6 @@
 //! The job pipeline: a job's steps as one plan, and the one function that runs a plan.
 //!
-//! Order: `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
+//! Order: the capacity check (a refusal stops the job before anything else runs) → `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
 //! that succeeded, in reverse order) → the backend's post steps → `post`. The first failure
 //! before cleanup stops the steps before cleanup; every cleanup and post step runs whatever
 //! happened before it, and all their errors are collected. `ari plan` prints the same plan that
@@ -31,6 +31,10 @@ pub struct JobReport {
     pub post_failures: Vec<StepFailure>,
     /// What each step did, in order.
     pub records: Vec<StepRecord>,
+    /// What the capacity check read of the store, when it read it.
+    pub(crate) capacity: Option<crate::engine::capacity::CapacityRecord>,
+    /// What the capacity check warned of (a DEGRADED pool).
+    pub(crate) capacity_warnings: Vec<String>,
     /// When the job started.
     pub started: SystemTime,
     /// How long it took.
@@ -98,6 +102,31 @@ pub(crate) fn run(
     let no_steps = Vec::new();
     let since = started.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
     log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
+    // The store's capacity and its pool's health, before anything runs: a store that refuses
+    // the job runs no hook at all (not even `post`: nothing ran that one would undo).
+    let mut checked = crate::engine::capacity::Checked::default();
+    if let Some(query) = &plan.capacity_query {
+        log::info!("checking the store's capacity");
+        checked = crate::engine::capacity::check(query, &plan.capacity, &plan.settings, runner, &mut records);
+        for warning in &checked.warnings {
+            log::warn!("{warning}");
+        }
+        if let Some(refused) = checked.failure.take() {
+            log::info!("stopped");
+            return JobReport {
+                label: plan.job.label.clone(),
+                outcome: Outcome::Failure,
+                failure: Some(refused),
+                cleanup_failures: Vec::new(),
+                post_failures: Vec::new(),
+                records,
+                capacity: checked.reading,
+                capacity_warnings: checked.warnings,
+                started,
+                duration: clock.elapsed(),
+            };
+        }
+    }
     'steps: for (message, steps) in [
         ("processing pre-job hooks", &plan.pre),
         ("streaming database dumps", &plan.dumps),
@@ -255,6 +284,8 @@ pub(crate) fn run(
         cleanup_failures,
         post_failures,
         records,
+        capacity: checked.reading,
+        capacity_warnings: checked.warnings,
         started,
         duration: clock.elapsed(),
     }
