@@ -1,9 +1,11 @@
-//! The capacity of an rdiff job's store: the filesystem that holds `backup_store_path/LABEL`
-//! (or, before the first backup made it, the nearest directory above it that exists), as GNU
-//! `stat --file-system` reads it on the backup server. There is no pool.
+//! The capacity of an rdiff job's store: the filesystem of `backup_store_path` (which must exist
+//! before a job starts, while `backup_store_path/LABEL` is made by the first backup), as GNU
+//! `stat --file-system` reads it on the backup server. The plan names that path whatever exists
+//! below it, so that planning reads nothing; a job directory that is a filesystem of its own is
+//! not what is measured. There is no pool.
 
 use ari_core::capacity::{CapacityQuery, Space};
-use ari_core::plugin::{join_path, JobContext, PluginError};
+use ari_core::plugin::{JobContext, PluginError};
 use ari_core::step::{Command, Host};
 use ari_core::ConfigError;
 
@@ -11,21 +13,8 @@ use crate::settings::BACKUP_STORE_PATH;
 
 /// The query for the job's store.
 pub(crate) fn query(job: &JobContext) -> Result<Option<CapacityQuery>, ConfigError> {
-    let destination = join_path(&job.require(&BACKUP_STORE_PATH)?, &job.job().label);
-    let store = nearest_existing(&destination);
+    let store = job.require(&BACKUP_STORE_PATH)?;
     Ok(Some(CapacityQuery::new(store.clone(), command(&store), read)))
-}
-
-/// `path`, or the nearest directory above it that exists (`/` at the last).
-fn nearest_existing(path: &str) -> String {
-    let mut at = std::path::Path::new(path);
-    while !at.is_dir() {
-        match at.parent() {
-            Some(parent) => at = parent,
-            None => break,
-        }
-    }
-    at.to_string_lossy().into_owned()
 }
 
 /// The filesystem's fundamental block size, its size in blocks, and the blocks free to a user
@@ -89,15 +78,5 @@ mod tests {
         check("? 1000 250\n", None);
         check("4096 18446744073709551615 1\n", None);
         check("", None);
-    }
-
-    #[test]
-    fn the_store_is_the_nearest_directory_that_exists() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().to_str().unwrap();
-        assert_eq!(nearest_existing(&format!("{base}/web/deeper")), base);
-        std::fs::create_dir(dir.path().join("web")).unwrap();
-        assert_eq!(nearest_existing(&format!("{base}/web")), format!("{base}/web"));
-        assert_eq!(nearest_existing("/"), "/");
     }
 }
