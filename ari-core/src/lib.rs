@@ -51,6 +51,9 @@ pub mod engine_api {
             read_back, remote_user, HostFilter,
         };
     }
+    pub mod capacity {
+        pub use crate::engine::capacity::CapacityShown;
+    }
     pub mod config {
         pub use crate::engine::config::{GlobalConfig, DEFAULT_CONFIG_PATH};
     }

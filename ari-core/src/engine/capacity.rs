@@ -77,6 +77,32 @@ pub(crate) struct Checked {
     pub(crate) failure: Option<StepFailure>,
 }
 
+/// What `ari check` shows of a job's store: its figures as one line, what a run would warn of,
+/// and why a run would not start.
+#[derive(Debug, Default)]
+pub struct CapacityShown {
+    /// The figures (`the store /srv has 3.2 GiB free of 50.0 GiB`), when they could be read.
+    pub reading: Option<String>,
+    /// What a run would warn of (a DEGRADED pool).
+    pub warnings: Vec<String>,
+    /// Why a run would not start: the store or pool refused, or the figures could not be read.
+    pub problem: Option<String>,
+}
+
+impl From<Checked> for CapacityShown {
+    fn from(checked: Checked) -> CapacityShown {
+        let problem = checked.failure.map(|failure| match failure.error {
+            StepError::Capacity { why } => format!("{why}: a run would not start"),
+            error => format!(
+                "capacity check `{}` failed: {}; a run would not start",
+                failure.step,
+                crate::contract::error::chain(&error)
+            ),
+        });
+        CapacityShown { reading: checked.reading.as_ref().map(shown), warnings: checked.warnings, problem }
+    }
+}
+
 /// Runs the capacity query's steps (`steps`, `query`'s commands), records each in `records`,
 /// and judges what they printed by the job's settings; nothing to judge in a dry run.
 pub(crate) fn check(

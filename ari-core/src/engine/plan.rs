@@ -278,6 +278,23 @@ impl JobPlan {
         .unwrap_or_else(|| Err(self.job.error_at("backend", format!("unknown backend `{}`", self.backend))))
     }
 
+    /// Reads and judges the store's capacity as a run would, for `ari check`; none when the
+    /// backend reads none.
+    pub fn check_capacity(
+        &self,
+        runner: &crate::engine::runner::Runner,
+    ) -> Option<crate::engine::capacity::CapacityShown> {
+        let query = self.capacity_query.as_ref()?;
+        let checked =
+            crate::engine::capacity::check(query, &self.capacity, &self.settings, runner, &mut Vec::new());
+        Some(checked.into())
+    }
+
+    /// Whether every command of the capacity check runs on the backup server.
+    pub fn capacity_is_local(&self) -> bool {
+        self.capacity.iter().all(|step| step.action.command().host.is_local())
+    }
+
     /// The backend's checks of the whole store (`ari verify --full`), given the backups it holds.
     pub(crate) fn store_checks(
         &self,
