@@ -64,14 +64,21 @@ pub(crate) fn steps(query: &CapacityQuery) -> Vec<Step> {
     pool.into_iter().chain([Step::run(Phase::Capacity, SPACE_STEP, query.space.clone())]).collect()
 }
 
-/// How a capacity check ended: what it read (also when it refused the job, so that the
-/// metrics show a FAULTED pool), its warnings, and the failure that stops the job.
-#[derive(Debug, Default)]
-pub(crate) struct Checked {
-    /// The figures; none in a dry run or when they could not be read.
-    pub(crate) reading: Option<CapacityRecord>,
+/// What a capacity check read, and what it warned of.
+#[derive(Debug)]
+pub(crate) struct Read {
+    /// The figures.
+    pub(crate) reading: CapacityRecord,
     /// What the run report says beside the backup (a DEGRADED pool).
     pub(crate) warnings: Vec<String>,
+}
+
+/// How a capacity check ended: what it read (also when it refused the job, so that the
+/// metrics show a FAULTED pool), and the failure that stops the job.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    /// The figures and warnings; none in a dry run or when the figures could not be read.
+    pub(crate) read: Option<Box<Read>>,
     /// Why the job does not start: a query that failed or printed what its reader refuses, or
     /// a judgement that refuses the store.
     pub(crate) failure: Option<StepFailure>,
@@ -99,7 +106,11 @@ impl From<Checked> for CapacityShown {
                 crate::contract::error::chain(&error)
             ),
         });
-        CapacityShown { reading: checked.reading.as_ref().map(shown), warnings: checked.warnings, problem }
+        let (reading, warnings) = match checked.read {
+            Some(read) => (Some(shown(&read.reading)), read.warnings),
+            None => (None, Vec::new()),
+        };
+        CapacityShown { reading, warnings, problem }
     }
 }
 
@@ -147,18 +158,26 @@ pub(crate) fn check(
                 let step = steps.iter().find(|step| step.name == name).unwrap_or(&steps[0]);
                 StepFailure::new(step, StepError::Capacity { why })
             });
-            Checked { reading: Some(reading), warnings: judgement.warnings, failure }
+            Checked { read: Some(Box::new(Read { reading, warnings: judgement.warnings })), failure }
         }
-        Err(failure) => Checked { failure: Some(failure), ..Checked::default() },
+        Err((step, message)) => Checked {
+            failure: Some(StepFailure::new(
+                step,
+                StepError::Expand { command: step.action.command().to_string(), message },
+            )),
+            ..Checked::default()
+        },
     }
 }
 
-/// The figures `printed` (each step with its standard output) gives, by `query`'s readers.
-fn read(query: &CapacityQuery, printed: &[(&Step, String)]) -> Result<CapacityRecord, StepFailure> {
+/// The figures `printed` (each step with its standard output) gives, by `query`'s readers; the
+/// step whose output could not be read, and why.
+fn read<'a>(
+    query: &CapacityQuery,
+    printed: &[(&'a Step, String)],
+) -> Result<CapacityRecord, (&'a Step, String)> {
     let output = |name: &str| printed.iter().find(|(step, _)| step.name == name);
-    let unreadable = |step: &Step, message: String| {
-        StepFailure::new(step, StepError::Expand { command: step.action.command().to_string(), message })
-    };
+    let unreadable = |step: &'a Step, message: String| (step, message);
     let pool = match (&query.pool, output(POOL_STEP)) {
         (Some((_, read)), Some((step, text))) => {
             let pool = read(text).map_err(|err| unreadable(step, err.to_string()))?;
@@ -268,34 +287,47 @@ mod tests {
         }
     }
 
+    /// Judges a store of `total` bytes with `available` free on a pool in `state`: `expected`
+    /// is `runs`, `warns` or `refused`, or `warns, refused`.
+    fn check(
+        (total, available, state): (u64, u64, Option<&str>),
+        min_free: Option<FreeSpace>,
+        refuse_degraded: bool,
+        expected: &str,
+    ) {
+        let judged = judge(&reading(total, available, state), min_free, refuse_degraded);
+        let mut said = Vec::new();
+        if !judged.warnings.is_empty() {
+            said.push("warns");
+        }
+        if judged.refusal.is_some() {
+            said.push("refused");
+        }
+        let said = if said.is_empty() { "runs".to_string() } else { said.join(", ") };
+        assert_eq!(
+            said, expected,
+            "{total} {available} {state:?} {min_free:?} {refuse_degraded}: {judged:?}"
+        );
+    }
+
     #[test]
     fn a_store_is_judged_by_its_free_space_and_its_pool() {
         let ten_percent = Some(FreeSpace::PerMillion(100_000));
-        // (total, available, pool state, min_free_space, refuse_degraded) -> refused, warned
-        let cases: &[(u64, u64, Option<&str>, Option<FreeSpace>, bool, bool, bool)] = &[
-            (50 * GIB, 3 * GIB, None, None, false, false, false),
-            (50 * GIB, 3 * GIB, None, ten_percent, false, true, false),
-            (50 * GIB, 5 * GIB, None, ten_percent, false, false, false),
-            (50 * GIB, 5 * GIB - 1, None, ten_percent, false, true, false),
-            (50 * GIB, 3 * GIB, None, Some(FreeSpace::Bytes(3 * GIB)), false, false, false),
-            (50 * GIB, 3 * GIB - 1, None, Some(FreeSpace::Bytes(3 * GIB)), false, true, false),
-            (0, 0, None, ten_percent, false, false, false),
-            (0, 0, None, Some(FreeSpace::Bytes(1)), false, true, false),
-            (50 * GIB, 40 * GIB, Some("ONLINE"), ten_percent, true, false, false),
-            (50 * GIB, 40 * GIB, Some("DEGRADED"), ten_percent, false, false, true),
-            (50 * GIB, 40 * GIB, Some("DEGRADED"), None, true, true, false),
-            (50 * GIB, 1, Some("DEGRADED"), ten_percent, false, true, true),
-            (50 * GIB, 40 * GIB, Some("FAULTED"), None, false, true, false),
-            (50 * GIB, 40 * GIB, Some("UNAVAIL"), None, false, true, false),
-            (50 * GIB, 40 * GIB, Some("SUSPENDED"), None, false, true, false),
-            (50 * GIB, 40 * GIB, Some("OFFLINE"), None, false, true, false),
-            (50 * GIB, 40 * GIB, Some("REMOVED"), None, false, true, false),
-        ];
-        for &(total, available, state, min_free, refuse_degraded, refused, warned) in cases {
-            let judged = judge(&reading(total, available, state), min_free, refuse_degraded);
-            let case = format!("{total} {available} {state:?} {min_free:?} {refuse_degraded}: {judged:?}");
-            assert_eq!(judged.refusal.is_some(), refused, "{case}");
-            assert_eq!(!judged.warnings.is_empty(), warned, "{case}");
+        let three_gib = Some(FreeSpace::Bytes(3 * GIB));
+        check((50 * GIB, 3 * GIB, None), None, false, "runs");
+        check((50 * GIB, 3 * GIB, None), ten_percent, false, "refused");
+        check((50 * GIB, 5 * GIB, None), ten_percent, false, "runs");
+        check((50 * GIB, 5 * GIB - 1, None), ten_percent, false, "refused");
+        check((50 * GIB, 3 * GIB, None), three_gib, false, "runs");
+        check((50 * GIB, 3 * GIB - 1, None), three_gib, false, "refused");
+        check((0, 0, None), ten_percent, false, "runs");
+        check((0, 0, None), Some(FreeSpace::Bytes(1)), false, "refused");
+        check((50 * GIB, 40 * GIB, Some("ONLINE")), ten_percent, true, "runs");
+        check((50 * GIB, 40 * GIB, Some("DEGRADED")), ten_percent, false, "warns");
+        check((50 * GIB, 40 * GIB, Some("DEGRADED")), None, true, "refused");
+        check((50 * GIB, 1, Some("DEGRADED")), ten_percent, false, "warns, refused");
+        for state in ["FAULTED", "UNAVAIL", "SUSPENDED", "OFFLINE", "REMOVED"] {
+            check((50 * GIB, 40 * GIB, Some(state)), None, false, "refused");
         }
     }
 

@@ -305,7 +305,7 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
                 _ => Vec::new(),
             },
             capacity: match &run.outcome {
-                JobOutcome::Ran(report) => report.capacity.clone(),
+                JobOutcome::Ran(report) => report.capacity.as_ref().map(|read| read.reading.clone()),
                 _ => None,
             },
         };
@@ -376,7 +376,8 @@ fn run_under_lock(
     let held = expiry_held(plan);
     let report = pipeline::run(plan, &runner, &mut ledger, verify_due(plan), held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
-    warnings.extend(report.capacity_warnings.iter().cloned().map(RunWarning::PoolDegraded));
+    let degraded = report.capacity.iter().flat_map(|read| read.warnings.iter().cloned());
+    warnings.extend(degraded.map(RunWarning::PoolDegraded));
     // Only a run that reached its backend post steps (a backup that succeeded) had them held.
     if let Some(why) = held.filter(|_| !plan.backend_post.is_empty() && report.outcome == Outcome::Success) {
         warnings.push(RunWarning::ExpiryHeld(why));

@@ -31,10 +31,8 @@ pub struct JobReport {
     pub post_failures: Vec<StepFailure>,
     /// What each step did, in order.
     pub records: Vec<StepRecord>,
-    /// What the capacity check read of the store, when it read it.
-    pub(crate) capacity: Option<crate::engine::capacity::CapacityRecord>,
-    /// What the capacity check warned of (a DEGRADED pool).
-    pub(crate) capacity_warnings: Vec<String>,
+    /// What the capacity check read of the store, and warned of, when it read it.
+    pub(crate) capacity: Option<Box<crate::engine::capacity::Read>>,
     /// When the job started.
     pub started: SystemTime,
     /// How long it took.
@@ -108,7 +106,7 @@ pub(crate) fn run(
     if let Some(query) = &plan.capacity_query {
         log::info!("checking the store's capacity");
         checked = crate::engine::capacity::check(query, &plan.capacity, &plan.settings, runner, &mut records);
-        for warning in &checked.warnings {
+        for warning in checked.read.iter().flat_map(|read| &read.warnings) {
             log::warn!("{warning}");
         }
         if let Some(refused) = checked.failure.take() {
@@ -120,8 +118,7 @@ pub(crate) fn run(
                 cleanup_failures: Vec::new(),
                 post_failures: Vec::new(),
                 records,
-                capacity: checked.reading,
-                capacity_warnings: checked.warnings,
+                capacity: checked.read,
                 started,
                 duration: clock.elapsed(),
             };
@@ -284,8 +281,7 @@ pub(crate) fn run(
         cleanup_failures,
         post_failures,
         records,
-        capacity: checked.reading,
-        capacity_warnings: checked.warnings,
+        capacity: checked.read,
         started,
         duration: clock.elapsed(),
     }
