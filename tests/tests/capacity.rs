@@ -362,3 +362,35 @@ fn ari_authorize_lets_the_capacity_commands_through_a_zfs_host_s_filter() {
         assert!(filter.contains(line), "the filter lacks `{line}`:\n{filter}");
     }
 }
+
+#[test]
+fn ari_check_reads_a_remote_store_only_with_connect() {
+    let (zfs, _, marker) = zfs_world("");
+    let sshd = tests::Sshd::builder().path_prefix(zfs.fakes.bin_dir()).start();
+    zfs.write_config(&format!(
+        "ssh_port: {}\nremote_user: {}\nssh_options: [-F, {}]\n",
+        sshd.port(),
+        sshd.user(),
+        sshd.ssh_config_path().display(),
+    ));
+    let host = sshd.host_alias();
+    let src = zfs.fx.path("src");
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{}]\nrsync_dst: {host}:{}\nzfs_hostname: {host}\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n",
+            src.display(),
+            zfs.fx.p("zfs/web"),
+        ),
+    );
+    let figures =
+        format!("ok: job web: the store {DATASET} has 100.0 GiB free of 101.0 GiB; pool pool is ONLINE");
+    let out = run(zfs.ari().arg("check").arg(&job));
+    assert_exit(&out, 0);
+    assert!(!stdout(&out).contains("job web: the store"), "read without --connect: {}", stdout(&out));
+    assert!(zfs.fakes.calls().is_empty(), "check called {:?}", zfs.tools_called());
+    let out = run(zfs.ari().arg("check").arg("--connect").arg(&job));
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains(&figures), "{}\nsshd log:\n{}", stdout(&out), sshd.log_tail());
+    assert!(!marker.exists());
+}
