@@ -52,8 +52,9 @@ pub struct PoolRecord {
 /// What the engine makes of a reading.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Judgement {
-    /// Why the job must not start; none: it may.
-    pub(crate) refusal: Option<String>,
+    /// Why the job must not start, and the step whose figure says so (`POOL_STEP`,
+    /// `SPACE_STEP`); none: it may.
+    pub(crate) refusal: Option<(&'static str, String)>,
     /// What the run report says beside it (a DEGRADED pool).
     pub(crate) warnings: Vec<String>,
 }
@@ -152,9 +153,7 @@ pub(crate) fn check(
             let judgement =
                 judge(&reading, settings.get(&MIN_FREE_SPACE), settings.get(&REFUSE_DEGRADED_POOL));
             log::info!("capacity: {}", shown(&reading));
-            // A refusal is the pool's step's when it is about the pool.
-            let failure = judgement.refusal.map(|why| {
-                let name = if why.starts_with("the pool") { POOL_STEP } else { SPACE_STEP };
+            let failure = judgement.refusal.map(|(name, why)| {
                 let step = steps.iter().find(|step| step.name == name).unwrap_or(&steps[0]);
                 StepFailure::new(step, StepError::Capacity { why })
             });
@@ -233,17 +232,17 @@ pub(crate) fn judge(
                 pool.name, reading.store, pool.name
             )),
             "DEGRADED" => {
-                judgement.refusal = Some(format!(
+                judgement.refusal = Some((POOL_STEP, format!(
                     "the pool {} under the store {} is DEGRADED, and refuse_degraded_pool is set",
                     pool.name, reading.store
-                ));
+                )));
                 return judgement;
             }
             state => {
-                judgement.refusal = Some(format!(
+                judgement.refusal = Some((POOL_STEP, format!(
                     "the pool {} under the store {} is {state}, not ONLINE or DEGRADED",
                     pool.name, reading.store
-                ));
+                )));
                 return judgement;
             }
         }
@@ -257,11 +256,14 @@ pub(crate) fn judge(
                     format!("{min_free} ({} of {})", shown_bytes(wanted), shown_bytes(reading.total_bytes))
                 }
             };
-            judgement.refusal = Some(format!(
-                "the store {} has {} free ({} bytes), below min_free_space {threshold}",
-                reading.store,
-                shown_bytes(reading.available_bytes),
-                reading.available_bytes
+            judgement.refusal = Some((
+                SPACE_STEP,
+                format!(
+                    "the store {} has {} free ({} bytes), below min_free_space {threshold}",
+                    reading.store,
+                    shown_bytes(reading.available_bytes),
+                    reading.available_bytes
+                ),
             ));
         }
     }
@@ -337,17 +339,21 @@ mod tests {
             judge(&reading(50 * GIB, 3_435_973_837, None), Some(FreeSpace::PerMillion(100_000)), false);
         assert_eq!(
             judged.refusal.unwrap(),
-            "the store pool/backups/web has 3.2 GiB free (3435973837 bytes), below min_free_space 10% (5.0 GiB of 50.0 GiB)"
+            (SPACE_STEP, "the store pool/backups/web has 3.2 GiB free (3435973837 bytes), below min_free_space 10% (5.0 GiB of 50.0 GiB)".to_string())
         );
         let judged = judge(&reading(50 * GIB, GIB, None), Some(FreeSpace::Bytes(2 * GIB)), false);
         assert_eq!(
-            judged.refusal.unwrap(),
+            judged.refusal.unwrap().1,
             "the store pool/backups/web has 1.0 GiB free (1073741824 bytes), below min_free_space 2.0 GiB"
         );
         let judged = judge(&reading(GIB, GIB, Some("SUSPENDED")), None, false);
         assert_eq!(
             judged.refusal.unwrap(),
-            "the pool pool under the store pool/backups/web is SUSPENDED, not ONLINE or DEGRADED"
+            (
+                POOL_STEP,
+                "the pool pool under the store pool/backups/web is SUSPENDED, not ONLINE or DEGRADED"
+                    .to_string()
+            )
         );
     }
 }
