@@ -6,6 +6,7 @@
 //! *Invariant:* nothing here names the engine (`crate::engine`), except the test kit, which
 //! builds a plan the way `ari plan` does. xtask's `contract_never_names_the_engine` checks it.
 
+pub mod capacity;
 pub mod core_settings;
 pub mod dump_store;
 pub(crate) mod end_check;

@@ -7,6 +7,7 @@
 //! through the one curated list in `lib.rs` (`ari_core::engine_api`).
 
 pub(crate) mod authorize;
+pub(crate) mod capacity;
 pub(crate) mod config;
 pub(crate) mod dumps;
 pub(crate) mod exit;

@@ -32,8 +32,8 @@ mod contract;
 mod engine;
 
 pub use contract::{
-    core_settings, dump_store, error, job, kinds, plugin, prelude, quote, sample, settings, ssh, step,
-    testkit,
+    capacity, core_settings, dump_store, error, job, kinds, plugin, prelude, quote, sample, settings, ssh,
+    step, testkit,
 };
 pub use error::ConfigError;
 
@@ -50,6 +50,9 @@ pub mod engine_api {
             check_key_blob, filters, handover_probes, login_shell_query, login_shell_warning, out_of_date,
             read_back, remote_user, HostFilter,
         };
+    }
+    pub mod capacity {
+        pub use crate::engine::capacity::CapacityShown;
     }
     pub mod config {
         pub use crate::engine::config::{GlobalConfig, DEFAULT_CONFIG_PATH};

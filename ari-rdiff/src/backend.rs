@@ -182,7 +182,16 @@ impl BackupBackend for RdiffBackend {
     }
 
     fn tools(&self, job: &JobContext) -> Vec<Tool> {
-        vec![Tool::new("rdiff_backup_path", job.get(&RDIFF_BACKUP_PATH))]
+        // `stat` reads the store's capacity before the job's hooks.
+        vec![
+            Tool::new("rdiff_backup_path", job.get(&RDIFF_BACKUP_PATH)),
+            Tool::new("backup_store_path", "stat"),
+        ]
+    }
+
+    /// The filesystem of the job's store, as `stat --file-system` reads it.
+    fn capacity(&self, job: &JobContext) -> Result<Option<ari_core::capacity::CapacityQuery>, ConfigError> {
+        crate::capacity::query(job)
     }
 
     fn directories(&self, job: &JobContext) -> Vec<Directory> {

@@ -16,6 +16,7 @@
 
 mod argv;
 mod backend;
+mod capacity;
 mod confine;
 pub mod options;
 mod repair;

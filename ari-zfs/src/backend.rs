@@ -164,8 +164,16 @@ impl BackupBackend for ZfsBackend {
         }
         if job.get(&ZFS_HOSTNAME).is_some_and(|host| Host::named(&host).is_local()) {
             tools.push(Tool::new("zfs_hostname", "zfs".to_string()));
+            // `zpool status` reads the pool's health before the job's hooks.
+            tools.push(Tool::new("zfs_hostname", "zpool".to_string()));
         }
         tools
+    }
+
+    /// The dataset's available and used bytes, and its pool's health.
+    fn capacity(&self, job: &JobContext) -> Result<Option<ari_core::capacity::CapacityQuery>, ConfigError> {
+        let target = target(job)?;
+        Ok(Some(crate::capacity::query(target.zfs_host, &target.dataset)))
     }
 
     fn main_steps(&self, job: &JobContext) -> Result<Vec<Step>, ConfigError> {

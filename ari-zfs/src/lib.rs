@@ -12,6 +12,7 @@
 
 mod backend;
 pub mod calendar;
+mod capacity;
 pub mod expiry;
 pub mod names;
 pub mod pool;

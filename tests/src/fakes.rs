@@ -27,7 +27,7 @@ use tempfile::TempDir;
 
 /// The tools that [`Fakes::new`] plants in `bin/`.
 pub const TOOLS: &[&str] =
-    &["lvcreate", "lvremove", "lvs", "mount", "umount", "mountpoint", "findmnt", "zfs"];
+    &["lvcreate", "lvremove", "lvs", "mount", "umount", "mountpoint", "findmnt", "zfs", "zpool"];
 
 /// The fakes' whole state, `state.json`. Maps are ordered so that the file, and the panic
 /// messages that show it, read the same from one run to the next.
@@ -57,6 +57,38 @@ pub struct State {
     /// copies what the directory holds to `MOUNTPOINT/.zfs/snapshot/NAME`, as ZFS shows it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mountpoints: BTreeMap<String, String>,
+    /// What `zfs get available,used` shows of a dataset, by dataset; one not here shows
+    /// [`DatasetSpace::default`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub space: BTreeMap<String, DatasetSpace>,
+    /// What `zpool status` shows of a pool (the first part of a dataset's name), by pool; one
+    /// not here is ONLINE and never scrubbed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pools: BTreeMap<String, PoolHealth>,
+}
+
+/// A dataset's `available` and `used` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpace {
+    pub available: u64,
+    pub used: u64,
+}
+
+impl Default for DatasetSpace {
+    /// 100 GiB free, 1 GiB used: room for any test's backup.
+    fn default() -> DatasetSpace {
+        DatasetSpace { available: 100 << 30, used: 1 << 30 }
+    }
+}
+
+/// A pool's state, and when its last scrub ended (epoch seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolHealth {
+    pub state: String,
+    #[serde(default)]
+    pub last_scrub: Option<i64>,
 }
 
 /// An origin logical volume.
@@ -360,6 +392,31 @@ impl Fakes {
                 creation,
                 properties: Default::default(),
             });
+        });
+    }
+
+    /// Sets what `zfs get available,used` shows of `dataset`.
+    pub fn set_space(&self, dataset: &str, available: u64, used: u64) {
+        self.update_state(|state| {
+            state.space.insert(dataset.to_owned(), DatasetSpace { available, used });
+        });
+    }
+
+    /// Sets what `zpool status` shows of `pool`: its state, and its last scrub's end.
+    pub fn set_pool(&self, pool: &str, state_word: &str, last_scrub: Option<i64>) {
+        self.update_state(|state| {
+            state.pools.insert(pool.to_owned(), PoolHealth { state: state_word.to_owned(), last_scrub });
+        });
+    }
+
+    /// Makes every call of `tool` whose space-joined arguments contain `args_contain` print
+    /// `stdout` (exactly) instead of its normal output and exit 0: for malformed output.
+    pub fn output_matching(&self, tool: &str, args_contain: &str, stdout: &str) {
+        self.add_fault(Fault {
+            always: true,
+            args_contain: Some(args_contain.to_owned()),
+            stdout: Some(stdout.to_owned()),
+            ..self.fault(tool)
         });
     }
 

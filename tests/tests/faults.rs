@@ -296,10 +296,11 @@ impl Rig {
             // The root volume's umount, once the data volume inside it is unmounted: a mount left
             // there also keeps its directory and its snapshot, as a real busy mount would.
             (Backend::Rdiff, Step::Findmnt | Step::Umount) => 2,
-            // The snapshot step lists the dataset's snapshots (the first zfs call) to name the new
-            // one, then takes it (the second); expiry's listing is the third.
-            (_, Step::ZfsSnapshot) => 2,
-            (_, Step::ZfsList) => 3,
+            // The capacity check reads the dataset's space (the first zfs call); the snapshot step
+            // lists the dataset's snapshots (the second) to name the new one, then takes it (the
+            // third); expiry's listing is the fourth.
+            (_, Step::ZfsSnapshot) => 3,
+            (_, Step::ZfsList) => 4,
             _ => 1,
         }
     }

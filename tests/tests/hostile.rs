@@ -49,6 +49,7 @@ fn hostile(def: &SettingDef, marker: &str) -> String {
             "size" => "0".to_string(),
             "sample" => "0%".to_string(),
             "bytes" => "-1G".to_string(),
+            "free space" => "-10%".to_string(),
             "timespec" => "--force".to_string(),
             "dataset" => "-r".to_string(),
             "rsync destination" => "local/path".to_string(),

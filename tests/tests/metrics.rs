@@ -247,12 +247,43 @@ fn metric_names() -> Vec<String> {
         ),
     );
     assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
-    metrics(&fx)
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(String::from)
-        .collect()
+    let names = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect()
+    };
+    let mut known = names(&metrics(&fx));
+    // A zfs job (the fakes) adds its pool's health and last scrub.
+    known.extend(names(&zfs_metrics()));
+    known.sort();
+    known.dedup();
+    known
+}
+
+/// The metrics file after a run of a zfs job (the fakes: a pool ONLINE, scrubbed a day ago).
+fn zfs_metrics() -> String {
+    require_tool("rsync", "rsync");
+    let zfs = tests::World::new();
+    std::fs::create_dir_all(zfs.fx.path("metrics")).unwrap();
+    zfs.write_config(&format!("metrics_file: {}\n", zfs.fx.p("metrics/ari.prom")));
+    zfs.fakes.add_dataset("pool/backups/web");
+    zfs.fakes.set_pool("pool", "ONLINE", Some(jiff::Timestamp::now().as_second() - 86_400));
+    let src = zfs.fx.make_tree("src", &[("etc/hosts", "127.0.0.1\n")]);
+    std::fs::create_dir_all(zfs.fx.path("zfs/web")).unwrap();
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{}]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: pool/backups/web\nsnapshot_expiration_days: 60\n",
+            src.display(),
+            zfs.fx.p("zfs/web")
+        ),
+    );
+    assert_exit(&zfs.run(&job), 0);
+    let text = std::fs::read_to_string(zfs.fx.path("metrics/ari.prom")).expect("the metrics file");
+    promtool_accepts(&text);
+    text
 }
 
 /// The `ari_...` names a text uses.

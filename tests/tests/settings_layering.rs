@@ -65,7 +65,10 @@ fn each_level_overrides_the_one_below_and_settings_shows_the_source() {
         .arg(&job)
         .args(["--remote-user=from-cli", "--rdiff-backup-server-confinement=none"]));
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
-    let schema = plan["steps"][0]["argv"][4].as_str().expect("remote schema");
+    // The first steps read the store's capacity; the backup is the main step.
+    let main =
+        plan["steps"].as_array().expect("steps").iter().position(|s| s["phase"] == "main").expect("main");
+    let schema = plan["steps"][main]["argv"][4].as_str().expect("remote schema");
     let wrapper = fx.path("state").join("run/layers/ssh");
     assert_eq!(
         schema,
@@ -80,7 +83,7 @@ fn each_level_overrides_the_one_below_and_settings_shows_the_source() {
     let ssh: Vec<&str> = host["ssh"].as_array().expect("ssh").iter().map(|w| w.as_str().unwrap()).collect();
     let at = ssh.iter().position(|w| *w == "-p").expect("-p");
     assert_eq!(ssh[at + 1], "2201", "the job's ssh_port reaches the ssh of every command: {ssh:?}");
-    let argv = plan["steps"][0]["argv"].as_array().expect("argv");
+    let argv = plan["steps"][main]["argv"].as_array().expect("argv");
     assert!(argv.iter().any(|a| a == "from-cli@db::/"), "remote_user from the command line: {argv:?}");
 }
 

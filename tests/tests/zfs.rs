@@ -110,7 +110,13 @@ fn a_failed_rsync_takes_no_snapshot_and_expires_nothing() {
         "{}",
         stderr(&out)
     );
-    assert!(zfs.fakes.calls_of("zfs").is_empty(), "no zfs command after a failed backup");
+    // Only the capacity check's `zfs get` came before the backup.
+    let calls: Vec<String> = zfs.fakes.calls_of("zfs").iter().map(|c| c.args.join(" ")).collect();
+    assert_eq!(
+        calls,
+        [format!("get -H -p -o value available,used {DATASET}")],
+        "no zfs command after a failed backup"
+    );
     assert_eq!(snapshot_names(&zfs), [format!("{DATASET}@ari-backup-old")]);
 }
 
@@ -198,7 +204,8 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
     zfs.fakes.output(
         "zfs",
-        &[3],
+        // The capacity check's `zfs get` is the first call, the snapshot listing the second.
+        &[4],
         &format!("{DATASET}@ari-backup-old\t{}\ngarbage line without a tab\n", t - 400 * DAY),
     );
     let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
@@ -221,7 +228,7 @@ fn a_listing_longer_than_ari_reads_destroys_nothing() {
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
     let line = format!("{DATASET}@ari-backup-old\t{}\n", t - 400 * DAY);
     let listing = line.repeat((20 << 20) / line.len());
-    zfs.fakes.output("zfs", &[3], &listing);
+    zfs.fakes.output("zfs", &[4], &listing);
     let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
     assert_exit(&out, 1);
     let omitted = listing.len() - (16 << 20) - (64 << 10);
@@ -296,11 +303,13 @@ fn from_a_local_source_rsync_reaches_the_zfs_host_through_the_jobs_ssh_wrapper_w
     assert_eq!(read_tree(&sent.join("etc"), &[]), read_tree(&src.join("etc"), &[]), "rsync sent the files");
     let lines = std::fs::read_to_string(&seen).expect("LocalCommand ran");
     let lines: Vec<&str> = lines.lines().collect();
-    // rsync's ssh, and ari's: the snapshot listing, the snapshot, the expiry listing.
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    // ari's capacity check (zpool status, zfs get), rsync's ssh, and ari's: the snapshot
+    // listing, the snapshot, the expiry listing.
+    assert_eq!(lines.len(), 6, "{lines:?}");
     assert!(lines.iter().all(|line| *line == "{a,b} it's"), "{lines:?}");
     let plan = zfs.fx.plan_json(&job);
-    let rsync = plan["steps"][0]["argv"].as_array().unwrap();
+    let main = plan["steps"].as_array().unwrap().iter().position(|s| s["phase"] == "main").unwrap();
+    let rsync = plan["steps"][main]["argv"].as_array().unwrap();
     let e = rsync.iter().position(|w| w == "-e").expect("-e");
     assert_eq!(rsync[e + 1], zfs.fx.p("state/run/web/ssh"), "rsync's ssh is the job's wrapper");
     assert_eq!(snapshot_names(&zfs), [format!("{DATASET}@ari-backup-nightly")]);

@@ -70,6 +70,7 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             plan.job.source_hostname
         );
     }
+    capacity(&plans, connect, &mut out, &mut problems);
     let state = state_problems(context);
     if state.is_empty() {
         let _ = writeln!(out, "ok: state_dir {}", context.state_dir().display());
@@ -125,6 +126,39 @@ fn check(context: &Context, names: &[String], connect: bool) -> i32 {
             writeln!(out, "{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
         print!("{out}");
         exit::USAGE
+    }
+}
+
+/// Shows each job's store capacity and pool health as a run would read them (the commands on
+/// remote hosts only with `--connect`): a store a run would refuse is a problem, a DEGRADED
+/// pool a warning.
+fn capacity(
+    plans: &[ari_core::engine_api::plan::JobPlan],
+    connect: bool,
+    out: &mut String,
+    problems: &mut Vec<String>,
+) {
+    for plan in plans {
+        if !connect && !plan.capacity_is_local() {
+            continue;
+        }
+        let runner = Runner::new(plan.ssh.clone(), false)
+            .with_command_timeout(plan.settings.get(&ari_core::core_settings::COMMAND_TIMEOUT));
+        let Some(shown) = plan.check_capacity(&runner) else { continue };
+        if let Some(reading) = &shown.reading {
+            let _ = writeln!(
+                out,
+                "{}: job {}: {reading}",
+                if shown.problem.is_some() { "note" } else { "ok" },
+                plan.label()
+            );
+        }
+        for warning in &shown.warnings {
+            let _ = writeln!(out, "warning: job {}: {warning}", plan.label());
+        }
+        if let Some(problem) = shown.problem {
+            problems.push(format!("job {}: {problem}", plan.label()));
+        }
     }
 }
 

@@ -351,3 +351,20 @@ crate::register_settings!(
     JOBS_DIR,
     STATE_DIR,
 );
+
+/// How much of the job's store must be free for a run to start (checked before `pre`).
+pub(crate) static MIN_FREE_SPACE: Setting<Option<kinds::FreeSpace>> = Setting::new(
+    "min_free_space",
+    "core",
+    None,
+    "refuse to start a run (before any hook or snapshot) while the job's store has less free than this: bytes, e.g. 50G, or a share of the store's size, e.g. 10%; unset: no limit (the figures still go to the metrics)",
+);
+/// Whether a DEGRADED pool under the job's store refuses a run, rather than warning.
+pub(crate) static REFUSE_DEGRADED_POOL: Setting<bool> = Setting::new(
+    "refuse_degraded_pool",
+    "core",
+    Some("false"),
+    "refuse to start a run while the pool under the job's store is DEGRADED (a FAULTED, UNAVAIL or SUSPENDED pool always refuses); by default a DEGRADED pool is a warning, so that a disk replacement does not stop backups",
+);
+
+crate::register_settings!(MIN_FREE_SPACE, REFUSE_DEGRADED_POOL);

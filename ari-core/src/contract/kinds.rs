@@ -271,6 +271,82 @@ pub(crate) fn bytes(text: &str) -> Result<u64, String> {
     value.checked_mul(1 << shift).ok_or_else(|| "is more bytes than ari counts".to_string())
 }
 
+/// How much of a store must be free for a job to start (`min_free_space`): bytes (`50G`) or a
+/// share of the store's size (`10%`).
+pub(crate) static FREE_SPACE: TextKind = TextKind {
+    name: "free space",
+    accepts: "a number of bytes with an optional unit K, M, G or T (powers of 1024): `50G`, or a share of the store's size from `0.0001%` to `100%`: `10%`",
+    check: |text| free_space(text).map(|_| ()),
+};
+
+/// How much of a store must be free, as a [`FREE_SPACE`] setting holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FreeSpace {
+    /// At least this many bytes.
+    Bytes(u64),
+    /// At least this many millionths of the store's size.
+    PerMillion(u32),
+}
+
+impl FreeSpace {
+    /// The bytes this asks of a store of `total` bytes (a share rounded up).
+    pub(crate) fn of(self, total: u64) -> u64 {
+        match self {
+            FreeSpace::Bytes(bytes) => bytes,
+            FreeSpace::PerMillion(share) => {
+                let wanted = (u128::from(total) * u128::from(share)).div_ceil(1_000_000);
+                u64::try_from(wanted).unwrap_or(u64::MAX)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FreeSpace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FreeSpace::Bytes(bytes) => f.write_str(&shown_bytes(*bytes)),
+            FreeSpace::PerMillion(share) => {
+                let whole = share / 10_000;
+                let fraction = format!("{:04}", share % 10_000);
+                let fraction = fraction.trim_end_matches('0');
+                if fraction.is_empty() {
+                    write!(f, "{whole}%")
+                } else {
+                    write!(f, "{whole}.{fraction}%")
+                }
+            }
+        }
+    }
+}
+
+/// Reads a [`FREE_SPACE`].
+pub(crate) fn free_space(text: &str) -> Result<FreeSpace, String> {
+    if text.ends_with('%') {
+        return match sample(text) {
+            Ok(SampleSize::PerMillion(share)) => Ok(FreeSpace::PerMillion(share)),
+            _ => Err("is not a share of the store from 0.0001% to 100% like 10% or 2.5%".to_string()),
+        };
+    }
+    bytes(text).map(FreeSpace::Bytes).map_err(|_| {
+        "is neither a number of bytes like 50G, 500M or 4096 nor a share of the store like 10%".to_string()
+    })
+}
+
+/// A number of bytes as people read it: `5.0 GiB`, `512 B`.
+pub(crate) fn shown_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// A user name on a remote host.
 pub static USER: TextKind = TextKind {
     name: "user",
@@ -915,6 +991,30 @@ mod tests {
     fn globs_of_the_whole_tree() {
         assert!(is_whole_tree_glob("*") && is_whole_tree_glob("**") && is_whole_tree_glob("/***"));
         assert!(!is_whole_tree_glob("/") && !is_whole_tree_glob("") && !is_whole_tree_glob("/*/x"));
+    }
+
+    #[test]
+    fn free_space_is_bytes_or_a_share_of_the_store() {
+        let check = |text: &str, expected: Result<FreeSpace, ()>| {
+            assert_eq!(free_space(text).map_err(|_| ()), expected, "{text}");
+        };
+        check("50G", Ok(FreeSpace::Bytes(50 << 30)));
+        check("4096", Ok(FreeSpace::Bytes(4096)));
+        check("10%", Ok(FreeSpace::PerMillion(100_000)));
+        check("2.5%", Ok(FreeSpace::PerMillion(25_000)));
+        check("100%", Ok(FreeSpace::PerMillion(1_000_000)));
+        for bad in ["", "0", "0%", "101%", "-5G", "5X", "%", "1.%", "10 %", "1e3", "G"] {
+            check(bad, Err(()));
+        }
+        assert_eq!(FreeSpace::PerMillion(100_000).of(50 << 30), 5 << 30);
+        assert_eq!(FreeSpace::PerMillion(1).of(3), 1, "a share is rounded up");
+        assert_eq!(FreeSpace::PerMillion(1_000_000).of(u64::MAX), u64::MAX);
+        assert_eq!(FreeSpace::Bytes(7).of(1), 7);
+        assert_eq!(FreeSpace::PerMillion(25_000).to_string(), "2.5%");
+        assert_eq!(FreeSpace::PerMillion(100_000).to_string(), "10%");
+        assert_eq!(FreeSpace::Bytes(50 << 30).to_string(), "50.0 GiB");
+        assert_eq!(shown_bytes(512), "512 B");
+        assert_eq!(shown_bytes(3_435_973_837), "3.2 GiB");
     }
 
     #[test]

@@ -327,6 +327,19 @@ pub trait BackupBackend: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// How to read the capacity of the job's store (its size and free space) and the health of
+    /// the pool under it, which the engine checks before the job's `pre` commands against
+    /// `min_free_space` and the pool's state (see [`CapacityQuery`]); none by default (nothing is
+    /// checked).
+    ///
+    /// [`CapacityQuery`]: crate::capacity::CapacityQuery
+    fn capacity(
+        &self,
+        _job: &JobContext,
+    ) -> Result<Option<crate::contract::capacity::CapacityQuery>, ConfigError> {
+        Ok(None)
+    }
+
     /// The lines of a failed command's output that an error about it shows (its last ten), from
     /// the output's non-empty lines: all of them by default. A backend whose tool buries its
     /// cause under lines that say little cuts them here (rdiff-backup's Python tracebacks, down

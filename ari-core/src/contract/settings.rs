@@ -265,6 +265,16 @@ impl SettingType for crate::contract::kinds::SampleSize {
     }
 }
 
+impl SettingType for crate::contract::kinds::FreeSpace {
+    const KIND: SettingKind = SettingKind::Text(&crate::contract::kinds::FREE_SPACE);
+    fn from_value(value: Option<&Value>) -> Option<Self> {
+        match value? {
+            Value::String(text) => crate::contract::kinds::free_space(text).ok(),
+            _ => None,
+        }
+    }
+}
+
 impl SettingType for crate::contract::kinds::ByteCount {
     const KIND: SettingKind = SettingKind::Text(&crate::contract::kinds::BYTES);
     fn from_value(value: Option<&Value>) -> Option<Self> {

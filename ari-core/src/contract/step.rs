@@ -110,6 +110,9 @@ impl fmt::Display for Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Phase {
+    /// The store's capacity and its pool's health, read and judged before anything else
+    /// (`BackupBackend::capacity`).
+    Capacity,
     /// The job's `pre` commands.
     Pre,
     /// The job's database dumps (`dumps:`), streamed into the store before any snapshot.
@@ -133,6 +136,7 @@ impl Phase {
     /// The name used in plans and logs.
     pub fn as_str(&self) -> &'static str {
         match self {
+            Phase::Capacity => "capacity",
             Phase::Pre => "pre",
             Phase::Dump => "dump",
             Phase::Snapshot => "snapshot",

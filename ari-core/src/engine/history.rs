@@ -74,6 +74,9 @@ pub struct RunRecord {
     /// What the run's retention kept and destroyed, when it judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<crate::engine::step_run::Retained>,
+    /// What the run's capacity check read of the store and its pool, when it read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<crate::engine::capacity::CapacityRecord>,
 }
 
 /// One database dump of a run (`dumps:`).
@@ -264,6 +267,7 @@ mod tests {
             verify: None,
             dumps: Vec::new(),
             retention: None,
+            capacity: None,
         }
     }
 

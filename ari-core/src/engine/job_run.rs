@@ -74,6 +74,8 @@ pub enum RunWarning {
     SharingFailed(String),
     /// The stale guard (`keep_when_stale`) held the backend's retention and expiry: why.
     ExpiryHeld(String),
+    /// The pool under the job's store is DEGRADED (the capacity check): what it said.
+    PoolDegraded(String),
 }
 
 impl std::fmt::Display for RunWarning {
@@ -87,6 +89,7 @@ impl std::fmt::Display for RunWarning {
             ),
             RunWarning::SharingFailed(why) => f.write_str(why),
             RunWarning::ExpiryHeld(why) => write!(f, "nothing was expired: {why}"),
+            RunWarning::PoolDegraded(why) => f.write_str(why),
         }
     }
 }
@@ -309,6 +312,10 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
                 JobOutcome::Ran(report) => report.retained(),
                 _ => None,
             },
+            capacity: match &run.outcome {
+                JobOutcome::Ran(report) => report.capacity.as_ref().map(|read| read.reading.clone()),
+                _ => None,
+            },
         };
         match History::record(Path::new(&plan.state_dir()), plan.label(), record) {
             Ok(None) => {}
@@ -391,6 +398,8 @@ fn run_under_lock(
     let held = expiry_held(plan);
     let report = pipeline::run(plan, &runner, &mut ledger, scope, held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
+    let degraded = report.capacity.iter().flat_map(|read| read.warnings.iter().cloned());
+    warnings.extend(degraded.map(RunWarning::PoolDegraded));
     // Only a run that reached its backend post steps (a backup that succeeded) had them held.
     if let Some(why) = held.filter(|_| !plan.backend_post.is_empty() && report.outcome == Outcome::Success) {
         warnings.push(RunWarning::ExpiryHeld(why));

@@ -172,7 +172,80 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
             }
         });
     }
+    store_families(&mut out, &jobs);
     out
+}
+
+/// The store and pool figures of each job's last run whose capacity check read them: the
+/// store's size and free bytes, the pool's health (1 when ONLINE) with its state as a label,
+/// and its last scrub's end.
+fn store_families(out: &mut String, jobs: &[(String, History)]) {
+    let readings: Vec<(&str, &crate::engine::capacity::CapacityRecord)> = jobs
+        .iter()
+        .filter_map(|(label, history)| {
+            Some((label.as_str(), history.runs.iter().rev().find_map(|run| run.capacity.as_ref())?))
+        })
+        .collect();
+    if readings.is_empty() {
+        return;
+    }
+    type StoreValue = fn(&crate::engine::capacity::CapacityRecord) -> u64;
+    let per_store: [(&str, &str, StoreValue); 2] = [
+        ("ari_job_store_size_bytes", "The size of the job's store (a filesystem's; a dataset's used and available), as its last capacity check read it.", |c| c.total_bytes),
+        ("ari_job_store_available_bytes", "The bytes free for new data in the job's store, as its last capacity check read it.", |c| c.available_bytes),
+    ];
+    for (name, help, value) in per_store {
+        family(out, name, help, |out| {
+            for (label, reading) in &readings {
+                let _ = writeln!(
+                    out,
+                    "{name}{{job=\"{}\",store=\"{}\"}} {}",
+                    escape(label),
+                    escape(&reading.store),
+                    value(reading)
+                );
+            }
+        });
+    }
+    let pools: Vec<(&str, &crate::engine::capacity::PoolRecord)> =
+        readings.iter().filter_map(|(label, reading)| Some((*label, reading.pool.as_ref()?))).collect();
+    if pools.is_empty() {
+        return;
+    }
+    family(out, "ari_job_pool_healthy", "1 when the pool under the job's store was ONLINE at its last capacity check, else 0; `state` is the pool's state.", |out| {
+        for (label, pool) in &pools {
+            let _ = writeln!(
+                out,
+                "ari_job_pool_healthy{{job=\"{}\",pool=\"{}\",state=\"{}\"}} {}",
+                escape(label),
+                escape(&pool.name),
+                escape(&pool.state),
+                u8::from(pool.state == "ONLINE")
+            );
+        }
+    });
+    let scrubbed: Vec<(&str, &str, i64)> = pools
+        .iter()
+        .filter_map(|(label, pool)| Some((*label, pool.name.as_str(), pool.last_scrub?)))
+        .collect();
+    if scrubbed.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "ari_job_pool_last_scrub_timestamp_seconds",
+        "When the last scrub of the pool under the job's store ended, as its last capacity check read it.",
+        |out| {
+            for (label, pool, at) in &scrubbed {
+                let _ = writeln!(
+                    out,
+                    "ari_job_pool_last_scrub_timestamp_seconds{{job=\"{}\",pool=\"{}\"}} {at}",
+                    escape(label),
+                    escape(pool)
+                );
+            }
+        },
+    );
 }
 
 fn family(out: &mut String, name: &str, help: &str, samples: impl FnOnce(&mut String)) {
@@ -214,6 +287,7 @@ mod tests {
             // A run that judged its backups: as many kept as it changed files, one destroyed.
             retention: files
                 .map(|kept| crate::engine::step_run::Retained { kept: kept as usize, destroyed: 1 }),
+            capacity: None,
         };
         History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
         History::record(dir.path(), "db", record(1, 1_800_086_400, None)).unwrap();
@@ -247,5 +321,47 @@ mod tests {
         assert!(text.lines().any(|l| l == "ari_job_last_run_success{job=\"db\"} 0"), "{text}");
         assert!(!text.contains("ari_job_last_run_success{job=\"web\"}"), "{text}");
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn the_last_capacity_reading_of_each_job_gives_its_store_and_pool_figures() {
+        use crate::engine::capacity::{CapacityRecord, PoolRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let record = |started: i64, capacity: Option<CapacityRecord>| RunRecord {
+            started,
+            duration_seconds: 1.0,
+            exit: 0,
+            ended: None,
+            files: None,
+            bytes: None,
+            verify: None,
+            dumps: Vec::new(),
+            retention: None,
+            capacity,
+        };
+        let reading = |available: u64, pool: Option<PoolRecord>| CapacityRecord {
+            store: "pool/backups/web".into(),
+            total_bytes: 1000,
+            available_bytes: available,
+            pool,
+        };
+        let degraded =
+            PoolRecord { name: "pool".into(), state: "DEGRADED".into(), last_scrub: Some(1_800_000_000) };
+        History::record(dir.path(), "web", record(1, Some(reading(900, None)))).unwrap();
+        History::record(dir.path(), "web", record(2, Some(reading(50, Some(degraded))))).unwrap();
+        // A run that read nothing (a dry run's, an older ari's) leaves the last reading standing.
+        History::record(dir.path(), "web", record(3, None)).unwrap();
+        History::record(dir.path(), "db", record(1, None)).unwrap();
+        let text = render(dir.path(), 1_800_100_000.0);
+        for line in [
+            "ari_job_store_size_bytes{job=\"web\",store=\"pool/backups/web\"} 1000",
+            "ari_job_store_available_bytes{job=\"web\",store=\"pool/backups/web\"} 50",
+            "ari_job_pool_healthy{job=\"web\",pool=\"pool\",state=\"DEGRADED\"} 0",
+            "ari_job_pool_last_scrub_timestamp_seconds{job=\"web\",pool=\"pool\"} 1800000000",
+            "# TYPE ari_job_pool_healthy gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        assert!(!text.contains("job=\"db\",store"), "{text}");
     }
 }

@@ -1,6 +1,6 @@
 //! The job pipeline: a job's steps as one plan, and the one function that runs a plan.
 //!
-//! Order: `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
+//! Order: the capacity check (a refusal stops the job before anything else runs) → `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
 //! that succeeded, in reverse order) → the backend's post steps → `post`. The first failure
 //! before cleanup stops the steps before cleanup; every cleanup and post step runs whatever
 //! happened before it, and all their errors are collected. `ari plan` prints the same plan that
@@ -31,6 +31,8 @@ pub struct JobReport {
     pub post_failures: Vec<StepFailure>,
     /// What each step did, in order.
     pub records: Vec<StepRecord>,
+    /// What the capacity check read of the store, and warned of, when it read it.
+    pub(crate) capacity: Option<Box<crate::engine::capacity::Read>>,
     /// When the job started.
     pub started: SystemTime,
     /// How long it took.
@@ -121,6 +123,31 @@ pub(crate) fn run(
     let no_steps = Vec::new();
     let since = started.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64());
     log::info!("started{}", if runner.is_dry_run() { " (dry run)" } else { "" });
+    // The store's capacity and its pool's health, before anything runs: a store that refuses
+    // the job runs no hook at all (not even `post`: nothing ran that one would undo). A prune
+    // writes nothing, and frees what it destroys: a full store is no reason to refuse one.
+    let mut checked = crate::engine::capacity::Checked::default();
+    if let Some(query) = plan.capacity_query.as_ref().filter(|_| backup) {
+        log::info!("checking the store's capacity");
+        checked = crate::engine::capacity::check(query, &plan.capacity, &plan.settings, runner, &mut records);
+        for warning in checked.read.iter().flat_map(|read| &read.warnings) {
+            log::warn!("{warning}");
+        }
+        if let Some(refused) = checked.failure.take() {
+            log::info!("stopped");
+            return JobReport {
+                label: plan.job.label.clone(),
+                outcome: Outcome::Failure,
+                failure: Some(refused),
+                cleanup_failures: Vec::new(),
+                post_failures: Vec::new(),
+                records,
+                capacity: checked.read,
+                started,
+                duration: clock.elapsed(),
+            };
+        }
+    }
     'steps: for (message, steps) in [
         ("processing pre-job hooks", &plan.pre),
         ("streaming database dumps", &plan.dumps),
@@ -285,6 +312,7 @@ pub(crate) fn run(
         cleanup_failures,
         post_failures,
         records,
+        capacity: checked.read,
         started,
         duration: clock.elapsed(),
     }

@@ -26,6 +26,10 @@ pub struct JobPlan {
     pub ssh: Ssh,
     /// Its connections to them: shared or not, and the ssh wrapper its tools use.
     pub connections: Connections,
+    /// The capacity check's steps (the store's space, its pool's health), before `pre`.
+    pub capacity: Vec<Step>,
+    /// How the backend reads its store's capacity, which the capacity steps run.
+    pub(crate) capacity_query: Option<crate::contract::capacity::CapacityQuery>,
     /// The job's `pre` commands.
     pub pre: Vec<Step>,
     /// The job's database dumps, streamed into the store after `pre`, before any snapshot.
@@ -113,6 +117,8 @@ impl JobPlan {
         tools.extend(backend.tools(&ctx));
         let directories = backend.directories(&ctx);
         let history = backend.history(&ctx)?;
+        let capacity_query = backend.capacity(&ctx)?;
+        let capacity = capacity_query.as_ref().map(crate::engine::capacity::steps).unwrap_or_default();
         // Every cleanup step is retried by the cleanup policy (max_retries, retry_interval),
         // whatever the plugin set: undoing what a snapshot made must not give up at a hiccup.
         let snapshot: Vec<Step> = match source {
@@ -174,6 +180,8 @@ impl JobPlan {
             settings,
             ssh,
             connections,
+            capacity,
+            capacity_query,
             pre,
             dumps,
             snapshot,
@@ -277,6 +285,23 @@ impl JobPlan {
         .unwrap_or_else(|| Err(self.job.error_at("backend", format!("unknown backend `{}`", self.backend))))
     }
 
+    /// Reads and judges the store's capacity as a run would, for `ari check`; none when the
+    /// backend reads none.
+    pub fn check_capacity(
+        &self,
+        runner: &crate::engine::runner::Runner,
+    ) -> Option<crate::engine::capacity::CapacityShown> {
+        let query = self.capacity_query.as_ref()?;
+        let checked =
+            crate::engine::capacity::check(query, &self.capacity, &self.settings, runner, &mut Vec::new());
+        Some(checked.into())
+    }
+
+    /// Whether every command of the capacity check runs on the backup server.
+    pub fn capacity_is_local(&self) -> bool {
+        self.capacity.iter().all(|step| step.action.command().host.is_local())
+    }
+
     /// The backend's checks of the whole store (`ari verify --full`), given the backups it holds.
     pub(crate) fn store_checks(
         &self,
@@ -321,6 +346,7 @@ impl JobPlan {
     /// Every step in the order a fully successful run takes them, cleanup included.
     pub fn steps(&self) -> Vec<&Step> {
         let mut steps: Vec<&Step> = Vec::new();
+        steps.extend(&self.capacity);
         steps.extend(&self.pre);
         steps.extend(&self.dumps);
         steps.extend(&self.snapshot);

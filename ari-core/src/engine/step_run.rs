@@ -70,6 +70,13 @@ pub enum StepError {
         /// How many bytes came.
         bytes: u64,
     },
+    /// The capacity check refused the job before anything ran: a store too full, a pool not
+    /// healthy (see `engine::capacity`).
+    #[error("{why}: the job did not start (no hook ran, nothing was made)")]
+    Capacity {
+        /// The figure and the threshold, or the pool's state.
+        why: String,
+    },
     /// A third signal aborted cleanup before this step ran; the ledger keeps it.
     #[error("not run: cleanup was aborted; `ari recover` will undo it")]
     Aborted,

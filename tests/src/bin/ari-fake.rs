@@ -233,6 +233,14 @@ enum Op {
     ZfsGetMountpoint {
         dataset: String,
     },
+    /// `zfs get -H -p -o value available,used DATASET`.
+    ZfsGetSpace {
+        dataset: String,
+    },
+    /// `zpool status POOL`.
+    ZpoolStatus {
+        pool: String,
+    },
     ZfsSet {
         property: String,
         value: String,
@@ -315,6 +323,22 @@ fn parse(tool: &str, args: &[String]) -> Result<Op, String> {
             Ok(Op::Mountpoint { dir: normalize(&dir)? })
         }
         "zfs" => parse_zfs(args),
+        "zpool" => {
+            let Some(("status", args)) = args.split_first().map(|(first, rest)| (first.as_str(), rest))
+            else {
+                return Err("the fake zpool knows only `zpool status POOL`".to_owned());
+            };
+            let options = Options::parse(args, &[], &[])?;
+            let [pool] = options.positionals()?;
+            if pool.contains('/') || pool.contains('@') {
+                return Err(format!("zpool status takes a pool, got {pool:?}"));
+            }
+            // ari asks for the times in UTC, which the fake's text always is.
+            if std::env::var("TZ").as_deref() != Ok("UTC") {
+                return Err("zpool status without TZ=UTC: its times would be local".to_owned());
+            }
+            Ok(Op::ZpoolStatus { pool })
+        }
         _ => Err(format!("there is no fake {tool:?}; the fakes are {TOOLS:?}")),
     }
 }
@@ -388,6 +412,9 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
                 return Err(format!("the fake zfs get takes only -o value, got {columns:?}"));
             }
             let [property, dataset] = options.positionals()?;
+            if property == "available,used" && !dataset.contains('@') {
+                return Ok(Op::ZfsGetSpace { dataset });
+            }
             if property != "mountpoint" || dataset.contains('@') {
                 return Err(format!(
                     "the fake zfs get shows only a dataset's mountpoint, got {property:?} {dataset:?}"
@@ -616,6 +643,35 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                 return Ok(Ok(no_dataset(dataset)));
             }
             Outcome::ok(format!("{}\n", state.mountpoints.get(dataset).map_or("none", String::as_str)))
+        }
+        Op::ZfsGetSpace { dataset } => {
+            if !state.datasets.contains(dataset) {
+                return Ok(Ok(no_dataset(dataset)));
+            }
+            let space = state.space.get(dataset).copied().unwrap_or_default();
+            Outcome::ok(format!("{}\n{}\n", space.available, space.used))
+        }
+        Op::ZpoolStatus { pool } => {
+            let prefix = format!("{pool}/");
+            if !state.datasets.iter().any(|dataset| dataset == pool || dataset.starts_with(&prefix)) {
+                return Ok(Ok(Outcome::fail(1, format!("cannot open '{pool}': no such pool"))));
+            }
+            let health = state.pools.get(pool).cloned();
+            let word = health.as_ref().map_or("ONLINE", |health| health.state.as_str());
+            let scan = match health.as_ref().and_then(|health| health.last_scrub) {
+                Some(at) => {
+                    let when = jiff::Timestamp::from_second(at)
+                        .map_err(io::Error::other)?
+                        .to_zoned(jiff::tz::TimeZone::UTC)
+                        .strftime("%a %b %e %H:%M:%S %Y")
+                        .to_string();
+                    format!("scrub repaired 0B in 00:00:01 with 0 errors on {when}")
+                }
+                None => "none requested".to_owned(),
+            };
+            Outcome::ok(format!(
+                "  pool: {pool}\n state: {word}\n  scan: {scan}\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\t{pool}        {word}       0     0     0\n\nerrors: No known data errors\n"
+            ))
         }
         Op::ZfsList { dataset, used } => {
             if !state.datasets.contains(dataset) {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 /// documents the split).
 const PLUGIN_MODULES: &[&str] = &[
     "lib",
+    "capacity",
     "core_settings",
     "dump_store",
     "error",
