@@ -6,14 +6,21 @@
 //! those whose name after `@` starts with the prefix; another tool's snapshots are never judged.
 //! A candidate is kept by any rule that keeps it: the newest `keep_min` (so a long outage, with
 //! no new snapshots, cannot wipe the history), calendar retention (`zfs_keep`, see
-//! [`crate::calendar`]), and its age below `snapshot_expiration_days`. A line that does not
-//! parse is an error naming it, and no snapshot is destroyed.
+//! [`crate::calendar`]), and its age below `snapshot_expiration_days`. A snapshot whose
+//! `creation` is more than [`FUTURE_SLACK`] after now (a ZFS host whose clock ran ahead) is
+//! kept as `future` and takes no rule's place: else it would be "the newest", and every rule
+//! would keep it instead of the backup just made. A line that does not parse is an error
+//! naming it, and no snapshot is destroyed.
 
 use jiff::tz::TimeZone;
 
 use crate::calendar::{self, Policy};
 
 const DAY: i64 = 86_400;
+
+/// How far a snapshot's `creation` may lie after ari's now (clocks differ a little) before it
+/// counts as from the future.
+pub const FUTURE_SLACK: i64 = 3600;
 
 /// What keeps a snapshot: the job's retention settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,16 +74,22 @@ pub fn judge(
             ours.push((creation, name.to_string()));
         }
     }
-    // Oldest first; equal times by name, for a stable order.
+    // Oldest first; equal times by name, for a stable order. Those from the future last, kept
+    // apart: no rule counts them.
     ours.sort();
-    let creations: Vec<i64> = ours.iter().map(|(creation, _)| *creation).collect();
+    let future = ours.iter().filter(|(creation, _)| *creation > now.saturating_add(FUTURE_SLACK)).count();
+    let judged = ours.len() - future;
+    let creations: Vec<i64> = ours[..judged].iter().map(|(creation, _)| *creation).collect();
     let by_calendar = calendar::kept(&creations, &rules.calendar, tz);
-    let newest_kept = ours.len().saturating_sub(rules.keep_min as usize);
+    let newest_kept = judged.saturating_sub(rules.keep_min as usize);
     Ok(ours
         .into_iter()
         .enumerate()
         .map(|(i, (creation, name))| {
             let mut kept_by = Vec::new();
+            if i >= judged {
+                return Judged { name, creation, kept_by: vec!["future"] };
+            }
             if i >= newest_kept {
                 kept_by.push("keep_min");
             }
@@ -218,6 +231,29 @@ mod tests {
         // No rule at all keeps only keep_min.
         let none = Rules { expiration_days: None, calendar: Policy::default(), keep_min: 1 };
         assert_eq!(judged(&listing, &none).iter().filter(|(_, by)| by.is_empty()).count(), 69);
+    }
+
+    #[test]
+    fn a_snapshot_from_the_future_is_kept_apart_and_takes_no_rules_place() {
+        use crate::calendar::Period::{Daily, Weekly};
+        // A ZFS host whose clock once ran a year ahead left a snapshot dated then.
+        // The run's own snapshot is stamped by a host clock an hour ahead: within the slack.
+        let listing = line("pool/backups/web@ari-backup-ahead", -365)
+            + &line("pool/backups/web@ari-backup-2d", 2)
+            + &format!("pool/backups/web@ari-backup-new\t{}\n", NOW + FUTURE_SLACK);
+        let rules = Rules {
+            expiration_days: None,
+            calendar: Policy { rules: vec![(Daily, 1), (Weekly, 1)] },
+            keep_min: 1,
+        };
+        assert_eq!(
+            judged(&listing, &rules),
+            [
+                ("2d".to_string(), vec![]),
+                ("new".to_string(), vec!["keep_min", "daily", "weekly"]),
+                ("ahead".to_string(), vec!["future"]),
+            ]
+        );
     }
 
     #[test]

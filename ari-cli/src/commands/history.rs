@@ -63,7 +63,7 @@ fn history(context: &Context, name: &str, json: bool) -> i32 {
         runs.made_by(backup.time()).map(|run| run.dumps.clone()).unwrap_or_default()
     };
     // What the next run's retention does to each backup; a judgement that fails is said.
-    let preview = match ari_core::engine_api::job_run::preview_retention(plan) {
+    let preview = match ari_core::engine_api::job_run::preview_retention(plan, None) {
         Ok(preview) => preview,
         Err(why) => {
             log::warn!("what the next run keeps and destroys cannot be shown: {why}");

@@ -40,7 +40,7 @@ fn plan(context: &Context, names: &[String], json: bool, preview: bool) -> i32 {
     let mut out = String::new();
     let mut code = exit::SUCCESS;
     for plan in &plans {
-        let previewed = match preview.then(|| ari_core::engine_api::job_run::preview_retention(plan)) {
+        let previewed = match preview.then(|| ari_core::engine_api::job_run::preview_retention(plan, None)) {
             Some(Err(why)) => {
                 log::error!("job {}: the store's backups cannot be judged: {why}", plan.label());
                 code = exit::JOB_FAILED;
@@ -60,6 +60,11 @@ fn plan(context: &Context, names: &[String], json: bool, preview: bool) -> i32 {
             out.push_str(&plan.render());
             if let Some(previewed) = &previewed {
                 out.push_str(&super::prune::preview_text(plan.label(), previewed));
+            } else if preview && plan.backend_post.is_empty() {
+                out.push_str(&format!(
+                    "job {}: no retention: the job never destroys a backup\n",
+                    plan.label()
+                ));
             } else if preview && code == exit::SUCCESS {
                 out.push_str(&format!(
                     "job {}: the {} backend's retention is one command of its tool's, shown above\n",

@@ -1,7 +1,8 @@
 //! `ari prune JOB... [--wait]`: applies the jobs' retention now (a changed `zfs_keep`, say),
 //! as a run would after a successful backup: under the job's lock, after recovering what a
-//! crashed run left, with the stale guard. It first shows what retention keeps, by rule, and
-//! what it destroys; with `--dry-run` it only shows that (the listing runs, read-only).
+//! crashed run left, with the stale guard, and (unless `--force`) not after a failed run. It
+//! first shows what retention keeps, by rule, and what it destroys; with `--dry-run` it only
+//! shows that (the listing runs, read-only).
 
 use ari_core::core_settings::DRY_RUN;
 use ari_core::engine_api::exit;
@@ -9,7 +10,7 @@ use ari_core::engine_api::job_run;
 use ari_core::engine_api::job_run::{preview_retention, Preview};
 use ari_core::engine_api::log_context::set_job_label;
 
-use clap::{ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use super::context::{jobs_arg, jobs_of, Context, Exec};
 use super::run::{ready_to_run, wait_arg};
@@ -19,14 +20,17 @@ pub fn cli() -> Command {
         .about("apply the jobs' retention now, as a run would after a successful backup; with --dry-run, only show what it keeps and destroys")
         .arg(jobs_arg(true))
         .arg(wait_arg())
+        .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help(
+            "destroy even when the job's last run failed or its history cannot be read (the stale guard, keep_when_stale, still holds)",
+        ))
 }
 
 pub fn exec(matches: &ArgMatches) -> Result<Exec, String> {
-    let (jobs, wait) = (jobs_of(matches), matches.get_flag("wait"));
-    Ok(Exec::with_config(move |context| prune(context, &jobs, wait)))
+    let (jobs, wait, force) = (jobs_of(matches), matches.get_flag("wait"), matches.get_flag("force"));
+    Ok(Exec::with_config(move |context| prune(context, &jobs, wait, force)))
 }
 
-fn prune(context: &Context, names: &[String], wait: bool) -> i32 {
+fn prune(context: &Context, names: &[String], wait: bool, force: bool) -> i32 {
     let (plans, stop) = match ready_to_run(context, names) {
         Ok(ready) => ready,
         Err(code) => return code,
@@ -34,10 +38,15 @@ fn prune(context: &Context, names: &[String], wait: bool) -> i32 {
     let mut code = exit::SUCCESS;
     for plan in &plans {
         set_job_label(Some(plan.label()));
-        match preview_retention(plan) {
+        if plan.backend_post.is_empty() {
+            println!("job {}: nothing to prune: the job sets no retention", plan.label());
+            set_job_label(None);
+            continue;
+        }
+        match preview_retention(plan, Some(force)) {
             Ok(Some(preview)) => print!("{}", preview_text(plan.label(), &preview)),
             Ok(None) => println!(
-                "job {}: the {} backend's retention is one command of its tool's; it runs as a post step",
+                "job {}: the {} backend's retention is one command of its tool's, which ari prune runs (ari plan shows it)",
                 plan.label(),
                 plan.backend
             ),
@@ -49,7 +58,7 @@ fn prune(context: &Context, names: &[String], wait: bool) -> i32 {
             }
         }
         if !plan.settings.get(&DRY_RUN) {
-            let run = job_run::prune_job(plan, &stop, wait);
+            let run = job_run::prune_job(plan, &stop, wait, force);
             super::run::present(plan, &run);
             println!("job {}: {}", plan.label(), pruned(plan.label(), &run));
             code = exit::worst(code, run.exit_code());
@@ -85,7 +94,7 @@ fn pruned(label: &str, run: &job_run::JobRun) -> String {
 pub fn preview_text(label: &str, preview: &Preview) -> String {
     let mut out = format!("job {label}: what {} keeps and destroys, newest first\n", preview.step);
     if let Some(why) = &preview.held {
-        out.push_str(&format!("  the stale guard holds, so nothing is destroyed: {why}\n"));
+        out.push_str(&format!("  nothing is destroyed: {why}\n"));
     }
     if preview.verdicts.is_empty() {
         out.push_str("  no backups to judge yet\n");

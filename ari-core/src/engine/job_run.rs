@@ -280,7 +280,7 @@ impl<'a> JobJson<'a> {
 pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait, false);
+    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait, None);
     let mut run = JobRun { outcome, recovery, warnings, started, duration: clock.elapsed() };
     // A run that another run's lock refused did nothing worth a place in the history.
     if !plan.settings.get(&DRY_RUN) && !matches!(run.outcome, JobOutcome::Locked(_)) {
@@ -329,22 +329,53 @@ pub fn run_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
 /// `ari prune`: the job's backend post steps and retention alone, now, under the job's lock and
 /// the stale guard, after recovering what a crashed run left, as a run would run them after a
 /// successful backup. Nothing is recorded in the job's history: a prune is no backup, and the
-/// stale guard must not take it for one.
-pub fn prune_job(plan: &JobPlan, stop: &StopFlags, wait: bool) -> JobRun {
+/// stale guard must not take it for one. Nor does a prune destroy after a failed run (a run
+/// would not), unless `force`: see [`prune_held`].
+pub fn prune_job(plan: &JobPlan, stop: &StopFlags, wait: bool, force: bool) -> JobRun {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait, true);
+    let (outcome, recovery, warnings) = run_under_lock(plan, stop, wait, Some(force));
     JobRun { outcome, recovery, warnings, started, duration: clock.elapsed() }
 }
 
+/// Why a prune destroys nothing: the stale guard's reason, or, without `force`, a last run that
+/// failed or a history that cannot be read (a run destroys nothing after a failed backup, and a
+/// prune keeps that promise unless told otherwise).
+fn prune_held(plan: &JobPlan, force: bool) -> Option<String> {
+    expiry_held(plan).or_else(|| {
+        if force {
+            return None;
+        }
+        match History::read(Path::new(&plan.state_dir()), plan.label()) {
+            Ok(history) => history.last().filter(|run| run.exit != exit::SUCCESS).map(|run| {
+                format!(
+                    "the job's last run failed (exit {}); `ari prune --force` destroys all the same",
+                    run.exit
+                )
+            }),
+            Err(err) => Some(format!(
+                "the job's history cannot be read ({}); `ari prune --force` destroys all the same",
+                chain(&err)
+            )),
+        }
+    })
+}
+
+/// `prune`: a prune (`Some(force)`), or a run.
 fn run_under_lock(
     plan: &JobPlan,
     stop: &StopFlags,
     wait: bool,
-    prune: bool,
+    prune: Option<bool>,
 ) -> (JobOutcome, Option<Recovery>, Vec<RunWarning>) {
-    let scope =
-        if prune { pipeline::Scope::Prune } else { pipeline::Scope::Backup { verify_due: verify_due(plan) } };
+    let scope = match prune {
+        Some(_) => pipeline::Scope::Prune,
+        None => pipeline::Scope::Backup { verify_due: verify_due(plan) },
+    };
+    let held = || match prune {
+        Some(force) => prune_held(plan, force),
+        None => expiry_held(plan),
+    };
     let dry_run = plan.settings.get(&DRY_RUN);
     let state_dir = plan.state_dir();
     let state_dir = Path::new(&state_dir);
@@ -363,7 +394,7 @@ fn run_under_lock(
             Ok(_) => {}
             Err(err) => log::warn!("a real run would not run: {}", err.advice(label)),
         }
-        let held = expiry_held(plan);
+        let held = held();
         let report = pipeline::run(plan, &runner, &mut Ledger::disabled(), scope, held.as_deref());
         return (JobOutcome::Ran(report), None, Vec::new());
     }
@@ -395,7 +426,7 @@ fn run_under_lock(
     };
     let runner = runner.with_session(Arc::clone(&session));
     wait_for_the_next_second(plan);
-    let held = expiry_held(plan);
+    let held = held();
     let report = pipeline::run(plan, &runner, &mut ledger, scope, held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
     let degraded = report.capacity.iter().flat_map(|read| read.warnings.iter().cloned());
@@ -456,14 +487,20 @@ pub struct Preview {
     pub verdicts: Vec<crate::contract::plugin::Verdict>,
 }
 
-/// The preview of `plan`'s retention (its listing runs, read-only, on the store's host); none
-/// when its backend has no retention ari judges.
-pub fn preview_retention(plan: &JobPlan) -> Result<Option<Preview>, String> {
+/// The preview of `plan`'s retention (its listing runs, read-only, on the store's host), as the
+/// next run would judge it, or as `ari prune` would (`prune: Some(force)`); none when its
+/// backend has no retention ari judges.
+pub fn preview_retention(plan: &JobPlan, prune: Option<bool>) -> Result<Option<Preview>, String> {
     let Some(retention) = plan.retention() else { return Ok(None) };
-    let held = expiry_held(plan);
+    // What keeps every backup while a guard holds: its name in the preview.
+    let (held, guard) = match (expiry_held(plan), prune) {
+        (Some(why), _) => (Some(why), "stale guard"),
+        (None, Some(force)) => (prune_held(plan, force), "prune guard"),
+        (None, None) => (None, ""),
+    };
     let runner =
         Runner::new(plan.ssh.clone(), false).with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
-    let verdicts = crate::engine::retention::preview(retention, &runner, held.as_deref())?;
+    let verdicts = crate::engine::retention::preview(retention, &runner, held.as_ref().map(|_| guard))?;
     Ok(Some(Preview { step: retention.name.clone(), held, verdicts }))
 }
 

@@ -273,9 +273,14 @@ pub(crate) fn run(
             continue;
         }
         let result = match (&step.action, plan.retention()) {
-            (Action::Retention(_), Some(retention)) => {
-                crate::engine::retention::run(step, retention, &finisher, &mut records)
-            }
+            // A signal stops its destroying (what stays is safe); other post steps go on.
+            (Action::Retention(_), Some(retention)) => crate::engine::retention::run(
+                step,
+                retention,
+                &finisher,
+                &|| runner.is_cancelled(),
+                &mut records,
+            ),
             _ => run_step(step, &finisher, &mut records),
         };
         if let Err(error) = result {
@@ -301,7 +306,8 @@ pub(crate) fn run(
     if failure.is_none() && runner.is_cancelled() {
         failure = Some(StepFailure::interrupted(
             Phase::Post,
-            "during the post steps, after the backup succeeded".into(),
+            if backup { "during the post steps, after the backup succeeded" } else { "during ari prune" }
+                .into(),
         ));
     }
     log::info!("stopped");

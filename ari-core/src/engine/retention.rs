@@ -61,16 +61,18 @@ pub(crate) fn step(retention: &Retention) -> crate::contract::step::Step {
     .showing(format!("{shows}, for each backup that no rule keeps"))
 }
 
-/// Runs a retention step: the listing, the judgement, then each destroying command; its record
+/// Runs a retention step: the listing, the judgement, then each destroying command, none after
+/// `stopped` says so (a signal: what is not destroyed stays, which is always safe); its record
 /// says how many it kept and destroyed.
 pub(crate) fn run(
     step: &crate::contract::step::Step,
     retention: &Retention,
     runner: &Runner,
+    stopped: &dyn Fn() -> bool,
     records: &mut Vec<StepRecord>,
 ) -> Result<(), StepError> {
     let clock = Instant::now();
-    let (retained, result) = attempt(retention, runner);
+    let (retained, result) = attempt(retention, runner, stopped);
     let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
     record.error = result.as_ref().err().map(ToString::to_string);
     record.retained = retained;
@@ -78,7 +80,11 @@ pub(crate) fn run(
     result
 }
 
-fn attempt(retention: &Retention, runner: &Runner) -> (Option<Retained>, Result<(), StepError>) {
+fn attempt(
+    retention: &Retention,
+    runner: &Runner,
+    stopped: &dyn Fn() -> bool,
+) -> (Option<Retained>, Result<(), StepError>) {
     let output = match runner.run(&retention.listing) {
         Ok(output) => output,
         Err(error) => return (None, Err(error.into())),
@@ -100,16 +106,25 @@ fn attempt(retention: &Retention, runner: &Runner) -> (Option<Retained>, Result<
     };
     let mut errors = Vec::new();
     let mut destroyed = 0;
-    for command in &decision.destroy {
+    for (i, command) in decision.destroy.iter().enumerate() {
+        if stopped() {
+            log::warn!(
+                "{}: interrupted; {} backups it would have destroyed stay",
+                retention.name,
+                decision.destroy.len() - i
+            );
+            break;
+        }
         match runner.run(command) {
             Ok(_) => destroyed += 1,
             Err(error) => errors.push(error),
         }
     }
-    let kept = decision.verdicts.iter().filter(|v| !v.kept_by.is_empty()).count();
+    // A backup whose destruction failed, or was not tried, is still there: kept, as far as the
+    // store goes.
+    let kept = decision.verdicts.len() - destroyed;
     log::info!("{}: kept {kept}, destroyed {destroyed}", retention.name);
-    // A backup whose destruction failed is still there: kept, as far as the store goes.
-    let retained = Retained { kept: kept + errors.len(), destroyed };
+    let retained = Retained { kept, destroyed };
     let mut errors = errors.into_iter();
     let result = match (errors.next(), errors.next()) {
         (None, _) => Ok(()),
@@ -122,8 +137,8 @@ fn attempt(retention: &Retention, runner: &Runner) -> (Option<Retained>, Result<
 }
 
 /// What the next run's retention would keep and destroy: the listing runs (it only reads), the
-/// judgement is made at this moment, and nothing is destroyed. With the stale guard holding,
-/// every backup is kept by it.
+/// judgement is made at this moment, and nothing is destroyed. With a guard holding (`held`:
+/// its name, `stale guard`), every backup is kept by it.
 pub(crate) fn preview(
     retention: &Retention,
     runner: &Runner,
@@ -132,9 +147,9 @@ pub(crate) fn preview(
     let output = runner.run(&retention.listing).map_err(|err| crate::contract::error::chain(&err))?;
     let printed = output.stdout().map_err(|too_long| too_long.to_string())?;
     let mut verdicts = decide(retention, printed, jiff::Timestamp::now().as_second())?.verdicts;
-    if held.is_some() {
+    if let Some(guard) = held {
         for verdict in verdicts.iter_mut().filter(|v| v.kept_by.is_empty()) {
-            verdict.kept_by.push("stale guard".to_string());
+            verdict.kept_by.push(guard.to_string());
         }
     }
     Ok(verdicts)

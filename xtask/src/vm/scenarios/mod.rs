@@ -67,6 +67,10 @@ const SCENARIOS: &[Scenario] = &[
         name: "zfs_keep_thins_real_snapshots_by_their_creation_times_and_prune_applies_a_tighter_policy",
         run: zfs::zfs_keep,
     },
+    Scenario {
+        name: "zfs_capacity_warns_of_a_degraded_mirror_and_refuses_an_unavailable_pool_and_a_full_quota_before_pre",
+        run: zfs::zfs_capacity,
+    },
     Scenario { name: "crash_ledger_recover_undoes_real_snapshots_and_mounts", run: crash::crash_ledger },
     Scenario {
         name: "verify_lvm_rdiff_spot_check_reads_the_snapshot_and_fails_on_a_flipped_byte",

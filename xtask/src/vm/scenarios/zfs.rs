@@ -494,3 +494,82 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
+
+/// Capacity and pool health against real ZFS, each checked before the job's `pre` hook (which
+/// leaves a mark in the guest): a mirror of two 64 MiB file vdevs with one side taken offline
+/// is DEGRADED: the job is warned (in its run report) and backed up; with
+/// `refuse_degraded_pool` it is refused, nothing made. The same pool exported is unavailable:
+/// refused. A dataset of `tank` whose quota is nearly full is refused by `min_free_space: 20%`,
+/// and runs once the quota is raised.
+pub(super) fn zfs_capacity(ctx: &Ctx) -> Result<()> {
+    let vm = ctx.vm;
+    let mark = "/run/ari-capacity-pre";
+    vm.run(
+        "set -e\ntruncate -s 64M /var/tmp/ari-m1 /var/tmp/ari-m2\nzpool create -f -m /mirr mirr mirror /var/tmp/ari-m1 /var/tmp/ari-m2\nzfs create mirr/backups\nzpool offline mirr /var/tmp/ari-m2\nmkdir -p /srv/cap\necho cap > /srv/cap/file",
+    )?;
+    let health = vm.run("zpool list -H -o health mirr")?;
+    ensure!(health.trim() == "DEGRADED", "the mirror with one side offline is {health:?}");
+    let fx = Fixture::new(ctx)?;
+    let job = |label: &str, dataset: &str, extra: &str| -> Result<String> {
+        let text = format!(
+            "label: {label}\nsource_hostname: 127.0.0.1\ninclude: [/srv/cap]\nbackend: zfs\nrsync_dst: /{dataset}\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nzfs_keep: {{daily: 3}}\npre:\n  - {{command: 'touch {mark}', host: 127.0.0.1}}\n{extra}"
+        );
+        Ok(fx.job(label, &text)?.display().to_string())
+    };
+    // Whether the run reached its pre hook (the mark), and how many snapshots the dataset has.
+    let after = |dataset: &str| -> Result<(bool, usize)> {
+        let reached = vm.run(&format!("if [ -e {mark} ]; then echo yes; fi; rm -f {mark}"))?.trim() == "yes";
+        let snapshots =
+            vm.run(&format!("zfs list -H -t snapshot -o name -d 1 {dataset} 2>/dev/null || true"))?;
+        Ok((reached, snapshots.lines().count()))
+    };
+
+    // DEGRADED: warned, backed up.
+    vm.run("zfs create mirr/backups/degraded")?;
+    let degraded = job("cap-degraded", "mirr/backups/degraded", "")?;
+    fx.ari_expect(ctx, &["run", &degraded], 0)?;
+    ensure!(after("mirr/backups/degraded")? == (true, 1), "a DEGRADED pool is backed up to");
+    let report = newest_report(&fx)?;
+    ensure!(report.contains("DEGRADED"), "the run report does not warn of the DEGRADED pool: {report}");
+    println!("  DEGRADED mirror: warned, backed up");
+    // With refuse_degraded_pool: refused before pre, nothing made.
+    let refused = job("cap-degraded", "mirr/backups/degraded", "refuse_degraded_pool: true\n")?;
+    let stderr = fx.ari_expect(ctx, &["run", &refused], 1)?;
+    ensure!(stderr.contains("DEGRADED"), "the refusal does not name the pool's state: {stderr}");
+    ensure!(
+        after("mirr/backups/degraded")? == (false, 1),
+        "refused, yet the pre hook ran or a snapshot was made"
+    );
+    println!("  refuse_degraded_pool: refused before pre, no snapshot");
+    // Unavailable (exported): refused.
+    vm.run("zpool export mirr")?;
+    let stderr = fx.ari_expect(ctx, &["run", &degraded], 1)?;
+    ensure!(stderr.contains("mirr"), "the refusal does not name the pool: {stderr}");
+    ensure!(!after("mirr/backups/degraded")?.0, "the pre hook of a job on an unavailable pool ran");
+    vm.run("zpool import -d /var/tmp mirr && zpool destroy mirr && rm -f /var/tmp/ari-m1 /var/tmp/ari-m2")?;
+    println!("  unavailable pool: refused before pre");
+
+    // A nearly full quota: refused by min_free_space 20%; runs once the quota is raised.
+    let dataset = "tank/backups/cap-quota";
+    vm.run(&format!(
+        "set -e\nzfs create -o quota=64M {dataset}\ndd if=/dev/urandom of=/{dataset}/fill bs=1M count=56 status=none\nsync"
+    ))?;
+    let quota = job("cap-quota", dataset, "min_free_space: 20%\n")?;
+    let stderr = fx.ari_expect(ctx, &["run", &quota], 1)?;
+    ensure!(stderr.contains("below min_free_space 20%"), "the refusal does not name the threshold: {stderr}");
+    ensure!(after(dataset)? == (false, 0), "refused, yet the pre hook ran or a snapshot was made");
+    vm.run(&format!("zfs set quota=512M {dataset}"))?;
+    fx.ari_expect(ctx, &["run", &quota], 0)?;
+    ensure!(after(dataset)? == (true, 1), "with room under its quota, the job did not back up");
+    println!("  nearly full quota: refused by min_free_space 20%; with the quota raised, backed up");
+    vm.run(&format!("zfs destroy -r {dataset} && rm -rf /srv/cap"))?;
+    Ok(())
+}
+
+/// The text of the fixture's newest run report.
+fn newest_report(fx: &Fixture) -> Result<String> {
+    let mut reports: Vec<_> = fs::read_dir(fx.path("state/reports"))?.flatten().map(|e| e.path()).collect();
+    reports.sort();
+    let newest = reports.last().context("no run report")?;
+    read(newest)
+}
