@@ -67,9 +67,12 @@ pub fn read_status(text: &str) -> Result<PoolStatus, PluginError> {
                 .split_once(" with ")
                 .and_then(|(_, rest)| rest.split_whitespace().next())
                 .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| format!("a scrub line without its errors: `{line}`"))?;
-            let (_, when) =
-                line.split_once(" on ").ok_or_else(|| format!("a scrub line without its time: `{line}`"))?;
+                .ok_or_else(|| {
+                    format!("a scrub line without its errors: `{}`", ari_core::kinds::shown(line))
+                })?;
+            let (_, when) = line.split_once(" on ").ok_or_else(|| {
+                format!("a scrub line without its time: `{}`", ari_core::kinds::shown(line))
+            })?;
             Scan::Scrubbed { at: utc_time(when)?, errors }
         }
         Some(line) => Scan::Other(line.to_string()),
@@ -151,11 +154,12 @@ pub fn judge(status: &PoolStatus, max_scrub_age: Option<u64>, now: i64) -> Resul
         )),
         (Scan::ScrubRunning { .. }, _) => Ok("ONLINE, a scrub is running".into()),
         (Scan::Never, Some(_)) => Err("it was never scrubbed, and verify_max_scrub_age is set".into()),
-        (Scan::Other(line), Some(_)) => {
-            Err(format!("its last scan is no finished scrub (`{line}`), and verify_max_scrub_age is set"))
-        }
+        (Scan::Other(line), Some(_)) => Err(format!(
+            "its last scan is no finished scrub (`{}`), and verify_max_scrub_age is set",
+            ari_core::kinds::shown(line)
+        )),
         (Scan::Never, None) => Ok("ONLINE, never scrubbed".into()),
-        (Scan::Other(line), None) => Ok(format!("ONLINE, last scan: {line}")),
+        (Scan::Other(line), None) => Ok(format!("ONLINE, last scan: {}", ari_core::kinds::shown(line))),
     }
 }
 

@@ -142,9 +142,7 @@ fn capacity(
         if !connect && !plan.capacity_is_local() {
             continue;
         }
-        let runner = Runner::new(plan.ssh.clone(), false)
-            .with_command_timeout(plan.settings.get(&ari_core::core_settings::COMMAND_TIMEOUT));
-        let Some(shown) = plan.check_capacity(&runner) else { continue };
+        let Some(shown) = plan.check_capacity(&plan.query_runner()) else { continue };
         if let Some(reading) = &shown.reading {
             let _ = writeln!(
                 out,

@@ -1,6 +1,6 @@
 //! `ari prune JOB... [--wait]`: applies the jobs' retention now (a changed `zfs_keep`, say),
 //! as a run would after a successful backup: under the job's lock, after recovering what a
-//! crashed run left, with the stale guard, and (unless `--force`) not after a failed run. It
+//! crashed run left, and (unless `--force`) with the stale guard and not after a failed run. It
 //! first shows what retention keeps, by rule, and what it destroys; with `--dry-run` it only
 //! shows that (the listing runs, read-only).
 
@@ -21,7 +21,7 @@ pub fn cli() -> Command {
         .arg(jobs_arg(true))
         .arg(wait_arg())
         .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help(
-            "destroy even when the job's last run failed or its history cannot be read (the stale guard, keep_when_stale, still holds)",
+            "destroy even when the job's last run failed, its history cannot be read, or the stale guard (keep_when_stale) holds",
         ))
 }
 

@@ -28,10 +28,12 @@ pub(crate) const POOL_STEP: &str = "pool health";
 pub struct CapacityRecord {
     /// What the figures are of: a path, a dataset.
     pub store: String,
-    /// The store's size, in bytes.
-    pub total_bytes: u64,
-    /// What is free of it for new data, in bytes.
-    pub available_bytes: u64,
+    /// The store's size, in bytes; none when the check stopped at the pool, before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    /// What is free of it for new data, in bytes; none when the check stopped at the pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_bytes: Option<u64>,
     /// The pool under the store, when it lies on one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolRecord>,
@@ -100,7 +102,7 @@ pub struct CapacityShown {
 impl From<Checked> for CapacityShown {
     fn from(checked: Checked) -> CapacityShown {
         let problem = checked.failure.map(|failure| match failure.error {
-            StepError::Capacity { why } => format!("{why}: a run would not start"),
+            StepError::Capacity { why, .. } => format!("{why}: a run would not start"),
             error => format!(
                 "capacity check `{}` failed: {}; a run would not start",
                 failure.step,
@@ -115,8 +117,11 @@ impl From<Checked> for CapacityShown {
     }
 }
 
-/// Runs the capacity query's steps (`steps`, `query`'s commands), records each in `records`,
-/// and judges what they printed by the job's settings; nothing to judge in a dry run.
+/// Runs the capacity query's steps (`steps`, `query`'s commands: the pool's first), records
+/// each in `records`, and judges what they printed by the job's settings, each as soon as it is
+/// read: a pool that refuses the job stops the check before the space query (which a FAULTED
+/// or SUSPENDED pool's datasets may fail, or hang on), and what was read of it is kept (the
+/// metrics show the FAULTED pool). Nothing is judged in a dry run.
 pub(crate) fn check(
     query: &CapacityQuery,
     steps: &[Step],
@@ -124,7 +129,15 @@ pub(crate) fn check(
     runner: &Runner,
     records: &mut Vec<StepRecord>,
 ) -> Checked {
-    let mut printed = Vec::new();
+    let (min_free, refuse_degraded) = (settings.get(&MIN_FREE_SPACE), settings.get(&REFUSE_DEGRADED_POOL));
+    let mut reading =
+        CapacityRecord { store: query.store.clone(), total_bytes: None, available_bytes: None, pool: None };
+    // What was read so far, with the failure that stops the check.
+    let stopped = |reading: &CapacityRecord, failure: StepFailure| Checked {
+        read: (reading.pool.is_some() || reading.total_bytes.is_some())
+            .then(|| Box::new(Read { reading: reading.clone(), warnings: Vec::new() })),
+        failure: Some(failure),
+    };
     for step in steps {
         let clock = Instant::now();
         let command = step.action.command();
@@ -137,74 +150,63 @@ pub(crate) fn check(
         let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
         record.error = result.as_ref().err().map(ToString::to_string);
         records.push(record);
-        match result {
-            Ok(text) => printed.push((step, text)),
-            Err(error) => {
-                return Checked { failure: Some(StepFailure::new(step, error)), ..Checked::default() }
-            }
+        let text = match result {
+            Ok(_) if runner.is_dry_run() => continue,
+            Ok(text) => text,
+            Err(error) => return stopped(&reading, StepFailure::new(step, error)),
+        };
+        let unreadable = |message: String| {
+            StepFailure::new(step, StepError::Expand { command: command.to_string(), message })
+        };
+        match (&query.pool, step.name.as_str()) {
+            (Some((_, read_pool)), POOL_STEP) => match read_pool(&text) {
+                Ok(pool) => {
+                    reading.pool =
+                        Some(PoolRecord { name: pool.name, state: pool.state, last_scrub: pool.last_scrub })
+                }
+                Err(err) => return stopped(&reading, unreadable(err.to_string())),
+            },
+            _ => match (query.read_space)(&text) {
+                Ok(space) => {
+                    reading.total_bytes = Some(space.total_bytes);
+                    reading.available_bytes = Some(space.available_bytes);
+                }
+                Err(err) => return stopped(&reading, unreadable(err.to_string())),
+            },
+        }
+        if let Some((name, why)) = judge(&reading, min_free, refuse_degraded).refusal {
+            log::info!("capacity: {}", shown(&reading));
+            // A run refused for space destroys nothing; a prune can (its guard holds after a
+            // failed run, which this refusal is, unless --force).
+            let hint = (name == SPACE_STEP).then(|| {
+                "`ari prune --force JOB` applies the job's retention now, which may free enough".to_string()
+            });
+            return stopped(&reading, StepFailure::new(step, StepError::Capacity { why, hint }));
         }
     }
     if runner.is_dry_run() {
         log::info!("dry run: the store's capacity is not judged");
         return Checked::default();
     }
-    match read(query, &printed) {
-        Ok(reading) => {
-            let judgement =
-                judge(&reading, settings.get(&MIN_FREE_SPACE), settings.get(&REFUSE_DEGRADED_POOL));
-            log::info!("capacity: {}", shown(&reading));
-            let failure = judgement.refusal.map(|(name, why)| {
-                let step = steps.iter().find(|step| step.name == name).unwrap_or(&steps[0]);
-                StepFailure::new(step, StepError::Capacity { why })
-            });
-            Checked { read: Some(Box::new(Read { reading, warnings: judgement.warnings })), failure }
-        }
-        Err((step, message)) => Checked {
-            failure: Some(StepFailure::new(
-                step,
-                StepError::Expand { command: step.action.command().to_string(), message },
-            )),
-            ..Checked::default()
-        },
-    }
-}
-
-/// The figures `printed` (each step with its standard output) gives, by `query`'s readers; the
-/// step whose output could not be read, and why.
-fn read<'a>(
-    query: &CapacityQuery,
-    printed: &[(&'a Step, String)],
-) -> Result<CapacityRecord, (&'a Step, String)> {
-    let output = |name: &str| printed.iter().find(|(step, _)| step.name == name);
-    let unreadable = |step: &'a Step, message: String| (step, message);
-    let pool = match (&query.pool, output(POOL_STEP)) {
-        (Some((_, read)), Some((step, text))) => {
-            let pool = read(text).map_err(|err| unreadable(step, err.to_string()))?;
-            Some(PoolRecord { name: pool.name, state: pool.state, last_scrub: pool.last_scrub })
-        }
-        _ => None,
-    };
-    let Some((step, text)) = output(SPACE_STEP) else {
-        unreachable!("the space step is among the capacity steps");
-    };
-    let space = (query.read_space)(text).map_err(|err| unreadable(step, err.to_string()))?;
-    Ok(CapacityRecord {
-        store: query.store.clone(),
-        total_bytes: space.total_bytes,
-        available_bytes: space.available_bytes,
-        pool,
-    })
+    let judgement = judge(&reading, min_free, refuse_degraded);
+    log::info!("capacity: {}", shown(&reading));
+    Checked { read: Some(Box::new(Read { reading, warnings: judgement.warnings })), failure: None }
 }
 
 /// A reading as one line: `the store pool/backups/web has 3.2 GiB free of 50.0 GiB; pool pool
 /// is ONLINE, last scrubbed ...`.
 pub(crate) fn shown(reading: &CapacityRecord) -> String {
-    let mut line = format!(
-        "the store {} has {} free of {}",
-        reading.store,
-        shown_bytes(reading.available_bytes),
-        shown_bytes(reading.total_bytes)
-    );
+    let mut line = match (reading.available_bytes, reading.total_bytes) {
+        (Some(available), Some(total)) => {
+            format!(
+                "the store {} has {} free of {}",
+                reading.store,
+                shown_bytes(available),
+                shown_bytes(total)
+            )
+        }
+        _ => format!("the store {} (its space not read)", reading.store),
+    };
     if let Some(pool) = &reading.pool {
         line.push_str(&format!("; pool {} is {}", pool.name, pool.state));
         match pool.last_scrub.and_then(|at| jiff::Timestamp::from_second(at).ok()) {
@@ -247,22 +249,38 @@ pub(crate) fn judge(
             }
         }
     }
-    if let Some(min_free) = min_free {
-        let wanted = min_free.of(reading.total_bytes);
-        if reading.available_bytes < wanted {
+    let (Some(min_free), Some(total), Some(available)) =
+        (min_free, reading.total_bytes, reading.available_bytes)
+    else {
+        return judgement;
+    };
+    // A store that says it has no size (a broken reading, a tmpfs without a limit) cannot be
+    // judged by a share of it: refused, as any byte threshold refuses it.
+    if total == 0 && matches!(min_free, FreeSpace::PerMillion(_)) {
+        judgement.refusal = Some((
+            SPACE_STEP,
+            format!(
+                "the store {} reports a size of 0 bytes, so min_free_space {min_free} cannot be judged; set it in bytes (e.g. 10G)",
+                reading.store
+            ),
+        ));
+        return judgement;
+    }
+    {
+        let wanted = min_free.of(total);
+        if available < wanted {
             let threshold = match min_free {
                 FreeSpace::Bytes(_) => min_free.to_string(),
                 FreeSpace::PerMillion(_) => {
-                    format!("{min_free} ({} of {})", shown_bytes(wanted), shown_bytes(reading.total_bytes))
+                    format!("{min_free} ({} of {})", shown_bytes(wanted), shown_bytes(total))
                 }
             };
             judgement.refusal = Some((
                 SPACE_STEP,
                 format!(
-                    "the store {} has {} free ({} bytes), below min_free_space {threshold}",
+                    "the store {} has {} free ({available} bytes), below min_free_space {threshold}",
                     reading.store,
-                    shown_bytes(reading.available_bytes),
-                    reading.available_bytes
+                    shown_bytes(available),
                 ),
             ));
         }
@@ -279,8 +297,8 @@ mod tests {
     fn reading(total: u64, available: u64, state: Option<&str>) -> CapacityRecord {
         CapacityRecord {
             store: "pool/backups/web".into(),
-            total_bytes: total,
-            available_bytes: available,
+            total_bytes: Some(total),
+            available_bytes: Some(available),
             pool: state.map(|state| PoolRecord {
                 name: "pool".into(),
                 state: state.into(),
@@ -322,7 +340,7 @@ mod tests {
         check((50 * GIB, 5 * GIB - 1, None), ten_percent, false, "refused");
         check((50 * GIB, 3 * GIB, None), three_gib, false, "runs");
         check((50 * GIB, 3 * GIB - 1, None), three_gib, false, "refused");
-        check((0, 0, None), ten_percent, false, "runs");
+        check((0, 0, None), ten_percent, false, "refused");
         check((0, 0, None), Some(FreeSpace::Bytes(1)), false, "refused");
         check((50 * GIB, 40 * GIB, Some("ONLINE")), ten_percent, true, "runs");
         check((50 * GIB, 40 * GIB, Some("DEGRADED")), ten_percent, false, "warns");

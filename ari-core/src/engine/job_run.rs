@@ -338,26 +338,25 @@ pub fn prune_job(plan: &JobPlan, stop: &StopFlags, wait: bool, force: bool) -> J
     JobRun { outcome, recovery, warnings, started, duration: clock.elapsed() }
 }
 
-/// Why a prune destroys nothing: the stale guard's reason, or, without `force`, a last run that
-/// failed or a history that cannot be read (a run destroys nothing after a failed backup, and a
-/// prune keeps that promise unless told otherwise).
+/// Why a prune destroys nothing, unless `force`: the stale guard's reason, a last run that
+/// failed, or a history that cannot be read (a run destroys nothing after a failed backup, and a
+/// prune keeps that promise unless told otherwise: an admin whose store is too full for a run,
+/// whose runs are therefore refused, frees it with `--force`).
 fn prune_held(plan: &JobPlan, force: bool) -> Option<String> {
-    expiry_held(plan).or_else(|| {
-        if force {
-            return None;
-        }
-        match History::read(Path::new(&plan.state_dir()), plan.label()) {
-            Ok(history) => history.last().filter(|run| run.exit != exit::SUCCESS).map(|run| {
-                format!(
-                    "the job's last run failed (exit {}); `ari prune --force` destroys all the same",
-                    run.exit
-                )
-            }),
-            Err(err) => Some(format!(
-                "the job's history cannot be read ({}); `ari prune --force` destroys all the same",
-                chain(&err)
-            )),
-        }
+    if force {
+        return None;
+    }
+    expiry_held(plan).or_else(|| match History::read(Path::new(&plan.state_dir()), plan.label()) {
+        Ok(history) => history.last().filter(|run| run.exit != exit::SUCCESS).map(|run| {
+            format!(
+                "the job's last run failed (exit {}); `ari prune --force` destroys all the same",
+                run.exit
+            )
+        }),
+        Err(err) => Some(format!(
+            "the job's history cannot be read ({}); `ari prune --force` destroys all the same",
+            chain(&err)
+        )),
     })
 }
 
@@ -493,14 +492,14 @@ pub struct Preview {
 pub fn preview_retention(plan: &JobPlan, prune: Option<bool>) -> Result<Option<Preview>, String> {
     let Some(retention) = plan.retention() else { return Ok(None) };
     // What keeps every backup while a guard holds: its name in the preview.
-    let (held, guard) = match (expiry_held(plan), prune) {
-        (Some(why), _) => (Some(why), "stale guard"),
-        (None, Some(force)) => (prune_held(plan, force), "prune guard"),
+    let (held, guard) = match (prune, expiry_held(plan)) {
+        (Some(true), _) => (None, ""),
+        (_, Some(why)) => (Some(why), "stale guard"),
+        (Some(false), None) => (prune_held(plan, false), "prune guard"),
         (None, None) => (None, ""),
     };
-    let runner =
-        Runner::new(plan.ssh.clone(), false).with_command_timeout(plan.settings.get(&COMMAND_TIMEOUT));
-    let verdicts = crate::engine::retention::preview(retention, &runner, held.as_ref().map(|_| guard))?;
+    let verdicts =
+        crate::engine::retention::preview(retention, &plan.query_runner(), held.as_ref().map(|_| guard))?;
     Ok(Some(Preview { step: retention.name.clone(), held, verdicts }))
 }
 

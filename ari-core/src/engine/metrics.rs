@@ -189,21 +189,23 @@ fn store_families(out: &mut String, jobs: &[(String, History)]) {
     if readings.is_empty() {
         return;
     }
-    type StoreValue = fn(&crate::engine::capacity::CapacityRecord) -> u64;
+    type StoreValue = fn(&crate::engine::capacity::CapacityRecord) -> Option<u64>;
     let per_store: [(&str, &str, StoreValue); 2] = [
         ("ari_job_store_size_bytes", "The size of the job's store (a filesystem's; a dataset's used and available), as its last capacity check read it.", |c| c.total_bytes),
         ("ari_job_store_available_bytes", "The bytes free for new data in the job's store, as its last capacity check read it.", |c| c.available_bytes),
     ];
     for (name, help, value) in per_store {
+        let samples: Vec<(&str, &str, u64)> = readings
+            .iter()
+            .filter_map(|(label, reading)| Some((*label, reading.store.as_str(), value(reading)?)))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
         family(out, name, help, |out| {
-            for (label, reading) in &readings {
-                let _ = writeln!(
-                    out,
-                    "{name}{{job=\"{}\",store=\"{}\"}} {}",
-                    escape(label),
-                    escape(&reading.store),
-                    value(reading)
-                );
+            for (label, store, value) in &samples {
+                let _ =
+                    writeln!(out, "{name}{{job=\"{}\",store=\"{}\"}} {value}", escape(label), escape(store));
             }
         });
     }
@@ -341,8 +343,8 @@ mod tests {
         };
         let reading = |available: u64, pool: Option<PoolRecord>| CapacityRecord {
             store: "pool/backups/web".into(),
-            total_bytes: 1000,
-            available_bytes: available,
+            total_bytes: Some(1000),
+            available_bytes: Some(available),
             pool,
         };
         let degraded =

@@ -310,6 +310,16 @@ impl JobPlan {
         self.ask_backend(|backend, ctx| backend.store_checks(ctx, backups)).unwrap_or(Ok(Vec::new()))
     }
 
+    /// A runner for the read-only queries that a command runs outside a job's run (`ari check`'s
+    /// capacity, a retention preview): a connection per command, and bounded as a run is, by
+    /// `command_timeout` and `job_timeout`.
+    pub fn query_runner(&self) -> crate::engine::runner::Runner {
+        use crate::contract::core_settings::{COMMAND_TIMEOUT, JOB_TIMEOUT};
+        crate::engine::runner::Runner::new(self.ssh.clone(), false)
+            .with_command_timeout(self.settings.get(&COMMAND_TIMEOUT))
+            .with_job_timeout(self.settings.get(&JOB_TIMEOUT))
+    }
+
     /// The retention the engine judges and applies after the backend's post steps, if any.
     pub(crate) fn retention(&self) -> Option<&crate::contract::plugin::Retention> {
         self.retention.as_ref()

@@ -72,10 +72,15 @@ pub enum StepError {
     },
     /// The capacity check refused the job before anything ran: a store too full, a pool not
     /// healthy (see `engine::capacity`).
-    #[error("{why}: the job did not start (no hook ran, nothing was made)")]
+    #[error(
+        "{why}: the job did not start (no hook ran, nothing was made){}",
+        hint.as_deref().map(|hint| format!("; {hint}")).unwrap_or_default()
+    )]
     Capacity {
         /// The figure and the threshold, or the pool's state.
         why: String,
+        /// What to do about it, where ari knows.
+        hint: Option<String>,
     },
     /// A third signal aborted cleanup before this step ran; the ledger keeps it.
     #[error("not run: cleanup was aborted; `ari recover` will undo it")]
