@@ -442,8 +442,10 @@ mod props {
             let old_enough = |creation: i64| {
                 i128::from(now) - i128::from(creation) >= i128::from(days) * i128::from(DAY)
             };
+            // A snapshot from the future is never expired and is no one's newer (keep_min).
+            let future = |creation: i64| i128::from(creation) > i128::from(now) + i128::from(FUTURE_SLACK);
             let newer = |creation: i64, name: &str| {
-                ours.iter().filter(|(c, n)| (*c, n.as_str()) > (creation, name)).count()
+                ours.iter().filter(|(c, n)| !future(*c) && (*c, n.as_str()) > (creation, name)).count()
             };
             let mut previous: Option<(i64, &str)> = None;
             for name in &expired {
@@ -452,6 +454,7 @@ mod props {
                     return Err(TestCaseError::fail(format!("{name} is not one of the dataset's own")));
                 };
                 prop_assert!(old_enough(*creation), "{name} made at {creation} is younger than {days} days");
+                prop_assert!(!future(*creation), "{name} made at {creation} is from the future");
                 prop_assert!(
                     newer(*creation, name) as u64 >= u64::from(keep_min),
                     "{name} is one of the newest {keep_min}"

@@ -10,7 +10,8 @@
 //! Others live in files of their own: the spot check's cost on the same tree (`verify.rs`),
 //! fleet and many jobs (`fleet.rs`), the remote job
 //! (`tests/tests/bench_remote.rs`), the worst job files to load (`hostile_yaml.rs`,
-//! `--only yaml`), and a database dump through ari (`dump.rs`, `--only dump`). All of them measure through `measure.rs`, and the inputs that must be the
+//! `--only yaml`), a database dump through ari (`dump.rs`, `--only dump`), and the judging of
+//! a dataset's snapshots by calendar retention (`retention.rs`, `--only retention`). All of them measure through `measure.rs`, and the inputs that must be the
 //! same on every machine come from `xorshift.rs`.
 //!
 //! Results are medians after one warm-up run, printed beside the targets and
@@ -23,6 +24,7 @@ mod dump;
 mod fleet;
 mod hostile_yaml;
 mod measure;
+mod retention;
 mod verify;
 mod xorshift;
 
@@ -52,7 +54,7 @@ pub struct BenchArgs {
 
     /// Run only these benchmarks: backup (with the dry run), verify (the spot check's cost, on
     /// the backup benchmark's tree), fleet, many-jobs, remote, yaml, dump (a 1 GiB database
-    /// dump through ari against the bare pipe).
+    /// dump through ari against the bare pipe), retention (judging up to 100,000 snapshots).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -99,6 +101,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if want("dump") {
         results.insert("dump".into(), dump::dump_benchmarks(&ari, args.runs)?);
+    }
+    if want("retention") {
+        results.insert("retention".into(), retention::retention_benchmarks(&ari, args.runs)?);
     }
     if want("yaml") {
         results.insert("hostile_yaml".into(), hostile_yaml::hostile_yaml(&ari)?);
