@@ -19,6 +19,7 @@ pub mod argv;
 pub mod fakes;
 pub mod fixture;
 pub mod rdiff;
+pub mod reports;
 pub mod running;
 pub mod sshd;
 pub mod tools;

@@ -101,3 +101,35 @@ pub fn root_volume_calls(base: &str) -> Vec<String> {
         "lvremove -f vg0/root-ari_backup".to_string(),
     ]
 }
+
+/// A pre hook that leaves `marker` behind when it runs, as a job file's lines.
+pub fn pre_hook(marker: &Path) -> String {
+    format!("pre:\n  - command: [touch, {}]\n", marker.display())
+}
+
+/// The dataset of [`zfs_world`].
+pub const ZFS_DATASET: &str = "pool/backups/web";
+
+/// A zfs world for the capacity tests: the dataset [`ZFS_DATASET`], its directory, a metrics
+/// file, and a job `web` with a pre hook that leaves a marker; `config` goes into the config,
+/// `extra` into the job. The world, the job, and the marker's path.
+pub fn zfs_world(config: &str, extra: &str) -> (World, PathBuf, PathBuf) {
+    crate::require_tool("rsync", "rsync");
+    let zfs = World::new();
+    fs::create_dir_all(zfs.fx.path("metrics")).expect("create the metrics directory");
+    zfs.write_config(&format!("metrics_file: {}\n{config}", zfs.fx.p("metrics/ari.prom")));
+    zfs.fakes.add_dataset(ZFS_DATASET);
+    fs::create_dir_all(zfs.fx.path("zfs/web")).expect("create the dataset's directory");
+    let src = zfs.fx.make_tree("src", &[("etc/hosts", "127.0.0.1\n")]);
+    let marker = zfs.fx.path("pre-ran");
+    let job = zfs.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{}]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: {ZFS_DATASET}\nsnapshot_expiration_days: 60\n{}{extra}",
+            src.display(),
+            zfs.fx.p("zfs/web"),
+            pre_hook(&marker)
+        ),
+    );
+    (zfs, job, marker)
+}

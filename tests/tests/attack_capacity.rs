@@ -16,38 +16,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::rdiff::rdiff_backup;
+use tests::worlds::{pre_hook, zfs_world as zfs_world_with};
 use tests::{ari_bin, assert_exit, require_tool, run, stderr, stdout, Fixture, World};
 
 const DATASET: &str = "pool/backups/web";
 const GIB: u64 = 1 << 30;
-
-/// A pre hook that leaves `marker` behind when it runs.
-fn pre_hook(marker: &Path) -> String {
-    format!("pre:\n  - command: [touch, {}]\n", marker.display())
-}
-
-/// A zfs world (as tests/capacity.rs makes it): the dataset, its directory, a metrics file, and
-/// a job with a pre hook; `config` goes into the config, `extra` into the job.
-fn zfs_world_with(config: &str, extra: &str) -> (World, PathBuf, PathBuf) {
-    require_tool("rsync", "rsync");
-    let zfs = World::new();
-    std::fs::create_dir_all(zfs.fx.path("metrics")).unwrap();
-    zfs.write_config(&format!("metrics_file: {}\n{config}", zfs.fx.p("metrics/ari.prom")));
-    zfs.fakes.add_dataset(DATASET);
-    std::fs::create_dir_all(zfs.fx.path("zfs/web")).unwrap();
-    let src = zfs.fx.make_tree("src", &[("etc/hosts", "127.0.0.1\n")]);
-    let marker = zfs.fx.path("pre-ran");
-    let job = zfs.fx.write_job(
-        "web.yaml",
-        &format!(
-            "label: web\nbackend: zfs\ninclude: [{}]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n{}{extra}",
-            src.display(),
-            zfs.fx.p("zfs/web"),
-            pre_hook(&marker)
-        ),
-    );
-    (zfs, job, marker)
-}
 
 fn zfs_world(extra: &str) -> (World, PathBuf, PathBuf) {
     zfs_world_with("", extra)

@@ -11,34 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tests::rdiff::rdiff_backup;
+use tests::reports::last_run;
+use tests::worlds::pre_hook;
 use tests::{ari_bin, assert_exit, require_tool, run, stderr, stdout, Fixture, World};
 
 const DATASET: &str = "pool/backups/web";
 const GIB: u64 = 1 << 30;
-
-/// The newest run report's job: the names of the steps that ran, and its warnings.
-fn last_run(state: &Path) -> (Vec<String>, Vec<String>) {
-    let mut reports: Vec<_> =
-        std::fs::read_dir(state.join("reports")).unwrap().map(|e| e.unwrap().path()).collect();
-    reports.sort();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.last().unwrap()).unwrap()).unwrap();
-    let job = &report["jobs"][0];
-    let names = |key: &str, field: Option<&str>| -> Vec<String> {
-        job[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| field.map_or(v, |f| &v[f]).as_str().unwrap().to_string())
-            .collect()
-    };
-    (names("steps", Some("step")), names("warnings", None))
-}
-
-/// A pre hook that leaves `marker` behind when it runs.
-fn pre_hook(marker: &Path) -> String {
-    format!("pre:\n  - command: [touch, {}]\n", marker.display())
-}
 
 /// `ari ARGS...` in a private mount namespace whose `store/` is a 4 MiB tmpfs with `fill` bytes
 /// already taken: the mount ends with the namespace, whatever happens to the test.
@@ -134,24 +112,7 @@ fn ari_check_shows_a_local_store_s_figures_and_a_store_a_run_would_refuse() {
 
 /// A zfs world: the dataset, its directory, and a job with a pre hook.
 fn zfs_world(extra: &str) -> (World, PathBuf, PathBuf) {
-    require_tool("rsync", "rsync");
-    let zfs = World::new();
-    std::fs::create_dir_all(zfs.fx.path("metrics")).unwrap();
-    zfs.write_config(&format!("metrics_file: {}\n", zfs.fx.p("metrics/ari.prom")));
-    zfs.fakes.add_dataset(DATASET);
-    std::fs::create_dir_all(zfs.fx.path("zfs/web")).unwrap();
-    let src = zfs.fx.make_tree("src", &[("etc/hosts", "127.0.0.1\n")]);
-    let marker = zfs.fx.path("pre-ran");
-    let job = zfs.fx.write_job(
-        "web.yaml",
-        &format!(
-            "label: web\nbackend: zfs\ninclude: [{}]\nrsync_dst: {}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nsnapshot_expiration_days: 60\n{}{extra}",
-            src.display(),
-            zfs.fx.p("zfs/web"),
-            pre_hook(&marker)
-        ),
-    );
-    (zfs, job, marker)
+    tests::worlds::zfs_world("", extra)
 }
 
 /// Whether the fakes took a ZFS snapshot.

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use tests::reports::last_report;
 use tests::{assert_exit, run, World};
 
 const DATASET: &str = "pool/backups/web";
@@ -122,16 +123,6 @@ fn ari(world: &World, args: &[&str]) -> Output {
     run(world.ari().env("TZ", "UTC").args(args))
 }
 
-/// The newest run report's job.
-fn last_report(world: &World) -> serde_json::Value {
-    let mut reports: Vec<_> =
-        std::fs::read_dir(world.fx.path("state/reports")).unwrap().map(|e| e.unwrap().path()).collect();
-    reports.sort();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.last().unwrap()).unwrap()).unwrap();
-    report["jobs"][0].clone()
-}
-
 #[test]
 fn a_year_of_snapshots_is_thinned_by_the_calendar_run_after_run() {
     let rules = [("daily", 7), ("weekly", 4), ("monthly", 6), ("yearly", 2)];
@@ -156,7 +147,7 @@ fn a_year_of_snapshots_is_thinned_by_the_calendar_run_after_run() {
         let judged: Vec<_> = before.iter().chain(&made).cloned().collect();
         let expected = oracle(&judged, &rules, 1);
         assert_eq!(names(&after), expected, "run {i}: what remains is what the rules keep");
-        let report = last_report(&world);
+        let report = last_report(&world.fx.path("state"));
         assert_eq!(
             report["retention"],
             serde_json::json!({"kept": expected.len(), "destroyed": judged.len() - expected.len()}),

@@ -8,28 +8,10 @@
 use std::path::Path;
 
 use tests::rdiff::rdiff_backup;
+use tests::reports::last_run;
 use tests::{assert_exit, require_tool, run, Fixture, World};
 
 const DAY: i64 = 86_400;
-
-/// The newest run report's job: the names of the steps that ran, and its warnings.
-fn last_run(state: &Path) -> (Vec<String>, Vec<String>) {
-    let mut reports: Vec<_> =
-        std::fs::read_dir(state.join("reports")).unwrap().map(|e| e.unwrap().path()).collect();
-    reports.sort();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reports.last().unwrap()).unwrap()).unwrap();
-    let job = &report["jobs"][0];
-    let names = |key: &str, field: Option<&str>| -> Vec<String> {
-        job[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| field.map_or(v, |f| &v[f]).as_str().unwrap().to_string())
-            .collect()
-    };
-    (names("steps", Some("step")), names("warnings", None))
-}
 
 /// Moves every run of the job's history `days` into the past.
 fn age_history(state: &Path, label: &str, days: i64) {
