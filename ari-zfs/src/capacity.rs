@@ -13,8 +13,11 @@ pub(crate) fn query(host: Host, dataset: &str) -> CapacityQuery {
     let pool = pool_of(dataset).to_string();
     let space =
         Command::argv(host.clone(), ["zfs", "get", "-H", "-p", "-o", "value", "available,used", dataset]);
-    CapacityQuery::new(dataset, space, read_space)
-        .with_pool(crate::pool::status_command(host, &pool), move |printed: &str| read_pool(&pool, printed))
+    CapacityQuery::new(dataset, space, read_space).with_pool(
+        pool.clone(),
+        crate::pool::status_command(host, &pool),
+        move |printed: &str| read_pool(&pool, printed),
+    )
 }
 
 /// The pool a dataset lies on: its name's first part.

@@ -677,8 +677,13 @@ fn a_hostile_state_word_reaches_the_metrics_only_as_capitals() {
     );
     let out = zfs.run(&job);
     assert_refused_before_anything(&zfs, &out, &marker, "injection");
+    // What could not be read is recorded as UNKNOWN, never as what the host printed.
     let text = metrics(&zfs);
-    assert!(!text.contains("pool_healthy"), "{text}");
+    assert!(text.contains("ari_job_pool_healthy{job=\"web\",pool=\"pool\",state=\"UNKNOWN\"} 0"), "{text}");
+    assert!(
+        !text.contains("state=\"ONLINE") && !text.contains("ari_job_last_run_success{job=\"web\"} 1"),
+        "{text}"
+    );
     let (zfs, job, marker) = zfs_world("");
     zfs.fakes.set_pool("pool", "PWNEDSTATEWORDOFCAPITALS", None);
     let out = zfs.run(&job);

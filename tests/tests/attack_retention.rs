@@ -51,6 +51,11 @@ fn make_world(snapshots: &[(&str, i64)], keep: &str, extra: &str) -> (World, Str
     (world, job)
 }
 
+/// A successful run in the job's history: a plain `ari prune` holds for a job without one.
+fn recorded(world: &World) {
+    tests::reports::record_success(&world.fx.path("state"), "web");
+}
+
 fn ari(world: &World, args: &[&str]) -> Output {
     run(world.ari().env("TZ", "UTC").args(args))
 }
@@ -118,6 +123,7 @@ fn prune_with_listing(listing: &str, keep: &str) -> (World, Output) {
         "",
     );
     world.fakes.output("zfs", &[1, 2, 3, 4], listing);
+    recorded(&world);
     let out = ari(&world, &["prune", &job]);
     (world, out)
 }
@@ -284,6 +290,7 @@ fn a_signal_stops_retention_from_destroying_more() {
     // prune: the preview's listing (1), the prune's listing (2), then destroys from 3: the first
     // destroy hangs.
     world.fakes.hang("zfs", &[3]);
+    recorded(&world);
     let mut running = Running::start(world.ari().env("TZ", "UTC").args(["prune", &job]));
     assert!(
         eventually(|| world.fakes.calls().iter().any(|c| c.hung)),
@@ -539,11 +546,14 @@ fn prune_runs_no_hook_takes_no_snapshot_records_no_run_and_writes_no_metric_of_a
     let metrics = world.fx.path("metrics.prom");
     world.write_config(&format!("metrics_file: {}\n", metrics.display()));
     let job = job.to_str().unwrap();
+    recorded(&world);
+    let history = std::fs::read_to_string(world.fx.path("state/history/web.json")).unwrap();
     let out = ari(&world, &["prune", job]);
     assert_exit(&out, 0);
     assert!(text(&out).contains("pruned: 1 kept, 2 destroyed"), "{}", text(&out));
     assert!(!pre.exists() && !post.exists() && !always.exists(), "a prune runs no hook");
-    assert!(!world.fx.path("state/history/web.json").exists(), "a prune records no run");
+    let after = std::fs::read_to_string(world.fx.path("state/history/web.json")).unwrap();
+    assert_eq!(after, history, "a prune records no run");
     let calls = world.tools_called();
     assert!(calls.iter().all(|c| c.starts_with("zfs list") || c.starts_with("zfs destroy")), "{calls:?}");
     let m = std::fs::read_to_string(&metrics).unwrap_or_default();
@@ -590,6 +600,7 @@ fn prune_under_a_stale_history_destroys_nothing() {
 fn prune_dry_run_destroys_nothing_and_dry_run_from_the_config_too() {
     let seeded = three_old();
     let (world, job) = make_world(&refs(&seeded), "zfs_keep: {daily: 1}\n", "");
+    recorded(&world);
     let state_before = tree(&world.fx.path("state"));
     let out = ari(&world, &["prune", &job, "--dry-run"]);
     assert_exit(&out, 0);
@@ -613,6 +624,7 @@ fn a_failed_destroy_is_no_success_of_prune_or_run() {
     let seeded = three_old();
     let (world, job) = make_world(&refs(&seeded), "zfs_keep: {daily: 1}\n", "");
     world.fakes.fail_matching("zfs", "destroy", 1, "cannot destroy snapshot: dataset is busy");
+    recorded(&world);
     let out = ari(&world, &["prune", &job]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("pruning failed"), "{}", text(&out));
@@ -625,6 +637,7 @@ fn a_failed_destroy_is_no_success_of_prune_or_run() {
 fn a_listing_that_fails_or_hangs_makes_prune_fail_and_destroy_nothing() {
     let seeded = three_old();
     let (world, job) = make_world(&refs(&seeded), "zfs_keep: {daily: 1}\n", "command_timeout: 2s\n");
+    recorded(&world);
     world.fakes.fail("zfs", &[1], 1, "cannot open 'pool/backups/web': dataset does not exist");
     let out = ari(&world, &["prune", &job]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
@@ -810,15 +823,15 @@ fn one_future_dated_snapshot_and_daily_1_keep_each_new_backup() {
 #[test]
 fn a_run_whose_retention_listing_is_hostile_destroys_nothing_and_says_so() {
     let (world, job) = make_world(&refs(&three_old()), "zfs_keep: {daily: 1}\n", "");
-    // The run's zfs calls: the capacity check's (1), the snapshot step's listing (2), zfs
-    // snapshot (3), retention's listing (4).
-    world.fakes.output("zfs", &[4], &format!("{}\t1\n{}\t2\n", snap("ari-backup-x"), snap("ari-backup-x")));
+    // The run's zfs calls: the capacity check's (1), retention's listing before the backup
+    // (2), the snapshot step's listing (3), zfs snapshot (4), retention's listing (5).
+    world.fakes.output("zfs", &[5], &format!("{}\t1\n{}\t2\n", snap("ari-backup-x"), snap("ari-backup-x")));
     let out = ari(&world, &["run", &job]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(destroys(&world).is_empty(), "{:?}", destroys(&world));
     let calls = world.tools_called();
     assert!(calls.iter().any(|c| c.starts_with("zfs snapshot")), "{calls:?}");
-    assert_eq!(world.fakes.calls_of("zfs").iter().filter(|c| c.args[0] == "list").count(), 2, "{calls:?}");
+    assert_eq!(world.fakes.calls_of("zfs").iter().filter(|c| c.args[0] == "list").count(), 3, "{calls:?}");
 }
 
 /// Found by the attack (4). SECURITY.md: "nothing is destroyed after a failed backup". `ari

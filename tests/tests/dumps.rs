@@ -798,3 +798,29 @@ fn a_rename_that_fails_keeps_the_previous_dump() {
     assert!(stderr(&out).contains("keep dump db"), "{}", stderr(&out));
     assert_eq!(std::fs::read(incoming(&fx, "web").join("db.dump")).unwrap(), kept, "the previous dump stays");
 }
+
+/// A writer that refuses (here: its directory became a link) while the compressor still writes
+/// kills the compressor with a broken pipe; the error names the writer's refusal, not the
+/// compressor's SIGPIPE, whichever of the two ended first.
+#[test]
+fn a_writer_that_refuses_is_blamed_not_the_compressor_its_exit_broke() {
+    rdiff_backup();
+    require_tool("zstd", "zstd");
+    let fx = Fixture::new();
+    fx.write_config("");
+    // Enough that the compressor is still writing when the writer refuses.
+    let job = command_job(&fx, "[sh, -c, 'seq 1 3000000']", ", compress: zstd");
+    assert_exit(&run(fx.ari().arg("run").arg(&job)), 0);
+    let dir = incoming(&fx, "web");
+    let elsewhere = fx.path("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::rename(&dir, fx.path("old-incoming")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+    for _ in 0..5 {
+        let out = run(fx.ari().arg("run").arg(&job));
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(err.contains("leads to") && !err.contains("signal 13"), "{err}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing written through the link");
+    }
+}

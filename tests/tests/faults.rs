@@ -296,11 +296,12 @@ impl Rig {
             // The root volume's umount, once the data volume inside it is unmounted: a mount left
             // there also keeps its directory and its snapshot, as a real busy mount would.
             (Backend::Rdiff, Step::Findmnt | Step::Umount) => 2,
-            // The capacity check reads the dataset's space (the first zfs call); the snapshot step
-            // lists the dataset's snapshots (the second) to name the new one, then takes it (the
-            // third); expiry's listing is the fourth.
-            (_, Step::ZfsSnapshot) => 3,
-            (_, Step::ZfsList) => 4,
+            // The capacity check reads the dataset's space (the first zfs call); expiry's listing
+            // runs before the backup (the second), so that expiry keeps what the run makes; the
+            // snapshot step lists the dataset's snapshots (the third) to name the new one, then
+            // takes it (the fourth); expiry's listing after the backup is the fifth.
+            (_, Step::ZfsSnapshot) => 4,
+            (_, Step::ZfsList) => 5,
             _ => 1,
         }
     }
@@ -665,9 +666,10 @@ fn hangs(backend: Backend, step: Step, expected: i32) {
     rig.assert_clean(&out);
 }
 
-/// (c) ari gets SIGTERM while the step hangs. Before cleanup the step is stopped at once; a
-/// cleanup or post step goes on (to its `command_timeout`, then a cleanup step's retry). Exit 1
-/// either way: the run was interrupted.
+/// (c) ari gets SIGTERM while the step hangs. Before cleanup the step is stopped at once, and
+/// so is the engine's retention (zfs expiry: what it does not destroy stays, which is safe); a
+/// cleanup or other post step goes on (to its `command_timeout`, then a cleanup step's retry).
+/// Exit 1 either way: the run was interrupted.
 fn sigterm(backend: Backend, step: Step, expected: i32) {
     let rig = Rig::for_step(backend, step, format!("{backend:?}: SIGTERM while {step:?} hangs"));
     rig.inject(step, Fault::Hang);
@@ -691,6 +693,9 @@ fn sigterm(backend: Backend, step: Step, expected: i32) {
                 retry.time_ms.saturating_sub(hung.time_ms),
                 rig.context(&out)
             );
+        }
+        Phase::Post if step == Step::ZfsList => {
+            rig.assert_line(&out, &[&format!("`{}", rig.command(step)), "was stopped: ari was interrupted"])
         }
         Phase::Post => rig.assert_line(&out, &[&format!("`{}", rig.command(step)), &rig.killed_at_timeout()]),
     }

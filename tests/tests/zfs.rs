@@ -110,11 +110,14 @@ fn a_failed_rsync_takes_no_snapshot_and_expires_nothing() {
         "{}",
         stderr(&out)
     );
-    // Only the capacity check's `zfs get` came before the backup.
+    // Only the capacity check's `zfs get` and expiry's listing came before the backup.
     let calls: Vec<String> = zfs.fakes.calls_of("zfs").iter().map(|c| c.args.join(" ")).collect();
     assert_eq!(
         calls,
-        [format!("get -H -p -o value available,used {DATASET}")],
+        [
+            format!("get -H -p -o value available,used {DATASET}"),
+            format!("list -H -p -t snapshot -o name,creation -d 1 {DATASET}")
+        ],
         "no zfs command after a failed backup"
     );
     assert_eq!(snapshot_names(&zfs), [format!("{DATASET}@ari-backup-old")]);
@@ -161,7 +164,7 @@ fn expiry_destroys_only_old_prefixed_snapshots_of_the_dataset_itself() {
         "oldest first"
     );
     let lists = zfs.fakes.calls_of("zfs").into_iter().filter(|c| c.args[0] == "list").count();
-    assert_eq!(lists, 2, "one listing to name the new snapshot, one for expiry");
+    assert_eq!(lists, 3, "one listing before the backup, one to name the new snapshot, one for expiry");
 }
 
 #[test]
@@ -204,8 +207,9 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
     zfs.fakes.output(
         "zfs",
-        // The capacity check's `zfs get` is the first call, the snapshot listing the second.
-        &[4],
+        // The capacity check's `zfs get` is the first call, expiry's listing before the backup
+        // the second, the snapshot listing the third, the snapshot the fourth.
+        &[5],
         &format!("{DATASET}@ari-backup-old\t{}\ngarbage line without a tab\n", t - 400 * DAY),
     );
     let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
@@ -228,7 +232,7 @@ fn a_listing_longer_than_ari_reads_destroys_nothing() {
     zfs.fakes.add_zfs_snapshot(&format!("{DATASET}@ari-backup-old"), t - 400 * DAY);
     let line = format!("{DATASET}@ari-backup-old\t{}\n", t - 400 * DAY);
     let listing = line.repeat((20 << 20) / line.len());
-    zfs.fakes.output("zfs", &[4], &listing);
+    zfs.fakes.output("zfs", &[5], &listing);
     let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
     assert_exit(&out, 1);
     let omitted = listing.len() - (16 << 20) - (64 << 10);
@@ -303,9 +307,9 @@ fn from_a_local_source_rsync_reaches_the_zfs_host_through_the_jobs_ssh_wrapper_w
     assert_eq!(read_tree(&sent.join("etc"), &[]), read_tree(&src.join("etc"), &[]), "rsync sent the files");
     let lines = std::fs::read_to_string(&seen).expect("LocalCommand ran");
     let lines: Vec<&str> = lines.lines().collect();
-    // ari's capacity check (zpool status, zfs get), rsync's ssh, and ari's: the snapshot
-    // listing, the snapshot, the expiry listing.
-    assert_eq!(lines.len(), 6, "{lines:?}");
+    // ari's capacity check (zpool status, zfs get), the expiry listing before the backup,
+    // rsync's ssh, and ari's: the snapshot listing, the snapshot, the expiry listing.
+    assert_eq!(lines.len(), 7, "{lines:?}");
     assert!(lines.iter().all(|line| *line == "{a,b} it's"), "{lines:?}");
     let plan = zfs.fx.plan_json(&job);
     let main = plan["steps"].as_array().unwrap().iter().position(|s| s["phase"] == "main").unwrap();

@@ -96,6 +96,9 @@ pub fn preview_text(label: &str, preview: &Preview) -> String {
     if let Some(why) = &preview.held {
         out.push_str(&format!("  nothing is destroyed: {why}\n"));
     }
+    if let Some(why) = &preview.overridden {
+        out.push_str(&format!("  {why}\n"));
+    }
     if preview.verdicts.is_empty() {
         out.push_str("  no backups to judge yet\n");
         return out;

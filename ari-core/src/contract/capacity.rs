@@ -32,7 +32,7 @@ pub struct CapacityQuery {
     /// Reads its standard output.
     pub(crate) read_space: ReadSpace,
     /// The command that gives the pool's health, and its reader.
-    pub(crate) pool: Option<(Command, ReadPool)>,
+    pub(crate) pool: Option<PoolQuery>,
 }
 
 impl CapacityQuery {
@@ -46,14 +46,16 @@ impl CapacityQuery {
         CapacityQuery { store: store.into(), space: command, read_space: Arc::new(read), pool: None }
     }
 
-    /// The same, with the health of the pool under the store read by `read` from what `command`
-    /// prints.
+    /// The same, with the health of the pool `name` under the store read by `read` from what
+    /// `command` prints. When `command` fails (an exported pool), the run records the pool's
+    /// state as `UNKNOWN`, so that the metrics do not go on showing its last good state.
     pub fn with_pool(
         mut self,
+        name: impl Into<String>,
         command: Command,
         read: impl Fn(&str) -> Result<Pool, PluginError> + Send + Sync + 'static,
     ) -> CapacityQuery {
-        self.pool = Some((command, Arc::new(read)));
+        self.pool = Some(PoolQuery { name: name.into(), command, read: Arc::new(read) });
         self
     }
 
@@ -67,8 +69,17 @@ impl CapacityQuery {
     /// space query would hide), then the space's.
     #[doc(hidden)]
     pub fn commands(&self) -> Vec<&Command> {
-        self.pool.as_ref().map(|(command, _)| command).into_iter().chain([&self.space]).collect()
+        self.pool.as_ref().map(|pool| &pool.command).into_iter().chain([&self.space]).collect()
     }
+}
+
+/// The pool under a store: its name, the command that reads its health and the reader of what
+/// that prints.
+#[derive(Clone)]
+pub(crate) struct PoolQuery {
+    pub(crate) name: String,
+    pub(crate) command: Command,
+    pub(crate) read: ReadPool,
 }
 
 impl fmt::Debug for CapacityQuery {
@@ -76,7 +87,7 @@ impl fmt::Debug for CapacityQuery {
         f.debug_struct("CapacityQuery")
             .field("store", &self.store)
             .field("space", &self.space)
-            .field("pool", &self.pool.as_ref().map(|(command, _)| command))
+            .field("pool", &self.pool.as_ref().map(|pool| &pool.command))
             .finish()
     }
 }

@@ -96,7 +96,7 @@ pub static COMMAND_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(
     "command_timeout",
     "core",
     None,
-    "kill a command (its whole process group) that runs longer than this, e.g. 2h; none by default",
+    "kill a command (its whole process group) that runs longer than this, e.g. 2h; none by default, when a read-only query outside a run (ari check, ari plan --preview) stops after 30s",
 );
 /// Stop a job that runs longer than this; its cleanup still runs.
 pub(crate) static JOB_TIMEOUT: Setting<Option<std::time::Duration>> = Setting::new(

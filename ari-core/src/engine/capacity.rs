@@ -22,6 +22,8 @@ use crate::engine::step_run::{StepError, StepFailure, StepRecord};
 pub(crate) const SPACE_STEP: &str = "store space";
 /// The name of the step that reads the pool's health.
 pub(crate) const POOL_STEP: &str = "pool health";
+/// The state recorded for a pool whose health could not be read.
+const UNKNOWN: &str = "UNKNOWN";
 
 /// What a capacity check read: the run's history keeps it, and the metrics show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +65,7 @@ pub(crate) struct Judgement {
 
 /// The steps of a capacity query, as the plan shows them and the pipeline runs them.
 pub(crate) fn steps(query: &CapacityQuery) -> Vec<Step> {
-    let pool = query.pool.as_ref().map(|(command, _)| Step::run(Phase::Capacity, POOL_STEP, command.clone()));
+    let pool = query.pool.as_ref().map(|pool| Step::run(Phase::Capacity, POOL_STEP, pool.command.clone()));
     pool.into_iter().chain([Step::run(Phase::Capacity, SPACE_STEP, query.space.clone())]).collect()
 }
 
@@ -121,21 +123,26 @@ impl From<Checked> for CapacityShown {
 /// each in `records`, and judges what they printed by the job's settings, each as soon as it is
 /// read: a pool that refuses the job stops the check before the space query (which a FAULTED
 /// or SUSPENDED pool's datasets may fail, or hang on), and what was read of it is kept (the
-/// metrics show the FAULTED pool). Nothing is judged in a dry run.
+/// metrics show the FAULTED pool). A refusal for space gives `space_hint`. Nothing is judged in
+/// a dry run.
 pub(crate) fn check(
     query: &CapacityQuery,
     steps: &[Step],
     settings: &Settings,
+    space_hint: Option<&str>,
     runner: &Runner,
     records: &mut Vec<StepRecord>,
 ) -> Checked {
     let (min_free, refuse_degraded) = (settings.get(&MIN_FREE_SPACE), settings.get(&REFUSE_DEGRADED_POOL));
     let mut reading =
         CapacityRecord { store: query.store.clone(), total_bytes: None, available_bytes: None, pool: None };
-    // What was read so far, with the failure that stops the check.
+    // What was read so far, and what it warns of (a DEGRADED pool, also when the space then
+    // refuses the job), with the failure that stops the check.
     let stopped = |reading: &CapacityRecord, failure: StepFailure| Checked {
-        read: (reading.pool.is_some() || reading.total_bytes.is_some())
-            .then(|| Box::new(Read { reading: reading.clone(), warnings: Vec::new() })),
+        read: (reading.pool.is_some() || reading.total_bytes.is_some()).then(|| {
+            let warnings = judge(reading, min_free, refuse_degraded).warnings;
+            Box::new(Read { reading: reading.clone(), warnings })
+        }),
         failure: Some(failure),
     };
     for step in steps {
@@ -153,18 +160,30 @@ pub(crate) fn check(
         let text = match result {
             Ok(_) if runner.is_dry_run() => continue,
             Ok(text) => text,
-            Err(error) => return stopped(&reading, StepFailure::new(step, error)),
+            Err(error) => {
+                // A pool whose status cannot be read (exported, gone) is not the pool it was at
+                // the last run: recorded as UNKNOWN, which the metrics show as not ONLINE.
+                if let Some(pool) = query.pool.as_ref().filter(|_| step.name == POOL_STEP) {
+                    let name = pool.name.clone();
+                    reading.pool = Some(PoolRecord { name, state: UNKNOWN.to_string(), last_scrub: None });
+                }
+                return stopped(&reading, StepFailure::new(step, error));
+            }
         };
         let unreadable = |message: String| {
             StepFailure::new(step, StepError::Expand { command: command.to_string(), message })
         };
         match (&query.pool, step.name.as_str()) {
-            (Some((_, read_pool)), POOL_STEP) => match read_pool(&text) {
+            (Some(pool), POOL_STEP) => match (pool.read)(&text) {
                 Ok(pool) => {
                     reading.pool =
                         Some(PoolRecord { name: pool.name, state: pool.state, last_scrub: pool.last_scrub })
                 }
-                Err(err) => return stopped(&reading, unreadable(err.to_string())),
+                Err(err) => {
+                    reading.pool =
+                        Some(PoolRecord { name: pool.name.clone(), state: UNKNOWN.into(), last_scrub: None });
+                    return stopped(&reading, unreadable(err.to_string()));
+                }
             },
             _ => match (query.read_space)(&text) {
                 Ok(space) => {
@@ -176,11 +195,8 @@ pub(crate) fn check(
         }
         if let Some((name, why)) = judge(&reading, min_free, refuse_degraded).refusal {
             log::info!("capacity: {}", shown(&reading));
-            // A run refused for space destroys nothing; a prune can (its guard holds after a
-            // failed run, which this refusal is, unless --force).
-            let hint = (name == SPACE_STEP).then(|| {
-                "`ari prune --force JOB` applies the job's retention now, which may free enough".to_string()
-            });
+            // A run refused for space destroys nothing; a prune can, when the job has retention.
+            let hint = space_hint.filter(|_| name == SPACE_STEP).map(str::to_string);
             return stopped(&reading, StepFailure::new(step, StepError::Capacity { why, hint }));
         }
     }

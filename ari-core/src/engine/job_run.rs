@@ -76,6 +76,8 @@ pub enum RunWarning {
     ExpiryHeld(String),
     /// The pool under the job's store is DEGRADED (the capacity check): what it said.
     PoolDegraded(String),
+    /// What a step said beside its work (retention: the store host's clock looks wrong).
+    Step(String),
 }
 
 impl std::fmt::Display for RunWarning {
@@ -89,7 +91,7 @@ impl std::fmt::Display for RunWarning {
             ),
             RunWarning::SharingFailed(why) => f.write_str(why),
             RunWarning::ExpiryHeld(why) => write!(f, "nothing was expired: {why}"),
-            RunWarning::PoolDegraded(why) => f.write_str(why),
+            RunWarning::PoolDegraded(why) | RunWarning::Step(why) => f.write_str(why),
         }
     }
 }
@@ -339,25 +341,36 @@ pub fn prune_job(plan: &JobPlan, stop: &StopFlags, wait: bool, force: bool) -> J
 }
 
 /// Why a prune destroys nothing, unless `force`: the stale guard's reason, a last run that
-/// failed, or a history that cannot be read (a run destroys nothing after a failed backup, and a
-/// prune keeps that promise unless told otherwise: an admin whose store is too full for a run,
-/// whose runs are therefore refused, frees it with `--force`).
+/// failed, no run recorded at all, or a history that cannot be read (a run destroys nothing
+/// after a failed backup, and a prune keeps that promise unless told otherwise: an admin whose
+/// store is too full for a run, whose runs are therefore refused, frees it with `--force`).
+fn prune_guard(plan: &JobPlan) -> Option<String> {
+    expiry_held(plan).or_else(|| match History::read(Path::new(&plan.state_dir()), plan.label()) {
+        Ok(history) => match history.last() {
+            None => Some(
+                "no run of the job is recorded, so no backup of it is known to have succeeded".to_string(),
+            ),
+            Some(run) => {
+                (run.exit != exit::SUCCESS).then(|| format!("the job's last run failed (exit {})", run.exit))
+            }
+        },
+        Err(err) => Some(format!("the job's history cannot be read ({})", chain(&err))),
+    })
+}
+
+/// What holds a prune (`force` unset), as its run report says it: the guard, and how to
+/// override it.
 fn prune_held(plan: &JobPlan, force: bool) -> Option<String> {
     if force {
         return None;
     }
-    expiry_held(plan).or_else(|| match History::read(Path::new(&plan.state_dir()), plan.label()) {
-        Ok(history) => history.last().filter(|run| run.exit != exit::SUCCESS).map(|run| {
-            format!(
-                "the job's last run failed (exit {}); `ari prune --force` destroys all the same",
-                run.exit
-            )
-        }),
-        Err(err) => Some(format!(
-            "the job's history cannot be read ({}); `ari prune --force` destroys all the same",
-            chain(&err)
-        )),
-    })
+    prune_guard(plan).map(|why| format!("{why}; `ari prune --force` destroys all the same"))
+}
+
+/// What `--force` overrides in a prune, when a guard would have held it: said, so that an admin
+/// who frees a full store does not wipe a stale job's history unawares.
+pub(crate) fn prune_overridden(plan: &JobPlan, force: bool) -> Option<String> {
+    force.then(|| prune_guard(plan)).flatten().map(|why| format!("--force: destroying although {why}"))
 }
 
 /// `prune`: a prune (`Some(force)`), or a run.
@@ -426,10 +439,16 @@ fn run_under_lock(
     let runner = runner.with_session(Arc::clone(&session));
     wait_for_the_next_second(plan);
     let held = held();
+    let overridden = prune.and_then(|force| prune_overridden(plan, force));
+    if let Some(why) = &overridden {
+        log::warn!("{why}");
+    }
     let report = pipeline::run(plan, &runner, &mut ledger, scope, held.as_deref());
     let mut warnings: Vec<RunWarning> = session.close().into_iter().map(RunWarning::SharingFailed).collect();
+    warnings.extend(overridden.map(RunWarning::Step));
     let degraded = report.capacity.iter().flat_map(|read| read.warnings.iter().cloned());
     warnings.extend(degraded.map(RunWarning::PoolDegraded));
+    warnings.extend(report.records.iter().flat_map(|r| r.warnings.iter().cloned()).map(RunWarning::Step));
     // Only a run that reached its backend post steps (a backup that succeeded) had them held.
     if let Some(why) = held.filter(|_| !plan.backend_post.is_empty() && report.outcome == Outcome::Success) {
         warnings.push(RunWarning::ExpiryHeld(why));
@@ -459,10 +478,7 @@ pub(crate) fn expiry_held(plan: &JobPlan) -> Option<String> {
     };
     let age = jiff::Timestamp::now().as_second() as f64 - success.end();
     // Days where a person counts in days: `10 days`, `7d`.
-    let shown = |seconds: u64| match seconds {
-        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
-        s => crate::engine::process::humane(Duration::from_secs(s)),
-    };
+    let shown = crate::engine::process::humane_days;
     let limit_shown = match limit.as_secs() {
         s if s % 86_400 == 0 => format!("{}d", s / 86_400),
         s => crate::engine::process::humane(Duration::from_secs(s)),
@@ -482,6 +498,8 @@ pub struct Preview {
     pub step: String,
     /// Why the stale guard holds, when it does: then nothing is destroyed.
     pub held: Option<String>,
+    /// What `ari prune --force` overrides (the stale guard, a failed last run), when it does.
+    pub overridden: Option<String>,
     /// Every backup retention may destroy, oldest first, with the rules that keep it.
     pub verdicts: Vec<crate::contract::plugin::Verdict>,
 }
@@ -498,9 +516,10 @@ pub fn preview_retention(plan: &JobPlan, prune: Option<bool>) -> Result<Option<P
         (Some(false), None) => (prune_held(plan, false), "prune guard"),
         (None, None) => (None, ""),
     };
+    let overridden = prune.and_then(|force| prune_overridden(plan, force));
     let verdicts =
         crate::engine::retention::preview(retention, &plan.query_runner(), held.as_ref().map(|_| guard))?;
-    Ok(Some(Preview { step: retention.name.clone(), held, verdicts }))
+    Ok(Some(Preview { step: retention.name.clone(), held, overridden, verdicts }))
 }
 
 /// Whether this run includes the spot check: always, unless `verify_every` is set and a check

@@ -1,6 +1,7 @@
 //! The job pipeline: a job's steps as one plan, and the one function that runs a plan.
 //!
-//! Order: the capacity check (a refusal stops the job before anything else runs) → `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
+//! Order: the capacity check (a refusal stops the job before anything else runs) → the
+//! retention's listing, when the backend has one (what the run makes is what is new after it) → `pre` → dumps → snapshot → `after_snapshot` → main → verify (the spot check, when due) → cleanup (the undo of every snapshot step
 //! that succeeded, in reverse order) → the backend's post steps → `post`. The first failure
 //! before cleanup stops the steps before cleanup; every cleanup and post step runs whatever
 //! happened before it, and all their errors are collected. `ari plan` prints the same plan that
@@ -129,7 +130,15 @@ pub(crate) fn run(
     let mut checked = crate::engine::capacity::Checked::default();
     if let Some(query) = plan.capacity_query.as_ref().filter(|_| backup) {
         log::info!("checking the store's capacity");
-        checked = crate::engine::capacity::check(query, &plan.capacity, &plan.settings, runner, &mut records);
+        let hint = plan.space_hint();
+        checked = crate::engine::capacity::check(
+            query,
+            &plan.capacity,
+            &plan.settings,
+            hint.as_deref(),
+            runner,
+            &mut records,
+        );
         for warning in checked.read.iter().flat_map(|read| &read.warnings) {
             log::warn!("{warning}");
         }
@@ -148,6 +157,15 @@ pub(crate) fn run(
             };
         }
     }
+    // What the store holds before the backup, so that retention keeps what this run makes
+    // even when the store host's clock dates it among the old.
+    let before = match plan.retention() {
+        Some(retention) if backup && expiry_held.is_none() && !runner.is_dry_run() => {
+            log::info!("listing the store's backups, so that retention keeps what this run makes");
+            crate::engine::retention::before(retention, runner)
+        }
+        _ => crate::engine::retention::Before::NoneMade,
+    };
     'steps: for (message, steps) in [
         ("processing pre-job hooks", &plan.pre),
         ("streaming database dumps", &plan.dumps),
@@ -273,11 +291,13 @@ pub(crate) fn run(
             continue;
         }
         let result = match (&step.action, plan.retention()) {
-            // A signal stops its destroying (what stays is safe); other post steps go on.
+            // A signal stops it, listing or destroying (what stays is safe), and so does the
+            // job's deadline; other post steps go on.
             (Action::Retention(_), Some(retention)) => crate::engine::retention::run(
                 step,
                 retention,
-                &finisher,
+                &before,
+                runner,
                 &|| runner.is_cancelled(),
                 &mut records,
             ),

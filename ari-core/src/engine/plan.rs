@@ -13,6 +13,9 @@ use crate::engine::process::{self, Ssh};
 use crate::engine::remote::{self, Connections};
 use crate::engine::tool_version;
 
+/// How long a read-only query outside a run (`ari check`, `ari plan --preview`) may take when
+/// neither `command_timeout` nor `job_timeout` bounds it.
+pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Everything a job will do, built before anything runs.
 #[derive(Debug)]
 pub struct JobPlan {
@@ -292,9 +295,30 @@ impl JobPlan {
         runner: &crate::engine::runner::Runner,
     ) -> Option<crate::engine::capacity::CapacityShown> {
         let query = self.capacity_query.as_ref()?;
-        let checked =
-            crate::engine::capacity::check(query, &self.capacity, &self.settings, runner, &mut Vec::new());
+        let hint = self.space_hint();
+        let checked = crate::engine::capacity::check(
+            query,
+            &self.capacity,
+            &self.settings,
+            hint.as_deref(),
+            runner,
+            &mut Vec::new(),
+        );
         Some(checked.into())
+    }
+
+    /// What an admin can do about a store too full to run the job: apply its retention now,
+    /// when it has one.
+    pub(crate) fn space_hint(&self) -> Option<String> {
+        if self.backend_post.is_empty() {
+            return None;
+        }
+        let job = crate::contract::quote::shell_quote(&self.job.path.to_string_lossy()).into_owned();
+        Some(format!(
+            "`ari prune --dry-run --force {job}` shows what the job's retention would destroy now, and \
+             `ari prune --force {job}` destroys it, which may free enough; --force overrides the guard after \
+             a failed run and the stale guard (keep_when_stale)"
+        ))
     }
 
     /// Whether every command of the capacity check runs on the backup server.
@@ -312,11 +336,13 @@ impl JobPlan {
 
     /// A runner for the read-only queries that a command runs outside a job's run (`ari check`'s
     /// capacity, a retention preview): a connection per command, and bounded as a run is, by
-    /// `command_timeout` and `job_timeout`.
+    /// `command_timeout` and `job_timeout`, and without `command_timeout` by [`QUERY_TIMEOUT`] each (a
+    /// suspended pool's `zpool status`, a hung NFS store, must not hold `ari check`).
     pub fn query_runner(&self) -> crate::engine::runner::Runner {
         use crate::contract::core_settings::{COMMAND_TIMEOUT, JOB_TIMEOUT};
+        let each = self.settings.get(&COMMAND_TIMEOUT).unwrap_or(QUERY_TIMEOUT);
         crate::engine::runner::Runner::new(self.ssh.clone(), false)
-            .with_command_timeout(self.settings.get(&COMMAND_TIMEOUT))
+            .with_command_timeout(Some(each))
             .with_job_timeout(self.settings.get(&JOB_TIMEOUT))
     }
 

@@ -287,6 +287,14 @@ pub fn humane(duration: Duration) -> String {
         .unwrap_or_else(|_| format!("{duration:?}"))
 }
 
+/// A span as a person counts it: in days from two days up (`10 days`), else as [`humane`].
+pub(crate) fn humane_days(seconds: u64) -> String {
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{} days", s / 86_400),
+        s => humane(Duration::from_secs(s)),
+    }
+}
+
 /// An argv as a log line shows it: quoted as for a shell, control characters escaped.
 pub(crate) fn shown_argv(argv: &[String]) -> String {
     crate::contract::kinds::escaped(&crate::contract::quote::shell_join(argv))

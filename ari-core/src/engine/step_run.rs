@@ -176,6 +176,8 @@ pub struct StepRecord {
     pub(crate) dumped: Option<(String, u64)>,
     /// What it kept and destroyed, when it is a retention step that judged.
     pub(crate) retained: Option<Retained>,
+    /// What the run report says beside it (a retention step's clock skew).
+    pub(crate) warnings: Vec<String>,
 }
 
 /// How many backups a retention step kept and destroyed, for the report and the metrics.
@@ -205,6 +207,7 @@ impl StepRecord {
             verdict: None,
             dumped: None,
             retained: None,
+            warnings: Vec::new(),
         }
     }
 }

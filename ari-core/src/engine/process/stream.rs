@@ -165,7 +165,7 @@ pub(crate) fn stream(
         return Err(Stopped { error: ProcessError::Wait { command: describe(), source }, bytes: 0 });
     };
     let (streamed, copy_error, sink_gone) = (relayed.streamed, relayed.error, relayed.sink_gone);
-    let mut failures = Vec::new();
+    let mut failures: Vec<(usize, bool, ProcessError)> = Vec::new();
     for (i, (stage, status)) in running.into_iter().zip(statuses).enumerate() {
         let status = status.expect("every stage ended");
         let (stderr, _) = stage.stderr.finish(OUTPUT_GRACE);
@@ -174,9 +174,19 @@ pub(crate) fn stream(
             log::debug!("stderr: {line}");
         }
         if !status.success() {
-            failures.push((i, failure(stage.stage.command, status, stdout, stderr, &destinations, sudo)));
+            failures.push((
+                i,
+                broken_pipe(status),
+                failure(stage.stage.command, status, stdout, stderr, &destinations, sudo),
+            ));
         }
     }
+    // A stage that died of a broken pipe (SIGPIPE, or a shell's 141) died because a stage after
+    // it stopped reading: that stage's failure is the cause, whichever ended first.
+    if failures.iter().any(|(_, piped, _)| !piped) {
+        failures.retain(|(_, piped, _)| !piped);
+    }
+    let mut failures: Vec<(usize, ProcessError)> = failures.into_iter().map(|(i, _, f)| (i, f)).collect();
     // A sink that stopped reading before the end and still exited 0 (the source then dies of
     // the broken pipe): the sink is what failed.
     if sink_gone && !failures.iter().any(|(i, _)| *i > 0) {
@@ -202,6 +212,12 @@ pub(crate) fn stream(
         });
     }
     Ok(streamed)
+}
+
+/// Whether a stage ended of a broken pipe: killed by SIGPIPE, or a shell's exit 141 for it.
+fn broken_pipe(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(libc::SIGPIPE) || status.code() == Some(128 + libc::SIGPIPE)
 }
 
 /// Starts `stage` in a group of its own with these standard streams (stdin `/dev/null` when
