@@ -16,6 +16,7 @@ mod capacity;
 pub mod expiry;
 pub mod names;
 pub mod pool;
+pub mod replication;
 pub mod rrsync;
 pub mod selection;
 mod settings;

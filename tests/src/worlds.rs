@@ -133,3 +133,55 @@ pub fn zfs_world(config: &str, extra: &str) -> (World, PathBuf, PathBuf) {
     );
     (zfs, job, marker)
 }
+
+/// The job `web` of a retention world: the zfs backend on [`ZFS_DATASET`] at localhost, with the
+/// retention lines `keep` and the job lines `extra`.
+pub fn write_zfs_job(world: &World, keep: &str, extra: &str) -> PathBuf {
+    let src = world.fx.path("src");
+    if !src.exists() {
+        world.fx.make_tree("src", &[("etc/hosts", "127.0.0.1 localhost\n")]);
+    }
+    fs::create_dir_all(world.fx.path("zfs/web")).expect("create the dataset's directory");
+    world.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs\ninclude: [{src}/etc]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {ZFS_DATASET}\n{keep}{extra}",
+            src = src.display(),
+            dst = world.fx.p("zfs/web"),
+        ),
+    )
+}
+
+/// A retention world: the dataset [`ZFS_DATASET`] with `snapshots` (full name, creation), the
+/// fake ZFS host's clock at `zfs_now`, and the job of [`write_zfs_job`]. The world and the job.
+pub fn snapshot_world<S: AsRef<str>>(
+    snapshots: &[(S, i64)],
+    zfs_now: i64,
+    keep: &str,
+    extra: &str,
+) -> (World, String) {
+    let world = World::new();
+    world.fakes.add_dataset(ZFS_DATASET);
+    for (name, creation) in snapshots {
+        world.fakes.add_zfs_snapshot(name.as_ref(), *creation);
+    }
+    world.fakes.set_now(zfs_now);
+    let job = write_zfs_job(&world, keep, extra).to_string_lossy().into_owned();
+    (world, job)
+}
+
+/// The full names of the snapshots the fake ZFS holds.
+pub fn snapshot_names(world: &World) -> std::collections::BTreeSet<String> {
+    world.fakes.zfs_snapshots().into_iter().map(|(name, _)| name).collect()
+}
+
+/// The arguments of every `zfs SUBCOMMAND` the fakes saw (`destroy`, `snapshot`), in order.
+pub fn zfs_calls(world: &World, subcommand: &str) -> Vec<Vec<String>> {
+    world
+        .fakes
+        .calls_of("zfs")
+        .into_iter()
+        .filter(|c| c.args.first().map(String::as_str) == Some(subcommand))
+        .map(|c| c.args)
+        .collect()
+}

@@ -16,6 +16,7 @@ use std::process::Output;
 
 use tests::running::Running;
 use tests::wait::eventually;
+use tests::worlds::{snapshot_names, snapshot_world, write_zfs_job, zfs_calls};
 use tests::{assert_exit, run, World};
 
 const DATASET: &str = "pool/backups/web";
@@ -24,31 +25,12 @@ const DAY: i64 = 86_400;
 const NOW: i64 = 1_780_315_200;
 
 fn write_job(world: &World, keep: &str, extra: &str) -> PathBuf {
-    let src = world.fx.path("src");
-    if !src.exists() {
-        world.fx.make_tree("src", &[("etc/hosts", "127.0.0.1 localhost\n")]);
-    }
-    std::fs::create_dir_all(world.fx.path("zfs/web")).unwrap();
-    world.fx.write_job(
-        "web.yaml",
-        &format!(
-            "label: web\nbackend: zfs\ninclude: [{src}/etc]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\n{keep}{extra}",
-            src = src.display(),
-            dst = world.fx.p("zfs/web"),
-        ),
-    )
+    write_zfs_job(world, keep, extra)
 }
 
 /// A world with the dataset and `snapshots` (full name, creation), its job keeping `keep`.
 fn make_world(snapshots: &[(&str, i64)], keep: &str, extra: &str) -> (World, String) {
-    let world = World::new();
-    world.fakes.add_dataset(DATASET);
-    for (name, creation) in snapshots {
-        world.fakes.add_zfs_snapshot(name, *creation);
-    }
-    world.fakes.set_now(NOW);
-    let job = write_job(&world, keep, extra).to_str().unwrap().to_string();
-    (world, job)
+    snapshot_world(snapshots, NOW, keep, extra)
 }
 
 /// A successful run in the job's history: a plain `ari prune` holds for a job without one.
@@ -65,18 +47,12 @@ fn snap(name: &str) -> String {
 }
 
 fn all_names(world: &World) -> BTreeSet<String> {
-    world.fakes.zfs_snapshots().into_iter().map(|(n, _)| n).collect()
+    snapshot_names(world)
 }
 
 /// Every `zfs destroy` the fakes saw, as its argument list.
 fn destroys(world: &World) -> Vec<Vec<String>> {
-    world
-        .fakes
-        .calls_of("zfs")
-        .into_iter()
-        .filter(|c| c.args.first().map(String::as_str) == Some("destroy"))
-        .map(|c| c.args)
-        .collect()
+    zfs_calls(world, "destroy")
 }
 
 fn text(out: &Output) -> String {

@@ -9,13 +9,12 @@
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::running::Running;
 use tests::wait::eventually;
-use tests::worlds::zfs_world;
+use tests::worlds::{snapshot_names, snapshot_world, zfs_calls, zfs_world};
 use tests::{ari_bin, assert_exit, run, stderr, World};
 
 const DATASET: &str = "pool/backups/web";
@@ -30,32 +29,9 @@ fn snap(name: &str) -> String {
     format!("{DATASET}@{name}")
 }
 
-fn write_job(world: &World, keep: &str, extra: &str) -> PathBuf {
-    let src = world.fx.path("src");
-    if !src.exists() {
-        world.fx.make_tree("src", &[("etc/hosts", "127.0.0.1 localhost\n")]);
-    }
-    std::fs::create_dir_all(world.fx.path("zfs/web")).unwrap();
-    world.fx.write_job(
-        "web.yaml",
-        &format!(
-            "label: web\nbackend: zfs\ninclude: [{src}/etc]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\n{keep}{extra}",
-            src = src.display(),
-            dst = world.fx.p("zfs/web"),
-        ),
-    )
-}
-
 /// A world with the dataset and `snapshots`, the fake ZFS clock at `zfs_now`.
 fn make_world(snapshots: &[(String, i64)], zfs_now: i64, keep: &str, extra: &str) -> (World, String) {
-    let world = World::new();
-    world.fakes.add_dataset(DATASET);
-    for (name, creation) in snapshots {
-        world.fakes.add_zfs_snapshot(name, *creation);
-    }
-    world.fakes.set_now(zfs_now);
-    let job = write_job(&world, keep, extra).to_str().unwrap().to_string();
-    (world, job)
+    snapshot_world(snapshots, zfs_now, keep, extra)
 }
 
 fn ari(world: &World, args: &[&str]) -> Output {
@@ -63,27 +39,15 @@ fn ari(world: &World, args: &[&str]) -> Output {
 }
 
 fn all_names(world: &World) -> BTreeSet<String> {
-    world.fakes.zfs_snapshots().into_iter().map(|(n, _)| n).collect()
+    snapshot_names(world)
 }
 
 fn destroys(world: &World) -> Vec<Vec<String>> {
-    world
-        .fakes
-        .calls_of("zfs")
-        .into_iter()
-        .filter(|c| c.args.first().map(String::as_str) == Some("destroy"))
-        .map(|c| c.args)
-        .collect()
+    zfs_calls(world, "destroy")
 }
 
 fn made(world: &World) -> Vec<String> {
-    world
-        .fakes
-        .calls_of("zfs")
-        .into_iter()
-        .filter(|c| c.args.first().map(String::as_str) == Some("snapshot"))
-        .map(|c| c.args[1].clone())
-        .collect()
+    zfs_calls(world, "snapshot").into_iter().map(|args| args[1].clone()).collect()
 }
 
 fn text(out: &Output) -> String {
@@ -484,6 +448,3 @@ fn a_store_of_size_zero_is_refused_by_a_share_and_check_says_so() {
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("size of 0"), "{}", text(&out));
 }
-
-#[allow(dead_code)]
-fn unused(_: &Path) {}

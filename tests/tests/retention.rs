@@ -8,7 +8,7 @@
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use tests::reports::last_report;
@@ -102,20 +102,13 @@ fn world_with_a_year(keep: &str, extra: &str) -> (World, PathBuf) {
     world.fakes.add_zfs_snapshot(&format!("{DATASET}@manual-before-upgrade"), START - 400 * DAY);
     world.fakes.add_zfs_snapshot(&format!("{DATASET}/child@ari-backup-old"), START - 400 * DAY);
     std::fs::create_dir_all(world.fx.path("zfs/web")).unwrap();
-    let src = world.fx.make_tree("src", &[("etc/hosts", "127.0.0.1 localhost\n")]);
-    let job = write_job(&world, &src, keep, extra);
+    let job = write_job(&world, keep, extra);
     (world, job)
 }
 
-fn write_job(world: &World, src: &Path, keep: &str, extra: &str) -> PathBuf {
-    world.fx.write_job(
-        "web.yaml",
-        &format!(
-            "label: web\nbackend: zfs\ninclude: [{src}/etc]\nrsync_dst: {dst}\nzfs_hostname: localhost\ndataset_name: {DATASET}\nzfs_keep: {keep}\n{extra}",
-            src = src.display(),
-            dst = world.fx.p("zfs/web"),
-        ),
-    )
+/// The job `web` keeping `zfs_keep: KEEP`.
+fn write_job(world: &World, keep: &str, extra: &str) -> PathBuf {
+    tests::worlds::write_zfs_job(world, &format!("zfs_keep: {keep}\n"), extra)
 }
 
 /// `ari ARGS` in the world, periods read in UTC.
@@ -176,8 +169,7 @@ fn the_preview_shows_what_a_changed_policy_destroys_and_prune_applies_it_without
     let history_before = std::fs::read_to_string(&history_file).unwrap();
 
     // A tighter policy: the preview names every snapshot, by rule, and destroys nothing.
-    let src = world.fx.path("src");
-    write_job(&world, &src, "{daily: 2, monthly: 2}", "");
+    write_job(&world, "{daily: 2, monthly: 2}", "");
     let now_held = ours(&world);
     let expected = oracle(&now_held, &[("daily", 2), ("monthly", 2)], 1);
     let destroyed = now_held.len() - expected.len();
