@@ -15,6 +15,7 @@ use crate::contract::core_settings::{MIN_FREE_SPACE, REFUSE_DEGRADED_POOL};
 use crate::contract::kinds::{shown_bytes, FreeSpace};
 use crate::contract::settings::Settings;
 use crate::contract::step::{Phase, Step};
+use crate::engine::process::ProcessError;
 use crate::engine::runner::Runner;
 use crate::engine::step_run::{StepError, StepFailure, StepRecord};
 
@@ -162,8 +163,14 @@ pub(crate) fn check(
             Ok(text) => text,
             Err(error) => {
                 // A pool whose status cannot be read (exported, gone) is not the pool it was at
-                // the last run: recorded as UNKNOWN, which the metrics show as not ONLINE.
-                if let Some(pool) = query.pool.as_ref().filter(|_| step.name == POOL_STEP) {
+                // the last run: recorded as UNKNOWN, which the metrics show as not ONLINE. A
+                // status that did not run to its end (a signal, ssh that did not connect) says
+                // nothing of the pool.
+                let silent = matches!(
+                    error,
+                    StepError::Process(ProcessError::Interrupted { .. } | ProcessError::Ssh { .. })
+                );
+                if let Some(pool) = query.pool.as_ref().filter(|_| step.name == POOL_STEP && !silent) {
                     let name = pool.name.clone();
                     reading.pool = Some(PoolRecord { name, state: UNKNOWN.to_string(), last_scrub: None });
                 }

@@ -159,13 +159,19 @@ pub(crate) fn run(
     }
     // What the store holds before the backup, so that retention keeps what this run makes
     // even when the store host's clock dates it among the old.
-    let before = match plan.retention() {
-        Some(retention) if backup && expiry_held.is_none() && !runner.is_dry_run() => {
-            log::info!("listing the store's backups, so that retention keeps what this run makes");
-            crate::engine::retention::before(retention, runner)
+    let mut before = crate::engine::retention::Before::NoneMade;
+    if let Some(retention) =
+        plan.retention().filter(|_| backup && expiry_held.is_none() && !runner.is_dry_run())
+    {
+        log::info!("listing the store's backups, so that retention keeps what this run makes");
+        let step = crate::engine::retention::before_step(retention);
+        match crate::engine::retention::before(&step, retention, runner, &mut records) {
+            Ok(listed) => before = listed,
+            Err(error) => failure = Some(StepFailure::new(&step, error)),
         }
-        _ => crate::engine::retention::Before::NoneMade,
-    };
+    }
+    // A listing that a signal or the deadline stopped stops the job before `pre`.
+    let stopped_early = failure.is_some();
     'steps: for (message, steps) in [
         ("processing pre-job hooks", &plan.pre),
         ("streaming database dumps", &plan.dumps),
@@ -174,7 +180,7 @@ pub(crate) fn run(
         ("data backup started", &plan.main),
         ("verifying a sample of the backup", if verify_due { &plan.verify } else { &no_steps }),
     ] {
-        let steps = if backup { steps } else { &no_steps };
+        let steps = if backup && !stopped_early { steps } else { &no_steps };
         if !steps.is_empty() {
             log::info!("{message}");
         }

@@ -23,20 +23,42 @@ pub(crate) struct Decision {
 }
 
 /// Judges what the listing printed, at `now`; what is new since `before` is the run's, and kept.
+/// When the backup the run made is dated far from `now`, the store host's clock is off, and the
+/// judgement is made by the earlier of the two clocks: a store host's clock behind dated its
+/// other backups too, and judging them by the server's clock would destroy them run after run;
+/// a clock ahead would make every backup look older than it is. By the earlier clock, no backup
+/// looks older than it is, and those that look newer are kept ([`FUTURE`]).
 pub(crate) fn decide(
     retention: &Retention,
     listing: &str,
     now: i64,
     before: &Before,
 ) -> Result<Decision, String> {
-    let mut verdicts = (retention.judge)(listing, now).map_err(|err| err.to_string())?;
-    verdicts.sort_by(|a, b| (a.time, &a.name).cmp(&(b.time, &b.name)));
-    let mut names: Vec<&str> = verdicts.iter().map(|v| v.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(twice) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(format!("the judgement names `{}` twice; nothing is destroyed", twice[0]));
+    let mut verdicts = judged(retention, listing, now)?;
+    let mut warnings = Vec::new();
+    let made = verdicts.iter().filter(|v| before.made(v)).max_by_key(|v| v.time);
+    let mut now = now;
+    if let Some(made) = made.filter(|made| made.time.abs_diff(now) > CLOCK_SLACK.unsigned_abs()) {
+        let (off, behind) = (made.time.abs_diff(now), made.time < now);
+        warnings.push(format!(
+            "the backup this run made, `{}`, is dated {} {} this server's clock: is the store host's clock \
+             wrong? {} {} until the two agree",
+            made.name,
+            crate::engine::process::humane_days(off),
+            if behind { "before" } else { "after" },
+            retention.name,
+            if behind {
+                "judges the store's backups by the store host's clock"
+            } else {
+                "keeps the store's backups dated after this server's clock"
+            },
+        ));
+        if behind {
+            now = made.time;
+            verdicts = judged(retention, listing, now)?;
+        }
     }
-    let warnings = keep_this_runs(&mut verdicts, before, now, &retention.name);
+    warnings.extend(keep_this_runs(&mut verdicts, before, now, &retention.name));
     if let Some(newest) = verdicts.last().filter(|newest| newest.kept_by.is_empty()) {
         return Err(format!(
             "refusing to destroy `{}`: it is the newest backup, which retention always keeps",
@@ -57,6 +79,18 @@ pub(crate) fn decide(
     Ok(Decision { verdicts, destroy, warnings })
 }
 
+/// The backend's judgement of the listing at `now`, oldest first, each backup named once.
+fn judged(retention: &Retention, listing: &str, now: i64) -> Result<Vec<Verdict>, String> {
+    let mut verdicts = (retention.judge)(listing, now).map_err(|err| err.to_string())?;
+    verdicts.sort_by(|a, b| (a.time, &a.name).cmp(&(b.time, &b.name)));
+    let mut names: Vec<&str> = verdicts.iter().map(|v| v.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(twice) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!("the judgement names `{}` twice; nothing is destroyed", twice[0]));
+    }
+    Ok(verdicts)
+}
+
 /// How far a backup's time may lie from the backup server's clock before the run report says
 /// that the store host's clock is off.
 const CLOCK_SLACK: i64 = 3600;
@@ -72,25 +106,68 @@ const FUTURE: &str = "future";
 pub(crate) enum Before {
     /// Nothing to compare with: a prune, or a dry run, makes no backup.
     NoneMade,
-    /// The names the store's listing gave before the backup.
-    Listed(BTreeSet<String>),
+    /// The backups the store's listing gave before the backup, by name and time: a name that
+    /// the run made again after its backup went (a second run within the timestamp's minute) is
+    /// another backup.
+    Listed(BTreeSet<(String, i64)>),
     /// The listing failed or could not be judged: why. Nothing is destroyed then, since what
     /// the run made cannot be told from what was there.
     Unknown(String),
 }
 
-/// Lists the store's backups before the backup (the retention's own read-only listing, judged
-/// at `now`), so that the retention step after it can tell what the run made.
-pub(crate) fn before(retention: &Retention, runner: &Runner) -> Before {
-    let listed = runner
-        .run(&retention.listing)
-        .map_err(|err| crate::contract::error::chain(&err))
-        .and_then(|output| output.stdout().map(str::to_string).map_err(|too_long| too_long.to_string()))
-        .and_then(|printed| {
-            (retention.judge)(&printed, jiff::Timestamp::now().as_second()).map_err(|err| err.to_string())
-        });
-    match listed {
-        Ok(verdicts) => Before::Listed(verdicts.into_iter().map(|v| v.name).collect()),
+impl Before {
+    /// Whether the run made `verdict`'s backup: the listing before it did not hold it (when it
+    /// could not list, every backup counts as the run's).
+    fn made(&self, verdict: &Verdict) -> bool {
+        match self {
+            Before::NoneMade => false,
+            Before::Listed(listed) => !listed.contains(&(verdict.name.clone(), verdict.time)),
+            Before::Unknown(_) => true,
+        }
+    }
+}
+
+/// The step that lists the store's backups before the backup, as the run report shows it.
+pub(crate) fn before_step(retention: &Retention) -> crate::contract::step::Step {
+    use crate::contract::step::{Phase, Step};
+    Step::run(
+        Phase::Capacity,
+        format!("{} listing before the backup", retention.name),
+        retention.listing.clone(),
+    )
+}
+
+/// Lists the store's backups before the backup (`step`: the retention's own read-only listing,
+/// judged at this moment), so that the retention step after it can tell what the run made; its
+/// record goes to `records`. A listing that fails leaves what the run made unknown (nothing is
+/// destroyed then), unless ari was interrupted or the job's deadline passed: that stops the job.
+pub(crate) fn before(
+    step: &crate::contract::step::Step,
+    retention: &Retention,
+    runner: &Runner,
+    records: &mut Vec<StepRecord>,
+) -> Result<Before, StepError> {
+    let clock = Instant::now();
+    let output = runner.run(&retention.listing);
+    let stopped = runner.is_cancelled() || runner.job_expired().is_some();
+    let listed = match output {
+        Err(error) if stopped => {
+            let error = StepError::from(error);
+            let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
+            record.error = Some(error.to_string());
+            records.push(record);
+            return Err(error);
+        }
+        Err(error) => Err(crate::contract::error::chain(&error)),
+        Ok(output) => output.stdout().map_err(|too_long| too_long.to_string()).and_then(|printed| {
+            (retention.judge)(printed, jiff::Timestamp::now().as_second()).map_err(|err| err.to_string())
+        }),
+    };
+    let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
+    record.error = listed.as_ref().err().cloned();
+    records.push(record);
+    Ok(match listed {
+        Ok(verdicts) => Before::Listed(verdicts.into_iter().map(|v| (v.name, v.time)).collect()),
         Err(why) => {
             log::warn!(
                 "{}: the store's backups could not be listed before the backup: {why}",
@@ -98,31 +175,15 @@ pub(crate) fn before(retention: &Retention, runner: &Runner) -> Before {
             );
             Before::Unknown(why)
         }
-    }
+    })
 }
 
 /// Keeps what the run made (`before` did not list it; when it could not list, everything), and
-/// says what the backups' times tell of the store host's clock: a backup of this run dated far
-/// from `now`, backups from the future.
+/// backups dated after `now` by more than [`CLOCK_SLACK`], and says so.
 fn keep_this_runs(verdicts: &mut [Verdict], before: &Before, now: i64, step: &str) -> Vec<String> {
     let mut warnings = Vec::new();
-    let new = |verdict: &Verdict| match before {
-        Before::NoneMade => false,
-        Before::Listed(names) => !names.contains(&verdict.name),
-        Before::Unknown(_) => true,
-    };
-    for verdict in verdicts.iter_mut().filter(|v| new(v)) {
+    for verdict in verdicts.iter_mut().filter(|v| before.made(v)) {
         verdict.kept_by.push(THIS_RUN.to_string());
-        let off = verdict.time.saturating_sub(now);
-        if matches!(before, Before::Listed(_)) && off.unsigned_abs() > CLOCK_SLACK.unsigned_abs() {
-            warnings.push(format!(
-                "the backup this run made, `{}`, is dated {} {} this server's clock: is the store host's \
-                 clock wrong? It is kept, but {step} judges the others by their dates",
-                verdict.name,
-                crate::engine::process::humane_days(off.unsigned_abs()),
-                if off > 0 { "after" } else { "before" },
-            ));
-        }
     }
     if let Before::Unknown(why) = before {
         warnings.push(format!(
@@ -336,17 +397,28 @@ mod tests {
 
     #[test]
     fn what_the_run_made_is_kept_whatever_its_date_and_a_clock_that_is_off_is_said() {
-        let listed = |names: &[&str]| Before::Listed(names.iter().map(|n| n.to_string()).collect());
+        let listed = |names: &[(&str, i64)]| {
+            Before::Listed(names.iter().map(|(name, time)| (name.to_string(), *time)).collect())
+        };
         let destroyed = |decision: &Decision| decision.destroy.iter().map(remote_line).collect::<Vec<_>>();
         // The store host's clock a year behind: the run's backup `new` is the oldest, unkept.
         let behind =
             retention(&[("new", 0, false), ("a", 300 * 86_400, false), ("b", 301 * 86_400, true)], "pool/x@");
         let now = 365 * 86_400;
-        let decision = decide(&behind, "", now, &listed(&["a", "b"])).unwrap();
-        assert_eq!(destroyed(&decision), ["zfs destroy pool/x@a"]);
+        let decision =
+            decide(&behind, "", now, &listed(&[("a", 300 * 86_400), ("b", 301 * 86_400)])).unwrap();
+        // Judged by the store host's clock (`new`'s date), `a` and `b` are from its future: kept.
+        assert!(destroyed(&decision).is_empty(), "{:?}", destroyed(&decision));
         assert_eq!(decision.verdicts[0].kept_by, [THIS_RUN]);
-        assert_eq!(decision.warnings.len(), 1, "{:?}", decision.warnings);
+        assert_eq!(decision.verdicts[1].kept_by, [FUTURE]);
+        assert_eq!(decision.warnings.len(), 2, "{:?}", decision.warnings);
         assert!(decision.warnings[0].contains("`new`, is dated 365 days before"), "{:?}", decision.warnings);
+        assert!(decision.warnings[0].contains("by the store host's clock"), "{:?}", decision.warnings);
+        assert!(decision.warnings[1].contains("2 of the store's backups are dated in the future"));
+        // A backup named as one the listing before held, but of another time, is the run's (a
+        // name freed and taken again within the timestamp's minute).
+        let renamed = decide(&behind, "", now, &listed(&[("new", 5), ("a", 300 * 86_400)])).unwrap();
+        assert_eq!(renamed.verdicts[0].kept_by, [THIS_RUN]);
         // A run whose listing before the backup failed destroys nothing, and says why.
         let unknown = decide(&behind, "", now, &Before::Unknown("ssh: timed out".into())).unwrap();
         assert!(unknown.destroy.is_empty());
@@ -362,11 +434,55 @@ mod tests {
         let ahead = retention(&[("a", 10, false), ("b", 20, true), ("ahead", 100 + 7200, false)], "pool/x@");
         let decision = decide(&ahead, "", 100, &Before::NoneMade).unwrap();
         assert_eq!(destroyed(&decision), ["zfs destroy pool/x@a"]);
-        assert_eq!(decision.verdicts[2].kept_by, ["future"]);
+        assert_eq!(decision.verdicts[2].kept_by, [FUTURE]);
         // A clock that agrees says nothing.
         let agreed = retention(&[("a", 10, false), ("new", 100, false)], "pool/x@");
-        let decision = decide(&agreed, "", 100, &listed(&["a"])).unwrap();
+        let decision = decide(&agreed, "", 100, &listed(&[("a", 10)])).unwrap();
         assert_eq!(destroyed(&decision), ["zfs destroy pool/x@a"]);
         assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
+    }
+
+    #[test]
+    fn a_store_host_whose_clock_is_off_is_judged_by_the_earlier_clock() {
+        const DAY: i64 = 86_400;
+        // A judge that keeps what is younger than ten days at the `now` it is given.
+        let host = Host::named("store");
+        let declared = CommandPattern::argv_then(
+            host.clone(),
+            ["zfs", "destroy", "pool/x@"],
+            Chars::new("a name", "a-z0-9-"),
+        );
+        let aging = Retention::new(
+            "expiry",
+            Command::argv(host.clone(), ["zfs", "list"]),
+            |_, now| {
+                Ok([("old", 600 * DAY), ("prev", 634 * DAY), ("new", 635 * DAY)]
+                    .into_iter()
+                    .map(|(name, time)| {
+                        Verdict::new(
+                            name,
+                            time,
+                            if now - time < 10 * DAY { vec!["age".into()] } else { vec![] },
+                        )
+                    })
+                    .collect())
+            },
+            move |name| Command::argv(host.clone(), ["zfs", "destroy", &format!("pool/x@{name}")]),
+            declared,
+        );
+        // The server's clock a year ahead of the store host's: by the server's, `prev` (the last
+        // run's backup) is old; by the store host's, which dated `new` a moment ago, it is a day.
+        let before = Before::Listed([("old".to_string(), 600 * DAY), ("prev".to_string(), 634 * DAY)].into());
+        let decision = decide(&aging, "", 1000 * DAY, &before).unwrap();
+        let destroyed: Vec<String> = decision.destroy.iter().map(remote_line).collect();
+        assert_eq!(destroyed, ["zfs destroy pool/x@old"]);
+        assert_eq!(decision.verdicts[1].kept_by, ["age"]);
+        assert_eq!(decision.verdicts[2].kept_by, ["age", THIS_RUN]);
+        // A store host's clock ahead: by its clock `old` would be 35 days old, by the server's
+        // it lies in the future. The earlier clock judges: nothing is destroyed.
+        let decision = decide(&aging, "", 500 * DAY, &before).unwrap();
+        assert!(decision.destroy.is_empty(), "{:?}", decision.destroy);
+        assert!(decision.verdicts.iter().all(|v| !v.kept_by.is_empty()), "{:?}", decision.verdicts);
+        assert!(decision.warnings[0].contains("keeps the store's backups dated after this server's clock"));
     }
 }
