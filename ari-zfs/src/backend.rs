@@ -54,7 +54,8 @@ fn rules(job: &JobContext) -> Result<Rules, ConfigError> {
             "snapshot_expiration_days or zfs_keep: the zfs backend needs one (or both) to know which snapshots to keep; set it in the job file or the global config",
         ));
     }
-    Ok(Rules { expiration_days, calendar, keep_min: job.get(&ZFS_KEEP_MIN) })
+    let named = Some(job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT));
+    Ok(Rules { expiration_days, calendar, keep_min: job.get(&ZFS_KEEP_MIN), named })
 }
 
 /// `wanted`, or the first of `wanted-2`, `wanted-3`, ... that the listing (of `zfs list -H -o
@@ -455,7 +456,12 @@ impl BackupBackend for ZfsBackend {
                 .into_iter()
                 .map(|j| {
                     let name = j.name[dataset.len() + 1..].to_string();
-                    Verdict::new(name, j.creation, j.kept_by.into_iter().map(String::from).collect())
+                    let verdict =
+                        Verdict::new(name, j.creation, j.kept_by.into_iter().map(String::from).collect());
+                    match j.store_dated {
+                        Some(creation) => verdict.dated_by_store(creation),
+                        None => verdict,
+                    }
                 })
                 .collect())
         };

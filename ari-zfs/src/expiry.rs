@@ -31,6 +31,10 @@ pub struct Rules {
     pub calendar: Policy,
     /// `zfs_keep_min`: the newest this many are kept.
     pub keep_min: u32,
+    /// `zfs_snapshot_timestamp_format`: the time ari named a snapshot by, when the store
+    /// host's `creation` is more than [`FUTURE_SLACK`] from it, is the snapshot's time (the
+    /// store host's clock was off when it was made). None: `creation` alone.
+    pub named: Option<String>,
 }
 
 /// One of the dataset's own prefixed snapshots, judged.
@@ -38,10 +42,14 @@ pub struct Rules {
 pub struct Judged {
     /// Its full name, `DATASET@PREFIX...`.
     pub name: String,
-    /// Its `creation`, seconds since the epoch.
+    /// Its time, seconds since the epoch: its `creation`, or the time in its name when the two
+    /// disagree (see `store_dated`).
     pub creation: i64,
     /// The rules that keep it (`keep_min`, `daily`, `age`), empty when it is destroyed.
     pub kept_by: Vec<&'static str>,
+    /// Its `creation`, when that is not its time (the time in its name is): the store host's
+    /// clock was off when it was made.
+    pub store_dated: Option<i64>,
 }
 
 /// Every candidate of the listing, oldest first, with the rules that keep it; periods are read
@@ -54,7 +62,8 @@ pub fn judge(
     now: i64,
     tz: &TimeZone,
 ) -> Result<Vec<Judged>, String> {
-    let mut ours: Vec<(i64, String)> = Vec::new();
+    // (time, name, creation when the time is not it)
+    let mut ours: Vec<(i64, String, Option<i64>)> = Vec::new();
     for (i, line) in listing.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -71,24 +80,32 @@ pub fn judge(
             return Err(format!("line {}: `{name}` is not a snapshot name", i + 1));
         };
         if owner == dataset && snapshot.starts_with(prefix) {
-            ours.push((creation, name.to_string()));
+            let named = rules
+                .named
+                .as_deref()
+                .and_then(|format| crate::names::named_time(format, &snapshot[prefix.len()..], tz))
+                .filter(|named| named.abs_diff(creation) > FUTURE_SLACK.unsigned_abs());
+            match named {
+                Some(named) => ours.push((named, name.to_string(), Some(creation))),
+                None => ours.push((creation, name.to_string(), None)),
+            }
         }
     }
     // Oldest first; equal times by name, for a stable order. Those from the future last, kept
     // apart: no rule counts them.
     ours.sort();
-    let future = ours.iter().filter(|(creation, _)| *creation > now.saturating_add(FUTURE_SLACK)).count();
+    let future = ours.iter().filter(|(time, _, _)| *time > now.saturating_add(FUTURE_SLACK)).count();
     let judged = ours.len() - future;
-    let creations: Vec<i64> = ours[..judged].iter().map(|(creation, _)| *creation).collect();
+    let creations: Vec<i64> = ours[..judged].iter().map(|(time, _, _)| *time).collect();
     let by_calendar = calendar::kept(&creations, &rules.calendar, tz);
     let newest_kept = judged.saturating_sub(rules.keep_min as usize);
     Ok(ours
         .into_iter()
         .enumerate()
-        .map(|(i, (creation, name))| {
+        .map(|(i, (creation, name, store_dated))| {
             let mut kept_by = Vec::new();
             if i >= judged {
-                return Judged { name, creation, kept_by: vec!["future"] };
+                return Judged { name, creation, kept_by: vec!["future"], store_dated };
             }
             if i >= newest_kept {
                 kept_by.push("keep_min");
@@ -102,7 +119,7 @@ pub fn judge(
                     kept_by.push("age");
                 }
             }
-            Judged { name, creation, kept_by }
+            Judged { name, creation, kept_by, store_dated }
         })
         .collect())
 }
@@ -117,7 +134,8 @@ fn expired_snapshots(
     keep_min: u32,
     now: i64,
 ) -> Result<Vec<String>, String> {
-    let rules = Rules { expiration_days: Some(expiration_days), calendar: Policy::default(), keep_min };
+    let rules =
+        Rules { expiration_days: Some(expiration_days), calendar: Policy::default(), keep_min, named: None };
     Ok(judge(listing, dataset, prefix, &rules, now, &TimeZone::UTC)?
         .into_iter()
         .filter(|judged| judged.kept_by.is_empty())
@@ -191,6 +209,38 @@ mod tests {
         assert_eq!(got, ["pool/backups/web@ari-backup-min", "pool/backups/web@ari-backup-max"]);
     }
 
+    #[test]
+    fn a_snapshot_the_store_misdated_is_judged_by_the_time_in_its_name() {
+        // NOW is 2027-01-15T08:00:00Z. A snapshot named a day ago by ari, which a ZFS host with
+        // its clock 400 days behind dated by `creation`; another whose two times agree.
+        let named =
+            |time: i64| jiff::Timestamp::from_second(time).unwrap().strftime("%Y-%m-%d--%H%M").to_string();
+        let listing = format!(
+            "{DATASET}@ari-backup-{}\t{}\n{DATASET}@ari-backup-{}\t{}\n",
+            named(NOW - DAY),
+            NOW - 400 * DAY,
+            named(NOW - 40 * DAY),
+            NOW - 40 * DAY,
+        );
+        let rules = |format: Option<&str>| Rules {
+            expiration_days: Some(30),
+            calendar: Policy::default(),
+            keep_min: 0,
+            named: format.map(String::from),
+        };
+        let got =
+            judge(&listing, DATASET, "ari-backup-", &rules(Some("%Y-%m-%d--%H%M")), NOW, &TimeZone::UTC)
+                .unwrap();
+        assert_eq!(got[1].creation, NOW - DAY - (NOW - DAY) % 60, "{got:?}");
+        assert_eq!(got[1].kept_by, ["age"]);
+        assert_eq!(got[1].store_dated, Some(NOW - 400 * DAY));
+        assert_eq!((got[0].kept_by.len(), got[0].store_dated), (0, None), "{got:?}");
+        // By creation alone (a format without the time of day), the misdated one goes.
+        let got =
+            judge(&listing, DATASET, "ari-backup-", &rules(Some("%Y-%m-%d")), NOW, &TimeZone::UTC).unwrap();
+        assert!(got.iter().all(|j| j.kept_by.is_empty() && j.store_dated.is_none()), "{got:?}");
+    }
+
     /// Each of the dataset's own snapshots, oldest first, with the rules that keep it.
     fn judged(listing: &str, rules: &Rules) -> Vec<(String, Vec<&'static str>)> {
         judge(listing, DATASET, "ari-backup-", rules, NOW, &TimeZone::UTC)
@@ -207,7 +257,7 @@ mod tests {
         let listing: String =
             (0..70).rev().map(|days| line(&format!("pool/backups/web@ari-backup-{days}"), days)).collect();
         let calendar = Policy { rules: vec![(Daily, 3), (Monthly, 2)] };
-        let rules = Rules { expiration_days: None, calendar: calendar.clone(), keep_min: 2 };
+        let rules = Rules { expiration_days: None, calendar: calendar.clone(), keep_min: 2, named: None };
         let kept: Vec<_> = judged(&listing, &rules).into_iter().filter(|(_, by)| !by.is_empty()).collect();
         assert_eq!(
             kept,
@@ -220,7 +270,7 @@ mod tests {
             ]
         );
         // With snapshot_expiration_days too, a snapshot either keeps is kept.
-        let rules = Rules { expiration_days: Some(10), calendar, keep_min: 1 };
+        let rules = Rules { expiration_days: Some(10), calendar, keep_min: 1, named: None };
         let got = judged(&listing, &rules);
         assert_eq!(got.len(), 70);
         let destroyed = got.iter().filter(|(_, by)| by.is_empty()).count();
@@ -229,7 +279,7 @@ mod tests {
         assert_eq!(got[60], ("9".to_string(), vec!["age"]));
         assert_eq!(got[59], ("10".to_string(), vec![]));
         // No rule at all keeps only keep_min.
-        let none = Rules { expiration_days: None, calendar: Policy::default(), keep_min: 1 };
+        let none = Rules { expiration_days: None, calendar: Policy::default(), keep_min: 1, named: None };
         assert_eq!(judged(&listing, &none).iter().filter(|(_, by)| by.is_empty()).count(), 69);
     }
 
@@ -245,6 +295,7 @@ mod tests {
             expiration_days: None,
             calendar: Policy { rules: vec![(Daily, 1), (Weekly, 1)] },
             keep_min: 1,
+            named: None,
         };
         assert_eq!(
             judged(&listing, &rules),
@@ -268,7 +319,7 @@ mod tests {
             })
             .collect();
         let calendar = Policy { rules: vec![(Daily, 3), (Weekly, 2), (Monthly, 2)] };
-        let rules = Rules { expiration_days: None, calendar, keep_min: 1 };
+        let rules = Rules { expiration_days: None, calendar, keep_min: 1, named: None };
         let kept: Vec<_> = judged(&listing, &rules).into_iter().filter(|(_, by)| !by.is_empty()).collect();
         let expected = [
             ("11-30", vec!["monthly"]),

@@ -464,3 +464,54 @@ mod tests {
         assert!(formatted > CONVERSIONS.len() * times.len() * 3, "only {formatted} formatted");
     }
 }
+
+/// The time ari named a snapshot by: `stamp` (the snapshot's name after the prefix) read with
+/// the timestamp `format` in `tz`, a `-N` suffix that `free_name` added left out; none when the
+/// format does not give a date and a time of day to the minute, or the name does not read.
+/// ari names a snapshot by the backup server's clock, which the store host's `creation` may
+/// not agree with (an RTC reset, a clock without NTP).
+pub fn named_time(format: &str, stamp: &str, tz: &jiff::tz::TimeZone) -> Option<i64> {
+    let read = |text: &str| -> Option<i64> {
+        let broken = jiff::fmt::strtime::parse(format.as_bytes(), text.as_bytes()).ok()?;
+        broken.hour()?;
+        broken.minute()?;
+        let datetime = broken.to_datetime().ok()?;
+        Some(tz.to_ambiguous_zoned(datetime).compatible().ok()?.timestamp().as_second())
+    };
+    read(stamp).or_else(|| {
+        let (base, n) = stamp.rsplit_once('-')?;
+        (!n.is_empty() && n.len() <= FREE_SUFFIX_MAX && n.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| read(base))
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod named_time_tests {
+    use super::*;
+
+    #[test]
+    fn a_name_gives_its_time_when_the_format_says_a_date_and_a_minute() {
+        let utc = jiff::tz::TimeZone::UTC;
+        let at = |text: &str| text.parse::<jiff::Timestamp>().unwrap().as_second();
+        let format = "%Y-%m-%d--%H%M";
+        assert_eq!(named_time(format, "2026-12-07--1259", &utc), Some(at("2026-12-07T12:59:00Z")));
+        assert_eq!(named_time(format, "2026-12-07--1259-2", &utc), Some(at("2026-12-07T12:59:00Z")));
+        assert_eq!(named_time("%Y%m%dT%H%M%S", "20261207T125901", &utc), Some(at("2026-12-07T12:59:01Z")));
+        // Local time: the server's zone, as the name was made.
+        let paris = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        assert_eq!(named_time(format, "2026-07-01--0200", &paris), Some(at("2026-07-01T00:00:00Z")));
+        // No time of day, no date, or a name that does not read: none.
+        for (format, stamp) in [
+            ("%Y-%m-%d", "2026-12-07"),
+            ("nightly", "nightly"),
+            ("%H%M", "1259"),
+            (format, "2026-12-07--12"),
+            (format, "seed-3"),
+            (format, "2026-12-07--1259-x"),
+            (format, "2026-13-07--1259"),
+        ] {
+            assert_eq!(named_time(format, stamp, &utc), None, "{format} {stamp}");
+        }
+    }
+}

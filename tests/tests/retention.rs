@@ -107,8 +107,12 @@ fn world_with_a_year(keep: &str, extra: &str) -> (World, PathBuf) {
 }
 
 /// The job `web` keeping `zfs_keep: KEEP`.
+/// Its snapshots are named without a year: the fake ZFS host's clock makes `creation` span
+/// months while ari names by the real clock, and a name that gives a date and a time would be
+/// taken for the snapshot's time (docs/jobs.md, "A ZFS host whose clock is wrong").
 fn write_job(world: &World, keep: &str, extra: &str) -> PathBuf {
-    tests::worlds::write_zfs_job(world, &format!("zfs_keep: {keep}\n"), extra)
+    let named = "zfs_snapshot_timestamp_format: '%j-%H%M%S'\n";
+    tests::worlds::write_zfs_job(world, &format!("zfs_keep: {keep}\n{named}"), extra)
 }
 
 /// `ari ARGS` in the world, periods read in UTC.

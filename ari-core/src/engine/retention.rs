@@ -36,10 +36,18 @@ pub(crate) fn decide(
 ) -> Result<Decision, String> {
     let mut verdicts = judged(retention, listing, now)?;
     let mut warnings = Vec::new();
-    let made = verdicts.iter().filter(|v| before.made(v)).max_by_key(|v| v.time);
+    // The earliest of what the run made: any other new one (a snapshot a hook made, a line a
+    // hostile host added) dated later only keeps more by being taken for the run's.
+    let made = verdicts.iter().filter(|v| before.made(v)).min_by_key(|v| v.time);
     let mut now = now;
-    if let Some(made) = made.filter(|made| made.time.abs_diff(now) > CLOCK_SLACK.unsigned_abs()) {
-        let (off, behind) = (made.time.abs_diff(now), made.time < now);
+    // Off: dated before the listing that came before the backup, or after now, by more than
+    // the slack (a backup made at the start of a long run is no sign of a wrong clock).
+    let listed_at = before.listed_at().unwrap_or(now);
+    let off =
+        |time: i64| time < listed_at.saturating_sub(CLOCK_SLACK) || time > now.saturating_add(CLOCK_SLACK);
+    if let Some(made) = made.filter(|made| off(made.time)) {
+        let behind = made.time < listed_at;
+        let off = if behind { made.time.abs_diff(listed_at) } else { made.time.abs_diff(now) };
         warnings.push(format!(
             "the backup this run made, `{}`, is dated {} {} this server's clock: is the store host's clock \
              wrong? {} {} until the two agree",
@@ -57,6 +65,17 @@ pub(crate) fn decide(
             now = made.time;
             verdicts = judged(retention, listing, now)?;
         }
+    }
+    let misdated = verdicts
+        .iter()
+        .filter(|v| v.store_dated.is_some_and(|dated| dated.abs_diff(v.time) > CLOCK_SLACK.unsigned_abs()))
+        .count();
+    if misdated > 0 {
+        warnings.push(format!(
+            "{misdated} of the store's backups are dated by the store host far from the time ari named them \
+             (the store host's clock was off when they were made): {} judges them by the time in their names",
+            retention.name
+        ));
     }
     warnings.extend(keep_this_runs(&mut verdicts, before, now, &retention.name));
     if let Some(newest) = verdicts.last().filter(|newest| newest.kept_by.is_empty()) {
@@ -109,7 +128,12 @@ pub(crate) enum Before {
     /// The backups the store's listing gave before the backup, by name and time: a name that
     /// the run made again after its backup went (a second run within the timestamp's minute) is
     /// another backup.
-    Listed(BTreeSet<(String, i64)>),
+    Listed {
+        /// Name and time of each.
+        backups: BTreeSet<(String, i64)>,
+        /// When it was listed, by the backup server's clock.
+        at: i64,
+    },
     /// The listing failed or could not be judged: why. Nothing is destroyed then, since what
     /// the run made cannot be told from what was there.
     Unknown(String),
@@ -121,8 +145,16 @@ impl Before {
     fn made(&self, verdict: &Verdict) -> bool {
         match self {
             Before::NoneMade => false,
-            Before::Listed(listed) => !listed.contains(&(verdict.name.clone(), verdict.time)),
+            Before::Listed { backups, .. } => !backups.contains(&(verdict.name.clone(), verdict.time)),
             Before::Unknown(_) => true,
+        }
+    }
+
+    /// When the store was listed before the backup.
+    fn listed_at(&self) -> Option<i64> {
+        match self {
+            Before::Listed { at, .. } => Some(*at),
+            _ => None,
         }
     }
 }
@@ -148,6 +180,7 @@ pub(crate) fn before(
     records: &mut Vec<StepRecord>,
 ) -> Result<Before, StepError> {
     let clock = Instant::now();
+    let at = jiff::Timestamp::now().as_second();
     let output = runner.run(&retention.listing);
     let stopped = runner.is_cancelled() || runner.job_expired().is_some();
     let listed = match output {
@@ -159,15 +192,18 @@ pub(crate) fn before(
             return Err(error);
         }
         Err(error) => Err(crate::contract::error::chain(&error)),
-        Ok(output) => output.stdout().map_err(|too_long| too_long.to_string()).and_then(|printed| {
-            (retention.judge)(printed, jiff::Timestamp::now().as_second()).map_err(|err| err.to_string())
-        }),
+        Ok(output) => output
+            .stdout()
+            .map_err(|too_long| too_long.to_string())
+            .and_then(|printed| (retention.judge)(printed, at).map_err(|err| err.to_string())),
     };
     let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
     record.error = listed.as_ref().err().cloned();
     records.push(record);
     Ok(match listed {
-        Ok(verdicts) => Before::Listed(verdicts.into_iter().map(|v| (v.name, v.time)).collect()),
+        Ok(verdicts) => {
+            Before::Listed { backups: verdicts.into_iter().map(|v| (v.name, v.time)).collect(), at }
+        }
         Err(why) => {
             log::warn!(
                 "{}: the store's backups could not be listed before the backup: {why}",
@@ -397,8 +433,9 @@ mod tests {
 
     #[test]
     fn what_the_run_made_is_kept_whatever_its_date_and_a_clock_that_is_off_is_said() {
-        let listed = |names: &[(&str, i64)]| {
-            Before::Listed(names.iter().map(|(name, time)| (name.to_string(), *time)).collect())
+        let listed = |names: &[(&str, i64)], at: i64| Before::Listed {
+            backups: names.iter().map(|(name, time)| (name.to_string(), *time)).collect(),
+            at,
         };
         let destroyed = |decision: &Decision| decision.destroy.iter().map(remote_line).collect::<Vec<_>>();
         // The store host's clock a year behind: the run's backup `new` is the oldest, unkept.
@@ -406,7 +443,7 @@ mod tests {
             retention(&[("new", 0, false), ("a", 300 * 86_400, false), ("b", 301 * 86_400, true)], "pool/x@");
         let now = 365 * 86_400;
         let decision =
-            decide(&behind, "", now, &listed(&[("a", 300 * 86_400), ("b", 301 * 86_400)])).unwrap();
+            decide(&behind, "", now, &listed(&[("a", 300 * 86_400), ("b", 301 * 86_400)], now)).unwrap();
         // Judged by the store host's clock (`new`'s date), `a` and `b` are from its future: kept.
         assert!(destroyed(&decision).is_empty(), "{:?}", destroyed(&decision));
         assert_eq!(decision.verdicts[0].kept_by, [THIS_RUN]);
@@ -417,7 +454,7 @@ mod tests {
         assert!(decision.warnings[1].contains("2 of the store's backups are dated in the future"));
         // A backup named as one the listing before held, but of another time, is the run's (a
         // name freed and taken again within the timestamp's minute).
-        let renamed = decide(&behind, "", now, &listed(&[("new", 5), ("a", 300 * 86_400)])).unwrap();
+        let renamed = decide(&behind, "", now, &listed(&[("new", 5), ("a", 300 * 86_400)], now)).unwrap();
         assert_eq!(renamed.verdicts[0].kept_by, [THIS_RUN]);
         // A run whose listing before the backup failed destroys nothing, and says why.
         let unknown = decide(&behind, "", now, &Before::Unknown("ssh: timed out".into())).unwrap();
@@ -437,7 +474,7 @@ mod tests {
         assert_eq!(decision.verdicts[2].kept_by, [FUTURE]);
         // A clock that agrees says nothing.
         let agreed = retention(&[("a", 10, false), ("new", 100, false)], "pool/x@");
-        let decision = decide(&agreed, "", 100, &listed(&[("a", 10)])).unwrap();
+        let decision = decide(&agreed, "", 100, &listed(&[("a", 10)], 100)).unwrap();
         assert_eq!(destroyed(&decision), ["zfs destroy pool/x@a"]);
         assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
     }
@@ -472,17 +509,64 @@ mod tests {
         );
         // The server's clock a year ahead of the store host's: by the server's, `prev` (the last
         // run's backup) is old; by the store host's, which dated `new` a moment ago, it is a day.
-        let before = Before::Listed([("old".to_string(), 600 * DAY), ("prev".to_string(), 634 * DAY)].into());
-        let decision = decide(&aging, "", 1000 * DAY, &before).unwrap();
+        let listed = |at| Before::Listed {
+            backups: [("old".to_string(), 600 * DAY), ("prev".to_string(), 634 * DAY)].into(),
+            at,
+        };
+        let decision = decide(&aging, "", 1000 * DAY, &listed(1000 * DAY)).unwrap();
         let destroyed: Vec<String> = decision.destroy.iter().map(remote_line).collect();
         assert_eq!(destroyed, ["zfs destroy pool/x@old"]);
         assert_eq!(decision.verdicts[1].kept_by, ["age"]);
         assert_eq!(decision.verdicts[2].kept_by, ["age", THIS_RUN]);
         // A store host's clock ahead: by its clock `old` would be 35 days old, by the server's
         // it lies in the future. The earlier clock judges: nothing is destroyed.
-        let decision = decide(&aging, "", 500 * DAY, &before).unwrap();
+        let decision = decide(&aging, "", 500 * DAY, &listed(500 * DAY)).unwrap();
         assert!(decision.destroy.is_empty(), "{:?}", decision.destroy);
         assert!(decision.verdicts.iter().all(|v| !v.kept_by.is_empty()), "{:?}", decision.verdicts);
         assert!(decision.warnings[0].contains("keeps the store's backups dated after this server's clock"));
+        // A run that took two hours after its backup (a long spot check): no clock is off.
+        let decision = decide(&aging, "", 635 * DAY + 7200, &listed(635 * DAY - 60)).unwrap();
+        assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
+    }
+
+    #[test]
+    fn the_earliest_new_backup_is_the_runs_and_a_misdated_one_is_said() {
+        // Two new backups: the run's, dated by a store clock a year behind, and one dated right
+        // (a snapshot a hook received). The earlier is the run's: judged by the store's clock,
+        // the old ones are from its future, kept.
+        let two = retention(
+            &[("new", 0, false), ("a", 300 * 86_400, false), ("other", 365 * 86_400, true)],
+            "pool/x@",
+        );
+        let before = Before::Listed { backups: [("a".to_string(), 300 * 86_400)].into(), at: 365 * 86_400 };
+        let decision = decide(&two, "", 365 * 86_400, &before).unwrap();
+        assert!(decision.destroy.is_empty(), "{:?}", decision.destroy);
+        // A backend that knows a backup's time otherwise (its name) says what the store dated it.
+        let judge = |_: &str, _: i64| {
+            Ok(vec![
+                Verdict::new("x", 100, vec![]).dated_by_store(100 - 86_400),
+                Verdict::new("y", 200, vec!["daily".into()]),
+            ])
+        };
+        let host = Host::named("store");
+        let misdated = Retention::new(
+            "expiry",
+            Command::argv(host.clone(), ["zfs", "list"]),
+            judge,
+            move |name| Command::argv(host.clone(), ["zfs", "destroy", &format!("pool/x@{name}")]),
+            CommandPattern::argv_then(
+                Host::named("store"),
+                ["zfs", "destroy", "pool/x@"],
+                Chars::new("a name", "a-z0-9-"),
+            ),
+        );
+        let decision = decide(&misdated, "", 300, &Before::NoneMade).unwrap();
+        assert!(
+            decision.warnings.iter().any(|w| w.contains(
+                "1 of the store's backups are dated by the store host far from the time ari named them"
+            )),
+            "{:?}",
+            decision.warnings
+        );
     }
 }

@@ -22,12 +22,23 @@ pub struct Verdict {
     /// The rules that keep it (`daily`, `keep_min`), in the backend's words; empty when the
     /// next run destroys it.
     pub(crate) kept_by: Vec<String>,
+    /// When the store dated it, if that is not `time` (the store host's clock was off when it
+    /// was made, and the backend knows the backup's time otherwise: from its name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) store_dated: Option<i64>,
 }
 
 impl Verdict {
     /// The backup `name`, made at `time`, kept by `kept_by` (none: destroyed).
     pub fn new(name: impl Into<String>, time: i64, kept_by: Vec<String>) -> Verdict {
-        Verdict { name: name.into(), time, kept_by }
+        Verdict { name: name.into(), time, kept_by, store_dated: None }
+    }
+
+    /// The same, dated `creation` by the store, which is not its time: the store host's clock
+    /// was off when the backup was made, and `time` is what the backend knows otherwise (the
+    /// time in its name). The run report says so.
+    pub fn dated_by_store(self, creation: i64) -> Verdict {
+        Verdict { store_dated: Some(creation), ..self }
     }
 
     /// Its name in the store.

@@ -381,9 +381,12 @@ pub(super) fn zfs_keep(ctx: &Ctx) -> Result<()> {
     seeds.push((300 * 24, &manual));
     old_snapshots_hours(vm, &seeds)?;
     let fx = Fixture::new(ctx)?;
+    // Names without a year: the guest's clock is set to make creation times span months, while
+    // ari names snapshots by the host's clock; a name that gives a date and a time would be
+    // taken for the snapshot's time, the guest's clock for a wrong one (docs/jobs.md).
     let job_text = |keep: &str| {
         format!(
-            "label: {label}\nsource_hostname: 127.0.0.1\ninclude: [/srv/keep]\nbackend: zfs\nrsync_dst: /{dataset}\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nzfs_keep: {keep}\nzfs_snapshot_timestamp_format: '%Y-%m-%d--%H%M%S'\n"
+            "label: {label}\nsource_hostname: 127.0.0.1\ninclude: [/srv/keep]\nbackend: zfs\nrsync_dst: /{dataset}\nzfs_hostname: 127.0.0.1\ndataset_name: {dataset}\nzfs_keep: {keep}\nzfs_snapshot_timestamp_format: '%j-%H%M%S'\n"
         )
     };
     let rules: &[(&str, usize)] = &[("daily", 3), ("monthly", 3), ("yearly", 2)];
