@@ -31,9 +31,10 @@ pub struct Rules {
     pub calendar: Policy,
     /// `zfs_keep_min`: the newest this many are kept.
     pub keep_min: u32,
-    /// `zfs_snapshot_timestamp_format`: the time ari named a snapshot by, when the store
-    /// host's `creation` is more than [`FUTURE_SLACK`] from it, is the snapshot's time (the
-    /// store host's clock was off when it was made). None: `creation` alone.
+    /// `zfs_snapshot_timestamp_format`: the time ari named a snapshot by, when it is more than
+    /// [`FUTURE_SLACK`] after the store host's `creation`, is the snapshot's time (the store
+    /// host's clock was behind when it was made; of two clocks that disagree the later date
+    /// never makes a backup look older than it is). None: `creation` alone.
     pub named: Option<String>,
 }
 
@@ -84,7 +85,10 @@ pub fn judge(
                 .named
                 .as_deref()
                 .and_then(|format| crate::names::named_time(format, &snapshot[prefix.len()..], tz))
-                .filter(|named| named.abs_diff(creation) > FUTURE_SLACK.unsigned_abs());
+                // Only a name later than `creation`: of two clocks that disagree, the later date
+                // is the one by which the snapshot looks no older than it is (a backup server
+                // whose clock was behind named it early, and its `creation` is right).
+                .filter(|named| named.saturating_sub(creation) > FUTURE_SLACK);
             match named {
                 Some(named) => ours.push((named, name.to_string(), Some(creation))),
                 None => ours.push((creation, name.to_string(), None)),
@@ -215,12 +219,16 @@ mod tests {
         // its clock 400 days behind dated by `creation`; another whose two times agree.
         let named =
             |time: i64| jiff::Timestamp::from_second(time).unwrap().strftime("%Y-%m-%d--%H%M").to_string();
+        // A third, named a year early by a backup server whose clock was behind, made two days
+        // ago by a ZFS host whose clock was right: the later date, its `creation`, is its time.
         let listing = format!(
-            "{DATASET}@ari-backup-{}\t{}\n{DATASET}@ari-backup-{}\t{}\n",
+            "{DATASET}@ari-backup-{}\t{}\n{DATASET}@ari-backup-{}\t{}\n{DATASET}@ari-backup-{}\t{}\n",
             named(NOW - DAY),
             NOW - 400 * DAY,
             named(NOW - 40 * DAY),
             NOW - 40 * DAY,
+            named(NOW - 365 * DAY),
+            NOW - 2 * DAY,
         );
         let rules = |format: Option<&str>| Rules {
             expiration_days: Some(30),
@@ -231,14 +239,18 @@ mod tests {
         let got =
             judge(&listing, DATASET, "ari-backup-", &rules(Some("%Y-%m-%d--%H%M")), NOW, &TimeZone::UTC)
                 .unwrap();
-        assert_eq!(got[1].creation, NOW - DAY - (NOW - DAY) % 60, "{got:?}");
-        assert_eq!(got[1].kept_by, ["age"]);
-        assert_eq!(got[1].store_dated, Some(NOW - 400 * DAY));
         assert_eq!((got[0].kept_by.len(), got[0].store_dated), (0, None), "{got:?}");
+        assert_eq!((got[1].creation, got[1].store_dated), (NOW - 2 * DAY, None), "{got:?}");
+        assert_eq!(got[1].kept_by, ["age"]);
+        assert_eq!(got[2].creation, NOW - DAY - (NOW - DAY) % 60, "{got:?}");
+        assert_eq!(got[2].kept_by, ["age"]);
+        assert_eq!(got[2].store_dated, Some(NOW - 400 * DAY));
         // By creation alone (a format without the time of day), the misdated one goes.
         let got =
             judge(&listing, DATASET, "ari-backup-", &rules(Some("%Y-%m-%d")), NOW, &TimeZone::UTC).unwrap();
-        assert!(got.iter().all(|j| j.kept_by.is_empty() && j.store_dated.is_none()), "{got:?}");
+        assert!(got.iter().all(|j| j.store_dated.is_none()), "{got:?}");
+        let kept: Vec<bool> = got.iter().map(|j| !j.kept_by.is_empty()).collect();
+        assert_eq!(kept, [false, false, true], "{got:?}");
     }
 
     /// Each of the dataset's own snapshots, oldest first, with the rules that keep it.
