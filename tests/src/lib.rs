@@ -16,6 +16,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod argv;
+pub mod clock;
 pub mod fakes;
 pub mod fixture;
 pub mod rdiff;

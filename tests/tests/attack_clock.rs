@@ -13,25 +13,17 @@ use std::collections::BTreeSet;
 use std::process::Output;
 use std::time::Duration;
 
+use tests::clock::{ari_in, real_now, snap, ten_days, text, DAY};
 use tests::worlds::{snapshot_names, snapshot_world, write_zfs_job, zfs_calls};
-use tests::{assert_exit, run, World};
+use tests::{assert_exit, World};
 
 const DATASET: &str = "pool/backups/web";
-const DAY: i64 = 86_400;
 const YEAR: i64 = 365 * DAY;
 /// Names by the second, so that no run reuses a name the one before freed.
 const SECONDS: &str = "zfs_snapshot_timestamp_format: \"%Y-%m-%d--%H%M%S\"\n";
 
-fn real_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-fn snap(name: &str) -> String {
-    format!("{DATASET}@{name}")
-}
-
 fn ari(world: &World, args: &[&str]) -> Output {
-    run(world.ari().env("TZ", "UTC").args(args))
+    ari_in(world, "UTC", args)
 }
 
 fn names(world: &World) -> BTreeSet<String> {
@@ -49,19 +41,6 @@ fn made(world: &World) -> Vec<String> {
         .map(|args| args[1].clone())
         .filter(|n| !n.contains("-zz-"))
         .collect()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Ten real daily snapshots, 1..=10 days old by the real clock.
-fn ten_days() -> Vec<(String, i64)> {
-    (1..=10).map(|d| (snap(&format!("ari-backup-day{d}")), real_now() - d * DAY)).collect()
 }
 
 /// `runs` runs of the job with the store host's clock at `offset` from the real one, a day

@@ -12,30 +12,12 @@
 use std::collections::BTreeSet;
 use std::process::Output;
 
+use tests::clock::{ari_in, real_now, snap, text, DAY};
 use tests::worlds::{snapshot_names, snapshot_world, zfs_calls};
-use tests::{assert_exit, run, World};
-
-const DATASET: &str = "pool/backups/web";
-const DAY: i64 = 86_400;
-
-fn real_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-fn snap(name: &str) -> String {
-    format!("{DATASET}@{name}")
-}
+use tests::{assert_exit, World};
 
 fn ari(world: &World, tz: &str, args: &[&str]) -> Output {
-    run(world.ari().env("TZ", tz).args(args))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    ari_in(world, tz, args)
 }
 
 /// `time` in UTC by ari's default timestamp format.

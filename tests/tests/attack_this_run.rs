@@ -10,27 +10,17 @@
 #![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use tests::clock::{ari_in, made, real_now, snap, ten_days, text, DAY};
 use tests::running::Running;
 use tests::wait::eventually;
 use tests::worlds::{snapshot_names, snapshot_world, zfs_calls, zfs_world};
-use tests::{ari_bin, assert_exit, run, stderr, Fixture, World};
-
-const DATASET: &str = "pool/backups/web";
-const DAY: i64 = 86_400;
-
-fn real_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-fn snap(name: &str) -> String {
-    format!("{DATASET}@{name}")
-}
+use tests::{assert_exit, run, stderr, Fixture, World};
 
 fn ari(world: &World, args: &[&str]) -> Output {
-    run(world.ari().env("TZ", "UTC").args(args))
+    ari_in(world, "UTC", args)
 }
 
 fn names(world: &World) -> BTreeSet<String> {
@@ -42,25 +32,8 @@ fn destroys(world: &World) -> Vec<Vec<String>> {
     zfs_calls(world, "destroy")
 }
 
-fn made(world: &World) -> Vec<String> {
-    zfs_calls(world, "snapshot").into_iter().map(|args| args[1].clone()).collect()
-}
-
 fn lists(world: &World) -> usize {
     zfs_calls(world, "list").len()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Ten real daily snapshots, 1..=10 days old by the real clock.
-fn ten_days() -> Vec<(String, i64)> {
-    (1..=10).map(|d| (snap(&format!("ari-backup-day{d}")), real_now() - d * DAY)).collect()
 }
 
 /// The name (after `@`) that a run started now gives its snapshot (default prefix and format,
@@ -419,33 +392,4 @@ fn require_zstd() -> String {
     tests::require_tool("zstd", "zstd");
     let found = String::from_utf8(run(Command::new("sh").args(["-c", "command -v zstd"])).stdout).unwrap();
     found.trim().to_string()
-}
-
-// ---------------------------------------------------------------------------------------------
-// The 30 s query bound
-// ---------------------------------------------------------------------------------------------
-
-/// Held: `ari plan --preview` with neither timeout set and a listing that hangs ends after the
-/// 30 s query bound, and says that it timed out; with command_timeout set, that bounds it.
-#[test]
-fn a_hung_preview_listing_is_bounded() {
-    let (world, job) = snapshot_world(&ten_days(), real_now(), "zfs_keep: {daily: 2}\n", "");
-    world.fakes.hang("zfs", &[1]);
-    let mut command = Command::new("/usr/bin/timeout");
-    command
-        .args(["-s", "KILL", "70"])
-        .arg(ari_bin())
-        .arg("--config")
-        .arg(world.fx.config_path())
-        .args(["plan", "--preview"])
-        .arg(&job)
-        .env("PATH", world.fakes.path_env())
-        .env_remove("ARI_CONFIG")
-        .stdin(Stdio::null());
-    let clock = Instant::now();
-    let out = run(&mut command);
-    let took = clock.elapsed();
-    assert!(took < Duration::from_secs(50), "ari plan --preview hung for {took:?}: {}", text(&out));
-    assert!(took >= Duration::from_secs(25), "stopped before the bound: {took:?}");
-    assert!(text(&out).contains("timed out") || text(&out).contains("timeout"), "{}", text(&out));
 }

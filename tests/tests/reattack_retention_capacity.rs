@@ -12,22 +12,14 @@ use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use tests::clock::{ari_in, made, real_now, snap, ten_days, text, DAY};
 use tests::running::Running;
 use tests::wait::eventually;
 use tests::worlds::{snapshot_names, snapshot_world, zfs_calls, zfs_world};
 use tests::{ari_bin, assert_exit, run, stderr, World};
 
 const DATASET: &str = "pool/backups/web";
-const DAY: i64 = 86_400;
 const GIB: u64 = 1 << 30;
-
-fn real_now() -> i64 {
-    jiff::Timestamp::now().as_second()
-}
-
-fn snap(name: &str) -> String {
-    format!("{DATASET}@{name}")
-}
 
 /// A world with the dataset and `snapshots`, the fake ZFS clock at `zfs_now`.
 fn make_world(snapshots: &[(String, i64)], zfs_now: i64, keep: &str, extra: &str) -> (World, String) {
@@ -35,7 +27,7 @@ fn make_world(snapshots: &[(String, i64)], zfs_now: i64, keep: &str, extra: &str
 }
 
 fn ari(world: &World, args: &[&str]) -> Output {
-    run(world.ari().env("TZ", "UTC").args(args))
+    ari_in(world, "UTC", args)
 }
 
 fn all_names(world: &World) -> BTreeSet<String> {
@@ -44,23 +36,6 @@ fn all_names(world: &World) -> BTreeSet<String> {
 
 fn destroys(world: &World) -> Vec<Vec<String>> {
     zfs_calls(world, "destroy")
-}
-
-fn made(world: &World) -> Vec<String> {
-    zfs_calls(world, "snapshot").into_iter().map(|args| args[1].clone()).collect()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Ten real daily snapshots, 1..=10 days old by the real clock.
-fn ten_days() -> Vec<(String, i64)> {
-    (1..=10).map(|d| (snap(&format!("ari-backup-day{d}")), real_now() - d * DAY)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,29 +338,40 @@ fn an_old_history_record_shape_is_still_read() {
     );
 }
 
-/// With neither job_timeout nor command_timeout set, a hanging `zpool status` (a SUSPENDED pool)
-/// or `stat` (a hung NFS store) is still bounded in `ari check`: 30 s a query.
+/// With neither job_timeout nor command_timeout set, a query outside a run is still bounded, 30 s
+/// each: `ari check` with a hanging `zpool status` (a SUSPENDED pool) and `ari plan --preview`
+/// with a hanging listing, side by side (one wait for both).
 #[test]
-fn ari_check_is_bounded_with_the_default_timeouts() {
+fn queries_outside_a_run_are_bounded_with_the_default_timeouts() {
+    let bounded = |world: &World, args: &[&str]| {
+        let mut command = Command::new("/usr/bin/timeout");
+        command
+            .args(["-s", "KILL", "70"])
+            .arg(ari_bin())
+            .arg("--config")
+            .arg(world.fx.config_path())
+            .args(args)
+            .env("PATH", world.fakes.path_env())
+            .env_remove("ARI_CONFIG")
+            .stdin(Stdio::null());
+        let clock = Instant::now();
+        let out = run(&mut command);
+        (out, clock.elapsed())
+    };
+    let preview = std::thread::spawn(move || {
+        let (world, job) = make_world(&ten_days(), real_now(), "zfs_keep: {daily: 2}\n", "");
+        world.fakes.hang("zfs", &[1]);
+        bounded(&world, &["plan", "--preview", &job])
+    });
     let (zfs, job, _marker) = zfs_world("", "");
     zfs.fakes.hang("zpool", &[1]);
-    let mut command = Command::new("/usr/bin/timeout");
-    command
-        .args(["-s", "KILL", "60"])
-        .arg(ari_bin())
-        .arg("--config")
-        .arg(zfs.fx.config_path())
-        .arg("check")
-        .arg(&job)
-        .env("PATH", zfs.fakes.path_env())
-        .env_remove("ARI_CONFIG")
-        .stdin(Stdio::null());
-    let clock = Instant::now();
-    let out = run(&mut command);
-    let took = clock.elapsed();
-    assert!(took < Duration::from_secs(50), "ari check hung for {took:?} (killed): {}", stderr(&out));
-    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("timed out") || text(&out).contains("timeout"), "{}", text(&out));
+    let check = bounded(&zfs, &["check", &job.to_string_lossy()]);
+    for (what, (out, took)) in [("ari check", check), ("ari plan --preview", preview.join().unwrap())] {
+        assert!(took < Duration::from_secs(50), "{what} hung for {took:?} (killed): {}", text(&out));
+        assert!(took >= Duration::from_secs(25), "{what} stopped before the bound: {took:?}");
+        assert_ne!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        assert!(text(&out).contains("timed out") || text(&out).contains("timeout"), "{what}: {}", text(&out));
+    }
 }
 
 /// The refusal's hint names the job, and is given only to a job with retention (not to an rdiff
