@@ -21,7 +21,7 @@ pub fn cli() -> Command {
         .arg(jobs_arg(true))
         .arg(wait_arg())
         .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help(
-            "destroy even when the job's last run failed, its history cannot be read, or the stale guard (keep_when_stale) holds",
+            "destroy even when the job's last run failed, no run of it is recorded, its history cannot be read, or the stale guard (keep_when_stale) holds; it says which guard it overrides",
         ))
 }
 
