@@ -38,7 +38,12 @@ pub(crate) fn decide(
     let mut warnings = Vec::new();
     // The earliest of what the run made: any other new one (a snapshot a hook made, a line a
     // hostile host added) dated later only keeps more by being taken for the run's.
-    let made = verdicts.iter().filter(|v| before.made(v)).min_by_key(|v| v.time);
+    // Only a listing before the backup tells what the run made (when it failed, every backup
+    // counts as the run's, to keep it, but none tells the store host's clock).
+    let made = verdicts
+        .iter()
+        .filter(|v| matches!(before, Before::Listed { .. }) && before.made(v))
+        .min_by_key(|v| v.time);
     let mut now = now;
     // Off: dated before the listing that came before the backup, or after now, by more than
     // the slack (a backup made at the start of a long run is no sign of a wrong clock).
@@ -463,6 +468,11 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("could not be listed before the backup (ssh: timed out)")));
+        assert!(
+            !unknown.warnings.iter().any(|w| w.contains("the backup this run made")),
+            "{:?}",
+            unknown.warnings
+        );
         // A prune made nothing: the same judgement destroys what no rule keeps, and the newest
         // rule still holds (`new` is not the newest by date).
         let pruned = decide(&behind, "", now, &Before::NoneMade).unwrap();
