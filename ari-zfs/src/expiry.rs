@@ -19,8 +19,8 @@ use crate::calendar::{self, Policy};
 const DAY: i64 = 86_400;
 
 /// How far a snapshot's `creation` may lie after ari's now (clocks differ a little) before it
-/// counts as from the future.
-pub const FUTURE_SLACK: i64 = 3600;
+/// counts as from the future: the engine's own [`ari_core::plugin::CLOCK_SLACK`].
+pub const FUTURE_SLACK: i64 = ari_core::plugin::CLOCK_SLACK;
 
 /// What keeps a snapshot: the job's retention settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

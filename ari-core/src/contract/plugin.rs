@@ -24,6 +24,7 @@ pub(crate) mod retention;
 pub(crate) mod store;
 
 pub use error::PluginError;
+pub use retention::CLOCK_SLACK;
 pub use retention::{Retention, Verdict};
 pub use store::{HistoryQuery, Restore, RestoreRequest, StoredBackup};
 

@@ -23,8 +23,11 @@ use crate::engine::step_run::{StepError, StepFailure, StepRecord};
 pub(crate) const SPACE_STEP: &str = "store space";
 /// The name of the step that reads the pool's health.
 pub(crate) const POOL_STEP: &str = "pool health";
-/// The state recorded for a pool whose health could not be read.
-const UNKNOWN: &str = "UNKNOWN";
+/// What is recorded of a pool whose health could not be read (exported, gone, a status ari
+/// does not read): `UNKNOWN`, which the metrics show as not ONLINE.
+fn unknown(pool: &crate::contract::capacity::PoolQuery) -> PoolRecord {
+    PoolRecord { name: pool.name.clone(), state: "UNKNOWN".to_string(), last_scrub: None }
+}
 
 /// What a capacity check read: the run's history keeps it, and the metrics show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,8 +174,7 @@ pub(crate) fn check(
                     StepError::Process(ProcessError::Interrupted { .. } | ProcessError::Ssh { .. })
                 );
                 if let Some(pool) = query.pool.as_ref().filter(|_| step.name == POOL_STEP && !silent) {
-                    let name = pool.name.clone();
-                    reading.pool = Some(PoolRecord { name, state: UNKNOWN.to_string(), last_scrub: None });
+                    reading.pool = Some(unknown(pool));
                 }
                 return stopped(&reading, StepFailure::new(step, error));
             }
@@ -187,8 +189,7 @@ pub(crate) fn check(
                         Some(PoolRecord { name: pool.name, state: pool.state, last_scrub: pool.last_scrub })
                 }
                 Err(err) => {
-                    reading.pool =
-                        Some(PoolRecord { name: pool.name.clone(), state: UNKNOWN.into(), last_scrub: None });
+                    reading.pool = Some(unknown(pool));
                     return stopped(&reading, unreadable(err.to_string()));
                 }
             },

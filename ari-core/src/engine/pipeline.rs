@@ -299,14 +299,9 @@ pub(crate) fn run(
         let result = match (&step.action, plan.retention()) {
             // A signal stops it, listing or destroying (what stays is safe), and so does the
             // job's deadline; other post steps go on.
-            (Action::Retention(_), Some(retention)) => crate::engine::retention::run(
-                step,
-                retention,
-                &before,
-                runner,
-                &|| runner.is_cancelled(),
-                &mut records,
-            ),
+            (Action::Retention(_), Some(retention)) => {
+                crate::engine::retention::run(step, retention, &before, runner, &mut records)
+            }
             _ => run_step(step, &finisher, &mut records),
         };
         if let Err(error) = result {

@@ -13,9 +13,6 @@ use crate::engine::process::{self, Ssh};
 use crate::engine::remote::{self, Connections};
 use crate::engine::tool_version;
 
-/// How long a read-only query outside a run (`ari check`, `ari plan --preview`) may take when
-/// neither `command_timeout` nor `job_timeout` bounds it.
-pub(crate) const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Everything a job will do, built before anything runs.
 #[derive(Debug)]
 pub struct JobPlan {
@@ -336,11 +333,12 @@ impl JobPlan {
 
     /// A runner for the read-only queries that a command runs outside a job's run (`ari check`'s
     /// capacity, a retention preview): a connection per command, and bounded as a run is, by
-    /// `command_timeout` and `job_timeout`, and without `command_timeout` by [`QUERY_TIMEOUT`] each (a
+    /// `command_timeout` and `job_timeout`, and without `command_timeout` by
+    /// [`process::QUERY_TIMEOUT`] each (a
     /// suspended pool's `zpool status`, a hung NFS store, must not hold `ari check`).
     pub fn query_runner(&self) -> crate::engine::runner::Runner {
         use crate::contract::core_settings::{COMMAND_TIMEOUT, JOB_TIMEOUT};
-        let each = self.settings.get(&COMMAND_TIMEOUT).unwrap_or(QUERY_TIMEOUT);
+        let each = self.settings.get(&COMMAND_TIMEOUT).unwrap_or(process::QUERY_TIMEOUT);
         crate::engine::runner::Runner::new(self.ssh.clone(), false)
             .with_command_timeout(Some(each))
             .with_job_timeout(self.settings.get(&JOB_TIMEOUT))

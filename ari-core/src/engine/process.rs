@@ -314,8 +314,10 @@ pub(crate) fn query(argv: &[String]) -> Result<Output, ProcessError> {
     )
 }
 
-/// How long a read-only query (a tool's `--version`) may take.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a read-only query may take when no setting bounds it: a tool's `--version`, and the
+/// queries a command runs outside a job's run without `command_timeout` (`ari check`'s capacity,
+/// a retention preview).
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Stops remote process groups, each `(destination, pgid)`.
 pub(crate) type StopGroups<'a> = dyn Fn(&[(String, u32)]) + Sync + 'a;

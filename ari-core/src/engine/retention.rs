@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use crate::contract::plugin::{Retention, Verdict};
+use crate::contract::plugin::{Retention, Verdict, CLOCK_SLACK};
 use crate::contract::step::{remote_line, Command};
 use crate::engine::runner::Runner;
 use crate::engine::step_run::{Retained, StepError, StepRecord};
@@ -37,17 +37,16 @@ pub(crate) fn decide(
     let mut verdicts = judged(retention, listing, now)?;
     let mut warnings = Vec::new();
     // The earliest of what the run made: any other new one (a snapshot a hook made, a line a
-    // hostile host added) dated later only keeps more by being taken for the run's.
-    // Only a listing before the backup tells what the run made (when it failed, every backup
-    // counts as the run's, to keep it, but none tells the store host's clock).
-    let made = verdicts
-        .iter()
-        .filter(|v| matches!(before, Before::Listed { .. }) && before.made(v))
-        .min_by_key(|v| v.time);
+    // hostile host added) dated later only keeps more by being taken for the run's. Only a
+    // listing before the backup tells what the run made (when it failed, every backup counts
+    // as the run's, to keep it, but none tells the store host's clock).
+    let (made, listed_at) = match before {
+        Before::Listed { at, .. } => (verdicts.iter().filter(|v| before.made(v)).min_by_key(|v| v.time), *at),
+        _ => (None, now),
+    };
     let mut now = now;
     // Off: dated before the listing that came before the backup, or after now, by more than
     // the slack (a backup made at the start of a long run is no sign of a wrong clock).
-    let listed_at = before.listed_at().unwrap_or(now);
     let off =
         |time: i64| time < listed_at.saturating_sub(CLOCK_SLACK) || time > now.saturating_add(CLOCK_SLACK);
     if let Some(made) = made.filter(|made| off(made.time)) {
@@ -71,10 +70,7 @@ pub(crate) fn decide(
             verdicts = judged(retention, listing, now)?;
         }
     }
-    let misdated = verdicts
-        .iter()
-        .filter(|v| v.store_dated.is_some_and(|dated| dated.abs_diff(v.time) > CLOCK_SLACK.unsigned_abs()))
-        .count();
+    let misdated = verdicts.iter().filter(|v| v.store_dated.is_some()).count();
     if misdated > 0 {
         warnings.push(format!(
             "{misdated} of the store's backups are dated by the store host far from the time ari named them \
@@ -115,10 +111,6 @@ fn judged(retention: &Retention, listing: &str, now: i64) -> Result<Vec<Verdict>
     Ok(verdicts)
 }
 
-/// How far a backup's time may lie from the backup server's clock before the run report says
-/// that the store host's clock is off.
-const CLOCK_SLACK: i64 = 3600;
-
 /// The rule that keeps a backup that the run itself made.
 pub(crate) const THIS_RUN: &str = "this run";
 /// The rule that keeps a backup dated more than [`CLOCK_SLACK`] after now.
@@ -152,14 +144,6 @@ impl Before {
             Before::NoneMade => false,
             Before::Listed { backups, .. } => !backups.contains(&(verdict.name.clone(), verdict.time)),
             Before::Unknown(_) => true,
-        }
-    }
-
-    /// When the store was listed before the backup.
-    fn listed_at(&self) -> Option<i64> {
-        match self {
-            Before::Listed { at, .. } => Some(*at),
-            _ => None,
         }
     }
 }
@@ -266,21 +250,19 @@ pub(crate) fn step(retention: &Retention) -> crate::contract::step::Step {
 }
 
 /// Runs a retention step: the listing, the judgement (what the run made, by `before`, is
-/// kept), then each destroying command, none after `stopped` says so (a signal: what is not
-/// destroyed stays, which is always safe); its record says how many it kept and destroyed, and
-/// what the backups' dates say of the store host's clock. `runner` stops at a signal: a listing
-/// or a destroy that hangs must not hold the job.
+/// kept), then each destroying command, none after a signal (what is not destroyed stays, which
+/// is always safe); its record says how many it kept and destroyed, and what the backups' dates
+/// say of the store host's clock. `runner` is the job's, which a signal and the deadline stop: a
+/// listing or a destroy that hangs must not hold the job.
 pub(crate) fn run(
     step: &crate::contract::step::Step,
     retention: &Retention,
     before: &Before,
     runner: &Runner,
-    stopped: &dyn Fn() -> bool,
     records: &mut Vec<StepRecord>,
 ) -> Result<(), StepError> {
     let clock = Instant::now();
-    let mut warnings = Vec::new();
-    let (retained, result) = attempt(retention, before, runner, stopped, &mut warnings);
+    let (retained, warnings, result) = attempt(retention, before, runner);
     let mut record = StepRecord::of(step, &Ok(None), clock.elapsed());
     record.error = result.as_ref().err().map(ToString::to_string);
     record.retained = retained;
@@ -289,19 +271,16 @@ pub(crate) fn run(
     result
 }
 
-fn attempt(
-    retention: &Retention,
-    before: &Before,
-    runner: &Runner,
-    stopped: &dyn Fn() -> bool,
-    warnings: &mut Vec<String>,
-) -> (Option<Retained>, Result<(), StepError>) {
+/// What a retention step kept and destroyed, what it warned of, and how it ended.
+type Attempt = (Option<Retained>, Vec<String>, Result<(), StepError>);
+
+fn attempt(retention: &Retention, before: &Before, runner: &Runner) -> Attempt {
     let output = match runner.run(&retention.listing) {
         Ok(output) => output,
-        Err(error) => return (None, Err(error.into())),
+        Err(error) => return (None, Vec::new(), Err(error.into())),
     };
     if runner.is_dry_run() {
-        return (None, Ok(()));
+        return (None, Vec::new(), Ok(()));
     }
     let now = jiff::Timestamp::now().as_second();
     let decision = match output
@@ -312,17 +291,16 @@ fn attempt(
         Ok(decision) => decision,
         Err(message) => {
             let command = retention.listing.to_string();
-            return (None, Err(StepError::Expand { command, message }));
+            return (None, Vec::new(), Err(StepError::Expand { command, message }));
         }
     };
     for warning in &decision.warnings {
         log::warn!("{warning}");
     }
-    warnings.extend(decision.warnings.iter().cloned());
     let mut errors = Vec::new();
     let mut destroyed = 0;
     for (i, command) in decision.destroy.iter().enumerate() {
-        if stopped() {
+        if runner.is_cancelled() {
             log::warn!(
                 "{}: interrupted; {} backups it would have destroyed stay",
                 retention.name,
@@ -348,7 +326,7 @@ fn attempt(
             Err(StepError::Several([first, second].into_iter().chain(errors).collect()))
         }
     };
-    (Some(retained), result)
+    (Some(retained), decision.warnings, result)
 }
 
 /// What the next run's retention would keep and destroy: the listing runs (it only reads), the

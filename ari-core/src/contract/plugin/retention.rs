@@ -12,6 +12,11 @@ use std::sync::Arc;
 use super::error::PluginError;
 use crate::contract::step::{Command, CommandPattern};
 
+/// How far a backup's time may lie from the backup server's clock before its store host's clock
+/// counts as wrong: the engine keeps a backup dated more than this after now (`future`), and a
+/// backend that knows a backup's time otherwise trusts that over a store's date this far off.
+pub const CLOCK_SLACK: i64 = 3600;
+
 /// One backup that retention may destroy, judged: the rules that keep it, or none.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Verdict {
