@@ -388,6 +388,9 @@ pub struct CommandPattern {
     /// What a host's filter runs instead of a matching command: a program that restricts the
     /// request itself (rsync's `rrsync`), none when the filter runs the command as it is.
     pub(crate) handover: Option<Handover>,
+    /// Whether each `{}` holds a value of its own ([`CommandPattern::argv_parts`]), rather than
+    /// the same value at each.
+    pub(crate) independent: bool,
 }
 
 /// A program that a host's filter runs in place of a command it matched, handing it the
@@ -450,18 +453,55 @@ impl CommandPattern {
             chars,
             note: None,
             handover: None,
+            independent: false,
         }
+    }
+
+    /// The argv `words` on `host`, as ari quotes them, where each word that ends in `{}` ends in
+    /// a variable part of its own, one or more of `chars` (`zfs send -I pool/x@ari-{}
+    /// pool/x@ari-{}`: two snapshots, which may differ). Each part is matched where it stands,
+    /// up to the first character not of `chars`, so the text after it must start with one that
+    /// is not.
+    pub fn argv_parts<I, S>(host: Host, words: I, chars: Chars) -> CommandPattern
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let template = words
+            .into_iter()
+            .map(|word| match word.as_ref().strip_suffix("{}") {
+                Some("") => "{}".to_string(),
+                Some(fixed) => format!("{}{{}}", crate::contract::quote::shell_join([fixed])),
+                None => crate::contract::quote::shell_join([word.as_ref()]),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        CommandPattern { host, template, chars, note: None, handover: None, independent: true }
     }
 
     /// The command line `line` on `host`, exactly (`rdiff-backup server`).
     pub fn exact(host: Host, line: impl Into<String>) -> CommandPattern {
-        CommandPattern { host, template: line.into(), chars: Chars::DIGITS, note: None, handover: None }
+        CommandPattern {
+            host,
+            template: line.into(),
+            chars: Chars::DIGITS,
+            note: None,
+            handover: None,
+            independent: false,
+        }
     }
 
     /// The command line `template` on `host`, `{}` standing for one or more of `chars` (the same
     /// at each `{}`).
     pub fn with_variable(host: Host, template: impl Into<String>, chars: Chars) -> CommandPattern {
-        CommandPattern { host, template: template.into(), chars, note: None, handover: None }
+        CommandPattern {
+            host,
+            template: template.into(),
+            chars,
+            note: None,
+            handover: None,
+            independent: false,
+        }
     }
 
     /// The same, with `note`: what the command lets ari's key do on the host beyond the job's
@@ -476,7 +516,7 @@ impl CommandPattern {
     /// backslash).
     pub fn handed_to(mut self, handover: Handover) -> CommandPattern {
         assert!(
-            !self.chars.set.contains(['\'', '\\']) && self.template.contains("{}"),
+            !self.chars.set.contains(['\'', '\\']) && self.template.contains("{}") && !self.independent,
             "a handed-over pattern has a variable part that fits between single quotes"
         );
         self.handover = Some(handover);
@@ -495,12 +535,44 @@ impl CommandPattern {
         self.chars
     }
 
+    /// Whether each `{}` holds a value of its own.
+    #[doc(hidden)]
+    pub fn is_independent(&self) -> bool {
+        self.independent
+    }
+
     /// Whether the remote command line `line` is one the pattern allows.
     pub(crate) fn matches(&self, line: &str) -> bool {
+        if self.independent {
+            return self.matches_parts(line);
+        }
         let Some((fixed, _)) = self.template.split_once("{}") else { return line == self.template };
         let Some(rest) = line.strip_prefix(fixed) else { return false };
         let value: String = rest.chars().take_while(|c| self.chars.contains(*c)).collect();
         !value.is_empty() && self.template.replace("{}", &value) == line
+    }
+}
+
+impl CommandPattern {
+    /// [`CommandPattern::matches`] of a pattern whose parts are independent: each fixed text in
+    /// turn, each part the longest run of `chars` after it (never empty), then the last text.
+    fn matches_parts(&self, line: &str) -> bool {
+        let mut fixed = self.template.split("{}");
+        let mut rest = line;
+        let mut next = fixed.next();
+        while let Some(text) = next {
+            let Some(after) = rest.strip_prefix(text) else { return false };
+            next = fixed.next();
+            if next.is_none() {
+                return after.is_empty();
+            }
+            let value = after.chars().take_while(|c| self.chars.contains(*c)).map(char::len_utf8).sum();
+            if value == 0 {
+                return false;
+            }
+            rest = &after[value..];
+        }
+        false
     }
 }
 
@@ -516,6 +588,34 @@ pub fn remote_line(command: &Command) -> String {
 /// Derives the commands of a dynamic step from the output of its query.
 pub(crate) type Expand = Arc<dyn Fn(&str) -> Result<Vec<Command>, PluginError> + Send + Sync>;
 
+/// Derives what a gathering step runs from the outputs of its queries, in their order.
+pub(crate) type Gather = Arc<dyn Fn(&[&str]) -> Result<Vec<Work>, PluginError> + Send + Sync>;
+
+/// One thing a gathering step ([`Step::gathering`]) runs once its queries have answered. The
+/// step runs them in order and ends at the first that fails: what follows a transfer (a ZFS
+/// hold on what it sent) runs only once the transfer succeeded.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Work {
+    /// A command, which must exit 0.
+    Run(Command),
+    /// A stream: the first command's standard output through ari into the second's standard
+    /// input, and so on (`zfs send` on one host, `pv -L` here, `zfs recv` on another). ari
+    /// holds no more of it than a pipe's buffer, counts its bytes, and stops every stage when
+    /// one fails; it succeeds when every stage exits 0.
+    Stream(Vec<Command>),
+}
+
+impl Work {
+    /// Its commands.
+    pub(crate) fn commands(&self) -> &[Command] {
+        match self {
+            Work::Run(command) => std::slice::from_ref(command),
+            Work::Stream(stages) => stages,
+        }
+    }
+}
+
 /// What a step does.
 #[derive(Clone)]
 pub(crate) enum Action {
@@ -528,6 +628,14 @@ pub(crate) enum Action {
         command: Command,
         /// Why a successful check stops the job.
         reason: String,
+    },
+    /// Run queries, then what `expand` derives from their standard outputs, in order, stopping
+    /// at the first failure (a replication lists both sides, streams, then moves its holds).
+    Gather {
+        /// The queries, in order; none may change anything.
+        queries: Vec<Command>,
+        /// Turns their outputs into what runs; an error fails the step before anything runs.
+        expand: Gather,
     },
     /// Run a query, then each command that `expand` derives from its standard output
     /// (ZFS expiry lists snapshots, then destroys the expired ones).
@@ -600,6 +708,7 @@ impl Action {
             Action::Run(command) => command,
             Action::RefuseIf { command, .. } => command,
             Action::Dynamic { query, .. } => query,
+            Action::Gather { queries, .. } => &queries[0],
             Action::Verify(sides) => &sides.source,
             Action::Dump(stream) => &stream.source,
             Action::Retention(listing) => listing,
@@ -615,6 +724,7 @@ impl fmt::Debug for Action {
                 f.debug_struct("RefuseIf").field("command", command).field("reason", reason).finish()
             }
             Action::Dynamic { query, .. } => f.debug_struct("Dynamic").field("query", query).finish(),
+            Action::Gather { queries, .. } => f.debug_struct("Gather").field("queries", queries).finish(),
             Action::Verify(sides) => f.debug_tuple("Verify").field(sides).finish(),
             Action::Dump(stream) => f.debug_tuple("Dump").field(stream).finish(),
             Action::Retention(listing) => f.debug_tuple("Retention").field(listing).finish(),
@@ -807,6 +917,24 @@ impl Step {
         }
     }
 
+    /// A step that runs `queries` (at least one; each must change nothing), then what `expand`
+    /// derives from their outputs, in order, ending at the first that fails (an error from
+    /// `expand` fails the step before anything runs). Every remote command it derives must match
+    /// one of the step's patterns ([`Step::may_run`]). What its streams carried is the step's
+    /// transfer, in bytes.
+    pub fn gathering(
+        phase: Phase,
+        name: impl Into<String>,
+        queries: Vec<Command>,
+        expand: impl Fn(&[&str]) -> Result<Vec<Work>, PluginError> + Send + Sync + 'static,
+    ) -> Step {
+        assert!(!queries.is_empty(), "a gathering step has a query");
+        Step {
+            action: Action::Gather { queries, expand: Arc::new(expand) },
+            ..Step::run(phase, name, Command::argv(Host::Local, Vec::<String>::new()))
+        }
+    }
+
     /// The same step, which may also run `pattern` on a remote host: a dynamic step's expansion
     /// (every remote command it expands to must match one of its patterns, or it fails), or a
     /// command that its tool starts there (rdiff-backup's server).
@@ -912,6 +1040,16 @@ mod pattern_tests {
         let kill = CommandPattern::with_variable(host.clone(), "kill -{} && wait -{}", Chars::DIGITS);
         assert!(kill.matches("kill -42 && wait -42"));
         assert!(!kill.matches("kill -42 && wait -43"), "the same value at each place");
+        let send =
+            CommandPattern::argv_parts(host.clone(), ["zfs", "send", "-I", "p/x@ari-{}", "p/x@ari-{}"], NAME);
+        assert_eq!(send.template(), "zfs send -I p/x@ari-{} p/x@ari-{}");
+        assert!(send.matches("zfs send -I p/x@ari-1 p/x@ari-2"), "each part its own value");
+        assert!(send.matches("zfs send -I p/x@ari-1 p/x@ari-1"));
+        assert!(!send.matches("zfs send -I p/x@ari-1 p/y@ari-2"));
+        assert!(!send.matches("zfs send -I p/x@ari-1 p/x@ari-"), "an empty part");
+        assert!(!send.matches("zfs send -I p/x@ari-1 -R p/x@ari-2"));
+        assert!(!send.matches("zfs send -I p/x@ari-1 p/x@ari-2 p/y@z"));
+        assert!(!send.matches("zfs send -I p/x@ari-1 p/x@ari-2;id"));
         let exact = CommandPattern::exact(host.clone(), "rdiff-backup server");
         assert!(exact.matches("rdiff-backup server"));
         assert!(!exact.matches("rdiff-backup server --x"));

@@ -356,12 +356,13 @@ impl JobPlan {
         for step in self.steps().into_iter().chain(repairs) {
             let probe = step.present.as_ref().map(|probe| &probe.query);
             // A spot check's store side too: it runs after the backup, where a refusal is late.
-            let store = match &step.action {
-                Action::Verify(sides) => Some(&sides.store),
-                Action::Dump(stream) => Some(&stream.writer),
-                _ => None,
+            let others: Vec<&Command> = match &step.action {
+                Action::Verify(sides) => vec![&sides.store],
+                Action::Dump(stream) => vec![&stream.writer],
+                Action::Gather { queries, .. } => queries.iter().skip(1).collect(),
+                _ => Vec::new(),
             };
-            for command in std::iter::once(step.action.command()).chain(probe).chain(store) {
+            for command in std::iter::once(step.action.command()).chain(probe).chain(others) {
                 let argv = self.connections.argv(command, crate::engine::remote::PLAN_NONCE);
                 if let Err(why) = process::fits_command_line(&argv) {
                     return Err(ConfigError::in_file(
@@ -441,6 +442,22 @@ impl JobPlan {
                         stream.writer.host,
                         shown_program(&stream.writer.program)
                     ));
+                }
+                Action::Gather { queries, .. } => {
+                    for query in &queries[1..] {
+                        out.push_str(&format!(
+                            "       (and, on {}: {})\n",
+                            query.host,
+                            shown_program(&query.program)
+                        ));
+                    }
+                    out.push_str("       (dynamic: the commands that follow depend on their outputs)\n");
+                    if let Some(pattern) = &step.shows {
+                        out.push_str(&format!(
+                            "       (then: {})\n",
+                            crate::contract::kinds::escaped(pattern)
+                        ));
+                    }
                 }
                 Action::Dynamic { .. } | Action::Retention(_) => {
                     out.push_str("       (dynamic: the commands that follow depend on its output)\n");

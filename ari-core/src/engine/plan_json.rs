@@ -78,6 +78,9 @@ struct StepJson<'a> {
     refuse_if_success: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dynamic: Option<bool>,
+    /// A gathering step's queries after the first (`command`), each on its host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    more_queries: Vec<CommandJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     then: Option<&'a str>,
     /// A destructive step's proof, which runs before it: part of what `run` executes.
@@ -103,7 +106,8 @@ struct StepJson<'a> {
 impl<'a> StepJson<'a> {
     fn of(step: &'a Step, plan: &JobPlan) -> StepJson<'a> {
         let command = step.action.command();
-        let dynamic = matches!(step.action, Action::Dynamic { .. } | Action::Retention(_));
+        let dynamic =
+            matches!(step.action, Action::Dynamic { .. } | Action::Gather { .. } | Action::Retention(_));
         StepJson {
             phase: step.phase.as_str(),
             name: &step.name,
@@ -115,6 +119,10 @@ impl<'a> StepJson<'a> {
                 _ => None,
             },
             dynamic: dynamic.then_some(true),
+            more_queries: match &step.action {
+                Action::Gather { queries, .. } => queries[1..].iter().map(CommandJson::of).collect(),
+                _ => Vec::new(),
+            },
             then: step.shows.as_deref().filter(|_| dynamic),
             proof: step.present.as_ref().and_then(|probe| {
                 let expect = probe.expect.as_deref()?;

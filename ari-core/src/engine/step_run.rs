@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::contract::step::{Action, Phase, Step};
+use crate::contract::step::{Action, Command, Phase, Step};
 use crate::engine::process::{self, ProcessError};
 use crate::engine::runner::Runner;
 
@@ -392,6 +392,7 @@ pub(crate) fn attempt_step(
         }),
         // The pipeline runs a spot check with the backup's start; elsewhere it is live.
         Action::Verify(sides) => Ok(crate::engine::verify::attempt(sides, runner, None).map(|_| None)?),
+        Action::Gather { queries, expand } => gather(step, queries, expand, runner),
         Action::Dynamic { query, expand } => {
             let output = runner.run(query)?;
             if runner.is_dry_run() {
@@ -402,22 +403,7 @@ pub(crate) fn attempt_step(
                 .map_err(|too_long| too_long.to_string())
                 .and_then(|printed| expand(printed).map_err(|err| err.to_string()))
                 .map_err(|message| StepError::Expand { command: query.to_string(), message })?;
-            // A remote command the step does not declare never runs: what `ari authorize` lets
-            // through a host's filter is what the step may expand to.
-            if let Some(undeclared) = commands.iter().find(|command| {
-                !command.host.is_local()
-                    && !step.may_run.iter().any(|pattern| {
-                        pattern.host == command.host
-                            && pattern.matches(&crate::contract::step::remote_line(command))
-                    })
-            }) {
-                return Err(StepError::Expand {
-                    command: query.to_string(),
-                    message: format!(
-                        "it expanded to `{undeclared}`, which is none of the commands the step declares it may run there"
-                    ),
-                });
-            }
+            declared(step, query, commands.iter())?;
             let errors: Vec<ProcessError> =
                 commands.iter().filter_map(|command| runner.run(command).err()).collect();
             let mut errors = errors.into_iter();
@@ -430,4 +416,78 @@ pub(crate) fn attempt_step(
             }
         }
     }
+}
+
+/// Refuses a remote command the step does not declare: what `ari authorize` lets through a
+/// host's filter is what the step may expand to. `query` names the step's query in the error.
+fn declared<'a>(
+    step: &Step,
+    query: &Command,
+    mut commands: impl Iterator<Item = &'a Command>,
+) -> Result<(), StepError> {
+    let undeclared = commands.find(|command| {
+        !command.host.is_local()
+            && !step.may_run.iter().any(|pattern| {
+                pattern.host == command.host && pattern.matches(&crate::contract::step::remote_line(command))
+            })
+    });
+    match undeclared {
+        None => Ok(()),
+        Some(undeclared) => Err(StepError::Expand {
+            command: query.to_string(),
+            message: format!(
+                "it expanded to `{undeclared}`, which is none of the commands the step declares it may run there"
+            ),
+        }),
+    }
+}
+
+/// A gathering step: its queries, then what they derive, in order, ending at the first failure;
+/// what its streams carried is its transfer.
+fn gather(
+    step: &Step,
+    queries: &[Command],
+    expand: &crate::contract::step::Gather,
+    runner: &Runner,
+) -> Result<Option<crate::contract::step::Transfer>, StepError> {
+    let mut outputs = Vec::with_capacity(queries.len());
+    for query in queries {
+        outputs.push((query, runner.run(query)?));
+    }
+    if runner.is_dry_run() {
+        return Ok(None);
+    }
+    let mut printed = Vec::with_capacity(outputs.len());
+    for (query, output) in &outputs {
+        let text = output.stdout().map_err(|too_long| StepError::Expand {
+            command: query.to_string(),
+            message: too_long.to_string(),
+        })?;
+        printed.push(text);
+    }
+    let work = expand(&printed)
+        .map_err(|err| StepError::Expand { command: queries[0].to_string(), message: err.to_string() })?;
+    declared(step, &queries[0], work.iter().flat_map(|work| work.commands()))?;
+    let mut streamed: Option<u64> = None;
+    for work in &work {
+        match work {
+            crate::contract::step::Work::Run(command) => {
+                runner.run(command)?;
+            }
+            crate::contract::step::Work::Stream(stages) => {
+                let [source, sinks @ ..] = stages.as_slice() else { continue };
+                if sinks.is_empty() {
+                    return Err(StepError::Expand {
+                        command: source.to_string(),
+                        message: "a stream needs a command that reads it".into(),
+                    });
+                }
+                let sinks: Vec<&Command> = sinks.iter().collect();
+                let bytes =
+                    runner.stream(source, &sinks, 0).map_err(|stopped| StepError::from(stopped.error))?;
+                streamed = Some(streamed.unwrap_or(0).saturating_add(bytes.bytes));
+            }
+        }
+    }
+    Ok(streamed.map(|bytes| crate::contract::step::Transfer::new(None, Some(bytes))))
 }

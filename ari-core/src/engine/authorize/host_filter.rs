@@ -93,6 +93,7 @@ pub(super) fn digest(
     let mut patterns: Vec<String> = patterns
         .iter()
         .map(|p| match &p.handover {
+            None if p.independent => format!("{}\0{}\0parts", p.template, p.chars.set),
             None => format!("{}\0{}", p.template, p.chars.set),
             Some(handover) => format!("{}\0{}\0{}", p.template, p.chars.set, handover_text(ssh, handover)),
         })

@@ -132,12 +132,19 @@ fn remote_commands(plan: &JobPlan) -> BTreeMap<String, OnHost> {
         if let crate::contract::step::Action::Dump(stream) = &step.action {
             exact(&stream.writer, &mut by_host);
         }
+        // A gathering step's queries, each as fixed as its first.
+        if let crate::contract::step::Action::Gather { queries, .. } = &step.action {
+            for query in &queries[1..] {
+                exact(query, &mut by_host);
+            }
+        }
         // A dynamic step's expansions are argv commands that ari runs (through sudo as any of
         // its own); what another step declares is what its tool starts through the job's ssh.
         // So are a spot check's sides, each an argv that ends in the run's seed.
         let expands = matches!(
             step.action,
             crate::contract::step::Action::Dynamic { .. }
+                | crate::contract::step::Action::Gather { .. }
                 | crate::contract::step::Action::Retention(_)
                 | crate::contract::step::Action::Verify(_)
         );
@@ -385,6 +392,10 @@ fn script(filter: &HostFilter) -> String {
                 )
             }
         };
+        if pattern.independent {
+            out.push_str(&parts_check(&pattern.template, pattern.chars.set));
+            continue;
+        }
         out.push_str(&format!(
             "if [ -z \"$ok\" ]; then v=${{body#{fixed}}}; if [ \"$v\" != \"$body\" ]; then v=${{v%%[!{set}]*}}; if [ -n \"$v\" ] && [ \"$body\" = {expected} ]; then {then}; fi; fi; fi\n",
             fixed = single_quoted(fixed),
@@ -394,6 +405,23 @@ fn script(filter: &HostFilter) -> String {
     }
     out.push_str("[ -n \"$ok\" ] || refuse 'not a command of the jobs'\n");
     out.push_str("exec /bin/sh -c \"$cmd\"\n");
+    out
+}
+
+/// The filter's check of a pattern whose `{}` parts are independent
+/// ([`CommandPattern::argv_parts`]): each fixed text in turn must follow, each part is the
+/// longest run of `set` after it and not empty, and the last fixed text must end the line.
+fn parts_check(template: &str, set: &str) -> String {
+    let mut fixed: Vec<&str> = template.split("{}").collect();
+    let last = fixed.pop().unwrap_or_default();
+    let mut out = String::from("if [ -z \"$ok\" ]; then r=$body; f=1; ");
+    for text in fixed {
+        let text = single_quoted(text);
+        out.push_str(&format!(
+            "if [ -n \"$f\" ]; then case $r in {text}*) r=${{r#{text}}}; v=${{r%%[!{set}]*}}; if [ -n \"$v\" ]; then r=${{r#\"$v\"}}; else f=; fi ;; *) f= ;; esac; fi; "
+        ));
+    }
+    out.push_str(&format!("if [ -n \"$f\" ] && [ \"$r\" = {} ]; then ok=1; fi; fi\n", single_quoted(last)));
     out
 }
 
@@ -502,6 +530,46 @@ mod tests {
         filter.script = script(&filter);
         filter.checksum = sha256_hex(filter.script.as_bytes());
         filter
+    }
+
+    #[test]
+    fn a_pattern_of_independent_parts_lets_through_only_its_own_shape() {
+        let mut filter = made(false);
+        filter.patterns = vec![CommandPattern::argv_parts(
+            Host::named("h"),
+            ["zfs", "send", "-I", "p/x@a-{}", "p/x@a-{}"],
+            Chars::new("a ZFS name part", "A-Za-z0-9_.:-"),
+        )];
+        filter.script = script(&filter);
+        let exit = |line: &str| {
+            let run = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&filter.script)
+                .env("SSH_ORIGINAL_COMMAND", line)
+                .env("PATH", "/nonexistent")
+                .output()
+                .unwrap();
+            run.status.code()
+        };
+        // Let through: sh then finds no zfs (127); refused: 126.
+        for line in
+            ["zfs send -I p/x@a-1 p/x@a-2", "zfs send -I p/x@a-2026-12-01--0300 p/x@a-2026-12-02--0300"]
+        {
+            assert_eq!(exit(line), Some(127), "{line}");
+        }
+        for line in [
+            "zfs send -I p/x@a-1 p/y@a-2",
+            "zfs send -I p/x@a- p/x@a-2",
+            "zfs send -I p/x@a-1 p/x@a-",
+            "zfs send -I p/x@a-1 p/x@a-2 p/x@a-3",
+            "zfs send -I p/x@a-1 -R p/x@a-2",
+            "zfs send -I p/x@a-1 p/x@a-2;id",
+            "zfs send -I p/x@a-1 p/x@a-2 ",
+            "zfs send -I p/x@a-1  p/x@a-2",
+            "zfs send -I p/x@a-1 p/x@a-$(id)",
+        ] {
+            assert_eq!(exit(line), Some(126), "{line}");
+        }
     }
 
     /// The reasons `out_of_date` gives for the filter's script with `edit` made to it.
