@@ -41,7 +41,7 @@ fn target(job: &JobContext) -> Result<Target, ConfigError> {
 
 /// What keeps a snapshot: `snapshot_expiration_days`, `zfs_keep` (one of them is required) and
 /// `zfs_keep_min`.
-fn rules(job: &JobContext) -> Result<Rules, ConfigError> {
+pub(crate) fn rules(job: &JobContext) -> Result<Rules, ConfigError> {
     let expiration_days = job.get(&SNAPSHOT_EXPIRATION_DAYS);
     let counts = job.get(&ZFS_KEEP).unwrap_or_default();
     // The setting's kind allows only the periods' names.
@@ -256,28 +256,12 @@ impl BackupBackend for ZfsBackend {
         }
         // The snapshot is part of the backup: taken right after rsync, while the source's
         // snapshot is still mounted, so that a spot check compares it with what rsync read.
-        Ok(vec![step, snapshot_step(job, &target)])
+        Ok(vec![step, snapshot_step(job, target.zfs_host.clone(), &target.dataset)])
     }
 
     fn history(&self, job: &JobContext) -> Result<Option<HistoryQuery>, ConfigError> {
         let target = target(job)?;
-        let query = Command::argv(
-            target.zfs_host,
-            [
-                "zfs",
-                "list",
-                "-H",
-                "-p",
-                "-t",
-                "snapshot",
-                "-o",
-                "name,creation,used",
-                "-d",
-                "1",
-                &target.dataset,
-            ],
-        );
-        Ok(Some(HistoryQuery::new(query, snapshot_listing)))
+        Ok(Some(history_query(target.zfs_host, &target.dataset)))
     }
 
     /// The dataset's newest snapshot holds, at rsync_dst's place in it, what rsync sent from the
@@ -352,17 +336,7 @@ impl BackupBackend for ZfsBackend {
         _backups: &[StoredBackup],
     ) -> Result<Vec<StoreCheck>, ConfigError> {
         let target = target(job)?;
-        let pool = target.dataset.split('/').next().unwrap_or(&target.dataset).to_string();
-        let max = job.get(&VERIFY_MAX_SCRUB_AGE).map(|age| age.as_secs());
-        let check = StoreCheck::new(
-            format!("the health of pool {pool}"),
-            crate::pool::status_command(target.zfs_host, &pool),
-        )
-        .judged_by(move |printed: &str| {
-            let status = crate::pool::read_status(printed)?;
-            crate::pool::judge(&status, max, jiff::Timestamp::now().as_second()).map_err(PluginError::new)
-        });
-        Ok(vec![check])
+        Ok(vec![pool_check(job, target.zfs_host, &target.dataset)])
     }
 
     fn restore(&self, job: &JobContext, request: &RestoreRequest) -> Result<Option<Restore>, ConfigError> {
@@ -433,43 +407,80 @@ impl BackupBackend for ZfsBackend {
 
     fn retention(&self, job: &JobContext) -> Result<Option<Retention>, ConfigError> {
         let target = target(job)?;
-        let rules = rules(job)?;
-        let host = target.zfs_host.clone();
-        let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
-        let own = format!("{dataset}@{prefix}");
-        let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
-        // Periods are the backup server's local ones (TZ, or /etc/localtime).
-        let tz = jiff::tz::TimeZone::system();
-        let judge = move |listing: &str, now: i64| -> Result<Vec<Verdict>, PluginError> {
-            let judged = judge(listing, &dataset, &prefix, &rules, now, &tz)?;
-            // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
-            // held: never the dataset itself, a child, or another's snapshot.
-            let own = format!("{dataset}@{prefix}");
-            if let Some(other) = judged.iter().find(|j| !j.name.strip_prefix(&own).is_some_and(is_zfs_name)) {
-                return Err(PluginError::new(format!(
-                    "refusing to judge `{}`: it is not a snapshot `{own}...`",
-                    other.name
-                )));
-            }
-            // Named as the history names them: the snapshot's name after `@`.
-            Ok(judged
-                .into_iter()
-                .map(|j| {
-                    let name = j.name[dataset.len() + 1..].to_string();
-                    let verdict =
-                        Verdict::new(name, j.creation, j.kept_by.into_iter().map(String::from).collect());
-                    match j.store_dated {
-                        Some(creation) => verdict.dated_by_store(creation),
-                        None => verdict,
-                    }
-                })
-                .collect())
-        };
-        let of = target.dataset.clone();
-        let destroy =
-            move |name: &str| Command::argv(host.clone(), ["zfs", "destroy", &format!("{of}@{name}")]);
-        Ok(Some(Retention::new("zfs expiry", listing_query(&target), judge, destroy, destroys)))
+        retention_of(job, target.zfs_host, &target.dataset).map(Some)
     }
+}
+
+/// The `zfs list` of `dataset`'s snapshots on `host` that `ari history` reads.
+pub(crate) fn history_query(host: Host, dataset: &str) -> HistoryQuery {
+    let query = Command::argv(
+        host,
+        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,used", "-d", "1", dataset],
+    );
+    HistoryQuery::new(query, snapshot_listing)
+}
+
+/// `ari verify --full`'s check of the health of `dataset`'s pool and the age of its last scrub.
+pub(crate) fn pool_check(job: &JobContext, host: Host, dataset: &str) -> StoreCheck {
+    let pool = crate::capacity::pool_of(dataset).to_string();
+    let max = job.get(&VERIFY_MAX_SCRUB_AGE).map(|age| age.as_secs());
+    StoreCheck::new(format!("the health of pool {pool}"), crate::pool::status_command(host, &pool)).judged_by(
+        move |printed: &str| {
+            let status = crate::pool::read_status(printed)?;
+            crate::pool::judge(&status, max, jiff::Timestamp::now().as_second()).map_err(PluginError::new)
+        },
+    )
+}
+
+/// Expiry of `dataset`'s own prefixed snapshots on `host`, by the job's rules: what the engine's
+/// retention step judges and destroys.
+pub(crate) fn retention_of(job: &JobContext, host: Host, dataset: &str) -> Result<Retention, ConfigError> {
+    let rules = rules(job)?;
+    let target_dataset = dataset.to_string();
+    let (dataset, prefix) = (dataset.to_string(), job.get(&ZFS_SNAPSHOT_PREFIX));
+    let own = format!("{dataset}@{prefix}");
+    let destroys = CommandPattern::argv_then(host.clone(), ["zfs", "destroy", &own], ZFS_NAME);
+    // Periods are the backup server's local ones (TZ, or /etc/localtime).
+    let tz = jiff::tz::TimeZone::system();
+    let judge = move |listing: &str, now: i64| -> Result<Vec<Verdict>, PluginError> {
+        let judged = judge(listing, &dataset, &prefix, &rules, now, &tz)?;
+        // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
+        // held: never the dataset itself, a child, or another's snapshot.
+        let own = format!("{dataset}@{prefix}");
+        if let Some(other) = judged.iter().find(|j| !j.name.strip_prefix(&own).is_some_and(is_zfs_name)) {
+            return Err(PluginError::new(format!(
+                "refusing to judge `{}`: it is not a snapshot `{own}...`",
+                other.name
+            )));
+        }
+        // Named as the history names them: the snapshot's name after `@`.
+        Ok(judged
+            .into_iter()
+            .map(|j| {
+                let name = j.name[dataset.len() + 1..].to_string();
+                let verdict =
+                    Verdict::new(name, j.creation, j.kept_by.into_iter().map(String::from).collect());
+                match j.store_dated {
+                    Some(creation) => verdict.dated_by_store(creation),
+                    None => verdict,
+                }
+            })
+            .collect())
+    };
+    let listing = retention_listing(host.clone(), &target_dataset);
+    let destroy = move |name: &str| {
+        Command::argv(host.clone(), ["zfs", "destroy", &format!("{target_dataset}@{name}")])
+    };
+    Ok(Retention::new("zfs expiry", listing, judge, destroy, destroys))
+}
+
+/// `zfs list` of the dataset's snapshots with their creation times and holds: what expiry
+/// reads (a held snapshot is kept, `held`).
+fn retention_listing(host: Host, dataset: &str) -> Command {
+    Command::argv(
+        host,
+        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,userrefs", "-d", "1", dataset],
+    )
 }
 
 /// Sets `snap` to the newest of ari's snapshots of the dataset `$1` (`$1@$2...`) by creation
@@ -508,20 +519,19 @@ fn on_newest_snapshot(target: &Target, prefix: &str, script: &str, last: &str) -
     ]
 }
 
-/// `zfs list` of the dataset's snapshots with their creation times: what names a new snapshot
-/// and what expiry reads.
-fn listing_query(target: &Target) -> Command {
+/// `zfs list` of the dataset's snapshots with their creation times: what names a new snapshot.
+fn listing_query(host: Host, dataset: &str) -> Command {
     Command::argv(
-        target.zfs_host.clone(),
-        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-d", "1", &target.dataset],
+        host,
+        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation", "-d", "1", dataset],
     )
 }
 
-/// The `zfs snapshot` step: a dynamic step that names the snapshot when it runs.
-fn snapshot_step(job: &JobContext, target: &Target) -> Step {
-    let host = target.zfs_host.clone();
-    let query = listing_query(target);
-    let (dataset, prefix) = (target.dataset.clone(), job.get(&ZFS_SNAPSHOT_PREFIX));
+/// The `zfs snapshot` step of `dataset` on `host`: a dynamic step that names the snapshot when
+/// it runs.
+pub(crate) fn snapshot_step(job: &JobContext, host: Host, dataset: &str) -> Step {
+    let query = listing_query(host.clone(), dataset);
+    let (dataset, prefix) = (dataset.to_string(), job.get(&ZFS_SNAPSHOT_PREFIX));
     let format = job.get(&ZFS_SNAPSHOT_TIMESTAMP_FORMAT);
     // The snapshot is named when the step runs (a run-all job may start hours after it was
     // planned), and never as one the dataset already has: a second run within the

@@ -65,14 +65,33 @@ pub fn judge(
 ) -> Result<Vec<Judged>, String> {
     // (time, name, creation when the time is not it)
     let mut ours: Vec<(i64, String, Option<i64>)> = Vec::new();
+    // Snapshots with a hold (`userrefs` above 0): ZFS destroys none of them, and a replication
+    // keeps the base of its next incremental send so (`zfs-send`).
+    let mut held: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for (i, line) in listing.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let mut fields = line.split('\t');
-        let (Some(name), Some(creation), None) = (fields.next(), fields.next(), fields.next()) else {
-            return Err(format!("line {}: expected NAME<tab>CREATION, found `{line}`", i + 1));
+        let fields: Vec<&str> = line.split('\t').collect();
+        let (name, creation, userrefs) = match fields[..] {
+            [name, creation] => (name, creation, None),
+            [name, creation, userrefs] => (name, creation, Some(userrefs)),
+            _ => {
+                return Err(format!(
+                    "line {}: expected NAME<tab>CREATION[<tab>USERREFS], found `{line}`",
+                    i + 1
+                ))
+            }
         };
+        if let Some(userrefs) = userrefs {
+            let count: u64 = userrefs
+                .trim()
+                .parse()
+                .map_err(|_| format!("line {}: userrefs `{userrefs}` is not a whole number", i + 1))?;
+            if count > 0 {
+                held.insert(name.to_string());
+            }
+        }
         let creation: i64 = creation
             .trim()
             .parse()
@@ -122,6 +141,9 @@ pub fn judge(
                 if now.saturating_sub(creation) < i64::from(days) * DAY {
                     kept_by.push("age");
                 }
+            }
+            if held.contains(&name) {
+                kept_by.push("held");
             }
             Judged { name, creation, kept_by, store_dated }
         })
@@ -186,6 +208,26 @@ mod tests {
             + &line("pool/backups/webby@ari-backup-y", 400)
             + &line("pool/backups/web@ari-backup-new", 0);
         check(&listing, 1, &[]);
+    }
+
+    #[test]
+    fn a_held_snapshot_is_kept_as_held_and_a_listing_with_holds_is_read() {
+        let listing = format!(
+            "pool/backups/web@ari-backup-base\t{}\t1\npool/backups/web@ari-backup-old\t{}\t0\npool/backups/web@ari-backup-new\t{}\t0\n",
+            NOW - 100 * DAY,
+            NOW - 90 * DAY,
+            NOW
+        );
+        check(&listing, 1, &["pool/backups/web@ari-backup-old"]);
+        let rules = Rules { expiration_days: Some(1), calendar: Policy::default(), keep_min: 1, named: None };
+        let judged = judge(&listing, "pool/backups/web", "ari-backup-", &rules, NOW, &TimeZone::UTC).unwrap();
+        assert_eq!(judged[0].kept_by, ["held"], "{judged:?}");
+        for bad in ["pool/backups/web@ari-backup-x\t1\tmany\n", "pool/backups/web@ari-backup-x\t1\t2\t3\n"] {
+            assert!(
+                judge(bad, "pool/backups/web", "ari-backup-", &rules, NOW, &TimeZone::UTC).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -350,14 +392,14 @@ mod tests {
         };
         bad(
             "pool/backups/web@ari-backup-a 1700000000\n",
-            "line 1: expected NAME<tab>CREATION, found `pool/backups/web@ari-backup-a 1700000000`",
+            "line 1: expected NAME<tab>CREATION[<tab>USERREFS], found `pool/backups/web@ari-backup-a 1700000000`",
         );
         bad(
             &(line("pool/backups/web@a", 1) + "pool/backups/web@b\tyesterday\n"),
             "line 2: creation `yesterday` is not seconds since the epoch",
         );
         bad("pool/backups/web\t1700000000\n", "line 1: `pool/backups/web` is not a snapshot name");
-        bad("a\tb\tc\n", "line 1: expected NAME<tab>CREATION, found `a\tb\tc`");
+        bad("a\tb\tc\td\n", "line 1: expected NAME<tab>CREATION[<tab>USERREFS], found `a\tb\tc\td`");
     }
 }
 

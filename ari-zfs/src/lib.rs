@@ -19,7 +19,11 @@ pub mod pool;
 pub mod replication;
 pub mod rrsync;
 pub mod selection;
+pub mod send;
+mod send_settings;
 mod settings;
 
 pub use backend::ZfsBackend;
+pub use send::ZfsSendBackend;
+pub use send_settings::*;
 pub use settings::*;

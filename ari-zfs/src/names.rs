@@ -29,6 +29,24 @@ pub static SNAPSHOT_PREFIX: TextKind = TextKind::new(
     check_prefix,
 );
 
+/// The tag of a `zfs-send` job's hold on the sender.
+pub static HOLD_TAG: TextKind = TextKind::new(
+    "hold tag",
+    "a ZFS hold tag: letters, digits, `_`, `-`, `:`, `.`, not starting with `-`, at most 200 characters",
+    check_hold_tag,
+);
+
+/// Checks a hold tag: a word no shell or `zfs` reads as anything but the tag.
+pub fn check_hold_tag(tag: &str) -> Result<(), String> {
+    if !is_zfs_name(tag) || tag.starts_with('-') {
+        return Err("must be non-empty, of letters, digits, _ - . :, and not start with -".into());
+    }
+    if tag.len() > 200 {
+        return Err("is longer than 200 characters".into());
+    }
+    Ok(())
+}
+
 /// The strftime format of the timestamp in new snapshot names.
 pub static TIMESTAMP_FORMAT: TextKind = TextKind::new(
     "strftime format",

@@ -368,3 +368,14 @@ pub(crate) static REFUSE_DEGRADED_POOL: Setting<bool> = Setting::new(
 );
 
 crate::register_settings!(MIN_FREE_SPACE, REFUSE_DEGRADED_POOL);
+
+/// How fast a job's transfers may move data, in bytes per second, applied on the backup server
+/// (`pv -L` in a stream: a `zfs-send` job's).
+pub static BWLIMIT: Setting<Option<kinds::ByteCount>> = Setting::new(
+    "bwlimit",
+    "core",
+    None,
+    "the most bytes per second a job's stream moves through the backup server, e.g. 20M (powers of 1024), with pv -L, which must be installed there; used by zfs-send; unset: no limit",
+);
+
+crate::register_settings!(BWLIMIT);

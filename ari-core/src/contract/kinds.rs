@@ -216,7 +216,14 @@ pub(crate) enum SampleSize {
 
 /// A number of bytes, as a [`BYTES`] setting holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ByteCount(pub(crate) u64);
+pub struct ByteCount(pub(crate) u64);
+
+impl ByteCount {
+    /// The number of bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+}
 
 /// Reads a [`SAMPLE`].
 pub(crate) fn sample(text: &str) -> Result<SampleSize, String> {

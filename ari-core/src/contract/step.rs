@@ -541,6 +541,18 @@ impl CommandPattern {
         self.independent
     }
 
+    /// Where the command runs.
+    #[doc(hidden)]
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Whether the remote command line `line` is one the pattern allows (for a plugin's tests).
+    #[doc(hidden)]
+    pub fn allows(&self, line: &str) -> bool {
+        self.matches(line)
+    }
+
     /// Whether the remote command line `line` is one the pattern allows.
     pub(crate) fn matches(&self, line: &str) -> bool {
         if self.independent {
@@ -608,7 +620,7 @@ pub enum Work {
 
 impl Work {
     /// Its commands.
-    pub(crate) fn commands(&self) -> &[Command] {
+    pub fn commands(&self) -> &[Command] {
         match self {
             Work::Run(command) => std::slice::from_ref(command),
             Work::Stream(stages) => stages,
