@@ -145,6 +145,24 @@ pub(crate) fn render(state_dir: &Path, now: f64) -> String {
             });
         }
     }
+    // The newest backup the store held after the job's last run that judged it: for a zfs-send
+    // job, the newest snapshot replicated (AriBackupBehind).
+    let newest: Vec<(String, i64)> = jobs
+        .iter()
+        .filter_map(|(label, history)| {
+            let retained = history.runs.iter().rev().find_map(|run| run.retention)?;
+            Some((label.clone(), retained.newest?))
+        })
+        .collect();
+    if !newest.is_empty() {
+        let name = "ari_job_newest_backup_timestamp_seconds";
+        let help = "When the newest backup the job's store held after its last run that judged them was made (its time as retention judged it), in seconds since the epoch.";
+        family(&mut out, name, help, |out| {
+            for (label, value) in &newest {
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {value}", escape(label));
+            }
+        });
+    }
     // Each dump of the job's last run that had dumps, by its label.
     type DumpValue = fn(&crate::engine::history::DumpRecord) -> f64;
     let per_dump: [(&str, &str, DumpValue); 3] = [
@@ -287,8 +305,11 @@ mod tests {
             verify: None,
             dumps: Vec::new(),
             // A run that judged its backups: as many kept as it changed files, one destroyed.
-            retention: files
-                .map(|kept| crate::engine::step_run::Retained { kept: kept as usize, destroyed: 1 }),
+            retention: files.map(|kept| crate::engine::step_run::Retained {
+                kept: kept as usize,
+                destroyed: 1,
+                newest: Some(1_700_000_000 + kept as i64),
+            }),
             capacity: None,
         };
         History::record(dir.path(), "db", record(0, 1_800_000_000, Some(3))).unwrap();
@@ -301,6 +322,7 @@ mod tests {
             "ari_job_retention_kept{job=\"db\"} 3",
             "ari_job_retention_destroyed{job=\"db\"} 1",
             "ari_job_retention_kept{job=\"web\"} 0",
+            "ari_job_newest_backup_timestamp_seconds{job=\"db\"} 1700000003",
             "ari_job_last_run_success{job=\"web\"} 1",
             "ari_job_last_run_exit_code{job=\"db\"} 1",
             "ari_job_last_success_timestamp_seconds{job=\"db\"} 1800000012.5",

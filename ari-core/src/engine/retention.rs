@@ -317,7 +317,13 @@ fn attempt(retention: &Retention, before: &Before, runner: &Runner) -> Attempt {
     // store goes.
     let kept = decision.verdicts.len() - destroyed;
     log::info!("{}: kept {kept}, destroyed {destroyed}", retention.name);
-    let retained = Retained { kept, destroyed };
+    let newest = decision
+        .verdicts
+        .iter()
+        .filter(|v| !v.kept_by.is_empty() && !v.kept_by.iter().any(|by| by == FUTURE))
+        .map(|v| v.time)
+        .max();
+    let retained = Retained { kept, destroyed, newest };
     let mut errors = errors.into_iter();
     let result = match (errors.next(), errors.next()) {
         (None, _) => Ok(()),

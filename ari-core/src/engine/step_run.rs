@@ -187,6 +187,10 @@ pub struct Retained {
     pub kept: usize,
     /// Candidates destroyed.
     pub destroyed: usize,
+    /// The time of the newest backup it kept (none dated in the future), seconds since the epoch:
+    /// for a zfs-send job, the newest snapshot replicated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<i64>,
 }
 
 impl StepRecord {
