@@ -4,13 +4,41 @@
 //! state (`state.json`), the rules that make chosen calls fail or hang (`faults.json`) and a
 //! log of every call (`calls.jsonl`).
 //!
-//! The scripts run the `ari-fake` binary of this crate (`src/bin/ari-fake.rs`) with the
+//! The scripts run the `ari-fake` binary of this crate (`src/bin/ari-fake/`) with the
 //! state directory written into them, not passed through the environment, so that the
 //! same fakes work when ari runs them locally through `PATH` and on the far side of the
 //! harness's sshd (see [`crate::SshdBuilder::path_prefix`]), which passes no environment.
 //!
 //! This module also holds the file formats and the locking rule that the binary uses, so
 //! that the two sides cannot disagree about them.
+//!
+//! # Replication: `zfs send`, `zfs recv`, holds
+//!
+//! Sender and receiver datasets live in the same state. Each snapshot has a GUID (random
+//! looking, never 0, kept by a receive) and a `createtxg` (from a counter per pool, the
+//! part of the name before the first `/`), and user holds by tag.
+//!
+//! A stream ([`stream`]) is text and bytes: a header line, `ARI-FAKE-ZFS-STREAM ` and a
+//! [`stream::StreamHeader`] as JSON (the source dataset, the raw flag, the incremental
+//! source's GUID, each snapshot's name after `@`, GUID and creation time, the payload size
+//! per snapshot, and for a resumed stream how much of the first snapshot's payload the
+//! receiver already has); then, per snapshot, its payload: [`State::send_payload_bytes`]
+//! bytes of `.`, less what a resumed stream skips; then the line `END`. The sender writes
+//! it in chunks, flushing each, so that a rate limiter between the two sides paces it.
+//!
+//! The receiver commits each snapshot as soon as its payload is in (the last one once
+//! `END` is in too), as OpenZFS commits each snapshot of a `-I` stream on its own. With
+//! `-s`, the snapshot being received is named by a resume token in
+//! [`State::resume_tokens`], set before the first payload byte is read, so that a receive
+//! killed by a signal leaves it. A token ([`stream::ResumeToken`]) is
+//! `1-CHECKSUM-LENGTH-PAYLOAD` in lowercase hex like OpenZFS's: CHECKSUM is FNV-1a of the
+//! payload bytes, LENGTH their count, PAYLOAD the hex of JSON naming `fromguid`,
+//! `object`, `offset`, `bytes`, `toguid`, `toname` and `rawok`.
+//!
+//! Neither side holds the state directory's lock while it writes to or reads from a pipe:
+//! both run at once in one pipeline, and the lock would deadlock them. A streaming call is
+//! recorded in `calls.jsonl` as it starts, with exit -1, and its line is rewritten with
+//! the real exit status when it ends; one killed on the way keeps -1.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::env;
@@ -24,6 +52,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tempfile::TempDir;
+
+pub mod stream;
 
 /// The tools that [`Fakes::new`] plants in `bin/`.
 pub const TOOLS: &[&str] =
@@ -65,6 +95,61 @@ pub struct State {
     /// not here is ONLINE and never scrubbed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pools: BTreeMap<String, PoolHealth>,
+    /// The last `createtxg` given to a snapshot, by pool.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub txgs: BTreeMap<String, u64>,
+    /// The payload bytes per snapshot of a `zfs send` stream: 0 makes a stream of a header
+    /// and a trailer; more makes one large enough to be paced or cut.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub send_payload_bytes: u64,
+    /// Properties that `zfs recv -o` set (`readonly`, `canmount`), and `received_raw=yes`
+    /// for a dataset received from a raw stream, by dataset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dataset_properties: BTreeMap<String, BTreeMap<String, String>>,
+    /// The `receive_resume_token` of datasets with a partial `zfs recv -s`, by dataset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resume_tokens: BTreeMap<String, String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl State {
+    /// A new snapshot `name` made at `creation`, with the next `createtxg` of its pool and a
+    /// GUID that no snapshot has yet; the caller adds it to [`State::zfs_snapshots`].
+    pub fn new_zfs_snapshot(&mut self, name: &str, creation: i64) -> ZfsSnapshot {
+        let createtxg = self.next_txg(name);
+        let mut seed = stream::checksum(format!("{name}\0{createtxg}").as_bytes());
+        let guid = loop {
+            let guid = splitmix64(&mut seed);
+            if guid != 0 && self.zfs_snapshots.iter().all(|snapshot| snapshot.guid != guid) {
+                break guid;
+            }
+        };
+        ZfsSnapshot { name: name.to_owned(), creation, guid, createtxg, ..ZfsSnapshot::default() }
+    }
+
+    /// Advances the `createtxg` counter of the pool that `name` (a dataset or snapshot) is in.
+    pub fn next_txg(&mut self, name: &str) -> u64 {
+        let counter = self.txgs.entry(pool_of(name).to_owned()).or_default();
+        *counter += 1;
+        *counter
+    }
+}
+
+/// The pool a dataset or snapshot is in: its name up to the first `/` or `@`.
+pub fn pool_of(name: &str) -> &str {
+    name.split(['/', '@']).next().unwrap_or(name)
+}
+
+/// One step of SplitMix64: well-spread 64-bit values from a counter.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A dataset's `available` and `used` bytes.
@@ -134,7 +219,7 @@ pub struct CoveredDir {
 }
 
 /// A ZFS snapshot, `dataset@name`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZfsSnapshot {
     pub name: String,
@@ -143,6 +228,18 @@ pub struct ZfsSnapshot {
     /// User properties (`ari:verify`), as `zfs set` gave them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub properties: std::collections::BTreeMap<String, String>,
+    /// Unique to the snapshot and kept by `zfs send | zfs recv`, so that the two sides'
+    /// copies have the same one; never 0 once made by [`State::new_zfs_snapshot`].
+    #[serde(default)]
+    pub guid: u64,
+    /// The transaction group that made the snapshot, from its pool's counter: the order of
+    /// a dataset's snapshots, and of `-I` streams.
+    #[serde(default)]
+    pub createtxg: u64,
+    /// User holds (`zfs hold`): tag to the epoch seconds it was placed at. A held snapshot
+    /// cannot be destroyed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holds: BTreeMap<String, i64>,
 }
 
 /// One rule of `faults.json`: which calls of a tool misbehave, and how. Every field but
@@ -188,7 +285,8 @@ pub struct Call {
     pub tool: String,
     pub args: Vec<String>,
     /// The exit status; -1 for a call that hung (it was recorded before it started to hang,
-    /// since it never finishes).
+    /// since it never finishes), or for a streaming call (`zfs send`, `zfs recv`) that has
+    /// not ended: it is still running, or it was killed.
     pub exit: i32,
     /// The call was not one that ari should make: an unknown tool or option, a wrong
     /// number of arguments, a refused dangerous request, or an error of the fake itself.
@@ -204,7 +302,11 @@ pub struct Call {
 impl Call {
     /// The call as one line for a failure message.
     pub fn describe(&self) -> String {
-        let outcome = if self.hung { "hung".to_owned() } else { format!("exit {}", self.exit) };
+        let outcome = match (self.hung, self.exit) {
+            (true, _) => "hung".to_owned(),
+            (false, -1) => "running or killed".to_owned(),
+            (false, exit) => format!("exit {exit}"),
+        };
         let unexpected = if self.unexpected { " UNEXPECTED" } else { "" };
         format!("{} {} -> {outcome}{unexpected}", self.tool, self.args.join(" "))
     }
@@ -277,6 +379,22 @@ pub fn append_call(dir: &Path, call: &Call) -> io::Result<()> {
     let mut line = serde_json::to_string(call).map_err(io::Error::other)?;
     line.push('\n');
     OpenOptions::new().append(true).create(true).open(dir.join(CALLS_FILE))?.write_all(line.as_bytes())
+}
+
+/// Replaces line `index` (0-based) of `calls.jsonl` with `call`: a streaming call's end;
+/// call it under [`lock`].
+pub fn finish_call(dir: &Path, index: usize, call: &Call) -> io::Result<()> {
+    let path = dir.join(CALLS_FILE);
+    let mut lines: Vec<String> = fs::read_to_string(&path)?.lines().map(str::to_owned).collect();
+    let line = lines
+        .get_mut(index)
+        .ok_or_else(|| io::Error::other(format!("{}: no call number {}", path.display(), index + 1)))?;
+    *line = serde_json::to_string(call).map_err(io::Error::other)?;
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let temporary = dir.join(format!("{CALLS_FILE}.tmp"));
+    fs::write(&temporary, text)?;
+    fs::rename(&temporary, path)
 }
 
 /// A set of fake tools with their state, in a temporary directory removed on drop; see the
@@ -387,12 +505,35 @@ impl Fakes {
     pub fn add_zfs_snapshot(&self, name: &str, creation: i64) {
         assert!(name.contains('@'), "a ZFS snapshot is named dataset@name, got {name:?}");
         self.update_state(|state| {
-            state.zfs_snapshots.push(ZfsSnapshot {
-                name: name.to_owned(),
-                creation,
-                properties: Default::default(),
-            });
+            let snapshot = state.new_zfs_snapshot(name, creation);
+            state.zfs_snapshots.push(snapshot);
         });
+    }
+
+    /// Like [`Fakes::add_zfs_snapshot`], with the GUID `guid`: a snapshot that an earlier
+    /// replication made, or one that only looks like it.
+    pub fn add_zfs_snapshot_with_guid(&self, name: &str, creation: i64, guid: u64) {
+        assert!(name.contains('@'), "a ZFS snapshot is named dataset@name, got {name:?}");
+        assert!(guid != 0, "a snapshot's GUID is never 0");
+        self.update_state(|state| {
+            let snapshot = ZfsSnapshot { guid, ..state.new_zfs_snapshot(name, creation) };
+            state.zfs_snapshots.push(snapshot);
+        });
+    }
+
+    /// Sets the payload bytes per snapshot of the streams that `zfs send` writes.
+    pub fn set_send_payload_bytes(&self, bytes: u64) {
+        self.update_state(|state| state.send_payload_bytes = bytes);
+    }
+
+    /// The snapshot `name` with its GUID, `createtxg` and holds, if it exists.
+    pub fn zfs_snapshot(&self, name: &str) -> Option<ZfsSnapshot> {
+        self.state().zfs_snapshots.into_iter().find(|s| s.name == name)
+    }
+
+    /// The `receive_resume_token` of `dataset`, if a partial `zfs recv -s` left one.
+    pub fn resume_token(&self, dataset: &str) -> Option<String> {
+        self.state().resume_tokens.get(dataset).cloned()
     }
 
     /// Sets what `zfs get available,used` shows of `dataset`.

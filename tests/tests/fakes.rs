@@ -21,6 +21,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
+use tests::fakes::stream::ResumeToken;
 use tests::fakes::Fakes;
 use tests::{describe_output, eventually, run, Sshd};
 
@@ -676,6 +677,507 @@ fn through_sshd_the_same_state_changes() {
     // And back locally: one state, whichever side calls.
     ok(&fakes, "lvremove", &["-f", "vg0/root-snap"]);
     fakes.assert_clean();
+}
+
+/// `zfs recv` as ari runs it, resumable; a script adds `-F` and the dataset.
+const RECV: &str = "zfs recv -s -u -o readonly=on -o canmount=noauto -x mountpoint";
+
+/// Runs `script` with `sh -c`, the fakes first on `PATH`: a real pipe between send and recv.
+fn sh(fakes: &Fakes, script: &str) -> (Command, std::process::Output) {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", script]).env("PATH", fakes.path_env()).stdin(Stdio::null());
+    let output = run(&mut cmd);
+    (cmd, output)
+}
+
+/// Runs `script`, expecting it to succeed; its stdout.
+fn sh_ok(fakes: &Fakes, script: &str) -> String {
+    let (cmd, output) = sh(fakes, script);
+    assert!(output.status.success(), "{}\n{}", describe_output(&cmd, &output), fakes.report());
+    String::from_utf8(output.stdout).expect("the fakes print UTF-8")
+}
+
+/// Runs `script`, expecting it to exit with `exit` and print `stderr` exactly.
+fn sh_fails(fakes: &Fakes, script: &str, exit: i32, stderr: &str) {
+    let (cmd, output) = sh(fakes, script);
+    assert!(
+        output.status.code() == Some(exit) && String::from_utf8_lossy(&output.stderr) == stderr,
+        "expected exit {exit}, stderr {stderr:?}\n{}\n{}",
+        describe_output(&cmd, &output),
+        fakes.report()
+    );
+}
+
+/// The replication listing of `dataset`: name, GUID, createtxg, creation, userrefs.
+fn zfs_list_replication(fakes: &Fakes, dataset: &str) -> Vec<(String, u64, u64, i64, u32)> {
+    let args =
+        ["list", "-H", "-p", "-t", "snapshot", "-o", "name,guid,createtxg,creation,userrefs", "-d", "1"];
+    let mut args = args.to_vec();
+    args.push(dataset);
+    ok(fakes, "zfs", &args)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 5, "five columns: {line:?}");
+            let number = |index: usize| fields[index].parse::<u64>().expect("a number");
+            (
+                fields[0].to_owned(),
+                number(1),
+                number(2),
+                fields[3].parse().expect("a time"),
+                u32::try_from(number(4)).expect("a count"),
+            )
+        })
+        .collect()
+}
+
+/// Fakes with `pool/src` holding the snapshots `names`, made a day apart, and the pool
+/// `backup` to receive into.
+fn replication_fixture(names: &[&str]) -> Fakes {
+    let fakes = Fakes::new();
+    fakes.add_dataset("pool/src");
+    fakes.add_dataset("backup");
+    for (day, name) in (0..).zip(names) {
+        fakes.set_now(1_767_225_600 + day * 86_400);
+        ok(&fakes, "zfs", &["snapshot", &format!("pool/src@{name}")]);
+    }
+    fakes
+}
+
+/// The `name@snapshot -> (GUID, creation)` of `dataset`'s snapshots, by name after `@`.
+fn guids(fakes: &Fakes, dataset: &str) -> Vec<(String, u64, i64)> {
+    zfs_list_replication(fakes, dataset)
+        .into_iter()
+        .map(|(name, guid, _, creation, _)| {
+            (name.split_once('@').expect("a snapshot").1.to_owned(), guid, creation)
+        })
+        .collect()
+}
+
+/// A full send then an incremental one, through a shell pipe: the receiver ends with the
+/// sender's snapshots, GUIDs and creation times, and ari's receive properties.
+#[test]
+fn zfs_send_recv_full_then_incremental() {
+    let fakes = replication_fixture(&["a", "b", "c"]);
+    let listed = zfs_list_replication(&fakes, "pool/src");
+    let names: Vec<&str> = listed.iter().map(|row| row.0.as_str()).collect();
+    assert_eq!(names, ["pool/src@a", "pool/src@b", "pool/src@c"]);
+    let txgs: Vec<u64> = listed.iter().map(|row| row.2).collect();
+    assert!(txgs.windows(2).all(|pair| pair[0] < pair[1]), "createtxg grows: {txgs:?}");
+    assert!(listed.iter().all(|row| row.1 != 0 && row.4 == 0), "GUIDs set, no holds: {listed:?}");
+    let mut unique: Vec<u64> = listed.iter().map(|row| row.1).collect();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "GUIDs differ: {listed:?}");
+
+    expect(
+        &fakes,
+        "zfs",
+        &["list", "-H", "-o", "name", "backup/dst"],
+        1,
+        "",
+        "cannot open 'backup/dst': dataset does not exist\n",
+    );
+    sh_ok(&fakes, &format!("zfs send pool/src@a | {RECV} backup/dst"));
+    expect(&fakes, "zfs", &["list", "-H", "-o", "name", "backup/dst"], 0, "backup/dst\n", "");
+    assert_eq!(guids(&fakes, "backup/dst"), guids(&fakes, "pool/src")[..1]);
+
+    sh_ok(&fakes, &format!("zfs send -I @a pool/src@c | {RECV} backup/dst"));
+    assert_eq!(guids(&fakes, "backup/dst"), guids(&fakes, "pool/src"), "the same snapshots, GUIDs and times");
+    let received = zfs_list_replication(&fakes, "backup/dst");
+    assert_eq!(
+        received.iter().map(|row| row.2).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "the receiving pool's own txgs"
+    );
+    let token = ["get", "-H", "-p", "-o", "value", "receive_resume_token", "backup/dst"];
+    expect(&fakes, "zfs", &token, 0, "-\n", "");
+    let state = fakes.state();
+    let properties: Vec<(&str, &str)> =
+        state.dataset_properties["backup/dst"].iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(properties, [("canmount", "noauto"), ("readonly", "on")]);
+
+    // The long form of -I, raw, without -s, into a new dataset after a full raw send.
+    sh_ok(
+        &fakes,
+        "zfs send -w pool/src@a | zfs recv -u -o readonly=on -o canmount=noauto -x mountpoint backup/raw",
+    );
+    sh_ok(
+        &fakes,
+        "zfs send -w -I pool/src@a pool/src@b | zfs recv -u -o readonly=on -o canmount=noauto -x mountpoint backup/raw",
+    );
+    assert_eq!(guids(&fakes, "backup/raw"), guids(&fakes, "pool/src")[..2]);
+    assert_eq!(fakes.state().dataset_properties["backup/raw"]["received_raw"], "yes");
+
+    let streaming: Vec<String> = fakes
+        .calls_of("zfs")
+        .iter()
+        .filter(|call| call.args[0] == "send" || call.args[0] == "recv")
+        .map(|call| call.describe())
+        .collect();
+    assert_eq!(streaming.len(), 8, "{streaming:?}");
+    assert!(streaming.iter().all(|call| call.ends_with("-> exit 0")), "{streaming:?}");
+    fakes.assert_no_unexpected_calls();
+}
+
+/// Holds as `zfs hold`, `holds -H` and `release` keep and show them, and a held snapshot
+/// refuses to be destroyed.
+#[test]
+fn zfs_holds_and_the_busy_destroy() {
+    let fakes = replication_fixture(&["a"]);
+    let snap = "pool/src@a";
+    fakes.set_now(1_796_724_000); // Tue Dec  8 10:00 2026 UTC
+    expect(&fakes, "zfs", &["holds", "-H", snap], 0, "", "");
+    ok(&fakes, "zfs", &["hold", "ari-send", snap]);
+    ok(&fakes, "zfs", &["hold", "ari-keep", snap]);
+    expect(
+        &fakes,
+        "zfs",
+        &["hold", "ari-send", snap],
+        1,
+        "",
+        "cannot hold snapshot 'pool/src@a': tag already exists on this dataset\n",
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &["holds", "-H", snap],
+        0,
+        "pool/src@a\tari-keep\tTue Dec  8 10:00 2026\npool/src@a\tari-send\tTue Dec  8 10:00 2026\n",
+        "",
+    );
+    assert_eq!(zfs_list_replication(&fakes, "pool/src")[0].4, 2, "userrefs counts the holds");
+    expect(&fakes, "zfs", &["destroy", snap], 1, "", "cannot destroy snapshot pool/src@a: dataset is busy\n");
+    assert!(fakes.zfs_snapshot(snap).is_some(), "a busy destroy destroys nothing");
+
+    ok(&fakes, "zfs", &["release", "ari-send", snap]);
+    expect(
+        &fakes,
+        "zfs",
+        &["release", "ari-send", snap],
+        1,
+        "",
+        "cannot release hold from snapshot 'pool/src@a': no such tag on this dataset\n",
+    );
+    ok(&fakes, "zfs", &["release", "ari-keep", snap]);
+    ok(&fakes, "zfs", &["destroy", snap]);
+
+    expect(
+        &fakes,
+        "zfs",
+        &["holds", "-H", snap],
+        1,
+        "",
+        "cannot open 'pool/src@a': dataset does not exist\nno datasets available\n",
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &["hold", "t", snap],
+        1,
+        "",
+        "cannot hold snapshot 'pool/src@a': dataset does not exist\n",
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &["hold", "t", "pool/gone@a"],
+        1,
+        "",
+        "cannot open 'pool/gone': dataset does not exist\n",
+    );
+    fakes.assert_no_unexpected_calls();
+}
+
+/// The resume token of `dataset`, read as `zfs get` shows it.
+fn token_of(fakes: &Fakes, dataset: &str) -> (String, ResumeToken) {
+    let text = ok(fakes, "zfs", &["get", "-H", "-p", "-o", "value", "receive_resume_token", dataset]);
+    let text = text.trim_end().to_owned();
+    let token =
+        ResumeToken::decode(&text).unwrap_or_else(|err| panic!("{text:?}: {err}\n{}", fakes.report()));
+    (text, token)
+}
+
+/// A stream cut on the way leaves a resume token with `-s`; `send -nvt` shows what it
+/// names, other streams are refused while it is there, and `send -t` completes it. A cut
+/// inside a `-I` stream keeps the snapshots that were all in.
+#[test]
+fn a_cut_stream_leaves_a_token_that_send_t_completes() {
+    let fakes = replication_fixture(&["a", "b", "c"]);
+    let payload = 1 << 20;
+    fakes.set_send_payload_bytes(payload);
+    let a = fakes.zfs_snapshot("pool/src@a").expect("a");
+
+    // The send's own complaint (a broken pipe) goes elsewhere: the log shows it.
+    let (cmd, output) =
+        sh(&fakes, &format!("zfs send pool/src@a 2>/dev/null | head -c 300000 | {RECV} backup/dst"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", describe_output(&cmd, &output));
+    let (text, token) = token_of(&fakes, "backup/dst");
+    assert_eq!(
+        stderr,
+        format!(
+            "cannot receive new filesystem stream: checksum mismatch or incomplete stream.\n\
+             Partially received snapshot is saved.\n\
+             A resuming stream can be generated on the sending system by running:\n    zfs send -t {text}\n"
+        )
+    );
+    assert!(text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase() || b == b'-'), "{text}");
+    assert_eq!((token.toname.as_str(), token.toguid, token.fromguid), ("pool/src@a", a.guid, None));
+    assert!(token.bytes > 0 && token.bytes < payload, "part of the payload is in: {token:?}");
+    expect(&fakes, "zfs", &["list", "-H", "-o", "name", "backup/dst"], 0, "backup/dst\n", "");
+    assert!(guids(&fakes, "backup/dst").is_empty(), "no snapshot yet");
+    let send = fakes.calls().into_iter().find(|call| call.args[0] == "send").expect("the send is logged");
+    assert_eq!(send.exit, 1, "the send saw its pipe break: {}", send.describe());
+
+    let dry = ok(&fakes, "zfs", &["send", "-nvt", &text]);
+    let contents = format!(
+        "resume token contents:\nnvlist version: 0\n\tobject = 0x1\n\toffset = {:#x}\n\tbytes = {:#x}\n\
+         \ttoguid = {:#x}\n\ttoname = pool/src@a\nfull send of pool/src@a estimated size is ",
+        token.bytes, token.bytes, a.guid
+    );
+    assert!(dry.starts_with(&contents) && dry.ends_with("K\n"), "{dry:?}\nexpected {contents:?}...");
+
+    // Other streams cannot land on the partial state.
+    sh_fails(
+        &fakes,
+        &format!("zfs send pool/src@b 2>/dev/null | {RECV} -F backup/dst"),
+        1,
+        "cannot receive new filesystem stream: destination backup/dst contains partially-complete state from \
+         \"zfs receive -s\".\n",
+    );
+    sh_fails(
+        &fakes,
+        &format!("zfs send pool/src@b 2>/dev/null | {RECV} backup/dst"),
+        1,
+        "cannot receive new filesystem stream: destination 'backup/dst' exists\nmust specify -F to overwrite it\n",
+    );
+    assert_eq!(token_of(&fakes, "backup/dst").0, text, "refused streams leave the token");
+
+    sh_ok(&fakes, &format!("zfs send -t {text} | {RECV} backup/dst"));
+    assert_eq!(guids(&fakes, "backup/dst"), guids(&fakes, "pool/src")[..1]);
+    expect(
+        &fakes,
+        "zfs",
+        &["get", "-H", "-p", "-o", "value", "receive_resume_token", "backup/dst"],
+        0,
+        "-\n",
+        "",
+    );
+
+    // Cut inside c: b is in, c is partial, and the token names c from b.
+    let b = fakes.zfs_snapshot("pool/src@b").expect("b");
+    let c = fakes.zfs_snapshot("pool/src@c").expect("c");
+    sh(&fakes, &format!("zfs send -I @a pool/src@c | head -c {} | {RECV} backup/dst", payload + 200_000));
+    assert_eq!(guids(&fakes, "backup/dst"), guids(&fakes, "pool/src")[..2]);
+    let (text, token) = token_of(&fakes, "backup/dst");
+    assert_eq!((token.toname.as_str(), token.toguid, token.fromguid), ("pool/src@c", c.guid, Some(b.guid)));
+    let dry = ok(&fakes, "zfs", &["send", "-nvt", &text]);
+    assert!(
+        dry.starts_with(&format!("resume token contents:\nnvlist version: 0\n\tfromguid = {:#x}\n", b.guid)),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("\ttoname = pool/src@c\nsend from pool/src@b to pool/src@c estimated size is "),
+        "{dry}"
+    );
+    sh_fails(
+        &fakes,
+        &format!("zfs send -I @b pool/src@c 2>/dev/null | {RECV} backup/dst"),
+        1,
+        "cannot receive incremental stream: destination backup/dst contains partially-complete state from \
+         \"zfs receive -s\".\n",
+    );
+    sh_ok(&fakes, &format!("zfs send -t {text} | {RECV} backup/dst"));
+    assert_eq!(guids(&fakes, "backup/dst"), guids(&fakes, "pool/src"));
+    assert_eq!(fakes.resume_token("backup/dst"), None);
+
+    // Without -s a cut stream keeps nothing.
+    let (_, output) = sh(
+        &fakes,
+        "zfs send pool/src@a 2>/dev/null | head -c 1000 | zfs recv -u -o readonly=on -o canmount=noauto -x mountpoint backup/plain",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "cannot receive new filesystem stream: incomplete stream\n"
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &["list", "-H", "-o", "name", "backup/plain"],
+        1,
+        "",
+        "cannot open 'backup/plain': dataset does not exist\n",
+    );
+    fakes.assert_no_unexpected_calls();
+}
+
+/// A receive killed after the stream's header leaves its token (set before any payload),
+/// shows in the call log as killed, and `recv -A` removes the dataset it had created.
+#[test]
+fn a_killed_receive_leaves_its_token_and_recv_a_aborts_it() {
+    let fakes = replication_fixture(&["a"]);
+    fakes.set_send_payload_bytes(1 << 20);
+    let mut send = command(&fakes, "zfs", &["send", "pool/src@a"]);
+    let stream = run(send.stdin(Stdio::null())).stdout;
+    let recv_args: Vec<&str> = RECV.split(' ').skip(1).chain(["backup/dst"]).collect();
+    let mut recv = command(&fakes, "zfs", &recv_args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start zfs recv");
+    let mut input = recv.stdin.take().expect("recv's stdin");
+    std::io::Write::write_all(&mut input, &stream[..1000]).expect("write part of the stream");
+    assert!(
+        eventually(|| fakes.resume_token("backup/dst").is_some()),
+        "the receive set no token\n{}",
+        fakes.report()
+    );
+    recv.kill().expect("kill zfs recv");
+    assert_eq!(recv.wait().expect("reap zfs recv").signal(), Some(libc::SIGKILL));
+    drop(input);
+
+    let (text, token) = token_of(&fakes, "backup/dst");
+    assert_eq!((token.toname.as_str(), token.bytes), ("pool/src@a", 0), "the token as the header set it");
+    let recvs = fakes.calls().into_iter().filter(|call| call.args[0] == "recv").collect::<Vec<_>>();
+    assert_eq!(recvs.len(), 1);
+    assert!(recvs[0].describe().ends_with("-> running or killed"), "{}", recvs[0].describe());
+
+    expect(&fakes, "zfs", &["recv", "-A", "backup/dst"], 0, "", "");
+    expect(
+        &fakes,
+        "zfs",
+        &["list", "-H", "-o", "name", "backup/dst"],
+        1,
+        "",
+        "cannot open 'backup/dst': dataset does not exist\n",
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &["recv", "-A", "backup/dst"],
+        2,
+        "",
+        "cannot open 'backup/dst': dataset does not exist\n",
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &["recv", "-A", "pool/src"],
+        1,
+        "",
+        "'pool/src' does not have any resumable receive state to abort\n",
+    );
+    // The token outlived the partial state: the sender still knows what it names.
+    ok(&fakes, "zfs", &["send", "-nvt", &text]);
+    fakes.assert_no_unexpected_calls();
+}
+
+/// A receiver that changed since the last replication is refused, and `-F` rolls it back;
+/// sends and receives that cannot be are refused with OpenZFS's words, and write nothing.
+#[test]
+fn zfs_send_recv_refusals() {
+    let fakes = replication_fixture(&["a", "b"]);
+    sh_ok(&fakes, &format!("zfs send pool/src@a | {RECV} backup/dst"));
+    ok(&fakes, "zfs", &["snapshot", "backup/dst@local"]);
+    sh_fails(
+        &fakes,
+        &format!("zfs send -I @a pool/src@b | {RECV} backup/dst"),
+        1,
+        "cannot receive incremental stream: destination backup/dst has been modified\nsince most recent snapshot\n",
+    );
+    sh_ok(&fakes, &format!("zfs send -I @a pool/src@b | {RECV} -F backup/dst"));
+    assert_eq!(guids(&fakes, "backup/dst"), guids(&fakes, "pool/src"), "-F destroyed @local");
+
+    // Same names, other GUIDs: another history.
+    fakes.add_dataset("backup/other");
+    fakes.add_zfs_snapshot_with_guid("backup/other@a", 1_767_225_600, 12345);
+    sh_fails(
+        &fakes,
+        &format!("zfs send -I @a pool/src@b | {RECV} -F backup/other"),
+        1,
+        "cannot receive incremental stream: most recent snapshot of backup/other does not\nmatch incremental source\n",
+    );
+    sh_fails(
+        &fakes,
+        &format!("zfs send -I @a pool/src@b | {RECV} backup/none"),
+        1,
+        "cannot receive incremental stream: destination 'backup/none' does not exist\n",
+    );
+    sh_fails(
+        &fakes,
+        &format!("zfs send pool/src@a | {RECV} nopool/x"),
+        1,
+        "cannot open 'nopool': dataset does not exist\ncannot receive new filesystem stream: unable to restore to destination\n",
+    );
+    sh_fails(
+        &fakes,
+        &format!("zfs send pool/src@a | {RECV} -F backup/dst"),
+        1,
+        "cannot receive new filesystem stream: destination has snapshots (eg. backup/dst@a)\n\
+         must destroy them to overwrite it\n",
+    );
+    expect(
+        &fakes,
+        "zfs",
+        &RECV.split(' ').skip(1).chain(["backup/x"]).collect::<Vec<_>>(),
+        1,
+        "",
+        "cannot receive: failed to read from stream\n",
+    );
+
+    let send_fails = |args: &[&str], exit: i32, stderr: &str| expect(&fakes, "zfs", args, exit, "", stderr);
+    send_fails(&["send", "pool/src@nope"], 1, "cannot open 'pool/src@nope': dataset does not exist\n");
+    send_fails(&["send", "-I", "@a", "pool/gone@b"], 1, "cannot open 'pool/gone': dataset does not exist\n");
+    send_fails(
+        &["send", "-I", "@b", "pool/src@a"],
+        1,
+        "WARNING: could not send pool/src@a:\nincremental source (pool/src@b) is not earlier than it\n",
+    );
+    send_fails(
+        &["send", "-I", "@nope", "pool/src@b"],
+        1,
+        "WARNING: could not send pool/src@b:\nincremental source (pool/src@nope) does not exist\n",
+    );
+    send_fails(
+        &["send", "-t", "garbage"],
+        255,
+        "cannot resume send: resume token is corrupt (invalid format)\n",
+    );
+    send_fails(
+        &["send", "-nvt", "1-0-0-"],
+        255,
+        "cannot resume send: resume token is corrupt (incorrect checksum)\n",
+    );
+
+    // A token whose snapshot is gone.
+    fakes.set_send_payload_bytes(100_000);
+    sh(&fakes, &format!("zfs send pool/src@b | head -c 5000 | {RECV} backup/cut"));
+    let (text, _) = token_of(&fakes, "backup/cut");
+    ok(&fakes, "zfs", &["destroy", "pool/src@b"]);
+    send_fails(
+        &["send", "-t", &text],
+        255,
+        "cannot resume send: 'pool/src@b' used in the initial send no longer exists\n",
+    );
+
+    let unexpected: &[&[&str]] = &[
+        &["send", "-R", "pool/src@a"],
+        &["send", "-i", "@a", "pool/src@b"],
+        &["send", "-I", "other/ds@a", "pool/src@b"],
+        &["recv", "backup/dst"],
+        &["recv", "-s", "-u", "backup/dst"],
+        &["list", "-H", "-o", "name,used", "pool/src"],
+    ];
+    for args in unexpected {
+        let output = run(command(&fakes, "zfs", args).stdin(Stdio::null()));
+        assert_eq!(
+            output.status.code(),
+            Some(99),
+            "zfs {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 /// The arguments of the one `zfs list` that the fake knows.

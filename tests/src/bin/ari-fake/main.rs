@@ -1,5 +1,5 @@
 //! `ari-fake`: the fake `lvcreate`, `lvremove`, `lvs`, `mount`, `umount`, `mountpoint`,
-//! `findmnt` and `zfs` that the integration tests put first on `PATH`, because the test machine has
+//! `findmnt`, `zfs` and `zpool` that the integration tests put first on `PATH`, because the test machine has
 //! neither device-mapper nor ZFS. Wrapper scripts written by `tests::fakes::Fakes` run it as
 //! `ari-fake --state STATE_DIR --tool TOOL -- ARGS...`.
 //!
@@ -9,6 +9,9 @@
 //! copies the volume's content directory into the mount point, and a "umount" empties it
 //! again, so that rsync and rdiff-backup read real files. Any call outside the known forms
 //! is unexpected: it exits 99 and is marked in the log, so that a test notices.
+//!
+//! `zfs send` and `zfs recv` ([`replication`]) stream through a pipe, so they do their
+//! streaming without the lock, and are logged as they start and again as they end.
 
 // The fake runs `touch -h -r` to give a copied symlink the times of the original, which std
 // cannot set without unsafe code. The workspace's one-spawner rule is for production code.
@@ -25,6 +28,8 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tests::fakes::{self, Call, CoveredDir, Mount, Snapshot, State, ZfsSnapshot, TOOLS};
+
+mod replication;
 
 /// The exit status of an unexpected call: no real tool here uses it.
 const UNEXPECTED: i32 = 99;
@@ -124,7 +129,8 @@ impl Outcome {
 /// Runs one call under the state directory's lock and records it.
 fn call(dir: &Path, tool: &str, args: &[String], started: u64) -> io::Result<Outcome> {
     let lock = fakes::lock(dir)?;
-    let earlier = fakes::read_calls(dir)?.iter().filter(|call| call.tool == tool).count();
+    let calls = fakes::read_calls(dir)?;
+    let earlier = calls.iter().filter(|call| call.tool == tool).count();
     let number = u32::try_from(earlier + 1).unwrap_or(u32::MAX);
     let state = fakes::read_state(dir)?;
     let faults = fakes::read_faults(dir)?;
@@ -154,22 +160,40 @@ fn call(dir: &Path, tool: &str, args: &[String], started: u64) -> io::Result<Out
                 stderr: fault.stderr.clone(),
                 unexpected: false,
             },
-            None => {
-                let mut new_state = state.clone();
-                match execute(&op, &mut new_state) {
-                    Ok(Ok(outcome)) => {
-                        if new_state != state {
-                            fakes::write_state(dir, &new_state)?;
-                        }
-                        outcome
-                    }
-                    Ok(Err(reason)) => Outcome::unexpected(tool, args, &reason),
-                    Err(err) => Outcome::error(format!(
-                        "ari-fake: internal error in `{tool} {}`: {err}\n",
-                        args.join(" ")
-                    )),
+            None => match replication::streaming(&op, &state) {
+                Some(Ok(streaming)) => {
+                    // Logged now, so that the call counts and shows even if it is killed.
+                    let running = Outcome { exit: -1, ..Outcome::ok("") };
+                    fakes::append_call(dir, &record(&running, false))?;
+                    drop(lock);
+                    let outcome = streaming.run(dir).unwrap_or_else(|err| {
+                        Outcome::error(format!(
+                            "ari-fake: internal error in `{tool} {}`: {err}\n",
+                            args.join(" ")
+                        ))
+                    });
+                    let _lock = fakes::lock(dir)?;
+                    fakes::finish_call(dir, calls.len(), &record(&outcome, false))?;
+                    return Ok(outcome);
                 }
-            }
+                Some(Err(refused)) => refused,
+                None => {
+                    let mut new_state = state.clone();
+                    match execute(&op, &mut new_state) {
+                        Ok(Ok(outcome)) => {
+                            if new_state != state {
+                                fakes::write_state(dir, &new_state)?;
+                            }
+                            outcome
+                        }
+                        Ok(Err(reason)) => Outcome::unexpected(tool, args, &reason),
+                        Err(err) => Outcome::error(format!(
+                            "ari-fake: internal error in `{tool} {}`: {err}\n",
+                            args.join(" ")
+                        )),
+                    }
+                }
+            },
         },
     };
     fakes::append_call(dir, &record(&outcome, false))?;
@@ -225,7 +249,11 @@ enum Op {
     },
     ZfsList {
         dataset: String,
-        used: bool,
+        columns: ListColumns,
+    },
+    /// `zfs list -H -o name DATASET`: whether the dataset exists.
+    ZfsListName {
+        dataset: String,
     },
     ZfsDestroy {
         name: String,
@@ -246,6 +274,44 @@ enum Op {
         value: String,
         name: String,
     },
+    /// `zfs get -H -p -o value receive_resume_token DATASET`.
+    ZfsGetResumeToken {
+        dataset: String,
+    },
+    ZfsHold {
+        tag: String,
+        name: String,
+    },
+    ZfsRelease {
+        tag: String,
+        name: String,
+    },
+    /// `zfs holds -H SNAPSHOT`.
+    ZfsHolds {
+        name: String,
+    },
+    ZfsSend(replication::Send),
+    /// `zfs send -nvt TOKEN`.
+    ZfsSendDryRun {
+        token: String,
+    },
+    ZfsRecv(replication::Receive),
+    /// `zfs recv -A DATASET`.
+    ZfsRecvAbort {
+        dataset: String,
+    },
+}
+
+/// The column sets of `zfs list -H -p -t snapshot -o COLUMNS -d 1 DATASET` that the fake
+/// shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListColumns {
+    /// `name,creation`
+    Creation,
+    /// `name,creation,used`
+    CreationUsed,
+    /// `name,guid,createtxg,creation,userrefs`: what replication compares.
+    Replication,
 }
 
 /// Recognizes a call, or says why it is unexpected.
@@ -359,13 +425,28 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
         "list" => {
             let mut options = Options::parse(args, &["-H", "-p"], &["-t", "-o", "-d"])?;
             options.flag("-H")?;
+            if options.values.get("-o").is_some_and(|columns| columns == "name")
+                && !options.flags.contains("-p")
+                && !options.values.contains_key("-t")
+                && !options.values.contains_key("-d")
+            {
+                let [dataset] = options.positionals()?;
+                if dataset.contains('@') {
+                    return Err(format!("zfs list -o name takes a dataset here, got {dataset:?}"));
+                }
+                return Ok(Op::ZfsListName { dataset });
+            }
             options.flag("-p")?;
             let columns = options.value("-o")?;
-            let used = match columns.as_str() {
-                "name,creation" => false,
-                "name,creation,used" => true,
+            let columns = match columns.as_str() {
+                "name,creation" => ListColumns::Creation,
+                "name,creation,used" => ListColumns::CreationUsed,
+                "name,guid,createtxg,creation,userrefs" => ListColumns::Replication,
                 other => {
-                    return Err(format!("the fake zfs list takes -o name,creation[,used], got {other:?}"))
+                    return Err(format!(
+                        "the fake zfs list takes -o name,creation[,used] or \
+                         name,guid,createtxg,creation,userrefs, got {other:?}"
+                    ))
                 }
             };
             for (option, wanted) in [("-t", "snapshot"), ("-d", "1")] {
@@ -378,7 +459,7 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             if dataset.contains('@') {
                 return Err(format!("zfs list takes a dataset here, got {dataset:?}"));
             }
-            Ok(Op::ZfsList { dataset, used })
+            Ok(Op::ZfsList { dataset, columns })
         }
         "set" => {
             let options = Options::parse(args, &[], &[])?;
@@ -415,6 +496,9 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             if property == "available,used" && !dataset.contains('@') {
                 return Ok(Op::ZfsGetSpace { dataset });
             }
+            if property == "receive_resume_token" && !dataset.contains('@') {
+                return Ok(Op::ZfsGetResumeToken { dataset });
+            }
             if property != "mountpoint" || dataset.contains('@') {
                 return Err(format!(
                     "the fake zfs get shows only a dataset's mountpoint, got {property:?} {dataset:?}"
@@ -422,6 +506,17 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             }
             Ok(Op::ZfsGetMountpoint { dataset })
         }
+        "hold" => {
+            let (tag, name) = replication::parse_hold(args)?;
+            Ok(Op::ZfsHold { tag, name })
+        }
+        "release" => {
+            let (tag, name) = replication::parse_hold(args)?;
+            Ok(Op::ZfsRelease { tag, name })
+        }
+        "holds" => Ok(Op::ZfsHolds { name: replication::parse_holds(args)? }),
+        "send" => replication::parse_send(args),
+        "recv" => replication::parse_recv(args),
         other => Err(format!("the fake zfs has no subcommand {other:?}")),
     }
 }
@@ -623,7 +718,7 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                     format!("cannot create snapshot '{name}': dataset already exists"),
                 )));
             }
-            let creation = state.now.unwrap_or_else(|| i64::try_from(epoch_ms() / 1000).unwrap_or(i64::MAX));
+            let creation = now(state);
             if let Some(mountpoint) = state.mountpoints.get(dataset) {
                 // What ZFS shows of the snapshot: the dataset's files as they are now.
                 let (_, snapshot) = name.split_once('@').expect("checked by parse");
@@ -631,11 +726,8 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                 fs::create_dir_all(&shown)?;
                 copy_tree_except(Path::new(mountpoint), &shown, ".zfs")?;
             }
-            state.zfs_snapshots.push(ZfsSnapshot {
-                name: name.clone(),
-                creation,
-                properties: Default::default(),
-            });
+            let snapshot = state.new_zfs_snapshot(name, creation);
+            state.zfs_snapshots.push(snapshot);
             Outcome::ok("")
         }
         Op::ZfsGetMountpoint { dataset } => {
@@ -673,7 +765,7 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                 "  pool: {pool}\n state: {word}\n  scan: {scan}\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\t{pool}        {word}       0     0     0\n\nerrors: No known data errors\n"
             ))
         }
-        Op::ZfsList { dataset, used } => {
+        Op::ZfsList { dataset, columns } => {
             if !state.datasets.contains(dataset) {
                 return Ok(Ok(no_dataset(dataset)));
             }
@@ -681,17 +773,46 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
             let mut snapshots: Vec<&ZfsSnapshot> =
                 state.zfs_snapshots.iter().filter(|snapshot| snapshot.name.starts_with(&prefix)).collect();
             // Stable: snapshots made in the same second stay in the order they were made.
-            snapshots.sort_by_key(|snapshot| snapshot.creation);
+            match columns {
+                ListColumns::Replication => snapshots.sort_by_key(|snapshot| snapshot.createtxg),
+                _ => snapshots.sort_by_key(|snapshot| snapshot.creation),
+            }
             Outcome::ok(
                 snapshots
                     .iter()
                     // The fake holds no data: every snapshot uses nothing.
-                    .map(|snapshot| match used {
-                        true => format!("{}\t{}\t0\n", snapshot.name, snapshot.creation),
-                        false => format!("{}\t{}\n", snapshot.name, snapshot.creation),
+                    .map(|snapshot| match columns {
+                        ListColumns::CreationUsed => format!("{}\t{}\t0\n", snapshot.name, snapshot.creation),
+                        ListColumns::Creation => format!("{}\t{}\n", snapshot.name, snapshot.creation),
+                        ListColumns::Replication => format!(
+                            "{}\t{}\t{}\t{}\t{}\n",
+                            snapshot.name,
+                            snapshot.guid,
+                            snapshot.createtxg,
+                            snapshot.creation,
+                            snapshot.holds.len()
+                        ),
                     })
                     .collect::<String>(),
             )
+        }
+        Op::ZfsListName { dataset } => match state.datasets.contains(dataset) {
+            true => Outcome::ok(format!("{dataset}\n")),
+            false => no_dataset(dataset),
+        },
+        Op::ZfsGetResumeToken { dataset } => {
+            if !state.datasets.contains(dataset) {
+                return Ok(Ok(no_dataset(dataset)));
+            }
+            Outcome::ok(format!("{}\n", state.resume_tokens.get(dataset).map_or("-", String::as_str)))
+        }
+        Op::ZfsHold { tag, name } => replication::hold(state, tag, name),
+        Op::ZfsRelease { tag, name } => replication::release(state, tag, name),
+        Op::ZfsHolds { name } => replication::holds(state, name)?,
+        Op::ZfsSendDryRun { token } => replication::dry_run(state, token),
+        Op::ZfsRecvAbort { dataset } => replication::abort(state, dataset),
+        Op::ZfsSend(_) | Op::ZfsRecv(_) => {
+            return Err(io::Error::other("a streaming call is run by replication::streaming"))
         }
         Op::ZfsSet { property, value, name } => {
             match state.zfs_snapshots.iter_mut().find(|snapshot| snapshot.name == *name) {
@@ -703,6 +824,10 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
             }
         }
         Op::ZfsDestroy { name } => {
+            if state.zfs_snapshots.iter().any(|snapshot| snapshot.name == *name && !snapshot.holds.is_empty())
+            {
+                return Ok(Ok(Outcome::fail(1, format!("cannot destroy snapshot {name}: dataset is busy"))));
+            }
             let before = state.zfs_snapshots.len();
             state.zfs_snapshots.retain(|snapshot| snapshot.name != *name);
             if state.zfs_snapshots.len() == before {
@@ -736,6 +861,11 @@ fn missing_lv(state: &State, name: &str) -> Option<Outcome> {
     } else {
         Outcome::fail(LVM_FAILED, format!("  Volume group \"{vg}\" not found"))
     })
+}
+
+/// The fake clock's time, or the real one's, in epoch seconds.
+fn now(state: &State) -> i64 {
+    state.now.unwrap_or_else(|| i64::try_from(epoch_ms() / 1000).unwrap_or(i64::MAX))
 }
 
 fn no_dataset(dataset: &str) -> Outcome {
