@@ -193,7 +193,9 @@ fn job_schema() -> Value {
     // A job sets only the settings of core, of its backend and of its snapshot source.
     let mut rules = Vec::new();
     for backend in &backends {
-        let others = owned_by(|owner| owner != *backend && backends.contains(&owner));
+        // A backend named `OWNER-NAME` may set OWNER's settings (zfs-send zfs's).
+        let family = |owner: &str| backend.strip_prefix(owner).is_some_and(|rest| rest.starts_with('-'));
+        let others = owned_by(|owner| owner != *backend && backends.contains(&owner) && !family(owner));
         let mut condition = json!({"properties": {"backend": {"const": backend}}, "required": ["backend"]});
         if *backend == crate::DEFAULT_BACKEND {
             condition = json!({"anyOf": [condition, {"not": {"required": ["backend"]}}]});

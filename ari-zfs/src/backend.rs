@@ -435,6 +435,17 @@ pub(crate) fn pool_check(job: &JobContext, host: Host, dataset: &str) -> StoreCh
 /// Expiry of `dataset`'s own prefixed snapshots on `host`, by the job's rules: what the engine's
 /// retention step judges and destroys.
 pub(crate) fn retention_of(job: &JobContext, host: Host, dataset: &str) -> Result<Retention, ConfigError> {
+    let listing = retention_listing(host.clone(), dataset);
+    retention_listed_by(job, host, dataset, listing)
+}
+
+/// [`retention_of`], listed by `listing` (its output as [`retention_listing`]'s).
+pub(crate) fn retention_listed_by(
+    job: &JobContext,
+    host: Host,
+    dataset: &str,
+    listing: Command,
+) -> Result<Retention, ConfigError> {
     let rules = rules(job)?;
     let target_dataset = dataset.to_string();
     let (dataset, prefix) = (dataset.to_string(), job.get(&ZFS_SNAPSHOT_PREFIX));
@@ -467,7 +478,6 @@ pub(crate) fn retention_of(job: &JobContext, host: Host, dataset: &str) -> Resul
             })
             .collect())
     };
-    let listing = retention_listing(host.clone(), &target_dataset);
     let destroy = move |name: &str| {
         Command::argv(host.clone(), ["zfs", "destroy", &format!("{target_dataset}@{name}")])
     };

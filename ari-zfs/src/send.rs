@@ -20,7 +20,7 @@ use ari_core::sample::StoreCheck;
 use ari_core::step::{Chars, Command, CommandPattern, Handover, Host, Phase, Step, Work};
 use ari_core::ConfigError;
 
-use crate::backend::{history_query, pool_check, retention_of, rules, snapshot_step};
+use crate::backend::{history_query, pool_check, retention_listed_by, rules, snapshot_step};
 use crate::names::{check_hold_tag, ZFS_NAME};
 use crate::replication::{
     hold_moves, plan, read_listing, Diverged, Plan, Snapshot, Transfer, LISTING_COLUMNS,
@@ -54,6 +54,11 @@ const SENDER_LISTING: &str = r#"l=$(zfs list -H -p -t snapshot -o name,guid,crea
 /// Lists the receiving dataset (`$1`): `absent` when it does not exist (and its parent does),
 /// else `token<TAB>TOKEN` (`-` when no receive is partial), then its snapshots.
 const RECEIVER_LISTING: &str = r#"if zfs list -H -o name "$1" >/dev/null 2>&1; then t=$(zfs get -H -p -o value receive_resume_token "$1") || exit 3; printf 'token\t%s\n' "$t"; zfs list -H -p -t snapshot -o name,guid,createtxg,creation,userrefs -d 1 "$1" || exit 3; else zfs list -H -o name "${1%/*}" >/dev/null || exit 3; echo absent; fi"#;
+
+/// The receiving dataset's snapshots with their creation and holds, as the zfs backend's expiry
+/// reads them (`$1` the dataset); nothing while the dataset does not exist (and its parent
+/// does, else it fails).
+const RECEIVER_EXPIRY_LISTING: &str = r#"if zfs list -H -o name "$1" >/dev/null 2>&1; then exec zfs list -H -p -t snapshot -o name,creation,userrefs -d 1 "$1"; fi; zfs list -H -o name "${1%/*}" >/dev/null"#;
 
 /// The job's settings, checked.
 #[derive(Clone)]
@@ -253,14 +258,12 @@ impl BackupBackend for ZfsSendBackend {
         "zfs send of a dataset's snapshots from the source host into a ZFS dataset here (or on zfs_hostname), resumable, the base of the next send held on the sender"
     }
 
-    fn shares_settings_of(&self) -> &'static [&'static str] {
-        &["zfs"]
-    }
-
     fn names_backups_by_the_second(&self) -> bool {
         true
     }
 
+    /// Its name makes it of zfs's family: a job of it may set zfs's settings, and those it does
+    /// not read are refused here.
     fn check(&self, job: &JobContext) -> Result<(), ConfigError> {
         let replica = replica(job)?;
         rules(job)?;
@@ -396,9 +399,18 @@ impl BackupBackend for ZfsSendBackend {
         Ok(vec![pool_check(job, replica.receiver, &replica.dataset)])
     }
 
+    /// The receiving dataset's expiry; listed by a query that prints nothing while the dataset
+    /// does not exist (before the first send), so that a first run judges nothing rather than
+    /// warning that the store could not be listed.
     fn retention(&self, job: &JobContext) -> Result<Option<Retention>, ConfigError> {
         let replica = replica(job)?;
-        retention_of(job, replica.receiver, &replica.dataset).map(Some)
+        let listing = Command::argv(
+            replica.receiver.clone(),
+            ["sh", "-c", RECEIVER_EXPIRY_LISTING, "ari-zfs-recv", &replica.dataset],
+        );
+        // A received snapshot keeps the sender's creation.
+        retention_listed_by(job, replica.receiver, &replica.dataset, listing)
+            .map(|retention| Some(retention.keeping_their_times()))
     }
 }
 

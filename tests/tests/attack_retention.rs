@@ -141,7 +141,11 @@ fn malformed_or_hostile_listings_destroy_nothing_and_fail() {
     nothing_destroyed_and_failed(&format!("{DATASET}\t{old}\n{ok_new}"), "is not a snapshot name");
     nothing_destroyed_and_failed(
         &format!("{}\t{old}\tx\n{ok_new}", snap("ari-backup-a")),
-        "expected NAME<tab>CREATION",
+        "userrefs `x` is not a whole number",
+    );
+    nothing_destroyed_and_failed(
+        &format!("{}\t{old}\t0\t0\n{ok_new}", snap("ari-backup-a")),
+        "expected NAME<tab>CREATION[<tab>USERREFS]",
     );
     nothing_destroyed_and_failed(
         &format!("{}\n{ok_new}", snap("ari-backup-a")),

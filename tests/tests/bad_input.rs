@@ -117,7 +117,7 @@ fn unknown_backend_lists_the_known_ones() {
     check(
         "b.yaml",
         "backend: rsnyc\ninclude: [/etc]\n",
-        &["FILE:1:10: backend: unknown backend `rsnyc` (known: command, rdiff, zfs)"],
+        &["FILE:1:10: backend: unknown backend `rsnyc` (known: command, rdiff, zfs, zfs-send)"],
     );
     check(
         "s.yaml",

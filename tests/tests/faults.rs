@@ -346,7 +346,7 @@ impl Rig {
             Step::LvRemove => "lvremove -f vg0/root-ari_backup".into(),
             Step::Retention => format!("{} --force remove increments --older-than 1D ", self.tool_path()),
             Step::ZfsSnapshot => format!("zfs snapshot {DATASET}@"),
-            Step::ZfsList => format!("zfs list -H -p -t snapshot -o name,creation -d 1 {DATASET}"),
+            Step::ZfsList => format!("zfs list -H -p -t snapshot -o name,creation,userrefs -d 1 {DATASET}"),
         }
     }
 

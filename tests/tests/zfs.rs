@@ -116,7 +116,7 @@ fn a_failed_rsync_takes_no_snapshot_and_expires_nothing() {
         calls,
         [
             format!("get -H -p -o value available,used {DATASET}"),
-            format!("list -H -p -t snapshot -o name,creation -d 1 {DATASET}")
+            format!("list -H -p -t snapshot -o name,creation,userrefs -d 1 {DATASET}")
         ],
         "no zfs command after a failed backup"
     );
@@ -215,7 +215,7 @@ fn a_malformed_listing_destroys_nothing_and_names_the_line() {
     let out = zfs.run(&plain_job(&zfs, "zfs_snapshot_timestamp_format: nightly\n"));
     assert_exit(&out, 1);
     assert!(
-        stderr(&out).contains("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation -d 1 pool/backups/web` on localhost: line 2: expected NAME<tab>CREATION, found `garbage line without a tab`"),
+        stderr(&out).contains("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation,userrefs -d 1 pool/backups/web` on localhost: line 2: expected NAME<tab>CREATION[<tab>USERREFS], found `garbage line without a tab`"),
         "{}",
         stderr(&out)
     );
@@ -237,7 +237,7 @@ fn a_listing_longer_than_ari_reads_destroys_nothing() {
     assert_exit(&out, 1);
     let omitted = listing.len() - (16 << 20) - (64 << 10);
     assert!(
-        stderr(&out).contains(&format!("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation -d 1 {DATASET}` on localhost: it printed more than the 16 MiB of output ari reads ({omitted} bytes more were left out)")),
+        stderr(&out).contains(&format!("post step zfs expiry failed: cannot use the output of `zfs list -H -p -t snapshot -o name,creation,userrefs -d 1 {DATASET}` on localhost: it printed more than the 16 MiB of output ari reads ({omitted} bytes more were left out)")),
         "{}",
         stderr(&out)
     );

@@ -51,6 +51,8 @@ const TOOLS: &[Tool] = &[
     Tool { binary: "mysqldump", package: "mariadb-client" },
     Tool { binary: "sqlite3", package: "sqlite3" },
     Tool { binary: "zstd", package: "zstd" },
+    // A zfs-send job's `bwlimit` paces its stream with pv -L.
+    Tool { binary: "pv", package: "pv" },
 ];
 
 /// Checks every tool, installs the missing ones if we can, and fails with

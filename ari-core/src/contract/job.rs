@@ -180,14 +180,13 @@ pub(crate) fn foreign_settings<'a>(
     backend: &'a str,
     snapshot: Option<&'a str>,
 ) -> impl Iterator<Item = (&'a str, String)> + 'a {
-    let shared =
-        crate::contract::plugin::backend(backend).map(|b| b.shares_settings_of()).unwrap_or_default();
     keys.iter().filter_map(move |key| {
         let def = settings::registry().get(key.as_str())?;
-        let allowed = def.owner == "core"
-            || def.owner == backend
-            || shared.contains(&def.owner)
-            || Some(def.owner) == snapshot;
+        // A backend named `OWNER-NAME` is of OWNER's family, and may set its settings
+        // (`zfs-send` reads zfs's `dataset_name` and retention); its check refuses those it
+        // does not read.
+        let family = backend.strip_prefix(def.owner).is_some_and(|rest| rest.starts_with('-'));
+        let allowed = def.owner == "core" || def.owner == backend || family || Some(def.owner) == snapshot;
         (!allowed).then(|| {
             let message = format!(
                 "`{key}` is a setting of `{}`, which this job does not use (backend: {backend}{})",

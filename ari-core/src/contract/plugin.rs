@@ -126,7 +126,7 @@ impl<'a> JobContext<'a> {
 
     /// Whether the job file itself sets `setting` (not the global config, the command line or
     /// the default): what a backend that shares another's settings refuses of those it does
-    /// not read ([`BackupBackend::shares_settings_of`]).
+    /// not read (a backend named `OWNER-NAME` may set OWNER's settings: `zfs-send` zfs's).
     pub fn set_in_the_job_file<T: SettingType>(&self, setting: &Setting<T>) -> bool {
         matches!(self.settings.source(setting.def.name), Some(Source::Job(_)))
     }
@@ -237,13 +237,6 @@ pub trait BackupBackend: Send + Sync + 'static {
 
     /// One line for `ari backends`.
     fn summary(&self) -> &'static str;
-
-    /// The other plugins whose settings a job of this backend may set as its own (`zfs-send`
-    /// reads zfs's `dataset_name`, `zfs_keep` and the rest): none by default. A setting of
-    /// theirs that the backend does not read, its `check` refuses.
-    fn shares_settings_of(&self) -> &'static [&'static str] {
-        &[]
-    }
 
     /// Whether the store tells its backups apart by the second (rdiff-backup names an increment
     /// by it and refuses a second one within it; ZFS records a snapshot's creation by it, which

@@ -40,8 +40,12 @@ pub(crate) fn decide(
     // hostile host added) dated later only keeps more by being taken for the run's. Only a
     // listing before the backup tells what the run made (when it failed, every backup counts
     // as the run's, to keep it, but none tells the store host's clock).
+    // A store whose runs add copies dated elsewhere (replicated snapshots) says nothing of its
+    // clock by them.
     let (made, listed_at) = match before {
-        Before::Listed { at, .. } => (verdicts.iter().filter(|v| before.made(v)).min_by_key(|v| v.time), *at),
+        Before::Listed { at, .. } if !retention.copies => {
+            (verdicts.iter().filter(|v| before.made(v)).min_by_key(|v| v.time), *at)
+        }
         _ => (None, now),
     };
     let mut now = now;
@@ -466,6 +470,14 @@ mod tests {
         let decision = decide(&ahead, "", 100, &Before::NoneMade).unwrap();
         assert_eq!(destroyed(&decision), ["zfs destroy pool/x@a"]);
         assert_eq!(decision.verdicts[2].kept_by, [FUTURE]);
+        // A store of copies (replicated snapshots, dated by their sender): what the run added long
+        // ago says nothing of the store's clock; it is kept, and the rest judged by this clock.
+        let copies = behind.clone().keeping_their_times();
+        let decision =
+            decide(&copies, "", now, &listed(&[("a", 300 * 86_400), ("b", 301 * 86_400)], now)).unwrap();
+        assert_eq!(destroyed(&decision), ["zfs destroy pool/x@a"]);
+        assert_eq!(decision.verdicts[0].kept_by, [THIS_RUN]);
+        assert!(decision.warnings.is_empty(), "{:?}", decision.warnings);
         // A clock that agrees says nothing.
         let agreed = retention(&[("a", 10, false), ("new", 100, false)], "pool/x@");
         let decision = decide(&agreed, "", 100, &listed(&[("a", 10)], 100)).unwrap();

@@ -427,10 +427,11 @@ impl<'de> Visitor<'de> for PluginName {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        let (what, known): (&str, Vec<&str>) = match self {
+        let (what, mut known): (&str, Vec<&str>) = match self {
             PluginName::Backend => ("backend", plugin::backends().map(|b| b.name()).collect()),
             PluginName::Source => ("snapshot source", plugin::sources().map(|s| s.name()).collect()),
         };
+        known.sort_unstable();
         if known.contains(&v) {
             Ok(v.to_string())
         } else {

@@ -84,6 +84,9 @@ pub struct Retention {
     pub(crate) destroy: Destroy,
     /// What every destroying command must match.
     pub(crate) destroys: CommandPattern,
+    /// Whether the backups a run adds keep the times they had elsewhere
+    /// ([`Retention::keeping_their_times`]).
+    pub(crate) copies: bool,
 }
 
 impl Retention {
@@ -99,7 +102,23 @@ impl Retention {
         destroy: impl Fn(&str) -> Command + Send + Sync + 'static,
         destroys: CommandPattern,
     ) -> Retention {
-        Retention { name: name.into(), listing, judge: Arc::new(judge), destroy: Arc::new(destroy), destroys }
+        Retention {
+            name: name.into(),
+            listing,
+            judge: Arc::new(judge),
+            destroy: Arc::new(destroy),
+            destroys,
+            copies: false,
+        }
+    }
+
+    /// The same, for a store whose runs add backups that keep the times they had elsewhere (a
+    /// replicated ZFS snapshot keeps the sender's `creation`): a backup a run added that is
+    /// dated long before it says nothing of the store host's clock, so the engine judges by its
+    /// own. What a run added is still kept by that run.
+    pub fn keeping_their_times(mut self) -> Retention {
+        self.copies = true;
+        self
     }
 
     /// The command that lists the backups.

@@ -310,6 +310,8 @@ enum ListColumns {
     Creation,
     /// `name,creation,used`
     CreationUsed,
+    /// `name,creation,userrefs`: what expiry judges.
+    CreationHolds,
     /// `name,guid,createtxg,creation,userrefs`: what replication compares.
     Replication,
 }
@@ -441,10 +443,11 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             let columns = match columns.as_str() {
                 "name,creation" => ListColumns::Creation,
                 "name,creation,used" => ListColumns::CreationUsed,
+                "name,creation,userrefs" => ListColumns::CreationHolds,
                 "name,guid,createtxg,creation,userrefs" => ListColumns::Replication,
                 other => {
                     return Err(format!(
-                        "the fake zfs list takes -o name,creation[,used] or \
+                        "the fake zfs list takes -o name,creation[,used|,userrefs] or \
                          name,guid,createtxg,creation,userrefs, got {other:?}"
                     ))
                 }
@@ -784,6 +787,9 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
                     .map(|snapshot| match columns {
                         ListColumns::CreationUsed => format!("{}\t{}\t0\n", snapshot.name, snapshot.creation),
                         ListColumns::Creation => format!("{}\t{}\n", snapshot.name, snapshot.creation),
+                        ListColumns::CreationHolds => {
+                            format!("{}\t{}\t{}\n", snapshot.name, snapshot.creation, snapshot.holds.len())
+                        }
                         ListColumns::Replication => format!(
                             "{}\t{}\t{}\t{}\t{}\n",
                             snapshot.name,
