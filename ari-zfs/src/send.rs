@@ -309,10 +309,13 @@ impl BackupBackend for ZfsSendBackend {
         if job.get(&BWLIMIT).is_some() {
             tools.push(Tool::new("bwlimit", "pv"));
         }
-        if job.source_host().is_local()
-            || job.get(&ZFS_HOSTNAME).is_none_or(|host| Host::named(&host).is_local())
-        {
+        let receiver_here = job.get(&ZFS_HOSTNAME).is_none_or(|host| Host::named(&host).is_local());
+        if job.source_host().is_local() || receiver_here {
             tools.push(Tool::new("dataset_name", "zfs"));
+        }
+        // The capacity check reads the receiving pool's health with `zpool status`.
+        if receiver_here {
+            tools.push(Tool::new("dataset_name", "zpool"));
         }
         tools
     }

@@ -16,6 +16,9 @@ pub(super) struct Sample {
     pub(super) wall: Duration,
     /// ru_maxrss from wait4, in KiB (Linux's unit).
     pub(super) max_rss_kib: i64,
+    /// User and system CPU time from wait4: the command's and that of the children it waited
+    /// for.
+    pub(super) cpu: Duration,
 }
 
 impl Sample {
@@ -25,6 +28,10 @@ impl Sample {
 
     pub(super) fn ms(&self) -> f64 {
         self.wall.as_secs_f64() * 1e3
+    }
+
+    pub(super) fn cpu_ms(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e3
     }
 }
 
@@ -80,7 +87,10 @@ fn reap(cmd: &mut Command, log: &Path) -> Result<(Sample, libc::c_int)> {
     let wall = started.elapsed();
     // Already reaped above; dropping a std Child neither waits nor kills.
     drop(child);
-    Ok((Sample { wall, max_rss_kib: usage.ru_maxrss }, status))
+    let time =
+        |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let cpu = time(usage.ru_utime) + time(usage.ru_stime);
+    Ok((Sample { wall, max_rss_kib: usage.ru_maxrss, cpu }, status))
 }
 
 fn describe_status(status: libc::c_int) -> String {

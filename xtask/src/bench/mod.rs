@@ -11,7 +11,7 @@
 //! fleet and many jobs (`fleet.rs`), the remote job
 //! (`tests/tests/bench_remote.rs`), the worst job files to load (`hostile_yaml.rs`,
 //! `--only yaml`), a database dump through ari (`dump.rs`, `--only dump`), and the judging of
-//! a dataset's snapshots by calendar retention (`retention.rs`, `--only retention`). All of them measure through `measure.rs`, and the inputs that must be the
+//! a dataset's snapshots by calendar retention (`retention.rs`, `--only retention`), and a zfs-send stream through ari against the bare pipe (`send.rs`, `--only send`). All of them measure through `measure.rs`, and the inputs that must be the
 //! same on every machine come from `xorshift.rs`.
 //!
 //! Results are medians after one warm-up run, printed beside the targets and
@@ -25,6 +25,7 @@ mod fleet;
 mod hostile_yaml;
 mod measure;
 mod retention;
+mod send;
 mod verify;
 mod xorshift;
 
@@ -54,7 +55,8 @@ pub struct BenchArgs {
 
     /// Run only these benchmarks: backup (with the dry run), verify (the spot check's cost, on
     /// the backup benchmark's tree), fleet, many-jobs, remote, yaml, dump (a 1 GiB database
-    /// dump through ari against the bare pipe), retention (judging up to 100,000 snapshots).
+    /// dump through ari against the bare pipe), retention (judging up to 100,000 snapshots),
+    /// send (a zfs-send stream through ari against the bare pipe, with a stand-in zfs).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -104,6 +106,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if want("retention") {
         results.insert("retention".into(), retention::retention_benchmarks(&ari, args.runs)?);
+    }
+    if want("send") {
+        results.insert("send".into(), send::send_benchmarks(&ari, args.runs)?);
     }
     if want("yaml") {
         results.insert("hostile_yaml".into(), hostile_yaml::hostile_yaml(&ari)?);
