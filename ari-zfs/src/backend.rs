@@ -436,15 +436,17 @@ pub(crate) fn pool_check(job: &JobContext, host: Host, dataset: &str) -> StoreCh
 /// retention step judges and destroys.
 pub(crate) fn retention_of(job: &JobContext, host: Host, dataset: &str) -> Result<Retention, ConfigError> {
     let listing = retention_listing(host.clone(), dataset);
-    retention_listed_by(job, host, dataset, listing)
+    retention_listed_by(job, host, dataset, listing, |printed, _| Ok(printed.to_string()))
 }
 
-/// [`retention_of`], listed by `listing` (its output as [`retention_listing`]'s).
+/// [`retention_of`], listed by `listing`, whose output `read` (given it and the dataset) turns
+/// into [`retention_listing`]'s lines.
 pub(crate) fn retention_listed_by(
     job: &JobContext,
     host: Host,
     dataset: &str,
     listing: Command,
+    read: impl Fn(&str, &str) -> Result<String, String> + Send + Sync + 'static,
 ) -> Result<Retention, ConfigError> {
     let rules = rules(job)?;
     let target_dataset = dataset.to_string();
@@ -454,7 +456,8 @@ pub(crate) fn retention_listed_by(
     // Periods are the backup server's local ones (TZ, or /etc/localtime).
     let tz = jiff::tz::TimeZone::system();
     let judge = move |listing: &str, now: i64| -> Result<Vec<Verdict>, PluginError> {
-        let judged = judge(listing, &dataset, &prefix, &rules, now, &tz)?;
+        let listing = read(listing, &dataset)?;
+        let judged = judge(&listing, &dataset, &prefix, &rules, now, &tz)?;
         // zfs destroy only DATASET@PREFIX... of the job's own dataset, whatever the listing
         // held: never the dataset itself, a child, or another's snapshot.
         let own = format!("{dataset}@{prefix}");

@@ -44,8 +44,10 @@ pub const RESUME_VARIABLE: &str = "ARI_ZFS_RESUME_TOKEN";
 /// What a sender's filter runs for `zfs send -t TOKEN` (`$1` the job's dataset, `$2` its
 /// prefix, the token in [`RESUME_VARIABLE`]): a token names its own snapshot, which no pattern
 /// can bound, so the script asks zfs what the token would send (`zfs send -nvt`, which sends
-/// nothing) and resumes only a send of one of the dataset's own prefixed snapshots.
-pub const RESUME: &str = r#"t=${ARI_ZFS_RESUME_TOKEN-}; case $t in '' | *[!0-9a-f-]*) echo "ari-zfs-resume: refused: not a resume token" >&2; exit 3 ;; esac; d=$(zfs send -nvt "$t" 2>&1) || { printf '%s\n' "$d" >&2; exit 3; }; n=$(printf '%s\n' "$d" | sed -n 's/^[[:space:]]*toname = //p'); case $n in "$1@$2"?*) ;; *) echo "ari-zfs-resume: refused: the token resumes a send of '$n', not of a snapshot $1@$2..." >&2; exit 3 ;; esac; case ${n#"$1@"} in *[!A-Za-z0-9_.:-]*) echo "ari-zfs-resume: refused: '$n' is not one snapshot of $1" >&2; exit 3 ;; esac; exec zfs send -t "$t""#;
+/// nothing) and resumes only a send of one of the dataset's own prefixed snapshots: the token's
+/// `toname` must be one, and so must the snapshot zfs resolves it to (zfs finds it by the
+/// token's GUID, which may be another dataset's, and prints it on the dry run's last line).
+pub const RESUME: &str = r#"t=${ARI_ZFS_RESUME_TOKEN-}; case $t in '' | *[!0-9a-f-]*) echo "ari-zfs-resume: refused: not a resume token" >&2; exit 3 ;; esac; d=$(zfs send -nvt "$t" 2>&1) || { printf '%s\n' "$d" >&2; exit 3; }; n=$(printf '%s\n' "$d" | sed -n 's/^[[:space:]]*toname = //p'); case $n in "$1@$2"?*) ;; *) echo "ari-zfs-resume: refused: the token resumes a send of '$n', not of a snapshot $1@$2..." >&2; exit 3 ;; esac; case ${n#"$1@"} in *[!A-Za-z0-9_.:-]*) echo "ari-zfs-resume: refused: '$n' is not one snapshot of $1" >&2; exit 3 ;; esac; r=$(printf '%s\n' "$d" | sed -n -e 's/^full send of \(.*\) estimated size is.*/\1/p' -e 's/^send from .* to \(.*\) estimated size is.*/\1/p'); [ "$r" = "$n" ] || { echo "ari-zfs-resume: refused: the token names $n but resumes a send of '$r' (zfs finds a token's snapshot by its GUID)" >&2; exit 3; }; exec zfs send -t "$t""#;
 
 /// Lists the sender's snapshots (`$1` the dataset), then the holds of each that has any, as
 /// `zfs holds -H` prints them: one query, so that the plan and the holds are of one moment.
@@ -58,7 +60,34 @@ const RECEIVER_LISTING: &str = r#"if zfs list -H -o name "$1" >/dev/null 2>&1; t
 /// The receiving dataset's snapshots with their creation and holds, as the zfs backend's expiry
 /// reads them (`$1` the dataset); nothing while the dataset does not exist (and its parent
 /// does, else it fails).
-const RECEIVER_EXPIRY_LISTING: &str = r#"if zfs list -H -o name "$1" >/dev/null 2>&1; then exec zfs list -H -p -t snapshot -o name,creation,userrefs -d 1 "$1"; fi; zfs list -H -o name "${1%/*}" >/dev/null"#;
+const RECEIVER_EXPIRY_LISTING: &str = r#"if zfs list -H -o name "$1" >/dev/null 2>&1; then exec zfs list -H -p -t snapshot -o name,guid,createtxg,creation,userrefs -d 1 "$1"; fi; zfs list -H -o name "${1%/*}" >/dev/null"#;
+
+/// The receiving dataset's snapshots, from [`RECEIVER_EXPIRY_LISTING`], as the zfs backend's
+/// expiry reads them: refused when their dates go back in the order the receiver made them (by
+/// more than an hour). A received snapshot keeps the date its stream carries, which the sender
+/// writes: a sender that dates new snapshots before those the receiver has (a clock set back, or
+/// a forged stream) would make expiry here keep the new and destroy the real history, so
+/// expiry destroys nothing until an admin looks.
+fn dated_in_order(printed: &str, dataset: &str) -> Result<String, String> {
+    let snapshots = read_listing(printed, dataset)?;
+    let mut newest: Option<&Snapshot> = None;
+    for snapshot in &snapshots {
+        if let Some(before) =
+            newest.filter(|before| snapshot.creation < before.creation - ari_core::plugin::CLOCK_SLACK)
+        {
+            return Err(format!(
+                "{dataset}@{} was received after {dataset}@{} but is dated {} earlier: the sender's clock went back, or it dates its snapshots falsely; expiry destroys nothing here until the out-of-order snapshots are looked at (and destroyed by hand if they are not real)",
+                snapshot.name,
+                before.name,
+                ari_core::kinds::shown(&format!("{}s", before.creation - snapshot.creation))
+            ));
+        }
+        if newest.is_none_or(|before| snapshot.creation > before.creation) {
+            newest = Some(snapshot);
+        }
+    }
+    Ok(snapshots.iter().map(|s| format!("{dataset}@{}\t{}\t{}\n", s.name, s.creation, s.userrefs)).collect())
+}
 
 /// The job's settings, checked.
 #[derive(Clone)]
@@ -412,7 +441,7 @@ impl BackupBackend for ZfsSendBackend {
             ["sh", "-c", RECEIVER_EXPIRY_LISTING, "ari-zfs-recv", &replica.dataset],
         );
         // A received snapshot keeps the sender's creation.
-        retention_listed_by(job, replica.receiver, &replica.dataset, listing)
+        retention_listed_by(job, replica.receiver, &replica.dataset, listing, dated_in_order)
             .map(|retention| Some(retention.keeping_their_times()))
     }
 }
@@ -584,6 +613,33 @@ mod tests {
         for bad in ["token\t1-abc;id\n", "token\t\n", "nothing\n", "absent\nvault/web@x\t1\t2\t3\t0\n"] {
             assert!(read_receiver(bad, "vault/web").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_receiver_whose_dates_go_back_in_the_order_it_received_them_is_not_expired() {
+        let day = 86_400;
+        let listing = |rows: &[(&str, u64, i64)]| -> String {
+            rows.iter()
+                .map(|(name, txg, creation)| format!("vault/web@{name}\t{txg}\t{txg}\t{creation}\t0\n"))
+                .collect()
+        };
+        let honest = listing(&[
+            ("ari-1", 10, 1_700_000_000),
+            ("ari-2", 20, 1_700_000_000 + day),
+            ("ari-3", 30, 1_700_000_000 + day - 600),
+        ]);
+        assert_eq!(
+            dated_in_order(&honest, "vault/web").unwrap(),
+            "vault/web@ari-1\t1700000000\t0\nvault/web@ari-2\t1700086400\t0\nvault/web@ari-3\t1700085800\t0\n",
+            "ten minutes back is a clock's jitter"
+        );
+        let forged = listing(&[
+            ("ari-real-1", 10, 1_700_000_000 + 2 * day),
+            ("ari-forged-3", 20, 1_700_000_000 + 3600),
+        ]);
+        let err = dated_in_order(&forged, "vault/web").unwrap_err();
+        assert!(err.contains("ari-forged-3 was received after vault/web@ari-real-1"), "{err}");
+        assert!(dated_in_order("vault/web@x\t1\t2\n", "vault/web").is_err(), "a listing of other columns");
     }
 
     #[test]

@@ -44,8 +44,8 @@ case "$1 $2" in
     case "$4" in
     name) case "$5" in tank/b|vault) exit 0 ;; {receiver} esac ;;
     esac
-    case "$8" in
-    name,guid,createtxg,creation,userrefs) case "${{11}}" in
+    case "$7" in
+    name,guid,createtxg,creation,userrefs) case "${{10}}" in
         tank/b) printf 'tank/b@ari-backup-1\t7\t10\t1700000000\t1\n' ;;
         vault/b) {listing} ;;
         esac ;;
