@@ -1,0 +1,338 @@
+//! Attacks on the zfs-send backend and on the filter `ari authorize` makes for its sender: what
+//! ari's key can run on the sender (the filter run as sshd runs it, with `SSH_ORIGINAL_COMMAND`,
+//! with and without `remote_sudo`), the handover of `zfs send -t TOKEN` to the script that
+//! decodes the token, and hostile output of the sender and the receiver (listing lines, holds
+//! lines, resume tokens) in runs of `ari run` through that filter. Each test passes when ari
+//! holds; the ones that fail are findings (see each test's comment).
+//!
+//! The sender and the receiver share the fakes' state: `tank/...` is the sender's pool,
+//! `vault/...` the receiver's.
+
+#![allow(clippy::disallowed_methods)] // tests run real tools directly, on purpose
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use tests::fakes::stream::{ResumeToken, StreamHeader, StreamSnapshot, STREAM_END};
+use tests::{assert_exit, run, stderr, stdout, Sshd, World};
+
+const SOURCE: &str = "tank/web";
+const RECEIVER: &str = "vault/web";
+const SECRET: &str = "tank/secret@s";
+const TAG: &str = "ari-send-web";
+const DAY: i64 = 86_400;
+
+/// A sender reached through the harness's sshd with the filter `ari authorize` made for the job
+/// `web` installed as the key's forced command; the receiver is the backup server.
+struct Rig {
+    world: World,
+    /// Kept for the key's `authorized_keys` line and the server's life.
+    _sshd: Sshd,
+    job: PathBuf,
+    filter: PathBuf,
+    sudo: bool,
+    /// The command lines the filter allows exactly.
+    allowed: Vec<String>,
+}
+
+impl Rig {
+    /// With `remote_sudo: sudo` (a fake `sudo` that takes `-n --`, logs and runs), the sender's
+    /// snapshots `ari-backup-1`, `manual`, `ari-backup-2` of tank/web, a dataset tank/secret
+    /// with `s` and a child tank/web/child with `ari-backup-1`, and the job's `extra` lines.
+    fn new(sudo: bool, extra: &str) -> Rig {
+        let world = World::new();
+        let logger_dir = world.fx.path("logger-bin");
+        world.fx.write_script(
+            "logger-bin/logger",
+            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", world.fx.p("logged")),
+        );
+        world.fx.write_script(
+            "logger-bin/sudo",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || {{ echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }}\nshift 2\nprintf '%s\\n' \"$*\" >> {}\nexec \"$@\"\n",
+                world.fx.p("sudo-log")
+            ),
+        );
+        let sshd = Sshd::builder().path_prefix(world.fakes.bin_dir()).path_prefix(&logger_dir).start();
+        world.write_config(&format!(
+            "{}ssh_filter_path: {}\nremote_sudo: {sudo}\n",
+            sshd.config_yaml(),
+            world.fx.p("ssh-filter")
+        ));
+        world.fakes.add_dataset(SOURCE);
+        world.fakes.add_dataset("tank/secret");
+        world.fakes.add_dataset("tank/web/child");
+        world.fakes.add_dataset("vault");
+        let now = now();
+        for (i, name) in ["ari-backup-1", "manual", "ari-backup-2"].iter().enumerate() {
+            world.fakes.add_zfs_snapshot(&format!("{SOURCE}@{name}"), now - (3 - i as i64) * DAY);
+        }
+        world.fakes.add_zfs_snapshot(SECRET, now - 5 * DAY);
+        world.fakes.add_zfs_snapshot("tank/web/child@ari-backup-1", now - 5 * DAY);
+        let job = world.fx.write_job(
+            "web.yaml",
+            &format!(
+                "label: web\nbackend: zfs-send\nsource_hostname: {}\nsource_dataset: {SOURCE}\ndataset_name: {RECEIVER}\nzfs_keep: {{daily: 30}}\n{extra}",
+                sshd.host_alias()
+            ),
+        );
+        let key = format!("{}.pub", sshd.client_key_path().display());
+        let out = run(world.ari().args(["authorize", "--host", sshd.host_alias(), "--key", &key, "--json"]));
+        assert_exit(&out, 0);
+        let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let entry = json["hosts"][0].clone();
+        let filter = PathBuf::from(entry["filter_path"].as_str().unwrap());
+        std::fs::write(&filter, entry["filter"].as_str().unwrap()).unwrap();
+        std::fs::set_permissions(&filter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let line = entry["authorized_keys_line"].as_str().unwrap();
+        sshd.set_key_options(line.split_once(' ').unwrap().0);
+        let allowed = entry["allowed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+        Rig { world, _sshd: sshd, job, filter, sudo, allowed }
+    }
+
+    /// `body` as ari sends it: through sudo as one text in a subshell under `remote_sudo`.
+    fn wrapped(&self, body: &str) -> String {
+        if self.sudo {
+            format!("sudo -n -- /bin/sh -c '( exec {} )'", body.replace('\'', "'\\''"))
+        } else {
+            body.to_string()
+        }
+    }
+
+    /// The installed filter run as sshd runs a forced command, with `line` as the client's
+    /// command, on the sshd's PATH (the fakes, the logger, the fake sudo). No ssh: the filter
+    /// sees exactly `line`.
+    fn filter(&self, line: &str) -> Output {
+        let path = format!(
+            "{}:{}:{}",
+            self.world.fakes.bin_dir().display(),
+            self.world.fx.p("logger-bin"),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run(Command::new("/bin/sh")
+            .arg(&self.filter)
+            .env("SSH_ORIGINAL_COMMAND", line)
+            .env("PATH", path)
+            .stdin(std::process::Stdio::null()))
+    }
+
+    fn logged(&self) -> String {
+        std::fs::read_to_string(self.world.fx.path("logged")).unwrap_or_default()
+    }
+
+    /// Every `zfs` call so far, as its arguments joined.
+    fn zfs_calls(&self) -> Vec<String> {
+        zfs_calls(&self.world)
+    }
+}
+
+fn zfs_calls(world: &World) -> Vec<String> {
+    world.fakes.calls_of("zfs").into_iter().map(|call| call.args.join(" ")).collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn guid(world: &World, name: &str) -> u64 {
+    world.fakes.zfs_snapshot(name).unwrap_or_else(|| panic!("no snapshot {name}")).guid
+}
+
+/// The names after `@` of `dataset`'s snapshots, oldest first.
+fn names(world: &World, dataset: &str) -> Vec<String> {
+    let prefix = format!("{dataset}@");
+    world
+        .fakes
+        .zfs_snapshots()
+        .into_iter()
+        .filter_map(|(name, _)| name.strip_prefix(&prefix).map(String::from))
+        .collect()
+}
+
+/// The sender's snapshots that the job's tag holds.
+fn held(world: &World) -> Vec<String> {
+    names(world, SOURCE)
+        .into_iter()
+        .filter(|name| {
+            world.fakes.zfs_snapshot(&format!("{SOURCE}@{name}")).is_some_and(|s| s.holds.contains_key(TAG))
+        })
+        .collect()
+}
+
+/// A full send's resume token for `toname`, whose snapshot has `toguid`, in the fake's format.
+fn token(toname: &str, toguid: u64) -> String {
+    ResumeToken { fromguid: None, object: 1, offset: 0, bytes: 0, toguid, toname: toname.into(), rawok: false }
+        .encode()
+}
+
+/// One line of the sender's listing (`name,guid,createtxg,creation,userrefs`).
+fn listing_line(name: &str, guid: impl std::fmt::Display, txg: impl std::fmt::Display, creation: i64) -> String {
+    format!("{name}\t{guid}\t{txg}\t{creation}\t0\n")
+}
+
+/// The sender's real listing of tank/web, as the fake prints it.
+fn real_listing(world: &World) -> String {
+    world
+        .fakes
+        .state()
+        .zfs_snapshots
+        .iter()
+        .filter(|s| s.name.starts_with(&format!("{SOURCE}@")))
+        .map(|s| format!("{}\t{}\t{}\t{}\t{}\n", s.name, s.guid, s.createtxg, s.creation, s.holds.len()))
+        .collect()
+}
+
+fn clear_faults(world: &World) {
+    let _lock = tests::fakes::lock(world.fakes.dir()).unwrap();
+    tests::fakes::write_faults(world.fakes.dir(), &[]).unwrap();
+}
+
+/// Bodies that the sender's filter must refuse for the job `web` (existing snapshots, not
+/// raw, no force): another dataset, options, a changed shape, shell syntax, other subcommands.
+const REFUSED: &[&str] = &[
+    // Another dataset, a child, a clone's origin, the abbreviated and bookmark forms.
+    "zfs send tank/secret@s",
+    "zfs send tank/web/child@ari-backup-1",
+    "zfs send -I tank/secret@s tank/web@ari-backup-2",
+    "zfs send -I tank/web@ari-backup-1 tank/secret@s",
+    "zfs send -I tank/web@ari-backup-1 tank/web/child@ari-backup-1",
+    "zfs send -I @ari-backup-1 tank/web@ari-backup-2",
+    "zfs send -I tank/web#bookmark tank/web@ari-backup-2",
+    "zfs send -i tank/web@ari-backup-1 tank/web@ari-backup-2",
+    // Not a prefixed snapshot, or the dataset itself.
+    "zfs send tank/web@manual",
+    "zfs send tank/web",
+    "zfs send tank/web@ari-backup-",
+    "zfs send -I tank/web@ari-backup-1 tank/web@manual",
+    // Options: before, between, after the names (zfs's getopt permutes), and raw for a job
+    // that is not.
+    "zfs send -R tank/web@ari-backup-1",
+    "zfs send -p tank/web@ari-backup-1",
+    "zfs send -b tank/web@ari-backup-1",
+    "zfs send -w tank/web@ari-backup-1",
+    "zfs send -v tank/web@ari-backup-1",
+    "zfs send tank/web@ari-backup-1 -R",
+    "zfs send -I tank/web@ari-backup-1 -R tank/web@ari-backup-2",
+    "zfs send -I tank/web@ari-backup-1 tank/web@ari-backup-2 -R",
+    "zfs send -R -I tank/web@ari-backup-1 tank/web@ari-backup-2",
+    "zfs send -I tank/web@ari-backup-1 tank/web@ari-backup-2 tank/secret@s",
+    "zfs send tank/web@ari-backup-1 tank/secret@s",
+    // Whitespace: tabs, doubled spaces, a newline, a trailing space, a leading one.
+    "zfs send\ttank/web@ari-backup-1",
+    "zfs  send tank/web@ari-backup-1",
+    "zfs send -I tank/web@ari-backup-1  tank/web@ari-backup-2",
+    "zfs send -I tank/web@ari-backup-1\ttank/web@ari-backup-2",
+    "zfs send tank/web@ari-backup-1\nid",
+    "zfs send tank/web@ari-backup-1 ",
+    " zfs send tank/web@ari-backup-1",
+    // Shell syntax in or after a part.
+    "zfs send tank/web@ari-backup-1;id",
+    "zfs send tank/web@ari-backup-1 ; id",
+    "zfs send tank/web@ari-backup-$(id)",
+    "zfs send tank/web@ari-backup-`id`",
+    "zfs send 'tank/web@ari-backup-1'",
+    "zfs send tank/web@ari-backup-1 | zfs recv vault/x",
+    "zfs send tank/web@ari-backup-1 > /tmp/x",
+    "zfs send -I tank/web@ari-backup-1 tank/web@ari-backup-2&&id",
+    "zfs send -I tank/web@ari-backup-1$(id) tank/web@ari-backup-2",
+    "zfs send -I tank/web@a\"b tank/web@ari-backup-2",
+    // Resume tokens: characters outside [0-9a-f-], a second word, an empty one.
+    "zfs send -t 1-abc;id",
+    "zfs send -t 1-abc id",
+    "zfs send -t 1-ABC",
+    "zfs send -t $(id)",
+    "zfs send -t ",
+    "zfs send -t 1-abc -v",
+    "zfs send -nvt 1-abc",
+    // Holds: another tag, another dataset, recursive, options.
+    "zfs hold other tank/web@ari-backup-1",
+    "zfs hold ari-send-web tank/secret@s",
+    "zfs hold -r ari-send-web tank/web@ari-backup-1",
+    "zfs hold ari-send-web tank/web@ari-backup-1 tank/secret@s",
+    "zfs release other tank/web@ari-backup-1",
+    "zfs release -r ari-send-web tank/web@ari-backup-1",
+    "zfs release ari-send-web tank/secret@s",
+    "zfs holds -H tank/secret@s",
+    // What the sender's key may never run.
+    "zfs destroy tank/web@ari-backup-1",
+    "zfs destroy -r tank/web",
+    "zfs recv tank/web",
+    "zfs recv -F tank/web",
+    "zfs rollback tank/web@ari-backup-1",
+    "zfs snapshot tank/web@ari-backup-9",
+    "zfs rename tank/web@manual tank/web@ari-backup-9",
+    "zfs set readonly=off tank/web",
+    "zfs list -H -p -t snapshot -o name,guid,createtxg,creation,userrefs -d 1 tank/secret",
+];
+
+/// Under `remote_sudo` or not: the job runs through the filter, and every body of [`REFUSED`] is
+/// refused (126), logged, and reaches no zfs or sudo; the listing script of another dataset
+/// too. Held: every attack.
+fn the_filter_lets_the_job_through_and_refuses_the_rest(sudo: bool) {
+    let rig = Rig::new(sudo, "");
+    let out = rig.world.run(&rig.job);
+    assert_eq!(out.status.code(), Some(0), "{}\nrefused:\n{}", stderr(&out), rig.logged());
+    assert_eq!(names(&rig.world, RECEIVER), ["ari-backup-1", "manual", "ari-backup-2"]);
+    assert_eq!(held(&rig.world), ["ari-backup-2"]);
+    assert_eq!(rig.logged(), "", "nothing of the job's was refused");
+
+    // What the job does pass, as the attacker sends it: a prefixed snapshot whole, an
+    // incremental from any of the dataset's snapshots, a hold and a release with the tag.
+    for body in [
+        "zfs send tank/web@ari-backup-1",
+        "zfs send -I tank/web@manual tank/web@ari-backup-2",
+        "zfs hold ari-send-web tank/web@manual",
+        "zfs release ari-send-web tank/web@manual",
+    ] {
+        let out = rig.filter(&rig.wrapped(body));
+        assert_exit(&out, 0);
+    }
+
+    let sudo_log = rig.world.fx.path("sudo-log");
+    for body in REFUSED {
+        let calls = rig.zfs_calls().len();
+        let sudo_runs = std::fs::read_to_string(&sudo_log).unwrap_or_default();
+        let line = rig.wrapped(body);
+        let out = rig.filter(&line);
+        assert_eq!(out.status.code(), Some(126), "{body:?} was not refused:\n{}{}", stdout(&out), stderr(&out));
+        assert!(stderr(&out).contains("ari-filter: refused"), "{body:?}: {}", stderr(&out));
+        assert_eq!(rig.zfs_calls().len(), calls, "{body:?} reached zfs: {:?}", rig.zfs_calls());
+        assert_eq!(std::fs::read_to_string(&sudo_log).unwrap_or_default(), sudo_runs, "{body:?} reached sudo");
+        assert!(rig.logged().contains(&format!("not a command of the jobs: {line}")), "{body:?} not logged");
+    }
+    // Under remote_sudo, the body without sudo, sudo around another command, sudo's other forms.
+    if sudo {
+        for line in [
+            "zfs send tank/web@ari-backup-1",
+            "sudo -n -- zfs send tank/web@ari-backup-1",
+            "sudo -n -- /bin/sh -c '( exec zfs send tank/secret@s )'",
+            "sudo -n -- /bin/sh -c '( exec zfs send tank/web@ari-backup-1 ); id'",
+            "sudo -n -- /bin/sh -c '( exec zfs send tank/web@ari-backup-1 )' ; id",
+            "sudo -n -- /bin/sh -c '( exec zfs send -t 1-ab )'x",
+            "sudo -n -- sh -c 't=1' ari-zfs-resume tank/web ari-backup-",
+            "ARI_ZFS_RESUME_TOKEN=1-ab sudo -n -- sh -c 'exec zfs send -t \"$ARI_ZFS_RESUME_TOKEN\"'",
+        ] {
+            let out = rig.filter(line);
+            assert_eq!(out.status.code(), Some(126), "{line:?}: {}", stderr(&out));
+        }
+    }
+    // The listing script, as allowed, then with another dataset or more after it.
+    let listing = rig.allowed.iter().find(|line| line.contains("ari-zfs-send tank/web")).unwrap().clone();
+    assert_exit(&rig.filter(&listing), 0);
+    for tail in ["tank/secret", "tank/web tank/secret", "tank/web;id", "tank/web/child", "tank"] {
+        let line = listing.replace("ari-zfs-send tank/web", &format!("ari-zfs-send {tail}"));
+        let out = rig.filter(&line);
+        assert_eq!(out.status.code(), Some(126), "{tail:?}: {}", stderr(&out));
+    }
+    rig.world.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn the_filter_lets_the_job_through_and_refuses_the_rest_as_root() {
+    the_filter_lets_the_job_through_and_refuses_the_rest(false);
+}
+
+#[test]
+fn the_filter_lets_the_job_through_and_refuses_the_rest_under_remote_sudo() {
+    the_filter_lets_the_job_through_and_refuses_the_rest(true);
+}
