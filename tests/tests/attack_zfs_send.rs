@@ -336,3 +336,123 @@ fn the_filter_lets_the_job_through_and_refuses_the_rest_as_root() {
 fn the_filter_lets_the_job_through_and_refuses_the_rest_under_remote_sudo() {
     the_filter_lets_the_job_through_and_refuses_the_rest(true);
 }
+
+/// The sends (`zfs send ...`, dry runs left out) the fakes ran.
+fn real_sends(world: &World) -> Vec<String> {
+    zfs_calls(world).into_iter().filter(|c| c.starts_with("send ") && !c.starts_with("send -nvt")).collect()
+}
+
+/// `zfs send -t TOKEN` with ari's key: the filter hands it to the script that decodes the
+/// token. A token of the job's own prefixed snapshot resumes; one of another dataset, a child,
+/// an unprefixed snapshot, a name with odd characters, or a decoding with two `toname` lines
+/// sends nothing (exit 3). Held: every attack.
+fn resume_tokens_of_anything_but_a_prefixed_snapshot_are_refused(sudo: bool) {
+    let rig = Rig::new(sudo, "");
+    let world = &rig.world;
+    let resume = |token: &str| rig.filter(&rig.wrapped(&format!("zfs send -t {token}")));
+
+    let ours = token("tank/web@ari-backup-1", guid(world, "tank/web@ari-backup-1"));
+    let out = resume(&ours);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).starts_with("ARI-FAKE-ZFS-STREAM "), "{}", stdout(&out));
+    assert_eq!(real_sends(world), [format!("send -t {ours}")]);
+
+    let refused = [
+        ("another dataset", token(SECRET, guid(world, SECRET))),
+        ("a child", token("tank/web/child@ari-backup-1", guid(world, "tank/web/child@ari-backup-1"))),
+        ("an unprefixed snapshot", token("tank/web@manual", guid(world, "tank/web@manual"))),
+        // The fake finds the snapshot by its GUID in the dataset: these names print as given.
+        ("a name with a space", token("tank/web@ari-backup-1 x", guid(world, "tank/web@ari-backup-1"))),
+        ("a name with a newline", token("tank/web@ari-backup-1\n\ttoname = x", guid(world, "tank/web@ari-backup-1"))),
+        ("a name with shell syntax", token("tank/web@ari-backup-$(id)", guid(world, "tank/web@ari-backup-1"))),
+        ("the prefix alone", token("tank/web@ari-backup-", guid(world, "tank/web@ari-backup-1"))),
+        ("a snapshot that is gone", token("tank/web@ari-backup-7", 77)),
+        ("a corrupt token", format!("{}0", &ours[..ours.len() - 1])),
+        ("no token at all", "1-0-0-".to_string()),
+        ("dashes only", "---".to_string()),
+        ("an option in hex", "-e".to_string()),
+    ];
+    for (what, token) in &refused {
+        let out = resume(token);
+        assert_eq!(out.status.code(), Some(3), "{what}: {}{}", stdout(&out), stderr(&out));
+        assert_eq!(stdout(&out), "", "{what}: nothing sent");
+        assert_eq!(real_sends(world).len(), 1, "{what}: {:?}", real_sends(world));
+    }
+
+    // Decodings that zfs itself would not print, made by the fake on demand: two `toname`
+    // lines in either order, one with trailing text, a `toname` only on stderr-like noise.
+    let faked = token("tank/web@ari-backup-2", guid(world, "tank/web@ari-backup-2"));
+    for printed in [
+        "\ttoname = tank/web@ari-backup-2\n\ttoname = tank/secret@s\n",
+        "\ttoname = tank/secret@s\n\ttoname = tank/web@ari-backup-2\n",
+        "\ttoname = tank/web@ari-backup-2 tank/secret@s\n",
+        "\ttoname = tank/web@ari-backup-2/../secret@s\n",
+        "\ttoname = tank/web@ari-backup-2\r\n",
+        "\ttoname= tank/web@ari-backup-2\n",
+        "\ttoname = \n",
+        "",
+    ] {
+        clear_faults(world);
+        world.fakes.output_matching("zfs", &format!("-nvt {faked}"), printed);
+        let out = resume(&faked);
+        assert_eq!(out.status.code(), Some(3), "{printed:?}: {}{}", stdout(&out), stderr(&out));
+        assert_eq!(real_sends(world).len(), 1, "{printed:?}: {:?}", real_sends(world));
+    }
+    world.fakes.assert_no_unexpected_calls();
+}
+
+#[test]
+fn resume_tokens_of_anything_but_a_prefixed_snapshot_are_refused_as_root() {
+    resume_tokens_of_anything_but_a_prefixed_snapshot_are_refused(false);
+}
+
+#[test]
+fn resume_tokens_of_anything_but_a_prefixed_snapshot_are_refused_under_remote_sudo() {
+    resume_tokens_of_anything_but_a_prefixed_snapshot_are_refused(true);
+}
+
+/// FINDING: OpenZFS's `zfs send -t` does not send the snapshot the token's `toname` names: it
+/// looks up the token's `toguid`, starting in toname's dataset and then in ever larger parts of
+/// the hierarchy, up to the whole pool (lib/libzfs/libzfs_sendrecv.c,
+/// `zfs_send_resume_impl_cb_impl`: `guid_to_name(hdl, toname, toguid, B_FALSE, name)`, then
+/// `lzc_send_resume_redacted(zhp->zfs_name, ...)`; `guid_to_name_redact_snaps` chops toname at
+/// `@`, then at each `/`, and walks each parent's children). `zfs send -nvt` prints the token's
+/// contents (toname as the token says it) and then what it would really send: `full send of
+/// NAME estimated size is ...` with the resolved NAME. The script `send::RESUME` reads only the
+/// `toname` line, so a token whose toname is `DATASET@PREFIX...` and whose toguid is the GUID
+/// of a snapshot of any other dataset of the pool passes it, and `zfs send -t` sends that
+/// other snapshot to the key's holder.
+///
+/// The fake resolves a token within its toname's dataset only, so it is told here to answer as
+/// OpenZFS does for such a token: the dry run's text and the stream of tank/secret@s.
+#[test]
+fn a_token_naming_the_dataset_with_another_datasets_guid_is_refused() {
+    let rig = Rig::new(false, "");
+    let world = &rig.world;
+    let secret_guid = guid(world, SECRET);
+    let forged = token("tank/web@ari-backup-1", secret_guid);
+    let contents = ResumeToken::decode(&forged).unwrap().contents();
+    world.fakes.output_matching(
+        "zfs",
+        &format!("send -nvt {forged}"),
+        &format!("{contents}full send of {SECRET} estimated size is 512B\n"),
+    );
+    let stream = StreamHeader {
+        dataset: "tank/secret".into(),
+        raw: false,
+        from_guid: None,
+        snapshots: vec![StreamSnapshot { name: "s".into(), guid: secret_guid, creation: now() }],
+        payload_bytes: 0,
+        resume_bytes: Some(0),
+    };
+    world.fakes.output_matching("zfs", &format!("send -t {forged}"), &format!("{}{STREAM_END}\n", stream.line()));
+    let out = rig.filter(&format!("zfs send -t {forged}"));
+    assert!(
+        !stdout(&out).contains("tank/secret"),
+        "the key received a stream of tank/secret through a token that names tank/web@ari-backup-1 (exit {:?}): {}",
+        out.status.code(),
+        stdout(&out)
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(real_sends(world).is_empty(), "{:?}", real_sends(world));
+}
