@@ -126,6 +126,14 @@ impl Rig {
     }
 }
 
+/// `ari run JOB` at once: zfs-send names backups by the second, so ari waits for the next
+/// second after a run that ended in this one, which it reads from the job's history; the
+/// attacks here need no history.
+fn run_now(world: &World, job: &std::path::Path) -> Output {
+    let _ = std::fs::remove_file(world.fx.path("state/history/web.json"));
+    world.run(job)
+}
+
 fn zfs_calls(world: &World) -> Vec<String> {
     world.fakes.calls_of("zfs").into_iter().map(|call| call.args.join(" ")).collect()
 }
@@ -270,7 +278,7 @@ const REFUSED: &[&str] = &[
 /// too. Held: every attack.
 fn the_filter_lets_the_job_through_and_refuses_the_rest(sudo: bool) {
     let rig = Rig::new(sudo, "");
-    let out = rig.world.run(&rig.job);
+    let out = run_now(&rig.world, &rig.job);
     assert_eq!(out.status.code(), Some(0), "{}\nrefused:\n{}", stderr(&out), rig.logged());
     assert_eq!(names(&rig.world, RECEIVER), ["ari-backup-1", "manual", "ari-backup-2"]);
     assert_eq!(held(&rig.world), ["ari-backup-2"]);
@@ -455,4 +463,161 @@ fn a_token_naming_the_dataset_with_another_datasets_guid_is_refused() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(real_sends(world).is_empty(), "{:?}", real_sends(world));
+}
+
+/// What a run that must change nothing left: it failed, ran no receive, moved no hold, and
+/// the receiver and the holds are as they were.
+#[track_caller]
+fn assert_nothing_moved(world: &World, what: &str, out: &Output, before: &(Vec<String>, Vec<String>, usize)) {
+    assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+    let calls = zfs_calls(world);
+    let new = &calls[before.2..];
+    assert!(
+        !new.iter().any(|c| c.starts_with("recv") || c.starts_with("hold ") || c.starts_with("release")),
+        "{what}: {new:?}"
+    );
+    assert_eq!((names(world, RECEIVER), held(world)), (before.0.clone(), before.1.clone()), "{what}");
+    assert!(!world.fx.path("pwned").exists(), "{what}: an injected command ran");
+}
+
+fn snapshot_of_state(world: &World) -> (Vec<String>, Vec<String>, usize) {
+    (names(world, RECEIVER), held(world), zfs_calls(world).len())
+}
+
+/// A sender that prints names with shell syntax, a space and an option, a second `@` or a `/`,
+/// as its newest prefixed snapshot or as a held one, through the filter: ari runs nothing
+/// undeclared (it refuses the expansion before anything of it runs), receives nothing and
+/// moves no hold; lines of other datasets and other tags' holds are left alone. Held: every
+/// attack.
+#[test]
+fn hostile_sender_names_make_ari_run_nothing_undeclared() {
+    let rig = Rig::new(false, "");
+    let world = &rig.world;
+    let pwned = world.fx.p("pwned");
+    let real = real_listing(world);
+    let (txg, creation) = (1_000_000, now() - 3600);
+    let listed = |name: &str| format!("{real}{}", listing_line(name, 9, txg, creation));
+    let cases: Vec<(&str, String)> = vec![
+        ("a `;` command", listed(&format!("tank/web@ari-backup-9;touch {pwned}"))),
+        ("a `$()` and a backtick", listed(&format!("tank/web@ari-backup-9$(touch {pwned})`touch {pwned}`"))),
+        ("a space and an option", listed("tank/web@ari-backup-9 -R")),
+        ("a second @ and a /", listed("tank/web@ari-backup-9@x/../../secret@s")),
+        ("a held name with a `;` command", manual_held(&real)),
+    ];
+    for (what, printed) in &cases {
+        clear_faults(world);
+        world.fakes.output_matching("zfs", "userrefs -d 1 tank/web", printed);
+        world.fakes.output_matching(
+            "zfs",
+            "holds -H tank/web@manual",
+            &format!("tank/web@ari-backup-1;touch {pwned}\t{TAG}\tMon Dec  7 10:00 2026\n"),
+        );
+        let before = snapshot_of_state(world);
+        let out = run_now(world, &rig.job);
+        assert_nothing_moved(world, what, &out, &before);
+        assert!(stderr(&out).contains("none of the commands the step declares"), "{what}: {}", stderr(&out));
+        assert!(
+            !zfs_calls(world)[before.2..].iter().any(|c| c.starts_with("send ")),
+            "{what}: sent {:?}",
+            &zfs_calls(world)[before.2..]
+        );
+    }
+    assert_eq!(rig.logged(), "", "ari refused them itself: nothing reached the filter");
+
+    // Lines of other datasets (another, a child, one whose name starts with the dataset's) and
+    // holds of other tags and datasets are left alone: the run sends tank/web's, holds its
+    // newest, and releases nothing of anyone else's.
+    clear_faults(world);
+    let mut printed = manual_held(&real);
+    for (name, guid) in [("tank/secret@ari-backup-99", 99), ("tank/web/child@ari-backup-98", 98), ("tank/webx@ari-backup-97", 97)] {
+        printed.push_str(&listing_line(name, guid, txg, creation));
+    }
+    world.fakes.output_matching("zfs", "userrefs -d 1 tank/web", &printed);
+    world.fakes.output_matching(
+        "zfs",
+        "holds -H tank/web@manual",
+        &format!("tank/secret@s\t{TAG}\tMon Dec  7 10:00 2026\ntank/web@manual\tsyncoid\tMon Dec  7 10:00 2026\ntank/webx@ari-backup-1\t{TAG}\tMon Dec  7 10:00 2026\ntank/web/child@ari-backup-1\t{TAG}\tMon Dec  7 10:00 2026\n"),
+    );
+    let out = run_now(world, &rig.job);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(world, RECEIVER), ["ari-backup-1", "manual", "ari-backup-2"]);
+    assert_eq!(held(world), ["ari-backup-2"]);
+    let moves: Vec<String> =
+        zfs_calls(world).into_iter().filter(|c| c.starts_with("hold ") || c.starts_with("release ")).collect();
+    assert_eq!(moves, [format!("hold {TAG} tank/web@ari-backup-2")]);
+    assert!(
+        real_sends(world).iter().all(|s| !s.contains("secret") && !s.contains("child") && !s.contains("webx")),
+        "{:?}",
+        real_sends(world)
+    );
+    assert_eq!(rig.logged(), "");
+    world.fakes.assert_no_unexpected_calls();
+}
+
+/// `listing` with `tank/web@manual` held once (userrefs 1), so that the listing script asks
+/// `zfs holds -H` of it.
+fn manual_held(listing: &str) -> String {
+    listing
+        .lines()
+        .map(|l| match l.strip_prefix("tank/web@manual\t").and_then(|_| l.strip_suffix("\t0")) {
+            Some(head) => format!("{head}\t1\n"),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// A local world with the sender's dataset and `snapshots` (one a day, the newest yesterday)
+/// and the job `web` with `extra` lines; the receiver's parent exists.
+fn local_world(snapshots: &[&str], extra: &str) -> (World, PathBuf) {
+    let world = World::new();
+    world.fakes.add_dataset(SOURCE);
+    world.fakes.add_dataset("vault");
+    let now = now();
+    for (i, name) in snapshots.iter().enumerate() {
+        world.fakes.add_zfs_snapshot(&format!("{SOURCE}@{name}"), now - (snapshots.len() - i) as i64 * DAY);
+    }
+    let job = world.fx.write_job(
+        "web.yaml",
+        &format!(
+            "label: web\nbackend: zfs-send\nsource_hostname: localhost\nsource_dataset: {SOURCE}\ndataset_name: {RECEIVER}\nzfs_keep: {{daily: 30}}\n{extra}"
+        ),
+    );
+    (world, job)
+}
+
+/// Listings that do not parse, or hold two snapshots of one GUID, are refused whole: nothing
+/// sent, nothing received, no hold moved. Held: every one.
+#[test]
+fn malformed_sender_listings_are_refused_whole() {
+    let (world, job) = local_world(&["ari-backup-1", "ari-backup-2"], "");
+    let real = real_listing(&world);
+    let (txg, creation) = (1_000_000, now() - 3600);
+    let two = guid(&world, "tank/web@ari-backup-2");
+    let line = |text: &str| format!("{real}{text}\n");
+    let cases = [
+        ("a duplicate GUID", line(&format!("tank/web@ari-backup-9\t{two}\t{txg}\t{creation}\t0"))),
+        ("a negative GUID", line(&format!("tank/web@ari-backup-9\t-9\t{txg}\t{creation}\t0"))),
+        ("a GUID past u64", line(&format!("tank/web@ari-backup-9\t18446744073709551616\t{txg}\t{creation}\t0"))),
+        ("a negative createtxg", line(&format!("tank/web@ari-backup-9\t9\t-1\t{creation}\t0"))),
+        ("a creation past i64", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t9223372036854775808\t0"))),
+        ("a negative creation", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t-1\t0"))),
+        ("a negative userrefs", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t{creation}\t-1"))),
+        ("four fields", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t{creation}"))),
+        ("six fields", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t{creation}\t0\tx"))),
+        ("no @", line(&format!("tank/web\t9\t{txg}\t{creation}\t0"))),
+        ("an error as text", line("cannot open 'tank/web': permission denied")),
+        ("a hold line with a tab in its tag", line(&format!("tank/web@ari-backup-1\t{TAG}\tx\tMon Dec  7 10:00 2026"))),
+    ];
+    for (what, printed) in &cases {
+        clear_faults(&world);
+        world.fakes.output_matching("zfs", "userrefs -d 1 tank/web", printed);
+        let before = snapshot_of_state(&world);
+        let out = run_now(&world, &job);
+        assert_nothing_moved(&world, what, &out, &before);
+        assert!(
+            !zfs_calls(&world)[before.2..].iter().any(|c| c.starts_with("send ")),
+            "{what}: {:?}",
+            &zfs_calls(&world)[before.2..]
+        );
+    }
 }
