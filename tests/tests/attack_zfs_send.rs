@@ -86,7 +86,8 @@ impl Rig {
         std::fs::set_permissions(&filter, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let line = entry["authorized_keys_line"].as_str().unwrap();
         sshd.set_key_options(line.split_once(' ').unwrap().0);
-        let allowed = entry["allowed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
+        let allowed =
+            entry["allowed"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect();
         Rig { world, _sshd: sshd, job, filter, sudo, allowed }
     }
 
@@ -169,12 +170,25 @@ fn held(world: &World) -> Vec<String> {
 
 /// A full send's resume token for `toname`, whose snapshot has `toguid`, in the fake's format.
 fn token(toname: &str, toguid: u64) -> String {
-    ResumeToken { fromguid: None, object: 1, offset: 0, bytes: 0, toguid, toname: toname.into(), rawok: false }
-        .encode()
+    ResumeToken {
+        fromguid: None,
+        object: 1,
+        offset: 0,
+        bytes: 0,
+        toguid,
+        toname: toname.into(),
+        rawok: false,
+    }
+    .encode()
 }
 
 /// One line of the sender's listing (`name,guid,createtxg,creation,userrefs`).
-fn listing_line(name: &str, guid: impl std::fmt::Display, txg: impl std::fmt::Display, creation: i64) -> String {
+fn listing_line(
+    name: &str,
+    guid: impl std::fmt::Display,
+    txg: impl std::fmt::Display,
+    creation: i64,
+) -> String {
     format!("{name}\t{guid}\t{txg}\t{creation}\t0\n")
 }
 
@@ -302,10 +316,20 @@ fn the_filter_lets_the_job_through_and_refuses_the_rest(sudo: bool) {
         let sudo_runs = std::fs::read_to_string(&sudo_log).unwrap_or_default();
         let line = rig.wrapped(body);
         let out = rig.filter(&line);
-        assert_eq!(out.status.code(), Some(126), "{body:?} was not refused:\n{}{}", stdout(&out), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(126),
+            "{body:?} was not refused:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         assert!(stderr(&out).contains("ari-filter: refused"), "{body:?}: {}", stderr(&out));
         assert_eq!(rig.zfs_calls().len(), calls, "{body:?} reached zfs: {:?}", rig.zfs_calls());
-        assert_eq!(std::fs::read_to_string(&sudo_log).unwrap_or_default(), sudo_runs, "{body:?} reached sudo");
+        assert_eq!(
+            std::fs::read_to_string(&sudo_log).unwrap_or_default(),
+            sudo_runs,
+            "{body:?} reached sudo"
+        );
         assert!(rig.logged().contains(&format!("not a command of the jobs: {line}")), "{body:?} not logged");
     }
     // Under remote_sudo, the body without sudo, sudo around another command, sudo's other forms.
@@ -371,8 +395,14 @@ fn resume_tokens_of_anything_but_a_prefixed_snapshot_are_refused(sudo: bool) {
         ("an unprefixed snapshot", token("tank/web@manual", guid(world, "tank/web@manual"))),
         // The fake finds the snapshot by its GUID in the dataset: these names print as given.
         ("a name with a space", token("tank/web@ari-backup-1 x", guid(world, "tank/web@ari-backup-1"))),
-        ("a name with a newline", token("tank/web@ari-backup-1\n\ttoname = x", guid(world, "tank/web@ari-backup-1"))),
-        ("a name with shell syntax", token("tank/web@ari-backup-$(id)", guid(world, "tank/web@ari-backup-1"))),
+        (
+            "a name with a newline",
+            token("tank/web@ari-backup-1\n\ttoname = x", guid(world, "tank/web@ari-backup-1")),
+        ),
+        (
+            "a name with shell syntax",
+            token("tank/web@ari-backup-$(id)", guid(world, "tank/web@ari-backup-1")),
+        ),
         ("the prefix alone", token("tank/web@ari-backup-", guid(world, "tank/web@ari-backup-1"))),
         ("a snapshot that is gone", token("tank/web@ari-backup-7", 77)),
         ("a corrupt token", format!("{}0", &ours[..ours.len() - 1])),
@@ -453,7 +483,11 @@ fn a_token_naming_the_dataset_with_another_datasets_guid_is_refused() {
         payload_bytes: 0,
         resume_bytes: Some(0),
     };
-    world.fakes.output_matching("zfs", &format!("send -t {forged}"), &format!("{}{STREAM_END}\n", stream.line()));
+    world.fakes.output_matching(
+        "zfs",
+        &format!("send -t {forged}"),
+        &format!("{}{STREAM_END}\n", stream.line()),
+    );
     let out = rig.filter(&format!("zfs send -t {forged}"));
     assert!(
         !stdout(&out).contains("tank/secret"),
@@ -469,7 +503,7 @@ fn a_token_naming_the_dataset_with_another_datasets_guid_is_refused() {
 /// the receiver and the holds are as they were.
 #[track_caller]
 fn assert_nothing_moved(world: &World, what: &str, out: &Output, before: &(Vec<String>, Vec<String>, usize)) {
-    assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(out));
     let calls = zfs_calls(world);
     let new = &calls[before.2..];
     assert!(
@@ -529,7 +563,11 @@ fn hostile_sender_names_make_ari_run_nothing_undeclared() {
     // newest, and releases nothing of anyone else's.
     clear_faults(world);
     let mut printed = manual_held(&real);
-    for (name, guid) in [("tank/secret@ari-backup-99", 99), ("tank/web/child@ari-backup-98", 98), ("tank/webx@ari-backup-97", 97)] {
+    for (name, guid) in [
+        ("tank/secret@ari-backup-99", 99),
+        ("tank/web/child@ari-backup-98", 98),
+        ("tank/webx@ari-backup-97", 97),
+    ] {
         printed.push_str(&listing_line(name, guid, txg, creation));
     }
     world.fakes.output_matching("zfs", "userrefs -d 1 tank/web", &printed);
@@ -542,11 +580,15 @@ fn hostile_sender_names_make_ari_run_nothing_undeclared() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(names(world, RECEIVER), ["ari-backup-1", "manual", "ari-backup-2"]);
     assert_eq!(held(world), ["ari-backup-2"]);
-    let moves: Vec<String> =
-        zfs_calls(world).into_iter().filter(|c| c.starts_with("hold ") || c.starts_with("release ")).collect();
+    let moves: Vec<String> = zfs_calls(world)
+        .into_iter()
+        .filter(|c| c.starts_with("hold ") || c.starts_with("release "))
+        .collect();
     assert_eq!(moves, [format!("hold {TAG} tank/web@ari-backup-2")]);
     assert!(
-        real_sends(world).iter().all(|s| !s.contains("secret") && !s.contains("child") && !s.contains("webx")),
+        real_sends(world)
+            .iter()
+            .all(|s| !s.contains("secret") && !s.contains("child") && !s.contains("webx")),
         "{:?}",
         real_sends(world)
     );
@@ -597,7 +639,10 @@ fn malformed_sender_listings_are_refused_whole() {
     let cases = [
         ("a duplicate GUID", line(&format!("tank/web@ari-backup-9\t{two}\t{txg}\t{creation}\t0"))),
         ("a negative GUID", line(&format!("tank/web@ari-backup-9\t-9\t{txg}\t{creation}\t0"))),
-        ("a GUID past u64", line(&format!("tank/web@ari-backup-9\t18446744073709551616\t{txg}\t{creation}\t0"))),
+        (
+            "a GUID past u64",
+            line(&format!("tank/web@ari-backup-9\t18446744073709551616\t{txg}\t{creation}\t0")),
+        ),
         ("a negative createtxg", line(&format!("tank/web@ari-backup-9\t9\t-1\t{creation}\t0"))),
         ("a creation past i64", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t9223372036854775808\t0"))),
         ("a negative creation", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t-1\t0"))),
@@ -606,7 +651,10 @@ fn malformed_sender_listings_are_refused_whole() {
         ("six fields", line(&format!("tank/web@ari-backup-9\t9\t{txg}\t{creation}\t0\tx"))),
         ("no @", line(&format!("tank/web\t9\t{txg}\t{creation}\t0"))),
         ("an error as text", line("cannot open 'tank/web': permission denied")),
-        ("a hold line with a tab in its tag", line(&format!("tank/web@ari-backup-1\t{TAG}\tx\tMon Dec  7 10:00 2026"))),
+        (
+            "a hold line with a tab in its tag",
+            line(&format!("tank/web@ari-backup-1\t{TAG}\tx\tMon Dec  7 10:00 2026")),
+        ),
     ];
     for (what, printed) in &cases {
         clear_faults(&world);
@@ -620,4 +668,203 @@ fn malformed_sender_listings_are_refused_whole() {
             &zfs_calls(&world)[before.2..]
         );
     }
+}
+
+/// A receiver whose listing is hostile (a token with shell syntax, upper case or nothing, a
+/// token of another dataset or of an unprefixed snapshot, duplicate GUIDs, `absent` for a
+/// dataset that exists), and transfers that fail on either side or whose hold fails: ari
+/// runs nothing undeclared, overwrites nothing, moves no hold before a receive succeeded, and
+/// reports each as a failure. Held: every attack.
+#[test]
+fn hostile_receivers_and_failed_transfers_never_move_a_hold() {
+    let rig = Rig::new(false, "");
+    let world = &rig.world;
+    assert_exit(&run_now(world, &rig.job), 0);
+    world.fakes.add_zfs_snapshot("tank/web@ari-backup-3", now() - 3600);
+    let pwned = world.fx.p("pwned");
+    let unchanged = |what: &str, out: &Output, before: &(Vec<String>, Vec<String>, usize)| {
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(out));
+        let new = zfs_calls(world)[before.2..].to_vec();
+        assert!(!new.iter().any(|c| c.starts_with("hold ") || c.starts_with("release ")), "{what}: {new:?}");
+        assert!(!new.iter().any(|c| c.starts_with("send -t")), "{what}: {new:?}");
+        assert_eq!((names(world, RECEIVER), held(world)), (before.0.clone(), before.1.clone()), "{what}");
+        assert!(!std::path::Path::new(&pwned).exists(), "{what}");
+    };
+
+    let tokens = [
+        ("a token with shell syntax", format!("1-abc;touch {pwned}\n")),
+        ("a token in upper case", "1-ABC\n".to_string()),
+        ("an empty token", "\n".to_string()),
+        ("a token with a space", "1-abc 2-def\n".to_string()),
+        ("a token of another dataset", format!("{}\n", token(SECRET, guid(world, SECRET)))),
+        (
+            "a token of an unprefixed snapshot",
+            format!("{}\n", token("tank/web@manual", guid(world, "tank/web@manual"))),
+        ),
+    ];
+    for (what, printed) in &tokens {
+        clear_faults(world);
+        world.fakes.output_matching("zfs", "receive_resume_token vault/web", printed);
+        let before = snapshot_of_state(world);
+        let out = run_now(world, &rig.job);
+        unchanged(what, &out, &before);
+    }
+    // The filter's script refused the two tokens of the wrong snapshots; ari refused the rest.
+    assert_eq!(rig.logged(), "");
+
+    // The receiver lists two snapshots of one GUID.
+    clear_faults(world);
+    let two = guid(world, "vault/web@ari-backup-2");
+    world.fakes.output_matching(
+        "zfs",
+        "guid,createtxg,creation,userrefs -d 1 vault/web",
+        &format!("vault/web@ari-backup-2\t{two}\t1\t1\t0\nvault/web@x\t{two}\t2\t2\t0\n"),
+    );
+    let before = snapshot_of_state(world);
+    unchanged("duplicate GUIDs on the receiver", &run_now(world, &rig.job), &before);
+
+    // The receiver says `absent` for a dataset that exists: the full send into it is refused
+    // by zfs recv (no -F), and nothing of the receiver is overwritten.
+    clear_faults(world);
+    world.fakes.fail_matching(
+        "zfs",
+        "list -H -o name vault/web",
+        1,
+        "cannot open 'vault/web': dataset does not exist",
+    );
+    let before = snapshot_of_state(world);
+    let out = run_now(world, &rig.job);
+    unchanged("an existing receiver that says it is absent", &out, &before);
+    assert!(
+        !zfs_calls(world)[before.2..].iter().any(|c| c.starts_with("recv") && c.contains("-F")),
+        "{:?}",
+        &zfs_calls(world)[before.2..]
+    );
+
+    // The receive fails; the send fails; the hold fails after the receive succeeded.
+    for (what, args, stderr_text) in [
+        ("the receive fails", "recv -s", "cannot receive incremental stream: out of space"),
+        ("the send fails", "send -I", "warning: cannot send 'tank/web@ari-backup-3': Input/output error"),
+    ] {
+        clear_faults(world);
+        world.fakes.fail_matching("zfs", args, 1, stderr_text);
+        let before = snapshot_of_state(world);
+        let out = run_now(world, &rig.job);
+        unchanged(what, &out, &before);
+    }
+    clear_faults(world);
+    world.fakes.fail_matching("zfs", "hold ", 1, "cannot hold snapshot: permission denied");
+    let out = run_now(world, &rig.job);
+    assert_eq!(out.status.code(), Some(1), "the hold fails: {}", stderr(&out));
+    assert_eq!(names(world, RECEIVER), ["ari-backup-1", "manual", "ari-backup-2", "ari-backup-3"]);
+    assert_eq!(held(world), ["ari-backup-2"], "no release after a hold that failed");
+    assert!(!zfs_calls(world).iter().any(|c| c.starts_with("release ")));
+
+    // Once nothing fails, the hold moves.
+    clear_faults(world);
+    assert_exit(&run_now(world, &rig.job), 0);
+    assert_eq!(held(world), ["ari-backup-3"]);
+    assert_eq!(rig.logged(), "");
+}
+
+/// FINDING: a received snapshot keeps the `creation` its stream carries (OpenZFS's
+/// dmu_recv.c sets the new snapshot's creation from `drr_creation_time`), and the receiver's
+/// expiry judges received snapshots by it (`keeping_their_times`). A compromised sender (root
+/// there: a clock set back before `zfs snapshot`, or a crafted stream) dates new prefixed
+/// snapshots into the periods the receiver's history already fills, later within each than
+/// the real one: the next run receives them (an ordinary `-I`, no `force_receive`), and the
+/// receiver's own expiry then destroys every real snapshot of those periods. The off-site copy's
+/// history is gone after one run of a sender that an attacker controls.
+#[test]
+fn a_sender_cannot_date_snapshots_so_that_the_receivers_expiry_destroys_its_history() {
+    let (world, job) = local_world(&[], "");
+    std::fs::write(
+        &job,
+        std::fs::read_to_string(&job).unwrap().replace("zfs_keep: {daily: 30}", "zfs_keep: {daily: 3}"),
+    )
+    .unwrap();
+    let day_start = |days_ago: i64| (now() / DAY - days_ago) * DAY;
+    for days_ago in [3, 2, 1] {
+        world
+            .fakes
+            .add_zfs_snapshot(&format!("{SOURCE}@ari-backup-real-{days_ago}"), day_start(days_ago) + 3600);
+    }
+    let out = run(world.ari().env("TZ", "UTC").arg("run").arg(&job));
+    assert_exit(&out, 0);
+    let real = ["ari-backup-real-3", "ari-backup-real-2", "ari-backup-real-1"];
+    assert_eq!(names(&world, RECEIVER), real);
+
+    // The attacker's snapshots: made after the real ones, dated an hour after each.
+    for days_ago in [3, 2, 1] {
+        world
+            .fakes
+            .add_zfs_snapshot(&format!("{SOURCE}@ari-backup-forged-{days_ago}"), day_start(days_ago) + 7200);
+    }
+    let _ = std::fs::remove_file(world.fx.path("state/history/web.json"));
+    let out = run(world.ari().env("TZ", "UTC").arg("run").arg(&job));
+    assert_exit(&out, 0);
+    let kept = names(&world, RECEIVER);
+    assert!(
+        real.iter().all(|name| kept.iter().any(|k| k == name)),
+        "the receiver's expiry destroyed its real history after a sender dated new snapshots into its periods: it keeps {kept:?}\n{}",
+        stdout(&out)
+    );
+}
+
+/// `ari run JOB` with a `zfs` first on PATH that prints `listing` for the receiver's listing
+/// of its snapshots and hands every other call to the fakes: a listing too long to keep in the
+/// fakes' fault rules, which they read at every call. (The receiver's: the sender's listing
+/// script reads its listing line by line in sh, which takes seconds for 200,000 lines.)
+fn run_with_listing(world: &World, job: &std::path::Path, listing: &str) -> Output {
+    std::fs::write(world.fx.path("listing"), listing).unwrap();
+    world.fx.write_script(
+        "listing-bin/zfs",
+        &format!(
+            "#!/bin/sh\ncase \"$*\" in *'guid,createtxg,creation,userrefs -d 1 vault/web') exec cat {} ;; esac\nexec {} \"$@\"\n",
+            world.fx.p("listing"),
+            world.fakes.bin_dir().join("zfs").display()
+        ),
+    );
+    let path = format!("{}:{}", world.fx.p("listing-bin"), world.fakes.path_env().to_string_lossy());
+    let _ = std::fs::remove_file(world.fx.path("state/history/web.json"));
+    run(world.ari().env("PATH", path).arg("run").arg(job))
+}
+
+/// The receiver's listing of vault/web, as the fake prints it.
+fn receiver_listing(world: &World) -> String {
+    world
+        .fakes
+        .state()
+        .zfs_snapshots
+        .iter()
+        .filter(|s| s.name.starts_with(&format!("{RECEIVER}@")))
+        .map(|s| format!("{}\t{}\t{}\t{}\t{}\n", s.name, s.guid, s.createtxg, s.creation, s.holds.len()))
+        .collect()
+}
+
+/// A receiver that lists 200,000 more snapshots (of its own, which the sender does not have,
+/// older than the common one), and one whose listing is longer than ari keeps of an output
+/// (16 MiB): the first is read and planned (the common base found among them, only what is
+/// new sent), the second is refused whole, never read with a hole. Held.
+#[test]
+fn a_listing_of_200000_lines_is_planned_and_one_past_what_ari_keeps_is_refused() {
+    let (world, job) = local_world(&["ari-backup-1", "ari-backup-2"], "");
+    assert_exit(&run_now(&world, &job), 0);
+    world.fakes.add_zfs_snapshot("tank/web@ari-backup-3", now() - 3600);
+    let creation = now() - 10 * DAY;
+    let junk = |count: u64| -> String {
+        (0..count).map(|i| listing_line(&format!("vault/web@junk-{i}"), 1_000_000 + i, 0, creation)).collect()
+    };
+    let out = run_with_listing(&world, &job, &format!("{}{}", junk(200_000), receiver_listing(&world)));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(names(&world, RECEIVER), ["ari-backup-1", "ari-backup-2", "ari-backup-3"]);
+    assert_eq!(real_sends(&world).last().unwrap(), "send -I tank/web@ari-backup-2 tank/web@ari-backup-3");
+
+    world.fakes.add_zfs_snapshot("tank/web@ari-backup-4", now() - 60);
+    let listing = format!("{}{}", junk(400_000), receiver_listing(&world));
+    assert!(listing.len() > 16 << 20, "{}", listing.len());
+    let before = snapshot_of_state(&world);
+    let out = run_with_listing(&world, &job, &listing);
+    assert_nothing_moved(&world, "a listing past what ari keeps", &out, &before);
+    assert!(stderr(&out).contains("more than the 16 MiB of output ari reads"), "{}", stderr(&out));
 }
