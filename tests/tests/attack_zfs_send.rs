@@ -802,7 +802,14 @@ fn a_sender_cannot_date_snapshots_so_that_the_receivers_expiry_destroys_its_hist
     }
     let _ = std::fs::remove_file(world.fx.path("state/history/web.json"));
     let out = run(world.ari().env("TZ", "UTC").arg("run").arg(&job));
-    assert_exit(&out, 0);
+    // The receive itself succeeds (the data is the sender's to send); the receiver's expiry sees
+    // dates that go back in the order it received them, destroys nothing and fails the run.
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("ari-backup-forged-3 was received after vault/web@ari-backup-real-1"),
+        "{}",
+        stderr(&out)
+    );
     let kept = names(&world, RECEIVER);
     assert!(
         real.iter().all(|name| kept.iter().any(|k| k == name)),
