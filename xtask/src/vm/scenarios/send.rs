@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::filter::{
     filter_refusals, fresh_key, journal, only_key, refused_in, remove_filter, FILTER_KEY_COMMENT, FILTER_PATH,
 };
-use super::fixture::{assert_no_ledger, history, Ctx, Fixture};
+use super::fixture::{assert_no_ledger, field, history, Ctx, Fixture};
 use super::zfs::old_snapshots;
 use crate::vm::machine::Vm;
 
@@ -177,9 +177,21 @@ fn assert_held_only(vm: &Vm, dataset: &str, tag: &str, newest: &str) -> Result<(
     Ok(())
 }
 
-/// The commands a `--debug` run started (not its queries) that hold `what`.
+/// The commands a `--debug` run started (not its queries) that start with `what`, as the
+/// guest or this machine ran them: a remote one without ari's ssh and process-group wrapper.
 fn ran<'a>(log: &'a str, what: &str) -> Vec<&'a str> {
-    log.lines().filter(|l| l.contains("run_command on") && l.contains(what)).collect()
+    log.lines().filter_map(started).filter(|command| command.starts_with(what)).collect()
+}
+
+/// The command of a `run_command on HOST: ...` line of a `--debug` log: on this machine as it
+/// is; on a remote host the part after the wrapper that reports and stops its process group
+/// (`...; trap '...' EXIT; COMMAND'`).
+fn started(line: &str) -> Option<&str> {
+    let (_, command) = line.split_once("run_command on ")?.1.split_once(": ")?;
+    match command.rsplit_once(" EXIT; ") {
+        Some((_, remote)) => Some(remote.strip_suffix('\'').unwrap_or(remote)),
+        None => Some(command),
+    }
 }
 
 /// `ari run JOB --debug`, which must exit `code`; its stderr.
@@ -216,10 +228,7 @@ pub(super) fn full_then_incremental(ctx: &Ctx) -> Result<()> {
         let job = fx.job(label, &send_job(label, SOURCE, RECEIVED, ""))?.display().to_string();
         let log = run(ctx, &fx, &job, 0)?;
         let sent = ran(&log, "zfs send");
-        ensure!(
-            sent.len() == 1 && sent[0].ends_with(&format!("zfs send {SOURCE}@ari-backup-1")),
-            "the first run's sends: {sent:?}"
-        );
+        ensure!(sent == [format!("zfs send {SOURCE}@ari-backup-1")], "the first run's sends: {sent:?}");
         ensure!(
             snapshots(vm, RECEIVED)? == ["ari-backup-1"],
             "the receiver has {:?}",
@@ -239,8 +248,7 @@ pub(super) fn full_then_incremental(ctx: &Ctx) -> Result<()> {
         let log = run(ctx, &fx, &job, 0)?;
         let sent = ran(&log, "zfs send");
         ensure!(
-            sent.len() == 1
-                && sent[0].ends_with(&format!("zfs send -I {SOURCE}@ari-backup-1 {SOURCE}@ari-backup-3")),
+            sent == [format!("zfs send -I {SOURCE}@ari-backup-1 {SOURCE}@ari-backup-3")],
             "the second run's sends: {sent:?}"
         );
         let got = snapshots(vm, RECEIVED)?;
@@ -321,10 +329,7 @@ pub(super) fn raw_encrypted(ctx: &Ctx) -> Result<()> {
             fx.job(label, &send_job(label, source, received, "raw_send: true\n"))?.display().to_string();
         let log = run(ctx, &fx, &job, 0)?;
         let sent = ran(&log, "zfs send");
-        ensure!(
-            sent.len() == 1 && sent[0].ends_with(&format!("zfs send -w {source}@ari-backup-1")),
-            "the raw run's sends: {sent:?}"
-        );
+        ensure!(sent == [format!("zfs send -w {source}@ari-backup-1")], "the raw run's sends: {sent:?}");
         vm.run(&format!("echo more >> /{source}/d/note.txt && sync && zfs snapshot {source}@ari-backup-2"))?;
         run(ctx, &fx, &job, 0)?;
         ensure!(
@@ -351,10 +356,12 @@ pub(super) fn raw_encrypted(ctx: &Ctx) -> Result<()> {
     })
 }
 
-/// (3) A first send through `bwlimit: 256K` cut by `job_timeout: 4s`: the run fails, the
+/// (3) A first send through `bwlimit: 256K` cut by `job_timeout: 10s`: the run fails, the
 /// receiver keeps a resume token, no `zfs send` or `zfs recv` is left in the guest; the next run
 /// (no limit, no timeout) resumes from the token and completes, the data byte-equal and the
-/// received dataset as safe as after a send in one go.
+/// received dataset as safe as after a send in one go. Ten seconds, not four: under TCG the
+/// capacity checks and the listings before the stream take about four, and a job cut before
+/// its stream started leaves nothing to resume; the 4 MiB still need 16 s at 256 KiB/s.
 pub(super) fn cut_and_resumed(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let label = "send-resume";
@@ -372,7 +379,7 @@ pub(super) fn cut_and_resumed(ctx: &Ctx) -> Result<()> {
             "the run did not fail by job_timeout:\n{log}"
         );
         ensure!(
-            ran(&log, "pv -q -L 262144").len() == 1,
+            ran(&log, "pv -q -L 262144") == ["pv -q -L 262144"],
             "the stream did not run through pv -L 262144:\n{log}"
         );
         println!(
@@ -412,35 +419,19 @@ pub(super) fn cut_and_resumed(ctx: &Ctx) -> Result<()> {
     })
 }
 
-/// (4) The sender's own zfs job (expiry after a day) and a zfs-send job of the same dataset:
-/// old prefixed snapshots, the newest of them sent and held; a newer one made after. `ari plan
-/// --preview` of the zfs job shows the sent base kept as `held` while the older ones go, `ari
-/// prune` destroys exactly those, and the next zfs-send run sends incrementally from the held
-/// base and moves the hold.
+/// (4) The sender's own zfs job (expiry after a day) and a zfs-send job of the same dataset. The
+/// zfs job runs first (ari prunes only for a job with a recorded run), then old prefixed
+/// snapshots are made (by setting the guest's clock back) and sent, the newest of them held; a
+/// newer one is made after. `ari plan --preview` of the zfs job shows the sent base kept as
+/// `held` while the older ones go, `ari prune` destroys exactly those, and the next zfs-send
+/// run sends incrementally from the held base and moves the hold.
 pub(super) fn held_base_survives_expiry(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let (label, zfs_label) = ("send-held", "send-held-source");
     let tag = format!("ari-send-{label}");
     with_pools(vm, || {
-        old_snapshots(
-            vm,
-            &[
-                (5, &format!("{SOURCE}@ari-backup-old-5d")),
-                (4, &format!("{SOURCE}@ari-backup-old-4d")),
-                (3, &format!("{SOURCE}@ari-backup-old-3d")),
-            ],
-        )?;
         vm.run("mkdir -p /srv/send-keep && echo keep > /srv/send-keep/file")?;
         let fx = Fixture::new(ctx)?;
-        let job = fx.job(label, &send_job(label, SOURCE, RECEIVED, ""))?.display().to_string();
-        run(ctx, &fx, &job, 0)?;
-        let old = ["ari-backup-old-5d", "ari-backup-old-4d", "ari-backup-old-3d"];
-        ensure!(snapshots(vm, RECEIVED)? == old, "the receiver has {:?}", snapshots(vm, RECEIVED)?);
-        assert_held_only(vm, SOURCE, &tag, "ari-backup-old-3d")?;
-
-        vm.run(&format!(
-            "echo newer > {SOURCE_MOUNT}/newer.txt && sync && zfs snapshot {SOURCE}@ari-backup-new"
-        ))?;
         let zfs_job = fx
             .job(
                 zfs_label,
@@ -450,25 +441,49 @@ pub(super) fn held_base_survives_expiry(ctx: &Ctx) -> Result<()> {
             )?
             .display()
             .to_string();
+        fx.ari_expect(ctx, &["run", &zfs_job], 0)?;
+        let made = snapshots(vm, SOURCE)?;
+        ensure!(made.len() == 1 && made[0].starts_with("ari-backup-"), "the zfs job made {made:?}");
+        let first = made[0].clone();
+        println!("  the sender's zfs job ran: {SOURCE}@{first}");
+        old_snapshots(
+            vm,
+            &[
+                (5, &format!("{SOURCE}@ari-backup-old-5d")),
+                (4, &format!("{SOURCE}@ari-backup-old-4d")),
+                (3, &format!("{SOURCE}@ari-backup-old-3d")),
+            ],
+        )?;
+        let job = fx.job(label, &send_job(label, SOURCE, RECEIVED, ""))?.display().to_string();
+        run(ctx, &fx, &job, 0)?;
+        let sent = [first.as_str(), "ari-backup-old-5d", "ari-backup-old-4d", "ari-backup-old-3d"];
+        ensure!(snapshots(vm, RECEIVED)? == sent, "the receiver has {:?}", snapshots(vm, RECEIVED)?);
+        assert_held_only(vm, SOURCE, &tag, "ari-backup-old-3d")?;
+
+        vm.run(&format!(
+            "echo newer > {SOURCE_MOUNT}/newer.txt && sync && zfs snapshot {SOURCE}@ari-backup-new"
+        ))?;
         fx.ari_expect(ctx, &["plan", &zfs_job, "--preview"], 0)?;
         let preview = fx.stdout();
         let verdict = |name: &str| -> String {
             preview
                 .lines()
                 .find(|l| l.split_whitespace().any(|w| w == name))
-                .map(|l| l.split_once(name).map(|(_, v)| v.trim().to_string()).unwrap_or_default())
+                .and_then(|l| l.split_once(name))
+                .map(|(_, v)| v.trim().to_string())
                 .unwrap_or_default()
         };
         let verdicts: Vec<(&str, String)> =
-            ["ari-backup-new", "ari-backup-old-3d", "ari-backup-old-4d", "ari-backup-old-5d"]
+            ["ari-backup-new", "ari-backup-old-3d", "ari-backup-old-4d", "ari-backup-old-5d", first.as_str()]
                 .into_iter()
                 .map(|n| (n, verdict(n)))
                 .collect();
         ensure!(
-            verdicts[1].1 == "keep: held"
+            verdicts[0].1.starts_with("keep:")
+                && verdicts[1].1 == "keep: held"
                 && verdicts[2].1 == "destroy"
                 && verdicts[3].1 == "destroy"
-                && verdicts[0].1.starts_with("keep:"),
+                && verdicts[4].1.starts_with("keep:"),
             "the zfs job's preview judges {verdicts:?}:\n{preview}"
         );
         println!(
@@ -476,22 +491,24 @@ pub(super) fn held_base_survives_expiry(ctx: &Ctx) -> Result<()> {
         );
         fx.ari_expect(ctx, &["prune", &zfs_job], 0)?;
         let left = snapshots(vm, SOURCE)?;
-        ensure!(left == ["ari-backup-old-3d", "ari-backup-new"], "after ari prune the sender has {left:?}");
-        println!("  ari prune: old-5d and old-4d destroyed, the held old-3d kept");
+        ensure!(
+            left == [first.as_str(), "ari-backup-old-3d", "ari-backup-new"],
+            "after ari prune the sender has {left:?}"
+        );
+        println!("  ari prune of the zfs job: old-5d and old-4d destroyed, the held old-3d kept");
 
         let log = run(ctx, &fx, &job, 0)?;
         let sent = ran(&log, "zfs send");
         ensure!(
-            sent.len() == 1
-                && sent[0]
-                    .ends_with(&format!("zfs send -I {SOURCE}@ari-backup-old-3d {SOURCE}@ari-backup-new")),
+            sent == [format!("zfs send -I {SOURCE}@ari-backup-old-3d {SOURCE}@ari-backup-new")],
             "the run after the prune sent {sent:?}"
         );
         assert_same_guids(vm, SOURCE, RECEIVED, &["ari-backup-old-3d", "ari-backup-new"])?;
         assert_same_files(vm, SOURCE, RECEIVED, &["ari-backup-new"])?;
         assert_held_only(vm, SOURCE, &tag, "ari-backup-new")?;
         println!("  the next zfs-send run: -I from the held old-3d to new; the hold moved to new");
-        assert_no_ledger(&fx, label)
+        assert_no_ledger(&fx, label)?;
+        assert_no_ledger(&fx, zfs_label)
     })
 }
 
@@ -529,7 +546,7 @@ pub(super) fn diverged_refused(ctx: &Ctx) -> Result<()> {
             fx.job(label, &send_job(label, SOURCE, RECEIVED, "force_receive: true\n"))?.display().to_string();
         let log = run(ctx, &fx, &forced, 0)?;
         ensure!(
-            ran(&log, "zfs recv").iter().any(|l| l.contains(&format!("-F {RECEIVED}"))),
+            ran(&log, "zfs recv").iter().any(|l| l.ends_with(&format!(" -F {RECEIVED}"))),
             "force_receive did not receive with -F: {:?}",
             ran(&log, "zfs recv")
         );
@@ -542,6 +559,73 @@ pub(super) fn diverged_refused(ctx: &Ctx) -> Result<()> {
         );
         assert_no_ledger(&fx, label)
     })
+}
+
+/// Forges a resume token (`python3 -c FORGE TOKEN OLD_GUID NEW_GUID`): TOKEN with the GUID
+/// OLD_GUID in its payload replaced by NEW_GUID, recompressed, with the checksum `zfs` checks
+/// (the first word of a fletcher4 over the compressed payload: the sum of its little-endian
+/// 32-bit words). Anyone holding the filtered key can do the same.
+const FORGE: &str = r#"import struct, sys, zlib
+token, old, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+_, _, length, payload = token.split("-")
+packed = zlib.decompress(bytes.fromhex(payload))
+assert len(packed) == int(length, 16) and packed.count(struct.pack("<Q", old)) == 1
+packed = packed.replace(struct.pack("<Q", old), struct.pack("<Q", new))
+data = zlib.compress(packed)
+checksum = sum(struct.unpack("<%dI" % (len(data) // 4), data[: len(data) // 4 * 4])) % (1 << 64)
+print("1-%x-%x-%s" % (checksum, len(packed), data.hex()))
+"#;
+
+/// A token of the job's own dataset (a real partial receive of `SOURCE@ari-backup-3`) whose
+/// `toguid` is forged to that of `sendsrc/other@ari-backup-1`: its `toname` is one the resume
+/// script lets through, but `zfs send -t` finds the snapshot it sends by `toguid`, anywhere in
+/// the pool. Through the filtered key it is refused, with nothing sent; the token as it was
+/// streams (the positive control).
+fn assert_a_forged_token_is_refused(vm: &Vm, options: &[String]) -> Result<()> {
+    let report = vm.run(&format!(
+        "set -e\n{{ zfs send {SOURCE}@ari-backup-3 | head -c 100000 | zfs recv -s sendrcv/partial-own; }} 2>/dev/null || true\n\
+         echo \"token: $(zfs get -H -p -o value receive_resume_token sendrcv/partial-own)\"\n\
+         echo \"own: $(zfs get -H -p -o value guid {SOURCE}@ari-backup-3)\"\n\
+         echo \"other: $(zfs get -H -p -o value guid sendsrc/other@ari-backup-1)\""
+    ))?;
+    let (token, own, other) = (field(&report, "token"), field(&report, "own"), field(&report, "other"));
+    ensure!(
+        token.len() > 8 && token != "-",
+        "no token from the cut receive into sendrcv/partial-own: {report}"
+    );
+    let out = Command::new("python3")
+        .args(["-c", FORGE, &token, &own, &other])
+        .stdin(Stdio::null())
+        .output()
+        .context("start python3")?;
+    ensure!(out.status.success(), "forging the token: {}", String::from_utf8_lossy(&out.stderr));
+    let forged = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let shown = vm.run(&format!("zfs send -nvPt {forged} 2>&1 | grep -E '^(full|[[:space:]]*toname)'"))?;
+    ensure!(
+        shown.contains(&format!("toname = {SOURCE}@ari-backup-3"))
+            && shown.contains("full\tsendsrc/other@ari-backup-1"),
+        "the forged token is not what it should be: zfs send -nvPt says {shown:?}"
+    );
+    println!("  forged token: zfs send -nvPt names toname {SOURCE}@ari-backup-3 but sends sendsrc/other@ari-backup-1");
+    let out = filtered_ssh(vm, options, &format!("zfs send -t {forged}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && out.stdout.is_empty() && stderr.contains("ari-zfs-resume: refused"),
+        "`zfs send -t FORGED` with the filtered key: {}, {} bytes out (a stream of sendsrc/other), stderr {stderr}",
+        out.status,
+        out.stdout.len()
+    );
+    println!("  the forged token with the filtered key: {}, nothing sent: {}", out.status, stderr.trim());
+    let out = filtered_ssh(vm, options, &format!("zfs send -t {token}"))?;
+    ensure!(
+        out.status.success() && out.stdout.len() > 100_000,
+        "`zfs send -t TOKEN` of the job's own dataset with the filtered key: {}, {} bytes, {}",
+        out.status,
+        out.stdout.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("  the same token unforged: streams {} bytes of {SOURCE}@ari-backup-3", out.stdout.len());
+    Ok(())
 }
 
 /// `ssh ... root@127.0.0.1 COMMAND` with `options` (the filtered key, no shared connection).
@@ -659,6 +743,7 @@ pub(super) fn through_the_filter(ctx: &Ctx) -> Result<()> {
             out.status,
             stderr.lines().next().unwrap_or_default()
         );
+        assert_a_forged_token_is_refused(vm, &options)?;
         assert_no_ledger(&fx, label)
     });
     let removed = vm.run(&format!(
@@ -669,4 +754,29 @@ pub(super) fn through_the_filter(ctx: &Ctx) -> Result<()> {
     removed.context("removing the scenario's key line and filter from the guest")?;
     println!("  the key's line and the filter removed from the guest");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, expected: Option<&str>) {
+        assert_eq!(started(line), expected, "{line}");
+    }
+
+    #[test]
+    fn the_commands_a_debug_log_started_are_read_without_the_ssh_wrapper() {
+        check(
+            "ari (x) [DEBUG] runner.rs:167 run_command on 127.0.0.1: /usr/bin/ssh -p 1 root@127.0.0.1 'echo ari-remote-pgid a $$ >&2; (while kill -0 $PPID 2>/dev/null; do sleep 1; done) & ari_watch=$!; trap '\\''kill $ari_watch 2>/dev/null'\\'' EXIT; zfs send -I a@b a@c'",
+            Some("zfs send -I a@b a@c"),
+        );
+        check(
+            "ari (x) [DEBUG] runner.rs:167 run_command on localhost: pv -q -L 262144",
+            Some("pv -q -L 262144"),
+        );
+        check("ari (x) [DEBUG] process.rs:306 query: zfs list", None);
+        let log = "a run_command on localhost: pv -q -L 1\nb run_command on h: ssh 'x EXIT; zfs recv -F d'\n";
+        assert_eq!(ran(log, "zfs recv"), ["zfs recv -F d"]);
+        assert_eq!(ran(log, "zfs send"), Vec::<&str>::new());
+    }
 }
