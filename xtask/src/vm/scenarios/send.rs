@@ -23,6 +23,10 @@ const SOURCE: &str = "sendsrc/data";
 const SOURCE_MOUNT: &str = "/srv/send-src";
 /// The receiving dataset; its parent is the receiving pool.
 const RECEIVED: &str = "sendrcv/data";
+/// The lines of a job whose stream of 4 MiB (16 s at 256 KiB/s) `job_timeout` cuts: ten seconds,
+/// since under TCG the checks and listings before the stream take about four, and a job cut
+/// before its stream started leaves nothing to resume.
+const CUT: &str = "bwlimit: 256K\njob_timeout: 10s\n";
 /// The passphrase file of the encrypted dataset (scenario 2).
 const KEY_FILE: &str = "/root/ari-send.key";
 
@@ -359,9 +363,7 @@ pub(super) fn raw_encrypted(ctx: &Ctx) -> Result<()> {
 /// (3) A first send through `bwlimit: 256K` cut by `job_timeout: 10s`: the run fails, the
 /// receiver keeps a resume token, no `zfs send` or `zfs recv` is left in the guest; the next run
 /// (no limit, no timeout) resumes from the token and completes, the data byte-equal and the
-/// received dataset as safe as after a send in one go. Ten seconds, not four: under TCG the
-/// capacity checks and the listings before the stream take about four, and a job cut before
-/// its stream started leaves nothing to resume; the 4 MiB still need 16 s at 256 KiB/s.
+/// received dataset as safe as after a send in one go. Ten seconds, not four: see `CUT`.
 pub(super) fn cut_and_resumed(ctx: &Ctx) -> Result<()> {
     let vm = ctx.vm;
     let label = "send-resume";
@@ -370,7 +372,7 @@ pub(super) fn cut_and_resumed(ctx: &Ctx) -> Result<()> {
             "set -e\nhead -c 4194304 /dev/urandom > {SOURCE_MOUNT}/payload.bin\nsync\nzfs snapshot {SOURCE}@ari-backup-1"
         ))?;
         let fx = Fixture::new(ctx)?;
-        let limited = send_job(label, SOURCE, RECEIVED, "bwlimit: 256K\njob_timeout: 4s\n");
+        let limited = send_job(label, SOURCE, RECEIVED, CUT);
         let job = fx.job(label, &limited)?.display().to_string();
         let started = Instant::now();
         let log = run(ctx, &fx, &job, 1)?;
@@ -679,10 +681,7 @@ pub(super) fn through_the_filter(ctx: &Ctx) -> Result<()> {
         vm.run(&format!(
             "head -c 4194304 /dev/urandom > {SOURCE_MOUNT}/payload.bin && sync && zfs snapshot {SOURCE}@ari-backup-3"
         ))?;
-        let limited = fx
-            .job(label, &send_job(label, SOURCE, RECEIVED, "bwlimit: 256K\njob_timeout: 4s\n"))?
-            .display()
-            .to_string();
+        let limited = fx.job(label, &send_job(label, SOURCE, RECEIVED, CUT))?.display().to_string();
         unrefused(&limited, 1)?;
         let token = prop(vm, RECEIVED, "receive_resume_token")?;
         ensure!(token != "-", "no resume token after the cut through the filter");
