@@ -687,6 +687,7 @@ pub(super) fn through_the_filter(ctx: &Ctx) -> Result<()> {
         ensure!(token != "-", "no resume token after the cut through the filter");
         let left = leftover_streams(vm)?;
         ensure!(left.trim().is_empty(), "zfs processes left in the guest after the cut: {left}");
+        let job = fx.job(label, &send_job(label, SOURCE, RECEIVED, ""))?.display().to_string();
         let log = unrefused(&job, 0)?;
         ensure!(ran(&log, "zfs send -t ").len() == 1, "the run after the cut did not resume");
         ensure!(
