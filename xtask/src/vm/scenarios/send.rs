@@ -563,23 +563,33 @@ pub(super) fn diverged_refused(ctx: &Ctx) -> Result<()> {
     })
 }
 
-/// Forges a resume token (`python3 -c FORGE TOKEN OLD_GUID NEW_GUID`): TOKEN with the GUID
-/// OLD_GUID in its payload replaced by NEW_GUID, recompressed, with the checksum `zfs` checks
-/// (the first word of a fletcher4 over the compressed payload: the sum of its little-endian
-/// 32-bit words). Anyone holding the filtered key can do the same.
+/// Forges a resume token (`python3 -c FORGE TOKEN NAME=VALUE...`): TOKEN with the named 64-bit
+/// numbers of its payload (a packed native nvlist: a 12-byte header, then pairs of 16-byte
+/// headers, the name padded to 8 bytes, the value) set to VALUE, recompressed, with the
+/// checksum `zfs` checks (the first word of a fletcher4 over the compressed payload: the sum of
+/// its little-endian 32-bit words). Anyone holding the filtered key can do the same.
 const FORGE: &str = r#"import struct, sys, zlib
-token, old, new = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+token, changes = sys.argv[1], dict(arg.split("=") for arg in sys.argv[2:])
 _, _, length, payload = token.split("-")
-packed = zlib.decompress(bytes.fromhex(payload))
-assert len(packed) == int(length, 16) and packed.count(struct.pack("<Q", old)) == 1
-packed = packed.replace(struct.pack("<Q", old), struct.pack("<Q", new))
-data = zlib.compress(packed)
+packed = bytearray(zlib.decompress(bytes.fromhex(payload)))
+assert len(packed) == int(length, 16) and packed[:2] == b"\x00\x01", "not a little-endian native nvlist"
+at = 12
+while struct.unpack_from("<i", packed, at)[0]:
+    size, name_size = struct.unpack_from("<iH", packed, at)
+    name = packed[at + 16 : at + 15 + name_size].decode()
+    if name in changes:
+        assert struct.unpack_from("<i", packed, at + 12)[0] == 8, name + " is not a uint64"
+        struct.pack_into("<Q", packed, at + 16 + (name_size + 7) // 8 * 8, int(changes.pop(name)))
+    at += size
+assert not changes, changes
+data = zlib.compress(bytes(packed))
 checksum = sum(struct.unpack("<%dI" % (len(data) // 4), data[: len(data) // 4 * 4])) % (1 << 64)
 print("1-%x-%x-%s" % (checksum, len(packed), data.hex()))
 "#;
 
 /// A token of the job's own dataset (a real partial receive of `SOURCE@ari-backup-3`) whose
-/// `toguid` is forged to that of `sendsrc/other@ari-backup-1`: its `toname` is one the resume
+/// `toguid` is forged to that of `sendsrc/other@ari-backup-1` (and its place to the stream's
+/// start, an object the other dataset has): its `toname` is one the resume
 /// script lets through, but `zfs send -t` finds the snapshot it sends by `toguid`, anywhere in
 /// the pool. Through the filtered key it is refused, with nothing sent; the token as it was
 /// streams (the positive control).
@@ -587,16 +597,15 @@ fn assert_a_forged_token_is_refused(vm: &Vm, options: &[String]) -> Result<()> {
     let report = vm.run(&format!(
         "set -e\n{{ zfs send {SOURCE}@ari-backup-3 | head -c 100000 | zfs recv -s sendrcv/partial-own; }} 2>/dev/null || true\n\
          echo \"token: $(zfs get -H -p -o value receive_resume_token sendrcv/partial-own)\"\n\
-         echo \"own: $(zfs get -H -p -o value guid {SOURCE}@ari-backup-3)\"\n\
          echo \"other: $(zfs get -H -p -o value guid sendsrc/other@ari-backup-1)\""
     ))?;
-    let (token, own, other) = (field(&report, "token"), field(&report, "own"), field(&report, "other"));
+    let (token, other) = (field(&report, "token"), field(&report, "other"));
     ensure!(
         token.len() > 8 && token != "-",
         "no token from the cut receive into sendrcv/partial-own: {report}"
     );
     let out = Command::new("python3")
-        .args(["-c", FORGE, &token, &own, &other])
+        .args(["-c", FORGE, &token, &format!("toguid={other}"), "object=0", "offset=0", "bytes=0"])
         .stdin(Stdio::null())
         .output()
         .context("start python3")?;
