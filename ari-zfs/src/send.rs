@@ -44,10 +44,15 @@ pub const RESUME_VARIABLE: &str = "ARI_ZFS_RESUME_TOKEN";
 /// What a sender's filter runs for `zfs send -t TOKEN` (`$1` the job's dataset, `$2` its
 /// prefix, the token in [`RESUME_VARIABLE`]): a token names its own snapshot, which no pattern
 /// can bound, so the script asks zfs what the token would send (`zfs send -nvt`, which sends
-/// nothing) and resumes only a send of one of the dataset's own prefixed snapshots: the token's
-/// `toname` must be one, and so must the snapshot zfs resolves it to (zfs finds it by the
-/// token's GUID, which may be another dataset's, and prints it on the dry run's last line).
-pub const RESUME: &str = r#"t=${ARI_ZFS_RESUME_TOKEN-}; case $t in '' | *[!0-9a-f-]*) echo "ari-zfs-resume: refused: not a resume token" >&2; exit 3 ;; esac; d=$(zfs send -nvt "$t" 2>&1) || { printf '%s\n' "$d" >&2; exit 3; }; n=$(printf '%s\n' "$d" | sed -n 's/^[[:space:]]*toname = //p'); case $n in "$1@$2"?*) ;; *) echo "ari-zfs-resume: refused: the token resumes a send of '$n', not of a snapshot $1@$2..." >&2; exit 3 ;; esac; case ${n#"$1@"} in *[!A-Za-z0-9_.:-]*) echo "ari-zfs-resume: refused: '$n' is not one snapshot of $1" >&2; exit 3 ;; esac; r=$(printf '%s\n' "$d" | sed -n -e 's/^full send of \(.*\) estimated size is.*/\1/p' -e 's/^send from .* to \(.*\) estimated size is.*/\1/p'); [ "$r" = "$n" ] || { echo "ari-zfs-resume: refused: the token names $n but resumes a send of '$r' (zfs finds a token's snapshot by its GUID)" >&2; exit 3; }; exec zfs send -t "$t""#;
+/// nothing) and resumes only a send of one of the dataset's own prefixed snapshots.
+///
+/// The token's `toname` alone proves nothing: `zfs send -t` finds the snapshot it sends by the
+/// token's `toguid`, searching from `toname`'s dataset up through the whole pool, and anyone
+/// can write a token (its checksum is a plain fletcher4 of the payload). So the snapshot that
+/// `toname` names must also have the GUID `toguid` (zfs prints it as `0x` and lowercase hex).
+/// Lines an extra pair of a forged token adds to zfs's printout make `toname` or `toguid` more
+/// than one line, which the character checks refuse.
+pub const RESUME: &str = r#"t=${ARI_ZFS_RESUME_TOKEN-}; case $t in '' | *[!0-9a-f-]*) echo "ari-zfs-resume: refused: not a resume token" >&2; exit 3 ;; esac; d=$(zfs send -nvt "$t" 2>&1) || { printf '%s\n' "$d" >&2; exit 3; }; n=$(printf '%s\n' "$d" | sed -n 's/^[[:space:]]*toname = //p'); case $n in "$1@$2"?*) ;; *) echo "ari-zfs-resume: refused: the token resumes a send of '$n', not of a snapshot $1@$2..." >&2; exit 3 ;; esac; case ${n#"$1@"} in *[!A-Za-z0-9_.:-]*) echo "ari-zfs-resume: refused: '$n' is not one snapshot of $1" >&2; exit 3 ;; esac; g=$(printf '%s\n' "$d" | sed -n 's/^[[:space:]]*toguid = 0x//p'); case $g in '' | *[!0-9a-f]*) echo "ari-zfs-resume: refused: the token names no single toguid" >&2; exit 3 ;; esac; s=$(zfs get -H -p -o value guid "$n") || exit 3; [ "$(printf '%x' "$s")" = "$g" ] || { echo "ari-zfs-resume: refused: the token resumes the snapshot whose GUID is 0x$g, not '$n'" >&2; exit 3; }; exec zfs send -t "$t""#;
 
 /// Lists the sender's snapshots (`$1` the dataset), then the holds of each that has any, as
 /// `zfs holds -H` prints them: one query, so that the plan and the holds are of one moment.

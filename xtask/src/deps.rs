@@ -3,7 +3,8 @@
 //! the integration tests need rdiff-backup, rsync, an ssh client and an sshd
 //! they can start themselves, zsh to stand in for a login shell, restic
 //! for the example backend in examples/ari-restic, and the database servers and
-//! clients that the dump tests stream from. On Debian-like systems, as
+//! clients that the dump tests stream from, and pv, which the zfs-send backend
+//! limits its stream with (`bwlimit`). On Debian-like systems, as
 //! root, missing tools are installed with apt-get; otherwise we print the
 //! command to run, since guessing at sudo or another package manager would
 //! surprise people.
@@ -51,7 +52,8 @@ const TOOLS: &[Tool] = &[
     Tool { binary: "mysqldump", package: "mariadb-client" },
     Tool { binary: "sqlite3", package: "sqlite3" },
     Tool { binary: "zstd", package: "zstd" },
-    // A zfs-send job's `bwlimit` paces its stream with pv -L.
+    // The zfs-send backend's `bwlimit` streams through `pv -L` on the backup server: the host
+    // tests' and the VM scenarios' ari runs it here.
     Tool { binary: "pv", package: "pv" },
 ];
 

@@ -261,6 +261,10 @@ enum Op {
     ZfsGetMountpoint {
         dataset: String,
     },
+    /// `zfs get -H -p -o value guid DATASET@SNAPSHOT`: what the resume script compares.
+    ZfsGetGuid {
+        name: String,
+    },
     /// `zfs get -H -p -o value available,used DATASET`.
     ZfsGetSpace {
         dataset: String,
@@ -502,6 +506,9 @@ fn parse_zfs(args: &[String]) -> Result<Op, String> {
             if property == "receive_resume_token" && !dataset.contains('@') {
                 return Ok(Op::ZfsGetResumeToken { dataset });
             }
+            if property == "guid" && dataset.contains('@') {
+                return Ok(Op::ZfsGetGuid { name: dataset });
+            }
             if property != "mountpoint" || dataset.contains('@') {
                 return Err(format!(
                     "the fake zfs get shows only a dataset's mountpoint, got {property:?} {dataset:?}"
@@ -733,6 +740,10 @@ fn execute(op: &Op, state: &mut State) -> io::Result<Result<Outcome, String>> {
             state.zfs_snapshots.push(snapshot);
             Outcome::ok("")
         }
+        Op::ZfsGetGuid { name } => match state.zfs_snapshots.iter().find(|snapshot| snapshot.name == *name) {
+            Some(snapshot) => Outcome::ok(format!("{}\n", snapshot.guid)),
+            None => Outcome::fail(1, format!("cannot open '{name}': dataset does not exist")),
+        },
         Op::ZfsGetMountpoint { dataset } => {
             if !state.datasets.contains(dataset) {
                 return Ok(Ok(no_dataset(dataset)));

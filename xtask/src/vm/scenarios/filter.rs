@@ -74,7 +74,7 @@ pub(super) fn filtered_jobs(ctx: &Ctx) -> Result<()> {
 
 /// The comment of the filter scenario's own key, by which its line in root's authorized_keys
 /// is found (plain, or as `ari authorize --install` rewrote it) and removed.
-const FILTER_KEY_COMMENT: &str = "ari-vm-filter-scenario";
+pub(super) const FILTER_KEY_COMMENT: &str = "ari-vm-filter-scenario";
 
 /// Where the filter scenario installs the filter in the guest (`ssh_filter_path`).
 pub(super) const FILTER_PATH: &str = "/usr/local/lib/ari-backup/ssh-filter";

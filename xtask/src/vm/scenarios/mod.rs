@@ -20,7 +20,10 @@
 //! through its systemd unit), `filter` (the ssh filter of `ari authorize --install`, with
 //! rrsync's confinement), `frame` (a crafted rdiff-backup frame against the confinement) and
 //! `sudo` (the filter and sudoers as a non-root user), `verify` (the spot check in real LVM and
-//! ZFS snapshots, and honest faults that fail it). What they share (the context, the host
+//! ZFS snapshots, and honest faults that fail it), `send` (the zfs-send backend between two
+//! pools of the guest: full and incremental sends, a raw send of an encrypted dataset, a cut
+//! receive resumed, a held base through the sender's expiry, a diverged receiver, the filter's
+//! resume script). What they share (the context, the host
 //! fixture, job texts, the clean-guest checks) is in `fixture`; no family uses this file, so
 //! the runner can name them all without an import circle.
 
@@ -30,6 +33,7 @@ mod fixture;
 mod frame;
 mod lvm;
 mod package;
+mod send;
 mod sudo;
 mod timeout;
 mod verify;
@@ -96,6 +100,30 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "ssh_filter_and_sudoers_of_authorize_installer_let_a_non_root_user_run_the_lvm_and_zfs_jobs_and_refuse_the_rest",
         run: sudo::sudo_filtered_jobs,
+    },
+    Scenario {
+        name: "zfs_send_pulls_full_then_incremental_sends_byte_equal_and_holds_only_the_newest",
+        run: send::full_then_incremental,
+    },
+    Scenario {
+        name: "zfs_send_raw_of_an_encrypted_dataset_arrives_encrypted_and_reads_with_the_key",
+        run: send::raw_encrypted,
+    },
+    Scenario {
+        name: "zfs_send_cut_by_job_timeout_leaves_a_resume_token_and_the_next_run_resumes",
+        run: send::cut_and_resumed,
+    },
+    Scenario {
+        name: "zfs_send_held_base_survives_the_senders_zfs_expiry_and_the_next_send_is_incremental",
+        run: send::held_base_survives_expiry,
+    },
+    Scenario {
+        name: "zfs_send_refuses_a_diverged_receiver_and_force_receive_rolls_it_back",
+        run: send::diverged_refused,
+    },
+    Scenario {
+        name: "zfs_send_through_the_authorize_filter_resumes_and_refuses_a_destroy_and_another_datasets_token",
+        run: send::through_the_filter,
     },
 ];
 
@@ -245,11 +273,11 @@ fn prepared(report: &str, mark: &str) -> Result<()> {
 }
 
 /// Undoes whatever a failed scenario may have left (mounts and snapshots under `MOUNT_ROOT`, the
-/// scenario datasets, the filter scenarios' key, filter, user and sudoers drop-in, a clock set
-/// back), so the next scenario starts clean. Passing scenarios have already proven themselves
+/// scenario datasets, the zfs-send scenarios' pools, the filter scenarios' key, filter, user and
+/// sudoers drop-in, a clock set back), so the next scenario starts clean. Passing scenarios have already proven themselves
 /// clean, so this finds nothing after them.
 fn reset_guest(vm: &Vm) -> Result<()> {
-    vm.run(&format!("{}{}", sudo::remove_sudo_user(), filter::remove_filter()))?;
+    vm.run(&format!("{}{}{}", sudo::remove_sudo_user(), filter::remove_filter(), send::remove_pools()))?;
     vm.run(
         &r#"for m in $(findmnt -rn -o TARGET | grep '^MOUNT_ROOT/' | sort -r); do umount "$m" || umount -l "$m"; done
 for lv in $(lvs --noheadings -o lv_name,origin vg0 | awk '$2 != "" {print $1}'); do lvremove -f -q "vg0/$lv"; done
@@ -279,6 +307,8 @@ mod tests {
         assert_eq!(select(&["zfs_over".into(), "backs_up_the_snapshot".into()]).unwrap().len(), 2);
         // Both filter scenarios, as `cargo xtask vm test ssh_filter` runs them.
         assert_eq!(select(&["ssh_filter".into()]).unwrap().len(), 2);
+        // The zfs-send family, as `cargo xtask vm test zfs_send` runs it.
+        assert_eq!(select(&["zfs_send".into()]).unwrap().len(), 6);
         assert!(select(&["no-such-scenario".into()]).is_err());
     }
 
