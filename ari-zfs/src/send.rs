@@ -178,6 +178,11 @@ impl Replica {
         Work::Stream(stages)
     }
 
+    /// `zfs recv -A`: gives up the receiving dataset's partial receive.
+    fn abort_receive(&self) -> Command {
+        Command::argv(self.receiver.clone(), ["zfs", "recv", "-A", &self.dataset])
+    }
+
     fn hold(&self, name: &str) -> Command {
         Command::argv(self.sender.clone(), ["zfs", "hold", &self.tag, &format!("{}@{name}", self.source)])
     }
@@ -202,17 +207,10 @@ impl Replica {
             .map(|w| w.to_string())
             .chain(["-I".to_string(), format!("{source}@{{}}"), format!("{source}@{prefix}{{}}")])
             .collect();
-        let resume = CommandPattern::with_variable(self.sender.clone(), "zfs send -t {}", RESUME_TOKEN)
-            .handed_to(Handover::new(
-                ["sh", "-c", RESUME, "ari-zfs-resume", source.as_str(), prefix.as_str()],
-                RESUME_VARIABLE,
-                "{}",
-            ));
         let of_source = format!("{source}@");
         let mut patterns = vec![
             CommandPattern::argv_then(self.sender.clone(), full, ZFS_NAME),
             CommandPattern::argv_parts(self.sender.clone(), incremental, ZFS_NAME),
-            resume,
             CommandPattern::argv_then(self.sender.clone(), ["zfs", "hold", &self.tag, &of_source], ZFS_NAME),
             CommandPattern::argv_then(
                 self.sender.clone(),
@@ -220,6 +218,21 @@ impl Replica {
                 ZFS_NAME,
             ),
         ];
+        if self.raw {
+            // A raw job never resumes (see main_steps): it gives up the partial receive.
+            let abort = ari_core::step::remote_line(&self.abort_receive());
+            patterns.push(CommandPattern::exact(self.receiver.clone(), abort));
+        } else {
+            patterns.push(
+                CommandPattern::with_variable(self.sender.clone(), "zfs send -t {}", RESUME_TOKEN).handed_to(
+                    Handover::new(
+                        ["sh", "-c", RESUME, "ari-zfs-resume", source.as_str(), prefix.as_str()],
+                        RESUME_VARIABLE,
+                        "{}",
+                    ),
+                ),
+            );
+        }
         for force in [false, true].into_iter().filter(|force| !force || self.force) {
             let line = ari_core::step::remote_line(&self.receive(force));
             patterns.push(CommandPattern::exact(self.receiver.clone(), line));
@@ -376,6 +389,12 @@ impl BackupBackend for ZfsSendBackend {
             let replica = replica.clone();
             move |printed: &[&str]| -> Result<Vec<Work>, PluginError> {
                 match read_receiver(printed[0], &replica.dataset)? {
+                    // A raw job's partial receive is given up and sent again: the filter cannot
+                    // tell a raw token from one that sends the dataset's plaintext (zfs send -t
+                    // takes its flags from the token, and a token is anyone's to write).
+                    Receiver::Present { token: Some(_), .. } if replica.raw => {
+                        Ok(vec![Work::Run(replica.abort_receive())])
+                    }
                     Receiver::Present { token: Some(token), .. } => {
                         let send = Command::argv(replica.sender.clone(), ["zfs", "send", "-t", &token]);
                         Ok(vec![replica.stream(send, false)])
@@ -665,7 +684,12 @@ mod tests {
             assert!(command.host().is_local() || allowed(command), "{command}");
         }
         let resume = Command::argv(replica.sender.clone(), ["zfs", "send", "-t", "1-abc-789c"]);
-        assert!(allowed(&resume));
+        assert!(!allowed(&resume), "a raw job never resumes: a token cannot be bound to a raw send");
+        replica.raw = false;
+        assert!(
+            replica.patterns().iter().any(|p| p.allows("zfs send -t 1-abc-789c")),
+            "a job that is not raw does"
+        );
         for line in [
             "zfs send -w -I tank/web@ari-1 tank/other@ari-2",
             "zfs send -w tank/web@manual",

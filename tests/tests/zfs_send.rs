@@ -159,6 +159,31 @@ fn a_transfer_cut_by_the_job_timeout_resumes_on_the_next_run() {
 }
 
 #[test]
+fn a_raw_job_gives_up_a_cut_transfer_and_sends_it_again() {
+    require_tool("pv", "pv");
+    let (world, job) = world(&["ari-backup-1"], "raw_send: true\nbwlimit: 64K\njob_timeout: 2s\n");
+    world.fakes.set_send_payload_bytes(4 << 20);
+    assert_exit(&world.run(&job), 1);
+    assert!(world.fakes.resume_token(RECEIVER).is_some(), "the cut receive keeps its token");
+    // No token is resumed for a raw job: one could send the dataset's plaintext. The partial
+    // receive is given up (zfs recv -A) and the snapshot sent again, raw.
+    world.fakes.set_send_payload_bytes(1024);
+    let job = write_job(&world, "raw_send: true\n");
+    assert_exit(&world.run(&job), 0);
+    let sent = sends(&world);
+    assert!(!sent.iter().any(|s| s.starts_with("send -t")), "{sent:?}");
+    assert_eq!(sent.last().map(String::as_str), Some("send -w tank/web@ari-backup-1"), "{sent:?}");
+    let aborted = world.fakes.calls_of("zfs").iter().any(|c| c.args.join(" ") == "recv -A vault/web");
+    assert!(aborted, "{:?}", world.tools_called());
+    assert_eq!(world.fakes.resume_token(RECEIVER), None);
+    assert_eq!(names(&world, RECEIVER), ["ari-backup-1"]);
+    assert_eq!(
+        world.fakes.state().dataset_properties[RECEIVER].get("received_raw").map(String::as_str),
+        Some("yes")
+    );
+}
+
+#[test]
 fn a_diverged_receiver_is_refused_and_kept_unless_force_receive() {
     let (world, job) = world(&["ari-backup-1", "ari-backup-2"], "");
     assert_exit(&world.run(&job), 0);

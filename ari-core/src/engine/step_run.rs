@@ -469,8 +469,10 @@ fn gather(
         })?;
         printed.push(text);
     }
-    let work = expand(&printed)
-        .map_err(|err| StepError::Expand { command: queries[0].to_string(), message: err.to_string() })?;
+    // Named by the step, not by its queries (whole scripts, which would bury the message).
+    let named = || format!("the queries of step `{}`", step.name);
+    let work =
+        expand(&printed).map_err(|err| StepError::Expand { command: named(), message: err.to_string() })?;
     declared(step, &queries[0], work.iter().flat_map(|work| work.commands()))?;
     let mut streamed: Option<u64> = None;
     for work in &work {
