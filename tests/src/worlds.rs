@@ -185,3 +185,29 @@ pub fn zfs_calls(world: &World, subcommand: &str) -> Vec<Vec<String>> {
         .map(|c| c.args)
         .collect()
 }
+
+/// The names after `@` of `dataset`'s snapshots in the fake ZFS, oldest first.
+pub fn snapshots_of(world: &World, dataset: &str) -> Vec<String> {
+    let prefix = format!("{dataset}@");
+    world
+        .fakes
+        .zfs_snapshots()
+        .into_iter()
+        .filter_map(|(name, _)| name.strip_prefix(&prefix).map(String::from))
+        .collect()
+}
+
+/// The names after `@` of `dataset`'s snapshots that `tag` holds, oldest first.
+pub fn held_by(world: &World, dataset: &str, tag: &str) -> Vec<String> {
+    snapshots_of(world, dataset)
+        .into_iter()
+        .filter(|name| {
+            world.fakes.zfs_snapshot(&format!("{dataset}@{name}")).is_some_and(|s| s.holds.contains_key(tag))
+        })
+        .collect()
+}
+
+/// The GUID of the fake ZFS's snapshot `name` (`DATASET@NAME`); panics when there is none.
+pub fn snapshot_guid(world: &World, name: &str) -> u64 {
+    world.fakes.zfs_snapshot(name).unwrap_or_else(|| panic!("no snapshot {name}")).guid
+}

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use tests::fakes::stream::{ResumeToken, StreamHeader, StreamSnapshot, STREAM_END};
+use tests::worlds::{held_by, snapshot_guid as guid, snapshots_of as names};
 use tests::{assert_exit, run, stderr, stdout, Sshd, World};
 
 const SOURCE: &str = "tank/web";
@@ -143,29 +144,9 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn guid(world: &World, name: &str) -> u64 {
-    world.fakes.zfs_snapshot(name).unwrap_or_else(|| panic!("no snapshot {name}")).guid
-}
-
-/// The names after `@` of `dataset`'s snapshots, oldest first.
-fn names(world: &World, dataset: &str) -> Vec<String> {
-    let prefix = format!("{dataset}@");
-    world
-        .fakes
-        .zfs_snapshots()
-        .into_iter()
-        .filter_map(|(name, _)| name.strip_prefix(&prefix).map(String::from))
-        .collect()
-}
-
 /// The sender's snapshots that the job's tag holds.
 fn held(world: &World) -> Vec<String> {
-    names(world, SOURCE)
-        .into_iter()
-        .filter(|name| {
-            world.fakes.zfs_snapshot(&format!("{SOURCE}@{name}")).is_some_and(|s| s.holds.contains_key(TAG))
-        })
-        .collect()
+    held_by(world, SOURCE, TAG)
 }
 
 /// A full send's resume token for `toname`, whose snapshot has `toguid`, in the fake's format.

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 use tests::reports::last_report;
+use tests::worlds::{held_by, snapshot_guid as guid, snapshots_of as names};
 use tests::{assert_exit, require_tool, run, stderr, stdout, World};
 
 const SOURCE: &str = "tank/web";
@@ -42,25 +43,9 @@ fn write_job(world: &World, extra: &str) -> PathBuf {
     )
 }
 
-/// The names after `@` of `dataset`'s snapshots, oldest first.
-fn names(world: &World, dataset: &str) -> Vec<String> {
-    let prefix = format!("{dataset}@");
-    world
-        .fakes
-        .zfs_snapshots()
-        .into_iter()
-        .filter_map(|(name, _)| name.strip_prefix(&prefix).map(String::from))
-        .collect()
-}
-
 /// The sender's snapshots that the job's tag holds.
 fn held(world: &World) -> Vec<String> {
-    names(world, SOURCE)
-        .into_iter()
-        .filter(|name| {
-            world.fakes.zfs_snapshot(&format!("{SOURCE}@{name}")).is_some_and(|s| s.holds.contains_key(TAG))
-        })
-        .collect()
+    held_by(world, SOURCE, TAG)
 }
 
 /// The `zfs send` calls of the run so far, as their arguments joined.
@@ -72,10 +57,6 @@ fn sends(world: &World) -> Vec<String> {
         .filter(|call| call.args.first().map(String::as_str) == Some("send"))
         .map(|call| call.args.join(" "))
         .collect()
-}
-
-fn guid(world: &World, name: &str) -> u64 {
-    world.fakes.zfs_snapshot(name).unwrap_or_else(|| panic!("no snapshot {name}")).guid
 }
 
 #[test]
