@@ -78,6 +78,26 @@ impl World {
         fs::read_dir(self.fx.path("mnt")).expect("read the mount root").flatten().map(|e| e.path()).collect()
     }
 
+    /// A fake `logger` that appends each message to `logged` (a filter's refusals) and a fake
+    /// `sudo` that takes only `-n --`, records the command in `sudo-log` and runs it, both in
+    /// `logger-bin/`, for an sshd's PATH. The directory, and the path of `logged` (made empty).
+    pub fn fake_logger_and_sudo(&self) -> (PathBuf, PathBuf) {
+        let logged = self.fx.path("logged");
+        self.fx.write_script(
+            "logger-bin/logger",
+            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", logged.display()),
+        );
+        fs::write(&logged, "").expect("make the logger's file");
+        self.fx.write_script(
+            "logger-bin/sudo",
+            &format!(
+                "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || {{ echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }}\nshift 2\nprintf '%s\\n' \"$*\" >> {}\nexec \"$@\"\n",
+                self.fx.p("sudo-log")
+            ),
+        );
+        (self.fx.path("logger-bin"), logged)
+    }
+
     /// Nothing left: no snapshot, no mount, no unexpected call (the fakes), no mount directory.
     #[track_caller]
     pub fn assert_clean(&self) {

@@ -42,18 +42,7 @@ impl Rig {
     /// with `s` and a child tank/web/child with `ari-backup-1`, and the job's `extra` lines.
     fn new(sudo: bool, extra: &str) -> Rig {
         let world = World::new();
-        let logger_dir = world.fx.path("logger-bin");
-        world.fx.write_script(
-            "logger-bin/logger",
-            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", world.fx.p("logged")),
-        );
-        world.fx.write_script(
-            "logger-bin/sudo",
-            &format!(
-                "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || {{ echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }}\nshift 2\nprintf '%s\\n' \"$*\" >> {}\nexec \"$@\"\n",
-                world.fx.p("sudo-log")
-            ),
-        );
+        let (logger_dir, _) = world.fake_logger_and_sudo();
         let sshd = Sshd::builder().path_prefix(world.fakes.bin_dir()).path_prefix(&logger_dir).start();
         world.write_config(&format!(
             "{}ssh_filter_path: {}\nremote_sudo: {sudo}\n",

@@ -32,20 +32,7 @@ impl Rig {
         rdiff_backup();
         require_tool("rsync", "rsync");
         let world = World::lvm();
-        let logger_dir = world.fx.path("logger-bin");
-        let logged = world.fx.path("logged");
-        world.fx.write_script(
-            "logger-bin/logger",
-            &format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\n", logged.display()),
-        );
-        std::fs::write(&logged, "").unwrap();
-        world.fx.write_script(
-            "logger-bin/sudo",
-            &format!(
-                "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || {{ echo \"fake sudo: want -n --, got $*\" >&2; exit 99; }}\nshift 2\nprintf '%s\\n' \"$*\" >> {}\nexec \"$@\"\n",
-                world.fx.p("sudo-log")
-            ),
-        );
+        let (logger_dir, logged) = world.fake_logger_and_sudo();
         let sshd = Sshd::builder().path_prefix(world.fakes.bin_dir()).path_prefix(&logger_dir).start();
         world.write_config(&format!(
             "{}ssh_filter_path: {}\nremote_sudo: {sudo}\n",
