@@ -268,7 +268,9 @@ fn read_receiver(printed: &str, dataset: &str) -> Result<Receiver, String> {
     Ok(Receiver::Present { token, snapshots: read_listing(rest, dataset)? })
 }
 
-/// The sender's listing and the snapshots its tag holds (names after `@`).
+/// The sender's listing and those of its snapshots that the job's tag holds (names after `@`;
+/// a hold line of a snapshot the listing does not name is ignored, so that a release is only
+/// ever of a snapshot the sender listed).
 fn read_sender(printed: &str, dataset: &str, tag: &str) -> Result<(Vec<Snapshot>, Vec<String>), String> {
     let mut listing = String::new();
     let mut held = Vec::new();
@@ -293,7 +295,9 @@ fn read_sender(printed: &str, dataset: &str, tag: &str) -> Result<(Vec<Snapshot>
             }
         }
     }
-    Ok((read_listing(&listing, dataset)?, held))
+    let snapshots = read_listing(&listing, dataset)?;
+    held.retain(|name| snapshots.iter().any(|s| s.name == *name));
+    Ok((snapshots, held))
 }
 
 impl BackupBackend for ZfsSendBackend {
@@ -345,7 +349,7 @@ impl BackupBackend for ZfsSendBackend {
         if !job_keys.exclude.is_empty() {
             return Err(job.error_at("exclude", "zfs-send sends whole datasets: drop exclude"));
         }
-        if job.snapshot_root().is_some() || job_keys.snapshot.is_some() {
+        if job_keys.snapshot.is_some() {
             return Err(job.error_at("snapshot", "zfs-send sends ZFS snapshots itself: drop snapshot"));
         }
         Ok(())
@@ -473,16 +477,18 @@ impl BackupBackend for ZfsSendBackend {
 /// What a run sends, from the two listings, and the hold moves once it succeeded.
 fn replicate(replica: &Replica, sender: &str, receiver: &str) -> Result<Vec<Work>, PluginError> {
     let (ours, held) = read_sender(sender, &replica.source, &replica.tag)?;
-    let (theirs, first) = match read_receiver(receiver, &replica.dataset)? {
-        Receiver::Absent => (Vec::new(), true),
+    let theirs = match read_receiver(receiver, &replica.dataset)? {
+        Receiver::Absent => Vec::new(),
         Receiver::Present { token: Some(_), .. } => {
             return Err(PluginError::new(format!(
                 "{} holds a partial receive that was not resumed; to give it up: zfs recv -A {}",
                 replica.dataset, replica.dataset
             )))
         }
-        Receiver::Present { token: None, snapshots } => (snapshots, false),
+        Receiver::Present { token: None, snapshots } => snapshots,
     };
+    // Only a receiver with snapshots after the common base is rolled back (`-F`), by the one
+    // incremental stream from that base.
     let mut force = false;
     let planned = match plan(&ours, &theirs, &replica.prefix) {
         Ok(planned) => planned,
@@ -520,9 +526,8 @@ fn replicate(replica: &Replica, sender: &str, receiver: &str) -> Result<Vec<Work
                 Some(Transfer::Full(name)) | Some(Transfer::Incremental { to: name, .. }) => name.clone(),
                 None => return Err(PluginError::new("an empty plan")),
             };
-            for (i, transfer) in transfers.iter().enumerate() {
-                // Only the first stream into a dataset that exists may roll it back.
-                work.push(replica.stream(replica.send(transfer), force && i == 0 && !first));
+            for transfer in &transfers {
+                work.push(replica.stream(replica.send(transfer), force));
             }
             base
         }
@@ -599,6 +604,9 @@ mod tests {
         let receiver = "token\t-\nvault/web@ari-2\t13\t5\t1700000200\t0\n";
         let sender = SENDER.replace("tank/web@ari-1\tari-send-web", "tank/web@ari-2\tari-send-web");
         assert_eq!(shown(&replicate(&replica(), &sender, receiver).unwrap()), Vec::<String>::new());
+        // A hold line of a snapshot the listing does not name is no release's target.
+        let ghost = format!("{sender}tank/web@ghost\tari-send-web\tTue Dec  8 10:00 2026\n");
+        assert_eq!(shown(&replicate(&replica(), &ghost, receiver).unwrap()), Vec::<String>::new());
         // Another tool's hold is never released.
         let other = SENDER.replace("ari-send-web", "syncoid");
         assert_eq!(
