@@ -207,11 +207,14 @@ impl Replica {
             .map(|w| w.to_string())
             .chain(["-I".to_string(), format!("{source}@{{}}"), format!("{source}@{prefix}{{}}")])
             .collect();
-        let of_source = format!("{source}@");
+        let (of_source, ours) = (format!("{source}@"), format!("{source}@{prefix}"));
+        // What a run holds is always what it sent last, a prefixed snapshot: the key cannot pin
+        // the sender's other snapshots. A release may be of any snapshot of the dataset: it
+        // only ever removes the job's own tag (one a changed prefix left behind too).
         let mut patterns = vec![
             CommandPattern::argv_then(self.sender.clone(), full, ZFS_NAME),
             CommandPattern::argv_parts(self.sender.clone(), incremental, ZFS_NAME),
-            CommandPattern::argv_then(self.sender.clone(), ["zfs", "hold", &self.tag, &of_source], ZFS_NAME),
+            CommandPattern::argv_then(self.sender.clone(), ["zfs", "hold", &self.tag, &ours], ZFS_NAME),
             CommandPattern::argv_then(
                 self.sender.clone(),
                 ["zfs", "release", &self.tag, &of_source],

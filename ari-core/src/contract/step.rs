@@ -535,12 +535,6 @@ impl CommandPattern {
         self.chars
     }
 
-    /// Whether each `{}` holds a value of its own.
-    #[doc(hidden)]
-    pub fn is_independent(&self) -> bool {
-        self.independent
-    }
-
     /// Where the command runs.
     #[doc(hidden)]
     pub fn host(&self) -> &Host {
